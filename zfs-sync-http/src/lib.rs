@@ -1,0 +1,1 @@
+//! The REST witness server (under construction).

@@ -1,0 +1,1 @@
+//! SQLite and PostgreSQL stores (under construction).

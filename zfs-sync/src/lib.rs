@@ -1,0 +1,16 @@
+//! # zfs-sync: the pure core
+//!
+//! A witness for ZFS replication: hosts report their snapshots, this crate compares the hosts
+//! of a sync group dataset by dataset (pool-agnostic), picks incremental bases, detects
+//! conflicts, applies the group's policy and renders ready-to-run `zfs send | zfs receive`
+//! pipelines. It performs no I/O and never runs a process: storage is behind the async
+//! traits in [`store`], with [`store::memory::InMemoryStore`] as the reference.
+
+pub mod error;
+pub mod filter;
+pub mod model;
+pub mod names;
+pub mod plan;
+pub mod store;
+
+pub use error::{Error, Result};

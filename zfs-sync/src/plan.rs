@@ -1,0 +1,187 @@
+//! Planning: for a group, its members' inventories and "now", a deterministic plan with
+//! exactly one outcome per (logical dataset, target).
+//!
+//! The types are the contract other modules build on (commands, services, bindings).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::{ConflictKind, Member, ResumeToken, Snapshot, SyncGroup, System, TransferKind, TransferMode};
+use crate::names::{DatasetName, ShortName};
+
+/// One member's inventory, as the planner takes it.
+#[derive(Debug, Clone)]
+pub struct MemberInventory {
+    pub system: System,
+    pub member: Member,
+    /// Every snapshot of the system (the planner keeps those below the member's root).
+    pub snapshots: Vec<Snapshot>,
+    pub resume_tokens: Vec<ResumeToken>,
+}
+
+/// How two snapshots were found to be the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchMethod {
+    /// Both sides reported the GUID and it is equal.
+    Guid,
+    /// At least one side has no GUID: same short name and same creation time.
+    NameAndCreation,
+}
+
+/// A snapshot named in a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    pub name: ShortName,
+    pub guid: Option<u64>,
+    pub createtxg: Option<u64>,
+    pub creation: DateTime<Utc>,
+}
+
+/// One side of a transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub system_id: Uuid,
+    pub dataset: DatasetName,
+}
+
+/// One `zfs send` invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum SendStep {
+    /// `zfs send src@snapshot` (a full stream).
+    Full { snapshot: ShortName },
+    /// `zfs send -i src@from src@to` (only `to` is created on the target).
+    Incremental { from: ShortName, to: ShortName },
+    /// `zfs send -I src@from src@to` (every snapshot between, in one stream package).
+    Range { from: ShortName, to: ShortName },
+    /// `zfs send -t token` (resume an interrupted receive).
+    Resume { token: String },
+}
+
+/// A transfer from a source to a target of one logical dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub group_id: Uuid,
+    /// The logical dataset (path below each member's root).
+    pub dataset: String,
+    pub kind: TransferKind,
+    pub mode: TransferMode,
+    pub source: Endpoint,
+    pub target: Endpoint,
+    /// The incremental base (the newest common snapshot), `None` for a full send.
+    pub base: Option<SnapshotRef>,
+    /// The `zfs send` steps, in order; each is piped into one `zfs receive`.
+    pub steps: Vec<SendStep>,
+    /// Every snapshot this transfer creates on the target, oldest first.
+    pub snapshots: Vec<ShortName>,
+    /// Sum of the `used` of the snapshots sent (a lower bound for incremental streams).
+    pub estimated_bytes: u64,
+}
+
+/// The outcome for one (logical dataset, target).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The target holds every wanted snapshot.
+    InSync,
+    /// The target lags, but by no more than the group's `lag_threshold_seconds`.
+    WithinLag,
+    Transfer(Transfer),
+    /// A conflict blocks any transfer to this target until it is resolved.
+    Blocked { kind: ConflictKind, reason: String },
+}
+
+/// One target's outcome with its measurements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetOutcome {
+    pub target: Uuid,
+    pub outcome: Outcome,
+    /// Creation time of the source's newest wanted snapshot minus the target's newest common.
+    pub lag_seconds: u64,
+    /// Wanted source snapshots the target lacks (including unfillable ones).
+    pub missing_count: u64,
+    /// How the newest common snapshot was matched, when there is one.
+    pub matched_by: Option<MatchMethod>,
+}
+
+/// A conflict found by comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectedConflict {
+    pub dataset: String,
+    /// Ordered pair, `system_a < system_b`.
+    pub system_a: Uuid,
+    pub system_b: Uuid,
+    pub kind: ConflictKind,
+    /// `same_name_different_guid`, `same_name_different_creation`, `both_advanced`,
+    /// `no_common_snapshot`, `unfillable_gap`.
+    pub reason: String,
+    /// Evidence: names, GUIDs, fork point.
+    pub details: serde_json::Value,
+}
+
+/// Snapshots a target lacks that are older than its newest common snapshot: no send can
+/// insert them into its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    pub target: Uuid,
+    pub snapshots: Vec<ShortName>,
+}
+
+/// Snapshots to destroy on a target because the source pruned them (`mirror_deletions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    pub target: Endpoint,
+    pub snapshots: Vec<ShortName>,
+}
+
+/// Something the planner wants a person to know (skipped names, ambiguous roots, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    pub system_id: Option<Uuid>,
+    pub dataset: Option<String>,
+    pub message: String,
+}
+
+/// The plan of one logical dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetPlan {
+    pub dataset: String,
+    /// The member whose history every target should hold; `None` when none extends every
+    /// other (a conflict) or no member holds the dataset.
+    pub source: Option<Uuid>,
+    /// One per member other than the source, ordered by system id.
+    pub outcomes: Vec<TargetOutcome>,
+    pub conflicts: Vec<DetectedConflict>,
+    pub gaps: Vec<Gap>,
+    /// Planned only when the group sets `mirror_deletions` and `allow_destructive`.
+    pub deletions: Vec<Deletion>,
+}
+
+/// The plan of a whole group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupPlan {
+    pub group_id: Uuid,
+    pub now: DateTime<Utc>,
+    /// Ordered by logical dataset.
+    pub datasets: Vec<DatasetPlan>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl GroupPlan {
+    /// Every transfer of the plan.
+    pub fn transfers(&self) -> impl Iterator<Item = &Transfer> {
+        self.datasets.iter().flat_map(|d| d.outcomes.iter()).filter_map(|o| match &o.outcome {
+            Outcome::Transfer(t) => Some(t),
+            _ => None,
+        })
+    }
+}
+
+/// Plans a group. Deterministic: the result does not depend on the order of `inventories`
+/// or of their snapshots.
+pub fn plan_group(group: &SyncGroup, inventories: &[MemberInventory], now: DateTime<Utc>) -> GroupPlan {
+    let _ = (group, inventories, now);
+    unimplemented!("planner under construction")
+}

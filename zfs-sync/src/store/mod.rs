@@ -1,0 +1,184 @@
+//! The storage boundary: async, object-safe traits that every store implements, with the
+//! contract in the doc comments. [`memory::InMemoryStore`] is the reference implementation;
+//! `conformance` (feature `testing`) checks any store against these contracts.
+//!
+//! All times are UTC. Every write method is atomic: it either applies whole or returns an
+//! error and changes nothing.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::model::{
+    ApiKeyRecord, ConflictRecord, InventoryScope, Job, JobFilter, JobOutcome, Member, Metadata,
+    NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter,
+    System,
+};
+
+pub mod memory;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+
+/// Registered systems.
+#[async_trait]
+pub trait SystemStore: Send + Sync {
+    /// Stores a new system. `AlreadyExists` when the id or hostname is taken.
+    async fn create_system(&self, system: &System) -> Result<()>;
+    async fn get_system(&self, id: Uuid) -> Result<Option<System>>;
+    async fn get_system_by_hostname(&self, hostname: &str) -> Result<Option<System>>;
+    /// All systems, ordered by hostname.
+    async fn list_systems(&self) -> Result<Vec<System>>;
+    /// Replaces every field but `id` and `created_at`. `NotFound`; `AlreadyExists` when the
+    /// new hostname is another system's.
+    async fn update_system(&self, system: &System) -> Result<()>;
+    /// Sets `last_seen` and merges `metadata` into `extra_metadata` (keys in `metadata` win;
+    /// other keys stay). Returns the updated system. `NotFound`.
+    async fn touch_system(&self, id: Uuid, seen_at: DateTime<Utc>, metadata: &Metadata) -> Result<System>;
+    /// Deletes the system with its snapshots, resume tokens, memberships, sync states, keys,
+    /// jobs it takes part in and conflicts that name it. A group whose hub it was keeps
+    /// existing without that member. `NotFound`.
+    async fn delete_system(&self, id: Uuid) -> Result<()>;
+}
+
+/// API keys, stored as hashes only.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores a key record. `AlreadyExists` when the hash is taken.
+    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// The key whose hash is `key_hash`.
+    async fn find_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
+    /// Atomically removes every key of `system_id` and stores `key` (a rotation: the old key
+    /// stops working at once). `NotFound` when the system does not exist.
+    async fn replace_system_keys(&self, system_id: Uuid, key: &ApiKeyRecord) -> Result<()>;
+    /// How many admin keys exist.
+    async fn count_admin_keys(&self) -> Result<u64>;
+}
+
+/// Snapshot inventories and resume tokens.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync {
+    /// Inserts or updates (by system, pool, dataset, name) every item, all or nothing, and
+    /// never deletes. Items must be valid ([`NewSnapshot::validate`]); a duplicate key inside
+    /// one batch keeps the last item. Updated rows keep their id. `last_reported` becomes
+    /// `now`. Returns the stored rows in input order (duplicates collapsed to the last).
+    /// `NotFound` when the system does not exist.
+    async fn upsert_snapshots(&self, system_id: Uuid, items: &[NewSnapshot], now: DateTime<Utc>) -> Result<Vec<Snapshot>>;
+    /// Atomically makes the stored inventory of `system_id` within `scope` equal to `items`:
+    /// upserts them as [`SnapshotStore::upsert_snapshots`] does and deletes stored snapshots
+    /// within the scope that are absent. Items outside the scope are an `InvalidInput`.
+    /// Returns (upserted, deleted).
+    async fn replace_inventory(
+        &self,
+        system_id: Uuid,
+        scope: &InventoryScope,
+        items: &[NewSnapshot],
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64)>;
+    /// Snapshots matching the query, newest `creation` first (then pool, dataset, name), paged.
+    async fn query_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>>;
+    async fn get_snapshot(&self, id: Uuid) -> Result<Option<Snapshot>>;
+    /// Every snapshot of these systems, in no particular order: the planner's input.
+    async fn snapshots_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Snapshot>>;
+    /// Deletes every snapshot of the system; returns how many.
+    async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64>;
+    /// Sets (`Some`) or clears (`None`) the `receive_resume_token` of a system's dataset.
+    async fn set_resume_token(&self, system_id: Uuid, pool: &str, dataset: &str, token: Option<&str>, now: DateTime<Utc>) -> Result<()>;
+    /// Every resume token of these systems.
+    async fn resume_tokens_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<ResumeToken>>;
+}
+
+/// Sync groups and their members.
+#[async_trait]
+pub trait GroupStore: Send + Sync {
+    /// Stores a group with its members. `AlreadyExists` when the name is taken; `NotFound`
+    /// when a member system does not exist.
+    async fn create_group(&self, group: &SyncGroup) -> Result<()>;
+    async fn get_group(&self, id: Uuid) -> Result<Option<SyncGroup>>;
+    /// All groups, ordered by name.
+    async fn list_groups(&self) -> Result<Vec<SyncGroup>>;
+    /// Groups that have `system_id` as a member, ordered by name.
+    async fn groups_of_system(&self, system_id: Uuid) -> Result<Vec<SyncGroup>>;
+    /// Replaces the group's fields and its member list. `NotFound`; `AlreadyExists` on a
+    /// taken name.
+    async fn update_group(&self, group: &SyncGroup) -> Result<()>;
+    /// Deletes the group with its sync states, conflicts and jobs. `NotFound`.
+    async fn delete_group(&self, id: Uuid) -> Result<()>;
+    /// Adds or updates (its `dataset_root`) a member. `NotFound` for the group or system.
+    async fn put_member(&self, group_id: Uuid, member: &Member) -> Result<()>;
+    /// Removes a member with its sync states in the group. `NotFound` when it is not a member.
+    async fn remove_member(&self, group_id: Uuid, system_id: Uuid) -> Result<()>;
+}
+
+/// Sync states per (group, dataset, system).
+#[async_trait]
+pub trait SyncStateStore: Send + Sync {
+    /// Atomically makes the group's states equal to `states` (upsert by (group, dataset,
+    /// system), keeping ids; delete the group's other states).
+    async fn replace_group_states(&self, group_id: Uuid, states: &[SyncState]) -> Result<()>;
+    /// Upserts states by (group, dataset, system), keeping existing ids.
+    async fn upsert_states(&self, states: &[SyncState]) -> Result<()>;
+    /// States matching the filter, ordered by (group, dataset, system).
+    async fn list_states(&self, filter: &SyncStateFilter) -> Result<Vec<SyncState>>;
+    async fn get_state(&self, id: Uuid) -> Result<Option<SyncState>>;
+}
+
+/// Conflicts, persisted until resolved or gone.
+#[async_trait]
+pub trait ConflictStore: Send + Sync {
+    /// Reconciles the group's open conflicts with a fresh detection: each detected conflict
+    /// is matched to an open one by (dataset, system_a, system_b, kind) and keeps that id
+    /// (its `reason`, `details` and `updated_at` refreshed); new ones are inserted; open ones
+    /// not detected become `gone`. Resolved conflicts are left alone. Returns the open
+    /// conflicts after the change, ordered by (dataset, system_a, system_b, kind).
+    async fn sync_conflicts(&self, group_id: Uuid, detected: &[ConflictRecord], now: DateTime<Utc>) -> Result<Vec<ConflictRecord>>;
+    /// The group's conflicts, open ones only unless `include_closed`.
+    async fn list_conflicts(&self, group_id: Uuid, include_closed: bool) -> Result<Vec<ConflictRecord>>;
+    async fn get_conflict(&self, id: Uuid) -> Result<Option<ConflictRecord>>;
+    /// Marks an open conflict resolved with its plan. `NotFound`; `Conflict` when not open.
+    async fn resolve_conflict(&self, id: Uuid, resolution: &serde_json::Value, now: DateTime<Utc>) -> Result<ConflictRecord>;
+}
+
+/// Transfer jobs and their leases.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Stores `job` unless an active (pending or leased) job exists for the same (group,
+    /// dataset, target). If one exists and is pending, its `kind`, `spec` and runner are
+    /// replaced by `job`'s; a leased one is left alone. Returns the job now active.
+    async fn create_job_if_absent(&self, job: &Job) -> Result<Job>;
+    /// Leases the job to its runner until `until` when it is pending, or leased with an
+    /// expired lease; increments `attempts`. Returns `None` when another caller holds it or it
+    /// is finished: a job is handed to exactly one caller at a time, across processes.
+    async fn lease_job(&self, id: Uuid, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<Option<Job>>;
+    /// Leases up to `limit` pending (or expired-leased) jobs of `runner_system_id`, oldest
+    /// first, skipping jobs another caller is leasing at the same moment.
+    async fn lease_jobs_for_runner(&self, runner_system_id: Uuid, now: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Result<Vec<Job>>;
+    /// Records a runner's result on a leased (or pending) job. `NotFound`; `Conflict` when the
+    /// job is already finished.
+    async fn complete_job(&self, id: Uuid, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<Job>;
+    /// Marks leased jobs whose lease ended at or before `now` as expired; returns them.
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>>;
+    /// Cancels the group's pending jobs not in `keep`; returns how many.
+    async fn cancel_pending_jobs(&self, group_id: Uuid, keep: &[Uuid], now: DateTime<Utc>) -> Result<u64>;
+    async fn get_job(&self, id: Uuid) -> Result<Option<Job>>;
+    /// Jobs matching the filter, oldest first.
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>>;
+}
+
+/// Whether the backend answers (for readiness checks).
+#[async_trait]
+pub trait HealthCheck: Send + Sync {
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Everything a witness needs from storage.
+pub trait Store:
+    SystemStore + KeyStore + SnapshotStore + GroupStore + SyncStateStore + ConflictStore + JobStore + HealthCheck
+{
+}
+
+impl<T> Store for T where
+    T: SystemStore + KeyStore + SnapshotStore + GroupStore + SyncStateStore + ConflictStore + JobStore + HealthCheck
+{
+}
