@@ -11,6 +11,7 @@ pub mod filter;
 pub mod model;
 pub mod names;
 pub mod plan;
+pub mod service;
 pub mod store;
 
 pub use error::{Error, Result};

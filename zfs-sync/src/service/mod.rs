@@ -1,0 +1,4 @@
+//! The service layer: the seed's business logic over the [`crate::store::Store`] traits.
+//! Every service takes "now" from its caller, so the core stays deterministic and testable.
+
+pub mod sync;
