@@ -1,0 +1,275 @@
+//! API keys: generation, hashing, authentication, authorization, system registration and
+//! key rotation.
+//!
+//! A key is `zs_` followed by 64 hex digits (256 bits from the operating system's random
+//! source). Only its SHA-256 is stored; a presented key is hashed, looked up by hash and the
+//! hashes compared in constant time. Keys are returned exactly once, by the call that creates
+//! or rotates them.
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{ApiKeyRecord, Role, System, validate_host, validate_ssh_user};
+use crate::store::Store;
+
+/// Every key starts with this, so leaked keys are easy to recognise (secret scanners).
+pub const KEY_PREFIX: &str = "zs_";
+/// Random bytes per generated key.
+const KEY_BYTES: usize = 32;
+/// Characters of a key kept in [`ApiKeyRecord::prefix`] (the `zs_` and 8 hex digits).
+const SHOWN_PREFIX_LEN: usize = 11;
+/// Shortest key accepted from configuration (`ZFS_SYNC_ADMIN_KEY`): 128 bits of hex.
+pub const MIN_CONFIGURED_KEY_LEN: usize = 32;
+
+/// A key as created: the secret, shown once, and the record that is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedKey {
+    pub key: String,
+    pub record: ApiKeyRecord,
+}
+
+impl std::fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("key", &"<secret>")
+            .field("record", &self.record)
+            .finish()
+    }
+}
+
+/// Lower-case hex SHA-256 of a key.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A fresh random key (`zs_` + 64 hex digits).
+pub fn generate_key() -> Result<String> {
+    let mut bytes = [0u8; KEY_BYTES];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::backend_msg(format!("no random source: {e}")))?;
+    Ok(format!("{KEY_PREFIX}{}", hex::encode(bytes)))
+}
+
+/// The record stored for `key`.
+pub fn key_record(key: &str, role: Role, now: DateTime<Utc>) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: Uuid::new_v4(),
+        key_hash: hash_key(key),
+        prefix: key.chars().take(SHOWN_PREFIX_LEN).collect(),
+        role,
+        created_at: now,
+    }
+}
+
+/// Generates a key for `role` (not yet stored).
+pub fn issue_key(role: Role, now: DateTime<Utc>) -> Result<IssuedKey> {
+    let key = generate_key()?;
+    let record = key_record(&key, role, now);
+    Ok(IssuedKey { key, record })
+}
+
+/// The role of a presented key. `Unauthorized` when it is empty or matches no stored key.
+pub async fn authenticate(store: &dyn Store, presented_key: &str) -> Result<Role> {
+    let presented_key = presented_key.trim();
+    if presented_key.is_empty() {
+        return Err(Error::Unauthorized {
+            message: "missing API key (header X-API-Key)".into(),
+        });
+    }
+    let hash = hash_key(presented_key);
+    let invalid = || Error::Unauthorized {
+        message: "invalid API key".into(),
+    };
+    let record = store.find_key_by_hash(&hash).await?.ok_or_else(invalid)?;
+    // The lookup is by hash; the constant-time comparison makes sure a store that matched
+    // loosely (prefix, case-insensitive collation) can never authenticate a different key.
+    if bool::from(record.key_hash.as_bytes().ct_eq(hash.as_bytes())) {
+        Ok(record.role)
+    } else {
+        Err(invalid())
+    }
+}
+
+/// `Ok` when `role` may act for `system_id`: an admin, or that system's own key.
+pub fn authorize_system(role: Role, system_id: Uuid) -> Result<()> {
+    match role {
+        Role::Admin => Ok(()),
+        Role::System(own) if own == system_id => Ok(()),
+        Role::System(_) => Err(Error::Forbidden {
+            message: format!("this API key may not act for system {system_id}"),
+        }),
+    }
+}
+
+/// `Ok` for an admin key.
+pub fn authorize_admin(role: Role) -> Result<()> {
+    match role {
+        Role::Admin => Ok(()),
+        Role::System(_) => Err(Error::Forbidden {
+            message: "this operation needs an admin API key".into(),
+        }),
+    }
+}
+
+/// `Ok` when `role` is an admin or one of `system_ids` (e.g. the members of a group).
+pub fn authorize_any_of(role: Role, system_ids: &[Uuid], what: &str) -> Result<()> {
+    match role {
+        Role::Admin => Ok(()),
+        Role::System(own) if system_ids.contains(&own) => Ok(()),
+        Role::System(_) => Err(Error::Forbidden {
+            message: format!("this API key may not read {what}"),
+        }),
+    }
+}
+
+/// Creates and stores a new admin key; returns it (shown once).
+pub async fn create_admin_key(store: &dyn Store, now: DateTime<Utc>) -> Result<String> {
+    let issued = issue_key(Role::Admin, now)?;
+    store.insert_key(&issued.record).await?;
+    Ok(issued.key)
+}
+
+/// What [`ensure_admin_key`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminKeySetup {
+    /// The configured key was stored (or already was).
+    Configured,
+    /// An admin key already existed; nothing was done.
+    Existing,
+    /// No key was configured and none existed: this one was generated and stored. Print it
+    /// once; it is never shown again.
+    Generated(String),
+}
+
+/// First start: makes sure an admin key exists. A configured key is stored (idempotent); without
+/// one, a key is generated when the store has no admin key.
+pub async fn ensure_admin_key(
+    store: &dyn Store,
+    configured: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<AdminKeySetup> {
+    if let Some(key) = configured {
+        let key = key.trim();
+        if key.len() < MIN_CONFIGURED_KEY_LEN {
+            return Err(Error::invalid(
+                "admin_key",
+                format!(
+                    "must be at least {MIN_CONFIGURED_KEY_LEN} characters (128 bits of hex); generate one with `zfs-sync-server create-admin-key`"
+                ),
+            ));
+        }
+        let record = key_record(key, Role::Admin, now);
+        return match store.find_key_by_hash(&record.key_hash).await? {
+            Some(existing) if existing.role == Role::Admin => Ok(AdminKeySetup::Configured),
+            Some(_) => Err(Error::invalid(
+                "admin_key",
+                "is already in use as a system key",
+            )),
+            None => {
+                store.insert_key(&record).await?;
+                Ok(AdminKeySetup::Configured)
+            }
+        };
+    }
+    if store.count_admin_keys().await? > 0 {
+        return Ok(AdminKeySetup::Existing);
+    }
+    Ok(AdminKeySetup::Generated(
+        create_admin_key(store, now).await?,
+    ))
+}
+
+/// Checks a system's host names, user and port.
+pub fn validate_system(system: &System) -> Result<()> {
+    validate_host("hostname", &system.hostname)?;
+    if let Some(h) = &system.ssh_hostname {
+        validate_host("ssh_hostname", h)?;
+    }
+    if let Some(u) = &system.ssh_user {
+        validate_ssh_user("ssh_user", u)?;
+    }
+    if system.ssh_port == 0 {
+        return Err(Error::invalid("ssh_port", "must be between 1 and 65535"));
+    }
+    Ok(())
+}
+
+/// Registers a system and issues its key; returns the key (shown once). When the key cannot be
+/// stored the system is removed again, so a registration never leaves a system without a key.
+pub async fn register_system(
+    store: &dyn Store,
+    system: &System,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    validate_system(system)?;
+    let issued = issue_key(Role::System(system.id), now)?;
+    store.create_system(system).await?;
+    if let Err(e) = store.insert_key(&issued.record).await {
+        // Best effort: the original error is the one to report.
+        let _ = store.delete_system(system.id).await;
+        return Err(e);
+    }
+    Ok(issued.key)
+}
+
+/// Replaces every key of a system with a new one; the old key stops working at once.
+pub async fn rotate_system_key(
+    store: &dyn Store,
+    system_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    let issued = issue_key(Role::System(system_id), now)?;
+    store.replace_system_keys(system_id, &issued.record).await?;
+    Ok(issued.key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_long_random_and_hash_stably() {
+        let a = generate_key().unwrap();
+        let b = generate_key().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(KEY_PREFIX));
+        assert_eq!(a.len(), KEY_PREFIX.len() + 2 * KEY_BYTES);
+        assert_eq!(hash_key(&a), hash_key(&a));
+        assert_ne!(hash_key(&a), hash_key(&b));
+        // SHA-256 of "abc", a published test vector.
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn records_never_hold_the_key() {
+        let issued = issue_key(Role::Admin, Utc::now()).unwrap();
+        assert!(!issued.record.key_hash.contains(&issued.key[3..]));
+        assert_eq!(issued.record.prefix.len(), SHOWN_PREFIX_LEN);
+        assert!(issued.key.starts_with(&issued.record.prefix));
+        assert!(!format!("{issued:?}").contains(&issued.key));
+    }
+
+    #[test]
+    fn system_keys_act_only_for_their_system() {
+        let own = Uuid::new_v4();
+        let other = Uuid::new_v4();
+        assert!(authorize_system(Role::Admin, other).is_ok());
+        assert!(authorize_system(Role::System(own), own).is_ok());
+        assert!(matches!(
+            authorize_system(Role::System(own), other),
+            Err(Error::Forbidden { .. })
+        ));
+        assert!(matches!(
+            authorize_admin(Role::System(own)),
+            Err(Error::Forbidden { .. })
+        ));
+        assert!(authorize_any_of(Role::System(own), &[other, own], "x").is_ok());
+        assert!(authorize_any_of(Role::System(own), &[other], "x").is_err());
+    }
+}
