@@ -144,8 +144,9 @@ pub trait ConflictStore: Send + Sync {
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Stores `job` unless an active (pending or leased) job exists for the same (group,
-    /// dataset, target). If one exists and is pending, its `kind`, `spec` and runner are
-    /// replaced by `job`'s; a leased one is left alone. Returns the job now active.
+    /// dataset, target). If one exists and is pending, its source, runner, `kind`, `spec` and
+    /// `updated_at` are replaced by `job`'s; a leased one is left alone. Returns the job now
+    /// active. `job` must be pending (`InvalidInput`); `NotFound` for its group or systems.
     async fn create_job_if_absent(&self, job: &Job) -> Result<Job>;
     /// Leases the job to its runner until `until` when it is pending, or leased with an
     /// expired lease; increments `attempts`. Returns `None` when another caller holds it or it
@@ -181,4 +182,93 @@ pub trait Store:
 impl<T> Store for T where
     T: SystemStore + KeyStore + SnapshotStore + GroupStore + SyncStateStore + ConflictStore + JobStore + HealthCheck
 {
+}
+
+/// Checks every item of a snapshot batch with [`NewSnapshot::validate`] (errors name
+/// `snapshots[i]`) and collapses duplicate (pool, dataset, name) keys: the last item of a key
+/// wins, at the position of the key's first occurrence. Every store calls this before it
+/// writes anything, so a batch with one bad item stores nothing.
+pub fn prepare_snapshot_batch(items: &[NewSnapshot]) -> Result<Vec<&NewSnapshot>> {
+    let mut out: Vec<&NewSnapshot> = Vec::with_capacity(items.len());
+    let mut index: std::collections::HashMap<(&str, &str, &str), usize> =
+        std::collections::HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        item.validate().map_err(|e| e.in_field(&format!("snapshots[{i}]")))?;
+        match index.entry((item.pool.as_str(), item.dataset.as_str(), item.name.as_str())) {
+            std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = item,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(item);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether an inventory `scope` covers the snapshots of dataset `pool`/`dataset`.
+pub fn scope_covers(scope: &InventoryScope, pool: &str, dataset: &str) -> bool {
+    match scope {
+        InventoryScope::All => true,
+        InventoryScope::Datasets(names) => names.iter().any(|full| {
+            let (p, d) = full.split_once('/').unwrap_or((full.as_str(), ""));
+            p == pool && d == dataset
+        }),
+    }
+}
+
+/// `InvalidInput` naming `snapshots[i]` when an item lies outside `scope`.
+pub fn check_items_in_scope(scope: &InventoryScope, items: &[NewSnapshot]) -> Result<()> {
+    for (i, item) in items.iter().enumerate() {
+        if !scope_covers(scope, &item.pool, &item.dataset) {
+            return Err(crate::Error::invalid(
+                format!("snapshots[{i}]"),
+                format!(
+                    "dataset {} is outside the inventory scope",
+                    crate::model::dataset_full_name(&item.pool, &item.dataset)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the dataset a resume token is reported for and that a token is not empty.
+pub fn check_resume_token_input(pool: &str, dataset: &str, token: Option<&str>) -> Result<()> {
+    crate::names::PoolName::parse(pool).map_err(|e| e.into_error("pool"))?;
+    if dataset.starts_with('/') || dataset.ends_with('/') {
+        return Err(crate::Error::invalid(
+            "dataset",
+            "must be a path below the pool without leading or trailing '/'",
+        ));
+    }
+    crate::names::check_reported_dataset(&crate::model::dataset_full_name(pool, dataset))
+        .map_err(|e| e.into_error("dataset"))?;
+    if token.is_some_and(|t| t.is_empty()) {
+        return Err(crate::Error::invalid(
+            "token",
+            "must not be empty (pass None to clear it)",
+        ));
+    }
+    Ok(())
+}
+
+/// A job outcome must be `Succeeded` or `Failed`.
+pub fn check_job_outcome(outcome: &JobOutcome) -> Result<()> {
+    use crate::model::JobStatus;
+    if matches!(outcome.status, JobStatus::Succeeded | JobStatus::Failed) {
+        Ok(())
+    } else {
+        Err(crate::Error::invalid(
+            "status",
+            "a job outcome must be succeeded or failed",
+        ))
+    }
+}
+
+/// A job handed to [`JobStore::create_job_if_absent`] must be new: pending, no lease.
+pub fn check_new_job(job: &Job) -> Result<()> {
+    if job.status != crate::model::JobStatus::Pending {
+        return Err(crate::Error::invalid("status", "a new job must be pending"));
+    }
+    Ok(())
 }
