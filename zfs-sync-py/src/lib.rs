@@ -1,1 +1,26 @@
-//! Python bindings (under construction).
+//! Python bindings of zfs-sync: the native part (`zfs_sync._zfs_sync`) of the `zfs_sync`
+//! package. The Python package (`python/zfs_sync/`) re-exports it, adds the exception classes
+//! and a pure-Python HTTP client, and carries the type stubs.
+
+mod convert;
+mod errors;
+mod names;
+mod values;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _zfs_sync(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(names::parse_snapshot_name, m)?)?;
+    m.add_function(wrap_pyfunction!(names::validate_dataset_name, m)?)?;
+    m.add_function(wrap_pyfunction!(names::validate_pool_name, m)?)?;
+    m.add_function(wrap_pyfunction!(names::validate_short_name, m)?)?;
+    m.add_class::<names::PySnapshotName>()?;
+    m.add_class::<values::PySystem>()?;
+    m.add_class::<values::PySnapshot>()?;
+    m.add_class::<values::PyMember>()?;
+    m.add_class::<values::PyPolicy>()?;
+    m.add_class::<values::PySyncGroup>()?;
+    Ok(())
+}

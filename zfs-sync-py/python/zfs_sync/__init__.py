@@ -1,0 +1,54 @@
+"""zfs-sync: the witness for ZFS replication, from Python.
+
+The planning core and the stores are native (``zfs_sync._zfs_sync``, re-exported here);
+:mod:`zfs_sync.client` is a pure-Python HTTP client for host scripts; every error is a
+:class:`ZfsSyncError` (see :mod:`zfs_sync.errors`).
+"""
+
+from zfs_sync._zfs_sync import (
+    Member,
+    Policy,
+    Snapshot,
+    SnapshotName,
+    SyncGroup,
+    System,
+    __version__,
+    parse_snapshot_name,
+    validate_dataset_name,
+    validate_pool_name,
+    validate_short_name,
+)
+from zfs_sync.errors import (
+    AlreadyExistsError,
+    AuthError,
+    ConflictError,
+    InvalidNameError,
+    NotFoundError,
+    StorageError,
+    TransportError,
+    ValidationError,
+    ZfsSyncError,
+)
+
+__all__ = [
+    "AlreadyExistsError",
+    "AuthError",
+    "ConflictError",
+    "InvalidNameError",
+    "Member",
+    "NotFoundError",
+    "Policy",
+    "Snapshot",
+    "SnapshotName",
+    "StorageError",
+    "SyncGroup",
+    "System",
+    "TransportError",
+    "ValidationError",
+    "ZfsSyncError",
+    "__version__",
+    "parse_snapshot_name",
+    "validate_dataset_name",
+    "validate_pool_name",
+    "validate_short_name",
+]
