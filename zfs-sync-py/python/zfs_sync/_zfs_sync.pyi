@@ -1,0 +1,271 @@
+"""Type stubs of the native part of zfs-sync (hand-written; checked by mypy.stubtest)."""
+
+import sys
+from datetime import datetime
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Union, final
+from uuid import UUID
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:
+    from typing_extensions import Self
+
+__version__: str
+__all__ = [
+    "__version__",
+    "parse_snapshot_name",
+    "validate_dataset_name",
+    "validate_pool_name",
+    "validate_short_name",
+    "SnapshotName",
+    "System",
+    "Snapshot",
+    "Member",
+    "Policy",
+    "SyncGroup",
+]
+
+#: A UUID as a ``uuid.UUID`` or its string form.
+_UuidLike = Union[UUID, str]
+#: A time: an aware ``datetime`` (any offset; converted to UTC), an RFC 3339 string, or
+#: Unix seconds.
+_TimeLike = Union[datetime, str, int]
+#: JSON-like values (what ``json.dumps`` accepts).
+_Json = Any
+_TransferMode = Literal["push", "pull"]
+_SendFlag = Literal["compressed", "raw", "large_blocks", "embedded"]
+_ConflictStrategy = Literal["use_newest", "use_largest", "use_majority", "manual", "ignore"]
+
+# -- names ------------------------------------------------------------------------------------
+
+@final
+class SnapshotName:
+    """A valid full snapshot name, ``pool/path@snapshot``."""
+
+    def __new__(cls, name: str) -> Self: ...
+    @property
+    def pool(self) -> str: ...
+    @property
+    def dataset(self) -> str:
+        """The path below the pool, ``""`` for the pool's root dataset."""
+    @property
+    def dataset_name(self) -> str:
+        """``pool`` or ``pool/path``."""
+    @property
+    def snapshot(self) -> str:
+        """The short name after ``@``."""
+    @property
+    def full_name(self) -> str: ...
+    def __hash__(self) -> int: ...
+
+def parse_snapshot_name(name: str) -> SnapshotName:
+    """Parses ``pool/path@snapshot``; raises ``InvalidNameError`` naming the rule broken."""
+
+def validate_dataset_name(name: str) -> str:
+    """Returns a valid dataset name (``pool`` or ``pool/a/b``) or raises ``InvalidNameError``."""
+
+def validate_pool_name(name: str) -> str:
+    """Returns a valid pool name or raises ``InvalidNameError``."""
+
+def validate_short_name(name: str) -> str:
+    """Returns a valid short snapshot/bookmark name (after ``@``/``#``) or raises."""
+
+# -- values -----------------------------------------------------------------------------------
+
+@final
+class System:
+    """A registered ZFS host."""
+
+    def __new__(
+        cls,
+        hostname: str,
+        *,
+        id: Optional[_UuidLike] = None,
+        platform: Optional[str] = None,
+        ssh_hostname: Optional[str] = None,
+        ssh_user: Optional[str] = None,
+        ssh_port: Optional[int] = None,
+        capabilities: Optional[Mapping[str, bool]] = None,
+        extra_metadata: Optional[Mapping[str, _Json]] = None,
+        last_seen: Optional[_TimeLike] = None,
+        created_at: Optional[_TimeLike] = None,
+        updated_at: Optional[_TimeLike] = None,
+    ) -> Self: ...
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
+    def to_dict(self) -> Dict[str, _Json]: ...
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def hostname(self) -> str: ...
+    @property
+    def platform(self) -> Optional[str]: ...
+    @property
+    def ssh_hostname(self) -> Optional[str]: ...
+    @property
+    def ssh_user(self) -> Optional[str]: ...
+    @property
+    def ssh_port(self) -> int: ...
+    @property
+    def capabilities(self) -> Optional[Dict[str, bool]]: ...
+    @property
+    def extra_metadata(self) -> Dict[str, _Json]: ...
+    @property
+    def last_seen(self) -> Optional[datetime]: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+@final
+class Snapshot:
+    """A snapshot as a host reports it, or as a store holds it (with ``id``, ``system_id``
+    and ``last_reported``)."""
+
+    def __new__(
+        cls,
+        name: str,
+        *,
+        creation: _TimeLike,
+        pool: Optional[str] = None,
+        dataset: Optional[str] = None,
+        guid: Optional[Union[int, str]] = None,
+        createtxg: Optional[int] = None,
+        used: Optional[int] = None,
+        referenced: Optional[int] = None,
+        extra_metadata: Optional[Mapping[str, _Json]] = None,
+        id: Optional[_UuidLike] = None,
+        system_id: Optional[_UuidLike] = None,
+        last_reported: Optional[_TimeLike] = None,
+    ) -> Self: ...
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
+    def to_dict(self) -> Dict[str, _Json]: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def pool(self) -> str: ...
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def dataset_name(self) -> str: ...
+    @property
+    def full_name(self) -> str: ...
+    @property
+    def guid(self) -> Optional[int]: ...
+    @property
+    def createtxg(self) -> Optional[int]: ...
+    @property
+    def creation(self) -> datetime: ...
+    @property
+    def used(self) -> int: ...
+    @property
+    def referenced(self) -> int: ...
+    @property
+    def extra_metadata(self) -> Dict[str, _Json]: ...
+    @property
+    def id(self) -> Optional[UUID]: ...
+    @property
+    def system_id(self) -> Optional[UUID]: ...
+    @property
+    def last_reported(self) -> Optional[datetime]: ...
+
+@final
+class Member:
+    """A member of a sync group and the dataset under which it keeps the group's datasets."""
+
+    def __new__(
+        cls, system_id: Union[_UuidLike, System], dataset_root: Optional[str] = None
+    ) -> Self: ...
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
+    def to_dict(self) -> Dict[str, _Json]: ...
+    @property
+    def system_id(self) -> UUID: ...
+    @property
+    def dataset_root(self) -> Optional[str]: ...
+
+@final
+class Policy:
+    """A group's replication policy."""
+
+    def __new__(
+        cls,
+        *,
+        snapshot_filter: Optional[str] = None,
+        min_snapshot_age_seconds: Optional[int] = None,
+        lag_threshold_seconds: Optional[int] = None,
+        transfer: Optional[_TransferMode] = None,
+        send_flags: Optional[Iterable[_SendFlag]] = None,
+        conflict_strategy: Optional[_ConflictStrategy] = None,
+        allow_destructive: Optional[bool] = None,
+        mirror_deletions: Optional[bool] = None,
+    ) -> Self: ...
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
+    def to_dict(self) -> Dict[str, _Json]: ...
+    @property
+    def snapshot_filter(self) -> Optional[str]: ...
+    @property
+    def min_snapshot_age_seconds(self) -> int: ...
+    @property
+    def lag_threshold_seconds(self) -> int: ...
+    @property
+    def transfer(self) -> _TransferMode: ...
+    @property
+    def send_flags(self) -> List[_SendFlag]: ...
+    @property
+    def conflict_strategy(self) -> _ConflictStrategy: ...
+    @property
+    def allow_destructive(self) -> bool: ...
+    @property
+    def mirror_deletions(self) -> bool: ...
+
+_MemberLike = Union[Member, System, _UuidLike, Mapping[str, Any]]
+
+@final
+class SyncGroup:
+    """A group of systems whose datasets should hold the same snapshots."""
+
+    def __new__(
+        cls,
+        name: str,
+        members: Optional[Iterable[_MemberLike]] = None,
+        *,
+        id: Optional[_UuidLike] = None,
+        description: Optional[str] = None,
+        enabled: Optional[bool] = None,
+        directional: Optional[bool] = None,
+        hub_system_id: Optional[Union[_UuidLike, System]] = None,
+        sync_interval_seconds: Optional[int] = None,
+        policy: Optional[Union[Policy, Mapping[str, Any]]] = None,
+        created_at: Optional[_TimeLike] = None,
+        updated_at: Optional[_TimeLike] = None,
+    ) -> Self: ...
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
+    def to_dict(self) -> Dict[str, _Json]: ...
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> Optional[str]: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def directional(self) -> bool: ...
+    @property
+    def hub_system_id(self) -> Optional[UUID]: ...
+    @property
+    def sync_interval_seconds(self) -> int: ...
+    @property
+    def policy(self) -> Policy: ...
+    @property
+    def members(self) -> List[Member]: ...
+    @property
+    def system_ids(self) -> List[UUID]: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...

@@ -1,0 +1,324 @@
+"""A small HTTP client for host scripts, in pure Python (standard library only).
+
+It speaks the zfs-sync HTTP API (``/api/v1``) with a system's API key: report the host's
+snapshots, send heartbeats, fetch the transfers to run and report their results. Errors are
+the same exception classes the native bindings raise (:mod:`zfs_sync.errors`)::
+
+    from zfs_sync.client import Client
+
+    client = Client("http://witness:8000", api_key, system_id=my_id)
+    client.heartbeat()
+    client.report_inventory(zfs_sync.parse_zfs_list(text))
+    for entry in client.instructions()["datasets"]:
+        ...  # run entry["argv"], then client.report_job(entry["job_id"], "succeeded")
+"""
+
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from uuid import UUID
+
+from zfs_sync.errors import (
+    AlreadyExistsError,
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    StorageError,
+    TransportError,
+    ValidationError,
+    ZfsSyncError,
+)
+
+__all__ = ["Client", "BATCH_SIZE"]
+
+#: Snapshots per ``POST /snapshots/batch`` request (the server's documented chunk size).
+BATCH_SIZE = 1000
+
+JsonDict = Dict[str, Any]
+SnapshotLike = Union[Mapping[str, Any], Any]
+
+
+def _snapshot_item(snapshot: SnapshotLike, index: int) -> JsonDict:
+    """A snapshot report item (the API's field names) from a ``Snapshot`` or a dict."""
+    if isinstance(snapshot, Mapping):
+        item = dict(snapshot)
+    elif hasattr(snapshot, "to_dict"):
+        item = snapshot.to_dict()
+    else:
+        raise ValidationError(
+            f"snapshots[{index}]: must be a Snapshot or a dict",
+            field=f"snapshots[{index}]",
+            reason="must be a Snapshot or a dict",
+        )
+    # The stored-only fields of a Snapshot are not part of a report.
+    for key in ("id", "last_reported"):
+        item.pop(key, None)
+    if item.get("system_id") is None:
+        item.pop("system_id", None)
+    if "creation" in item:
+        creation = item.pop("creation")
+        item.setdefault("timestamp", creation)
+    timestamp = item.get("timestamp")
+    if isinstance(timestamp, datetime):
+        if timestamp.tzinfo is None or timestamp.utcoffset() is None:
+            raise ValidationError(
+                f"snapshots[{index}].timestamp: must be timezone-aware",
+                field=f"snapshots[{index}].timestamp",
+                reason="must be timezone-aware",
+            )
+        item["timestamp"] = timestamp.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    guid = item.get("guid")
+    if isinstance(guid, int) and not isinstance(guid, bool):
+        # As a string: JSON readers that use doubles cannot hold every 64-bit GUID.
+        item["guid"] = str(guid)
+    return item
+
+
+class Client:
+    """A zfs-sync server, seen by one system (or by an admin).
+
+    ``base_url`` is the server (``http://host:8000``) or its API root
+    (``http://host:8000/api/v1``). ``system_id`` is needed by the per-system calls
+    (``heartbeat``, ``instructions``, ``replace_inventory``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        system_id: Optional[Union[str, UUID]] = None,
+        timeout: float = 30.0,
+    ) -> None:
+        parsed = urllib.parse.urlsplit(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValidationError(
+                f"base_url: must be an http:// or https:// URL, got {base_url!r}",
+                field="base_url",
+                reason="must be an http:// or https:// URL",
+            )
+        root = base_url.rstrip("/")
+        if not root.endswith("/api/v1"):
+            root += "/api/v1"
+        self.base_url = root
+        self._api_key = api_key
+        self.system_id: Optional[str] = str(UUID(str(system_id))) if system_id is not None else None
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        # Never the key.
+        return f"Client({self.base_url!r}, system_id={self.system_id!r})"
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: Optional[Mapping[str, Any]] = None,
+    ) -> Any:
+        url = self.base_url + path
+        if query:
+            pairs = {k: v for k, v in query.items() if v is not None}
+            if pairs:
+                url += "?" + urllib.parse.urlencode(pairs)
+        data = None
+        headers = {"Accept": "application/json", "X-API-Key": self._api_key}
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as err:
+            with err:
+                raise _error_from_response(err.code, err.read()) from None
+        except (urllib.error.URLError, socket.timeout, ConnectionError) as err:
+            reason = getattr(err, "reason", err)
+            raise TransportError(f"{method} {url}: {reason}") from err
+        if not payload:
+            return None
+        try:
+            return json.loads(payload)
+        except ValueError as err:
+            raise TransportError(f"{method} {url}: the answer is not JSON: {err}") from err
+
+    def _system(self) -> str:
+        if self.system_id is None:
+            raise ValidationError(
+                "system_id: this call acts for one system; pass Client(..., system_id=...)",
+                field="system_id",
+                reason="is required for this call",
+            )
+        return self.system_id
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def health(self) -> JsonDict:
+        """``GET /health``: the server's status, service name and version."""
+        result: JsonDict = self._request("GET", "/health")
+        return result
+
+    def report_inventory(
+        self, snapshots: Iterable[SnapshotLike], *, batch_size: int = BATCH_SIZE
+    ) -> List[JsonDict]:
+        """Reports snapshots (``Snapshot`` objects or report dicts) in chunks of ``batch_size``
+        to ``POST /snapshots/batch``. The server upserts and never deletes, so chunks cannot
+        erase each other. Returns the stored items, in order.
+
+        Every item is checked before the first request, so a bad snapshot sends nothing.
+        """
+        if batch_size < 1:
+            raise ValidationError(
+                "batch_size: must be at least 1", field="batch_size", reason="must be at least 1"
+            )
+        items = [_snapshot_item(s, i) for i, s in enumerate(snapshots)]
+        stored: List[JsonDict] = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            try:
+                result = self._request("POST", "/snapshots/batch", chunk)
+            except ValidationError as err:
+                # The server names the index within the chunk; name it within the whole report.
+                raise _shift_index(err, start) from None
+            if isinstance(result, list):
+                stored.extend(result)
+            elif isinstance(result, dict) and isinstance(result.get("snapshots"), list):
+                stored.extend(result["snapshots"])
+        return stored
+
+    def replace_inventory(
+        self, snapshots: Iterable[SnapshotLike], *, datasets: Optional[Sequence[str]] = None
+    ) -> Any:
+        """``PUT /systems/{id}/snapshots``: the system's complete inventory (optionally only
+        for ``datasets``); snapshots absent from it are removed from the witness."""
+        items = [_snapshot_item(s, i) for i, s in enumerate(snapshots)]
+        query = {"dataset": ",".join(datasets)} if datasets else None
+        return self._request("PUT", f"/systems/{self._system()}/snapshots", items, query)
+
+    def heartbeat(self, metadata: Optional[Mapping[str, Any]] = None) -> JsonDict:
+        """``POST /systems/{id}/heartbeat``; ``metadata`` is merged into the system's."""
+        result: JsonDict = self._request(
+            "POST", f"/systems/{self._system()}/heartbeat", dict(metadata or {})
+        )
+        return result
+
+    def instructions(
+        self,
+        sync_group_id: Optional[Union[str, UUID]] = None,
+        *,
+        include_diagnostics: bool = False,
+    ) -> JsonDict:
+        """``GET /sync/instructions/{id}``: the transfers this system should run now."""
+        query: Dict[str, Any] = {}
+        if sync_group_id is not None:
+            query["sync_group_id"] = str(sync_group_id)
+        if include_diagnostics:
+            query["include_diagnostics"] = "true"
+        result: JsonDict = self._request(
+            "GET", f"/sync/instructions/{self._system()}", query=query
+        )
+        return result
+
+    def report_job(
+        self,
+        job_id: Union[str, UUID],
+        status: str,
+        error: Optional[str] = None,
+        bytes: Optional[int] = None,
+        *,
+        resume_token: Optional[str] = None,
+    ) -> JsonDict:
+        """``POST /sync/jobs/{job_id}/result``: ``status`` is ``"succeeded"`` or ``"failed"``."""
+        if status not in ("succeeded", "failed"):
+            raise ValidationError(
+                f"status: is {status!r}; expected succeeded or failed",
+                field="status",
+                reason="expected succeeded or failed",
+            )
+        if bytes is not None and (isinstance(bytes, bool) or not isinstance(bytes, int) or bytes < 0):
+            raise ValidationError(
+                "bytes: must be a non-negative integer",
+                field="bytes",
+                reason="must be a non-negative integer",
+            )
+        body: JsonDict = {"status": status}
+        if error is not None:
+            body["error"] = error
+        if bytes is not None:
+            body["bytes"] = bytes
+        if resume_token is not None:
+            body["resume_token"] = resume_token
+        job = str(UUID(str(job_id)))
+        result: JsonDict = self._request("POST", f"/sync/jobs/{job}/result", body)
+        return result
+
+    @classmethod
+    def register(
+        cls,
+        base_url: str,
+        admin_key: str,
+        hostname: str,
+        *,
+        timeout: float = 30.0,
+        **fields: Any,
+    ) -> "Client":
+        """Registers a system with an admin key (``POST /systems``) and returns a client
+        acting as that system, with its new key (``client.api_key``, shown only this once)."""
+        admin = cls(base_url, admin_key, timeout=timeout)
+        created = admin._request("POST", "/systems", {"hostname": hostname, **fields})
+        if not isinstance(created, dict) or "api_key" not in created or "id" not in created:
+            raise TransportError("POST /systems: the answer has no id and api_key")
+        return cls(base_url, created["api_key"], system_id=created["id"], timeout=timeout)
+
+    @property
+    def api_key(self) -> str:
+        """The key this client sends."""
+        return self._api_key
+
+
+def _error_from_response(status: int, payload: bytes) -> ZfsSyncError:
+    """The exception for an HTTP error answer (``{"detail", "status_code", "field"?}``)."""
+    detail: str = ""
+    field: Optional[str] = None
+    code: Optional[str] = None
+    try:
+        body = json.loads(payload) if payload else {}
+    except ValueError:
+        body = {}
+    if isinstance(body, dict):
+        raw = body.get("detail")
+        detail = raw if isinstance(raw, str) else (json.dumps(raw) if raw is not None else "")
+        field = body.get("field") if isinstance(body.get("field"), str) else None
+        code = body.get("code") if isinstance(body.get("code"), str) else None
+    if not detail:
+        detail = payload.decode("utf-8", "replace").strip() or f"HTTP {status}"
+    if status in (400, 413, 422):
+        return ValidationError(detail, field=field, reason=detail, status_code=status)
+    if status in (401, 403):
+        return AuthError(detail, status_code=status)
+    if status == 404:
+        return NotFoundError(detail, status_code=status)
+    if status == 409:
+        if code == "already_exists":
+            return AlreadyExistsError(detail, status_code=status)
+        return ConflictError(detail, status_code=status)
+    if status == 503:
+        return StorageError(detail, status_code=status)
+    return ZfsSyncError(detail, status_code=status)
+
+
+def _shift_index(err: ValidationError, offset: int) -> ValidationError:
+    """``[3].name`` in chunk k becomes ``[offset+3].name`` in the whole report."""
+    field = err.field
+    if offset and field and field.startswith("[") and "]" in field:
+        index, rest = field[1:].split("]", 1)
+        if index.isdigit():
+            field = f"[{int(index) + offset}]{rest}"
+    return ValidationError(err.message, field=field, reason=err.reason, status_code=err.status_code)
