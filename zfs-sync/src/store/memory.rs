@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::{
     ConflictStore, GroupStore, HealthCheck, JobStore, KeyStore, SnapshotStore, SyncStateStore,
-    SystemStore, check_items_in_scope, prepare_snapshot_batch, scope_covers,
+    SystemStore, check_items_in_scope, conflict_order, prepare_snapshot_batch, reconcile_conflicts,
+    scope_covers,
 };
 use crate::error::{Error, Result};
 use crate::model::{
@@ -186,25 +187,6 @@ fn state_key(s: &SyncState) -> (Uuid, String, Uuid) {
 
 fn job_order(a: &Job, b: &Job) -> std::cmp::Ordering {
     a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id))
-}
-
-fn conflict_order(a: &ConflictRecord, b: &ConflictRecord) -> std::cmp::Ordering {
-    (
-        &a.dataset,
-        a.system_a,
-        a.system_b,
-        a.kind.as_str(),
-        a.detected_at,
-        a.id,
-    )
-        .cmp(&(
-            &b.dataset,
-            b.system_a,
-            b.system_b,
-            b.kind.as_str(),
-            b.detected_at,
-            b.id,
-        ))
 }
 
 /// The lease rule shared by [`JobStore::lease_job`] and [`JobStore::lease_jobs_for_runner`].
@@ -720,68 +702,34 @@ impl ConflictStore for InMemoryStore {
     ) -> Result<Vec<ConflictRecord>> {
         let mut inner = self.write();
         inner.require_group(group_id)?;
-        for (i, c) in detected.iter().enumerate() {
-            if c.group_id != group_id {
-                return Err(Error::invalid(
-                    format!("conflicts[{i}].group_id"),
-                    "must be the group being synced",
-                ));
-            }
+        for c in detected {
             inner.require_system(c.system_a)?;
             inner.require_system(c.system_b)?;
         }
-        type ConflictKey = (String, Uuid, Uuid, &'static str);
-        let key = |c: &ConflictRecord| -> ConflictKey {
-            (c.dataset.clone(), c.system_a, c.system_b, c.kind.as_str())
-        };
-        let open: HashMap<ConflictKey, Uuid> = inner
+        let open: Vec<ConflictRecord> = inner
             .conflicts
             .values()
             .filter(|c| c.group_id == group_id && c.status == ConflictStatus::Open)
-            .map(|c| (key(c), c.id))
+            .cloned()
             .collect();
-        let mut fresh: HashMap<ConflictKey, ConflictRecord> = HashMap::new();
-        for c in detected {
-            let k = key(c);
-            let rec = match open.get(&k).and_then(|id| inner.conflicts.get(id)) {
-                Some(existing) => ConflictRecord {
-                    reason: c.reason.clone(),
-                    details: c.details.clone(),
-                    updated_at: now,
-                    ..existing.clone()
-                },
-                None => ConflictRecord {
-                    status: ConflictStatus::Open,
-                    detected_at: now,
-                    updated_at: now,
-                    resolved_at: None,
-                    resolution: None,
-                    ..c.clone()
-                },
-            };
-            fresh.insert(k, rec);
+        let change = reconcile_conflicts(group_id, &open, detected, now)?;
+        if let Some(c) = change
+            .inserted
+            .iter()
+            .find(|c| inner.conflicts.contains_key(&c.id))
+        {
+            return Err(Error::already_exists("conflict", c.id));
         }
-        let mut ids = HashSet::new();
-        for rec in fresh.values() {
-            let taken = !open.contains_key(&key(rec)) && inner.conflicts.contains_key(&rec.id);
-            if taken || !ids.insert(rec.id) {
-                return Err(Error::already_exists("conflict", rec.id));
-            }
-        }
-        for (k, id) in &open {
-            if !fresh.contains_key(k)
-                && let Some(c) = inner.conflicts.get_mut(id)
-            {
+        for id in &change.gone {
+            if let Some(c) = inner.conflicts.get_mut(id) {
                 c.status = ConflictStatus::Gone;
                 c.updated_at = now;
             }
         }
-        let mut out: Vec<ConflictRecord> = fresh.into_values().collect();
-        for rec in &out {
-            inner.conflicts.insert(rec.id, rec.clone());
+        for c in change.inserted.iter().chain(&change.refreshed) {
+            inner.conflicts.insert(c.id, c.clone());
         }
-        out.sort_by(conflict_order);
-        Ok(out)
+        Ok(change.into_open())
     }
 
     async fn list_conflicts(

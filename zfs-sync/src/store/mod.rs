@@ -272,3 +272,98 @@ pub fn check_new_job(job: &Job) -> Result<()> {
     }
     Ok(())
 }
+
+/// What [`ConflictStore::sync_conflicts`] changes, computed by [`reconcile_conflicts`] from
+/// the group's open conflicts and a fresh detection. Every store applies it in one
+/// transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictReconciliation {
+    /// Detected conflicts that match no open one: insert them (status open).
+    pub inserted: Vec<ConflictRecord>,
+    /// Open conflicts detected again: update their `reason`, `details` and `updated_at`.
+    pub refreshed: Vec<ConflictRecord>,
+    /// Open conflicts no longer detected: mark them gone at `now`.
+    pub gone: Vec<Uuid>,
+}
+
+impl ConflictReconciliation {
+    /// The open conflicts after the change, in the contract's order.
+    pub fn into_open(self) -> Vec<ConflictRecord> {
+        let mut v = self.inserted;
+        v.extend(self.refreshed);
+        v.sort_by(conflict_order);
+        v
+    }
+}
+
+/// The order of conflict listings: (dataset, system_a, system_b, kind name), then detection
+/// time and id.
+pub fn conflict_order(a: &ConflictRecord, b: &ConflictRecord) -> std::cmp::Ordering {
+    (&a.dataset, a.system_a, a.system_b, a.kind.as_str(), a.detected_at, a.id).cmp(&(
+        &b.dataset,
+        b.system_a,
+        b.system_b,
+        b.kind.as_str(),
+        b.detected_at,
+        b.id,
+    ))
+}
+
+/// Matches a fresh detection against the group's currently `open` conflicts by (dataset,
+/// system_a, system_b, kind); a duplicated key in `detected` keeps the last. `InvalidInput`
+/// when a detected conflict names another group or two new conflicts share an id.
+pub fn reconcile_conflicts(
+    group_id: Uuid,
+    open: &[ConflictRecord],
+    detected: &[ConflictRecord],
+    now: DateTime<Utc>,
+) -> Result<ConflictReconciliation> {
+    use crate::model::ConflictStatus;
+    use std::collections::{HashMap, HashSet};
+    type Key<'a> = (&'a str, Uuid, Uuid, &'static str);
+    fn key(c: &ConflictRecord) -> Key<'_> {
+        (c.dataset.as_str(), c.system_a, c.system_b, c.kind.as_str())
+    }
+    let open_by_key: HashMap<Key<'_>, &ConflictRecord> = open.iter().map(|c| (key(c), c)).collect();
+    let mut fresh: HashMap<Key<'_>, &ConflictRecord> = HashMap::new();
+    let mut order: Vec<Key<'_>> = Vec::new();
+    for (i, c) in detected.iter().enumerate() {
+        if c.group_id != group_id {
+            return Err(crate::Error::invalid(
+                format!("conflicts[{i}].group_id"),
+                "must be the group being synced",
+            ));
+        }
+        if fresh.insert(key(c), c).is_none() {
+            order.push(key(c));
+        }
+    }
+    let mut out = ConflictReconciliation { inserted: Vec::new(), refreshed: Vec::new(), gone: Vec::new() };
+    let mut new_ids = HashSet::new();
+    for k in order {
+        let c = fresh[&k];
+        match open_by_key.get(&k) {
+            Some(existing) => out.refreshed.push(ConflictRecord {
+                reason: c.reason.clone(),
+                details: c.details.clone(),
+                updated_at: now,
+                ..(*existing).clone()
+            }),
+            None => {
+                if !new_ids.insert(c.id) || open.iter().any(|o| o.id == c.id) {
+                    return Err(crate::Error::already_exists("conflict", c.id));
+                }
+                out.inserted.push(ConflictRecord {
+                    status: ConflictStatus::Open,
+                    detected_at: now,
+                    updated_at: now,
+                    resolved_at: None,
+                    resolution: None,
+                    ..c.clone()
+                });
+            }
+        }
+    }
+    out.gone = open.iter().filter(|c| !fresh.contains_key(&key(c))).map(|c| c.id).collect();
+    Ok(out)
+}
