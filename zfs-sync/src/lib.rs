@@ -6,11 +6,14 @@
 //! pipelines. It performs no I/O and never runs a process: storage is behind the async
 //! traits in [`store`], with [`store::memory::InMemoryStore`] as the reference.
 
+pub mod command;
 pub mod error;
 pub mod filter;
+pub mod inventory;
 pub mod model;
 pub mod names;
 pub mod plan;
+pub mod resume;
 pub mod service;
 pub mod store;
 

@@ -25,12 +25,7 @@ impl Default for SyncSettings {
     }
 }
 
-/// One shell pipeline a host runs, as argv vectors (joined by `|`) and rendered once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Command {
-    pub argv: Vec<Vec<String>>,
-    pub shell: String,
-}
+pub use crate::command::Command;
 
 /// One transfer handed to the host that runs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
