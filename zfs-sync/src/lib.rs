@@ -7,6 +7,8 @@
 //! traits in [`store`], with [`store::memory::InMemoryStore`] as the reference.
 
 pub mod command;
+pub mod compare;
+pub mod conflict;
 pub mod error;
 pub mod filter;
 pub mod inventory;
@@ -16,5 +18,7 @@ pub mod plan;
 pub mod resume;
 pub mod service;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::{Error, Result};

@@ -473,10 +473,10 @@ impl SyncGroup {
                 return Err(Error::invalid(format!("system_ids[{i}]"), "lists a system twice"));
             }
         }
-        if let Some(hub) = self.hub() {
-            if !seen.contains(&hub) {
-                return Err(Error::invalid("hub_system_id", "must be a member of the group"));
-            }
+        if let Some(hub) = self.hub()
+            && !seen.contains(&hub)
+        {
+            return Err(Error::invalid("hub_system_id", "must be a member of the group"));
         }
         if let Some(f) = &self.policy.snapshot_filter {
             crate::filter::SnapshotFilter::parse(f).map_err(|e| e.in_field("snapshot_filter"))?;

@@ -313,6 +313,13 @@ impl DatasetName {
 impl ShortName {
     /// Validates the part after `@` or `#`.
     pub fn parse(s: &str) -> Result<Self, NameError> {
+        Self::check(s)?;
+        Ok(ShortName(s.to_string()))
+    }
+
+    /// What [`ShortName::parse`] checks, without allocating (the planner checks every
+    /// reported snapshot name this way).
+    pub fn check(s: &str) -> Result<(), NameError> {
         if s.is_empty() {
             return Err(NameError::new("snapshot name", s, NameRule::EmptyComponent));
         }
@@ -329,8 +336,7 @@ impl ShortName {
                 NameRule::TooLong { len: s.len() + 2, max: MAX_NAME_LEN },
             ));
         }
-        check_component(s, 0, false).map_err(|r| NameError::new("snapshot name", s, r))?;
-        Ok(ShortName(s.to_string()))
+        check_component(s, 0, false).map_err(|r| NameError::new("snapshot name", s, r))
     }
 }
 

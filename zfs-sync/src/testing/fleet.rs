@@ -1,0 +1,1 @@
+//! A seeded fleet generator (under construction).

@@ -1,0 +1,1 @@
+//! A model of ZFS receive semantics (under construction).
