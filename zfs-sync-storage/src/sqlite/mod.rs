@@ -1,0 +1,1993 @@
+//! The embedded store: one SQLite file (or an in-memory database) through rusqlite.
+//!
+//! - WAL journal, `synchronous=NORMAL`, `foreign_keys=ON`, a busy timeout, so other processes
+//!   on the same file wait instead of failing.
+//! - Blocking calls never run on the async runtime: every operation is a closure run by
+//!   `spawn_blocking`. Writes go through the one writer connection (so they are serialized)
+//!   inside one `BEGIN IMMEDIATE` transaction each; reads use a small pool of read-only
+//!   connections that WAL lets run beside the writer.
+//! - Statements are prepared once per connection (`prepare_cached`).
+
+mod error;
+pub(crate) mod schema;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OpenFlags, Row, Transaction, TransactionBehavior, params};
+use uuid::Uuid;
+use zfs_sync::model::{
+    ApiKeyRecord, Capabilities, ConflictKind, ConflictRecord, ConflictStatus, ConflictStrategy,
+    InventoryScope, Job, JobFilter, JobOutcome, JobStatus, Member, Metadata, NewSnapshot, Policy,
+    ResumeToken, Role, SendFlags, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter,
+    SyncStatus, System, TransferKind,
+};
+use zfs_sync::store::{
+    ConflictStore, GroupStore, HealthCheck, JobStore, KeyStore, SnapshotStore, SyncStateStore,
+    SystemStore, check_items_in_scope, check_job_outcome, check_new_job, check_resume_token_input,
+    prepare_snapshot_batch, reconcile_conflicts, scope_covers,
+};
+use zfs_sync::{Error, Result};
+
+use crate::codec::{
+    corrupt, from_micros, i64_bits, metadata_text, micros, parse_json, parse_metadata, parse_role,
+    parse_topology, parse_transfer, role_cols, topology_cols, transfer_str, u64_bits,
+};
+use error::map_err;
+pub use schema::LATEST_VERSION;
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqliteLocation {
+    File(PathBuf),
+    /// A private in-memory database, gone when the store is dropped.
+    Memory,
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteConfig {
+    pub location: SqliteLocation,
+    /// How long a statement waits for another process's lock before failing.
+    pub busy_timeout: Duration,
+    /// Idle read connections kept open (file databases only).
+    pub max_readers: usize,
+}
+
+impl SqliteConfig {
+    /// A file database with default settings.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        SqliteConfig {
+            location: SqliteLocation::File(path.into()),
+            busy_timeout: Duration::from_secs(30),
+            max_readers: 4,
+        }
+    }
+
+    /// A private in-memory database.
+    pub fn memory() -> Self {
+        SqliteConfig {
+            location: SqliteLocation::Memory,
+            ..SqliteConfig::file("")
+        }
+    }
+
+    /// Parses `sqlite:///abs/path.db`, `sqlite://relative.db`, `sqlite:relative.db` or
+    /// `sqlite::memory:`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let rest = url.strip_prefix("sqlite:").ok_or_else(|| {
+            Error::invalid(
+                "database_url",
+                "a SQLite URL starts with sqlite: (sqlite:///abs/path.db, sqlite::memory:)",
+            )
+        })?;
+        if rest == ":memory:" || rest == "//:memory:" {
+            return Ok(SqliteConfig::memory());
+        }
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() {
+            return Err(Error::invalid(
+                "database_url",
+                "the SQLite URL names no file",
+            ));
+        }
+        if path.contains('?') {
+            return Err(Error::invalid(
+                "database_url",
+                "SQLite URL parameters are not supported",
+            ));
+        }
+        Ok(SqliteConfig::file(path))
+    }
+}
+
+/// A [`zfs_sync::store::Store`] on SQLite.
+#[derive(Clone)]
+pub struct SqliteStore {
+    db: Arc<Db>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("config", &self.db.config)
+            .finish()
+    }
+}
+
+struct Db {
+    config: SqliteConfig,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic inside a transaction rolls it back (the Transaction is dropped), so the
+    // connection behind a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn configure(conn: &Connection, config: &SqliteConfig) -> Result<()> {
+    conn.busy_timeout(config.busy_timeout).map_err(map_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl Db {
+    fn open_writer(config: &SqliteConfig, migrate_to: Option<i64>) -> Result<Connection> {
+        let mut conn = match &config.location {
+            SqliteLocation::File(p) => Connection::open(p),
+            SqliteLocation::Memory => Connection::open_in_memory(),
+        }
+        .map_err(map_err)?;
+        configure(&conn, config)?;
+        if let SqliteLocation::File(_) = config.location {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(map_err)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(Error::backend_msg(format!(
+                    "could not switch the SQLite journal to WAL (got {mode})"
+                )));
+            }
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(map_err)?;
+        }
+        schema::migrate(&mut conn, migrate_to)?;
+        Ok(conn)
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let SqliteLocation::File(path) = &self.config.location else {
+            return Err(Error::backend_msg(
+                "an in-memory database has no reader connections",
+            ));
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(map_err)?;
+        configure(&conn, &self.config)?;
+        Ok(conn)
+    }
+}
+
+async fn blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::backend_msg(format!("the SQLite worker failed: {e}")))?
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database and migrates it to the latest schema.
+    pub async fn open(config: SqliteConfig) -> Result<Self> {
+        Self::open_at_version(config, None).await
+    }
+
+    /// Opens the database migrated up to `version` only (for upgrade tests).
+    pub(crate) async fn open_at_version(
+        config: SqliteConfig,
+        version: Option<i64>,
+    ) -> Result<Self> {
+        blocking(move || {
+            let writer = Db::open_writer(&config, version)?;
+            Ok(SqliteStore {
+                db: Arc::new(Db {
+                    config,
+                    writer: Mutex::new(writer),
+                    readers: Mutex::new(Vec::new()),
+                }),
+            })
+        })
+        .await
+    }
+
+    /// The schema version of the open database.
+    pub async fn schema_version(&self) -> Result<i64> {
+        self.read(schema::current_version).await
+    }
+
+    /// Runs `f` in one immediate transaction on the writer connection; commits when it
+    /// returns `Ok`, rolls back otherwise.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || {
+            let mut conn = lock(&db.writer);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(map_err)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(map_err)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs `f` on a read connection (the writer for an in-memory database).
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || {
+            if db.config.location == SqliteLocation::Memory {
+                return f(&lock(&db.writer));
+            }
+            let pooled = lock(&db.readers).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => db.open_reader()?,
+            };
+            // A read sees one consistent snapshot of the database.
+            conn.execute_batch("BEGIN").map_err(map_err)?;
+            let out = f(&conn);
+            let end = conn.execute_batch("COMMIT").map_err(map_err);
+            let mut pool = lock(&db.readers);
+            if pool.len() < db.config.max_readers {
+                pool.push(conn);
+            }
+            let out = out?;
+            end?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Column helpers
+
+fn blob(id: &Uuid) -> &[u8] {
+    id.as_bytes()
+}
+
+fn uuid_at(row: &Row<'_>, i: usize) -> Result<Uuid> {
+    match row.get_ref(i).map_err(map_err)? {
+        ValueRef::Blob(b) => Uuid::from_slice(b).map_err(|e| corrupt("id", e)),
+        other => Err(corrupt("id", format!("{:?}", other.data_type()))),
+    }
+}
+
+fn opt_uuid_at(row: &Row<'_>, i: usize) -> Result<Option<Uuid>> {
+    match row.get_ref(i).map_err(map_err)? {
+        ValueRef::Null => Ok(None),
+        _ => uuid_at(row, i).map(Some),
+    }
+}
+
+fn get<T: rusqlite::types::FromSql>(row: &Row<'_>, i: usize) -> Result<T> {
+    row.get(i).map_err(map_err)
+}
+
+fn text_at<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r str> {
+    row.get_ref(i)
+        .map_err(map_err)?
+        .as_str()
+        .map_err(|e| corrupt("text", e))
+}
+
+fn time_at(row: &Row<'_>, i: usize) -> Result<DateTime<Utc>> {
+    from_micros("time", get(row, i)?)
+}
+
+fn opt_time_at(row: &Row<'_>, i: usize) -> Result<Option<DateTime<Utc>>> {
+    get::<Option<i64>>(row, i)?
+        .map(|v| from_micros("time", v))
+        .transpose()
+}
+
+fn u64_at(row: &Row<'_>, i: usize) -> Result<u64> {
+    Ok(u64_bits(get(row, i)?))
+}
+
+fn opt_u64_at(row: &Row<'_>, i: usize) -> Result<Option<u64>> {
+    Ok(get::<Option<i64>>(row, i)?.map(u64_bits))
+}
+
+fn opt_time(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(micros)
+}
+
+fn opt_u64(v: Option<u64>) -> Option<i64> {
+    v.map(i64_bits)
+}
+
+/// Runs a query and converts each row.
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    mut f: impl FnMut(&Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
+    let mut rows = stmt.query(params).map_err(map_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_err)? {
+        out.push(f(row)?);
+    }
+    Ok(out)
+}
+
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnMut(&Row<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    Ok(collect(conn, sql, params, f)?.into_iter().next())
+}
+
+fn exists(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_err)?;
+    stmt.exists(params).map_err(map_err)
+}
+
+fn require_system(conn: &Connection, id: Uuid) -> Result<()> {
+    if exists(conn, "SELECT 1 FROM systems WHERE id = ?1", [blob(&id)])? {
+        Ok(())
+    } else {
+        Err(Error::not_found("system", id))
+    }
+}
+
+fn require_group(conn: &Connection, id: Uuid) -> Result<()> {
+    if exists(conn, "SELECT 1 FROM sync_groups WHERE id = ?1", [blob(&id)])? {
+        Ok(())
+    } else {
+        Err(Error::not_found("group", id))
+    }
+}
+
+/// A WHERE clause built from optional filters.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<&'static str>,
+    params: Vec<SqlValue>,
+}
+
+impl Filter {
+    fn eq(&mut self, clause: &'static str, v: Option<SqlValue>) {
+        if let Some(v) = v {
+            self.clauses.push(clause);
+            self.params.push(v);
+        }
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+fn uuid_value(id: Uuid) -> SqlValue {
+    SqlValue::Blob(id.as_bytes().to_vec())
+}
+
+// ----------------------------------------------------------------------------------------
+// Systems
+
+const SYSTEM_COLS: &str = "id, hostname, platform, ssh_hostname, ssh_user, ssh_port, capabilities, extra_metadata, \
+                           last_seen, created_at, updated_at";
+
+fn system_row(row: &Row<'_>) -> Result<System> {
+    let capabilities: Option<String> = get(row, 6)?;
+    Ok(System {
+        id: uuid_at(row, 0)?,
+        hostname: get(row, 1)?,
+        platform: get(row, 2)?,
+        ssh_hostname: get(row, 3)?,
+        ssh_user: get(row, 4)?,
+        ssh_port: get(row, 5)?,
+        capabilities: capabilities
+            .map(|c| {
+                serde_json::from_str::<Capabilities>(&c).map_err(|e| corrupt("capabilities", e))
+            })
+            .transpose()?,
+        extra_metadata: parse_metadata("extra_metadata", text_at(row, 7)?)?,
+        last_seen: opt_time_at(row, 8)?,
+        created_at: time_at(row, 9)?,
+        updated_at: time_at(row, 10)?,
+    })
+}
+
+fn capabilities_text(c: &Option<Capabilities>) -> Result<Option<String>> {
+    c.map(|c| serde_json::to_string(&c).map_err(Error::backend))
+        .transpose()
+}
+
+fn load_system(conn: &Connection, id: Uuid) -> Result<Option<System>> {
+    one(
+        conn,
+        &format!("SELECT {SYSTEM_COLS} FROM systems WHERE id = ?1"),
+        [blob(&id)],
+        system_row,
+    )
+}
+
+fn hostname_taken(conn: &Connection, hostname: &str, except: Uuid) -> Result<bool> {
+    exists(
+        conn,
+        "SELECT 1 FROM systems WHERE hostname = ?1 AND id <> ?2",
+        params![hostname, blob(&except)],
+    )
+}
+
+#[async_trait]
+impl SystemStore for SqliteStore {
+    async fn create_system(&self, system: &System) -> Result<()> {
+        let s = system.clone();
+        self.write(move |tx| {
+            if load_system(tx, s.id)?.is_some() {
+                return Err(Error::already_exists("system", s.id));
+            }
+            if hostname_taken(tx, &s.hostname, s.id)? {
+                return Err(Error::already_exists("system", &s.hostname));
+            }
+            tx.prepare_cached(&format!(
+                "INSERT INTO systems ({SYSTEM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))
+            .map_err(map_err)?
+            .execute(params![
+                blob(&s.id),
+                s.hostname,
+                s.platform,
+                s.ssh_hostname,
+                s.ssh_user,
+                s.ssh_port,
+                capabilities_text(&s.capabilities)?,
+                metadata_text(&s.extra_metadata),
+                opt_time(s.last_seen),
+                micros(s.created_at),
+                micros(s.updated_at),
+            ])
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_system(&self, id: Uuid) -> Result<Option<System>> {
+        self.read(move |c| load_system(c, id)).await
+    }
+
+    async fn get_system_by_hostname(&self, hostname: &str) -> Result<Option<System>> {
+        let h = hostname.to_string();
+        self.read(move |c| {
+            one(
+                c,
+                &format!("SELECT {SYSTEM_COLS} FROM systems WHERE hostname = ?1"),
+                [h],
+                system_row,
+            )
+        })
+        .await
+    }
+
+    async fn list_systems(&self) -> Result<Vec<System>> {
+        self.read(|c| {
+            collect(
+                c,
+                &format!("SELECT {SYSTEM_COLS} FROM systems ORDER BY hostname"),
+                [],
+                system_row,
+            )
+        })
+        .await
+    }
+
+    async fn update_system(&self, system: &System) -> Result<()> {
+        let s = system.clone();
+        self.write(move |tx| {
+            if load_system(tx, s.id)?.is_none() {
+                return Err(Error::not_found("system", s.id));
+            }
+            if hostname_taken(tx, &s.hostname, s.id)? {
+                return Err(Error::already_exists("system", &s.hostname));
+            }
+            tx.prepare_cached(
+                "UPDATE systems SET hostname = ?2, platform = ?3, ssh_hostname = ?4, ssh_user = ?5, ssh_port = ?6,
+                 capabilities = ?7, extra_metadata = ?8, last_seen = ?9, updated_at = ?10 WHERE id = ?1",
+            )
+            .map_err(map_err)?
+            .execute(params![
+                blob(&s.id),
+                s.hostname,
+                s.platform,
+                s.ssh_hostname,
+                s.ssh_user,
+                s.ssh_port,
+                capabilities_text(&s.capabilities)?,
+                metadata_text(&s.extra_metadata),
+                opt_time(s.last_seen),
+                micros(s.updated_at),
+            ])
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn touch_system(
+        &self,
+        id: Uuid,
+        seen_at: DateTime<Utc>,
+        metadata: &Metadata,
+    ) -> Result<System> {
+        let m = metadata.clone();
+        self.write(move |tx| {
+            let Some(mut s) = load_system(tx, id)? else {
+                return Err(Error::not_found("system", id));
+            };
+            s.last_seen = Some(seen_at);
+            s.extra_metadata.extend(m);
+            tx.prepare_cached(
+                "UPDATE systems SET last_seen = ?2, extra_metadata = ?3 WHERE id = ?1",
+            )
+            .map_err(map_err)?
+            .execute(params![
+                blob(&id),
+                micros(seen_at),
+                metadata_text(&s.extra_metadata)
+            ])
+            .map_err(map_err)?;
+            Ok(s)
+        })
+        .await
+    }
+
+    async fn delete_system(&self, id: Uuid) -> Result<()> {
+        self.write(move |tx| {
+            // Foreign keys cascade to snapshots, tokens, keys, memberships, states, jobs
+            // (states pointing at them are cleared) and conflicts.
+            let n = tx
+                .prepare_cached("DELETE FROM systems WHERE id = ?1")
+                .map_err(map_err)?
+                .execute([blob(&id)])
+                .map_err(map_err)?;
+            if n == 0 {
+                Err(Error::not_found("system", id))
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Keys
+
+const KEY_COLS: &str = "id, key_hash, prefix, role, system_id, created_at";
+
+fn key_row(row: &Row<'_>) -> Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: uuid_at(row, 0)?,
+        key_hash: get(row, 1)?,
+        prefix: get(row, 2)?,
+        role: parse_role(text_at(row, 3)?, opt_uuid_at(row, 4)?)?,
+        created_at: time_at(row, 5)?,
+    })
+}
+
+fn insert_key(tx: &Transaction<'_>, k: &ApiKeyRecord) -> Result<()> {
+    let (role, system) = role_cols(k.role);
+    tx.prepare_cached(&format!(
+        "INSERT INTO api_keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    ))
+    .map_err(map_err)?
+    .execute(params![
+        blob(&k.id),
+        k.key_hash,
+        k.prefix,
+        role,
+        system.map(|s| s.as_bytes().to_vec()),
+        micros(k.created_at)
+    ])
+    .map_err(map_err)?;
+    Ok(())
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let k = key.clone();
+        self.write(move |tx| {
+            if let Role::System(sys) = k.role {
+                require_system(tx, sys)?;
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM api_keys WHERE id = ?1 OR key_hash = ?2",
+                params![blob(&k.id), k.key_hash],
+            )? {
+                return Err(Error::already_exists("api key", &k.prefix));
+            }
+            insert_key(tx, &k)
+        })
+        .await
+    }
+
+    async fn find_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let h = key_hash.to_string();
+        self.read(move |c| {
+            one(
+                c,
+                &format!("SELECT {KEY_COLS} FROM api_keys WHERE key_hash = ?1"),
+                [h],
+                key_row,
+            )
+        })
+        .await
+    }
+
+    async fn replace_system_keys(&self, system_id: Uuid, key: &ApiKeyRecord) -> Result<()> {
+        let k = key.clone();
+        self.write(move |tx| {
+            require_system(tx, system_id)?;
+            if k.role != Role::System(system_id) {
+                return Err(Error::invalid("role", "a system's key must have the role of that system"));
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM api_keys WHERE (id = ?1 OR key_hash = ?2) AND (system_id IS NULL OR system_id <> ?3)",
+                params![blob(&k.id), k.key_hash, blob(&system_id)],
+            )? {
+                return Err(Error::already_exists("api key", &k.prefix));
+            }
+            tx.prepare_cached("DELETE FROM api_keys WHERE system_id = ?1").map_err(map_err)?.execute([blob(&system_id)]).map_err(map_err)?;
+            insert_key(tx, &k)
+        })
+        .await
+    }
+
+    async fn count_admin_keys(&self) -> Result<u64> {
+        self.read(|c| {
+            let n: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM api_keys WHERE role = 'admin'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Snapshots
+
+const SNAPSHOT_COLS: &str = "id, system_id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported";
+
+fn snapshot_row(row: &Row<'_>) -> Result<Snapshot> {
+    Ok(Snapshot {
+        id: uuid_at(row, 0)?,
+        system_id: uuid_at(row, 1)?,
+        pool: get(row, 2)?,
+        dataset: get(row, 3)?,
+        name: get(row, 4)?,
+        guid: opt_u64_at(row, 5)?,
+        createtxg: opt_u64_at(row, 6)?,
+        creation: time_at(row, 7)?,
+        used: u64_at(row, 8)?,
+        referenced: u64_at(row, 9)?,
+        extra_metadata: parse_metadata("extra_metadata", text_at(row, 10)?)?,
+        last_reported: time_at(row, 11)?,
+    })
+}
+
+/// Upserts a validated batch in the open transaction; returns the stored rows.
+fn upsert_batch(
+    tx: &Transaction<'_>,
+    system_id: Uuid,
+    items: &[NewSnapshot],
+    now: DateTime<Utc>,
+) -> Result<Vec<Snapshot>> {
+    // Re-reporting an unchanged snapshot rewrites only its row, never the key or id index.
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO snapshots (system_id, pool, dataset, name, id, guid, createtxg, creation, used, referenced,
+                                    extra_metadata, last_reported)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (system_id, pool, dataset, name) DO UPDATE SET
+                 guid = excluded.guid, createtxg = excluded.createtxg, creation = excluded.creation,
+                 used = excluded.used, referenced = excluded.referenced,
+                 extra_metadata = excluded.extra_metadata, last_reported = excluded.last_reported
+             RETURNING id",
+        )
+        .map_err(map_err)?;
+    let now_us = micros(now);
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let new_id = Uuid::new_v4();
+        let id = stmt
+            .query_row(
+                params![
+                    blob(&system_id),
+                    item.pool,
+                    item.dataset,
+                    item.name,
+                    blob(&new_id),
+                    opt_u64(item.guid),
+                    opt_u64(item.createtxg),
+                    micros(item.creation),
+                    i64_bits(item.used),
+                    i64_bits(item.referenced),
+                    metadata_text(&item.extra_metadata),
+                    now_us,
+                ],
+                |r| r.get::<_, [u8; 16]>(0),
+            )
+            .map_err(map_err)?;
+        out.push(Snapshot {
+            id: Uuid::from_bytes(id),
+            system_id,
+            pool: item.pool.clone(),
+            dataset: item.dataset.clone(),
+            name: item.name.clone(),
+            guid: item.guid,
+            createtxg: item.createtxg,
+            creation: item.creation,
+            used: item.used,
+            referenced: item.referenced,
+            extra_metadata: item.extra_metadata.clone(),
+            last_reported: now,
+        });
+    }
+    Ok(out)
+}
+
+fn prepared_owned(items: &[NewSnapshot]) -> Result<Vec<NewSnapshot>> {
+    Ok(prepare_snapshot_batch(items)?
+        .into_iter()
+        .cloned()
+        .collect())
+}
+
+#[async_trait]
+impl SnapshotStore for SqliteStore {
+    async fn upsert_snapshots(
+        &self,
+        system_id: Uuid,
+        items: &[NewSnapshot],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Snapshot>> {
+        let items = prepared_owned(items)?;
+        self.write(move |tx| {
+            require_system(tx, system_id)?;
+            upsert_batch(tx, system_id, &items, now)
+        })
+        .await
+    }
+
+    async fn replace_inventory(
+        &self,
+        system_id: Uuid,
+        scope: &InventoryScope,
+        items: &[NewSnapshot],
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64)> {
+        check_items_in_scope(scope, items)?;
+        let items = prepared_owned(items)?;
+        let scope = scope.clone();
+        self.write(move |tx| {
+            require_system(tx, system_id)?;
+            let keep: HashSet<(&str, &str, &str)> =
+                items.iter().map(|i| (i.pool.as_str(), i.dataset.as_str(), i.name.as_str())).collect();
+            let stored = collect(tx, "SELECT pool, dataset, name FROM snapshots WHERE system_id = ?1", [blob(&system_id)], |r| {
+                Ok((get::<String>(r, 0)?, get::<String>(r, 1)?, get::<String>(r, 2)?))
+            })?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM snapshots WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3 AND name = ?4")
+                .map_err(map_err)?;
+            let mut deleted = 0;
+            for (p, d, n) in &stored {
+                if scope_covers(&scope, p, d) && !keep.contains(&(p.as_str(), d.as_str(), n.as_str())) {
+                    deleted += delete.execute(params![blob(&system_id), p, d, n]).map_err(map_err)? as u64;
+                }
+            }
+            let upserted = upsert_batch(tx, system_id, &items, now)?.len() as u64;
+            Ok((upserted, deleted))
+        })
+        .await
+    }
+
+    async fn query_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>> {
+        let mut f = Filter::default();
+        f.eq("system_id = ?", query.system_id.map(uuid_value));
+        f.eq("pool = ?", query.pool.clone().map(SqlValue::Text));
+        f.eq("dataset = ?", query.dataset.clone().map(SqlValue::Text));
+        f.eq("name = ?", query.name.clone().map(SqlValue::Text));
+        f.eq(
+            "creation >= ?",
+            query.since.map(|t| SqlValue::Integer(micros(t))),
+        );
+        f.params.push(SqlValue::Integer(
+            i64::try_from(query.limit).unwrap_or(i64::MAX),
+        ));
+        f.params.push(SqlValue::Integer(
+            i64::try_from(query.skip).unwrap_or(i64::MAX),
+        ));
+        let sql = format!(
+            "SELECT {SNAPSHOT_COLS} FROM snapshots {} ORDER BY creation DESC, pool, dataset, name, system_id LIMIT ? OFFSET ?",
+            f.sql()
+        );
+        self.read(move |c| {
+            collect(
+                c,
+                &sql,
+                rusqlite::params_from_iter(f.params.iter()),
+                snapshot_row,
+            )
+        })
+        .await
+    }
+
+    async fn get_snapshot(&self, id: Uuid) -> Result<Option<Snapshot>> {
+        self.read(move |c| {
+            one(
+                c,
+                &format!("SELECT {SNAPSHOT_COLS} FROM snapshots WHERE id = ?1"),
+                [blob(&id)],
+                snapshot_row,
+            )
+        })
+        .await
+    }
+
+    async fn snapshots_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Snapshot>> {
+        let ids: Vec<Uuid> = system_ids
+            .iter()
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        self.read(move |c| {
+            let sql = format!("SELECT {SNAPSHOT_COLS} FROM snapshots WHERE system_id = ?1");
+            let mut stmt = c.prepare_cached(&sql).map_err(map_err)?;
+            let mut out = Vec::new();
+            for id in ids {
+                let mut rows = stmt.query([blob(&id)]).map_err(map_err)?;
+                while let Some(row) = rows.next().map_err(map_err)? {
+                    out.push(snapshot_row(row)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64> {
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached("DELETE FROM snapshots WHERE system_id = ?1")
+                .map_err(map_err)?
+                .execute([blob(&system_id)])
+                .map_err(map_err)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn set_resume_token(
+        &self,
+        system_id: Uuid,
+        pool: &str,
+        dataset: &str,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        check_resume_token_input(pool, dataset, token)?;
+        let (pool, dataset, token) = (
+            pool.to_string(),
+            dataset.to_string(),
+            token.map(str::to_string),
+        );
+        self.write(move |tx| {
+            require_system(tx, system_id)?;
+            match token {
+                Some(t) => tx
+                    .prepare_cached(
+                        "INSERT INTO resume_tokens (system_id, pool, dataset, token, reported_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (system_id, pool, dataset) DO UPDATE SET token = excluded.token, reported_at = excluded.reported_at",
+                    )
+                    .map_err(map_err)?
+                    .execute(params![blob(&system_id), pool, dataset, t, micros(now)]),
+                None => tx
+                    .prepare_cached("DELETE FROM resume_tokens WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3")
+                    .map_err(map_err)?
+                    .execute(params![blob(&system_id), pool, dataset]),
+            }
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn resume_tokens_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<ResumeToken>> {
+        let ids: Vec<Uuid> = system_ids
+            .iter()
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        self.read(move |c| {
+            let mut out = Vec::new();
+            for id in ids {
+                out.extend(collect(
+                    c,
+                    "SELECT system_id, pool, dataset, token, reported_at FROM resume_tokens WHERE system_id = ?1",
+                    [blob(&id)],
+                    |r| {
+                        Ok(ResumeToken {
+                            system_id: uuid_at(r, 0)?,
+                            pool: get(r, 1)?,
+                            dataset: get(r, 2)?,
+                            token: get(r, 3)?,
+                            reported_at: time_at(r, 4)?,
+                        })
+                    },
+                )?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Groups
+
+const GROUP_COLS: &str = "id, name, description, enabled, topology, hub_system_id, sync_interval_seconds, snapshot_filter, \
+     min_snapshot_age_seconds, lag_threshold_seconds, transfer, send_compressed, send_raw, send_large_blocks, \
+     send_embedded, conflict_strategy, allow_destructive, mirror_deletions, created_at, updated_at";
+
+fn group_row(row: &Row<'_>) -> Result<SyncGroup> {
+    Ok(SyncGroup {
+        id: uuid_at(row, 0)?,
+        name: get(row, 1)?,
+        description: get(row, 2)?,
+        enabled: get(row, 3)?,
+        topology: parse_topology(text_at(row, 4)?, opt_uuid_at(row, 5)?)?,
+        sync_interval_seconds: u64_at(row, 6)?,
+        policy: Policy {
+            snapshot_filter: get(row, 7)?,
+            min_snapshot_age_seconds: u64_at(row, 8)?,
+            lag_threshold_seconds: u64_at(row, 9)?,
+            transfer: parse_transfer(text_at(row, 10)?)?,
+            send_flags: SendFlags {
+                compressed: get(row, 11)?,
+                raw: get(row, 12)?,
+                large_blocks: get(row, 13)?,
+                embedded: get(row, 14)?,
+            },
+            conflict_strategy: ConflictStrategy::parse("conflict_strategy", text_at(row, 15)?)
+                .map_err(|e| corrupt("conflict_strategy", e))?,
+            allow_destructive: get(row, 16)?,
+            mirror_deletions: get(row, 17)?,
+        },
+        members: Vec::new(),
+        created_at: time_at(row, 18)?,
+        updated_at: time_at(row, 19)?,
+    })
+}
+
+/// Loads groups by a query over `sync_groups` (aliased `g`), with their members.
+fn load_groups(
+    conn: &Connection,
+    where_sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<SyncGroup>> {
+    let cols = GROUP_COLS
+        .split(", ")
+        .map(|c| format!("g.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut groups = collect(
+        conn,
+        &format!("SELECT {cols} FROM sync_groups g {where_sql} ORDER BY g.name"),
+        params,
+        group_row,
+    )?;
+    let mut stmt = conn
+        .prepare_cached("SELECT system_id, dataset_root FROM group_members WHERE group_id = ?1 ORDER BY system_id")
+        .map_err(map_err)?;
+    for g in &mut groups {
+        let mut rows = stmt.query([blob(&g.id)]).map_err(map_err)?;
+        while let Some(r) = rows.next().map_err(map_err)? {
+            g.members.push(Member {
+                system_id: uuid_at(r, 0)?,
+                dataset_root: get(r, 1)?,
+            });
+        }
+    }
+    Ok(groups)
+}
+
+fn write_group(tx: &Transaction<'_>, g: &SyncGroup, insert: bool) -> Result<()> {
+    let (topology, hub) = topology_cols(g.topology);
+    let p = &g.policy;
+    let sql = if insert {
+        format!(
+            "INSERT INTO sync_groups ({GROUP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+        )
+    } else {
+        "UPDATE sync_groups SET name = ?2, description = ?3, enabled = ?4, topology = ?5, hub_system_id = ?6,
+         sync_interval_seconds = ?7, snapshot_filter = ?8, min_snapshot_age_seconds = ?9, lag_threshold_seconds = ?10,
+         transfer = ?11, send_compressed = ?12, send_raw = ?13, send_large_blocks = ?14, send_embedded = ?15,
+         conflict_strategy = ?16, allow_destructive = ?17, mirror_deletions = ?18, updated_at = ?20
+         WHERE id = ?1"
+            .to_string()
+    };
+    tx.prepare_cached(&sql)
+        .map_err(map_err)?
+        .execute(params![
+            blob(&g.id),
+            g.name,
+            g.description,
+            g.enabled,
+            topology,
+            hub.map(|h| h.as_bytes().to_vec()),
+            i64_bits(g.sync_interval_seconds),
+            p.snapshot_filter,
+            i64_bits(p.min_snapshot_age_seconds),
+            i64_bits(p.lag_threshold_seconds),
+            transfer_str(p.transfer),
+            p.send_flags.compressed,
+            p.send_flags.raw,
+            p.send_flags.large_blocks,
+            p.send_flags.embedded,
+            p.conflict_strategy.as_str(),
+            p.allow_destructive,
+            p.mirror_deletions,
+            micros(g.created_at),
+            micros(g.updated_at),
+        ])
+        .map_err(map_err)?;
+    tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")
+        .map_err(map_err)?
+        .execute([blob(&g.id)])
+        .map_err(map_err)?;
+    let mut ins = tx
+        .prepare_cached(
+            "INSERT INTO group_members (group_id, system_id, dataset_root) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(map_err)?;
+    for m in &g.members {
+        ins.execute(params![blob(&g.id), blob(&m.system_id), m.dataset_root])
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+fn check_group(tx: &Transaction<'_>, g: &SyncGroup) -> Result<()> {
+    if exists(
+        tx,
+        "SELECT 1 FROM sync_groups WHERE name = ?1 AND id <> ?2",
+        params![g.name, blob(&g.id)],
+    )? {
+        return Err(Error::already_exists("group", &g.name));
+    }
+    g.validate()?;
+    for m in &g.members {
+        require_system(tx, m.system_id)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl GroupStore for SqliteStore {
+    async fn create_group(&self, group: &SyncGroup) -> Result<()> {
+        let g = group.clone();
+        self.write(move |tx| {
+            if exists(tx, "SELECT 1 FROM sync_groups WHERE id = ?1", [blob(&g.id)])? {
+                return Err(Error::already_exists("group", g.id));
+            }
+            check_group(tx, &g)?;
+            write_group(tx, &g, true)
+        })
+        .await
+    }
+
+    async fn get_group(&self, id: Uuid) -> Result<Option<SyncGroup>> {
+        self.read(move |c| {
+            Ok(load_groups(c, "WHERE g.id = ?1", [blob(&id)])?
+                .into_iter()
+                .next())
+        })
+        .await
+    }
+
+    async fn list_groups(&self) -> Result<Vec<SyncGroup>> {
+        self.read(|c| load_groups(c, "", [])).await
+    }
+
+    async fn groups_of_system(&self, system_id: Uuid) -> Result<Vec<SyncGroup>> {
+        self.read(move |c| {
+            load_groups(
+                c,
+                "WHERE g.id IN (SELECT group_id FROM group_members WHERE system_id = ?1)",
+                [blob(&system_id)],
+            )
+        })
+        .await
+    }
+
+    async fn update_group(&self, group: &SyncGroup) -> Result<()> {
+        let g = group.clone();
+        self.write(move |tx| {
+            require_group(tx, g.id)?;
+            check_group(tx, &g)?;
+            write_group(tx, &g, false)?;
+            // States of systems that are no longer members go with the membership.
+            tx.prepare_cached(
+                "DELETE FROM sync_states WHERE group_id = ?1
+                 AND system_id NOT IN (SELECT system_id FROM group_members WHERE group_id = ?1)",
+            )
+            .map_err(map_err)?
+            .execute([blob(&g.id)])
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_group(&self, id: Uuid) -> Result<()> {
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached("DELETE FROM sync_groups WHERE id = ?1")
+                .map_err(map_err)?
+                .execute([blob(&id)])
+                .map_err(map_err)?;
+            if n == 0 {
+                Err(Error::not_found("group", id))
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn put_member(&self, group_id: Uuid, member: &Member) -> Result<()> {
+        member.validate("member")?;
+        let m = member.clone();
+        self.write(move |tx| {
+            require_group(tx, group_id)?;
+            require_system(tx, m.system_id)?;
+            tx.prepare_cached(
+                "INSERT INTO group_members (group_id, system_id, dataset_root) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (group_id, system_id) DO UPDATE SET dataset_root = excluded.dataset_root",
+            )
+            .map_err(map_err)?
+            .execute(params![blob(&group_id), blob(&m.system_id), m.dataset_root])
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_member(&self, group_id: Uuid, system_id: Uuid) -> Result<()> {
+        self.write(move |tx| {
+            require_group(tx, group_id)?;
+            let n = tx
+                .prepare_cached("DELETE FROM group_members WHERE group_id = ?1 AND system_id = ?2")
+                .map_err(map_err)?
+                .execute([blob(&group_id), blob(&system_id)])
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(Error::not_found("group member", system_id));
+            }
+            tx.prepare_cached("DELETE FROM sync_states WHERE group_id = ?1 AND system_id = ?2")
+                .map_err(map_err)?
+                .execute([blob(&group_id), blob(&system_id)])
+                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Sync states
+
+const STATE_COLS: &str = "id, group_id, dataset, system_id, status, last_check, last_sync, lag_seconds, missing_count, \
+                          error_message, job_id, updated_at";
+
+fn state_row(row: &Row<'_>) -> Result<SyncState> {
+    Ok(SyncState {
+        id: uuid_at(row, 0)?,
+        group_id: uuid_at(row, 1)?,
+        dataset: get(row, 2)?,
+        system_id: uuid_at(row, 3)?,
+        status: SyncStatus::parse("status", text_at(row, 4)?).map_err(|e| corrupt("status", e))?,
+        last_check: opt_time_at(row, 5)?,
+        last_sync: opt_time_at(row, 6)?,
+        lag_seconds: u64_at(row, 7)?,
+        missing_count: u64_at(row, 8)?,
+        error_message: get(row, 9)?,
+        job_id: opt_uuid_at(row, 10)?,
+        updated_at: time_at(row, 11)?,
+    })
+}
+
+/// The states of a batch with duplicate keys collapsed (the last wins).
+fn dedupe_states(states: &[SyncState]) -> Vec<&SyncState> {
+    let mut index: HashMap<(Uuid, &str, Uuid), usize> = HashMap::new();
+    let mut out: Vec<&SyncState> = Vec::new();
+    for s in states {
+        match index.get(&(s.group_id, s.dataset.as_str(), s.system_id)) {
+            Some(&i) => out[i] = s,
+            None => {
+                index.insert((s.group_id, s.dataset.as_str(), s.system_id), out.len());
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+fn put_states(
+    tx: &Transaction<'_>,
+    states: &[SyncState],
+    replace_group: Option<Uuid>,
+) -> Result<()> {
+    if let Some(g) = replace_group {
+        require_group(tx, g)?;
+    }
+    for (i, s) in states.iter().enumerate() {
+        if replace_group.is_some_and(|g| g != s.group_id) {
+            return Err(Error::invalid(
+                format!("states[{i}].group_id"),
+                "must be the group being replaced",
+            ));
+        }
+        require_group(tx, s.group_id)?;
+        require_system(tx, s.system_id)?;
+        if let Some(job) = s.job_id
+            && !exists(tx, "SELECT 1 FROM jobs WHERE id = ?1", [blob(&job)])?
+        {
+            return Err(Error::not_found("job", job));
+        }
+    }
+    let mut upsert = tx
+        .prepare_cached(&format!(
+            "INSERT INTO sync_states ({STATE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (group_id, dataset, system_id) DO UPDATE SET status = excluded.status,
+                 last_check = excluded.last_check, last_sync = excluded.last_sync, lag_seconds = excluded.lag_seconds,
+                 missing_count = excluded.missing_count, error_message = excluded.error_message,
+                 job_id = excluded.job_id, updated_at = excluded.updated_at
+             RETURNING id"
+        ))
+        .map_err(map_err)?;
+    let mut kept = HashSet::new();
+    for s in dedupe_states(states) {
+        let id = upsert
+            .query_row(
+                params![
+                    blob(&s.id),
+                    blob(&s.group_id),
+                    s.dataset,
+                    blob(&s.system_id),
+                    s.status.as_str(),
+                    opt_time(s.last_check),
+                    opt_time(s.last_sync),
+                    i64_bits(s.lag_seconds),
+                    i64_bits(s.missing_count),
+                    s.error_message,
+                    s.job_id.map(|j| j.as_bytes().to_vec()),
+                    micros(s.updated_at),
+                ],
+                |r| r.get::<_, [u8; 16]>(0),
+            )
+            .map_err(map_err)?;
+        kept.insert(Uuid::from_bytes(id));
+    }
+    if let Some(g) = replace_group {
+        let ids = collect(
+            tx,
+            "SELECT id FROM sync_states WHERE group_id = ?1",
+            [blob(&g)],
+            |r| uuid_at(r, 0),
+        )?;
+        let mut delete = tx
+            .prepare_cached("DELETE FROM sync_states WHERE id = ?1")
+            .map_err(map_err)?;
+        for id in ids.iter().filter(|id| !kept.contains(*id)) {
+            delete.execute([blob(id)]).map_err(map_err)?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SyncStateStore for SqliteStore {
+    async fn replace_group_states(&self, group_id: Uuid, states: &[SyncState]) -> Result<()> {
+        let states = states.to_vec();
+        self.write(move |tx| put_states(tx, &states, Some(group_id)))
+            .await
+    }
+
+    async fn upsert_states(&self, states: &[SyncState]) -> Result<()> {
+        let states = states.to_vec();
+        self.write(move |tx| put_states(tx, &states, None)).await
+    }
+
+    async fn list_states(&self, filter: &SyncStateFilter) -> Result<Vec<SyncState>> {
+        let mut f = Filter::default();
+        f.eq("group_id = ?", filter.group_id.map(uuid_value));
+        f.eq("system_id = ?", filter.system_id.map(uuid_value));
+        f.eq("dataset = ?", filter.dataset.clone().map(SqlValue::Text));
+        f.eq(
+            "status = ?",
+            filter.status.map(|s| SqlValue::Text(s.as_str().into())),
+        );
+        let sql = format!(
+            "SELECT {STATE_COLS} FROM sync_states {} ORDER BY group_id, dataset, system_id",
+            f.sql()
+        );
+        self.read(move |c| {
+            collect(
+                c,
+                &sql,
+                rusqlite::params_from_iter(f.params.iter()),
+                state_row,
+            )
+        })
+        .await
+    }
+
+    async fn get_state(&self, id: Uuid) -> Result<Option<SyncState>> {
+        self.read(move |c| {
+            one(
+                c,
+                &format!("SELECT {STATE_COLS} FROM sync_states WHERE id = ?1"),
+                [blob(&id)],
+                state_row,
+            )
+        })
+        .await
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Conflicts
+
+const CONFLICT_COLS: &str = "id, group_id, dataset, system_a, system_b, kind, reason, details, status, detected_at, \
+                             updated_at, resolved_at, resolution";
+
+fn conflict_row(row: &Row<'_>) -> Result<ConflictRecord> {
+    let resolution: Option<String> = get(row, 12)?;
+    Ok(ConflictRecord {
+        id: uuid_at(row, 0)?,
+        group_id: uuid_at(row, 1)?,
+        dataset: get(row, 2)?,
+        system_a: uuid_at(row, 3)?,
+        system_b: uuid_at(row, 4)?,
+        kind: ConflictKind::parse("kind", text_at(row, 5)?).map_err(|e| corrupt("kind", e))?,
+        reason: get(row, 6)?,
+        details: parse_json("details", text_at(row, 7)?)?,
+        status: ConflictStatus::parse("status", text_at(row, 8)?)
+            .map_err(|e| corrupt("status", e))?,
+        detected_at: time_at(row, 9)?,
+        updated_at: time_at(row, 10)?,
+        resolved_at: opt_time_at(row, 11)?,
+        resolution: resolution
+            .map(|r| parse_json("resolution", &r))
+            .transpose()?,
+    })
+}
+
+fn load_conflicts(
+    conn: &Connection,
+    where_sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<ConflictRecord>> {
+    let mut v = collect(
+        conn,
+        &format!("SELECT {CONFLICT_COLS} FROM conflicts {where_sql}"),
+        params,
+        conflict_row,
+    )?;
+    v.sort_by(zfs_sync::store::conflict_order);
+    Ok(v)
+}
+
+#[async_trait]
+impl ConflictStore for SqliteStore {
+    async fn sync_conflicts(
+        &self,
+        group_id: Uuid,
+        detected: &[ConflictRecord],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ConflictRecord>> {
+        let detected = detected.to_vec();
+        self.write(move |tx| {
+            require_group(tx, group_id)?;
+            for c in &detected {
+                require_system(tx, c.system_a)?;
+                require_system(tx, c.system_b)?;
+            }
+            let open = load_conflicts(tx, "WHERE group_id = ?1 AND status = 'open'", [blob(&group_id)])?;
+            let change = reconcile_conflicts(group_id, &open, &detected, now)?;
+            for c in &change.inserted {
+                if exists(tx, "SELECT 1 FROM conflicts WHERE id = ?1", [blob(&c.id)])? {
+                    return Err(Error::already_exists("conflict", c.id));
+                }
+            }
+            let mut gone = tx
+                .prepare_cached("UPDATE conflicts SET status = 'gone', updated_at = ?2 WHERE id = ?1")
+                .map_err(map_err)?;
+            for id in &change.gone {
+                gone.execute(params![blob(id), micros(now)]).map_err(map_err)?;
+            }
+            let mut refresh = tx
+                .prepare_cached("UPDATE conflicts SET reason = ?2, details = ?3, updated_at = ?4 WHERE id = ?1")
+                .map_err(map_err)?;
+            for c in &change.refreshed {
+                refresh.execute(params![blob(&c.id), c.reason, c.details.to_string(), micros(now)]).map_err(map_err)?;
+            }
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO conflicts ({CONFLICT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                ))
+                .map_err(map_err)?;
+            for c in &change.inserted {
+                insert
+                    .execute(params![
+                        blob(&c.id),
+                        blob(&c.group_id),
+                        c.dataset,
+                        blob(&c.system_a),
+                        blob(&c.system_b),
+                        c.kind.as_str(),
+                        c.reason,
+                        c.details.to_string(),
+                        c.status.as_str(),
+                        micros(c.detected_at),
+                        micros(c.updated_at),
+                        opt_time(c.resolved_at),
+                        c.resolution.as_ref().map(|r| r.to_string()),
+                    ])
+                    .map_err(map_err)?;
+            }
+            Ok(change.into_open())
+        })
+        .await
+    }
+
+    async fn list_conflicts(
+        &self,
+        group_id: Uuid,
+        include_closed: bool,
+    ) -> Result<Vec<ConflictRecord>> {
+        let where_sql = if include_closed {
+            "WHERE group_id = ?1"
+        } else {
+            "WHERE group_id = ?1 AND status = 'open'"
+        };
+        self.read(move |c| load_conflicts(c, where_sql, [blob(&group_id)]))
+            .await
+    }
+
+    async fn get_conflict(&self, id: Uuid) -> Result<Option<ConflictRecord>> {
+        self.read(move |c| {
+            Ok(load_conflicts(c, "WHERE id = ?1", [blob(&id)])?
+                .into_iter()
+                .next())
+        })
+        .await
+    }
+
+    async fn resolve_conflict(
+        &self,
+        id: Uuid,
+        resolution: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<ConflictRecord> {
+        let resolution = resolution.clone();
+        self.write(move |tx| {
+            let Some(mut c) = load_conflicts(tx, "WHERE id = ?1", [blob(&id)])?.into_iter().next() else {
+                return Err(Error::not_found("conflict", id));
+            };
+            if c.status != ConflictStatus::Open {
+                return Err(Error::conflict(format!("conflict {id} is {}, not open", c.status.as_str())));
+            }
+            tx.prepare_cached(
+                "UPDATE conflicts SET status = 'resolved', resolution = ?2, resolved_at = ?3, updated_at = ?3 WHERE id = ?1",
+            )
+            .map_err(map_err)?
+            .execute(params![blob(&id), resolution.to_string(), micros(now)])
+            .map_err(map_err)?;
+            c.status = ConflictStatus::Resolved;
+            c.resolution = Some(resolution);
+            c.resolved_at = Some(now);
+            c.updated_at = now;
+            Ok(c)
+        })
+        .await
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Jobs
+
+const JOB_COLS: &str = "id, group_id, dataset, source_system_id, target_system_id, runner_system_id, kind, spec, status, \
+                        lease_expires_at, attempts, error, bytes, resume_token, created_at, updated_at";
+
+/// Pending, or leased with a lapsed lease at the time bound to parameter `now`.
+fn leasable(now: &str) -> String {
+    format!(
+        "(status = 'pending' OR (status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at <= {now})))"
+    )
+}
+
+fn job_row(row: &Row<'_>) -> Result<Job> {
+    Ok(Job {
+        id: uuid_at(row, 0)?,
+        group_id: uuid_at(row, 1)?,
+        dataset: get(row, 2)?,
+        source_system_id: uuid_at(row, 3)?,
+        target_system_id: uuid_at(row, 4)?,
+        runner_system_id: uuid_at(row, 5)?,
+        kind: TransferKind::parse("kind", text_at(row, 6)?).map_err(|e| corrupt("kind", e))?,
+        spec: parse_json("spec", text_at(row, 7)?)?,
+        status: JobStatus::parse("status", text_at(row, 8)?).map_err(|e| corrupt("status", e))?,
+        lease_expires_at: opt_time_at(row, 9)?,
+        attempts: get(row, 10)?,
+        error: get(row, 11)?,
+        bytes: opt_u64_at(row, 12)?,
+        resume_token: get(row, 13)?,
+        created_at: time_at(row, 14)?,
+        updated_at: time_at(row, 15)?,
+    })
+}
+
+fn load_job(conn: &Connection, id: Uuid) -> Result<Option<Job>> {
+    one(
+        conn,
+        &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"),
+        [blob(&id)],
+        job_row,
+    )
+}
+
+/// Leases one job when it is leasable; `None` otherwise.
+fn lease_one(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Option<Job>> {
+    one(
+        tx,
+        &format!(
+            "UPDATE jobs SET status = 'leased', lease_expires_at = ?2, attempts = attempts + 1, updated_at = ?3
+             WHERE id = ?1 AND {} RETURNING {JOB_COLS}",
+            leasable("?3")
+        ),
+        params![blob(&id), micros(until), micros(now)],
+        job_row,
+    )
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn create_job_if_absent(&self, job: &Job) -> Result<Job> {
+        check_new_job(job)?;
+        let j = job.clone();
+        self.write(move |tx| {
+            require_group(tx, j.group_id)?;
+            for s in [j.source_system_id, j.target_system_id, j.runner_system_id] {
+                require_system(tx, s)?;
+            }
+            let active = one(
+                tx,
+                &format!(
+                    "SELECT {JOB_COLS} FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
+                     AND status IN ('pending', 'leased')"
+                ),
+                params![blob(&j.group_id), j.dataset, blob(&j.target_system_id)],
+                job_row,
+            )?;
+            if let Some(mut existing) = active {
+                if existing.status == JobStatus::Pending {
+                    tx.prepare_cached(
+                        "UPDATE jobs SET source_system_id = ?2, runner_system_id = ?3, kind = ?4, spec = ?5, updated_at = ?6
+                         WHERE id = ?1",
+                    )
+                    .map_err(map_err)?
+                    .execute(params![
+                        blob(&existing.id),
+                        blob(&j.source_system_id),
+                        blob(&j.runner_system_id),
+                        j.kind.as_str(),
+                        j.spec.to_string(),
+                        micros(j.updated_at),
+                    ])
+                    .map_err(map_err)?;
+                    existing.source_system_id = j.source_system_id;
+                    existing.runner_system_id = j.runner_system_id;
+                    existing.kind = j.kind;
+                    existing.spec = j.spec;
+                    existing.updated_at = j.updated_at;
+                }
+                return Ok(existing);
+            }
+            if load_job(tx, j.id)?.is_some() {
+                return Err(Error::already_exists("job", j.id));
+            }
+            tx.prepare_cached(&format!(
+                "INSERT INTO jobs ({JOB_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ))
+            .map_err(map_err)?
+            .execute(params![
+                blob(&j.id),
+                blob(&j.group_id),
+                j.dataset,
+                blob(&j.source_system_id),
+                blob(&j.target_system_id),
+                blob(&j.runner_system_id),
+                j.kind.as_str(),
+                j.spec.to_string(),
+                j.status.as_str(),
+                opt_time(j.lease_expires_at),
+                j.attempts,
+                j.error,
+                opt_u64(j.bytes),
+                j.resume_token,
+                micros(j.created_at),
+                micros(j.updated_at),
+            ])
+            .map_err(map_err)?;
+            Ok(j)
+        })
+        .await
+    }
+
+    async fn lease_job(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Job>> {
+        self.write(move |tx| match lease_one(tx, id, now, until)? {
+            Some(j) => Ok(Some(j)),
+            None if load_job(tx, id)?.is_none() => Err(Error::not_found("job", id)),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn lease_jobs_for_runner(
+        &self,
+        runner_system_id: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
+        self.write(move |tx| {
+            let ids = collect(
+                tx,
+                &format!(
+                    "SELECT id FROM jobs WHERE runner_system_id = ?1 AND {} ORDER BY created_at, id LIMIT ?3",
+                    leasable("?2")
+                ),
+                params![blob(&runner_system_id), micros(now), i64::from(limit)],
+                |r| uuid_at(r, 0),
+            )?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.extend(lease_one(tx, id, now, until)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn complete_job(
+        &self,
+        id: Uuid,
+        outcome: &JobOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Job> {
+        check_job_outcome(outcome)?;
+        let o = outcome.clone();
+        self.write(move |tx| {
+            let Some(job) = load_job(tx, id)? else {
+                return Err(Error::not_found("job", id));
+            };
+            if !job.status.is_active() {
+                return Err(Error::conflict(format!("job {id} is already {}", job.status.as_str())));
+            }
+            one(
+                tx,
+                &format!(
+                    "UPDATE jobs SET status = ?2, error = ?3, resume_token = ?4, bytes = ?5, lease_expires_at = NULL,
+                     updated_at = ?6 WHERE id = ?1 RETURNING {JOB_COLS}"
+                ),
+                params![blob(&id), o.status.as_str(), o.error, o.resume_token, opt_u64(o.bytes), micros(now)],
+                job_row,
+            )?
+            .ok_or_else(|| Error::not_found("job", id))
+        })
+        .await
+    }
+
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
+        self.write(move |tx| {
+            let mut v = collect(
+                tx,
+                &format!(
+                    "UPDATE jobs SET status = 'expired', updated_at = ?1
+                     WHERE status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at <= ?1) RETURNING {JOB_COLS}"
+                ),
+                [micros(now)],
+                job_row,
+            )?;
+            v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn cancel_pending_jobs(
+        &self,
+        group_id: Uuid,
+        keep: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let keep: HashSet<Uuid> = keep.iter().copied().collect();
+        self.write(move |tx| {
+            let ids = collect(
+                tx,
+                "SELECT id FROM jobs WHERE group_id = ?1 AND status = 'pending'",
+                [blob(&group_id)],
+                |r| uuid_at(r, 0),
+            )?;
+            let mut cancel = tx
+                .prepare_cached(
+                    "UPDATE jobs SET status = 'cancelled', updated_at = ?2 WHERE id = ?1",
+                )
+                .map_err(map_err)?;
+            let mut n = 0;
+            for id in ids.iter().filter(|id| !keep.contains(*id)) {
+                n += cancel
+                    .execute(params![blob(id), micros(now)])
+                    .map_err(map_err)? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
+        self.read(move |c| load_job(c, id)).await
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        let mut f = Filter::default();
+        f.eq("group_id = ?", filter.group_id.map(uuid_value));
+        f.eq(
+            "runner_system_id = ?",
+            filter.runner_system_id.map(uuid_value),
+        );
+        f.eq(
+            "target_system_id = ?",
+            filter.target_system_id.map(uuid_value),
+        );
+        f.eq("dataset = ?", filter.dataset.clone().map(SqlValue::Text));
+        f.eq(
+            "status = ?",
+            filter.status.map(|s| SqlValue::Text(s.as_str().into())),
+        );
+        let sql = format!(
+            "SELECT {JOB_COLS} FROM jobs {} ORDER BY created_at, id",
+            f.sql()
+        );
+        self.read(move |c| {
+            collect(
+                c,
+                &sql,
+                rusqlite::params_from_iter(f.params.iter()),
+                job_row,
+            )
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl HealthCheck for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use zfs_sync::model::{Member, Topology};
+
+    use super::*;
+
+    fn system(host: &str) -> System {
+        let t = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        System {
+            id: Uuid::new_v4(),
+            hostname: host.into(),
+            platform: None,
+            ssh_hostname: None,
+            ssh_user: Some("root".into()),
+            ssh_port: 2222,
+            capabilities: Some(Capabilities::NONE),
+            extra_metadata: Metadata::new(),
+            last_seen: Some(t),
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    /// A database written at schema version 1 (by an older build) upgrades in place.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migration_from_v1_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig::file(dir.path().join("old.db"));
+        let old = SqliteStore::open_at_version(config.clone(), Some(1))
+            .await
+            .unwrap();
+        assert_eq!(old.schema_version().await.unwrap(), 1);
+        let has_tokens = old
+            .read(|c| {
+                exists(
+                    c,
+                    "SELECT 1 FROM sqlite_master WHERE name = 'resume_tokens'",
+                    [],
+                )
+            })
+            .await
+            .unwrap();
+        assert!(!has_tokens, "version 1 has no resume_tokens table");
+        let (a, b) = (system("alpha"), system("beta"));
+        old.create_system(&a).await.unwrap();
+        old.create_system(&b).await.unwrap();
+        let t = Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap();
+        let snaps: Vec<NewSnapshot> = (0..50)
+            .map(|i| NewSnapshot {
+                pool: "tank".into(),
+                dataset: "vm1".into(),
+                name: format!("daily-{i}"),
+                guid: Some(u64::MAX - i),
+                createtxg: Some(100 + i),
+                creation: t + chrono::Duration::days(i as i64),
+                used: 1 << 40,
+                referenced: 3 << 33,
+                extra_metadata: Metadata::new(),
+            })
+            .collect();
+        let stored = old.upsert_snapshots(a.id, &snaps, t).await.unwrap();
+        let group = SyncGroup {
+            id: Uuid::new_v4(),
+            name: "vms".into(),
+            description: Some("old".into()),
+            enabled: true,
+            topology: Topology::HubAndSpoke { hub: a.id },
+            sync_interval_seconds: 3600,
+            policy: Policy::default(),
+            members: {
+                let mut m = vec![
+                    Member {
+                        system_id: a.id,
+                        dataset_root: None,
+                    },
+                    Member {
+                        system_id: b.id,
+                        dataset_root: Some("backup/alpha".into()),
+                    },
+                ];
+                m.sort_by_key(|m| m.system_id);
+                m
+            },
+            created_at: t,
+            updated_at: t,
+        };
+        old.create_group(&group).await.unwrap();
+        drop(old);
+
+        let new = SqliteStore::open(config).await.unwrap();
+        assert_eq!(new.schema_version().await.unwrap(), LATEST_VERSION);
+        assert_eq!(new.get_system(a.id).await.unwrap(), Some(a.clone()));
+        assert_eq!(new.get_group(group.id).await.unwrap(), Some(group));
+        let mut after = new.snapshots_of_systems(&[a.id]).await.unwrap();
+        after.sort_by_key(|x| x.createtxg);
+        assert_eq!(after, stored);
+        // The new table works.
+        new.set_resume_token(b.id, "backup", "alpha/vm1", Some("1-abc"), t)
+            .await
+            .unwrap();
+        assert_eq!(
+            new.resume_tokens_of_systems(&[b.id]).await.unwrap().len(),
+            1
+        );
+        // Opening again applies nothing twice.
+        drop(new);
+        let again = SqliteStore::open(SqliteConfig::file(dir.path().join("old.db")))
+            .await
+            .unwrap();
+        let versions = again
+            .read(|c| {
+                collect(
+                    c,
+                    "SELECT version FROM schema_migrations ORDER BY version",
+                    [],
+                    |r| get::<i64>(r, 0),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(versions, (1..=LATEST_VERSION).collect::<Vec<_>>());
+        again.ping().await.unwrap();
+    }
+
+    /// A database from a newer build is refused rather than misread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig::file(dir.path().join("new.db"));
+        let store = SqliteStore::open(config.clone()).await.unwrap();
+        store
+            .write(|tx| {
+                tx.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)", [])
+                    .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        drop(store);
+        let err = SqliteStore::open(config).await.unwrap_err();
+        assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
+}

@@ -1,0 +1,128 @@
+//! Checks shared by the backend tests.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use uuid::Uuid;
+use zfs_sync::model::{Job, JobStatus, Member, Policy, SyncGroup, System, Topology, TransferKind};
+use zfs_sync::store::Store;
+
+/// Two stores on one database, as two witness processes: 40 jobs, many concurrent leasing
+/// calls through both; every job is handed out exactly once.
+pub async fn lease_each_job_once(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let now = Utc.with_ymd_and_hms(2026, 11, 26, 5, 0, 0).unwrap();
+    let mk_system = || System {
+        id: Uuid::new_v4(),
+        hostname: format!("h-{}", Uuid::new_v4().simple()),
+        platform: None,
+        ssh_hostname: None,
+        ssh_user: None,
+        ssh_port: 22,
+        capabilities: None,
+        extra_metadata: Default::default(),
+        last_seen: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let (src, dst) = (mk_system(), mk_system());
+    a.create_system(&src).await.unwrap();
+    a.create_system(&dst).await.unwrap();
+    let group = SyncGroup {
+        id: Uuid::new_v4(),
+        name: format!("g-{}", Uuid::new_v4().simple()),
+        description: None,
+        enabled: true,
+        topology: Topology::Bidirectional,
+        sync_interval_seconds: 60,
+        policy: Policy::default(),
+        members: vec![
+            Member {
+                system_id: src.id,
+                dataset_root: None,
+            },
+            Member {
+                system_id: dst.id,
+                dataset_root: None,
+            },
+        ],
+        created_at: now,
+        updated_at: now,
+    };
+    b.create_group(&group).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let job = Job {
+            id: Uuid::new_v4(),
+            group_id: group.id,
+            dataset: format!("vm{i}"),
+            source_system_id: src.id,
+            target_system_id: dst.id,
+            runner_system_id: src.id,
+            kind: TransferKind::Incremental,
+            spec: serde_json::json!({"i": i}),
+            status: JobStatus::Pending,
+            lease_expires_at: None,
+            attempts: 0,
+            error: None,
+            bytes: None,
+            resume_token: None,
+            created_at: now + Duration::seconds(i),
+            updated_at: now,
+        };
+        ids.push(a.create_job_if_absent(&job).await.unwrap().id);
+    }
+    let until = now + Duration::seconds(600);
+    // Half the jobs by id, half by runner; each through both stores at once.
+    let mut tasks = Vec::new();
+    for id in ids.iter().take(20) {
+        for store in [&a, &b, &a, &b] {
+            let (store, id) = (store.clone(), *id);
+            tasks.push(tokio::spawn(async move {
+                store
+                    .lease_job(id, now, until)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|j| j.id)
+                    .collect::<Vec<_>>()
+            }));
+        }
+    }
+    for store in [&a, &b, &a, &b, &a, &b] {
+        let (store, runner) = (store.clone(), src.id);
+        tasks.push(tokio::spawn(async move {
+            store
+                .lease_jobs_for_runner(runner, now, until, 7)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|j| j.id)
+                .collect()
+        }));
+    }
+    let mut leased = Vec::new();
+    for t in tasks {
+        leased.extend(t.await.unwrap());
+    }
+    let unique: HashSet<Uuid> = leased.iter().copied().collect();
+    assert_eq!(unique.len(), leased.len(), "a job was handed out twice");
+    // Every job was leased once: the by-id calls got their 20 and the runner calls at most
+    // the other 20 (they may have taken some of the first 20 first).
+    let all: HashSet<Uuid> = ids.iter().copied().collect();
+    assert!(unique.is_subset(&all));
+    let rest = a
+        .lease_jobs_for_runner(src.id, now, until, 100)
+        .await
+        .unwrap();
+    assert!(rest.iter().all(|j| !unique.contains(&j.id)));
+    assert_eq!(
+        unique.len() + rest.len(),
+        40,
+        "every job leased exactly once overall"
+    );
+    for id in &ids {
+        let j = b.get_job(*id).await.unwrap().unwrap();
+        assert_eq!((j.status, j.attempts), (JobStatus::Leased, 1), "job {id}");
+    }
+}

@@ -1,0 +1,76 @@
+//! The store conformance suite against SqliteStore on a temporary file (one per test), plus
+//! the SQLite-specific behaviours: in-memory databases, two stores on one file, reopening.
+#![cfg(feature = "sqlite")]
+
+use std::sync::Arc;
+
+use zfs_sync::store::conformance::{Fixture, run_all};
+use zfs_sync::store::{JobStore, Store, SystemStore};
+use zfs_sync_storage::sqlite::{SqliteConfig, SqliteStore};
+
+async fn make(_test: &'static str) -> Option<Fixture> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(SqliteConfig::file(dir.path().join("witness.db")))
+        .await
+        .expect("open");
+    Some(Fixture::with_teardown(
+        Arc::new(store),
+        Box::pin(async move { drop(dir) }),
+    ))
+}
+
+zfs_sync::conformance_tests!(make);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_database_passes_the_suite() {
+    let store = SqliteStore::open(SqliteConfig::memory()).await.unwrap();
+    run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_behaviours_share_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteConfig::file(dir.path().join("shared.db")))
+        .await
+        .unwrap();
+    run_all(&store).await;
+}
+
+/// Two stores (as two processes would) on one file: each job is leased exactly once, and data
+/// written by one is read by the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_file_lease_each_job_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.db");
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::file(&path)).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::file(&path)).await.unwrap());
+    zfs_sync_storage_tests::lease_each_job_once(a, b).await;
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reopen.db");
+    let store = SqliteStore::open(SqliteConfig::file(&path)).await.unwrap();
+    let systems_before = {
+        zfs_sync::store::conformance::system_crud(&store).await;
+        store.list_systems().await.unwrap()
+    };
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        zfs_sync_storage::sqlite::LATEST_VERSION
+    );
+    drop(store);
+    let again = SqliteStore::open(SqliteConfig::file(&path)).await.unwrap();
+    assert_eq!(again.list_systems().await.unwrap(), systems_before);
+    assert!(
+        again
+            .list_jobs(&Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[path = "common/mod.rs"]
+mod zfs_sync_storage_tests;
