@@ -4,7 +4,9 @@
 
 mod convert;
 mod errors;
+mod inventory;
 mod names;
+mod planning;
 mod values;
 
 use pyo3::prelude::*;
@@ -22,5 +24,12 @@ fn _zfs_sync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<values::PyMember>()?;
     m.add_class::<values::PyPolicy>()?;
     m.add_class::<values::PySyncGroup>()?;
+    m.add_class::<planning::PyInventory>()?;
+    m.add_class::<planning::PyTransfer>()?;
+    m.add_class::<planning::PyConflict>()?;
+    m.add_class::<planning::PyGap>()?;
+    m.add_class::<planning::PyPlan>()?;
+    m.add_function(wrap_pyfunction!(planning::plan, m)?)?;
+    m.add_function(wrap_pyfunction!(inventory::parse_zfs_list, m)?)?;
     Ok(())
 }

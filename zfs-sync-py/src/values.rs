@@ -458,6 +458,7 @@ impl PySnapshot {
 }
 
 impl PySnapshot {
+    #[allow(dead_code)] // used by the store bindings
     pub(crate) fn from_stored(s: &model::Snapshot) -> Self {
         PySnapshot {
             snap: NewSnapshot {
@@ -1085,19 +1086,18 @@ pub(crate) fn prefix_field(py: Python<'_>, err: PyErr, prefix: &str) -> PyErr {
     let value = err.value(py);
     let field: Option<String> = value.getattr("field").ok().and_then(|f| f.extract().ok());
     let reason: Option<String> = value.getattr("reason").ok().and_then(|f| f.extract().ok());
-    if let (Some(field), Some(reason)) = (field, reason) {
-        if let zfs_sync::Error::InvalidInput { field, reason } =
+    if let (Some(field), Some(reason)) = (field, reason)
+        && let zfs_sync::Error::InvalidInput { field, reason } =
             zfs_sync::Error::invalid(field, reason).in_field(prefix)
-        {
-            let message = format!("{field}: {reason}");
-            let updated = value.setattr("field", field).is_ok()
-                && value.setattr("message", &message).is_ok()
-                && value.setattr("args", (message,)).is_ok();
-            debug_assert!(
-                updated,
-                "zfs_sync.errors.ValidationError has settable attributes"
-            );
-        }
+    {
+        let message = format!("{field}: {reason}");
+        let updated = value.setattr("field", field).is_ok()
+            && value.setattr("message", &message).is_ok()
+            && value.setattr("args", (message,)).is_ok();
+        debug_assert!(
+            updated,
+            "zfs_sync.errors.ValidationError has settable attributes"
+        );
     }
     err
 }

@@ -2,7 +2,7 @@
 
 import sys
 from datetime import datetime
-from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Union, final
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, Union, final
 from uuid import UUID
 
 if sys.version_info >= (3, 11):
@@ -23,6 +23,13 @@ __all__ = [
     "Member",
     "Policy",
     "SyncGroup",
+    "Inventory",
+    "Transfer",
+    "Conflict",
+    "Gap",
+    "Plan",
+    "plan",
+    "parse_zfs_list",
 ]
 
 #: A UUID as a ``uuid.UUID`` or its string form.
@@ -269,3 +276,121 @@ class SyncGroup:
     def created_at(self) -> datetime: ...
     @property
     def updated_at(self) -> datetime: ...
+
+# -- inventories and plans -------------------------------------------------------------------
+
+def parse_zfs_list(text: str) -> List[Snapshot]:
+    """Parses ``zfs list -H -p -t snapshot -o name,guid,createtxg,creation,used,referenced``
+    output (or the 4-field ``-o name,creation,used,referenced`` form). All or nothing: a bad
+    line raises ``ValidationError`` with ``field == "line N"``."""
+
+@final
+class Inventory:
+    """One member's inventory: its system, its snapshots and the resume tokens of its
+    interrupted receives (full dataset name → token)."""
+
+    def __new__(
+        cls,
+        system: System,
+        snapshots: Iterable[Union[Snapshot, Mapping[str, Any]]],
+        resume_tokens: Optional[Dict[str, str]] = None,
+    ) -> Self: ...
+    @property
+    def system(self) -> System: ...
+    @property
+    def snapshots(self) -> List[Snapshot]: ...
+    @property
+    def resume_tokens(self) -> Dict[str, str]: ...
+
+@final
+class Transfer:
+    """A transfer of one logical dataset from a source to a target, with its commands."""
+
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def kind(self) -> Literal["incremental", "full", "resume"]: ...
+    @property
+    def mode(self) -> _TransferMode: ...
+    @property
+    def source_system_id(self) -> UUID: ...
+    @property
+    def source_dataset(self) -> str: ...
+    @property
+    def target_system_id(self) -> UUID: ...
+    @property
+    def target_dataset(self) -> str: ...
+    @property
+    def runner_system_id(self) -> UUID:
+        """The system that runs ``commands`` (the source for push, the target for pull)."""
+    @property
+    def base(self) -> Optional[str]: ...
+    @property
+    def snapshots(self) -> List[str]: ...
+    @property
+    def estimated_bytes(self) -> int: ...
+    @property
+    def commands(self) -> List[str]:
+        """One shell pipeline per send step, in order."""
+    @property
+    def argv(self) -> List[List[List[str]]]:
+        """``argv[i]`` is the list of stages (argv vectors) of ``commands[i]``."""
+    @property
+    def command_error(self) -> Optional[str]: ...
+    def to_dict(self) -> Dict[str, _Json]: ...
+
+@final
+class Conflict:
+    """A conflict between two members' histories of a dataset."""
+
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def system_a(self) -> UUID: ...
+    @property
+    def system_b(self) -> UUID: ...
+    @property
+    def kind(self) -> Literal["diverged", "orphaned", "missing"]: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def details(self) -> _Json: ...
+    def to_dict(self) -> Dict[str, _Json]: ...
+
+@final
+class Gap:
+    """Snapshots a target lacks that are older than its newest common snapshot."""
+
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def target_system_id(self) -> UUID: ...
+    @property
+    def snapshots(self) -> List[str]: ...
+    def to_dict(self) -> Dict[str, _Json]: ...
+
+@final
+class Plan:
+    """The plan of a group."""
+
+    @property
+    def group_id(self) -> UUID: ...
+    @property
+    def now(self) -> datetime: ...
+    @property
+    def transfers(self) -> List[Transfer]: ...
+    @property
+    def conflicts(self) -> List[Conflict]: ...
+    @property
+    def gaps(self) -> List[Gap]: ...
+    @property
+    def diagnostics(self) -> List[Dict[str, _Json]]: ...
+    def outcomes(self) -> List[Dict[str, _Json]]: ...
+    def to_dict(self) -> Dict[str, _Json]: ...
+
+_InventoryLike = Union[Inventory, Tuple[System, Iterable[Union[Snapshot, Mapping[str, Any]]]]]
+
+def plan(
+    group: SyncGroup, inventories: Iterable[_InventoryLike], now: Optional[_TimeLike] = None
+) -> Plan:
+    """Plans a group from its members' inventories; ``now`` defaults to the current time."""
