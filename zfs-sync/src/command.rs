@@ -342,6 +342,15 @@ pub fn destroy_commands(dataset: &DatasetName, snapshots: &[ShortName]) -> Resul
         .collect()
 }
 
+/// `zfs destroy dataset` (never `-r`: it fails rather than take child datasets along), run on
+/// the host that holds `dataset`, after its snapshots were destroyed. Used when an orphaned
+/// history loses and must be received anew as a full stream.
+pub fn destroy_dataset_command(dataset: &DatasetName) -> Result<Command> {
+    let argv = vec!["zfs".into(), "destroy".into(), dataset.as_str().to_string()];
+    check_leaves(&argv)?;
+    Ok(Command::pipeline(vec![argv]))
+}
+
 /// Checks of rendered commands, shared by the unit tests and the fuzz targets.
 #[cfg(any(test, feature = "testing"))]
 pub mod verify {

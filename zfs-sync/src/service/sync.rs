@@ -1,15 +1,31 @@
 //! Sync coordination: plans groups, hands transfers out as leased jobs, drives sync states
-//! (`out_of_sync → syncing → in_sync | error`) and conflicts. (Being written by the lead; the
-//! types below are the contract for the HTTP server and the bindings.)
+//! (`out_of_sync → syncing → in_sync | error`) and conflicts.
+//!
+//! The life of a transfer: [`SyncService::instructions`] plans the caller's groups and, for
+//! each transfer the caller runs (the source when pushing, the target when pulling), stores a
+//! job and leases it to the caller (a job is handed to exactly one caller, across server
+//! processes); the target's state becomes `syncing`. The job ends when the runner reports a
+//! result ([`SyncService::report_job`]), when the target's next inventory shows every snapshot
+//! of the transfer ([`SyncService::inventory_reported`]), or when its lease runs out
+//! ([`SyncService::expire_leases`]; the state returns to `out_of_sync` and the next call hands
+//! out a fresh job). A job reported as succeeded is not handed out again while the target has
+//! not reported a newer inventory: the witness trusts the result until the inventory speaks.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{ConflictRecord, ConflictStrategy, Job, JobOutcome, SyncState, System};
-use crate::plan::{Diagnostic, GroupPlan, Transfer};
+use crate::conflict::{LoserResolution, plan_resolution};
+use crate::error::{Error, Result};
+use crate::model::{
+    ConflictRecord, ConflictStatus, ConflictStrategy, Job, JobFilter, JobOutcome, JobStatus,
+    ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, SyncStatus,
+    System, TransferMode,
+};
+use crate::plan::{Diagnostic, GroupPlan, MemberInventory, Outcome, Transfer, plan_group};
 use crate::store::Store;
 
 /// Settings of the sync service.
@@ -21,7 +37,9 @@ pub struct SyncSettings {
 
 impl Default for SyncSettings {
     fn default() -> Self {
-        SyncSettings { job_lease_seconds: 3600 }
+        SyncSettings {
+            job_lease_seconds: 3600,
+        }
     }
 }
 
@@ -64,8 +82,17 @@ pub struct LoserPlan {
     pub rollback_to: Option<String>,
     /// Exactly the snapshots the rollback destroys, oldest first.
     pub destroys: Vec<String>,
-    /// The commands, in order: rollback on the loser, then the transfer.
-    pub commands: Vec<Command>,
+    /// The commands, in order, each with the system that runs it: the rollback (or, when no
+    /// snapshot is shared, the destruction of the loser's snapshots and dataset) on the loser,
+    /// then the transfer from the winner.
+    pub commands: Vec<HostCommand>,
+}
+
+/// A command and the system that runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostCommand {
+    pub system_id: Uuid,
+    pub command: Command,
 }
 
 /// A conflict resolution.
@@ -81,6 +108,13 @@ pub struct ResolutionPlan {
     pub refused: Option<String>,
 }
 
+/// What a job stores as its `spec`: the transfer and the commands handed out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub transfer: Transfer,
+    pub commands: Vec<Command>,
+}
+
 /// Sync coordination over a store.
 #[derive(Clone)]
 pub struct SyncService {
@@ -90,8 +124,23 @@ pub struct SyncService {
 
 impl std::fmt::Debug for SyncService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyncService").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("SyncService")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
+}
+
+/// A group planned now, with the states and conflicts that follow from it.
+struct Evaluation {
+    group: SyncGroup,
+    inventories: Vec<MemberInventory>,
+    plan: GroupPlan,
+    /// Keyed by (logical dataset, system).
+    states: HashMap<(String, Uuid), SyncState>,
+    conflicts: Vec<ConflictRecord>,
+    /// (dataset, target) pairs whose transfer must not be handed out now: a job is active, or
+    /// one succeeded and the target has not reported since.
+    hold: HashSet<(String, Uuid)>,
 }
 
 impl SyncService {
@@ -99,46 +148,629 @@ impl SyncService {
         SyncService { store, settings }
     }
 
-    /// Recomputes a group's plan, states and conflicts now, and stores states and conflicts.
-    pub async fn check_group(&self, group_id: Uuid, now: DateTime<Utc>) -> crate::Result<GroupCheck> {
-        let _ = (&self.store, group_id, now);
-        unimplemented!("under construction")
+    /// The store this service works on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
-    /// Plans every group of the system (or only `group_id`), turns the transfers this system
-    /// runs into leased jobs, sets their targets' states to `syncing`, and returns them.
-    pub async fn instructions(&self, system_id: Uuid, group_id: Option<Uuid>, now: DateTime<Utc>) -> crate::Result<Instructions> {
-        let _ = (system_id, group_id, now);
-        unimplemented!("under construction")
+    async fn group(&self, group_id: Uuid) -> Result<SyncGroup> {
+        self.store
+            .get_group(group_id)
+            .await?
+            .ok_or_else(|| Error::not_found("sync group", group_id))
     }
 
-    /// Records a runner's job result and drives the target's sync state.
-    pub async fn report_job(&self, job_id: Uuid, outcome: &JobOutcome, now: DateTime<Utc>) -> crate::Result<Job> {
-        let _ = (job_id, outcome, now);
-        unimplemented!("under construction")
+    /// Plans the group and derives every member's state from the plan and the jobs.
+    async fn evaluate(&self, group: SyncGroup, now: DateTime<Utc>) -> Result<Evaluation> {
+        let inventories = load_inventories(self.store.as_ref(), &group).await?;
+        let plan = plan_group(&group, &inventories, now);
+        let previous: HashMap<(String, Uuid), SyncState> = self
+            .store
+            .list_states(&SyncStateFilter {
+                group_id: Some(group.id),
+                ..Default::default()
+            })
+            .await?
+            .into_iter()
+            .map(|s| ((s.dataset.clone(), s.system_id), s))
+            .collect();
+        let mut jobs: HashMap<Uuid, Job> = HashMap::new();
+        for job_id in previous.values().filter_map(|s| s.job_id) {
+            if let Some(job) = self.store.get_job(job_id).await? {
+                jobs.insert(job_id, job);
+            }
+        }
+
+        let mut states = HashMap::new();
+        let mut hold = HashSet::new();
+        for dp in &plan.datasets {
+            if let Some(source) = dp.source {
+                let key = (dp.dataset.clone(), source);
+                let prev = previous.get(&key);
+                let mut st = base_state(group.id, &dp.dataset, source, prev, now);
+                st.status = SyncStatus::InSync;
+                st.last_sync = prev.and_then(|p| p.last_sync).or(Some(now));
+                states.insert(key, st);
+            }
+            for o in &dp.outcomes {
+                let key = (dp.dataset.clone(), o.target);
+                let prev = previous.get(&key);
+                let mut st = base_state(group.id, &dp.dataset, o.target, prev, now);
+                st.lag_seconds = o.lag_seconds;
+                st.missing_count = o.missing_count;
+                let job = prev.and_then(|p| p.job_id).and_then(|id| jobs.get(&id));
+                match &o.outcome {
+                    Outcome::InSync | Outcome::WithinLag => {
+                        st.status = SyncStatus::InSync;
+                        let was_in_sync = prev.is_some_and(|p| p.status == SyncStatus::InSync);
+                        st.last_sync = if was_in_sync {
+                            prev.and_then(|p| p.last_sync).or(Some(now))
+                        } else {
+                            Some(now)
+                        };
+                        st.job_id = None;
+                    }
+                    Outcome::Blocked { reason, .. } => {
+                        st.status = SyncStatus::Conflict;
+                        st.error_message = Some(reason.clone());
+                        st.job_id = None;
+                    }
+                    Outcome::Transfer(t) => {
+                        st.status = SyncStatus::OutOfSync;
+                        st.job_id = None;
+                        if let Some(job) = job {
+                            let reported = last_report(&inventories, t);
+                            match job.status {
+                                JobStatus::Pending | JobStatus::Leased
+                                    if job.lease_expires_at.is_none_or(|until| until > now) =>
+                                {
+                                    st.status = SyncStatus::Syncing;
+                                    st.job_id = Some(job.id);
+                                    hold.insert(key.clone());
+                                }
+                                JobStatus::Succeeded
+                                    if reported.is_none_or(|r| r < job.updated_at) =>
+                                {
+                                    // Trust the result until the target reports again.
+                                    st.status = SyncStatus::InSync;
+                                    st.job_id = Some(job.id);
+                                    hold.insert(key.clone());
+                                }
+                                JobStatus::Failed => {
+                                    st.status = SyncStatus::Error;
+                                    st.job_id = Some(job.id);
+                                    st.error_message = job
+                                        .error
+                                        .clone()
+                                        .or_else(|| Some("transfer failed".into()));
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                states.insert(key, st);
+            }
+        }
+
+        let conflicts = plan
+            .datasets
+            .iter()
+            .flat_map(|d| d.conflicts.iter())
+            .map(|c| ConflictRecord {
+                id: Uuid::new_v4(),
+                group_id: group.id,
+                dataset: c.dataset.clone(),
+                system_a: c.system_a,
+                system_b: c.system_b,
+                kind: c.kind,
+                reason: c.reason.clone(),
+                details: c.details.clone(),
+                status: ConflictStatus::Open,
+                detected_at: now,
+                updated_at: now,
+                resolved_at: None,
+                resolution: None,
+            })
+            .collect();
+        Ok(Evaluation {
+            group,
+            inventories,
+            plan,
+            states,
+            conflicts,
+            hold,
+        })
     }
 
-    /// After a system reported its inventory: completes jobs whose snapshots have arrived.
-    pub async fn inventory_reported(&self, system_id: Uuid, now: DateTime<Utc>) -> crate::Result<()> {
-        let _ = (system_id, now);
-        unimplemented!("under construction")
+    /// Stores an evaluation's states and conflicts; returns the open conflicts.
+    async fn persist(&self, ev: &Evaluation, now: DateTime<Utc>) -> Result<Vec<ConflictRecord>> {
+        let mut states: Vec<SyncState> = ev.states.values().cloned().collect();
+        states.sort_by(|a, b| (&a.dataset, a.system_id).cmp(&(&b.dataset, b.system_id)));
+        self.store
+            .replace_group_states(ev.group.id, &states)
+            .await?;
+        self.store
+            .sync_conflicts(ev.group.id, &ev.conflicts, now)
+            .await
     }
 
-    /// Expires job leases (their targets' states go back to `out_of_sync`).
-    pub async fn expire_leases(&self, now: DateTime<Utc>) -> crate::Result<Vec<Job>> {
-        let _ = now;
-        unimplemented!("under construction")
+    /// Recomputes a group's plan, states and conflicts now, stores states and conflicts, and
+    /// cancels pending jobs the plan no longer needs.
+    pub async fn check_group(&self, group_id: Uuid, now: DateTime<Utc>) -> Result<GroupCheck> {
+        let group = self.group(group_id).await?;
+        let ev = self.evaluate(group, now).await?;
+        let conflicts = self.persist(&ev, now).await?;
+        let keep: Vec<Uuid> = ev.states.values().filter_map(|s| s.job_id).collect();
+        self.store.cancel_pending_jobs(group_id, &keep, now).await?;
+        let mut states: Vec<SyncState> = ev.states.into_values().collect();
+        states.sort_by(|a, b| (&a.dataset, a.system_id).cmp(&(&b.dataset, b.system_id)));
+        Ok(GroupCheck {
+            plan: ev.plan,
+            states,
+            conflicts,
+        })
     }
 
-    /// Plans the resolution of a conflict and, unless refused, records it.
+    /// Plans every enabled group of the system (or only `group_id`), turns the transfers this
+    /// system runs into leased jobs, sets their targets' states to `syncing`, and returns them.
+    /// A transfer whose job is already out (leased to an earlier call) is not handed out twice.
+    pub async fn instructions(
+        &self,
+        system_id: Uuid,
+        group_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<Instructions> {
+        if self.store.get_system(system_id).await?.is_none() {
+            return Err(Error::not_found("system", system_id));
+        }
+        self.expire_leases(now).await?;
+        let mut groups = self.store.groups_of_system(system_id).await?;
+        if let Some(gid) = group_id {
+            groups.retain(|g| g.id == gid);
+            if groups.is_empty() {
+                self.group(gid).await?;
+                return Err(Error::invalid(
+                    "sync_group_id",
+                    format!("system {system_id} is not a member of sync group {gid}"),
+                ));
+            }
+        }
+        let until = now
+            + Duration::seconds(
+                i64::try_from(self.settings.job_lease_seconds).unwrap_or(i64::MAX / 2),
+            );
+        let mut out = Instructions {
+            system_id,
+            timestamp: now,
+            instructions: Vec::new(),
+            diagnostics: Vec::new(),
+        };
+        for group in groups.into_iter().filter(|g| g.enabled) {
+            let mut ev = self.evaluate(group, now).await?;
+            let systems: HashMap<Uuid, &System> = ev
+                .inventories
+                .iter()
+                .map(|i| (i.system.id, &i.system))
+                .collect();
+            let mut handed: Vec<(String, Uuid, Uuid)> = Vec::new();
+            for t in ev.plan.transfers() {
+                let runner = match t.mode {
+                    TransferMode::Push => t.source.system_id,
+                    TransferMode::Pull => t.target.system_id,
+                };
+                if runner != system_id || ev.hold.contains(&(t.dataset.clone(), t.target.system_id))
+                {
+                    continue;
+                }
+                let (Some(source), Some(target)) = (
+                    systems.get(&t.source.system_id),
+                    systems.get(&t.target.system_id),
+                ) else {
+                    continue;
+                };
+                let commands = match crate::command::transfer_commands(
+                    t,
+                    source,
+                    target,
+                    ev.group.policy.send_flags,
+                ) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        out.diagnostics.push(Diagnostic {
+                            system_id: Some(t.target.system_id),
+                            dataset: Some(t.dataset.clone()),
+                            message: format!("cannot render commands: {e}"),
+                        });
+                        continue;
+                    }
+                };
+                let spec = JobSpec {
+                    transfer: t.clone(),
+                    commands,
+                };
+                let job = Job {
+                    id: Uuid::new_v4(),
+                    group_id: ev.group.id,
+                    dataset: t.dataset.clone(),
+                    source_system_id: t.source.system_id,
+                    target_system_id: t.target.system_id,
+                    runner_system_id: runner,
+                    kind: t.kind,
+                    spec: serde_json::to_value(&spec)
+                        .map_err(|e| Error::backend_msg(e.to_string()))?,
+                    status: JobStatus::Pending,
+                    lease_expires_at: None,
+                    attempts: 0,
+                    error: None,
+                    bytes: None,
+                    resume_token: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let job = self.store.create_job_if_absent(&job).await?;
+                let Some(leased) = self.store.lease_job(job.id, now, until).await? else {
+                    // Another caller holds it: not ours to hand out.
+                    handed.push((t.dataset.clone(), t.target.system_id, job.id));
+                    continue;
+                };
+                // The job may predate this plan (a pending job created by another server
+                // process): hand out what it holds, so the result matches the job.
+                let spec: JobSpec = serde_json::from_value(leased.spec.clone()).unwrap_or(spec);
+                handed.push((t.dataset.clone(), t.target.system_id, leased.id));
+                out.instructions.push(Instruction {
+                    job_id: leased.id,
+                    group_id: ev.group.id,
+                    source: (*source).clone(),
+                    target: (*target).clone(),
+                    transfer: spec.transfer,
+                    commands: spec.commands,
+                });
+            }
+            for (dataset, target, job_id) in handed {
+                if let Some(st) = ev.states.get_mut(&(dataset, target)) {
+                    st.status = SyncStatus::Syncing;
+                    st.job_id = Some(job_id);
+                    st.error_message = None;
+                }
+            }
+            out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
+            self.persist(&ev, now).await?;
+        }
+        Ok(out)
+    }
+
+    /// Records a runner's job result and drives the target's sync state: `in_sync` on
+    /// success, `error` on failure. A failure may carry the target's `receive_resume_token`,
+    /// which the next plan resumes from.
+    pub async fn report_job(
+        &self,
+        job_id: Uuid,
+        outcome: &JobOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Job> {
+        if !matches!(outcome.status, JobStatus::Succeeded | JobStatus::Failed) {
+            return Err(Error::invalid(
+                "status",
+                "must be \"succeeded\" or \"failed\"",
+            ));
+        }
+        if let Some(token) = &outcome.resume_token {
+            crate::resume::validate_token_chars(token).map_err(|e| e.in_field("resume_token"))?;
+        }
+        let job = self.store.complete_job(job_id, outcome, now).await?;
+        let spec: Option<JobSpec> = serde_json::from_value(job.spec.clone()).ok();
+        if let (Some(token), Some(spec)) = (&outcome.resume_token, &spec) {
+            let target = &spec.transfer.target.dataset;
+            self.store
+                .set_resume_token(
+                    job.target_system_id,
+                    target.pool(),
+                    target.path(),
+                    Some(token),
+                    now,
+                )
+                .await?;
+        }
+        let mut st = self.state_of(&job, now).await?;
+        st.job_id = Some(job.id);
+        st.updated_at = now;
+        st.last_check = Some(now);
+        if outcome.status == JobStatus::Succeeded {
+            st.status = SyncStatus::InSync;
+            st.last_sync = Some(now);
+            st.lag_seconds = 0;
+            st.missing_count = 0;
+            st.error_message = None;
+        } else {
+            st.status = SyncStatus::Error;
+            st.error_message = Some(
+                outcome
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "transfer failed".into()),
+            );
+        }
+        self.store.upsert_states(&[st]).await?;
+        Ok(job)
+    }
+
+    /// The stored state of a job's target, or a fresh one.
+    async fn state_of(&self, job: &Job, now: DateTime<Utc>) -> Result<SyncState> {
+        let filter = SyncStateFilter {
+            group_id: Some(job.group_id),
+            system_id: Some(job.target_system_id),
+            dataset: Some(job.dataset.clone()),
+            status: None,
+        };
+        let prev = self.store.list_states(&filter).await?.into_iter().next();
+        Ok(base_state(
+            job.group_id,
+            &job.dataset,
+            job.target_system_id,
+            prev.as_ref(),
+            now,
+        ))
+    }
+
+    /// After a system reported its inventory: completes its leased jobs (as a target) whose
+    /// snapshots have all arrived, and sets those states `in_sync`.
+    pub async fn inventory_reported(&self, system_id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        let filter = JobFilter {
+            target_system_id: Some(system_id),
+            status: Some(JobStatus::Leased),
+            ..Default::default()
+        };
+        for job in self.store.list_jobs(&filter).await? {
+            let Ok(spec) = serde_json::from_value::<JobSpec>(job.spec.clone()) else {
+                continue;
+            };
+            let target = &spec.transfer.target.dataset;
+            let query = SnapshotQuery {
+                system_id: Some(system_id),
+                pool: Some(target.pool().to_string()),
+                dataset: Some(target.path().to_string()),
+                limit: u64::MAX / 2,
+                ..Default::default()
+            };
+            let present: HashSet<String> = self
+                .store
+                .query_snapshots(&query)
+                .await?
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
+            if spec
+                .transfer
+                .snapshots
+                .iter()
+                .all(|s| present.contains(s.as_str()))
+            {
+                let outcome = JobOutcome {
+                    status: JobStatus::Succeeded,
+                    error: None,
+                    resume_token: None,
+                    bytes: None,
+                };
+                match self.report_job(job.id, &outcome, now).await {
+                    // Another process finished it first: nothing to do.
+                    Ok(_) | Err(Error::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                // The resume token, if any, was consumed by the completed receive.
+                self.store
+                    .set_resume_token(system_id, target.pool(), target.path(), None, now)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Expires job leases; the targets' states go back to `out_of_sync`.
+    pub async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
+        let expired = self.store.expire_leases(now).await?;
+        for job in &expired {
+            let mut st = self.state_of(job, now).await?;
+            if st.job_id == Some(job.id) && st.status == SyncStatus::Syncing {
+                st.status = SyncStatus::OutOfSync;
+                st.job_id = None;
+                st.error_message = Some("the job's lease expired without a result".into());
+                st.updated_at = now;
+                self.store.upsert_states(&[st]).await?;
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Plans the resolution of a conflict. When the plan destroys snapshots and the group does
+    /// not set `allow_destructive`, the plan is returned with `refused` set and nothing is
+    /// recorded; otherwise the conflict is marked resolved with the plan.
     pub async fn resolve_conflict(
         &self,
         conflict_id: Uuid,
         strategy: ConflictStrategy,
         winner_system_id: Option<Uuid>,
         now: DateTime<Utc>,
-    ) -> crate::Result<ResolutionPlan> {
-        let _ = (conflict_id, strategy, winner_system_id, now, &self.settings);
-        unimplemented!("under construction")
+    ) -> Result<ResolutionPlan> {
+        let conflict = self
+            .store
+            .get_conflict(conflict_id)
+            .await?
+            .ok_or_else(|| Error::not_found("conflict", conflict_id))?;
+        if conflict.status != ConflictStatus::Open {
+            return Err(Error::conflict(format!(
+                "conflict {conflict_id} is {}, not open",
+                conflict.status.as_str()
+            )));
+        }
+        if let Some(w) = winner_system_id
+            && w != conflict.system_a
+            && w != conflict.system_b
+        {
+            return Err(Error::invalid(
+                "winner_system_id",
+                "must be one of the two systems of the conflict",
+            ));
+        }
+        let group = self.group(conflict.group_id).await?;
+        let inventories = load_inventories(self.store.as_ref(), &group).await?;
+        let resolution = plan_resolution(
+            &group,
+            &inventories,
+            &conflict.dataset,
+            strategy,
+            winner_system_id,
+            now,
+        )?;
+        let systems: HashMap<Uuid, &System> = inventories
+            .iter()
+            .map(|i| (i.system.id, &i.system))
+            .collect();
+        let mut losers = Vec::new();
+        for l in &resolution.losers {
+            losers.push(loser_plan(l, &systems, &group)?);
+        }
+        let mut plan = ResolutionPlan {
+            conflict_id,
+            strategy,
+            winner_system_id: resolution.winner,
+            losers,
+            refused: None,
+        };
+        if let Err(e) = resolution.check_allowed(&group.policy) {
+            plan.refused = Some(e.to_string());
+            return Ok(plan);
+        }
+        let value = serde_json::to_value(&plan).map_err(|e| Error::backend_msg(e.to_string()))?;
+        self.store
+            .resolve_conflict(conflict_id, &value, now)
+            .await?;
+        Ok(plan)
     }
+}
+
+fn loser_plan(
+    l: &LoserResolution,
+    systems: &HashMap<Uuid, &System>,
+    group: &SyncGroup,
+) -> Result<LoserPlan> {
+    let on_loser = |command| HostCommand {
+        system_id: l.system_id,
+        command,
+    };
+    let mut commands = Vec::new();
+    if let Some(to) = &l.rollback_to {
+        commands.push(on_loser(crate::command::rollback_command(&l.dataset, to)?));
+    } else if !l.destroys.is_empty() {
+        // No common snapshot: the winner's history arrives as a full stream, which needs a
+        // dataset that does not exist (we never emit `receive -F`).
+        commands.extend(
+            crate::command::destroy_commands(&l.dataset, &l.destroys)?
+                .into_iter()
+                .map(on_loser),
+        );
+        commands.push(on_loser(crate::command::destroy_dataset_command(
+            &l.dataset,
+        )?));
+    }
+    if let Some(t) = &l.transfer {
+        let (Some(source), Some(target)) = (
+            systems.get(&t.source.system_id),
+            systems.get(&t.target.system_id),
+        ) else {
+            return Err(Error::not_found("system", t.source.system_id));
+        };
+        let runner = match t.mode {
+            TransferMode::Push => t.source.system_id,
+            TransferMode::Pull => t.target.system_id,
+        };
+        for command in
+            crate::command::transfer_commands(t, source, target, group.policy.send_flags)?
+        {
+            commands.push(HostCommand {
+                system_id: runner,
+                command,
+            });
+        }
+    }
+    Ok(LoserPlan {
+        system_id: l.system_id,
+        rollback_to: l
+            .rollback_to
+            .as_ref()
+            .map(|s| format!("{}@{}", l.dataset, s)),
+        destroys: l
+            .destroys
+            .iter()
+            .map(|s| format!("{}@{}", l.dataset, s))
+            .collect(),
+        commands,
+    })
+}
+
+/// When the target last reported any snapshot of the transfer's target dataset.
+fn last_report(inventories: &[MemberInventory], t: &Transfer) -> Option<DateTime<Utc>> {
+    let inv = inventories
+        .iter()
+        .find(|i| i.system.id == t.target.system_id)?;
+    let (pool, path) = (t.target.dataset.pool(), t.target.dataset.path());
+    inv.snapshots
+        .iter()
+        .filter(|s| s.pool == pool && s.dataset == path)
+        .map(|s| s.last_reported)
+        .max()
+}
+
+fn base_state(
+    group_id: Uuid,
+    dataset: &str,
+    system_id: Uuid,
+    prev: Option<&SyncState>,
+    now: DateTime<Utc>,
+) -> SyncState {
+    SyncState {
+        id: prev.map_or_else(Uuid::new_v4, |p| p.id),
+        group_id,
+        dataset: dataset.to_string(),
+        system_id,
+        status: prev.map_or(SyncStatus::OutOfSync, |p| p.status),
+        last_check: Some(now),
+        last_sync: prev.and_then(|p| p.last_sync),
+        lag_seconds: prev.map_or(0, |p| p.lag_seconds),
+        missing_count: prev.map_or(0, |p| p.missing_count),
+        error_message: None,
+        job_id: prev.and_then(|p| p.job_id),
+        updated_at: now,
+    }
+}
+
+/// Everything the planner needs of one group: its members' systems, snapshots and resume
+/// tokens, loaded in a fixed number of queries.
+pub async fn load_inventories(
+    store: &dyn Store,
+    group: &SyncGroup,
+) -> Result<Vec<MemberInventory>> {
+    let ids: Vec<Uuid> = group.members.iter().map(|m| m.system_id).collect();
+    let mut snapshots: HashMap<Uuid, Vec<Snapshot>> = HashMap::new();
+    for s in store.snapshots_of_systems(&ids).await? {
+        snapshots.entry(s.system_id).or_default().push(s);
+    }
+    let mut tokens: HashMap<Uuid, Vec<ResumeToken>> = HashMap::new();
+    for t in store.resume_tokens_of_systems(&ids).await? {
+        tokens.entry(t.system_id).or_default().push(t);
+    }
+    let mut out = Vec::with_capacity(group.members.len());
+    for member in &group.members {
+        // A system deleted meanwhile has lost its membership too: skip it.
+        let Some(system) = store.get_system(member.system_id).await? else {
+            continue;
+        };
+        out.push(MemberInventory {
+            snapshots: snapshots.remove(&system.id).unwrap_or_default(),
+            resume_tokens: tokens.remove(&system.id).unwrap_or_default(),
+            system,
+            member: member.clone(),
+        });
+    }
+    Ok(out)
 }

@@ -1,0 +1,455 @@
+//! Sync coordination end to end over the in-memory store: plans become leased jobs, jobs
+//! drive states, inventories confirm transfers, leases expire, conflicts resolve.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+use zfs_sync::model::{
+    ConflictKind, ConflictStrategy, JobOutcome, JobStatus, Member, NewSnapshot, Policy,
+    SyncStateFilter, SyncStatus, Topology, TransferKind, TransferMode,
+};
+use zfs_sync::service::sync::{SyncService, SyncSettings};
+use zfs_sync::store::Store;
+use zfs_sync::store::memory::InMemoryStore;
+use zfs_sync::testing::fixtures::{epoch, group, system};
+
+struct World {
+    store: Arc<dyn Store>,
+    sync: SyncService,
+    hub: Uuid,
+    a: Uuid,
+    b: Uuid,
+    group_id: Uuid,
+}
+
+fn snap(pool: &str, dataset: &str, name: &str, guid: u64, txg: u64, hours: i64) -> NewSnapshot {
+    NewSnapshot {
+        pool: pool.into(),
+        dataset: dataset.into(),
+        name: name.into(),
+        guid: Some(guid),
+        createtxg: Some(txg),
+        creation: epoch() + Duration::hours(hours),
+        used: 1000,
+        referenced: 5000,
+        extra_metadata: Default::default(),
+    }
+}
+
+/// `n` hourly snapshots `s0..s{n-1}` of `pool/vm1`, GUIDs shared across hosts.
+fn history(pool: &str, n: u64) -> Vec<NewSnapshot> {
+    (0..n)
+        .map(|i| snap(pool, "vm1", &format!("s{i}"), 1000 + i, 10 + i, i as i64))
+        .collect()
+}
+
+fn now() -> DateTime<Utc> {
+    epoch() + Duration::days(2)
+}
+
+async fn world(mode: TransferMode, policy: Policy) -> World {
+    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    let (hub, a, b) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+    for (id, name) in [(hub, "hub"), (a, "target-a"), (b, "target-b")] {
+        store.create_system(&system(id, name)).await.unwrap();
+    }
+    let policy = Policy {
+        transfer: mode,
+        ..policy
+    };
+    let members = [hub, a, b]
+        .map(|system_id| Member {
+            system_id,
+            dataset_root: None,
+        })
+        .to_vec();
+    let g = group(Topology::HubAndSpoke { hub }, members, policy);
+    store.create_group(&g).await.unwrap();
+    store
+        .upsert_snapshots(hub, &history("tank", 6), epoch())
+        .await
+        .unwrap();
+    store
+        .upsert_snapshots(a, &history("backup", 4), epoch())
+        .await
+        .unwrap();
+    store
+        .upsert_snapshots(b, &history("backup", 2), epoch())
+        .await
+        .unwrap();
+    let sync = SyncService::new(
+        store.clone(),
+        SyncSettings {
+            job_lease_seconds: 600,
+        },
+    );
+    World {
+        store,
+        sync,
+        hub,
+        a,
+        b,
+        group_id: g.id,
+    }
+}
+
+async fn status_of(w: &World, system: Uuid) -> SyncStatus {
+    let f = SyncStateFilter {
+        group_id: Some(w.group_id),
+        system_id: Some(system),
+        ..Default::default()
+    };
+    let states = w.store.list_states(&f).await.unwrap();
+    assert_eq!(states.len(), 1, "one state per (dataset, system)");
+    states[0].status
+}
+
+#[tokio::test]
+async fn hub_gets_one_leased_job_per_lagging_target_and_only_once() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let ins = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    assert_eq!(
+        ins.instructions.len(),
+        2,
+        "two lagging targets, two transfers"
+    );
+    let to_a = ins
+        .instructions
+        .iter()
+        .find(|i| i.transfer.target.system_id == w.a)
+        .unwrap();
+    assert_eq!(to_a.transfer.kind, TransferKind::Incremental);
+    assert_eq!(to_a.transfer.base.as_ref().unwrap().name.as_str(), "s3");
+    let names: Vec<&str> = to_a.transfer.snapshots.iter().map(|s| s.as_str()).collect();
+    assert_eq!(names, ["s4", "s5"]);
+    assert_eq!(to_a.transfer.target.dataset.as_str(), "backup/vm1");
+    let argv = &to_a.commands[0].argv;
+    assert_eq!(argv[0], ["zfs", "send", "-I", "tank/vm1@s3", "tank/vm1@s5"]);
+    assert_eq!(status_of(&w, w.a).await, SyncStatus::Syncing);
+    assert_eq!(status_of(&w, w.b).await, SyncStatus::Syncing);
+    assert_eq!(status_of(&w, w.hub).await, SyncStatus::InSync);
+
+    // Asking again while the leases run hands out nothing.
+    let again = w
+        .sync
+        .instructions(w.hub, None, now() + Duration::seconds(5))
+        .await
+        .unwrap();
+    assert!(again.instructions.is_empty(), "{again:?}");
+    // Targets run nothing when pushing.
+    assert!(
+        w.sync
+            .instructions(w.a, None, now())
+            .await
+            .unwrap()
+            .instructions
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn pull_mode_hands_the_job_to_the_target() {
+    let w = world(TransferMode::Pull, Policy::default()).await;
+    assert!(
+        w.sync
+            .instructions(w.hub, None, now())
+            .await
+            .unwrap()
+            .instructions
+            .is_empty()
+    );
+    let ins = w.sync.instructions(w.b, None, now()).await.unwrap();
+    assert_eq!(ins.instructions.len(), 1);
+    let cmd = &ins.instructions[0].commands[0];
+    assert_eq!(
+        cmd.argv[0][0], "ssh",
+        "pull pipelines start with ssh to the source: {cmd:?}"
+    );
+    assert_eq!(cmd.argv.last().unwrap()[..2], ["zfs", "receive"]);
+}
+
+#[tokio::test]
+async fn job_results_drive_states() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let ins = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    let to_a = ins
+        .instructions
+        .iter()
+        .find(|i| i.transfer.target.system_id == w.a)
+        .unwrap();
+    let to_b = ins
+        .instructions
+        .iter()
+        .find(|i| i.transfer.target.system_id == w.b)
+        .unwrap();
+    let ok = JobOutcome {
+        status: JobStatus::Succeeded,
+        error: None,
+        resume_token: None,
+        bytes: Some(42),
+    };
+    let job = w.sync.report_job(to_a.job_id, &ok, now()).await.unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded);
+    assert_eq!(status_of(&w, w.a).await, SyncStatus::InSync);
+    let failed = JobOutcome {
+        status: JobStatus::Failed,
+        error: Some("cannot receive: out of space".into()),
+        resume_token: Some("1-abc-10-789c".into()),
+        bytes: None,
+    };
+    w.sync
+        .report_job(to_b.job_id, &failed, now())
+        .await
+        .unwrap();
+    assert_eq!(status_of(&w, w.b).await, SyncStatus::Error);
+    // A second result for a finished job is refused.
+    assert!(w.sync.report_job(to_a.job_id, &ok, now()).await.is_err());
+    let tokens = w.store.resume_tokens_of_systems(&[w.b]).await.unwrap();
+    assert_eq!(
+        tokens.len(),
+        1,
+        "the failure's resume token is kept for the next plan"
+    );
+
+    // The next check trusts the success until a newer inventory; the failure stays an error
+    // until the job is handed out again.
+    let check = w
+        .sync
+        .check_group(w.group_id, now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    let st_a = check.states.iter().find(|s| s.system_id == w.a).unwrap();
+    assert_eq!(st_a.status, SyncStatus::InSync);
+    let st_b = check.states.iter().find(|s| s.system_id == w.b).unwrap();
+    assert_eq!(st_b.status, SyncStatus::Error);
+    assert_eq!(
+        st_b.error_message.as_deref(),
+        Some("cannot receive: out of space")
+    );
+    let again = w
+        .sync
+        .instructions(w.hub, None, now() + Duration::seconds(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.instructions.len(),
+        1,
+        "only the failed transfer is retried: {again:?}"
+    );
+    assert_eq!(again.instructions[0].transfer.target.system_id, w.b);
+}
+
+#[tokio::test]
+async fn an_inventory_showing_the_snapshots_completes_the_job() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let ins = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    let to_a = ins
+        .instructions
+        .iter()
+        .find(|i| i.transfer.target.system_id == w.a)
+        .unwrap()
+        .job_id;
+    // Half arrived: the job stays leased.
+    w.store
+        .upsert_snapshots(w.a, &history("backup", 5), now())
+        .await
+        .unwrap();
+    w.sync.inventory_reported(w.a, now()).await.unwrap();
+    assert_eq!(
+        w.store.get_job(to_a).await.unwrap().unwrap().status,
+        JobStatus::Leased
+    );
+    // All arrived.
+    w.store
+        .upsert_snapshots(w.a, &history("backup", 6), now())
+        .await
+        .unwrap();
+    w.sync.inventory_reported(w.a, now()).await.unwrap();
+    assert_eq!(
+        w.store.get_job(to_a).await.unwrap().unwrap().status,
+        JobStatus::Succeeded
+    );
+    assert_eq!(status_of(&w, w.a).await, SyncStatus::InSync);
+    let check = w
+        .sync
+        .check_group(w.group_id, now() + Duration::minutes(1))
+        .await
+        .unwrap();
+    let st = check.states.iter().find(|s| s.system_id == w.a).unwrap();
+    assert_eq!((st.status, st.missing_count), (SyncStatus::InSync, 0));
+}
+
+#[tokio::test]
+async fn expired_leases_are_handed_out_again() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let first = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    assert_eq!(first.instructions.len(), 2);
+    let later = now() + Duration::seconds(601);
+    let expired = w.sync.expire_leases(later).await.unwrap();
+    assert_eq!(expired.len(), 2);
+    assert_eq!(status_of(&w, w.a).await, SyncStatus::OutOfSync);
+    let second = w.sync.instructions(w.hub, None, later).await.unwrap();
+    assert_eq!(second.instructions.len(), 2);
+    let old: Vec<Uuid> = first.instructions.iter().map(|i| i.job_id).collect();
+    assert!(
+        second.instructions.iter().all(|i| !old.contains(&i.job_id)),
+        "fresh jobs replace expired ones"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_callers_never_get_the_same_job() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let sync = w.sync.clone();
+        let hub = w.hub;
+        tasks.push(tokio::spawn(async move {
+            sync.instructions(hub, None, now()).await.unwrap()
+        }));
+    }
+    let mut handed = Vec::new();
+    for t in tasks {
+        handed.extend(t.await.unwrap().instructions.into_iter().map(|i| i.job_id));
+    }
+    let unique: std::collections::HashSet<_> = handed.iter().collect();
+    assert_eq!(
+        handed.len(),
+        unique.len(),
+        "a job was handed out twice: {handed:?}"
+    );
+    assert_eq!(unique.len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_system_and_foreign_group_are_errors() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let e = w
+        .sync
+        .instructions(Uuid::from_u128(99), None, now())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, zfs_sync::Error::NotFound { .. }), "{e}");
+    let e = w
+        .sync
+        .instructions(w.hub, Some(Uuid::from_u128(77)), now())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, zfs_sync::Error::NotFound { .. }), "{e}");
+    let bad = JobOutcome {
+        status: JobStatus::Leased,
+        error: None,
+        resume_token: None,
+        bytes: None,
+    };
+    let e = w
+        .sync
+        .report_job(Uuid::from_u128(5), &bad, now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, zfs_sync::Error::InvalidInput { ref field, .. } if field == "status"),
+        "{e}"
+    );
+}
+
+async fn diverged_world(allow_destructive: bool) -> (World, Uuid) {
+    let policy = Policy {
+        allow_destructive,
+        ..Policy::default()
+    };
+    let w = world(TransferMode::Push, policy).await;
+    // Target b goes its own way after s1: s2 exists there with another GUID.
+    w.store
+        .upsert_snapshots(
+            w.b,
+            &[
+                snap("backup", "vm1", "s2", 9999, 50, 2),
+                snap("backup", "vm1", "local", 9998, 51, 3),
+            ],
+            epoch(),
+        )
+        .await
+        .unwrap();
+    let check = w.sync.check_group(w.group_id, now()).await.unwrap();
+    let c = check
+        .conflicts
+        .iter()
+        .find(|c| c.kind == ConflictKind::Diverged)
+        .expect("a diverged conflict");
+    assert!(c.system_a == w.b || c.system_b == w.b);
+    let st = check.states.iter().find(|s| s.system_id == w.b).unwrap();
+    assert_eq!(st.status, SyncStatus::Conflict);
+    (w, c.id)
+}
+
+#[tokio::test]
+async fn diverged_target_is_blocked_and_resolution_lists_what_it_destroys() {
+    let (w, conflict) = diverged_world(false).await;
+    let ins = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    assert!(
+        ins.instructions
+            .iter()
+            .all(|i| i.transfer.target.system_id != w.b),
+        "no transfer into a diverged target"
+    );
+
+    let refused = w
+        .sync
+        .resolve_conflict(conflict, ConflictStrategy::Manual, Some(w.hub), now())
+        .await
+        .unwrap();
+    assert!(
+        refused.refused.is_some(),
+        "destructive plan without allow_destructive must be refused"
+    );
+    let loser = &refused.losers[0];
+    assert_eq!(loser.system_id, w.b);
+    assert_eq!(loser.rollback_to.as_deref(), Some("backup/vm1@s1"));
+    assert_eq!(loser.destroys, ["backup/vm1@s2", "backup/vm1@local"]);
+    // Nothing was recorded: the conflict is still open.
+    let c = w.store.get_conflict(conflict).await.unwrap().unwrap();
+    assert_eq!(c.status, zfs_sync::model::ConflictStatus::Open);
+    // Manual without a winner is an error.
+    assert!(
+        w.sync
+            .resolve_conflict(conflict, ConflictStrategy::Manual, None, now())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn allowed_resolution_rolls_back_then_sends() {
+    let (w, conflict) = diverged_world(true).await;
+    let plan = w
+        .sync
+        .resolve_conflict(conflict, ConflictStrategy::Manual, Some(w.hub), now())
+        .await
+        .unwrap();
+    assert!(plan.refused.is_none());
+    let loser = &plan.losers[0];
+    let first = &loser.commands[0];
+    assert_eq!(first.system_id, w.b, "the rollback runs on the loser");
+    assert_eq!(
+        first.command.argv,
+        [["zfs", "rollback", "-r", "backup/vm1@s1"]]
+    );
+    let send = &loser.commands[1];
+    assert_eq!(send.system_id, w.hub, "the hub pushes afterwards");
+    assert!(
+        !send.command.shell.contains(" -F"),
+        "never receive -F: {}",
+        send.command.shell
+    );
+    let c = w.store.get_conflict(conflict).await.unwrap().unwrap();
+    assert_eq!(c.status, zfs_sync::model::ConflictStatus::Resolved);
+    assert!(
+        w.sync
+            .resolve_conflict(conflict, ConflictStrategy::Manual, Some(w.hub), now())
+            .await
+            .is_err(),
+        "resolving twice"
+    );
+}
