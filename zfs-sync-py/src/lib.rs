@@ -7,6 +7,7 @@ mod errors;
 mod inventory;
 mod names;
 mod planning;
+mod store;
 mod values;
 
 use pyo3::prelude::*;
@@ -31,5 +32,8 @@ fn _zfs_sync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<planning::PyPlan>()?;
     m.add_function(wrap_pyfunction!(planning::plan, m)?)?;
     m.add_function(wrap_pyfunction!(inventory::parse_zfs_list, m)?)?;
+    m.add_class::<store::PySqliteStore>()?;
+    m.add_class::<store::PyPostgresStore>()?;
+    m.add_class::<store::PyWitness>()?;
     Ok(())
 }

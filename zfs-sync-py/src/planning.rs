@@ -8,7 +8,7 @@ use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use zfs_sync::command::{Command, transfer_commands};
-use zfs_sync::model::{ResumeToken, System, TransferMode};
+use zfs_sync::model::{ResumeToken, SyncGroup, System, TransferMode};
 use zfs_sync::plan::{self as core_plan, DetectedConflict, GroupPlan, MemberInventory};
 
 use crate::convert::{json_to_py, opt_datetime, rfc3339, string};
@@ -184,13 +184,16 @@ impl PyTransfer {
     }
 
     fn __repr__(&self) -> String {
+        let base = self
+            .base
+            .as_deref()
+            .map_or_else(|| "None".to_string(), |b| format!("{b:?}"));
         format!(
-            "Transfer({} {:?}: {} -> {}, base={:?}, snapshots={})",
+            "Transfer({} {:?}: {} -> {}, base={base}, snapshots={})",
             self.kind,
             self.dataset,
             self.source_dataset,
             self.target_dataset,
-            self.base,
             self.snapshots.len()
         )
     }
@@ -484,18 +487,24 @@ pub fn plan(
         invs.push(inv.to_member_inventory(group, now, &field)?);
     }
     let group_inner = group.inner.clone();
-    let planned = py.detach(move || {
-        let planned = core_plan::plan_group(&group_inner, &invs, now);
-        let systems: HashMap<Uuid, &System> =
-            invs.iter().map(|m| (m.system.id, &m.system)).collect();
-        let transfers = planned
-            .transfers()
-            .map(|t| PyTransfer::build(t, &systems, group_inner.policy.send_flags))
-            .collect::<Vec<_>>();
-        PyPlan {
-            inner: planned,
-            transfers,
-        }
-    });
+    let planned = py.detach(move || build_plan(&group_inner, &invs, now));
     Ok(planned)
+}
+
+/// Plans `group` and renders each transfer's commands (no Python involved: runs detached).
+pub(crate) fn build_plan(
+    group: &SyncGroup,
+    invs: &[MemberInventory],
+    now: DateTime<Utc>,
+) -> PyPlan {
+    let planned = core_plan::plan_group(group, invs, now);
+    let systems: HashMap<Uuid, &System> = invs.iter().map(|m| (m.system.id, &m.system)).collect();
+    let transfers = planned
+        .transfers()
+        .map(|t| PyTransfer::build(t, &systems, group.policy.send_flags))
+        .collect::<Vec<_>>();
+    PyPlan {
+        inner: planned,
+        transfers,
+    }
 }

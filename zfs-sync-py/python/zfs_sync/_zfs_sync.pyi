@@ -1,5 +1,6 @@
 """Type stubs of the native part of zfs-sync (hand-written; checked by mypy.stubtest)."""
 
+import os
 import sys
 from datetime import datetime
 from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, Union, final
@@ -30,6 +31,9 @@ __all__ = [
     "Plan",
     "plan",
     "parse_zfs_list",
+    "SqliteStore",
+    "PostgresStore",
+    "Witness",
 ]
 
 #: A UUID as a ``uuid.UUID`` or its string form.
@@ -394,3 +398,112 @@ def plan(
     group: SyncGroup, inventories: Iterable[_InventoryLike], now: Optional[_TimeLike] = None
 ) -> Plan:
     """Plans a group from its members' inventories; ``now`` defaults to the current time."""
+
+# -- stores and the witness ------------------------------------------------------------------
+
+@final
+class SqliteStore:
+    """A SQLite database file (created and migrated when needed), or ``":memory:"``."""
+
+    def __new__(cls, path: Union[str, "os.PathLike[str]"], *, timeout_seconds: float = 30.0) -> Self: ...
+    @property
+    def path(self) -> str: ...
+    def ping(self) -> None: ...
+
+@final
+class PostgresStore:
+    """A PostgreSQL database (``postgres://user@host/db``); the schema is migrated when needed."""
+
+    def __new__(
+        cls,
+        url: str,
+        *,
+        schema: Optional[str] = None,
+        max_connections: int = 8,
+        timeout_seconds: float = 30.0,
+    ) -> Self: ...
+    def ping(self) -> None: ...
+
+_SystemRef = Union[System, _UuidLike]
+_GroupRef = Union[SyncGroup, _UuidLike]
+_SnapshotLike = Union[Snapshot, Mapping[str, Any]]
+
+@final
+class Witness:
+    """The witness's services over a store. Every method blocks (the GIL released) until
+    the store has answered."""
+
+    def __new__(cls, store: Union[SqliteStore, PostgresStore], *, job_lease_seconds: int = 3600) -> Self: ...
+    def register_system(self, system: System, *, now: Optional[_TimeLike] = None) -> str:
+        """Registers ``system``; returns its API key (shown this once)."""
+    def rotate_key(self, system_id: _SystemRef, *, now: Optional[_TimeLike] = None) -> str: ...
+    def authenticate(self, api_key: str) -> Optional[UUID]:
+        """The system a key belongs to, ``None`` for an admin key; ``AuthError`` otherwise."""
+    def get_system(self, system_id: _SystemRef) -> System: ...
+    def list_systems(self) -> List[System]: ...
+    def delete_system(self, system_id: _SystemRef) -> None: ...
+    def heartbeat(
+        self,
+        system_id: _SystemRef,
+        metadata: Optional[Mapping[str, _Json]] = None,
+        *,
+        now: Optional[_TimeLike] = None,
+    ) -> System: ...
+    def report_snapshots(
+        self, system_id: _SystemRef, snapshots: Iterable[_SnapshotLike], *, now: Optional[_TimeLike] = None
+    ) -> List[Snapshot]: ...
+    def replace_inventory(
+        self,
+        system_id: _SystemRef,
+        snapshots: Iterable[_SnapshotLike],
+        *,
+        datasets: Optional[List[str]] = None,
+        now: Optional[_TimeLike] = None,
+    ) -> Tuple[int, int]:
+        """Returns ``(upserted, deleted)``."""
+    def snapshots(
+        self,
+        *,
+        system_id: Optional[_SystemRef] = None,
+        pool: Optional[str] = None,
+        dataset: Optional[str] = None,
+        name: Optional[str] = None,
+        skip: int = 0,
+        limit: int = 100,
+    ) -> List[Snapshot]: ...
+    def set_resume_token(
+        self, system_id: _SystemRef, dataset: str, token: Optional[str], *, now: Optional[_TimeLike] = None
+    ) -> None: ...
+    def create_group(self, group: SyncGroup) -> SyncGroup: ...
+    def update_group(self, group: SyncGroup, *, now: Optional[_TimeLike] = None) -> SyncGroup: ...
+    def get_group(self, group_id: _GroupRef) -> SyncGroup: ...
+    def list_groups(self) -> List[SyncGroup]: ...
+    def delete_group(self, group_id: _GroupRef) -> None: ...
+    def add_member(self, group_id: _GroupRef, member: Union[Member, _SystemRef]) -> None: ...
+    def remove_member(self, group_id: _GroupRef, system_id: _SystemRef) -> None: ...
+    def plan(self, group_id: _GroupRef, *, now: Optional[_TimeLike] = None) -> Plan: ...
+    def check_group(self, group_id: _GroupRef, *, now: Optional[_TimeLike] = None) -> Dict[str, _Json]: ...
+    def instructions(
+        self, system_id: _SystemRef, group_id: Optional[_GroupRef] = None, *, now: Optional[_TimeLike] = None
+    ) -> Dict[str, _Json]: ...
+    def report_job(
+        self,
+        job_id: _UuidLike,
+        status: Literal["succeeded", "failed"],
+        error: Optional[str] = None,
+        bytes: Optional[int] = None,
+        *,
+        resume_token: Optional[str] = None,
+        now: Optional[_TimeLike] = None,
+    ) -> Dict[str, _Json]: ...
+    def expire_leases(self, *, now: Optional[_TimeLike] = None) -> List[Dict[str, _Json]]: ...
+    def conflicts(self, group_id: _GroupRef, *, include_closed: bool = False) -> List[Dict[str, _Json]]: ...
+    def resolve_conflict(
+        self,
+        conflict_id: _UuidLike,
+        strategy: _ConflictStrategy,
+        winner_system_id: Optional[_SystemRef] = None,
+        *,
+        now: Optional[_TimeLike] = None,
+    ) -> Dict[str, _Json]: ...
+    def fleet_health(self, *, timeout_seconds: int = 300, now: Optional[_TimeLike] = None) -> Dict[str, _Json]: ...

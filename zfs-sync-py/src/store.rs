@@ -1,0 +1,719 @@
+//! Stores and the `Witness` facade: the witness's services over a SQLite or PostgreSQL store,
+//! as blocking Python calls. Every call releases the GIL while it waits, and all of them run
+//! on one shared tokio runtime.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pyo3::prelude::*;
+use serde::Serialize;
+use tokio::runtime::{Builder, Runtime};
+use uuid::Uuid;
+use zfs_sync::model::{
+    ConflictStrategy, InventoryScope, JobOutcome, JobStatus, Member, SnapshotQuery, SyncGroup,
+};
+use zfs_sync::service::sync::{SyncService, SyncSettings, load_inventories};
+use zfs_sync::service::{auth, health};
+use zfs_sync::store::Store;
+use zfs_sync_storage::sqlite::{SqliteConfig, SqliteStore};
+
+use crate::convert::{json_to_py, now, opt_datetime, opt_string, opt_u64, string, uuid};
+use crate::errors::{core, invalid};
+use crate::planning::{PyPlan, build_plan};
+use crate::values::{PyMember, PySnapshot, PySyncGroup, PySystem, snapshots_of};
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// The runtime every store call runs on, built on first use.
+fn runtime() -> PyResult<&'static Runtime> {
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("zfs-sync-py")
+        .enable_all()
+        .build()
+        .map_err(|e| core(zfs_sync::Error::backend(e)))?;
+    // Another thread may have won the race; its runtime is the one kept.
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// Runs `fut` to completion on the shared runtime with the GIL released.
+fn block_on<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    F: Future<Output = zfs_sync::Result<T>> + Send,
+    T: Send,
+{
+    let rt = runtime()?;
+    py.detach(|| rt.block_on(fut)).map_err(core)
+}
+
+fn to_py<'py, T: Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
+    let v = serde_json::to_value(value).map_err(|e| invalid("result", e))?;
+    json_to_py(py, &v)
+}
+
+fn system_id_of(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Uuid> {
+    match obj.cast::<PySystem>() {
+        Ok(s) => Ok(s.get().inner.id),
+        Err(_) => uuid(obj, field),
+    }
+}
+
+fn group_id_of(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Uuid> {
+    match obj.cast::<PySyncGroup>() {
+        Ok(g) => Ok(g.get().inner.id),
+        Err(_) => uuid(obj, field),
+    }
+}
+
+fn now_or(obj: Option<&Bound<'_, PyAny>>) -> PyResult<DateTime<Utc>> {
+    Ok(opt_datetime(obj, "now")?.unwrap_or_else(now))
+}
+
+/// A SQLite database file (created and migrated when needed), or `":memory:"` for a private
+/// in-memory database.
+#[pyclass(module = "zfs_sync._zfs_sync", name = "SqliteStore", frozen)]
+pub struct PySqliteStore {
+    store: Arc<dyn Store>,
+    path: String,
+}
+
+impl std::fmt::Debug for PySqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+#[pymethods]
+impl PySqliteStore {
+    #[new]
+    #[pyo3(signature = (path, *, timeout_seconds=30.0))]
+    fn new(py: Python<'_>, path: PathBuf, timeout_seconds: f64) -> PyResult<Self> {
+        let display = path.to_string_lossy().into_owned();
+        let mut config = if display == ":memory:" {
+            SqliteConfig::memory()
+        } else if display.is_empty() {
+            return Err(invalid(
+                "path",
+                "must not be empty (use \":memory:\" for an in-memory store)",
+            ));
+        } else {
+            SqliteConfig::file(path)
+        };
+        config.busy_timeout = timeout(timeout_seconds)?;
+        let store = block_on(py, async move { SqliteStore::open(config).await })?;
+        Ok(PySqliteStore {
+            store: Arc::new(store),
+            path: display,
+        })
+    }
+
+    /// The database path (or `":memory:"`).
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Checks that the database answers; raises `StorageError` when it does not.
+    fn ping(&self, py: Python<'_>) -> PyResult<()> {
+        let store = self.store.clone();
+        block_on(py, async move { store.ping().await })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("SqliteStore({:?})", self.path)
+    }
+}
+
+fn timeout(seconds: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| invalid("timeout_seconds", "must be a positive number of seconds"))
+}
+
+/// A PostgreSQL database (`postgres://user@host:5432/db`), shared by any number of witness
+/// processes; the schema is created and migrated when needed.
+#[pyclass(module = "zfs_sync._zfs_sync", name = "PostgresStore", frozen)]
+pub struct PyPostgresStore {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for PyPostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the URL: it may hold a password.
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+#[pymethods]
+impl PyPostgresStore {
+    /// `schema` is created when missing (default: the server's `public`).
+    #[new]
+    #[pyo3(signature = (url, *, schema=None, max_connections=8, timeout_seconds=30.0))]
+    fn new(
+        py: Python<'_>,
+        url: &str,
+        schema: Option<String>,
+        max_connections: usize,
+        timeout_seconds: f64,
+    ) -> PyResult<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid(
+                "url",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        if max_connections == 0 {
+            return Err(invalid("max_connections", "must be at least 1"));
+        }
+        let options = zfs_sync_storage::StoreOptions {
+            max_connections,
+            timeout: timeout(timeout_seconds)?,
+            schema,
+        };
+        let url = url.to_string();
+        let store = block_on(py, async move {
+            zfs_sync_storage::open_store(&url, &options).await
+        })?;
+        Ok(PyPostgresStore { store })
+    }
+
+    /// Checks that the database answers; raises `StorageError` when it does not.
+    fn ping(&self, py: Python<'_>) -> PyResult<()> {
+        let store = self.store.clone();
+        block_on(py, async move { store.ping().await })
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "PostgresStore(...)"
+    }
+}
+
+/// The witness over a store: systems and their keys, snapshot reports, groups, plans,
+/// instructions, job results and conflicts. Each method blocks (without holding the GIL)
+/// until the store has answered.
+#[pyclass(module = "zfs_sync._zfs_sync", name = "Witness", frozen)]
+pub struct PyWitness {
+    store: Arc<dyn Store>,
+    sync: SyncService,
+}
+
+impl std::fmt::Debug for PyWitness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Witness")
+            .field("sync", &self.sync)
+            .finish_non_exhaustive()
+    }
+}
+
+#[pymethods]
+impl PyWitness {
+    /// `job_lease_seconds`: how long a handed-out job stays leased without a result.
+    #[new]
+    #[pyo3(signature = (store, *, job_lease_seconds=3600))]
+    fn new(store: &Bound<'_, PyAny>, job_lease_seconds: u64) -> PyResult<Self> {
+        let store: Arc<dyn Store> = if let Ok(s) = store.cast::<PySqliteStore>() {
+            s.get().store.clone()
+        } else if let Ok(s) = store.cast::<PyPostgresStore>() {
+            s.get().store.clone()
+        } else {
+            return Err(invalid("store", "must be a SqliteStore or a PostgresStore"));
+        };
+        if job_lease_seconds == 0 {
+            return Err(invalid("job_lease_seconds", "must be at least 1"));
+        }
+        let sync = SyncService::new(store.clone(), SyncSettings { job_lease_seconds });
+        Ok(PyWitness { store, sync })
+    }
+
+    // -- systems and keys --------------------------------------------------------------------
+
+    /// Registers a system and returns its API key: shown this once, stored only as a hash.
+    /// `AlreadyExistsError` when the hostname (or id) is taken.
+    #[pyo3(signature = (system, *, now=None))]
+    fn register_system(
+        &self,
+        py: Python<'_>,
+        system: &Bound<'_, PySystem>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let system = system.get().inner.clone();
+        let now = now_or(now)?;
+        let store = self.store.clone();
+        block_on(py, async move {
+            auth::register_system(store.as_ref(), &system, now).await
+        })
+    }
+
+    /// Replaces a system's key with a new one (returned); the old one stops working at once.
+    #[pyo3(signature = (system_id, *, now=None))]
+    fn rotate_key(
+        &self,
+        py: Python<'_>,
+        system_id: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let id = system_id_of(system_id, "system_id")?;
+        let now = now_or(now)?;
+        let store = self.store.clone();
+        block_on(py, async move {
+            auth::rotate_system_key(store.as_ref(), id, now).await
+        })
+    }
+
+    /// The system a key belongs to, or `None` for an admin key; `AuthError` for a key that
+    /// matches none.
+    fn authenticate(&self, py: Python<'_>, api_key: &str) -> PyResult<Option<Uuid>> {
+        let key = api_key.to_string();
+        let store = self.store.clone();
+        let role = block_on(
+            py,
+            async move { auth::authenticate(store.as_ref(), &key).await },
+        )?;
+        Ok(match role {
+            zfs_sync::model::Role::Admin => None,
+            zfs_sync::model::Role::System(id) => Some(id),
+        })
+    }
+
+    /// `NotFoundError` when there is no such system.
+    fn get_system(&self, py: Python<'_>, system_id: &Bound<'_, PyAny>) -> PyResult<PySystem> {
+        let id = system_id_of(system_id, "system_id")?;
+        let store = self.store.clone();
+        let found = block_on(py, async move { store.get_system(id).await })?;
+        found
+            .map(|inner| PySystem { inner })
+            .ok_or_else(|| core(zfs_sync::Error::not_found("system", id)))
+    }
+
+    /// Every system, ordered by hostname.
+    fn list_systems(&self, py: Python<'_>) -> PyResult<Vec<PySystem>> {
+        let store = self.store.clone();
+        let systems = block_on(py, async move { store.list_systems().await })?;
+        Ok(systems
+            .into_iter()
+            .map(|inner| PySystem { inner })
+            .collect())
+    }
+
+    /// Deletes a system with its snapshots, keys, memberships, states and jobs.
+    fn delete_system(&self, py: Python<'_>, system_id: &Bound<'_, PyAny>) -> PyResult<()> {
+        let id = system_id_of(system_id, "system_id")?;
+        let store = self.store.clone();
+        block_on(py, async move { store.delete_system(id).await })
+    }
+
+    /// Records that the system is alive; `metadata` is merged into its `extra_metadata`.
+    #[pyo3(signature = (system_id, metadata=None, *, now=None))]
+    fn heartbeat(
+        &self,
+        py: Python<'_>,
+        system_id: &Bound<'_, PyAny>,
+        metadata: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PySystem> {
+        let id = system_id_of(system_id, "system_id")?;
+        let meta = crate::convert::metadata(metadata, "metadata")?;
+        let now = now_or(now)?;
+        let store = self.store.clone();
+        let system = block_on(py, async move {
+            health::heartbeat(store.as_ref(), id, &meta, now).await
+        })?;
+        Ok(PySystem { inner: system })
+    }
+
+    // -- snapshots ---------------------------------------------------------------------------
+
+    /// Upserts snapshots of a system (never deletes), all or nothing; returns them as stored.
+    #[pyo3(signature = (system_id, snapshots, *, now=None))]
+    fn report_snapshots(
+        &self,
+        py: Python<'_>,
+        system_id: &Bound<'_, PyAny>,
+        snapshots: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<PySnapshot>> {
+        let id = system_id_of(system_id, "system_id")?;
+        let items: Vec<_> = snapshots_of(snapshots, "snapshots")?
+            .into_iter()
+            .map(|s| s.snap)
+            .collect();
+        let now = now_or(now)?;
+        let store = self.store.clone();
+        let sync = self.sync.clone();
+        let stored = block_on(py, async move {
+            let stored = store.upsert_snapshots(id, &items, now).await?;
+            sync.inventory_reported(id, now).await?;
+            Ok(stored)
+        })?;
+        Ok(stored.iter().map(PySnapshot::from_stored).collect())
+    }
+
+    /// Makes the stored inventory of a system (or of only `datasets`, full dataset names)
+    /// equal to `snapshots`: absent snapshots are deleted. Returns `(upserted, deleted)`.
+    #[pyo3(signature = (system_id, snapshots, *, datasets=None, now=None))]
+    fn replace_inventory(
+        &self,
+        py: Python<'_>,
+        system_id: &Bound<'_, PyAny>,
+        snapshots: &Bound<'_, PyAny>,
+        datasets: Option<Vec<String>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(u64, u64)> {
+        let id = system_id_of(system_id, "system_id")?;
+        let items: Vec<_> = snapshots_of(snapshots, "snapshots")?
+            .into_iter()
+            .map(|s| s.snap)
+            .collect();
+        let scope = match datasets {
+            None => InventoryScope::All,
+            Some(ds) => {
+                for (i, d) in ds.iter().enumerate() {
+                    zfs_sync::names::check_reported_dataset(d)
+                        .map_err(|e| crate::errors::Failure::name(format!("datasets[{i}]"), e))?;
+                }
+                InventoryScope::Datasets(ds)
+            }
+        };
+        let now = now_or(now)?;
+        let store = self.store.clone();
+        let sync = self.sync.clone();
+        block_on(py, async move {
+            let counts = store.replace_inventory(id, &scope, &items, now).await?;
+            sync.inventory_reported(id, now).await?;
+            Ok(counts)
+        })
+    }
+
+    /// Stored snapshots, newest first, filtered and paged.
+    #[pyo3(signature = (*, system_id=None, pool=None, dataset=None, name=None, skip=0, limit=100))]
+    #[allow(clippy::too_many_arguments)]
+    fn snapshots(
+        &self,
+        py: Python<'_>,
+        system_id: Option<&Bound<'_, PyAny>>,
+        pool: Option<&Bound<'_, PyAny>>,
+        dataset: Option<&Bound<'_, PyAny>>,
+        name: Option<&Bound<'_, PyAny>>,
+        skip: u64,
+        limit: u64,
+    ) -> PyResult<Vec<PySnapshot>> {
+        if !(1..=10_000).contains(&limit) {
+            return Err(invalid("limit", "must be between 1 and 10000"));
+        }
+        let system_id = match system_id.filter(|o| !o.is_none()) {
+            None => None,
+            Some(o) => Some(system_id_of(o, "system_id")?),
+        };
+        let query = SnapshotQuery {
+            system_id,
+            pool: opt_string(pool, "pool")?,
+            dataset: opt_string(dataset, "dataset")?,
+            name: opt_string(name, "name")?,
+            since: None,
+            skip,
+            limit,
+        };
+        let store = self.store.clone();
+        let found = block_on(py, async move { store.query_snapshots(&query).await })?;
+        Ok(found.iter().map(PySnapshot::from_stored).collect())
+    }
+
+    /// Records (or with `None` clears) the `receive_resume_token` of a system's dataset.
+    #[pyo3(signature = (system_id, dataset, token, *, now=None))]
+    fn set_resume_token(
+        &self,
+        py: Python<'_>,
+        system_id: &Bound<'_, PyAny>,
+        dataset: &str,
+        token: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let id = system_id_of(system_id, "system_id")?;
+        let name = zfs_sync::names::DatasetName::parse(dataset)
+            .map_err(|e| crate::errors::Failure::name("dataset", e))?;
+        let (pool, path) = (name.pool().to_string(), name.path().to_string());
+        let now = now_or(now)?;
+        let store = self.store.clone();
+        block_on(py, async move {
+            store
+                .set_resume_token(id, &pool, &path, token.as_deref(), now)
+                .await
+        })
+    }
+
+    // -- groups ------------------------------------------------------------------------------
+
+    /// Stores a new group; `AlreadyExistsError` for a taken name, `NotFoundError` for a member
+    /// that is not registered. Returns the group.
+    fn create_group(
+        &self,
+        py: Python<'_>,
+        group: &Bound<'_, PySyncGroup>,
+    ) -> PyResult<PySyncGroup> {
+        let g = group.get().inner.clone();
+        let store = self.store.clone();
+        let stored = g.clone();
+        block_on(py, async move { store.create_group(&g).await })?;
+        Ok(PySyncGroup { inner: stored })
+    }
+
+    /// Replaces a group's fields and members (`updated_at` becomes now).
+    #[pyo3(signature = (group, *, now=None))]
+    fn update_group(
+        &self,
+        py: Python<'_>,
+        group: &Bound<'_, PySyncGroup>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PySyncGroup> {
+        let mut g: SyncGroup = group.get().inner.clone();
+        g.updated_at = now_or(now)?;
+        let store = self.store.clone();
+        let stored = g.clone();
+        block_on(py, async move { store.update_group(&g).await })?;
+        Ok(PySyncGroup { inner: stored })
+    }
+
+    /// `NotFoundError` when there is no such group.
+    fn get_group(&self, py: Python<'_>, group_id: &Bound<'_, PyAny>) -> PyResult<PySyncGroup> {
+        let id = group_id_of(group_id, "group_id")?;
+        let store = self.store.clone();
+        let found = block_on(py, async move { store.get_group(id).await })?;
+        found
+            .map(|inner| PySyncGroup { inner })
+            .ok_or_else(|| core(zfs_sync::Error::not_found("sync group", id)))
+    }
+
+    /// Every group, ordered by name.
+    fn list_groups(&self, py: Python<'_>) -> PyResult<Vec<PySyncGroup>> {
+        let store = self.store.clone();
+        let groups = block_on(py, async move { store.list_groups().await })?;
+        Ok(groups
+            .into_iter()
+            .map(|inner| PySyncGroup { inner })
+            .collect())
+    }
+
+    /// Deletes a group with its states, conflicts and jobs.
+    fn delete_group(&self, py: Python<'_>, group_id: &Bound<'_, PyAny>) -> PyResult<()> {
+        let id = group_id_of(group_id, "group_id")?;
+        let store = self.store.clone();
+        block_on(py, async move { store.delete_group(id).await })
+    }
+
+    /// Adds a member (a `Member`, or a `System` with the pool as its root) or updates its
+    /// `dataset_root`.
+    fn add_member(
+        &self,
+        py: Python<'_>,
+        group_id: &Bound<'_, PyAny>,
+        member: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let id = group_id_of(group_id, "group_id")?;
+        let m: Member = match member.cast::<PyMember>() {
+            Ok(m) => m.get().inner.clone(),
+            Err(_) => Member {
+                system_id: system_id_of(member, "member")?,
+                dataset_root: None,
+            },
+        };
+        let store = self.store.clone();
+        block_on(py, async move { store.put_member(id, &m).await })
+    }
+
+    /// Removes a member (and its sync states in the group).
+    fn remove_member(
+        &self,
+        py: Python<'_>,
+        group_id: &Bound<'_, PyAny>,
+        system_id: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let id = group_id_of(group_id, "group_id")?;
+        let sid = system_id_of(system_id, "system_id")?;
+        let store = self.store.clone();
+        block_on(py, async move { store.remove_member(id, sid).await })
+    }
+
+    // -- sync --------------------------------------------------------------------------------
+
+    /// Plans a stored group from its members' stored inventories, without recording anything.
+    #[pyo3(signature = (group_id, *, now=None))]
+    fn plan(
+        &self,
+        py: Python<'_>,
+        group_id: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyPlan> {
+        let id = group_id_of(group_id, "group_id")?;
+        let now = now_or(now)?;
+        let store = self.store.clone();
+        block_on(py, async move {
+            let group = store
+                .get_group(id)
+                .await?
+                .ok_or_else(|| zfs_sync::Error::not_found("sync group", id))?;
+            let invs = load_inventories(store.as_ref(), &group).await?;
+            Ok(build_plan(&group, &invs, now))
+        })
+    }
+
+    /// Recomputes a group's plan, sync states and conflicts now, and records states and
+    /// conflicts. Returns `{"plan", "states", "conflicts"}`.
+    #[pyo3(signature = (group_id, *, now=None))]
+    fn check_group<'py>(
+        &self,
+        py: Python<'py>,
+        group_id: &Bound<'py, PyAny>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = group_id_of(group_id, "group_id")?;
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let check = block_on(py, async move { sync.check_group(id, now).await })?;
+        to_py(py, &check)
+    }
+
+    /// The transfers `system_id` should run now (of every group, or only `group_id`), each
+    /// leased to it as a job: `{"system_id", "timestamp", "instructions": [...],
+    /// "diagnostics"}`; each instruction has `job_id`, the transfer and its `commands`.
+    #[pyo3(signature = (system_id, group_id=None, *, now=None))]
+    fn instructions<'py>(
+        &self,
+        py: Python<'py>,
+        system_id: &Bound<'py, PyAny>,
+        group_id: Option<&Bound<'py, PyAny>>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = system_id_of(system_id, "system_id")?;
+        let gid = match group_id.filter(|o| !o.is_none()) {
+            None => None,
+            Some(g) => Some(group_id_of(g, "group_id")?),
+        };
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let out = block_on(py, async move { sync.instructions(id, gid, now).await })?;
+        to_py(py, &out)
+    }
+
+    /// Records a job's result (`status` is `"succeeded"` or `"failed"`) and returns the job.
+    #[pyo3(signature = (job_id, status, error=None, bytes=None, *, resume_token=None, now=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn report_job<'py>(
+        &self,
+        py: Python<'py>,
+        job_id: &Bound<'py, PyAny>,
+        status: &Bound<'py, PyAny>,
+        error: Option<&Bound<'py, PyAny>>,
+        bytes: Option<&Bound<'py, PyAny>>,
+        resume_token: Option<&Bound<'py, PyAny>>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = uuid(job_id, "job_id")?;
+        let status = match string(status, "status")?.as_str() {
+            "succeeded" => JobStatus::Succeeded,
+            "failed" => JobStatus::Failed,
+            other => {
+                return Err(invalid(
+                    "status",
+                    format!("is {other:?}; expected succeeded or failed"),
+                ));
+            }
+        };
+        let outcome = JobOutcome {
+            status,
+            error: opt_string(error, "error")?,
+            resume_token: opt_string(resume_token, "resume_token")?,
+            bytes: opt_u64(bytes, "bytes")?,
+        };
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let job = block_on(py, async move { sync.report_job(id, &outcome, now).await })?;
+        to_py(py, &job)
+    }
+
+    /// Expires job leases that ended at or before `now`; returns the expired jobs.
+    #[pyo3(signature = (*, now=None))]
+    fn expire_leases<'py>(
+        &self,
+        py: Python<'py>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let jobs = block_on(py, async move { sync.expire_leases(now).await })?;
+        to_py(py, &jobs)
+    }
+
+    /// A group's conflicts (open ones only unless `include_closed`), as dicts.
+    #[pyo3(signature = (group_id, *, include_closed=false))]
+    fn conflicts<'py>(
+        &self,
+        py: Python<'py>,
+        group_id: &Bound<'py, PyAny>,
+        include_closed: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = group_id_of(group_id, "group_id")?;
+        let store = self.store.clone();
+        let found = block_on(
+            py,
+            async move { store.list_conflicts(id, include_closed).await },
+        )?;
+        to_py(py, &found)
+    }
+
+    /// Plans the resolution of a stored conflict with `strategy` (`use_newest`,
+    /// `use_largest`, `use_majority`, `manual` with `winner_system_id`, `ignore`) and, unless
+    /// refused, records it. Returns the plan as a dict (`losers`, their `destroys` and
+    /// `commands`, `refused`).
+    #[pyo3(signature = (conflict_id, strategy, winner_system_id=None, *, now=None))]
+    fn resolve_conflict<'py>(
+        &self,
+        py: Python<'py>,
+        conflict_id: &Bound<'py, PyAny>,
+        strategy: &str,
+        winner_system_id: Option<&Bound<'py, PyAny>>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = uuid(conflict_id, "conflict_id")?;
+        let strategy = ConflictStrategy::parse("strategy", strategy).map_err(core)?;
+        let winner = match winner_system_id.filter(|o| !o.is_none()) {
+            None => None,
+            Some(w) => Some(system_id_of(w, "winner_system_id")?),
+        };
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let plan = block_on(py, async move {
+            sync.resolve_conflict(id, strategy, winner, now).await
+        })?;
+        to_py(py, &plan)
+    }
+
+    /// Health of every system: `online`, `offline` (not seen for `timeout_seconds`) or
+    /// `never_seen`.
+    #[pyo3(signature = (*, timeout_seconds=300, now=None))]
+    fn fleet_health<'py>(
+        &self,
+        py: Python<'py>,
+        timeout_seconds: u64,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let now = now_or(now)?;
+        let store = self.store.clone();
+        let fleet = block_on(py, async move {
+            health::fleet_health(store.as_ref(), now, timeout_seconds).await
+        })?;
+        to_py(py, &fleet)
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "Witness(...)"
+    }
+}
