@@ -44,7 +44,7 @@ async fn two_stores_on_one_file_lease_each_job_once() {
     let path = dir.path().join("two.db");
     let a: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::file(&path)).await.unwrap());
     let b: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::file(&path)).await.unwrap());
-    zfs_sync_storage_tests::lease_each_job_once(a, b).await;
+    common::lease_each_job_once(a, b).await;
 }
 
 #[tokio::test]
@@ -73,4 +73,4 @@ async fn reopening_keeps_data_and_schema_version() {
 }
 
 #[path = "common/mod.rs"]
-mod zfs_sync_storage_tests;
+mod common;

@@ -1,0 +1,124 @@
+//! The store conformance suite against PostgresStore, each test in its own schema (named from
+//! the test plus a random suffix, dropped afterwards), plus two stores on one database.
+//! Needs `ZFS_SYNC_TEST_POSTGRES_URL`; when it is unset every test prints that it skipped.
+#![cfg(feature = "postgres")]
+
+use std::sync::Arc;
+
+use zfs_sync::store::Store;
+use zfs_sync::store::conformance::Fixture;
+use zfs_sync_storage::postgres::{PostgresConfig, PostgresStore};
+
+const URL_VAR: &str = "ZFS_SYNC_TEST_POSTGRES_URL";
+
+fn url() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            println!("skipped: {URL_VAR} is unset");
+            None
+        }
+    }
+}
+
+fn schema_name(test: &str) -> String {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let mut name = format!("t_{}", test.to_ascii_lowercase());
+    name.truncate(63 - 9);
+    format!("{name}_{}", &suffix[..8])
+}
+
+async fn drop_schema(url: String, schema: String) {
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect for cleanup");
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .expect("drop test schema");
+    drop(client);
+    let _ = task.await;
+}
+
+async fn open(url: &str, schema: &str) -> PostgresStore {
+    let config = PostgresConfig::from_url(url)
+        .expect("test URL")
+        .with_schema(schema);
+    PostgresStore::open(config)
+        .await
+        .expect("open PostgresStore")
+}
+
+async fn make(test: &'static str) -> Option<Fixture> {
+    let url = url()?;
+    let schema = schema_name(test);
+    let store = open(&url, &schema).await;
+    Some(Fixture::with_teardown(
+        Arc::new(store),
+        Box::pin(drop_schema(url, schema)),
+    ))
+}
+
+zfs_sync::conformance_tests!(make);
+
+/// Two stores (two witness processes) on one database and schema: each job is leased
+/// exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_database_lease_each_job_once() {
+    let Some(url) = url() else { return };
+    let schema = schema_name("two_stores");
+    let a: Arc<dyn Store> = Arc::new(open(&url, &schema).await);
+    let b: Arc<dyn Store> = Arc::new(open(&url, &schema).await);
+    let fixture = Fixture::with_teardown(a.clone(), Box::pin(drop_schema(url, schema)));
+    fixture
+        .run(|a| async move { common::lease_each_job_once(a, b).await })
+        .await;
+}
+
+/// Several processes starting at once on an empty schema migrate it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_opens_migrate_once() {
+    let Some(url) = url() else { return };
+    let schema = schema_name("concurrent_opens");
+    let opens = (0..4).map(|_| {
+        let (url, schema) = (url.clone(), schema.clone());
+        tokio::spawn(async move { open(&url, &schema).await })
+    });
+    let mut stores = Vec::new();
+    for o in opens {
+        stores.push(o.await.unwrap());
+    }
+    let fixture = Fixture::with_teardown(
+        Arc::new(stores[0].clone()),
+        Box::pin(drop_schema(url, schema)),
+    );
+    fixture
+        .run(|_| async move {
+            for s in &stores {
+                assert_eq!(
+                    s.schema_version().await.unwrap(),
+                    zfs_sync_storage::postgres::LATEST_VERSION
+                );
+            }
+        })
+        .await;
+}
+
+#[test]
+fn debug_hides_the_password() {
+    let config =
+        PostgresConfig::from_url("postgres://alice:s3cr3t-pw@db.example:5433/witness").unwrap();
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+    assert!(
+        shown.contains("alice") && shown.contains("db.example") && shown.contains("witness"),
+        "{shown}"
+    );
+    let err =
+        PostgresConfig::from_url("postgres://alice:s3cr3t-pw@db.example:notaport/x").unwrap_err();
+    assert!(!err.to_string().contains("s3cr3t-pw"), "{err}");
+}
+
+#[path = "common/mod.rs"]
+mod common;
