@@ -14,6 +14,7 @@ the same exception classes the native bindings raise (:mod:`zfs_sync.errors`)::
 """
 
 import json
+import re
 import socket
 import urllib.error
 import urllib.parse
@@ -115,13 +116,16 @@ class Client:
 
     # -- transport ---------------------------------------------------------------------------
 
-    def _request(
+    def request(
         self,
         method: str,
         path: str,
         body: Any = None,
         query: Optional[Mapping[str, Any]] = None,
     ) -> Any:
+        """Any API call: ``path`` below ``/api/v1`` (``"/sync-groups"``), ``body`` sent as JSON,
+        ``query`` as URL parameters (``None`` values left out). Returns the decoded JSON answer
+        (``None`` for an empty one); errors raise the exceptions of :mod:`zfs_sync.errors`."""
         url = self.base_url + path
         if query:
             pairs = {k: v for k, v in query.items() if v is not None}
@@ -162,7 +166,7 @@ class Client:
 
     def health(self) -> JsonDict:
         """``GET /health``: the server's status, service name and version."""
-        result: JsonDict = self._request("GET", "/health")
+        result: JsonDict = self.request("GET", "/health")
         return result
 
     def report_inventory(
@@ -183,7 +187,7 @@ class Client:
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             try:
-                result = self._request("POST", "/snapshots/batch", chunk)
+                result = self.request("POST", "/snapshots/batch", chunk)
             except ValidationError as err:
                 # The server names the index within the chunk; name it within the whole report.
                 raise _shift_index(err, start) from None
@@ -200,11 +204,11 @@ class Client:
         for ``datasets``); snapshots absent from it are removed from the witness."""
         items = [_snapshot_item(s, i) for i, s in enumerate(snapshots)]
         query = {"dataset": ",".join(datasets)} if datasets else None
-        return self._request("PUT", f"/systems/{self._system()}/snapshots", items, query)
+        return self.request("PUT", f"/systems/{self._system()}/snapshots", items, query)
 
     def heartbeat(self, metadata: Optional[Mapping[str, Any]] = None) -> JsonDict:
         """``POST /systems/{id}/heartbeat``; ``metadata`` is merged into the system's."""
-        result: JsonDict = self._request(
+        result: JsonDict = self.request(
             "POST", f"/systems/{self._system()}/heartbeat", dict(metadata or {})
         )
         return result
@@ -221,7 +225,7 @@ class Client:
             query["sync_group_id"] = str(sync_group_id)
         if include_diagnostics:
             query["include_diagnostics"] = "true"
-        result: JsonDict = self._request(
+        result: JsonDict = self.request(
             "GET", f"/sync/instructions/{self._system()}", query=query
         )
         return result
@@ -256,7 +260,7 @@ class Client:
         if resume_token is not None:
             body["resume_token"] = resume_token
         job = str(UUID(str(job_id)))
-        result: JsonDict = self._request("POST", f"/sync/jobs/{job}/result", body)
+        result: JsonDict = self.request("POST", f"/sync/jobs/{job}/result", body)
         return result
 
     @classmethod
@@ -272,7 +276,7 @@ class Client:
         """Registers a system with an admin key (``POST /systems``) and returns a client
         acting as that system, with its new key (``client.api_key``, shown only this once)."""
         admin = cls(base_url, admin_key, timeout=timeout)
-        created = admin._request("POST", "/systems", {"hostname": hostname, **fields})
+        created = admin.request("POST", "/systems", {"hostname": hostname, **fields})
         if not isinstance(created, dict) or "api_key" not in created or "id" not in created:
             raise TransportError("POST /systems: the answer has no id and api_key")
         return cls(base_url, created["api_key"], system_id=created["id"], timeout=timeout)
@@ -314,11 +318,19 @@ def _error_from_response(status: int, payload: bytes) -> ZfsSyncError:
     return ZfsSyncError(detail, status_code=status)
 
 
+_INDEX = re.compile(r"^(\w*)\[(\d+)\]")
+
+
 def _shift_index(err: ValidationError, offset: int) -> ValidationError:
-    """``[3].name`` in chunk k becomes ``[offset+3].name`` in the whole report."""
-    field = err.field
-    if offset and field and field.startswith("[") and "]" in field:
-        index, rest = field[1:].split("]", 1)
-        if index.isdigit():
-            field = f"[{int(index) + offset}]{rest}"
-    return ValidationError(err.message, field=field, reason=err.reason, status_code=err.status_code)
+    """``snapshots[3].name`` in the chunk starting at ``offset`` becomes
+    ``snapshots[offset+3].name`` in the whole report (in the field and in the message)."""
+    if not offset:
+        return err
+
+    def shift(text: Optional[str]) -> Optional[str]:
+        if not text:
+            return text
+        return _INDEX.sub(lambda m: f"{m.group(1)}[{int(m.group(2)) + offset}]", text, count=1)
+
+    message = shift(err.message) or err.message
+    return ValidationError(message, field=shift(err.field), reason=err.reason, status_code=err.status_code)

@@ -1,0 +1,245 @@
+"""The pure-Python client against a real zfs-sync-server process on a free port."""
+
+import os
+import secrets
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+
+import zfs_sync
+from zfs_sync import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    TransportError,
+    ValidationError,
+    ZfsSyncError,
+)
+from zfs_sync.client import BATCH_SIZE, Client
+
+from conftest import snap
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def server_binary() -> Optional[Path]:
+    """$ZFS_SYNC_SERVER_BIN, else the debug build in $CARGO_TARGET_DIR or the workspace."""
+    explicit = os.environ.get("ZFS_SYNC_SERVER_BIN")
+    if explicit:
+        return Path(explicit)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    for profile in ("debug", "release"):
+        candidate = target / profile / "zfs-sync-server"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, base_url: str, admin_key: str) -> None:
+        self.base_url = base_url
+        self.admin_key = admin_key
+
+    def admin(self) -> Client:
+        return Client(self.base_url, self.admin_key)
+
+    def snapshot_names(self, system_id: Optional[str]) -> List[str]:
+        """What the witness holds for a system, read back through the API."""
+        found = self.admin().request("GET", "/snapshots", query={"system_id": system_id, "limit": 10_000})
+        return sorted(item["full_name"] if "full_name" in item else item["name"] for item in found)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    binary = server_binary()
+    if binary is None or not binary.is_file():
+        pytest.skip(
+            "zfs-sync-server is not built (cargo build -p zfs-sync-http, or set ZFS_SYNC_SERVER_BIN): "
+            "the HTTP client tests did not run"
+        )
+    workdir = tmp_path_factory.mktemp("server")
+    # ZFS_SYNC_PY_SERVER_DATABASE_URL runs these tests against another backend (postgres://...).
+    database_url = os.environ.get("ZFS_SYNC_PY_SERVER_DATABASE_URL") or f"sqlite://{workdir / 'witness.db'}"
+    admin_key = secrets.token_hex(32)
+    port = free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("ZFS_SYNC_") or k == "ZFS_SYNC_TEST_POSTGRES_URL"
+    }
+    env.update(
+        ZFS_SYNC_DATABASE_URL=database_url,
+        ZFS_SYNC_HOST="127.0.0.1",
+        ZFS_SYNC_PORT=str(port),
+        ZFS_SYNC_ADMIN_KEY=admin_key,
+        ZFS_SYNC_LOG_LEVEL="warn",
+    )
+    log = open(workdir / "server.log", "wb")
+    proc = subprocess.Popen([str(binary), "serve"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                log.flush()
+                raise RuntimeError(f"zfs-sync-server exited with {proc.returncode}:\n{(workdir / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(base_url + "/api/v1/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"zfs-sync-server did not answer on {base_url} within 60 s")
+            time.sleep(0.1)
+        yield Server(base_url, admin_key)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def register(server: Server, hostname: str, **fields: object) -> Client:
+    return Client.register(server.base_url, server.admin_key, hostname, **fields)
+
+
+def test_health(server: Server) -> None:
+    health = server.admin().health()
+    assert health["status"] == "healthy"
+
+
+def test_register_and_heartbeat(server: Server) -> None:
+    host = register(server, "client-heartbeat", ssh_user="zfs")
+    assert host.system_id is not None and host.api_key.startswith("zs_")
+    assert host.api_key not in repr(host)
+    beat = host.heartbeat({"agent": "test"})
+    assert beat["system_id"] == host.system_id and beat["status"] == "online"
+    seen = server.admin().request("GET", f"/systems/{host.system_id}")
+    assert seen["last_seen"] is not None and seen["extra_metadata"]["agent"] == "test"
+
+
+def test_report_inventory_in_chunks(server: Server) -> None:
+    host = register(server, "client-inventory")
+    snaps = [snap(f"tank/ds{i // 100}@s{i % 100}", 10_000 + i, i + 1, i) for i in range(2 * BATCH_SIZE + 500)]
+    stored = host.report_inventory(snaps)
+    assert len(stored) == len(snaps)
+    # Chunks upsert and never delete: every snapshot of every chunk is there.
+    assert server.snapshot_names(host.system_id) == sorted(s.full_name for s in snaps)
+    assert {int(item["guid"]) for item in stored} == {s.guid for s in snaps}
+    # Smaller chunks and dicts work too; reporting again updates in place.
+    again = host.report_inventory([s.to_dict() for s in snaps[:10]], batch_size=3)
+    assert [item["name"] for item in again] == [s.name for s in snaps[:10]]
+
+
+def test_a_bad_item_is_named_by_its_index_in_the_whole_report(server: Server) -> None:
+    host = register(server, "client-bad-item")
+    items: List[Dict[str, object]] = [
+        {"name": f"tank/a@s{i}", "timestamp": "2026-11-01T00:00:00Z", "guid": i + 1} for i in range(7)
+    ]
+    items[5]["name"] = "tank/a@bad;name"
+    with pytest.raises(ValidationError) as info:
+        host.report_inventory(items, batch_size=3)
+    err = info.value
+    assert err.status_code == 422
+    assert err.field is not None and err.field.startswith("snapshots[5]"), err.field
+    assert "snapshots[5]" in str(err)
+    # The chunk with the bad item stored nothing; the chunk before it is stored.
+    assert server.snapshot_names(host.system_id) == ["tank/a@s0", "tank/a@s1", "tank/a@s2"]
+
+
+def test_auth_errors(server: Server) -> None:
+    a = register(server, "client-auth-a")
+    b = register(server, "client-auth-b")
+    with pytest.raises(AuthError) as info:
+        Client(server.base_url, "zs_" + "0" * 64, system_id=a.system_id).heartbeat()
+    assert info.value.status_code == 401
+    # b's key may not act for a.
+    with pytest.raises(AuthError) as info:
+        Client(server.base_url, b.api_key, system_id=a.system_id).heartbeat()
+    assert info.value.status_code == 403
+    with pytest.raises(AuthError):
+        Client.register(server.base_url, a.api_key, "client-auth-c")
+
+
+def test_duplicate_hostname_is_a_conflict(server: Server) -> None:
+    register(server, "client-dup")
+    with pytest.raises(ConflictError) as info:
+        register(server, "client-dup")
+    assert info.value.status_code == 409
+    assert isinstance(info.value, zfs_sync.AlreadyExistsError)
+
+
+def test_instructions_and_job_results(server: Server) -> None:
+    a = register(server, "client-sync-a", ssh_user="zfs")
+    b = register(server, "client-sync-b", ssh_user="zfs")
+    a.report_inventory([snap(f"tank/vm1@s{i}", 500 + i, i + 1, i) for i in range(3)])
+    b.report_inventory([snap("tank/vm1@s0", 500, 1, 0)])
+    group = server.admin().request(
+        "POST", "/sync-groups", {"name": "client-sync", "system_ids": [a.system_id, b.system_id]}
+    )
+    out = a.instructions(group["id"])
+    assert out["system_id"] == a.system_id
+    [entry] = out["datasets"]
+    assert entry["starting_snapshot"] == "s0" and entry["ending_snapshot"] == "s2"
+    assert entry["kind"] == "incremental" and entry["snapshots"] == ["s1", "s2"]
+    assert entry["argv"][0][0] == ["zfs", "send", "-I", "tank/vm1@s0", "tank/vm1@s2"]
+    assert len(entry["commands"]) == 1 and "zfs receive" in entry["commands"][0]
+    assert b.instructions(group["id"])["datasets"] == []
+
+    result = a.report_job(entry["job_id"], "succeeded", bytes=12345)
+    assert isinstance(result, dict)
+    with pytest.raises(ConflictError):
+        a.report_job(entry["job_id"], "failed", "twice")
+    with pytest.raises(NotFoundError):
+        a.report_job(uuid.uuid4(), "succeeded")
+
+
+def test_client_side_validation_sends_nothing(server: Server) -> None:
+    host = register(server, "client-local-checks")
+    with pytest.raises(ValidationError) as info:
+        host.report_job(uuid.uuid4(), "done")
+    assert info.value.field == "status" and info.value.status_code is None
+    with pytest.raises(ValidationError):
+        host.report_job(uuid.uuid4(), "failed", bytes=-1)
+    with pytest.raises(ValidationError) as info:
+        host.report_inventory([], batch_size=0)
+    assert info.value.field == "batch_size"
+    with pytest.raises(ValidationError) as info:
+        host.report_inventory([42])
+    assert info.value.field == "snapshots[0]"
+    with pytest.raises(ValidationError) as info:
+        server.admin().heartbeat()
+    assert info.value.field == "system_id"
+    assert host.report_inventory([]) == []
+
+
+def test_bad_base_urls_and_unreachable_servers() -> None:
+    with pytest.raises(ValidationError) as info:
+        Client("ftp://example", "k")
+    assert info.value.field == "base_url"
+    assert Client("http://127.0.0.1:1/api/v1/", "k").base_url == "http://127.0.0.1:1/api/v1"
+    port = free_port()  # nothing listens there
+    with pytest.raises(TransportError) as terr:
+        Client(f"http://127.0.0.1:{port}", "k", timeout=5).health()
+    assert isinstance(terr.value, ZfsSyncError)
+
+
+def test_replace_inventory_prunes(server: Server) -> None:
+    host = register(server, "client-replace")
+    host.report_inventory([snap(f"tank/vm1@s{i}", 900 + i, i + 1, i) for i in range(3)])
+    host.replace_inventory([snap("tank/vm1@s2", 902, 3, 2)], datasets=["tank/vm1"])
+    assert server.snapshot_names(host.system_id) == ["tank/vm1@s2"]
