@@ -908,6 +908,10 @@ mod tests {
             vec!["zfs destroy 'tank/my vm@a'", "zfs destroy 'tank/my vm@b c'"]
         );
         assert!(destroy_commands(&ds, &[]).unwrap().is_empty());
+        let dd = destroy_dataset_command(&ds).unwrap();
+        assert_eq!(dd.argv, vec![v(&["zfs", "destroy", "tank/my vm"])]);
+        assert_eq!(dd.shell, "zfs destroy 'tank/my vm'");
+        check_command(&dd).unwrap();
         let long = DatasetName::parse(&format!("tank/{}", "a".repeat(240))).unwrap();
         assert!(rollback_command(&long, &sn(&"s".repeat(20))).is_err());
     }

@@ -765,18 +765,24 @@ pub mod encode {
 
     /// Builds the token string for `info` (its `version` is written as is).
     pub fn encode_token(info: &ResumeTokenInfo, encoding: Encoding) -> String {
-        let packed = pack(info, encoding);
+        wrap_packed(
+            info.version,
+            &pack(info, encoding),
+            encoding == Encoding::NativeBig,
+        )
+    }
+
+    /// Builds a well-formed token header and payload around any packed bytes (compressed,
+    /// checksummed with big- or little-endian words), so that tests and fuzzers reach the
+    /// nvlist parser with arbitrary lists.
+    pub fn wrap_packed(version: u32, packed: &[u8], big_endian_checksum: bool) -> String {
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
-        z.write_all(&packed).expect("writing to a Vec cannot fail");
+        z.write_all(packed).expect("writing to a Vec cannot fail");
         let compressed = z.finish().expect("writing to a Vec cannot fail");
         let (le, be) = fletcher4_first_word(&compressed);
-        let checksum = if encoding == Encoding::NativeBig {
-            be
-        } else {
-            le
-        };
+        let checksum = if big_endian_checksum { be } else { le };
         let hex: String = compressed.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}-{checksum:x}-{:x}-{hex}", info.version, packed.len())
+        format!("{version}-{checksum:x}-{:x}-{hex}", packed.len())
     }
 }
 
@@ -956,19 +962,8 @@ mod tests {
         );
     }
 
-    /// A token whose payload is a valid zlib stream of arbitrary bytes and whose header is
-    /// right, so the nvlist parser itself is exercised.
     fn wrap(packed: &[u8]) -> String {
-        use std::io::Write;
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-        z.write_all(packed).unwrap();
-        let c = z.finish().unwrap();
-        let hex: String = c.iter().map(|b| format!("{b:02x}")).collect();
-        format!(
-            "1-{:x}-{:x}-{hex}",
-            fletcher4_first_word(&c).0,
-            packed.len()
-        )
+        encode::wrap_packed(1, packed, false)
     }
 
     #[test]
