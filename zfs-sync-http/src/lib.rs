@@ -1,1 +1,167 @@
-//! The REST witness server (under construction).
+//! # zfs-sync-http: the REST witness server
+//!
+//! A [poem-openapi] server over the [`zfs_sync`] core: hosts report snapshots, fetch
+//! instructions and report job results; admins manage systems, groups and conflicts. The
+//! contract is `API.md`; the OpenAPI document is served at `/openapi.json` (and committed as
+//! `openapi.json`), Swagger UI at `/docs`, Prometheus metrics at `/metrics`.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use poem::endpoint::{BoxEndpoint, make_sync};
+use poem::middleware::{CatchPanic, Cors};
+use poem::web::Data;
+use poem::{EndpointExt, IntoResponse, Request, Response, Route, handler};
+use poem_openapi::OpenApiService;
+use zfs_sync::service::sync::{SyncService, SyncSettings};
+use zfs_sync::store::Store;
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod metrics;
+pub mod middleware;
+pub mod scheduler;
+pub mod store;
+
+use config::Settings;
+use error::{ApiError, JsonErrors};
+use metrics::Metrics;
+
+/// Base path of the API.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub sync: SyncService,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
+        let sync = SyncService::new(
+            store.clone(),
+            SyncSettings {
+                job_lease_seconds: settings.job_lease_seconds,
+            },
+        );
+        AppState {
+            store,
+            sync,
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// After a snapshot report: completes jobs whose snapshots arrived. The report itself is
+    /// stored already, so a failure here is logged, not returned.
+    pub(crate) async fn after_report(&self, system_id: uuid::Uuid) {
+        if let Err(e) = self.sync.inventory_reported(system_id, Utc::now()).await {
+            tracing::warn!(%system_id, error = %e, "could not reconcile jobs after a snapshot report");
+        }
+    }
+}
+
+/// The OpenAPI service (the document and the operations).
+pub fn api_service() -> OpenApiService<api::Api, ()> {
+    OpenApiService::new(api::api(), "zfs-sync", env!("CARGO_PKG_VERSION"))
+        .description(
+            "A witness for ZFS replication: hosts report their snapshots; the service compares the \
+             members of each sync group dataset by dataset and hands each host ready-to-run \
+             `zfs send | zfs receive` commands. Errors are JSON `{detail, status_code, field?, code?}`. \
+             Authenticate with the `X-API-Key` header (admin keys, or a system's own key).",
+        )
+        .external_document("https://example.invalid/zfs-sync")
+}
+
+/// The OpenAPI document as pretty JSON (what `/openapi.json` serves and `openapi.json` holds).
+pub fn openapi_json() -> String {
+    api_service().spec()
+}
+
+#[handler]
+async fn metrics_endpoint(req: &Request, state: Data<&AppState>) -> Result<Response, poem::Error> {
+    if !state.settings.metrics_public {
+        let key = req
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let role = zfs_sync::service::auth::authenticate(state.store.as_ref(), key)
+            .await
+            .map_err(ApiError::from)?;
+        zfs_sync::service::auth::authorize_admin(role).map_err(ApiError::from)?;
+    }
+    state
+        .metrics
+        .refresh(
+            state.store.as_ref(),
+            state.settings.heartbeat_timeout_seconds,
+        )
+        .await
+        .map_err(ApiError::from)?;
+    Ok(state
+        .metrics
+        .encode()
+        .with_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .into_response())
+}
+
+/// The whole HTTP application: the API under `/api/v1`, `/openapi.json`, `/docs`, `/metrics`,
+/// with JSON errors, request ids and logs, latency metrics, the body limit and (when
+/// configured) CORS.
+pub fn app(state: AppState) -> BoxEndpoint<'static> {
+    let service = api_service();
+    let spec = service.spec();
+    let docs = service.swagger_ui();
+    let route = Route::new()
+        .nest("/", service)
+        .at(
+            "/openapi.json",
+            make_sync(move |_| spec.clone().with_content_type("application/json")),
+        )
+        .nest("/docs", docs)
+        .at("/metrics", metrics_endpoint);
+    let cors = (!state.settings.cors_origins.is_empty()).then(|| {
+        let mut c = Cors::new()
+            .allow_methods(["GET", "POST", "PUT", "DELETE", "OPTIONS"])
+            .allow_headers(["x-api-key", "content-type", "x-request-id"])
+            .expose_headers(["x-request-id"]);
+        for o in state.settings.cors_origins.iter().filter(|o| *o != "*") {
+            c = c.allow_origin(o.as_str());
+        }
+        c
+    });
+    let metrics = state.metrics.clone();
+    let limit = state.settings.body_limit_bytes;
+    route
+        .with(middleware::BodyLimit(limit))
+        .with(CatchPanic::new().with_handler(|_| {
+            ApiError::new(
+                500,
+                "internal error: the request handler panicked",
+                None,
+                None,
+            )
+            .into_response()
+        }))
+        .with(JsonErrors)
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .data(state)
+        .with(middleware::Observe { metrics })
+        .boxed()
+}

@@ -1,1 +1,220 @@
-fn main() {}
+//! `zfs-sync-server`: the REST witness server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use poem::Server;
+use poem::listener::TcpListener;
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+use zfs_sync::service::auth::{self, AdminKeySetup};
+use zfs_sync_http::config::{LogFormat, Settings};
+use zfs_sync_http::{AppState, app, scheduler, store};
+
+/// The zfs-sync witness server.
+#[derive(Debug, Parser)]
+#[command(name = "zfs-sync-server", version, about)]
+struct Cli {
+    /// Config file (YAML or TOML); default: the first of zfs_sync.yaml/.toml in the working
+    /// directory, config/ or /config.
+    #[arg(long, short = 'c', global = true, env = "ZFS_SYNC_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Create a new admin key, print it once, and exit.
+    CreateAdminKey,
+    /// Print the OpenAPI document and exit.
+    Openapi,
+}
+
+fn init_logging(settings: &Settings) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, fmt};
+    let filter =
+        || EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = settings.log_format == LogFormat::Json;
+    let stdout = if json {
+        fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_filter(filter())
+            .boxed()
+    } else {
+        fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_filter(filter())
+            .boxed()
+    };
+    let (file, guard) = match &settings.log_dir {
+        Some(dir) => {
+            let appender = tracing_appender::rolling::daily(dir, "zfs-sync.log");
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let layer = if json {
+                fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_writer(writer)
+                    .with_filter(filter())
+                    .boxed()
+            } else {
+                fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(writer)
+                    .with_filter(filter())
+                    .boxed()
+            };
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(stdout)
+        .with(file)
+        .init();
+    guard
+}
+
+async fn open_store(
+    settings: &Settings,
+) -> Result<std::sync::Arc<dyn zfs_sync::store::Store>, String> {
+    let url = settings.database_url();
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            format!(
+                "cannot create the database directory {}: {e}",
+                parent.display()
+            )
+        })?;
+    }
+    store::open(&url).await.map_err(|e| {
+        format!(
+            "cannot open the database {}: {e}",
+            zfs_sync_http::config::redact_url(&url)
+        )
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing open requests");
+}
+
+async fn serve(settings: Settings, config_file: Option<PathBuf>) -> Result<(), String> {
+    let store = open_store(&settings).await?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = ?config_file,
+        database = %zfs_sync_http::config::redact_url(&settings.database_url()),
+        "zfs-sync server starting"
+    );
+    match auth::ensure_admin_key(store.as_ref(), settings.admin_key.as_deref(), Utc::now()).await {
+        Ok(AdminKeySetup::Generated(key)) => tracing::warn!(
+            admin_key = %key,
+            "no admin key was configured and the database had none: generated this one. It is shown only now; store it safely"
+        ),
+        Ok(AdminKeySetup::Configured) => tracing::info!("admin key from configuration is active"),
+        Ok(AdminKeySetup::Existing) => {}
+        Err(e) => return Err(format!("admin key setup failed: {e}")),
+    }
+    let state = AppState::new(store, settings.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sched = tokio::spawn(scheduler::run(state.clone(), stop_rx));
+    let addr = format!("{}:{}", settings.host, settings.port);
+    tracing::info!(%addr, "listening");
+    let result = Server::new(TcpListener::bind(addr.clone()))
+        .run_with_graceful_shutdown(
+            app(state),
+            shutdown_signal(),
+            Some(std::time::Duration::from_secs(30)),
+        )
+        .await
+        .map_err(|e| format!("cannot serve on {addr}: {e}"));
+    let _ = stop_tx.send(true);
+    let _ = sched.await;
+    tracing::info!("stopped");
+    result
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", zfs_sync_http::openapi_json());
+        return ExitCode::SUCCESS;
+    }
+    let (settings, config_file) = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("zfs-sync-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _guard = init_logging(&settings);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zfs-sync-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(settings, config_file).await,
+            Command::Migrate => {
+                open_store(&settings).await?;
+                println!("database schema is up to date");
+                Ok(())
+            }
+            Command::CreateAdminKey => {
+                let store = open_store(&settings).await?;
+                let key = auth::create_admin_key(store.as_ref(), Utc::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("{key}");
+                Ok(())
+            }
+            Command::Openapi => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("zfs-sync-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The operations, one module per resource.
+
+use poem_openapi::{ApiResponse, Tags};
+
+pub mod conflicts;
+pub mod groups;
+pub mod health;
+pub mod snapshots;
+pub mod sync;
+pub mod systems;
+
+/// OpenAPI tags.
+#[derive(Debug, Tags)]
+pub enum ApiTags {
+    /// Liveness and readiness (public).
+    Health,
+    /// Registered hosts, their keys and heartbeats.
+    Systems,
+    /// Snapshot reports and queries.
+    Snapshots,
+    /// Sync groups and their policy.
+    SyncGroups,
+    /// Sync coordination: instructions, job results, states.
+    Sync,
+    /// Conflicts and their resolution.
+    Conflicts,
+}
+
+/// An empty success.
+#[derive(Debug, ApiResponse)]
+pub enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// The API, all resources together.
+pub type Api = (
+    health::HealthApi,
+    systems::SystemsApi,
+    snapshots::SnapshotsApi,
+    groups::GroupsApi,
+    sync::SyncApi,
+    conflicts::ConflictsApi,
+);
+
+/// An instance of [`Api`].
+pub fn api() -> Api {
+    (
+        health::HealthApi,
+        systems::SystemsApi,
+        snapshots::SnapshotsApi,
+        groups::GroupsApi,
+        sync::SyncApi,
+        conflicts::ConflictsApi,
+    )
+}

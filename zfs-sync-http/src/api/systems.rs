@@ -1,0 +1,454 @@
+//! `/systems`: registration, management, heartbeats, keys, health and complete inventories.
+
+use chrono::Utc;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use uuid::Uuid;
+use zfs_sync::model::{InventoryScope, System};
+use zfs_sync::service::{auth, health};
+
+use super::{ApiTags, NoContent};
+use crate::AppState;
+use crate::auth::ApiKeyAuth;
+use crate::body::JsonBody;
+use crate::dto::{
+    FleetHealthOut, HeartbeatOut, InventoryReplaced, KeyRotated, ResumeTokenOut, ResumeTokenReport,
+    SnapshotBatch, SystemCreate, SystemHealthOut, SystemOut, SystemRegistered, SystemUpdate,
+    metadata_of, parse_report, port_of,
+};
+use crate::error::{ApiError, ApiResult};
+
+/// Systems.
+#[derive(Debug)]
+pub struct SystemsApi;
+
+/// A registration.
+#[derive(Debug, ApiResponse)]
+pub enum Registered {
+    /// The system with its new API key (shown only now).
+    #[oai(status = 201)]
+    Created(Json<SystemRegistered>),
+}
+
+impl AppState {
+    pub(crate) async fn system(&self, id: Uuid) -> ApiResult<System> {
+        self.store
+            .get_system(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("system {id} not found")))
+    }
+
+    pub(crate) fn system_out(&self, s: System) -> SystemOut {
+        SystemOut::new(s, Utc::now(), self.settings.heartbeat_timeout_seconds)
+    }
+}
+
+async fn register(state: &AppState, key: &ApiKeyAuth, body: SystemCreate) -> ApiResult<Registered> {
+    key.admin()?;
+    let now = Utc::now();
+    let metadata = metadata_of("extra_metadata", body.extra_metadata)?
+        .or(metadata_of("metadata", body.metadata)?)
+        .unwrap_or_default();
+    let system = System {
+        id: Uuid::new_v4(),
+        hostname: body.hostname.trim().to_string(),
+        platform: body.platform.filter(|p| !p.is_empty()),
+        ssh_hostname: body.ssh_hostname.filter(|h| !h.is_empty()),
+        ssh_user: body.ssh_user.filter(|u| !u.is_empty()),
+        ssh_port: port_of("ssh_port", body.ssh_port.unwrap_or(22))?,
+        capabilities: body.capabilities.map(Into::into),
+        extra_metadata: metadata,
+        last_seen: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let api_key = auth::register_system(state.store.as_ref(), &system, now).await?;
+    tracing::info!(system_id = %system.id, hostname = %system.hostname, "system registered");
+    Ok(Registered::Created(Json(SystemRegistered {
+        system: state.system_out(system),
+        api_key,
+    })))
+}
+
+/// Splits `?dataset=` values (repeated, or comma-separated) into full dataset names.
+pub(crate) fn dataset_scope(values: Vec<String>) -> ApiResult<InventoryScope> {
+    let names: Vec<String> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        return Ok(InventoryScope::All);
+    }
+    for (i, n) in names.iter().enumerate() {
+        zfs_sync::names::check_reported_dataset(n)
+            .map_err(|e| ApiError::from(e.into_error(format!("dataset[{i}]"))))?;
+    }
+    Ok(InventoryScope::Datasets(names))
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Systems")]
+impl SystemsApi {
+    /// ★ Register a system (admin). Returns its API key once.
+    #[oai(path = "/systems", method = "post", operation_id = "create_system")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        body: JsonBody<SystemCreate>,
+    ) -> ApiResult<Registered> {
+        register(&state, &key, body.0).await
+    }
+
+    /// ★ Register a system (admin); alias of `POST /systems`.
+    #[oai(
+        path = "/systems/register",
+        method = "post",
+        operation_id = "register_system"
+    )]
+    async fn register(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        body: JsonBody<SystemCreate>,
+    ) -> ApiResult<Registered> {
+        register(&state, &key, body.0).await
+    }
+
+    /// List systems (admin), ordered by hostname.
+    #[oai(path = "/systems", method = "get", operation_id = "list_systems")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+    ) -> ApiResult<Json<Vec<SystemOut>>> {
+        key.admin()?;
+        let systems = state.store.list_systems().await?;
+        Ok(Json(
+            systems.into_iter().map(|s| state.system_out(s)).collect(),
+        ))
+    }
+
+    /// Every system's health (admin).
+    #[oai(
+        path = "/systems/health/all",
+        method = "get",
+        operation_id = "systems_health"
+    )]
+    async fn health_all(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+    ) -> ApiResult<Json<FleetHealthOut>> {
+        key.admin()?;
+        let h = health::fleet_health(
+            state.store.as_ref(),
+            Utc::now(),
+            state.settings.heartbeat_timeout_seconds,
+        )
+        .await?;
+        Ok(Json(h.into()))
+    }
+
+    /// One system (own key or admin).
+    #[oai(
+        path = "/systems/:system_id",
+        method = "get",
+        operation_id = "get_system"
+    )]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        system_id: Path<Uuid>,
+    ) -> ApiResult<Json<SystemOut>> {
+        key.for_system(system_id.0)?;
+        Ok(Json(state.system_out(state.system(system_id.0).await?)))
+    }
+
+    /// Change a system (own key or admin); omitted fields stay.
+    #[oai(
+        path = "/systems/:system_id",
+        method = "put",
+        operation_id = "update_system"
+    )]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        system_id: Path<Uuid>,
+        body: JsonBody<SystemUpdate>,
+    ) -> ApiResult<Json<SystemOut>> {
+        key.for_system(system_id.0)?;
+        let mut s = state.system(system_id.0).await?;
+        let b = body.0;
+        if let Some(h) = b.hostname {
+            s.hostname = h.trim().to_string();
+        }
+        if let Some(p) = b.platform {
+            s.platform = Some(p).filter(|p| !p.is_empty());
+        }
+        if let Some(h) = b.ssh_hostname {
+            s.ssh_hostname = Some(h).filter(|h| !h.is_empty());
+        }
+        if let Some(u) = b.ssh_user {
+            s.ssh_user = Some(u).filter(|u| !u.is_empty());
+        }
+        if let Some(p) = b.ssh_port {
+            s.ssh_port = port_of("ssh_port", p)?;
+        }
+        if let Some(m) = metadata_of("extra_metadata", b.extra_metadata)?
+            .or(metadata_of("metadata", b.metadata)?)
+        {
+            s.extra_metadata = m;
+        }
+        if let Some(c) = b.capabilities {
+            s.capabilities = Some(c.into());
+        }
+        s.updated_at = Utc::now();
+        auth::validate_system(&s)?;
+        state.store.update_system(&s).await?;
+        Ok(Json(state.system_out(s)))
+    }
+
+    /// Delete a system (admin) with its snapshots, keys, memberships and states. A group whose
+    /// hub it was keeps existing without it (its directional mode then needs a new hub).
+    #[oai(
+        path = "/systems/:system_id",
+        method = "delete",
+        operation_id = "delete_system"
+    )]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        system_id: Path<Uuid>,
+    ) -> ApiResult<NoContent> {
+        key.admin()?;
+        let hub_of: Vec<String> = state
+            .store
+            .groups_of_system(system_id.0)
+            .await?
+            .into_iter()
+            .filter(|g| g.hub() == Some(system_id.0))
+            .map(|g| g.name)
+            .collect();
+        state.store.delete_system(system_id.0).await?;
+        if !hub_of.is_empty() {
+            tracing::warn!(system_id = %system_id.0, groups = ?hub_of, "deleted system was the hub of these groups");
+        }
+        Ok(NoContent::NoContent)
+    }
+
+    /// ★ Heartbeat (own key): sets `last_seen`; an optional JSON object is merged into the
+    /// metadata (never wiping other keys).
+    #[oai(
+        path = "/systems/:system_id/heartbeat",
+        method = "post",
+        operation_id = "heartbeat"
+    )]
+    async fn heartbeat(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        system_id: Path<Uuid>,
+        body: JsonBody<Option<serde_json::Value>>,
+    ) -> ApiResult<Json<HeartbeatOut>> {
+        key.for_system(system_id.0)?;
+        let metadata = metadata_of("body", body.0)?.unwrap_or_default();
+        let now = Utc::now();
+        let s = health::heartbeat(state.store.as_ref(), system_id.0, &metadata, now).await?;
+        Ok(Json(HeartbeatOut {
+            system_id: s.id,
+            last_seen: s.last_seen.unwrap_or(now).into(),
+            status: zfs_sync::model::HealthStatus::Online.into(),
+        }))
+    }
+
+    /// Rotate a system's API key (own key or admin); the old key stops working at once.
+    #[oai(
+        path = "/systems/:system_id/api-key/rotate",
+        method = "post",
+        operation_id = "rotate_api_key"
+    )]
+    async fn rotate(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        system_id: Path<Uuid>,
+    ) -> ApiResult<Json<KeyRotated>> {
+        key.for_system(system_id.0)?;
+        let api_key =
+            auth::rotate_system_key(state.store.as_ref(), system_id.0, Utc::now()).await?;
+        tracing::info!(system_id = %system_id.0, "system API key rotated");
+        Ok(Json(KeyRotated {
+            system_id: system_id.0,
+            api_key,
+        }))
+    }
+
+    /// One system's health (own key or admin).
+    #[oai(
+        path = "/systems/:system_id/health",
+        method = "get",
+        operation_id = "system_health"
+    )]
+    async fn health(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        system_id: Path<Uuid>,
+    ) -> ApiResult<Json<SystemHealthOut>> {
+        key.for_system(system_id.0)?;
+        let h = health::health_of(
+            state.store.as_ref(),
+            system_id.0,
+            Utc::now(),
+            state.settings.heartbeat_timeout_seconds,
+        )
+        .await?;
+        Ok(Json(h.into()))
+    }
+
+    /// The system's complete inventory (own key). Atomically upserts the listed snapshots and
+    /// deletes the system's other snapshots within the scope: every dataset, or only those named
+    /// by `?dataset=pool/path` (repeat it, or separate with commas). This is how pruned
+    /// snapshots leave the witness. `resume_tokens` (object form) set the datasets' resume
+    /// tokens; stored tokens within the scope that are not listed are cleared.
+    #[oai(
+        path = "/systems/:system_id/snapshots",
+        method = "put",
+        operation_id = "replace_inventory"
+    )]
+    async fn replace_inventory(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        system_id: Path<Uuid>,
+        /// Full dataset names (`tank/vm1`) limiting the scope; omitted: every dataset.
+        dataset: Query<Vec<String>>,
+        body: JsonBody<SnapshotBatch>,
+    ) -> ApiResult<Json<InventoryReplaced>> {
+        let system_id = system_id.0;
+        key.for_system(system_id)?;
+        let scope = dataset_scope(dataset.0)?;
+        let report = parse_report(body.0.0, state.max_batch_items(), true)?;
+        check_named_systems(&report.named_systems, system_id)?;
+        state.system(system_id).await?;
+        let now = Utc::now();
+        let (upserted, deleted) = state
+            .store
+            .replace_inventory(system_id, &scope, &report.snapshots, now)
+            .await?;
+        let (set, cleared) =
+            apply_resume_tokens(&state, system_id, &scope, &report.resume_tokens, true).await?;
+        state.after_report(system_id).await;
+        Ok(Json(InventoryReplaced {
+            system_id,
+            upserted,
+            deleted,
+            scope: match scope {
+                InventoryScope::All => None,
+                InventoryScope::Datasets(d) => Some(d),
+            },
+            resume_tokens_set: set,
+            resume_tokens_cleared: cleared,
+        }))
+    }
+
+    /// Set or clear one dataset's `receive_resume_token` (own key).
+    #[oai(
+        path = "/systems/:system_id/resume-tokens",
+        method = "put",
+        operation_id = "set_resume_token"
+    )]
+    async fn set_resume_token(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        system_id: Path<Uuid>,
+        body: JsonBody<ResumeTokenReport>,
+    ) -> ApiResult<Json<ResumeTokenOut>> {
+        key.for_system(system_id.0)?;
+        let b = body.0;
+        let token = b
+            .token
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        zfs_sync::store::check_resume_token_input(&b.pool, &b.dataset, token.as_deref())?;
+        state.system(system_id.0).await?;
+        state
+            .store
+            .set_resume_token(
+                system_id.0,
+                &b.pool,
+                &b.dataset,
+                token.as_deref(),
+                Utc::now(),
+            )
+            .await?;
+        state.after_report(system_id.0).await;
+        Ok(Json(ResumeTokenOut {
+            system_id: system_id.0,
+            pool: b.pool,
+            dataset: b.dataset,
+            token,
+        }))
+    }
+}
+
+/// 403 when an item names another system than the one reporting.
+pub(crate) fn check_named_systems(named: &[(usize, Uuid)], system_id: Uuid) -> ApiResult<()> {
+    match named.iter().find(|(_, s)| *s != system_id) {
+        Some((i, s)) => Err(ApiError::new(
+            403,
+            format!("snapshots[{i}].system_id: {s} is not the reporting system {system_id}"),
+            Some(format!("snapshots[{i}].system_id")),
+            None,
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Stores reported resume tokens; with `clear_absent`, clears stored tokens within `scope` that
+/// were not reported. Returns (set, cleared).
+pub(crate) async fn apply_resume_tokens(
+    state: &AppState,
+    system_id: Uuid,
+    scope: &InventoryScope,
+    tokens: &[(String, String, Option<String>)],
+    clear_absent: bool,
+) -> ApiResult<(u64, u64)> {
+    let now = Utc::now();
+    let (mut set, mut cleared) = (0, 0);
+    for (pool, dataset, token) in tokens {
+        state
+            .store
+            .set_resume_token(system_id, pool, dataset, token.as_deref(), now)
+            .await?;
+        if token.is_some() {
+            set += 1;
+        } else {
+            cleared += 1;
+        }
+    }
+    if clear_absent {
+        for t in state.store.resume_tokens_of_systems(&[system_id]).await? {
+            let listed = tokens
+                .iter()
+                .any(|(p, d, _)| *p == t.pool && *d == t.dataset);
+            if !listed && zfs_sync::store::scope_covers(scope, &t.pool, &t.dataset) {
+                state
+                    .store
+                    .set_resume_token(system_id, &t.pool, &t.dataset, None, now)
+                    .await?;
+                cleared += 1;
+            }
+        }
+    }
+    Ok((set, cleared))
+}

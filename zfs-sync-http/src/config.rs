@@ -1,0 +1,406 @@
+//! Server configuration: defaults < config file (`zfs_sync.yaml`/`.toml` in the working
+//! directory, `config/` or `/config`, or `--config PATH`) < environment `ZFS_SYNC_*`.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml, Yaml};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Default body limit: 64 MiB, room for 100,000 snapshot reports of ~500 bytes each.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every setting; each can come from the file (lower-case key) or `ZFS_SYNC_<KEY>`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite:///path/zfs_sync.db`, `postgres://…` or `memory:`; default: a SQLite file in
+    /// the platform data directory.
+    pub database_url: Option<String>,
+    pub host: String,
+    pub port: u16,
+    /// A tracing filter: `info`, `debug`, `zfs_sync_http=debug,info`, …
+    pub log_level: String,
+    pub log_format: LogFormat,
+    /// Also write logs to daily-rotated files in this directory.
+    pub log_dir: Option<PathBuf>,
+    /// The admin key (at least 32 characters); stored hashed at start.
+    pub admin_key: Option<String>,
+    pub heartbeat_timeout_seconds: u64,
+    /// Allowed CORS origins; empty: CORS off. A list, or one comma-separated string.
+    #[serde(deserialize_with = "string_or_list")]
+    pub cors_origins: Vec<String>,
+    pub body_limit_bytes: usize,
+    /// How long a handed-out job stays leased without a result.
+    pub job_lease_seconds: u64,
+    /// Whether `/metrics` is served without a key (otherwise it needs an admin key).
+    pub metrics_public: bool,
+    /// How often the background scheduler wakes (groups are checked at their own interval).
+    pub scheduler_tick_seconds: u64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .field("log_dir", &self.log_dir)
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<set>"))
+            .field("heartbeat_timeout_seconds", &self.heartbeat_timeout_seconds)
+            .field("cors_origins", &self.cors_origins)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("job_lease_seconds", &self.job_lease_seconds)
+            .field("metrics_public", &self.metrics_public)
+            .field("scheduler_tick_seconds", &self.scheduler_tick_seconds)
+            .finish()
+    }
+}
+
+/// A database URL with its password replaced by `***`, for logs.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((creds, host)) = rest.split_once('@')
+        && let Some((user, _)) = creds.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: None,
+            host: "0.0.0.0".into(),
+            port: 8000,
+            log_level: "info".into(),
+            log_format: LogFormat::Human,
+            log_dir: None,
+            admin_key: None,
+            heartbeat_timeout_seconds: zfs_sync::service::health::DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
+            cors_origins: Vec::new(),
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            job_lease_seconds: 3600,
+            metrics_public: true,
+            scheduler_tick_seconds: 30,
+        }
+    }
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// The keys read from the environment (`ZFS_SYNC_` + upper case). Others with that prefix
+/// (e.g. `ZFS_SYNC_TEST_POSTGRES_URL`) are not settings and are ignored.
+pub const ENV_KEYS: &[&str] = &[
+    "database_url",
+    "host",
+    "port",
+    "log_level",
+    "log_format",
+    "log_dir",
+    "admin_key",
+    "heartbeat_timeout_seconds",
+    "cors_origins",
+    "body_limit_bytes",
+    "job_lease_seconds",
+    "metrics_public",
+    "scheduler_tick_seconds",
+];
+
+/// Where a config file is looked for when none is named, in order.
+pub const CONFIG_CANDIDATES: &[&str] = &[
+    "zfs_sync.yaml",
+    "zfs_sync.yml",
+    "zfs_sync.toml",
+    "config/zfs_sync.yaml",
+    "config/zfs_sync.yml",
+    "config/zfs_sync.toml",
+    "/config/zfs_sync.yaml",
+    "/config/zfs_sync.toml",
+];
+
+/// A configuration error: a sentence naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Loads the layers. `file`: `--config PATH` (must exist); `None`: the first of
+    /// [`CONFIG_CANDIDATES`] that exists, if any. Returns the settings and the file used.
+    pub fn load(file: Option<&Path>) -> Result<(Settings, Option<PathBuf>), ConfigError> {
+        Self::load_from(file, Env::prefixed("ZFS_SYNC_").only(ENV_KEYS))
+    }
+
+    /// [`Settings::load`] with an explicit environment provider (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Env,
+    ) -> Result<(Settings, Option<PathBuf>), ConfigError> {
+        let path = match file {
+            Some(p) if !p.is_file() => {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist (--config)",
+                    p.display()
+                )));
+            }
+            Some(p) => Some(p.to_path_buf()),
+            None => CONFIG_CANDIDATES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file()),
+        };
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(p) = &path {
+            fig = match p.extension().and_then(|e| e.to_str()) {
+                Some("toml") => fig.merge(Toml::file_exact(p)),
+                Some("yaml" | "yml") => fig.merge(Yaml::file_exact(p)),
+                _ => {
+                    return Err(ConfigError(format!(
+                        "config file {}: the name must end in .yaml, .yml or .toml",
+                        p.display()
+                    )));
+                }
+            };
+        }
+        let settings: Settings = fig
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError(describe_figment(e)))?;
+        settings.validate()?;
+        Ok((settings, path))
+    }
+
+    /// Checks the values' ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, rule: &str| {
+            Err(ConfigError(format!(
+                "{key} (ZFS_SYNC_{}) {rule}",
+                key.to_uppercase()
+            )))
+        };
+        if self.host.trim().is_empty() {
+            return bad("host", "must not be empty");
+        }
+        if self.heartbeat_timeout_seconds == 0 {
+            return bad("heartbeat_timeout_seconds", "must be at least 1");
+        }
+        if self.job_lease_seconds == 0 {
+            return bad("job_lease_seconds", "must be at least 1");
+        }
+        if self.scheduler_tick_seconds == 0 {
+            return bad("scheduler_tick_seconds", "must be at least 1");
+        }
+        if self.body_limit_bytes < 1024 {
+            return bad("body_limit_bytes", "must be at least 1024");
+        }
+        if let Some(k) = &self.admin_key
+            && k.trim().len() < zfs_sync::service::auth::MIN_CONFIGURED_KEY_LEN
+        {
+            return bad(
+                "admin_key",
+                "must be at least 32 characters (generate one with `zfs-sync-server create-admin-key`)",
+            );
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url == "memory:")
+        {
+            return bad(
+                "database_url",
+                "must start with sqlite:, postgres://, postgresql:// or be memory:",
+            );
+        }
+        for (i, o) in self.cors_origins.iter().enumerate() {
+            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                return bad(
+                    &format!("cors_origins[{i}]"),
+                    "must be an origin such as https://admin.example.org",
+                );
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return bad(
+                "log_level",
+                "must be a level (error, warn, info, debug, trace) or a tracing filter",
+            );
+        }
+        Ok(())
+    }
+
+    /// The database URL to open: the configured one, or a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", default_database_path().display()),
+        }
+    }
+}
+
+fn describe_figment(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let env = if key.is_empty() {
+                String::new()
+            } else {
+                format!(" (ZFS_SYNC_{})", key.to_uppercase())
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" from {}", m.name))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("setting {key}{env}{source}: {}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `$XDG_DATA_HOME/zfs-sync/zfs_sync.db`, else `~/.local/share/zfs-sync/zfs_sync.db`, else
+/// `./zfs_sync.db`.
+pub fn default_database_path() -> PathBuf {
+    let abs = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    let dir = std::env::var_os("XDG_DATA_HOME").and_then(abs).or_else(|| {
+        std::env::var_os("HOME")
+            .and_then(abs)
+            .map(|h| h.join(".local/share"))
+    });
+    match dir {
+        Some(d) => d.join("zfs-sync").join("zfs_sync.db"),
+        None => PathBuf::from("zfs_sync.db"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An environment provider that reads nothing (a prefix no variable has).
+    fn no_env() -> Env {
+        Env::prefixed("ZFS_SYNC_CONFIG_TEST_NOTHING_").only(ENV_KEYS)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let (s, _) = Settings::load_from(None, no_env()).unwrap();
+        assert_eq!(s.port, 8000);
+        assert_eq!(s.heartbeat_timeout_seconds, 300);
+        assert!(s.cors_origins.is_empty());
+        assert!(s.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn file_then_env_layering_and_errors_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("zfs_sync.yaml");
+        std::fs::write(&file, "port: 9000\ncors_origins: \"https://a.example, https://b.example\"\nlog_format: json\n").unwrap();
+        let (s, used) = Settings::load_from(Some(&file), no_env()).unwrap();
+        assert_eq!(used.as_deref(), Some(file.as_path()));
+        assert_eq!(s.port, 9000);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(
+            s.cors_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
+
+        std::fs::write(&file, "port: -1\n").unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("port"), "{e}");
+
+        std::fs::write(&file, "heartbeat_timeout_seconds: 0\n").unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("heartbeat_timeout_seconds"), "{e}");
+
+        std::fs::write(&file, "no_such_setting: 1\n").unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no_such_setting"), "{e}");
+
+        let toml = dir.path().join("zfs_sync.toml");
+        std::fs::write(&toml, "database_url = \"mysql://x\"\n").unwrap();
+        let e = Settings::load_from(Some(&toml), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("database_url"), "{e}");
+
+        let missing = dir.path().join("nope.yaml");
+        assert!(Settings::load_from(Some(&missing), no_env()).is_err());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("zfs_sync.toml");
+        std::fs::write(&file, "port = 9000\nmetrics_public = true\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ZFS_SYNC_PORT", "9100");
+            jail.set_env("ZFS_SYNC_METRICS_PUBLIC", "false");
+            jail.set_env("ZFS_SYNC_TEST_POSTGRES_URL", "postgres://ignored");
+            let (s, _) = Settings::load(Some(&file)).map_err(|e| e.to_string())?;
+            assert_eq!(s.port, 9100);
+            assert!(!s.metrics_public);
+            jail.set_env("ZFS_SYNC_PORT", "eighty");
+            let e = Settings::load(Some(&file)).unwrap_err().to_string();
+            assert!(e.contains("ZFS_SYNC_PORT"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@db/x"),
+            "postgres://u:***@db/x"
+        );
+        let s = Settings {
+            admin_key: Some("k".repeat(40)),
+            ..Settings::default()
+        };
+        assert!(!format!("{s:?}").contains(&"k".repeat(40)));
+    }
+}

@@ -1,0 +1,1078 @@
+//! The wire types (`#[derive(Object)]`), with conversions from the core model. They live only
+//! here: the core knows nothing of HTTP.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::{Enum, Object};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+use zfs_sync::model::{
+    Capabilities, ConflictRecord, HealthStatus, Metadata, NewSnapshot, Snapshot, SyncGroup,
+    SyncState, System, Topology,
+};
+
+use crate::error::ApiError;
+
+// ---------------------------------------------------------------- time
+
+/// A UTC time on the wire: RFC 3339 with `Z` (`2025-11-04T12:00:00Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(t: DateTime<Utc>) -> Self {
+        Timestamp(t)
+    }
+}
+
+impl Type for Timestamp {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = DateTime<Utc>;
+    type RawElementValueType = DateTime<Utc>;
+
+    fn name() -> Cow<'static, str> {
+        "string_date-time".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "date-time")))
+    }
+
+    fn as_raw_value(&self) -> Option<&DateTime<Utc>> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a DateTime<Utc>> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl ToJSON for Timestamp {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(
+            self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        ))
+    }
+}
+
+impl ParseFromJSON for Timestamp {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        <DateTime<Utc> as ParseFromJSON>::parse_from_json(value)
+            .map(Timestamp)
+            .map_err(|e| e.propagate())
+    }
+}
+
+// ---------------------------------------------------------------- health
+
+/// `GET /health`.
+#[derive(Debug, Object)]
+pub struct ServiceHealth {
+    /// `healthy`.
+    pub status: String,
+    pub service: String,
+    pub version: String,
+}
+
+/// `GET /health/ready` and `/health/live`.
+#[derive(Debug, Object)]
+pub struct Probe {
+    /// `ready`, `alive` or `unavailable`.
+    pub status: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub detail: Option<String>,
+}
+
+/// Connectivity judged from heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum HealthStatusDto {
+    Online,
+    Offline,
+    NeverSeen,
+}
+
+impl From<HealthStatus> for HealthStatusDto {
+    fn from(h: HealthStatus) -> Self {
+        match h {
+            HealthStatus::Online => HealthStatusDto::Online,
+            HealthStatus::Offline => HealthStatusDto::Offline,
+            HealthStatus::NeverSeen => HealthStatusDto::NeverSeen,
+        }
+    }
+}
+
+/// One system's health.
+#[derive(Debug, Object)]
+pub struct SystemHealthOut {
+    pub system_id: Uuid,
+    pub hostname: String,
+    pub status: HealthStatusDto,
+    pub last_seen: Option<Timestamp>,
+    pub seconds_since_last_seen: Option<u64>,
+    pub heartbeat_timeout_seconds: u64,
+}
+
+impl From<zfs_sync::service::health::SystemHealth> for SystemHealthOut {
+    fn from(h: zfs_sync::service::health::SystemHealth) -> Self {
+        SystemHealthOut {
+            system_id: h.system_id,
+            hostname: h.hostname,
+            status: h.status.into(),
+            last_seen: h.last_seen.map(Into::into),
+            seconds_since_last_seen: h.seconds_since_last_seen,
+            heartbeat_timeout_seconds: h.heartbeat_timeout_seconds,
+        }
+    }
+}
+
+/// Every system's health.
+#[derive(Debug, Object)]
+pub struct FleetHealthOut {
+    pub timestamp: Timestamp,
+    pub total: u64,
+    pub online: u64,
+    pub offline: u64,
+    pub never_seen: u64,
+    pub systems: Vec<SystemHealthOut>,
+}
+
+impl From<zfs_sync::service::health::FleetHealth> for FleetHealthOut {
+    fn from(f: zfs_sync::service::health::FleetHealth) -> Self {
+        FleetHealthOut {
+            timestamp: f.timestamp.into(),
+            total: f.total,
+            online: f.online,
+            offline: f.offline,
+            never_seen: f.never_seen,
+            systems: f.systems.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- systems
+
+/// What a host's ZFS can do; an omitted field means "supported" (a current OpenZFS).
+#[derive(Debug, Clone, Default, Object)]
+pub struct CapabilitiesDto {
+    /// `zfs receive -s` and `zfs send -t`.
+    pub resumable_receive: Option<bool>,
+    /// `zfs send -c`.
+    pub compressed_send: Option<bool>,
+    /// `zfs send -w`.
+    pub raw_send: Option<bool>,
+    /// `zfs send -L`.
+    pub large_blocks: Option<bool>,
+    /// `zfs send -e`.
+    pub embedded_data: Option<bool>,
+}
+
+impl From<CapabilitiesDto> for Capabilities {
+    fn from(c: CapabilitiesDto) -> Self {
+        Capabilities {
+            resumable_receive: c.resumable_receive.unwrap_or(true),
+            compressed_send: c.compressed_send.unwrap_or(true),
+            raw_send: c.raw_send.unwrap_or(true),
+            large_blocks: c.large_blocks.unwrap_or(true),
+            embedded_data: c.embedded_data.unwrap_or(true),
+        }
+    }
+}
+
+impl From<Capabilities> for CapabilitiesDto {
+    fn from(c: Capabilities) -> Self {
+        CapabilitiesDto {
+            resumable_receive: Some(c.resumable_receive),
+            compressed_send: Some(c.compressed_send),
+            raw_send: Some(c.raw_send),
+            large_blocks: Some(c.large_blocks),
+            embedded_data: Some(c.embedded_data),
+        }
+    }
+}
+
+/// `POST /systems`: register a host.
+#[derive(Debug, Object)]
+pub struct SystemCreate {
+    /// Unique; a host name (RFC 1123) or an IP address.
+    pub hostname: String,
+    pub platform: Option<String>,
+    /// Where other hosts reach it over SSH (default: `hostname`).
+    pub ssh_hostname: Option<String>,
+    pub ssh_user: Option<String>,
+    /// 1-65535, default 22.
+    pub ssh_port: Option<i64>,
+    /// Free-form metadata (an object).
+    pub extra_metadata: Option<Value>,
+    /// Alias of `extra_metadata` (the legacy name).
+    pub metadata: Option<Value>,
+    /// Omitted: a current OpenZFS that supports everything.
+    pub capabilities: Option<CapabilitiesDto>,
+}
+
+/// `PUT /systems/{id}`: the fields to change (omitted fields stay).
+#[derive(Debug, Object)]
+pub struct SystemUpdate {
+    pub hostname: Option<String>,
+    pub platform: Option<String>,
+    pub ssh_hostname: Option<String>,
+    pub ssh_user: Option<String>,
+    pub ssh_port: Option<i64>,
+    /// Replaces the metadata (an object).
+    pub extra_metadata: Option<Value>,
+    /// Alias of `extra_metadata`.
+    pub metadata: Option<Value>,
+    pub capabilities: Option<CapabilitiesDto>,
+}
+
+/// A registered system.
+#[derive(Debug, Object)]
+pub struct SystemOut {
+    pub id: Uuid,
+    pub hostname: String,
+    pub platform: Option<String>,
+    pub ssh_hostname: Option<String>,
+    pub ssh_user: Option<String>,
+    pub ssh_port: u16,
+    /// `null`: unknown, assumed to support everything.
+    pub capabilities: Option<CapabilitiesDto>,
+    pub extra_metadata: Value,
+    pub last_seen: Option<Timestamp>,
+    /// Judged from `last_seen` and the heartbeat timeout.
+    pub status: HealthStatusDto,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl SystemOut {
+    pub fn new(s: System, now: DateTime<Utc>, timeout: u64) -> Self {
+        SystemOut {
+            id: s.id,
+            status: HealthStatus::judge(s.last_seen, now, timeout).into(),
+            hostname: s.hostname,
+            platform: s.platform,
+            ssh_hostname: s.ssh_hostname,
+            ssh_user: s.ssh_user,
+            ssh_port: s.ssh_port,
+            capabilities: s.capabilities.map(Into::into),
+            extra_metadata: Value::Object(s.extra_metadata),
+            last_seen: s.last_seen.map(Into::into),
+            created_at: s.created_at.into(),
+            updated_at: s.updated_at.into(),
+        }
+    }
+}
+
+/// A system with its new API key: the only time the key is shown.
+#[derive(Debug, Object)]
+pub struct SystemRegistered {
+    #[oai(flatten)]
+    pub system: SystemOut,
+    /// The system's API key. Store it now; it is never shown again.
+    pub api_key: String,
+}
+
+/// `POST /systems/{id}/heartbeat`.
+#[derive(Debug, Object)]
+pub struct HeartbeatOut {
+    pub system_id: Uuid,
+    pub last_seen: Timestamp,
+    /// `online`.
+    pub status: HealthStatusDto,
+}
+
+/// A rotated key.
+#[derive(Debug, Object)]
+pub struct KeyRotated {
+    pub system_id: Uuid,
+    /// The new key; the old one no longer works.
+    pub api_key: String,
+}
+
+/// Validates an optional metadata object.
+pub fn metadata_of(field: &str, v: Option<Value>) -> Result<Option<Metadata>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(_) => Err(ApiError::invalid(field, "must be a JSON object")),
+    }
+}
+
+/// Validates a port given as a JSON integer.
+pub fn port_of(field: &str, v: i64) -> Result<u16, ApiError> {
+    u16::try_from(v)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| ApiError::invalid(field, "must be between 1 and 65535"))
+}
+
+/// Validates a non-negative count given as a JSON integer.
+pub fn seconds_of(field: &str, v: i64) -> Result<u64, ApiError> {
+    u64::try_from(v)
+        .map_err(|_| ApiError::invalid(field, "must be zero or a positive number of seconds"))
+}
+
+// ---------------------------------------------------------------- snapshots
+
+/// One snapshot as a host reports it. Only `name` and `timestamp` are always required; `pool`
+/// too unless `name` is a full `pool/dataset@snap`.
+#[derive(Debug, Object)]
+pub struct SnapshotReport {
+    /// The short name after `@`, or a full `pool/dataset@snap` (then split).
+    pub name: String,
+    pub pool: Option<String>,
+    /// The path below the pool; `""` (default) for the pool's root dataset.
+    pub dataset: Option<String>,
+    /// Creation time: RFC 3339 (offsets are converted to UTC; without an offset, UTC), or
+    /// seconds since the epoch as `zfs list -p` prints it. Alias: `creation`.
+    pub timestamp: Value,
+    /// The snapshot's GUID, a u64 as a JSON string or number (strings keep all 64 bits in `jq`).
+    pub guid: Option<Value>,
+    /// The pool's transaction group that created it (string or number).
+    pub createtxg: Option<Value>,
+    /// Bytes unique to the snapshot (`used`); alias `size`.
+    pub used: Option<Value>,
+    /// Alias of `used` (the legacy name).
+    pub size: Option<Value>,
+    pub referenced: Option<Value>,
+    /// Must be the reporting system when given.
+    pub system_id: Option<Uuid>,
+    pub extra_metadata: Option<Value>,
+}
+
+/// A dataset's `receive_resume_token` (the target of an interrupted `zfs receive -s`).
+#[derive(Debug, Object)]
+pub struct ResumeTokenReport {
+    pub pool: String,
+    /// Path below the pool, `""` for the root dataset.
+    #[oai(default)]
+    pub dataset: String,
+    /// The token; `null` or `""` clears it (the receive finished or was aborted).
+    pub token: Option<String>,
+}
+
+/// The object form of a snapshot report.
+#[derive(Debug, Object)]
+pub struct SnapshotBatchObject {
+    pub snapshots: Vec<SnapshotReport>,
+    /// Resume tokens of the reporting system's datasets, set (or cleared when `token` is
+    /// empty) alongside the snapshots.
+    pub resume_tokens: Option<Vec<ResumeTokenReport>>,
+}
+
+/// `POST /snapshots/batch` and `PUT /systems/{id}/snapshots`: a bare JSON array of
+/// [`SnapshotReport`]s, or an object `{"snapshots": [...], "resume_tokens": [...]}`.
+#[derive(Debug)]
+pub struct SnapshotBatch(pub Value);
+
+impl Type for SnapshotBatch {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Value;
+    type RawElementValueType = Value;
+
+    fn name() -> Cow<'static, str> {
+        "SnapshotBatch".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        let array = MetaSchema {
+            items: Some(Box::new(MetaSchemaRef::Reference("SnapshotReport".into()))),
+            ..MetaSchema::new("array")
+        };
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some(
+                "A bare JSON array of snapshot reports, or an object with `snapshots` (and optionally `resume_tokens`).",
+            ),
+            one_of: vec![
+                MetaSchemaRef::Inline(Box::new(array)),
+                MetaSchemaRef::Reference("SnapshotBatchObject".into()),
+            ],
+            ..MetaSchema::ANY
+        }))
+    }
+
+    fn register(registry: &mut Registry) {
+        SnapshotReport::register(registry);
+        SnapshotBatchObject::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Value> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl ParseFromJSON for SnapshotBatch {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        Ok(SnapshotBatch(value.unwrap_or(Value::Null)))
+    }
+}
+
+impl ToJSON for SnapshotBatch {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.0.clone())
+    }
+}
+
+/// A parsed report: snapshots, resume tokens, and the `system_id`s items named.
+#[derive(Debug, Default)]
+pub struct ParsedReport {
+    pub snapshots: Vec<NewSnapshot>,
+    pub resume_tokens: Vec<(String, String, Option<String>)>,
+    /// `(index, system_id)` of items that named a system.
+    pub named_systems: Vec<(usize, Uuid)>,
+}
+
+fn u64_field(item: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u64>, ApiError> {
+    let field = || format!("{path}.{key}");
+    match item.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(field(), "must be a non-negative integer below 2^64")),
+        Some(Value::String(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
+            ApiError::invalid(
+                field(),
+                format!("{s:?} is not a non-negative integer below 2^64"),
+            )
+        }),
+        Some(_) => Err(ApiError::invalid(
+            field(),
+            "must be an integer (a JSON number or a string of digits)",
+        )),
+    }
+}
+
+fn str_field<'a>(
+    item: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a str>, ApiError> {
+    match item.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::invalid(
+            format!("{path}.{key}"),
+            "must be a string",
+        )),
+    }
+}
+
+/// Parses a time: RFC 3339 (converted to UTC), an offset-less ISO time (taken as UTC), or epoch
+/// seconds.
+pub fn parse_time(field: &str, v: &Value) -> Result<DateTime<Utc>, ApiError> {
+    let bad = || {
+        ApiError::invalid(
+            field,
+            "must be an RFC 3339 time such as 2025-11-04T12:00:00Z, or seconds since the epoch",
+        )
+    };
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+            .ok_or_else(bad),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Ok(t.to_utc());
+            }
+            if let Ok(secs) = s.parse::<i64>() {
+                return DateTime::from_timestamp(secs, 0).ok_or_else(bad);
+            }
+            [
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%d %H:%M:%S",
+            ]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+            .map(|t| t.and_utc())
+            .ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn parse_item(v: &Value, path: &str) -> Result<(NewSnapshot, Option<Uuid>), ApiError> {
+    let item = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid(path, "must be a JSON object"))?;
+    let name = str_field(item, "name", path)?
+        .ok_or_else(|| ApiError::invalid(format!("{path}.name"), "is required"))?;
+    let mut pool = str_field(item, "pool", path)?.map(str::to_string);
+    let mut dataset = str_field(item, "dataset", path)?.map(str::to_string);
+    let mut short = name.to_string();
+    if let Some((ds, snap)) = name.split_once('@') {
+        // A full `pool/dataset@snap`: split it, and check it agrees with pool/dataset if given.
+        let (p, d) = ds.split_once('/').unwrap_or((ds, ""));
+        if pool.as_deref().is_some_and(|x| x != p) || dataset.as_deref().is_some_and(|x| x != d) {
+            return Err(ApiError::invalid(
+                format!("{path}.name"),
+                format!(
+                    "full name {name:?} names another dataset than pool {pool:?} / dataset {dataset:?}"
+                ),
+            ));
+        }
+        pool = Some(p.to_string());
+        dataset = Some(d.to_string());
+        short = snap.to_string();
+    }
+    let pool = pool.ok_or_else(|| {
+        ApiError::invalid(
+            format!("{path}.pool"),
+            "is required (or give a full pool/dataset@snap name)",
+        )
+    })?;
+    let time = item
+        .get("timestamp")
+        .filter(|v| !v.is_null())
+        .or_else(|| item.get("creation").filter(|v| !v.is_null()))
+        .ok_or_else(|| ApiError::invalid(format!("{path}.timestamp"), "is required"))?;
+    let creation = parse_time(&format!("{path}.timestamp"), time)?;
+    let used = match u64_field(item, "used", path)? {
+        Some(u) => Some(u),
+        None => u64_field(item, "size", path)?,
+    };
+    let extra = metadata_of(
+        &format!("{path}.extra_metadata"),
+        item.get("extra_metadata").cloned(),
+    )?
+    .or(metadata_of(
+        &format!("{path}.metadata"),
+        item.get("metadata").cloned(),
+    )?)
+    .unwrap_or_default();
+    let system_id = match item.get("system_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            Uuid::parse_str(s)
+                .map_err(|_| ApiError::invalid(format!("{path}.system_id"), "must be a UUID"))?,
+        ),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                format!("{path}.system_id"),
+                "must be a UUID string",
+            ));
+        }
+    };
+    let snap = NewSnapshot {
+        pool,
+        dataset: dataset.unwrap_or_default(),
+        name: short,
+        guid: u64_field(item, "guid", path)?,
+        createtxg: u64_field(item, "createtxg", path)?,
+        creation,
+        used: used.unwrap_or(0),
+        referenced: u64_field(item, "referenced", path)?.unwrap_or(0),
+        extra_metadata: extra,
+    };
+    snap.validate()
+        .map_err(|e| ApiError::from(e.in_field(path)))?;
+    Ok((snap, system_id))
+}
+
+/// Parses and validates a whole report: one bad item fails it all, naming `snapshots[i].field`.
+/// `max_items` bounds the batch; `allow_empty` permits `[]` (a complete inventory may be empty).
+pub fn parse_report(
+    body: Value,
+    max_items: usize,
+    allow_empty: bool,
+) -> Result<ParsedReport, ApiError> {
+    let (items, tokens) = match body {
+        Value::Array(items) => (items, None),
+        Value::Object(mut o) => {
+            let items = match o.remove("snapshots") {
+                Some(Value::Array(a)) => a,
+                Some(_) => return Err(ApiError::invalid("snapshots", "must be an array")),
+                None => {
+                    return Err(ApiError::invalid(
+                        "snapshots",
+                        "is required (or send a bare JSON array)",
+                    ));
+                }
+            };
+            (items, o.remove("resume_tokens"))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "body",
+                "must be a JSON array of snapshots or an object with `snapshots`",
+            ));
+        }
+    };
+    if items.is_empty() && !allow_empty {
+        return Err(ApiError::invalid("snapshots", "must not be empty"));
+    }
+    if items.len() > max_items {
+        return Err(ApiError::new(
+            413,
+            format!(
+                "snapshots: {} items exceed the limit of {max_items} per request; send chunks",
+                items.len()
+            ),
+            Some("snapshots".into()),
+            None,
+        ));
+    }
+    let mut out = ParsedReport {
+        snapshots: Vec::with_capacity(items.len()),
+        ..Default::default()
+    };
+    for (i, v) in items.iter().enumerate() {
+        let (snap, sys) = parse_item(v, &format!("snapshots[{i}]"))?;
+        out.snapshots.push(snap);
+        if let Some(s) = sys {
+            out.named_systems.push((i, s));
+        }
+    }
+    match tokens {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(ts)) => {
+            for (i, t) in ts.iter().enumerate() {
+                let path = format!("resume_tokens[{i}]");
+                let o = t
+                    .as_object()
+                    .ok_or_else(|| ApiError::invalid(&path, "must be an object"))?;
+                let pool = str_field(o, "pool", &path)?
+                    .ok_or_else(|| ApiError::invalid(format!("{path}.pool"), "is required"))?;
+                let dataset = str_field(o, "dataset", &path)?.unwrap_or("");
+                let token = str_field(o, "token", &path)?
+                    .filter(|t| !t.trim().is_empty())
+                    .map(|t| t.trim().to_string());
+                zfs_sync::store::check_resume_token_input(pool, dataset, token.as_deref())
+                    .map_err(|e| ApiError::from(e.in_field(&path)))?;
+                out.resume_tokens
+                    .push((pool.to_string(), dataset.to_string(), token));
+            }
+        }
+        Some(_) => return Err(ApiError::invalid("resume_tokens", "must be an array")),
+    }
+    Ok(out)
+}
+
+/// A stored snapshot.
+#[derive(Debug, Object)]
+pub struct SnapshotOut {
+    pub id: Uuid,
+    pub system_id: Uuid,
+    pub pool: String,
+    /// Path below the pool (`""` for the root dataset).
+    pub dataset: String,
+    /// Short name (after `@`).
+    pub name: String,
+    /// `pool/dataset@name`.
+    pub full_name: String,
+    /// The GUID as a decimal string (all 64 bits survive `jq`).
+    pub guid: Option<String>,
+    pub createtxg: Option<u64>,
+    /// Creation time (UTC).
+    pub timestamp: Timestamp,
+    pub used: u64,
+    /// Same as `used` (the legacy name).
+    pub size: u64,
+    pub referenced: u64,
+    pub extra_metadata: Value,
+    pub last_reported: Timestamp,
+}
+
+impl From<Snapshot> for SnapshotOut {
+    fn from(s: Snapshot) -> Self {
+        SnapshotOut {
+            full_name: s.full_name(),
+            id: s.id,
+            system_id: s.system_id,
+            pool: s.pool,
+            dataset: s.dataset,
+            name: s.name,
+            guid: s.guid.map(|g| g.to_string()),
+            createtxg: s.createtxg,
+            timestamp: s.creation.into(),
+            used: s.used,
+            size: s.used,
+            referenced: s.referenced,
+            extra_metadata: Value::Object(s.extra_metadata),
+            last_reported: s.last_reported.into(),
+        }
+    }
+}
+
+/// `PUT /systems/{id}/snapshots`.
+#[derive(Debug, Object)]
+pub struct InventoryReplaced {
+    pub system_id: Uuid,
+    /// Snapshots listed (inserted or updated).
+    pub upserted: u64,
+    /// Snapshots within the scope that were absent and are gone.
+    pub deleted: u64,
+    /// `null`: every dataset of the system; else the full dataset names covered.
+    pub scope: Option<Vec<String>>,
+    pub resume_tokens_set: u64,
+    pub resume_tokens_cleared: u64,
+}
+
+/// `PUT /systems/{id}/resume-tokens`: one dataset's resume token.
+#[derive(Debug, Object)]
+pub struct ResumeTokenOut {
+    pub system_id: Uuid,
+    pub pool: String,
+    pub dataset: String,
+    pub token: Option<String>,
+}
+
+/// `DELETE /snapshots/system/{id}`.
+#[derive(Debug, Object)]
+pub struct SnapshotsDeleted {
+    pub system_id: Uuid,
+    pub deleted: u64,
+}
+
+// ---------------------------------------------------------------- groups
+
+/// A member of a sync group.
+#[derive(Debug, Clone, Object)]
+pub struct MemberDto {
+    pub system_id: Uuid,
+    /// The dataset under which this member keeps the group's datasets (e.g.
+    /// `backup/replicas/hostA`); `null`: the pool itself.
+    pub dataset_root: Option<String>,
+}
+
+/// The policy and membership fields of a group; omitted fields keep their value (on update)
+/// or default (on create).
+#[derive(Debug, Default, Object)]
+pub struct GroupFields {
+    pub description: Option<String>,
+    /// Default true.
+    pub enabled: Option<bool>,
+    /// Hub-and-spoke (true: the hub is every dataset's source) or bidirectional (false, the
+    /// default).
+    pub directional: Option<bool>,
+    /// Required (and a member) when `directional`.
+    pub hub_system_id: Option<Uuid>,
+    /// The members (`dataset_root` defaults to the pool). Replaces the member list.
+    pub system_ids: Option<Vec<Uuid>>,
+    /// Members with their `dataset_root`; merged over `system_ids`.
+    pub members: Option<Vec<MemberDto>>,
+    /// Default 3600.
+    pub sync_interval_seconds: Option<i64>,
+    /// Glob (`auto-*`) or `regex:…` on short snapshot names; `null`/omitted: every snapshot.
+    pub snapshot_filter: Option<String>,
+    pub min_snapshot_age_seconds: Option<i64>,
+    pub lag_threshold_seconds: Option<i64>,
+    /// `push` (default: the source runs the pipeline) or `pull`.
+    pub transfer: Option<String>,
+    /// Subset of `compressed`, `raw`, `large_blocks`, `embedded`.
+    pub send_flags: Option<Vec<String>>,
+    /// `manual` (default), `use_newest`, `use_largest`, `use_majority`, `ignore`.
+    pub conflict_strategy: Option<String>,
+    /// Allow plans that destroy snapshots (rollbacks, mirrored deletions). Default false.
+    pub allow_destructive: Option<bool>,
+    /// Plan `zfs destroy` on targets for snapshots the source pruned (needs
+    /// `allow_destructive`). Default false.
+    pub mirror_deletions: Option<bool>,
+}
+
+/// `POST /sync-groups`.
+#[derive(Debug, Object)]
+pub struct GroupCreate {
+    /// Unique.
+    pub name: String,
+    #[oai(flatten)]
+    pub fields: GroupFields,
+}
+
+/// `PUT /sync-groups/{id}`.
+#[derive(Debug, Object)]
+pub struct GroupUpdate {
+    pub name: Option<String>,
+    #[oai(flatten)]
+    pub fields: GroupFields,
+}
+
+/// `POST /sync-groups/{id}/systems`.
+#[derive(Debug, Object)]
+pub struct AddMember {
+    pub system_id: Uuid,
+    pub dataset_root: Option<String>,
+}
+
+impl GroupFields {
+    /// Applies the fields to `g` (validated as a whole afterwards by the caller).
+    pub fn apply(self, g: &mut SyncGroup) -> Result<(), ApiError> {
+        use zfs_sync::model::{ConflictStrategy, Member, SendFlags, TransferMode};
+        if let Some(d) = self.description {
+            g.description = Some(d).filter(|d| !d.is_empty());
+        }
+        if let Some(e) = self.enabled {
+            g.enabled = e;
+        }
+        if let Some(v) = self.sync_interval_seconds {
+            g.sync_interval_seconds = seconds_of("sync_interval_seconds", v)?;
+        }
+        if let Some(f) = self.snapshot_filter {
+            g.policy.snapshot_filter = Some(f).filter(|f| !f.is_empty());
+        }
+        if let Some(v) = self.min_snapshot_age_seconds {
+            g.policy.min_snapshot_age_seconds = seconds_of("min_snapshot_age_seconds", v)?;
+        }
+        if let Some(v) = self.lag_threshold_seconds {
+            g.policy.lag_threshold_seconds = seconds_of("lag_threshold_seconds", v)?;
+        }
+        if let Some(t) = self.transfer {
+            g.policy.transfer = match t.as_str() {
+                "push" => TransferMode::Push,
+                "pull" => TransferMode::Pull,
+                other => {
+                    return Err(ApiError::invalid(
+                        "transfer",
+                        format!("{other:?} is not push or pull"),
+                    ));
+                }
+            };
+        }
+        if let Some(f) = self.send_flags {
+            g.policy.send_flags = SendFlags::from_names("send_flags", &f)?;
+        }
+        if let Some(s) = self.conflict_strategy {
+            g.policy.conflict_strategy = ConflictStrategy::parse("conflict_strategy", &s)?;
+        }
+        if let Some(a) = self.allow_destructive {
+            g.policy.allow_destructive = a;
+        }
+        if let Some(m) = self.mirror_deletions {
+            g.policy.mirror_deletions = m;
+        }
+        if self.system_ids.is_some() || self.members.is_some() {
+            let mut members: Vec<Member> = Vec::new();
+            for id in self.system_ids.unwrap_or_default() {
+                let root = g.member(id).and_then(|m| m.dataset_root.clone());
+                members.push(Member {
+                    system_id: id,
+                    dataset_root: root,
+                });
+            }
+            for m in self.members.unwrap_or_default() {
+                match members.iter_mut().find(|x| x.system_id == m.system_id) {
+                    Some(x) => x.dataset_root = m.dataset_root,
+                    None => members.push(Member {
+                        system_id: m.system_id,
+                        dataset_root: m.dataset_root,
+                    }),
+                }
+            }
+            g.members = members;
+        }
+        let directional = self
+            .directional
+            .unwrap_or(matches!(g.topology, Topology::HubAndSpoke { .. }));
+        let hub = self.hub_system_id.or(g.hub());
+        g.topology = if directional {
+            Topology::HubAndSpoke {
+                hub: hub.ok_or_else(|| {
+                    ApiError::invalid("hub_system_id", "is required when directional is true")
+                })?,
+            }
+        } else {
+            Topology::Bidirectional
+        };
+        Ok(())
+    }
+}
+
+/// A sync group.
+#[derive(Debug, Object)]
+pub struct GroupOut {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub directional: bool,
+    pub hub_system_id: Option<Uuid>,
+    pub system_ids: Vec<Uuid>,
+    pub members: Vec<MemberDto>,
+    pub sync_interval_seconds: u64,
+    pub snapshot_filter: Option<String>,
+    pub min_snapshot_age_seconds: u64,
+    pub lag_threshold_seconds: u64,
+    pub transfer: String,
+    pub send_flags: Vec<String>,
+    pub conflict_strategy: String,
+    pub allow_destructive: bool,
+    pub mirror_deletions: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<SyncGroup> for GroupOut {
+    fn from(g: SyncGroup) -> Self {
+        GroupOut {
+            id: g.id,
+            directional: g.hub().is_some(),
+            hub_system_id: g.hub(),
+            system_ids: g.members.iter().map(|m| m.system_id).collect(),
+            members: g
+                .members
+                .iter()
+                .map(|m| MemberDto {
+                    system_id: m.system_id,
+                    dataset_root: m.dataset_root.clone(),
+                })
+                .collect(),
+            name: g.name,
+            description: g.description,
+            enabled: g.enabled,
+            sync_interval_seconds: g.sync_interval_seconds,
+            snapshot_filter: g.policy.snapshot_filter,
+            min_snapshot_age_seconds: g.policy.min_snapshot_age_seconds,
+            lag_threshold_seconds: g.policy.lag_threshold_seconds,
+            transfer: match g.policy.transfer {
+                zfs_sync::model::TransferMode::Push => "push".into(),
+                zfs_sync::model::TransferMode::Pull => "pull".into(),
+            },
+            send_flags: g
+                .policy
+                .send_flags
+                .names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            conflict_strategy: g.policy.conflict_strategy.as_str().into(),
+            allow_destructive: g.policy.allow_destructive,
+            mirror_deletions: g.policy.mirror_deletions,
+            created_at: g.created_at.into(),
+            updated_at: g.updated_at.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- sync
+
+/// Sync state of one (group, logical dataset, system).
+#[derive(Debug, Object)]
+pub struct SyncStateOut {
+    pub id: Uuid,
+    pub sync_group_id: Uuid,
+    /// The logical dataset (path below each member's root).
+    pub dataset: String,
+    pub system_id: Uuid,
+    /// `in_sync`, `out_of_sync`, `syncing`, `conflict` or `error`.
+    pub status: String,
+    pub last_check: Option<Timestamp>,
+    pub last_sync: Option<Timestamp>,
+    pub lag_seconds: u64,
+    pub missing_count: u64,
+    pub error_message: Option<String>,
+    pub job_id: Option<Uuid>,
+    pub updated_at: Timestamp,
+}
+
+impl From<SyncState> for SyncStateOut {
+    fn from(s: SyncState) -> Self {
+        SyncStateOut {
+            id: s.id,
+            sync_group_id: s.group_id,
+            dataset: s.dataset,
+            system_id: s.system_id,
+            status: s.status.as_str().into(),
+            last_check: s.last_check.map(Into::into),
+            last_sync: s.last_sync.map(Into::into),
+            lag_seconds: s.lag_seconds,
+            missing_count: s.missing_count,
+            error_message: s.error_message,
+            job_id: s.job_id,
+            updated_at: s.updated_at.into(),
+        }
+    }
+}
+
+/// A persisted conflict.
+#[derive(Debug, Object)]
+pub struct ConflictOut {
+    pub id: Uuid,
+    pub sync_group_id: Uuid,
+    pub dataset: String,
+    pub system_a: Uuid,
+    pub system_b: Uuid,
+    /// `diverged`, `orphaned` or `missing`.
+    pub conflict_type: String,
+    /// Which rule found it (`same_name_different_guid`, `both_advanced`, …).
+    pub reason: String,
+    pub details: Value,
+    /// `open`, `resolved` or `gone`.
+    pub status: String,
+    pub detected_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+    pub resolution: Option<Value>,
+}
+
+impl From<ConflictRecord> for ConflictOut {
+    fn from(c: ConflictRecord) -> Self {
+        ConflictOut {
+            id: c.id,
+            sync_group_id: c.group_id,
+            dataset: c.dataset,
+            system_a: c.system_a,
+            system_b: c.system_b,
+            conflict_type: c.kind.as_str().into(),
+            reason: c.reason,
+            details: c.details,
+            status: c.status.as_str().into(),
+            detected_at: c.detected_at.into(),
+            updated_at: c.updated_at.into(),
+            resolved_at: c.resolved_at.map(Into::into),
+            resolution: c.resolution,
+        }
+    }
+}
+
+/// `POST /snapshots`: one snapshot report (parsed like a batch item).
+#[derive(Debug)]
+pub struct SnapshotReportBody(pub Value);
+
+impl Type for SnapshotReportBody {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Value;
+    type RawElementValueType = Value;
+
+    fn name() -> Cow<'static, str> {
+        "SnapshotReport".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference("SnapshotReport".into())
+    }
+
+    fn register(registry: &mut Registry) {
+        SnapshotReport::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Value> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl ParseFromJSON for SnapshotReportBody {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        Ok(SnapshotReportBody(value.unwrap_or(Value::Null)))
+    }
+}
+
+impl ToJSON for SnapshotReportBody {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.0.clone())
+    }
+}

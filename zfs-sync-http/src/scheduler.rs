@@ -1,0 +1,110 @@
+//! The background scheduler: checks each enabled group every `sync_interval_seconds`,
+//! expires job leases, and logs systems going online/offline.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use uuid::Uuid;
+use zfs_sync::service::health;
+
+use crate::AppState;
+use crate::metrics::JobEvent;
+
+/// The scheduler's memory between ticks.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    last_check: HashMap<Uuid, DateTime<Utc>>,
+    last_health: Option<health::FleetHealth>,
+}
+
+impl Scheduler {
+    /// One round at `now`: expire leases, check the groups that are due, log health changes.
+    pub async fn tick(&mut self, state: &AppState, now: DateTime<Utc>) {
+        match state.sync.expire_leases(now).await {
+            Ok(jobs) if !jobs.is_empty() => {
+                state.metrics.job(JobEvent::Expired, jobs.len() as u64);
+                for j in &jobs {
+                    tracing::warn!(job_id = %j.id, group_id = %j.group_id, dataset = %j.dataset, "job lease expired without a result");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not expire job leases"),
+        }
+        match state.store.list_groups().await {
+            Ok(groups) => {
+                self.last_check
+                    .retain(|id, _| groups.iter().any(|g| g.id == *id));
+                for g in groups.iter().filter(|g| g.enabled) {
+                    let due = self
+                        .last_check
+                        .get(&g.id)
+                        .is_none_or(|t| (now - *t).num_seconds() >= g.sync_interval_seconds as i64);
+                    if !due {
+                        continue;
+                    }
+                    self.last_check.insert(g.id, now);
+                    match state.sync.check_group(g.id, now).await {
+                        Ok(c) => tracing::info!(
+                            group = %g.name,
+                            transfers = c.plan.transfers().count(),
+                            conflicts = c.conflicts.len(),
+                            "sync group checked"
+                        ),
+                        Err(e) => {
+                            tracing::error!(group = %g.name, error = %e, "sync group check failed")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not list sync groups"),
+        }
+        match health::fleet_health(
+            state.store.as_ref(),
+            now,
+            state.settings.heartbeat_timeout_seconds,
+        )
+        .await
+        {
+            Ok(h) => {
+                if let Some(before) = &self.last_health {
+                    for (s, was) in health::transitions(before, &h) {
+                        tracing::warn!(system = %s.hostname, from = was.as_str(), to = s.status.as_str(), "system health changed");
+                    }
+                }
+                self.last_health = Some(h);
+            }
+            Err(e) => tracing::error!(error = %e, "could not judge system health"),
+        }
+    }
+}
+
+/// Runs the scheduler until `shutdown` turns true.
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut s = Scheduler::default();
+    let mut interval =
+        tokio::time::interval(Duration::from_secs(state.settings.scheduler_tick_seconds));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                // A panic in a round (e.g. a bug in planning) must not stop future rounds.
+                let st = state.clone();
+                let mut sched = std::mem::take(&mut s);
+                let handle = tokio::spawn(async move {
+                    sched.tick(&st, Utc::now()).await;
+                    sched
+                });
+                match handle.await {
+                    Ok(back) => s = back,
+                    Err(e) => tracing::error!(error = %e, "scheduler round failed"),
+                }
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { break; }
+            }
+        }
+    }
+    tracing::info!("scheduler stopped");
+}

@@ -1,0 +1,162 @@
+//! In-process test harness: the app over an `InMemoryStore`, and a small JSON client.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use poem::endpoint::BoxEndpoint;
+use poem::http::{HeaderMap, Method};
+use poem::test::TestClient;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use zfs_sync::store::memory::InMemoryStore;
+use zfs_sync_http::config::Settings;
+use zfs_sync_http::{AppState, app};
+
+pub struct Harness {
+    pub cli: TestClient<BoxEndpoint<'static>>,
+    pub state: AppState,
+    pub admin: String,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness").finish_non_exhaustive()
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = self.body.to_string();
+        let cut = body.char_indices().nth(600).map_or(body.len(), |(i, _)| i);
+        write!(f, "{} {}", self.status, &body[..cut])
+    }
+}
+
+pub async fn harness() -> Harness {
+    harness_with(Settings {
+        database_url: Some("memory:".into()),
+        ..Settings::default()
+    })
+    .await
+}
+
+pub async fn harness_with(settings: Settings) -> Harness {
+    let store = Arc::new(InMemoryStore::new());
+    let admin = zfs_sync::service::auth::create_admin_key(store.as_ref(), chrono::Utc::now())
+        .await
+        .unwrap();
+    let state = AppState::new(store, settings);
+    Harness {
+        cli: TestClient::new(app(state.clone())),
+        state,
+        admin,
+    }
+}
+
+impl Harness {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self
+            .cli
+            .request(Method::from_bytes(method.as_bytes()).unwrap(), path);
+        if let Some(k) = key {
+            req = req.header("X-API-Key", k);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        self.reply(req.send().await).await
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, key: Option<&str>, body: &str) -> Reply {
+        let mut req = self
+            .cli
+            .request(Method::from_bytes(method.as_bytes()).unwrap(), path);
+        if let Some(k) = key {
+            req = req.header("X-API-Key", k);
+        }
+        req = req
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        self.reply(req.send().await).await
+    }
+
+    async fn reply(&self, resp: poem::test::TestResponse) -> Reply {
+        let status = resp.0.status().as_u16();
+        let headers = resp.0.headers().clone();
+        let text = resp.0.into_body().into_string().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, Some(&self.admin.clone()), body)
+            .await
+    }
+
+    /// Registers a system; returns (id, key).
+    pub async fn register(&self, hostname: &str) -> (Uuid, String) {
+        let r = self
+            .admin(
+                "POST",
+                "/api/v1/systems",
+                Some(json!({"hostname": hostname, "ssh_user": "zfs"})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        (
+            r.body["id"].as_str().unwrap().parse().unwrap(),
+            r.body["api_key"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+/// A snapshot report item.
+pub fn snap(pool: &str, dataset: &str, name: &str, guid: u64, txg: u64, hour: u32) -> Value {
+    json!({
+        "pool": pool, "dataset": dataset, "name": name,
+        "guid": guid.to_string(), "createtxg": txg,
+        "timestamp": format!("2025-11-01T{hour:02}:00:00Z"),
+        "used": 1000 + guid % 1000, "referenced": 5000,
+    })
+}
+
+/// Asserts an error reply has the JSON error shape with this status.
+pub fn assert_error(r: &Reply, status: u16) {
+    assert_eq!(r.status, status, "{r:?}");
+    assert_eq!(r.body["status_code"], json!(status), "{r:?}");
+    assert!(
+        r.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{r:?}"
+    );
+    assert!(
+        r.headers
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+}
