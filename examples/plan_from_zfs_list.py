@@ -48,7 +48,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not sep:
             print(f"--root {item!r}: expected HOST=DATASET", file=sys.stderr)
             return 2
-        roots[host] = zfs_sync.validate_dataset_name(dataset)
+        try:
+            roots[host] = zfs_sync.validate_dataset_name(dataset)
+        except zfs_sync.InvalidNameError as err:
+            print(f"--root {item!r}: {err.reason}", file=sys.stderr)
+            return 2
 
     try:
         inventories = []
