@@ -5,7 +5,9 @@
 //!   which prints a plan as stable text for data-first tests.
 //! - [`zfs`]: a model of ZFS receive semantics to apply plans to.
 //! - [`fleet`]: a deterministic, seeded generator of fleets (hosts, datasets, histories).
+//! - [`bulk`]: a lean generator of fleet-scale inventories (millions of records) for benchmarks.
 
+pub mod bulk;
 pub mod fixtures;
 pub mod fleet;
 pub mod zfs;

@@ -1,0 +1,778 @@
+//! `zfs-sync-load`: an end-to-end load tool for `zfs-sync-server`.
+//!
+//! It starts a server on a free loopback port (SQLite in a temporary directory, or a given
+//! PostgreSQL database) or targets a running one with `--url` (loopback addresses only),
+//! registers hosts with an admin key, creates sync groups, then runs one scenario for a
+//! bounded time or number of requests and prints throughput, p50/p95/p99 latency per
+//! endpoint, the error count, and (when it started the server) the server's peak resident
+//! memory (`VmHWM`).
+//!
+//! Scenarios:
+//! - `hosts`: C concurrent hosts (`--hosts`), in groups of `--group-size` (the first of each
+//!   is the hub), each reporting its inventory (`POST /snapshots/batch`, in chunks) and
+//!   fetching its instructions (`GET /sync/instructions/{id}`) once every `--interval-ms`
+//!   (0: back to back) for `--seconds`.
+//! - `batch`: one host reports `--batch-snapshots` snapshots in chunks of `--chunk`
+//!   (`--concurrency` requests in flight): snapshots per second end to end.
+//! - `instructions`: a group of `--group-size` hosts × `--datasets` × `--snapshots` (the
+//!   replicas lag), then `--requests` sequential `GET /sync/instructions/{hub}`.
+//!
+//! Every request loop is bounded (by time or count) and the tool stops by itself.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, ValueEnum};
+use reqwest::{Client, StatusCode, Url};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+/// Drives a zfs-sync server with simulated hosts and reports latency and throughput.
+#[derive(Debug, Parser)]
+#[command(name = "zfs-sync-load", about)]
+struct Args {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Hosts)]
+    scenario: Scenario,
+    /// Target a running server (e.g. `http://127.0.0.1:8000`); loopback addresses only.
+    /// Without it, the tool starts `zfs-sync-server` itself.
+    #[arg(long)]
+    url: Option<Url>,
+    /// An admin key of the targeted server (with `--url`). A started server gets a fresh one.
+    #[arg(long, env = "ZFS_SYNC_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// The server binary to start (default: `zfs-sync-server` beside this binary).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Database of a started server: `sqlite` (a fresh file in a temporary directory) or a
+    /// `postgres://` URL on a loopback address (use an empty database).
+    #[arg(long, default_value = "sqlite")]
+    database: String,
+    /// Simulated hosts (scenario `hosts`).
+    #[arg(long, default_value_t = 200)]
+    hosts: usize,
+    /// Hosts per sync group; the first of each group is its hub.
+    #[arg(long, default_value_t = 5)]
+    group_size: usize,
+    /// How long the `hosts` scenario runs.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Each host reports and fetches once per interval (0: back to back).
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// Datasets per host.
+    #[arg(long, default_value_t = 10)]
+    datasets: usize,
+    /// Snapshots per dataset on the hub (replicas lag by a few).
+    #[arg(long, default_value_t = 20)]
+    snapshots: usize,
+    /// Snapshots per `POST /snapshots/batch` request.
+    #[arg(long, default_value_t = 1000)]
+    chunk: usize,
+    /// Snapshots reported in the `batch` scenario.
+    #[arg(long, default_value_t = 100_000)]
+    batch_snapshots: usize,
+    /// Requests in flight in the `batch` scenario.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Requests of the `instructions` scenario.
+    #[arg(long, default_value_t = 50)]
+    requests: usize,
+    /// Per-request timeout, seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Hosts,
+    Batch,
+    Instructions,
+}
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+type Outcome<T> = Result<T, Failure>;
+
+fn fail(msg: impl Into<String>) -> Failure {
+    msg.into().into()
+}
+
+/// The only addresses this tool sends traffic to.
+fn check_loopback(url: &Url) -> Outcome<()> {
+    let host = url.host_str().unwrap_or("");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ok = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if ok {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "refusing to load {url}: only loopback addresses (127.0.0.0/8, localhost, [::1]) are allowed"
+        )))
+    }
+}
+
+// ------------------------------------------------------------------ the server
+
+/// A server this tool started: killed when dropped.
+struct Server {
+    child: Child,
+    pid: u32,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Peak resident set size (`VmHWM`) in KiB, while the process is alive.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        proc_status_kib(self.pid, "VmHWM:")
+    }
+}
+
+fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn default_server_binary() -> Outcome<PathBuf> {
+    let me = std::env::current_exe()?;
+    let dir = me
+        .parent()
+        .ok_or_else(|| fail("no directory of the current executable"))?;
+    // Beside this binary, or one level up when run from `deps/`.
+    for d in [dir, dir.parent().unwrap_or(dir)] {
+        let p = d.join("zfs-sync-server");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(fail(format!(
+        "zfs-sync-server not found beside {}; build it (cargo build --release -p zfs-sync-http) or pass --server",
+        me.display()
+    )))
+}
+
+fn free_port() -> Outcome<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn start_server(args: &Args, admin_key: &str) -> Outcome<(Server, Url)> {
+    let bin = match &args.server {
+        Some(p) => p.clone(),
+        None => default_server_binary()?,
+    };
+    let dir = tempfile::tempdir()?;
+    let database_url = if args.database == "sqlite" {
+        format!("sqlite://{}", dir.path().join("zfs_sync.db").display())
+    } else if args.database.starts_with("postgres://") || args.database.starts_with("postgresql://")
+    {
+        let u = Url::parse(&args.database)?;
+        check_loopback(&u)?;
+        args.database.clone()
+    } else {
+        return Err(fail("--database: must be `sqlite` or a postgres:// URL"));
+    };
+    let port = free_port()?;
+    let log = dir.path().join("server.log");
+    let out = std::fs::File::create(&log)?;
+    let child = Command::new(&bin)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("ZFS_SYNC_HOST", "127.0.0.1")
+        .env("ZFS_SYNC_PORT", port.to_string())
+        .env("ZFS_SYNC_DATABASE_URL", &database_url)
+        .env("ZFS_SYNC_ADMIN_KEY", admin_key)
+        .env("ZFS_SYNC_LOG_LEVEL", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| fail(format!("cannot start {}: {e}", bin.display())))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| fail("the server exited at once"))?;
+    let mut server = Server {
+        child,
+        pid,
+        log,
+        _dir: dir,
+    };
+    let url = Url::parse(&format!("http://127.0.0.1:{port}"))?;
+    let client = Client::new();
+    let ready = url.join("/health/ready")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = server.child.try_wait()? {
+            return Err(fail(format!(
+                "the server exited ({status}); its log:\n{}",
+                std::fs::read_to_string(&server.log).unwrap_or_default()
+            )));
+        }
+        if let Ok(r) = client.get(ready.clone()).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(fail(format!(
+                "the server did not become ready within 60 s; its log: {}",
+                server.log.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "started {} (pid {pid}) on {url} with {}",
+        bin.display(),
+        if args.database == "sqlite" {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        }
+    );
+    Ok((server, url))
+}
+
+// ------------------------------------------------------------------ measurements
+
+/// Latencies and errors per endpoint, shared by every simulated host.
+#[derive(Default)]
+struct Stats {
+    endpoints: BTreeMap<&'static str, Endpoint>,
+}
+
+#[derive(Default)]
+struct Endpoint {
+    latencies: Vec<Duration>,
+    errors: u64,
+    first_errors: Vec<String>,
+    /// Items carried (snapshots sent, instruction entries received).
+    items: u64,
+}
+
+type Shared = Arc<Mutex<Stats>>;
+
+fn record(stats: &Shared, endpoint: &'static str, took: Duration, result: &Outcome<u64>) {
+    let mut s = stats.lock().expect("stats lock");
+    let e = s.endpoints.entry(endpoint).or_default();
+    e.latencies.push(took);
+    match result {
+        Ok(items) => e.items += items,
+        Err(err) => {
+            e.errors += 1;
+            if e.first_errors.len() < 5 {
+                e.first_errors.push(err.to_string());
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Prints the table; returns the total error count.
+fn report(stats: &Shared, wall: Duration, items_label: &str) -> u64 {
+    let mut s = stats.lock().expect("stats lock");
+    println!(
+        "{:<34} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>12}",
+        "endpoint",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        items_label
+    );
+    let mut errors = 0;
+    for (name, e) in s.endpoints.iter_mut() {
+        e.latencies.sort_unstable();
+        let n = e.latencies.len();
+        println!(
+            "{:<34} {:>8} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>12.0}",
+            name,
+            n,
+            n as f64 / wall.as_secs_f64(),
+            ms(percentile(&e.latencies, 50.0)),
+            ms(percentile(&e.latencies, 95.0)),
+            ms(percentile(&e.latencies, 99.0)),
+            ms(e.latencies.last().copied().unwrap_or_default()),
+            e.errors,
+            e.items as f64 / wall.as_secs_f64(),
+        );
+        errors += e.errors;
+        for m in &e.first_errors {
+            println!("    error: {m}");
+        }
+    }
+    errors
+}
+
+// ------------------------------------------------------------------ the API
+
+struct Api {
+    client: Client,
+    base: Url,
+}
+
+impl Api {
+    fn url(&self, path: &str) -> Outcome<Url> {
+        Ok(self.base.join(&format!("/api/v1{path}"))?)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Outcome<Value> {
+        let resp = req.send().await.map_err(|e| fail(format!("{what}: {e}")))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| fail(format!("{what}: {e}")))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            return Err(fail(format!(
+                "{what}: HTTP {status}: {}",
+                text.chars().take(300).collect::<String>()
+            )));
+        }
+        if body.is_empty() || status == StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&body).map_err(|e| fail(format!("{what}: invalid JSON: {e}")))
+    }
+
+    async fn register(&self, admin: &str, hostname: &str) -> Outcome<Host> {
+        let v = self
+            .send(
+                self.client
+                    .post(self.url("/systems")?)
+                    .header("X-API-Key", admin)
+                    .json(
+                        &json!({"hostname": hostname, "ssh_user": "zfs-sync", "platform": "linux"}),
+                    ),
+                "POST /systems",
+            )
+            .await?;
+        let id = v["id"]
+            .as_str()
+            .ok_or_else(|| fail("POST /systems: no id"))?;
+        let key = v["api_key"]
+            .as_str()
+            .ok_or_else(|| fail("POST /systems: no api_key"))?;
+        Ok(Host {
+            id: id.to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    async fn create_group(&self, admin: &str, name: &str, members: &[Host]) -> Outcome<String> {
+        let ids: Vec<&str> = members.iter().map(|h| h.id.as_str()).collect();
+        let v = self
+            .send(
+                self.client
+                    .post(self.url("/sync-groups")?)
+                    .header("X-API-Key", admin)
+                    .json(&json!({
+                        "name": name,
+                        "directional": true,
+                        "hub_system_id": ids[0],
+                        "system_ids": ids,
+                        "send_flags": ["compressed"],
+                    })),
+                "POST /sync-groups",
+            )
+            .await?;
+        Ok(v["id"]
+            .as_str()
+            .ok_or_else(|| fail("POST /sync-groups: no id"))?
+            .to_string())
+    }
+
+    /// Reports one chunk; returns the number of snapshots sent.
+    async fn report(&self, host: &Host, chunk: &Value) -> Outcome<u64> {
+        let n = chunk.as_array().map_or(0, Vec::len) as u64;
+        self.send(
+            self.client
+                .post(self.url("/snapshots/batch")?)
+                .header("X-API-Key", &host.key)
+                .json(chunk),
+            "POST /snapshots/batch",
+        )
+        .await?;
+        Ok(n)
+    }
+
+    /// Fetches instructions; returns the number of entries.
+    async fn instructions(&self, host: &Host) -> Outcome<u64> {
+        let v = self
+            .send(
+                self.client
+                    .get(self.url(&format!("/sync/instructions/{}", host.id))?)
+                    .header("X-API-Key", &host.key),
+                "GET /sync/instructions",
+            )
+            .await?;
+        v["datasets"]
+            .as_array()
+            .map(|a| a.len() as u64)
+            .ok_or_else(|| fail("GET /sync/instructions: no datasets array"))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Host {
+    id: String,
+    key: String,
+}
+
+// ------------------------------------------------------------------ inventories
+
+const EPOCH: i64 = 1_760_000_000;
+
+/// A host's report of `datasets` × `snapshots` hourly snapshots: the hub (`lag` 0) holds
+/// `0..snapshots`, a replica lacks the newest `lag(d)` of dataset `d`. GUIDs are shared
+/// (derived from the group, dataset and index), so replicas match the hub.
+fn inventory(
+    group: usize,
+    datasets: usize,
+    snapshots: usize,
+    lag: impl Fn(usize) -> usize,
+) -> Vec<Value> {
+    let mut out = Vec::with_capacity(datasets * snapshots);
+    for d in 0..datasets {
+        for k in 0..snapshots.saturating_sub(lag(d)) {
+            out.push(snapshot_item(group, d, k));
+        }
+    }
+    out
+}
+
+fn snapshot_item(group: usize, d: usize, k: usize) -> Value {
+    let t: DateTime<Utc> = DateTime::from_timestamp(EPOCH + 3600 * k as i64, 0).expect("in range");
+    let guid = mix((group as u64) << 40 ^ (d as u64) << 20 ^ k as u64);
+    json!({
+        "pool": "tank",
+        "dataset": format!("data/ds{d:04}"),
+        "name": t.format("autosnap_%Y-%m-%d_%H:%M:%S_hourly").to_string(),
+        "timestamp": t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "guid": guid.to_string(),
+        "createtxg": (1000 + 10 * k).to_string(),
+        "used": 1_048_576,
+        "referenced": 1_073_741_824_u64,
+    })
+}
+
+/// SplitMix64's finalizer: a well-spread 64-bit value from a counter.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn chunks(items: Vec<Value>, size: usize) -> Vec<Value> {
+    items
+        .chunks(size.max(1))
+        .map(|c| Value::Array(c.to_vec()))
+        .collect()
+}
+
+// ------------------------------------------------------------------ scenarios
+
+/// Registers `n` hosts, a few at a time.
+async fn register_hosts(api: &Arc<Api>, admin: &str, run: &str, n: usize) -> Outcome<Vec<Host>> {
+    let mut hosts = Vec::with_capacity(n);
+    for start in (0..n).step_by(16) {
+        let batch = (start..(start + 16).min(n)).map(|i| {
+            let api = api.clone();
+            let admin = admin.to_string();
+            let name = format!("load-{run}-h{i}");
+            tokio::spawn(async move { api.register(&admin, &name).await })
+        });
+        let batch: Vec<_> = batch.collect();
+        for h in batch {
+            hosts.push(h.await??);
+        }
+    }
+    Ok(hosts)
+}
+
+async fn scenario_hosts(
+    api: Arc<Api>,
+    args: &Args,
+    admin: &str,
+    run: &str,
+    stats: &Shared,
+) -> Outcome<Duration> {
+    let group_size = args.group_size.max(1);
+    let hosts = register_hosts(&api, admin, run, args.hosts).await?;
+    for (g, members) in hosts.chunks(group_size).enumerate() {
+        api.create_group(admin, &format!("load-{run}-g{g}"), members)
+            .await?;
+    }
+    eprintln!(
+        "{} hosts in {} groups; each reports {} snapshots in chunks of {} and fetches instructions every {} ms for {} s",
+        hosts.len(),
+        hosts.len().div_ceil(group_size),
+        args.datasets * args.snapshots,
+        args.chunk,
+        args.interval_ms,
+        args.seconds
+    );
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let interval = Duration::from_millis(args.interval_ms);
+    let mut tasks = Vec::new();
+    for (i, host) in hosts.into_iter().enumerate() {
+        let (group, role) = (i / group_size, i % group_size);
+        let (datasets, snapshots) = (args.datasets, args.snapshots);
+        // Replicas lag by 0-3 snapshots per dataset.
+        let report = chunks(
+            inventory(group, datasets, snapshots, |d| {
+                if role == 0 {
+                    0
+                } else {
+                    (mix((i * 31 + d) as u64) % 4) as usize
+                }
+            }),
+            args.chunk,
+        );
+        let (api, stats) = (api.clone(), stats.clone());
+        // Spread the hosts' first cycles over one interval.
+        let offset = interval.mul_f64((mix(i as u64) % 1000) as f64 / 1000.0);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
+            let mut next = Instant::now();
+            while Instant::now() < deadline {
+                for chunk in &report {
+                    let t = Instant::now();
+                    let r = api.report(&host, chunk).await;
+                    record(&stats, "POST /snapshots/batch", t.elapsed(), &r);
+                }
+                let t = Instant::now();
+                let r = api.instructions(&host).await;
+                record(&stats, "GET /sync/instructions/{id}", t.elapsed(), &r);
+                next += interval;
+                let now = Instant::now();
+                if next > now {
+                    tokio::time::sleep_until(next.into()).await;
+                } else {
+                    next = now;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(started.elapsed())
+}
+
+async fn scenario_batch(
+    api: Arc<Api>,
+    args: &Args,
+    admin: &str,
+    run: &str,
+    stats: &Shared,
+) -> Outcome<Duration> {
+    let host = register_hosts(&api, admin, run, 1).await?.remove(0);
+    let per_dataset = args.snapshots.max(1);
+    let datasets = args.batch_snapshots.div_ceil(per_dataset);
+    let mut items = inventory(0, datasets, per_dataset, |_| 0);
+    items.truncate(args.batch_snapshots);
+    let n = items.len();
+    let bodies = chunks(items, args.chunk);
+    eprintln!(
+        "reporting {n} snapshots ({datasets} datasets) in {} request(s) of up to {}, {} in flight",
+        bodies.len(),
+        args.chunk,
+        args.concurrency
+    );
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (api, stats, bodies, next, host) = (
+            api.clone(),
+            stats.clone(),
+            bodies.clone(),
+            next.clone(),
+            host.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(k) else { break };
+                let t = Instant::now();
+                let r = api.report(&host, body).await;
+                record(&stats, "POST /snapshots/batch", t.elapsed(), &r);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let wall = started.elapsed();
+    println!(
+        "batch: {n} snapshots in {:.3} s = {:.0} snapshots/s end to end",
+        wall.as_secs_f64(),
+        n as f64 / wall.as_secs_f64()
+    );
+    Ok(wall)
+}
+
+async fn scenario_instructions(
+    api: Arc<Api>,
+    args: &Args,
+    admin: &str,
+    run: &str,
+    stats: &Shared,
+) -> Outcome<Duration> {
+    let size = args.group_size.max(1);
+    let hosts = register_hosts(&api, admin, run, size).await?;
+    api.create_group(admin, &format!("load-{run}-g0"), &hosts)
+        .await?;
+    let mut rows = 0;
+    let setup = Instant::now();
+    for (i, host) in hosts.iter().enumerate() {
+        let items = inventory(0, args.datasets, args.snapshots, |d| {
+            if i == 0 {
+                0
+            } else {
+                1 + (mix((i * 31 + d) as u64) % 5) as usize
+            }
+        });
+        rows += items.len();
+        for chunk in chunks(items, args.chunk) {
+            api.report(host, &chunk).await?;
+        }
+    }
+    eprintln!(
+        "group of {size} hosts × {} datasets: {rows} snapshot rows reported in {:.1} s; {} × GET /sync/instructions/{{hub}}",
+        args.datasets,
+        setup.elapsed().as_secs_f64(),
+        args.requests
+    );
+    let hub = &hosts[0];
+    let started = Instant::now();
+    for _ in 0..args.requests {
+        let t = Instant::now();
+        let r = api.instructions(hub).await;
+        record(stats, "GET /sync/instructions/{hub}", t.elapsed(), &r);
+    }
+    Ok(started.elapsed())
+}
+
+async fn run(args: Args) -> Outcome<u64> {
+    if args.chunk == 0 || args.group_size == 0 {
+        return Err(fail("--chunk and --group-size must be at least 1"));
+    }
+    let (server, base, admin) = match &args.url {
+        Some(url) => {
+            check_loopback(url)?;
+            let admin = args.admin_key.clone().ok_or_else(|| {
+                fail("--admin-key (or ZFS_SYNC_ADMIN_KEY) is required with --url")
+            })?;
+            (None, url.clone(), admin)
+        }
+        None => {
+            let admin = format!("load-admin-{}", uuid::Uuid::new_v4().simple());
+            let (server, url) = start_server(&args, &admin).await?;
+            (Some(server), url, admin)
+        }
+    };
+    let client = Client::builder()
+        .timeout(Duration::from_secs(args.timeout))
+        .pool_max_idle_per_host(args.hosts.max(args.concurrency) + 8)
+        .build()?;
+    let api = Arc::new(Api { client, base });
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let stats: Shared = Arc::default();
+    let (wall, label) = match args.scenario {
+        Scenario::Hosts => (
+            scenario_hosts(api, &args, &admin, &run, &stats).await?,
+            "items/s",
+        ),
+        Scenario::Batch => (
+            scenario_batch(api, &args, &admin, &run, &stats).await?,
+            "snapshots/s",
+        ),
+        Scenario::Instructions => (
+            scenario_instructions(api, &args, &admin, &run, &stats).await?,
+            "entries/s",
+        ),
+    };
+    println!("wall time {:.2} s", wall.as_secs_f64());
+    let errors = report(&stats, wall, label);
+    println!("errors: {errors}");
+    if let Some(server) = &server {
+        match server.peak_rss_kib() {
+            Some(kib) => println!("server peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0),
+            None => println!(
+                "server peak memory: unknown (/proc/{}/status unreadable)",
+                server.pid
+            ),
+        }
+        if let Some(kib) = proc_status_kib(server.pid, "VmRSS:") {
+            println!(
+                "server resident memory now (VmRSS): {:.1} MiB",
+                kib as f64 / 1024.0
+            );
+        }
+        print_log_tail(&server.log);
+    }
+    Ok(errors)
+}
+
+/// Warnings and errors the server logged during the run (its last lines).
+fn print_log_tail(log: &Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    if !lines.is_empty() {
+        println!("server log ({} line(s)), last ones:", lines.len());
+        for l in &lines[lines.len().saturating_sub(5)..] {
+            println!("    {l}");
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zfs-sync-load: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("zfs-sync-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
