@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: Rust (every crate, every store including PostgreSQL), the Python
-# wheel's tests and stub check, and a short fuzzing pass. Used by README and .ci/run.
+# wheel's tests and stub check, schemathesis against the running server, and a short fuzzing
+# pass. Used by README and .ci/run.
 #
 #   bash scripts/test-all.sh            # everything
 #   FUZZ_SECONDS=0 bash scripts/test-all.sh   # skip fuzzing
@@ -37,6 +38,9 @@ cargo test --workspace --all-features --doc
 
 echo "== Python bindings"
 bash zfs-sync-py/ci.sh
+
+echo "== REST API negative testing (schemathesis)"
+bash scripts/schemathesis.sh
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 if [ "$FUZZ_SECONDS" != "0" ]; then
