@@ -28,6 +28,9 @@ pub struct Settings {
     /// `sqlite:///path/zfs_sync.db`, `postgres://…` or `memory:`; default: a SQLite file in
     /// the platform data directory.
     pub database_url: Option<String>,
+    /// PostgreSQL schema for every table (created when missing); default `public`. Lets
+    /// several witnesses (or test runs) share one database.
+    pub database_schema: Option<String>,
     pub host: String,
     pub port: u16,
     /// A tracing filter: `info`, `debug`, `zfs_sync_http=debug,info`, …
@@ -57,6 +60,7 @@ impl std::fmt::Debug for Settings {
                 "database_url",
                 &self.database_url.as_deref().map(redact_url),
             )
+            .field("database_schema", &self.database_schema)
             .field("host", &self.host)
             .field("port", &self.port)
             .field("log_level", &self.log_level)
@@ -88,6 +92,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             database_url: None,
+            database_schema: None,
             host: "0.0.0.0".into(),
             port: 8000,
             log_level: "info".into(),
@@ -126,6 +131,7 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
 /// (e.g. `ZFS_SYNC_TEST_POSTGRES_URL`) are not settings and are ignored.
 pub const ENV_KEYS: &[&str] = &[
     "database_url",
+    "database_schema",
     "host",
     "port",
     "log_level",

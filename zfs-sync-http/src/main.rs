@@ -100,7 +100,7 @@ async fn open_store(
             )
         })?;
     }
-    store::open(&url).await.map_err(|e| {
+    store::open(settings).await.map_err(|e| {
         format!(
             "cannot open the database {}: {e}",
             zfs_sync_http::config::redact_url(&url)

@@ -4,15 +4,20 @@ use std::sync::Arc;
 
 use zfs_sync::store::Store;
 use zfs_sync::store::memory::InMemoryStore;
+use zfs_sync_storage::StoreOptions;
 
-/// Opens (and migrates) the store at `url`: `memory:` (nothing persists; for trials and
-/// tests), `sqlite://PATH` or `postgres://…`.
-pub async fn open(url: &str) -> zfs_sync::Result<Arc<dyn Store>> {
+use crate::config::Settings;
+
+/// Opens (and migrates) the configured store: `memory:` (nothing persists; for trials and
+/// tests), `sqlite:///path.db` or `postgres://…` (with `database_schema`, when set).
+pub async fn open(settings: &Settings) -> zfs_sync::Result<Arc<dyn Store>> {
+    let url = settings.database_url();
     if url == "memory:" {
         return Ok(Arc::new(InMemoryStore::new()));
     }
-    Err(zfs_sync::Error::invalid(
-        "database_url",
-        format!("{url}: only memory: is supported until the storage crate lands"),
-    ))
+    let options = StoreOptions {
+        schema: settings.database_schema.clone(),
+        ..StoreOptions::default()
+    };
+    zfs_sync_storage::open_store(&url, &options).await
 }

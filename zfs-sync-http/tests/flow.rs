@@ -1,0 +1,871 @@
+//! Sync coordination through the API (in-process): a hub and two targets, instructions,
+//! job results, inventories, states; conflicts and their resolution; and the auth matrix of
+//! every secured operation.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Harness, assert_error, harness, snap};
+use uuid::Uuid;
+
+/// Splits a rendered pipeline and checks it is exactly the argv stages joined by `|`; returns
+/// the remote command of an `ssh` stage split again (the second shell level).
+fn check_command(shell: &str, argv: &Value) -> Vec<Vec<String>> {
+    let stages: Vec<Vec<String>> = serde_json::from_value(argv.clone()).unwrap();
+    let mut expected = Vec::new();
+    for (i, s) in stages.iter().enumerate() {
+        if i > 0 {
+            expected.push("|".to_string());
+        }
+        expected.extend(s.iter().cloned());
+    }
+    assert_eq!(shell_words::split(shell).unwrap(), expected, "{shell}");
+    stages
+        .iter()
+        .map(|s| {
+            if s[0] == "ssh" {
+                shell_words::split(s.last().unwrap()).unwrap()
+            } else {
+                s.clone()
+            }
+        })
+        .collect()
+}
+
+struct Fleet {
+    hub: (Uuid, String),
+    t1: (Uuid, String),
+    t2: (Uuid, String),
+    group: String,
+}
+
+async fn fleet(h: &Harness) -> Fleet {
+    let hub = h.register("hub").await;
+    let t1 = h.register("t1").await;
+    let t2 = h.register("t2").await;
+    let g = h
+        .admin(
+            "POST",
+            "/api/v1/sync-groups",
+            Some(
+                json!({"name": "fleet", "directional": true, "hub_system_id": hub.0,
+                "system_ids": [hub.0, t1.0, t2.0],
+                "members": [{"system_id": t2.0, "dataset_root": "backup/replicas/hub"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{g:?}");
+    Fleet {
+        hub,
+        t1,
+        t2,
+        group: g.body["id"].as_str().unwrap().to_string(),
+    }
+}
+
+#[tokio::test]
+async fn hub_and_spoke_round_trip() {
+    let h = harness().await;
+    let f = fleet(&h).await;
+    // The hub holds vm1@s1..s4 and vm2@a1..a2; t1 holds vm1@s1..s2 (same GUIDs); t2 nothing.
+    let hub_snaps: Vec<Value> = (1..=4)
+        .map(|i| snap("tank", "vm1", &format!("s{i}"), 100 + i, 10 + i, i as u32))
+        .chain((1..=2).map(|i| snap("tank", "vm2", &format!("a{i}"), 200 + i, 20 + i, i as u32)))
+        .collect();
+    assert_eq!(
+        h.call(
+            "POST",
+            "/api/v1/snapshots/batch",
+            Some(&f.hub.1),
+            Some(Value::Array(hub_snaps))
+        )
+        .await
+        .status,
+        201
+    );
+    let t1_snaps = json!([
+        snap("data", "vm1", "s1", 101, 5, 1),
+        snap("data", "vm1", "s2", 102, 6, 2)
+    ]);
+    assert_eq!(
+        h.call(
+            "POST",
+            "/api/v1/snapshots/batch",
+            Some(&f.t1.1),
+            Some(t1_snaps)
+        )
+        .await
+        .status,
+        201
+    );
+
+    let check = h
+        .admin("POST", &format!("/api/v1/sync/{}/check", f.group), None)
+        .await;
+    assert_eq!(check.status, 200, "{check:?}");
+    assert_eq!(
+        check.body["mismatches"].as_array().unwrap().len(),
+        4,
+        "{check:?}"
+    );
+
+    // Targets have nothing to run in push mode.
+    let r = h
+        .call(
+            "GET",
+            &format!("/api/v1/sync/instructions/{}", f.t1.0),
+            Some(&f.t1.1),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["dataset_count"], 0, "{r:?}");
+    assert_eq!(r.body["diagnostics"], Value::Null);
+
+    let r = h
+        .call(
+            "GET",
+            &format!(
+                "/api/v1/sync/instructions/{}?include_diagnostics=true",
+                f.hub.0
+            ),
+            Some(&f.hub.1),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body["diagnostics"].is_array());
+    let entries = r.body["datasets"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 4, "one entry per (dataset, target): {r:?}");
+    assert_eq!(r.body["dataset_count"], 4);
+    let find = |target: Uuid, ds: &str| {
+        entries
+            .iter()
+            .find(|e| e["target_system_id"] == json!(target) && e["logical_dataset"] == ds)
+            .unwrap_or_else(|| panic!("no entry for {target} {ds}"))
+            .clone()
+    };
+    let inc = find(f.t1.0, "vm1");
+    assert_eq!(inc["kind"], "incremental");
+    assert_eq!(inc["starting_snapshot"], "s2");
+    assert_eq!(inc["ending_snapshot"], "s4");
+    assert_eq!(inc["snapshots"], json!(["s3", "s4"]));
+    assert_eq!(
+        (inc["pool"].as_str(), inc["dataset"].as_str()),
+        (Some("tank"), Some("vm1"))
+    );
+    assert_eq!(
+        (inc["target_pool"].as_str(), inc["target_dataset"].as_str()),
+        (Some("data"), Some("vm1"))
+    );
+    assert_eq!(inc["source_ssh_hostname"], "hub");
+    assert_eq!(inc["target_ssh_hostname"], "t1");
+    assert_eq!(inc["sync_group_id"], json!(f.group));
+    let full = find(f.t2.0, "vm1");
+    assert_eq!(full["kind"], "full");
+    assert_eq!(full["starting_snapshot"], Value::Null);
+    assert_eq!(full["target_dataset_path"], "backup/replicas/hub/vm1");
+    for e in &entries {
+        let commands = e["commands"].as_array().unwrap();
+        assert!(!commands.is_empty());
+        for (i, c) in commands.iter().enumerate() {
+            let stages = check_command(c.as_str().unwrap(), &e["argv"][i]);
+            assert_eq!(&stages[0][..2], ["zfs", "send"], "{c}");
+            let recv = stages.last().unwrap();
+            assert_eq!(&recv[..2], ["zfs", "receive"], "{c}");
+            assert_eq!(
+                recv.last().unwrap(),
+                e["target_dataset_path"].as_str().unwrap()
+            );
+            assert!(!recv.contains(&"-F".to_string()), "never -F: {c}");
+        }
+    }
+    // A second call hands nothing out twice.
+    let again = h
+        .call(
+            "GET",
+            &format!("/api/v1/sync/instructions/{}", f.hub.0),
+            Some(&f.hub.1),
+            None,
+        )
+        .await;
+    assert_eq!(again.body["dataset_count"], 0, "{again:?}");
+    let status = h
+        .admin(
+            "GET",
+            &format!("/api/v1/sync/groups/{}/status", f.group),
+            None,
+        )
+        .await;
+    assert_eq!(status.body["syncing"], 4, "{status:?}");
+
+    // Results: one failure, three successes.
+    for e in &entries {
+        let failed = e["target_system_id"] == json!(f.t2.0) && e["logical_dataset"] == "vm2";
+        let body = if failed {
+            json!({"status": "failed", "error": "cannot receive: out of space"})
+        } else {
+            json!({"status": "succeeded", "bytes": 1234})
+        };
+        let r = h
+            .call(
+                "POST",
+                &format!("/api/v1/sync/jobs/{}/result", e["job_id"].as_str().unwrap()),
+                Some(&f.hub.1),
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(
+            r.body["status"],
+            if failed { "failed" } else { "succeeded" }
+        );
+    }
+    // A second result for a finished job is a conflict.
+    let r = h
+        .call(
+            "POST",
+            &format!(
+                "/api/v1/sync/jobs/{}/result",
+                entries[0]["job_id"].as_str().unwrap()
+            ),
+            Some(&f.hub.1),
+            Some(json!({"status": "succeeded"})),
+        )
+        .await;
+    assert_error(&r, 409);
+    assert_error(
+        &h.call(
+            "POST",
+            &format!("/api/v1/sync/jobs/{}/result", Uuid::new_v4()),
+            Some(&f.hub.1),
+            Some(json!({"status": "succeeded"})),
+        )
+        .await,
+        404,
+    );
+    assert_error(
+        &h.call(
+            "POST",
+            &format!(
+                "/api/v1/sync/jobs/{}/result",
+                entries[1]["job_id"].as_str().unwrap()
+            ),
+            Some(&f.hub.1),
+            Some(json!({"status": "done"})),
+        )
+        .await,
+        422,
+    );
+
+    let states = h
+        .admin(
+            "GET",
+            &format!("/api/v1/sync/states?sync_group_id={}&status=error", f.group),
+            None,
+        )
+        .await;
+    assert_eq!(states.body.as_array().unwrap().len(), 1, "{states:?}");
+    assert_eq!(
+        states.body[0]["error_message"],
+        "cannot receive: out of space"
+    );
+
+    // The targets' new inventories show the snapshots arrived (same GUIDs, their own pools).
+    let t1_now: Vec<Value> = (1..=4)
+        .map(|i| snap("data", "vm1", &format!("s{i}"), 100 + i, 4 + i, i as u32))
+        .chain((1..=2).map(|i| snap("data", "vm2", &format!("a{i}"), 200 + i, 30 + i, i as u32)))
+        .collect();
+    assert_eq!(
+        h.call(
+            "PUT",
+            &format!("/api/v1/systems/{}/snapshots", f.t1.0),
+            Some(&f.t1.1),
+            Some(Value::Array(t1_now))
+        )
+        .await
+        .status,
+        200
+    );
+    let t2_now: Vec<Value> = (1..=4)
+        .map(|i| {
+            snap(
+                "backup",
+                "replicas/hub/vm1",
+                &format!("s{i}"),
+                100 + i,
+                40 + i,
+                i as u32,
+            )
+        })
+        .chain((1..=2).map(|i| {
+            snap(
+                "backup",
+                "replicas/hub/vm2",
+                &format!("a{i}"),
+                200 + i,
+                50 + i,
+                i as u32,
+            )
+        }))
+        .collect();
+    assert_eq!(
+        h.call(
+            "PUT",
+            &format!("/api/v1/systems/{}/snapshots", f.t2.0),
+            Some(&f.t2.1),
+            Some(Value::Array(t2_now))
+        )
+        .await
+        .status,
+        200
+    );
+
+    let check = h
+        .admin("POST", &format!("/api/v1/sync/{}/check", f.group), None)
+        .await;
+    assert_eq!(check.body["mismatches"], json!([]), "{check:?}");
+    let states = h
+        .admin(
+            "GET",
+            &format!("/api/v1/sync/groups/{}/states", f.group),
+            None,
+        )
+        .await;
+    let st: Vec<&str> = states
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        !st.is_empty() && st.iter().all(|s| *s == "in_sync"),
+        "{states:?}"
+    );
+    let status = h
+        .admin(
+            "GET",
+            &format!("/api/v1/sync/groups/{}/status", f.group),
+            None,
+        )
+        .await;
+    assert_eq!(status.body["in_sync"], status.body["total"], "{status:?}");
+    assert_eq!(status.body["worst_lag_seconds"], 0);
+    let r = h
+        .call(
+            "GET",
+            &format!("/api/v1/sync/instructions/{}", f.hub.0),
+            Some(&f.hub.1),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["dataset_count"], 0, "{r:?}");
+    // Metrics see the states.
+    let text = h
+        .cli
+        .get("/metrics")
+        .send()
+        .await
+        .0
+        .into_body()
+        .into_string()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("zfs_sync_dataset_lag_seconds{group=\"fleet\",dataset=\"vm1\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("zfs_sync_jobs_total{event=\"handed_out\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("zfs_sync_jobs_total{event=\"failed\"} 1"),
+        "{text}"
+    );
+}
+
+/// A bidirectional group whose two members diverged: a conflict to list and resolve.
+async fn conflicted(h: &Harness) -> (String, Uuid, Uuid) {
+    let (e, ke) = h.register("east").await;
+    let (w, kw) = h.register("west").await;
+    let g = h
+        .admin(
+            "POST",
+            "/api/v1/sync-groups",
+            Some(json!({"name": "pair", "system_ids": [e, w]})),
+        )
+        .await;
+    let gid = g.body["id"].as_str().unwrap().to_string();
+    h.call(
+        "POST",
+        "/api/v1/snapshots/batch",
+        Some(&ke),
+        Some(json!([
+            snap("tank", "db", "base", 1, 1, 1),
+            snap("tank", "db", "e1", 2, 2, 2)
+        ])),
+    )
+    .await;
+    h.call(
+        "POST",
+        "/api/v1/snapshots/batch",
+        Some(&kw),
+        Some(json!([
+            snap("tank", "db", "base", 1, 1, 1),
+            snap("tank", "db", "w1", 3, 2, 3)
+        ])),
+    )
+    .await;
+    let c = h
+        .admin("POST", &format!("/api/v1/sync/{gid}/check"), None)
+        .await;
+    assert_eq!(c.status, 200, "{c:?}");
+    (gid, e, w)
+}
+
+#[tokio::test]
+async fn conflicts_are_listed_and_resolutions_refused_without_allow_destructive() {
+    let h = harness().await;
+    let (gid, e, _w) = conflicted(&h).await;
+    let list = h
+        .admin("GET", &format!("/api/v1/conflicts/{gid}"), None)
+        .await;
+    let items = list.body.as_array().unwrap();
+    assert!(!items.is_empty(), "{list:?}");
+    assert_eq!(items[0]["conflict_type"], "diverged");
+    assert_eq!(
+        h.admin("GET", &format!("/api/v1/conflicts/sync-group/{gid}"), None)
+            .await
+            .body,
+        list.body
+    );
+    let id = items[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        h.admin("GET", &format!("/api/v1/conflicts/item/{id}"), None)
+            .await
+            .body["id"],
+        json!(id)
+    );
+    assert_error(
+        &h.admin(
+            "POST",
+            &format!("/api/v1/conflicts/{id}/resolve"),
+            Some(json!({"strategy": "coin"})),
+        )
+        .await,
+        422,
+    );
+    let r = h
+        .admin(
+            "POST",
+            &format!("/api/v1/conflicts/{id}/resolve"),
+            Some(json!({"strategy": "manual", "winner_system_id": e})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.body["applied"], false,
+        "rolling back destroys a snapshot: {r:?}"
+    );
+    assert!(r.body["refused"].is_string());
+    let loser = &r.body["losers"][0];
+    assert_eq!(loser["rollback_to"], "tank/db@base");
+    assert_eq!(loser["destroys"], json!(["tank/db@w1"]));
+    // With allow_destructive the same plan is recorded.
+    h.admin(
+        "PUT",
+        &format!("/api/v1/sync-groups/{gid}"),
+        Some(json!({"allow_destructive": true})),
+    )
+    .await;
+    let r = h
+        .admin(
+            "POST",
+            &format!("/api/v1/conflicts/{id}/resolve"),
+            Some(json!({"strategy": "manual", "winner_system_id": e})),
+        )
+        .await;
+    assert_eq!(r.body["applied"], true, "{r:?}");
+    for c in r.body["losers"][0]["commands"].as_array().unwrap() {
+        check_command(c["command"].as_str().unwrap(), &c["argv"]);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    /// Only admin keys.
+    Admin,
+    /// Admin, or this system's key (the outsider's key gets 403).
+    Own,
+    /// Any valid key (no 403 case).
+    AnyKey,
+}
+
+/// Every secured operation: no key → 401; an outsider's key → 403 (where it applies); the
+/// owner's or the admin's key → success.
+#[tokio::test]
+async fn auth_matrix_covers_every_secured_operation() {
+    let h = harness().await;
+    let f = fleet(&h).await;
+    let (outsider, ko) = h.register("outsider").await;
+    let (spare, _) = h.register("spare").await;
+    let (hub, kh) = (f.hub.0, f.hub.1.clone());
+    h.call(
+        "POST",
+        "/api/v1/snapshots/batch",
+        Some(&kh),
+        Some(json!([snap("tank", "vm1", "s1", 1, 1, 1)])),
+    )
+    .await;
+    let sid = h
+        .call("GET", "/api/v1/snapshots", Some(&kh), None)
+        .await
+        .body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ins = h
+        .call(
+            "GET",
+            &format!("/api/v1/sync/instructions/{hub}"),
+            Some(&kh),
+            None,
+        )
+        .await;
+    let job = ins.body["datasets"][0]["job_id"]
+        .as_str()
+        .expect("a job for the matrix")
+        .to_string();
+    let state = h
+        .admin(
+            "GET",
+            &format!("/api/v1/sync/groups/{}/states", f.group),
+            None,
+        )
+        .await
+        .body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (cg, east, _) = conflicted(&h).await;
+    let conflict = h
+        .admin("GET", &format!("/api/v1/conflicts/{cg}"), None)
+        .await
+        .body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let g = &f.group;
+    let extra = h
+        .admin(
+            "POST",
+            "/api/v1/sync-groups",
+            Some(json!({"name": "extra", "system_ids": [spare]})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t1 = f.t1.0;
+
+    // (method, path, body, who may, owner key: the owner's system key, or None for admin-only)
+    let ops: Vec<(&str, String, Option<Value>, Who)> = vec![
+        ("GET", "/api/v1/systems".into(), None, Who::Admin),
+        (
+            "POST",
+            "/api/v1/systems".into(),
+            Some(json!({"hostname": "new1"})),
+            Who::Admin,
+        ),
+        (
+            "POST",
+            "/api/v1/systems/register".into(),
+            Some(json!({"hostname": "new2"})),
+            Who::Admin,
+        ),
+        ("GET", "/api/v1/systems/health/all".into(), None, Who::Admin),
+        ("GET", format!("/api/v1/systems/{hub}"), None, Who::Own),
+        (
+            "PUT",
+            format!("/api/v1/systems/{hub}"),
+            Some(json!({"platform": "freebsd"})),
+            Who::Own,
+        ),
+        (
+            "POST",
+            format!("/api/v1/systems/{hub}/heartbeat"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/systems/{hub}/health"),
+            None,
+            Who::Own,
+        ),
+        (
+            "PUT",
+            format!("/api/v1/systems/{hub}/snapshots?dataset=tank/vm9"),
+            Some(json!([])),
+            Who::Own,
+        ),
+        (
+            "PUT",
+            format!("/api/v1/systems/{hub}/resume-tokens"),
+            Some(json!({"pool": "tank", "dataset": "vm9", "token": null})),
+            Who::Own,
+        ),
+        (
+            "POST",
+            "/api/v1/snapshots/batch".into(),
+            Some(
+                json!([{"system_id": hub, "pool": "tank", "dataset": "vm1", "name": "s1", "guid": "1", "timestamp": "2025-11-01T01:00:00Z"}]),
+            ),
+            Who::Own,
+        ),
+        (
+            "POST",
+            "/api/v1/snapshots".into(),
+            Some(
+                json!({"system_id": hub, "pool": "tank", "dataset": "vm1", "name": "s1", "guid": "1", "timestamp": "2025-11-01T01:00:00Z"}),
+            ),
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/snapshots?system_id={hub}"),
+            None,
+            Who::Own,
+        ),
+        ("GET", format!("/api/v1/snapshots/{sid}"), None, Who::Own),
+        (
+            "GET",
+            format!("/api/v1/snapshots/history?system_id={hub}"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/snapshots/history/{hub}"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/snapshots/statistics?system_id={hub}"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/snapshots/statistics/{hub}"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/snapshots/compare-dataset?dataset=vm1&system_ids={hub},{t1}"),
+            None,
+            Who::Own,
+        ),
+        ("GET", "/api/v1/sync-groups".into(), None, Who::AnyKey),
+        (
+            "POST",
+            "/api/v1/sync-groups".into(),
+            Some(json!({"name": "made-in-matrix"})),
+            Who::Admin,
+        ),
+        ("GET", format!("/api/v1/sync-groups/{g}"), None, Who::Own),
+        (
+            "PUT",
+            format!("/api/v1/sync-groups/{g}"),
+            Some(json!({"description": "x"})),
+            Who::Admin,
+        ),
+        (
+            "POST",
+            format!("/api/v1/sync-groups/{extra}/systems"),
+            Some(json!({"system_id": outsider})),
+            Who::Admin,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/sync-groups/{extra}/systems/{outsider}"),
+            None,
+            Who::Admin,
+        ),
+        (
+            "GET",
+            format!("/api/v1/sync/instructions/{hub}"),
+            None,
+            Who::Own,
+        ),
+        (
+            "POST",
+            format!("/api/v1/sync/jobs/{job}/result"),
+            Some(json!({"status": "succeeded"})),
+            Who::Own,
+        ),
+        ("GET", "/api/v1/sync/states".into(), None, Who::AnyKey),
+        (
+            "GET",
+            format!("/api/v1/sync/states?system_id={hub}"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/sync/states/{state}"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/sync/groups/{g}/states"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/sync/groups/{g}/status"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/sync/groups/{g}/mismatches"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/sync/groups/{g}/actions?system_id={hub}"),
+            None,
+            Who::Own,
+        ),
+        ("POST", format!("/api/v1/sync/{g}/check"), None, Who::Own),
+        ("GET", format!("/api/v1/conflicts/{g}"), None, Who::Own),
+        (
+            "GET",
+            format!("/api/v1/conflicts/sync-group/{g}"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
+            format!("/api/v1/conflicts/item/{conflict}"),
+            None,
+            Who::Admin,
+        ),
+        (
+            "POST",
+            format!("/api/v1/conflicts/{conflict}/resolve"),
+            Some(json!({"strategy": "ignore"})),
+            Who::Admin,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/snapshots/system/{hub}"),
+            None,
+            Who::Own,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/sync-groups/{extra}"),
+            None,
+            Who::Admin,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/systems/{spare}"),
+            None,
+            Who::Admin,
+        ),
+        (
+            "POST",
+            format!("/api/v1/systems/{hub}/api-key/rotate"),
+            None,
+            Who::Own,
+        ),
+    ];
+    let doc: Value = serde_json::from_str(&zfs_sync_http::openapi_json()).unwrap();
+    let secured: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(_, item)| {
+            item.as_object()
+                .unwrap()
+                .values()
+                .filter(|op| op.get("security").is_some())
+                .count()
+        })
+        .sum();
+    let distinct: std::collections::BTreeSet<(String, String)> = ops
+        .iter()
+        .map(|(m, p, _, _)| {
+            let template: Vec<String> = p
+                .split('?')
+                .next()
+                .unwrap()
+                .split('/')
+                .map(|s| {
+                    if Uuid::parse_str(s).is_ok() {
+                        "{}".into()
+                    } else {
+                        s.into()
+                    }
+                })
+                .collect();
+            (m.to_string(), template.join("/"))
+        })
+        .collect();
+    assert_eq!(
+        distinct.len(),
+        secured,
+        "the matrix must cover every secured operation"
+    );
+
+    let _ = east;
+    for (method, path, body, who) in &ops {
+        let r = h.call(method, path, None, body.clone()).await;
+        assert_error(&r, 401);
+        assert_eq!(
+            r.headers.get("www-authenticate").unwrap(),
+            "ApiKey",
+            "{method} {path}"
+        );
+        match who {
+            Who::Admin => {
+                let r = h.call(method, path, Some(&kh), body.clone()).await;
+                assert_error(&r, 403);
+            }
+            Who::Own => {
+                let r = h.call(method, path, Some(&ko), body.clone()).await;
+                assert_eq!(
+                    r.status, 403,
+                    "{method} {path} with an outsider's key: {r:?}"
+                );
+            }
+            Who::AnyKey => {}
+        }
+        let key = match who {
+            Who::Own if !path.contains("conflicts/") => kh.clone(),
+            _ => h.admin.clone(),
+        };
+        let r = h.call(method, path, Some(&key), body.clone()).await;
+        assert!(
+            (200..300).contains(&r.status),
+            "{method} {path} with the owner's key: {r:?}"
+        );
+    }
+    // The admin key also works where the owner's does.
+    assert_eq!(
+        h.admin("GET", &format!("/api/v1/snapshots/history/{hub}"), None)
+            .await
+            .status,
+        200
+    );
+}
