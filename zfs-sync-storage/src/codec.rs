@@ -108,3 +108,19 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
 pub(crate) fn from_micros(column: &str, v: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(v).ok_or_else(|| corrupt(column, v))
 }
+
+/// `n` random (version 4) ids from one call to the OS generator: a batch of 100,000 new
+/// snapshots costs one system call, not 100,000.
+pub(crate) fn new_ids(n: usize) -> zfs_sync::Result<Vec<uuid::Uuid>> {
+    let mut bytes = vec![0u8; n * 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::backend_msg(format!("no randomness for new ids: {e}")))?;
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|c| {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(c);
+            uuid::Builder::from_random_bytes(b).into_uuid()
+        })
+        .collect())
+}

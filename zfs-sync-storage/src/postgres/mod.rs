@@ -41,8 +41,8 @@ use zfs_sync::store::{
 use zfs_sync::{Error, Result};
 
 use crate::codec::{
-    corrupt, i64_bits, metadata_text, parse_metadata, parse_role, parse_topology, parse_transfer,
-    role_cols, topology_cols, transfer_str, u64_bits,
+    corrupt, i64_bits, metadata_text, new_ids, parse_metadata, parse_role, parse_topology,
+    parse_transfer, role_cols, topology_cols, transfer_str, u64_bits,
 };
 use error::{map_err, map_pool_err};
 pub use schema::LATEST_VERSION;
@@ -658,7 +658,7 @@ async fn upsert_batch<C: GenericClient>(
     let pools: Vec<&str> = items.iter().map(|i| i.pool.as_str()).collect();
     let datasets: Vec<&str> = items.iter().map(|i| i.dataset.as_str()).collect();
     let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
-    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::new_v4()).collect();
+    let ids = new_ids(items.len())?;
     let guids: Vec<Option<i64>> = items.iter().map(|i| opt_i64(i.guid)).collect();
     let txgs: Vec<Option<i64>> = items.iter().map(|i| opt_i64(i.createtxg)).collect();
     let creations: Vec<DateTime<Utc>> = items.iter().map(|i| i.creation).collect();
@@ -668,22 +668,35 @@ async fn upsert_batch<C: GenericClient>(
         .iter()
         .map(|i| metadata_text(&i.extra_metadata))
         .collect();
-    // Re-reporting an unchanged snapshot rewrites no indexed column: a HOT update with no
-    // foreign-key check, cheaper than the first insert.
+    // Known snapshots are updated through a join (cheaper than a speculative insert per
+    // row, and a HOT update: no indexed column changes); only the rest are inserted. A key
+    // another transaction inserts meanwhile is caught by ON CONFLICT.
     let rows = query(
         c,
-        "INSERT INTO snapshots (system_id, pool, dataset, name, id, guid, createtxg, creation, used, referenced,
-                                extra_metadata, last_reported)
-         SELECT $1, u.pool, u.dataset, u.name, u.id, u.guid, u.createtxg, u.creation, u.used, u.referenced,
-                u.meta::jsonb, $2
-         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::uuid[], $7::int8[], $8::int8[], $9::timestamptz[],
-                     $10::int8[], $11::int8[], $12::text[])
-              AS u(pool, dataset, name, id, guid, createtxg, creation, used, referenced, meta)
-         ON CONFLICT (system_id, pool, dataset, name) DO UPDATE SET
-             guid = EXCLUDED.guid, createtxg = EXCLUDED.createtxg, creation = EXCLUDED.creation,
-             used = EXCLUDED.used, referenced = EXCLUDED.referenced, extra_metadata = EXCLUDED.extra_metadata,
-             last_reported = EXCLUDED.last_reported
-         RETURNING pool, dataset, name, id",
+        "WITH input AS (
+             SELECT * FROM UNNEST($3::text[], $4::text[], $5::text[], $6::uuid[], $7::int8[], $8::int8[],
+                                  $9::timestamptz[], $10::int8[], $11::int8[], $12::text[])
+                 AS u(pool, dataset, name, id, guid, createtxg, creation, used, referenced, meta)
+         ), updated AS (
+             UPDATE snapshots s SET guid = i.guid, createtxg = i.createtxg, creation = i.creation, used = i.used,
+                    referenced = i.referenced, extra_metadata = i.meta::jsonb, last_reported = $2
+             FROM input i
+             WHERE s.system_id = $1 AND s.pool = i.pool AND s.dataset = i.dataset AND s.name = i.name
+             RETURNING s.pool, s.dataset, s.name, s.id
+         ), inserted AS (
+             INSERT INTO snapshots (system_id, pool, dataset, name, id, guid, createtxg, creation, used, referenced,
+                                    extra_metadata, last_reported)
+             SELECT $1, i.pool, i.dataset, i.name, i.id, i.guid, i.createtxg, i.creation, i.used, i.referenced,
+                    i.meta::jsonb, $2
+             FROM input i
+             WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.pool = i.pool AND u.dataset = i.dataset AND u.name = i.name)
+             ON CONFLICT (system_id, pool, dataset, name) DO UPDATE SET
+                 guid = EXCLUDED.guid, createtxg = EXCLUDED.createtxg, creation = EXCLUDED.creation,
+                 used = EXCLUDED.used, referenced = EXCLUDED.referenced, extra_metadata = EXCLUDED.extra_metadata,
+                 last_reported = EXCLUDED.last_reported
+             RETURNING pool, dataset, name, id
+         )
+         SELECT pool, dataset, name, id FROM updated UNION ALL SELECT pool, dataset, name, id FROM inserted",
         &[&system_id, &now, &pools, &datasets, &names, &ids, &guids, &txgs, &creations, &used, &referenced, &meta],
     )
     .await?;
@@ -839,22 +852,38 @@ impl SnapshotStore for PostgresStore {
     }
 
     async fn snapshots_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Snapshot>> {
-        let ids: Vec<Uuid> = system_ids
-            .iter()
-            .copied()
-            .collect::<HashSet<_>>()
+        // One query per system, in parallel on separate pooled connections.
+        let ids: HashSet<Uuid> = system_ids.iter().copied().collect();
+        let tasks: Vec<_> = ids
             .into_iter()
+            .map(|id| {
+                let store = self.clone();
+                tokio::spawn(async move {
+                    let c = store.client().await?;
+                    query(
+                        &c,
+                        &format!("SELECT {SNAPSHOT_COLS} FROM snapshots WHERE system_id = $1"),
+                        &[&id],
+                    )
+                    .await?
+                    .iter()
+                    .map(snapshot_row)
+                    .collect::<Result<Vec<_>>>()
+                })
+            })
             .collect();
-        let c = self.client().await?;
-        query(
-            &c,
-            &format!("SELECT {SNAPSHOT_COLS} FROM snapshots WHERE system_id = ANY($1)"),
-            &[&ids],
-        )
-        .await?
-        .iter()
-        .map(snapshot_row)
-        .collect()
+        let mut out = Vec::new();
+        for t in tasks {
+            let part = t
+                .await
+                .map_err(|e| Error::backend_msg(format!("inventory read failed: {e}")))??;
+            if out.is_empty() {
+                out = part;
+            } else {
+                out.extend(part);
+            }
+        }
+        Ok(out)
     }
 
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64> {

@@ -1,5 +1,7 @@
 //! The PostgreSQL schema as versioned migrations, applied in order at open: the same logical
 //! schema as SQLite's, with native `uuid`, `timestamptz`, `boolean` and `jsonb` columns.
+//! Names are `COLLATE "C"`: compared and ordered by bytes (as ZFS and SQLite do), and
+//! compared by `memcmp` rather than the slower locale-aware `strcoll`.
 //!
 //! u64 values (GUIDs, sizes, counters, seconds) are BIGINT holding the u64's bits (see
 //! [`crate::codec`]): they round-trip exactly, including 2^64-1, but values at or above 2^63
@@ -39,7 +41,7 @@ pub const LATEST_VERSION: i64 = 2;
 const V1: &str = r#"
 CREATE TABLE systems (
     id              uuid PRIMARY KEY,
-    hostname        text NOT NULL UNIQUE,
+    hostname        text COLLATE "C" NOT NULL UNIQUE,
     platform        text,
     ssh_hostname    text,
     ssh_user        text,
@@ -66,9 +68,9 @@ CREATE INDEX api_keys_system ON api_keys(system_id);
 -- left on each page so that re-reporting (which rewrites no indexed column) stays a HOT update.
 CREATE TABLE snapshots (
     system_id       uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    pool            text NOT NULL,
-    dataset         text NOT NULL,
-    name            text NOT NULL,
+    pool            text COLLATE "C" NOT NULL,
+    dataset         text COLLATE "C" NOT NULL,
+    name            text COLLATE "C" NOT NULL,
     id              uuid NOT NULL UNIQUE,
     guid            bigint,
     createtxg       bigint,
@@ -83,7 +85,7 @@ CREATE TABLE snapshots (
 -- hub_system_id has no foreign key: a group whose hub is deleted keeps existing.
 CREATE TABLE sync_groups (
     id                        uuid PRIMARY KEY,
-    name                      text NOT NULL UNIQUE,
+    name                      text COLLATE "C" NOT NULL UNIQUE,
     description               text,
     enabled                   boolean NOT NULL,
     topology                  text NOT NULL CHECK (topology IN ('bidirectional', 'hub_and_spoke')),
@@ -115,7 +117,7 @@ CREATE INDEX group_members_system ON group_members(system_id);
 CREATE TABLE jobs (
     id                uuid PRIMARY KEY,
     group_id          uuid NOT NULL REFERENCES sync_groups(id) ON DELETE CASCADE,
-    dataset           text NOT NULL,
+    dataset           text COLLATE "C" NOT NULL,
     source_system_id  uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
     target_system_id  uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
     runner_system_id  uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
@@ -138,7 +140,7 @@ CREATE INDEX jobs_runner ON jobs(runner_system_id, status);
 CREATE TABLE sync_states (
     id             uuid PRIMARY KEY,
     group_id       uuid NOT NULL REFERENCES sync_groups(id) ON DELETE CASCADE,
-    dataset        text NOT NULL,
+    dataset        text COLLATE "C" NOT NULL,
     system_id      uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
     status         text NOT NULL,
     last_check     timestamptz,
@@ -155,7 +157,7 @@ CREATE INDEX sync_states_system ON sync_states(system_id);
 CREATE TABLE conflicts (
     id           uuid PRIMARY KEY,
     group_id     uuid NOT NULL REFERENCES sync_groups(id) ON DELETE CASCADE,
-    dataset      text NOT NULL,
+    dataset      text COLLATE "C" NOT NULL,
     system_a     uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
     system_b     uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
     kind         text NOT NULL,
@@ -173,8 +175,8 @@ CREATE INDEX conflicts_group ON conflicts(group_id, status);
 const V2: &str = r#"
 CREATE TABLE resume_tokens (
     system_id    uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    pool         text NOT NULL,
-    dataset      text NOT NULL,
+    pool         text COLLATE "C" NOT NULL,
+    dataset      text COLLATE "C" NOT NULL,
     token        text NOT NULL,
     reported_at  timestamptz NOT NULL,
     PRIMARY KEY (system_id, pool, dataset)

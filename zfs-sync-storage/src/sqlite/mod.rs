@@ -35,8 +35,8 @@ use zfs_sync::store::{
 use zfs_sync::{Error, Result};
 
 use crate::codec::{
-    corrupt, from_micros, i64_bits, metadata_text, micros, parse_json, parse_metadata, parse_role,
-    parse_topology, parse_transfer, role_cols, topology_cols, transfer_str, u64_bits,
+    corrupt, from_micros, i64_bits, metadata_text, micros, new_ids, parse_json, parse_metadata,
+    parse_role, parse_topology, parse_transfer, role_cols, topology_cols, transfer_str, u64_bits,
 };
 use error::map_err;
 pub use schema::LATEST_VERSION;
@@ -740,9 +740,9 @@ fn upsert_batch(
         )
         .map_err(map_err)?;
     let now_us = micros(now);
+    let new_ids = new_ids(items.len())?;
     let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let new_id = Uuid::new_v4();
+    for (item, new_id) in items.iter().zip(&new_ids) {
         let id = stmt
             .query_row(
                 params![
@@ -750,7 +750,7 @@ fn upsert_batch(
                     item.pool,
                     item.dataset,
                     item.name,
-                    blob(&new_id),
+                    blob(new_id),
                     opt_u64(item.guid),
                     opt_u64(item.createtxg),
                     micros(item.creation),
@@ -879,25 +879,40 @@ impl SnapshotStore for SqliteStore {
     }
 
     async fn snapshots_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Snapshot>> {
-        let ids: Vec<Uuid> = system_ids
-            .iter()
-            .copied()
-            .collect::<HashSet<_>>()
+        // One read per system, in parallel on separate read connections.
+        let ids: HashSet<Uuid> = system_ids.iter().copied().collect();
+        let tasks: Vec<_> = ids
             .into_iter()
+            .map(|id| {
+                let store = self.clone();
+                tokio::spawn(async move {
+                    store
+                        .read(move |c| {
+                            collect(
+                                c,
+                                &format!(
+                                    "SELECT {SNAPSHOT_COLS} FROM snapshots WHERE system_id = ?1"
+                                ),
+                                [blob(&id)],
+                                snapshot_row,
+                            )
+                        })
+                        .await
+                })
+            })
             .collect();
-        self.read(move |c| {
-            let sql = format!("SELECT {SNAPSHOT_COLS} FROM snapshots WHERE system_id = ?1");
-            let mut stmt = c.prepare_cached(&sql).map_err(map_err)?;
-            let mut out = Vec::new();
-            for id in ids {
-                let mut rows = stmt.query([blob(&id)]).map_err(map_err)?;
-                while let Some(row) = rows.next().map_err(map_err)? {
-                    out.push(snapshot_row(row)?);
-                }
+        let mut out = Vec::new();
+        for t in tasks {
+            let part = t
+                .await
+                .map_err(|e| Error::backend_msg(format!("inventory read failed: {e}")))??;
+            if out.is_empty() {
+                out = part;
+            } else {
+                out.extend(part);
             }
-            Ok(out)
-        })
-        .await
+        }
+        Ok(out)
     }
 
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64> {

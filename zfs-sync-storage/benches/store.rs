@@ -1,0 +1,209 @@
+//! Store throughput: batch upsert of a fresh inventory, re-reporting it unchanged, and loading
+//! a group's whole inventory for planning; on SQLite (a temp file) and, when
+//! `ZFS_SYNC_TEST_POSTGRES_URL` is set, PostgreSQL (a throwaway schema).
+//!
+//! Sizes: `ZFS_SYNC_BENCH_BATCH` snapshots per report (default 100,000) and
+//! `ZFS_SYNC_BENCH_ROWS` rows in the loaded inventory (default 1,000,000).
+//!
+//! `cargo bench -p zfs-sync-storage --features postgres --bench store`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tokio::runtime::Runtime;
+use uuid::Uuid;
+use zfs_sync::model::{InventoryScope, Metadata, NewSnapshot, System};
+use zfs_sync::store::Store;
+#[cfg(feature = "postgres")]
+use zfs_sync_storage::postgres::{PostgresConfig, PostgresStore};
+use zfs_sync_storage::sqlite::{SqliteConfig, SqliteStore};
+
+fn env_size(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()
+}
+
+/// A realistic inventory: 100 datasets of `n / 100` snapshots each.
+fn inventory(n: usize) -> Vec<NewSnapshot> {
+    (0..n)
+        .map(|i| NewSnapshot {
+            pool: "tank".into(),
+            dataset: format!("vms/vm{:03}", i % 100),
+            name: format!("autosnap_2026-11-{:02}_{:06}_hourly", 1 + i / 100 % 28, i),
+            guid: Some((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 << 63),
+            createtxg: Some(1_000_000 + i as u64),
+            creation: t0() + chrono::Duration::seconds(i as i64),
+            used: 1 << 20,
+            referenced: (5 << 30) + i as u64,
+            extra_metadata: Metadata::new(),
+        })
+        .collect()
+}
+
+async fn new_system(store: &dyn Store) -> Uuid {
+    let s = System {
+        id: Uuid::new_v4(),
+        hostname: format!("bench-{}", Uuid::new_v4().simple()),
+        platform: None,
+        ssh_hostname: None,
+        ssh_user: None,
+        ssh_port: 22,
+        capabilities: None,
+        extra_metadata: Metadata::new(),
+        last_seen: None,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    store.create_system(&s).await.unwrap();
+    s.id
+}
+
+fn bench_store(c: &mut Criterion, rt: &Runtime, name: &str, store: Arc<dyn Store>) {
+    let batch = env_size("ZFS_SYNC_BENCH_BATCH", 100_000);
+    let rows = env_size("ZFS_SYNC_BENCH_ROWS", 1_000_000);
+    let items = inventory(batch);
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .throughput(Throughput::Elements(batch as u64));
+
+    // A first report: every snapshot is new (a fresh system each time).
+    g.bench_function(format!("upsert_{batch}_new"), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let sys = new_system(&*store).await;
+                    let start = Instant::now();
+                    store.upsert_snapshots(sys, &items, t0()).await.unwrap();
+                    total += start.elapsed();
+                    store.delete_system(sys).await.unwrap();
+                }
+                total
+            })
+        })
+    });
+
+    // The same report again, nothing changed.
+    let sys = rt.block_on(new_system(&*store));
+    rt.block_on(store.upsert_snapshots(sys, &items, t0()))
+        .unwrap();
+    let mut round = 0;
+    g.bench_function(format!("upsert_{batch}_unchanged"), |b| {
+        b.iter(|| {
+            round += 1;
+            rt.block_on(store.upsert_snapshots(
+                sys,
+                &items,
+                t0() + chrono::Duration::seconds(round),
+            ))
+            .unwrap()
+        })
+    });
+    g.bench_function(format!("replace_inventory_{batch}_unchanged"), |b| {
+        b.iter(|| {
+            round += 1;
+            let now = t0() + chrono::Duration::seconds(round);
+            rt.block_on(store.replace_inventory(sys, &InventoryScope::All, &items, now))
+                .unwrap()
+        })
+    });
+    rt.block_on(store.delete_system(sys)).unwrap();
+
+    // A group of 4 members holding `rows` snapshots in all, loaded for planning.
+    let per_member = rows / 4;
+    let members: Vec<Uuid> = rt.block_on(async {
+        let mut ids = Vec::new();
+        let chunk = inventory(per_member.min(100_000));
+        for _ in 0..4 {
+            let id = new_system(&*store).await;
+            let mut done = 0;
+            while done < per_member {
+                let n = (per_member - done).min(chunk.len());
+                let part: Vec<NewSnapshot> = chunk[..n]
+                    .iter()
+                    .map(|s| NewSnapshot {
+                        name: format!("{}-{done}", s.name),
+                        ..s.clone()
+                    })
+                    .collect();
+                store.upsert_snapshots(id, &part, t0()).await.unwrap();
+                done += n;
+            }
+            ids.push(id);
+        }
+        ids
+    });
+    g.throughput(Throughput::Elements((per_member * 4) as u64));
+    g.bench_function(format!("load_group_inventory_{}", per_member * 4), |b| {
+        b.iter(|| {
+            let v = rt.block_on(store.snapshots_of_systems(&members)).unwrap();
+            assert_eq!(v.len(), per_member * 4);
+            v
+        })
+    });
+    g.finish();
+    rt.block_on(async {
+        for id in members {
+            store.delete_system(id).await.unwrap();
+        }
+    });
+}
+
+fn sqlite(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = rt
+        .block_on(SqliteStore::open(SqliteConfig::file(
+            dir.path().join("bench.db"),
+        )))
+        .unwrap();
+    bench_store(c, &rt, "sqlite", Arc::new(store));
+}
+
+#[cfg(feature = "postgres")]
+fn postgres(c: &mut Criterion) {
+    let Ok(url) = std::env::var("ZFS_SYNC_TEST_POSTGRES_URL") else {
+        println!("skipped: ZFS_SYNC_TEST_POSTGRES_URL is unset");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let schema = format!("bench_{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let config = PostgresConfig::from_url(&url).unwrap().with_schema(&schema);
+    let store = rt.block_on(PostgresStore::open(config)).unwrap();
+    bench_store(c, &rt, "postgres", Arc::new(store));
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await
+            .unwrap();
+        drop(client);
+        let _ = task.await;
+    });
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres(_c: &mut Criterion) {
+    println!("skipped: built without the postgres feature");
+}
+
+criterion_group!(benches, sqlite, postgres);
+criterion_main!(benches);
