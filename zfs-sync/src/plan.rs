@@ -541,9 +541,11 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
             })
     }
 
-    /// Plans the transfer from member `s` to member `t`, sending nothing newer than source
-    /// index `limit` (the fork point of a conflict elsewhere).
-    fn plan_pair(&mut self, s: usize, t: usize, limit: Option<u32>) -> PairPlan {
+    /// Plans the transfer from member `s` to member `t`. With `shared` (while the dataset is
+    /// in conflict elsewhere: the source snapshots every conflicting history holds), the
+    /// transfer sends nothing newer than the fork point (the newest shared snapshot) and ends
+    /// at a shared snapshot, so the target's newest snapshot is common with any winner.
+    fn plan_pair(&mut self, s: usize, t: usize, shared: Option<&[bool]>) -> PairPlan {
         let mut out = PairPlan::default();
         let Some(hs) = self.history(s) else {
             return out;
@@ -552,15 +554,25 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
         let fleet = self.fleet;
         let policy = &self.group.policy;
         let target_id = self.fleet.members[t].system_id;
-        let within = |i: u32| limit.is_none_or(|l| i <= l);
+        let fork = shared.map(|m| m.iter().rposition(|&b| b).map_or(-1, |i| i as i64));
+        let within = |i: u32| fork.is_none_or(|f| i64::from(i) <= f);
+        // Drop the tail that is not shared, so a partial transfer ends on a shared snapshot.
+        let trim = |v: &mut Vec<u32>| {
+            if let Some(m) = shared {
+                while v.last().is_some_and(|&i| !m[i as usize]) {
+                    v.pop();
+                }
+            }
+        };
         let newest_wanted = (0..hs.len() as u32).rev().find(|&i| ws[i as usize]);
         let token = self.fleet.resume_tokens.get(&(self.logical, t)).copied();
 
         let Some(ht) = self.history(t) else {
             // The target holds nothing: a full send of the wanted snapshots.
-            let to_send: Vec<u32> = (0..hs.len() as u32)
+            let mut to_send: Vec<u32> = (0..hs.len() as u32)
                 .filter(|&i| ws[i as usize] && within(i))
                 .collect();
+            trim(&mut to_send);
             let missing = (0..hs.len()).filter(|&i| ws[i]).count() as u64;
             let lag = match (to_send.first(), newest_wanted) {
                 (Some(&first), Some(last)) => hs
@@ -683,11 +695,19 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
         }
 
         if policy.mirror_deletions {
+            // In bidirectional mode the source is only the member that happens to be newest:
+            // a snapshot missing in the middle of its history may be one it never received
+            // (an `-i` chain skips), so only what is older than everything it shares with the
+            // target counts as pruned. The hub is authoritative for all of its history.
+            let oldest_common = match self.group.topology {
+                Topology::HubAndSpoke { .. } => u32::MAX,
+                Topology::Bidirectional => cmp.common.first().map_or(0, |c| c.target),
+            };
             let pruned: Vec<u32> = cmp
                 .target_only_before_base
                 .iter()
                 .copied()
-                .filter(|&i| self.wanted.name_matches(ht.at(i).name))
+                .filter(|&i| i < oldest_common && self.wanted.name_matches(ht.at(i).name))
                 .collect();
             if !pruned.is_empty() {
                 if policy.allow_destructive {
@@ -712,12 +732,13 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
             }
         }
 
-        let to_send: Vec<u32> = cmp
+        let mut to_send: Vec<u32> = cmp
             .fillable
             .iter()
             .copied()
             .filter(|&i| ws[i as usize] && within(i))
             .collect();
+        trim(&mut to_send);
         if to_send.is_empty() {
             out.outcome = Some(outcome);
             return out;
@@ -859,10 +880,22 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 }
             }
         }
+        // Among several, the fullest history (most snapshots passing the filter), so that
+        // members that merely lack old snapshots do not become the source and mirrored
+        // deletions follow real pruning; then the lowest system id.
         let candidate = holders
             .iter()
             .copied()
-            .find(|&i| holders.iter().all(|&j| i == j || extends[&(i, j)]));
+            .filter(|&i| holders.iter().all(|&j| i == j || extends[&(i, j)]))
+            .min_by_key(|&i| {
+                let kept = self.history(i).map_or(0, |h| {
+                    h.snapshots
+                        .iter()
+                        .filter(|s| self.wanted.name_matches(s.name))
+                        .count()
+                });
+                (std::cmp::Reverse(kept), i)
+            });
         if let Some(src) = candidate {
             let pairs = (0..self.slots.len())
                 .filter(|&t| t != src)
@@ -908,27 +941,26 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
             ConflictKind::Diverged
         };
 
-        // What every conflicting history shares (up to the fork point) can still be sent to
-        // the members outside the conflict, from the lowest-id conflicting member.
-        let provider = *blocked.keys().next().expect("non-empty");
-        let mut shared: Option<Vec<bool>> = None;
-        for &k in blocked.keys() {
-            if k == provider {
-                continue;
+        // The possible winners ("contenders"): every holder that not all the members in
+        // conflict extend. What they all share (up to the fork point) can still be sent to
+        // the others (behind every member in conflict, or holding nothing), from the
+        // lowest-id contender: any resolution among the contenders keeps it.
+        let contenders: Vec<usize> = holders
+            .iter()
+            .copied()
+            .filter(|&k| !blocked.keys().all(|&j| j == k || extends[&(j, k)]))
+            .collect();
+        let provider = contenders.first().copied().unwrap_or(holders[0]);
+        let mut shared = vec![true; len(self, provider)];
+        for &k in &contenders {
+            if k != provider {
+                let mut common = vec![false; shared.len()];
+                for c in &self.cmp(provider, k).common {
+                    common[c.source as usize] = true;
+                }
+                shared.iter_mut().zip(common).for_each(|(a, b)| *a &= b);
             }
-            let n = len(self, provider);
-            let mut mask = vec![false; n];
-            for c in &self.cmp(provider, k).common {
-                mask[c.source as usize] = true;
-            }
-            shared = Some(match shared {
-                None => mask,
-                Some(prev) => prev.iter().zip(&mask).map(|(a, b)| *a && *b).collect(),
-            });
         }
-        let fork = shared
-            .and_then(|m| m.iter().rposition(|&b| b))
-            .map(|i| i as u32);
 
         let mut pairs = Vec::new();
         for t in 0..self.slots.len() {
@@ -954,9 +986,10 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 kind: dataset_kind,
                 reason: "awaiting_resolution".to_string(),
             };
-            let mut p = match fork {
-                Some(f) => self.plan_pair(provider, t, Some(f)),
-                None => PairPlan::default(),
+            let mut p = if contenders.contains(&t) {
+                PairPlan::default()
+            } else {
+                self.plan_pair(provider, t, Some(&shared))
             };
             match p.outcome.as_mut() {
                 Some(o) if matches!(o.outcome, Outcome::InSync) => o.outcome = waiting,
@@ -996,18 +1029,22 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
 /// - **Source.** Hub-and-spoke: the hub, for every dataset it holds (datasets only spokes
 ///   hold get a diagnostic and no plan). Bidirectional: the member whose history extends
 ///   every other's (each other member's newest snapshot is common with it and nothing blocks);
-///   among several, the lowest system id.
+///   among several, the one holding the most snapshots that pass the filter, then the lowest
+///   system id.
 /// - **Conflicts.** `orphaned` (the target holds the dataset, no common snapshot),
 ///   `diverged` (`same_name_different_guid`, `same_name_different_creation`, `both_advanced`,
 ///   or `target_advanced` when only the target has snapshots after the newest common one), and
 ///   the informational `missing` (`unfillable_gap`) which does not block. A target in an
 ///   orphaned or diverged conflict is `Blocked`. In bidirectional mode, when no history
-///   extends every other, the members in conflict are `Blocked` and every other member may
-///   still receive, from the lowest-id member in conflict, the snapshots up to the fork point
-///   (the newest snapshot every conflicting history shares, which any resolution keeps); with
-///   nothing (more) to send below it, it is `Blocked` with reason `awaiting_resolution`. The
-///   group's `conflict_strategy` is not applied here: resolution is explicit
-///   ([`crate::conflict::plan_resolution`]) and the service decides when to run it.
+///   extends every other, the members in conflict are `Blocked`; the "contenders" (every
+///   holder that not all members in conflict extend: the histories a resolution might keep)
+///   share a fork point. Members behind every member in conflict, and members holding
+///   nothing, may still receive from the lowest-id contender the wanted snapshots up to the
+///   fork point, ending on one every contender holds (so the target's newest snapshot is
+///   common with any winner). Everyone else, and anyone with nothing to send below the fork
+///   point, is `Blocked` with reason `awaiting_resolution`. The group's `conflict_strategy`
+///   is not applied here: resolution is explicit ([`crate::conflict::plan_resolution`]) and
+///   the service decides when to run it.
 /// - **Policy.** Only snapshots passing the filter and at least `min_snapshot_age_seconds`
 ///   old are wanted; a lag of at most `lag_threshold_seconds` is `WithinLag` (full sends are
 ///   never held back). A run of consecutive wanted snapshots is one `-I` range; unwanted
@@ -1017,7 +1054,10 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
 ///   partial receive must be aborted.
 /// - **Deletions.** With `mirror_deletions` and `allow_destructive`, snapshots the target
 ///   holds that are older than the base, absent on the source and pass the filter are
-///   destroyed (never the base, which is common). Without `allow_destructive`, a diagnostic.
+///   destroyed (never the base, which is common); in bidirectional mode only those older than
+///   the oldest snapshot the target shares with the source (a hole in the middle of the
+///   source's history may be a skipped receive, not a prune). Without `allow_destructive`, a
+///   diagnostic.
 pub fn plan_group(
     group: &SyncGroup,
     inventories: &[MemberInventory],
