@@ -398,6 +398,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/zfs_sync.example.yaml");
+        let (s, _) = Settings::load_from(Some(&example), no_env()).unwrap();
+        assert_eq!(s.body_limit_bytes, DEFAULT_BODY_LIMIT_BYTES);
+        assert_eq!(s.heartbeat_timeout_seconds, 300);
+    }
+
+    #[test]
     fn redacts_passwords() {
         assert_eq!(
             redact_url("postgres://u:secret@db/x"),

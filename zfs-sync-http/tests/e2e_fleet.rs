@@ -1,0 +1,517 @@
+//! End to end: the real `zfs-sync-server` binary on a temporary SQLite file and a free port
+//! plays a fleet over HTTP. An admin registers a hub and two targets and creates a
+//! hub-and-spoke group; every host reports its snapshots as bare JSON arrays in chunks of
+//! 1,000; each host fetches its instructions; the commands are split with a shell-word parser
+//! and checked against the expected transfers; job results are reported; the targets' new
+//! inventories show the snapshots arrived; every state ends `in_sync`.
+//!
+//! The same flow runs against PostgreSQL when `ZFS_SYNC_TEST_POSTGRES_URL` is set (in a fresh
+//! schema, dropped afterwards), with two server processes on one database serving the hosts at
+//! once and never handing out a job twice.
+//!
+//! The test lives in this package so that Cargo builds the binary and hands its path over in
+//! `CARGO_BIN_EXE_zfs-sync-server` (robust against any target directory layout).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdef0123456789";
+const CHUNK: usize = 1000;
+/// Snapshots per dataset on the hub.
+const PER_DATASET: u64 = 700;
+const DATASETS: [&str; 3] = ["vm1", "vm2", "db/pg"];
+/// How many of vm1's snapshots target 1 already holds (the rest is an incremental).
+const T1_HAS: u64 = 400;
+
+/// A running server, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path, name: &str, database_url: &str, schema: Option<&str>) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zfs-sync-server"));
+        cmd.current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("ZFS_SYNC_DATABASE_URL", database_url)
+            .env("ZFS_SYNC_HOST", "127.0.0.1")
+            .env("ZFS_SYNC_PORT", port.to_string())
+            .env("ZFS_SYNC_ADMIN_KEY", ADMIN_KEY)
+            .env("ZFS_SYNC_LOG_FORMAT", "json")
+            .env("ZFS_SYNC_SCHEDULER_TICK_SECONDS", "1")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        if let Some(s) = schema {
+            cmd.env("ZFS_SYNC_DATABASE_SCHEMA", s);
+        }
+        let child = cmd.arg("serve").spawn().expect("start zfs-sync-server");
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}/api/v1"),
+            log,
+        }
+    }
+
+    async fn wait_ready(&mut self, http: &reqwest::Client) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "server exited with {status}: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if let Ok(r) = http.get(format!("{}/health/ready", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "server not ready: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM and wait: a graceful shutdown exits 0.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM failed");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "graceful shutdown should exit 0, got {status}"
+                );
+                let log = std::fs::read_to_string(&self.log).unwrap();
+                assert!(log.contains("shutdown signal received"), "{log}");
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http
+        .request(method.parse().unwrap(), url)
+        .header("X-API-Key", key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        },
+    )
+}
+
+fn snapshot(pool: &str, dataset: &str, i: u64, ds_index: u64) -> Value {
+    let guid = (ds_index + 1) * 1_000_000 + i;
+    json!({
+        "pool": pool, "dataset": dataset, "name": format!("auto-{i:05}"),
+        "guid": guid.to_string(), "createtxg": 1000 + i,
+        "timestamp": chrono::DateTime::from_timestamp(1_759_276_800 + i as i64 * 60, 0).unwrap().to_rfc3339(),
+        "used": 4096 + i, "referenced": 1 << 20,
+    })
+}
+
+/// The hub's snapshots: every dataset, `PER_DATASET` each.
+fn hub_inventory() -> Vec<Value> {
+    DATASETS
+        .iter()
+        .enumerate()
+        .flat_map(|(d, ds)| (0..PER_DATASET).map(move |i| snapshot("tank", ds, i, d as u64)))
+        .collect()
+}
+
+struct Host {
+    id: String,
+    key: String,
+}
+
+/// Reports `items` as bare arrays in chunks of 1,000 through `base`.
+async fn report_in_chunks(http: &reqwest::Client, base: &str, host: &Host, items: &[Value]) {
+    for chunk in items.chunks(CHUNK) {
+        let (status, body) = call(
+            http,
+            "POST",
+            &format!("{base}/snapshots/batch"),
+            &host.key,
+            Some(Value::Array(chunk.to_vec())),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body.as_array().unwrap().len(), chunk.len());
+    }
+}
+
+async fn count_snapshots(http: &reqwest::Client, base: &str, host: &Host) -> usize {
+    let (status, body) = call(
+        http,
+        "GET",
+        &format!("{base}/snapshots?system_id={}&limit=10000", host.id),
+        &host.key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array().unwrap().len()
+}
+
+/// Checks one instruction's commands against its argv and the expected transfer; returns
+/// (target, logical dataset).
+fn check_instruction(e: &Value, t1: &str, t2: &str) -> (String, String) {
+    let target = e["target_system_id"].as_str().unwrap().to_string();
+    let ds = e["logical_dataset"].as_str().unwrap().to_string();
+    let newest = format!("auto-{:05}", PER_DATASET - 1);
+    assert_eq!(e["ending_snapshot"], json!(newest), "{e}");
+    if target == t1 && ds == "vm1" {
+        assert_eq!(e["kind"], "incremental", "{e}");
+        assert_eq!(
+            e["starting_snapshot"],
+            json!(format!("auto-{:05}", T1_HAS - 1))
+        );
+        assert_eq!(
+            e["snapshots"].as_array().unwrap().len() as u64,
+            PER_DATASET - T1_HAS
+        );
+        assert_eq!(e["target_dataset_path"], "data/vm1");
+    } else {
+        assert_eq!(e["kind"], "full", "{e}");
+        assert_eq!(e["starting_snapshot"], Value::Null);
+        assert_eq!(e["snapshots"].as_array().unwrap().len() as u64, PER_DATASET);
+        let root = if target == t2 {
+            "backup/replicas/hub"
+        } else {
+            "data"
+        };
+        assert_eq!(e["target_dataset_path"], json!(format!("{root}/{ds}")));
+    }
+    assert_eq!(e["source_dataset_path"], json!(format!("tank/{ds}")));
+    let commands = e["commands"].as_array().unwrap();
+    assert!(!commands.is_empty());
+    for (i, c) in commands.iter().enumerate() {
+        let stages: Vec<Vec<String>> = serde_json::from_value(e["argv"][i].clone()).unwrap();
+        let mut joined = Vec::new();
+        for (j, s) in stages.iter().enumerate() {
+            if j > 0 {
+                joined.push("|".to_string());
+            }
+            joined.extend(s.iter().cloned());
+        }
+        assert_eq!(
+            shell_words::split(c.as_str().unwrap()).unwrap(),
+            joined,
+            "{c}"
+        );
+        assert_eq!(&stages[0][..2], ["zfs", "send"]);
+        let ssh = stages.last().unwrap();
+        assert_eq!(ssh[0], "ssh");
+        assert!(
+            ssh.iter()
+                .any(|a| a.ends_with(&format!("@{}", if target == t2 { "t2" } else { "t1" }))),
+            "{ssh:?}"
+        );
+        let remote = shell_words::split(ssh.last().unwrap()).unwrap();
+        assert_eq!(&remote[..2], ["zfs", "receive"]);
+        assert!(!remote.contains(&"-F".to_string()));
+        assert_eq!(
+            remote.last().unwrap(),
+            e["target_dataset_path"].as_str().unwrap()
+        );
+        let sent = stages[0].last().unwrap();
+        assert!(sent.starts_with(&format!("tank/{ds}@")), "{sent}");
+    }
+    (target, ds)
+}
+
+/// The fleet flow over one or more servers (hosts use them round-robin).
+async fn play_fleet(http: &reqwest::Client, bases: &[String]) {
+    let base = |i: usize| bases[i % bases.len()].clone();
+    let register = |name: &'static str, i: usize| {
+        let url = format!("{}/systems", base(i));
+        async move {
+            let (status, body) = call(
+                http,
+                "POST",
+                &url,
+                ADMIN_KEY,
+                Some(json!({"hostname": name, "ssh_user": "zfs"})),
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+            Host {
+                id: body["id"].as_str().unwrap().to_string(),
+                key: body["api_key"].as_str().unwrap().to_string(),
+            }
+        }
+    };
+    let hub = register("hub", 0).await;
+    let t1 = register("t1", 1).await;
+    let t2 = register("t2", 2).await;
+    let (status, group) = call(
+        http,
+        "POST",
+        &format!("{}/sync-groups", base(0)),
+        ADMIN_KEY,
+        Some(
+            json!({"name": "fleet", "directional": true, "hub_system_id": hub.id,
+            "system_ids": [hub.id, t1.id, t2.id], "send_flags": ["compressed"],
+            "members": [{"system_id": t2.id, "dataset_root": "backup/replicas/hub"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+    let gid = group["id"].as_str().unwrap().to_string();
+
+    // Reports in chunks of 1,000: the chunks must not erase each other.
+    let inventory = hub_inventory();
+    report_in_chunks(http, &base(0), &hub, &inventory).await;
+    assert_eq!(count_snapshots(http, &base(1), &hub).await, inventory.len());
+    let t1_has: Vec<Value> = (0..T1_HAS).map(|i| snapshot("data", "vm1", i, 0)).collect();
+    report_in_chunks(http, &base(1), &t1, &t1_has).await;
+    assert_eq!(count_snapshots(http, &base(1), &t1).await, T1_HAS as usize);
+
+    // Every host fetches its instructions; on several servers the hub asks all of them at once.
+    let mut entries = Vec::new();
+    let urls: Vec<String> = bases
+        .iter()
+        .map(|b| format!("{b}/sync/instructions/{}", hub.id))
+        .collect();
+    let hub_asks: Vec<_> = urls
+        .iter()
+        .map(|u| call(http, "GET", u, &hub.key, None))
+        .collect();
+    for (status, body) in futures::future::join_all(hub_asks).await {
+        assert_eq!(status, 200, "{body}");
+        entries.extend(body["datasets"].as_array().unwrap().iter().cloned());
+    }
+    for (i, t) in [&t1, &t2].into_iter().enumerate() {
+        let (_, body) = call(
+            http,
+            "GET",
+            &format!("{}/sync/instructions/{}", base(i + 1), t.id),
+            &t.key,
+            None,
+        )
+        .await;
+        assert_eq!(
+            body["dataset_count"], 0,
+            "targets run nothing in push mode: {body}"
+        );
+    }
+    let jobs: BTreeSet<&str> = entries
+        .iter()
+        .map(|e| e["job_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs.len(), entries.len(), "a job was handed out twice");
+    let mut transfers: BTreeMap<(String, String), &Value> = BTreeMap::new();
+    for e in &entries {
+        assert!(
+            transfers
+                .insert(check_instruction(e, &t1.id, &t2.id), e)
+                .is_none(),
+            "two entries for one transfer"
+        );
+    }
+    assert_eq!(
+        transfers.len(),
+        DATASETS.len() * 2,
+        "one entry per (dataset, target)"
+    );
+
+    // The hub runs the commands (simulated) and reports each result.
+    for (i, e) in entries.iter().enumerate() {
+        let (status, body) = call(
+            http,
+            "POST",
+            &format!(
+                "{}/sync/jobs/{}/result",
+                base(i),
+                e["job_id"].as_str().unwrap()
+            ),
+            &hub.key,
+            Some(json!({"status": "succeeded", "bytes": 123456})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "succeeded");
+    }
+    // The targets' new inventories show the snapshots arrived (same GUIDs, their own pools).
+    for (t, root_pool, root) in [(&t1, "data", ""), (&t2, "backup", "replicas/hub/")] {
+        let now: Vec<Value> = DATASETS
+            .iter()
+            .enumerate()
+            .flat_map(|(d, ds)| {
+                (0..PER_DATASET)
+                    .map(move |i| snapshot(root_pool, &format!("{root}{ds}"), i, d as u64))
+            })
+            .collect();
+        report_in_chunks(http, &base(2), t, &now).await;
+        assert_eq!(count_snapshots(http, &base(0), t).await, now.len());
+    }
+    let (status, check) = call(
+        http,
+        "POST",
+        &format!("{}/sync/{gid}/check", base(1)),
+        ADMIN_KEY,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{check}");
+    assert_eq!(check["mismatches"], json!([]), "{check}");
+    let (_, states) = call(
+        http,
+        "GET",
+        &format!("{}/sync/groups/{gid}/states", base(0)),
+        ADMIN_KEY,
+        None,
+    )
+    .await;
+    let states = states.as_array().unwrap();
+    assert_eq!(
+        states.len(),
+        DATASETS.len() * 3,
+        "one state per (dataset, member): {states:?}"
+    );
+    assert!(
+        states.iter().all(|s| s["status"] == "in_sync"),
+        "{states:?}"
+    );
+    let (_, again) = call(
+        http,
+        "GET",
+        &format!("{}/sync/instructions/{}", base(2), hub.id),
+        &hub.key,
+        None,
+    )
+    .await;
+    assert_eq!(again["dataset_count"], 0, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("zfs_sync.db").display());
+    let http = reqwest::Client::new();
+    let mut server = Server::start(dir.path(), "server", &url, None);
+    server.wait_ready(&http).await;
+    play_fleet(&http, std::slice::from_ref(&server.base)).await;
+    // Metrics are public by default and show the group.
+    let text = http
+        .get(server.base.replace("/api/v1", "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("zfs_sync_sync_states{status=\"in_sync\"} 9"),
+        "{text}"
+    );
+    server.stop();
+    // The data survives a restart.
+    let mut again = Server::start(dir.path(), "server2", &url, None);
+    again.wait_ready(&http).await;
+    let (status, systems) = call(
+        &http,
+        "GET",
+        &format!("{}/systems", again.base),
+        ADMIN_KEY,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(systems.as_array().unwrap().len(), 3);
+    again.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_on_postgres_with_two_servers() {
+    let Ok(url) = std::env::var("ZFS_SYNC_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "skipped fleet_on_postgres_with_two_servers: ZFS_SYNC_TEST_POSTGRES_URL is not set"
+        );
+        return;
+    };
+    let schema = format!("e2e_fleet_{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let result = {
+        let mut a = Server::start(dir.path(), "a", &url, Some(&schema));
+        a.wait_ready(&http).await;
+        let mut b = Server::start(dir.path(), "b", &url, Some(&schema));
+        b.wait_ready(&http).await;
+        let bases = vec![a.base.clone(), b.base.clone()];
+        let outcome = tokio::spawn({
+            let http = http.clone();
+            async move { play_fleet(&http, &bases).await }
+        })
+        .await;
+        a.stop();
+        b.stop();
+        outcome
+    };
+    // Leave nothing behind, whatever happened.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
