@@ -25,21 +25,32 @@ use crate::errors::{core, invalid};
 use crate::planning::{PyPlan, build_plan};
 use crate::values::{PyMember, PySnapshot, PySyncGroup, PySystem, snapshots_of};
 
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+/// The shared runtime, with the id of the process that built it.
+static RUNTIME: OnceLock<(u32, Runtime)> = OnceLock::new();
 
-/// The runtime every store call runs on, built on first use.
+/// The runtime every store call runs on, built on first use. A forked child cannot use its
+/// parent's runtime (its worker threads were not forked), nor the parent's connections.
 fn runtime() -> PyResult<&'static Runtime> {
-    if let Some(rt) = RUNTIME.get() {
-        return Ok(rt);
+    let (pid, rt) = match RUNTIME.get() {
+        Some(entry) => entry,
+        None => {
+            let rt = Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("zfs-sync-py")
+                .enable_all()
+                .build()
+                .map_err(|e| core(zfs_sync::Error::backend(e)))?;
+            // Another thread may have won the race; its runtime is the one kept.
+            RUNTIME.get_or_init(|| (std::process::id(), rt))
+        }
+    };
+    if *pid != std::process::id() {
+        return Err(core(zfs_sync::Error::backend_msg(
+            "zfs_sync stores cannot be used in a process forked after their first use; \
+             use them in one process (or use the multiprocessing 'spawn' start method)",
+        )));
     }
-    let rt = Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("zfs-sync-py")
-        .enable_all()
-        .build()
-        .map_err(|e| core(zfs_sync::Error::backend(e)))?;
-    // Another thread may have won the race; its runtime is the one kept.
-    Ok(RUNTIME.get_or_init(|| rt))
+    Ok(rt)
 }
 
 /// Runs `fut` to completion on the shared runtime with the GIL released.

@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import threading
+import warnings
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -218,6 +219,22 @@ def test_plan_instructions_and_job_results(witness: Witness) -> None:
     assert witness.expire_leases(now=NOW + timedelta(days=1)) == []
 
 
+def test_unreported_jobs_expire_with_their_lease(tmp_path: Path) -> None:
+    witness = Witness(SqliteStore(tmp_path / "lease.db"), job_lease_seconds=60)
+    a, b = System("hostA"), System("hostB")
+    for s in (a, b):
+        witness.register_system(s)
+    witness.report_snapshots(a, history("tank", 2), now=NOW)
+    witness.report_snapshots(b, history("tank", 1), now=NOW)
+    witness.create_group(SyncGroup("g", [a, b]))
+    [ins] = witness.instructions(a, now=NOW)["instructions"]
+    assert witness.expire_leases(now=NOW + timedelta(seconds=30)) == []
+    [expired] = witness.expire_leases(now=NOW + timedelta(seconds=61))
+    assert expired["id"] == ins["job_id"] and expired["status"] == "expired"
+    with pytest.raises(ValidationError):
+        Witness(SqliteStore(":memory:"), job_lease_seconds=0)
+
+
 def test_conflicts_are_recorded_and_resolved(witness: Witness) -> None:
     a, b = System("hostA"), System("hostB")
     for s in (a, b):
@@ -309,3 +326,25 @@ def test_postgres_store_round_trip(postgres_schema: tuple) -> None:
     assert info.value.field == "url"
     with pytest.raises(ValidationError):
         PostgresStore(postgres_url, max_connections=0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_clear_error(witness: Witness) -> None:
+    witness.register_system(System("parent"))
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about forking a process that has threads: that is the point here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 3
+        try:
+            witness.list_systems()
+        except StorageError as err:
+            code = 0 if "forked" in str(err) else 4
+        except BaseException:
+            code = 5
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    # The parent is unaffected.
+    assert [s.hostname for s in witness.list_systems()] == ["parent"]
