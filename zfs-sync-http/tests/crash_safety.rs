@@ -1,12 +1,13 @@
 //! Crash safety: the real `zfs-sync-server` binary is SIGKILLed in the middle of a large batch
 //! report, restarted on the same SQLite file, and the batch must be wholly present or wholly
 //! absent, the snapshots stored before it untouched, and the database healthy
-//! (`PRAGMA integrity_check`, the restarted server ready and accepting a new report).
+//! (`PRAGMA integrity_check`, no foreign-key violation, the restarted server ready and
+//! accepting a new report). A batch the server acknowledged (201) must be present.
 //!
-//! One calibration trial runs the batch to completion and measures how long the request takes;
-//! the timed trials then kill the server at fractions of that time, and one more trial kills it
-//! the moment the SQLite write-ahead log starts growing, that is while the batch's transaction
-//! is being written. Timings only choose when to kill; nothing asserts on them.
+//! One calibration trial lets the batch complete and watches the SQLite write-ahead log to
+//! see when the batch's transaction writes. One trial kills the server as soon as the WAL
+//! starts growing (mid-transaction); the timed trials kill it before, twice during, and after
+//! that write window. Timings only choose when to kill; nothing asserts on them.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -29,8 +30,6 @@ const BATCH: usize = 50_000;
 const BATCH_DATASETS: usize = 50;
 /// Snapshots reported (and committed) before the batch; they must survive every crash.
 const BASELINE: usize = 25;
-/// Kill points of the timed trials, as fractions of the calibrated request time.
-const KILL_FRACTIONS: [f64; 5] = [0.15, 0.35, 0.55, 0.75, 0.95];
 /// The WAL must grow by this much before the WAL-triggered trial kills the server.
 const WAL_GROWTH_TRIGGER: u64 = 64 * 1024;
 
@@ -391,6 +390,9 @@ enum KillAt {
 #[derive(Debug)]
 struct Trial {
     kill: KillAt,
+    /// Calibration only: when the WAL first grew and when it last grew during the request,
+    /// that is roughly when the batch's transaction started writing and when it committed.
+    write_window: Option<(Duration, Duration)>,
     /// When the kill was sent, after the request started.
     killed_after: Option<Duration>,
     /// The request's own duration (calibration) or until it failed.
@@ -459,8 +461,23 @@ fn run_trial(rt: &tokio::runtime::Runtime, kill: KillAt, batch: &Batch) -> Trial
         (reply, started.elapsed())
     });
 
+    let mut write_window = None;
     let killed_after = match kill {
-        KillAt::Never => None,
+        KillAt::Never => {
+            let (mut first, mut last, mut seen) = (None, None, wal_before);
+            while !sender.is_finished() {
+                let len = wal_len(&db);
+                if len != seen {
+                    seen = len;
+                    let now = started.elapsed();
+                    first.get_or_insert(now);
+                    last = Some(now);
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+            write_window = first.zip(last);
+            None
+        }
         KillAt::After(delay) => {
             thread::sleep(delay);
             Some(started.elapsed())
@@ -569,6 +586,7 @@ fn run_trial(rt: &tokio::runtime::Runtime, kill: KillAt, batch: &Batch) -> Trial
         request_time,
         answered,
         wal_growth,
+        write_window,
         outcome,
     }
 }
@@ -594,28 +612,27 @@ fn sigkill_during_a_large_batch_leaves_it_wholly_present_or_absent() {
     let calibration = run_trial(&rt, KillAt::Never, &batch);
     assert_eq!(calibration.outcome, Outcome::Present);
     let full = calibration.request_time;
+    let kill_points = kill_points(full, calibration.write_window);
 
     let mut trials = vec![calibration];
-    for fraction in KILL_FRACTIONS {
-        trials.push(run_trial(
-            &rt,
-            KillAt::After(full.mul_f64(fraction)),
-            &batch,
-        ));
-    }
     trials.push(run_trial(&rt, KillAt::WalGrowth, &batch));
+    for delay in kill_points {
+        trials.push(run_trial(&rt, KillAt::After(delay), &batch));
+    }
 
     eprintln!(
-        "crash safety: {BATCH} snapshots per batch ({} bytes); uninterrupted request {:?}",
+        "crash safety: {BATCH} snapshots per batch ({} bytes); uninterrupted request {full:.1?}, \
+         WAL written from {:.1?} to {:.1?}",
         batch.body.len(),
-        full
+        trials[0].write_window.map(|w| w.0),
+        trials[0].write_window.map(|w| w.1),
     );
     for t in &trials {
         eprintln!(
             "  kill {:<28} sent after {:>10} | answered {:<5} | WAL grew {:>9} bytes | batch {:?}",
             format!("{:?}", t.kill),
             t.killed_after
-                .map_or("-".to_string(), |d| format!("{:.0?}", d)),
+                .map_or("-".to_string(), |d| format!("{:.1?}", d)),
             t.answered,
             t.wal_growth,
             t.outcome
@@ -636,4 +653,29 @@ fn sigkill_during_a_large_batch_leaves_it_wholly_present_or_absent() {
         killed.len(),
         killed.len() - absent
     );
+    // Without this the test could pass by killing only before or after the write.
+    assert!(
+        mid_write >= 1,
+        "no kill landed while the batch's transaction was being written (the WAL-triggered \
+         trial should): {trials:#?}"
+    );
+}
+
+/// When the timed trials kill the server: before the transaction starts writing, twice
+/// inside the write window the calibration observed, and after it (committed, not yet
+/// answered: the 50,000-item response takes a while to build). Without an observed window,
+/// fractions of the whole request.
+fn kill_points(full: Duration, window: Option<(Duration, Duration)>) -> Vec<Duration> {
+    match window {
+        Some((start, end)) if end > start && full > end => vec![
+            start.mul_f64(0.5),
+            start + (end - start).mul_f64(0.4),
+            start + (end - start).mul_f64(0.8),
+            end + (full - end).mul_f64(0.3),
+        ],
+        _ => [0.2, 0.4, 0.6, 0.8]
+            .into_iter()
+            .map(|f| full.mul_f64(f))
+            .collect(),
+    }
 }
