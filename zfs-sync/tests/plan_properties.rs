@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use uuid::Uuid;
+use zfs_sync::conflict::plan_resolution;
 use zfs_sync::filter::SnapshotFilter;
-use zfs_sync::model::{ConflictKind, SyncGroup};
+use zfs_sync::model::{ConflictKind, ConflictStrategy, SyncGroup};
 use zfs_sync::plan::{GroupPlan, Outcome, plan_group};
 use zfs_sync::testing::fleet::{Fleet, FleetSpec, generate, inventories};
 use zfs_sync::testing::zfs::{ModelSnapshot, ZfsModel};
@@ -251,6 +252,58 @@ proptest! {
                     Outcome::Blocked { .. } => prop_assert!(blocked, "{}", ctx()),
                 }
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(cases()) })]
+
+    /// Applying a resolution (use_newest in bidirectional mode, the hub as the manual winner
+    /// in hub mode) to the model works step by step: each rollback destroys exactly the listed
+    /// snapshots, each transfer is received; afterwards the dataset has a source and no
+    /// diverged or orphaned conflict.
+    #[test]
+    fn applying_a_resolution_resolves(spec in fleet_strategy()) {
+        let fleet = generate(&spec);
+        let plan = plan_group(&fleet.group, &fleet.inventories(), fleet.now);
+        let (strategy, winner) = match fleet.group.hub() {
+            Some(h) => (ConflictStrategy::Manual, Some(h)),
+            None => (ConflictStrategy::UseNewest, None),
+        };
+        let mut model = fleet.model.clone();
+        let mut resolved = Vec::new();
+        for d in plan.datasets.iter().filter(|d| d.conflicts.iter().any(|c| c.kind != ConflictKind::Missing)) {
+            let r = plan_resolution(&fleet.group, &fleet.inventories(), &d.dataset, strategy, winner, fleet.now);
+            prop_assert!(r.is_ok(), "{:?}", r);
+            let r = r.unwrap();
+            prop_assert!(!r.losers.is_empty(), "a conflict without losers\n{}", show(&fleet, &plan));
+            for l in &r.losers {
+                let ds = l.dataset.as_str();
+                let destroyed = match &l.rollback_to {
+                    Some(to) => model.rollback(l.system_id, ds, to.as_str()).unwrap(),
+                    None => {
+                        let all: Vec<String> = model.snapshots(l.system_id, ds).iter().map(|s| s.name.clone()).collect();
+                        for n in &all {
+                            model.destroy(l.system_id, ds, n).unwrap();
+                        }
+                        all
+                    }
+                };
+                let listed: Vec<String> = l.destroys.iter().map(|s| s.to_string()).collect();
+                prop_assert_eq!(destroyed, listed);
+                if let Some(t) = &l.transfer {
+                    let made = model.apply_transfer(t);
+                    prop_assert!(made.is_ok(), "{:?}: {:?}\n{}", t.steps, made, show(&fleet, &plan));
+                }
+            }
+            resolved.push(d.dataset.clone());
+        }
+        let again = plan_group(&fleet.group, &inventories(&fleet.group, &model, fleet.now), fleet.now);
+        for d in again.datasets.iter().filter(|d| resolved.contains(&d.dataset)) {
+            prop_assert!(d.source.is_some(), "{}", render_plan(&again, &[]));
+            prop_assert!(d.conflicts.iter().all(|c| c.kind == ConflictKind::Missing),
+                "\nbefore:\n{}\nafter:\n{}", show(&fleet, &plan), render_plan(&again, &[]));
         }
     }
 }

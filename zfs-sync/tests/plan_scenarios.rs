@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use expect_test::{Expect, expect};
 use zfs_sync::model::{Policy, Topology};
 use zfs_sync::plan::plan_group;
-use zfs_sync::testing::fixtures::{Host, at, group_of};
+use zfs_sync::testing::fixtures::{Host, at, group_of, hours};
 use zfs_sync::testing::render_plan;
 
 fn check(
@@ -48,6 +48,15 @@ fn seed_example_one_incremental_pool_agnostic() {
     let all = twice_daily("2025-11-04-000000", "2025-11-26-000000", 1000);
     let a = dated(Host::new(1, "hqs10"), "hqs10p1/L1S4DAT1", &all);
     let b = dated(Host::new(2, "hqs7"), "hqs7p1/L1S4DAT1", &all[..1]);
+    // Every snapshot after 2025-11-04-000000, computed independently of the planner.
+    let (group, inventories) = group_of(Topology::Bidirectional, &[&a, &b], Policy::default());
+    let plan = plan_group(&group, &inventories, at("2025-11-27-000000"));
+    let transfers: Vec<_> = plan.transfers().collect();
+    assert_eq!(transfers.len(), 1);
+    let created: Vec<&str> = transfers[0].snapshots.iter().map(|s| s.as_str()).collect();
+    let expected: Vec<&str> = all[1..].iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(created, expected);
+    assert_eq!(created.len(), 44);
     check(
         Topology::Bidirectional,
         &[&a, &b],
@@ -65,6 +74,440 @@ fn seed_example_one_incremental_pool_agnostic() {
                            2025-11-19-120000 2025-11-20-000000 2025-11-20-120000 2025-11-21-000000 2025-11-21-120000 2025-11-22-000000
                            2025-11-22-120000 2025-11-23-000000 2025-11-23-120000 2025-11-24-000000 2025-11-24-120000 2025-11-25-000000
                            2025-11-25-120000 2025-11-26-000000
+        "#]],
+    );
+}
+
+/// A policy with the given tweaks.
+fn policy(f: impl FnOnce(&mut Policy)) -> Policy {
+    let mut p = Policy::default();
+    f(&mut p);
+    p
+}
+
+const BI: Topology = Topology::Bidirectional;
+
+fn hub(h: &Host) -> Topology {
+    Topology::HubAndSpoke { hub: h.id() }
+}
+
+#[test]
+fn matching_by_guid_and_by_name_and_creation() {
+    // A and B report GUIDs: matched by GUID even though B renamed its copy of `b`.
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2), ("c", 3)]);
+    let b = Host::new(2, "B").snaps("backup/vm1", &[("a", 1), ("b-renamed", 2)]);
+    // C reports no GUIDs (an old script): matched by name and creation time.
+    let c = Host::new(3, "C")
+        .without_guids()
+        .snaps("tank/vm1", &[("a", 1), ("b", 2)]);
+    check(
+        hub(&a),
+        &[&a, &b, &c],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: incremental A:tank/vm1 -> B:backup/vm1 base=b bytes=100 (lag=3600 missing=1 matched_by=Some(Guid))
+                   send -i b c
+                   creates c
+              -> C: incremental A:tank/vm1 -> C:tank/vm1 base=b bytes=100 (lag=3600 missing=1 matched_by=Some(NameAndCreation))
+                   send -i b c
+                   creates c
+        "#]],
+    );
+}
+
+#[test]
+fn same_name_different_guid_is_a_conflict() {
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2), ("c", 3)]);
+    // B's `c` is another snapshot (another GUID) made after the common `b`.
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("a", 1), ("b", 2), ("c", 33)]);
+    check(
+        hub(&a),
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: blocked diverged same_name_different_guid (lag=3600 missing=1 matched_by=Some(Guid))
+              conflict diverged same_name_different_guid A<->B fork=b
+        "#]],
+    );
+}
+
+#[test]
+fn same_name_different_creation_without_guids_is_a_conflict() {
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2), ("c", 3)]);
+    let b = Host::new(2, "B")
+        .without_guids()
+        .snaps("tank/vm1", &[("a", 1), ("b", 2), ("c", 4)]);
+    check(
+        hub(&a),
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: blocked diverged same_name_different_creation (lag=3600 missing=1 matched_by=Some(NameAndCreation))
+              conflict diverged same_name_different_creation A<->B fork=b
+        "#]],
+    );
+}
+
+#[test]
+fn both_advanced_in_bidirectional_mode() {
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2), ("x", 3), ("y", 4)]);
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("a", 1), ("b", 2), ("z", 5)]);
+    // C is behind both: it may still receive `b` (shared by both histories), not more.
+    let c = Host::new(3, "C").snaps("tank/vm1", &[("a", 1)]);
+    check(
+        BI,
+        &[&a, &b, &c],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=none
+              -> A: blocked diverged both_advanced (lag=0 missing=0 matched_by=None)
+              -> B: blocked diverged both_advanced (lag=0 missing=0 matched_by=None)
+              -> C: incremental A:tank/vm1 -> C:tank/vm1 base=a bytes=100 (lag=10800 missing=3 matched_by=Some(Guid))
+                   send -i a b
+                   creates b
+              conflict diverged both_advanced A<->B fork=b
+            diagnostic C "vm1": the dataset is in conflict: sending only up to the fork point (b); the rest waits for the resolution
+        "#]],
+    );
+}
+
+#[test]
+fn orphaned_target_has_no_common_snapshot() {
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2)]);
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("old", 7)]);
+    check(
+        hub(&a),
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: blocked orphaned no_common_snapshot (lag=0 missing=2 matched_by=None)
+              conflict orphaned no_common_snapshot A<->B fork=-
+        "#]],
+    );
+}
+
+#[test]
+fn unfillable_gap_is_reported_and_does_not_block() {
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2), ("c", 3), ("d", 4)]);
+    // B lacks `b`, older than the newest common `c`: no send can insert it.
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("a", 1), ("c", 3)]);
+    check(
+        hub(&a),
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: incremental A:tank/vm1 -> B:tank/vm1 base=c bytes=100 (lag=3600 missing=2 matched_by=Some(Guid))
+                   send -i c d
+                   creates d
+              conflict missing unfillable_gap A<->B fork=-
+              gap B: [b]
+        "#]],
+    );
+}
+
+#[test]
+fn filter_forces_an_incremental_chain() {
+    let a = Host::new(1, "A").snaps(
+        "tank/vm1",
+        &[
+            ("auto-1", 1),
+            ("auto-2", 2),
+            ("manual-3", 3),
+            ("auto-4", 4),
+            ("auto-5", 5),
+            ("manual-6", 6),
+            ("auto-7", 7),
+        ],
+    );
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("auto-1", 1)]);
+    let p = policy(|p| p.snapshot_filter = Some("auto-*".into()));
+    check(
+        hub(&a),
+        &[&a, &b],
+        p,
+        hours(100),
+        expect![[r#"
+        dataset "vm1" source=A
+          -> B: incremental A:tank/vm1 -> B:tank/vm1 base=auto-1 bytes=400 (lag=21600 missing=4 matched_by=Some(Guid))
+               send -i auto-1 auto-2
+               send -i auto-2 auto-4
+               send -i auto-4 auto-5
+               send -i auto-5 auto-7
+               creates auto-2 auto-4 auto-5 auto-7
+    "#]],
+    );
+}
+
+#[test]
+fn min_age_holds_back_young_snapshots() {
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2), ("c", 3), ("d", 4)]);
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("a", 1)]);
+    // At hour 5 with a minimum age of 2 hours, `d` (hour 4) is too young.
+    let p = policy(|p| p.min_snapshot_age_seconds = 7200);
+    check(
+        hub(&a),
+        &[&a, &b],
+        p,
+        hours(5),
+        expect![[r#"
+        dataset "vm1" source=A
+          -> B: incremental A:tank/vm1 -> B:tank/vm1 base=a bytes=200 (lag=7200 missing=2 matched_by=Some(Guid))
+               send -I a c
+               creates b c
+    "#]],
+    );
+}
+
+#[test]
+fn lag_threshold() {
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2), ("c", 3)]);
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("a", 1), ("b", 2)]);
+    let c = Host::new(3, "C").snaps("tank/vm1", &[("a", 1)]);
+    // B lags 1 hour (within the 1-hour threshold), C 2 hours.
+    let p = policy(|p| p.lag_threshold_seconds = 3600);
+    check(
+        hub(&a),
+        &[&a, &b, &c],
+        p,
+        hours(100),
+        expect![[r#"
+        dataset "vm1" source=A
+          -> B: within_lag (lag=3600 missing=1 matched_by=Some(Guid))
+          -> C: incremental A:tank/vm1 -> C:tank/vm1 base=a bytes=200 (lag=7200 missing=2 matched_by=Some(Guid))
+               send -I a c
+               creates b c
+    "#]],
+    );
+}
+
+#[test]
+fn hub_with_two_lagging_targets_yields_two_transfers() {
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2), ("c", 3)]);
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("a", 1)]);
+    let c = Host::new(3, "C").snaps("pool2/vm1", &[("a", 1), ("b", 2)]);
+    check(
+        hub(&a),
+        &[&a, &b, &c],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: incremental A:tank/vm1 -> B:tank/vm1 base=a bytes=200 (lag=7200 missing=2 matched_by=Some(Guid))
+                   send -I a c
+                   creates b c
+              -> C: incremental A:tank/vm1 -> C:pool2/vm1 base=b bytes=100 (lag=3600 missing=1 matched_by=Some(Guid))
+                   send -i b c
+                   creates c
+        "#]],
+    );
+}
+
+#[test]
+fn full_send_target_path() {
+    let a = Host::new(1, "A")
+        .snaps("tank/vm1", &[("a", 1), ("b", 2)])
+        .snaps("tank/vm2/disk", &[("a", 1)]);
+    // B keeps replicas under a root; C has no root and holds most datasets in `big`.
+    let b = Host::new(2, "B").root("backup/replicas/hostA");
+    let c = Host::new(3, "C")
+        .snaps("big/vm1", &[("a", 1)])
+        .snaps("big/other", &[("z", 9)])
+        .snaps("small/vm3", &[("z", 9)]);
+    // D has no root and holds nothing: it cannot receive full sends.
+    let d = Host::new(4, "D");
+    check(
+        hub(&a),
+        &[&a, &b, &c, &d],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: full A:tank/vm1 -> B:backup/replicas/hostA/vm1 base=- bytes=1100 (lag=3600 missing=2 matched_by=None)
+                   send full a
+                   send -i a b
+                   creates a b
+              -> C: incremental A:tank/vm1 -> C:big/vm1 base=a bytes=100 (lag=3600 missing=1 matched_by=Some(Guid))
+                   send -i a b
+                   creates b
+            dataset "vm2/disk" source=A
+              -> B: full A:tank/vm2/disk -> B:backup/replicas/hostA/vm2/disk base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   send full a
+                   creates a
+              -> C: full A:tank/vm2/disk -> C:big/vm2/disk base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   send full a
+                   creates a
+            diagnostic C "other": the hub does not hold this dataset; nothing is planned for it
+            diagnostic D "vm1": no full send planned: the member has no dataset_root and holds none of the group's datasets, so there is no pool to receive into; set its dataset_root
+            diagnostic D "vm2/disk": no full send planned: the member has no dataset_root and holds none of the group's datasets, so there is no pool to receive into; set its dataset_root
+            diagnostic C "vm3": the hub does not hold this dataset; nothing is planned for it
+        "#]],
+    );
+}
+
+#[test]
+fn dataset_root_maps_logical_names_and_ignores_the_rest() {
+    let a = Host::new(1, "A")
+        .snaps("tank/vm1", &[("a", 1), ("b", 2)])
+        .snaps("tank", &[("r", 1)]);
+    let b = Host::new(2, "B")
+        .root("backup/replicas/hostA")
+        .snaps("backup/replicas/hostA/vm1", &[("a", 1)])
+        .snaps("backup/replicas/hostA", &[("r", 1)])
+        .snaps("backup/elsewhere/vm1", &[("zz", 50)])
+        .snaps("other/replicas/hostA/vm1", &[("zz", 50)]);
+    check(
+        hub(&a),
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "" source=A
+              -> B: in_sync (lag=0 missing=0 matched_by=Some(Guid))
+            dataset "vm1" source=A
+              -> B: incremental A:tank/vm1 -> B:backup/replicas/hostA/vm1 base=a bytes=100 (lag=3600 missing=1 matched_by=Some(Guid))
+                   send -i a b
+                   creates b
+        "#]],
+    );
+}
+
+#[test]
+fn skipped_names_and_several_pools_are_diagnosed() {
+    let mut a = Host::new(1, "A")
+        .snaps("tank/vm1", &[("a", 1), ("b", 2)])
+        .snaps("tank/vm1/%recv", &[("a", 1)]);
+    a.snapshots.push(zfs_sync::testing::fixtures::snapshot(
+        a.id(),
+        "tank",
+        "vm1",
+        "bad$name",
+        Some(9),
+        Some(1),
+        hours(9),
+    ));
+    let b = Host::new(2, "B")
+        .snaps("zeta/vm1", &[("a", 1)])
+        .snaps("alpha/vm1", &[("a", 1)]);
+    check(
+        hub(&a),
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: incremental A:tank/vm1 -> B:alpha/vm1 base=a bytes=100 (lag=3600 missing=1 matched_by=Some(Guid))
+                   send -i a b
+                   creates b
+            diagnostic A "vm1": skipped 1 snapshot(s) with an invalid name, e.g. snapshot name "bad$name" contains '$' at byte 3; only A-Z a-z 0-9 - _ . : and space are allowed
+            diagnostic B "vm1": the dataset is in several pools (alpha, zeta); planning with alpha only (set a dataset_root)
+            diagnostic A "vm1/%recv": skipped 1 snapshot(s) of the temporary dataset tank/vm1/%recv
+        "#]],
+    );
+}
+
+#[test]
+fn resume_an_interrupted_receive() {
+    use zfs_sync::resume::encode::{Encoding, encode_token};
+    use zfs_sync::resume::{ResumeFlags, ResumeTokenInfo};
+    let token = |from: Option<u64>, to: u64| {
+        let info = ResumeTokenInfo {
+            version: 1,
+            fromguid: from,
+            toguid: Some(to),
+            toname: Some("tank/vm1@x".into()),
+            object: 1,
+            offset: 2,
+            bytes: 3,
+            flags: ResumeFlags::default(),
+        };
+        encode_token(&info, Encoding::NativeLittle)
+    };
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2), ("c", 3), ("d", 4)]);
+    // B was receiving `b` (from `a`); C was receiving the full stream of `a`.
+    let b = Host::new(2, "B")
+        .snaps("tank/vm1", &[("a", 1)])
+        .token("tank/vm1", &token(Some(1), 2));
+    let c = Host::new(3, "C")
+        .root("backup")
+        .token("backup/vm1", &token(None, 1));
+    // D's token names a snapshot the source no longer holds.
+    let d = Host::new(4, "D")
+        .snaps("tank/vm1", &[("a", 1)])
+        .token("tank/vm1", &token(Some(1), 99));
+    check(
+        hub(&a),
+        &[&a, &b, &c, &d],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: resume A:tank/vm1 -> B:tank/vm1 base=a bytes=300 (lag=10800 missing=3 matched_by=Some(Guid))
+                   send -t 1-c6ee41580-…
+                   send -I b d
+                   creates b c d
+              -> C: resume A:tank/vm1 -> C:backup/vm1 base=- bytes=400 (lag=10800 missing=4 matched_by=None)
+                   send -t 1-be769d418-…
+                   send -I a d
+                   creates a b c d
+              -> D: incremental A:tank/vm1 -> D:tank/vm1 base=a bytes=300 (lag=10800 missing=3 matched_by=Some(Guid))
+                   send -I a d
+                   creates b c d
+            diagnostic D "vm1": the reported resume token does not continue this plan (its toguid/fromguid do not match); the partial receive must be aborted with `zfs receive -A` before the planned transfer can run
+        "#]],
+    );
+}
+
+#[test]
+fn mirror_deletions_need_allow_destructive() {
+    // The hub pruned `auto-1` and `auto-2`; B still holds them (and its own `keep-me`, which the
+    // filter does not replicate).
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("auto-3", 3), ("auto-4", 4)]);
+    let b = Host::new(2, "B").snaps(
+        "tank/vm1",
+        &[("auto-1", 1), ("keep-me", 2), ("auto-2", 5), ("auto-3", 3)],
+    );
+    let mirror = |destructive: bool| {
+        policy(|p| {
+            p.mirror_deletions = true;
+            p.allow_destructive = destructive;
+            p.snapshot_filter = Some("auto-*".into());
+        })
+    };
+    check(
+        hub(&a),
+        &[&a, &b],
+        mirror(false),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: incremental A:tank/vm1 -> B:tank/vm1 base=auto-3 bytes=100 (lag=3600 missing=1 matched_by=Some(Guid))
+                   send -i auto-3 auto-4
+                   creates auto-4
+            diagnostic B "vm1": mirror_deletions would destroy 2 snapshot(s) the source pruned (the oldest: auto-1); not planned because the group does not set allow_destructive
+        "#]],
+    );
+    check(
+        hub(&a),
+        &[&a, &b],
+        mirror(true),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: incremental A:tank/vm1 -> B:tank/vm1 base=auto-3 bytes=100 (lag=3600 missing=1 matched_by=Some(Guid))
+                   send -i auto-3 auto-4
+                   creates auto-4
+              destroy B:tank/vm1 [auto-1 auto-2]
         "#]],
     );
 }

@@ -13,6 +13,18 @@ pub fn epoch() -> DateTime<Utc> {
         .expect("valid date")
 }
 
+/// The creation time of guid 0 in [`Host::snaps`]: 2025-01-01T00:00:00Z.
+pub fn base_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
+/// `hours` after [`base_time`].
+pub fn hours(hours: i64) -> DateTime<Utc> {
+    base_time() + chrono::Duration::hours(hours)
+}
+
 /// Parses `YYYY-MM-DD-HHMMSS` (the seed's snapshot naming) as UTC.
 pub fn at(s: &str) -> DateTime<Utc> {
     let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d-%H%M%S")
@@ -138,6 +150,19 @@ impl Host {
     pub fn dated(mut self, dataset: &str, names: &[(&str, u64)]) -> Self {
         for (n, g) in names {
             self.push(&format!("{dataset}@{n}"), *g, at(n));
+        }
+        self
+    }
+
+    /// Adds snapshots of one dataset (a full name), oldest first, each created `guid` hours
+    /// after [`base_time`] (so one snapshot has one creation time on every host).
+    pub fn snaps(mut self, dataset: &str, names: &[(&str, u64)]) -> Self {
+        for (n, g) in names {
+            self.push(
+                &format!("{dataset}@{n}"),
+                *g,
+                base_time() + chrono::Duration::hours(*g as i64),
+            );
         }
         self
     }
