@@ -41,22 +41,33 @@ pub enum Error {
 impl Error {
     /// An [`Error::InvalidInput`] for `field` breaking `reason`.
     pub fn invalid(field: impl Into<String>, reason: impl fmt::Display) -> Self {
-        Error::InvalidInput { field: field.into(), reason: reason.to_string() }
+        Error::InvalidInput {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
     }
 
     /// An [`Error::NotFound`] for the entity kind and its id.
     pub fn not_found(entity: &'static str, id: impl fmt::Display) -> Self {
-        Error::NotFound { entity, id: id.to_string() }
+        Error::NotFound {
+            entity,
+            id: id.to_string(),
+        }
     }
 
     /// An [`Error::AlreadyExists`] for the entity kind and the taken key.
     pub fn already_exists(entity: &'static str, key: impl fmt::Display) -> Self {
-        Error::AlreadyExists { entity, key: key.to_string() }
+        Error::AlreadyExists {
+            entity,
+            key: key.to_string(),
+        }
     }
 
     /// An [`Error::Conflict`] with a sentence.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Error::Conflict { message: message.into() }
+        Error::Conflict {
+            message: message.into(),
+        }
     }
 
     /// An [`Error::Backend`] wrapping a driver error.
@@ -64,12 +75,18 @@ impl Error {
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        Error::Backend { message: source.to_string(), source: Some(Box::new(source)) }
+        Error::Backend {
+            message: source.to_string(),
+            source: Some(Box::new(source)),
+        }
     }
 
     /// An [`Error::Backend`] with only a message.
     pub fn backend_msg(message: impl Into<String>) -> Self {
-        Error::Backend { message: message.into(), source: None }
+        Error::Backend {
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// Prefix the field of an [`Error::InvalidInput`] (e.g. with `snapshots[3]`); other
@@ -77,12 +94,16 @@ impl Error {
     #[must_use]
     pub fn in_field(self, prefix: &str) -> Self {
         match self {
-            Error::InvalidInput { field, reason } if field.is_empty() => {
-                Error::InvalidInput { field: prefix.to_string(), reason }
-            }
+            Error::InvalidInput { field, reason } if field.is_empty() => Error::InvalidInput {
+                field: prefix.to_string(),
+                reason,
+            },
             Error::InvalidInput { field, reason } => {
                 let sep = if field.starts_with('[') { "" } else { "." };
-                Error::InvalidInput { field: format!("{prefix}{sep}{field}"), reason }
+                Error::InvalidInput {
+                    field: format!("{prefix}{sep}{field}"),
+                    reason,
+                }
             }
             other => other,
         }

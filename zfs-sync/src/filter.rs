@@ -22,7 +22,10 @@ impl SnapshotFilter {
     /// Compiles a filter; the error names the rule broken.
     pub fn parse(filter: &str) -> Result<Self> {
         if filter.len() > MAX_FILTER_LEN {
-            return Err(Error::invalid("", format!("must be at most {MAX_FILTER_LEN} bytes")));
+            return Err(Error::invalid(
+                "",
+                format!("must be at most {MAX_FILTER_LEN} bytes"),
+            ));
         }
         let pattern = match filter.strip_prefix("regex:") {
             Some(re) => re.to_string(),
@@ -32,7 +35,10 @@ impl SnapshotFilter {
             .size_limit(1 << 20)
             .build()
             .map_err(|e| Error::invalid("", format!("is not a valid pattern: {e}")))?;
-        Ok(SnapshotFilter { source: filter.to_string(), regex })
+        Ok(SnapshotFilter {
+            source: filter.to_string(),
+            regex,
+        })
     }
 
     /// Whether the short name passes.
@@ -115,7 +121,11 @@ mod tests {
 
     #[test]
     fn regexes() {
-        check("regex:^(hourly|daily)-", &["hourly-1", "daily-x"], &["weekly-1"]);
+        check(
+            "regex:^(hourly|daily)-",
+            &["hourly-1", "daily-x"],
+            &["weekly-1"],
+        );
         check("regex:keep", &["a-keep-b"], &["kee"]);
     }
 

@@ -66,7 +66,11 @@ pub enum HealthStatus {
 
 impl HealthStatus {
     /// `online` when last seen less than `timeout_seconds` before `now`.
-    pub fn judge(last_seen: Option<DateTime<Utc>>, now: DateTime<Utc>, timeout_seconds: u64) -> Self {
+    pub fn judge(
+        last_seen: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        timeout_seconds: u64,
+    ) -> Self {
         match last_seen {
             None => HealthStatus::NeverSeen,
             Some(t) if (now - t).num_seconds() < timeout_seconds as i64 => HealthStatus::Online,
@@ -129,9 +133,15 @@ pub fn validate_host(field: &str, host: &str) -> Result<()> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
-    if ok { Ok(()) } else { Err(Error::invalid(field, rule)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, rule))
+    }
 }
 
 /// Checks an SSH user name (POSIX portable user names).
@@ -139,7 +149,9 @@ pub fn validate_ssh_user(field: &str, user: &str) -> Result<()> {
     let ok = !user.is_empty()
         && user.len() <= 32
         && !user.starts_with('-')
-        && user.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if ok {
         Ok(())
     } else {
@@ -185,7 +197,11 @@ impl Snapshot {
 
 /// `pool` or `pool/path`.
 pub fn dataset_full_name(pool: &str, path: &str) -> String {
-    if path.is_empty() { pool.to_string() } else { format!("{pool}/{path}") }
+    if path.is_empty() {
+        pool.to_string()
+    } else {
+        format!("{pool}/{path}")
+    }
 }
 
 /// A snapshot as a host reports it, validated by [`NewSnapshot::validate`].
@@ -210,7 +226,10 @@ impl NewSnapshot {
         names::PoolName::parse(&self.pool).map_err(|e| e.into_error("pool"))?;
         let full = dataset_full_name(&self.pool, &self.dataset);
         if self.dataset.starts_with('/') || self.dataset.ends_with('/') {
-            return Err(Error::invalid("dataset", "must be a path below the pool without leading or trailing '/'"));
+            return Err(Error::invalid(
+                "dataset",
+                "must be a path below the pool without leading or trailing '/'",
+            ));
         }
         names::check_reported_dataset(&full).map_err(|e| e.into_error("dataset"))?;
         ShortName::parse(&self.name).map_err(|e| e.into_error("name"))?;
@@ -218,7 +237,10 @@ impl NewSnapshot {
         if len > names::MAX_NAME_LEN {
             return Err(Error::invalid(
                 "name",
-                format!("full snapshot name is {len} bytes long; ZFS allows at most {}", names::MAX_NAME_LEN),
+                format!(
+                    "full snapshot name is {len} bytes long; ZFS allows at most {}",
+                    names::MAX_NAME_LEN
+                ),
             ));
         }
         Ok(())
@@ -226,7 +248,12 @@ impl NewSnapshot {
 
     /// The validated full name, when it has no `%`.
     pub fn snapshot_name(&self) -> Option<SnapshotName> {
-        SnapshotName::parse(&format!("{}@{}", dataset_full_name(&self.pool, &self.dataset), self.name)).ok()
+        SnapshotName::parse(&format!(
+            "{}@{}",
+            dataset_full_name(&self.pool, &self.dataset),
+            self.name
+        ))
+        .ok()
     }
 }
 
@@ -307,7 +334,9 @@ impl SendFlags {
                 other => {
                     return Err(Error::invalid(
                         format!("{field}[{i}]"),
-                        format!("unknown send flag {other:?}; expected compressed, raw, large_blocks or embedded"),
+                        format!(
+                            "unknown send flag {other:?}; expected compressed, raw, large_blocks or embedded"
+                        ),
                     ));
                 }
             }
@@ -354,7 +383,9 @@ impl ConflictStrategy {
             other => {
                 return Err(Error::invalid(
                     field,
-                    format!("unknown strategy {other:?}; expected use_newest, use_largest, use_majority, manual or ignore"),
+                    format!(
+                        "unknown strategy {other:?}; expected use_newest, use_largest, use_majority, manual or ignore"
+                    ),
                 ));
             }
         })
@@ -464,19 +495,28 @@ impl SyncGroup {
             return Err(Error::invalid("name", "must be at most 255 bytes"));
         }
         if self.sync_interval_seconds == 0 {
-            return Err(Error::invalid("sync_interval_seconds", "must be at least 1"));
+            return Err(Error::invalid(
+                "sync_interval_seconds",
+                "must be at least 1",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, m) in self.members.iter().enumerate() {
             m.validate(&format!("members[{i}]"))?;
             if !seen.insert(m.system_id) {
-                return Err(Error::invalid(format!("system_ids[{i}]"), "lists a system twice"));
+                return Err(Error::invalid(
+                    format!("system_ids[{i}]"),
+                    "lists a system twice",
+                ));
             }
         }
         if let Some(hub) = self.hub()
             && !seen.contains(&hub)
         {
-            return Err(Error::invalid("hub_system_id", "must be a member of the group"));
+            return Err(Error::invalid(
+                "hub_system_id",
+                "must be a member of the group",
+            ));
         }
         if let Some(f) = &self.policy.snapshot_filter {
             crate::filter::SnapshotFilter::parse(f).map_err(|e| e.in_field("snapshot_filter"))?;
@@ -498,8 +538,13 @@ pub enum SyncStatus {
 }
 
 impl SyncStatus {
-    pub const ALL: [SyncStatus; 5] =
-        [SyncStatus::InSync, SyncStatus::OutOfSync, SyncStatus::Syncing, SyncStatus::Conflict, SyncStatus::Error];
+    pub const ALL: [SyncStatus; 5] = [
+        SyncStatus::InSync,
+        SyncStatus::OutOfSync,
+        SyncStatus::Syncing,
+        SyncStatus::Conflict,
+        SyncStatus::Error,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -569,7 +614,10 @@ impl ConflictKind {
             "diverged" => Ok(ConflictKind::Diverged),
             "orphaned" => Ok(ConflictKind::Orphaned),
             "missing" => Ok(ConflictKind::Missing),
-            other => Err(Error::invalid(field, format!("unknown conflict type {other:?}"))),
+            other => Err(Error::invalid(
+                field,
+                format!("unknown conflict type {other:?}"),
+            )),
         }
     }
 }
@@ -599,7 +647,10 @@ impl ConflictStatus {
             "open" => Ok(ConflictStatus::Open),
             "resolved" => Ok(ConflictStatus::Resolved),
             "gone" => Ok(ConflictStatus::Gone),
-            other => Err(Error::invalid(field, format!("unknown conflict status {other:?}"))),
+            other => Err(Error::invalid(
+                field,
+                format!("unknown conflict status {other:?}"),
+            )),
         }
     }
 }
@@ -649,7 +700,10 @@ impl TransferKind {
             "incremental" => Ok(TransferKind::Incremental),
             "full" => Ok(TransferKind::Full),
             "resume" => Ok(TransferKind::Resume),
-            other => Err(Error::invalid(field, format!("unknown transfer kind {other:?}"))),
+            other => Err(Error::invalid(
+                field,
+                format!("unknown transfer kind {other:?}"),
+            )),
         }
     }
 }
@@ -785,6 +839,14 @@ pub struct SnapshotQuery {
 
 impl Default for SnapshotQuery {
     fn default() -> Self {
-        SnapshotQuery { system_id: None, pool: None, dataset: None, name: None, since: None, skip: 0, limit: 100 }
+        SnapshotQuery {
+            system_id: None,
+            pool: None,
+            dataset: None,
+            name: None,
+            since: None,
+            skip: 0,
+            limit: 100,
+        }
     }
 }

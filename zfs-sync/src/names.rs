@@ -65,7 +65,10 @@ impl fmt::Display for NameRule {
                 "contains {ch:?} at byte {position}; only A-Z a-z 0-9 - _ . : and space are allowed"
             ),
             NameRule::EmptyComponent => {
-                write!(f, "has an empty component (leading, trailing or doubled '/', or nothing after '@'/'#')")
+                write!(
+                    f,
+                    "has an empty component (leading, trailing or doubled '/', or nothing after '@'/'#')"
+                )
             }
             NameRule::SelfReference => write!(f, "has a '.' component"),
             NameRule::ParentReference => write!(f, "has a '..' component"),
@@ -116,7 +119,10 @@ impl NameError {
 
     /// Into the core error, naming `field`.
     pub fn into_error(self, field: impl Into<String>) -> crate::Error {
-        crate::Error::InvalidInput { field: field.into(), reason: self.to_string() }
+        crate::Error::InvalidInput {
+            field: field.into(),
+            reason: self.to_string(),
+        }
     }
 }
 
@@ -144,7 +150,10 @@ fn check_chars(s: &str, offset: usize, allow_percent: bool) -> Result<(), NameRu
         if !valid_char(b, allow_percent) {
             // Report the whole character, not just its first byte.
             let ch = s[i..].chars().next().unwrap_or('\u{FFFD}');
-            return Err(NameRule::InvalidChar { ch, position: offset + i });
+            return Err(NameRule::InvalidChar {
+                ch,
+                position: offset + i,
+            });
         }
     }
     Ok(())
@@ -167,13 +176,20 @@ fn check_pool_rules(pool: &str) -> Result<(), NameRule> {
         return Err(NameRule::Empty);
     }
     if pool.len() > MAX_POOL_NAME_LEN {
-        return Err(NameRule::TooLong { len: pool.len(), max: MAX_POOL_NAME_LEN });
+        return Err(NameRule::TooLong {
+            len: pool.len(),
+            max: MAX_POOL_NAME_LEN,
+        });
     }
     check_chars(pool, 0, false)?;
     if !pool.as_bytes()[0].is_ascii_alphabetic() {
         return Err(NameRule::PoolNoLetter);
     }
-    if ["mirror", "raidz", "draid", "spare"].iter().any(|p| pool.starts_with(p)) || pool == "log" {
+    if ["mirror", "raidz", "draid", "spare"]
+        .iter()
+        .any(|p| pool.starts_with(p))
+        || pool == "log"
+    {
         return Err(NameRule::PoolReserved);
     }
     Ok(())
@@ -185,7 +201,10 @@ fn check_dataset_rules(name: &str, allow_percent: bool) -> Result<(), NameRule> 
         return Err(NameRule::Empty);
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(NameRule::TooLong { len: name.len(), max: MAX_NAME_LEN });
+        return Err(NameRule::TooLong {
+            len: name.len(),
+            max: MAX_NAME_LEN,
+        });
     }
     if let Some(ch) = name.chars().find(|c| *c == '@' || *c == '#') {
         return Err(NameRule::UnexpectedDelimiter { ch });
@@ -279,7 +298,11 @@ impl PoolName {
             return Err(NameError::new("pool name", s, NameRule::SlashInPool));
         }
         if let Some(ch) = s.chars().find(|c| *c == '@' || *c == '#') {
-            return Err(NameError::new("pool name", s, NameRule::UnexpectedDelimiter { ch }));
+            return Err(NameError::new(
+                "pool name",
+                s,
+                NameRule::UnexpectedDelimiter { ch },
+            ));
         }
         check_pool_rules(s).map_err(|r| NameError::new("pool name", s, r))?;
         Ok(PoolName(s.to_string()))
@@ -295,7 +318,11 @@ impl DatasetName {
 
     /// Builds `pool` or `pool/path` from a pool and a path below it (`""` for the root).
     pub fn from_parts(pool: &str, path: &str) -> Result<Self, NameError> {
-        if path.is_empty() { Self::parse(pool) } else { Self::parse(&format!("{pool}/{path}")) }
+        if path.is_empty() {
+            Self::parse(pool)
+        } else {
+            Self::parse(&format!("{pool}/{path}"))
+        }
     }
 
     /// The pool (first component).
@@ -310,7 +337,11 @@ impl DatasetName {
 
     /// `self/child`, validated (the result may be too long or too deep).
     pub fn join(&self, child: &str) -> Result<Self, NameError> {
-        if child.is_empty() { Ok(self.clone()) } else { Self::parse(&format!("{}/{child}", self.0)) }
+        if child.is_empty() {
+            Ok(self.clone())
+        } else {
+            Self::parse(&format!("{}/{child}", self.0))
+        }
     }
 
     /// The path of `self` relative to `root` when `self` is `root` or below it.
@@ -318,7 +349,9 @@ impl DatasetName {
         if self.0 == root.0 {
             return Some("");
         }
-        self.0.strip_prefix(root.as_str()).and_then(|rest| rest.strip_prefix('/'))
+        self.0
+            .strip_prefix(root.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
     }
 }
 
@@ -347,16 +380,27 @@ impl ShortName {
             return Err(NameError::new("snapshot name", s, NameRule::EmptyComponent));
         }
         if s.contains('/') {
-            return Err(NameError::new("snapshot name", s, NameRule::SlashAfterDelimiter));
+            return Err(NameError::new(
+                "snapshot name",
+                s,
+                NameRule::SlashAfterDelimiter,
+            ));
         }
         if let Some(ch) = s.chars().find(|c| *c == '@' || *c == '#') {
-            return Err(NameError::new("snapshot name", s, NameRule::UnexpectedDelimiter { ch }));
+            return Err(NameError::new(
+                "snapshot name",
+                s,
+                NameRule::UnexpectedDelimiter { ch },
+            ));
         }
         if s.len() > MAX_NAME_LEN - 2 {
             return Err(NameError::new(
                 "snapshot name",
                 s,
-                NameRule::TooLong { len: s.len() + 2, max: MAX_NAME_LEN },
+                NameRule::TooLong {
+                    len: s.len() + 2,
+                    max: MAX_NAME_LEN,
+                },
             ));
         }
         check_component(s, 0, false).map_err(|r| NameError::new("snapshot name", s, r))
@@ -374,7 +418,10 @@ fn split_delimited<'a>(
         return Err(err(NameRule::Empty));
     }
     if s.len() > MAX_NAME_LEN {
-        return Err(err(NameRule::TooLong { len: s.len(), max: MAX_NAME_LEN }));
+        return Err(err(NameRule::TooLong {
+            len: s.len(),
+            max: MAX_NAME_LEN,
+        }));
     }
     let delims = s.matches(['@', '#']).count();
     if delims > 1 {
@@ -407,7 +454,10 @@ impl SnapshotName {
     /// Validates and splits `pool/a/b@snap`.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let (dataset, short) = split_delimited(s, '@', "snapshot name")?;
-        Ok(SnapshotName { dataset, snapshot: ShortName(short.to_string()) })
+        Ok(SnapshotName {
+            dataset,
+            snapshot: ShortName(short.to_string()),
+        })
     }
 
     /// Joins a dataset and a short name, checking the total length.
@@ -417,10 +467,16 @@ impl SnapshotName {
             return Err(NameError::new(
                 "snapshot name",
                 &format!("{dataset}@{snapshot}"),
-                NameRule::TooLong { len, max: MAX_NAME_LEN },
+                NameRule::TooLong {
+                    len,
+                    max: MAX_NAME_LEN,
+                },
             ));
         }
-        Ok(SnapshotName { dataset: dataset.clone(), snapshot: snapshot.clone() })
+        Ok(SnapshotName {
+            dataset: dataset.clone(),
+            snapshot: snapshot.clone(),
+        })
     }
 
     /// The dataset part.
@@ -472,7 +528,10 @@ impl BookmarkName {
     /// Validates and splits `pool/a/b#mark`.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let (dataset, short) = split_delimited(s, '#', "bookmark name")?;
-        Ok(BookmarkName { dataset, bookmark: ShortName(short.to_string()) })
+        Ok(BookmarkName {
+            dataset,
+            bookmark: ShortName(short.to_string()),
+        })
     }
 
     /// The dataset part.
@@ -565,11 +624,41 @@ mod tests {
             ("raidz", NameRule::PoolReserved),
             ("spareparts", NameRule::PoolReserved),
             ("log", NameRule::PoolReserved),
-            ("tank/a;rm", NameRule::InvalidChar { ch: ';', position: 6 }),
-            ("tank/é", NameRule::InvalidChar { ch: 'é', position: 5 }),
-            ("tank/%recv", NameRule::InvalidChar { ch: '%', position: 5 }),
-            ("tank/$(x)", NameRule::InvalidChar { ch: '$', position: 5 }),
-            ("tank/a'b", NameRule::InvalidChar { ch: '\'', position: 6 }),
+            (
+                "tank/a;rm",
+                NameRule::InvalidChar {
+                    ch: ';',
+                    position: 6,
+                },
+            ),
+            (
+                "tank/é",
+                NameRule::InvalidChar {
+                    ch: 'é',
+                    position: 5,
+                },
+            ),
+            (
+                "tank/%recv",
+                NameRule::InvalidChar {
+                    ch: '%',
+                    position: 5,
+                },
+            ),
+            (
+                "tank/$(x)",
+                NameRule::InvalidChar {
+                    ch: '$',
+                    position: 5,
+                },
+            ),
+            (
+                "tank/a'b",
+                NameRule::InvalidChar {
+                    ch: '\'',
+                    position: 6,
+                },
+            ),
         ];
         for (s, r) in cases {
             assert_eq!(&rule(s), r, "{s}");
@@ -590,11 +679,17 @@ mod tests {
         let ds = format!("tank/{}", "a".repeat(250));
         assert_eq!(ds.len(), 255);
         assert!(DatasetName::parse(&ds).is_ok());
-        assert!(matches!(rule(&format!("{ds}x")), NameRule::TooLong { len: 256, .. }));
+        assert!(matches!(
+            rule(&format!("{ds}x")),
+            NameRule::TooLong { len: 256, .. }
+        ));
         let snap = format!("tank/{}@{}", "a".repeat(200), "s".repeat(49));
         assert_eq!(snap.len(), 255);
         assert!(SnapshotName::parse(&snap).is_ok());
-        assert!(matches!(rule(&format!("{snap}s")), NameRule::TooLong { .. }));
+        assert!(matches!(
+            rule(&format!("{snap}s")),
+            NameRule::TooLong { .. }
+        ));
         let d = DatasetName::parse(&format!("tank/{}", "a".repeat(200))).unwrap();
         let s = ShortName::parse(&"s".repeat(60)).unwrap();
         assert!(SnapshotName::new(&d, &s).is_err());
@@ -618,7 +713,10 @@ mod tests {
         assert_eq!(root.strip_root(&root), Some(""));
         let other = DatasetName::parse("backup/replicas/host").unwrap();
         assert_eq!(d.strip_root(&other), None);
-        assert_eq!(DatasetName::from_parts("tank", "").unwrap().as_str(), "tank");
+        assert_eq!(
+            DatasetName::from_parts("tank", "").unwrap().as_str(),
+            "tank"
+        );
         let s = SnapshotName::parse("tank/a@x").unwrap();
         assert_eq!(s.dataset().as_str(), "tank/a");
         assert_eq!(s.snapshot().as_str(), "x");

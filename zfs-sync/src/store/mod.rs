@@ -35,7 +35,12 @@ pub trait SystemStore: Send + Sync {
     async fn update_system(&self, system: &System) -> Result<()>;
     /// Sets `last_seen` and merges `metadata` into `extra_metadata` (keys in `metadata` win;
     /// other keys stay). Returns the updated system. `NotFound`.
-    async fn touch_system(&self, id: Uuid, seen_at: DateTime<Utc>, metadata: &Metadata) -> Result<System>;
+    async fn touch_system(
+        &self,
+        id: Uuid,
+        seen_at: DateTime<Utc>,
+        metadata: &Metadata,
+    ) -> Result<System>;
     /// Deletes the system with its snapshots, resume tokens, memberships, sync states, keys,
     /// jobs it takes part in and conflicts that name it. A group whose hub it was keeps
     /// existing without that member. `NotFound`.
@@ -64,7 +69,12 @@ pub trait SnapshotStore: Send + Sync {
     /// one batch keeps the last item. Updated rows keep their id. `last_reported` becomes
     /// `now`. Returns the stored rows in input order (duplicates collapsed to the last).
     /// `NotFound` when the system does not exist.
-    async fn upsert_snapshots(&self, system_id: Uuid, items: &[NewSnapshot], now: DateTime<Utc>) -> Result<Vec<Snapshot>>;
+    async fn upsert_snapshots(
+        &self,
+        system_id: Uuid,
+        items: &[NewSnapshot],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Snapshot>>;
     /// Atomically makes the stored inventory of `system_id` within `scope` equal to `items`:
     /// upserts them as [`SnapshotStore::upsert_snapshots`] does and deletes stored snapshots
     /// within the scope that are absent. Items outside the scope are an `InvalidInput`.
@@ -84,7 +94,14 @@ pub trait SnapshotStore: Send + Sync {
     /// Deletes every snapshot of the system; returns how many.
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64>;
     /// Sets (`Some`) or clears (`None`) the `receive_resume_token` of a system's dataset.
-    async fn set_resume_token(&self, system_id: Uuid, pool: &str, dataset: &str, token: Option<&str>, now: DateTime<Utc>) -> Result<()>;
+    async fn set_resume_token(
+        &self,
+        system_id: Uuid,
+        pool: &str,
+        dataset: &str,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
     /// Every resume token of these systems.
     async fn resume_tokens_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<ResumeToken>>;
 }
@@ -132,12 +149,26 @@ pub trait ConflictStore: Send + Sync {
     /// (its `reason`, `details` and `updated_at` refreshed); new ones are inserted; open ones
     /// not detected become `gone`. Resolved conflicts are left alone. Returns the open
     /// conflicts after the change, ordered by (dataset, system_a, system_b, kind).
-    async fn sync_conflicts(&self, group_id: Uuid, detected: &[ConflictRecord], now: DateTime<Utc>) -> Result<Vec<ConflictRecord>>;
+    async fn sync_conflicts(
+        &self,
+        group_id: Uuid,
+        detected: &[ConflictRecord],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ConflictRecord>>;
     /// The group's conflicts, open ones only unless `include_closed`.
-    async fn list_conflicts(&self, group_id: Uuid, include_closed: bool) -> Result<Vec<ConflictRecord>>;
+    async fn list_conflicts(
+        &self,
+        group_id: Uuid,
+        include_closed: bool,
+    ) -> Result<Vec<ConflictRecord>>;
     async fn get_conflict(&self, id: Uuid) -> Result<Option<ConflictRecord>>;
     /// Marks an open conflict resolved with its plan. `NotFound`; `Conflict` when not open.
-    async fn resolve_conflict(&self, id: Uuid, resolution: &serde_json::Value, now: DateTime<Utc>) -> Result<ConflictRecord>;
+    async fn resolve_conflict(
+        &self,
+        id: Uuid,
+        resolution: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<ConflictRecord>;
 }
 
 /// Transfer jobs and their leases.
@@ -151,17 +182,34 @@ pub trait JobStore: Send + Sync {
     /// Leases the job to its runner until `until` when it is pending, or leased with an
     /// expired lease; increments `attempts`. Returns `None` when another caller holds it or it
     /// is finished: a job is handed to exactly one caller at a time, across processes.
-    async fn lease_job(&self, id: Uuid, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<Option<Job>>;
+    async fn lease_job(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Job>>;
     /// Leases up to `limit` pending (or expired-leased) jobs of `runner_system_id`, oldest
     /// first, skipping jobs another caller is leasing at the same moment.
-    async fn lease_jobs_for_runner(&self, runner_system_id: Uuid, now: DateTime<Utc>, until: DateTime<Utc>, limit: u32) -> Result<Vec<Job>>;
+    async fn lease_jobs_for_runner(
+        &self,
+        runner_system_id: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Job>>;
     /// Records a runner's result on a leased (or pending) job. `NotFound`; `Conflict` when the
     /// job is already finished.
-    async fn complete_job(&self, id: Uuid, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<Job>;
+    async fn complete_job(&self, id: Uuid, outcome: &JobOutcome, now: DateTime<Utc>)
+    -> Result<Job>;
     /// Marks leased jobs whose lease ended at or before `now` as expired; returns them.
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>>;
     /// Cancels the group's pending jobs not in `keep`; returns how many.
-    async fn cancel_pending_jobs(&self, group_id: Uuid, keep: &[Uuid], now: DateTime<Utc>) -> Result<u64>;
+    async fn cancel_pending_jobs(
+        &self,
+        group_id: Uuid,
+        keep: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
     async fn get_job(&self, id: Uuid) -> Result<Option<Job>>;
     /// Jobs matching the filter, oldest first.
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>>;
@@ -175,12 +223,26 @@ pub trait HealthCheck: Send + Sync {
 
 /// Everything a witness needs from storage.
 pub trait Store:
-    SystemStore + KeyStore + SnapshotStore + GroupStore + SyncStateStore + ConflictStore + JobStore + HealthCheck
+    SystemStore
+    + KeyStore
+    + SnapshotStore
+    + GroupStore
+    + SyncStateStore
+    + ConflictStore
+    + JobStore
+    + HealthCheck
 {
 }
 
 impl<T> Store for T where
-    T: SystemStore + KeyStore + SnapshotStore + GroupStore + SyncStateStore + ConflictStore + JobStore + HealthCheck
+    T: SystemStore
+        + KeyStore
+        + SnapshotStore
+        + GroupStore
+        + SyncStateStore
+        + ConflictStore
+        + JobStore
+        + HealthCheck
 {
 }
 
@@ -193,8 +255,13 @@ pub fn prepare_snapshot_batch(items: &[NewSnapshot]) -> Result<Vec<&NewSnapshot>
     let mut index: std::collections::HashMap<(&str, &str, &str), usize> =
         std::collections::HashMap::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        item.validate().map_err(|e| e.in_field(&format!("snapshots[{i}]")))?;
-        match index.entry((item.pool.as_str(), item.dataset.as_str(), item.name.as_str())) {
+        item.validate()
+            .map_err(|e| e.in_field(&format!("snapshots[{i}]")))?;
+        match index.entry((
+            item.pool.as_str(),
+            item.dataset.as_str(),
+            item.name.as_str(),
+        )) {
             std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = item,
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(out.len());
@@ -299,14 +366,22 @@ impl ConflictReconciliation {
 /// The order of conflict listings: (dataset, system_a, system_b, kind name), then detection
 /// time and id.
 pub fn conflict_order(a: &ConflictRecord, b: &ConflictRecord) -> std::cmp::Ordering {
-    (&a.dataset, a.system_a, a.system_b, a.kind.as_str(), a.detected_at, a.id).cmp(&(
-        &b.dataset,
-        b.system_a,
-        b.system_b,
-        b.kind.as_str(),
-        b.detected_at,
-        b.id,
-    ))
+    (
+        &a.dataset,
+        a.system_a,
+        a.system_b,
+        a.kind.as_str(),
+        a.detected_at,
+        a.id,
+    )
+        .cmp(&(
+            &b.dataset,
+            b.system_a,
+            b.system_b,
+            b.kind.as_str(),
+            b.detected_at,
+            b.id,
+        ))
 }
 
 /// Matches a fresh detection against the group's currently `open` conflicts by (dataset,
@@ -338,7 +413,11 @@ pub fn reconcile_conflicts(
             order.push(key(c));
         }
     }
-    let mut out = ConflictReconciliation { inserted: Vec::new(), refreshed: Vec::new(), gone: Vec::new() };
+    let mut out = ConflictReconciliation {
+        inserted: Vec::new(),
+        refreshed: Vec::new(),
+        gone: Vec::new(),
+    };
     let mut new_ids = HashSet::new();
     for k in order {
         let c = fresh[&k];
@@ -364,6 +443,10 @@ pub fn reconcile_conflicts(
             }
         }
     }
-    out.gone = open.iter().filter(|c| !fresh.contains_key(&key(c))).map(|c| c.id).collect();
+    out.gone = open
+        .iter()
+        .filter(|c| !fresh.contains_key(&key(c)))
+        .map(|c| c.id)
+        .collect();
     Ok(out)
 }
