@@ -31,6 +31,7 @@ fn _zfs_sync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<planning::PyGap>()?;
     m.add_class::<planning::PyPlan>()?;
     m.add_function(wrap_pyfunction!(planning::plan, m)?)?;
+    m.add_function(wrap_pyfunction!(planning::resolve, m)?)?;
     m.add_function(wrap_pyfunction!(inventory::parse_zfs_list, m)?)?;
     m.add_class::<store::PySqliteStore>()?;
     m.add_class::<store::PyPostgresStore>()?;

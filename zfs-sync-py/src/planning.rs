@@ -8,8 +8,10 @@ use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use zfs_sync::command::{Command, transfer_commands};
-use zfs_sync::model::{ResumeToken, SyncGroup, System, TransferMode};
+use zfs_sync::conflict::plan_resolution;
+use zfs_sync::model::{ConflictStrategy, ResumeToken, SyncGroup, System, TransferMode};
 use zfs_sync::plan::{self as core_plan, DetectedConflict, GroupPlan, MemberInventory};
+use zfs_sync::service::sync::loser_plan;
 
 use crate::convert::{json_to_py, opt_datetime, rfc3339, string};
 use crate::errors::invalid;
@@ -470,22 +472,7 @@ pub fn plan(
 ) -> PyResult<PyPlan> {
     let group = group.get();
     let now = opt_datetime(now, "now")?.unwrap_or_else(crate::convert::now);
-    let mut invs = Vec::new();
-    let iter = inventories
-        .try_iter()
-        .map_err(|_| invalid("inventories", "must be a list of Inventory"))?;
-    let mut seen = std::collections::HashSet::new();
-    for (i, item) in iter.enumerate() {
-        let field = format!("inventories[{i}]");
-        let inv = inventory_of(&item?, &field)?;
-        if !seen.insert(inv.system.id) {
-            return Err(invalid(
-                field,
-                format!("system {} has a second inventory", inv.system.hostname),
-            ));
-        }
-        invs.push(inv.to_member_inventory(group, now, &field)?);
-    }
+    let invs = member_inventories(group, inventories, now)?;
     let group_inner = group.inner.clone();
     let planned = py.detach(move || build_plan(&group_inner, &invs, now));
     Ok(planned)
@@ -507,4 +494,84 @@ pub(crate) fn build_plan(
         inner: planned,
         transfers,
     }
+}
+
+/// Plans the resolution of the conflicts of one logical dataset from inventories, without a
+/// store: which history wins (`strategy`: `use_newest`, `use_largest`, `use_majority`,
+/// `manual` with `winner`, `ignore`) and, for each loser, exactly what its rollback destroys
+/// and the commands to run. A plan that destroys snapshots when the group does not set
+/// `allow_destructive` comes back with `refused` set.
+#[pyfunction]
+#[pyo3(signature = (group, inventories, dataset, strategy, winner=None, now=None))]
+pub fn resolve<'py>(
+    py: Python<'py>,
+    group: &Bound<'py, PySyncGroup>,
+    inventories: &Bound<'py, PyAny>,
+    dataset: &str,
+    strategy: &str,
+    winner: Option<&Bound<'py, PyAny>>,
+    now: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let group = group.get();
+    let now = opt_datetime(now, "now")?.unwrap_or_else(crate::convert::now);
+    let strategy = ConflictStrategy::parse("strategy", strategy).map_err(crate::errors::core)?;
+    let winner = match winner.filter(|w| !w.is_none()) {
+        None => None,
+        Some(w) => Some(match w.cast::<PySystem>() {
+            Ok(s) => s.get().inner.id,
+            Err(_) => crate::convert::uuid(w, "winner")?,
+        }),
+    };
+    let invs = member_inventories(group, inventories, now)?;
+    let group_inner = group.inner.clone();
+    let dataset = dataset.to_string();
+    let resolved = py.detach(move || -> zfs_sync::Result<Value> {
+        let resolution = plan_resolution(&group_inner, &invs, &dataset, strategy, winner, now)?;
+        let systems: HashMap<Uuid, &System> =
+            invs.iter().map(|i| (i.system.id, &i.system)).collect();
+        let losers = resolution
+            .losers
+            .iter()
+            .map(|l| loser_plan(l, &systems, &group_inner))
+            .collect::<zfs_sync::Result<Vec<_>>>()?;
+        let refused = resolution
+            .check_allowed(&group_inner.policy)
+            .err()
+            .map(|e| e.to_string());
+        Ok(json!({
+            "dataset": resolution.dataset,
+            "strategy": strategy.as_str(),
+            "winner_system_id": resolution.winner.map(|w| w.to_string()),
+            "destructive": resolution.destructive,
+            "refused": refused,
+            "losers": serde_json::to_value(&losers).unwrap_or(Value::Null),
+        }))
+    });
+    let resolved = resolved.map_err(crate::errors::core)?;
+    json_to_py(py, &resolved)
+}
+
+/// The planner's inventories from Python ones, each checked to be a member's, once.
+fn member_inventories(
+    group: &PySyncGroup,
+    inventories: &Bound<'_, PyAny>,
+    now: DateTime<Utc>,
+) -> PyResult<Vec<MemberInventory>> {
+    let mut invs = Vec::new();
+    let iter = inventories
+        .try_iter()
+        .map_err(|_| invalid("inventories", "must be a list of Inventory"))?;
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in iter.enumerate() {
+        let field = format!("inventories[{i}]");
+        let inv = inventory_of(&item?, &field)?;
+        if !seen.insert(inv.system.id) {
+            return Err(invalid(
+                field,
+                format!("system {} has a second inventory", inv.system.hostname),
+            ));
+        }
+        invs.push(inv.to_member_inventory(group, now, &field)?);
+    }
+    Ok(invs)
 }

@@ -197,3 +197,67 @@ def test_bad_plan_input_names_the_field(build, field: str) -> None:  # type: ign
     with pytest.raises(ValidationError) as info:
         build(System("a"), System("c"))
     assert info.value.field == field
+
+
+def diverged(a: System, b: System) -> list:
+    """hostB's s2 has another GUID than hostA's: the histories forked after s1."""
+    theirs = vm1("tank", 2) + [snap("tank/vm1@s2", 777_777, 25, 2)]
+    return [Inventory(a, vm1("tank", 3)), Inventory(b, theirs)]
+
+
+def test_resolve_manual_rolls_the_loser_back_listing_what_it_destroys() -> None:
+    a, b = System("hostA"), System("hostB", ssh_user="zfs")
+    group = SyncGroup("g", [a, b], policy=Policy(allow_destructive=True))
+    r = zfs_sync.resolve(group, diverged(a, b), "vm1", "manual", a, now=NOW)
+    assert (r["dataset"], r["strategy"], r["winner_system_id"]) == ("vm1", "manual", str(a.id))
+    assert r["destructive"] is True and r["refused"] is None
+    [loser] = r["losers"]
+    assert loser["system_id"] == str(b.id)
+    assert loser["rollback_to"] == "tank/vm1@s1" and loser["destroys"] == ["tank/vm1@s2"]
+    rollback, send = loser["commands"]
+    assert rollback["system_id"] == str(b.id)
+    assert rollback["command"]["argv"] == [["zfs", "rollback", "-r", "tank/vm1@s1"]]
+    assert send["system_id"] == str(a.id)
+    assert send["command"]["argv"][0] == ["zfs", "send", "-i", "tank/vm1@s1", "tank/vm1@s2"]
+    assert "-F" not in send["command"]["shell"]
+
+
+def test_resolve_refuses_destruction_the_group_does_not_allow() -> None:
+    a, b = System("hostA"), System("hostB")
+    r = zfs_sync.resolve(SyncGroup("g", [a, b]), diverged(a, b), "vm1", "manual", str(b.id), now=NOW)
+    assert r["winner_system_id"] == str(b.id)
+    assert r["refused"] is not None and "allow_destructive" in r["refused"]
+
+
+def test_resolve_other_strategies_and_errors() -> None:
+    a, b = System("hostA"), System("hostB")
+    group = SyncGroup("g", [a, b], policy=Policy(allow_destructive=True))
+    ignored = zfs_sync.resolve(group, diverged(a, b), "vm1", "ignore", now=NOW)
+    assert ignored["winner_system_id"] is None and ignored["losers"] == []
+    newest = zfs_sync.resolve(group, diverged(a, b), "vm1", "use_newest", now=NOW)
+    assert newest["winner_system_id"] in (str(a.id), str(b.id))
+    assert len(newest["losers"]) == 1
+    with pytest.raises(ValidationError) as info:
+        zfs_sync.resolve(group, diverged(a, b), "vm1", "coin_flip")  # type: ignore[arg-type]
+    assert info.value.field == "strategy"
+    with pytest.raises(ValidationError) as info:
+        zfs_sync.resolve(group, diverged(a, b), "vm1", "use_newest", a)
+    assert info.value.field == "winner_system_id"
+    with pytest.raises(zfs_sync.NotFoundError):
+        zfs_sync.resolve(group, diverged(a, b), "no-such-dataset", "use_newest")
+    with pytest.raises(ValidationError) as info:
+        zfs_sync.resolve(group, diverged(a, b), "vm1", "manual", System("stranger"))
+    assert info.value.field == "winner_system_id"
+    with pytest.raises(zfs_sync.ConflictError):
+        zfs_sync.resolve(group, diverged(a, b), "vm1", "manual")
+
+
+def test_diagnostics_explain_what_was_not_planned() -> None:
+    a, b = System("hostA"), System("hostB")
+    group = SyncGroup("g", [a, b])
+    # hostB holds nothing and has no dataset_root: there is no pool to receive into.
+    plan = zfs_sync.plan(group, [Inventory(a, vm1("tank", 2)), Inventory(b, [])], now=NOW)
+    assert plan.transfers == []
+    [note] = plan.diagnostics
+    assert note["system_id"] == str(b.id) and note["dataset"] == "vm1"
+    assert "dataset_root" in note["message"]

@@ -31,6 +31,7 @@ __all__ = [
     "Plan",
     "plan",
     "parse_zfs_list",
+    "resolve",
     "SqliteStore",
     "PostgresStore",
     "Witness",
@@ -398,6 +399,18 @@ def plan(
     group: SyncGroup, inventories: Iterable[_InventoryLike], now: Optional[_TimeLike] = None
 ) -> Plan:
     """Plans a group from its members' inventories; ``now`` defaults to the current time."""
+
+def resolve(
+    group: SyncGroup,
+    inventories: Iterable[_InventoryLike],
+    dataset: str,
+    strategy: _ConflictStrategy,
+    winner: Optional[Union[System, _UuidLike]] = None,
+    now: Optional[_TimeLike] = None,
+) -> Dict[str, _Json]:
+    """Plans the resolution of one logical dataset's conflicts: ``{"dataset", "strategy",
+    "winner_system_id", "destructive", "refused", "losers"}``; each loser lists its
+    ``rollback_to``, exactly the snapshots it ``destroys`` and its ``commands``."""
 
 # -- stores and the witness ------------------------------------------------------------------
 

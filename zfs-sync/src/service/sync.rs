@@ -649,7 +649,9 @@ impl SyncService {
     }
 }
 
-fn loser_plan(
+/// The commands of one loser of a resolution (rollback or destruction on the loser, then the
+/// transfer from the winner). Public for surfaces that resolve without a store (bindings).
+pub fn loser_plan(
     l: &LoserResolution,
     systems: &HashMap<Uuid, &System>,
     group: &SyncGroup,
