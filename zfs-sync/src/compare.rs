@@ -585,3 +585,249 @@ impl<'a> FleetIndex<'a> {
             .ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{Expect, expect};
+
+    use super::*;
+    use crate::testing::fixtures::{hours, snapshot};
+
+    /// `name:guid@hour` (guid `-` for none); the host's order is the listed order.
+    fn history<'a>(snaps: &'a [Snapshot], id: u128) -> History<'a> {
+        let dataset = DatasetName::parse("tank/x").unwrap();
+        History::new(
+            Uuid::from_u128(id),
+            dataset,
+            snaps.iter().map(SnapView::new).collect(),
+        )
+    }
+
+    fn snaps(id: u128, spec: &str) -> Vec<Snapshot> {
+        spec.split_whitespace()
+            .enumerate()
+            .map(|(i, item)| {
+                let (name, rest) = item.split_once(':').unwrap();
+                let (guid, hour) = rest.split_once('@').unwrap();
+                let guid = (guid != "-").then(|| guid.parse().unwrap());
+                let txg = guid.map(|_| 10 + i as u64);
+                snapshot(
+                    Uuid::from_u128(id),
+                    "tank",
+                    "x",
+                    name,
+                    guid,
+                    txg,
+                    hours(hour.parse().unwrap()),
+                )
+            })
+            .collect()
+    }
+
+    fn check(source: &str, target: &str, expected: Expect) {
+        let (s, t) = (snaps(1, source), snaps(2, target));
+        let (hs, ht) = (history(&s, 1), history(&t, 2));
+        let c = compare(&hs, &ht);
+        let sn = |i: u32| hs.at(i).name.to_string();
+        let tn = |i: u32| ht.at(i).name.to_string();
+        let pair = |c: Option<CommonSnapshot>| {
+            c.map_or("-".to_string(), |c| {
+                format!("{}={} ({:?})", sn(c.source), tn(c.target), c.method)
+            })
+        };
+        let list = |v: &[u32], f: &dyn Fn(u32) -> String| {
+            v.iter().map(|&i| f(i)).collect::<Vec<_>>().join(" ")
+        };
+        let clashes: Vec<String> = c
+            .clashes
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} {}{}",
+                    sn(x.source),
+                    x.reason.as_str(),
+                    if x.blocking { " blocking" } else { "" }
+                )
+            })
+            .collect();
+        let out = format!(
+            "common: {}\nbase: {}\nfork: {}\nfillable: {}\ngap: {}\ntarget_after_base: {}\ntarget_only_before_base: {}\nclashes: {}\nextends: {}\n",
+            c.common
+                .iter()
+                .map(|x| pair(Some(*x)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            pair(c.base),
+            pair(c.fork),
+            list(&c.fillable, &sn),
+            list(&c.gap, &sn),
+            list(&c.target_after_base, &tn),
+            list(&c.target_only_before_base, &tn),
+            clashes.join(", "),
+            c.source_extends_target(ht.len()),
+        );
+        expected.assert_eq(&out);
+    }
+
+    #[test]
+    fn target_behind_with_a_gap_and_a_pruned_snapshot() {
+        check(
+            "b:2@2 c:3@3 d:4@4 e:5@5",
+            "a:1@1 b:2@2 d:4@4",
+            expect![[r#"
+                common: b=b (Guid), d=d (Guid)
+                base: d=d (Guid)
+                fork: d=d (Guid)
+                fillable: e
+                gap: c
+                target_after_base: 
+                target_only_before_base: a
+                clashes: 
+                extends: true
+            "#]],
+        );
+    }
+
+    #[test]
+    fn guid_wins_over_names_and_renames_match() {
+        // `c` renamed to `c2` on the target: still the same snapshot.
+        check("a:1@1 c:3@3 d:4@4", "a:1@1 c2:3@3", expect![[r#"
+            common: a=a (Guid), c=c2 (Guid)
+            base: c=c2 (Guid)
+            fork: c=c2 (Guid)
+            fillable: d
+            gap: 
+            target_after_base: 
+            target_only_before_base: 
+            clashes: 
+            extends: true
+        "#]]);
+    }
+
+    #[test]
+    fn without_guids_name_and_creation_match() {
+        check("a:1@1 b:2@2 c:3@3", "a:-@1 b:-@2", expect![[r#"
+            common: a=a (NameAndCreation), b=b (NameAndCreation)
+            base: b=b (NameAndCreation)
+            fork: b=b (NameAndCreation)
+            fillable: c
+            gap: 
+            target_after_base: 
+            target_only_before_base: 
+            clashes: 
+            extends: true
+        "#]]);
+        check("a:1@1 b:2@2 c:3@3", "a:-@1 b:-@7", expect![[r#"
+            common: a=a (NameAndCreation)
+            base: a=a (NameAndCreation)
+            fork: a=a (NameAndCreation)
+            fillable: b c
+            gap: 
+            target_after_base: b
+            target_only_before_base: 
+            clashes: b same_name_different_creation blocking
+            extends: false
+        "#]]);
+    }
+
+    #[test]
+    fn same_name_other_guid_after_the_base_blocks() {
+        check("a:1@1 b:2@2", "a:1@1 b:9@2", expect![[r#"
+            common: a=a (Guid)
+            base: a=a (Guid)
+            fork: a=a (Guid)
+            fillable: b
+            gap: 
+            target_after_base: b
+            target_only_before_base: 
+            clashes: b same_name_different_guid blocking
+            extends: false
+        "#]]);
+    }
+
+    #[test]
+    fn clash_before_the_base_on_the_target_moves_the_fork() {
+        check("a:1@1 b:2@2 c:3@3", "a:1@1 c:9@2 b:2@2", expect![[r#"
+            common: a=a (Guid), b=b (Guid)
+            base: b=b (Guid)
+            fork: a=a (Guid)
+            fillable: c
+            gap: 
+            target_after_base: 
+            target_only_before_base: c
+            clashes: c same_name_different_guid blocking
+            extends: false
+        "#]]);
+    }
+
+    #[test]
+    fn clash_before_the_base_on_both_sides_is_only_history() {
+        check(
+            "a:1@1 x:5@2 b:2@3 c:3@4",
+            "a:1@1 x:6@2 b:2@3",
+            expect![[r#"
+                common: a=a (Guid), b=b (Guid)
+                base: b=b (Guid)
+                fork: b=b (Guid)
+                fillable: c
+                gap: x
+                target_after_base: 
+                target_only_before_base: x
+                clashes: x same_name_different_guid
+                extends: true
+            "#]],
+        );
+    }
+
+    #[test]
+    fn no_common_snapshot() {
+        check("a:1@1 b:2@2", "z:9@1", expect![[r#"
+            common: 
+            base: -
+            fork: -
+            fillable: a b
+            gap: 
+            target_after_base: z
+            target_only_before_base: 
+            clashes: 
+            extends: false
+        "#]]);
+        check("a:1@1 b:2@2", "", expect![[r#"
+            common: 
+            base: -
+            fork: -
+            fillable: a b
+            gap: 
+            target_after_base: 
+            target_only_before_base: 
+            clashes: 
+            extends: true
+        "#]]);
+    }
+
+    #[test]
+    fn logical_paths() {
+        let root = DatasetName::parse("backup/replicas/hostA").unwrap();
+        assert_eq!(
+            logical_path(Some(&root), "backup", "replicas/hostA/vm1"),
+            Some("vm1")
+        );
+        assert_eq!(
+            logical_path(Some(&root), "backup", "replicas/hostA"),
+            Some("")
+        );
+        assert_eq!(
+            logical_path(Some(&root), "backup", "replicas/hostAB/vm1"),
+            None
+        );
+        assert_eq!(
+            logical_path(Some(&root), "other", "replicas/hostA/vm1"),
+            None
+        );
+        assert_eq!(logical_path(None, "tank", "vm1/disk"), Some("vm1/disk"));
+        assert_eq!(logical_path(None, "tank", ""), Some(""));
+        let pool_root = DatasetName::parse("backup").unwrap();
+        assert_eq!(logical_path(Some(&pool_root), "backup", "vm1"), Some("vm1"));
+        assert_eq!(logical_path(Some(&pool_root), "tank", "vm1"), None);
+    }
+}

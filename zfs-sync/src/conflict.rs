@@ -206,8 +206,8 @@ pub fn plan_resolution(
             .copied()
             .filter(|&i| w_flags[i as usize])
             .collect();
-        let start = match cmp.fork {
-            Some(f) => Start::Base(f.source),
+        let start = match after.base {
+            Some(b) => Start::Base(b.source),
             None => Start::Empty,
         };
         let transfer = (!to_send.is_empty()).then(|| {

@@ -109,7 +109,8 @@ pub enum Outcome {
 pub struct TargetOutcome {
     pub target: Uuid,
     pub outcome: Outcome,
-    /// Creation time of the source's newest wanted snapshot minus the target's newest common.
+    /// Creation time of the source's newest wanted snapshot minus the target's newest common
+    /// (for a target holding nothing: minus the source's oldest wanted snapshot).
     pub lag_seconds: u64,
     /// Wanted source snapshots the target lacks (including unfillable ones).
     pub missing_count: u64,
@@ -271,6 +272,9 @@ pub(crate) fn chain_steps(
         }),
     };
     for &x in rest {
+        if x <= run_end {
+            continue; // not ascending: callers never do this
+        }
         if x == run_end + 1 {
             run_end = x;
             continue;
