@@ -511,3 +511,74 @@ fn mirror_deletions_need_allow_destructive() {
         "#]],
     );
 }
+
+/// End to end through the ZFS model: a planned resume continues the interrupted receive,
+/// then the rest of the plan runs, and the target ends in sync.
+#[test]
+fn resume_plan_runs_on_the_model() {
+    use uuid::Uuid;
+    use zfs_sync::model::Member;
+    use zfs_sync::plan::Outcome;
+    use zfs_sync::resume::encode::{Encoding, encode_token};
+    use zfs_sync::resume::{ResumeFlags, ResumeTokenInfo};
+    use zfs_sync::testing::fixtures::group;
+    use zfs_sync::testing::fleet::inventories;
+    use zfs_sync::testing::zfs::ZfsModel;
+
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let mut model = ZfsModel::new();
+    model.add_host(a, true, 100);
+    model.add_host(b, true, 5000);
+    for (i, n) in ["s1", "s2", "s3", "s4"].iter().enumerate() {
+        model
+            .snapshot(a, "tank/vm1", n, 11 + i as u64, hours(i as i64))
+            .unwrap();
+    }
+    let step = zfs_sync::plan::SendStep::Full {
+        snapshot: "s1".parse().unwrap(),
+    };
+    model
+        .send_receive((a, "tank/vm1"), (b, "backup/vm1"), &step)
+        .unwrap();
+    // B was receiving s2 (incremental from s1) when the connection dropped.
+    let info = ResumeTokenInfo {
+        version: 1,
+        fromguid: Some(11),
+        toguid: Some(12),
+        toname: Some("tank/vm1@s2".into()),
+        object: 3,
+        offset: 4096,
+        bytes: 8192,
+        flags: ResumeFlags::default(),
+    };
+    model.interrupt(
+        b,
+        "backup/vm1",
+        &encode_token(&info, Encoding::NativeLittle),
+    );
+    let members = vec![
+        Member {
+            system_id: a,
+            dataset_root: None,
+        },
+        Member {
+            system_id: b,
+            dataset_root: Some("backup".into()),
+        },
+    ];
+    let g = group(Topology::HubAndSpoke { hub: a }, members, Policy::default());
+    let plan = plan_group(&g, &inventories(&g, &model, hours(10)), hours(10));
+    let t = plan.transfers().next().expect("a transfer");
+    assert!(
+        matches!(t.steps[0], zfs_sync::plan::SendStep::Resume { .. }),
+        "{:?}",
+        t.steps
+    );
+    assert_eq!(model.apply_transfer(t).unwrap(), ["s2", "s3", "s4"]);
+    let again = plan_group(&g, &inventories(&g, &model, hours(10)), hours(10));
+    assert!(
+        matches!(again.datasets[0].outcomes[0].outcome, Outcome::InSync),
+        "{again:?}"
+    );
+    assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+}
