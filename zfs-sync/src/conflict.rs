@@ -34,10 +34,10 @@ pub struct LoserResolution {
     /// all of them), oldest first.
     pub destroys: Vec<ShortName>,
     /// The winner's wanted snapshots after the rollback, `None` when there is nothing to
-    /// send. After an orphaned resolution this is a full stream into a dataset that still
-    /// exists without snapshots: its receive needs an explicit `-F`, which overwrites the
-    /// dataset's current (unsnapshotted) contents. The commands layer must render that as
-    /// part of this destructive plan, never by default.
+    /// send. After an orphaned resolution (every snapshot destroyed) this is a full stream;
+    /// ZFS receives a full stream only into a dataset that does not exist (or with `-F`,
+    /// which zfs-sync never emits by default), so the caller must also destroy the now
+    /// snapshot-less dataset, explicitly, as part of this destructive plan.
     pub transfer: Option<Transfer>,
 }
 

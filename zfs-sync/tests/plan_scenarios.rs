@@ -582,3 +582,55 @@ fn resume_plan_runs_on_the_model() {
     );
     assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
 }
+
+#[test]
+fn group_level_problems_are_diagnosed() {
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2)]);
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("a", 1)]);
+    let stranger = Host::new(9, "S").snaps("tank/vm1", &[("a", 1)]);
+    // An inventory of a non-member is ignored; two inventories of one member are merged.
+    let (group, mut inventories) = group_of(BI, &[&a, &b], Policy::default());
+    inventories.push(stranger.inventory());
+    let mut more_of_b = Host::new(2, "B").snaps("tank/vm2", &[("c", 3)]).inventory();
+    more_of_b
+        .snapshots
+        .iter_mut()
+        .for_each(|s| s.system_id = b.id());
+    inventories.push(more_of_b);
+    let labels = [(a.id(), "A"), (b.id(), "B"), (stranger.id(), "S")];
+    expect![[r#"
+        dataset "vm1" source=A
+          -> B: incremental A:tank/vm1 -> B:tank/vm1 base=a bytes=100 (lag=3600 missing=1 matched_by=Some(Guid))
+               send -i a b
+               creates b
+        dataset "vm2" source=B
+          -> A: full B:tank/vm2 -> A:tank/vm2 base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+               send full c
+               creates c
+        diagnostic S "": an inventory of a system that is not a member of the group was ignored
+    "#]]
+    .assert_eq(&render_plan(&plan_group(&group, &inventories, hours(100)), &labels));
+
+    // A hub that is not a member, and an invalid filter, plan nothing and say why.
+    let (mut group, inventories) = group_of(BI, &[&a, &b], Policy::default());
+    group.topology = Topology::HubAndSpoke { hub: stranger.id() };
+    expect![[r#"
+        diagnostic S "": the hub is not a member of the group; nothing planned
+    "#]]
+    .assert_eq(&render_plan(
+        &plan_group(&group, &inventories, hours(100)),
+        &labels,
+    ));
+    let (group, inventories) = group_of(
+        BI,
+        &[&a, &b],
+        policy(|p| p.snapshot_filter = Some("regex:(".into())),
+    );
+    let text = render_plan(&plan_group(&group, &inventories, hours(100)), &labels);
+    assert!(
+        text.starts_with(
+            "diagnostic - \"\": nothing planned: snapshot_filter: is not a valid pattern"
+        ),
+        "{text}"
+    );
+}
