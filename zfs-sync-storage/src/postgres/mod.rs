@@ -25,13 +25,12 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde_json::Value;
 use tokio_postgres::Row;
-use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::types::{FromSql, ToSql, Type};
 use uuid::Uuid;
 use zfs_sync::model::{
-    ApiKeyRecord, Capabilities, ConflictKind, ConflictRecord, ConflictStatus, ConflictStrategy,
-    InventoryScope, Job, JobFilter, JobOutcome, JobStatus, Member, Metadata, NewSnapshot, Policy,
-    ResumeToken, Role, SendFlags, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter,
-    SyncStatus, System, TransferKind,
+    ApiKeyRecord, Capabilities, ConflictRecord, ConflictStatus, InventoryScope, Job, JobFilter,
+    JobOutcome, JobStatus, Member, Metadata, NewSnapshot, ResumeToken, Role, Snapshot,
+    SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, System,
 };
 use zfs_sync::store::{
     ConflictStore, GroupStore, HealthCheck, JobStore, KeyStore, SnapshotStore, SyncStateStore,
@@ -41,8 +40,11 @@ use zfs_sync::store::{
 use zfs_sync::{Error, Result};
 
 use crate::codec::{
-    corrupt, i64_bits, metadata_text, new_ids, parse_metadata, parse_role, parse_topology,
-    parse_transfer, role_cols, topology_cols, transfer_str, u64_bits,
+    corrupt, i64_bits, metadata_text, new_ids, role_cols, topology_cols, transfer_str,
+};
+use crate::rows::{
+    CONFLICT_COLS, Columns, GROUP_COLS, JOB_COLS, KEY_COLS, SNAPSHOT_COLS, STATE_COLS, SYSTEM_COLS,
+    conflict_row, group_row, job_order, job_row, key_row, snapshot_row, state_row, system_row,
 };
 use error::{map_err, map_pool_err};
 pub use schema::LATEST_VERSION;
@@ -177,27 +179,58 @@ fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
     row.try_get(i).map_err(map_err)
 }
 
-fn u64_col(row: &Row, i: usize) -> Result<u64> {
-    Ok(u64_bits(col(row, i)?))
-}
-
-fn opt_u64_col(row: &Row, i: usize) -> Result<Option<u64>> {
-    Ok(col::<Option<i64>>(row, i)?.map(u64_bits))
-}
-
 fn opt_i64(v: Option<u64>) -> Option<i64> {
     v.map(i64_bits)
 }
 
-fn metadata_col(row: &Row, i: usize) -> Result<Metadata> {
-    match col::<Value>(row, i)? {
-        Value::Object(m) => Ok(m),
-        other => Err(corrupt("extra_metadata", other)),
-    }
-}
-
 fn metadata_value(m: &Metadata) -> Value {
     Value::Object(m.clone())
+}
+
+impl Columns for Row {
+    fn uuid(&self, i: usize) -> Result<Uuid> {
+        col(self, i)
+    }
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>> {
+        col(self, i)
+    }
+    fn text(&self, i: usize) -> Result<String> {
+        col(self, i)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        col(self, i)
+    }
+    fn i64(&self, i: usize) -> Result<i64> {
+        if self
+            .columns()
+            .get(i)
+            .is_some_and(|c| *c.type_() == Type::INT4)
+        {
+            return Ok(i64::from(col::<i32>(self, i)?));
+        }
+        col(self, i)
+    }
+    fn opt_i64(&self, i: usize) -> Result<Option<i64>> {
+        col(self, i)
+    }
+    fn bool(&self, i: usize) -> Result<bool> {
+        col(self, i)
+    }
+    fn time(&self, i: usize) -> Result<DateTime<Utc>> {
+        col(self, i)
+    }
+    fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>> {
+        col(self, i)
+    }
+    fn opt_json(&self, i: usize) -> Result<Option<Value>> {
+        col(self, i)
+    }
+    fn metadata(&self, i: usize) -> Result<Metadata> {
+        match col::<Value>(self, i)? {
+            Value::Object(m) => Ok(m),
+            other => Err(corrupt("extra_metadata", other)),
+        }
+    }
 }
 
 async fn require_system<C: GenericClient>(c: &C, id: Uuid) -> Result<()> {
@@ -333,31 +366,6 @@ impl PostgresStore {
 
 // ----------------------------------------------------------------------------------------
 // Systems
-
-const SYSTEM_COLS: &str = "id, hostname, platform, ssh_hostname, ssh_user, ssh_port, capabilities, extra_metadata, \
-                           last_seen, created_at, updated_at";
-
-fn system_row(row: &Row) -> Result<System> {
-    let capabilities: Option<Value> = col(row, 6)?;
-    let port: i32 = col(row, 5)?;
-    Ok(System {
-        id: col(row, 0)?,
-        hostname: col(row, 1)?,
-        platform: col(row, 2)?,
-        ssh_hostname: col(row, 3)?,
-        ssh_user: col(row, 4)?,
-        ssh_port: u16::try_from(port).map_err(|e| corrupt("ssh_port", e))?,
-        capabilities: capabilities
-            .map(|c| {
-                serde_json::from_value::<Capabilities>(c).map_err(|e| corrupt("capabilities", e))
-            })
-            .transpose()?,
-        extra_metadata: metadata_col(row, 7)?,
-        last_seen: col(row, 8)?,
-        created_at: col(row, 9)?,
-        updated_at: col(row, 10)?,
-    })
-}
 
 fn capabilities_value(c: &Option<Capabilities>) -> Result<Option<Value>> {
     c.map(|c| serde_json::to_value(c).map_err(Error::backend))
@@ -513,18 +521,6 @@ impl SystemStore for PostgresStore {
 // ----------------------------------------------------------------------------------------
 // Keys
 
-const KEY_COLS: &str = "id, key_hash, prefix, role, system_id, created_at";
-
-fn key_row(row: &Row) -> Result<ApiKeyRecord> {
-    Ok(ApiKeyRecord {
-        id: col(row, 0)?,
-        key_hash: col(row, 1)?,
-        prefix: col(row, 2)?,
-        role: parse_role(col(row, 3)?, col(row, 4)?)?,
-        created_at: col(row, 5)?,
-    })
-}
-
 async fn insert_key<C: GenericClient>(c: &C, k: &ApiKeyRecord) -> Result<()> {
     let (role, system) = role_cols(k.role);
     execute(
@@ -622,27 +618,6 @@ impl KeyStore for PostgresStore {
 
 // ----------------------------------------------------------------------------------------
 // Snapshots
-
-/// Metadata is read as text so the common `{}` needs no JSON parsing.
-const SNAPSHOT_COLS: &str = "id, system_id, pool, dataset, name, guid, createtxg, creation, used, referenced, \
-                             extra_metadata::text, last_reported";
-
-fn snapshot_row(row: &Row) -> Result<Snapshot> {
-    Ok(Snapshot {
-        id: col(row, 0)?,
-        system_id: col(row, 1)?,
-        pool: col(row, 2)?,
-        dataset: col(row, 3)?,
-        name: col(row, 4)?,
-        guid: opt_u64_col(row, 5)?,
-        createtxg: opt_u64_col(row, 6)?,
-        creation: col(row, 7)?,
-        used: u64_col(row, 8)?,
-        referenced: u64_col(row, 9)?,
-        extra_metadata: parse_metadata("extra_metadata", col(row, 10)?)?,
-        last_reported: col(row, 11)?,
-    })
-}
 
 /// Upserts a validated, duplicate-free batch in one statement; returns the stored rows in
 /// batch order.
@@ -957,40 +932,6 @@ impl SnapshotStore for PostgresStore {
 // ----------------------------------------------------------------------------------------
 // Groups
 
-const GROUP_COLS: &str = "id, name, description, enabled, topology, hub_system_id, sync_interval_seconds, snapshot_filter, \
-     min_snapshot_age_seconds, lag_threshold_seconds, transfer, send_compressed, send_raw, send_large_blocks, \
-     send_embedded, conflict_strategy, allow_destructive, mirror_deletions, created_at, updated_at";
-
-fn group_row(row: &Row) -> Result<SyncGroup> {
-    Ok(SyncGroup {
-        id: col(row, 0)?,
-        name: col(row, 1)?,
-        description: col(row, 2)?,
-        enabled: col(row, 3)?,
-        topology: parse_topology(col(row, 4)?, col(row, 5)?)?,
-        sync_interval_seconds: u64_col(row, 6)?,
-        policy: Policy {
-            snapshot_filter: col(row, 7)?,
-            min_snapshot_age_seconds: u64_col(row, 8)?,
-            lag_threshold_seconds: u64_col(row, 9)?,
-            transfer: parse_transfer(col(row, 10)?)?,
-            send_flags: SendFlags {
-                compressed: col(row, 11)?,
-                raw: col(row, 12)?,
-                large_blocks: col(row, 13)?,
-                embedded: col(row, 14)?,
-            },
-            conflict_strategy: ConflictStrategy::parse("conflict_strategy", col(row, 15)?)
-                .map_err(|e| corrupt("conflict_strategy", e))?,
-            allow_destructive: col(row, 16)?,
-            mirror_deletions: col(row, 17)?,
-        },
-        members: Vec::new(),
-        created_at: col(row, 18)?,
-        updated_at: col(row, 19)?,
-    })
-}
-
 /// Loads groups matching `where_sql` (over `sync_groups`), ordered by name, with members.
 async fn load_groups<C: GenericClient>(
     c: &C,
@@ -1204,26 +1145,6 @@ impl GroupStore for PostgresStore {
 // ----------------------------------------------------------------------------------------
 // Sync states
 
-const STATE_COLS: &str = "id, group_id, dataset, system_id, status, last_check, last_sync, lag_seconds, missing_count, \
-                          error_message, job_id, updated_at";
-
-fn state_row(row: &Row) -> Result<SyncState> {
-    Ok(SyncState {
-        id: col(row, 0)?,
-        group_id: col(row, 1)?,
-        dataset: col(row, 2)?,
-        system_id: col(row, 3)?,
-        status: SyncStatus::parse("status", col(row, 4)?).map_err(|e| corrupt("status", e))?,
-        last_check: col(row, 5)?,
-        last_sync: col(row, 6)?,
-        lag_seconds: u64_col(row, 7)?,
-        missing_count: u64_col(row, 8)?,
-        error_message: col(row, 9)?,
-        job_id: col(row, 10)?,
-        updated_at: col(row, 11)?,
-    })
-}
-
 async fn put_states<C: GenericClient>(
     c: &C,
     states: &[SyncState],
@@ -1350,27 +1271,6 @@ impl SyncStateStore for PostgresStore {
 
 // ----------------------------------------------------------------------------------------
 // Conflicts
-
-const CONFLICT_COLS: &str = "id, group_id, dataset, system_a, system_b, kind, reason, details, status, detected_at, \
-                             updated_at, resolved_at, resolution";
-
-fn conflict_row(row: &Row) -> Result<ConflictRecord> {
-    Ok(ConflictRecord {
-        id: col(row, 0)?,
-        group_id: col(row, 1)?,
-        dataset: col(row, 2)?,
-        system_a: col(row, 3)?,
-        system_b: col(row, 4)?,
-        kind: ConflictKind::parse("kind", col(row, 5)?).map_err(|e| corrupt("kind", e))?,
-        reason: col(row, 6)?,
-        details: col(row, 7)?,
-        status: ConflictStatus::parse("status", col(row, 8)?).map_err(|e| corrupt("status", e))?,
-        detected_at: col(row, 9)?,
-        updated_at: col(row, 10)?,
-        resolved_at: col(row, 11)?,
-        resolution: col(row, 12)?,
-    })
-}
 
 async fn load_conflicts<C: GenericClient>(
     c: &C,
@@ -1519,40 +1419,11 @@ impl ConflictStore for PostgresStore {
 // ----------------------------------------------------------------------------------------
 // Jobs
 
-const JOB_COLS: &str = "id, group_id, dataset, source_system_id, target_system_id, runner_system_id, kind, spec, status, \
-                        lease_expires_at, attempts, error, bytes, resume_token, created_at, updated_at";
-
 /// Pending, or leased with a lapsed lease at the time bound to parameter `now`.
 fn leasable(now: &str) -> String {
     format!(
         "(status = 'pending' OR (status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at <= {now})))"
     )
-}
-
-fn job_row(row: &Row) -> Result<Job> {
-    let attempts: i64 = col(row, 10)?;
-    Ok(Job {
-        id: col(row, 0)?,
-        group_id: col(row, 1)?,
-        dataset: col(row, 2)?,
-        source_system_id: col(row, 3)?,
-        target_system_id: col(row, 4)?,
-        runner_system_id: col(row, 5)?,
-        kind: TransferKind::parse("kind", col(row, 6)?).map_err(|e| corrupt("kind", e))?,
-        spec: col(row, 7)?,
-        status: JobStatus::parse("status", col(row, 8)?).map_err(|e| corrupt("status", e))?,
-        lease_expires_at: col(row, 9)?,
-        attempts: u32::try_from(attempts).map_err(|e| corrupt("attempts", e))?,
-        error: col(row, 11)?,
-        bytes: opt_u64_col(row, 12)?,
-        resume_token: col(row, 13)?,
-        created_at: col(row, 14)?,
-        updated_at: col(row, 15)?,
-    })
-}
-
-fn job_order(a: &Job, b: &Job) -> std::cmp::Ordering {
-    a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id))
 }
 
 async fn load_job<C: GenericClient>(c: &C, id: Uuid) -> Result<Option<Job>> {
@@ -1818,7 +1689,7 @@ impl HealthCheck for PostgresStore {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use zfs_sync::model::Topology;
+    use zfs_sync::model::{Policy, Topology};
 
     use super::*;
 

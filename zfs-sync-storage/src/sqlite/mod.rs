@@ -22,10 +22,9 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags, Row, Transaction, TransactionBehavior, params};
 use uuid::Uuid;
 use zfs_sync::model::{
-    ApiKeyRecord, Capabilities, ConflictKind, ConflictRecord, ConflictStatus, ConflictStrategy,
-    InventoryScope, Job, JobFilter, JobOutcome, JobStatus, Member, Metadata, NewSnapshot, Policy,
-    ResumeToken, Role, SendFlags, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter,
-    SyncStatus, System, TransferKind,
+    ApiKeyRecord, Capabilities, ConflictRecord, ConflictStatus, InventoryScope, Job, JobFilter,
+    JobOutcome, JobStatus, Member, Metadata, NewSnapshot, ResumeToken, Role, Snapshot,
+    SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, System,
 };
 use zfs_sync::store::{
     ConflictStore, GroupStore, HealthCheck, JobStore, KeyStore, SnapshotStore, SyncStateStore,
@@ -36,7 +35,11 @@ use zfs_sync::{Error, Result};
 
 use crate::codec::{
     corrupt, from_micros, i64_bits, metadata_text, micros, new_ids, parse_json, parse_metadata,
-    parse_role, parse_topology, parse_transfer, role_cols, topology_cols, transfer_str, u64_bits,
+    role_cols, topology_cols, transfer_str,
+};
+use crate::rows::{
+    CONFLICT_COLS, Columns, GROUP_COLS, JOB_COLS, KEY_COLS, SNAPSHOT_COLS, STATE_COLS, SYSTEM_COLS,
+    conflict_row, group_row, job_order, job_row, key_row, snapshot_row, state_row, system_row,
 };
 use error::map_err;
 pub use schema::LATEST_VERSION;
@@ -135,6 +138,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn configure(conn: &Connection, config: &SqliteConfig) -> Result<()> {
     conn.busy_timeout(config.busy_timeout).map_err(map_err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(map_err)?;
+    // A 100,000-snapshot batch must fit the page cache, or SQLite spills dirty pages to the
+    // WAL in the middle of the transaction (64 MiB; the default is 2 MiB).
+    conn.pragma_update(None, "cache_size", -65536)
+        .map_err(map_err)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
@@ -315,20 +324,51 @@ fn opt_time_at(row: &Row<'_>, i: usize) -> Result<Option<DateTime<Utc>>> {
         .transpose()
 }
 
-fn u64_at(row: &Row<'_>, i: usize) -> Result<u64> {
-    Ok(u64_bits(get(row, i)?))
-}
-
-fn opt_u64_at(row: &Row<'_>, i: usize) -> Result<Option<u64>> {
-    Ok(get::<Option<i64>>(row, i)?.map(u64_bits))
-}
-
 fn opt_time(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(micros)
 }
 
 fn opt_u64(v: Option<u64>) -> Option<i64> {
     v.map(i64_bits)
+}
+
+impl Columns for Row<'_> {
+    fn uuid(&self, i: usize) -> Result<Uuid> {
+        uuid_at(self, i)
+    }
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>> {
+        opt_uuid_at(self, i)
+    }
+    fn text(&self, i: usize) -> Result<String> {
+        get(self, i)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        get(self, i)
+    }
+    fn i64(&self, i: usize) -> Result<i64> {
+        get(self, i)
+    }
+    fn opt_i64(&self, i: usize) -> Result<Option<i64>> {
+        get(self, i)
+    }
+    fn bool(&self, i: usize) -> Result<bool> {
+        get(self, i)
+    }
+    fn time(&self, i: usize) -> Result<DateTime<Utc>> {
+        time_at(self, i)
+    }
+    fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>> {
+        opt_time_at(self, i)
+    }
+    fn opt_json(&self, i: usize) -> Result<Option<serde_json::Value>> {
+        match self.get_ref(i).map_err(map_err)? {
+            ValueRef::Null => Ok(None),
+            _ => parse_json("json", text_at(self, i)?).map(Some),
+        }
+    }
+    fn metadata(&self, i: usize) -> Result<Metadata> {
+        parse_metadata("extra_metadata", text_at(self, i)?)
+    }
 }
 
 /// Runs a query and converts each row.
@@ -408,30 +448,6 @@ fn uuid_value(id: Uuid) -> SqlValue {
 // ----------------------------------------------------------------------------------------
 // Systems
 
-const SYSTEM_COLS: &str = "id, hostname, platform, ssh_hostname, ssh_user, ssh_port, capabilities, extra_metadata, \
-                           last_seen, created_at, updated_at";
-
-fn system_row(row: &Row<'_>) -> Result<System> {
-    let capabilities: Option<String> = get(row, 6)?;
-    Ok(System {
-        id: uuid_at(row, 0)?,
-        hostname: get(row, 1)?,
-        platform: get(row, 2)?,
-        ssh_hostname: get(row, 3)?,
-        ssh_user: get(row, 4)?,
-        ssh_port: get(row, 5)?,
-        capabilities: capabilities
-            .map(|c| {
-                serde_json::from_str::<Capabilities>(&c).map_err(|e| corrupt("capabilities", e))
-            })
-            .transpose()?,
-        extra_metadata: parse_metadata("extra_metadata", text_at(row, 7)?)?,
-        last_seen: opt_time_at(row, 8)?,
-        created_at: time_at(row, 9)?,
-        updated_at: time_at(row, 10)?,
-    })
-}
-
 fn capabilities_text(c: &Option<Capabilities>) -> Result<Option<String>> {
     c.map(|c| serde_json::to_string(&c).map_err(Error::backend))
         .transpose()
@@ -442,7 +458,7 @@ fn load_system(conn: &Connection, id: Uuid) -> Result<Option<System>> {
         conn,
         &format!("SELECT {SYSTEM_COLS} FROM systems WHERE id = ?1"),
         [blob(&id)],
-        system_row,
+        |r| system_row(r),
     )
 }
 
@@ -499,7 +515,7 @@ impl SystemStore for SqliteStore {
                 c,
                 &format!("SELECT {SYSTEM_COLS} FROM systems WHERE hostname = ?1"),
                 [h],
-                system_row,
+                |r| system_row(r),
             )
         })
         .await
@@ -511,7 +527,7 @@ impl SystemStore for SqliteStore {
                 c,
                 &format!("SELECT {SYSTEM_COLS} FROM systems ORDER BY hostname"),
                 [],
-                system_row,
+                |r| system_row(r),
             )
         })
         .await
@@ -599,18 +615,6 @@ impl SystemStore for SqliteStore {
 // ----------------------------------------------------------------------------------------
 // Keys
 
-const KEY_COLS: &str = "id, key_hash, prefix, role, system_id, created_at";
-
-fn key_row(row: &Row<'_>) -> Result<ApiKeyRecord> {
-    Ok(ApiKeyRecord {
-        id: uuid_at(row, 0)?,
-        key_hash: get(row, 1)?,
-        prefix: get(row, 2)?,
-        role: parse_role(text_at(row, 3)?, opt_uuid_at(row, 4)?)?,
-        created_at: time_at(row, 5)?,
-    })
-}
-
 fn insert_key(tx: &Transaction<'_>, k: &ApiKeyRecord) -> Result<()> {
     let (role, system) = role_cols(k.role);
     tx.prepare_cached(&format!(
@@ -656,7 +660,7 @@ impl KeyStore for SqliteStore {
                 c,
                 &format!("SELECT {KEY_COLS} FROM api_keys WHERE key_hash = ?1"),
                 [h],
-                key_row,
+                |r| key_row(r),
             )
         })
         .await
@@ -699,25 +703,6 @@ impl KeyStore for SqliteStore {
 
 // ----------------------------------------------------------------------------------------
 // Snapshots
-
-const SNAPSHOT_COLS: &str = "id, system_id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported";
-
-fn snapshot_row(row: &Row<'_>) -> Result<Snapshot> {
-    Ok(Snapshot {
-        id: uuid_at(row, 0)?,
-        system_id: uuid_at(row, 1)?,
-        pool: get(row, 2)?,
-        dataset: get(row, 3)?,
-        name: get(row, 4)?,
-        guid: opt_u64_at(row, 5)?,
-        createtxg: opt_u64_at(row, 6)?,
-        creation: time_at(row, 7)?,
-        used: u64_at(row, 8)?,
-        referenced: u64_at(row, 9)?,
-        extra_metadata: parse_metadata("extra_metadata", text_at(row, 10)?)?,
-        last_reported: time_at(row, 11)?,
-    })
-}
 
 /// Upserts a validated batch in the open transaction; returns the stored rows.
 fn upsert_batch(
@@ -856,12 +841,9 @@ impl SnapshotStore for SqliteStore {
             f.sql()
         );
         self.read(move |c| {
-            collect(
-                c,
-                &sql,
-                rusqlite::params_from_iter(f.params.iter()),
-                snapshot_row,
-            )
+            collect(c, &sql, rusqlite::params_from_iter(f.params.iter()), |r| {
+                snapshot_row(r)
+            })
         })
         .await
     }
@@ -872,7 +854,7 @@ impl SnapshotStore for SqliteStore {
                 c,
                 &format!("SELECT {SNAPSHOT_COLS} FROM snapshots WHERE id = ?1"),
                 [blob(&id)],
-                snapshot_row,
+                |r| snapshot_row(r),
             )
         })
         .await
@@ -894,7 +876,7 @@ impl SnapshotStore for SqliteStore {
                                     "SELECT {SNAPSHOT_COLS} FROM snapshots WHERE system_id = ?1"
                                 ),
                                 [blob(&id)],
-                                snapshot_row,
+                                |r| snapshot_row(r),
                             )
                         })
                         .await
@@ -996,40 +978,6 @@ impl SnapshotStore for SqliteStore {
 // ----------------------------------------------------------------------------------------
 // Groups
 
-const GROUP_COLS: &str = "id, name, description, enabled, topology, hub_system_id, sync_interval_seconds, snapshot_filter, \
-     min_snapshot_age_seconds, lag_threshold_seconds, transfer, send_compressed, send_raw, send_large_blocks, \
-     send_embedded, conflict_strategy, allow_destructive, mirror_deletions, created_at, updated_at";
-
-fn group_row(row: &Row<'_>) -> Result<SyncGroup> {
-    Ok(SyncGroup {
-        id: uuid_at(row, 0)?,
-        name: get(row, 1)?,
-        description: get(row, 2)?,
-        enabled: get(row, 3)?,
-        topology: parse_topology(text_at(row, 4)?, opt_uuid_at(row, 5)?)?,
-        sync_interval_seconds: u64_at(row, 6)?,
-        policy: Policy {
-            snapshot_filter: get(row, 7)?,
-            min_snapshot_age_seconds: u64_at(row, 8)?,
-            lag_threshold_seconds: u64_at(row, 9)?,
-            transfer: parse_transfer(text_at(row, 10)?)?,
-            send_flags: SendFlags {
-                compressed: get(row, 11)?,
-                raw: get(row, 12)?,
-                large_blocks: get(row, 13)?,
-                embedded: get(row, 14)?,
-            },
-            conflict_strategy: ConflictStrategy::parse("conflict_strategy", text_at(row, 15)?)
-                .map_err(|e| corrupt("conflict_strategy", e))?,
-            allow_destructive: get(row, 16)?,
-            mirror_deletions: get(row, 17)?,
-        },
-        members: Vec::new(),
-        created_at: time_at(row, 18)?,
-        updated_at: time_at(row, 19)?,
-    })
-}
-
 /// Loads groups by a query over `sync_groups` (aliased `g`), with their members.
 fn load_groups(
     conn: &Connection,
@@ -1045,7 +993,7 @@ fn load_groups(
         conn,
         &format!("SELECT {cols} FROM sync_groups g {where_sql} ORDER BY g.name"),
         params,
-        group_row,
+        |r| group_row(r),
     )?;
     let mut stmt = conn
         .prepare_cached("SELECT system_id, dataset_root FROM group_members WHERE group_id = ?1 ORDER BY system_id")
@@ -1248,26 +1196,6 @@ impl GroupStore for SqliteStore {
 // ----------------------------------------------------------------------------------------
 // Sync states
 
-const STATE_COLS: &str = "id, group_id, dataset, system_id, status, last_check, last_sync, lag_seconds, missing_count, \
-                          error_message, job_id, updated_at";
-
-fn state_row(row: &Row<'_>) -> Result<SyncState> {
-    Ok(SyncState {
-        id: uuid_at(row, 0)?,
-        group_id: uuid_at(row, 1)?,
-        dataset: get(row, 2)?,
-        system_id: uuid_at(row, 3)?,
-        status: SyncStatus::parse("status", text_at(row, 4)?).map_err(|e| corrupt("status", e))?,
-        last_check: opt_time_at(row, 5)?,
-        last_sync: opt_time_at(row, 6)?,
-        lag_seconds: u64_at(row, 7)?,
-        missing_count: u64_at(row, 8)?,
-        error_message: get(row, 9)?,
-        job_id: opt_uuid_at(row, 10)?,
-        updated_at: time_at(row, 11)?,
-    })
-}
-
 /// The states of a batch with duplicate keys collapsed (the last wins).
 fn dedupe_states(states: &[SyncState]) -> Vec<&SyncState> {
     let mut index: HashMap<(Uuid, &str, Uuid), usize> = HashMap::new();
@@ -1384,12 +1312,9 @@ impl SyncStateStore for SqliteStore {
             f.sql()
         );
         self.read(move |c| {
-            collect(
-                c,
-                &sql,
-                rusqlite::params_from_iter(f.params.iter()),
-                state_row,
-            )
+            collect(c, &sql, rusqlite::params_from_iter(f.params.iter()), |r| {
+                state_row(r)
+            })
         })
         .await
     }
@@ -1400,7 +1325,7 @@ impl SyncStateStore for SqliteStore {
                 c,
                 &format!("SELECT {STATE_COLS} FROM sync_states WHERE id = ?1"),
                 [blob(&id)],
-                state_row,
+                |r| state_row(r),
             )
         })
         .await
@@ -1409,31 +1334,6 @@ impl SyncStateStore for SqliteStore {
 
 // ----------------------------------------------------------------------------------------
 // Conflicts
-
-const CONFLICT_COLS: &str = "id, group_id, dataset, system_a, system_b, kind, reason, details, status, detected_at, \
-                             updated_at, resolved_at, resolution";
-
-fn conflict_row(row: &Row<'_>) -> Result<ConflictRecord> {
-    let resolution: Option<String> = get(row, 12)?;
-    Ok(ConflictRecord {
-        id: uuid_at(row, 0)?,
-        group_id: uuid_at(row, 1)?,
-        dataset: get(row, 2)?,
-        system_a: uuid_at(row, 3)?,
-        system_b: uuid_at(row, 4)?,
-        kind: ConflictKind::parse("kind", text_at(row, 5)?).map_err(|e| corrupt("kind", e))?,
-        reason: get(row, 6)?,
-        details: parse_json("details", text_at(row, 7)?)?,
-        status: ConflictStatus::parse("status", text_at(row, 8)?)
-            .map_err(|e| corrupt("status", e))?,
-        detected_at: time_at(row, 9)?,
-        updated_at: time_at(row, 10)?,
-        resolved_at: opt_time_at(row, 11)?,
-        resolution: resolution
-            .map(|r| parse_json("resolution", &r))
-            .transpose()?,
-    })
-}
 
 fn load_conflicts(
     conn: &Connection,
@@ -1444,7 +1344,7 @@ fn load_conflicts(
         conn,
         &format!("SELECT {CONFLICT_COLS} FROM conflicts {where_sql}"),
         params,
-        conflict_row,
+        |r| conflict_row(r),
     )?;
     v.sort_by(zfs_sync::store::conflict_order);
     Ok(v)
@@ -1569,9 +1469,6 @@ impl ConflictStore for SqliteStore {
 // ----------------------------------------------------------------------------------------
 // Jobs
 
-const JOB_COLS: &str = "id, group_id, dataset, source_system_id, target_system_id, runner_system_id, kind, spec, status, \
-                        lease_expires_at, attempts, error, bytes, resume_token, created_at, updated_at";
-
 /// Pending, or leased with a lapsed lease at the time bound to parameter `now`.
 fn leasable(now: &str) -> String {
     format!(
@@ -1579,33 +1476,12 @@ fn leasable(now: &str) -> String {
     )
 }
 
-fn job_row(row: &Row<'_>) -> Result<Job> {
-    Ok(Job {
-        id: uuid_at(row, 0)?,
-        group_id: uuid_at(row, 1)?,
-        dataset: get(row, 2)?,
-        source_system_id: uuid_at(row, 3)?,
-        target_system_id: uuid_at(row, 4)?,
-        runner_system_id: uuid_at(row, 5)?,
-        kind: TransferKind::parse("kind", text_at(row, 6)?).map_err(|e| corrupt("kind", e))?,
-        spec: parse_json("spec", text_at(row, 7)?)?,
-        status: JobStatus::parse("status", text_at(row, 8)?).map_err(|e| corrupt("status", e))?,
-        lease_expires_at: opt_time_at(row, 9)?,
-        attempts: get(row, 10)?,
-        error: get(row, 11)?,
-        bytes: opt_u64_at(row, 12)?,
-        resume_token: get(row, 13)?,
-        created_at: time_at(row, 14)?,
-        updated_at: time_at(row, 15)?,
-    })
-}
-
 fn load_job(conn: &Connection, id: Uuid) -> Result<Option<Job>> {
     one(
         conn,
         &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"),
         [blob(&id)],
-        job_row,
+        |r| job_row(r),
     )
 }
 
@@ -1624,7 +1500,7 @@ fn lease_one(
             leasable("?3")
         ),
         params![blob(&id), micros(until), micros(now)],
-        job_row,
+        |r| job_row(r),
     )
 }
 
@@ -1645,7 +1521,7 @@ impl JobStore for SqliteStore {
                      AND status IN ('pending', 'leased')"
                 ),
                 params![blob(&j.group_id), j.dataset, blob(&j.target_system_id)],
-                job_row,
+                |r| job_row(r),
             )?;
             if let Some(mut existing) = active {
                 if existing.status == JobStatus::Pending {
@@ -1764,7 +1640,7 @@ impl JobStore for SqliteStore {
                      updated_at = ?6 WHERE id = ?1 RETURNING {JOB_COLS}"
                 ),
                 params![blob(&id), o.status.as_str(), o.error, o.resume_token, opt_u64(o.bytes), micros(now)],
-                job_row,
+                |r| job_row(r),
             )?
             .ok_or_else(|| Error::not_found("job", id))
         })
@@ -1780,9 +1656,9 @@ impl JobStore for SqliteStore {
                      WHERE status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at <= ?1) RETURNING {JOB_COLS}"
                 ),
                 [micros(now)],
-                job_row,
+                |r| job_row(r),
             )?;
-            v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            v.sort_by(job_order);
             Ok(v)
         })
         .await
@@ -1843,12 +1719,9 @@ impl JobStore for SqliteStore {
             f.sql()
         );
         self.read(move |c| {
-            collect(
-                c,
-                &sql,
-                rusqlite::params_from_iter(f.params.iter()),
-                job_row,
-            )
+            collect(c, &sql, rusqlite::params_from_iter(f.params.iter()), |r| {
+                job_row(r)
+            })
         })
         .await
     }
@@ -1865,7 +1738,7 @@ impl HealthCheck for SqliteStore {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use zfs_sync::model::{Member, Topology};
+    use zfs_sync::model::{Member, Policy, Topology};
 
     use super::*;
 

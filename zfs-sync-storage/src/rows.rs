@@ -1,0 +1,203 @@
+//! Rows to model values, once for both backends: each backend reads its driver's row through
+//! [`Columns`], and the column lists below are the same on both schemas.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+use zfs_sync::Result;
+use zfs_sync::model::{
+    ApiKeyRecord, Capabilities, ConflictKind, ConflictRecord, ConflictStatus, ConflictStrategy,
+    Job, JobStatus, Metadata, Policy, SendFlags, Snapshot, SyncGroup, SyncState, SyncStatus,
+    System, TransferKind,
+};
+
+use crate::codec::{corrupt, parse_role, parse_topology, parse_transfer, u64_bits};
+
+/// Typed access to the columns of one result row.
+pub(crate) trait Columns {
+    fn uuid(&self, i: usize) -> Result<Uuid>;
+    fn opt_uuid(&self, i: usize) -> Result<Option<Uuid>>;
+    fn text(&self, i: usize) -> Result<String>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>>;
+    fn i64(&self, i: usize) -> Result<i64>;
+    fn opt_i64(&self, i: usize) -> Result<Option<i64>>;
+    fn bool(&self, i: usize) -> Result<bool>;
+    fn time(&self, i: usize) -> Result<DateTime<Utc>>;
+    fn opt_time(&self, i: usize) -> Result<Option<DateTime<Utc>>>;
+    fn opt_json(&self, i: usize) -> Result<Option<Value>>;
+    /// A JSON object column.
+    fn metadata(&self, i: usize) -> Result<Metadata>;
+
+    fn json(&self, i: usize) -> Result<Value> {
+        self.opt_json(i)?.ok_or_else(|| corrupt("json", "NULL"))
+    }
+
+    fn u64(&self, i: usize) -> Result<u64> {
+        Ok(u64_bits(self.i64(i)?))
+    }
+
+    fn opt_u64(&self, i: usize) -> Result<Option<u64>> {
+        Ok(self.opt_i64(i)?.map(u64_bits))
+    }
+}
+
+pub(crate) const SYSTEM_COLS: &str = "id, hostname, platform, ssh_hostname, ssh_user, ssh_port, capabilities, \
+                                      extra_metadata, last_seen, created_at, updated_at";
+
+pub(crate) fn system_row(r: &impl Columns) -> Result<System> {
+    Ok(System {
+        id: r.uuid(0)?,
+        hostname: r.text(1)?,
+        platform: r.opt_text(2)?,
+        ssh_hostname: r.opt_text(3)?,
+        ssh_user: r.opt_text(4)?,
+        ssh_port: u16::try_from(r.i64(5)?).map_err(|e| corrupt("ssh_port", e))?,
+        capabilities: r
+            .opt_json(6)?
+            .map(|c| {
+                serde_json::from_value::<Capabilities>(c).map_err(|e| corrupt("capabilities", e))
+            })
+            .transpose()?,
+        extra_metadata: r.metadata(7)?,
+        last_seen: r.opt_time(8)?,
+        created_at: r.time(9)?,
+        updated_at: r.time(10)?,
+    })
+}
+
+pub(crate) const KEY_COLS: &str = "id, key_hash, prefix, role, system_id, created_at";
+
+pub(crate) fn key_row(r: &impl Columns) -> Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: r.uuid(0)?,
+        key_hash: r.text(1)?,
+        prefix: r.text(2)?,
+        role: parse_role(&r.text(3)?, r.opt_uuid(4)?)?,
+        created_at: r.time(5)?,
+    })
+}
+
+pub(crate) const SNAPSHOT_COLS: &str = "id, system_id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported";
+
+pub(crate) fn snapshot_row(r: &impl Columns) -> Result<Snapshot> {
+    Ok(Snapshot {
+        id: r.uuid(0)?,
+        system_id: r.uuid(1)?,
+        pool: r.text(2)?,
+        dataset: r.text(3)?,
+        name: r.text(4)?,
+        guid: r.opt_u64(5)?,
+        createtxg: r.opt_u64(6)?,
+        creation: r.time(7)?,
+        used: r.u64(8)?,
+        referenced: r.u64(9)?,
+        extra_metadata: r.metadata(10)?,
+        last_reported: r.time(11)?,
+    })
+}
+
+pub(crate) const GROUP_COLS: &str = "id, name, description, enabled, topology, hub_system_id, sync_interval_seconds, \
+     snapshot_filter, min_snapshot_age_seconds, lag_threshold_seconds, transfer, send_compressed, send_raw, \
+     send_large_blocks, send_embedded, conflict_strategy, allow_destructive, mirror_deletions, created_at, updated_at";
+
+/// A group without its members (they are another table).
+pub(crate) fn group_row(r: &impl Columns) -> Result<SyncGroup> {
+    Ok(SyncGroup {
+        id: r.uuid(0)?,
+        name: r.text(1)?,
+        description: r.opt_text(2)?,
+        enabled: r.bool(3)?,
+        topology: parse_topology(&r.text(4)?, r.opt_uuid(5)?)?,
+        sync_interval_seconds: r.u64(6)?,
+        policy: Policy {
+            snapshot_filter: r.opt_text(7)?,
+            min_snapshot_age_seconds: r.u64(8)?,
+            lag_threshold_seconds: r.u64(9)?,
+            transfer: parse_transfer(&r.text(10)?)?,
+            send_flags: SendFlags {
+                compressed: r.bool(11)?,
+                raw: r.bool(12)?,
+                large_blocks: r.bool(13)?,
+                embedded: r.bool(14)?,
+            },
+            conflict_strategy: ConflictStrategy::parse("conflict_strategy", &r.text(15)?)
+                .map_err(|e| corrupt("conflict_strategy", e))?,
+            allow_destructive: r.bool(16)?,
+            mirror_deletions: r.bool(17)?,
+        },
+        members: Vec::new(),
+        created_at: r.time(18)?,
+        updated_at: r.time(19)?,
+    })
+}
+
+pub(crate) const STATE_COLS: &str = "id, group_id, dataset, system_id, status, last_check, last_sync, lag_seconds, \
+                                     missing_count, error_message, job_id, updated_at";
+
+pub(crate) fn state_row(r: &impl Columns) -> Result<SyncState> {
+    Ok(SyncState {
+        id: r.uuid(0)?,
+        group_id: r.uuid(1)?,
+        dataset: r.text(2)?,
+        system_id: r.uuid(3)?,
+        status: SyncStatus::parse("status", &r.text(4)?).map_err(|e| corrupt("status", e))?,
+        last_check: r.opt_time(5)?,
+        last_sync: r.opt_time(6)?,
+        lag_seconds: r.u64(7)?,
+        missing_count: r.u64(8)?,
+        error_message: r.opt_text(9)?,
+        job_id: r.opt_uuid(10)?,
+        updated_at: r.time(11)?,
+    })
+}
+
+pub(crate) const CONFLICT_COLS: &str = "id, group_id, dataset, system_a, system_b, kind, reason, details, status, \
+                                        detected_at, updated_at, resolved_at, resolution";
+
+pub(crate) fn conflict_row(r: &impl Columns) -> Result<ConflictRecord> {
+    Ok(ConflictRecord {
+        id: r.uuid(0)?,
+        group_id: r.uuid(1)?,
+        dataset: r.text(2)?,
+        system_a: r.uuid(3)?,
+        system_b: r.uuid(4)?,
+        kind: ConflictKind::parse("kind", &r.text(5)?).map_err(|e| corrupt("kind", e))?,
+        reason: r.text(6)?,
+        details: r.json(7)?,
+        status: ConflictStatus::parse("status", &r.text(8)?).map_err(|e| corrupt("status", e))?,
+        detected_at: r.time(9)?,
+        updated_at: r.time(10)?,
+        resolved_at: r.opt_time(11)?,
+        resolution: r.opt_json(12)?,
+    })
+}
+
+pub(crate) const JOB_COLS: &str = "id, group_id, dataset, source_system_id, target_system_id, runner_system_id, kind, \
+                                   spec, status, lease_expires_at, attempts, error, bytes, resume_token, created_at, \
+                                   updated_at";
+
+pub(crate) fn job_row(r: &impl Columns) -> Result<Job> {
+    Ok(Job {
+        id: r.uuid(0)?,
+        group_id: r.uuid(1)?,
+        dataset: r.text(2)?,
+        source_system_id: r.uuid(3)?,
+        target_system_id: r.uuid(4)?,
+        runner_system_id: r.uuid(5)?,
+        kind: TransferKind::parse("kind", &r.text(6)?).map_err(|e| corrupt("kind", e))?,
+        spec: r.json(7)?,
+        status: JobStatus::parse("status", &r.text(8)?).map_err(|e| corrupt("status", e))?,
+        lease_expires_at: r.opt_time(9)?,
+        attempts: u32::try_from(r.i64(10)?).map_err(|e| corrupt("attempts", e))?,
+        error: r.opt_text(11)?,
+        bytes: r.opt_u64(12)?,
+        resume_token: r.opt_text(13)?,
+        created_at: r.time(14)?,
+        updated_at: r.time(15)?,
+    })
+}
+
+/// Jobs are listed oldest first, ties by id.
+pub(crate) fn job_order(a: &Job, b: &Job) -> std::cmp::Ordering {
+    a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id))
+}
