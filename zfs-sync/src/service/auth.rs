@@ -272,4 +272,111 @@ mod tests {
         assert!(authorize_any_of(Role::System(own), &[other, own], "x").is_ok());
         assert!(authorize_any_of(Role::System(own), &[other], "x").is_err());
     }
+
+    use crate::store::{KeyStore, SystemStore};
+
+    fn system(hostname: &str) -> System {
+        let now = Utc::now();
+        System {
+            id: Uuid::new_v4(),
+            hostname: hostname.into(),
+            platform: None,
+            ssh_hostname: None,
+            ssh_user: Some("zfs".into()),
+            ssh_port: 22,
+            capabilities: None,
+            extra_metadata: Default::default(),
+            last_seen: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[tokio::test]
+    async fn registration_authentication_and_rotation() {
+        let store = crate::store::memory::InMemoryStore::new();
+        let now = Utc::now();
+        let a = system("a.example");
+        let key = register_system(&store, &a, now).await.unwrap();
+        assert_eq!(
+            authenticate(&store, &key).await.unwrap(),
+            Role::System(a.id)
+        );
+        assert!(matches!(
+            authenticate(&store, "zs_nope").await,
+            Err(Error::Unauthorized { .. })
+        ));
+        assert!(matches!(
+            authenticate(&store, "  ").await,
+            Err(Error::Unauthorized { .. })
+        ));
+        // A duplicate hostname fails and leaves no orphan key behind.
+        let dup = system("a.example");
+        assert!(matches!(
+            register_system(&store, &dup, now).await,
+            Err(Error::AlreadyExists { .. })
+        ));
+        // Invalid systems are refused before anything is written.
+        let mut bad = system("b.example");
+        bad.ssh_user = Some("-oProxyCommand=x".into());
+        assert!(matches!(
+            register_system(&store, &bad, now).await,
+            Err(Error::InvalidInput { .. })
+        ));
+        assert!(store.get_system(bad.id).await.unwrap().is_none());
+
+        let rotated = rotate_system_key(&store, a.id, now).await.unwrap();
+        assert_ne!(rotated, key);
+        assert!(
+            authenticate(&store, &key).await.is_err(),
+            "the old key stops working at once"
+        );
+        assert_eq!(
+            authenticate(&store, &rotated).await.unwrap(),
+            Role::System(a.id)
+        );
+        assert!(matches!(
+            rotate_system_key(&store, Uuid::new_v4(), now).await,
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn first_start_admin_key() {
+        let store = crate::store::memory::InMemoryStore::new();
+        let now = Utc::now();
+        let generated = match ensure_admin_key(&store, None, now).await.unwrap() {
+            AdminKeySetup::Generated(k) => k,
+            other => panic!("expected a generated key, got {other:?}"),
+        };
+        assert_eq!(authenticate(&store, &generated).await.unwrap(), Role::Admin);
+        // Once one exists, nothing is generated again.
+        assert_eq!(
+            ensure_admin_key(&store, None, now).await.unwrap(),
+            AdminKeySetup::Existing
+        );
+        // A configured key is stored once and works; too short ones are refused.
+        let configured = "c".repeat(MIN_CONFIGURED_KEY_LEN);
+        assert_eq!(
+            ensure_admin_key(&store, Some(&configured), now)
+                .await
+                .unwrap(),
+            AdminKeySetup::Configured
+        );
+        assert_eq!(
+            ensure_admin_key(&store, Some(&configured), now)
+                .await
+                .unwrap(),
+            AdminKeySetup::Configured
+        );
+        assert_eq!(store.count_admin_keys().await.unwrap(), 2);
+        assert_eq!(
+            authenticate(&store, &configured).await.unwrap(),
+            Role::Admin
+        );
+        assert!(matches!(
+            ensure_admin_key(&store, Some("short"), now).await,
+            Err(Error::InvalidInput { .. })
+        ));
+    }
 }
