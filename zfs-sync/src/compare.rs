@@ -691,7 +691,10 @@ mod tests {
     #[test]
     fn guid_wins_over_names_and_renames_match() {
         // `c` renamed to `c2` on the target: still the same snapshot.
-        check("a:1@1 c:3@3 d:4@4", "a:1@1 c2:3@3", expect![[r#"
+        check(
+            "a:1@1 c:3@3 d:4@4",
+            "a:1@1 c2:3@3",
+            expect![[r#"
             common: a=a (Guid), c=c2 (Guid)
             base: c=c2 (Guid)
             fork: c=c2 (Guid)
@@ -701,12 +704,16 @@ mod tests {
             target_only_before_base: 
             clashes: 
             extends: true
-        "#]]);
+        "#]],
+        );
     }
 
     #[test]
     fn without_guids_name_and_creation_match() {
-        check("a:1@1 b:2@2 c:3@3", "a:-@1 b:-@2", expect![[r#"
+        check(
+            "a:1@1 b:2@2 c:3@3",
+            "a:-@1 b:-@2",
+            expect![[r#"
             common: a=a (NameAndCreation), b=b (NameAndCreation)
             base: b=b (NameAndCreation)
             fork: b=b (NameAndCreation)
@@ -716,8 +723,12 @@ mod tests {
             target_only_before_base: 
             clashes: 
             extends: true
-        "#]]);
-        check("a:1@1 b:2@2 c:3@3", "a:-@1 b:-@7", expect![[r#"
+        "#]],
+        );
+        check(
+            "a:1@1 b:2@2 c:3@3",
+            "a:-@1 b:-@7",
+            expect![[r#"
             common: a=a (NameAndCreation)
             base: a=a (NameAndCreation)
             fork: a=a (NameAndCreation)
@@ -727,12 +738,16 @@ mod tests {
             target_only_before_base: 
             clashes: b same_name_different_creation blocking
             extends: false
-        "#]]);
+        "#]],
+        );
     }
 
     #[test]
     fn same_name_other_guid_after_the_base_blocks() {
-        check("a:1@1 b:2@2", "a:1@1 b:9@2", expect![[r#"
+        check(
+            "a:1@1 b:2@2",
+            "a:1@1 b:9@2",
+            expect![[r#"
             common: a=a (Guid)
             base: a=a (Guid)
             fork: a=a (Guid)
@@ -742,12 +757,16 @@ mod tests {
             target_only_before_base: 
             clashes: b same_name_different_guid blocking
             extends: false
-        "#]]);
+        "#]],
+        );
     }
 
     #[test]
     fn clash_before_the_base_on_the_target_moves_the_fork() {
-        check("a:1@1 b:2@2 c:3@3", "a:1@1 c:9@2 b:2@2", expect![[r#"
+        check(
+            "a:1@1 b:2@2 c:3@3",
+            "a:1@1 c:9@2 b:2@2",
+            expect![[r#"
             common: a=a (Guid), b=b (Guid)
             base: b=b (Guid)
             fork: a=a (Guid)
@@ -757,7 +776,8 @@ mod tests {
             target_only_before_base: c
             clashes: c same_name_different_guid blocking
             extends: false
-        "#]]);
+        "#]],
+        );
     }
 
     #[test]
@@ -781,7 +801,10 @@ mod tests {
 
     #[test]
     fn no_common_snapshot() {
-        check("a:1@1 b:2@2", "z:9@1", expect![[r#"
+        check(
+            "a:1@1 b:2@2",
+            "z:9@1",
+            expect![[r#"
             common: 
             base: -
             fork: -
@@ -791,8 +814,12 @@ mod tests {
             target_only_before_base: 
             clashes: 
             extends: false
-        "#]]);
-        check("a:1@1 b:2@2", "", expect![[r#"
+        "#]],
+        );
+        check(
+            "a:1@1 b:2@2",
+            "",
+            expect![[r#"
             common: 
             base: -
             fork: -
@@ -802,7 +829,8 @@ mod tests {
             target_only_before_base: 
             clashes: 
             extends: true
-        "#]]);
+        "#]],
+        );
     }
 
     #[test]
