@@ -308,6 +308,30 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(cases() / 2 + 1) })]
+
+    /// A resolution does not depend on the order of the inventories or of their snapshots.
+    #[test]
+    fn resolution_ignores_input_order(spec in fleet_strategy(), shuffle_seed in any::<u64>()) {
+        let fleet = generate(&spec);
+        let mut inv = fleet.inventories();
+        let plan = plan_group(&fleet.group, &inv, fleet.now);
+        let mut rng = SplitMix64::new(shuffle_seed);
+        for d in &plan.datasets {
+            for strategy in [ConflictStrategy::UseNewest, ConflictStrategy::UseLargest, ConflictStrategy::UseMajority] {
+                let r1 = plan_resolution(&fleet.group, &inv, &d.dataset, strategy, None, fleet.now);
+                rng.shuffle(&mut inv);
+                for i in &mut inv {
+                    rng.shuffle(&mut i.snapshots);
+                }
+                let r2 = plan_resolution(&fleet.group, &inv, &d.dataset, strategy, None, fleet.now);
+                prop_assert_eq!(r1.unwrap(), r2.unwrap());
+            }
+        }
+    }
+}
+
 /// Replays one spec and prints its plans (for debugging failures).
 #[test]
 #[ignore = "debugging aid: set PLAN_SEED"]

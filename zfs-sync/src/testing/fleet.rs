@@ -219,3 +219,80 @@ pub fn generate(spec: &FleetSpec) -> Fleet {
         hosts,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_spec_same_fleet() {
+        let spec = FleetSpec {
+            hosts: 4,
+            datasets: 5,
+            snapshots: 20,
+            ..FleetSpec::small(42)
+        };
+        let (a, b) = (generate(&spec), generate(&spec));
+        assert_eq!(a.group, b.group);
+        assert_eq!(a.now, b.now);
+        for h in &a.hosts {
+            assert_eq!(a.model.inventory(*h), b.model.inventory(*h));
+        }
+        let other = generate(&FleetSpec { seed: 43, ..spec });
+        assert_ne!(
+            a.hosts
+                .iter()
+                .map(|h| a.model.inventory(*h))
+                .collect::<Vec<_>>(),
+            other
+                .hosts
+                .iter()
+                .map(|h| other.model.inventory(*h))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn fleets_overlap_and_diverge() {
+        // Over a few seeds the generator produces shared GUIDs across hosts and, with
+        // divergence forced on, snapshots that exist on one host only.
+        let spec = FleetSpec {
+            hosts: 3,
+            datasets: 2,
+            snapshots: 10,
+            diverge_percent: 100,
+            ..FleetSpec::small(7)
+        };
+        let f = generate(&spec);
+        let guids: Vec<Vec<u64>> = f
+            .hosts
+            .iter()
+            .map(|h| {
+                f.model
+                    .inventory(*h)
+                    .iter()
+                    // Snapshot ids carry the GUID even where a host does not report it.
+                    .map(|s| s.id.as_u64_pair().0)
+                    .collect()
+            })
+            .collect();
+        let shared = guids[0]
+            .iter()
+            .filter(|g| guids[1..].iter().any(|o| o.contains(g)))
+            .count();
+        assert!(shared > 0, "no shared snapshot");
+        let local = f
+            .hosts
+            .iter()
+            .flat_map(|h| f.model.inventory(*h))
+            .filter(|s| s.name.starts_with("local-"))
+            .count();
+        let clashing = f
+            .hosts
+            .iter()
+            .flat_map(|h| f.model.inventory(*h))
+            .filter(|s| s.creation.timestamp() % 3600 != 0)
+            .count();
+        assert!(local + clashing > 0, "no divergence");
+    }
+}
