@@ -46,7 +46,7 @@ echo "== zfs-sync-py: pytest"
 echo "== zfs-sync-py: stubtest"
 "$venv/bin/python" -m mypy.stubtest --mypy-config-file "$here/pyproject.toml" zfs_sync
 
-echo "== zfs-sync-py: mypy (package, tests, example)"
+echo "== zfs-sync-py: mypy (package and example)"
 "$venv/bin/python" -m mypy --config-file "$here/pyproject.toml" \
     "$here/python/zfs_sync" "$root/examples/plan_from_zfs_list.py"
 
