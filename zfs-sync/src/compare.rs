@@ -374,7 +374,7 @@ fn logical_path<'s>(root: Option<&DatasetName>, pool: &str, path: &'s str) -> Op
 }
 
 /// One copy of a logical dataset on a member: pool, path, snapshots.
-type DatasetCopy<'a> = (&'a str, &'a str, Vec<&'a Snapshot>);
+type DatasetCopy<'a> = (&'a str, &'a str, Vec<SnapView<'a>>);
 
 fn diag(system_id: Uuid, dataset: Option<&str>, message: String) -> Diagnostic {
     Diagnostic {
@@ -449,7 +449,7 @@ impl<'a> FleetIndex<'a> {
             let system_id = views[k].system_id;
             let root = views[k].root.clone();
             let mut bucket_of: HashMap<(&'a str, &'a str), usize> = HashMap::new();
-            let mut buckets: Vec<((&'a str, &'a str), Vec<&'a Snapshot>)> = Vec::new();
+            let mut buckets: Vec<((&'a str, &'a str), Vec<SnapView<'a>>)> = Vec::new();
             for inv in invs {
                 // Reports come grouped by dataset: hash only when the dataset changes.
                 let mut last: Option<((&'a str, &'a str), usize)> = None;
@@ -462,7 +462,7 @@ impl<'a> FleetIndex<'a> {
                             buckets.len() - 1
                         }),
                     };
-                    buckets[b].1.push(s);
+                    buckets[b].1.push(SnapView::new(s));
                     last = Some((key, b));
                 }
             }
@@ -512,23 +512,19 @@ impl<'a> FleetIndex<'a> {
                         continue;
                     }
                 };
-                let mut views_of: Vec<SnapView<'a>> = Vec::with_capacity(snaps.len());
+                let mut views_of = snaps;
                 let mut bad = 0usize;
-                let mut first_bad = None;
-                for s in snaps {
-                    match ShortName::check(&s.name) {
-                        Ok(()) => views_of.push(SnapView::new(s)),
-                        Err(e) => {
-                            bad += 1;
-                            if first_bad
-                                .as_ref()
-                                .is_none_or(|(n, _): &(&str, String)| s.name.as_str() < *n)
-                            {
-                                first_bad = Some((s.name.as_str(), e.to_string()));
-                            }
+                let mut first_bad: Option<(&str, String)> = None;
+                views_of.retain(|v| match ShortName::check(v.name) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        bad += 1;
+                        if first_bad.as_ref().is_none_or(|(n, _)| v.name < *n) {
+                            first_bad = Some((v.name, e.to_string()));
                         }
+                        false
                     }
-                }
+                });
                 if let Some((_, e)) = first_bad {
                     diagnostics.push(diag(
                         system_id,
