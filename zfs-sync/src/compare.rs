@@ -217,41 +217,59 @@ pub fn compare(source: &History<'_>, target: &History<'_>) -> Comparison {
         }
     }
 
-    // Names: only what GUIDs left unmatched (in a GUID fleet that is little).
-    let mut rest_s: Vec<u32> = (0..ns as u32).filter(|&k| !matched_s[k as usize]).collect();
-    let mut rest_t: Vec<u32> = (0..nt as u32)
-        .filter(|&k| match_t[k as usize].is_none())
-        .collect();
+    // Names. Every snapshot GUIDs left unmatched (in a GUID fleet, few) is looked up by name
+    // on the other side, whether the namesake there is matched or not: a namesake that is
+    // matched to another snapshot (a rename keeps the GUID) is a clash too, since a receive
+    // of that name would fail.
+    let by_name = |h: &History<'_>, mut v: Vec<u32>| {
+        v.sort_unstable_by(|&a, &b| h.at(a).name.cmp(h.at(b).name));
+        v
+    };
+    let find = |h: &History<'_>, sorted: &[u32], name: &str| {
+        sorted
+            .binary_search_by(|&k| h.at(k).name.cmp(name))
+            .ok()
+            .map(|p| sorted[p])
+    };
+    let rest_s = by_name(
+        source,
+        (0..ns as u32).filter(|&k| !matched_s[k as usize]).collect(),
+    );
+    let rest_t = by_name(
+        target,
+        (0..nt as u32)
+            .filter(|&k| match_t[k as usize].is_none())
+            .collect(),
+    );
     let mut name_pairs: Vec<(u32, u32)> = Vec::new();
-    if !rest_s.is_empty() && !rest_t.is_empty() {
-        rest_s.sort_unstable_by(|&a, &b| source.at(a).name.cmp(source.at(b).name));
-        rest_t.sort_unstable_by(|&a, &b| target.at(a).name.cmp(target.at(b).name));
-        let (mut i, mut j) = (0, 0);
-        while i < rest_s.len() && j < rest_t.len() {
-            let (a, b) = (source.at(rest_s[i]), target.at(rest_t[j]));
-            match a.name.cmp(b.name) {
-                std::cmp::Ordering::Less => i += 1,
-                std::cmp::Ordering::Greater => j += 1,
-                std::cmp::Ordering::Equal => {
-                    name_pairs.push((rest_s[i], rest_t[j]));
-                    i += 1;
-                    j += 1;
-                }
+    if !rest_s.is_empty() {
+        for t in 0..nt as u32 {
+            if let Some(s) = find(source, &rest_s, target.at(t).name) {
+                name_pairs.push((s, t));
             }
         }
     }
-    // Unmatched snapshots with the same name as a matched one on the other side (a rename
-    // on one side) also clash.
+    if !rest_t.is_empty() {
+        for s in (0..ns as u32).filter(|&k| matched_s[k as usize]) {
+            if let Some(t) = find(target, &rest_t, source.at(s).name) {
+                name_pairs.push((s, t));
+            }
+        }
+    }
     let mut clash_pairs: Vec<(u32, u32, ClashReason)> = Vec::new();
     for (s, t) in name_pairs {
         let (a, b) = (source.at(s), target.at(t));
-        if a.guid.is_some() && b.guid.is_some() {
-            clash_pairs.push((s, t, ClashReason::DifferentGuid));
-        } else if a.creation == b.creation {
+        let both_free = !matched_s[s as usize] && match_t[t as usize].is_none();
+        let reason = if a.guid.is_some() && b.guid.is_some() {
+            ClashReason::DifferentGuid
+        } else {
+            ClashReason::DifferentCreation
+        };
+        if both_free && reason == ClashReason::DifferentCreation && a.creation == b.creation {
             match_t[t as usize] = Some((s, MatchMethod::NameAndCreation));
             matched_s[s as usize] = true;
         } else {
-            clash_pairs.push((s, t, ClashReason::DifferentCreation));
+            clash_pairs.push((s, t, reason));
         }
     }
 
@@ -792,6 +810,26 @@ mod tests {
                 clashes: x same_name_different_guid
                 extends: true
             "#]],
+        );
+    }
+
+    #[test]
+    fn a_renamed_base_clashes_with_the_name_to_send() {
+        // The target renamed its copy of `s0` to `s3`; the source's own `s3` comes next.
+        check(
+            "s0:11@0 s3:22@3",
+            "s3:11@0",
+            expect![[r#"
+            common: s0=s3 (Guid)
+            base: s0=s3 (Guid)
+            fork: -
+            fillable: s3
+            gap: 
+            target_after_base: 
+            target_only_before_base: 
+            clashes: s3 same_name_different_guid blocking
+            extends: false
+        "#]],
         );
     }
 

@@ -336,12 +336,14 @@ proptest! {
 #[test]
 #[ignore = "debugging aid: set PLAN_SEED"]
 fn replay() {
-    let seed: u64 = std::env::var("PLAN_SEED").unwrap().parse().unwrap();
-    let args: Vec<usize> = std::env::var("PLAN_ARGS")
-        .unwrap()
-        .split(',')
-        .map(|x| x.parse().unwrap())
-        .collect();
+    let (Ok(seed), Ok(args)) = (std::env::var("PLAN_SEED"), std::env::var("PLAN_ARGS")) else {
+        println!(
+            "replay: set PLAN_SEED=<seed> PLAN_ARGS=<hosts>,<datasets>,<snapshots>; nothing replayed"
+        );
+        return;
+    };
+    let seed: u64 = seed.parse().unwrap();
+    let args: Vec<usize> = args.split(',').map(|x| x.parse().unwrap()).collect();
     let fleet = generate(&spec(seed, args[0], args[1], args[2]));
     let plan = plan_group(&fleet.group, &fleet.inventories(), fleet.now);
     println!("{}", show(&fleet, &plan));
