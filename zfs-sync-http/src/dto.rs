@@ -16,6 +16,50 @@ use zfs_sync::model::{
 
 use crate::error::ApiError;
 
+/// Implements the poem-openapi traits for a body kept as raw JSON (parsed later by hand, so
+/// errors can name `snapshots[3].name`) but documented with a real schema.
+macro_rules! raw_json_body {
+    ($ty:ident, $name:literal, $schema:expr, $register:expr) => {
+        impl Type for $ty {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Value;
+            type RawElementValueType = Value;
+
+            fn name() -> Cow<'static, str> {
+                $name.into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                ($schema)()
+            }
+
+            fn register(registry: &mut Registry) {
+                ($register)(registry);
+            }
+
+            fn as_raw_value(&self) -> Option<&Value> {
+                Some(&self.0)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
+                Box::new(std::iter::once(&self.0))
+            }
+        }
+
+        impl ParseFromJSON for $ty {
+            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+                Ok($ty(value.unwrap_or(Value::Null)))
+            }
+        }
+
+        impl ToJSON for $ty {
+            fn to_json(&self) -> Option<Value> {
+                Some(self.0.clone())
+            }
+        }
+    };
+}
+
 // ---------------------------------------------------------------- time
 
 /// A UTC time on the wire: RFC 3339 with `Z` (`2025-11-04T12:00:00Z`).
@@ -368,56 +412,31 @@ pub struct SnapshotBatchObject {
 #[derive(Debug)]
 pub struct SnapshotBatch(pub Value);
 
-impl Type for SnapshotBatch {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Value;
-    type RawElementValueType = Value;
-
-    fn name() -> Cow<'static, str> {
-        "SnapshotBatch".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        let array = MetaSchema {
-            items: Some(Box::new(MetaSchemaRef::Reference("SnapshotReport".into()))),
-            ..MetaSchema::new("array")
-        };
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            description: Some(
-                "A bare JSON array of snapshot reports, or an object with `snapshots` (and optionally `resume_tokens`).",
-            ),
-            one_of: vec![
-                MetaSchemaRef::Inline(Box::new(array)),
-                MetaSchemaRef::Reference("SnapshotBatchObject".into()),
-            ],
-            ..MetaSchema::ANY
-        }))
-    }
-
-    fn register(registry: &mut Registry) {
+raw_json_body!(
+    SnapshotBatch,
+    "SnapshotBatch",
+    batch_schema,
+    |registry: &mut Registry| {
         SnapshotReport::register(registry);
         SnapshotBatchObject::register(registry);
     }
+);
 
-    fn as_raw_value(&self) -> Option<&Value> {
-        Some(&self.0)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
-        Box::new(std::iter::once(&self.0))
-    }
-}
-
-impl ParseFromJSON for SnapshotBatch {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        Ok(SnapshotBatch(value.unwrap_or(Value::Null)))
-    }
-}
-
-impl ToJSON for SnapshotBatch {
-    fn to_json(&self) -> Option<Value> {
-        Some(self.0.clone())
-    }
+fn batch_schema() -> MetaSchemaRef {
+    let array = MetaSchema {
+        items: Some(Box::new(MetaSchemaRef::Reference("SnapshotReport".into()))),
+        ..MetaSchema::new("array")
+    };
+    MetaSchemaRef::Inline(Box::new(MetaSchema {
+        description: Some(
+            "A bare JSON array of snapshot reports, or an object with `snapshots` (and optionally `resume_tokens`).",
+        ),
+        one_of: vec![
+            MetaSchemaRef::Inline(Box::new(array)),
+            MetaSchemaRef::Reference("SnapshotBatchObject".into()),
+        ],
+        ..MetaSchema::ANY
+    }))
 }
 
 /// A parsed report: snapshots, resume tokens, and the `system_id`s items named.
@@ -1039,40 +1058,216 @@ impl From<ConflictRecord> for ConflictOut {
 #[derive(Debug)]
 pub struct SnapshotReportBody(pub Value);
 
-impl Type for SnapshotReportBody {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Value;
-    type RawElementValueType = Value;
+raw_json_body!(
+    SnapshotReportBody,
+    "SnapshotReport",
+    || MetaSchemaRef::Reference("SnapshotReport".into()),
+    |registry: &mut Registry| { SnapshotReport::register(registry) }
+);
 
-    fn name() -> Cow<'static, str> {
-        "SnapshotReport".into()
-    }
+// ---------------------------------------------------------------- history and statistics
 
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Reference("SnapshotReport".into())
-    }
+/// A snapshot named in statistics.
+#[derive(Debug, Object)]
+pub struct SnapshotMarkOut {
+    pub system_id: Uuid,
+    /// `pool/dataset@name`.
+    pub full_name: String,
+    pub name: String,
+    pub creation: Timestamp,
+}
 
-    fn register(registry: &mut Registry) {
-        SnapshotReport::register(registry);
-    }
-
-    fn as_raw_value(&self) -> Option<&Value> {
-        Some(&self.0)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
-        Box::new(std::iter::once(&self.0))
+impl From<zfs_sync::service::history::SnapshotMark> for SnapshotMarkOut {
+    fn from(m: zfs_sync::service::history::SnapshotMark) -> Self {
+        SnapshotMarkOut {
+            system_id: m.system_id,
+            full_name: m.full_name,
+            name: m.name,
+            creation: m.creation.into(),
+        }
     }
 }
 
-impl ParseFromJSON for SnapshotReportBody {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        Ok(SnapshotReportBody(value.unwrap_or(Value::Null)))
+/// Snapshots created on one UTC day.
+#[derive(Debug, Object)]
+pub struct DayCountOut {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub created: u64,
+}
+
+/// `GET /snapshots/history`: snapshots created per day (pruned snapshots are not counted: the
+/// witness keeps current inventories).
+#[derive(Debug, Object)]
+pub struct SnapshotHistoryOut {
+    pub system_id: Option<Uuid>,
+    pub dataset: Option<String>,
+    pub days: u32,
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub total: u64,
+    /// One entry per day, oldest first.
+    pub per_day: Vec<DayCountOut>,
+    pub oldest: Option<SnapshotMarkOut>,
+    pub newest: Option<SnapshotMarkOut>,
+}
+
+impl From<zfs_sync::service::history::SnapshotHistory> for SnapshotHistoryOut {
+    fn from(h: zfs_sync::service::history::SnapshotHistory) -> Self {
+        SnapshotHistoryOut {
+            system_id: h.system_id,
+            dataset: h.dataset,
+            days: h.days,
+            since: h.since.into(),
+            until: h.until.into(),
+            total: h.total,
+            per_day: h
+                .per_day
+                .into_iter()
+                .map(|d| DayCountOut {
+                    date: d.date.to_string(),
+                    created: d.created,
+                })
+                .collect(),
+            oldest: h.oldest.map(Into::into),
+            newest: h.newest.map(Into::into),
+        }
     }
 }
 
-impl ToJSON for SnapshotReportBody {
-    fn to_json(&self) -> Option<Value> {
-        Some(self.0.clone())
+/// Counts and bytes of a set of snapshots.
+#[derive(Debug, Object)]
+pub struct TotalsOut {
+    pub snapshot_count: u64,
+    /// Sum of `used`.
+    pub used_bytes: u64,
+    /// Sum of `referenced`.
+    pub referenced_bytes: u64,
+    pub oldest: Option<SnapshotMarkOut>,
+    pub newest: Option<SnapshotMarkOut>,
+}
+
+impl From<zfs_sync::service::history::Totals> for TotalsOut {
+    fn from(t: zfs_sync::service::history::Totals) -> Self {
+        TotalsOut {
+            snapshot_count: t.snapshot_count,
+            used_bytes: t.used_bytes,
+            referenced_bytes: t.referenced_bytes,
+            oldest: t.oldest.map(Into::into),
+            newest: t.newest.map(Into::into),
+        }
+    }
+}
+
+/// Totals of one pool of one system.
+#[derive(Debug, Object)]
+pub struct PoolStatisticsOut {
+    pub system_id: Uuid,
+    pub pool: String,
+    pub dataset_count: u64,
+    #[oai(flatten)]
+    pub totals: TotalsOut,
+}
+
+/// Totals of one dataset of one system.
+#[derive(Debug, Object)]
+pub struct DatasetStatisticsOut {
+    pub system_id: Uuid,
+    pub pool: String,
+    /// Path below the pool.
+    pub dataset: String,
+    /// `pool/dataset`.
+    pub full_name: String,
+    #[oai(flatten)]
+    pub totals: TotalsOut,
+}
+
+/// `GET /snapshots/statistics`.
+#[derive(Debug, Object)]
+pub struct SnapshotStatisticsOut {
+    pub system_id: Option<Uuid>,
+    /// Only snapshots created in the last `days` days, when set.
+    pub days: Option<u32>,
+    pub system_count: u64,
+    #[oai(flatten)]
+    pub totals: TotalsOut,
+    pub pools: Vec<PoolStatisticsOut>,
+    pub datasets: Vec<DatasetStatisticsOut>,
+}
+
+impl From<zfs_sync::service::history::SnapshotStatistics> for SnapshotStatisticsOut {
+    fn from(s: zfs_sync::service::history::SnapshotStatistics) -> Self {
+        SnapshotStatisticsOut {
+            system_id: s.system_id,
+            days: s.days,
+            system_count: s.system_count,
+            totals: s.totals.into(),
+            pools: s
+                .pools
+                .into_iter()
+                .map(|p| PoolStatisticsOut {
+                    system_id: p.system_id,
+                    pool: p.pool,
+                    dataset_count: p.dataset_count,
+                    totals: p.totals.into(),
+                })
+                .collect(),
+            datasets: s
+                .datasets
+                .into_iter()
+                .map(|d| DatasetStatisticsOut {
+                    system_id: d.system_id,
+                    pool: d.pool,
+                    dataset: d.dataset,
+                    full_name: d.full_name,
+                    totals: d.totals.into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One system's view of a compared dataset.
+#[derive(Debug, Object)]
+pub struct SystemDatasetViewOut {
+    pub system_id: Uuid,
+    /// The system's full dataset names that matched.
+    pub datasets: Vec<String>,
+    pub snapshot_count: u64,
+    /// Names only this system holds, oldest first.
+    pub unique: Vec<String>,
+    /// Names another compared system holds and this one lacks, oldest first.
+    pub missing: Vec<String>,
+    pub latest: Option<SnapshotMarkOut>,
+}
+
+/// `GET /snapshots/compare-dataset`.
+#[derive(Debug, Object)]
+pub struct DatasetComparisonOut {
+    pub dataset: String,
+    /// Names every compared system holds, oldest first.
+    pub common: Vec<String>,
+    /// In the order the systems were given.
+    pub systems: Vec<SystemDatasetViewOut>,
+}
+
+impl From<zfs_sync::service::history::DatasetComparison> for DatasetComparisonOut {
+    fn from(c: zfs_sync::service::history::DatasetComparison) -> Self {
+        DatasetComparisonOut {
+            dataset: c.dataset,
+            common: c.common,
+            systems: c
+                .systems
+                .into_iter()
+                .map(|v| SystemDatasetViewOut {
+                    system_id: v.system_id,
+                    datasets: v.datasets,
+                    snapshot_count: v.snapshot_count,
+                    unique: v.unique,
+                    missing: v.missing,
+                    latest: v.latest.map(Into::into),
+                })
+                .collect(),
+        }
     }
 }

@@ -109,6 +109,43 @@ async fn hub_and_spoke_round_trip() {
         "{check:?}"
     );
 
+    let actions = h
+        .admin(
+            "GET",
+            &format!(
+                "/api/v1/sync/groups/{}/actions?system_id={}",
+                f.group, f.hub.0
+            ),
+            None,
+        )
+        .await;
+    let actions = actions.body.as_array().unwrap();
+    assert_eq!(actions.len(), 4, "{actions:?}");
+    assert!(
+        actions
+            .iter()
+            .all(|a| a["runner_system_id"] == json!(f.hub.0) && a["outcome"] == "transfer")
+    );
+    let none = h
+        .admin(
+            "GET",
+            &format!(
+                "/api/v1/sync/groups/{}/actions?system_id={}",
+                f.group, f.t1.0
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(none.body, json!([]));
+    let mism = h
+        .admin(
+            "GET",
+            &format!("/api/v1/sync/groups/{}/mismatches", f.group),
+            None,
+        )
+        .await;
+    assert_eq!(mism.body.as_array().unwrap().len(), 4, "{mism:?}");
+
     // Targets have nothing to run in push mode.
     let r = h
         .call(

@@ -4,18 +4,20 @@ use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::types::Any;
 use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 use zfs_sync::model::{InventoryScope, SnapshotQuery};
-use zfs_sync::service::history::{self, DatasetComparison, SnapshotHistory, SnapshotStatistics};
+use zfs_sync::service::history;
 
 use super::ApiTags;
 use super::systems::{apply_resume_tokens, check_named_systems};
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
-use crate::dto::{SnapshotBatch, SnapshotOut, SnapshotReportBody, SnapshotsDeleted, parse_report};
+use crate::dto::{
+    DatasetComparisonOut, SnapshotBatch, SnapshotHistoryOut, SnapshotOut, SnapshotReportBody,
+    SnapshotStatisticsOut, SnapshotsDeleted, parse_report,
+};
 use crate::error::{ApiError, ApiResult};
 
 /// Most items in one report; larger inventories are sent in chunks (batch) or by dataset scope.
@@ -89,7 +91,7 @@ async fn history_for(
     system_id: Option<Uuid>,
     dataset: Option<String>,
     days: Option<i64>,
-) -> ApiResult<Json<Any<SnapshotHistory>>> {
+) -> ApiResult<Json<SnapshotHistoryOut>> {
     match system_id {
         Some(id) => key.for_system(id)?,
         None => key.admin()?,
@@ -103,7 +105,7 @@ async fn history_for(
         Utc::now(),
     )
     .await?;
-    Ok(Json(Any(h)))
+    Ok(Json(h.into()))
 }
 
 async fn statistics_for(
@@ -111,19 +113,17 @@ async fn statistics_for(
     key: &ApiKeyAuth,
     system_id: Option<Uuid>,
     days: Option<i64>,
-) -> ApiResult<Json<Any<SnapshotStatistics>>> {
+) -> ApiResult<Json<SnapshotStatisticsOut>> {
     match system_id {
         Some(id) => key.for_system(id)?,
         None => key.admin()?,
     }
     let days = check_days(days, None)?;
-    Ok(Json(Any(history::snapshot_statistics(
-        state.store.as_ref(),
-        system_id,
-        days,
-        Utc::now(),
-    )
-    .await?)))
+    Ok(Json(
+        history::snapshot_statistics(state.store.as_ref(), system_id, days, Utc::now())
+            .await?
+            .into(),
+    ))
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Snapshots")]
@@ -249,7 +249,7 @@ impl SnapshotsApi {
         system_id: Query<Option<Uuid>>,
         dataset: Query<Option<String>>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<Any<SnapshotHistory>>> {
+    ) -> ApiResult<Json<SnapshotHistoryOut>> {
         history_for(&state, &key, system_id.0, dataset.0, days.0).await
     }
 
@@ -266,7 +266,7 @@ impl SnapshotsApi {
         system_id: Path<Uuid>,
         dataset: Query<Option<String>>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<Any<SnapshotHistory>>> {
+    ) -> ApiResult<Json<SnapshotHistoryOut>> {
         history_for(&state, &key, Some(system_id.0), dataset.0, days.0).await
     }
 
@@ -283,7 +283,7 @@ impl SnapshotsApi {
         key: ApiKeyAuth,
         system_id: Query<Option<Uuid>>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<Any<SnapshotStatistics>>> {
+    ) -> ApiResult<Json<SnapshotStatisticsOut>> {
         statistics_for(&state, &key, system_id.0, days.0).await
     }
 
@@ -299,7 +299,7 @@ impl SnapshotsApi {
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<Any<SnapshotStatistics>>> {
+    ) -> ApiResult<Json<SnapshotStatisticsOut>> {
         statistics_for(&state, &key, Some(system_id.0), days.0).await
     }
 
@@ -318,7 +318,7 @@ impl SnapshotsApi {
         dataset: Query<String>,
         /// At least two; repeat the parameter or separate with commas.
         system_ids: Query<Vec<String>>,
-    ) -> ApiResult<Json<Any<DatasetComparison>>> {
+    ) -> ApiResult<Json<DatasetComparisonOut>> {
         let mut ids = Vec::new();
         for (i, s) in system_ids
             .0
@@ -333,12 +333,11 @@ impl SnapshotsApi {
             })?);
         }
         key.any_of(&ids, "these systems' snapshots")?;
-        Ok(Json(Any(history::compare_dataset(
-            state.store.as_ref(),
-            &dataset.0,
-            &ids,
-        )
-        .await?)))
+        Ok(Json(
+            history::compare_dataset(state.store.as_ref(), &dataset.0, &ids)
+                .await?
+                .into(),
+        ))
     }
 
     /// One snapshot (own system's, or admin).

@@ -4,7 +4,6 @@ use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::types::Any;
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 use zfs_sync::model::{JobOutcome, JobStatus, SyncStateFilter, SyncStatus, TransferMode};
@@ -186,6 +185,8 @@ pub struct MismatchOut {
     pub dataset: String,
     pub source_system_id: Option<Uuid>,
     pub target_system_id: Uuid,
+    /// Who runs the transfer (push: the source, pull: the target); `null` when blocked.
+    pub runner_system_id: Option<Uuid>,
     /// `transfer` or `blocked`.
     pub outcome: String,
     /// For transfers: `incremental`, `full` or `resume`; for blocked: the conflict type.
@@ -206,6 +207,7 @@ fn mismatches(plan: &GroupPlan) -> Vec<MismatchOut> {
                 dataset: d.dataset.clone(),
                 source_system_id: d.source,
                 target_system_id: o.target,
+                runner_system_id: None,
                 outcome: String::new(),
                 kind: String::new(),
                 lag_seconds: o.lag_seconds,
@@ -217,6 +219,10 @@ fn mismatches(plan: &GroupPlan) -> Vec<MismatchOut> {
             match &o.outcome {
                 Outcome::Transfer(t) => out.push(MismatchOut {
                     outcome: "transfer".into(),
+                    runner_system_id: Some(match t.mode {
+                        TransferMode::Push => t.source.system_id,
+                        TransferMode::Pull => t.target.system_id,
+                    }),
                     kind: t.kind.as_str().into(),
                     snapshots: t.snapshots.iter().map(|s| s.to_string()).collect(),
                     starting_snapshot: t.base.as_ref().map(|b| b.name.to_string()),
@@ -567,19 +573,16 @@ impl SyncApi {
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
         system_id: Query<Option<Uuid>>,
-    ) -> ApiResult<Json<Vec<Any<zfs_sync::plan::Transfer>>>> {
+    ) -> ApiResult<Json<Vec<MismatchOut>>> {
         state.readable_group(&key, group_id.0).await?;
         let c = state.sync.check_group(group_id.0, Utc::now()).await?;
-        let runs = |t: &zfs_sync::plan::Transfer, s: Uuid| match t.mode {
-            TransferMode::Push => t.source.system_id == s,
-            TransferMode::Pull => t.target.system_id == s,
-        };
         Ok(Json(
-            c.plan
-                .transfers()
-                .filter(|t| system_id.0.is_none_or(|s| runs(t, s)))
-                .cloned()
-                .map(Any)
+            mismatches(&c.plan)
+                .into_iter()
+                .filter(|m| {
+                    m.outcome == "transfer"
+                        && system_id.0.is_none_or(|s| m.runner_system_id == Some(s))
+                })
                 .collect(),
         ))
     }
