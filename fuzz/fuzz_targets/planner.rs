@@ -331,20 +331,6 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         let before = model.inventory(t.target.system_id);
-        // KNOWN PLANNER BUG (see TESTING.md and the ignored test
-        // `zfs-sync/tests/fuzz_regressions.rs`): when the target holds the base under another
-        // name and that name is one the transfer creates, ZFS refuses ("destination already
-        // exists") but the planner plans the transfer. Such transfers are not applied here
-        // until the planner is fixed; delete this check then.
-        let clash = t.snapshots.iter().any(|n| {
-            before.iter().any(|s| {
-                dataset_full_name(&s.pool, &s.dataset) == t.target.dataset.as_str()
-                    && s.name == n.as_str()
-            })
-        });
-        if clash {
-            continue;
-        }
         let created = model
             .apply_transfer(t)
             .unwrap_or_else(|e| panic!("ZFS refuses {t:?}: {e:?}"));

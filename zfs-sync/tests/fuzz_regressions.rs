@@ -14,7 +14,6 @@ use zfs_sync::testing::zfs::ZfsModel;
 /// exists"): the name clash must block the transfer instead (a `same_name_different_guid`
 /// conflict), as it does when the clashing snapshot is not the base.
 #[test]
-#[ignore = "known planner bug found by fuzzing: a transfer creates a name the target holds (as the renamed base); un-ignore when plan.rs checks it"]
 fn renamed_base_clashes_with_a_created_name() {
     let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
     let mut model = ZfsModel::new();
