@@ -208,7 +208,7 @@ async fn start_server(args: &Args, admin_key: &str) -> Outcome<(Server, Url)> {
     };
     let url = Url::parse(&format!("http://127.0.0.1:{port}"))?;
     let client = Client::new();
-    let ready = url.join("/health/ready")?;
+    let ready = url.join("/api/v1/health/ready")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(status) = server.child.try_wait()? {
