@@ -30,14 +30,15 @@ const SIZES: [usize; 4] = [1_000, 100_000, 1_000_000, 10_000_000];
 /// Keeps a run in minutes: the big sizes take few, long samples.
 fn configure(group: &mut BenchmarkGroup<'_, BenchClock>, records: usize) {
     group.throughput(Throughput::Elements(records as u64));
-    if records >= 1_000_000 {
+    if records >= 100_000 {
+        // Few, long samples: 10 samples of one or more whole-group runs each.
         group.sample_size(10);
         group.sampling_mode(SamplingMode::Flat);
         group.warm_up_time(Duration::from_secs(1));
-        group.measurement_time(Duration::from_secs(if records >= 10_000_000 {
-            20
-        } else {
-            5
+        group.measurement_time(Duration::from_secs(match records {
+            ..1_000_000 => 5,
+            1_000_000..10_000_000 => 10,
+            _ => 40,
         }));
     } else {
         group.sample_size(20);
