@@ -155,7 +155,9 @@ pub struct SystemHealthOut {
     pub system_id: Uuid,
     pub hostname: String,
     pub status: HealthStatusDto,
+    #[oai(nullable)]
     pub last_seen: Option<Timestamp>,
+    #[oai(nullable)]
     pub seconds_since_last_seen: Option<u64>,
     pub heartbeat_timeout_seconds: u64,
 }
@@ -203,14 +205,19 @@ impl From<zfs_sync::service::health::FleetHealth> for FleetHealthOut {
 #[derive(Debug, Clone, Default, Object)]
 pub struct CapabilitiesDto {
     /// `zfs receive -s` and `zfs send -t`.
+    #[oai(nullable)]
     pub resumable_receive: Option<bool>,
     /// `zfs send -c`.
+    #[oai(nullable)]
     pub compressed_send: Option<bool>,
     /// `zfs send -w`.
+    #[oai(nullable)]
     pub raw_send: Option<bool>,
     /// `zfs send -L`.
+    #[oai(nullable)]
     pub large_blocks: Option<bool>,
     /// `zfs send -e`.
+    #[oai(nullable)]
     pub embedded_data: Option<bool>,
 }
 
@@ -243,32 +250,47 @@ impl From<Capabilities> for CapabilitiesDto {
 pub struct SystemCreate {
     /// Unique; a host name (RFC 1123) or an IP address.
     pub hostname: String,
+    #[oai(nullable)]
     pub platform: Option<String>,
     /// Where other hosts reach it over SSH (default: `hostname`).
+    #[oai(nullable)]
     pub ssh_hostname: Option<String>,
+    #[oai(nullable)]
     pub ssh_user: Option<String>,
     /// 1-65535, default 22.
+    #[oai(nullable)]
     pub ssh_port: Option<i64>,
     /// Free-form metadata (an object).
+    #[oai(nullable)]
     pub extra_metadata: Option<Value>,
     /// Alias of `extra_metadata` (the legacy name).
+    #[oai(nullable)]
     pub metadata: Option<Value>,
     /// Omitted: a current OpenZFS that supports everything.
+    #[oai(nullable)]
     pub capabilities: Option<CapabilitiesDto>,
 }
 
 /// `PUT /systems/{id}`: the fields to change (omitted fields stay).
 #[derive(Debug, Object)]
 pub struct SystemUpdate {
+    #[oai(nullable)]
     pub hostname: Option<String>,
+    #[oai(nullable)]
     pub platform: Option<String>,
+    #[oai(nullable)]
     pub ssh_hostname: Option<String>,
+    #[oai(nullable)]
     pub ssh_user: Option<String>,
+    #[oai(nullable)]
     pub ssh_port: Option<i64>,
     /// Replaces the metadata (an object).
+    #[oai(nullable)]
     pub extra_metadata: Option<Value>,
     /// Alias of `extra_metadata`.
+    #[oai(nullable)]
     pub metadata: Option<Value>,
+    #[oai(nullable)]
     pub capabilities: Option<CapabilitiesDto>,
 }
 
@@ -277,13 +299,18 @@ pub struct SystemUpdate {
 pub struct SystemOut {
     pub id: Uuid,
     pub hostname: String,
+    #[oai(nullable)]
     pub platform: Option<String>,
+    #[oai(nullable)]
     pub ssh_hostname: Option<String>,
+    #[oai(nullable)]
     pub ssh_user: Option<String>,
     pub ssh_port: u16,
     /// `null`: unknown, assumed to support everything.
+    #[oai(nullable)]
     pub capabilities: Option<CapabilitiesDto>,
     pub extra_metadata: Value,
+    #[oai(nullable)]
     pub last_seen: Option<Timestamp>,
     /// Judged from `last_seen` and the heartbeat timeout.
     pub status: HealthStatusDto,
@@ -367,23 +394,32 @@ pub fn seconds_of(field: &str, v: i64) -> Result<u64, ApiError> {
 pub struct SnapshotReport {
     /// The short name after `@`, or a full `pool/dataset@snap` (then split).
     pub name: String,
+    #[oai(nullable)]
     pub pool: Option<String>,
     /// The path below the pool; `""` (default) for the pool's root dataset.
+    #[oai(nullable)]
     pub dataset: Option<String>,
     /// Creation time: RFC 3339 (offsets are converted to UTC; without an offset, UTC), or
     /// seconds since the epoch as `zfs list -p` prints it. Alias: `creation`.
     pub timestamp: Value,
     /// The snapshot's GUID, a u64 as a JSON string or number (strings keep all 64 bits in `jq`).
+    #[oai(nullable)]
     pub guid: Option<Value>,
     /// The pool's transaction group that created it (string or number).
+    #[oai(nullable)]
     pub createtxg: Option<Value>,
     /// Bytes unique to the snapshot (`used`); alias `size`.
+    #[oai(nullable)]
     pub used: Option<Value>,
     /// Alias of `used` (the legacy name).
+    #[oai(nullable)]
     pub size: Option<Value>,
+    #[oai(nullable)]
     pub referenced: Option<Value>,
     /// Must be the reporting system when given.
+    #[oai(nullable)]
     pub system_id: Option<Uuid>,
+    #[oai(nullable)]
     pub extra_metadata: Option<Value>,
 }
 
@@ -395,6 +431,7 @@ pub struct ResumeTokenReport {
     #[oai(default)]
     pub dataset: String,
     /// The token; `null` or `""` clears it (the receive finished or was aborted).
+    #[oai(nullable)]
     pub token: Option<String>,
 }
 
@@ -404,6 +441,7 @@ pub struct SnapshotBatchObject {
     pub snapshots: Vec<SnapshotReport>,
     /// Resume tokens of the reporting system's datasets, set (or cleared when `token` is
     /// empty) alongside the snapshots.
+    #[oai(nullable)]
     pub resume_tokens: Option<Vec<ResumeTokenReport>>,
 }
 
@@ -691,7 +729,9 @@ pub struct SnapshotOut {
     /// `pool/dataset@name`.
     pub full_name: String,
     /// The GUID as a decimal string (all 64 bits survive `jq`).
+    #[oai(nullable)]
     pub guid: Option<String>,
+    #[oai(nullable)]
     pub createtxg: Option<u64>,
     /// Creation time (UTC).
     pub timestamp: Timestamp,
@@ -733,6 +773,7 @@ pub struct InventoryReplaced {
     /// Snapshots within the scope that were absent and are gone.
     pub deleted: u64,
     /// `null`: every dataset of the system; else the full dataset names covered.
+    #[oai(nullable)]
     pub scope: Option<Vec<String>>,
     pub resume_tokens_set: u64,
     pub resume_tokens_cleared: u64,
@@ -744,6 +785,7 @@ pub struct ResumeTokenOut {
     pub system_id: Uuid,
     pub pool: String,
     pub dataset: String,
+    #[oai(nullable)]
     pub token: Option<String>,
 }
 
@@ -762,6 +804,7 @@ pub struct MemberDto {
     pub system_id: Uuid,
     /// The dataset under which this member keeps the group's datasets (e.g.
     /// `backup/replicas/hostA`); `null`: the pool itself.
+    #[oai(nullable)]
     pub dataset_root: Option<String>,
 }
 
@@ -769,34 +812,49 @@ pub struct MemberDto {
 /// or default (on create).
 #[derive(Debug, Default, Object)]
 pub struct GroupFields {
+    #[oai(nullable)]
     pub description: Option<String>,
     /// Default true.
+    #[oai(nullable)]
     pub enabled: Option<bool>,
     /// Hub-and-spoke (true: the hub is every dataset's source) or bidirectional (false, the
     /// default).
+    #[oai(nullable)]
     pub directional: Option<bool>,
     /// Required (and a member) when `directional`.
+    #[oai(nullable)]
     pub hub_system_id: Option<Uuid>,
     /// The members (`dataset_root` defaults to the pool). Replaces the member list.
+    #[oai(nullable)]
     pub system_ids: Option<Vec<Uuid>>,
     /// Members with their `dataset_root`; merged over `system_ids`.
+    #[oai(nullable)]
     pub members: Option<Vec<MemberDto>>,
     /// Default 3600.
+    #[oai(nullable)]
     pub sync_interval_seconds: Option<i64>,
     /// Glob (`auto-*`) or `regex:…` on short snapshot names; `null`/omitted: every snapshot.
+    #[oai(nullable)]
     pub snapshot_filter: Option<String>,
+    #[oai(nullable)]
     pub min_snapshot_age_seconds: Option<i64>,
+    #[oai(nullable)]
     pub lag_threshold_seconds: Option<i64>,
     /// `push` (default: the source runs the pipeline) or `pull`.
+    #[oai(nullable)]
     pub transfer: Option<String>,
     /// Subset of `compressed`, `raw`, `large_blocks`, `embedded`.
+    #[oai(nullable)]
     pub send_flags: Option<Vec<String>>,
     /// `manual` (default), `use_newest`, `use_largest`, `use_majority`, `ignore`.
+    #[oai(nullable)]
     pub conflict_strategy: Option<String>,
     /// Allow plans that destroy snapshots (rollbacks, mirrored deletions). Default false.
+    #[oai(nullable)]
     pub allow_destructive: Option<bool>,
     /// Plan `zfs destroy` on targets for snapshots the source pruned (needs
     /// `allow_destructive`). Default false.
+    #[oai(nullable)]
     pub mirror_deletions: Option<bool>,
 }
 
@@ -812,6 +870,7 @@ pub struct GroupCreate {
 /// `PUT /sync-groups/{id}`.
 #[derive(Debug, Object)]
 pub struct GroupUpdate {
+    #[oai(nullable)]
     pub name: Option<String>,
     #[oai(flatten)]
     pub fields: GroupFields,
@@ -821,6 +880,7 @@ pub struct GroupUpdate {
 #[derive(Debug, Object)]
 pub struct AddMember {
     pub system_id: Uuid,
+    #[oai(nullable)]
     pub dataset_root: Option<String>,
 }
 
@@ -912,13 +972,16 @@ impl GroupFields {
 pub struct GroupOut {
     pub id: Uuid,
     pub name: String,
+    #[oai(nullable)]
     pub description: Option<String>,
     pub enabled: bool,
     pub directional: bool,
+    #[oai(nullable)]
     pub hub_system_id: Option<Uuid>,
     pub system_ids: Vec<Uuid>,
     pub members: Vec<MemberDto>,
     pub sync_interval_seconds: u64,
+    #[oai(nullable)]
     pub snapshot_filter: Option<String>,
     pub min_snapshot_age_seconds: u64,
     pub lag_threshold_seconds: u64,
@@ -985,11 +1048,15 @@ pub struct SyncStateOut {
     pub system_id: Uuid,
     /// `in_sync`, `out_of_sync`, `syncing`, `conflict` or `error`.
     pub status: String,
+    #[oai(nullable)]
     pub last_check: Option<Timestamp>,
+    #[oai(nullable)]
     pub last_sync: Option<Timestamp>,
     pub lag_seconds: u64,
     pub missing_count: u64,
+    #[oai(nullable)]
     pub error_message: Option<String>,
+    #[oai(nullable)]
     pub job_id: Option<Uuid>,
     pub updated_at: Timestamp,
 }
@@ -1030,7 +1097,9 @@ pub struct ConflictOut {
     pub status: String,
     pub detected_at: Timestamp,
     pub updated_at: Timestamp,
+    #[oai(nullable)]
     pub resolved_at: Option<Timestamp>,
+    #[oai(nullable)]
     pub resolution: Option<Value>,
 }
 
@@ -1100,7 +1169,9 @@ pub struct DayCountOut {
 /// witness keeps current inventories).
 #[derive(Debug, Object)]
 pub struct SnapshotHistoryOut {
+    #[oai(nullable)]
     pub system_id: Option<Uuid>,
+    #[oai(nullable)]
     pub dataset: Option<String>,
     pub days: u32,
     pub since: Timestamp,
@@ -1108,7 +1179,9 @@ pub struct SnapshotHistoryOut {
     pub total: u64,
     /// One entry per day, oldest first.
     pub per_day: Vec<DayCountOut>,
+    #[oai(nullable)]
     pub oldest: Option<SnapshotMarkOut>,
+    #[oai(nullable)]
     pub newest: Option<SnapshotMarkOut>,
 }
 
@@ -1143,7 +1216,9 @@ pub struct TotalsOut {
     pub used_bytes: u64,
     /// Sum of `referenced`.
     pub referenced_bytes: u64,
+    #[oai(nullable)]
     pub oldest: Option<SnapshotMarkOut>,
+    #[oai(nullable)]
     pub newest: Option<SnapshotMarkOut>,
 }
 
@@ -1185,8 +1260,10 @@ pub struct DatasetStatisticsOut {
 /// `GET /snapshots/statistics`.
 #[derive(Debug, Object)]
 pub struct SnapshotStatisticsOut {
+    #[oai(nullable)]
     pub system_id: Option<Uuid>,
     /// Only snapshots created in the last `days` days, when set.
+    #[oai(nullable)]
     pub days: Option<u32>,
     pub system_count: u64,
     #[oai(flatten)]
@@ -1238,6 +1315,7 @@ pub struct SystemDatasetViewOut {
     pub unique: Vec<String>,
     /// Names another compared system holds and this one lacks, oldest first.
     pub missing: Vec<String>,
+    #[oai(nullable)]
     pub latest: Option<SnapshotMarkOut>,
 }
 

@@ -26,6 +26,7 @@ pub struct ResolveIn {
     /// `use_newest`, `use_largest`, `use_majority`, `manual` or `ignore`.
     pub strategy: String,
     /// The winner, for `manual`.
+    #[oai(nullable)]
     pub winner_system_id: Option<Uuid>,
 }
 
@@ -34,6 +35,7 @@ pub struct ResolveIn {
 pub struct LoserPlanOut {
     pub system_id: Uuid,
     /// Roll back to this snapshot (the newest common one); `null`: nothing is rolled back.
+    #[oai(nullable)]
     pub rollback_to: Option<String>,
     /// Exactly the snapshots the rollback destroys, oldest first.
     pub destroys: Vec<String>,
@@ -56,10 +58,12 @@ pub struct HostCommandOut {
 pub struct ResolutionOut {
     pub conflict_id: Uuid,
     pub strategy: String,
+    #[oai(nullable)]
     pub winner_system_id: Option<Uuid>,
     pub losers: Vec<LoserPlanOut>,
     /// Why nothing was applied (the plan destroys snapshots and the group does not set
     /// `allow_destructive`); `null` when the resolution was recorded.
+    #[oai(nullable)]
     pub refused: Option<String>,
     /// Whether the resolution was recorded.
     pub applied: bool,

@@ -33,8 +33,10 @@ pub struct InstructionOut {
     /// Target dataset path below its pool.
     pub target_dataset: String,
     /// The incremental base (newest common snapshot); `null`: a full send.
+    #[oai(nullable)]
     pub starting_snapshot: Option<String>,
     /// The newest snapshot the transfer creates on the target.
+    #[oai(nullable)]
     pub ending_snapshot: Option<String>,
     pub source_ssh_hostname: String,
     pub target_ssh_hostname: String,
@@ -97,7 +99,9 @@ impl From<Instruction> for InstructionOut {
 /// A planner note.
 #[derive(Debug, Object)]
 pub struct DiagnosticOut {
+    #[oai(nullable)]
     pub system_id: Option<Uuid>,
+    #[oai(nullable)]
     pub dataset: Option<String>,
     pub message: String,
 }
@@ -109,6 +113,7 @@ pub struct InstructionsOut {
     pub timestamp: Timestamp,
     pub dataset_count: u64,
     /// Only with `include_diagnostics=true`; else `null`.
+    #[oai(nullable)]
     pub diagnostics: Option<Vec<DiagnosticOut>>,
     pub datasets: Vec<InstructionOut>,
 }
@@ -118,10 +123,13 @@ pub struct InstructionsOut {
 pub struct JobResultIn {
     /// `succeeded` or `failed`.
     pub status: String,
+    #[oai(nullable)]
     pub error: Option<String>,
     /// The target's `receive_resume_token` after a failed resumable receive.
+    #[oai(nullable)]
     pub resume_token: Option<String>,
     /// Bytes transferred.
+    #[oai(nullable)]
     pub bytes: Option<i64>,
 }
 
@@ -138,8 +146,11 @@ pub struct JobOut {
     /// `pending`, `leased`, `succeeded`, `failed`, `expired` or `cancelled`.
     pub status: String,
     pub attempts: u32,
+    #[oai(nullable)]
     pub error: Option<String>,
+    #[oai(nullable)]
     pub bytes: Option<u64>,
+    #[oai(nullable)]
     pub lease_expires_at: Option<Timestamp>,
     pub updated_at: Timestamp,
 }
@@ -176,6 +187,7 @@ pub struct GroupStatusOut {
     pub error: u64,
     pub worst_lag_seconds: u64,
     pub open_conflicts: u64,
+    #[oai(nullable)]
     pub last_check: Option<Timestamp>,
 }
 
@@ -183,9 +195,11 @@ pub struct GroupStatusOut {
 #[derive(Debug, Object)]
 pub struct MismatchOut {
     pub dataset: String,
+    #[oai(nullable)]
     pub source_system_id: Option<Uuid>,
     pub target_system_id: Uuid,
     /// Who runs the transfer (push: the source, pull: the target); `null` when blocked.
+    #[oai(nullable)]
     pub runner_system_id: Option<Uuid>,
     /// `transfer` or `blocked`.
     pub outcome: String,
@@ -195,7 +209,9 @@ pub struct MismatchOut {
     pub missing_count: u64,
     /// Snapshots the transfer would create on the target.
     pub snapshots: Vec<String>,
+    #[oai(nullable)]
     pub starting_snapshot: Option<String>,
+    #[oai(nullable)]
     pub reason: Option<String>,
 }
 
