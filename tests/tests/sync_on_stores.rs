@@ -69,6 +69,7 @@ async fn play(store: Arc<dyn Store>) -> Vec<String> {
         store.clone(),
         SyncSettings {
             job_lease_seconds: 900,
+            ..SyncSettings::default()
         },
     );
 

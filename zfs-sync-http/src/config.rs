@@ -47,6 +47,8 @@ pub struct Settings {
     pub body_limit_bytes: usize,
     /// How long a handed-out job stays leased without a result.
     pub job_lease_seconds: u64,
+    /// Most snapshot records kept in memory between plans (0: no cache).
+    pub inventory_cache_records: usize,
     /// Whether `/metrics` is served without a key (otherwise it needs an admin key).
     pub metrics_public: bool,
     /// How often the background scheduler wakes (groups are checked at their own interval).
@@ -71,6 +73,7 @@ impl std::fmt::Debug for Settings {
             .field("cors_origins", &self.cors_origins)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("job_lease_seconds", &self.job_lease_seconds)
+            .field("inventory_cache_records", &self.inventory_cache_records)
             .field("metrics_public", &self.metrics_public)
             .field("scheduler_tick_seconds", &self.scheduler_tick_seconds)
             .finish()
@@ -103,6 +106,8 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             job_lease_seconds: 3600,
+            inventory_cache_records: zfs_sync::service::sync::SyncSettings::default()
+                .inventory_cache_records,
             metrics_public: true,
             scheduler_tick_seconds: 30,
         }
@@ -142,6 +147,7 @@ pub const ENV_KEYS: &[&str] = &[
     "cors_origins",
     "body_limit_bytes",
     "job_lease_seconds",
+    "inventory_cache_records",
     "metrics_public",
     "scheduler_tick_seconds",
 ];

@@ -57,6 +57,7 @@ impl AppState {
             store.clone(),
             SyncSettings {
                 job_lease_seconds: settings.job_lease_seconds,
+                inventory_cache_records: settings.inventory_cache_records,
             },
         );
         AppState {

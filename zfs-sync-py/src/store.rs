@@ -241,7 +241,13 @@ impl PyWitness {
         if job_lease_seconds == 0 {
             return Err(invalid("job_lease_seconds", "must be at least 1"));
         }
-        let sync = SyncService::new(store.clone(), SyncSettings { job_lease_seconds });
+        let sync = SyncService::new(
+            store.clone(),
+            SyncSettings {
+                job_lease_seconds,
+                ..SyncSettings::default()
+            },
+        );
         Ok(PyWitness { store, sync })
     }
 

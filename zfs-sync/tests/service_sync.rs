@@ -82,6 +82,7 @@ async fn world(mode: TransferMode, policy: Policy) -> World {
         store.clone(),
         SyncSettings {
             job_lease_seconds: 600,
+            ..SyncSettings::default()
         },
     );
     World {
@@ -452,4 +453,94 @@ async fn allowed_resolution_rolls_back_then_sends() {
             .is_err(),
         "resolving twice"
     );
+}
+
+/// The service keeps inventories between plans; every change a plan depends on (a report,
+/// a resume token, a system's SSH address, a membership) must show in the next plan exactly
+/// as an uncached service sees it.
+#[tokio::test]
+async fn cached_inventories_follow_every_change() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let uncached = SyncService::new(
+        w.store.clone(),
+        SyncSettings {
+            inventory_cache_records: 0,
+            ..SyncSettings::default()
+        },
+    );
+    let same_plan = |label: &'static str| {
+        let (cached, fresh) = (w.sync.clone(), uncached.clone());
+        let group = w.group_id;
+        async move {
+            let a = cached.check_group(group, now()).await.unwrap().plan;
+            let b = fresh.check_group(group, now()).await.unwrap().plan;
+            assert_eq!(a, b, "{label}: the cached plan differs from a fresh one");
+            a
+        }
+    };
+    let before = same_plan("first").await;
+    assert_eq!(before.transfers().count(), 2);
+    // Planned again with nothing changed: the same plan.
+    assert_eq!(same_plan("unchanged").await, before);
+
+    // Target a reports the missing snapshots: only b still needs a transfer.
+    w.store
+        .upsert_snapshots(w.a, &history("backup", 6), now())
+        .await
+        .unwrap();
+    let plan = same_plan("after a report").await;
+    let targets: Vec<Uuid> = plan.transfers().map(|t| t.target.system_id).collect();
+    assert_eq!(targets, [w.b]);
+
+    // A resume token on b (a malformed one here) shows in the plan's diagnostics.
+    w.store
+        .set_resume_token(w.b, "backup", "vm1", Some("1-abc"), now())
+        .await
+        .unwrap();
+    let plan = same_plan("after a resume token").await;
+    assert!(
+        plan.diagnostics
+            .iter()
+            .any(|d| d.message.contains("resume token")),
+        "{plan:#?}"
+    );
+    w.store
+        .set_resume_token(w.b, "backup", "vm1", None, now())
+        .await
+        .unwrap();
+
+    // b moves to another SSH address: the commands follow.
+    let mut sys_b = w.store.get_system(w.b).await.unwrap().unwrap();
+    sys_b.ssh_hostname = Some("b.example.net".into());
+    w.store.update_system(&sys_b).await.unwrap();
+    let ins = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    let argv = &ins.instructions[0].commands[0].argv;
+    assert!(
+        argv.iter()
+            .flatten()
+            .any(|arg| arg.contains("b.example.net")),
+        "{argv:?}"
+    );
+
+    // b's membership moves below another root: the plan follows.
+    w.store
+        .put_member(
+            w.group_id,
+            &Member {
+                system_id: w.b,
+                dataset_root: Some("backup/elsewhere".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let plan = same_plan("after a membership change").await;
+    let to_b = plan
+        .transfers()
+        .find(|t| t.target.system_id == w.b)
+        .unwrap();
+    assert_eq!(to_b.target.dataset.as_str(), "backup/elsewhere/vm1");
+
+    // Its snapshots deleted: a full transfer again.
+    w.store.delete_snapshots_of_system(w.b).await.unwrap();
+    same_plan("after a deletion").await;
 }

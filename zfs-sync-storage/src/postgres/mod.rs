@@ -33,9 +33,9 @@ use zfs_sync::model::{
     SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, System,
 };
 use zfs_sync::store::{
-    ConflictStore, GroupStore, HealthCheck, JobStore, KeyStore, SnapshotStore, SyncStateStore,
-    SystemStore, check_items_in_scope, check_job_outcome, check_new_job, check_resume_token_input,
-    conflict_order, prepare_snapshot_batch, reconcile_conflicts,
+    ConflictStore, GroupStore, HealthCheck, JobHandOut, JobStore, KeyStore, SnapshotStore,
+    SyncStateStore, SystemStore, check_items_in_scope, check_job_outcome, check_new_job,
+    check_resume_token_input, conflict_order, prepare_snapshot_batch, reconcile_conflicts,
 };
 use zfs_sync::{Error, Result};
 
@@ -235,6 +235,23 @@ impl Columns for Row {
 
 async fn require_system<C: GenericClient>(c: &C, id: Uuid) -> Result<()> {
     if exists(c, "SELECT 1 FROM systems WHERE id = $1", &[&id]).await? {
+        Ok(())
+    } else {
+        Err(Error::not_found("system", id))
+    }
+}
+
+/// Marks a change of the system's inventory (snapshots or resume tokens) for
+/// [`SnapshotStore::inventory_versions`], locking the system's row until the transaction
+/// ends; `NotFound` when the system does not exist.
+async fn bump_inventory<C: GenericClient>(c: &C, id: Uuid) -> Result<()> {
+    let n = execute(
+        c,
+        "UPDATE systems SET inventory_version = inventory_version + 1 WHERE id = $1",
+        &[&id],
+    )
+    .await?;
+    if n == 1 {
         Ok(())
     } else {
         Err(Error::not_found("system", id))
@@ -716,7 +733,7 @@ impl SnapshotStore for PostgresStore {
         let items = prepare_snapshot_batch(items)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        require_system(&tx, system_id).await?;
+        bump_inventory(&tx, system_id).await?;
         let out = upsert_batch(&tx, system_id, &items, now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(out)
@@ -733,16 +750,8 @@ impl SnapshotStore for PostgresStore {
         let items = prepare_snapshot_batch(items)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        // Lock the system: two concurrent replacements of one inventory serialize.
-        if !exists(
-            &tx,
-            "SELECT 1 FROM systems WHERE id = $1 FOR UPDATE",
-            &[&system_id],
-        )
-        .await?
-        {
-            return Err(Error::not_found("system", system_id));
-        }
+        // Locks the system's row: two concurrent replacements of one inventory serialize.
+        bump_inventory(&tx, system_id).await?;
         let pools: Vec<&str> = items.iter().map(|i| i.pool.as_str()).collect();
         let datasets: Vec<&str> = items.iter().map(|i| i.dataset.as_str()).collect();
         let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
@@ -862,13 +871,32 @@ impl SnapshotStore for PostgresStore {
     }
 
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64> {
-        let c = self.client().await?;
-        execute(
-            &c,
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let n = execute(
+            &tx,
             "DELETE FROM snapshots WHERE system_id = $1",
             &[&system_id],
         )
-        .await
+        .await?;
+        if n > 0 {
+            bump_inventory(&tx, system_id).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(n)
+    }
+
+    async fn inventory_versions(&self, system_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>> {
+        if system_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = query(
+            &self.client().await?,
+            "SELECT id, inventory_version FROM systems WHERE id = ANY($1)",
+            &[&system_ids],
+        )
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     async fn set_resume_token(
@@ -882,7 +910,7 @@ impl SnapshotStore for PostgresStore {
         check_resume_token_input(pool, dataset, token)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        require_system(&tx, system_id).await?;
+        bump_inventory(&tx, system_id).await?;
         match token {
             Some(t) => {
                 execute(
@@ -1437,6 +1465,84 @@ async fn load_job<C: GenericClient>(c: &C, id: Uuid) -> Result<Option<Job>> {
     .transpose()
 }
 
+/// `NotFound` unless the job's group and systems exist.
+async fn require_job_refs<C: GenericClient>(c: &C, j: &Job) -> Result<()> {
+    require_group(c, j.group_id).await?;
+    for s in [j.source_system_id, j.target_system_id, j.runner_system_id] {
+        require_system(c, s).await?;
+    }
+    Ok(())
+}
+
+/// The job-creating half of [`JobStore::create_job_if_absent`], inside a transaction
+/// (references already checked).
+async fn create_job_tx<C: GenericClient>(tx: &C, j: &Job) -> Result<Job> {
+    if let Some(active) = take_active(tx, j).await? {
+        return Ok(active);
+    }
+    let attempts = i64::from(j.attempts);
+    let bytes = opt_i64(j.bytes);
+    // Another process may insert the same key meanwhile: the partial unique index turns
+    // that into "nothing inserted", and the job it inserted is the active one.
+    let inserted = query_opt(
+        tx,
+        &format!(
+            "INSERT INTO jobs ({JOB_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             ON CONFLICT DO NOTHING RETURNING {JOB_COLS}"
+        ),
+        &[
+            &j.id,
+            &j.group_id,
+            &j.dataset,
+            &j.source_system_id,
+            &j.target_system_id,
+            &j.runner_system_id,
+            &j.kind.as_str(),
+            &j.spec,
+            &j.status.as_str(),
+            &j.lease_expires_at,
+            &attempts,
+            &j.error,
+            &bytes,
+            &j.resume_token,
+            &j.created_at,
+            &j.updated_at,
+        ],
+    )
+    .await?;
+    match inserted {
+        Some(r) => job_row(&r),
+        None => match take_active(tx, j).await? {
+            Some(active) => Ok(active),
+            None => Err(Error::already_exists("job", j.id)),
+        },
+    }
+}
+
+/// [`JobStore::lease_job`]: `NotFound` for an unknown job.
+async fn lease_existing<C: GenericClient>(
+    c: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Option<Job>> {
+    let row = query_opt(
+        c,
+        &format!(
+            "UPDATE jobs SET status = 'leased', lease_expires_at = $2, attempts = attempts + 1, updated_at = $3
+             WHERE id = $1 AND {} RETURNING {JOB_COLS}",
+            leasable("$3")
+        ),
+        &[&id, &until, &now],
+    )
+    .await?;
+    match row {
+        Some(r) => Ok(Some(job_row(&r)?)),
+        None if load_job(c, id).await?.is_none() => Err(Error::not_found("job", id)),
+        None => Ok(None),
+    }
+}
+
 /// The active job of `j`'s (group, dataset, target), updated from `j` when pending; locked.
 async fn take_active<C: GenericClient>(c: &C, j: &Job) -> Result<Option<Job>> {
     let row = query_opt(
@@ -1472,51 +1578,8 @@ impl JobStore for PostgresStore {
         check_new_job(j)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        require_group(&tx, j.group_id).await?;
-        for s in [j.source_system_id, j.target_system_id, j.runner_system_id] {
-            require_system(&tx, s).await?;
-        }
-        if let Some(active) = take_active(&tx, j).await? {
-            tx.commit().await.map_err(map_err)?;
-            return Ok(active);
-        }
-        let attempts = i64::from(j.attempts);
-        let bytes = opt_i64(j.bytes);
-        // Another process may insert the same key meanwhile: the partial unique index turns
-        // that into "nothing inserted", and the job it inserted is the active one.
-        let inserted = query_opt(
-            &tx,
-            &format!(
-                "INSERT INTO jobs ({JOB_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-                 ON CONFLICT DO NOTHING RETURNING {JOB_COLS}"
-            ),
-            &[
-                &j.id,
-                &j.group_id,
-                &j.dataset,
-                &j.source_system_id,
-                &j.target_system_id,
-                &j.runner_system_id,
-                &j.kind.as_str(),
-                &j.spec,
-                &j.status.as_str(),
-                &j.lease_expires_at,
-                &attempts,
-                &j.error,
-                &bytes,
-                &j.resume_token,
-                &j.created_at,
-                &j.updated_at,
-            ],
-        )
-        .await?;
-        let out = match inserted {
-            Some(r) => job_row(&r)?,
-            None => match take_active(&tx, j).await? {
-                Some(active) => active,
-                None => return Err(Error::already_exists("job", j.id)),
-            },
-        };
+        require_job_refs(&tx, j).await?;
+        let out = create_job_tx(&tx, j).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(out)
     }
@@ -1527,22 +1590,41 @@ impl JobStore for PostgresStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Option<Job>> {
-        let c = self.client().await?;
-        let row = query_opt(
-            &c,
-            &format!(
-                "UPDATE jobs SET status = 'leased', lease_expires_at = $2, attempts = attempts + 1, updated_at = $3
-                 WHERE id = $1 AND {} RETURNING {JOB_COLS}",
-                leasable("$3")
-            ),
-            &[&id, &until, &now],
-        )
-        .await?;
-        match row {
-            Some(r) => Ok(Some(job_row(&r)?)),
-            None if load_job(&c, id).await?.is_none() => Err(Error::not_found("job", id)),
-            None => Ok(None),
+        lease_existing(&self.client().await?, id, now, until).await
+    }
+
+    async fn hand_out_jobs(
+        &self,
+        jobs: &[Job],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<JobHandOut>> {
+        jobs.iter().try_for_each(check_new_job)?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let mut checked = HashSet::new();
+        for j in jobs {
+            let refs = (
+                j.group_id,
+                j.source_system_id,
+                j.target_system_id,
+                j.runner_system_id,
+            );
+            if checked.insert(refs) {
+                require_job_refs(&tx, j).await?;
+            }
+        }
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            let active_id = create_job_tx(&tx, j).await?.id;
+            let leased = lease_existing(&tx, active_id, now, until).await?;
+            out.push(JobHandOut { active_id, leased });
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(out)
     }
 
     async fn lease_jobs_for_runner(
@@ -1655,6 +1737,19 @@ impl JobStore for PostgresStore {
 
     async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
         load_job(&self.client().await?, id).await
+    }
+
+    async fn get_jobs(&self, ids: &[Uuid]) -> Result<Vec<Job>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = query(
+            &self.client().await?,
+            &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ANY($1)"),
+            &[&ids],
+        )
+        .await?;
+        rows.iter().map(job_row).collect()
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
@@ -1781,7 +1876,31 @@ mod tests {
                 extra_metadata: Metadata::new(),
             })
             .collect();
-        let mut stored = old.upsert_snapshots(a.id, &snaps, t).await.unwrap();
+        // Written as version 1 stored them (today's upsert needs later columns).
+        let mut stored = crate::codec::v1_snapshots(a.id, &snaps, t);
+        let c = old.client().await.unwrap();
+        for s in &stored {
+            c.execute(
+                "INSERT INTO snapshots (system_id, pool, dataset, name, id, guid, createtxg, creation,
+                 used, referenced, extra_metadata, last_reported) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}', $11)",
+                &[
+                    &s.system_id,
+                    &s.pool,
+                    &s.dataset,
+                    &s.name,
+                    &s.id,
+                    &opt_i64(s.guid),
+                    &opt_i64(s.createtxg),
+                    &s.creation,
+                    &i64_bits(s.used),
+                    &i64_bits(s.referenced),
+                    &s.last_reported,
+                ],
+            )
+            .await
+            .unwrap();
+        }
+        drop(c);
         let mut members = vec![
             Member {
                 system_id: a.id,

@@ -33,10 +33,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "resume tokens and planner indexes",
         sql: V2,
     },
+    Migration {
+        version: 3,
+        name: "inventory versions",
+        sql: V3,
+    },
 ];
 
 /// The version this build creates and expects.
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 3;
 
 const V1: &str = r#"
 CREATE TABLE systems (
@@ -170,6 +175,12 @@ CREATE TABLE conflicts (
     resolution   jsonb
 );
 CREATE INDEX conflicts_group ON conflicts(group_id, status);
+"#;
+
+// Bumped in the transaction of every change to a system's snapshots or resume tokens, so
+// a cached inventory is known to be current by reading one number.
+const V3: &str = r#"
+ALTER TABLE systems ADD COLUMN inventory_version bigint NOT NULL DEFAULT 0;
 "#;
 
 const V2: &str = r#"

@@ -29,9 +29,9 @@ use zfs_sync::model::{
     SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, System,
 };
 use zfs_sync::store::{
-    ConflictStore, GroupStore, HealthCheck, JobStore, KeyStore, SnapshotStore, SyncStateStore,
-    SystemStore, check_items_in_scope, check_job_outcome, check_new_job, check_resume_token_input,
-    prepare_snapshot_batch, reconcile_conflicts, scope_covers,
+    ConflictStore, GroupStore, HealthCheck, JobHandOut, JobStore, KeyStore, SnapshotStore,
+    SyncStateStore, SystemStore, check_items_in_scope, check_job_outcome, check_new_job,
+    check_resume_token_input, prepare_snapshot_batch, reconcile_conflicts, scope_covers,
 };
 use zfs_sync::{Error, Result};
 
@@ -408,6 +408,23 @@ fn exists(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result
 
 fn require_system(conn: &Connection, id: Uuid) -> Result<()> {
     if exists(conn, "SELECT 1 FROM systems WHERE id = ?1", [blob(&id)])? {
+        Ok(())
+    } else {
+        Err(Error::not_found("system", id))
+    }
+}
+
+/// Marks a change of the system's inventory (snapshots or resume tokens) for
+/// [`SnapshotStore::inventory_versions`]; `NotFound` when the system does not exist.
+fn bump_inventory(conn: &Connection, id: Uuid) -> Result<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE systems SET inventory_version = inventory_version + 1 WHERE id = ?1",
+        )
+        .map_err(map_err)?
+        .execute([blob(&id)])
+        .map_err(map_err)?;
+    if n == 1 {
         Ok(())
     } else {
         Err(Error::not_found("system", id))
@@ -849,7 +866,7 @@ impl SnapshotStore for SqliteStore {
     ) -> Result<Vec<Snapshot>> {
         let items = prepared_owned(items)?;
         self.write(move |tx| {
-            require_system(tx, system_id)?;
+            bump_inventory(tx, system_id)?;
             upsert_batch(tx, system_id, items, now)
         })
         .await
@@ -866,7 +883,7 @@ impl SnapshotStore for SqliteStore {
         let items = prepared_owned(items)?;
         let scope = scope.clone();
         self.write(move |tx| {
-            require_system(tx, system_id)?;
+            bump_inventory(tx, system_id)?;
             let keep: HashSet<(&str, &str, &str)> =
                 items.iter().map(|i| (i.pool.as_str(), i.dataset.as_str(), i.name.as_str())).collect();
             let stored = collect(tx, "SELECT pool, dataset, name FROM snapshots WHERE system_id = ?1", [blob(&system_id)], |r| {
@@ -965,6 +982,25 @@ impl SnapshotStore for SqliteStore {
         Ok(out)
     }
 
+    async fn inventory_versions(&self, system_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>> {
+        let ids = system_ids.to_vec();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT inventory_version FROM systems WHERE id = ?1")
+                .map_err(map_err)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let v: Option<i64> = stmt
+                    .query_row([blob(&id)], |r| r.get(0))
+                    .optional()
+                    .map_err(map_err)?;
+                out.extend(v.map(|v| (id, v)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64> {
         self.write(move |tx| {
             let n = tx
@@ -972,6 +1008,9 @@ impl SnapshotStore for SqliteStore {
                 .map_err(map_err)?
                 .execute([blob(&system_id)])
                 .map_err(map_err)?;
+            if n > 0 {
+                bump_inventory(tx, system_id)?;
+            }
             Ok(n as u64)
         })
         .await
@@ -992,7 +1031,7 @@ impl SnapshotStore for SqliteStore {
             token.map(str::to_string),
         );
         self.write(move |tx| {
-            require_system(tx, system_id)?;
+            bump_inventory(tx, system_id)?;
             match token {
                 Some(t) => tx
                     .prepare_cached(
@@ -1553,6 +1592,93 @@ fn load_job(conn: &Connection, id: Uuid) -> Result<Option<Job>> {
     )
 }
 
+/// `NotFound` unless the job's group and systems exist.
+fn require_job_refs(tx: &Transaction<'_>, j: &Job) -> Result<()> {
+    require_group(tx, j.group_id)?;
+    for s in [j.source_system_id, j.target_system_id, j.runner_system_id] {
+        require_system(tx, s)?;
+    }
+    Ok(())
+}
+
+/// The job-creating half of [`JobStore::create_job_if_absent`] (references already checked).
+fn create_job_tx(tx: &Transaction<'_>, j: Job) -> Result<Job> {
+    let active = one(
+        tx,
+        &format!(
+            "SELECT {JOB_COLS} FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
+             AND status IN ('pending', 'leased')"
+        ),
+        params![blob(&j.group_id), j.dataset, blob(&j.target_system_id)],
+        |r| job_row(r),
+    )?;
+    if let Some(mut existing) = active {
+        if existing.status == JobStatus::Pending {
+            tx.prepare_cached(
+                "UPDATE jobs SET source_system_id = ?2, runner_system_id = ?3, kind = ?4, spec = ?5, updated_at = ?6
+                 WHERE id = ?1",
+            )
+            .map_err(map_err)?
+            .execute(params![
+                blob(&existing.id),
+                blob(&j.source_system_id),
+                blob(&j.runner_system_id),
+                j.kind.as_str(),
+                j.spec.to_string(),
+                micros(j.updated_at),
+            ])
+            .map_err(map_err)?;
+            existing.source_system_id = j.source_system_id;
+            existing.runner_system_id = j.runner_system_id;
+            existing.kind = j.kind;
+            existing.spec = j.spec;
+            existing.updated_at = j.updated_at;
+        }
+        return Ok(existing);
+    }
+    if load_job(tx, j.id)?.is_some() {
+        return Err(Error::already_exists("job", j.id));
+    }
+    tx.prepare_cached(&format!(
+        "INSERT INTO jobs ({JOB_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    ))
+    .map_err(map_err)?
+    .execute(params![
+        blob(&j.id),
+        blob(&j.group_id),
+        j.dataset,
+        blob(&j.source_system_id),
+        blob(&j.target_system_id),
+        blob(&j.runner_system_id),
+        j.kind.as_str(),
+        j.spec.to_string(),
+        j.status.as_str(),
+        opt_time(j.lease_expires_at),
+        j.attempts,
+        j.error,
+        opt_u64(j.bytes),
+        j.resume_token,
+        micros(j.created_at),
+        micros(j.updated_at),
+    ])
+    .map_err(map_err)?;
+    Ok(j)
+}
+
+/// [`JobStore::lease_job`] inside a transaction: `NotFound` for an unknown job.
+fn lease_existing(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Option<Job>> {
+    match lease_one(tx, id, now, until)? {
+        Some(j) => Ok(Some(j)),
+        None if load_job(tx, id)?.is_none() => Err(Error::not_found("job", id)),
+        None => Ok(None),
+    }
+}
+
 /// Leases one job when it is leasable; `None` otherwise.
 fn lease_one(
     tx: &Transaction<'_>,
@@ -1578,70 +1704,8 @@ impl JobStore for SqliteStore {
         check_new_job(job)?;
         let j = job.clone();
         self.write(move |tx| {
-            require_group(tx, j.group_id)?;
-            for s in [j.source_system_id, j.target_system_id, j.runner_system_id] {
-                require_system(tx, s)?;
-            }
-            let active = one(
-                tx,
-                &format!(
-                    "SELECT {JOB_COLS} FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
-                     AND status IN ('pending', 'leased')"
-                ),
-                params![blob(&j.group_id), j.dataset, blob(&j.target_system_id)],
-                |r| job_row(r),
-            )?;
-            if let Some(mut existing) = active {
-                if existing.status == JobStatus::Pending {
-                    tx.prepare_cached(
-                        "UPDATE jobs SET source_system_id = ?2, runner_system_id = ?3, kind = ?4, spec = ?5, updated_at = ?6
-                         WHERE id = ?1",
-                    )
-                    .map_err(map_err)?
-                    .execute(params![
-                        blob(&existing.id),
-                        blob(&j.source_system_id),
-                        blob(&j.runner_system_id),
-                        j.kind.as_str(),
-                        j.spec.to_string(),
-                        micros(j.updated_at),
-                    ])
-                    .map_err(map_err)?;
-                    existing.source_system_id = j.source_system_id;
-                    existing.runner_system_id = j.runner_system_id;
-                    existing.kind = j.kind;
-                    existing.spec = j.spec;
-                    existing.updated_at = j.updated_at;
-                }
-                return Ok(existing);
-            }
-            if load_job(tx, j.id)?.is_some() {
-                return Err(Error::already_exists("job", j.id));
-            }
-            tx.prepare_cached(&format!(
-                "INSERT INTO jobs ({JOB_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-            ))
-            .map_err(map_err)?
-            .execute(params![
-                blob(&j.id),
-                blob(&j.group_id),
-                j.dataset,
-                blob(&j.source_system_id),
-                blob(&j.target_system_id),
-                blob(&j.runner_system_id),
-                j.kind.as_str(),
-                j.spec.to_string(),
-                j.status.as_str(),
-                opt_time(j.lease_expires_at),
-                j.attempts,
-                j.error,
-                opt_u64(j.bytes),
-                j.resume_token,
-                micros(j.created_at),
-                micros(j.updated_at),
-            ])
-            .map_err(map_err)?;
-            Ok(j)
+            require_job_refs(tx, &j)?;
+            create_job_tx(tx, j)
         })
         .await
     }
@@ -1652,10 +1716,37 @@ impl JobStore for SqliteStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Option<Job>> {
-        self.write(move |tx| match lease_one(tx, id, now, until)? {
-            Some(j) => Ok(Some(j)),
-            None if load_job(tx, id)?.is_none() => Err(Error::not_found("job", id)),
-            None => Ok(None),
+        self.write(move |tx| lease_existing(tx, id, now, until))
+            .await
+    }
+
+    async fn hand_out_jobs(
+        &self,
+        jobs: &[Job],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<JobHandOut>> {
+        jobs.iter().try_for_each(check_new_job)?;
+        let jobs = jobs.to_vec();
+        self.write(move |tx| {
+            let mut checked = HashSet::new();
+            for j in &jobs {
+                if checked.insert((
+                    j.group_id,
+                    j.source_system_id,
+                    j.target_system_id,
+                    j.runner_system_id,
+                )) {
+                    require_job_refs(tx, j)?;
+                }
+            }
+            let mut out = Vec::with_capacity(jobs.len());
+            for j in jobs {
+                let active_id = create_job_tx(tx, j)?.id;
+                let leased = lease_existing(tx, active_id, now, until)?;
+                out.push(JobHandOut { active_id, leased });
+            }
+            Ok(out)
         })
         .await
     }
@@ -1766,6 +1857,18 @@ impl JobStore for SqliteStore {
         self.read(move |c| load_job(c, id)).await
     }
 
+    async fn get_jobs(&self, ids: &[Uuid]) -> Result<Vec<Job>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.extend(load_job(c, id)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
         let mut f = Filter::default();
         f.eq("group_id = ?", filter.group_id.map(uuid_value));
@@ -1864,7 +1967,34 @@ mod tests {
                 extra_metadata: Metadata::new(),
             })
             .collect();
-        let stored = old.upsert_snapshots(a.id, &snaps, t).await.unwrap();
+        // Written as version 1 stored them (today's upsert needs later columns).
+        let stored = crate::codec::v1_snapshots(a.id, &snaps, t);
+        let rows = stored.clone();
+        old.write(move |tx| {
+            for s in &rows {
+                tx.execute(
+                    "INSERT INTO snapshots (system_id, pool, dataset, name, id, guid, createtxg, creation,
+                     used, referenced, extra_metadata, last_reported) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '{}', ?11)",
+                    params![
+                        blob(&s.system_id),
+                        s.pool,
+                        s.dataset,
+                        s.name,
+                        blob(&s.id),
+                        opt_u64(s.guid),
+                        opt_u64(s.createtxg),
+                        micros(s.creation),
+                        i64_bits(s.used),
+                        i64_bits(s.referenced),
+                        micros(s.last_reported),
+                    ],
+                )
+                .map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
         let group = SyncGroup {
             id: Uuid::new_v4(),
             name: "vms".into(),

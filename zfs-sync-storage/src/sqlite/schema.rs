@@ -30,10 +30,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "resume tokens and planner indexes",
         sql: V2,
     },
+    Migration {
+        version: 3,
+        name: "inventory versions",
+        sql: V3,
+    },
 ];
 
 /// The version this build creates and expects.
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 3;
 
 const V1: &str = r#"
 CREATE TABLE systems (
@@ -187,6 +192,12 @@ CREATE INDEX jobs_group ON jobs(group_id, created_at);
 CREATE INDEX jobs_source ON jobs(source_system_id);
 CREATE INDEX jobs_target ON jobs(target_system_id);
 CREATE INDEX sync_states_job ON sync_states(job_id);
+"#;
+
+// Bumped in the transaction of every change to a system's snapshots or resume tokens, so
+// a cached inventory is known to be current by reading one number.
+const V3: &str = r#"
+ALTER TABLE systems ADD COLUMN inventory_version INTEGER NOT NULL DEFAULT 0;
 "#;
 
 /// The version the database is at (0: empty).

@@ -22,8 +22,8 @@ use crate::conflict::{LoserResolution, plan_resolution};
 use crate::error::{Error, Result};
 use crate::model::{
     ConflictRecord, ConflictStatus, ConflictStrategy, Job, JobFilter, JobOutcome, JobStatus,
-    ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, SyncStatus,
-    System, TransferMode,
+    Member, ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter,
+    SyncStatus, System, TransferMode,
 };
 use crate::plan::{Diagnostic, GroupPlan, MemberInventory, Outcome, Transfer, plan_group};
 use crate::store::Store;
@@ -33,12 +33,17 @@ use crate::store::Store;
 pub struct SyncSettings {
     /// How long a handed-out job stays leased to its runner without a result.
     pub job_lease_seconds: u64,
+    /// Most snapshot records the service keeps in memory between calls (the inventories of
+    /// the groups it planned last, reused while no member's inventory changed); 0 turns the
+    /// cache off. A record takes about 260 bytes.
+    pub inventory_cache_records: usize,
 }
 
 impl Default for SyncSettings {
     fn default() -> Self {
         SyncSettings {
             job_lease_seconds: 3600,
+            inventory_cache_records: 1_000_000,
         }
     }
 }
@@ -120,6 +125,7 @@ pub struct JobSpec {
 pub struct SyncService {
     store: Arc<dyn Store>,
     settings: SyncSettings,
+    cache: Arc<InventoryCache>,
 }
 
 impl std::fmt::Debug for SyncService {
@@ -133,7 +139,7 @@ impl std::fmt::Debug for SyncService {
 /// A group planned now, with the states and conflicts that follow from it.
 struct Evaluation {
     group: SyncGroup,
-    inventories: Vec<MemberInventory>,
+    inventories: Arc<Vec<MemberInventory>>,
     plan: GroupPlan,
     /// Keyed by (logical dataset, system).
     states: HashMap<(String, Uuid), SyncState>,
@@ -145,7 +151,11 @@ struct Evaluation {
 
 impl SyncService {
     pub fn new(store: Arc<dyn Store>, settings: SyncSettings) -> Self {
-        SyncService { store, settings }
+        SyncService {
+            store,
+            settings,
+            cache: Arc::default(),
+        }
     }
 
     /// The store this service works on.
@@ -160,9 +170,73 @@ impl SyncService {
             .ok_or_else(|| Error::not_found("sync group", group_id))
     }
 
+    /// The group's inventories: from the cache for members whose inventory version, system
+    /// record and membership are unchanged since they were loaded, from the store for the
+    /// rest. Versions are read before the inventories they describe, so a cached inventory is
+    /// never older than its version.
+    async fn inventories(&self, group: &SyncGroup) -> Result<Arc<Vec<MemberInventory>>> {
+        let cap = self.settings.inventory_cache_records;
+        if cap == 0 {
+            return Ok(Arc::new(
+                load_inventories(self.store.as_ref(), group).await?,
+            ));
+        }
+        let ids: Vec<Uuid> = group.members.iter().map(|m| m.system_id).collect();
+        let versions: HashMap<Uuid, i64> = self
+            .store
+            .inventory_versions(&ids)
+            .await?
+            .into_iter()
+            .collect();
+        let members = member_systems(self.store.as_ref(), group).await?;
+        let mut reusable: HashMap<Uuid, MemberInventory> = HashMap::new();
+        if let Some(cached) = self.cache.take(group.id) {
+            let invs = Arc::try_unwrap(cached.inventories).unwrap_or_else(|a| (*a).clone());
+            for (inv, version) in invs.into_iter().zip(cached.versions) {
+                let id = inv.system.id;
+                let current = members
+                    .iter()
+                    .any(|(m, s)| *s == inv.system && *m == inv.member);
+                if current && versions.get(&id) == Some(&version) {
+                    reusable.insert(id, inv);
+                }
+            }
+        }
+        let missing: Vec<Uuid> = members
+            .iter()
+            .map(|(_, s)| s.id)
+            .filter(|id| !reusable.contains_key(id))
+            .collect();
+        let mut loaded = load_parts(self.store.as_ref(), &missing).await?;
+        let mut out = Vec::with_capacity(members.len());
+        let mut out_versions = Vec::with_capacity(members.len());
+        for (member, system) in members {
+            let id = system.id;
+            let inv = match reusable.remove(&id) {
+                Some(inv) => inv,
+                None => {
+                    let (snapshots, resume_tokens) = loaded.remove(&id).unwrap_or_default();
+                    MemberInventory {
+                        system,
+                        member,
+                        snapshots,
+                        resume_tokens,
+                    }
+                }
+            };
+            // A system deleted since the versions were read has none: never reused.
+            out_versions.push(versions.get(&id).copied().unwrap_or(i64::MIN));
+            out.push(inv);
+        }
+        let inventories = Arc::new(out);
+        self.cache
+            .put(group.id, inventories.clone(), out_versions, cap);
+        Ok(inventories)
+    }
+
     /// Plans the group and derives every member's state from the plan and the jobs.
     async fn evaluate(&self, group: SyncGroup, now: DateTime<Utc>) -> Result<Evaluation> {
-        let inventories = load_inventories(self.store.as_ref(), &group).await?;
+        let inventories = self.inventories(&group).await?;
         let plan = plan_group(&group, &inventories, now);
         let previous: HashMap<(String, Uuid), SyncState> = self
             .store
@@ -174,12 +248,14 @@ impl SyncService {
             .into_iter()
             .map(|s| ((s.dataset.clone(), s.system_id), s))
             .collect();
-        let mut jobs: HashMap<Uuid, Job> = HashMap::new();
-        for job_id in previous.values().filter_map(|s| s.job_id) {
-            if let Some(job) = self.store.get_job(job_id).await? {
-                jobs.insert(job_id, job);
-            }
-        }
+        let job_ids: Vec<Uuid> = previous.values().filter_map(|s| s.job_id).collect();
+        let jobs: HashMap<Uuid, Job> = if job_ids.is_empty() {
+            HashMap::new()
+        } else {
+            let found = self.store.get_jobs(&job_ids).await?;
+            found.into_iter().map(|j| (j.id, j)).collect()
+        };
+        let mut reports = LastReports::default();
 
         let mut states = HashMap::new();
         let mut hold = HashSet::new();
@@ -219,7 +295,6 @@ impl SyncService {
                         st.status = SyncStatus::OutOfSync;
                         st.job_id = None;
                         if let Some(job) = job {
-                            let reported = last_report(&inventories, t);
                             match job.status {
                                 JobStatus::Pending | JobStatus::Leased
                                     if job.lease_expires_at.is_none_or(|until| until > now) =>
@@ -229,7 +304,9 @@ impl SyncService {
                                     hold.insert(key.clone());
                                 }
                                 JobStatus::Succeeded
-                                    if reported.is_none_or(|r| r < job.updated_at) =>
+                                    if reports
+                                        .get(&inventories, t)
+                                        .is_none_or(|r| r < job.updated_at) =>
                                 {
                                     // Trust the result until the target reports again.
                                     st.status = SyncStatus::InSync;
@@ -354,6 +431,7 @@ impl SyncService {
                 .map(|i| (i.system.id, &i.system))
                 .collect();
             let mut handed: Vec<(String, Uuid, Uuid)> = Vec::new();
+            let mut wanted: Vec<(Job, JobSpec, &System, &System)> = Vec::new();
             for t in ev.plan.transfers() {
                 let runner = match t.mode {
                     TransferMode::Push => t.source.system_id,
@@ -408,21 +486,31 @@ impl SyncService {
                     created_at: now,
                     updated_at: now,
                 };
-                let job = self.store.create_job_if_absent(&job).await?;
-                let Some(leased) = self.store.lease_job(job.id, now, until).await? else {
+                wanted.push((job, spec, *source, *target));
+            }
+            // Every job of the group in one store transaction.
+            let jobs: Vec<Job> = wanted.iter().map(|w| w.0.clone()).collect();
+            let handouts = self.store.hand_out_jobs(&jobs, now, until).await?;
+            for ((job, spec, source, target), h) in wanted.into_iter().zip(handouts) {
+                let Some(leased) = h.leased else {
                     // Another caller holds it: not ours to hand out.
-                    handed.push((t.dataset.clone(), t.target.system_id, job.id));
+                    handed.push((job.dataset, job.target_system_id, h.active_id));
                     continue;
                 };
-                // The job may predate this plan (a pending job created by another server
-                // process): hand out what it holds, so the result matches the job.
-                let spec: JobSpec = serde_json::from_value(leased.spec.clone()).unwrap_or(spec);
-                handed.push((t.dataset.clone(), t.target.system_id, leased.id));
+                // The job may predate this plan (a job whose lease expired, created by an
+                // earlier call or another server process): hand out what it holds, so the
+                // result matches the job.
+                let spec = if leased.spec == job.spec {
+                    spec
+                } else {
+                    serde_json::from_value(leased.spec.clone()).unwrap_or(spec)
+                };
+                handed.push((job.dataset, job.target_system_id, leased.id));
                 out.instructions.push(Instruction {
                     job_id: leased.id,
                     group_id: ev.group.id,
-                    source: (*source).clone(),
-                    target: (*target).clone(),
+                    source: source.clone(),
+                    target: target.clone(),
                     transfer: spec.transfer,
                     commands: spec.commands,
                 });
@@ -710,17 +798,56 @@ pub fn loser_plan(
     })
 }
 
-/// When the target last reported any snapshot of the transfer's target dataset.
-fn last_report(inventories: &[MemberInventory], t: &Transfer) -> Option<DateTime<Utc>> {
-    let inv = inventories
-        .iter()
-        .find(|i| i.system.id == t.target.system_id)?;
-    let (pool, path) = (t.target.dataset.pool(), t.target.dataset.path());
-    inv.snapshots
-        .iter()
-        .filter(|s| s.pool == pool && s.dataset == path)
-        .map(|s| s.last_reported)
-        .max()
+/// When each system last reported any snapshot of each of its datasets: built on first use,
+/// in one pass over the inventories, and only when a plan needs it.
+#[derive(Default)]
+struct LastReports(Option<HashMap<(Uuid, String, String), DateTime<Utc>>>);
+
+impl LastReports {
+    /// When the target last reported any snapshot of the transfer's target dataset.
+    fn get(&mut self, inventories: &[MemberInventory], t: &Transfer) -> Option<DateTime<Utc>> {
+        let map = self.0.get_or_insert_with(|| {
+            type Key = (Uuid, String, String);
+            fn flush(
+                map: &mut HashMap<Key, DateTime<Utc>>,
+                id: Uuid,
+                run: (&str, &str, DateTime<Utc>),
+            ) {
+                let e = map
+                    .entry((id, run.0.to_string(), run.1.to_string()))
+                    .or_insert(run.2);
+                *e = (*e).max(run.2);
+            }
+            let mut map = HashMap::new();
+            for inv in inventories {
+                // Inventories arrive grouped by dataset: one map entry per run of them.
+                let mut run: Option<(&str, &str, DateTime<Utc>)> = None;
+                for s in &inv.snapshots {
+                    match &mut run {
+                        Some((pool, path, at)) if *pool == s.pool && *path == s.dataset => {
+                            *at = (*at).max(s.last_reported);
+                        }
+                        _ => {
+                            if let Some(done) = run.take() {
+                                flush(&mut map, inv.system.id, done);
+                            }
+                            run = Some((&s.pool, &s.dataset, s.last_reported));
+                        }
+                    }
+                }
+                if let Some(done) = run {
+                    flush(&mut map, inv.system.id, done);
+                }
+            }
+            map
+        });
+        map.get(&(
+            t.target.system_id,
+            t.target.dataset.pool().to_string(),
+            t.target.dataset.path().to_string(),
+        ))
+        .copied()
+    }
 }
 
 fn base_state(
@@ -753,26 +880,129 @@ pub async fn load_inventories(
     group: &SyncGroup,
 ) -> Result<Vec<MemberInventory>> {
     let ids: Vec<Uuid> = group.members.iter().map(|m| m.system_id).collect();
-    let mut snapshots: HashMap<Uuid, Vec<Snapshot>> = HashMap::new();
-    for s in store.snapshots_of_systems(&ids).await? {
-        snapshots.entry(s.system_id).or_default().push(s);
-    }
-    let mut tokens: HashMap<Uuid, Vec<ResumeToken>> = HashMap::new();
-    for t in store.resume_tokens_of_systems(&ids).await? {
-        tokens.entry(t.system_id).or_default().push(t);
-    }
+    let mut parts = load_parts(store, &ids).await?;
+    let members = member_systems(store, group).await?;
+    Ok(members
+        .into_iter()
+        .map(|(member, system)| {
+            let (snapshots, resume_tokens) = parts.remove(&system.id).unwrap_or_default();
+            MemberInventory {
+                system,
+                member,
+                snapshots,
+                resume_tokens,
+            }
+        })
+        .collect())
+}
+
+/// The group's members with their systems, in member order.
+async fn member_systems(store: &dyn Store, group: &SyncGroup) -> Result<Vec<(Member, System)>> {
     let mut out = Vec::with_capacity(group.members.len());
     for member in &group.members {
         // A system deleted meanwhile has lost its membership too: skip it.
-        let Some(system) = store.get_system(member.system_id).await? else {
-            continue;
-        };
-        out.push(MemberInventory {
-            snapshots: snapshots.remove(&system.id).unwrap_or_default(),
-            resume_tokens: tokens.remove(&system.id).unwrap_or_default(),
-            system,
-            member: member.clone(),
-        });
+        if let Some(system) = store.get_system(member.system_id).await? {
+            out.push((member.clone(), system));
+        }
     }
     Ok(out)
+}
+
+/// The snapshots and resume tokens of these systems, by system.
+async fn load_parts(
+    store: &dyn Store,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, (Vec<Snapshot>, Vec<ResumeToken>)>> {
+    let mut parts: HashMap<Uuid, (Vec<Snapshot>, Vec<ResumeToken>)> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(parts);
+    }
+    for s in store.snapshots_of_systems(ids).await? {
+        parts.entry(s.system_id).or_default().0.push(s);
+    }
+    for t in store.resume_tokens_of_systems(ids).await? {
+        parts.entry(t.system_id).or_default().1.push(t);
+    }
+    Ok(parts)
+}
+
+/// The inventories of the groups planned last, bounded by their number of snapshot records
+/// (the least recently used group goes first).
+#[derive(Default)]
+struct InventoryCache {
+    groups: std::sync::Mutex<InventoryCacheInner>,
+}
+
+#[derive(Default)]
+struct InventoryCacheInner {
+    entries: HashMap<Uuid, CachedInventories>,
+    records: usize,
+    clock: u64,
+}
+
+struct CachedInventories {
+    inventories: Arc<Vec<MemberInventory>>,
+    /// Each member's inventory version when it was loaded.
+    versions: Vec<i64>,
+    records: usize,
+    used: u64,
+}
+
+impl InventoryCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InventoryCacheInner> {
+        // The cache holds no invariant a panic could break half-way: keep using it.
+        self.groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Removes and returns a group's entry (a concurrent evaluation of the group loads its own).
+    fn take(&self, group_id: Uuid) -> Option<CachedInventories> {
+        let mut inner = self.lock();
+        let entry = inner.entries.remove(&group_id)?;
+        inner.records -= entry.records;
+        Some(entry)
+    }
+
+    fn put(
+        &self,
+        group_id: Uuid,
+        inventories: Arc<Vec<MemberInventory>>,
+        versions: Vec<i64>,
+        cap: usize,
+    ) {
+        let records: usize = inventories.iter().map(|i| i.snapshots.len()).sum();
+        if records > cap {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let used = inner.clock;
+        if let Some(old) = inner.entries.remove(&group_id) {
+            inner.records -= old.records;
+        }
+        while inner.records + records > cap {
+            let Some(oldest) = inner
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            if let Some(e) = inner.entries.remove(&oldest) {
+                inner.records -= e.records;
+            }
+        }
+        inner.records += records;
+        inner.entries.insert(
+            group_id,
+            CachedInventories {
+                inventories,
+                versions,
+                records,
+                used,
+            },
+        );
+    }
 }

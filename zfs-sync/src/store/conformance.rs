@@ -128,6 +128,9 @@ macro_rules! conformance_tests {
             jobs_for_runner,
             job_complete,
             job_cancel_and_list,
+            jobs_handed_out_in_one_call,
+            jobs_fetched_by_ids,
+            inventory_versions_move_with_every_change,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -179,6 +182,9 @@ pub async fn run_all(store: &dyn Store) {
     jobs_for_runner(store).await;
     job_complete(store).await;
     job_cancel_and_list(store).await;
+    jobs_handed_out_in_one_call(store).await;
+    jobs_fetched_by_ids(store).await;
+    inventory_versions_move_with_every_change(store).await;
 }
 
 // ----------------------------------------------------------------------------------------
@@ -2218,4 +2224,213 @@ pub async fn job_cancel_and_list(store: &dyn Store) {
         ..Default::default()
     };
     assert_eq!(list(vm1).await, tie);
+}
+
+pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let until = t0() + secs(60);
+    // Two new jobs: both created and leased to this caller.
+    let j1 = job(g.id, "vm1", a.id, b.id, t0());
+    let j2 = job(g.id, "vm2", a.id, b.id, t0());
+    let got = store
+        .hand_out_jobs(&[j1.clone(), j2.clone()], t0(), until)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    for (h, j) in got.iter().zip([&j1, &j2]) {
+        assert_eq!(h.active_id, j.id);
+        let leased = h
+            .leased
+            .as_ref()
+            .expect("a new job is leased to its creator");
+        assert_eq!(
+            (
+                leased.id,
+                leased.status,
+                leased.attempts,
+                leased.lease_expires_at
+            ),
+            (j.id, JobStatus::Leased, 1, Some(until))
+        );
+        assert_eq!(store.get_job(j.id).await.unwrap().as_ref(), Some(leased));
+    }
+    // Again, with fresh ids, while the leases run: the active jobs are named, none leased.
+    let again = [
+        job(g.id, "vm1", a.id, b.id, t0() + secs(1)),
+        job(g.id, "vm2", a.id, b.id, t0() + secs(1)),
+    ];
+    let got = store
+        .hand_out_jobs(&again, t0() + secs(1), until)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|h| (h.active_id, h.leased.is_none()))
+            .collect::<Vec<_>>(),
+        vec![(j1.id, true), (j2.id, true)]
+    );
+    assert_eq!(store.get_job(again[0].id).await.unwrap(), None);
+    // A pending job takes the new spec and is leased; an expired lease is leased again
+    // and keeps its spec.
+    let pending = store
+        .create_job_if_absent(&job(g.id, "vm3", a.id, b.id, t0()))
+        .await
+        .unwrap();
+    let mut newer = job(g.id, "vm3", b.id, b.id, t0() + secs(2));
+    newer.spec = json!({"newer": true});
+    let mut late = job(g.id, "vm1", a.id, b.id, t0() + secs(120));
+    late.spec = json!({"late": true});
+    let after = t0() + secs(120);
+    let got = store
+        .hand_out_jobs(&[newer.clone(), late], after, after + secs(60))
+        .await
+        .unwrap();
+    let re = got[0].leased.as_ref().unwrap();
+    assert_eq!(
+        (
+            got[0].active_id,
+            re.id,
+            &re.spec,
+            re.runner_system_id,
+            re.attempts
+        ),
+        (pending.id, pending.id, &newer.spec, b.id, 1)
+    );
+    let re = got[1].leased.as_ref().unwrap();
+    assert_eq!(
+        (got[1].active_id, re.id, &re.spec, re.attempts),
+        (j1.id, j1.id, &j1.spec, 2)
+    );
+    // One bad job fails the call and stores nothing.
+    let fresh = job(g.id, "vm4", a.id, b.id, t0());
+    let bad = Job {
+        status: JobStatus::Leased,
+        ..job(g.id, "vm5", a.id, b.id, t0())
+    };
+    assert_invalid(
+        store
+            .hand_out_jobs(&[fresh.clone(), bad], t0(), until)
+            .await,
+        "status",
+    );
+    let unknown = job(g.id, "vm5", a.id, Uuid::new_v4(), t0());
+    assert_not_found(
+        store
+            .hand_out_jobs(&[fresh.clone(), unknown], t0(), until)
+            .await,
+    );
+    assert_eq!(store.get_job(fresh.id).await.unwrap(), None);
+    assert_eq!(
+        store.hand_out_jobs(&[], t0(), until).await.unwrap(),
+        Vec::new()
+    );
+    // Concurrent callers: each job is leased exactly once.
+    let racers: Vec<Vec<Job>> = (0..8)
+        .map(|i| {
+            vec![
+                job(g.id, "vm7", a.id, b.id, t0() + secs(i)),
+                job(g.id, "vm8", a.id, b.id, t0() + secs(i)),
+            ]
+        })
+        .collect();
+    let results = join_all(racers.iter().map(|js| store.hand_out_jobs(js, t0(), until))).await;
+    let mut leased: Vec<Uuid> = Vec::new();
+    let mut active: HashSet<Uuid> = HashSet::new();
+    for r in results {
+        for h in r.unwrap() {
+            active.insert(h.active_id);
+            leased.extend(h.leased.map(|j| j.id));
+        }
+    }
+    assert_eq!(active.len(), 2, "callers agree on one job per target");
+    leased.sort();
+    let mut want: Vec<Uuid> = active.into_iter().collect();
+    want.sort();
+    assert_eq!(leased, want, "each job is leased exactly once");
+}
+
+pub async fn jobs_fetched_by_ids(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let j1 = store
+        .create_job_if_absent(&job(g.id, "vm1", a.id, b.id, t0()))
+        .await
+        .unwrap();
+    let j2 = store
+        .create_job_if_absent(&job(g.id, "vm2", a.id, b.id, t0()))
+        .await
+        .unwrap();
+    let mut got = store
+        .get_jobs(&[j2.id, Uuid::new_v4(), j1.id])
+        .await
+        .unwrap();
+    got.sort_by_key(|j| j.dataset.clone());
+    assert_eq!(got, vec![j1, j2]);
+    assert_eq!(store.get_jobs(&[]).await.unwrap(), Vec::new());
+}
+
+pub async fn inventory_versions_move_with_every_change(store: &dyn Store) {
+    let a = new_system(store).await;
+    let b = new_system(store).await;
+    let version = |id: Uuid| async move {
+        let v = store.inventory_versions(&[id]).await.unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].0, id);
+        v[0].1
+    };
+    let mut seen = vec![version(a.id).await];
+    let mut changed = |v: i64, what: &str| {
+        assert!(
+            !seen.contains(&v),
+            "{what}: version {v} was seen before ({seen:?})"
+        );
+        seen.push(v);
+    };
+    let items = vec![snap("tank", "vm1", "s1", 1), snap("tank", "vm1", "s2", 2)];
+    let b0 = version(b.id).await;
+    store.upsert_snapshots(a.id, &items, t0()).await.unwrap();
+    changed(version(a.id).await, "first report");
+    // An unchanged re-report still writes `last_reported`.
+    store
+        .upsert_snapshots(a.id, &items, t0() + secs(1))
+        .await
+        .unwrap();
+    changed(version(a.id).await, "re-report");
+    store
+        .replace_inventory(a.id, &InventoryScope::All, &items[..1], t0())
+        .await
+        .unwrap();
+    changed(version(a.id).await, "replace");
+    store
+        .set_resume_token(a.id, "tank", "vm2", Some("1-abc"), t0())
+        .await
+        .unwrap();
+    changed(version(a.id).await, "resume token set");
+    store
+        .set_resume_token(a.id, "tank", "vm2", None, t0())
+        .await
+        .unwrap();
+    changed(version(a.id).await, "resume token cleared");
+    assert_eq!(store.delete_snapshots_of_system(a.id).await.unwrap(), 1);
+    changed(version(a.id).await, "delete");
+    // Reads, failed writes and other systems' writes leave it alone.
+    let now = version(a.id).await;
+    store.snapshots_of_systems(&[a.id]).await.unwrap();
+    assert!(
+        store
+            .upsert_snapshots(a.id, &[snap("tank", "vm1", "a@b", 1)], t0())
+            .await
+            .is_err()
+    );
+    store.upsert_snapshots(b.id, &items, t0()).await.unwrap();
+    assert_eq!(version(a.id).await, now);
+    assert_ne!(version(b.id).await, b0);
+    // Unknown systems are left out.
+    let mut got = store
+        .inventory_versions(&[a.id, Uuid::new_v4(), b.id])
+        .await
+        .unwrap();
+    got.sort();
+    let mut want = vec![(a.id, now), (b.id, version(b.id).await)];
+    want.sort();
+    assert_eq!(got, want);
 }

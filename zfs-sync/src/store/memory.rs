@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    ConflictStore, GroupStore, HealthCheck, JobStore, KeyStore, SnapshotStore, SyncStateStore,
-    SystemStore, check_items_in_scope, conflict_order, prepare_snapshot_batch, reconcile_conflicts,
-    scope_covers,
+    ConflictStore, GroupStore, HealthCheck, JobHandOut, JobStore, KeyStore, SnapshotStore,
+    SyncStateStore, SystemStore, check_items_in_scope, conflict_order, prepare_snapshot_batch,
+    reconcile_conflicts, scope_covers,
 };
 use crate::error::{Error, Result};
 use crate::model::{
@@ -46,6 +46,8 @@ struct Inner {
     states: HashMap<Uuid, SyncState>,
     conflicts: HashMap<Uuid, ConflictRecord>,
     jobs: HashMap<Uuid, Job>,
+    /// Per system, the number [`SnapshotStore::inventory_versions`] reports.
+    inventory_versions: HashMap<Uuid, i64>,
 }
 
 impl InMemoryStore {
@@ -190,6 +192,72 @@ fn job_order(a: &Job, b: &Job) -> std::cmp::Ordering {
 }
 
 /// The lease rule shared by [`JobStore::lease_job`] and [`JobStore::lease_jobs_for_runner`].
+impl Inner {
+    fn bump_inventory(&mut self, system_id: Uuid) {
+        *self.inventory_versions.entry(system_id).or_default() += 1;
+    }
+
+    /// `NotFound` unless the job's group and systems exist.
+    fn require_job_refs(&self, job: &Job) -> Result<()> {
+        self.require_group(job.group_id)?;
+        for sys in [
+            job.source_system_id,
+            job.target_system_id,
+            job.runner_system_id,
+        ] {
+            self.require_system(sys)?;
+        }
+        Ok(())
+    }
+
+    fn create_job_if_absent(&mut self, job: &Job) -> Result<Job> {
+        let active = self
+            .jobs
+            .values()
+            .find(|j| {
+                j.status.is_active()
+                    && j.group_id == job.group_id
+                    && j.dataset == job.dataset
+                    && j.target_system_id == job.target_system_id
+            })
+            .map(|j| j.id);
+        if let Some(id) = active {
+            let Some(existing) = self.jobs.get_mut(&id) else {
+                return Err(Error::not_found("job", id));
+            };
+            if existing.status == JobStatus::Pending {
+                existing.source_system_id = job.source_system_id;
+                existing.runner_system_id = job.runner_system_id;
+                existing.kind = job.kind;
+                existing.spec = job.spec.clone();
+                existing.updated_at = job.updated_at;
+            }
+            return Ok(existing.clone());
+        }
+        if self.jobs.contains_key(&job.id) {
+            return Err(Error::already_exists("job", job.id));
+        }
+        self.jobs.insert(job.id, job.clone());
+        Ok(job.clone())
+    }
+
+    fn lease_job(
+        &mut self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Job>> {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return Err(Error::not_found("job", id));
+        };
+        if !leasable(job, now) {
+            return Ok(None);
+        }
+        lease(job, now, until);
+        Ok(Some(job.clone()))
+    }
+}
+
 fn leasable(job: &Job, now: DateTime<Utc>) -> bool {
     match job.status {
         JobStatus::Pending => true,
@@ -361,6 +429,7 @@ impl SnapshotStore for InMemoryStore {
         let prepared = prepare_snapshot_batch(items)?;
         let mut inner = self.write();
         inner.require_system(system_id)?;
+        inner.bump_inventory(system_id);
         Ok(inner.upsert_prepared(system_id, &prepared, now))
     }
 
@@ -375,6 +444,7 @@ impl SnapshotStore for InMemoryStore {
         check_items_in_scope(scope, items)?;
         let mut inner = self.write();
         inner.require_system(system_id)?;
+        inner.bump_inventory(system_id);
         let keep: HashSet<(&str, &str, &str)> = prepared
             .iter()
             .map(|i| (i.pool.as_str(), i.dataset.as_str(), i.name.as_str()))
@@ -455,7 +525,21 @@ impl SnapshotStore for InMemoryStore {
     }
 
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64> {
-        Ok(self.write().delete_snapshots(system_id))
+        let mut inner = self.write();
+        let n = inner.delete_snapshots(system_id);
+        if n > 0 {
+            inner.bump_inventory(system_id);
+        }
+        Ok(n)
+    }
+
+    async fn inventory_versions(&self, system_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>> {
+        let inner = self.read();
+        Ok(system_ids
+            .iter()
+            .filter(|id| inner.systems.contains_key(id))
+            .map(|id| (*id, inner.inventory_versions.get(id).copied().unwrap_or(0)))
+            .collect())
     }
 
     async fn set_resume_token(
@@ -469,6 +553,7 @@ impl SnapshotStore for InMemoryStore {
         super::check_resume_token_input(pool, dataset, token)?;
         let mut inner = self.write();
         inner.require_system(system_id)?;
+        inner.bump_inventory(system_id);
         let key = (system_id, pool.to_string(), dataset.to_string());
         match token {
             Some(t) => {
@@ -783,42 +868,8 @@ impl JobStore for InMemoryStore {
     async fn create_job_if_absent(&self, job: &Job) -> Result<Job> {
         super::check_new_job(job)?;
         let mut inner = self.write();
-        inner.require_group(job.group_id)?;
-        for sys in [
-            job.source_system_id,
-            job.target_system_id,
-            job.runner_system_id,
-        ] {
-            inner.require_system(sys)?;
-        }
-        let active = inner
-            .jobs
-            .values()
-            .find(|j| {
-                j.status.is_active()
-                    && j.group_id == job.group_id
-                    && j.dataset == job.dataset
-                    && j.target_system_id == job.target_system_id
-            })
-            .map(|j| j.id);
-        if let Some(id) = active {
-            let Some(existing) = inner.jobs.get_mut(&id) else {
-                return Err(Error::not_found("job", id));
-            };
-            if existing.status == JobStatus::Pending {
-                existing.source_system_id = job.source_system_id;
-                existing.runner_system_id = job.runner_system_id;
-                existing.kind = job.kind;
-                existing.spec = job.spec.clone();
-                existing.updated_at = job.updated_at;
-            }
-            return Ok(existing.clone());
-        }
-        if inner.jobs.contains_key(&job.id) {
-            return Err(Error::already_exists("job", job.id));
-        }
-        inner.jobs.insert(job.id, job.clone());
-        Ok(job.clone())
+        inner.require_job_refs(job)?;
+        inner.create_job_if_absent(job)
     }
 
     async fn lease_job(
@@ -827,15 +878,7 @@ impl JobStore for InMemoryStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Option<Job>> {
-        let mut inner = self.write();
-        let Some(job) = inner.jobs.get_mut(&id) else {
-            return Err(Error::not_found("job", id));
-        };
-        if !leasable(job, now) {
-            return Ok(None);
-        }
-        lease(job, now, until);
-        Ok(Some(job.clone()))
+        self.write().lease_job(id, now, until)
     }
 
     async fn lease_jobs_for_runner(
@@ -927,6 +970,32 @@ impl JobStore for InMemoryStore {
 
     async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
         Ok(self.read().jobs.get(&id).cloned())
+    }
+
+    async fn get_jobs(&self, ids: &[Uuid]) -> Result<Vec<Job>> {
+        let inner = self.read();
+        Ok(ids
+            .iter()
+            .filter_map(|id| inner.jobs.get(id).cloned())
+            .collect())
+    }
+
+    async fn hand_out_jobs(
+        &self,
+        jobs: &[Job],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<JobHandOut>> {
+        jobs.iter().try_for_each(super::check_new_job)?;
+        let mut inner = self.write();
+        jobs.iter().try_for_each(|j| inner.require_job_refs(j))?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let active_id = inner.create_job_if_absent(job)?.id;
+            let leased = inner.lease_job(active_id, now, until)?;
+            out.push(JobHandOut { active_id, leased });
+        }
+        Ok(out)
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {

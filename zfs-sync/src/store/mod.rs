@@ -91,6 +91,11 @@ pub trait SnapshotStore: Send + Sync {
     async fn get_snapshot(&self, id: Uuid) -> Result<Option<Snapshot>>;
     /// Every snapshot of these systems, in no particular order: the planner's input.
     async fn snapshots_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Snapshot>>;
+    /// For each existing system among `system_ids`, a number that changes with every change
+    /// to its snapshots or resume tokens, made by any process sharing the store (it is
+    /// written in the same transaction as the change). Callers cache inventories and reload
+    /// one only when its number moved.
+    async fn inventory_versions(&self, system_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>>;
     /// Deletes every snapshot of the system; returns how many.
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64>;
     /// Sets (`Some`) or clears (`None`) the `receive_resume_token` of a system's dataset.
@@ -211,8 +216,32 @@ pub trait JobStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<u64>;
     async fn get_job(&self, id: Uuid) -> Result<Option<Job>>;
+    /// The stored jobs among `ids`, in no particular order (unknown ids are left out). One
+    /// query where the backend allows.
+    async fn get_jobs(&self, ids: &[Uuid]) -> Result<Vec<Job>>;
+    /// Hands out jobs in one transaction: for each job in turn, what
+    /// [`create_job_if_absent`](JobStore::create_job_if_absent) and then
+    /// [`lease_job`](JobStore::lease_job) on the active job do. Returns one [`JobHandOut`]
+    /// per job, in input order. Every job is checked first: an invalid one (`InvalidInput`)
+    /// or an unknown group or system (`NotFound`) fails the call and stores nothing.
+    async fn hand_out_jobs(
+        &self,
+        jobs: &[Job],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<JobHandOut>>;
     /// Jobs matching the filter, oldest first.
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>>;
+}
+
+/// What [`JobStore::hand_out_jobs`] did with one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobHandOut {
+    /// The active job of the (group, dataset, target): the new one, or the one that was
+    /// already pending or leased.
+    pub active_id: Uuid,
+    /// The active job as leased to this caller; `None` when another caller holds its lease.
+    pub leased: Option<Job>,
 }
 
 /// Whether the backend answers (for readiness checks).
