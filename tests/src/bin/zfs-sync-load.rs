@@ -340,6 +340,15 @@ impl Api {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Outcome<Value> {
+        let body = self.send_raw(req, what).await?;
+        if body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&body).map_err(|e| fail(format!("{what}: invalid JSON: {e}")))
+    }
+
+    /// Sends a request; returns the body of a successful answer (empty for 204).
+    async fn send_raw(&self, req: reqwest::RequestBuilder, what: &str) -> Outcome<Vec<u8>> {
         let resp = req.send().await.map_err(|e| fail(format!("{what}: {e}")))?;
         let status = resp.status();
         let body = resp
@@ -353,10 +362,10 @@ impl Api {
                 text.chars().take(300).collect::<String>()
             )));
         }
-        if body.is_empty() || status == StatusCode::NO_CONTENT {
-            return Ok(Value::Null);
+        if status == StatusCode::NO_CONTENT {
+            return Ok(Vec::new());
         }
-        serde_json::from_slice(&body).map_err(|e| fail(format!("{what}: invalid JSON: {e}")))
+        Ok(body.to_vec())
     }
 
     async fn register(&self, admin: &str, hostname: &str) -> Outcome<Host> {
@@ -406,18 +415,31 @@ impl Api {
             .to_string())
     }
 
-    /// Reports one chunk; returns the number of snapshots sent.
-    async fn report(&self, host: &Host, chunk: &Value) -> Outcome<u64> {
-        let n = chunk.as_array().map_or(0, Vec::len) as u64;
-        self.send(
-            self.client
-                .post(self.url("/snapshots/batch")?)
-                .header("X-API-Key", &host.key)
-                .json(chunk),
-            "POST /snapshots/batch",
-        )
-        .await?;
-        Ok(n)
+    /// Reports one chunk; returns the number of snapshots sent, after checking that the
+    /// answer lists as many stored items (without building them: the tool shares the
+    /// server's cores).
+    async fn report(&self, host: &Host, chunk: &Chunk) -> Outcome<u64> {
+        let what = "POST /snapshots/batch";
+        let body = self
+            .send_raw(
+                self.client
+                    .post(self.url("/snapshots/batch")?)
+                    .header("X-API-Key", &host.key)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(chunk.body.clone()),
+                what,
+            )
+            .await?;
+        let stored: Vec<serde::de::IgnoredAny> = serde_json::from_slice(&body)
+            .map_err(|e| fail(format!("{what}: invalid JSON: {e}")))?;
+        if stored.len() as u64 != chunk.items {
+            return Err(fail(format!(
+                "{what}: {} items stored of {} sent",
+                stored.len(),
+                chunk.items
+            )));
+        }
+        Ok(chunk.items)
     }
 
     /// Fetches instructions; returns the number of entries.
@@ -488,10 +510,20 @@ fn mix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn chunks(items: Vec<Value>, size: usize) -> Vec<Value> {
+/// One report body, serialized once.
+#[derive(Debug, Clone)]
+struct Chunk {
+    items: u64,
+    body: Vec<u8>,
+}
+
+fn chunks(items: Vec<Value>, size: usize) -> Vec<Chunk> {
     items
         .chunks(size.max(1))
-        .map(|c| Value::Array(c.to_vec()))
+        .map(|c| Chunk {
+            items: c.len() as u64,
+            body: serde_json::to_vec(c).expect("a JSON value serializes"),
+        })
         .collect()
 }
 

@@ -35,7 +35,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        name: "inventory versions",
+        name: "inventory versions and the leased-jobs index",
         sql: V3,
     },
 ];
@@ -177,10 +177,13 @@ CREATE TABLE conflicts (
 CREATE INDEX conflicts_group ON conflicts(group_id, status);
 "#;
 
-// Bumped in the transaction of every change to a system's snapshots or resume tokens, so
-// a cached inventory is known to be current by reading one number.
+// The inventory version is bumped in the transaction of every change to a system's
+// snapshots or resume tokens, so a cached inventory is known to be current by reading one
+// number.
 const V3: &str = r#"
 ALTER TABLE systems ADD COLUMN inventory_version bigint NOT NULL DEFAULT 0;
+-- Lease expiry runs before every hand-out: it must not scan the job history.
+CREATE INDEX jobs_leased ON jobs(lease_expires_at) WHERE status = 'leased';
 "#;
 
 const V2: &str = r#"

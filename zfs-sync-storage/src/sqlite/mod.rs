@@ -60,7 +60,8 @@ pub struct SqliteConfig {
     pub location: SqliteLocation,
     /// How long a statement waits for another process's lock before failing.
     pub busy_timeout: Duration,
-    /// Idle read connections kept open (file databases only).
+    /// Read connections (file databases only): at most this many reads run at once, each
+    /// on a pooled connection kept open between reads.
     pub max_readers: usize,
 }
 
@@ -129,6 +130,33 @@ struct Db {
     config: SqliteConfig,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Callers queue here (without holding a thread) for the one writer connection.
+    writer_slot: Arc<tokio::sync::Semaphore>,
+    /// At most `max_readers` reads run at once, so each finds a pooled connection (with
+    /// its parsed schema and prepared statements) instead of opening one per burst.
+    reader_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Db {
+    fn new(config: SqliteConfig, writer: Connection) -> Self {
+        let readers = config.max_readers.max(1);
+        Db {
+            config,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            writer_slot: Arc::new(tokio::sync::Semaphore::new(1)),
+            reader_slots: Arc::new(tokio::sync::Semaphore::new(readers)),
+        }
+    }
+}
+
+/// Waits for a slot; the permit travels into the blocking closure, so it is released only
+/// when the database work is done, even if the caller stops waiting.
+async fn slot(gate: &Arc<tokio::sync::Semaphore>) -> Result<tokio::sync::OwnedSemaphorePermit> {
+    gate.clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| Error::backend_msg(format!("the SQLite store is closed: {e}")))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -220,11 +248,7 @@ impl SqliteStore {
         blocking(move || {
             let writer = Db::open_writer(&config, version)?;
             Ok(SqliteStore {
-                db: Arc::new(Db {
-                    config,
-                    writer: Mutex::new(writer),
-                    readers: Mutex::new(Vec::new()),
-                }),
+                db: Arc::new(Db::new(config, writer)),
             })
         })
         .await
@@ -243,7 +267,9 @@ impl SqliteStore {
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
         let db = self.db.clone();
+        let permit = slot(&db.writer_slot).await?;
         blocking(move || {
+            let _permit = permit;
             let mut conn = lock(&db.writer);
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -262,7 +288,9 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let db = self.db.clone();
+        let permit = slot(&db.reader_slots).await?;
         blocking(move || {
+            let _permit = permit;
             if db.config.location == SqliteLocation::Memory {
                 return f(&lock(&db.writer));
             }
@@ -430,6 +458,10 @@ fn bump_inventory(conn: &Connection, id: Uuid) -> Result<()> {
         Err(Error::not_found("system", id))
     }
 }
+
+/// Leased jobs whose lease ended at or before `?1`.
+const EXPIRED_LEASE: &str =
+    "status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at <= ?1)";
 
 fn require_group(conn: &Connection, id: Uuid) -> Result<()> {
     if exists(conn, "SELECT 1 FROM sync_groups WHERE id = ?1", [blob(&id)])? {
@@ -1807,12 +1839,20 @@ impl JobStore for SqliteStore {
     }
 
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
+        // Usually nothing has expired: find that out on a reader, without queueing for
+        // the writer.
+        let expired = format!("SELECT 1 FROM jobs WHERE {EXPIRED_LEASE}");
+        if !self
+            .read(move |c| exists(c, &expired, [micros(now)]))
+            .await?
+        {
+            return Ok(Vec::new());
+        }
         self.write(move |tx| {
             let mut v = collect(
                 tx,
                 &format!(
-                    "UPDATE jobs SET status = 'expired', updated_at = ?1
-                     WHERE status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at <= ?1) RETURNING {JOB_COLS}"
+                    "UPDATE jobs SET status = 'expired', updated_at = ?1 WHERE {EXPIRED_LEASE} RETURNING {JOB_COLS}"
                 ),
                 [micros(now)],
                 |r| job_row(r),

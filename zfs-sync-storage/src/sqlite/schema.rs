@@ -32,7 +32,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        name: "inventory versions",
+        name: "inventory versions and the leased-jobs index",
         sql: V3,
     },
 ];
@@ -194,10 +194,13 @@ CREATE INDEX jobs_target ON jobs(target_system_id);
 CREATE INDEX sync_states_job ON sync_states(job_id);
 "#;
 
-// Bumped in the transaction of every change to a system's snapshots or resume tokens, so
-// a cached inventory is known to be current by reading one number.
+// The inventory version is bumped in the transaction of every change to a system's
+// snapshots or resume tokens, so a cached inventory is known to be current by reading one
+// number.
 const V3: &str = r#"
 ALTER TABLE systems ADD COLUMN inventory_version INTEGER NOT NULL DEFAULT 0;
+-- Lease expiry runs before every hand-out: it must not scan the job history.
+CREATE INDEX jobs_leased ON jobs(lease_expires_at) WHERE status = 'leased';
 "#;
 
 /// The version the database is at (0: empty).
