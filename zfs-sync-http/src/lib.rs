@@ -24,6 +24,7 @@ pub mod dto;
 pub mod error;
 pub mod metrics;
 pub mod middleware;
+pub mod payload;
 pub mod scheduler;
 pub mod store;
 

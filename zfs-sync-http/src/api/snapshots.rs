@@ -19,6 +19,7 @@ use crate::dto::{
     SnapshotStatisticsOut, SnapshotsDeleted, parse_report,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::payload::SnapshotList;
 
 /// Most items in one report; larger inventories are sent in chunks (batch) or by dataset scope.
 pub const MAX_BATCH_ITEMS: usize = 100_000;
@@ -34,7 +35,7 @@ pub struct SnapshotsApi;
 pub enum Stored {
     /// The stored items, in input order (a repeated snapshot collapses to its last report).
     #[oai(status = 201)]
-    Created(Json<Vec<SnapshotOut>>),
+    Created(SnapshotList),
 }
 
 /// One stored snapshot.
@@ -161,9 +162,7 @@ impl SnapshotsApi {
         )
         .await?;
         state.after_report(system_id).await;
-        Ok(Stored::Created(Json(
-            stored.into_iter().map(Into::into).collect(),
-        )))
+        Ok(Stored::Created(SnapshotList(stored)))
     }
 
     /// Report one snapshot (own key); upserts like the batch.
@@ -206,7 +205,7 @@ impl SnapshotsApi {
         skip: Query<Option<i64>>,
         /// Default 100, at most 10,000.
         limit: Query<Option<i64>>,
-    ) -> ApiResult<Json<Vec<SnapshotOut>>> {
+    ) -> ApiResult<SnapshotList> {
         let system_id = match (key.system(), system_id.0) {
             (Some(own), Some(q)) if own != q => return Err(key.for_system(q).unwrap_err()),
             (Some(own), _) => Some(own),
@@ -230,8 +229,7 @@ impl SnapshotsApi {
             skip,
             limit: limit as u64,
         };
-        let snaps = state.store.query_snapshots(&q).await?;
-        Ok(Json(snaps.into_iter().map(Into::into).collect()))
+        Ok(SnapshotList(state.store.query_snapshots(&q).await?))
     }
 
     /// Snapshot history: snapshots created per day over `days` (default 30). `system_id`
