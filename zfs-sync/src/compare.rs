@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use uuid::Uuid;
 
 use crate::model::{Member, ResumeToken, Snapshot};
@@ -39,13 +40,19 @@ pub struct SnapView<'a> {
 pub(crate) const NO_NAME_ID: u32 = u32::MAX;
 
 impl<'a> SnapView<'a> {
+    #[cfg(test)]
     fn new(snapshot: &'a Snapshot) -> Self {
+        Self::with_creation(snapshot, snapshot.creation.timestamp())
+    }
+
+    /// With the creation time already in seconds.
+    fn with_creation(snapshot: &'a Snapshot, creation: i64) -> Self {
         SnapView {
             snapshot,
             name: &snapshot.name,
             guid: snapshot.guid,
             createtxg: snapshot.createtxg,
-            creation: snapshot.creation.timestamp(),
+            creation,
             name_id: NO_NAME_ID,
         }
     }
@@ -53,6 +60,32 @@ impl<'a> SnapView<'a> {
     /// The short name as a validated type.
     pub fn short_name(&self) -> ShortName {
         ShortName::parse(self.name).expect("snapshot names are validated when a history is built")
+    }
+}
+
+/// Creation times in whole seconds since the epoch, as [`DateTime::timestamp`] gives them.
+/// Chrono derives the day number from the date on every call; reports list snapshots in
+/// time order, many per day, so the previous record's day is reused.
+#[derive(Debug, Default)]
+struct Seconds {
+    /// A date and its first second.
+    day: Option<(NaiveDate, i64)>,
+}
+
+impl Seconds {
+    fn of(&mut self, t: &DateTime<Utc>) -> i64 {
+        let naive = t.naive_utc();
+        let since_midnight = i64::from(naive.time().num_seconds_from_midnight());
+        let date = naive.date();
+        let start = match self.day {
+            Some((d, start)) if d == date => start,
+            _ => {
+                let start = t.timestamp() - since_midnight;
+                self.day = Some((date, start));
+                start
+            }
+        };
+        start + since_midnight
     }
 }
 
@@ -83,7 +116,7 @@ pub struct History<'a> {
 impl<'a> History<'a> {
     /// Orders the snapshots and indexes them.
     pub fn new(system_id: Uuid, dataset: DatasetName, snapshots: Vec<SnapView<'a>>) -> Self {
-        Self::with_names(system_id, dataset, snapshots, None)
+        Self::with_names(system_id, dataset, snapshots, None, false)
     }
 
     /// [`History::new`] for snapshots whose `name_id`s come from the [`FleetIndex`] build
@@ -93,14 +126,17 @@ impl<'a> History<'a> {
         dataset: DatasetName,
         mut snapshots: Vec<SnapView<'a>>,
         names: Option<u64>,
+        ordered: bool,
     ) -> Self {
-        let all_txg = snapshots.iter().all(|s| s.createtxg.is_some());
-        if all_txg
-            && snapshots
-                .windows(2)
-                .all(|w| w[0].createtxg < w[1].createtxg)
+        let all_txg = ordered || snapshots.iter().all(|s| s.createtxg.is_some());
+        if ordered
+            || (all_txg
+                && snapshots
+                    .windows(2)
+                    .all(|w| w[0].createtxg < w[1].createtxg))
         {
-            // Already in order (reports list snapshots by txg): the txg alone orders them.
+            // Every txg present and increasing (reports list snapshots by txg): the txg
+            // alone orders them.
         } else if all_txg {
             snapshots.sort_unstable_by(|a, b| {
                 (a.createtxg, a.creation, a.name, a.guid).cmp(&(
@@ -641,17 +677,24 @@ impl<'a> NameTable<'a> {
 
     /// The id of `name`, which follows the name `prev` in a history ([`NO_NAME_ID`]: it is
     /// the first); a name not seen before gets the next free id.
+    #[inline]
     fn intern(&mut self, name: &'a str, prev: u32) -> u32 {
-        let slot = match self.next.get_mut(prev as usize) {
-            Some(next) => next,
-            None => &mut self.first,
+        let predicted = match self.next.get(prev as usize) {
+            Some(&next) => next,
+            None => self.first,
         };
-        let predicted = *slot;
         if let Some(&p) = self.names.get(predicted as usize)
             && same_str(p, name)
         {
             return predicted;
         }
+        self.intern_by_hash(name, prev)
+    }
+
+    /// [`NameTable::intern`] when the prediction failed: by the hash map, and the prediction
+    /// for `prev` learns the answer.
+    #[inline(never)]
+    fn intern_by_hash(&mut self, name: &'a str, prev: u32) -> u32 {
         let fresh = self.names.len() as u32;
         let id = match self.ids.entry(name) {
             Entry::Occupied(e) => *e.get(),
@@ -660,12 +703,15 @@ impl<'a> NameTable<'a> {
                 fresh
             }
         };
-        *slot = id;
         if id == fresh {
             self.names.push(name);
             self.valid.push(ShortName::check(name).is_ok());
             self.next.push(NO_NAME_ID);
             self.seen_in.push(0);
+        }
+        match self.next.get_mut(prev as usize) {
+            Some(next) => *next = id,
+            None => self.first = id,
         }
         id
     }
@@ -731,7 +777,16 @@ fn same_str(a: &str, b: &str) -> bool {
         return false;
     }
     if n < 8 {
-        return a == b;
+        // Two overlapping 4-byte words, or bytes.
+        if n < 4 {
+            return a == b;
+        }
+        let half = |s: &[u8], at: usize| {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(&s[at..at + 4]);
+            u32::from_ne_bytes(w)
+        };
+        return half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4);
     }
     let word = |s: &[u8], at: usize| {
         let mut w = [0u8; 8];
@@ -781,7 +836,63 @@ impl Hasher for NameHasher {
 }
 
 /// One copy of a logical dataset on a member: pool, path, snapshots.
-type DatasetCopy<'a> = (&'a str, &'a str, Vec<SnapView<'a>>);
+type DatasetCopy<'a> = (&'a str, &'a str, Bucket<'a>);
+
+/// The snapshots of one (pool, dataset) of a member's reports, and what filling it found.
+struct Bucket<'a> {
+    key: (&'a str, &'a str),
+    /// Every snapshot, each with its name id (invalid names included).
+    views: Vec<SnapView<'a>>,
+    /// How many have an invalid name.
+    invalid: usize,
+    /// The valid names are unique; `None` when unknown (the bucket was filled by several
+    /// runs of records, which other buckets' runs interleave).
+    unique: Option<bool>,
+    /// Every `createtxg` is present and each is greater than the one before: the history's
+    /// order already.
+    ordered: bool,
+    runs: usize,
+}
+
+impl<'a> Bucket<'a> {
+    fn new(key: (&'a str, &'a str)) -> Self {
+        Bucket {
+            key,
+            views: Vec::new(),
+            invalid: 0,
+            unique: Some(true),
+            ordered: true,
+            runs: 0,
+        }
+    }
+
+    /// Adds a run of records of this dataset: one pass that reads each record once.
+    fn fill(&mut self, run: &'a [Snapshot], names: &mut NameTable<'a>, seconds: &mut Seconds) {
+        let history = names.next_history();
+        let mut unique = true;
+        let mut ordered = self.ordered;
+        let mut last_txg = self.views.last().and_then(|v| v.createtxg);
+        let mut prev = NO_NAME_ID;
+        self.views.reserve_exact(run.len());
+        for s in run {
+            let id = names.intern(&s.name, prev);
+            prev = id;
+            if names.valid[id as usize] {
+                unique &= names.first_in_history(id, history);
+            } else {
+                self.invalid += 1;
+            }
+            ordered &= s.createtxg.is_some() && last_txg < s.createtxg;
+            last_txg = s.createtxg;
+            let mut view = SnapView::with_creation(s, seconds.of(&s.creation));
+            view.name_id = id;
+            self.views.push(view);
+        }
+        self.runs += 1;
+        self.unique = if self.runs == 1 { Some(unique) } else { None };
+        self.ordered = ordered;
+    }
+}
 
 fn diag(system_id: Uuid, dataset: Option<&str>, message: String) -> Diagnostic {
     Diagnostic {
@@ -857,7 +968,8 @@ impl<'a> FleetIndex<'a> {
             let system_id = views[k].system_id;
             let root = views[k].root.clone();
             let mut bucket_of: HashMap<(&'a str, &'a str), usize> = HashMap::new();
-            let mut buckets: Vec<((&'a str, &'a str), Vec<SnapView<'a>>)> = Vec::new();
+            let mut buckets: Vec<Bucket<'a>> = Vec::new();
+            let mut seconds = Seconds::default();
             for inv in invs {
                 // Reports come grouped by dataset: hash once per run of one dataset.
                 let mut rest = inv.snapshots.as_slice();
@@ -868,16 +980,17 @@ impl<'a> FleetIndex<'a> {
                         .position(|s| !same_str(&s.dataset, key.1) || !same_str(&s.pool, key.0))
                         .unwrap_or(rest.len());
                     let b = *bucket_of.entry(key).or_insert_with(|| {
-                        buckets.push((key, Vec::new()));
+                        buckets.push(Bucket::new(key));
                         buckets.len() - 1
                     });
-                    buckets[b].1.extend(rest[..run].iter().map(SnapView::new));
+                    buckets[b].fill(&rest[..run], &mut names, &mut seconds);
                     rest = &rest[run..];
                 }
             }
             // logical → [(pool, path, snapshots)]
             let mut logical: BTreeMap<&'a str, Vec<DatasetCopy<'a>>> = BTreeMap::new();
-            for ((pool, path), snaps) in buckets {
+            for snaps in buckets {
+                let (pool, path) = snaps.key;
                 let Some(lp) = logical_path(root.as_ref(), pool, path) else {
                     continue;
                 };
@@ -887,7 +1000,7 @@ impl<'a> FleetIndex<'a> {
                         Some(lp),
                         format!(
                             "skipped {} snapshot(s) of the temporary dataset {pool}/{path}",
-                            snaps.len()
+                            snaps.views.len()
                         ),
                     ));
                     continue;
@@ -921,27 +1034,31 @@ impl<'a> FleetIndex<'a> {
                         continue;
                     }
                 };
-                let mut views_of = snaps;
+                let mut views_of = snaps.views;
                 let mut bad = 0usize;
                 let mut first_bad: Option<(&str, String)> = None;
-                let history_no = names.next_history();
-                let mut unique = true;
-                let mut prev = NO_NAME_ID;
-                views_of.retain_mut(|v| {
-                    let id = names.intern(v.name, prev);
-                    prev = id;
-                    if names.valid[id as usize] {
-                        v.name_id = id;
-                        unique &= names.first_in_history(id, history_no);
-                        return true;
+                if snaps.invalid > 0 {
+                    views_of.retain(|v| {
+                        if names.valid[v.name_id as usize] {
+                            return true;
+                        }
+                        bad += 1;
+                        if first_bad.as_ref().is_none_or(|(n, _)| v.name < *n) {
+                            let e = ShortName::check(v.name).err().map(|e| e.to_string());
+                            first_bad = Some((v.name, e.unwrap_or_default()));
+                        }
+                        false
+                    });
+                }
+                let unique = match snaps.unique {
+                    Some(unique) => unique,
+                    None => {
+                        let history = names.next_history();
+                        views_of
+                            .iter()
+                            .all(|v| names.first_in_history(v.name_id, history))
                     }
-                    bad += 1;
-                    if first_bad.as_ref().is_none_or(|(n, _)| v.name < *n) {
-                        let e = ShortName::check(v.name).err().map(|e| e.to_string());
-                        first_bad = Some((v.name, e.unwrap_or_default()));
-                    }
-                    false
-                });
+                };
                 if let Some((_, e)) = first_bad {
                     diagnostics.push(diag(
                         system_id,
@@ -959,6 +1076,7 @@ impl<'a> FleetIndex<'a> {
                     dataset,
                     views_of,
                     unique.then_some(names.build),
+                    snaps.ordered,
                 ));
             }
             if views[k].root.is_none() {
@@ -1328,6 +1446,15 @@ mod tests {
             for slots in index.datasets.values() {
                 let held: Vec<&History<'_>> = slots.iter().flatten().collect();
                 for a in &held {
+                    // In the history's order, whether or not the index found it ordered.
+                    let all_txg = a.snapshots.iter().all(|s| s.createtxg.is_some());
+                    for w in a.snapshots.windows(2) {
+                        let (x, y) = (&w[0], &w[1]);
+                        proptest::prop_assert!(
+                            (all_txg.then_some(x.createtxg), x.creation, x.name, x.guid)
+                                <= (all_txg.then_some(y.createtxg), y.creation, y.name, y.guid)
+                        );
+                    }
                     for b in &held {
                         proptest::prop_assert_eq!(compare(a, b), compare_reference(a, b));
                     }

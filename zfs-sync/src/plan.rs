@@ -229,6 +229,10 @@ impl Wanted {
     /// [`Wanted::wanted`] for each snapshot of a history.
     pub(crate) fn flags(&self, h: Option<&History<'_>>) -> Vec<bool> {
         h.map_or_else(Vec::new, |h| {
+            if self.filter.is_none() && self.min_age == 0 {
+                // Every snapshot is wanted (the default policy).
+                return vec![true; h.len()];
+            }
             h.snapshots.iter().map(|s| self.wanted(s)).collect()
         })
     }
