@@ -89,11 +89,14 @@ impl Seconds {
     }
 }
 
+/// GUID → index in a history.
+type GuidMap = HashMap<u64, u32, FoldHashState>;
+
 /// A history's GUIDs, indexed when a comparison first needs them.
 #[derive(Debug, Clone, Default)]
 struct GuidIndex {
     /// GUID → index, `None` when a GUID occurs twice (then only `sorted` is used).
-    unique: OnceCell<Option<HashMap<u64, u32>>>,
+    unique: OnceCell<Option<GuidMap>>,
     /// `(guid, index)` sorted: the general matching, for histories with repeated GUIDs.
     sorted: OnceCell<Vec<(u64, u32)>>,
 }
@@ -175,11 +178,14 @@ impl<'a> History<'a> {
 
     /// GUID → index, built on first use (once per history, shared by all its comparisons);
     /// `None` when a GUID occurs twice.
-    fn guid_map(&self) -> Option<&HashMap<u64, u32>> {
+    fn guid_map(&self) -> Option<&GuidMap> {
         self.guids
             .unique
             .get_or_init(|| {
-                let mut map = HashMap::with_capacity(self.snapshots.len());
+                let mut map = GuidMap::with_capacity_and_hasher(
+                    self.snapshots.len(),
+                    FoldHashState::random(),
+                );
                 for (i, s) in self.snapshots.iter().enumerate() {
                     if let Some(g) = s.guid
                         && map.insert(g, i as u32).is_some()
@@ -351,12 +357,7 @@ fn match_guids_sorted(source: &History<'_>, target: &History<'_>, m: &mut Matche
 /// the source snapshot with its GUID unless an earlier one took it, which is what the merge
 /// of [`match_guids_sorted`] gives. A replica holds the source's snapshots in the source's
 /// order, so the next source snapshot after the last match is tried before the map.
-fn match_guids_unique(
-    source: &History<'_>,
-    target: &History<'_>,
-    map: &HashMap<u64, u32>,
-    m: &mut Matches,
-) {
+fn match_guids_unique(source: &History<'_>, target: &History<'_>, map: &GuidMap, m: &mut Matches) {
     let mut next = 0usize;
     for (t, v) in target.snapshots.iter().enumerate() {
         let Some(g) = v.guid else { continue };
@@ -377,9 +378,16 @@ fn match_guids_unique(
 /// first each target snapshot (in order) whose name an unmatched source snapshot has, then
 /// each matched source snapshot (in order) whose name an unmatched target snapshot has. The
 /// general way: binary search by name string.
-fn name_pairs_sorted(source: &History<'_>, target: &History<'_>, m: &Matches) -> Vec<(u32, u32)> {
+fn name_pairs_sorted(
+    source: &History<'_>,
+    target: &History<'_>,
+    m: &Matches,
+    unmatched_s: &[u32],
+    unmatched_t: &[u32],
+) -> Vec<(u32, u32)> {
     let (ns, nt) = (source.len() as u32, target.len() as u32);
-    let by_name = |h: &History<'_>, mut v: Vec<u32>| {
+    let by_name = |h: &History<'_>, v: &[u32]| {
+        let mut v = v.to_vec();
         v.sort_unstable_by(|&a, &b| h.at(a).name.cmp(h.at(b).name));
         v
     };
@@ -389,16 +397,8 @@ fn name_pairs_sorted(source: &History<'_>, target: &History<'_>, m: &Matches) ->
             .ok()
             .map(|p| sorted[p])
     };
-    let rest_s = by_name(
-        source,
-        (0..ns).filter(|&k| !m.matched_s[k as usize]).collect(),
-    );
-    let rest_t = by_name(
-        target,
-        (0..nt)
-            .filter(|&k| m.match_t[k as usize].is_none())
-            .collect(),
-    );
+    let rest_s = by_name(source, unmatched_s);
+    let rest_t = by_name(target, unmatched_t);
     let mut name_pairs: Vec<(u32, u32)> = Vec::new();
     if !rest_s.is_empty() {
         for t in 0..nt {
@@ -424,10 +424,11 @@ struct NameSet {
 }
 
 impl NameSet {
-    fn new(h: &History<'_>, indices: impl Iterator<Item = u32>) -> Self {
+    fn new(h: &History<'_>, indices: &[u32]) -> Self {
         let mut bits = [0u64; 4];
         let mut sorted: Vec<(u32, u32)> = indices
-            .map(|k| {
+            .iter()
+            .map(|&k| {
                 let id = h.at(k).name_id;
                 bits[(id as usize >> 6) & 3] |= 1 << (id & 63);
                 (id, k)
@@ -450,19 +451,24 @@ impl NameSet {
 
 /// [`name_pairs_sorted`] for two histories whose names carry ids of one [`FleetIndex`] and
 /// are unique on each side: the same pairs in the same order, by id.
-fn name_pairs_by_id(source: &History<'_>, target: &History<'_>, m: &Matches) -> Vec<(u32, u32)> {
-    let (ns, nt) = (source.len() as u32, target.len() as u32);
+fn name_pairs_by_id(
+    source: &History<'_>,
+    target: &History<'_>,
+    m: &Matches,
+    unmatched_s: &[u32],
+    unmatched_t: &[u32],
+) -> Vec<(u32, u32)> {
     let mut name_pairs: Vec<(u32, u32)> = Vec::new();
-    let rest_s = NameSet::new(source, (0..ns).filter(|&k| !m.matched_s[k as usize]));
-    if !rest_s.sorted.is_empty() {
+    if !unmatched_s.is_empty() {
+        let rest_s = NameSet::new(source, unmatched_s);
         for (t, v) in target.snapshots.iter().enumerate() {
             if let Some(s) = rest_s.find(v.name_id) {
                 name_pairs.push((s, t as u32));
             }
         }
     }
-    let rest_t = NameSet::new(target, (0..nt).filter(|&k| m.match_t[k as usize].is_none()));
-    if !rest_t.sorted.is_empty() {
+    if !unmatched_t.is_empty() {
+        let rest_t = NameSet::new(target, unmatched_t);
         for (s, v) in source.snapshots.iter().enumerate() {
             if m.matched_s[s]
                 && let Some(t) = rest_t.find(v.name_id)
@@ -496,16 +502,19 @@ fn compare_with(source: &History<'_>, target: &History<'_>, fast: bool) -> Compa
     // on the other side, whether the namesake there is matched or not: a namesake that is
     // matched to another snapshot (a rename keeps the GUID) is a clash too, since a receive
     // of that name would fail.
+    let mut unmatched_s = collect_exact(0..ns as u32, |s| !m.matched_s[s as usize]);
+    let mut unmatched_t = collect_exact(0..nt as u32, |t| m.match_t[t as usize].is_none());
     let name_pairs = if fast && source.names.is_some() && source.names == target.names {
-        name_pairs_by_id(source, target, &m)
+        name_pairs_by_id(source, target, &m, &unmatched_s, &unmatched_t)
     } else {
-        name_pairs_sorted(source, target, &m)
+        name_pairs_sorted(source, target, &m, &unmatched_s, &unmatched_t)
     };
     let Matches {
         mut match_t,
         mut matched_s,
     } = m;
     let mut clash_pairs: Vec<(u32, u32, ClashReason)> = Vec::new();
+    let mut matched_by_name = false;
     for (s, t) in name_pairs {
         let (a, b) = (source.at(s), target.at(t));
         let both_free = !matched_s[s as usize] && match_t[t as usize].is_none();
@@ -517,14 +526,18 @@ fn compare_with(source: &History<'_>, target: &History<'_>, fast: bool) -> Compa
         if both_free && reason == ClashReason::DifferentCreation && a.creation == b.creation {
             match_t[t as usize] = Some((s, MatchMethod::NameAndCreation));
             matched_s[s as usize] = true;
+            matched_by_name = true;
         } else {
             clash_pairs.push((s, t, reason));
         }
     }
 
-    // Every vector gets its final capacity: these are the planner's largest allocations.
-    let n_common = matched_s.iter().filter(|&&m| m).count();
-    let mut common: Vec<CommonSnapshot> = Vec::with_capacity(n_common);
+    if matched_by_name {
+        unmatched_s.retain(|&s| !matched_s[s as usize]);
+        unmatched_t.retain(|&t| match_t[t as usize].is_none());
+    }
+
+    let mut common: Vec<CommonSnapshot> = Vec::with_capacity(ns - unmatched_s.len());
     for (t, m) in match_t.iter().enumerate() {
         if let Some((s, method)) = *m {
             common.push(CommonSnapshot {
@@ -543,15 +556,19 @@ fn compare_with(source: &History<'_>, target: &History<'_>, fast: bool) -> Compa
     };
     match base {
         None => {
-            cmp.fillable = (0..ns as u32).collect();
-            cmp.target_after_base = (0..nt as u32).collect();
+            // Nothing matched: every snapshot on each side.
+            cmp.fillable = unmatched_s;
+            cmp.target_after_base = unmatched_t;
         }
         Some(b) => {
-            cmp.fillable = collect_exact(b.source + 1..ns as u32, |s| !matched_s[s as usize]);
-            cmp.gap = collect_exact(0..b.source, |s| !matched_s[s as usize]);
+            // Both lists ascend; the base is matched on both sides, so in neither.
+            let p = unmatched_s.partition_point(|&s| s < b.source);
+            cmp.fillable = unmatched_s.split_off(p);
+            cmp.gap = unmatched_s;
+            let p = unmatched_t.partition_point(|&t| t < b.target);
+            unmatched_t.truncate(p);
+            cmp.target_only_before_base = unmatched_t;
             cmp.target_after_base = (b.target + 1..nt as u32).collect();
-            cmp.target_only_before_base =
-                collect_exact(0..b.target, |t| match_t[t as usize].is_none());
         }
     }
     let mut first_diverging_t = base.map_or(0, |b| b.target + 1);
@@ -647,7 +664,7 @@ static BUILDS: AtomicU64 = AtomicU64::new(1);
 struct NameTable<'a> {
     /// This build's number.
     build: u64,
-    ids: HashMap<&'a str, u32, NameHashState>,
+    ids: HashMap<&'a str, u32, FoldHashState>,
     /// By name id: the name.
     names: Vec<&'a str>,
     /// By name id: the name is valid.
@@ -665,7 +682,7 @@ impl<'a> NameTable<'a> {
     fn new() -> Self {
         NameTable {
             build: BUILDS.fetch_add(1, AtomicOrdering::Relaxed),
-            ids: HashMap::with_hasher(NameHashState::random()),
+            ids: HashMap::with_hasher(FoldHashState::random()),
             names: Vec::new(),
             valid: Vec::new(),
             next: Vec::new(),
@@ -731,37 +748,37 @@ impl<'a> NameTable<'a> {
     }
 }
 
-/// A hasher for short names: 8 bytes per multiply, with random keys per [`FleetIndex`]
-/// build (SipHash, the standard one, costs several times more per name, and the planner
-/// hashes every record's name).
+/// A hasher for short names and GUIDs: 8 bytes per multiply, with random keys per map
+/// (SipHash, the standard one, costs several times more per key, and the planner hashes
+/// names and GUIDs of every record).
 #[derive(Debug, Clone, Copy)]
-struct NameHashState {
+struct FoldHashState {
     k0: u64,
     k1: u64,
 }
 
-impl NameHashState {
+impl FoldHashState {
     fn random() -> Self {
         let state = RandomState::new();
-        NameHashState {
+        FoldHashState {
             k0: state.hash_one(0u64),
             k1: state.hash_one(1u64) | 1,
         }
     }
 }
 
-impl BuildHasher for NameHashState {
-    type Hasher = NameHasher;
+impl BuildHasher for FoldHashState {
+    type Hasher = FoldHasher;
 
-    fn build_hasher(&self) -> NameHasher {
-        NameHasher {
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher {
             h: self.k0,
             k: self.k1,
         }
     }
 }
 
-struct NameHasher {
+struct FoldHasher {
     h: u64,
     k: u64,
 }
@@ -810,7 +827,7 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-impl Hasher for NameHasher {
+impl Hasher for FoldHasher {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
@@ -824,6 +841,10 @@ impl Hasher for NameHasher {
             w[..rest.len()].copy_from_slice(rest);
             self.h = fold_mul(self.h ^ u64::from_le_bytes(w), self.k ^ rest.len() as u64);
         }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.h = fold_mul(self.h ^ i, self.k);
     }
 
     fn write_u8(&mut self, i: u8) {
