@@ -21,23 +21,28 @@ use crate::names::{DatasetName, ShortName};
 use crate::plan::{Diagnostic, MatchMethod, MemberInventory};
 
 /// One snapshot as the comparison sees it: borrowed from the inventory, small and sortable.
+///
+/// 40 bytes (the planner holds one per record): the GUID and txg are stored without their
+/// `Option` tags, which take one byte of flags together.
 #[derive(Debug, Clone, Copy)]
 pub struct SnapView<'a> {
     /// The record as reported.
     pub snapshot: &'a Snapshot,
-    /// Short name, validated by [`ShortName::check`].
-    pub name: &'a str,
-    pub guid: Option<u64>,
-    pub createtxg: Option<u64>,
     /// Creation time, whole seconds since the epoch.
     pub creation: i64,
+    guid_raw: u64,
+    txg_raw: u64,
     /// The name's id in the [`FleetIndex`] that built this view ([`NO_NAME_ID`] outside one):
     /// equal ids are equal names.
     pub(crate) name_id: u32,
+    /// [`HAS_GUID`], [`HAS_TXG`].
+    present: u8,
 }
 
 /// The `name_id` of a [`SnapView`] that no [`FleetIndex`] interned.
 pub(crate) const NO_NAME_ID: u32 = u32::MAX;
+const HAS_GUID: u8 = 1;
+const HAS_TXG: u8 = 2;
 
 impl<'a> SnapView<'a> {
     #[cfg(test)]
@@ -47,19 +52,33 @@ impl<'a> SnapView<'a> {
 
     /// With the creation time already in seconds.
     fn with_creation(snapshot: &'a Snapshot, creation: i64) -> Self {
+        let flag = |o: Option<u64>, f: u8| if o.is_some() { f } else { 0 };
         SnapView {
             snapshot,
-            name: &snapshot.name,
-            guid: snapshot.guid,
-            createtxg: snapshot.createtxg,
             creation,
+            guid_raw: snapshot.guid.unwrap_or(0),
+            txg_raw: snapshot.createtxg.unwrap_or(0),
             name_id: NO_NAME_ID,
+            present: flag(snapshot.guid, HAS_GUID) | flag(snapshot.createtxg, HAS_TXG),
         }
+    }
+
+    /// Short name, validated by [`ShortName::check`] when the history was built.
+    pub fn name(&self) -> &'a str {
+        &self.snapshot.name
+    }
+
+    pub fn guid(&self) -> Option<u64> {
+        (self.present & HAS_GUID != 0).then_some(self.guid_raw)
+    }
+
+    pub fn createtxg(&self) -> Option<u64> {
+        (self.present & HAS_TXG != 0).then_some(self.txg_raw)
     }
 
     /// The short name as a validated type.
     pub fn short_name(&self) -> ShortName {
-        ShortName::parse(self.name).expect("snapshot names are validated when a history is built")
+        ShortName::parse(self.name()).expect("snapshot names are validated when a history is built")
     }
 }
 
@@ -131,27 +150,27 @@ impl<'a> History<'a> {
         names: Option<u64>,
         ordered: bool,
     ) -> Self {
-        let all_txg = ordered || snapshots.iter().all(|s| s.createtxg.is_some());
+        let all_txg = ordered || snapshots.iter().all(|s| s.createtxg().is_some());
         if ordered
             || (all_txg
                 && snapshots
                     .windows(2)
-                    .all(|w| w[0].createtxg < w[1].createtxg))
+                    .all(|w| w[0].createtxg() < w[1].createtxg()))
         {
             // Every txg present and increasing (reports list snapshots by txg): the txg
             // alone orders them.
         } else if all_txg {
             snapshots.sort_unstable_by(|a, b| {
-                (a.createtxg, a.creation, a.name, a.guid).cmp(&(
-                    b.createtxg,
+                (a.createtxg(), a.creation, a.name(), a.guid()).cmp(&(
+                    b.createtxg(),
                     b.creation,
-                    b.name,
-                    b.guid,
+                    b.name(),
+                    b.guid(),
                 ))
             });
         } else {
             snapshots.sort_unstable_by(|a, b| {
-                (a.creation, a.name, a.guid).cmp(&(b.creation, b.name, b.guid))
+                (a.creation, a.name(), a.guid()).cmp(&(b.creation, b.name(), b.guid()))
             });
         }
         History {
@@ -187,7 +206,7 @@ impl<'a> History<'a> {
                     FoldHashState::random(),
                 );
                 for (i, s) in self.snapshots.iter().enumerate() {
-                    if let Some(g) = s.guid
+                    if let Some(g) = s.guid()
                         && map.insert(g, i as u32).is_some()
                     {
                         return None;
@@ -205,7 +224,7 @@ impl<'a> History<'a> {
                 .snapshots
                 .iter()
                 .enumerate()
-                .filter_map(|(i, s)| s.guid.map(|g| (g, i as u32)))
+                .filter_map(|(i, s)| s.guid().map(|g| (g, i as u32)))
                 .collect();
             by_guid.sort_unstable();
             by_guid
@@ -360,9 +379,12 @@ fn match_guids_sorted(source: &History<'_>, target: &History<'_>, m: &mut Matche
 fn match_guids_unique(source: &History<'_>, target: &History<'_>, map: &GuidMap, m: &mut Matches) {
     let mut next = 0usize;
     for (t, v) in target.snapshots.iter().enumerate() {
-        let Some(g) = v.guid else { continue };
+        if v.present & HAS_GUID == 0 {
+            continue;
+        }
+        let g = v.guid_raw;
         let s = match source.snapshots.get(next) {
-            Some(x) if x.guid == Some(g) => Some(next as u32),
+            Some(x) if x.present & HAS_GUID != 0 && x.guid_raw == g => Some(next as u32),
             _ => map.get(&g).copied(),
         };
         if let Some(s) = s
@@ -388,12 +410,12 @@ fn name_pairs_sorted(
     let (ns, nt) = (source.len() as u32, target.len() as u32);
     let by_name = |h: &History<'_>, v: &[u32]| {
         let mut v = v.to_vec();
-        v.sort_unstable_by(|&a, &b| h.at(a).name.cmp(h.at(b).name));
+        v.sort_unstable_by(|&a, &b| h.at(a).name().cmp(h.at(b).name()));
         v
     };
     let find = |h: &History<'_>, sorted: &[u32], name: &str| {
         sorted
-            .binary_search_by(|&k| h.at(k).name.cmp(name))
+            .binary_search_by(|&k| h.at(k).name().cmp(name))
             .ok()
             .map(|p| sorted[p])
     };
@@ -402,14 +424,14 @@ fn name_pairs_sorted(
     let mut name_pairs: Vec<(u32, u32)> = Vec::new();
     if !rest_s.is_empty() {
         for t in 0..nt {
-            if let Some(s) = find(source, &rest_s, target.at(t).name) {
+            if let Some(s) = find(source, &rest_s, target.at(t).name()) {
                 name_pairs.push((s, t));
             }
         }
     }
     if !rest_t.is_empty() {
         for s in (0..ns).filter(|&k| m.matched_s[k as usize]) {
-            if let Some(t) = find(target, &rest_t, source.at(s).name) {
+            if let Some(t) = find(target, &rest_t, source.at(s).name()) {
                 name_pairs.push((s, t));
             }
         }
@@ -518,7 +540,7 @@ fn compare_with(source: &History<'_>, target: &History<'_>, fast: bool) -> Compa
     for (s, t) in name_pairs {
         let (a, b) = (source.at(s), target.at(t));
         let both_free = !matched_s[s as usize] && match_t[t as usize].is_none();
-        let reason = if a.guid.is_some() && b.guid.is_some() {
+        let reason = if a.guid().is_some() && b.guid().is_some() {
             ClashReason::DifferentGuid
         } else {
             ClashReason::DifferentCreation
@@ -892,7 +914,7 @@ impl<'a> Bucket<'a> {
         let history = names.next_history();
         let mut unique = true;
         let mut ordered = self.ordered;
-        let mut last_txg = self.views.last().and_then(|v| v.createtxg);
+        let mut last_txg = self.views.last().and_then(|v| v.createtxg());
         let mut prev = NO_NAME_ID;
         self.views.reserve_exact(run.len());
         for s in run {
@@ -1064,9 +1086,9 @@ impl<'a> FleetIndex<'a> {
                             return true;
                         }
                         bad += 1;
-                        if first_bad.as_ref().is_none_or(|(n, _)| v.name < *n) {
-                            let e = ShortName::check(v.name).err().map(|e| e.to_string());
-                            first_bad = Some((v.name, e.unwrap_or_default()));
+                        if first_bad.as_ref().is_none_or(|(n, _)| v.name() < *n) {
+                            let e = ShortName::check(v.name()).err().map(|e| e.to_string());
+                            first_bad = Some((v.name(), e.unwrap_or_default()));
                         }
                         false
                     });
@@ -1187,8 +1209,8 @@ mod tests {
         let (s, t) = (snaps(1, source), snaps(2, target));
         let (hs, ht) = (history(&s, 1), history(&t, 2));
         let c = compare(&hs, &ht);
-        let sn = |i: u32| hs.at(i).name.to_string();
-        let tn = |i: u32| ht.at(i).name.to_string();
+        let sn = |i: u32| hs.at(i).name().to_string();
+        let tn = |i: u32| ht.at(i).name().to_string();
         let pair = |c: Option<CommonSnapshot>| {
             c.map_or("-".to_string(), |c| {
                 format!("{}={} ({:?})", sn(c.source), tn(c.target), c.method)
@@ -1468,20 +1490,20 @@ mod tests {
                 let held: Vec<&History<'_>> = slots.iter().flatten().collect();
                 for a in &held {
                     // In the history's order, whether or not the index found it ordered.
-                    let all_txg = a.snapshots.iter().all(|s| s.createtxg.is_some());
+                    let all_txg = a.snapshots.iter().all(|s| s.createtxg().is_some());
                     for w in a.snapshots.windows(2) {
                         let (x, y) = (&w[0], &w[1]);
                         proptest::prop_assert!(
-                            (all_txg.then_some(x.createtxg), x.creation, x.name, x.guid)
-                                <= (all_txg.then_some(y.createtxg), y.creation, y.name, y.guid)
+                            (all_txg.then_some(x.createtxg()), x.creation, x.name(), x.guid())
+                                <= (all_txg.then_some(y.createtxg()), y.creation, y.name(), y.guid())
                         );
                     }
                     for b in &held {
                         proptest::prop_assert_eq!(compare(a, b), compare_reference(a, b));
                     }
                     for s in &a.snapshots {
-                        if let Some(g) = s.guid {
-                            let found = a.find_guid(g).map(|i| a.at(i).guid);
+                        if let Some(g) = s.guid() {
+                            let found = a.find_guid(g).map(|i| a.at(i).guid());
                             proptest::prop_assert_eq!(found, Some(Some(g)));
                         }
                     }

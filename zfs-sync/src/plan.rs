@@ -222,7 +222,7 @@ impl Wanted {
 
     /// Passes the filter and is at least `min_snapshot_age_seconds` old.
     pub(crate) fn wanted(&self, s: &SnapView<'_>) -> bool {
-        self.name_matches(s.name)
+        self.name_matches(s.name())
             && (self.min_age == 0 || self.now.saturating_sub(s.creation) >= self.min_age)
     }
 
@@ -299,8 +299,8 @@ pub(crate) fn snapshot_ref(source: &History<'_>, index: u32) -> SnapshotRef {
     let s = source.at(index);
     SnapshotRef {
         name: s.short_name(),
-        guid: s.guid,
-        createtxg: s.createtxg,
+        guid: s.guid(),
+        createtxg: s.createtxg(),
         creation: s.snapshot.creation,
     }
 }
@@ -390,14 +390,14 @@ const DETAIL_NAMES: usize = 50;
 fn names_json(h: &History<'_>, idx: &[u32]) -> serde_json::Value {
     idx.iter()
         .take(DETAIL_NAMES)
-        .map(|&i| serde_json::Value::from(h.at(i).name))
+        .map(|&i| serde_json::Value::from(h.at(i).name()))
         .collect()
 }
 
 fn side_json(h: &History<'_>, only: &[u32]) -> serde_json::Value {
     serde_json::json!({
         "dataset": h.dataset.as_str(),
-        "newest": h.snapshots.last().map(|s| s.name),
+        "newest": h.snapshots.last().map(|s| s.name()),
         "after_fork": names_json(h, only),
         "after_fork_count": only.len(),
     })
@@ -415,7 +415,7 @@ pub(crate) fn pair_conflict(
     let fork = cmp.fork;
     let fork_json = fork.map(|f| {
         let s = source.at(f.source);
-        serde_json::json!({"name": s.name, "guid": s.guid.map(|g| g.to_string()), "matched_by": f.method})
+        serde_json::json!({"name": s.name(), "guid": s.guid().map(|g| g.to_string()), "matched_by": f.method})
     });
     let mut src_only: Vec<u32> = cmp
         .fillable
@@ -443,10 +443,10 @@ pub(crate) fn pair_conflict(
             let (s, t) = (source.at(c.source), target.at(c.target));
             let (a, b) = if source_is_a { (s, t) } else { (t, s) };
             serde_json::json!({
-                "name": s.name,
+                "name": s.name(),
                 "reason": c.reason.as_str(),
-                "guid_a": a.guid.map(|g| g.to_string()),
-                "guid_b": b.guid.map(|g| g.to_string()),
+                "guid_a": a.guid().map(|g| g.to_string()),
+                "guid_b": b.guid().map(|g| g.to_string()),
                 "creation_a": a.snapshot.creation,
                 "creation_b": b.snapshot.creation,
             })
@@ -691,7 +691,7 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
             c.details = serde_json::json!({
                 "source": hs.system_id,
                 "target": target_id,
-                "base": hs.at(base.source).name,
+                "base": hs.at(base.source).name(),
                 "snapshots": names_json(hs, &gap),
                 "count": gap.len(),
             });
@@ -715,7 +715,7 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 .target_only_before_base
                 .iter()
                 .copied()
-                .filter(|&i| i < oldest_common && self.wanted.name_matches(ht.at(i).name))
+                .filter(|&i| i < oldest_common && self.wanted.name_matches(ht.at(i).name()))
                 .collect();
             if !pruned.is_empty() {
                 if policy.allow_destructive {
@@ -727,7 +727,7 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                         snapshots: pruned.iter().map(|&i| ht.at(i).short_name()).collect(),
                     });
                 } else {
-                    let first = ht.at(pruned[0]).name;
+                    let first = ht.at(pruned[0]).name();
                     self.diag(
                         Some(target_id),
                         format!(
@@ -800,7 +800,7 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
         let to = info.toguid.and_then(|g| hs.find_guid(g));
         let from_ok = match (base, info.fromguid) {
             (None, None) => true,
-            (Some(b), Some(g)) => hs.at(b).guid == Some(g),
+            (Some(b), Some(g)) => hs.at(b).guid() == Some(g),
             _ => false,
         };
         match to {
@@ -899,7 +899,7 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 let kept = self.history(i).map_or(0, |h| {
                     h.snapshots
                         .iter()
-                        .filter(|s| self.wanted.name_matches(s.name))
+                        .filter(|s| self.wanted.name_matches(s.name()))
                         .count()
                 });
                 (std::cmp::Reverse(kept), i)
