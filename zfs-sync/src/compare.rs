@@ -7,10 +7,10 @@
 //! sides report one, otherwise by short name and creation time; the same short name with a
 //! different GUID (or, without GUIDs, a different creation time) is a [`Clash`], never a match.
 
-use std::cell::OnceCell;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
@@ -111,13 +111,14 @@ impl Seconds {
 /// GUID → index in a history.
 type GuidMap = HashMap<u64, u32, FoldHashState>;
 
-/// A history's GUIDs, indexed when a comparison first needs them.
+/// A history's GUIDs, indexed when a comparison first needs them (`OnceLock`, not `OnceCell`,
+/// so that histories stay `Sync`).
 #[derive(Debug, Clone, Default)]
 struct GuidIndex {
     /// GUID → index, `None` when a GUID occurs twice (then only `sorted` is used).
-    unique: OnceCell<Option<GuidMap>>,
+    unique: OnceLock<Option<GuidMap>>,
     /// `(guid, index)` sorted: the general matching, for histories with repeated GUIDs.
-    sorted: OnceCell<Vec<(u64, u32)>>,
+    sorted: OnceLock<Vec<(u64, u32)>>,
 }
 
 /// One member's snapshots of one logical dataset, oldest first in the host's own order.
@@ -1552,6 +1553,13 @@ mod tests {
         // Another build's ids are never compared with this one's.
         let again = FleetIndex::build(&members, &inventories);
         assert_ne!(again.datasets["x"][0].as_ref().unwrap().names, a.names);
+    }
+
+    #[test]
+    fn histories_and_indexes_stay_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<History<'static>>();
+        send_sync::<FleetIndex<'static>>();
     }
 
     #[test]
