@@ -143,7 +143,8 @@ impl<'a> History<'a> {
     }
 
     /// [`History::new`] for snapshots whose `name_id`s come from the [`FleetIndex`] build
-    /// `names` and are unique among them.
+    /// `names` and are unique among them; `ordered`: the caller found every txg present and
+    /// each greater than the one before (the order, without sorting).
     fn with_names(
         system_id: Uuid,
         dataset: DatasetName,
