@@ -222,13 +222,17 @@ impl Wanted {
 
     /// Passes the filter and is at least `min_snapshot_age_seconds` old.
     pub(crate) fn wanted(&self, s: &SnapView<'_>) -> bool {
-        self.name_matches(s.name)
+        self.name_matches(s.name())
             && (self.min_age == 0 || self.now.saturating_sub(s.creation) >= self.min_age)
     }
 
     /// [`Wanted::wanted`] for each snapshot of a history.
     pub(crate) fn flags(&self, h: Option<&History<'_>>) -> Vec<bool> {
         h.map_or_else(Vec::new, |h| {
+            if self.filter.is_none() && self.min_age == 0 {
+                // Every snapshot is wanted (the default policy).
+                return vec![true; h.len()];
+            }
             h.snapshots.iter().map(|s| self.wanted(s)).collect()
         })
     }
@@ -295,8 +299,8 @@ pub(crate) fn snapshot_ref(source: &History<'_>, index: u32) -> SnapshotRef {
     let s = source.at(index);
     SnapshotRef {
         name: s.short_name(),
-        guid: s.guid,
-        createtxg: s.createtxg,
+        guid: s.guid(),
+        createtxg: s.createtxg(),
         creation: s.snapshot.creation,
     }
 }
@@ -386,14 +390,14 @@ const DETAIL_NAMES: usize = 50;
 fn names_json(h: &History<'_>, idx: &[u32]) -> serde_json::Value {
     idx.iter()
         .take(DETAIL_NAMES)
-        .map(|&i| serde_json::Value::from(h.at(i).name))
+        .map(|&i| serde_json::Value::from(h.at(i).name()))
         .collect()
 }
 
 fn side_json(h: &History<'_>, only: &[u32]) -> serde_json::Value {
     serde_json::json!({
         "dataset": h.dataset.as_str(),
-        "newest": h.snapshots.last().map(|s| s.name),
+        "newest": h.snapshots.last().map(|s| s.name()),
         "after_fork": names_json(h, only),
         "after_fork_count": only.len(),
     })
@@ -411,7 +415,7 @@ pub(crate) fn pair_conflict(
     let fork = cmp.fork;
     let fork_json = fork.map(|f| {
         let s = source.at(f.source);
-        serde_json::json!({"name": s.name, "guid": s.guid.map(|g| g.to_string()), "matched_by": f.method})
+        serde_json::json!({"name": s.name(), "guid": s.guid().map(|g| g.to_string()), "matched_by": f.method})
     });
     let mut src_only: Vec<u32> = cmp
         .fillable
@@ -439,10 +443,10 @@ pub(crate) fn pair_conflict(
             let (s, t) = (source.at(c.source), target.at(c.target));
             let (a, b) = if source_is_a { (s, t) } else { (t, s) };
             serde_json::json!({
-                "name": s.name,
+                "name": s.name(),
                 "reason": c.reason.as_str(),
-                "guid_a": a.guid.map(|g| g.to_string()),
-                "guid_b": b.guid.map(|g| g.to_string()),
+                "guid_a": a.guid().map(|g| g.to_string()),
+                "guid_b": b.guid().map(|g| g.to_string()),
                 "creation_a": a.snapshot.creation,
                 "creation_b": b.snapshot.creation,
             })
@@ -633,98 +637,102 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
             return out;
         };
 
-        let cmp = self.cmp(s, t).clone();
-        let missing = cmp
-            .fillable
-            .iter()
-            .chain(&cmp.gap)
-            .filter(|&&i| ws[i as usize])
-            .count() as u64;
-        let lag = match (cmp.base, newest_wanted) {
-            (Some(b), Some(last)) => hs
-                .at(last)
-                .creation
-                .saturating_sub(hs.at(b.source).creation)
-                .max(0) as u64,
-            _ => 0,
-        };
-        let matched_by = cmp.base.map(|b| b.method);
-        let mut outcome = TargetOutcome {
-            target: target_id,
-            outcome: Outcome::InSync,
-            lag_seconds: lag,
-            missing_count: missing,
-            matched_by,
-        };
-
-        if let Some((kind, reason)) = pair_blocker(&cmp, ht.len()) {
-            out.conflicts
-                .push(pair_conflict(self.logical, hs, ht, &cmp, kind, reason));
-            outcome.outcome = Outcome::Blocked {
-                kind,
-                reason: reason.to_string(),
+        // The comparison leaves the cache while this pair uses it (`self` is borrowed mutably
+        // below) and goes back at the end, instead of being cloned.
+        self.cmp(s, t);
+        let cmp = self.cmps.remove(&(s, t)).unwrap_or_default();
+        let out = 'compared: {
+            let missing = cmp
+                .fillable
+                .iter()
+                .chain(&cmp.gap)
+                .filter(|&&i| ws[i as usize])
+                .count() as u64;
+            let lag = match (cmp.base, newest_wanted) {
+                (Some(b), Some(last)) => hs
+                    .at(last)
+                    .creation
+                    .saturating_sub(hs.at(b.source).creation)
+                    .max(0) as u64,
+                _ => 0,
             };
-            out.outcome = Some(outcome);
-            return out;
-        }
-        let base = cmp.base.expect("a pair without a base is blocked");
-
-        let gap: Vec<u32> = cmp
-            .gap
-            .iter()
-            .copied()
-            .filter(|&i| ws[i as usize])
-            .collect();
-        if !gap.is_empty() {
-            let mut c = pair_conflict(
-                self.logical,
-                hs,
-                ht,
-                &cmp,
-                ConflictKind::Missing,
-                "unfillable_gap",
-            );
-            c.details = serde_json::json!({
-                "source": hs.system_id,
-                "target": target_id,
-                "base": hs.at(base.source).name,
-                "snapshots": names_json(hs, &gap),
-                "count": gap.len(),
-            });
-            out.conflicts.push(c);
-            out.gap = Some(Gap {
+            let matched_by = cmp.base.map(|b| b.method);
+            let mut outcome = TargetOutcome {
                 target: target_id,
-                snapshots: gap.iter().map(|&i| hs.at(i).short_name()).collect(),
-            });
-        }
-
-        if policy.mirror_deletions {
-            // In bidirectional mode the source is only the member that happens to be newest:
-            // a snapshot missing in the middle of its history may be one it never received
-            // (an `-i` chain skips), so only what is older than everything it shares with the
-            // target counts as pruned. The hub is authoritative for all of its history.
-            let oldest_common = match self.group.topology {
-                Topology::HubAndSpoke { .. } => u32::MAX,
-                Topology::Bidirectional => cmp.common.first().map_or(0, |c| c.target),
+                outcome: Outcome::InSync,
+                lag_seconds: lag,
+                missing_count: missing,
+                matched_by,
             };
-            let pruned: Vec<u32> = cmp
-                .target_only_before_base
+
+            if let Some((kind, reason)) = pair_blocker(&cmp, ht.len()) {
+                out.conflicts
+                    .push(pair_conflict(self.logical, hs, ht, &cmp, kind, reason));
+                outcome.outcome = Outcome::Blocked {
+                    kind,
+                    reason: reason.to_string(),
+                };
+                out.outcome = Some(outcome);
+                break 'compared out;
+            }
+            let base = cmp.base.expect("a pair without a base is blocked");
+
+            let gap: Vec<u32> = cmp
+                .gap
                 .iter()
                 .copied()
-                .filter(|&i| i < oldest_common && self.wanted.name_matches(ht.at(i).name))
+                .filter(|&i| ws[i as usize])
                 .collect();
-            if !pruned.is_empty() {
-                if policy.allow_destructive {
-                    out.deletion = Some(Deletion {
-                        target: Endpoint {
-                            system_id: target_id,
-                            dataset: ht.dataset.clone(),
-                        },
-                        snapshots: pruned.iter().map(|&i| ht.at(i).short_name()).collect(),
-                    });
-                } else {
-                    let first = ht.at(pruned[0]).name;
-                    self.diag(
+            if !gap.is_empty() {
+                let mut c = pair_conflict(
+                    self.logical,
+                    hs,
+                    ht,
+                    &cmp,
+                    ConflictKind::Missing,
+                    "unfillable_gap",
+                );
+                c.details = serde_json::json!({
+                    "source": hs.system_id,
+                    "target": target_id,
+                    "base": hs.at(base.source).name(),
+                    "snapshots": names_json(hs, &gap),
+                    "count": gap.len(),
+                });
+                out.conflicts.push(c);
+                out.gap = Some(Gap {
+                    target: target_id,
+                    snapshots: gap.iter().map(|&i| hs.at(i).short_name()).collect(),
+                });
+            }
+
+            if policy.mirror_deletions {
+                // In bidirectional mode the source is only the member that happens to be newest:
+                // a snapshot missing in the middle of its history may be one it never received
+                // (an `-i` chain skips), so only what is older than everything it shares with the
+                // target counts as pruned. The hub is authoritative for all of its history.
+                let oldest_common = match self.group.topology {
+                    Topology::HubAndSpoke { .. } => u32::MAX,
+                    Topology::Bidirectional => cmp.common.first().map_or(0, |c| c.target),
+                };
+                let pruned: Vec<u32> = cmp
+                    .target_only_before_base
+                    .iter()
+                    .copied()
+                    .filter(|&i| i < oldest_common && self.wanted.name_matches(ht.at(i).name()))
+                    .collect();
+                if !pruned.is_empty() {
+                    if policy.allow_destructive {
+                        out.deletion = Some(Deletion {
+                            target: Endpoint {
+                                system_id: target_id,
+                                dataset: ht.dataset.clone(),
+                            },
+                            snapshots: pruned.iter().map(|&i| ht.at(i).short_name()).collect(),
+                        });
+                    } else {
+                        let first = ht.at(pruned[0]).name();
+                        self.diag(
                         Some(target_id),
                         format!(
                             "mirror_deletions would destroy {} snapshot(s) the source pruned (the oldest: {first}); \
@@ -732,42 +740,45 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                             pruned.len()
                         ),
                     );
+                    }
                 }
             }
-        }
 
-        let mut to_send: Vec<u32> = cmp
-            .fillable
-            .iter()
-            .copied()
-            .filter(|&i| ws[i as usize] && within(i))
-            .collect();
-        trim(&mut to_send);
-        if to_send.is_empty() {
+            let mut to_send: Vec<u32> = cmp
+                .fillable
+                .iter()
+                .copied()
+                .filter(|&i| ws[i as usize] && within(i))
+                .collect();
+            trim(&mut to_send);
+            if to_send.is_empty() {
+                out.outcome = Some(outcome);
+                break 'compared out;
+            }
+            if lag > 0 && lag <= policy.lag_threshold_seconds {
+                outcome.outcome = Outcome::WithinLag;
+                out.outcome = Some(outcome);
+                break 'compared out;
+            }
+            let start = self
+                .resume_start(t, hs, token, Some(base.source), &to_send)
+                .unwrap_or(Start::Base(base.source));
+            let target = Endpoint {
+                system_id: target_id,
+                dataset: ht.dataset.clone(),
+            };
+            outcome.outcome = Outcome::Transfer(build_transfer(
+                self.group,
+                self.logical,
+                hs,
+                target,
+                start,
+                &to_send,
+            ));
             out.outcome = Some(outcome);
-            return out;
-        }
-        if lag > 0 && lag <= policy.lag_threshold_seconds {
-            outcome.outcome = Outcome::WithinLag;
-            out.outcome = Some(outcome);
-            return out;
-        }
-        let start = self
-            .resume_start(t, hs, token, Some(base.source), &to_send)
-            .unwrap_or(Start::Base(base.source));
-        let target = Endpoint {
-            system_id: target_id,
-            dataset: ht.dataset.clone(),
+            out
         };
-        outcome.outcome = Outcome::Transfer(build_transfer(
-            self.group,
-            self.logical,
-            hs,
-            target,
-            start,
-            &to_send,
-        ));
-        out.outcome = Some(outcome);
+        self.cmps.insert((s, t), cmp);
         out
     }
 
@@ -796,7 +807,7 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
         let to = info.toguid.and_then(|g| hs.find_guid(g));
         let from_ok = match (base, info.fromguid) {
             (None, None) => true,
-            (Some(b), Some(g)) => hs.at(b).guid == Some(g),
+            (Some(b), Some(g)) => hs.at(b).guid() == Some(g),
             _ => false,
         };
         match to {
@@ -895,7 +906,7 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 let kept = self.history(i).map_or(0, |h| {
                     h.snapshots
                         .iter()
-                        .filter(|s| self.wanted.name_matches(s.name))
+                        .filter(|s| self.wanted.name_matches(s.name()))
                         .count()
                 });
                 (std::cmp::Reverse(kept), i)
