@@ -8,6 +8,7 @@ use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
 use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
+use crate::dto::{ReportJson, SnapshotBatch};
 use crate::error::ApiError;
 
 /// A JSON request body (documented as `application/json`). `JsonBody<Option<T>>` makes it
@@ -15,12 +16,30 @@ use crate::error::ApiError;
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
+fn body_required() -> ApiError {
+    ApiError::new(
+        422,
+        "body: a JSON body is required",
+        Some("body".into()),
+        None,
+    )
+}
+
 /// Reads the body and parses it as JSON; `None` when empty.
 pub async fn read_json(
     req: &Request,
     body: &mut RequestBody,
 ) -> Result<Option<serde_json::Value>, ApiError> {
-    let bytes = <Vec<u8> as FromRequest>::from_request(req, body)
+    let bytes = read_bytes(req, body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    parse_json(&bytes).map(Some)
+}
+
+/// The body's bytes; 413 past the configured limit.
+async fn read_bytes(req: &Request, body: &mut RequestBody) -> Result<Vec<u8>, ApiError> {
+    <Vec<u8> as FromRequest>::from_request(req, body)
         .await
         .map_err(|e| {
             if e.status().as_u16() == 413 {
@@ -38,11 +57,12 @@ pub async fn read_json(
                     None,
                 )
             }
-        })?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        })
+}
+
+/// The body as a JSON tree; 400 naming the syntax error.
+fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             400,
             format!("body: is not valid JSON: {e}"),
@@ -79,13 +99,7 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
     ) -> poem::Result<Self> {
         let value = read_json(req, body).await?;
         if value.is_none() && T::IS_REQUIRED {
-            return Err(ApiError::new(
-                422,
-                "body: a JSON body is required",
-                Some("body".into()),
-                None,
-            )
-            .into());
+            return Err(body_required().into());
         }
         T::parse_from_json(value).map(JsonBody).map_err(|e| {
             ApiError::new(
@@ -96,5 +110,41 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
             )
             .into()
         })
+    }
+}
+
+/// A snapshot report body (documented as `JsonBody<SnapshotBatch>`), parsed straight into
+/// items when it has the usual shape: a 100,000-item report then builds no JSON tree.
+#[derive(Debug)]
+pub struct ReportBody(pub ReportJson);
+
+type Documented = JsonBody<SnapshotBatch>;
+
+impl<'a> ApiExtractor<'a> for ReportBody {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Documented as ApiExtractor>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        <Documented as ApiExtractor>::request_meta()
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let bytes = read_bytes(req, body).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(body_required().into());
+        }
+        if let Some(fast) = ReportJson::fast(&bytes) {
+            return Ok(ReportBody(fast));
+        }
+        Ok(ReportBody(ReportJson::Tree(parse_json(&bytes)?)))
     }
 }

@@ -486,9 +486,100 @@ pub struct ParsedReport {
     pub named_systems: Vec<(usize, Uuid)>,
 }
 
-fn u64_field(item: &Map<String, Value>, key: &str, path: &str) -> Result<Option<u64>, ApiError> {
+/// The fields of one report item, however it was parsed.
+pub trait Fields {
+    /// The value of `key`; JSON `null` and a missing key mean the same everywhere.
+    fn field(&self, key: &str) -> Option<&Value>;
+}
+
+impl Fields for Map<String, Value> {
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
+/// A report item deserialized straight from the body (no JSON map per item): the fields
+/// [`parse_item`] reads, each as the JSON value given. Other keys are ignored, as they are
+/// in a map.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ReportItem {
+    name: Option<Value>,
+    pool: Option<Value>,
+    dataset: Option<Value>,
+    timestamp: Option<Value>,
+    creation: Option<Value>,
+    used: Option<Value>,
+    size: Option<Value>,
+    referenced: Option<Value>,
+    guid: Option<Value>,
+    createtxg: Option<Value>,
+    extra_metadata: Option<Value>,
+    metadata: Option<Value>,
+    system_id: Option<Value>,
+}
+
+impl Fields for ReportItem {
+    fn field(&self, key: &str) -> Option<&Value> {
+        match key {
+            "name" => self.name.as_ref(),
+            "pool" => self.pool.as_ref(),
+            "dataset" => self.dataset.as_ref(),
+            "timestamp" => self.timestamp.as_ref(),
+            "creation" => self.creation.as_ref(),
+            "used" => self.used.as_ref(),
+            "size" => self.size.as_ref(),
+            "referenced" => self.referenced.as_ref(),
+            "guid" => self.guid.as_ref(),
+            "createtxg" => self.createtxg.as_ref(),
+            "extra_metadata" => self.extra_metadata.as_ref(),
+            "metadata" => self.metadata.as_ref(),
+            "system_id" => self.system_id.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A report body: parsed straight into [`ReportItem`]s when it has the usual shape (an
+/// array of objects, or an object with `snapshots`), else kept as the JSON tree, whose
+/// parsing names what is wrong. Both give the same result for the same body.
+#[derive(Debug)]
+pub enum ReportJson {
+    Tree(Value),
+    Items {
+        items: Vec<ReportItem>,
+        resume_tokens: Option<Value>,
+    },
+}
+
+impl ReportJson {
+    /// The direct parse, or `None` when the body has another shape (or is not JSON).
+    pub fn fast(bytes: &[u8]) -> Option<ReportJson> {
+        #[derive(serde::Deserialize)]
+        struct Object {
+            snapshots: Option<Vec<ReportItem>>,
+            resume_tokens: Option<Value>,
+        }
+        match bytes.iter().find(|b| !b.is_ascii_whitespace())? {
+            b'[' => Some(ReportJson::Items {
+                items: serde_json::from_slice(bytes).ok()?,
+                resume_tokens: None,
+            }),
+            b'{' => {
+                let o: Object = serde_json::from_slice(bytes).ok()?;
+                Some(ReportJson::Items {
+                    items: o.snapshots?,
+                    resume_tokens: o.resume_tokens,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+fn u64_field(item: &dyn Fields, key: &str, path: &str) -> Result<Option<u64>, ApiError> {
     let field = || format!("{path}.{key}");
-    match item.get(key) {
+    match item.field(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_u64()
@@ -507,12 +598,8 @@ fn u64_field(item: &Map<String, Value>, key: &str, path: &str) -> Result<Option<
     }
 }
 
-fn str_field<'a>(
-    item: &'a Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Option<&'a str>, ApiError> {
-    match item.get(key) {
+fn str_field<'a>(item: &'a dyn Fields, key: &str, path: &str) -> Result<Option<&'a str>, ApiError> {
+    match item.field(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(ApiError::invalid(
@@ -559,10 +646,7 @@ pub fn parse_time(field: &str, v: &Value) -> Result<DateTime<Utc>, ApiError> {
     }
 }
 
-fn parse_item(v: &Value, path: &str) -> Result<(NewSnapshot, Option<Uuid>), ApiError> {
-    let item = v
-        .as_object()
-        .ok_or_else(|| ApiError::invalid(path, "must be a JSON object"))?;
+fn parse_item(item: &dyn Fields, path: &str) -> Result<(NewSnapshot, Option<Uuid>), ApiError> {
     let name = str_field(item, "name", path)?
         .ok_or_else(|| ApiError::invalid(format!("{path}.name"), "is required"))?;
     let mut pool = str_field(item, "pool", path)?.map(str::to_string);
@@ -590,9 +674,9 @@ fn parse_item(v: &Value, path: &str) -> Result<(NewSnapshot, Option<Uuid>), ApiE
         )
     })?;
     let time = item
-        .get("timestamp")
+        .field("timestamp")
         .filter(|v| !v.is_null())
-        .or_else(|| item.get("creation").filter(|v| !v.is_null()))
+        .or_else(|| item.field("creation").filter(|v| !v.is_null()))
         .ok_or_else(|| ApiError::invalid(format!("{path}.timestamp"), "is required"))?;
     let creation = parse_time(&format!("{path}.timestamp"), time)?;
     let used = match u64_field(item, "used", path)? {
@@ -601,14 +685,14 @@ fn parse_item(v: &Value, path: &str) -> Result<(NewSnapshot, Option<Uuid>), ApiE
     };
     let extra = metadata_of(
         &format!("{path}.extra_metadata"),
-        item.get("extra_metadata").cloned(),
+        item.field("extra_metadata").cloned(),
     )?
     .or(metadata_of(
         &format!("{path}.metadata"),
-        item.get("metadata").cloned(),
+        item.field("metadata").cloned(),
     )?)
     .unwrap_or_default();
-    let system_id = match item.get("system_id") {
+    let system_id = match item.field("system_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(
             Uuid::parse_str(s)
@@ -640,10 +724,20 @@ fn parse_item(v: &Value, path: &str) -> Result<(NewSnapshot, Option<Uuid>), ApiE
 /// Parses and validates a whole report: one bad item fails it all, naming `snapshots[i].field`.
 /// `max_items` bounds the batch; `allow_empty` permits `[]` (a complete inventory may be empty).
 pub fn parse_report(
-    body: Value,
+    body: ReportJson,
     max_items: usize,
     allow_empty: bool,
 ) -> Result<ParsedReport, ApiError> {
+    match body {
+        ReportJson::Items {
+            items,
+            resume_tokens,
+        } => parse_items(&items, resume_tokens, max_items, allow_empty, item_fields),
+        ReportJson::Tree(body) => parse_tree(body, max_items, allow_empty),
+    }
+}
+
+fn parse_tree(body: Value, max_items: usize, allow_empty: bool) -> Result<ParsedReport, ApiError> {
     let (items, tokens) = match body {
         Value::Array(items) => (items, None),
         Value::Object(mut o) => {
@@ -666,6 +760,27 @@ pub fn parse_report(
             ));
         }
     };
+    parse_items(&items, tokens, max_items, allow_empty, value_fields)
+}
+
+fn item_fields<'a>(item: &'a ReportItem, _path: &str) -> Result<&'a dyn Fields, ApiError> {
+    Ok(item)
+}
+
+fn value_fields<'a>(v: &'a Value, path: &str) -> Result<&'a dyn Fields, ApiError> {
+    v.as_object()
+        .map(|o| o as &dyn Fields)
+        .ok_or_else(|| ApiError::invalid(path, "must be a JSON object"))
+}
+
+/// The items and resume tokens of a report, each item reached through `fields`.
+fn parse_items<T>(
+    items: &[T],
+    tokens: Option<Value>,
+    max_items: usize,
+    allow_empty: bool,
+    fields: impl for<'a> Fn(&'a T, &str) -> Result<&'a dyn Fields, ApiError>,
+) -> Result<ParsedReport, ApiError> {
     if items.is_empty() && !allow_empty {
         return Err(ApiError::invalid("snapshots", "must not be empty"));
     }
@@ -685,7 +800,8 @@ pub fn parse_report(
         ..Default::default()
     };
     for (i, v) in items.iter().enumerate() {
-        let (snap, sys) = parse_item(v, &format!("snapshots[{i}]"))?;
+        let path = format!("snapshots[{i}]");
+        let (snap, sys) = parse_item(fields(v, &path)?, &path)?;
         out.snapshots.push(snap);
         if let Some(s) = sys {
             out.named_systems.push((i, s));
@@ -1346,6 +1462,80 @@ impl From<zfs_sync::service::history::DatasetComparison> for DatasetComparisonOu
                     latest: v.latest.map(Into::into),
                 })
                 .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{ReportJson, parse_report};
+
+    /// What the report parser makes of `body` through the JSON tree and, when the body has
+    /// the usual shape, through the direct parse: the same result or the same error.
+    fn both_ways(body: &serde_json::Value) -> String {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let tree = format!(
+            "{:?}",
+            parse_report(ReportJson::Tree(body.clone()), 10, false)
+        );
+        if let Some(fast) = ReportJson::fast(&bytes) {
+            assert!(matches!(fast, ReportJson::Items { .. }));
+            let direct = format!("{:?}", parse_report(fast, 10, false));
+            assert_eq!(direct, tree, "body {body}");
+        }
+        tree
+    }
+
+    #[test]
+    fn direct_parse_agrees_with_the_tree() {
+        let sys = "6b1f9c2e-8d3a-4e5f-9a7b-0c1d2e3f4a5b";
+        let full = json!({
+            "name": "tank/vm1@daily-1", "timestamp": "2025-11-04T12:00:00+02:00",
+            "guid": "18446744073709551615", "createtxg": 42, "size": 1024,
+            "referenced": "2048", "metadata": {"k": [1, null]}, "system_id": sys,
+            "unknown": {"ignored": true}
+        });
+        let short = json!({
+            "pool": "tank", "dataset": "", "name": "a", "creation": 1_700_000_000,
+            "used": 5, "guid": 7, "extra_metadata": null, "createtxg": null
+        });
+        let good = [
+            json!([full, short]),
+            json!({"snapshots": [short], "resume_tokens": [{"pool": "tank", "dataset": "vm1", "token": " 1-abc-def-0 "}]}),
+            json!({"snapshots": [short], "resume_tokens": null, "other": 1}),
+        ];
+        for body in &good {
+            let out = both_ways(body);
+            assert!(out.starts_with("Ok("), "{body}: {out}");
+        }
+        let bad = [
+            json!([{"name": "a", "timestamp": 1}]),
+            json!([{"pool": "tank", "name": "a@b@c", "timestamp": 1}]),
+            json!([{"pool": 1, "name": "a", "timestamp": 1}]),
+            json!([{"pool": "tank", "name": "a", "timestamp": "yesterday"}]),
+            json!([{"pool": "tank", "name": "a", "timestamp": 1, "guid": -1}]),
+            json!([{"pool": "tank", "name": "a", "timestamp": 1, "guid": "x"}]),
+            json!([{"pool": "tank", "name": "a", "timestamp": 1, "metadata": []}]),
+            json!([{"pool": "tank", "name": "a", "timestamp": 1, "system_id": "nope"}]),
+            json!([{"pool": "tank", "name": "bad name!", "timestamp": 1}]),
+            json!([{"pool": "tank", "name": "ok", "timestamp": 1}, 5]),
+            json!({"snapshots": [{"pool": "tank", "name": "a", "timestamp": 1}], "resume_tokens": 3}),
+            json!({"snapshots": []}),
+            json!({"snapshots": "x"}),
+            json!({"nothing": []}),
+            json!(7),
+            json!([]),
+            serde_json::Value::Array(vec![json!({"pool": "t", "name": "a", "timestamp": 1}); 11]),
+        ];
+        for body in &bad {
+            let out = both_ways(body);
+            assert!(out.starts_with("Err("), "{body}: {out}");
+        }
+        // The shapes the direct parse leaves to the tree.
+        for body in [json!(7), json!({"snapshots": "x"}), json!([5])] {
+            assert!(ReportJson::fast(&serde_json::to_vec(&body).unwrap()).is_none());
         }
     }
 }

@@ -13,9 +13,9 @@ use super::ApiTags;
 use super::systems::{apply_resume_tokens, check_named_systems};
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
-use crate::body::JsonBody;
+use crate::body::{JsonBody, ReportBody};
 use crate::dto::{
-    DatasetComparisonOut, SnapshotBatch, SnapshotHistoryOut, SnapshotOut, SnapshotReportBody,
+    DatasetComparisonOut, ReportJson, SnapshotHistoryOut, SnapshotOut, SnapshotReportBody,
     SnapshotStatisticsOut, SnapshotsDeleted, parse_report,
 };
 use crate::error::{ApiError, ApiResult};
@@ -144,9 +144,9 @@ impl SnapshotsApi {
         key: ApiKeyAuth,
         /// For admin keys: the reporting system (else each item's `system_id`).
         system_id: Query<Option<Uuid>>,
-        body: JsonBody<SnapshotBatch>,
+        body: ReportBody,
     ) -> ApiResult<Stored> {
-        let report = parse_report(body.0.0, state.max_batch_items(), false)?;
+        let report = parse_report(body.0, state.max_batch_items(), false)?;
         let system_id = reporting_system(&key, system_id.0, &report.named_systems)?;
         state.system(system_id).await?;
         let stored = state
@@ -174,7 +174,11 @@ impl SnapshotsApi {
         system_id: Query<Option<Uuid>>,
         body: JsonBody<SnapshotReportBody>,
     ) -> ApiResult<StoredOne> {
-        let report = parse_report(serde_json::Value::Array(vec![body.0.0]), 1, false)?;
+        let report = parse_report(
+            ReportJson::Tree(serde_json::Value::Array(vec![body.0.0])),
+            1,
+            false,
+        )?;
         let system_id = reporting_system(&key, system_id.0, &report.named_systems)?;
         state.system(system_id).await?;
         let mut stored = state

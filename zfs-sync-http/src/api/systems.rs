@@ -12,11 +12,11 @@ use zfs_sync::service::{auth, health};
 use super::{ApiTags, NoContent};
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
-use crate::body::JsonBody;
+use crate::body::{JsonBody, ReportBody};
 use crate::dto::{
     FleetHealthOut, HeartbeatOut, InventoryReplaced, KeyRotated, ResumeTokenOut, ResumeTokenReport,
-    SnapshotBatch, SystemCreate, SystemHealthOut, SystemOut, SystemRegistered, SystemUpdate,
-    metadata_of, parse_report, port_of,
+    SystemCreate, SystemHealthOut, SystemOut, SystemRegistered, SystemUpdate, metadata_of,
+    parse_report, port_of,
 };
 use crate::error::{ApiError, ApiResult};
 
@@ -331,12 +331,12 @@ impl SystemsApi {
         system_id: Path<Uuid>,
         /// Full dataset names (`tank/vm1`) limiting the scope; omitted: every dataset.
         dataset: Query<Vec<String>>,
-        body: JsonBody<SnapshotBatch>,
+        body: ReportBody,
     ) -> ApiResult<Json<InventoryReplaced>> {
         let system_id = system_id.0;
         key.for_system(system_id)?;
         let scope = dataset_scope(dataset.0)?;
-        let report = parse_report(body.0.0, state.max_batch_items(), true)?;
+        let report = parse_report(body.0, state.max_batch_items(), true)?;
         check_named_systems(&report.named_systems, system_id)?;
         state.system(system_id).await?;
         let now = Utc::now();
