@@ -763,8 +763,9 @@ fn upsert_batch(
     });
     let mut ids = vec![Uuid::nil(); items.len()];
     let mut expect_new = true;
-    for i in order {
-        let (item, new_id) = (&items[i], new_ids[i]);
+    // New ids ascend in write order, so the `id` index grows at its right edge.
+    for (i, new_id) in order.into_iter().zip(new_ids) {
+        let item = &items[i];
         // Empty metadata (nearly every snapshot) binds a constant instead of serializing.
         let meta_json =
             (!item.extra_metadata.is_empty()).then(|| metadata_text(&item.extra_metadata));
