@@ -40,8 +40,9 @@ use crate::codec::{
     role_cols, topology_cols, transfer_str,
 };
 use crate::rows::{
-    CONFLICT_COLS, Columns, GROUP_COLS, JOB_COLS, KEY_COLS, SNAPSHOT_COLS, STATE_COLS, SYSTEM_COLS,
-    conflict_row, group_row, job_order, job_row, key_row, snapshot_row, state_row, system_row,
+    CONFLICT_COLS, Columns, GROUP_COLS, INVENTORY_COLS, JOB_COLS, KEY_COLS, SNAPSHOT_COLS,
+    STATE_COLS, SYSTEM_COLS, concat, conflict_row, group_row, inventory_row, job_order, job_row,
+    key_row, snapshot_row, state_row, system_row,
 };
 use error::map_err;
 pub use schema::LATEST_VERSION;
@@ -600,8 +601,8 @@ impl SystemStore for SqliteStore {
 
     async fn delete_system(&self, id: Uuid) -> Result<()> {
         self.write(move |tx| {
-            // Foreign keys cascade to snapshots, tokens, keys, memberships, states, jobs
-            // (states pointing at them are cleared) and conflicts.
+            // Foreign keys cascade to tokens, keys, memberships, states, jobs (states
+            // pointing at them are cleared) and conflicts; a trigger deletes the snapshots.
             let n = tx
                 .prepare_cached("DELETE FROM systems WHERE id = ?1")
                 .map_err(map_err)?
@@ -942,28 +943,24 @@ impl SnapshotStore for SqliteStore {
                             collect(
                                 c,
                                 &format!(
-                                    "SELECT {SNAPSHOT_COLS} FROM snapshots WHERE system_id = ?1"
+                                    "SELECT {INVENTORY_COLS} FROM snapshots WHERE system_id = ?1"
                                 ),
                                 [blob(&id)],
-                                |r| snapshot_row(r),
+                                |r| inventory_row(r, id, 0),
                             )
                         })
                         .await
                 })
             })
             .collect();
-        let mut out = Vec::new();
+        let mut parts = Vec::with_capacity(tasks.len());
         for t in tasks {
-            let part = t
-                .await
-                .map_err(|e| Error::backend_msg(format!("inventory read failed: {e}")))??;
-            if out.is_empty() {
-                out = part;
-            } else {
-                out.extend(part);
-            }
+            parts.push(
+                t.await
+                    .map_err(|e| Error::backend_msg(format!("inventory read failed: {e}")))??,
+            );
         }
-        Ok(out)
+        Ok(concat(parts))
     }
 
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64> {
@@ -1927,6 +1924,25 @@ mod tests {
             .unwrap();
         assert_eq!(versions, (1..=LATEST_VERSION).collect::<Vec<_>>());
         again.ping().await.unwrap();
+        // Since version 3 snapshots have no foreign key: deleting their system still deletes
+        // them (a trigger), and only theirs.
+        let other = again.upsert_snapshots(b.id, &snaps, t).await.unwrap();
+        again.delete_system(a.id).await.unwrap();
+        assert!(
+            again
+                .snapshots_of_systems(&[a.id])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            again.snapshots_of_systems(&[b.id]).await.unwrap().len(),
+            other.len()
+        );
+        assert!(matches!(
+            again.upsert_snapshots(a.id, &snaps, t).await,
+            Err(Error::NotFound { .. })
+        ));
     }
 
     /// A database from a newer build is refused rather than misread.
