@@ -8,7 +8,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use zfs_sync::model::{Metadata, Role, Topology, TransferMode};
+use std::collections::HashMap;
+
+use zfs_sync::model::{Metadata, NewSnapshot, Role, Topology, TransferMode};
 use zfs_sync::{Error, Result};
 
 /// The bit pattern of `v` as an i64.
@@ -135,9 +137,79 @@ pub(crate) fn new_ids(n: usize) -> zfs_sync::Result<Vec<uuid::Uuid>> {
         .collect())
 }
 
+/// The positions of a batch's snapshots in key order (pool, dataset, name), the order both
+/// stores write them in.
+///
+/// A report holds few datasets with many snapshots each, so positions are grouped by dataset
+/// first (one hash per snapshot), the datasets ordered, and each dataset's names ordered only
+/// when they are not already (`zfs list` lists them in creation order, which for dated names
+/// is often name order). That is fewer and cheaper comparisons than sorting the whole batch
+/// by the three strings: callgrind showed that sort as 29 % of a SQLite upsert.
+pub(crate) fn key_order(items: &[&NewSnapshot]) -> Vec<usize> {
+    let mut groups: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut last: Option<((&str, &str), usize)> = None;
+    let mut lists: Vec<Vec<usize>> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let key = (item.pool.as_str(), item.dataset.as_str());
+        let g = match last {
+            Some((k, g)) if k == key => g,
+            _ => *groups.entry(key).or_insert_with(|| {
+                lists.push(Vec::new());
+                lists.len() - 1
+            }),
+        };
+        lists[g].push(i);
+        last = Some((key, g));
+    }
+    let mut datasets: Vec<((&str, &str), usize)> = groups.into_iter().collect();
+    datasets.sort_unstable();
+    let mut order = Vec::with_capacity(items.len());
+    for (_, g) in datasets {
+        let list = &mut lists[g];
+        if !list.is_sorted_by(|&a, &b| items[a].name <= items[b].name) {
+            list.sort_unstable_by(|&a, &b| items[a].name.cmp(&items[b].name));
+        }
+        order.extend_from_slice(list);
+    }
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_order_is_the_sorted_order() {
+        let snap = |pool: &str, dataset: &str, name: &str| NewSnapshot {
+            pool: pool.into(),
+            dataset: dataset.into(),
+            name: name.into(),
+            guid: None,
+            createtxg: None,
+            creation: chrono::DateTime::UNIX_EPOCH,
+            used: 0,
+            referenced: 0,
+            extra_metadata: Metadata::new(),
+        };
+        let mut items = Vec::new();
+        for i in 0..300u32 {
+            // Datasets interleaved, names out of order in some datasets, in order in others.
+            let d = i % 7;
+            let n = if d % 2 == 0 { i } else { 1000 - i };
+            let pool = if d == 3 { "backup" } else { "tank" };
+            items.push(snap(pool, &format!("ds{d}"), &format!("s{n:04}")));
+        }
+        items.push(snap("tank", "", "only"));
+        let refs: Vec<&NewSnapshot> = items.iter().collect();
+        let order = key_order(&refs);
+        let mut expected: Vec<usize> = (0..items.len()).collect();
+        expected.sort_by(|&a, &b| {
+            let (a, b) = (&items[a], &items[b]);
+            (&a.pool, &a.dataset, &a.name).cmp(&(&b.pool, &b.dataset, &b.name))
+        });
+        assert_eq!(order, expected);
+        assert!(key_order(&[]).is_empty());
+    }
 
     #[test]
     fn new_ids_are_unique_ascending_and_time_ordered() {

@@ -36,8 +36,8 @@ use zfs_sync::store::{
 use zfs_sync::{Error, Result};
 
 use crate::codec::{
-    corrupt, from_micros, i64_bits, metadata_text, micros, new_ids, parse_json, parse_metadata,
-    role_cols, topology_cols, transfer_str,
+    corrupt, from_micros, i64_bits, key_order, metadata_text, micros, new_ids, parse_json,
+    parse_metadata, role_cols, topology_cols, transfer_str,
 };
 use crate::rows::{
     CONFLICT_COLS, Columns, GROUP_COLS, INVENTORY_COLS, JOB_COLS, KEY_COLS, SNAPSHOT_COLS,
@@ -601,8 +601,8 @@ impl SystemStore for SqliteStore {
 
     async fn delete_system(&self, id: Uuid) -> Result<()> {
         self.write(move |tx| {
-            // Foreign keys cascade to tokens, keys, memberships, states, jobs (states
-            // pointing at them are cleared) and conflicts; a trigger deletes the snapshots.
+            // Foreign keys cascade to snapshots, tokens, keys, memberships, states, jobs
+            // (states pointing at them are cleared) and conflicts.
             let n = tx
                 .prepare_cached("DELETE FROM systems WHERE id = ?1")
                 .map_err(map_err)?
@@ -757,11 +757,7 @@ fn upsert_batch(
     // Rows are written in key order (the table is clustered by it, and `system_id` is the
     // same for all): each write lands next to the previous one, on a page already in cache,
     // instead of at a random place in the tree. The result keeps the input order.
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (a, b) = (&items[a], &items[b]);
-        (&a.pool, &a.dataset, &a.name).cmp(&(&b.pool, &b.dataset, &b.name))
-    });
+    let order = key_order(&items.iter().collect::<Vec<_>>());
     let mut ids = vec![Uuid::nil(); items.len()];
     let mut expect_new = true;
     // New ids ascend in write order, so the `id` index grows at its right edge.
@@ -1924,8 +1920,7 @@ mod tests {
             .unwrap();
         assert_eq!(versions, (1..=LATEST_VERSION).collect::<Vec<_>>());
         again.ping().await.unwrap();
-        // Since version 3 snapshots have no foreign key: deleting their system still deletes
-        // them (a trigger), and only theirs.
+        // Deleting a system deletes its snapshots, and only its.
         let other = again.upsert_snapshots(b.id, &snaps, t).await.unwrap();
         again.delete_system(a.id).await.unwrap();
         assert!(

@@ -30,15 +30,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "resume tokens and planner indexes",
         sql: V2,
     },
-    Migration {
-        version: 3,
-        name: "snapshots without a per-row foreign key",
-        sql: V3,
-    },
 ];
 
 /// The version this build creates and expects.
-pub const LATEST_VERSION: i64 = 3;
+pub const LATEST_VERSION: i64 = 2;
 
 const V1: &str = r#"
 CREATE TABLE systems (
@@ -192,42 +187,6 @@ CREATE INDEX jobs_group ON jobs(group_id, created_at);
 CREATE INDEX jobs_source ON jobs(source_system_id);
 CREATE INDEX jobs_target ON jobs(target_system_id);
 CREATE INDEX sync_states_job ON sync_states(job_id);
-"#;
-
-/// Snapshots lose their foreign key to `systems`, which cost a lookup of the system for
-/// every inserted row. What it guaranteed still holds: a batch is written in the writer's
-/// transaction right after checking that its system exists (and SQLite has one writer), and
-/// deleting a system deletes its snapshots by the trigger below (once per system, not a
-/// foreign-key scan). SQLite cannot drop a constraint, so the table is rebuilt; its rows are
-/// copied unchanged.
-const V3: &str = r#"
-CREATE TABLE snapshots_v3 (
-    system_id       BLOB NOT NULL,
-    pool            TEXT NOT NULL,
-    dataset         TEXT NOT NULL,
-    name            TEXT NOT NULL,
-    id              BLOB NOT NULL UNIQUE,
-    guid            INTEGER,
-    createtxg       INTEGER,
-    creation        INTEGER NOT NULL,
-    used            INTEGER NOT NULL,
-    referenced      INTEGER NOT NULL,
-    extra_metadata  TEXT NOT NULL,
-    last_reported   INTEGER NOT NULL,
-    PRIMARY KEY (system_id, pool, dataset, name)
-) WITHOUT ROWID;
-INSERT INTO snapshots_v3 (system_id, pool, dataset, name, id, guid, createtxg, creation, used, referenced,
-                          extra_metadata, last_reported)
-    SELECT system_id, pool, dataset, name, id, guid, createtxg, creation, used, referenced, extra_metadata,
-           last_reported
-    FROM snapshots ORDER BY system_id, pool, dataset, name;
-DROP TABLE snapshots;
-ALTER TABLE snapshots_v3 RENAME TO snapshots;
-
-CREATE TRIGGER systems_delete_snapshots AFTER DELETE ON systems
-BEGIN
-    DELETE FROM snapshots WHERE system_id = OLD.id;
-END;
 "#;
 
 /// The version the database is at (0: empty).
