@@ -77,23 +77,42 @@ pub(crate) fn key_row(r: &impl Columns) -> Result<ApiKeyRecord> {
     })
 }
 
-pub(crate) const SNAPSHOT_COLS: &str = "id, system_id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported";
+pub(crate) const SNAPSHOT_COLS: &str = "system_id, id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported";
+
+/// [`SNAPSHOT_COLS`] without `system_id`, for reads of one system's inventory (which know it):
+/// one column less to decode per row.
+pub(crate) const INVENTORY_COLS: &str = "id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported";
 
 pub(crate) fn snapshot_row(r: &impl Columns) -> Result<Snapshot> {
+    inventory_row(r, r.uuid(0)?, 1)
+}
+
+/// A snapshot of `system_id` from [`INVENTORY_COLS`] starting at column `first`.
+pub(crate) fn inventory_row(r: &impl Columns, system_id: Uuid, first: usize) -> Result<Snapshot> {
+    let c = |i: usize| first + i;
     Ok(Snapshot {
-        id: r.uuid(0)?,
-        system_id: r.uuid(1)?,
-        pool: r.text(2)?,
-        dataset: r.text(3)?,
-        name: r.text(4)?,
-        guid: r.opt_u64(5)?,
-        createtxg: r.opt_u64(6)?,
-        creation: r.time(7)?,
-        used: r.u64(8)?,
-        referenced: r.u64(9)?,
-        extra_metadata: r.metadata(10)?,
-        last_reported: r.time(11)?,
+        id: r.uuid(c(0))?,
+        system_id,
+        pool: r.text(c(1))?,
+        dataset: r.text(c(2))?,
+        name: r.text(c(3))?,
+        guid: r.opt_u64(c(4))?,
+        createtxg: r.opt_u64(c(5))?,
+        creation: r.time(c(6))?,
+        used: r.u64(c(7))?,
+        referenced: r.u64(c(8))?,
+        extra_metadata: r.metadata(c(9))?,
+        last_reported: r.time(c(10))?,
     })
+}
+
+/// The parts of an inventory, read in parallel, as one vector (allocated once).
+pub(crate) fn concat(parts: Vec<Vec<Snapshot>>) -> Vec<Snapshot> {
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        out.extend(part);
+    }
+    out
 }
 
 pub(crate) const GROUP_COLS: &str = "id, name, description, enabled, topology, hub_system_id, sync_interval_seconds, \

@@ -36,12 +36,13 @@ use zfs_sync::store::{
 use zfs_sync::{Error, Result};
 
 use crate::codec::{
-    corrupt, from_micros, i64_bits, metadata_text, micros, new_ids, parse_json, parse_metadata,
-    role_cols, topology_cols, transfer_str,
+    corrupt, from_micros, i64_bits, key_order, metadata_text, micros, new_ids, parse_json,
+    parse_metadata, role_cols, topology_cols, transfer_str,
 };
 use crate::rows::{
-    CONFLICT_COLS, Columns, GROUP_COLS, JOB_COLS, KEY_COLS, SNAPSHOT_COLS, STATE_COLS, SYSTEM_COLS,
-    conflict_row, group_row, job_order, job_row, key_row, snapshot_row, state_row, system_row,
+    CONFLICT_COLS, Columns, GROUP_COLS, INVENTORY_COLS, JOB_COLS, KEY_COLS, SNAPSHOT_COLS,
+    STATE_COLS, SYSTEM_COLS, concat, conflict_row, group_row, inventory_row, job_order, job_row,
+    key_row, snapshot_row, state_row, system_row,
 };
 use error::map_err;
 pub use schema::LATEST_VERSION;
@@ -767,12 +768,19 @@ impl KeyStore for SqliteStore {
 /// row's id is read back, by its primary key; the transaction holds the write lock
 /// (`BEGIN IMMEDIATE`), so nothing changes a row between that lookup and the write.
 ///
-/// Which statement is tried first follows the previous row: after a new row, the insert
-/// (`ON CONFLICT DO NOTHING`, one statement for a new row; on a conflict the row exists and
-/// is looked up and updated); after an existing row, the lookup (then the update, or the
-/// insert when it is missing). A first report thus costs one statement per row and an
-/// unchanged re-report two, with one extra statement at each switch between the two kinds.
-/// An update rewrites only non-key, non-indexed columns: the key and id indexes are untouched.
+/// Which rows exist is first read per dataset: for each dataset with at least
+/// [`SCAN_MIN_ROWS`] rows in the batch, one range scan of its stored rows between the
+/// batch's first and last name (in key order, merged with the batch's sorted names) yields
+/// the ids and values of those that exist (see [`existing_rows`]). A changed row then costs
+/// one `UPDATE` by key, a new row one `INSERT` (`ON CONFLICT DO NOTHING`), and the unchanged
+/// rows of a dataset whose stored range is all reported one range `UPDATE` of
+/// `last_reported` together: an unchanged re-report costs a scan and one statement per
+/// dataset instead of statements per row.
+///
+/// Rows of smaller groups follow the previous row: after a new row, the insert (on a
+/// conflict the row exists and is looked up and updated); after an existing row, the lookup
+/// (then the update, or the insert when it is missing). An update rewrites only non-key,
+/// non-indexed columns: the key and id indexes are untouched.
 fn upsert_batch(
     tx: &Transaction<'_>,
     system_id: Uuid,
@@ -805,15 +813,13 @@ fn upsert_batch(
     // Rows are written in key order (the table is clustered by it, and `system_id` is the
     // same for all): each write lands next to the previous one, on a page already in cache,
     // instead of at a random place in the tree. The result keeps the input order.
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (a, b) = (&items[a], &items[b]);
-        (&a.pool, &a.dataset, &a.name).cmp(&(&b.pool, &b.dataset, &b.name))
-    });
+    let order = key_order(&items.iter().collect::<Vec<_>>());
+    let found = existing_rows(tx, system_id, &items, &order, now_us)?;
     let mut ids = vec![Uuid::nil(); items.len()];
     let mut expect_new = true;
-    for i in order {
-        let (item, new_id) = (&items[i], new_ids[i]);
+    // New ids ascend in write order, so the `id` index grows at its right edge.
+    for (k, (i, new_id)) in order.into_iter().zip(new_ids).enumerate() {
+        let item = &items[i];
         // Empty metadata (nearly every snapshot) binds a constant instead of serializing.
         let meta_json =
             (!item.extra_metadata.is_empty()).then(|| metadata_text(&item.extra_metadata));
@@ -833,7 +839,19 @@ fn upsert_batch(
             now_us,
         ];
         let mut insert_row = || insert.execute(row).map(|n| n == 1).map_err(map_err);
-        let id = if expect_new && insert_row()? {
+        let id = if let Existing::Refreshed(id) = found[k] {
+            id
+        } else if let Existing::Stored(id) = found[k] {
+            let n = update.execute(row).map_err(map_err)?;
+            if n != 1 {
+                return Err(Error::backend_msg(format!(
+                    "updating snapshot {}/{}@{} changed {n} rows",
+                    item.pool, item.dataset, item.name
+                )));
+            }
+            id
+        } else if (matches!(found[k], Existing::Absent) || expect_new) && insert_row()? {
+            expect_new = true;
             new_id
         } else if let Some(id) = find
             .query_row(&row[..4], |r| r.get::<_, [u8; 16]>(0))
@@ -879,6 +897,133 @@ fn upsert_batch(
             last_reported: now,
         })
         .collect())
+}
+
+/// Datasets with fewer rows in a batch are not scanned (their rows are looked up one by one).
+const SCAN_MIN_ROWS: usize = 16;
+
+/// What the scan of a row's dataset found for it (see [`upsert_batch`]).
+#[derive(Clone, Copy)]
+enum Existing {
+    /// Its dataset was not scanned.
+    Unscanned,
+    Absent,
+    /// Stored with this id; to be updated.
+    Stored(Uuid),
+    /// Stored with this id and the reported values; `last_reported` is already set.
+    Refreshed(Uuid),
+}
+
+/// For each position `k` of `order` (a batch in key order), what the scan of its dataset
+/// found. When every stored row in a scanned range is in the batch and some are unchanged,
+/// one range `UPDATE` sets their `last_reported` (a re-report of a whole dataset), instead of
+/// one statement per row.
+fn existing_rows(
+    tx: &Transaction<'_>,
+    system_id: Uuid,
+    items: &[NewSnapshot],
+    order: &[usize],
+    now_us: i64,
+) -> Result<Vec<Existing>> {
+    let mut found = vec![Existing::Unscanned; order.len()];
+    let mut scan = tx
+        .prepare_cached(
+            "SELECT name, id, guid, createtxg, creation, used, referenced, extra_metadata FROM snapshots
+             WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3 AND name BETWEEN ?4 AND ?5
+             ORDER BY name",
+        )
+        .map_err(map_err)?;
+    let mut start = 0;
+    while start < order.len() {
+        let first = &items[order[start]];
+        let end = start
+            + order[start..]
+                .iter()
+                .take_while(|&&i| items[i].pool == first.pool && items[i].dataset == first.dataset)
+                .count();
+        if end - start < SCAN_MIN_ROWS {
+            start = end;
+            continue;
+        }
+        let last = &items[order[end - 1]];
+        let range = params![
+            blob(&system_id),
+            first.pool,
+            first.dataset,
+            first.name,
+            last.name
+        ];
+        found[start..end].fill(Existing::Absent);
+        let (mut stored, mut unchanged) = (0usize, 0usize);
+        let mut rows = scan.query(range).map_err(map_err)?;
+        // Both sides ascend by name (byte order, SQLite's BINARY collation): a merge.
+        let mut k = start;
+        while let Some(r) = rows.next().map_err(map_err)? {
+            stored += 1;
+            let name = text_at(r, 0)?;
+            while k < end && items[order[k]].name.as_str() < name {
+                k += 1;
+            }
+            if k < end && items[order[k]].name == name {
+                let item = &items[order[k]];
+                let id = uuid_at(r, 1)?;
+                let same = get::<Option<i64>>(r, 2)? == opt_u64(item.guid)
+                    && get::<Option<i64>>(r, 3)? == opt_u64(item.createtxg)
+                    && get::<i64>(r, 4)? == micros(item.creation)
+                    && get::<i64>(r, 5)? == i64_bits(item.used)
+                    && get::<i64>(r, 6)? == i64_bits(item.referenced)
+                    && if item.extra_metadata.is_empty() {
+                        text_at(r, 7)? == "{}"
+                    } else {
+                        text_at(r, 7)? == metadata_text(&item.extra_metadata)
+                    };
+                found[k] = if same {
+                    unchanged += 1;
+                    Existing::Refreshed(id)
+                } else {
+                    Existing::Stored(id)
+                };
+                k += 1;
+            }
+        }
+        drop(rows);
+        let matched = found[start..end]
+            .iter()
+            .filter(|f| !matches!(f, Existing::Absent))
+            .count();
+        if unchanged > 0 && matched == stored {
+            // Every stored row of the range is reported: refresh them all at once.
+            let n = tx
+                .prepare_cached(
+                    "UPDATE snapshots SET last_reported = ?6
+                     WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3 AND name BETWEEN ?4 AND ?5",
+                )
+                .map_err(map_err)?
+                .execute(params![
+                    blob(&system_id),
+                    first.pool,
+                    first.dataset,
+                    first.name,
+                    last.name,
+                    now_us
+                ])
+                .map_err(map_err)?;
+            if n != stored {
+                return Err(Error::backend_msg(format!(
+                    "refreshing {stored} snapshots of {}/{} changed {n} rows",
+                    first.pool, first.dataset
+                )));
+            }
+        } else {
+            for f in &mut found[start..end] {
+                if let Existing::Refreshed(id) = *f {
+                    *f = Existing::Stored(id);
+                }
+            }
+        }
+        start = end;
+    }
+    Ok(found)
 }
 
 fn prepared_owned(items: &[NewSnapshot]) -> Result<Vec<NewSnapshot>> {
@@ -990,28 +1135,24 @@ impl SnapshotStore for SqliteStore {
                             collect(
                                 c,
                                 &format!(
-                                    "SELECT {SNAPSHOT_COLS} FROM snapshots WHERE system_id = ?1"
+                                    "SELECT {INVENTORY_COLS} FROM snapshots WHERE system_id = ?1"
                                 ),
                                 [blob(&id)],
-                                |r| snapshot_row(r),
+                                |r| inventory_row(r, id, 0),
                             )
                         })
                         .await
                 })
             })
             .collect();
-        let mut out = Vec::new();
+        let mut parts = Vec::with_capacity(tasks.len());
         for t in tasks {
-            let part = t
-                .await
-                .map_err(|e| Error::backend_msg(format!("inventory read failed: {e}")))??;
-            if out.is_empty() {
-                out = part;
-            } else {
-                out.extend(part);
-            }
+            parts.push(
+                t.await
+                    .map_err(|e| Error::backend_msg(format!("inventory read failed: {e}")))??,
+            );
         }
-        Ok(out)
+        Ok(concat(parts))
     }
 
     async fn inventory_versions(&self, system_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>> {
@@ -2096,6 +2237,94 @@ mod tests {
             .unwrap();
         assert_eq!(versions, (1..=LATEST_VERSION).collect::<Vec<_>>());
         again.ping().await.unwrap();
+        // Deleting a system deletes its snapshots, and only its.
+        let other = again.upsert_snapshots(b.id, &snaps, t).await.unwrap();
+        again.delete_system(a.id).await.unwrap();
+        assert!(
+            again
+                .snapshots_of_systems(&[a.id])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            again.snapshots_of_systems(&[b.id]).await.unwrap().len(),
+            other.len()
+        );
+        assert!(matches!(
+            again.upsert_snapshots(a.id, &snaps, t).await,
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    /// Datasets large enough to be scanned: unchanged rows refreshed by range, changed rows
+    /// updated, new rows inserted, and rows not reported left alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scanned_datasets_upsert_exactly_the_reported_rows() {
+        let store = SqliteStore::open(SqliteConfig::memory()).await.unwrap();
+        let a = system("alpha");
+        store.create_system(&a).await.unwrap();
+        let t = |h: i64| {
+            Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap() + chrono::Duration::hours(h)
+        };
+        let snap = |i: usize, used: u64| NewSnapshot {
+            pool: "tank".into(),
+            dataset: "vm".into(),
+            name: format!("s{i:02}"),
+            guid: Some(i as u64),
+            createtxg: Some(i as u64),
+            creation: t(0),
+            used,
+            referenced: 7,
+            extra_metadata: Metadata::new(),
+        };
+        let stored = |store: SqliteStore| async move {
+            let mut v = store.snapshots_of_systems(&[a.id]).await.unwrap();
+            v.sort_by(|x, y| x.name.cmp(&y.name));
+            v
+        };
+        let first: Vec<NewSnapshot> = (0..40).rev().map(|i| snap(i, 1)).collect();
+        store.upsert_snapshots(a.id, &first, t(1)).await.unwrap();
+        let ids: Vec<Uuid> = stored(store.clone()).await.iter().map(|s| s.id).collect();
+
+        // All 40 again (one changed) and 5 new: the range is refreshed at once.
+        let mut second: Vec<NewSnapshot> = (0..45).map(|i| snap(i, 1)).collect();
+        second[5].used = 99;
+        let out = store.upsert_snapshots(a.id, &second, t(2)).await.unwrap();
+        let now = stored(store.clone()).await;
+        assert_eq!(now.len(), 45);
+        assert!(now.iter().all(|s| s.last_reported == t(2)));
+        assert_eq!(now[5].used, 99);
+        assert!(now.iter().filter(|s| s.name != "s05").all(|s| s.used == 1));
+        assert_eq!(now[..40].iter().map(|s| s.id).collect::<Vec<_>>(), ids);
+        let mut out_sorted = out.clone();
+        out_sorted.sort_by(|x, y| x.name.cmp(&y.name));
+        assert_eq!(out_sorted, now);
+
+        // A middle range, all stored rows in it reported: only those are refreshed.
+        let third: Vec<NewSnapshot> = (5..35).map(|i| snap(i, 1)).collect();
+        store.upsert_snapshots(a.id, &third, t(3)).await.unwrap();
+        let now = stored(store.clone()).await;
+        for (i, s) in now.iter().enumerate() {
+            let expected = if (5..35).contains(&i) { t(3) } else { t(2) };
+            assert_eq!(s.last_reported, expected, "{}", s.name);
+        }
+        assert_eq!(now[5].used, 1, "s05 changed back");
+
+        // Every other row of a range: the skipped ones keep their report time.
+        // (Some changed, some not: the unchanged ones must not be refreshed by range.)
+        let used = |i: usize| if i.is_multiple_of(4) { 3 } else { 1 };
+        let fourth: Vec<NewSnapshot> = (10..44).step_by(2).map(|i| snap(i, used(i))).collect();
+        assert!(fourth.len() >= SCAN_MIN_ROWS);
+        store.upsert_snapshots(a.id, &fourth, t(4)).await.unwrap();
+        let after = stored(store.clone()).await;
+        for (i, (s, before)) in after.iter().zip(&now).enumerate() {
+            if (10..44).contains(&i) && i.is_multiple_of(2) {
+                assert_eq!((s.last_reported, s.used), (t(4), used(i)), "{}", s.name);
+            } else {
+                assert_eq!(s, before, "{}", s.name);
+            }
+        }
     }
 
     /// A database from a newer build is refused rather than misread.
