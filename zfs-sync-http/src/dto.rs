@@ -364,11 +364,17 @@ pub struct KeyRotated {
 }
 
 /// Validates an optional metadata object.
-pub fn metadata_of(field: &str, v: Option<Value>) -> Result<Option<Metadata>, ApiError> {
+pub fn metadata_of(
+    field: impl std::fmt::Display,
+    v: Option<Value>,
+) -> Result<Option<Metadata>, ApiError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
-        Some(_) => Err(ApiError::invalid(field, "must be a JSON object")),
+        Some(_) => Err(ApiError::invalid(
+            field.to_string(),
+            "must be a JSON object",
+        )),
     }
 }
 
@@ -577,7 +583,29 @@ impl ReportJson {
     }
 }
 
-fn u64_field(item: &dyn Fields, key: &str, path: &str) -> Result<Option<u64>, ApiError> {
+/// Where a field is, for error messages: formatted only when an error names it (a report
+/// of 100,000 items would otherwise format a few hundred thousand paths).
+type Path<'a> = &'a dyn std::fmt::Display;
+
+/// `snapshots[i]`.
+struct ItemPath(usize);
+
+impl std::fmt::Display for ItemPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "snapshots[{}]", self.0)
+    }
+}
+
+/// `{path}.{key}`.
+struct FieldPath<'a>(Path<'a>, &'a str);
+
+impl std::fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+fn u64_field(item: &dyn Fields, key: &str, path: Path<'_>) -> Result<Option<u64>, ApiError> {
     let field = || format!("{path}.{key}");
     match item.field(key) {
         None | Some(Value::Null) => Ok(None),
@@ -598,7 +626,11 @@ fn u64_field(item: &dyn Fields, key: &str, path: &str) -> Result<Option<u64>, Ap
     }
 }
 
-fn str_field<'a>(item: &'a dyn Fields, key: &str, path: &str) -> Result<Option<&'a str>, ApiError> {
+fn str_field<'a>(
+    item: &'a dyn Fields,
+    key: &str,
+    path: Path<'_>,
+) -> Result<Option<&'a str>, ApiError> {
     match item.field(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -611,10 +643,10 @@ fn str_field<'a>(item: &'a dyn Fields, key: &str, path: &str) -> Result<Option<&
 
 /// Parses a time: RFC 3339 (converted to UTC), an offset-less ISO time (taken as UTC), or epoch
 /// seconds.
-pub fn parse_time(field: &str, v: &Value) -> Result<DateTime<Utc>, ApiError> {
+pub fn parse_time(field: impl std::fmt::Display, v: &Value) -> Result<DateTime<Utc>, ApiError> {
     let bad = || {
         ApiError::invalid(
-            field,
+            field.to_string(),
             "must be an RFC 3339 time such as 2025-11-04T12:00:00Z, or seconds since the epoch",
         )
     };
@@ -646,7 +678,7 @@ pub fn parse_time(field: &str, v: &Value) -> Result<DateTime<Utc>, ApiError> {
     }
 }
 
-fn parse_item(item: &dyn Fields, path: &str) -> Result<(NewSnapshot, Option<Uuid>), ApiError> {
+fn parse_item(item: &dyn Fields, path: Path<'_>) -> Result<(NewSnapshot, Option<Uuid>), ApiError> {
     let name = str_field(item, "name", path)?
         .ok_or_else(|| ApiError::invalid(format!("{path}.name"), "is required"))?;
     let mut pool = str_field(item, "pool", path)?.map(str::to_string);
@@ -678,17 +710,17 @@ fn parse_item(item: &dyn Fields, path: &str) -> Result<(NewSnapshot, Option<Uuid
         .filter(|v| !v.is_null())
         .or_else(|| item.field("creation").filter(|v| !v.is_null()))
         .ok_or_else(|| ApiError::invalid(format!("{path}.timestamp"), "is required"))?;
-    let creation = parse_time(&format!("{path}.timestamp"), time)?;
+    let creation = parse_time(FieldPath(path, "timestamp"), time)?;
     let used = match u64_field(item, "used", path)? {
         Some(u) => Some(u),
         None => u64_field(item, "size", path)?,
     };
     let extra = metadata_of(
-        &format!("{path}.extra_metadata"),
+        FieldPath(path, "extra_metadata"),
         item.field("extra_metadata").cloned(),
     )?
     .or(metadata_of(
-        &format!("{path}.metadata"),
+        FieldPath(path, "metadata"),
         item.field("metadata").cloned(),
     )?)
     .unwrap_or_default();
@@ -717,7 +749,7 @@ fn parse_item(item: &dyn Fields, path: &str) -> Result<(NewSnapshot, Option<Uuid
         extra_metadata: extra,
     };
     snap.validate()
-        .map_err(|e| ApiError::from(e.in_field(path)))?;
+        .map_err(|e| ApiError::from(e.in_field(&path.to_string())))?;
     Ok((snap, system_id))
 }
 
@@ -763,14 +795,14 @@ fn parse_tree(body: Value, max_items: usize, allow_empty: bool) -> Result<Parsed
     parse_items(&items, tokens, max_items, allow_empty, value_fields)
 }
 
-fn item_fields<'a>(item: &'a ReportItem, _path: &str) -> Result<&'a dyn Fields, ApiError> {
+fn item_fields<'a>(item: &'a ReportItem, _path: Path<'_>) -> Result<&'a dyn Fields, ApiError> {
     Ok(item)
 }
 
-fn value_fields<'a>(v: &'a Value, path: &str) -> Result<&'a dyn Fields, ApiError> {
+fn value_fields<'a>(v: &'a Value, path: Path<'_>) -> Result<&'a dyn Fields, ApiError> {
     v.as_object()
         .map(|o| o as &dyn Fields)
-        .ok_or_else(|| ApiError::invalid(path, "must be a JSON object"))
+        .ok_or_else(|| ApiError::invalid(path.to_string(), "must be a JSON object"))
 }
 
 /// The items and resume tokens of a report, each item reached through `fields`.
@@ -779,7 +811,7 @@ fn parse_items<T>(
     tokens: Option<Value>,
     max_items: usize,
     allow_empty: bool,
-    fields: impl for<'a> Fn(&'a T, &str) -> Result<&'a dyn Fields, ApiError>,
+    fields: impl for<'a> Fn(&'a T, Path<'_>) -> Result<&'a dyn Fields, ApiError>,
 ) -> Result<ParsedReport, ApiError> {
     if items.is_empty() && !allow_empty {
         return Err(ApiError::invalid("snapshots", "must not be empty"));
@@ -800,7 +832,7 @@ fn parse_items<T>(
         ..Default::default()
     };
     for (i, v) in items.iter().enumerate() {
-        let path = format!("snapshots[{i}]");
+        let path = ItemPath(i);
         let (snap, sys) = parse_item(fields(v, &path)?, &path)?;
         out.snapshots.push(snap);
         if let Some(s) = sys {
