@@ -1090,6 +1090,31 @@ impl SnapshotStore for PostgresStore {
         tx.commit().await.map_err(map_err)
     }
 
+    async fn snapshot_names(
+        &self,
+        system_id: Uuid,
+        datasets: &[(String, String)],
+    ) -> Result<Vec<(String, String, String)>> {
+        if datasets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pools: Vec<&str> = datasets.iter().map(|(p, _)| p.as_str()).collect();
+        let paths: Vec<&str> = datasets.iter().map(|(_, d)| d.as_str()).collect();
+        let c = self.client().await?;
+        query(
+            &c,
+            "SELECT s.pool, s.dataset, s.name FROM snapshots s
+             JOIN (SELECT DISTINCT * FROM UNNEST($2::text[], $3::text[]) AS k(pool, dataset)) k
+               ON s.pool = k.pool AND s.dataset = k.dataset
+             WHERE s.system_id = $1",
+            &[&system_id, &pools, &paths],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?)))
+        .collect()
+    }
+
     async fn resume_tokens_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<ResumeToken>> {
         let ids: Vec<Uuid> = system_ids.to_vec();
         let c = self.client().await?;
@@ -1344,10 +1369,44 @@ async fn put_states<C: GenericClient>(
                 "must be the group being replaced",
             ));
         }
-        require_group(c, s.group_id).await?;
-        require_system(c, s.system_id).await?;
+    }
+    // Every reference checked in one query per table; the first state (in order) naming
+    // something missing is the error, as a check state by state would report it.
+    let existing = |table: &'static str, ids: Vec<Uuid>| async move {
+        let found: HashSet<Uuid> = query(
+            c,
+            &format!("SELECT id FROM {table} WHERE id = ANY($1)"),
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| col::<Uuid>(r, 0))
+        .collect::<Result<_>>()?;
+        Ok::<_, Error>(found)
+    };
+    let distinct = |ids: &mut dyn Iterator<Item = Uuid>| -> Vec<Uuid> {
+        ids.collect::<HashSet<_>>().into_iter().collect()
+    };
+    let groups = existing(
+        "sync_groups",
+        distinct(&mut states.iter().map(|s| s.group_id)),
+    )
+    .await?;
+    let systems = existing("systems", distinct(&mut states.iter().map(|s| s.system_id))).await?;
+    let jobs = existing(
+        "jobs",
+        distinct(&mut states.iter().filter_map(|s| s.job_id)),
+    )
+    .await?;
+    for s in states {
+        if !groups.contains(&s.group_id) {
+            return Err(Error::not_found("group", s.group_id));
+        }
+        if !systems.contains(&s.system_id) {
+            return Err(Error::not_found("system", s.system_id));
+        }
         if let Some(job) = s.job_id
-            && !exists(c, "SELECT 1 FROM jobs WHERE id = $1", &[&job]).await?
+            && !jobs.contains(&job)
         {
             return Err(Error::not_found("job", job));
         }
@@ -1363,38 +1422,52 @@ async fn put_states<C: GenericClient>(
             order.push((s.group_id, s.dataset.as_str(), s.system_id));
         }
     }
-    let mut kept: Vec<Uuid> = Vec::with_capacity(order.len());
-    for key in order {
-        let s = last[&key];
-        let (lag, missing) = (i64_bits(s.lag_seconds), i64_bits(s.missing_count));
-        let row = query_opt(
-            c,
-            &format!(
-                "INSERT INTO sync_states ({STATE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 ON CONFLICT (group_id, dataset, system_id) DO UPDATE SET status = EXCLUDED.status,
-                     last_check = EXCLUDED.last_check, last_sync = EXCLUDED.last_sync,
-                     lag_seconds = EXCLUDED.lag_seconds, missing_count = EXCLUDED.missing_count,
-                     error_message = EXCLUDED.error_message, job_id = EXCLUDED.job_id, updated_at = EXCLUDED.updated_at
-                 RETURNING id"
-            ),
-            &[
-                &s.id,
-                &s.group_id,
-                &s.dataset,
-                &s.system_id,
-                &s.status.as_str(),
-                &s.last_check,
-                &s.last_sync,
-                &lag,
-                &missing,
-                &s.error_message,
-                &s.job_id,
-                &s.updated_at,
-            ],
-        )
-        .await?;
-        kept.extend(row.map(|r| col::<Uuid>(&r, 0)).transpose()?);
-    }
+    let rows: Vec<&SyncState> = order.iter().map(|k| last[k]).collect();
+    // One statement for all the states.
+    let ids: Vec<Uuid> = rows.iter().map(|s| s.id).collect();
+    let group_ids: Vec<Uuid> = rows.iter().map(|s| s.group_id).collect();
+    let datasets: Vec<&str> = rows.iter().map(|s| s.dataset.as_str()).collect();
+    let system_ids: Vec<Uuid> = rows.iter().map(|s| s.system_id).collect();
+    let statuses: Vec<&str> = rows.iter().map(|s| s.status.as_str()).collect();
+    let checks: Vec<Option<DateTime<Utc>>> = rows.iter().map(|s| s.last_check).collect();
+    let syncs: Vec<Option<DateTime<Utc>>> = rows.iter().map(|s| s.last_sync).collect();
+    let lags: Vec<i64> = rows.iter().map(|s| i64_bits(s.lag_seconds)).collect();
+    let missing: Vec<i64> = rows.iter().map(|s| i64_bits(s.missing_count)).collect();
+    let errors: Vec<Option<&str>> = rows.iter().map(|s| s.error_message.as_deref()).collect();
+    let job_ids: Vec<Option<Uuid>> = rows.iter().map(|s| s.job_id).collect();
+    let updated: Vec<DateTime<Utc>> = rows.iter().map(|s| s.updated_at).collect();
+    let kept: Vec<Uuid> = query(
+        c,
+        &format!(
+            "INSERT INTO sync_states ({STATE_COLS})
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],
+                 $6::timestamptz[], $7::timestamptz[], $8::int8[], $9::int8[], $10::text[],
+                 $11::uuid[], $12::timestamptz[])
+             ON CONFLICT (group_id, dataset, system_id) DO UPDATE SET status = EXCLUDED.status,
+                 last_check = EXCLUDED.last_check, last_sync = EXCLUDED.last_sync,
+                 lag_seconds = EXCLUDED.lag_seconds, missing_count = EXCLUDED.missing_count,
+                 error_message = EXCLUDED.error_message, job_id = EXCLUDED.job_id, updated_at = EXCLUDED.updated_at
+             RETURNING id"
+        ),
+        &[
+            &ids,
+            &group_ids,
+            &datasets,
+            &system_ids,
+            &statuses,
+            &checks,
+            &syncs,
+            &lags,
+            &missing,
+            &errors,
+            &job_ids,
+            &updated,
+        ],
+    )
+    .await?
+    .iter()
+    .map(|r| col::<Uuid>(r, 0))
+    .collect::<Result<_>>()?;
     if let Some(g) = replace_group {
         execute(
             c,

@@ -1229,6 +1229,34 @@ impl SnapshotStore for SqliteStore {
         .await
     }
 
+    async fn snapshot_names(
+        &self,
+        system_id: Uuid,
+        datasets: &[(String, String)],
+    ) -> Result<Vec<(String, String, String)>> {
+        let mut datasets = datasets.to_vec();
+        datasets.sort();
+        datasets.dedup();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT name FROM snapshots WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3",
+                )
+                .map_err(map_err)?;
+            let mut out = Vec::new();
+            for (pool, dataset) in datasets {
+                let mut rows = stmt
+                    .query(params![blob(&system_id), pool, dataset])
+                    .map_err(map_err)?;
+                while let Some(r) = rows.next().map_err(map_err)? {
+                    out.push((pool.clone(), dataset.clone(), get(r, 0)?));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn resume_tokens_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<ResumeToken>> {
         let ids: Vec<Uuid> = system_ids
             .iter()

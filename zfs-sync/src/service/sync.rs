@@ -22,8 +22,8 @@ use crate::conflict::{LoserResolution, plan_resolution};
 use crate::error::{Error, Result};
 use crate::model::{
     ConflictRecord, ConflictStatus, ConflictStrategy, Job, JobFilter, JobOutcome, JobStatus,
-    Member, ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter,
-    SyncStatus, System, TransferMode,
+    Member, ResumeToken, Snapshot, SyncGroup, SyncState, SyncStateFilter, SyncStatus, System,
+    TransferMode,
 };
 use crate::plan::{Diagnostic, GroupPlan, MemberInventory, Outcome, Transfer, plan_group};
 use crate::store::Store;
@@ -609,47 +609,56 @@ impl SyncService {
             status: Some(JobStatus::Leased),
             ..Default::default()
         };
-        for job in self.store.list_jobs(&filter).await? {
-            let Ok(spec) = serde_json::from_value::<JobSpec>(job.spec.clone()) else {
-                continue;
-            };
-            let target = &spec.transfer.target.dataset;
-            let query = SnapshotQuery {
-                system_id: Some(system_id),
-                pool: Some(target.pool().to_string()),
-                dataset: Some(target.path().to_string()),
-                limit: u64::MAX / 2,
-                ..Default::default()
-            };
-            let present: HashSet<String> = self
-                .store
-                .query_snapshots(&query)
-                .await?
-                .into_iter()
-                .map(|s| s.name)
-                .collect();
-            if spec
+        let leased: Vec<(Job, JobSpec)> = self
+            .store
+            .list_jobs(&filter)
+            .await?
+            .into_iter()
+            .filter_map(|job| {
+                let spec = serde_json::from_value::<JobSpec>(job.spec.clone()).ok()?;
+                Some((job, spec))
+            })
+            .collect();
+        if leased.is_empty() {
+            return Ok(());
+        }
+        // What the target holds now in every dataset a leased job sends to: one query.
+        let datasets: Vec<(String, String)> = leased
+            .iter()
+            .map(|(_, spec)| {
+                let target = &spec.transfer.target.dataset;
+                (target.pool().to_string(), target.path().to_string())
+            })
+            .collect();
+        let names = self.store.snapshot_names(system_id, &datasets).await?;
+        let present: HashSet<(&str, &str, &str)> = names
+            .iter()
+            .map(|(p, d, n)| (p.as_str(), d.as_str(), n.as_str()))
+            .collect();
+        for ((job, spec), (pool, path)) in leased.into_iter().zip(datasets) {
+            let arrived = spec
                 .transfer
                 .snapshots
                 .iter()
-                .all(|s| present.contains(s.as_str()))
-            {
-                let outcome = JobOutcome {
-                    status: JobStatus::Succeeded,
-                    error: None,
-                    resume_token: None,
-                    bytes: None,
-                };
-                match self.report_job(job.id, &outcome, now).await {
-                    // Another process finished it first: nothing to do.
-                    Ok(_) | Err(Error::Conflict { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-                // The resume token, if any, was consumed by the completed receive.
-                self.store
-                    .set_resume_token(system_id, target.pool(), target.path(), None, now)
-                    .await?;
+                .all(|s| present.contains(&(pool.as_str(), path.as_str(), s.as_str())));
+            if !arrived {
+                continue;
             }
+            let outcome = JobOutcome {
+                status: JobStatus::Succeeded,
+                error: None,
+                resume_token: None,
+                bytes: None,
+            };
+            match self.report_job(job.id, &outcome, now).await {
+                // Another process finished it first: nothing to do.
+                Ok(_) | Err(Error::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            // The resume token, if any, was consumed by the completed receive.
+            self.store
+                .set_resume_token(system_id, &pool, &path, None, now)
+                .await?;
         }
         Ok(())
     }

@@ -131,6 +131,7 @@ macro_rules! conformance_tests {
             jobs_handed_out_in_one_call,
             jobs_fetched_by_ids,
             inventory_versions_move_with_every_change,
+            snapshot_names_of_some_datasets,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -185,6 +186,7 @@ pub async fn run_all(store: &dyn Store) {
     jobs_handed_out_in_one_call(store).await;
     jobs_fetched_by_ids(store).await;
     inventory_versions_move_with_every_change(store).await;
+    snapshot_names_of_some_datasets(store).await;
 }
 
 // ----------------------------------------------------------------------------------------
@@ -2433,4 +2435,53 @@ pub async fn inventory_versions_move_with_every_change(store: &dyn Store) {
     let mut want = vec![(a.id, now), (b.id, version(b.id).await)];
     want.sort();
     assert_eq!(got, want);
+}
+
+pub async fn snapshot_names_of_some_datasets(store: &dyn Store) {
+    let a = new_system(store).await;
+    let b = new_system(store).await;
+    let items = vec![
+        snap("tank", "vm1", "s1", 1),
+        snap("tank", "vm1", "s2", 2),
+        snap("tank", "vm2", "s1", 3),
+        snap("tank", "", "root", 4),
+        snap("backup", "vm1", "s9", 5),
+    ];
+    store.upsert_snapshots(a.id, &items, t0()).await.unwrap();
+    store
+        .upsert_snapshots(b.id, &[snap("tank", "vm1", "other", 6)], t0())
+        .await
+        .unwrap();
+    let ds = |p: &str, d: &str| (p.to_string(), d.to_string());
+    let mut got = store
+        .snapshot_names(
+            a.id,
+            &[
+                ds("tank", "vm1"),
+                ds("tank", ""),
+                ds("tank", "vm1"),
+                ds("tank", "none"),
+            ],
+        )
+        .await
+        .unwrap();
+    got.sort();
+    let name = |p: &str, d: &str, n: &str| (p.to_string(), d.to_string(), n.to_string());
+    assert_eq!(
+        got,
+        vec![
+            name("tank", "", "root"),
+            name("tank", "vm1", "s1"),
+            name("tank", "vm1", "s2"),
+        ],
+        "only the listed datasets of the system, each name once"
+    );
+    assert!(store.snapshot_names(a.id, &[]).await.unwrap().is_empty());
+    assert!(
+        store
+            .snapshot_names(Uuid::new_v4(), &[ds("tank", "vm1")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -575,6 +575,26 @@ impl SnapshotStore for InMemoryStore {
         Ok(())
     }
 
+    async fn snapshot_names(
+        &self,
+        system_id: Uuid,
+        datasets: &[(String, String)],
+    ) -> Result<Vec<(String, String, String)>> {
+        let inner = self.read();
+        let wanted: HashSet<(&str, &str)> = datasets
+            .iter()
+            .map(|(p, d)| (p.as_str(), d.as_str()))
+            .collect();
+        Ok(inner
+            .snapshots
+            .get(&system_id)
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .filter(|(p, d, _)| wanted.contains(&(p.as_str(), d.as_str())))
+            .cloned()
+            .collect())
+    }
+
     async fn resume_tokens_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<ResumeToken>> {
         let inner = self.read();
         let wanted: HashSet<&Uuid> = system_ids.iter().collect();

@@ -109,6 +109,13 @@ pub trait SnapshotStore: Send + Sync {
     ) -> Result<()>;
     /// Every resume token of these systems.
     async fn resume_tokens_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<ResumeToken>>;
+    /// The short names of the system's snapshots in each of `datasets` (`(pool, path)`), as
+    /// `(pool, path, name)` in no particular order; one query where the backend allows.
+    async fn snapshot_names(
+        &self,
+        system_id: Uuid,
+        datasets: &[(String, String)],
+    ) -> Result<Vec<(String, String, String)>>;
 }
 
 /// Sync groups and their members.
