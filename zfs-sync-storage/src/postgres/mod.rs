@@ -477,6 +477,21 @@ impl SystemStore for PostgresStore {
         load_system(&self.client().await?, id).await
     }
 
+    async fn get_systems(&self, ids: &[Uuid]) -> Result<Vec<System>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        query(
+            &self.client().await?,
+            &format!("SELECT {SYSTEM_COLS} FROM systems WHERE id = ANY($1)"),
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(system_row)
+        .collect()
+    }
+
     async fn get_system_by_hostname(&self, hostname: &str) -> Result<Option<System>> {
         let c = self.client().await?;
         query_opt(

@@ -568,6 +568,23 @@ impl SystemStore for SqliteStore {
         self.read(move |c| load_system(c, id)).await
     }
 
+    async fn get_systems(&self, ids: &[Uuid]) -> Result<Vec<System>> {
+        let ids: Vec<Uuid> = ids
+            .iter()
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        self.read(move |c| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.extend(load_system(c, id)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn get_system_by_hostname(&self, hostname: &str) -> Result<Option<System>> {
         let h = hostname.to_string();
         self.read(move |c| {

@@ -907,14 +907,19 @@ pub async fn load_inventories(
 
 /// The group's members with their systems, in member order.
 async fn member_systems(store: &dyn Store, group: &SyncGroup) -> Result<Vec<(Member, System)>> {
-    let mut out = Vec::with_capacity(group.members.len());
-    for member in &group.members {
-        // A system deleted meanwhile has lost its membership too: skip it.
-        if let Some(system) = store.get_system(member.system_id).await? {
-            out.push((member.clone(), system));
-        }
-    }
-    Ok(out)
+    let ids: Vec<Uuid> = group.members.iter().map(|m| m.system_id).collect();
+    let mut systems: HashMap<Uuid, System> = store
+        .get_systems(&ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    // A system deleted meanwhile has lost its membership too: skip it.
+    Ok(group
+        .members
+        .iter()
+        .filter_map(|m| Some((m.clone(), systems.remove(&m.system_id)?)))
+        .collect())
 }
 
 /// The snapshots and resume tokens of these systems, by system.

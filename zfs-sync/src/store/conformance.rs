@@ -132,6 +132,7 @@ macro_rules! conformance_tests {
             jobs_fetched_by_ids,
             inventory_versions_move_with_every_change,
             snapshot_names_of_some_datasets,
+            systems_fetched_by_ids,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -187,6 +188,7 @@ pub async fn run_all(store: &dyn Store) {
     jobs_fetched_by_ids(store).await;
     inventory_versions_move_with_every_change(store).await;
     snapshot_names_of_some_datasets(store).await;
+    systems_fetched_by_ids(store).await;
 }
 
 // ----------------------------------------------------------------------------------------
@@ -2484,4 +2486,21 @@ pub async fn snapshot_names_of_some_datasets(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+}
+
+pub async fn systems_fetched_by_ids(store: &dyn Store) {
+    let a = new_system(store).await;
+    let b = new_system(store).await;
+    let mut got = store
+        .get_systems(&[b.id, Uuid::new_v4(), a.id, b.id])
+        .await
+        .unwrap();
+    got.sort_by_key(|s| s.id);
+    let mut want = vec![
+        store.get_system(a.id).await.unwrap().unwrap(),
+        store.get_system(b.id).await.unwrap().unwrap(),
+    ];
+    want.sort_by_key(|s| s.id);
+    assert_eq!(got, want, "each known system once, unknown ids left out");
+    assert!(store.get_systems(&[]).await.unwrap().is_empty());
 }

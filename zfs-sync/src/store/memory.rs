@@ -291,6 +291,15 @@ impl SystemStore for InMemoryStore {
         Ok(self.read().systems.get(&id).cloned())
     }
 
+    async fn get_systems(&self, ids: &[Uuid]) -> Result<Vec<System>> {
+        let inner = self.read();
+        let ids: HashSet<&Uuid> = ids.iter().collect();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| inner.systems.get(id).cloned())
+            .collect())
+    }
+
     async fn get_system_by_hostname(&self, hostname: &str) -> Result<Option<System>> {
         Ok(self
             .read()

@@ -27,6 +27,9 @@ pub trait SystemStore: Send + Sync {
     /// Stores a new system. `AlreadyExists` when the id or hostname is taken.
     async fn create_system(&self, system: &System) -> Result<()>;
     async fn get_system(&self, id: Uuid) -> Result<Option<System>>;
+    /// The stored systems among `ids`, in no particular order (unknown ids are left out).
+    /// One query where the backend allows.
+    async fn get_systems(&self, ids: &[Uuid]) -> Result<Vec<System>>;
     async fn get_system_by_hostname(&self, hostname: &str) -> Result<Option<System>>;
     /// All systems, ordered by hostname.
     async fn list_systems(&self) -> Result<Vec<System>>;
