@@ -1571,6 +1571,21 @@ impl ConflictStore for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<ConflictRecord>> {
         let mut client = self.client().await?;
+        if detected.is_empty() {
+            // The usual case: nothing detected. When nothing is open either there is nothing
+            // to change, so skip the group lock (a row lock is a WAL write and a flush at
+            // commit, on every plan).
+            let quiet = exists(
+                &client,
+                "SELECT 1 FROM sync_groups g WHERE g.id = $1
+                 AND NOT EXISTS (SELECT 1 FROM conflicts WHERE group_id = $1 AND status = 'open')",
+                &[&group_id],
+            )
+            .await?;
+            if quiet {
+                return Ok(Vec::new());
+            }
+        }
         let tx = client.transaction().await.map_err(map_err)?;
         lock_group(&tx, group_id).await?;
         for c in detected {
