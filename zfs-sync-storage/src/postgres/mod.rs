@@ -2061,6 +2061,23 @@ mod tests {
         )
     }
 
+    /// Runs `checks` on a schema of its own (skipped, saying so, without
+    /// `ZFS_SYNC_TEST_POSTGRES_URL`), drops the schema, then re-raises a failed check.
+    async fn in_own_schema<F, Fut>(test: &str, checks: F)
+    where
+        F: FnOnce(PostgresConfig) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let Some(config) = test_config(test) else {
+            return;
+        };
+        let result = tokio::spawn(checks(config.clone())).await;
+        drop_schema(&config).await;
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic.into_panic());
+        }
+    }
+
     async fn drop_schema(config: &PostgresConfig) {
         let (client, conn) = config
             .connection
@@ -2080,14 +2097,7 @@ mod tests {
     /// A schema written at version 1 (by an older build) upgrades in place.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn migration_from_v1_keeps_data() {
-        let Some(config) = test_config("migration") else {
-            return;
-        };
-        let result = tokio::spawn(migration_checks(config.clone())).await;
-        drop_schema(&config).await;
-        if let Err(panic) = result {
-            std::panic::resume_unwind(panic.into_panic());
-        }
+        in_own_schema("migration", migration_checks).await;
     }
 
     async fn migration_checks(config: PostgresConfig) {
@@ -2232,14 +2242,7 @@ mod tests {
     /// A batch large enough for the raised `work_mem`: inserted, then updated in place.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn large_batch_upserts_and_keeps_ids() {
-        let Some(config) = test_config("large") else {
-            return;
-        };
-        let result = tokio::spawn(large_batch_checks(config.clone())).await;
-        drop_schema(&config).await;
-        if let Err(panic) = result {
-            std::panic::resume_unwind(panic.into_panic());
-        }
+        in_own_schema("large", large_batch_checks).await;
     }
 
     async fn large_batch_checks(config: PostgresConfig) {

@@ -324,6 +324,15 @@ impl SqliteStore {
 // ----------------------------------------------------------------------------------------
 // Column helpers
 
+/// Each id once.
+fn distinct(ids: &[Uuid]) -> Vec<Uuid> {
+    ids.iter()
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 fn blob(id: &Uuid) -> &[u8] {
     id.as_bytes()
 }
@@ -569,12 +578,7 @@ impl SystemStore for SqliteStore {
     }
 
     async fn get_systems(&self, ids: &[Uuid]) -> Result<Vec<System>> {
-        let ids: Vec<Uuid> = ids
-            .iter()
-            .copied()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let ids = distinct(ids);
         self.read(move |c| {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
@@ -1146,8 +1150,7 @@ impl SnapshotStore for SqliteStore {
 
     async fn snapshots_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Snapshot>> {
         // One read per system, in parallel on separate read connections.
-        let ids: HashSet<Uuid> = system_ids.iter().copied().collect();
-        let tasks: Vec<_> = ids
+        let tasks: Vec<_> = distinct(system_ids)
             .into_iter()
             .map(|id| {
                 let store = self.clone();
@@ -1275,12 +1278,7 @@ impl SnapshotStore for SqliteStore {
     }
 
     async fn resume_tokens_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<ResumeToken>> {
-        let ids: Vec<Uuid> = system_ids
-            .iter()
-            .copied()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let ids = distinct(system_ids);
         self.read(move |c| {
             let mut out = Vec::new();
             for id in ids {
