@@ -49,6 +49,9 @@ pub struct Settings {
     pub job_lease_seconds: u64,
     /// Most snapshot records kept in memory between plans (0: no cache).
     pub inventory_cache_records: usize,
+    /// How old a sync state's stored `last_check` may grow before a host's instructions
+    /// fetch rewrites an otherwise unchanged state (0: every fetch).
+    pub state_touch_seconds: u64,
     /// Whether `/metrics` is served without a key (otherwise it needs an admin key).
     pub metrics_public: bool,
     /// How often the background scheduler wakes (groups are checked at their own interval).
@@ -74,6 +77,7 @@ impl std::fmt::Debug for Settings {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("job_lease_seconds", &self.job_lease_seconds)
             .field("inventory_cache_records", &self.inventory_cache_records)
+            .field("state_touch_seconds", &self.state_touch_seconds)
             .field("metrics_public", &self.metrics_public)
             .field("scheduler_tick_seconds", &self.scheduler_tick_seconds)
             .finish()
@@ -108,6 +112,8 @@ impl Default for Settings {
             job_lease_seconds: 3600,
             inventory_cache_records: zfs_sync::service::sync::SyncSettings::default()
                 .inventory_cache_records,
+            state_touch_seconds: zfs_sync::service::sync::SyncSettings::default()
+                .state_touch_seconds,
             metrics_public: true,
             scheduler_tick_seconds: 30,
         }
@@ -148,6 +154,7 @@ pub const ENV_KEYS: &[&str] = &[
     "body_limit_bytes",
     "job_lease_seconds",
     "inventory_cache_records",
+    "state_touch_seconds",
     "metrics_public",
     "scheduler_tick_seconds",
 ];

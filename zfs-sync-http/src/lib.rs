@@ -59,6 +59,7 @@ impl AppState {
             SyncSettings {
                 job_lease_seconds: settings.job_lease_seconds,
                 inventory_cache_records: settings.inventory_cache_records,
+                state_touch_seconds: settings.state_touch_seconds,
             },
         );
         AppState {

@@ -60,20 +60,21 @@ impl SnapshotList {
     /// The JSON document.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.0.len() * 480);
+        let mut scratch = String::new();
         out.push(b'[');
         for (i, s) in self.0.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            write_snapshot(&mut out, s);
+            write_snapshot(&mut out, &mut scratch, s);
         }
         out.push(b']');
         out
     }
 }
 
-/// One [`SnapshotOut`] object.
-fn write_snapshot(out: &mut Vec<u8>, s: &Snapshot) {
+/// One [`SnapshotOut`] object; `scratch` is a buffer reused across calls.
+fn write_snapshot(out: &mut Vec<u8>, scratch: &mut String, s: &Snapshot) {
     let mut uuid = uuid::Uuid::encode_buffer();
     let field = |out: &mut Vec<u8>, first: bool, name: &str| {
         if !first {
@@ -111,7 +112,9 @@ fn write_snapshot(out: &mut Vec<u8>, s: &Snapshot) {
     field(out, false, "extra_metadata");
     let _ = serde_json::to_writer(&mut *out, &s.extra_metadata);
     field(out, false, "full_name");
-    string(out, &s.full_name());
+    scratch.clear();
+    s.push_full_name(scratch);
+    string(out, scratch);
     field(out, false, "guid");
     match s.guid {
         Some(g) => {

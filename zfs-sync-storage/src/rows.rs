@@ -7,8 +7,8 @@ use uuid::Uuid;
 use zfs_sync::Result;
 use zfs_sync::model::{
     ApiKeyRecord, Capabilities, ConflictKind, ConflictRecord, ConflictStatus, ConflictStrategy,
-    Job, JobStatus, Metadata, Policy, SendFlags, Snapshot, SyncGroup, SyncState, SyncStatus,
-    System, TransferKind,
+    Job, JobProgress, JobStatus, Metadata, Policy, SendFlags, Snapshot, SyncGroup, SyncState,
+    SyncStatus, System, TransferKind,
 };
 
 use crate::codec::{corrupt, parse_role, parse_topology, parse_transfer, u64_bits};
@@ -213,6 +213,18 @@ pub(crate) fn job_row(r: &impl Columns) -> Result<Job> {
         resume_token: r.opt_text(13)?,
         created_at: r.time(14)?,
         updated_at: r.time(15)?,
+    })
+}
+
+pub(crate) const JOB_PROGRESS_COLS: &str = "id, status, lease_expires_at, error, updated_at";
+
+pub(crate) fn job_progress_row(r: &impl Columns) -> Result<JobProgress> {
+    Ok(JobProgress {
+        id: r.uuid(0)?,
+        status: JobStatus::parse("status", &r.text(1)?).map_err(|e| corrupt("status", e))?,
+        lease_expires_at: r.opt_time(2)?,
+        error: r.opt_text(3)?,
+        updated_at: r.time(4)?,
     })
 }
 

@@ -191,7 +191,21 @@ impl Snapshot {
 
     /// `pool/dataset@name`.
     pub fn full_name(&self) -> String {
-        format!("{}@{}", self.dataset_name(), self.name)
+        let mut out =
+            String::with_capacity(self.pool.len() + self.dataset.len() + self.name.len() + 2);
+        self.push_full_name(&mut out);
+        out
+    }
+
+    /// Appends `pool/dataset@name` to `out` (no allocation when it has room).
+    pub fn push_full_name(&self, out: &mut String) {
+        out.push_str(&self.pool);
+        if !self.dataset.is_empty() {
+            out.push('/');
+            out.push_str(&self.dataset);
+        }
+        out.push('@');
+        out.push_str(&self.name);
     }
 }
 
@@ -780,6 +794,28 @@ pub struct Job {
     pub resume_token: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where a job stands, without its spec: what planning needs of the jobs behind sync states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobProgress {
+    pub id: Uuid,
+    pub status: JobStatus,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Job> for JobProgress {
+    fn from(j: &Job) -> Self {
+        JobProgress {
+            id: j.id,
+            status: j.status,
+            lease_expires_at: j.lease_expires_at,
+            error: j.error.clone(),
+            updated_at: j.updated_at,
+        }
+    }
 }
 
 /// A runner's report on a job.

@@ -544,3 +544,106 @@ async fn cached_inventories_follow_every_change() {
     w.store.delete_snapshots_of_system(w.b).await.unwrap();
     same_plan("after a deletion").await;
 }
+
+/// Hosts polling for instructions do not rewrite unchanged states on every call: a state
+/// whose only change is `last_check` is written once the stored one is
+/// `state_touch_seconds` old; any real change is written at once; states that left the
+/// group are deleted at once; an explicit group check always writes.
+#[tokio::test]
+async fn polling_rewrites_unchanged_states_only_after_the_touch_interval() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    assert_eq!(SyncSettings::default().state_touch_seconds, 30);
+    let stored = || async {
+        let f = SyncStateFilter {
+            group_id: Some(w.group_id),
+            ..Default::default()
+        };
+        w.store
+            .list_states(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| ((s.dataset.clone(), s.system_id), s))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let at = |s: i64| now() + Duration::seconds(s);
+    let checked = |states: &std::collections::BTreeMap<(String, Uuid), _>, t| {
+        states
+            .values()
+            .all(|s: &zfs_sync::model::SyncState| s.last_check == Some(t))
+    };
+    let key = |system: Uuid| ("vm1".to_string(), system);
+
+    w.sync.instructions(w.hub, None, at(0)).await.unwrap();
+    let first = stored().await;
+    assert_eq!(first.len(), 3);
+    assert!(checked(&first, at(0)), "{first:#?}");
+
+    // Nothing changed, 5 s later: nothing rewritten.
+    w.sync.instructions(w.hub, None, at(5)).await.unwrap();
+    assert_eq!(stored().await, first);
+
+    // 30 s after the stored check: the unchanged states are touched.
+    w.sync.instructions(w.hub, None, at(30)).await.unwrap();
+    let touched = stored().await;
+    assert!(checked(&touched, at(30)), "{touched:#?}");
+    for (k, s) in &touched {
+        let before = &first[k];
+        assert_eq!(
+            (s.id, s.status, s.job_id),
+            (before.id, before.status, before.job_id)
+        );
+    }
+
+    // The hub takes a new snapshot: the targets' lag changes and is written at once; the
+    // hub's own state (still in sync, unchanged) is not.
+    w.store
+        .upsert_snapshots(w.hub, &history("tank", 7), at(31))
+        .await
+        .unwrap();
+    w.sync.instructions(w.hub, None, at(32)).await.unwrap();
+    let after = stored().await;
+    for target in [w.a, w.b] {
+        let (old, new) = (&touched[&key(target)], &after[&key(target)]);
+        assert_eq!(new.missing_count, old.missing_count + 1, "{new:#?}");
+        assert_eq!(new.last_check, Some(at(32)));
+    }
+    assert_eq!(after[&key(w.hub)], touched[&key(w.hub)]);
+
+    // A dataset that only the hub had and then destroyed: its states go at once.
+    let vm2: Vec<NewSnapshot> = (0..2)
+        .map(|i| snap("tank", "vm2", &format!("t{i}"), 9000 + i, 90 + i, i as i64))
+        .collect();
+    w.store.upsert_snapshots(w.hub, &vm2, at(33)).await.unwrap();
+    w.sync.instructions(w.hub, None, at(34)).await.unwrap();
+    assert!(stored().await.keys().any(|(d, _)| d == "vm2"));
+    w.store
+        .replace_inventory(
+            w.hub,
+            &zfs_sync::model::InventoryScope::Datasets(vec!["tank/vm2".into()]),
+            &[],
+            at(35),
+        )
+        .await
+        .unwrap();
+    w.sync.instructions(w.hub, None, at(36)).await.unwrap();
+    let gone = stored().await;
+    assert!(gone.keys().all(|(d, _)| d == "vm1"), "{gone:#?}");
+    assert_eq!(gone.len(), 3);
+
+    // An explicit check writes every state.
+    w.sync.check_group(w.group_id, at(37)).await.unwrap();
+    let all = stored().await;
+    assert!(checked(&all, at(37)), "{all:#?}");
+
+    // With 0, every fetch writes.
+    let eager = SyncService::new(
+        w.store.clone(),
+        SyncSettings {
+            state_touch_seconds: 0,
+            ..SyncSettings::default()
+        },
+    );
+    eager.instructions(w.hub, None, at(38)).await.unwrap();
+    assert!(checked(&stored().await, at(38)));
+}

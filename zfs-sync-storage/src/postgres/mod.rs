@@ -31,7 +31,7 @@ use tokio_postgres::types::{FromSql, ToSql, Type};
 use uuid::Uuid;
 use zfs_sync::model::{
     ApiKeyRecord, Capabilities, ConflictRecord, ConflictStatus, InventoryScope, Job, JobFilter,
-    JobOutcome, JobStatus, Member, Metadata, NewSnapshot, ResumeToken, Role, Snapshot,
+    JobOutcome, JobProgress, JobStatus, Member, Metadata, NewSnapshot, ResumeToken, Role, Snapshot,
     SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, System,
 };
 use zfs_sync::store::{
@@ -45,9 +45,9 @@ use crate::codec::{
     corrupt, i64_bits, key_order, metadata_text, new_ids, role_cols, topology_cols, transfer_str,
 };
 use crate::rows::{
-    CONFLICT_COLS, Columns, GROUP_COLS, INVENTORY_COLS, JOB_COLS, KEY_COLS, SNAPSHOT_COLS,
-    STATE_COLS, SYSTEM_COLS, concat, conflict_row, group_row, inventory_row, job_order, job_row,
-    key_row, snapshot_row, state_row, system_row,
+    CONFLICT_COLS, Columns, GROUP_COLS, INVENTORY_COLS, JOB_COLS, JOB_PROGRESS_COLS, KEY_COLS,
+    SNAPSHOT_COLS, STATE_COLS, SYSTEM_COLS, concat, conflict_row, group_row, inventory_row,
+    job_order, job_progress_row, job_row, key_row, snapshot_row, state_row, system_row,
 };
 use error::{map_err, map_pool_err};
 pub use schema::LATEST_VERSION;
@@ -1998,17 +1998,17 @@ impl JobStore for PostgresStore {
         load_job(&self.client().await?, id).await
     }
 
-    async fn get_jobs(&self, ids: &[Uuid]) -> Result<Vec<Job>> {
+    async fn job_progress(&self, ids: &[Uuid]) -> Result<Vec<JobProgress>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let rows = query(
             &self.client().await?,
-            &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ANY($1)"),
+            &format!("SELECT {JOB_PROGRESS_COLS} FROM jobs WHERE id = ANY($1)"),
             &[&ids],
         )
         .await?;
-        rows.iter().map(job_row).collect()
+        rows.iter().map(job_progress_row).collect()
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {

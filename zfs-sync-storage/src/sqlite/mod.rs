@@ -25,7 +25,7 @@ use rusqlite::{
 use uuid::Uuid;
 use zfs_sync::model::{
     ApiKeyRecord, Capabilities, ConflictRecord, ConflictStatus, InventoryScope, Job, JobFilter,
-    JobOutcome, JobStatus, Member, Metadata, NewSnapshot, ResumeToken, Role, Snapshot,
+    JobOutcome, JobProgress, JobStatus, Member, Metadata, NewSnapshot, ResumeToken, Role, Snapshot,
     SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, System,
 };
 use zfs_sync::store::{
@@ -40,9 +40,9 @@ use crate::codec::{
     parse_metadata, role_cols, topology_cols, transfer_str,
 };
 use crate::rows::{
-    CONFLICT_COLS, Columns, GROUP_COLS, INVENTORY_COLS, JOB_COLS, KEY_COLS, SNAPSHOT_COLS,
-    STATE_COLS, SYSTEM_COLS, concat, conflict_row, group_row, inventory_row, job_order, job_row,
-    key_row, snapshot_row, state_row, system_row,
+    CONFLICT_COLS, Columns, GROUP_COLS, INVENTORY_COLS, JOB_COLS, JOB_PROGRESS_COLS, KEY_COLS,
+    SNAPSHOT_COLS, STATE_COLS, SYSTEM_COLS, concat, conflict_row, group_row, inventory_row,
+    job_order, job_progress_row, job_row, key_row, snapshot_row, state_row, system_row,
 };
 use error::map_err;
 pub use schema::LATEST_VERSION;
@@ -2086,12 +2086,17 @@ impl JobStore for SqliteStore {
         self.read(move |c| load_job(c, id)).await
     }
 
-    async fn get_jobs(&self, ids: &[Uuid]) -> Result<Vec<Job>> {
+    async fn job_progress(&self, ids: &[Uuid]) -> Result<Vec<JobProgress>> {
         let ids = ids.to_vec();
         self.read(move |c| {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
-                out.extend(load_job(c, id)?);
+                out.extend(one(
+                    c,
+                    &format!("SELECT {JOB_PROGRESS_COLS} FROM jobs WHERE id = ?1"),
+                    [blob(&id)],
+                    |r| job_progress_row(r),
+                )?);
             }
             Ok(out)
         })

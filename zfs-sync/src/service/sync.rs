@@ -21,9 +21,9 @@ use uuid::Uuid;
 use crate::conflict::{LoserResolution, plan_resolution};
 use crate::error::{Error, Result};
 use crate::model::{
-    ConflictRecord, ConflictStatus, ConflictStrategy, Job, JobFilter, JobOutcome, JobStatus,
-    Member, ResumeToken, Snapshot, SyncGroup, SyncState, SyncStateFilter, SyncStatus, System,
-    TransferMode,
+    ConflictRecord, ConflictStatus, ConflictStrategy, Job, JobFilter, JobOutcome, JobProgress,
+    JobStatus, Member, ResumeToken, Snapshot, SyncGroup, SyncState, SyncStateFilter, SyncStatus,
+    System, TransferMode,
 };
 use crate::plan::{Diagnostic, GroupPlan, MemberInventory, Outcome, Transfer, plan_group};
 use crate::store::Store;
@@ -37,6 +37,11 @@ pub struct SyncSettings {
     /// the groups it planned last, reused while no member's inventory changed); 0 turns the
     /// cache off. A record takes about 260 bytes.
     pub inventory_cache_records: usize,
+    /// When a host fetches its instructions, a sync state whose only change is its
+    /// `last_check` is written only when the stored `last_check` is at least this old (0:
+    /// every time). Any other change is written at once, and explicit group checks always
+    /// write. Keeps a fleet of hosts polling every few seconds from rewriting unchanged rows.
+    pub state_touch_seconds: u64,
 }
 
 impl Default for SyncSettings {
@@ -44,6 +49,7 @@ impl Default for SyncSettings {
         SyncSettings {
             job_lease_seconds: 3600,
             inventory_cache_records: 1_000_000,
+            state_touch_seconds: 30,
         }
     }
 }
@@ -143,6 +149,8 @@ struct Evaluation {
     plan: GroupPlan,
     /// Keyed by (logical dataset, system).
     states: HashMap<(String, Uuid), SyncState>,
+    /// The stored states the evaluation started from, by the same key.
+    previous: HashMap<(String, Uuid), SyncState>,
     conflicts: Vec<ConflictRecord>,
     /// (dataset, target) pairs whose transfer must not be handed out now: a job is active, or
     /// one succeeded and the target has not reported since.
@@ -249,10 +257,10 @@ impl SyncService {
             .map(|s| ((s.dataset.clone(), s.system_id), s))
             .collect();
         let job_ids: Vec<Uuid> = previous.values().filter_map(|s| s.job_id).collect();
-        let jobs: HashMap<Uuid, Job> = if job_ids.is_empty() {
+        let jobs: HashMap<Uuid, JobProgress> = if job_ids.is_empty() {
             HashMap::new()
         } else {
-            let found = self.store.get_jobs(&job_ids).await?;
+            let found = self.store.job_progress(&job_ids).await?;
             found.into_iter().map(|j| (j.id, j)).collect()
         };
         let mut reports = LastReports::default();
@@ -355,18 +363,46 @@ impl SyncService {
             inventories,
             plan,
             states,
+            previous,
             conflicts,
             hold,
         })
     }
 
     /// Stores an evaluation's states and conflicts; returns the open conflicts.
-    async fn persist(&self, ev: &Evaluation, now: DateTime<Utc>) -> Result<Vec<ConflictRecord>> {
-        let mut states: Vec<SyncState> = ev.states.values().cloned().collect();
+    ///
+    /// With `touch`, a state that differs from the stored one only in `last_check` (and
+    /// `updated_at`) is written only once the stored `last_check` is `touch` old; without it,
+    /// every state is written. States that left the group are deleted with a whole-group
+    /// replacement; otherwise only the states to write are upserted (nothing at all when
+    /// none changed).
+    async fn persist(
+        &self,
+        ev: &Evaluation,
+        now: DateTime<Utc>,
+        touch: Option<Duration>,
+    ) -> Result<Vec<ConflictRecord>> {
+        let departed = ev.previous.keys().any(|k| !ev.states.contains_key(k));
+        let due = |key: &(String, Uuid), st: &SyncState| {
+            let Some(touch) = touch else { return true };
+            ev.previous.get(key).is_none_or(|prev| {
+                !same_but_check(prev, st) || prev.last_check.is_none_or(|t| now - t >= touch)
+            })
+        };
+        let mut states: Vec<SyncState> = ev
+            .states
+            .iter()
+            .filter(|(key, st)| departed || due(key, st))
+            .map(|(_, st)| st.clone())
+            .collect();
         states.sort_by(|a, b| (&a.dataset, a.system_id).cmp(&(&b.dataset, b.system_id)));
-        self.store
-            .replace_group_states(ev.group.id, &states)
-            .await?;
+        if departed {
+            self.store
+                .replace_group_states(ev.group.id, &states)
+                .await?;
+        } else if !states.is_empty() {
+            self.store.upsert_states(&states).await?;
+        }
         self.store
             .sync_conflicts(ev.group.id, &ev.conflicts, now)
             .await
@@ -377,7 +413,7 @@ impl SyncService {
     pub async fn check_group(&self, group_id: Uuid, now: DateTime<Utc>) -> Result<GroupCheck> {
         let group = self.group(group_id).await?;
         let ev = self.evaluate(group, now).await?;
-        let conflicts = self.persist(&ev, now).await?;
+        let conflicts = self.persist(&ev, now, None).await?;
         let keep: Vec<Uuid> = ev.states.values().filter_map(|s| s.job_id).collect();
         self.store.cancel_pending_jobs(group_id, &keep, now).await?;
         let mut states: Vec<SyncState> = ev.states.into_values().collect();
@@ -417,6 +453,9 @@ impl SyncService {
             + Duration::seconds(
                 i64::try_from(self.settings.job_lease_seconds).unwrap_or(i64::MAX / 2),
             );
+        let touch = Duration::seconds(
+            i64::try_from(self.settings.state_touch_seconds).unwrap_or(i64::MAX / 2),
+        );
         let mut out = Instructions {
             system_id,
             timestamp: now,
@@ -503,7 +542,7 @@ impl SyncService {
                 let spec = if leased.spec == job.spec {
                     spec
                 } else {
-                    serde_json::from_value(leased.spec.clone()).unwrap_or(spec)
+                    JobSpec::deserialize(&leased.spec).unwrap_or(spec)
                 };
                 handed.push((job.dataset, job.target_system_id, leased.id));
                 out.instructions.push(Instruction {
@@ -523,7 +562,7 @@ impl SyncService {
                 }
             }
             out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
-            self.persist(&ev, now).await?;
+            self.persist(&ev, now, Some(touch)).await?;
         }
         Ok(out)
     }
@@ -547,7 +586,7 @@ impl SyncService {
             crate::resume::validate_token_chars(token).map_err(|e| e.in_field("resume_token"))?;
         }
         let job = self.store.complete_job(job_id, outcome, now).await?;
-        let spec: Option<JobSpec> = serde_json::from_value(job.spec.clone()).ok();
+        let spec: Option<JobSpec> = JobSpec::deserialize(&job.spec).ok();
         if let (Some(token), Some(spec)) = (&outcome.resume_token, &spec) {
             let target = &spec.transfer.target.dataset;
             self.store
@@ -615,7 +654,7 @@ impl SyncService {
             .await?
             .into_iter()
             .filter_map(|job| {
-                let spec = serde_json::from_value::<JobSpec>(job.spec.clone()).ok()?;
+                let spec = JobSpec::deserialize(&job.spec).ok()?;
                 Some((job, spec))
             })
             .collect();
@@ -857,6 +896,34 @@ impl LastReports {
         ))
         .copied()
     }
+}
+
+/// Whether two states of one key differ at most in `last_check` and `updated_at`.
+fn same_but_check(a: &SyncState, b: &SyncState) -> bool {
+    let SyncState {
+        id,
+        group_id,
+        dataset,
+        system_id,
+        status,
+        last_check: _,
+        last_sync,
+        lag_seconds,
+        missing_count,
+        error_message,
+        job_id,
+        updated_at: _,
+    } = a;
+    *id == b.id
+        && *group_id == b.group_id
+        && *dataset == b.dataset
+        && *system_id == b.system_id
+        && *status == b.status
+        && *last_sync == b.last_sync
+        && *lag_seconds == b.lag_seconds
+        && *missing_count == b.missing_count
+        && *error_message == b.error_message
+        && *job_id == b.job_id
 }
 
 fn base_state(

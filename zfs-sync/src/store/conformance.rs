@@ -30,9 +30,9 @@ use super::Store;
 use crate::error::Error;
 use crate::model::{
     ApiKeyRecord, Capabilities, ConflictKind, ConflictRecord, ConflictStatus, ConflictStrategy,
-    InventoryScope, Job, JobFilter, JobOutcome, JobStatus, Member, Metadata, NewSnapshot, Policy,
-    Role, SendFlags, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, SyncStatus, System,
-    Topology, TransferKind, TransferMode,
+    InventoryScope, Job, JobFilter, JobOutcome, JobProgress, JobStatus, Member, Metadata,
+    NewSnapshot, Policy, Role, SendFlags, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter,
+    SyncStatus, System, Topology, TransferKind, TransferMode,
 };
 
 /// Cleanup run after a test (dropping a schema, ...).
@@ -129,7 +129,7 @@ macro_rules! conformance_tests {
             job_complete,
             job_cancel_and_list,
             jobs_handed_out_in_one_call,
-            jobs_fetched_by_ids,
+            job_progress_by_ids,
             inventory_versions_move_with_every_change,
             snapshot_names_of_some_datasets,
             systems_fetched_by_ids,
@@ -185,7 +185,7 @@ pub async fn run_all(store: &dyn Store) {
     job_complete(store).await;
     job_cancel_and_list(store).await;
     jobs_handed_out_in_one_call(store).await;
-    jobs_fetched_by_ids(store).await;
+    job_progress_by_ids(store).await;
     inventory_versions_move_with_every_change(store).await;
     snapshot_names_of_some_datasets(store).await;
     systems_fetched_by_ids(store).await;
@@ -2353,7 +2353,7 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
     assert_eq!(leased, want, "each job is leased exactly once");
 }
 
-pub async fn jobs_fetched_by_ids(store: &dyn Store) {
+pub async fn job_progress_by_ids(store: &dyn Store) {
     let (a, b, g) = pair(store).await;
     let j1 = store
         .create_job_if_absent(&job(g.id, "vm1", a.id, b.id, t0()))
@@ -2363,13 +2363,32 @@ pub async fn jobs_fetched_by_ids(store: &dyn Store) {
         .create_job_if_absent(&job(g.id, "vm2", a.id, b.id, t0()))
         .await
         .unwrap();
-    let mut got = store
-        .get_jobs(&[j2.id, Uuid::new_v4(), j1.id])
+    // j1 leased then failed: every field of its progress moves.
+    store
+        .lease_job(j1.id, t0() + secs(1), t0() + secs(5))
         .await
         .unwrap();
-    got.sort_by_key(|j| j.dataset.clone());
-    assert_eq!(got, vec![j1, j2]);
-    assert_eq!(store.get_jobs(&[]).await.unwrap(), Vec::new());
+    let outcome = JobOutcome {
+        status: JobStatus::Failed,
+        error: Some("receive failed".into()),
+        resume_token: None,
+        bytes: None,
+    };
+    let j1 = store
+        .complete_job(j1.id, &outcome, t0() + secs(2))
+        .await
+        .unwrap();
+    let mut got = store
+        .job_progress(&[j2.id, Uuid::new_v4(), j1.id])
+        .await
+        .unwrap();
+    got.sort_by_key(|p| p.id != j1.id);
+    assert_eq!(got, vec![JobProgress::from(&j1), JobProgress::from(&j2)]);
+    assert_eq!(got[0].status, JobStatus::Failed);
+    assert_eq!(got[0].error.as_deref(), Some("receive failed"));
+    assert_eq!(got[0].updated_at, t0() + secs(2));
+    assert_eq!(got[1].status, JobStatus::Pending);
+    assert_eq!(store.job_progress(&[]).await.unwrap(), Vec::new());
 }
 
 pub async fn inventory_versions_move_with_every_change(store: &dyn Store) {

@@ -19,8 +19,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::{
     ApiKeyRecord, ConflictRecord, ConflictStatus, InventoryScope, Job, JobFilter, JobOutcome,
-    JobStatus, Member, Metadata, NewSnapshot, ResumeToken, Role, Snapshot, SnapshotQuery,
-    SyncGroup, SyncState, SyncStateFilter, System,
+    JobProgress, JobStatus, Member, Metadata, NewSnapshot, ResumeToken, Role, Snapshot,
+    SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, System,
 };
 
 /// (pool, dataset, name): a snapshot's key within its system.
@@ -1001,11 +1001,11 @@ impl JobStore for InMemoryStore {
         Ok(self.read().jobs.get(&id).cloned())
     }
 
-    async fn get_jobs(&self, ids: &[Uuid]) -> Result<Vec<Job>> {
+    async fn job_progress(&self, ids: &[Uuid]) -> Result<Vec<JobProgress>> {
         let inner = self.read();
         Ok(ids
             .iter()
-            .filter_map(|id| inner.jobs.get(id).cloned())
+            .filter_map(|id| inner.jobs.get(id).map(JobProgress::from))
             .collect())
     }
 

@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::{
-    ApiKeyRecord, ConflictRecord, InventoryScope, Job, JobFilter, JobOutcome, Member, Metadata,
-    NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter,
-    System,
+    ApiKeyRecord, ConflictRecord, InventoryScope, Job, JobFilter, JobOutcome, JobProgress, Member,
+    Metadata, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState,
+    SyncStateFilter, System,
 };
 
 pub mod memory;
@@ -226,9 +226,10 @@ pub trait JobStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<u64>;
     async fn get_job(&self, id: Uuid) -> Result<Option<Job>>;
-    /// The stored jobs among `ids`, in no particular order (unknown ids are left out). One
-    /// query where the backend allows.
-    async fn get_jobs(&self, ids: &[Uuid]) -> Result<Vec<Job>>;
+    /// Where the stored jobs among `ids` stand, in no particular order (unknown ids are left
+    /// out): their status fields without the spec, which planning does not need. One query
+    /// where the backend allows.
+    async fn job_progress(&self, ids: &[Uuid]) -> Result<Vec<JobProgress>>;
     /// Hands out jobs in one transaction: for each job in turn, what
     /// [`create_job_if_absent`](JobStore::create_job_if_absent) and then
     /// [`lease_job`](JobStore::lease_job) on the active job do. Returns one [`JobHandOut`]
