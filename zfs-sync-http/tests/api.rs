@@ -62,6 +62,32 @@ async fn every_error_is_json() {
         )
         .await;
     assert_error(&r, 404);
+    // Reports for and instructions of an unknown system (admin key): 404 naming it, and
+    // nothing stored.
+    let ghost = uuid::Uuid::new_v4();
+    for (method, path, body) in [
+        (
+            "POST",
+            format!("/api/v1/snapshots/batch?system_id={ghost}"),
+            Some(json!([snap("tank", "vm1", "s", 1, 1, 1)])),
+        ),
+        ("GET", format!("/api/v1/sync/instructions/{ghost}"), None),
+    ] {
+        let r = h.admin(method, &path, body).await;
+        assert_error(&r, 404);
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&ghost.to_string()),
+            "{path}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        h.admin("GET", "/api/v1/snapshots", None).await.body,
+        json!([])
+    );
     // Malformed JSON: 400.
     let r = h
         .raw("POST", "/api/v1/systems", Some(&h.admin), "{\"hostname\": ")

@@ -317,8 +317,9 @@ impl SyncApi {
         include_diagnostics: Query<Option<bool>>,
     ) -> ApiResult<Json<InstructionsOut>> {
         key.for_system(system_id.0)?;
-        state.system(system_id.0).await?;
+        // Without a group the service says when the system does not exist.
         if let Some(g) = sync_group_id.0 {
+            state.system(system_id.0).await?;
             let group = state.group(g).await?;
             if group.member(system_id.0).is_none() {
                 return Err(ApiError::invalid(

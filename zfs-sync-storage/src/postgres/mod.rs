@@ -275,18 +275,20 @@ async fn require_system<C: GenericClient>(c: &C, id: Uuid) -> Result<()> {
 /// foreign-key checks of other tables, which take `FOR KEY SHARE`, still pass), so the
 /// writes of one inventory serialize, and deleting the system (whose trigger deletes its
 /// snapshots, migration 3) waits for them.
-async fn bump_inventory<C: GenericClient>(c: &C, id: Uuid) -> Result<()> {
-    let n = execute(
+///
+/// Returns whether the system had snapshots (as of the statement's start: a writer that held
+/// the lock may have added some since, which [`upsert_batch`]'s retry finds), so a first
+/// report skips the join update without a round trip of its own.
+async fn bump_inventory<C: GenericClient>(c: &C, id: Uuid) -> Result<bool> {
+    let row = query_opt(
         c,
-        "UPDATE systems SET inventory_version = inventory_version + 1 WHERE id = $1",
+        "UPDATE systems SET inventory_version = inventory_version + 1 WHERE id = $1
+         RETURNING EXISTS (SELECT 1 FROM snapshots WHERE system_id = $1)",
         &[&id],
     )
-    .await?;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(Error::not_found("system", id))
-    }
+    .await?
+    .ok_or_else(|| Error::not_found("system", id))?;
+    col(&row, 0)
 }
 
 async fn require_group<C: GenericClient>(c: &C, id: Uuid) -> Result<()> {
@@ -766,14 +768,16 @@ const INSERT_SNAPSHOTS: &str = "INSERT INTO snapshots (system_id, pool, dataset,
 /// Rows are written in key order (the primary key's order) with new ids that ascend in that
 /// order (see [`new_ids`]), so both indexes grow at few, cached places. Known rows are updated
 /// through a join and keep their ids; the rest are inserted by one plain `INSERT` (no
-/// `RETURNING`: their ids are the ones generated here). When the system has no snapshot yet
-/// (a first report) the join is skipped. Should an insert meet a key anyway (a writer that
-/// did not take the lock), the rows not inserted are updated in a second round.
+/// `RETURNING`: their ids are the ones generated here). When the system had no snapshot
+/// (`has_rows` from [`bump_inventory`]: a first report) the join is skipped. Should an insert
+/// meet a key anyway (a writer that did not take the lock), the rows not inserted are updated
+/// in a second round.
 async fn upsert_batch<C: GenericClient>(
     c: &C,
     system_id: Uuid,
     items: &[&NewSnapshot],
     now: DateTime<Utc>,
+    has_rows: bool,
 ) -> Result<Vec<Snapshot>> {
     if items.is_empty() {
         return Ok(Vec::new());
@@ -791,12 +795,8 @@ async fn upsert_batch<C: GenericClient>(
             .await
             .map_err(map_err)?;
     }
-    let mut update_first = exists(
-        c,
-        "SELECT 1 FROM snapshots WHERE system_id = $1 LIMIT 1",
-        &[&system_id],
-    )
-    .await?;
+    // A system without snapshots has nothing to update: insert straight away.
+    let mut update_first = has_rows;
     for _round in 0..3 {
         let rows = |pending: &[usize]| {
             SnapshotArrays::of(pending.iter().map(|&k| (items[order[k]], new[k])))
@@ -903,8 +903,8 @@ impl SnapshotStore for PostgresStore {
         let items = prepare_snapshot_batch(items)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        bump_inventory(&tx, system_id).await?;
-        let out = upsert_batch(&tx, system_id, &items, now).await?;
+        let has_rows = bump_inventory(&tx, system_id).await?;
+        let out = upsert_batch(&tx, system_id, &items, now, has_rows).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(out)
     }
@@ -921,7 +921,7 @@ impl SnapshotStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         // Locks the system's row: two concurrent replacements of one inventory serialize.
-        bump_inventory(&tx, system_id).await?;
+        let has_rows = bump_inventory(&tx, system_id).await?;
         let pools: Vec<&str> = items.iter().map(|i| i.pool.as_str()).collect();
         let datasets: Vec<&str> = items.iter().map(|i| i.dataset.as_str()).collect();
         let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
@@ -960,7 +960,9 @@ impl SnapshotStore for PostgresStore {
                 .await?
             }
         };
-        let upserted = upsert_batch(&tx, system_id, &items, now).await?.len() as u64;
+        let upserted = upsert_batch(&tx, system_id, &items, now, has_rows)
+            .await?
+            .len() as u64;
         tx.commit().await.map_err(map_err)?;
         Ok((upserted, deleted))
     }

@@ -434,11 +434,13 @@ impl SyncService {
         group_id: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<Instructions> {
-        if self.store.get_system(system_id).await?.is_none() {
+        // A system in a group exists (memberships go with their system): only a system
+        // without groups needs looking up.
+        let mut groups = self.store.groups_of_system(system_id).await?;
+        if groups.is_empty() && self.store.get_system(system_id).await?.is_none() {
             return Err(Error::not_found("system", system_id));
         }
         self.expire_leases(now).await?;
-        let mut groups = self.store.groups_of_system(system_id).await?;
         if let Some(gid) = group_id {
             groups.retain(|g| g.id == gid);
             if groups.is_empty() {

@@ -785,6 +785,8 @@ pub async fn snapshot_batch_duplicate_key_keeps_last(store: &dyn Store) {
 
 pub async fn snapshot_upsert_unknown_system(store: &dyn Store) {
     let ghost = Uuid::new_v4();
+    // Even an empty batch says so (the HTTP report relies on it).
+    assert_not_found(store.upsert_snapshots(ghost, &[], t0()).await);
     assert_not_found(
         store
             .upsert_snapshots(ghost, &[snap("tank", "vm1", "a", 1)], t0())
