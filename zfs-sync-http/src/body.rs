@@ -4,7 +4,7 @@
 //! 422 for JSON of the wrong shape.
 
 use poem::{FromRequest, Request, RequestBody};
-use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
@@ -101,15 +101,144 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
         if value.is_none() && T::IS_REQUIRED {
             return Err(body_required().into());
         }
+        // Small bodies (systems, groups, results): the copy serves to name the bad field.
+        let kept = value.clone();
         T::parse_from_json(value).map(JsonBody).map_err(|e| {
-            ApiError::new(
-                422,
-                format!("body: {}", e.into_message()),
-                Some("body".into()),
-                None,
-            )
+            let mut registry = Registry::new();
+            T::register(&mut registry);
+            let located = kept
+                .as_ref()
+                .and_then(|v| first_mismatch(&registry, &T::schema_ref(), v, ""));
+            match located {
+                Some((field, rule)) => ApiError::invalid(field, rule),
+                None => ApiError::new(
+                    422,
+                    format!("body: {}", e.into_message()),
+                    Some("body".into()),
+                    None,
+                ),
+            }
             .into()
         })
+    }
+}
+
+/// The first place where `value` breaks `schema`, as (field path, rule): the path names the
+/// field the way report errors do (`members[0].system_id`; `body` for the whole body).
+/// poem-openapi's own parse errors say which type failed but not which field. `None` when
+/// every type, format and bound fits (a custom parser refused the value: the caller keeps
+/// its message).
+fn first_mismatch(
+    registry: &Registry,
+    schema: &MetaSchemaRef,
+    value: &serde_json::Value,
+    path: &str,
+) -> Option<(String, String)> {
+    let schema = match schema {
+        MetaSchemaRef::Inline(s) => s.as_ref(),
+        MetaSchemaRef::Reference(name) => registry.schemas.get(name)?,
+    };
+    for part in &schema.all_of {
+        if let Some(hit) = first_mismatch(registry, part, value, path) {
+            return Some(hit);
+        }
+    }
+    let at = |rule: String| {
+        let field = if path.is_empty() { "body" } else { path };
+        Some((field.to_string(), rule))
+    };
+    let child = |name: &str| {
+        if path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    if !schema.enum_items.is_empty() && !schema.enum_items.contains(value) {
+        let allowed: Vec<String> = schema.enum_items.iter().map(|v| v.to_string()).collect();
+        return at(format!("must be one of {}", allowed.join(", ")));
+    }
+    match schema.ty {
+        "string" => {
+            let Some(text) = value.as_str() else {
+                return at("must be a string".into());
+            };
+            let chars = text.chars().count();
+            if schema.max_length.is_some_and(|n| chars > n) {
+                return at(format!(
+                    "must be at most {} characters",
+                    schema.max_length.unwrap_or_default()
+                ));
+            }
+            if schema.min_length.is_some_and(|n| chars < n) {
+                return at(format!(
+                    "must be at least {} characters",
+                    schema.min_length.unwrap_or_default()
+                ));
+            }
+            match schema.format {
+                Some("uuid") if uuid::Uuid::parse_str(text).is_err() => at("must be a UUID".into()),
+                Some("date-time") if chrono::DateTime::parse_from_rfc3339(text).is_err() => {
+                    at("must be an RFC 3339 date-time (e.g. 2024-01-31T12:00:00Z)".into())
+                }
+                _ => None,
+            }
+        }
+        "integer" | "number" => {
+            let Some(n) = value.as_f64() else {
+                return at(format!(
+                    "must be {}",
+                    if schema.ty == "integer" {
+                        "an integer"
+                    } else {
+                        "a number"
+                    }
+                ));
+            };
+            if schema.ty == "integer" && !(value.is_i64() || value.is_u64()) {
+                return at("must be an integer".into());
+            }
+            if let Some(max) = schema.maximum.filter(|max| n > *max) {
+                return at(format!("must be at most {max}"));
+            }
+            if let Some(min) = schema.minimum.filter(|min| n < *min) {
+                return at(format!("must be at least {min}"));
+            }
+            None
+        }
+        "boolean" if !value.is_boolean() => at("must be true or false".into()),
+        "array" => {
+            let Some(items) = value.as_array() else {
+                return at("must be an array".into());
+            };
+            let of = schema.items.as_deref()?;
+            items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| first_mismatch(registry, of, item, &format!("{path}[{i}]")))
+        }
+        "object" => {
+            let Some(fields) = value.as_object() else {
+                return at("must be an object".into());
+            };
+            for name in &schema.required {
+                if fields.get(*name).is_none_or(serde_json::Value::is_null) {
+                    return Some((child(name), "is required".into()));
+                }
+            }
+            for (name, of) in &schema.properties {
+                if let Some(v) = fields.get(*name).filter(|v| !v.is_null())
+                    && let Some(hit) = first_mismatch(registry, of, v, &child(name))
+                {
+                    return Some(hit);
+                }
+            }
+            let of = schema.additional_properties.as_deref()?;
+            fields
+                .iter()
+                .find_map(|(name, v)| first_mismatch(registry, of, v, &child(name)))
+        }
+        _ => None,
     }
 }
 

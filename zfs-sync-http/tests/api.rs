@@ -181,25 +181,58 @@ async fn registration_validates_and_shows_the_key_once() {
         assert_error(&r, 422);
         assert_eq!(r.body["field"], field, "{body} → {r:?}");
     }
-    // Wrong JSON types are a client error with the JSON shape, never a 500.
+    // Wrong JSON types are a client error with the JSON shape, never a 500, naming the field
+    // and the rule.
+    for (body, field, rule) in [
+        (
+            json!({"hostname": "ok7", "ssh_port": "twenty-two"}),
+            "ssh_port",
+            "must be an integer",
+        ),
+        (
+            json!({"hostname": "ok7", "ssh_port": 22.5}),
+            "ssh_port",
+            "must be an integer",
+        ),
+        (
+            json!({"hostname": {"name": "x"}}),
+            "hostname",
+            "must be a string",
+        ),
+        (json!({"platform": "linux"}), "hostname", "is required"),
+        (
+            json!({"hostname": "ok8", "capabilities": "all"}),
+            "capabilities",
+            "must be an object",
+        ),
+        (json!([]), "body", "must be an object"),
+    ] {
+        let r = h.admin("POST", "/api/v1/systems", Some(body.clone())).await;
+        assert_error(&r, 422);
+        assert_eq!(r.body["field"], field, "{body} → {r:?}");
+        let detail = r.body["detail"].as_str().unwrap();
+        assert_eq!(detail, format!("{field}: {rule}"), "{body}");
+    }
+    // Nested: an array item's field.
     let r = h
         .admin(
             "POST",
-            "/api/v1/systems",
-            Some(json!({"hostname": "ok7", "ssh_port": "twenty-two"})),
+            "/api/v1/sync-groups",
+            Some(json!({"name": "typed", "members": [{"system_id": id}, {"system_id": "nope"}]})),
         )
         .await;
     assert_error(&r, 422);
+    assert_eq!(r.body["field"], "members[1].system_id", "{r:?}");
+    assert_eq!(r.body["detail"], "members[1].system_id: must be a UUID");
     let r = h
         .admin(
             "POST",
-            "/api/v1/systems",
-            Some(json!({"hostname": {"name": "x"}})),
+            "/api/v1/sync-groups",
+            Some(json!({"name": "typed", "enabled": "yes"})),
         )
         .await;
     assert_error(&r, 422);
-    let r = h.admin("POST", "/api/v1/systems", Some(json!([]))).await;
-    assert_error(&r, 422);
+    assert_eq!(r.body["detail"], "enabled: must be true or false", "{r:?}");
     assert_eq!(
         h.admin("GET", "/api/v1/systems", None)
             .await
