@@ -228,9 +228,24 @@ impl std::fmt::Debug for PyWitness {
 #[pymethods]
 impl PyWitness {
     /// `job_lease_seconds`: how long a handed-out job stays leased without a result.
+    /// `inventory_cache_records`: most snapshot records kept in memory between plans (0: no
+    /// cache). `state_touch_seconds`: how old a sync state's stored `last_check` may grow
+    /// before `instructions` rewrites an otherwise unchanged state (0: every call). `None`:
+    /// the server's defaults (1,000,000 and 30).
     #[new]
-    #[pyo3(signature = (store, *, job_lease_seconds=3600))]
-    fn new(store: &Bound<'_, PyAny>, job_lease_seconds: u64) -> PyResult<Self> {
+    #[pyo3(signature = (
+        store,
+        *,
+        job_lease_seconds=3600,
+        inventory_cache_records=None,
+        state_touch_seconds=None,
+    ))]
+    fn new(
+        store: &Bound<'_, PyAny>,
+        job_lease_seconds: u64,
+        inventory_cache_records: Option<usize>,
+        state_touch_seconds: Option<u64>,
+    ) -> PyResult<Self> {
         let store: Arc<dyn Store> = if let Ok(s) = store.cast::<PySqliteStore>() {
             s.get().store.clone()
         } else if let Ok(s) = store.cast::<PyPostgresStore>() {
@@ -241,11 +256,14 @@ impl PyWitness {
         if job_lease_seconds == 0 {
             return Err(invalid("job_lease_seconds", "must be at least 1"));
         }
+        let defaults = SyncSettings::default();
         let sync = SyncService::new(
             store.clone(),
             SyncSettings {
                 job_lease_seconds,
-                ..SyncSettings::default()
+                inventory_cache_records: inventory_cache_records
+                    .unwrap_or(defaults.inventory_cache_records),
+                state_touch_seconds: state_touch_seconds.unwrap_or(defaults.state_touch_seconds),
             },
         );
         Ok(PyWitness { store, sync })

@@ -235,6 +235,38 @@ def test_unreported_jobs_expire_with_their_lease(tmp_path: Path) -> None:
         Witness(SqliteStore(":memory:"), job_lease_seconds=0)
 
 
+def test_witness_settings_reach_the_service(tmp_path: Path) -> None:
+    path = tmp_path / "settings.db"
+    cached = Witness(SqliteStore(path))
+    uncached = Witness(SqliteStore(path), inventory_cache_records=0, state_touch_seconds=0)
+    a, b = System("hostA"), System("hostB")
+    for s in (a, b):
+        cached.register_system(s)
+    cached.report_snapshots(a, history("tank", 3), now=NOW)
+    cached.report_snapshots(b, history("tank", 1), now=NOW)
+    g = cached.create_group(SyncGroup("g", [a, b]))
+
+    def planned(w: Witness) -> tuple:
+        check = w.check_group(g, now=NOW)
+        return check["plan"], sorted(s["status"] for s in check["states"])
+
+    before = planned(cached)
+    assert before == planned(uncached)
+    assert before[1] == ["in_sync", "out_of_sync"]
+    # b catches up through the other witness: the cached one sees it too (the inventory
+    # version moved), and nothing is left to send.
+    uncached.report_snapshots(b, history("tank", 3), now=NOW)
+    after = planned(cached)
+    assert after == planned(uncached)
+    assert after[1] == ["in_sync", "in_sync"]
+    assert cached.instructions(a, now=NOW)["instructions"] == []
+    for bad in (-1, "many"):
+        with pytest.raises((TypeError, OverflowError)):
+            Witness(SqliteStore(":memory:"), inventory_cache_records=bad)  # type: ignore[arg-type]
+        with pytest.raises((TypeError, OverflowError)):
+            Witness(SqliteStore(":memory:"), state_touch_seconds=bad)  # type: ignore[arg-type]
+
+
 def test_conflicts_are_recorded_and_resolved(witness: Witness) -> None:
     a, b = System("hostA"), System("hostB")
     for s in (a, b):

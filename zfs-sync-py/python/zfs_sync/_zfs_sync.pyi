@@ -446,7 +446,14 @@ class Witness:
     """The witness's services over a store. Every method blocks (the GIL released) until
     the store has answered."""
 
-    def __new__(cls, store: Union[SqliteStore, PostgresStore], *, job_lease_seconds: int = 3600) -> Self: ...
+    def __new__(
+        cls,
+        store: Union[SqliteStore, PostgresStore],
+        *,
+        job_lease_seconds: int = 3600,
+        inventory_cache_records: Optional[int] = None,
+        state_touch_seconds: Optional[int] = None,
+    ) -> Self: ...
     def register_system(self, system: System, *, now: Optional[_TimeLike] = None) -> str:
         """Registers ``system``; returns its API key (shown this once)."""
     def rotate_key(self, system_id: _SystemRef, *, now: Optional[_TimeLike] = None) -> str: ...
