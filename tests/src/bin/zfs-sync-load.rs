@@ -5,7 +5,7 @@
 //! registers hosts with an admin key, creates sync groups, then runs one scenario for a
 //! bounded time or number of requests and prints throughput, p50/p95/p99 latency per
 //! endpoint, the error count, and (when it started the server) the server's peak resident
-//! memory (`VmHWM`).
+//! memory (`VmHWM`) and CPU time.
 //!
 //! Scenarios:
 //! - `hosts`: C concurrent hosts (`--hosts`), in groups of `--group-size` (the first of each
@@ -132,6 +132,17 @@ impl Server {
     fn peak_rss_kib(&self) -> Option<u64> {
         proc_status_kib(self.pid, "VmHWM:")
     }
+}
+
+/// CPU time (user + system, all threads) the process has used so far, in seconds, from
+/// `/proc/<pid>/stat` (fields 14 and 15, in USER_HZ ticks: 100 per second on Linux).
+fn proc_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
 fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
@@ -739,6 +750,7 @@ async fn run(args: Args) -> Outcome<u64> {
     let api = Arc::new(Api { client, base });
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let stats: Shared = Arc::default();
+    let cpu_before = server.as_ref().and_then(|s| proc_cpu_seconds(s.pid));
     let (wall, label) = match args.scenario {
         Scenario::Hosts => (
             scenario_hosts(api, &args, &admin, &run, &stats).await?,
@@ -768,6 +780,17 @@ async fn run(args: Args) -> Outcome<u64> {
             println!(
                 "server resident memory now (VmRSS): {:.1} MiB",
                 kib as f64 / 1024.0
+            );
+        }
+        if let (Some(before), Some(after)) = (cpu_before, proc_cpu_seconds(server.pid)) {
+            let cpu = after - before;
+            let requests: usize = stats
+                .lock()
+                .map_or(0, |s| s.endpoints.values().map(|e| e.latencies.len()).sum());
+            println!(
+                "server CPU time (user + system, setup included): {cpu:.2} s, {:.0} % of one core, {:.2} ms per request",
+                100.0 * cpu / wall.as_secs_f64().max(1e-9),
+                1000.0 * cpu / requests.max(1) as f64
             );
         }
         print_log_tail(&server.log);
