@@ -1,3 +1,4 @@
+import ast
 import os
 import shutil
 import subprocess
@@ -6,7 +7,7 @@ import warnings
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
@@ -289,6 +290,89 @@ def test_conflicts_are_recorded_and_resolved(witness: Witness) -> None:
     assert "s2" in str(loser["destroys"])
     assert witness.conflicts(g) == []
     assert witness.conflicts(g, include_closed=True)[0]["status"] == "resolved"
+
+
+def _stub_typed_dicts() -> Dict[str, Dict[str, ast.expr]]:
+    """The TypedDicts of the installed stub: name -> {field: annotation}."""
+    stub = Path(zfs_sync.__file__).parent / "_zfs_sync.pyi"
+    out: Dict[str, Dict[str, ast.expr]] = {}
+    for node in ast.parse(stub.read_text()).body:
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(b) == "TypedDict" for b in node.bases):
+            out[node.name] = {
+                f.target.id: f.annotation
+                for f in node.body
+                if isinstance(f, ast.AnnAssign) and isinstance(f.target, ast.Name)
+            }
+    return out
+
+
+def _conforms(value: Any, ann: ast.expr, dicts: Dict[str, Dict[str, ast.expr]], path: str) -> None:
+    """Fails unless ``value`` has the shape the stub annotation says (keys exactly)."""
+    if isinstance(ann, ast.Subscript):
+        base, arg = ast.unparse(ann.value), ann.slice
+        if base == "Optional":
+            if value is not None:
+                _conforms(value, arg, dicts, path)
+        elif base == "List":
+            assert isinstance(value, list), f"{path}: {value!r} is not a list"
+            for i, v in enumerate(value):
+                _conforms(v, arg, dicts, f"{path}[{i}]")
+        elif base == "Literal":
+            elts = arg.elts if isinstance(arg, ast.Tuple) else [arg]
+            allowed = [ast.literal_eval(e) for e in elts]
+            assert value in allowed, f"{path}: {value!r} not in {allowed}"
+        elif base == "Dict":
+            assert isinstance(value, dict), f"{path}: {value!r} is not a dict"
+        return
+    assert isinstance(ann, ast.Name), ast.unparse(ann)
+    if ann.id in dicts:
+        fields = dicts[ann.id]
+        assert isinstance(value, dict), f"{path}: {value!r} is not a dict"
+        assert set(value) == set(fields), f"{path} ({ann.id}): {sorted(value)} != {sorted(fields)}"
+        for k, sub in fields.items():
+            _conforms(value[k], sub, dicts, f"{path}.{k}")
+    elif ann.id in ("str", "int", "bool"):
+        expected = {"str": str, "int": int, "bool": bool}[ann.id]
+        assert isinstance(value, expected) and (ann.id == "bool" or not isinstance(value, bool)), (
+            f"{path}: {value!r} is not {ann.id}"
+        )
+
+
+def test_returned_dicts_match_the_stub_typed_dicts(tmp_path: Path) -> None:
+    dicts = _stub_typed_dicts()
+    assert {"_InstructionsDict", "_JobDict", "_GroupCheckDict", "_FleetHealthDict"} <= set(dicts)
+    check = lambda value, name: _conforms(value, ast.Name(id=name), dicts, name)  # noqa: E731
+    w = Witness(SqliteStore(tmp_path / "shapes.db"), job_lease_seconds=60)
+    a, b, c = System("hostA"), System("hostB"), System("hostC")
+    for s in (a, b, c):
+        w.register_system(s)
+    w.heartbeat(a, now=NOW)
+    w.report_snapshots(a, history("tank", 3), now=NOW)
+    w.report_snapshots(b, history("tank", 1), now=NOW)
+    # c diverged after s1: a conflict.
+    w.report_snapshots(c, history("tank", 2) + [snap("tank/vm1@s2", 777, 3, 2)], now=NOW)
+    # a is the hub: the source, whatever the (random) system ids.
+    g = w.create_group(SyncGroup("g", [a, b, c], directional=True, hub_system_id=a))
+    ins = w.instructions(a, now=NOW)
+    assert ins["instructions"], ins
+    check(ins, "_InstructionsDict")
+    job = w.report_job(ins["instructions"][0]["job_id"], "failed", "receive failed", now=NOW)
+    check(job, "_JobDict")
+    group_check = w.check_group(g, now=NOW)
+    assert group_check["states"] and group_check["conflicts"], group_check
+    check(group_check, "_GroupCheckDict")
+    conflicts = w.conflicts(g)
+    assert conflicts
+    for conflict in conflicts:
+        check(conflict, "_ConflictRecordDict")
+    w.instructions(a, now=NOW)
+    expired = w.expire_leases(now=NOW + timedelta(hours=1))
+    assert expired
+    for e in expired:
+        check(e, "_JobDict")
+    health = w.fleet_health(now=NOW)
+    assert {h["status"] for h in health["systems"]} == {"online", "never_seen"}
+    check(health, "_FleetHealthDict")
 
 
 def test_resume_tokens(witness: Witness) -> None:

@@ -3,7 +3,7 @@
 import os
 import sys
 from datetime import datetime
-from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, Union, final
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, TypedDict, Union, final
 from uuid import UUID
 
 if sys.version_info >= (3, 11):
@@ -47,6 +47,117 @@ _Json = Any
 _TransferMode = Literal["push", "pull"]
 _SendFlag = Literal["compressed", "raw", "large_blocks", "embedded"]
 _ConflictStrategy = Literal["use_newest", "use_largest", "use_majority", "manual", "ignore"]
+
+# -- the dicts Witness returns (JSON-ready: UUIDs and times as strings) ------------------------
+
+class _SystemDict(TypedDict):
+    id: str
+    hostname: str
+    platform: Optional[str]
+    ssh_hostname: Optional[str]
+    ssh_user: Optional[str]
+    ssh_port: int
+    capabilities: Optional[Dict[str, _Json]]
+    extra_metadata: Dict[str, _Json]
+    last_seen: Optional[str]
+    created_at: str
+    updated_at: str
+
+class _CommandDict(TypedDict):
+    #: The pipeline as one ``sh -c`` string.
+    shell: str
+    #: The same pipeline as argv vectors, one per stage.
+    argv: List[List[str]]
+
+class _DiagnosticDict(TypedDict):
+    system_id: Optional[str]
+    dataset: Optional[str]
+    message: str
+
+class _InstructionDict(TypedDict):
+    job_id: str
+    group_id: str
+    #: The planned transfer (dataset, kind, mode, source, target, base, snapshots, steps, …).
+    transfer: Dict[str, _Json]
+    source: _SystemDict
+    target: _SystemDict
+    commands: List[_CommandDict]
+
+class _InstructionsDict(TypedDict):
+    system_id: str
+    timestamp: str
+    instructions: List[_InstructionDict]
+    diagnostics: List[_DiagnosticDict]
+
+class _JobDict(TypedDict):
+    id: str
+    group_id: str
+    dataset: str
+    source_system_id: str
+    target_system_id: str
+    runner_system_id: str
+    kind: Literal["incremental", "full", "resume"]
+    #: What was handed out: ``{"transfer": {...}, "commands": [...]}``.
+    spec: Dict[str, _Json]
+    status: Literal["pending", "leased", "succeeded", "failed", "expired", "cancelled"]
+    lease_expires_at: Optional[str]
+    attempts: int
+    error: Optional[str]
+    bytes: Optional[int]
+    resume_token: Optional[str]
+    created_at: str
+    updated_at: str
+
+class _SyncStateDict(TypedDict):
+    id: str
+    group_id: str
+    dataset: str
+    system_id: str
+    status: Literal["in_sync", "out_of_sync", "syncing", "conflict", "error"]
+    last_check: Optional[str]
+    last_sync: Optional[str]
+    lag_seconds: int
+    missing_count: int
+    error_message: Optional[str]
+    job_id: Optional[str]
+    updated_at: str
+
+class _ConflictRecordDict(TypedDict):
+    id: str
+    group_id: str
+    dataset: str
+    system_a: str
+    system_b: str
+    kind: str
+    reason: str
+    details: Dict[str, _Json]
+    status: Literal["open", "resolved", "gone"]
+    detected_at: str
+    updated_at: str
+    resolved_at: Optional[str]
+    resolution: Optional[Dict[str, _Json]]
+
+class _GroupCheckDict(TypedDict):
+    #: The plan as JSON (``Witness.plan`` gives it as a ``Plan``).
+    plan: Dict[str, _Json]
+    states: List[_SyncStateDict]
+    conflicts: List[_ConflictRecordDict]
+
+class _SystemHealthDict(TypedDict):
+    system_id: str
+    hostname: str
+    status: Literal["online", "offline", "never_seen"]
+    last_seen: Optional[str]
+    seconds_since_last_seen: Optional[int]
+    heartbeat_timeout_seconds: int
+
+class _FleetHealthDict(TypedDict):
+    timestamp: str
+    total: int
+    online: int
+    offline: int
+    never_seen: int
+    systems: List[_SystemHealthDict]
 
 # -- names ------------------------------------------------------------------------------------
 
@@ -502,10 +613,10 @@ class Witness:
     def add_member(self, group_id: _GroupRef, member: Union[Member, _SystemRef]) -> None: ...
     def remove_member(self, group_id: _GroupRef, system_id: _SystemRef) -> None: ...
     def plan(self, group_id: _GroupRef, *, now: Optional[_TimeLike] = None) -> Plan: ...
-    def check_group(self, group_id: _GroupRef, *, now: Optional[_TimeLike] = None) -> Dict[str, _Json]: ...
+    def check_group(self, group_id: _GroupRef, *, now: Optional[_TimeLike] = None) -> _GroupCheckDict: ...
     def instructions(
         self, system_id: _SystemRef, group_id: Optional[_GroupRef] = None, *, now: Optional[_TimeLike] = None
-    ) -> Dict[str, _Json]: ...
+    ) -> _InstructionsDict: ...
     def report_job(
         self,
         job_id: _UuidLike,
@@ -515,9 +626,9 @@ class Witness:
         *,
         resume_token: Optional[str] = None,
         now: Optional[_TimeLike] = None,
-    ) -> Dict[str, _Json]: ...
-    def expire_leases(self, *, now: Optional[_TimeLike] = None) -> List[Dict[str, _Json]]: ...
-    def conflicts(self, group_id: _GroupRef, *, include_closed: bool = False) -> List[Dict[str, _Json]]: ...
+    ) -> _JobDict: ...
+    def expire_leases(self, *, now: Optional[_TimeLike] = None) -> List[_JobDict]: ...
+    def conflicts(self, group_id: _GroupRef, *, include_closed: bool = False) -> List[_ConflictRecordDict]: ...
     def resolve_conflict(
         self,
         conflict_id: _UuidLike,
@@ -526,4 +637,4 @@ class Witness:
         *,
         now: Optional[_TimeLike] = None,
     ) -> Dict[str, _Json]: ...
-    def fleet_health(self, *, timeout_seconds: int = 300, now: Optional[_TimeLike] = None) -> Dict[str, _Json]: ...
+    def fleet_health(self, *, timeout_seconds: int = 300, now: Optional[_TimeLike] = None) -> _FleetHealthDict: ...
