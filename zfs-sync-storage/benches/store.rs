@@ -66,17 +66,12 @@ fn inventory(n: usize) -> Vec<NewSnapshot> {
 
 async fn new_system(store: &dyn Store) -> Uuid {
     let s = System {
-        id: Uuid::new_v4(),
-        hostname: format!("bench-{}", Uuid::new_v4().simple()),
-        platform: None,
-        ssh_hostname: None,
-        ssh_user: None,
-        ssh_port: 22,
-        capabilities: None,
-        extra_metadata: Metadata::new(),
-        last_seen: None,
         created_at: t0(),
         updated_at: t0(),
+        ..zfs_sync::testing::fixtures::system(
+            Uuid::new_v4(),
+            &format!("bench-{}", Uuid::new_v4().simple()),
+        )
     };
     store.create_system(&s).await.unwrap();
     s.id

@@ -278,17 +278,10 @@ mod tests {
     fn system(hostname: &str) -> System {
         let now = Utc::now();
         System {
-            id: Uuid::new_v4(),
-            hostname: hostname.into(),
-            platform: None,
-            ssh_hostname: None,
             ssh_user: Some("zfs".into()),
-            ssh_port: 22,
-            capabilities: None,
-            extra_metadata: Default::default(),
-            last_seen: None,
             created_at: now,
             updated_at: now,
+            ..crate::testing::fixtures::system(Uuid::new_v4(), hostname)
         }
     }
 

@@ -131,17 +131,10 @@ mod tests {
     fn system(hostname: &str, last_seen: Option<DateTime<Utc>>) -> System {
         let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         System {
-            id: Uuid::new_v4(),
-            hostname: hostname.into(),
-            platform: None,
-            ssh_hostname: None,
-            ssh_user: None,
-            ssh_port: 22,
-            capabilities: None,
-            extra_metadata: Metadata::new(),
             last_seen,
             created_at: t0,
             updated_at: t0,
+            ..crate::testing::fixtures::system(Uuid::new_v4(), hostname)
         }
     }
 

@@ -209,17 +209,10 @@ fn unique(prefix: &str) -> String {
 
 fn system() -> System {
     System {
-        id: Uuid::new_v4(),
-        hostname: unique("h"),
         platform: Some("linux".into()),
-        ssh_hostname: None,
-        ssh_user: None,
-        ssh_port: 22,
-        capabilities: None,
-        extra_metadata: Metadata::new(),
-        last_seen: None,
         created_at: t0(),
         updated_at: t0(),
+        ..crate::testing::fixtures::system(Uuid::new_v4(), &unique("h"))
     }
 }
 
