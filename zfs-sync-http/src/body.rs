@@ -30,11 +30,15 @@ pub async fn read_json(
     req: &Request,
     body: &mut RequestBody,
 ) -> Result<Option<serde_json::Value>, ApiError> {
-    let bytes = read_bytes(req, body).await?;
+    parse_body(&read_bytes(req, body).await?)
+}
+
+/// The body as JSON; `None` when empty.
+fn parse_body(bytes: &[u8]) -> Result<Option<serde_json::Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    parse_json(&bytes).map(Some)
+    parse_json(bytes).map(Some)
 }
 
 /// The body's bytes; 413 past the configured limit.
@@ -97,18 +101,19 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let value = read_json(req, body).await?;
+        let bytes = read_bytes(req, body).await?;
+        let value = parse_body(&bytes)?;
         if value.is_none() && T::IS_REQUIRED {
             return Err(body_required().into());
         }
-        // Small bodies (systems, groups, results): the copy serves to name the bad field.
-        let kept = value.clone();
         T::parse_from_json(value).map(JsonBody).map_err(|e| {
+            // Only on this error path: the body again, to name the field that broke.
             let mut registry = Registry::new();
             T::register(&mut registry);
-            let located = kept
-                .as_ref()
-                .and_then(|v| first_mismatch(&registry, &T::schema_ref(), v, ""));
+            let located = parse_body(&bytes)
+                .ok()
+                .flatten()
+                .and_then(|v| first_mismatch(&registry, &T::schema_ref(), &v, ""));
             match located {
                 Some((field, rule)) => ApiError::invalid(field, rule),
                 None => ApiError::new(
@@ -164,17 +169,11 @@ fn first_mismatch(
                 return at("must be a string".into());
             };
             let chars = text.chars().count();
-            if schema.max_length.is_some_and(|n| chars > n) {
-                return at(format!(
-                    "must be at most {} characters",
-                    schema.max_length.unwrap_or_default()
-                ));
+            if let Some(n) = schema.max_length.filter(|n| chars > *n) {
+                return at(format!("must be at most {n} characters"));
             }
-            if schema.min_length.is_some_and(|n| chars < n) {
-                return at(format!(
-                    "must be at least {} characters",
-                    schema.min_length.unwrap_or_default()
-                ));
+            if let Some(n) = schema.min_length.filter(|n| chars < *n) {
+                return at(format!("must be at least {n} characters"));
             }
             match schema.format {
                 Some("uuid") if uuid::Uuid::parse_str(text).is_err() => at("must be a UUID".into()),
@@ -184,20 +183,10 @@ fn first_mismatch(
                 _ => None,
             }
         }
+        "integer" if !(value.is_i64() || value.is_u64()) => at("must be an integer".into()),
+        "number" if !value.is_number() => at("must be a number".into()),
         "integer" | "number" => {
-            let Some(n) = value.as_f64() else {
-                return at(format!(
-                    "must be {}",
-                    if schema.ty == "integer" {
-                        "an integer"
-                    } else {
-                        "a number"
-                    }
-                ));
-            };
-            if schema.ty == "integer" && !(value.is_i64() || value.is_u64()) {
-                return at("must be an integer".into());
-            }
+            let n = value.as_f64()?;
             if let Some(max) = schema.maximum.filter(|max| n > *max) {
                 return at(format!("must be at most {max}"));
             }

@@ -97,6 +97,7 @@ pub fn redact_url(url: &str) -> String {
 
 impl Default for Settings {
     fn default() -> Self {
+        let sync = zfs_sync::service::sync::SyncSettings::default();
         Settings {
             database_url: None,
             database_schema: None,
@@ -109,11 +110,9 @@ impl Default for Settings {
             heartbeat_timeout_seconds: zfs_sync::service::health::DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
             cors_origins: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
-            job_lease_seconds: 3600,
-            inventory_cache_records: zfs_sync::service::sync::SyncSettings::default()
-                .inventory_cache_records,
-            state_touch_seconds: zfs_sync::service::sync::SyncSettings::default()
-                .state_touch_seconds,
+            job_lease_seconds: sync.job_lease_seconds,
+            inventory_cache_records: sync.inventory_cache_records,
+            state_touch_seconds: sync.state_touch_seconds,
             metrics_public: true,
             scheduler_tick_seconds: 30,
         }

@@ -71,6 +71,21 @@ async fn every_error_is_json() {
             format!("/api/v1/snapshots/batch?system_id={ghost}"),
             Some(json!([snap("tank", "vm1", "s", 1, 1, 1)])),
         ),
+        (
+            "POST",
+            format!("/api/v1/snapshots?system_id={ghost}"),
+            Some(snap("tank", "vm1", "s", 1, 1, 1)),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/systems/{ghost}/snapshots"),
+            Some(json!([snap("tank", "vm1", "s", 1, 1, 1)])),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/systems/{ghost}/snapshots"),
+            Some(json!([])),
+        ),
         ("GET", format!("/api/v1/sync/instructions/{ghost}"), None),
     ] {
         let r = h.admin(method, &path, body).await;

@@ -180,7 +180,7 @@ impl SnapshotsApi {
             false,
         )?;
         let system_id = reporting_system(&key, system_id.0, &report.named_systems)?;
-        state.system(system_id).await?;
+        // The upsert says when the system does not exist (and then stores nothing).
         let mut stored = state
             .store
             .upsert_snapshots(system_id, &report.snapshots, Utc::now())

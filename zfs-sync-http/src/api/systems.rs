@@ -338,7 +338,7 @@ impl SystemsApi {
         let scope = dataset_scope(dataset.0)?;
         let report = parse_report(body.0, state.max_batch_items(), true)?;
         check_named_systems(&report.named_systems, system_id)?;
-        state.system(system_id).await?;
+        // The replacement says when the system does not exist (and then changes nothing).
         let now = Utc::now();
         let (upserted, deleted) = state
             .store

@@ -2119,17 +2119,11 @@ mod tests {
         drop(c);
         let t = Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap();
         let system = |host: &str| System {
-            id: Uuid::new_v4(),
-            hostname: host.into(),
             platform: Some("FreeBSD".into()),
-            ssh_hostname: None,
-            ssh_user: None,
-            ssh_port: 22,
             capabilities: Some(Capabilities::ALL),
-            extra_metadata: Metadata::new(),
-            last_seen: None,
             created_at: t,
             updated_at: t,
+            ..zfs_sync::testing::fixtures::system(Uuid::new_v4(), host)
         };
         let (a, b) = (system("alpha"), system("beta"));
         old.create_system(&a).await.unwrap();
@@ -2251,17 +2245,9 @@ mod tests {
         let store = PostgresStore::open(config).await.unwrap();
         let t = Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap();
         let sys = System {
-            id: Uuid::new_v4(),
-            hostname: "large".into(),
-            platform: None,
-            ssh_hostname: None,
-            ssh_user: None,
-            ssh_port: 22,
-            capabilities: None,
-            extra_metadata: Metadata::new(),
-            last_seen: None,
             created_at: t,
             updated_at: t,
+            ..zfs_sync::testing::fixtures::system(Uuid::new_v4(), "large")
         };
         store.create_system(&sys).await.unwrap();
         let batch = |used: u64| -> Vec<NewSnapshot> {

@@ -2150,17 +2150,13 @@ mod tests {
     fn system(host: &str) -> System {
         let t = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
         System {
-            id: Uuid::new_v4(),
-            hostname: host.into(),
-            platform: None,
-            ssh_hostname: None,
             ssh_user: Some("root".into()),
             ssh_port: 2222,
             capabilities: Some(Capabilities::NONE),
-            extra_metadata: Metadata::new(),
             last_seen: Some(t),
             created_at: t,
             updated_at: t,
+            ..zfs_sync::testing::fixtures::system(Uuid::new_v4(), host)
         }
     }
 

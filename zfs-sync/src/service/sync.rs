@@ -222,15 +222,7 @@ impl SyncService {
             let id = system.id;
             let inv = match reusable.remove(&id) {
                 Some(inv) => inv,
-                None => {
-                    let (snapshots, resume_tokens) = loaded.remove(&id).unwrap_or_default();
-                    MemberInventory {
-                        system,
-                        member,
-                        snapshots,
-                        resume_tokens,
-                    }
-                }
+                None => member_inventory(member, system, &mut loaded),
             };
             // A system deleted since the versions were read has none: never reused.
             out_versions.push(versions.get(&id).copied().unwrap_or(i64::MIN));
@@ -962,16 +954,19 @@ pub async fn load_inventories(
     let members = member_systems(store, group).await?;
     Ok(members
         .into_iter()
-        .map(|(member, system)| {
-            let (snapshots, resume_tokens) = parts.remove(&system.id).unwrap_or_default();
-            MemberInventory {
-                system,
-                member,
-                snapshots,
-                resume_tokens,
-            }
-        })
+        .map(|(member, system)| member_inventory(member, system, &mut parts))
         .collect())
+}
+
+/// A member's inventory from the loaded parts (empty when nothing was loaded for it).
+fn member_inventory(member: Member, system: System, parts: &mut Parts) -> MemberInventory {
+    let (snapshots, resume_tokens) = parts.remove(&system.id).unwrap_or_default();
+    MemberInventory {
+        system,
+        member,
+        snapshots,
+        resume_tokens,
+    }
 }
 
 /// The group's members with their systems, in member order.
@@ -991,12 +986,12 @@ async fn member_systems(store: &dyn Store, group: &SyncGroup) -> Result<Vec<(Mem
         .collect())
 }
 
+/// Snapshots and resume tokens, by system.
+type Parts = HashMap<Uuid, (Vec<Snapshot>, Vec<ResumeToken>)>;
+
 /// The snapshots and resume tokens of these systems, by system.
-async fn load_parts(
-    store: &dyn Store,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, (Vec<Snapshot>, Vec<ResumeToken>)>> {
-    let mut parts: HashMap<Uuid, (Vec<Snapshot>, Vec<ResumeToken>)> = HashMap::new();
+async fn load_parts(store: &dyn Store, ids: &[Uuid]) -> Result<Parts> {
+    let mut parts = Parts::new();
     if ids.is_empty() {
         return Ok(parts);
     }

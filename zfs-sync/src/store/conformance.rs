@@ -795,6 +795,12 @@ pub async fn snapshot_upsert_unknown_system(store: &dyn Store) {
             )
             .await,
     );
+    // An empty replacement too (the HTTP handlers rely on it).
+    assert_not_found(
+        store
+            .replace_inventory(ghost, &InventoryScope::All, &[], t0())
+            .await,
+    );
     assert!(inventory(store, ghost).await.is_empty());
 }
 
