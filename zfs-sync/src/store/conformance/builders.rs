@@ -7,7 +7,8 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::model::{
     ApiKeyRecord, ConflictKind, ConflictRecord, ConflictStatus, Job, JobStatus, Member, Metadata,
-    NewSnapshot, Policy, Role, SyncGroup, SyncState, SyncStatus, System, Topology, TransferKind,
+    NewSnapshot, Policy, Role, Snapshot, SyncGroup, SyncState, SyncStatus, System, Topology,
+    TransferKind,
 };
 use crate::store::Store;
 
@@ -212,5 +213,12 @@ pub(super) async fn inventory(
         .map(|s| (s.pool, s.dataset, s.name, s.guid))
         .collect();
     v.sort();
+    v
+}
+
+/// The stored snapshots of a system, ordered by name.
+pub(super) async fn rows_by_name(store: &dyn Store, system_id: Uuid) -> Vec<Snapshot> {
+    let mut v = store.snapshots_of_systems(&[system_id]).await.unwrap();
+    v.sort_by(|x, y| x.name.cmp(&y.name));
     v
 }

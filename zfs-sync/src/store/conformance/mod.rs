@@ -134,6 +134,9 @@ macro_rules! for_each_conformance_behaviour {
             snapshots_of_systems_and_delete,
             resume_tokens,
             concurrent_writers_lose_nothing,
+            mixed_batch_keeps_input_order_and_ids,
+            upsert_refreshes_exactly_the_reported_rows,
+            large_batch_upserts_and_keeps_ids,
             inventory_versions_move_with_every_change,
             snapshot_names_of_some_datasets,
             // round_trips.rs

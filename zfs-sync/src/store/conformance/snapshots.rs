@@ -460,6 +460,167 @@ pub async fn concurrent_writers_lose_nothing(store: &dyn Store) {
     assert_eq!(ids.len(), rows.len());
 }
 
+/// A batch mixing stored and new snapshots, out of key order and alternating between the two
+/// kinds (a store may write in key order and switch between insert-first and lookup-first):
+/// rows come back in input order, stored rows keep their ids, new rows get fresh ones, and
+/// every row is stored as returned.
+pub async fn mixed_batch_keeps_input_order_and_ids(store: &dyn Store) {
+    let sys = new_system(store).await;
+    let snap = |i: u64| NewSnapshot {
+        createtxg: Some(i),
+        creation: t0() + secs(i as i64),
+        used: i,
+        referenced: 2 * i,
+        ..snap(
+            "tank",
+            &format!("vm{}", i % 3),
+            &format!("s{i:03}"),
+            1000 + i,
+        )
+    };
+    // Stored first: every third snapshot, and a run of consecutive ones.
+    let stored: Vec<u64> = (0..60)
+        .filter(|i| i % 3 == 0 || (20..30).contains(i))
+        .collect();
+    let first_items: Vec<NewSnapshot> = stored.iter().map(|&i| snap(i)).collect();
+    let first = store
+        .upsert_snapshots(sys.id, &first_items, t0())
+        .await
+        .unwrap();
+    // Then all 60, in descending order, with changed values.
+    let later = t0() + secs(60);
+    let batch: Vec<NewSnapshot> = (0..60)
+        .rev()
+        .map(|i| NewSnapshot {
+            used: 7 * i + 1,
+            ..snap(i)
+        })
+        .collect();
+    let rows = store.upsert_snapshots(sys.id, &batch, later).await.unwrap();
+    assert_eq!(rows.len(), batch.len());
+    let mut seen = HashSet::new();
+    for (row, item) in rows.iter().zip(&batch) {
+        assert_eq!(
+            (
+                &row.pool,
+                &row.dataset,
+                &row.name,
+                row.used,
+                row.last_reported
+            ),
+            (&item.pool, &item.dataset, &item.name, item.used, later),
+            "rows come back in input order"
+        );
+        assert!(seen.insert(row.id), "ids are distinct");
+        match first.iter().find(|f| f.name == item.name) {
+            Some(f) => assert_eq!(row.id, f.id, "{} keeps its id", item.name),
+            None => assert!(!row.id.is_nil(), "{} gets an id", item.name),
+        }
+        assert_eq!(
+            store.get_snapshot(row.id).await.unwrap().as_ref(),
+            Some(row)
+        );
+    }
+    assert_eq!(
+        store.snapshots_of_systems(&[sys.id]).await.unwrap().len(),
+        60
+    );
+}
+
+/// Reports of runs of one dataset (long enough for a store to refresh a range of rows at
+/// once): unchanged rows refreshed, changed rows updated, new rows inserted, and rows not
+/// reported left alone, also when every other row of a range is reported.
+pub async fn upsert_refreshes_exactly_the_reported_rows(store: &dyn Store) {
+    let a = new_system(store).await;
+    let t = |h: i64| t0() + secs(h * 3600);
+    let snap = |i: usize, used: u64| NewSnapshot {
+        createtxg: Some(i as u64),
+        creation: t(0),
+        used,
+        referenced: 7,
+        ..snap("tank", "vm", &format!("s{i:02}"), i as u64)
+    };
+    let stored = || rows_by_name(store, a.id);
+    let first: Vec<NewSnapshot> = (0..40).rev().map(|i| snap(i, 1)).collect();
+    store.upsert_snapshots(a.id, &first, t(1)).await.unwrap();
+    let ids: Vec<Uuid> = stored().await.iter().map(|s| s.id).collect();
+
+    // All 40 again (one changed) and 5 new: the range is refreshed at once.
+    let mut second: Vec<NewSnapshot> = (0..45).map(|i| snap(i, 1)).collect();
+    second[5].used = 99;
+    let out = store.upsert_snapshots(a.id, &second, t(2)).await.unwrap();
+    let now = stored().await;
+    assert_eq!(now.len(), 45);
+    assert!(now.iter().all(|s| s.last_reported == t(2)));
+    assert_eq!(now[5].used, 99);
+    assert!(now.iter().filter(|s| s.name != "s05").all(|s| s.used == 1));
+    assert_eq!(now[..40].iter().map(|s| s.id).collect::<Vec<_>>(), ids);
+    let mut out_sorted = out.clone();
+    out_sorted.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(out_sorted, now);
+
+    // A middle range, all stored rows in it reported: only those are refreshed.
+    let third: Vec<NewSnapshot> = (5..35).map(|i| snap(i, 1)).collect();
+    store.upsert_snapshots(a.id, &third, t(3)).await.unwrap();
+    let now = stored().await;
+    for (i, s) in now.iter().enumerate() {
+        let expected = if (5..35).contains(&i) { t(3) } else { t(2) };
+        assert_eq!(s.last_reported, expected, "{}", s.name);
+    }
+    assert_eq!(now[5].used, 1, "s05 changed back");
+
+    // Every other row of a range (17 rows): the skipped ones keep their report time.
+    // (Some changed, some not: the unchanged ones must not be refreshed by range.)
+    let used = |i: usize| if i.is_multiple_of(4) { 3 } else { 1 };
+    let fourth: Vec<NewSnapshot> = (10..44).step_by(2).map(|i| snap(i, used(i))).collect();
+    store.upsert_snapshots(a.id, &fourth, t(4)).await.unwrap();
+    let after = stored().await;
+    for (i, (s, before)) in after.iter().zip(&now).enumerate() {
+        if (10..44).contains(&i) && i.is_multiple_of(2) {
+            assert_eq!((s.last_reported, s.used), (t(4), used(i)), "{}", s.name);
+        } else {
+            assert_eq!(s, before, "{}", s.name);
+        }
+    }
+}
+
+/// A batch of 10,000 snapshots (large enough for a store to need more working memory):
+/// inserted, then updated in place, ids kept and rows returned in input order.
+pub async fn large_batch_upserts_and_keeps_ids(store: &dyn Store) {
+    let sys = new_system(store).await;
+    let t = t0();
+    let batch = |used: u64| -> Vec<NewSnapshot> {
+        (0..10_000u64)
+            .rev()
+            .map(|i| NewSnapshot {
+                createtxg: Some(i),
+                creation: t,
+                used,
+                referenced: 0,
+                ..snap("tank", &format!("ds{}", i % 7), &format!("s{i}"), i)
+            })
+            .collect()
+    };
+    let first = store.upsert_snapshots(sys.id, &batch(1), t).await.unwrap();
+    let later = t + secs(3600);
+    let again = store
+        .upsert_snapshots(sys.id, &batch(2), later)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 10_000);
+    for (a, b) in first.iter().zip(&again) {
+        assert_eq!((a.id, &a.name, a.used), (b.id, &b.name, 1));
+        assert_eq!((b.used, b.last_reported), (2, later));
+    }
+    let ids: HashSet<Uuid> = first.iter().map(|s| s.id).collect();
+    assert_eq!(ids.len(), 10_000);
+    let mut stored = store.snapshots_of_systems(&[sys.id]).await.unwrap();
+    stored.sort_by_key(|s| s.guid);
+    let mut expected = again;
+    expected.sort_by_key(|s| s.guid);
+    assert_eq!(stored, expected);
+}
+
 pub async fn inventory_versions_move_with_every_change(store: &dyn Store) {
     let a = new_system(store).await;
     let b = new_system(store).await;
