@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::model::{
-    ApiKeyRecord, ConflictKind, ConflictRecord, ConflictStatus, Job, JobStatus, Member, Metadata,
-    NewSnapshot, Policy, Role, Snapshot, SyncGroup, SyncState, SyncStatus, System, Topology,
-    TransferKind,
+    ApiKeyRecord, ConflictKind, ConflictRecord, ConflictStatus, Job, JobFilter, JobStatus, Member,
+    Metadata, NewSnapshot, Policy, Role, Snapshot, SyncGroup, SyncState, SyncStateFilter,
+    SyncStatus, System, Topology, TransferKind,
 };
 use crate::store::Store;
 
@@ -221,4 +221,54 @@ pub(super) async fn rows_by_name(store: &dyn Store, system_id: Uuid) -> Vec<Snap
     let mut v = store.snapshots_of_systems(&[system_id]).await.unwrap();
     v.sort_by(|x, y| x.name.cmp(&y.name));
     v
+}
+
+pub(super) fn member(system_id: Uuid, dataset_root: Option<&str>) -> Member {
+    Member {
+        system_id,
+        dataset_root: dataset_root.map(Into::into),
+    }
+}
+
+/// Stores [`job`]`(..)`, returning the active job (see `create_job_if_absent`).
+pub(super) async fn new_job(
+    store: &dyn Store,
+    group_id: Uuid,
+    dataset: &str,
+    source: Uuid,
+    target: Uuid,
+    created_at: DateTime<Utc>,
+) -> Job {
+    store
+        .create_job_if_absent(&job(group_id, dataset, source, target, created_at))
+        .await
+        .unwrap()
+}
+
+/// Leases job `id`, which must be leasable.
+pub(super) async fn leased(
+    store: &dyn Store,
+    id: Uuid,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Job {
+    store.lease_job(id, now, until).await.unwrap().unwrap()
+}
+
+/// The sync states of a group.
+pub(super) async fn group_states(store: &dyn Store, group_id: Uuid) -> Vec<SyncState> {
+    let filter = SyncStateFilter {
+        group_id: Some(group_id),
+        ..Default::default()
+    };
+    store.list_states(&filter).await.unwrap()
+}
+
+/// The jobs of a group.
+pub(super) async fn group_jobs(store: &dyn Store, group_id: Uuid) -> Vec<Job> {
+    let filter = JobFilter {
+        group_id: Some(group_id),
+        ..Default::default()
+    };
+    store.list_jobs(&filter).await.unwrap()
 }

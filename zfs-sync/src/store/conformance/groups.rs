@@ -4,8 +4,8 @@ use uuid::Uuid;
 
 use super::builders::*;
 use crate::model::{
-    ConflictKind, ConflictStrategy, JobFilter, Member, Policy, SendFlags, SyncGroup,
-    SyncStateFilter, SyncStatus, Topology, TransferMode,
+    ConflictKind, ConflictStrategy, Policy, SendFlags, SyncGroup, SyncStatus, Topology,
+    TransferMode,
 };
 use crate::store::Store;
 
@@ -150,73 +150,26 @@ pub async fn members_put_and_remove(store: &dyn Store) {
     let (a, b, g) = pair(store).await;
     let c = new_system(store).await;
     store
-        .put_member(
-            g.id,
-            &Member {
-                system_id: c.id,
-                dataset_root: Some("backup/c".into()),
-            },
-        )
+        .put_member(g.id, &member(c.id, Some("backup/c")))
         .await
         .unwrap();
     store
-        .put_member(
-            g.id,
-            &Member {
-                system_id: a.id,
-                dataset_root: Some("tank/root".into()),
-            },
-        )
+        .put_member(g.id, &member(a.id, Some("tank/root")))
         .await
         .unwrap();
     let got = store.get_group(g.id).await.unwrap().unwrap();
     let mut expect = vec![
-        Member {
-            system_id: a.id,
-            dataset_root: Some("tank/root".into()),
-        },
-        Member {
-            system_id: b.id,
-            dataset_root: None,
-        },
-        Member {
-            system_id: c.id,
-            dataset_root: Some("backup/c".into()),
-        },
+        member(a.id, Some("tank/root")),
+        member(b.id, None),
+        member(c.id, Some("backup/c")),
     ];
     expect.sort_by_key(|m| m.system_id);
     assert_eq!(got.members, expect);
-    assert_not_found(
-        store
-            .put_member(
-                g.id,
-                &Member {
-                    system_id: Uuid::new_v4(),
-                    dataset_root: None,
-                },
-            )
-            .await,
-    );
-    assert_not_found(
-        store
-            .put_member(
-                Uuid::new_v4(),
-                &Member {
-                    system_id: a.id,
-                    dataset_root: None,
-                },
-            )
-            .await,
-    );
+    assert_not_found(store.put_member(g.id, &member(Uuid::new_v4(), None)).await);
+    assert_not_found(store.put_member(Uuid::new_v4(), &member(a.id, None)).await);
     assert_invalid(
         store
-            .put_member(
-                g.id,
-                &Member {
-                    system_id: a.id,
-                    dataset_root: Some("bad//root".into()),
-                },
-            )
+            .put_member(g.id, &member(a.id, Some("bad//root")))
             .await,
         "member",
     );
@@ -232,13 +185,7 @@ pub async fn members_put_and_remove(store: &dyn Store) {
         .await
         .unwrap();
     store.remove_member(g.id, c.id).await.unwrap();
-    let states = store
-        .list_states(&SyncStateFilter {
-            group_id: Some(g.id),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let states = group_states(store, g.id).await;
     assert_eq!(
         states.iter().map(|s| s.system_id).collect::<Vec<_>>(),
         vec![a.id]
@@ -275,55 +222,14 @@ pub async fn delete_group_cascades(store: &dyn Store) {
             )
             .await
             .unwrap();
-        store
-            .create_job_if_absent(&job(gr.id, "vm", a.id, b.id, t0()))
-            .await
-            .unwrap();
+        new_job(store, gr.id, "vm", a.id, b.id, t0()).await;
     }
     store.delete_group(g.id).await.unwrap();
-    assert!(
-        store
-            .list_states(&SyncStateFilter {
-                group_id: Some(g.id),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(group_states(store, g.id).await.is_empty());
     assert!(store.list_conflicts(g.id, true).await.unwrap().is_empty());
-    assert!(
-        store
-            .list_jobs(&JobFilter {
-                group_id: Some(g.id),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .list_states(&SyncStateFilter {
-                group_id: Some(other.id),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert!(group_jobs(store, g.id).await.is_empty());
+    assert_eq!(group_states(store, other.id).await.len(), 1);
     assert_eq!(store.list_conflicts(other.id, true).await.unwrap().len(), 1);
-    assert_eq!(
-        store
-            .list_jobs(&JobFilter {
-                group_id: Some(other.id),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(group_jobs(store, other.id).await.len(), 1);
     assert!(store.get_system(a.id).await.unwrap().is_some());
 }

@@ -85,13 +85,7 @@ pub async fn states_replace(store: &dyn Store) {
         .replace_group_states(g.id, &[new_a.clone(), new_c.clone(), new_d.clone()])
         .await
         .unwrap();
-    let got = store
-        .list_states(&SyncStateFilter {
-            group_id: Some(g.id),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let got = group_states(store, g.id).await;
     let summary: Vec<(String, SyncStatus, Uuid)> = got
         .iter()
         .map(|s| (s.dataset.clone(), s.status, s.id))
@@ -115,25 +109,7 @@ pub async fn states_replace(store: &dyn Store) {
         store.replace_group_states(g.id, &[new_a, wrong]).await,
         "states[1]",
     );
-    assert_eq!(
-        store
-            .list_states(&SyncStateFilter {
-                group_id: Some(g.id),
-                ..Default::default()
-            })
-            .await
-            .unwrap(),
-        got
-    );
+    assert_eq!(group_states(store, g.id).await, got);
     store.replace_group_states(g.id, &[]).await.unwrap();
-    assert!(
-        store
-            .list_states(&SyncStateFilter {
-                group_id: Some(g.id),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(group_states(store, g.id).await.is_empty());
 }

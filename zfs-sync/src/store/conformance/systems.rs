@@ -4,9 +4,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::builders::*;
-use crate::model::{
-    Capabilities, ConflictKind, Metadata, Role, SyncStateFilter, SyncStatus, System, Topology,
-};
+use crate::model::{Capabilities, ConflictKind, Metadata, Role, SyncStatus, System, Topology};
 use crate::store::Store;
 
 pub async fn system_crud(store: &dyn Store) {
@@ -157,10 +155,7 @@ pub async fn delete_system_cascades(store: &dyn Store) {
     }
     let a_key = key(Role::System(a.id));
     store.insert_key(&a_key).await.unwrap();
-    let j_ab = store
-        .create_job_if_absent(&job(g.id, "vm1", a.id, b.id, t0()))
-        .await
-        .unwrap();
+    let j_ab = new_job(store, g.id, "vm1", a.id, b.id, t0()).await;
     let c = conflict(g.id, "vm1", a.id, b.id, ConflictKind::Diverged);
     store
         .sync_conflicts(g.id, std::slice::from_ref(&c), t0())
@@ -200,13 +195,7 @@ pub async fn delete_system_cascades(store: &dyn Store) {
         hg.members.iter().map(|m| m.system_id).collect::<Vec<_>>(),
         vec![b.id]
     );
-    let states = store
-        .list_states(&SyncStateFilter {
-            group_id: Some(g.id),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let states = group_states(store, g.id).await;
     assert_eq!(states.len(), 1);
     assert_eq!(states[0].system_id, b.id);
     assert_eq!(
