@@ -230,19 +230,9 @@ pub(super) fn member(system_id: Uuid, dataset_root: Option<&str>) -> Member {
     }
 }
 
-/// Stores [`job`]`(..)`, returning the active job (see `create_job_if_absent`).
-pub(super) async fn new_job(
-    store: &dyn Store,
-    group_id: Uuid,
-    dataset: &str,
-    source: Uuid,
-    target: Uuid,
-    created_at: DateTime<Utc>,
-) -> Job {
-    store
-        .create_job_if_absent(&job(group_id, dataset, source, target, created_at))
-        .await
-        .unwrap()
+/// Stores `job`, returning the active job (see `create_job_if_absent`).
+pub(super) async fn stored_job(store: &dyn Store, job: Job) -> Job {
+    store.create_job_if_absent(&job).await.unwrap()
 }
 
 /// Leases job `id`, which must be leasable.

@@ -222,7 +222,7 @@ pub async fn delete_group_cascades(store: &dyn Store) {
             )
             .await
             .unwrap();
-        new_job(store, gr.id, "vm", a.id, b.id, t0()).await;
+        stored_job(store, job(gr.id, "vm", a.id, b.id, t0())).await;
     }
     store.delete_group(g.id).await.unwrap();
     assert!(group_states(store, g.id).await.is_empty());

@@ -28,7 +28,7 @@ pub async fn job_create_if_absent_dedupes(store: &dyn Store) {
     assert_eq!(store.get_job(j2.id).await.unwrap(), None);
     assert_eq!(store.get_job(j1.id).await.unwrap(), Some(got));
     // Another dataset or target is another job.
-    let other = new_job(store, g.id, "vm2", a.id, b.id, t0()).await;
+    let other = stored_job(store, job(g.id, "vm2", a.id, b.id, t0())).await;
     assert_ne!(other.id, j1.id);
     // Leased: left alone.
     let leased = leased(store, j1.id, t0(), t0() + secs(60)).await;
@@ -80,7 +80,7 @@ pub async fn job_create_if_absent_dedupes(store: &dyn Store) {
 
 pub async fn job_lease_exactly_once(store: &dyn Store) {
     let (a, b, g) = pair(store).await;
-    let j = new_job(store, g.id, "vm1", a.id, b.id, t0()).await;
+    let j = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
     let results = join_all((0..16).map(|_| store.lease_job(j.id, t0(), t0() + secs(600)))).await;
     let winners: Vec<Job> = results.into_iter().filter_map(|r| r.unwrap()).collect();
     assert_eq!(winners.len(), 1, "exactly one caller gets the lease");
@@ -95,7 +95,7 @@ pub async fn job_lease_exactly_once(store: &dyn Store) {
 
 pub async fn job_lease_expiry(store: &dyn Store) {
     let (a, b, g) = pair(store).await;
-    let j = new_job(store, g.id, "vm1", a.id, b.id, t0()).await;
+    let j = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
     let until = t0() + secs(60);
     leased(store, j.id, t0(), until).await;
     assert_eq!(
@@ -112,7 +112,7 @@ pub async fn job_lease_expiry(store: &dyn Store) {
         (2, Some(until + secs(60)))
     );
 
-    let k = new_job(store, g.id, "vm2", a.id, b.id, t0()).await;
+    let k = stored_job(store, job(g.id, "vm2", a.id, b.id, t0())).await;
     leased(store, k.id, t0(), t0() + secs(10)).await;
     let expired = store.expire_leases(t0() + secs(10)).await.unwrap();
     let mine: Vec<&Job> = expired.iter().filter(|x| x.group_id == g.id).collect();
@@ -195,7 +195,7 @@ pub async fn jobs_for_runner(store: &dyn Store) {
 
 pub async fn job_complete(store: &dyn Store) {
     let (a, b, g) = pair(store).await;
-    let j = new_job(store, g.id, "vm1", a.id, b.id, t0()).await;
+    let j = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
     leased(store, j.id, t0(), t0() + secs(60)).await;
     let outcome = JobOutcome {
         status: JobStatus::Failed,
@@ -230,7 +230,7 @@ pub async fn job_complete(store: &dyn Store) {
         None
     );
     // A pending job may be completed directly.
-    let p = new_job(store, g.id, "vm2", a.id, b.id, t0()).await;
+    let p = stored_job(store, job(g.id, "vm2", a.id, b.id, t0())).await;
     let ok = JobOutcome {
         status: JobStatus::Succeeded,
         error: None,
@@ -241,7 +241,7 @@ pub async fn job_complete(store: &dyn Store) {
         store.complete_job(p.id, &ok, t0()).await.unwrap().status,
         JobStatus::Succeeded
     );
-    let q = new_job(store, g.id, "vm3", a.id, b.id, t0()).await;
+    let q = stored_job(store, job(g.id, "vm3", a.id, b.id, t0())).await;
     assert_invalid(
         store
             .complete_job(
@@ -265,11 +265,11 @@ pub async fn job_complete(store: &dyn Store) {
 pub async fn job_cancel_and_list(store: &dyn Store) {
     let (a, b, g) = pair(store).await;
     let other = new_group(store, &[a.id, b.id]).await;
-    let j1 = new_job(store, g.id, "vm1", a.id, b.id, t0()).await;
-    let j2 = new_job(store, g.id, "vm2", a.id, b.id, t0() + secs(1)).await;
-    let j3 = new_job(store, g.id, "vm3", a.id, b.id, t0() + secs(2)).await;
-    let j4 = new_job(store, g.id, "vm4", b.id, a.id, t0() + secs(3)).await;
-    let o1 = new_job(store, other.id, "vm1", a.id, b.id, t0()).await;
+    let j1 = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
+    let j2 = stored_job(store, job(g.id, "vm2", a.id, b.id, t0() + secs(1))).await;
+    let j3 = stored_job(store, job(g.id, "vm3", a.id, b.id, t0() + secs(2))).await;
+    let j4 = stored_job(store, job(g.id, "vm4", b.id, a.id, t0() + secs(3))).await;
+    let o1 = stored_job(store, job(other.id, "vm1", a.id, b.id, t0())).await;
     leased(store, j3.id, t0(), t0() + secs(60)).await;
     let n = store
         .cancel_pending_jobs(g.id, &[j2.id], t0() + secs(5))
@@ -383,7 +383,7 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
     assert_eq!(store.get_job(again[0].id).await.unwrap(), None);
     // A pending job takes the new spec and is leased; an expired lease is leased again
     // and keeps its spec.
-    let pending = new_job(store, g.id, "vm3", a.id, b.id, t0()).await;
+    let pending = stored_job(store, job(g.id, "vm3", a.id, b.id, t0())).await;
     let mut newer = job(g.id, "vm3", b.id, b.id, t0() + secs(2));
     newer.spec = json!({"newer": true});
     let mut late = job(g.id, "vm1", a.id, b.id, t0() + secs(120));
@@ -459,8 +459,8 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
 
 pub async fn job_progress_by_ids(store: &dyn Store) {
     let (a, b, g) = pair(store).await;
-    let j1 = new_job(store, g.id, "vm1", a.id, b.id, t0()).await;
-    let j2 = new_job(store, g.id, "vm2", a.id, b.id, t0()).await;
+    let j1 = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
+    let j2 = stored_job(store, job(g.id, "vm2", a.id, b.id, t0())).await;
     // j1 leased then failed: every field of its progress moves.
     store
         .lease_job(j1.id, t0() + secs(1), t0() + secs(5))

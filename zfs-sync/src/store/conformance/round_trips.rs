@@ -81,7 +81,7 @@ pub async fn u64_round_trips(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(store.get_state(st.id).await.unwrap(), Some(st));
-    let j = new_job(store, g.id, "vm1", a.id, b.id, t0()).await;
+    let j = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
     let done = store
         .complete_job(
             j.id,

@@ -155,7 +155,7 @@ pub async fn delete_system_cascades(store: &dyn Store) {
     }
     let a_key = key(Role::System(a.id));
     store.insert_key(&a_key).await.unwrap();
-    let j_ab = new_job(store, g.id, "vm1", a.id, b.id, t0()).await;
+    let j_ab = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
     let c = conflict(g.id, "vm1", a.id, b.id, ConflictKind::Diverged);
     store
         .sync_conflicts(g.id, std::slice::from_ref(&c), t0())
