@@ -103,11 +103,18 @@ impl Fixture {
     }
 }
 
-/// The conformance behaviours, listed once: expands to `$callback! { $($args)* ; name, ... }`
-/// with the name of every behaviour (each a `pub async fn(&dyn Store)` in
-/// `zfs_sync::store::conformance`). It generates [`run_all`] and the tests of
-/// [`conformance_tests!`](crate::conformance_tests).
-#[doc(hidden)]
+/// The conformance behaviours, listed once: `for_each_conformance_behaviour!(cb; args...)`
+/// expands to `cb! { args... ; name, name, ... }` with the name of every behaviour (each a
+/// `pub async fn(&dyn Store)` in `zfs_sync::store::conformance`). It generates [`run_all`]
+/// and the tests of [`conformance_tests!`](crate::conformance_tests); a backend that wants
+/// the behaviours some other way can use it too:
+///
+/// ```ignore
+/// macro_rules! names {
+///     (; $($name:ident),* $(,)?) => { const BEHAVIOURS: &[&str] = &[$(stringify!($name)),*]; };
+/// }
+/// zfs_sync::for_each_conformance_behaviour!(names;);
+/// ```
 #[macro_export]
 macro_rules! for_each_conformance_behaviour {
     ($callback:path; $($args:tt)*) => {
@@ -198,6 +205,7 @@ macro_rules! run_all {
 
 crate::for_each_conformance_behaviour!(run_all;);
 
+/// [`HealthCheck`](crate::store::HealthCheck): a working store answers.
 pub async fn ping(store: &dyn Store) {
     store.ping().await.unwrap();
 }
