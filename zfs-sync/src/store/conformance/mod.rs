@@ -109,11 +109,12 @@ impl Fixture {
 /// and the tests of [`conformance_tests!`](crate::conformance_tests); a backend that wants
 /// the behaviours some other way can use it too:
 ///
-/// ```ignore
+/// ```
 /// macro_rules! names {
 ///     (; $($name:ident),* $(,)?) => { const BEHAVIOURS: &[&str] = &[$(stringify!($name)),*]; };
 /// }
 /// zfs_sync::for_each_conformance_behaviour!(names;);
+/// assert!(BEHAVIOURS.contains(&"job_lease_exactly_once"));
 /// ```
 #[macro_export]
 macro_rules! for_each_conformance_behaviour {
