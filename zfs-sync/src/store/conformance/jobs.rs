@@ -1,0 +1,490 @@
+//! Behaviours of [`JobStore`](crate::store::JobStore).
+
+use std::collections::HashSet;
+
+use futures::future::join_all;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::builders::*;
+use crate::error::Error;
+use crate::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus, TransferKind};
+use crate::store::Store;
+
+pub async fn job_create_if_absent_dedupes(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let j1 = job(g.id, "vm1", a.id, b.id, t0());
+    assert_eq!(store.create_job_if_absent(&j1).await.unwrap(), j1);
+    // Same (group, dataset, target) while pending: the pending one is updated, keeps its id.
+    let mut j2 = job(g.id, "vm1", b.id, b.id, t0() + secs(1));
+    j2.kind = TransferKind::Full;
+    j2.spec = json!({"full": true});
+    let got = store.create_job_if_absent(&j2).await.unwrap();
+    assert_eq!(got.id, j1.id);
+    assert_eq!(
+        (got.kind, &got.spec, got.runner_system_id),
+        (TransferKind::Full, &j2.spec, b.id)
+    );
+    assert_eq!(store.get_job(j2.id).await.unwrap(), None);
+    assert_eq!(store.get_job(j1.id).await.unwrap(), Some(got));
+    // Another dataset or target is another job.
+    let other = stored_job(store, job(g.id, "vm2", a.id, b.id, t0())).await;
+    assert_ne!(other.id, j1.id);
+    // Leased: left alone.
+    let leased = leased(store, j1.id, t0(), t0() + secs(60)).await;
+    let j3 = job(g.id, "vm1", a.id, b.id, t0() + secs(2));
+    assert_eq!(store.create_job_if_absent(&j3).await.unwrap(), leased);
+    // Finished: a new job is created.
+    store
+        .complete_job(
+            j1.id,
+            &JobOutcome {
+                status: JobStatus::Failed,
+                error: Some("x".into()),
+                resume_token: None,
+                bytes: None,
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.create_job_if_absent(&j3).await.unwrap(), j3);
+    // Concurrent creators agree on one job.
+    let racers: Vec<Job> = (0..8)
+        .map(|i| job(g.id, "vm9", a.id, b.id, t0() + secs(i)))
+        .collect();
+    let results = join_all(racers.iter().map(|j| store.create_job_if_absent(j))).await;
+    let ids: HashSet<Uuid> = results.into_iter().map(|r| r.unwrap().id).collect();
+    assert_eq!(ids.len(), 1);
+    let active = JobFilter {
+        group_id: Some(g.id),
+        dataset: Some("vm9".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.list_jobs(&active).await.unwrap().len(), 1);
+    assert_not_found(
+        store
+            .create_job_if_absent(&job(Uuid::new_v4(), "vm1", a.id, b.id, t0()))
+            .await,
+    );
+    assert_invalid(
+        store
+            .create_job_if_absent(&Job {
+                status: JobStatus::Leased,
+                ..job(g.id, "vmx", a.id, b.id, t0())
+            })
+            .await,
+        "status",
+    );
+}
+
+pub async fn job_lease_exactly_once(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let j = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
+    let results = join_all((0..16).map(|_| store.lease_job(j.id, t0(), t0() + secs(600)))).await;
+    let winners: Vec<Job> = results.into_iter().filter_map(|r| r.unwrap()).collect();
+    assert_eq!(winners.len(), 1, "exactly one caller gets the lease");
+    let w = &winners[0];
+    assert_eq!(
+        (w.status, w.attempts, w.lease_expires_at),
+        (JobStatus::Leased, 1, Some(t0() + secs(600)))
+    );
+    assert_eq!(store.get_job(j.id).await.unwrap().as_ref(), Some(w));
+    assert_not_found(store.lease_job(Uuid::new_v4(), t0(), t0()).await);
+}
+
+pub async fn job_lease_expiry(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let j = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
+    let until = t0() + secs(60);
+    leased(store, j.id, t0(), until).await;
+    assert_eq!(
+        store
+            .lease_job(j.id, until - secs(1), until + secs(60))
+            .await
+            .unwrap(),
+        None
+    );
+    // At the end of the lease it can be leased again.
+    let again = leased(store, j.id, until, until + secs(60)).await;
+    assert_eq!(
+        (again.attempts, again.lease_expires_at),
+        (2, Some(until + secs(60)))
+    );
+
+    let k = stored_job(store, job(g.id, "vm2", a.id, b.id, t0())).await;
+    leased(store, k.id, t0(), t0() + secs(10)).await;
+    let expired = store.expire_leases(t0() + secs(10)).await.unwrap();
+    let mine: Vec<&Job> = expired.iter().filter(|x| x.group_id == g.id).collect();
+    assert_eq!(mine.len(), 1, "only the lapsed lease expires");
+    assert_eq!((mine[0].id, mine[0].status), (k.id, JobStatus::Expired));
+    assert_eq!(
+        store.get_job(k.id).await.unwrap().unwrap().status,
+        JobStatus::Expired
+    );
+    assert_eq!(
+        store.get_job(j.id).await.unwrap().unwrap().status,
+        JobStatus::Leased
+    );
+    assert_eq!(
+        store
+            .lease_job(k.id, t0() + secs(100), t0() + secs(200))
+            .await
+            .unwrap(),
+        None,
+        "expired is final"
+    );
+    // The dataset is free for a new job.
+    let k2 = job(g.id, "vm2", a.id, b.id, t0() + secs(11));
+    assert_eq!(store.create_job_if_absent(&k2).await.unwrap().id, k2.id);
+}
+
+pub async fn jobs_for_runner(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let mut created = Vec::new();
+    for i in 0..10 {
+        let j = job(g.id, &format!("vm{i}"), a.id, b.id, t0() + secs(10 - i));
+        created.push(store.create_job_if_absent(&j).await.unwrap());
+    }
+    // A job run by b does not go to a.
+    let mut pull = job(g.id, "pulled", a.id, b.id, t0());
+    pull.runner_system_id = b.id;
+    store.create_job_if_absent(&pull).await.unwrap();
+
+    let first = store
+        .lease_jobs_for_runner(a.id, t0(), t0() + secs(60), 3)
+        .await
+        .unwrap();
+    let names: Vec<&str> = first.iter().map(|j| j.dataset.as_str()).collect();
+    assert_eq!(names, ["vm9", "vm8", "vm7"], "oldest first");
+    assert!(
+        first
+            .iter()
+            .all(|j| j.status == JobStatus::Leased && j.attempts == 1)
+    );
+    // Concurrent callers split the rest without overlap.
+    let results =
+        join_all((0..4).map(|_| store.lease_jobs_for_runner(a.id, t0(), t0() + secs(60), 3))).await;
+    let mut seen = HashSet::new();
+    for r in results {
+        for j in r.unwrap() {
+            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    assert!(
+        store
+            .lease_jobs_for_runner(a.id, t0(), t0() + secs(60), 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // After the leases lapse, they come back.
+    let back = store
+        .lease_jobs_for_runner(a.id, t0() + secs(60), t0() + secs(120), 100)
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 10);
+    assert!(back.iter().all(|j| j.attempts == 2));
+    let for_b = store
+        .lease_jobs_for_runner(b.id, t0(), t0() + secs(60), 0)
+        .await
+        .unwrap();
+    assert!(for_b.is_empty(), "limit 0 leases nothing");
+}
+
+pub async fn job_complete(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let j = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
+    leased(store, j.id, t0(), t0() + secs(60)).await;
+    let outcome = JobOutcome {
+        status: JobStatus::Failed,
+        error: Some("cannot receive: destination modified".into()),
+        resume_token: Some("1-abc-def".into()),
+        bytes: Some(5 << 32),
+    };
+    let done = store
+        .complete_job(j.id, &outcome, t0() + secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Failed);
+    assert_eq!(
+        (
+            done.error.as_deref(),
+            done.resume_token.as_deref(),
+            done.bytes
+        ),
+        (outcome.error.as_deref(), Some("1-abc-def"), Some(5 << 32))
+    );
+    assert_eq!(done.updated_at, t0() + secs(30));
+    assert_eq!(store.get_job(j.id).await.unwrap(), Some(done));
+    assert!(matches!(
+        store.complete_job(j.id, &outcome, t0()).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(
+        store
+            .lease_job(j.id, t0() + secs(999), t0() + secs(9999))
+            .await
+            .unwrap(),
+        None
+    );
+    // A pending job may be completed directly.
+    let p = stored_job(store, job(g.id, "vm2", a.id, b.id, t0())).await;
+    let ok = JobOutcome {
+        status: JobStatus::Succeeded,
+        error: None,
+        resume_token: None,
+        bytes: None,
+    };
+    assert_eq!(
+        store.complete_job(p.id, &ok, t0()).await.unwrap().status,
+        JobStatus::Succeeded
+    );
+    let q = stored_job(store, job(g.id, "vm3", a.id, b.id, t0())).await;
+    assert_invalid(
+        store
+            .complete_job(
+                q.id,
+                &JobOutcome {
+                    status: JobStatus::Leased,
+                    ..ok.clone()
+                },
+                t0(),
+            )
+            .await,
+        "status",
+    );
+    assert_eq!(
+        store.get_job(q.id).await.unwrap().unwrap().status,
+        JobStatus::Pending
+    );
+    assert_not_found(store.complete_job(Uuid::new_v4(), &ok, t0()).await);
+}
+
+pub async fn job_cancel_and_list(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let other = new_group(store, &[a.id, b.id]).await;
+    let j1 = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
+    let j2 = stored_job(store, job(g.id, "vm2", a.id, b.id, t0() + secs(1))).await;
+    let j3 = stored_job(store, job(g.id, "vm3", a.id, b.id, t0() + secs(2))).await;
+    let j4 = stored_job(store, job(g.id, "vm4", b.id, a.id, t0() + secs(3))).await;
+    let o1 = stored_job(store, job(other.id, "vm1", a.id, b.id, t0())).await;
+    leased(store, j3.id, t0(), t0() + secs(60)).await;
+    let n = store
+        .cancel_pending_jobs(g.id, &[j2.id], t0() + secs(5))
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "j1 and j4; j2 is kept and j3 is leased");
+    let status = |id| async move { store.get_job(id).await.unwrap().unwrap().status };
+    assert_eq!(status(j1.id).await, JobStatus::Cancelled);
+    assert_eq!(status(j2.id).await, JobStatus::Pending);
+    assert_eq!(status(j3.id).await, JobStatus::Leased);
+    assert_eq!(status(j4.id).await, JobStatus::Cancelled);
+    assert_eq!(status(o1.id).await, JobStatus::Pending);
+
+    let list = |f: JobFilter| async move {
+        store
+            .list_jobs(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(JobFilter {
+            group_id: Some(g.id),
+            ..Default::default()
+        })
+        .await,
+        vec![j1.id, j2.id, j3.id, j4.id]
+    );
+    assert_eq!(
+        list(JobFilter {
+            group_id: Some(g.id),
+            status: Some(JobStatus::Cancelled),
+            ..Default::default()
+        })
+        .await,
+        vec![j1.id, j4.id]
+    );
+    assert_eq!(
+        list(JobFilter {
+            group_id: Some(g.id),
+            target_system_id: Some(a.id),
+            ..Default::default()
+        })
+        .await,
+        vec![j4.id]
+    );
+    assert_eq!(
+        list(JobFilter {
+            runner_system_id: Some(b.id),
+            ..Default::default()
+        })
+        .await,
+        vec![j4.id]
+    );
+    // j1 and o1 share created_at; ties are ordered by id.
+    let mut tie = vec![j1.id, o1.id];
+    tie.sort();
+    let vm1 = JobFilter {
+        dataset: Some("vm1".into()),
+        runner_system_id: Some(a.id),
+        ..Default::default()
+    };
+    assert_eq!(list(vm1).await, tie);
+}
+
+pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let until = t0() + secs(60);
+    // Two new jobs: both created and leased to this caller.
+    let j1 = job(g.id, "vm1", a.id, b.id, t0());
+    let j2 = job(g.id, "vm2", a.id, b.id, t0());
+    let got = store
+        .hand_out_jobs(&[j1.clone(), j2.clone()], t0(), until)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    for (h, j) in got.iter().zip([&j1, &j2]) {
+        assert_eq!(h.active_id, j.id);
+        let leased = h
+            .leased
+            .as_ref()
+            .expect("a new job is leased to its creator");
+        assert_eq!(
+            (
+                leased.id,
+                leased.status,
+                leased.attempts,
+                leased.lease_expires_at
+            ),
+            (j.id, JobStatus::Leased, 1, Some(until))
+        );
+        assert_eq!(store.get_job(j.id).await.unwrap().as_ref(), Some(leased));
+    }
+    // Again, with fresh ids, while the leases run: the active jobs are named, none leased.
+    let again = [
+        job(g.id, "vm1", a.id, b.id, t0() + secs(1)),
+        job(g.id, "vm2", a.id, b.id, t0() + secs(1)),
+    ];
+    let got = store
+        .hand_out_jobs(&again, t0() + secs(1), until)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|h| (h.active_id, h.leased.is_none()))
+            .collect::<Vec<_>>(),
+        vec![(j1.id, true), (j2.id, true)]
+    );
+    assert_eq!(store.get_job(again[0].id).await.unwrap(), None);
+    // A pending job takes the new spec and is leased; an expired lease is leased again
+    // and keeps its spec.
+    let pending = stored_job(store, job(g.id, "vm3", a.id, b.id, t0())).await;
+    let mut newer = job(g.id, "vm3", b.id, b.id, t0() + secs(2));
+    newer.spec = json!({"newer": true});
+    let mut late = job(g.id, "vm1", a.id, b.id, t0() + secs(120));
+    late.spec = json!({"late": true});
+    let after = t0() + secs(120);
+    let got = store
+        .hand_out_jobs(&[newer.clone(), late], after, after + secs(60))
+        .await
+        .unwrap();
+    let re = got[0].leased.as_ref().unwrap();
+    assert_eq!(
+        (
+            got[0].active_id,
+            re.id,
+            &re.spec,
+            re.runner_system_id,
+            re.attempts
+        ),
+        (pending.id, pending.id, &newer.spec, b.id, 1)
+    );
+    let re = got[1].leased.as_ref().unwrap();
+    assert_eq!(
+        (got[1].active_id, re.id, &re.spec, re.attempts),
+        (j1.id, j1.id, &j1.spec, 2)
+    );
+    // One bad job fails the call and stores nothing.
+    let fresh = job(g.id, "vm4", a.id, b.id, t0());
+    let bad = Job {
+        status: JobStatus::Leased,
+        ..job(g.id, "vm5", a.id, b.id, t0())
+    };
+    assert_invalid(
+        store
+            .hand_out_jobs(&[fresh.clone(), bad], t0(), until)
+            .await,
+        "status",
+    );
+    let unknown = job(g.id, "vm5", a.id, Uuid::new_v4(), t0());
+    assert_not_found(
+        store
+            .hand_out_jobs(&[fresh.clone(), unknown], t0(), until)
+            .await,
+    );
+    assert_eq!(store.get_job(fresh.id).await.unwrap(), None);
+    assert_eq!(
+        store.hand_out_jobs(&[], t0(), until).await.unwrap(),
+        Vec::new()
+    );
+    // Concurrent callers: each job is leased exactly once.
+    let racers: Vec<Vec<Job>> = (0..8)
+        .map(|i| {
+            vec![
+                job(g.id, "vm7", a.id, b.id, t0() + secs(i)),
+                job(g.id, "vm8", a.id, b.id, t0() + secs(i)),
+            ]
+        })
+        .collect();
+    let results = join_all(racers.iter().map(|js| store.hand_out_jobs(js, t0(), until))).await;
+    let mut leased: Vec<Uuid> = Vec::new();
+    let mut active: HashSet<Uuid> = HashSet::new();
+    for r in results {
+        for h in r.unwrap() {
+            active.insert(h.active_id);
+            leased.extend(h.leased.map(|j| j.id));
+        }
+    }
+    assert_eq!(active.len(), 2, "callers agree on one job per target");
+    leased.sort();
+    let mut want: Vec<Uuid> = active.into_iter().collect();
+    want.sort();
+    assert_eq!(leased, want, "each job is leased exactly once");
+}
+
+pub async fn job_progress_by_ids(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let j1 = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
+    let j2 = stored_job(store, job(g.id, "vm2", a.id, b.id, t0())).await;
+    // j1 leased then failed: every field of its progress moves.
+    store
+        .lease_job(j1.id, t0() + secs(1), t0() + secs(5))
+        .await
+        .unwrap();
+    let outcome = JobOutcome {
+        status: JobStatus::Failed,
+        error: Some("receive failed".into()),
+        resume_token: None,
+        bytes: None,
+    };
+    let j1 = store
+        .complete_job(j1.id, &outcome, t0() + secs(2))
+        .await
+        .unwrap();
+    let mut got = store
+        .job_progress(&[j2.id, Uuid::new_v4(), j1.id])
+        .await
+        .unwrap();
+    got.sort_by_key(|p| p.id != j1.id);
+    assert_eq!(got, vec![JobProgress::from(&j1), JobProgress::from(&j2)]);
+    assert_eq!(got[0].status, JobStatus::Failed);
+    assert_eq!(got[0].error.as_deref(), Some("receive failed"));
+    assert_eq!(got[0].updated_at, t0() + secs(2));
+    assert_eq!(got[1].status, JobStatus::Pending);
+    assert_eq!(store.job_progress(&[]).await.unwrap(), Vec::new());
+}

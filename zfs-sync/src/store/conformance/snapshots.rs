@@ -1,0 +1,738 @@
+//! Behaviours of [`SnapshotStore`](crate::store::SnapshotStore).
+
+use std::collections::{BTreeSet, HashSet};
+
+use chrono::{TimeZone, Utc};
+use futures::future::join_all;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::builders::*;
+use crate::model::{InventoryScope, NewSnapshot, SnapshotQuery};
+use crate::store::Store;
+
+pub async fn snapshot_upsert_keeps_ids(store: &dyn Store) {
+    let s = new_system(store).await;
+    let items = vec![
+        snap("tank", "vm1", "d1", 11),
+        snap("tank", "vm1", "d2", 12),
+        snap("tank", "", "root", 13),
+    ];
+    let first = store.upsert_snapshots(s.id, &items, t0()).await.unwrap();
+    assert_eq!(first.len(), 3);
+    for (row, item) in first.iter().zip(&items) {
+        assert_eq!(
+            (&row.pool, &row.dataset, &row.name, row.guid),
+            (&item.pool, &item.dataset, &item.name, item.guid)
+        );
+        assert_eq!(row.system_id, s.id);
+        assert_eq!(row.last_reported, t0());
+        assert_eq!(
+            store.get_snapshot(row.id).await.unwrap().as_ref(),
+            Some(row)
+        );
+    }
+    let mut changed = items.clone();
+    changed[1].used = 1 << 40;
+    changed[1].guid = Some(99);
+    changed[1].extra_metadata.insert("k".into(), json!("v"));
+    let second = store
+        .upsert_snapshots(s.id, &changed[1..], t0() + secs(60))
+        .await
+        .unwrap();
+    assert_eq!(second[0].id, first[1].id, "an updated row keeps its id");
+    assert_eq!(second[1].id, first[2].id);
+    let got = store.get_snapshot(first[1].id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.used, got.guid, got.last_reported),
+        (1 << 40, Some(99), t0() + secs(60))
+    );
+    assert_eq!(got.extra_metadata.get("k"), Some(&json!("v")));
+    // Never deletes: d1 is still there, with its old last_reported.
+    let d1 = store.get_snapshot(first[0].id).await.unwrap().unwrap();
+    assert_eq!(d1.last_reported, t0());
+    assert_eq!(inventory(store, s.id).await.len(), 3);
+}
+
+pub async fn snapshot_batch_with_bad_item_stores_nothing(store: &dyn Store) {
+    let s = new_system(store).await;
+    let existing = store
+        .upsert_snapshots(s.id, &[snap("tank", "vm1", "d1", 1)], t0())
+        .await
+        .unwrap();
+    let mut changed = snap("tank", "vm1", "d1", 1);
+    changed.used = 777;
+    let bad_cases: Vec<(NewSnapshot, &str)> = vec![
+        (snap("tank", "vm1", "bad*name", 2), "snapshots[1].name"),
+        (snap("tank", "vm1", "has@at", 2), "snapshots[1].name"),
+        (snap("tank/x", "vm1", "d2", 2), "snapshots[1].pool"),
+        (snap("tank", "/vm1", "d2", 2), "snapshots[1].dataset"),
+        (snap("tank", "vm1", "", 2), "snapshots[1].name"),
+        (snap("tank", &"x".repeat(300), "d2", 2), "snapshots[1]"),
+    ];
+    for (bad, field) in bad_cases {
+        let batch = vec![changed.clone(), bad, snap("tank", "vm1", "d3", 3)];
+        assert_invalid(
+            store.upsert_snapshots(s.id, &batch, t0() + secs(1)).await,
+            field,
+        );
+        assert_invalid(
+            store
+                .replace_inventory(s.id, &InventoryScope::All, &batch, t0() + secs(1))
+                .await,
+            field,
+        );
+    }
+    let rows = store.snapshots_of_systems(&[s.id]).await.unwrap();
+    assert_eq!(rows, existing, "a rejected batch changes nothing");
+}
+
+pub async fn snapshot_batch_duplicate_key_keeps_last(store: &dyn Store) {
+    let s = new_system(store).await;
+    let mut a1 = snap("tank", "vm1", "a", 1);
+    a1.used = 1;
+    let b = snap("tank", "vm1", "b", 2);
+    let mut a2 = snap("tank", "vm1", "a", 3);
+    a2.used = 2;
+    let rows = store
+        .upsert_snapshots(s.id, &[a1, b, a2], t0())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "duplicates collapse");
+    let a = rows.iter().find(|r| r.name == "a").unwrap();
+    assert_eq!((a.guid, a.used), (Some(3), 2), "the last duplicate wins");
+    assert_eq!(inventory(store, s.id).await.len(), 2);
+    let stored = store.get_snapshot(a.id).await.unwrap().unwrap();
+    assert_eq!(stored.guid, Some(3));
+}
+
+pub async fn snapshot_upsert_unknown_system(store: &dyn Store) {
+    let ghost = Uuid::new_v4();
+    // Even an empty batch says so (the HTTP report relies on it).
+    assert_not_found(store.upsert_snapshots(ghost, &[], t0()).await);
+    assert_not_found(
+        store
+            .upsert_snapshots(ghost, &[snap("tank", "vm1", "a", 1)], t0())
+            .await,
+    );
+    assert_not_found(
+        store
+            .replace_inventory(
+                ghost,
+                &InventoryScope::All,
+                &[snap("tank", "vm1", "a", 1)],
+                t0(),
+            )
+            .await,
+    );
+    // An empty replacement too (the HTTP handlers rely on it).
+    assert_not_found(
+        store
+            .replace_inventory(ghost, &InventoryScope::All, &[], t0())
+            .await,
+    );
+    assert!(inventory(store, ghost).await.is_empty());
+}
+
+pub async fn inventory_replace_all(store: &dyn Store) {
+    let s = new_system(store).await;
+    let other = new_system(store).await;
+    store
+        .upsert_snapshots(other.id, &[snap("tank", "vm1", "keep", 9)], t0())
+        .await
+        .unwrap();
+    let first = store
+        .upsert_snapshots(
+            s.id,
+            &[
+                snap("tank", "vm1", "a", 1),
+                snap("tank", "vm1", "b", 2),
+                snap("data", "x", "c", 3),
+            ],
+            t0(),
+        )
+        .await
+        .unwrap();
+    let (up, del) = store
+        .replace_inventory(
+            s.id,
+            &InventoryScope::All,
+            &[snap("tank", "vm1", "b", 2), snap("tank", "vm1", "d", 4)],
+            t0() + secs(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!((up, del), (2, 2));
+    assert_eq!(
+        inventory(store, s.id).await,
+        vec![
+            ("tank".into(), "vm1".into(), "b".into(), Some(2)),
+            ("tank".into(), "vm1".into(), "d".into(), Some(4))
+        ]
+    );
+    let b = store
+        .get_snapshot(first[1].id)
+        .await
+        .unwrap()
+        .expect("b keeps its id");
+    assert_eq!(b.last_reported, t0() + secs(1));
+    assert_eq!(store.get_snapshot(first[0].id).await.unwrap(), None);
+    assert_eq!(
+        inventory(store, other.id).await.len(),
+        1,
+        "other systems are untouched"
+    );
+    // An empty inventory empties the system.
+    assert_eq!(
+        store
+            .replace_inventory(s.id, &InventoryScope::All, &[], t0())
+            .await
+            .unwrap(),
+        (0, 2)
+    );
+    assert!(inventory(store, s.id).await.is_empty());
+}
+
+pub async fn inventory_replace_scoped(store: &dyn Store) {
+    let s = new_system(store).await;
+    let all = [
+        snap("tank", "", "root1", 1),
+        snap("tank", "a", "a1", 2),
+        snap("tank", "a", "a2", 3),
+        snap("tank", "a/b", "ab1", 4),
+        snap("tank", "c", "c1", 5),
+        snap("data", "a", "da1", 6),
+    ];
+    store.upsert_snapshots(s.id, &all, t0()).await.unwrap();
+    let scope = InventoryScope::Datasets(vec!["tank/a".into()]);
+    let r = store
+        .replace_inventory(s.id, &scope, &[snap("tank", "a", "a3", 7)], t0())
+        .await
+        .unwrap();
+    assert_eq!(r, (1, 2));
+    let names: BTreeSet<String> = inventory(store, s.id)
+        .await
+        .into_iter()
+        .map(|x| x.2)
+        .collect();
+    let expect: BTreeSet<String> = ["root1", "a3", "ab1", "c1", "da1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        names, expect,
+        "only tank/a changed; its child tank/a/b and data/a did not"
+    );
+
+    // The pool's root dataset is its own scope.
+    let root = InventoryScope::Datasets(vec!["tank".into(), "data/a".into()]);
+    assert_eq!(
+        store
+            .replace_inventory(s.id, &root, &[], t0())
+            .await
+            .unwrap(),
+        (0, 2)
+    );
+    let names: BTreeSet<String> = inventory(store, s.id)
+        .await
+        .into_iter()
+        .map(|x| x.2)
+        .collect();
+    assert_eq!(
+        names,
+        ["a3", "ab1", "c1"].iter().map(|s| s.to_string()).collect()
+    );
+
+    // An item outside the scope is refused and nothing changes.
+    let before = inventory(store, s.id).await;
+    let r = store
+        .replace_inventory(
+            s.id,
+            &scope,
+            &[snap("tank", "a", "a4", 8), snap("tank", "c", "c2", 9)],
+            t0(),
+        )
+        .await;
+    assert_invalid(r, "snapshots[1]");
+    assert_eq!(inventory(store, s.id).await, before);
+}
+
+pub async fn snapshot_query_filters_and_pages(store: &dyn Store) {
+    let s = new_system(store).await;
+    let other = new_system(store).await;
+    let base = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+    let mut items = Vec::new();
+    for i in 0..10 {
+        let ds = if i % 2 == 0 { "even" } else { "odd" };
+        items.push(NewSnapshot {
+            creation: base + secs(i * 60),
+            ..snap("tank", ds, &format!("n{i:02}"), i as u64)
+        });
+    }
+    // Two with the same creation: ordered by pool, dataset, name.
+    items.push(NewSnapshot {
+        creation: base + secs(9 * 60),
+        ..snap("tank", "even", "n09", 100)
+    });
+    store.upsert_snapshots(s.id, &items, t0()).await.unwrap();
+    store
+        .upsert_snapshots(other.id, &items, t0())
+        .await
+        .unwrap();
+    let names = |v: Vec<crate::model::Snapshot>| {
+        v.into_iter()
+            .map(|s| format!("{}@{}", s.dataset, s.name))
+            .collect::<Vec<_>>()
+    };
+    let q = SnapshotQuery {
+        system_id: Some(s.id),
+        limit: 4,
+        ..Default::default()
+    };
+    assert_eq!(
+        names(store.query_snapshots(&q).await.unwrap()),
+        ["even@n09", "odd@n09", "even@n08", "odd@n07"]
+    );
+    let q = SnapshotQuery {
+        system_id: Some(s.id),
+        skip: 9,
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        names(store.query_snapshots(&q).await.unwrap()),
+        ["odd@n01", "even@n00"]
+    );
+    let q = SnapshotQuery {
+        system_id: Some(s.id),
+        dataset: Some("odd".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(store.query_snapshots(&q).await.unwrap().len(), 5);
+    let q = SnapshotQuery {
+        system_id: Some(s.id),
+        name: Some("n03".into()),
+        ..Default::default()
+    };
+    assert_eq!(names(store.query_snapshots(&q).await.unwrap()), ["odd@n03"]);
+    let q = SnapshotQuery {
+        system_id: Some(s.id),
+        pool: Some("data".into()),
+        ..Default::default()
+    };
+    assert!(store.query_snapshots(&q).await.unwrap().is_empty());
+    let q = SnapshotQuery {
+        system_id: Some(s.id),
+        since: Some(base + secs(8 * 60)),
+        limit: u64::MAX,
+        ..Default::default()
+    };
+    assert_eq!(store.query_snapshots(&q).await.unwrap().len(), 3);
+    let q = SnapshotQuery {
+        system_id: Some(s.id),
+        limit: 0,
+        ..Default::default()
+    };
+    assert!(store.query_snapshots(&q).await.unwrap().is_empty());
+}
+
+pub async fn snapshots_of_systems_and_delete(store: &dyn Store) {
+    let a = new_system(store).await;
+    let b = new_system(store).await;
+    let c = new_system(store).await;
+    for (i, s) in [&a, &b, &c].iter().enumerate() {
+        let items: Vec<NewSnapshot> = (0..5)
+            .map(|n| snap("tank", "vm", &format!("s{n}"), (i * 10 + n) as u64))
+            .collect();
+        store.upsert_snapshots(s.id, &items, t0()).await.unwrap();
+    }
+    let rows = store
+        .snapshots_of_systems(&[a.id, b.id, a.id])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 10);
+    let ids: HashSet<Uuid> = rows.iter().map(|r| r.system_id).collect();
+    assert_eq!(ids, [a.id, b.id].into_iter().collect());
+    assert!(store.snapshots_of_systems(&[]).await.unwrap().is_empty());
+    assert_eq!(store.delete_snapshots_of_system(b.id).await.unwrap(), 5);
+    assert_eq!(store.delete_snapshots_of_system(b.id).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .snapshots_of_systems(&[a.id, b.id, c.id])
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+}
+
+pub async fn resume_tokens(store: &dyn Store) {
+    let a = new_system(store).await;
+    let b = new_system(store).await;
+    store
+        .set_resume_token(a.id, "tank", "vm1", Some("1-aaa"), t0())
+        .await
+        .unwrap();
+    store
+        .set_resume_token(a.id, "tank", "", Some("1-root"), t0())
+        .await
+        .unwrap();
+    store
+        .set_resume_token(a.id, "tank", "vm1", Some("1-bbb"), t0() + secs(1))
+        .await
+        .unwrap();
+    store
+        .set_resume_token(b.id, "tank", "vm1", Some("1-ccc"), t0())
+        .await
+        .unwrap();
+    let mut got = store.resume_tokens_of_systems(&[a.id]).await.unwrap();
+    got.sort_by(|x, y| x.dataset.cmp(&y.dataset));
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (got[0].dataset.as_str(), got[0].token.as_str()),
+        ("", "1-root")
+    );
+    assert_eq!(
+        (
+            got[1].dataset.as_str(),
+            got[1].token.as_str(),
+            got[1].reported_at
+        ),
+        ("vm1", "1-bbb", t0() + secs(1))
+    );
+    store
+        .set_resume_token(a.id, "tank", "vm1", None, t0())
+        .await
+        .unwrap();
+    store
+        .set_resume_token(a.id, "tank", "never", None, t0())
+        .await
+        .unwrap();
+    let got = store.resume_tokens_of_systems(&[a.id, b.id]).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|t| t.token != "1-bbb"));
+    assert_not_found(
+        store
+            .set_resume_token(Uuid::new_v4(), "tank", "vm1", Some("1-x"), t0())
+            .await,
+    );
+    assert_invalid(
+        store
+            .set_resume_token(a.id, "ta/nk", "vm1", Some("1-x"), t0())
+            .await,
+        "pool",
+    );
+    assert_invalid(
+        store
+            .set_resume_token(a.id, "tank", "vm1", Some(""), t0())
+            .await,
+        "token",
+    );
+}
+
+pub async fn concurrent_writers_lose_nothing(store: &dyn Store) {
+    let s = new_system(store).await;
+    const WRITERS: usize = 8;
+    const BATCHES: usize = 10;
+    const PER_BATCH: usize = 25;
+    let writers = (0..WRITERS).map(|w| async move {
+        for b in 0..BATCHES {
+            let items: Vec<NewSnapshot> = (0..PER_BATCH)
+                .map(|i| {
+                    snap(
+                        "tank",
+                        &format!("w{w}"),
+                        &format!("b{b}-{i}"),
+                        (w * 10_000 + b * 100 + i) as u64,
+                    )
+                })
+                .collect();
+            store.upsert_snapshots(s.id, &items, t0()).await.unwrap();
+            // Interleave reads with the writes.
+            store.snapshots_of_systems(&[s.id]).await.unwrap();
+        }
+    });
+    join_all(writers).await;
+    let rows = store.snapshots_of_systems(&[s.id]).await.unwrap();
+    assert_eq!(rows.len(), WRITERS * BATCHES * PER_BATCH);
+    let ids: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), rows.len());
+}
+
+/// A batch mixing stored and new snapshots, out of key order and alternating between the two
+/// kinds (a store may write in key order and switch between insert-first and lookup-first):
+/// rows come back in input order, stored rows keep their ids, new rows get fresh ones, and
+/// every row is stored as returned.
+pub async fn mixed_batch_keeps_input_order_and_ids(store: &dyn Store) {
+    let sys = new_system(store).await;
+    let snap = |i: u64| NewSnapshot {
+        createtxg: Some(i),
+        creation: t0() + secs(i as i64),
+        used: i,
+        referenced: 2 * i,
+        ..snap(
+            "tank",
+            &format!("vm{}", i % 3),
+            &format!("s{i:03}"),
+            1000 + i,
+        )
+    };
+    // Stored first: every third snapshot, and a run of consecutive ones.
+    let stored: Vec<u64> = (0..60)
+        .filter(|i| i % 3 == 0 || (20..30).contains(i))
+        .collect();
+    let first_items: Vec<NewSnapshot> = stored.iter().map(|&i| snap(i)).collect();
+    let first = store
+        .upsert_snapshots(sys.id, &first_items, t0())
+        .await
+        .unwrap();
+    // Then all 60, in descending order, with changed values.
+    let later = t0() + secs(60);
+    let batch: Vec<NewSnapshot> = (0..60)
+        .rev()
+        .map(|i| NewSnapshot {
+            used: 7 * i + 1,
+            ..snap(i)
+        })
+        .collect();
+    let rows = store.upsert_snapshots(sys.id, &batch, later).await.unwrap();
+    assert_eq!(rows.len(), batch.len());
+    let mut seen = HashSet::new();
+    for (row, item) in rows.iter().zip(&batch) {
+        assert_eq!(
+            (
+                &row.pool,
+                &row.dataset,
+                &row.name,
+                row.used,
+                row.last_reported
+            ),
+            (&item.pool, &item.dataset, &item.name, item.used, later),
+            "rows come back in input order"
+        );
+        assert!(seen.insert(row.id), "ids are distinct");
+        match first.iter().find(|f| f.name == item.name) {
+            Some(f) => assert_eq!(row.id, f.id, "{} keeps its id", item.name),
+            None => assert!(!row.id.is_nil(), "{} gets an id", item.name),
+        }
+        assert_eq!(
+            store.get_snapshot(row.id).await.unwrap().as_ref(),
+            Some(row)
+        );
+    }
+    assert_eq!(
+        store.snapshots_of_systems(&[sys.id]).await.unwrap().len(),
+        60
+    );
+}
+
+/// Reports of runs of one dataset (long enough for a store to refresh a range of rows at
+/// once): unchanged rows refreshed, changed rows updated, new rows inserted, and rows not
+/// reported left alone, also when every other row of a range is reported.
+pub async fn upsert_refreshes_exactly_the_reported_rows(store: &dyn Store) {
+    let a = new_system(store).await;
+    let t = |h: i64| t0() + secs(h * 3600);
+    let snap = |i: usize, used: u64| NewSnapshot {
+        createtxg: Some(i as u64),
+        creation: t(0),
+        used,
+        referenced: 7,
+        ..snap("tank", "vm", &format!("s{i:02}"), i as u64)
+    };
+    let stored = || rows_by_name(store, a.id);
+    let first: Vec<NewSnapshot> = (0..40).rev().map(|i| snap(i, 1)).collect();
+    store.upsert_snapshots(a.id, &first, t(1)).await.unwrap();
+    let ids: Vec<Uuid> = stored().await.iter().map(|s| s.id).collect();
+
+    // All 40 again (one changed) and 5 new: the range is refreshed at once.
+    let mut second: Vec<NewSnapshot> = (0..45).map(|i| snap(i, 1)).collect();
+    second[5].used = 99;
+    let out = store.upsert_snapshots(a.id, &second, t(2)).await.unwrap();
+    let now = stored().await;
+    assert_eq!(now.len(), 45);
+    assert!(now.iter().all(|s| s.last_reported == t(2)));
+    assert_eq!(now[5].used, 99);
+    assert!(now.iter().filter(|s| s.name != "s05").all(|s| s.used == 1));
+    assert_eq!(now[..40].iter().map(|s| s.id).collect::<Vec<_>>(), ids);
+    let mut out_sorted = out.clone();
+    out_sorted.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(out_sorted, now);
+
+    // A middle range, all stored rows in it reported: only those are refreshed.
+    let third: Vec<NewSnapshot> = (5..35).map(|i| snap(i, 1)).collect();
+    store.upsert_snapshots(a.id, &third, t(3)).await.unwrap();
+    let now = stored().await;
+    for (i, s) in now.iter().enumerate() {
+        let expected = if (5..35).contains(&i) { t(3) } else { t(2) };
+        assert_eq!(s.last_reported, expected, "{}", s.name);
+    }
+    assert_eq!(now[5].used, 1, "s05 changed back");
+
+    // Every other row of a range (17 rows): the skipped ones keep their report time.
+    // (Some changed, some not: the unchanged ones must not be refreshed by range.)
+    let used = |i: usize| if i.is_multiple_of(4) { 3 } else { 1 };
+    let fourth: Vec<NewSnapshot> = (10..44).step_by(2).map(|i| snap(i, used(i))).collect();
+    store.upsert_snapshots(a.id, &fourth, t(4)).await.unwrap();
+    let after = stored().await;
+    for (i, (s, before)) in after.iter().zip(&now).enumerate() {
+        if (10..44).contains(&i) && i.is_multiple_of(2) {
+            assert_eq!((s.last_reported, s.used), (t(4), used(i)), "{}", s.name);
+        } else {
+            assert_eq!(s, before, "{}", s.name);
+        }
+    }
+}
+
+/// A batch of 10,000 snapshots (large enough for a store to need more working memory):
+/// inserted, then updated in place, ids kept and rows returned in input order.
+pub async fn large_batch_upserts_and_keeps_ids(store: &dyn Store) {
+    let sys = new_system(store).await;
+    let t = t0();
+    let batch = |used: u64| -> Vec<NewSnapshot> {
+        (0..10_000u64)
+            .rev()
+            .map(|i| NewSnapshot {
+                createtxg: Some(i),
+                creation: t,
+                used,
+                referenced: 0,
+                ..snap("tank", &format!("ds{}", i % 7), &format!("s{i}"), i)
+            })
+            .collect()
+    };
+    let first = store.upsert_snapshots(sys.id, &batch(1), t).await.unwrap();
+    let later = t + secs(3600);
+    let again = store
+        .upsert_snapshots(sys.id, &batch(2), later)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 10_000);
+    for (a, b) in first.iter().zip(&again) {
+        assert_eq!((a.id, &a.name, a.used), (b.id, &b.name, 1));
+        assert_eq!((b.used, b.last_reported), (2, later));
+    }
+    let ids: HashSet<Uuid> = first.iter().map(|s| s.id).collect();
+    assert_eq!(ids.len(), 10_000);
+    let mut stored = store.snapshots_of_systems(&[sys.id]).await.unwrap();
+    stored.sort_by_key(|s| s.guid);
+    let mut expected = again;
+    expected.sort_by_key(|s| s.guid);
+    assert_eq!(stored, expected);
+}
+
+pub async fn inventory_versions_move_with_every_change(store: &dyn Store) {
+    let a = new_system(store).await;
+    let b = new_system(store).await;
+    let version = |id: Uuid| async move {
+        let v = store.inventory_versions(&[id]).await.unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].0, id);
+        v[0].1
+    };
+    let mut seen = vec![version(a.id).await];
+    let mut changed = |v: i64, what: &str| {
+        assert!(
+            !seen.contains(&v),
+            "{what}: version {v} was seen before ({seen:?})"
+        );
+        seen.push(v);
+    };
+    let items = vec![snap("tank", "vm1", "s1", 1), snap("tank", "vm1", "s2", 2)];
+    let b0 = version(b.id).await;
+    store.upsert_snapshots(a.id, &items, t0()).await.unwrap();
+    changed(version(a.id).await, "first report");
+    // An unchanged re-report still writes `last_reported`.
+    store
+        .upsert_snapshots(a.id, &items, t0() + secs(1))
+        .await
+        .unwrap();
+    changed(version(a.id).await, "re-report");
+    store
+        .replace_inventory(a.id, &InventoryScope::All, &items[..1], t0())
+        .await
+        .unwrap();
+    changed(version(a.id).await, "replace");
+    store
+        .set_resume_token(a.id, "tank", "vm2", Some("1-abc"), t0())
+        .await
+        .unwrap();
+    changed(version(a.id).await, "resume token set");
+    store
+        .set_resume_token(a.id, "tank", "vm2", None, t0())
+        .await
+        .unwrap();
+    changed(version(a.id).await, "resume token cleared");
+    assert_eq!(store.delete_snapshots_of_system(a.id).await.unwrap(), 1);
+    changed(version(a.id).await, "delete");
+    // Reads, failed writes and other systems' writes leave it alone.
+    let now = version(a.id).await;
+    store.snapshots_of_systems(&[a.id]).await.unwrap();
+    assert!(
+        store
+            .upsert_snapshots(a.id, &[snap("tank", "vm1", "a@b", 1)], t0())
+            .await
+            .is_err()
+    );
+    store.upsert_snapshots(b.id, &items, t0()).await.unwrap();
+    assert_eq!(version(a.id).await, now);
+    assert_ne!(version(b.id).await, b0);
+    // Unknown systems are left out.
+    let mut got = store
+        .inventory_versions(&[a.id, Uuid::new_v4(), b.id])
+        .await
+        .unwrap();
+    got.sort();
+    let mut want = vec![(a.id, now), (b.id, version(b.id).await)];
+    want.sort();
+    assert_eq!(got, want);
+}
+
+pub async fn snapshot_names_of_some_datasets(store: &dyn Store) {
+    let a = new_system(store).await;
+    let b = new_system(store).await;
+    let items = vec![
+        snap("tank", "vm1", "s1", 1),
+        snap("tank", "vm1", "s2", 2),
+        snap("tank", "vm2", "s1", 3),
+        snap("tank", "", "root", 4),
+        snap("backup", "vm1", "s9", 5),
+    ];
+    store.upsert_snapshots(a.id, &items, t0()).await.unwrap();
+    store
+        .upsert_snapshots(b.id, &[snap("tank", "vm1", "other", 6)], t0())
+        .await
+        .unwrap();
+    let ds = |p: &str, d: &str| (p.to_string(), d.to_string());
+    let mut got = store
+        .snapshot_names(
+            a.id,
+            &[
+                ds("tank", "vm1"),
+                ds("tank", ""),
+                ds("tank", "vm1"),
+                ds("tank", "none"),
+            ],
+        )
+        .await
+        .unwrap();
+    got.sort();
+    let name = |p: &str, d: &str, n: &str| (p.to_string(), d.to_string(), n.to_string());
+    assert_eq!(
+        got,
+        vec![
+            name("tank", "", "root"),
+            name("tank", "vm1", "s1"),
+            name("tank", "vm1", "s2"),
+        ],
+        "only the listed datasets of the system, each name once"
+    );
+    assert!(store.snapshot_names(a.id, &[]).await.unwrap().is_empty());
+    assert!(
+        store
+            .snapshot_names(Uuid::new_v4(), &[ds("tank", "vm1")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
