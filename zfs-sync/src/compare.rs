@@ -16,9 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use uuid::Uuid;
 
-use crate::model::{Member, ResumeToken, Snapshot};
+use crate::model::{Diagnostic, MatchMethod, Member, MemberInventory, ResumeToken, Snapshot};
 use crate::names::{DatasetName, ShortName};
-use crate::plan::{Diagnostic, MatchMethod, MemberInventory};
 
 /// One snapshot as the comparison sees it: borrowed from the inventory, small and sortable.
 ///

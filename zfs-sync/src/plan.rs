@@ -12,30 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use crate::compare::{Comparison, FleetIndex, History, SnapView, compare};
 use crate::filter::SnapshotFilter;
 use crate::model::{
-    ConflictKind, Member, Policy, ResumeToken, Snapshot, SyncGroup, System, Topology, TransferKind,
-    TransferMode,
+    ConflictKind, Policy, ResumeToken, SyncGroup, Topology, TransferKind, TransferMode,
 };
+pub use crate::model::{Diagnostic, MatchMethod, MemberInventory};
 use crate::names::{DatasetName, ShortName};
-
-/// One member's inventory, as the planner takes it.
-#[derive(Debug, Clone)]
-pub struct MemberInventory {
-    pub system: System,
-    pub member: Member,
-    /// Every snapshot of the system (the planner keeps those below the member's root).
-    pub snapshots: Vec<Snapshot>,
-    pub resume_tokens: Vec<ResumeToken>,
-}
-
-/// How two snapshots were found to be the same.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchMethod {
-    /// Both sides reported the GUID and it is equal.
-    Guid,
-    /// At least one side has no GUID: same short name and same creation time.
-    NameAndCreation,
-}
 
 /// A snapshot named in a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,14 +126,6 @@ pub struct Gap {
 pub struct Deletion {
     pub target: Endpoint,
     pub snapshots: Vec<ShortName>,
-}
-
-/// Something the planner wants a person to know (skipped names, ambiguous roots, ...).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Diagnostic {
-    pub system_id: Option<Uuid>,
-    pub dataset: Option<String>,
-    pub message: String,
 }
 
 /// The plan of one logical dataset.

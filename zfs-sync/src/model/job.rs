@@ -1,0 +1,155 @@
+//! Jobs: transfers handed (or to be handed) to the hosts that run them, and their outcome.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    Incremental,
+    Full,
+    Resume,
+}
+
+impl TransferKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferKind::Incremental => "incremental",
+            TransferKind::Full => "full",
+            TransferKind::Resume => "resume",
+        }
+    }
+
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
+        match s {
+            "incremental" => Ok(TransferKind::Incremental),
+            "full" => Ok(TransferKind::Full),
+            "resume" => Ok(TransferKind::Resume),
+            other => Err(Error::invalid(
+                field,
+                format!("unknown transfer kind {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Planned, not handed out.
+    Pending,
+    /// Handed to its runner until `lease_expires_at`.
+    Leased,
+    Succeeded,
+    Failed,
+    /// The lease ran out without a result.
+    Expired,
+    /// The plan no longer needs it.
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Pending,
+        JobStatus::Leased,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Expired,
+        JobStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Leased => "leased",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Expired => "expired",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| Error::invalid(field, format!("unknown job status {s:?}")))
+    }
+
+    /// Pending or leased: the job may still run.
+    pub fn is_active(self) -> bool {
+        matches!(self, JobStatus::Pending | JobStatus::Leased)
+    }
+}
+
+/// A transfer handed (or to be handed) to a host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: Uuid,
+    pub group_id: Uuid,
+    /// Logical dataset.
+    pub dataset: String,
+    pub source_system_id: Uuid,
+    pub target_system_id: Uuid,
+    /// The system that runs the pipeline (source for push, target for pull).
+    pub runner_system_id: Uuid,
+    pub kind: TransferKind,
+    /// The transfer as planned (snapshots, argv, commands); opaque to stores.
+    pub spec: Value,
+    pub status: JobStatus,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub bytes: Option<u64>,
+    pub resume_token: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where a job stands, without its spec: what planning needs of the jobs behind sync states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobProgress {
+    pub id: Uuid,
+    pub status: JobStatus,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Job> for JobProgress {
+    fn from(j: &Job) -> Self {
+        JobProgress {
+            id: j.id,
+            status: j.status,
+            lease_expires_at: j.lease_expires_at,
+            error: j.error.clone(),
+            updated_at: j.updated_at,
+        }
+    }
+}
+
+/// A runner's report on a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOutcome {
+    /// `Succeeded` or `Failed`.
+    pub status: JobStatus,
+    pub error: Option<String>,
+    pub resume_token: Option<String>,
+    pub bytes: Option<u64>,
+}
+
+/// Filters for listing jobs; `None` matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub group_id: Option<Uuid>,
+    pub runner_system_id: Option<Uuid>,
+    pub target_system_id: Option<Uuid>,
+    pub dataset: Option<String>,
+    pub status: Option<JobStatus>,
+}
