@@ -5,69 +5,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-
-/// The seed's conflict types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConflictKind {
-    Diverged,
-    Orphaned,
-    Missing,
-}
-
-impl ConflictKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConflictKind::Diverged => "diverged",
-            ConflictKind::Orphaned => "orphaned",
-            ConflictKind::Missing => "missing",
-        }
-    }
-
-    pub fn parse(field: &str, s: &str) -> Result<Self> {
-        match s {
-            "diverged" => Ok(ConflictKind::Diverged),
-            "orphaned" => Ok(ConflictKind::Orphaned),
-            "missing" => Ok(ConflictKind::Missing),
-            other => Err(Error::invalid(
-                field,
-                format!("unknown conflict type {other:?}"),
-            )),
-        }
+string_enum! {
+    /// The seed's conflict types.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    pub enum ConflictKind ("conflict type") {
+        Diverged = "diverged",
+        Orphaned = "orphaned",
+        Missing = "missing",
     }
 }
 
-/// Where a conflict stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConflictStatus {
-    Open,
-    /// A resolution was chosen (see `resolution`).
-    Resolved,
-    /// Detection no longer finds it.
-    Gone,
-}
-
-impl ConflictStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConflictStatus::Open => "open",
-            ConflictStatus::Resolved => "resolved",
-            ConflictStatus::Gone => "gone",
-        }
-    }
-
-    pub fn parse(field: &str, s: &str) -> Result<Self> {
-        match s {
-            "open" => Ok(ConflictStatus::Open),
-            "resolved" => Ok(ConflictStatus::Resolved),
-            "gone" => Ok(ConflictStatus::Gone),
-            other => Err(Error::invalid(
-                field,
-                format!("unknown conflict status {other:?}"),
-            )),
-        }
+string_enum! {
+    /// Where a conflict stands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum ConflictStatus ("conflict status") {
+        Open = "open",
+        /// A resolution was chosen (see `resolution`).
+        Resolved = "resolved",
+        /// Detection no longer finds it.
+        Gone = "gone",
     }
 }
 

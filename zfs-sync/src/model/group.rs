@@ -7,15 +7,16 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::names::DatasetName;
 
-/// Who runs a transfer's pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TransferMode {
-    /// The source runs `zfs send … | ssh target zfs receive …`.
-    #[default]
-    Push,
-    /// The target runs `ssh source zfs send … | zfs receive …`.
-    Pull,
+string_enum! {
+    /// Who runs a transfer's pipeline.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+    pub enum TransferMode ("transfer mode", expected) {
+        /// The source runs `zfs send … | ssh target zfs receive …`.
+        #[default]
+        Push = "push",
+        /// The target runs `ssh source zfs send … | zfs receive …`.
+        Pull = "pull",
+    }
 }
 
 /// Which optional `zfs send` flags a group wants (each used only where the hosts support it).
@@ -74,50 +75,21 @@ impl SendFlags {
     }
 }
 
-/// How a conflict is resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConflictStrategy {
-    /// The history with the newest snapshot wins.
-    UseNewest,
-    /// The history with the most referenced bytes in its newest snapshot wins.
-    UseLargest,
-    /// The history shared by most members wins; ties go to the newest.
-    UseMajority,
-    /// No plan until a person names the winner.
-    #[default]
-    Manual,
-    /// Leave the dataset alone.
-    Ignore,
-}
-
-impl ConflictStrategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConflictStrategy::UseNewest => "use_newest",
-            ConflictStrategy::UseLargest => "use_largest",
-            ConflictStrategy::UseMajority => "use_majority",
-            ConflictStrategy::Manual => "manual",
-            ConflictStrategy::Ignore => "ignore",
-        }
-    }
-
-    pub fn parse(field: &str, s: &str) -> Result<Self> {
-        Ok(match s {
-            "use_newest" => ConflictStrategy::UseNewest,
-            "use_largest" => ConflictStrategy::UseLargest,
-            "use_majority" => ConflictStrategy::UseMajority,
-            "manual" => ConflictStrategy::Manual,
-            "ignore" => ConflictStrategy::Ignore,
-            other => {
-                return Err(Error::invalid(
-                    field,
-                    format!(
-                        "unknown strategy {other:?}; expected use_newest, use_largest, use_majority, manual or ignore"
-                    ),
-                ));
-            }
-        })
+string_enum! {
+    /// How a conflict is resolved.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+    pub enum ConflictStrategy ("strategy", expected) {
+        /// The history with the newest snapshot wins.
+        UseNewest = "use_newest",
+        /// The history with the most referenced bytes in its newest snapshot wins.
+        UseLargest = "use_largest",
+        /// The history shared by most members wins; ties go to the newest.
+        UseMajority = "use_majority",
+        /// No plan until a person names the winner.
+        #[default]
+        Manual = "manual",
+        /// Leave the dataset alone.
+        Ignore = "ignore",
     }
 }
 

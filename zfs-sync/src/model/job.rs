@@ -5,83 +5,34 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-
-/// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TransferKind {
-    Incremental,
-    Full,
-    Resume,
-}
-
-impl TransferKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransferKind::Incremental => "incremental",
-            TransferKind::Full => "full",
-            TransferKind::Resume => "resume",
-        }
-    }
-
-    pub fn parse(field: &str, s: &str) -> Result<Self> {
-        match s {
-            "incremental" => Ok(TransferKind::Incremental),
-            "full" => Ok(TransferKind::Full),
-            "resume" => Ok(TransferKind::Resume),
-            other => Err(Error::invalid(
-                field,
-                format!("unknown transfer kind {other:?}"),
-            )),
-        }
+string_enum! {
+    /// What a job does.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum TransferKind ("transfer kind") {
+        Incremental = "incremental",
+        Full = "full",
+        Resume = "resume",
     }
 }
 
-/// Where a job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    /// Planned, not handed out.
-    Pending,
-    /// Handed to its runner until `lease_expires_at`.
-    Leased,
-    Succeeded,
-    Failed,
-    /// The lease ran out without a result.
-    Expired,
-    /// The plan no longer needs it.
-    Cancelled,
+string_enum! {
+    /// Where a job stands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum JobStatus ("job status") {
+        /// Planned, not handed out.
+        Pending = "pending",
+        /// Handed to its runner until `lease_expires_at`.
+        Leased = "leased",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        /// The lease ran out without a result.
+        Expired = "expired",
+        /// The plan no longer needs it.
+        Cancelled = "cancelled",
+    }
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 6] = [
-        JobStatus::Pending,
-        JobStatus::Leased,
-        JobStatus::Succeeded,
-        JobStatus::Failed,
-        JobStatus::Expired,
-        JobStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Pending => "pending",
-            JobStatus::Leased => "leased",
-            JobStatus::Succeeded => "succeeded",
-            JobStatus::Failed => "failed",
-            JobStatus::Expired => "expired",
-            JobStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(field: &str, s: &str) -> Result<Self> {
-        JobStatus::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| Error::invalid(field, format!("unknown job status {s:?}")))
-    }
-
     /// Pending or leased: the job may still run.
     pub fn is_active(self) -> bool {
         matches!(self, JobStatus::Pending | JobStatus::Leased)

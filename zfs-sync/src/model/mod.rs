@@ -9,6 +9,62 @@
 
 use serde_json::{Map, Value};
 
+/// Declares a string enum from one table, `Variant = "string"` per variant: the enum (serde
+/// by those strings), `as_str`, `parse(field, s)`, [`std::fmt::Display`], `ALL` (every
+/// variant, in table order) and `VALUES` (the accepted strings). `parse` fails with
+/// `unknown <what> "<s>"`, followed by `; expected a, b or c` when the enum is declared
+/// `(what, expected)`.
+macro_rules! string_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal $(, $expected:ident)?) {
+            $( $(#[$vmeta:meta])* $variant:ident = $s:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $s)] $variant, )+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: [$name; [$($s),+].len()] = [$($name::$variant),+];
+            /// The accepted strings, in declaration order.
+            pub const VALUES: [&'static str; [$($s),+].len()] = [$($s),+];
+
+            /// The variant's string (as serialized and stored).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $s, )+
+                }
+            }
+
+            /// Parses the variant's string; the error names `field`.
+            pub fn parse(field: &str, s: &str) -> $crate::error::Result<Self> {
+                match s {
+                    $( $s => Ok($name::$variant), )+
+                    other => {
+                        #[allow(unused_mut)]
+                        let mut message = format!(concat!("unknown ", $what, " {:?}"), other);
+                        $(
+                            let _ = stringify!($expected);
+                            message.push_str("; expected ");
+                            message.push_str(&$crate::model::expected_values(&Self::VALUES));
+                        )?
+                        Err($crate::error::Error::invalid(field, message))
+                    }
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 pub mod conflict;
 pub mod group;
 pub mod job;
@@ -29,3 +85,128 @@ pub use system::*;
 
 /// Free-form metadata attached to systems and snapshots.
 pub type Metadata = Map<String, Value>;
+
+/// `a, b or c`: the accepted values, as parse errors list them.
+pub(crate) fn expected_values(values: &[&str]) -> String {
+    match values.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    /// Every string enum: `as_str`, `Display`, serde and `parse` agree, in table order.
+    fn round_trips<T>(all: &[T], values: &[&str], as_str: fn(T) -> &'static str)
+    where
+        T: Copy + PartialEq + std::fmt::Debug + std::fmt::Display + serde::Serialize,
+        T: serde::de::DeserializeOwned,
+    {
+        assert_eq!(all.len(), values.len());
+        for (&v, &s) in all.iter().zip(values) {
+            assert_eq!(as_str(v), s);
+            assert_eq!(v.to_string(), s);
+            assert_eq!(serde_json::to_value(v).unwrap(), serde_json::json!(s));
+            assert_eq!(
+                serde_json::from_value::<T>(serde_json::json!(s)).unwrap(),
+                v
+            );
+        }
+    }
+
+    #[test]
+    fn string_enums_round_trip() {
+        round_trips(
+            &HealthStatus::ALL,
+            &HealthStatus::VALUES,
+            HealthStatus::as_str,
+        );
+        round_trips(
+            &TransferMode::ALL,
+            &TransferMode::VALUES,
+            TransferMode::as_str,
+        );
+        round_trips(
+            &ConflictStrategy::ALL,
+            &ConflictStrategy::VALUES,
+            ConflictStrategy::as_str,
+        );
+        round_trips(&SyncStatus::ALL, &SyncStatus::VALUES, SyncStatus::as_str);
+        round_trips(
+            &ConflictKind::ALL,
+            &ConflictKind::VALUES,
+            ConflictKind::as_str,
+        );
+        round_trips(
+            &ConflictStatus::ALL,
+            &ConflictStatus::VALUES,
+            ConflictStatus::as_str,
+        );
+        round_trips(
+            &TransferKind::ALL,
+            &TransferKind::VALUES,
+            TransferKind::as_str,
+        );
+        round_trips(&JobStatus::ALL, &JobStatus::VALUES, JobStatus::as_str);
+        round_trips(&MatchMethod::ALL, &MatchMethod::VALUES, MatchMethod::as_str);
+        assert_eq!(
+            ConflictStrategy::parse("f", "use_majority").unwrap(),
+            ConflictStrategy::UseMajority
+        );
+        assert_eq!(
+            JobStatus::parse("f", "cancelled").unwrap(),
+            JobStatus::Cancelled
+        );
+    }
+
+    /// The parse errors, word for word as before the enums shared one macro.
+    #[test]
+    fn string_enum_parse_errors() {
+        let msg = |e: crate::Error| e.to_string();
+        assert_eq!(
+            msg(ConflictStrategy::parse("strategy", "x").unwrap_err()),
+            msg(Error::invalid(
+                "strategy",
+                "unknown strategy \"x\"; expected use_newest, use_largest, use_majority, manual or ignore"
+            ))
+        );
+        assert_eq!(
+            msg(SyncStatus::parse("status", "x").unwrap_err()),
+            msg(Error::invalid(
+                "status",
+                "unknown status \"x\"; expected in_sync, out_of_sync, syncing, conflict or error"
+            ))
+        );
+        for (e, text) in [
+            (
+                ConflictKind::parse("kind", "x").unwrap_err(),
+                "unknown conflict type \"x\"",
+            ),
+            (
+                ConflictStatus::parse("kind", "x").unwrap_err(),
+                "unknown conflict status \"x\"",
+            ),
+            (
+                TransferKind::parse("kind", "x").unwrap_err(),
+                "unknown transfer kind \"x\"",
+            ),
+            (
+                JobStatus::parse("kind", "x").unwrap_err(),
+                "unknown job status \"x\"",
+            ),
+        ] {
+            assert_eq!(msg(e), msg(Error::invalid("kind", text)));
+        }
+        assert_eq!(
+            msg(TransferMode::parse("transfer", "x").unwrap_err()),
+            msg(Error::invalid(
+                "transfer",
+                "unknown transfer mode \"x\"; expected push or pull"
+            ))
+        );
+    }
+}

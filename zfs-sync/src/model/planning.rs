@@ -18,14 +18,15 @@ pub struct MemberInventory {
     pub resume_tokens: Vec<ResumeToken>,
 }
 
-/// How two snapshots were found to be the same.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchMethod {
-    /// Both sides reported the GUID and it is equal.
-    Guid,
-    /// At least one side has no GUID: same short name and same creation time.
-    NameAndCreation,
+string_enum! {
+    /// How two snapshots were found to be the same.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum MatchMethod ("match method") {
+        /// Both sides reported the GUID and it is equal.
+        Guid = "guid",
+        /// At least one side has no GUID: same short name and same creation time.
+        NameAndCreation = "name_and_creation",
+    }
 }
 
 /// Something the planner wants a person to know (skipped names, ambiguous roots, ...).

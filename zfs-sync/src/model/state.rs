@@ -4,43 +4,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-
-/// The sync status of one (group, logical dataset, system).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncStatus {
-    InSync,
-    OutOfSync,
-    /// A job was handed out and its lease has not expired.
-    Syncing,
-    Conflict,
-    Error,
-}
-
-impl SyncStatus {
-    pub const ALL: [SyncStatus; 5] = [
-        SyncStatus::InSync,
-        SyncStatus::OutOfSync,
-        SyncStatus::Syncing,
-        SyncStatus::Conflict,
-        SyncStatus::Error,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncStatus::InSync => "in_sync",
-            SyncStatus::OutOfSync => "out_of_sync",
-            SyncStatus::Syncing => "syncing",
-            SyncStatus::Conflict => "conflict",
-            SyncStatus::Error => "error",
-        }
-    }
-
-    pub fn parse(field: &str, s: &str) -> Result<Self> {
-        SyncStatus::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| {
-            Error::invalid(field, format!("unknown status {s:?}; expected in_sync, out_of_sync, syncing, conflict or error"))
-        })
+string_enum! {
+    /// The sync status of one (group, logical dataset, system).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum SyncStatus ("status", expected) {
+        InSync = "in_sync",
+        OutOfSync = "out_of_sync",
+        /// A job was handed out and its lease has not expired.
+        Syncing = "syncing",
+        Conflict = "conflict",
+        Error = "error",
     }
 }
 

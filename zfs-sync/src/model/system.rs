@@ -49,13 +49,14 @@ impl Capabilities {
     };
 }
 
-/// Connectivity as judged from heartbeats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HealthStatus {
-    Online,
-    Offline,
-    NeverSeen,
+string_enum! {
+    /// Connectivity as judged from heartbeats.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum HealthStatus ("health status") {
+        Online = "online",
+        Offline = "offline",
+        NeverSeen = "never_seen",
+    }
 }
 
 impl HealthStatus {
@@ -69,14 +70,6 @@ impl HealthStatus {
             None => HealthStatus::NeverSeen,
             Some(t) if (now - t).num_seconds() < timeout_seconds as i64 => HealthStatus::Online,
             Some(_) => HealthStatus::Offline,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HealthStatus::Online => "online",
-            HealthStatus::Offline => "offline",
-            HealthStatus::NeverSeen => "never_seen",
         }
     }
 }
