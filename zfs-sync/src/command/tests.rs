@@ -2,6 +2,7 @@ use super::verify::{check_command, check_no_unquoted_metachar};
 use super::*;
 use crate::model::{Capabilities, TransferKind, validate_host};
 use crate::plan::{Endpoint, SnapshotRef};
+use crate::testing::fixtures;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -13,19 +14,11 @@ fn system(
     port: u16,
     caps: Option<Capabilities>,
 ) -> System {
-    let t = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
     System {
-        id: Uuid::from_u128(id),
-        hostname: host.to_string(),
-        platform: None,
-        ssh_hostname: None,
         ssh_user: user.map(str::to_string),
         ssh_port: port,
         capabilities: caps,
-        extra_metadata: Default::default(),
-        last_seen: None,
-        created_at: t,
-        updated_at: t,
+        ..fixtures::system(Uuid::from_u128(id), host)
     }
 }
 

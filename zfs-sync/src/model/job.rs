@@ -63,6 +63,42 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Job {
+    /// A new job, pending: not handed out, no attempt yet, created and updated `now`. Every
+    /// argument is one of the job's fields; the runner is the source for push, the target for
+    /// pull.
+    #[allow(clippy::too_many_arguments)] // one per field; the others are the pending defaults
+    pub fn pending(
+        group_id: Uuid,
+        dataset: impl Into<String>,
+        source_system_id: Uuid,
+        target_system_id: Uuid,
+        runner_system_id: Uuid,
+        kind: TransferKind,
+        spec: Value,
+        now: DateTime<Utc>,
+    ) -> Job {
+        Job {
+            id: Uuid::new_v4(),
+            group_id,
+            dataset: dataset.into(),
+            source_system_id,
+            target_system_id,
+            runner_system_id,
+            kind,
+            spec,
+            status: JobStatus::Pending,
+            lease_expires_at: None,
+            attempts: 0,
+            error: None,
+            bytes: None,
+            resume_token: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// Where a job stands, without its spec: what planning needs of the jobs behind sync states.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobProgress {

@@ -209,4 +209,80 @@ mod tests {
             ))
         );
     }
+
+    #[test]
+    fn snapshot_from_new_keeps_every_reported_field() {
+        let t = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut extra_metadata = Metadata::new();
+        extra_metadata.insert("k".into(), Value::from(1));
+        let new = NewSnapshot {
+            pool: "tank".into(),
+            dataset: "a/b".into(),
+            name: "s1".into(),
+            guid: Some(7),
+            createtxg: Some(9),
+            creation: t,
+            used: 1,
+            referenced: 2,
+            extra_metadata: extra_metadata.clone(),
+        };
+        let (id, system_id) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let later = t + chrono::Duration::seconds(5);
+        let s = Snapshot::from_new(id, system_id, new, later);
+        assert_eq!(
+            s,
+            Snapshot {
+                id,
+                system_id,
+                pool: "tank".into(),
+                dataset: "a/b".into(),
+                name: "s1".into(),
+                guid: Some(7),
+                createtxg: Some(9),
+                creation: t,
+                used: 1,
+                referenced: 2,
+                extra_metadata,
+                last_reported: later,
+            }
+        );
+    }
+
+    #[test]
+    fn pending_job_has_the_pending_defaults() {
+        let t = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let id = uuid::Uuid::from_u128;
+        let spec = serde_json::json!({"x": 1});
+        let j = Job::pending(
+            id(1),
+            "vm/a",
+            id(2),
+            id(3),
+            id(3),
+            TransferKind::Full,
+            spec.clone(),
+            t,
+        );
+        assert_eq!(
+            j,
+            Job {
+                id: j.id,
+                group_id: id(1),
+                dataset: "vm/a".into(),
+                source_system_id: id(2),
+                target_system_id: id(3),
+                runner_system_id: id(3),
+                kind: TransferKind::Full,
+                spec,
+                status: JobStatus::Pending,
+                lease_expires_at: None,
+                attempts: 0,
+                error: None,
+                bytes: None,
+                resume_token: None,
+                created_at: t,
+                updated_at: t,
+            }
+        );
+    }
 }

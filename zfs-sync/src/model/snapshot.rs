@@ -31,6 +31,41 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The record of a reported snapshot: `new`'s fields, with the witness's `id`, the
+    /// reporting system and when it was reported.
+    pub fn from_new(
+        id: Uuid,
+        system_id: Uuid,
+        new: NewSnapshot,
+        last_reported: DateTime<Utc>,
+    ) -> Snapshot {
+        let NewSnapshot {
+            pool,
+            dataset,
+            name,
+            guid,
+            createtxg,
+            creation,
+            used,
+            referenced,
+            extra_metadata,
+        } = new;
+        Snapshot {
+            id,
+            system_id,
+            pool,
+            dataset,
+            name,
+            guid,
+            createtxg,
+            creation,
+            used,
+            referenced,
+            extra_metadata,
+            last_reported,
+        }
+    }
+
     /// `pool` or `pool/dataset`.
     pub fn dataset_name(&self) -> String {
         dataset_full_name(&self.pool, &self.dataset)
