@@ -39,7 +39,7 @@ use crate::names::{DatasetName, ShortName};
 use crate::plan::{SendStep, Transfer};
 pub use argv::send_flag_args;
 use argv::{SshDestination, receive_argv, send_argv, snapshot_arg};
-use shell::{check_leaves, is_safe_unquoted};
+use shell::check_leaves;
 pub use shell::{quote, render_argv};
 
 /// One shell pipeline a host runs, as argv vectors (joined by `|`) and rendered once.

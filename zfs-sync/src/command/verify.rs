@@ -1,6 +1,7 @@
 //! Checks of rendered commands, shared by the unit tests and the fuzz targets.
 
-use super::{Command, is_safe_unquoted};
+use super::Command;
+use super::shell::is_safe_unquoted;
 
 /// Checks that outside single quotes `s` holds only bytes that need no quoting, spaces,
 /// `\'` (an escaped quote between quoted parts) and, when `pipes` is set, ` | ` between
