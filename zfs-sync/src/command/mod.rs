@@ -17,7 +17,7 @@
 //! [`rollback_command`] that the plan chose.
 //!
 //! Layout: the commands a plan needs are built here; argv building in `argv.rs`, shell
-//! quoting and rendering in `shell.rs`, checks for tests and fuzzing in [`verify`].
+//! quoting and rendering in `shell.rs`, checks for tests and fuzzing in `verify.rs`.
 //!
 //! [`SnapshotName`]: crate::names::SnapshotName
 //! [`validate_host`]: crate::model::validate_host

@@ -224,28 +224,17 @@ mod tests {
             creation: t,
             used: 1,
             referenced: 2,
-            extra_metadata: extra_metadata.clone(),
+            extra_metadata,
         };
         let (id, system_id) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
         let later = t + chrono::Duration::seconds(5);
+        // Every reported field, as serialized, plus the three the witness adds.
+        let mut expected = serde_json::to_value(&new).unwrap();
+        expected["id"] = serde_json::json!(id);
+        expected["system_id"] = serde_json::json!(system_id);
+        expected["last_reported"] = serde_json::json!(later);
         let s = Snapshot::from_new(id, system_id, new, later);
-        assert_eq!(
-            s,
-            Snapshot {
-                id,
-                system_id,
-                pool: "tank".into(),
-                dataset: "a/b".into(),
-                name: "s1".into(),
-                guid: Some(7),
-                createtxg: Some(9),
-                creation: t,
-                used: 1,
-                referenced: 2,
-                extra_metadata,
-                last_reported: later,
-            }
-        );
+        assert_eq!(serde_json::to_value(&s).unwrap(), expected);
     }
 
     #[test]
@@ -258,31 +247,27 @@ mod tests {
             "vm/a",
             id(2),
             id(3),
-            id(3),
+            id(4),
             TransferKind::Full,
             spec.clone(),
             t,
         );
-        assert_eq!(
-            j,
-            Job {
-                id: j.id,
-                group_id: id(1),
-                dataset: "vm/a".into(),
-                source_system_id: id(2),
-                target_system_id: id(3),
-                runner_system_id: id(3),
-                kind: TransferKind::Full,
-                spec,
-                status: JobStatus::Pending,
-                lease_expires_at: None,
-                attempts: 0,
-                error: None,
-                bytes: None,
-                resume_token: None,
-                created_at: t,
-                updated_at: t,
-            }
+        let given = (
+            j.group_id,
+            j.dataset.as_str(),
+            j.source_system_id,
+            j.target_system_id,
         );
+        assert_eq!(given, (id(1), "vm/a", id(2), id(3)));
+        assert_eq!(
+            (j.runner_system_id, j.kind, &j.spec),
+            (id(4), TransferKind::Full, &spec)
+        );
+        assert_eq!(
+            (j.status, j.lease_expires_at, j.attempts),
+            (JobStatus::Pending, None, 0)
+        );
+        assert_eq!((&j.error, j.bytes, &j.resume_token), (&None, None, &None));
+        assert_eq!((j.created_at, j.updated_at), (t, t));
     }
 }

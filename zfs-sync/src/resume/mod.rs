@@ -22,7 +22,7 @@
 //! decompressed size is capped at [`MAX_PACKED_SIZE`].
 //!
 //! Layout: the token and its envelope here; the packed nvlist inside in `nvlist.rs`; the
-//! encoder for tests and fuzz seeds in [`encode`].
+//! encoder for tests and fuzz seeds in `encode.rs`.
 
 #[cfg(any(test, feature = "testing"))]
 pub mod encode;
