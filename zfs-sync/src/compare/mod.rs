@@ -6,7 +6,6 @@
 //! then name); txgs of two hosts are never compared. Snapshots are matched by GUID when both
 //! sides report one, otherwise by short name and creation time; the same short name with a
 //! different GUID (or, without GUIDs, a different creation time) is a [`Clash`], never a match.
-
 //!
 //! Layout: this file holds what a comparison means (the views, [`History`], [`Comparison`]
 //! and the algorithm of [`compare`]); [`FleetIndex`] (grouping the inventories) is in
