@@ -299,6 +299,8 @@ async fn expired_leases_are_handed_out_again() {
     );
 }
 
+// Concurrent callers need tasks: this test spawns them, the core never does.
+#[allow(clippy::disallowed_methods)]
 #[tokio::test]
 async fn concurrent_callers_never_get_the_same_job() {
     let w = world(TransferMode::Push, Policy::default()).await;

@@ -1,0 +1,173 @@
+//! Turning planned transfers, rollbacks and deletions into shell pipelines.
+//!
+//! Every pipeline is built as argv vectors first and rendered to a shell string last. Each
+//! argument is POSIX single-quoted when it holds anything outside `[A-Za-z0-9_@%+=:,./-]`
+//! (`'` becomes `'\''`), once per shell level: the command `ssh` runs on the remote host is
+//! rendered to one string, which is a single argv element of `ssh` and is quoted again in the
+//! local shell string. The remote shell parses it back into exactly the remote argv.
+//!
+//! Every argument comes from a validated type ([`DatasetName`], [`SnapshotName`],
+//! [`ShortName`]), a host and user re-validated here ([`validate_host`],
+//! [`validate_ssh_user`]), a port, a resume token checked by [`validate_token_chars`], or a
+//! constant. As a last line of defence, every such argument must consist of
+//! `A-Z a-z 0-9 - _ . : @ / =` and space, so no shell metacharacter and no `%` can reach a
+//! command even if a validator were wrong.
+//!
+//! `zfs receive -F` is never emitted: a diverged target is handled by an explicit, listed
+//! [`rollback_command`] that the plan chose.
+//!
+//! Layout: the commands a plan needs are built here; argv building in `argv.rs`, shell
+//! quoting and rendering in `shell.rs`, checks for tests and fuzzing in `verify.rs`.
+//!
+//! [`SnapshotName`]: crate::names::SnapshotName
+//! [`validate_host`]: crate::model::validate_host
+//! [`validate_ssh_user`]: crate::model::validate_ssh_user
+//! [`validate_token_chars`]: crate::resume::validate_token_chars
+
+mod argv;
+mod shell;
+#[cfg(test)]
+mod tests;
+#[cfg(any(test, feature = "testing"))]
+pub mod verify;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{SendFlags, System, TransferMode};
+use crate::names::{DatasetName, ShortName};
+use crate::plan::{SendStep, Transfer};
+pub use argv::send_flag_args;
+use argv::{SshDestination, receive_argv, send_argv, snapshot_arg};
+use shell::check_leaves;
+pub use shell::{quote, render_argv};
+
+/// One shell pipeline a host runs, as argv vectors (joined by `|`) and rendered once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// The pipeline's stages. An `ssh` stage's last element is the remote command, already
+    /// rendered for the remote shell.
+    pub argv: Vec<Vec<String>>,
+    /// The pipeline rendered for a POSIX shell.
+    pub shell: String,
+}
+
+impl Command {
+    /// A pipeline of the given stages, rendered.
+    fn pipeline(argv: Vec<Vec<String>>) -> Self {
+        let shell = argv
+            .iter()
+            .map(|stage| render_argv(stage))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        Command { argv, shell }
+    }
+}
+
+/// The pipelines of a transfer, one per [`SendStep`], in order.
+///
+/// Push (`t.mode == Push`) runs on the source: `zfs send … | ssh [-p P] -o BatchMode=yes
+/// [user@]target zfs receive -s -u target/ds`. Pull runs on the target: `ssh … source zfs send
+/// … | zfs receive -s -u target/ds`. `source` and `target` must be the transfer's systems.
+///
+/// Errors: [`Error::InvalidInput`] when a stored host, user, port, token or combined snapshot
+/// name is invalid, or the systems are not the transfer's; [`Error::Conflict`] when the group
+/// requires raw sends that a host cannot do, or a resume is asked of a host that cannot resume.
+pub fn transfer_commands(
+    t: &Transfer,
+    source: &System,
+    target: &System,
+    flags: SendFlags,
+) -> Result<Vec<Command>> {
+    if source.id != t.source.system_id {
+        return Err(Error::invalid(
+            "source",
+            "is not the transfer's source system",
+        ));
+    }
+    if target.id != t.target.system_id {
+        return Err(Error::invalid(
+            "target",
+            "is not the transfer's target system",
+        ));
+    }
+    if t.steps.is_empty() {
+        return Err(Error::invalid(
+            "steps",
+            "a transfer needs at least one send step",
+        ));
+    }
+    let src_caps = source.effective_capabilities();
+    let tgt_caps = target.effective_capabilities();
+    let flag_args = send_flag_args(flags, src_caps, tgt_caps)?;
+    // Validate the remote end whatever the step, so a bad stored system always surfaces.
+    let remote = match t.mode {
+        TransferMode::Push => SshDestination::of(target, "target")?,
+        TransferMode::Pull => SshDestination::of(source, "source")?,
+    };
+    let mut commands = Vec::with_capacity(t.steps.len());
+    for (i, step) in t.steps.iter().enumerate() {
+        if matches!(step, SendStep::Resume { .. })
+            && !(src_caps.resumable_receive && tgt_caps.resumable_receive)
+        {
+            return Err(Error::conflict(format!(
+                "steps[{i}]: resuming needs zfs send -t and zfs receive -s, which {} does not support",
+                if src_caps.resumable_receive {
+                    "the target"
+                } else {
+                    "the source"
+                }
+            )));
+        }
+        let send = send_argv(step, &t.source.dataset, &flag_args, i)?;
+        let receive = receive_argv(&t.target.dataset, tgt_caps);
+        check_leaves(&send)?;
+        check_leaves(&receive)?;
+        let stages = match t.mode {
+            TransferMode::Push => vec![send, remote.wrap(&receive)?],
+            TransferMode::Pull => vec![remote.wrap(&send)?, receive],
+        };
+        commands.push(Command::pipeline(stages));
+    }
+    Ok(commands)
+}
+
+/// `zfs rollback -r dataset@to`, run on the host that holds `dataset`. It destroys every
+/// snapshot of `dataset` newer than `to` (the plan lists them).
+pub fn rollback_command(dataset: &DatasetName, to: &ShortName) -> Result<Command> {
+    let argv = vec![
+        "zfs".into(),
+        "rollback".into(),
+        "-r".into(),
+        snapshot_arg(dataset, to, "rollback_to")?,
+    ];
+    check_leaves(&argv)?;
+    Ok(Command::pipeline(vec![argv]))
+}
+
+/// One `zfs destroy dataset@snapshot` per snapshot, in the given order, run on the host that
+/// holds `dataset`.
+pub fn destroy_commands(dataset: &DatasetName, snapshots: &[ShortName]) -> Result<Vec<Command>> {
+    snapshots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let argv = vec![
+                "zfs".into(),
+                "destroy".into(),
+                snapshot_arg(dataset, s, &format!("snapshots[{i}]"))?,
+            ];
+            check_leaves(&argv)?;
+            Ok(Command::pipeline(vec![argv]))
+        })
+        .collect()
+}
+
+/// `zfs destroy dataset` (never `-r`: it fails rather than take child datasets along), run on
+/// the host that holds `dataset`, after its snapshots were destroyed. Used when an orphaned
+/// history loses and must be received anew as a full stream.
+pub fn destroy_dataset_command(dataset: &DatasetName) -> Result<Command> {
+    let argv = vec!["zfs".into(), "destroy".into(), dataset.as_str().to_string()];
+    check_leaves(&argv)?;
+    Ok(Command::pipeline(vec![argv]))
+}

@@ -1,0 +1,227 @@
+//! Sync groups: their members, topology and replication policy.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::names::DatasetName;
+
+string_enum! {
+    /// Who runs a transfer's pipeline.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+    pub enum TransferMode ("transfer mode", expected) {
+        /// The source runs `zfs send … | ssh target zfs receive …`.
+        #[default]
+        Push = "push",
+        /// The target runs `ssh source zfs send … | zfs receive …`.
+        Pull = "pull",
+    }
+}
+
+/// Which optional `zfs send` flags a group wants (each used only where the hosts support it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SendFlags {
+    /// `-c`
+    pub compressed: bool,
+    /// `-w` (keeps encrypted datasets encrypted; excludes `-c -L -e`, which raw implies).
+    pub raw: bool,
+    /// `-L`
+    pub large_blocks: bool,
+    /// `-e`
+    pub embedded: bool,
+}
+
+impl SendFlags {
+    /// The API names of the flags that are set.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.compressed {
+            v.push("compressed");
+        }
+        if self.raw {
+            v.push("raw");
+        }
+        if self.large_blocks {
+            v.push("large_blocks");
+        }
+        if self.embedded {
+            v.push("embedded");
+        }
+        v
+    }
+
+    /// Parses API names (`compressed`, `raw`, `large_blocks`, `embedded`).
+    pub fn from_names<S: AsRef<str>>(field: &str, names: &[S]) -> Result<Self> {
+        let mut f = SendFlags::default();
+        for (i, n) in names.iter().enumerate() {
+            match n.as_ref() {
+                "compressed" => f.compressed = true,
+                "raw" => f.raw = true,
+                "large_blocks" => f.large_blocks = true,
+                "embedded" => f.embedded = true,
+                other => {
+                    return Err(Error::invalid(
+                        format!("{field}[{i}]"),
+                        format!(
+                            "unknown send flag {other:?}; expected compressed, raw, large_blocks or embedded"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
+string_enum! {
+    /// How a conflict is resolved.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+    pub enum ConflictStrategy ("strategy", expected) {
+        /// The history with the newest snapshot wins.
+        UseNewest = "use_newest",
+        /// The history with the most referenced bytes in its newest snapshot wins.
+        UseLargest = "use_largest",
+        /// The history shared by most members wins; ties go to the newest.
+        UseMajority = "use_majority",
+        /// No plan until a person names the winner.
+        #[default]
+        Manual = "manual",
+        /// Leave the dataset alone.
+        Ignore = "ignore",
+    }
+}
+
+/// A group's replication policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Policy {
+    /// Only snapshots whose short name matches are replicated; `None`: all. A glob (`*`, `?`,
+    /// `[...]`) unless it starts with `regex:`; see [`crate::filter::SnapshotFilter`].
+    pub snapshot_filter: Option<String>,
+    /// Only snapshots at least this old are replicated.
+    pub min_snapshot_age_seconds: u64,
+    /// No transfer while the target lags the source by at most this much.
+    pub lag_threshold_seconds: u64,
+    pub transfer: TransferMode,
+    pub send_flags: SendFlags,
+    pub conflict_strategy: ConflictStrategy,
+    /// Plans that destroy snapshots (rollbacks, mirrored deletions) are refused unless set.
+    pub allow_destructive: bool,
+    /// Plan `zfs destroy` on targets for snapshots the source has pruned.
+    pub mirror_deletions: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            snapshot_filter: None,
+            min_snapshot_age_seconds: 0,
+            lag_threshold_seconds: 0,
+            transfer: TransferMode::Push,
+            send_flags: SendFlags::default(),
+            conflict_strategy: ConflictStrategy::Manual,
+            allow_destructive: false,
+            mirror_deletions: false,
+        }
+    }
+}
+
+/// How a group replicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Topology {
+    /// Any member may be the source of a dataset: the one whose history extends every other's.
+    Bidirectional,
+    /// The hub is the source of every dataset for every other member.
+    HubAndSpoke { hub: Uuid },
+}
+
+/// A member of a sync group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub system_id: Uuid,
+    /// The dataset under which this member keeps the group's datasets (`backup/replicas/hostA`);
+    /// `None`: the pool itself is the root.
+    pub dataset_root: Option<String>,
+}
+
+impl Member {
+    /// Checks `dataset_root` is a valid dataset name.
+    pub fn validate(&self, field: &str) -> Result<()> {
+        if let Some(root) = &self.dataset_root {
+            DatasetName::parse(root).map_err(|e| e.into_error(format!("{field}.dataset_root")))?;
+        }
+        Ok(())
+    }
+}
+
+/// A group of systems whose datasets should hold the same snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncGroup {
+    pub id: Uuid,
+    /// Unique.
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub topology: Topology,
+    pub sync_interval_seconds: u64,
+    pub policy: Policy,
+    /// Ordered by `system_id`.
+    pub members: Vec<Member>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SyncGroup {
+    /// The hub, in hub-and-spoke mode.
+    pub fn hub(&self) -> Option<Uuid> {
+        match self.topology {
+            Topology::HubAndSpoke { hub } => Some(hub),
+            Topology::Bidirectional => None,
+        }
+    }
+
+    pub fn member(&self, system_id: Uuid) -> Option<&Member> {
+        self.members.iter().find(|m| m.system_id == system_id)
+    }
+
+    /// Checks the group as a whole: name, members, hub membership, roots, filter.
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid("name", "must not be empty"));
+        }
+        if self.name.len() > 255 {
+            return Err(Error::invalid("name", "must be at most 255 bytes"));
+        }
+        if self.sync_interval_seconds == 0 {
+            return Err(Error::invalid(
+                "sync_interval_seconds",
+                "must be at least 1",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, m) in self.members.iter().enumerate() {
+            m.validate(&format!("members[{i}]"))?;
+            if !seen.insert(m.system_id) {
+                return Err(Error::invalid(
+                    format!("system_ids[{i}]"),
+                    "lists a system twice",
+                ));
+            }
+        }
+        if let Some(hub) = self.hub()
+            && !seen.contains(&hub)
+        {
+            return Err(Error::invalid(
+                "hub_system_id",
+                "must be a member of the group",
+            ));
+        }
+        if let Some(f) = &self.policy.snapshot_filter {
+            crate::filter::SnapshotFilter::parse(f).map_err(|e| e.in_field("snapshot_filter"))?;
+        }
+        Ok(())
+    }
+}
