@@ -122,37 +122,12 @@ fn run(paths: &[PathBuf]) -> Result<(), Box<dyn Error>> {
 /// The host a `zfs list` file describes: named after the file, reached over SSH by that name.
 fn host(path: &Path, now: DateTime<Utc>) -> System {
     let hostname = path.file_stem().unwrap_or_default().to_string_lossy();
-    System {
-        id: Uuid::new_v4(),
-        hostname: hostname.into_owned(),
-        platform: None,
-        ssh_hostname: None,
-        ssh_user: None,
-        ssh_port: 22,
-        capabilities: None,
-        extra_metadata: Default::default(),
-        last_seen: None,
-        created_at: now,
-        updated_at: now,
-    }
+    System::new(Uuid::new_v4(), hostname.into_owned(), now)
 }
 
 /// A reported snapshot as the witness would store it for `system_id`.
 fn stored(s: &NewSnapshot, system_id: Uuid, now: DateTime<Utc>) -> Snapshot {
-    Snapshot {
-        id: Uuid::new_v4(),
-        system_id,
-        pool: s.pool.clone(),
-        dataset: s.dataset.clone(),
-        name: s.name.clone(),
-        guid: s.guid,
-        createtxg: s.createtxg,
-        creation: s.creation,
-        used: s.used,
-        referenced: s.referenced,
-        extra_metadata: s.extra_metadata.clone(),
-        last_reported: now,
-    }
+    Snapshot::from_new(Uuid::new_v4(), system_id, s.clone(), now)
 }
 
 /// One group of every host, any of which may be a dataset's source, with the default policy

@@ -1,5 +1,5 @@
 //! ZFS names, validated exactly as OpenZFS does (`zfs_namecheck.c`, `zpool_name_valid`); see
-//! `shared/ZFS.md`. Every type here can only hold a valid name, so a name that failed validation
+//! `docs/zfs.md`. Every type here can only hold a valid name, so a name that failed validation
 //! can never reach a generated command.
 //!
 //! Names reported by hosts may contain `%` (ZFS's own temporary `fs/%recv` datasets): use

@@ -94,6 +94,24 @@ pub struct System {
 }
 
 impl System {
+    /// A system registered at `now` with nothing but its host name: SSH on port 22 as the
+    /// default user, capabilities unknown, never seen.
+    pub fn new(id: Uuid, hostname: impl Into<String>, now: DateTime<Utc>) -> System {
+        System {
+            id,
+            hostname: hostname.into(),
+            platform: None,
+            ssh_hostname: None,
+            ssh_user: None,
+            ssh_port: 22,
+            capabilities: None,
+            extra_metadata: Metadata::new(),
+            last_seen: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The host name SSH connects to.
     pub fn ssh_host(&self) -> &str {
         self.ssh_hostname.as_deref().unwrap_or(&self.hostname)

@@ -34,19 +34,7 @@ pub fn at(s: &str) -> DateTime<Utc> {
 
 /// A system with a hostname and default SSH settings.
 pub fn system(id: Uuid, hostname: &str) -> System {
-    System {
-        id,
-        hostname: hostname.to_string(),
-        platform: None,
-        ssh_hostname: None,
-        ssh_user: None,
-        ssh_port: 22,
-        capabilities: None,
-        extra_metadata: Metadata::new(),
-        last_seen: None,
-        created_at: epoch(),
-        updated_at: epoch(),
-    }
+    System::new(id, hostname, epoch())
 }
 
 /// A snapshot record; `used`/`referenced` default to 100/1000.

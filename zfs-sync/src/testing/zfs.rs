@@ -1,4 +1,4 @@
-//! A model of the ZFS semantics plans rely on (`shared/ZFS.md`): per host and dataset, an
+//! A model of the ZFS semantics plans rely on (`docs/zfs.md`): per host and dataset, an
 //! ordered list of snapshots (name, GUID, createtxg); `receive` of an incremental finds its
 //! base **by GUID**, refuses a target with snapshots after the base (plans never use `-F`),
 //! refuses a full stream into a dataset that has snapshots and a name that exists with

@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::model::{
-    ApiKeyRecord, ConflictKind, ConflictRecord, ConflictStatus, Job, JobFilter, JobStatus, Member,
-    Metadata, NewSnapshot, Policy, Role, Snapshot, SyncGroup, SyncState, SyncStateFilter,
-    SyncStatus, System, Topology, TransferKind,
+    ApiKeyRecord, ConflictKind, ConflictRecord, ConflictStatus, Job, JobFilter, Member, Metadata,
+    NewSnapshot, Policy, Role, Snapshot, SyncGroup, SyncState, SyncStateFilter, SyncStatus, System,
+    Topology, TransferKind,
 };
 use crate::store::Store;
 
@@ -136,24 +136,16 @@ pub(super) fn job(
     target: Uuid,
     created_at: DateTime<Utc>,
 ) -> Job {
-    Job {
-        id: Uuid::new_v4(),
+    Job::pending(
         group_id,
-        dataset: dataset.into(),
-        source_system_id: source,
-        target_system_id: target,
-        runner_system_id: source,
-        kind: TransferKind::Incremental,
-        spec: json!({"from": "a", "to": "b"}),
-        status: JobStatus::Pending,
-        lease_expires_at: None,
-        attempts: 0,
-        error: None,
-        bytes: None,
-        resume_token: None,
+        dataset,
+        source,
+        target,
+        source,
+        TransferKind::Incremental,
+        json!({"from": "a", "to": "b"}),
         created_at,
-        updated_at: created_at,
-    }
+    )
 }
 
 /// A group of two systems, the usual setting for job and conflict tests.

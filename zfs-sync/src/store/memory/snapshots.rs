@@ -28,20 +28,7 @@ impl Inner {
         for item in items {
             let key = (item.pool.clone(), item.dataset.clone(), item.name.clone());
             let id = map.get(&key).map_or_else(Uuid::new_v4, |s| s.id);
-            let snap = Snapshot {
-                id,
-                system_id,
-                pool: item.pool.clone(),
-                dataset: item.dataset.clone(),
-                name: item.name.clone(),
-                guid: item.guid,
-                createtxg: item.createtxg,
-                creation: item.creation,
-                used: item.used,
-                referenced: item.referenced,
-                extra_metadata: item.extra_metadata.clone(),
-                last_reported: now,
-            };
+            let snap = Snapshot::from_new(id, system_id, (*item).clone(), now);
             self.snapshot_ids.insert(id, (system_id, key.clone()));
             map.insert(key, snap.clone());
             out.push(snap);
