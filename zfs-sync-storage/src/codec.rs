@@ -137,33 +137,6 @@ pub(crate) fn new_ids(n: usize) -> zfs_sync::Result<Vec<uuid::Uuid>> {
         .collect())
 }
 
-/// The rows a version-1 database held for `items` reported at `t` (migration tests write
-/// them with the SQL of that version).
-#[cfg(test)]
-pub(crate) fn v1_snapshots(
-    system_id: uuid::Uuid,
-    items: &[zfs_sync::model::NewSnapshot],
-    t: DateTime<Utc>,
-) -> Vec<zfs_sync::model::Snapshot> {
-    items
-        .iter()
-        .map(|n| zfs_sync::model::Snapshot {
-            id: uuid::Uuid::new_v4(),
-            system_id,
-            pool: n.pool.clone(),
-            dataset: n.dataset.clone(),
-            name: n.name.clone(),
-            guid: n.guid,
-            createtxg: n.createtxg,
-            creation: n.creation,
-            used: n.used,
-            referenced: n.referenced,
-            extra_metadata: n.extra_metadata.clone(),
-            last_reported: t,
-        })
-        .collect()
-}
-
 /// The positions of a batch's snapshots in key order (pool, dataset, name), the order both
 /// stores write them in.
 ///

@@ -17,12 +17,15 @@ use zfs_sync::store::Store;
 use zfs_sync::{Error, Result};
 
 mod codec;
+mod migration;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rows;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 
 /// Settings that apply whatever the URL; each backend uses the ones that concern it.
 #[derive(Debug, Clone, PartialEq, Eq)]
