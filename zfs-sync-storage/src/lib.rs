@@ -16,7 +16,13 @@ use std::time::Duration;
 use zfs_sync::store::Store;
 use zfs_sync::{Error, Result};
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod batch;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod checks;
 mod codec;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod filter;
 mod migration;
 #[cfg(feature = "postgres")]
 pub mod postgres;

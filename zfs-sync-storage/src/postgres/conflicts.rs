@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use uuid::Uuid;
-use zfs_sync::model::{ConflictRecord, ConflictStatus};
+use zfs_sync::model::ConflictRecord;
 use zfs_sync::store::{ConflictStore, conflict_order, reconcile_conflicts};
 use zfs_sync::{Error, Result};
 
+use crate::checks::check_conflict_open;
 use crate::rows::{CONFLICT_COLS, conflict_row};
 
 use super::error::map_err;
@@ -151,12 +152,7 @@ impl ConflictStore for PostgresStore {
         else {
             return Err(Error::not_found("conflict", id));
         };
-        if c.status != ConflictStatus::Open {
-            return Err(Error::conflict(format!(
-                "conflict {id} is {}, not open",
-                c.status.as_str()
-            )));
-        }
+        check_conflict_open(id, c.status)?;
         let row = query_opt(
             &tx,
             &format!(

@@ -1,7 +1,5 @@
 //! [`JobStore`] on PostgreSQL: jobs and their leases.
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -10,20 +8,16 @@ use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus};
 use zfs_sync::store::{JobHandOut, JobStore, check_job_outcome, check_new_job};
 use zfs_sync::{Error, Result};
 
+use crate::batch::distinct_job_refs;
+use crate::checks::check_job_active;
 use crate::codec::corrupt;
+use crate::filter::{expired_lease, job_filter, leasable};
 use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_row};
 
 use super::error::map_err;
 use super::groups::require_group;
 use super::systems::require_system;
-use super::{Filter, PostgresStore, col, execute, opt_i64, query, query_opt};
-
-/// Pending, or leased with a lapsed lease at the time bound to parameter `now`.
-fn leasable(now: &str) -> String {
-    format!(
-        "(status = 'pending' OR (status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at <= {now})))"
-    )
-}
+use super::{PostgresStore, col, execute, opt_i64, query, query_opt};
 
 async fn load_job<C: GenericClient>(c: &C, id: Uuid) -> Result<Option<Job>> {
     query_opt(
@@ -176,17 +170,8 @@ impl JobStore for PostgresStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        let mut checked = HashSet::new();
-        for j in jobs {
-            let refs = (
-                j.group_id,
-                j.source_system_id,
-                j.target_system_id,
-                j.runner_system_id,
-            );
-            if checked.insert(refs) {
-                require_job_refs(&tx, j).await?;
-            }
+        for j in distinct_job_refs(jobs) {
+            require_job_refs(&tx, j).await?;
         }
         let mut out = Vec::with_capacity(jobs.len());
         for j in jobs {
@@ -247,12 +232,7 @@ impl JobStore for PostgresStore {
             return Err(Error::not_found("job", id));
         };
         let status = JobStatus::parse("status", col(&row, 0)?).map_err(|e| corrupt("status", e))?;
-        if !status.is_active() {
-            return Err(Error::conflict(format!(
-                "job {id} is already {}",
-                status.as_str()
-            )));
-        }
+        check_job_active(id, status)?;
         let bytes = opt_i64(outcome.bytes);
         let row = query_opt(
             &tx,
@@ -276,8 +256,8 @@ impl JobStore for PostgresStore {
         let mut v: Vec<Job> = query(
             &c,
             &format!(
-                "UPDATE jobs SET status = 'expired', updated_at = $1
-                 WHERE status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at <= $1) RETURNING {JOB_COLS}"
+                "UPDATE jobs SET status = 'expired', updated_at = $1 WHERE {} RETURNING {JOB_COLS}",
+                expired_lease("$1")
             ),
             &[&now],
         )
@@ -324,21 +304,11 @@ impl JobStore for PostgresStore {
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
-        let mut f = Filter::default();
-        f.eq("group_id =", filter.group_id);
-        f.eq("runner_system_id =", filter.runner_system_id);
-        f.eq("target_system_id =", filter.target_system_id);
-        f.eq("dataset =", filter.dataset.clone());
-        f.eq("status =", filter.status.map(|s| s.as_str()));
+        let f = job_filter(filter);
         let sql = format!(
             "SELECT {JOB_COLS} FROM jobs {} ORDER BY created_at, id",
             f.sql()
         );
-        let c = self.client().await?;
-        query(&c, &sql, &f.params())
-            .await?
-            .iter()
-            .map(job_row)
-            .collect()
+        self.select(&sql, &f, job_row).await
     }
 }

@@ -39,6 +39,7 @@ use zfs_sync::store::HealthCheck;
 use zfs_sync::{Error, Result};
 
 use crate::codec::{corrupt, i64_bits};
+use crate::filter::{Filter, FilterValue};
 use crate::rows::Columns;
 use error::{map_err, map_pool_err};
 pub use schema::LATEST_VERSION;
@@ -252,35 +253,22 @@ impl Columns for Row {
     }
 }
 
-/// A WHERE clause built from optional filters, with numbered parameters.
-#[derive(Default)]
-struct Filter {
-    clauses: Vec<String>,
-    params: Vec<Box<dyn ToSql + Sync + Send>>,
-}
+/// A PostgreSQL query parameter of a [`Filter`].
+type PgValue = Box<dyn ToSql + Sync + Send>;
 
-impl Filter {
-    fn eq<T: ToSql + Sync + Send + 'static>(&mut self, column: &str, v: Option<T>) {
-        if let Some(v) = v {
-            self.params.push(Box::new(v));
-            self.clauses
-                .push(format!("{column} ${}", self.params.len()));
-        }
+impl FilterValue for PgValue {
+    const PLACEHOLDER: char = '$';
+    fn uuid(v: Uuid) -> Self {
+        Box::new(v)
     }
-
-    fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.clauses.join(" AND "))
-        }
+    fn text(v: String) -> Self {
+        Box::new(v)
     }
-
-    fn params(&self) -> Vec<Param<'_>> {
-        self.params
-            .iter()
-            .map(|p| p.as_ref() as Param<'_>)
-            .collect()
+    fn int(v: i64) -> Self {
+        Box::new(v)
+    }
+    fn time(v: DateTime<Utc>) -> Self {
+        Box::new(v)
     }
 }
 
@@ -347,6 +335,22 @@ impl PostgresStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Client> {
         self.pool.get().await.map_err(map_pool_err)
+    }
+
+    /// The rows of a listing query whose WHERE clause is `filter`'s.
+    async fn select<T>(
+        &self,
+        sql: &str,
+        filter: &Filter<PgValue>,
+        row: fn(&Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let params: Vec<Param<'_>> = filter
+            .params
+            .iter()
+            .map(|p| p.as_ref() as Param<'_>)
+            .collect();
+        let c = self.client().await?;
+        query(&c, sql, &params).await?.iter().map(row).collect()
     }
 }
 

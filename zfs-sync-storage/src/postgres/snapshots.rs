@@ -1,7 +1,5 @@
 //! [`SnapshotStore`] on PostgreSQL: snapshots, inventories and resume tokens.
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -13,11 +11,13 @@ use zfs_sync::store::{
 };
 use zfs_sync::{Error, Result};
 
+use crate::batch::{inventories, stored_snapshot};
 use crate::codec::{corrupt, i64_bits, key_order, metadata_text, new_ids};
-use crate::rows::{INVENTORY_COLS, SNAPSHOT_COLS, concat, inventory_row, snapshot_row};
+use crate::filter::snapshot_filter;
+use crate::rows::{INVENTORY_COLS, SNAPSHOT_COLS, inventory_row, snapshot_row};
 
 use super::error::map_err;
-use super::{Filter, PostgresStore, col, execute, opt_i64, query, query_opt};
+use super::{PostgresStore, col, execute, opt_i64, query, query_opt};
 
 /// Marks a change of the system's inventory (snapshots or resume tokens) for
 /// [`SnapshotStore::inventory_versions`]; `NotFound` when the system does not exist. The
@@ -231,20 +231,8 @@ async fn upsert_batch<C: GenericClient>(
         .iter()
         .zip(stored)
         .map(|(item, id)| {
-            Ok(Snapshot {
-                id: id.ok_or_else(|| Error::backend_msg("an upserted snapshot has no id"))?,
-                system_id,
-                pool: item.pool.clone(),
-                dataset: item.dataset.clone(),
-                name: item.name.clone(),
-                guid: item.guid,
-                createtxg: item.createtxg,
-                creation: item.creation,
-                used: item.used,
-                referenced: item.referenced,
-                extra_metadata: item.extra_metadata.clone(),
-                last_reported: now,
-            })
+            let id = id.ok_or_else(|| Error::backend_msg("an upserted snapshot has no id"))?;
+            Ok(stored_snapshot((*item).clone(), system_id, id, now))
         })
         .collect()
 }
@@ -325,31 +313,13 @@ impl SnapshotStore for PostgresStore {
     }
 
     async fn query_snapshots(&self, q: &SnapshotQuery) -> Result<Vec<Snapshot>> {
-        let mut f = Filter::default();
-        f.eq("system_id =", q.system_id);
-        f.eq("pool =", q.pool.clone());
-        f.eq("dataset =", q.dataset.clone());
-        f.eq("name =", q.name.clone());
-        f.eq("creation >=", q.since);
-        let n = f.params.len();
+        let (f, page) = snapshot_filter(q);
         let sql = format!(
             "SELECT {SNAPSHOT_COLS} FROM snapshots {} ORDER BY creation DESC, pool COLLATE \"C\", dataset COLLATE \"C\",
-             name COLLATE \"C\", system_id LIMIT ${} OFFSET ${}",
-            f.sql(),
-            n + 1,
-            n + 2
+             name COLLATE \"C\", system_id {page}",
+            f.sql()
         );
-        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
-        let skip = i64::try_from(q.skip).unwrap_or(i64::MAX);
-        let mut params = f.params();
-        params.push(&limit);
-        params.push(&skip);
-        let c = self.client().await?;
-        query(&c, &sql, &params)
-            .await?
-            .iter()
-            .map(snapshot_row)
-            .collect()
+        self.select(&sql, &f, snapshot_row).await
     }
 
     async fn get_snapshot(&self, id: Uuid) -> Result<Option<Snapshot>> {
@@ -367,37 +337,26 @@ impl SnapshotStore for PostgresStore {
     async fn snapshots_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Snapshot>> {
         // One query per system, in parallel on separate pooled connections; each converts
         // its rows as they arrive instead of buffering them all first.
-        let ids: HashSet<Uuid> = system_ids.iter().copied().collect();
-        let tasks: Vec<_> = ids
-            .into_iter()
-            .map(|id| {
-                let store = self.clone();
-                tokio::spawn(async move {
-                    let c = store.client().await?;
-                    let st = c
-                        .prepare_cached(&format!(
-                            "SELECT {INVENTORY_COLS} FROM snapshots WHERE system_id = $1"
-                        ))
-                        .await
-                        .map_err(map_err)?;
-                    let rows = c.query_raw(&st, [&id]).await.map_err(map_err)?;
-                    let mut rows = std::pin::pin!(rows);
-                    let mut out = Vec::new();
-                    while let Some(r) = rows.try_next().await.map_err(map_err)? {
-                        out.push(inventory_row(&r, id, 0)?);
-                    }
-                    Ok::<_, Error>(out)
-                })
-            })
-            .collect();
-        let mut parts = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            parts.push(
-                t.await
-                    .map_err(|e| Error::backend_msg(format!("inventory read failed: {e}")))??,
-            );
-        }
-        Ok(concat(parts))
+        inventories(system_ids, |id| {
+            let store = self.clone();
+            async move {
+                let c = store.client().await?;
+                let st = c
+                    .prepare_cached(&format!(
+                        "SELECT {INVENTORY_COLS} FROM snapshots WHERE system_id = $1"
+                    ))
+                    .await
+                    .map_err(map_err)?;
+                let rows = c.query_raw(&st, [&id]).await.map_err(map_err)?;
+                let mut rows = std::pin::pin!(rows);
+                let mut out = Vec::new();
+                while let Some(r) = rows.try_next().await.map_err(map_err)? {
+                    out.push(inventory_row(&r, id, 0)?);
+                }
+                Ok(out)
+            }
+        })
+        .await
     }
 
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64> {
@@ -514,6 +473,8 @@ impl SnapshotStore for PostgresStore {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use chrono::TimeZone;
     use zfs_sync::model::{Metadata, System};
     use zfs_sync::store::SystemStore;

@@ -1,6 +1,6 @@
 //! [`SyncStateStore`] on PostgreSQL: sync states.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,12 +10,14 @@ use zfs_sync::model::{SyncState, SyncStateFilter};
 use zfs_sync::store::SyncStateStore;
 use zfs_sync::{Error, Result};
 
+use crate::batch::{dedupe_states, distinct};
 use crate::codec::i64_bits;
+use crate::filter::state_filter;
 use crate::rows::{STATE_COLS, state_row};
 
 use super::error::map_err;
 use super::groups::lock_group;
-use super::{Filter, PostgresStore, col, execute, query, query_opt};
+use super::{PostgresStore, col, execute, query, query_opt};
 
 async fn put_states<C: GenericClient>(
     c: &C,
@@ -47,20 +49,9 @@ async fn put_states<C: GenericClient>(
         .collect::<Result<_>>()?;
         Ok::<_, Error>(found)
     };
-    let distinct = |ids: &mut dyn Iterator<Item = Uuid>| -> Vec<Uuid> {
-        ids.collect::<HashSet<_>>().into_iter().collect()
-    };
-    let groups = existing(
-        "sync_groups",
-        distinct(&mut states.iter().map(|s| s.group_id)),
-    )
-    .await?;
-    let systems = existing("systems", distinct(&mut states.iter().map(|s| s.system_id))).await?;
-    let jobs = existing(
-        "jobs",
-        distinct(&mut states.iter().filter_map(|s| s.job_id)),
-    )
-    .await?;
+    let groups = existing("sync_groups", distinct(states.iter().map(|s| s.group_id))).await?;
+    let systems = existing("systems", distinct(states.iter().map(|s| s.system_id))).await?;
+    let jobs = existing("jobs", distinct(states.iter().filter_map(|s| s.job_id))).await?;
     for s in states {
         if !groups.contains(&s.group_id) {
             return Err(Error::not_found("group", s.group_id));
@@ -74,18 +65,7 @@ async fn put_states<C: GenericClient>(
             return Err(Error::not_found("job", job));
         }
     }
-    // Duplicate keys: the last wins (an upsert may not touch one row twice).
-    let mut last: HashMap<(Uuid, &str, Uuid), &SyncState> = HashMap::new();
-    let mut order = Vec::new();
-    for s in states {
-        if last
-            .insert((s.group_id, s.dataset.as_str(), s.system_id), s)
-            .is_none()
-        {
-            order.push((s.group_id, s.dataset.as_str(), s.system_id));
-        }
-    }
-    let rows: Vec<&SyncState> = order.iter().map(|k| last[k]).collect();
+    let rows = dedupe_states(states);
     // One statement for all the states.
     let ids: Vec<Uuid> = rows.iter().map(|s| s.id).collect();
     let group_ids: Vec<Uuid> = rows.iter().map(|s| s.group_id).collect();
@@ -159,21 +139,12 @@ impl SyncStateStore for PostgresStore {
     }
 
     async fn list_states(&self, filter: &SyncStateFilter) -> Result<Vec<SyncState>> {
-        let mut f = Filter::default();
-        f.eq("group_id =", filter.group_id);
-        f.eq("system_id =", filter.system_id);
-        f.eq("dataset =", filter.dataset.clone());
-        f.eq("status =", filter.status.map(|s| s.as_str()));
+        let f = state_filter(filter);
         let sql = format!(
             "SELECT {STATE_COLS} FROM sync_states {} ORDER BY group_id, dataset COLLATE \"C\", system_id",
             f.sql()
         );
-        let c = self.client().await?;
-        query(&c, &sql, &f.params())
-            .await?
-            .iter()
-            .map(state_row)
-            .collect()
+        self.select(&sql, &f, state_row).await
     }
 
     async fn get_state(&self, id: Uuid) -> Result<Option<SyncState>> {

@@ -8,6 +8,7 @@ use zfs_sync::model::{ConflictRecord, ConflictStatus};
 use zfs_sync::store::{ConflictStore, reconcile_conflicts};
 use zfs_sync::{Error, Result};
 
+use crate::checks::check_conflict_open;
 use crate::codec::micros;
 use crate::rows::{CONFLICT_COLS, conflict_row};
 
@@ -128,9 +129,7 @@ impl ConflictStore for SqliteStore {
             let Some(mut c) = load_conflicts(tx, "WHERE id = ?1", [blob(&id)])?.into_iter().next() else {
                 return Err(Error::not_found("conflict", id));
             };
-            if c.status != ConflictStatus::Open {
-                return Err(Error::conflict(format!("conflict {id} is {}, not open", c.status.as_str())));
-            }
+            check_conflict_open(id, c.status)?;
             tx.prepare_cached(
                 "UPDATE conflicts SET status = 'resolved', resolution = ?2, resolved_at = ?3, updated_at = ?3 WHERE id = ?1",
             )

@@ -4,33 +4,22 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, Transaction, params};
 use uuid::Uuid;
 use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus};
 use zfs_sync::store::{JobHandOut, JobStore, check_job_outcome, check_new_job};
 use zfs_sync::{Error, Result};
 
+use crate::batch::distinct_job_refs;
+use crate::checks::check_job_active;
 use crate::codec::micros;
+use crate::filter::{expired_lease, job_filter, leasable};
 use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_row};
 
 use super::error::map_err;
 use super::groups::require_group;
 use super::systems::require_system;
-use super::{
-    Filter, SqliteStore, blob, collect, exists, one, opt_time, opt_u64, uuid_at, uuid_value,
-};
-
-/// Leased jobs whose lease ended at or before `?1`.
-const EXPIRED_LEASE: &str =
-    "status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at <= ?1)";
-
-/// Pending, or leased with a lapsed lease at the time bound to parameter `now`.
-fn leasable(now: &str) -> String {
-    format!(
-        "(status = 'pending' OR (status = 'leased' AND (lease_expires_at IS NULL OR lease_expires_at <= {now})))"
-    )
-}
+use super::{SqliteStore, blob, collect, exists, one, opt_time, opt_u64, uuid_at};
 
 fn load_job(conn: &Connection, id: Uuid) -> Result<Option<Job>> {
     one(
@@ -178,16 +167,8 @@ impl JobStore for SqliteStore {
         jobs.iter().try_for_each(check_new_job)?;
         let jobs = jobs.to_vec();
         self.write(move |tx| {
-            let mut checked = HashSet::new();
-            for j in &jobs {
-                if checked.insert((
-                    j.group_id,
-                    j.source_system_id,
-                    j.target_system_id,
-                    j.runner_system_id,
-                )) {
-                    require_job_refs(tx, j)?;
-                }
+            for j in distinct_job_refs(&jobs) {
+                require_job_refs(tx, j)?;
             }
             let mut out = Vec::with_capacity(jobs.len());
             for j in jobs {
@@ -238,9 +219,7 @@ impl JobStore for SqliteStore {
             let Some(job) = load_job(tx, id)? else {
                 return Err(Error::not_found("job", id));
             };
-            if !job.status.is_active() {
-                return Err(Error::conflict(format!("job {id} is already {}", job.status.as_str())));
-            }
+            check_job_active(id, job.status)?;
             one(
                 tx,
                 &format!(
@@ -258,7 +237,7 @@ impl JobStore for SqliteStore {
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
         // Usually nothing has expired: find that out on a reader, without queueing for
         // the writer.
-        let expired = format!("SELECT 1 FROM jobs WHERE {EXPIRED_LEASE}");
+        let expired = format!("SELECT 1 FROM jobs WHERE {}", expired_lease("?1"));
         if !self
             .read(move |c| exists(c, &expired, [micros(now)]))
             .await?
@@ -269,7 +248,8 @@ impl JobStore for SqliteStore {
             let mut v = collect(
                 tx,
                 &format!(
-                    "UPDATE jobs SET status = 'expired', updated_at = ?1 WHERE {EXPIRED_LEASE} RETURNING {JOB_COLS}"
+                    "UPDATE jobs SET status = 'expired', updated_at = ?1 WHERE {} RETURNING {JOB_COLS}",
+                    expired_lease("?1")
                 ),
                 [micros(now)],
                 |r| job_row(r),
@@ -332,30 +312,11 @@ impl JobStore for SqliteStore {
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
-        let mut f = Filter::default();
-        f.eq("group_id = ?", filter.group_id.map(uuid_value));
-        f.eq(
-            "runner_system_id = ?",
-            filter.runner_system_id.map(uuid_value),
-        );
-        f.eq(
-            "target_system_id = ?",
-            filter.target_system_id.map(uuid_value),
-        );
-        f.eq("dataset = ?", filter.dataset.clone().map(SqlValue::Text));
-        f.eq(
-            "status = ?",
-            filter.status.map(|s| SqlValue::Text(s.as_str().into())),
-        );
+        let f = job_filter(filter);
         let sql = format!(
             "SELECT {JOB_COLS} FROM jobs {} ORDER BY created_at, id",
             f.sql()
         );
-        self.read(move |c| {
-            collect(c, &sql, rusqlite::params_from_iter(f.params.iter()), |r| {
-                job_row(r)
-            })
-        })
-        .await
+        self.select(sql, f, |r| job_row(r)).await
     }
 }

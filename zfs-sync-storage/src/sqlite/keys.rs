@@ -7,6 +7,7 @@ use zfs_sync::model::{ApiKeyRecord, Role};
 use zfs_sync::store::KeyStore;
 use zfs_sync::{Error, Result};
 
+use crate::checks::check_system_key;
 use crate::codec::{micros, role_cols};
 use crate::rows::{KEY_COLS, key_row};
 
@@ -69,9 +70,7 @@ impl KeyStore for SqliteStore {
         let k = key.clone();
         self.write(move |tx| {
             require_system(tx, system_id)?;
-            if k.role != Role::System(system_id) {
-                return Err(Error::invalid("role", "a system's key must have the role of that system"));
-            }
+            check_system_key(system_id, &k)?;
             if exists(
                 tx,
                 "SELECT 1 FROM api_keys WHERE (id = ?1 OR key_hash = ?2) AND (system_id IS NULL OR system_id <> ?3)",

@@ -18,7 +18,6 @@ mod snapshots;
 mod states;
 mod systems;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -33,6 +32,7 @@ use zfs_sync::store::HealthCheck;
 use zfs_sync::{Error, Result};
 
 use crate::codec::{corrupt, from_micros, i64_bits, micros, parse_json, parse_metadata};
+use crate::filter::{Filter, FilterValue};
 use crate::rows::Columns;
 use error::map_err;
 pub use schema::LATEST_VERSION;
@@ -312,15 +312,6 @@ impl SqliteStore {
 // ----------------------------------------------------------------------------------------
 // Column helpers
 
-/// Each id once.
-fn distinct(ids: &[Uuid]) -> Vec<Uuid> {
-    ids.iter()
-        .copied()
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect()
-}
-
 fn blob(id: &Uuid) -> &[u8] {
     id.as_bytes()
 }
@@ -437,32 +428,40 @@ fn exists(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result
     stmt.exists(params).map_err(map_err)
 }
 
-/// A WHERE clause built from optional filters.
-#[derive(Default)]
-struct Filter {
-    clauses: Vec<&'static str>,
-    params: Vec<SqlValue>,
-}
-
-impl Filter {
-    fn eq(&mut self, clause: &'static str, v: Option<SqlValue>) {
-        if let Some(v) = v {
-            self.clauses.push(clause);
-            self.params.push(v);
-        }
+impl FilterValue for SqlValue {
+    const PLACEHOLDER: char = '?';
+    fn uuid(v: Uuid) -> Self {
+        SqlValue::Blob(v.as_bytes().to_vec())
     }
-
-    fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.clauses.join(" AND "))
-        }
+    fn text(v: String) -> Self {
+        SqlValue::Text(v)
+    }
+    fn int(v: i64) -> Self {
+        SqlValue::Integer(v)
+    }
+    fn time(v: DateTime<Utc>) -> Self {
+        SqlValue::Integer(micros(v))
     }
 }
 
-fn uuid_value(id: Uuid) -> SqlValue {
-    SqlValue::Blob(id.as_bytes().to_vec())
+impl SqliteStore {
+    /// The rows of a listing query whose WHERE clause is `filter`'s.
+    async fn select<T: Send + 'static>(
+        &self,
+        sql: String,
+        filter: Filter<SqlValue>,
+        row: impl FnMut(&Row<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<Vec<T>> {
+        self.read(move |c| {
+            collect(
+                c,
+                &sql,
+                rusqlite::params_from_iter(filter.params.iter()),
+                row,
+            )
+        })
+        .await
+    }
 }
 
 #[async_trait]

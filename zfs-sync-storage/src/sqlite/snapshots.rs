@@ -4,7 +4,6 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use uuid::Uuid;
 use zfs_sync::model::{InventoryScope, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery};
@@ -14,14 +13,14 @@ use zfs_sync::store::{
 };
 use zfs_sync::{Error, Result};
 
+use crate::batch::distinct;
+use crate::batch::{inventories, stored_snapshot};
 use crate::codec::{i64_bits, key_order, metadata_text, micros, new_ids};
-use crate::rows::{INVENTORY_COLS, SNAPSHOT_COLS, concat, inventory_row, snapshot_row};
+use crate::filter::snapshot_filter;
+use crate::rows::{INVENTORY_COLS, SNAPSHOT_COLS, inventory_row, snapshot_row};
 
 use super::error::map_err;
-use super::{
-    Filter, SqliteStore, blob, collect, distinct, get, one, opt_u64, text_at, time_at, uuid_at,
-    uuid_value,
-};
+use super::{SqliteStore, blob, collect, get, one, opt_u64, text_at, time_at, uuid_at};
 
 /// Marks a change of the system's inventory (snapshots or resume tokens) for
 /// [`SnapshotStore::inventory_versions`]; `NotFound` when the system does not exist.
@@ -163,20 +162,7 @@ fn upsert_batch(
     Ok(items
         .into_iter()
         .zip(ids)
-        .map(|(item, id)| Snapshot {
-            id,
-            system_id,
-            pool: item.pool,
-            dataset: item.dataset,
-            name: item.name,
-            guid: item.guid,
-            createtxg: item.createtxg,
-            creation: item.creation,
-            used: item.used,
-            referenced: item.referenced,
-            extra_metadata: item.extra_metadata,
-            last_reported: now,
-        })
+        .map(|(item, id)| stored_snapshot(item, system_id, id, now))
         .collect())
 }
 
@@ -364,31 +350,12 @@ impl SnapshotStore for SqliteStore {
     }
 
     async fn query_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>> {
-        let mut f = Filter::default();
-        f.eq("system_id = ?", query.system_id.map(uuid_value));
-        f.eq("pool = ?", query.pool.clone().map(SqlValue::Text));
-        f.eq("dataset = ?", query.dataset.clone().map(SqlValue::Text));
-        f.eq("name = ?", query.name.clone().map(SqlValue::Text));
-        f.eq(
-            "creation >= ?",
-            query.since.map(|t| SqlValue::Integer(micros(t))),
-        );
-        f.params.push(SqlValue::Integer(
-            i64::try_from(query.limit).unwrap_or(i64::MAX),
-        ));
-        f.params.push(SqlValue::Integer(
-            i64::try_from(query.skip).unwrap_or(i64::MAX),
-        ));
+        let (f, page) = snapshot_filter(query);
         let sql = format!(
-            "SELECT {SNAPSHOT_COLS} FROM snapshots {} ORDER BY creation DESC, pool, dataset, name, system_id LIMIT ? OFFSET ?",
+            "SELECT {SNAPSHOT_COLS} FROM snapshots {} ORDER BY creation DESC, pool, dataset, name, system_id {page}",
             f.sql()
         );
-        self.read(move |c| {
-            collect(c, &sql, rusqlite::params_from_iter(f.params.iter()), |r| {
-                snapshot_row(r)
-            })
-        })
-        .await
+        self.select(sql, f, |r| snapshot_row(r)).await
     }
 
     async fn get_snapshot(&self, id: Uuid) -> Result<Option<Snapshot>> {
@@ -405,34 +372,22 @@ impl SnapshotStore for SqliteStore {
 
     async fn snapshots_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Snapshot>> {
         // One read per system, in parallel on separate read connections.
-        let tasks: Vec<_> = distinct(system_ids)
-            .into_iter()
-            .map(|id| {
-                let store = self.clone();
-                tokio::spawn(async move {
-                    store
-                        .read(move |c| {
-                            collect(
-                                c,
-                                &format!(
-                                    "SELECT {INVENTORY_COLS} FROM snapshots WHERE system_id = ?1"
-                                ),
-                                [blob(&id)],
-                                |r| inventory_row(r, id, 0),
-                            )
-                        })
-                        .await
-                })
-            })
-            .collect();
-        let mut parts = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            parts.push(
-                t.await
-                    .map_err(|e| Error::backend_msg(format!("inventory read failed: {e}")))??,
-            );
-        }
-        Ok(concat(parts))
+        inventories(system_ids, |id| {
+            let store = self.clone();
+            async move {
+                store
+                    .read(move |c| {
+                        collect(
+                            c,
+                            &format!("SELECT {INVENTORY_COLS} FROM snapshots WHERE system_id = ?1"),
+                            [blob(&id)],
+                            |r| inventory_row(r, id, 0),
+                        )
+                    })
+                    .await
+            }
+        })
+        .await
     }
 
     async fn inventory_versions(&self, system_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>> {
@@ -533,7 +488,7 @@ impl SnapshotStore for SqliteStore {
     }
 
     async fn resume_tokens_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<ResumeToken>> {
-        let ids = distinct(system_ids);
+        let ids = distinct(system_ids.iter().copied());
         self.read(move |c| {
             let mut out = Vec::new();
             for id in ids {

@@ -1,38 +1,23 @@
 //! [`SyncStateStore`] on SQLite: sync states.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use async_trait::async_trait;
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{Transaction, params};
 use uuid::Uuid;
 use zfs_sync::model::{SyncState, SyncStateFilter};
 use zfs_sync::store::SyncStateStore;
 use zfs_sync::{Error, Result};
 
+use crate::batch::dedupe_states;
 use crate::codec::{i64_bits, micros};
+use crate::filter::state_filter;
 use crate::rows::{STATE_COLS, state_row};
 
 use super::error::map_err;
 use super::groups::require_group;
 use super::systems::require_system;
-use super::{Filter, SqliteStore, blob, collect, exists, one, opt_time, uuid_at, uuid_value};
-
-/// The states of a batch with duplicate keys collapsed (the last wins).
-fn dedupe_states(states: &[SyncState]) -> Vec<&SyncState> {
-    let mut index: HashMap<(Uuid, &str, Uuid), usize> = HashMap::new();
-    let mut out: Vec<&SyncState> = Vec::new();
-    for s in states {
-        match index.get(&(s.group_id, s.dataset.as_str(), s.system_id)) {
-            Some(&i) => out[i] = s,
-            None => {
-                index.insert((s.group_id, s.dataset.as_str(), s.system_id), out.len());
-                out.push(s);
-            }
-        }
-    }
-    out
-}
+use super::{SqliteStore, blob, collect, exists, one, opt_time, uuid_at};
 
 fn put_states(
     tx: &Transaction<'_>,
@@ -121,24 +106,12 @@ impl SyncStateStore for SqliteStore {
     }
 
     async fn list_states(&self, filter: &SyncStateFilter) -> Result<Vec<SyncState>> {
-        let mut f = Filter::default();
-        f.eq("group_id = ?", filter.group_id.map(uuid_value));
-        f.eq("system_id = ?", filter.system_id.map(uuid_value));
-        f.eq("dataset = ?", filter.dataset.clone().map(SqlValue::Text));
-        f.eq(
-            "status = ?",
-            filter.status.map(|s| SqlValue::Text(s.as_str().into())),
-        );
+        let f = state_filter(filter);
         let sql = format!(
             "SELECT {STATE_COLS} FROM sync_states {} ORDER BY group_id, dataset, system_id",
             f.sql()
         );
-        self.read(move |c| {
-            collect(c, &sql, rusqlite::params_from_iter(f.params.iter()), |r| {
-                state_row(r)
-            })
-        })
-        .await
+        self.select(sql, f, |r| state_row(r)).await
     }
 
     async fn get_state(&self, id: Uuid) -> Result<Option<SyncState>> {

@@ -8,11 +8,12 @@ use zfs_sync::model::{Capabilities, Metadata, System};
 use zfs_sync::store::SystemStore;
 use zfs_sync::{Error, Result};
 
+use crate::batch::distinct;
 use crate::codec::{metadata_text, micros};
 use crate::rows::{SYSTEM_COLS, system_row};
 
 use super::error::map_err;
-use super::{SqliteStore, blob, collect, distinct, exists, one, opt_time};
+use super::{SqliteStore, blob, collect, exists, one, opt_time};
 
 pub(super) fn require_system(conn: &Connection, id: Uuid) -> Result<()> {
     if exists(conn, "SELECT 1 FROM systems WHERE id = ?1", [blob(&id)])? {
@@ -83,7 +84,7 @@ impl SystemStore for SqliteStore {
     }
 
     async fn get_systems(&self, ids: &[Uuid]) -> Result<Vec<System>> {
-        let ids = distinct(ids);
+        let ids = distinct(ids.iter().copied());
         self.read(move |c| {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {

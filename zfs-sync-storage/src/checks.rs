@@ -1,0 +1,38 @@
+//! Checks both backends make inside a write, with the same errors.
+
+use uuid::Uuid;
+use zfs_sync::model::{ApiKeyRecord, ConflictStatus, JobStatus, Role};
+use zfs_sync::{Error, Result};
+
+/// A system's key must have the role of that system.
+pub(crate) fn check_system_key(system_id: Uuid, key: &ApiKeyRecord) -> Result<()> {
+    if key.role != Role::System(system_id) {
+        return Err(Error::invalid(
+            "role",
+            "a system's key must have the role of that system",
+        ));
+    }
+    Ok(())
+}
+
+/// Only an active job completes: `Conflict` for one already finished.
+pub(crate) fn check_job_active(id: Uuid, status: JobStatus) -> Result<()> {
+    if !status.is_active() {
+        return Err(Error::conflict(format!(
+            "job {id} is already {}",
+            status.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// Only an open conflict is resolved: `Conflict` otherwise.
+pub(crate) fn check_conflict_open(id: Uuid, status: ConflictStatus) -> Result<()> {
+    if status != ConflictStatus::Open {
+        return Err(Error::conflict(format!(
+            "conflict {id} is {}, not open",
+            status.as_str()
+        )));
+    }
+    Ok(())
+}
