@@ -4,6 +4,24 @@ use uuid::Uuid;
 use zfs_sync::model::{ApiKeyRecord, ConflictStatus, JobStatus, Role};
 use zfs_sync::{Error, Result};
 
+/// Before writing a system: a new one (`insert`) must not exist yet, an updated one must.
+/// Its hostname is checked after this, by [`hostname_free`].
+pub(crate) fn check_system_write(id: Uuid, exists: bool, insert: bool) -> Result<()> {
+    match (exists, insert) {
+        (true, true) => Err(Error::already_exists("system", id)),
+        (false, false) => Err(Error::not_found("system", id)),
+        _ => Ok(()),
+    }
+}
+
+/// `AlreadyExists` when another system has the hostname.
+pub(crate) fn hostname_free(hostname: &str, taken: bool) -> Result<()> {
+    if taken {
+        return Err(Error::already_exists("system", hostname));
+    }
+    Ok(())
+}
+
 /// A system's key must have the role of that system.
 pub(crate) fn check_system_key(system_id: Uuid, key: &ApiKeyRecord) -> Result<()> {
     if key.role != Role::System(system_id) {

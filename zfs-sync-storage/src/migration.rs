@@ -70,14 +70,15 @@ pub(crate) const fn latest_version(list: &[Migration]) -> i64 {
     list.len() as i64
 }
 
-/// Refuses a database whose schema (at `version`) is newer than this build (at `latest`).
-pub(crate) fn check_not_newer(version: i64, latest: i64) -> zfs_sync::Result<()> {
+/// `version`, or the refusal of a database whose schema (at `version`) is newer than this
+/// build (at `latest`).
+pub(crate) fn check_not_newer(version: i64, latest: i64) -> zfs_sync::Result<i64> {
     if version > latest {
         return Err(Error::backend_msg(format!(
             "the database schema is at version {version}, newer than this build supports ({latest})"
         )));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// The list of a backend's migrations, each file `include_str!`ed from the `migrations/`
@@ -115,7 +116,7 @@ mod tests {
             },
         ];
         assert_eq!(latest_version(&list), 2);
-        assert!(check_not_newer(2, 2).is_ok());
+        assert_eq!(check_not_newer(2, 2).unwrap(), 2);
         let err = check_not_newer(3, 2).unwrap_err().to_string();
         assert!(err.contains("newer than this build"), "{err}");
     }

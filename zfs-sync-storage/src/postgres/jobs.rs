@@ -17,7 +17,7 @@ use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_
 use super::error::map_err;
 use super::groups::require_group;
 use super::systems::require_system;
-use super::{PostgresStore, col, execute, opt_i64, query, query_opt};
+use super::{Param, PostgresStore, col, execute, opt_i64, query, query_opt};
 
 async fn load_job<C: GenericClient>(c: &C, id: Uuid) -> Result<Option<Job>> {
     query_opt(
@@ -137,6 +137,20 @@ async fn take_active<C: GenericClient>(c: &C, j: &Job) -> Result<Option<Job>> {
     row.map(|r| job_row(&r)).transpose()
 }
 
+impl PostgresStore {
+    /// The jobs an `UPDATE … RETURNING` changed, in list order.
+    async fn changed_jobs(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Job>> {
+        let c = self.client().await?;
+        let mut v: Vec<Job> = query(&c, sql, params)
+            .await?
+            .iter()
+            .map(job_row)
+            .collect::<Result<_>>()?;
+        v.sort_by(job_order);
+        Ok(v)
+    }
+}
+
 #[async_trait]
 impl JobStore for PostgresStore {
     async fn create_job_if_absent(&self, j: &Job) -> Result<Job> {
@@ -190,10 +204,8 @@ impl JobStore for PostgresStore {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Job>> {
-        let c = self.client().await?;
         let limit = i64::from(limit);
-        let mut v: Vec<Job> = query(
-            &c,
+        self.changed_jobs(
             &format!(
                 "UPDATE jobs SET status = 'leased', lease_expires_at = $2, attempts = attempts + 1, updated_at = $3
                  WHERE id IN (SELECT id FROM jobs WHERE runner_system_id = $1 AND {}
@@ -205,12 +217,7 @@ impl JobStore for PostgresStore {
             ),
             &[&runner, &until, &now, &limit],
         )
-        .await?
-        .iter()
-        .map(job_row)
-        .collect::<Result<_>>()?;
-        v.sort_by(job_order);
-        Ok(v)
+        .await
     }
 
     async fn complete_job(
@@ -252,21 +259,14 @@ impl JobStore for PostgresStore {
     }
 
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
-        let c = self.client().await?;
-        let mut v: Vec<Job> = query(
-            &c,
+        self.changed_jobs(
             &format!(
                 "UPDATE jobs SET status = 'expired', updated_at = $1 WHERE {} RETURNING {JOB_COLS}",
                 expired_lease("$1")
             ),
             &[&now],
         )
-        .await?
-        .iter()
-        .map(job_row)
-        .collect::<Result<_>>()?;
-        v.sort_by(job_order);
-        Ok(v)
+        .await
     }
 
     async fn cancel_pending_jobs(

@@ -90,9 +90,7 @@ pub(crate) async fn migrate(client: &mut Client, target: Option<i64>) -> Result<
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
     }
-    let reached = current_version(client).await?;
-    check_not_newer(reached, LATEST_VERSION)?;
-    Ok(reached)
+    check_not_newer(current_version(client).await?, LATEST_VERSION)
 }
 
 #[async_trait]

@@ -17,7 +17,7 @@ use crate::filter::snapshot_filter;
 use crate::rows::{INVENTORY_COLS, SNAPSHOT_COLS, inventory_row, snapshot_row};
 
 use super::error::map_err;
-use super::{PostgresStore, col, execute, opt_i64, query, query_opt};
+use super::{Param, PostgresStore, col, execute, opt_i64, query, query_opt};
 
 /// Marks a change of the system's inventory (snapshots or resume tokens) for
 /// [`SnapshotStore::inventory_versions`]; `NotFound` when the system does not exist. The
@@ -87,6 +87,29 @@ impl<'a> SnapshotArrays<'a> {
             );
         }
         a
+    }
+
+    /// The statements' parameters: the system, the report time, then the arrays (the new
+    /// ids only for the insert).
+    fn params<'s>(
+        &'s self,
+        system_id: &'s Uuid,
+        now: &'s DateTime<Utc>,
+        with_ids: bool,
+    ) -> Vec<Param<'s>> {
+        let mut p: Vec<Param<'s>> = vec![system_id, now, &self.pools, &self.datasets, &self.names];
+        if with_ids {
+            p.push(&self.ids);
+        }
+        p.extend([
+            &self.guids as Param<'s>,
+            &self.txgs,
+            &self.creations,
+            &self.used,
+            &self.referenced,
+            &self.meta,
+        ]);
+        p
     }
 }
 
@@ -160,24 +183,7 @@ async fn upsert_batch<C: GenericClient>(
         };
         if update_first {
             let a = rows(&pending);
-            let updated = query(
-                c,
-                UPDATE_SNAPSHOTS,
-                &[
-                    &system_id,
-                    &now,
-                    &a.pools,
-                    &a.datasets,
-                    &a.names,
-                    &a.guids,
-                    &a.txgs,
-                    &a.creations,
-                    &a.used,
-                    &a.referenced,
-                    &a.meta,
-                ],
-            )
-            .await?;
+            let updated = query(c, UPDATE_SNAPSHOTS, &a.params(&system_id, &now, false)).await?;
             for r in &updated {
                 let ord: i64 = col(r, 0)?;
                 let k = usize::try_from(ord - 1)
@@ -192,25 +198,7 @@ async fn upsert_batch<C: GenericClient>(
             break;
         }
         let a = rows(&pending);
-        let inserted = execute(
-            c,
-            INSERT_SNAPSHOTS,
-            &[
-                &system_id,
-                &now,
-                &a.pools,
-                &a.datasets,
-                &a.names,
-                &a.ids,
-                &a.guids,
-                &a.txgs,
-                &a.creations,
-                &a.used,
-                &a.referenced,
-                &a.meta,
-            ],
-        )
-        .await?;
+        let inserted = execute(c, INSERT_SNAPSHOTS, &a.params(&system_id, &now, true)).await?;
         if inserted == pending.len() as u64 {
             for &k in &pending {
                 stored[order[k]] = Some(new[k]);

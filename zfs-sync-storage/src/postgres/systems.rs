@@ -9,6 +9,7 @@ use zfs_sync::model::{Capabilities, Metadata, System};
 use zfs_sync::store::SystemStore;
 use zfs_sync::{Error, Result};
 
+use crate::checks::{check_system_write, hostname_free};
 use crate::rows::{SYSTEM_COLS, system_row};
 
 use super::error::map_err;
@@ -47,36 +48,48 @@ async fn hostname_taken<C: GenericClient>(c: &C, hostname: &str, except: Uuid) -
     .await
 }
 
+/// Inserts a new system (`insert`) or updates a stored one (all but `created_at`).
+async fn write_system<C: GenericClient>(c: &C, s: &System, insert: bool) -> Result<()> {
+    check_system_write(s.id, load_system(c, s.id).await?.is_some(), insert)?;
+    hostname_free(&s.hostname, hostname_taken(c, &s.hostname, s.id).await?)?;
+    let sql = if insert {
+        format!(
+            "INSERT INTO systems ({SYSTEM_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        )
+    } else {
+        "UPDATE systems SET hostname = $2, platform = $3, ssh_hostname = $4, ssh_user = $5, ssh_port = $6,
+         capabilities = $7, extra_metadata = $8, last_seen = $9, updated_at = $11
+         WHERE id = $1 AND $10::timestamptz IS NOT NULL"
+            .to_string()
+    };
+    let port = i32::from(s.ssh_port);
+    execute(
+        c,
+        &sql,
+        &[
+            &s.id,
+            &s.hostname,
+            &s.platform,
+            &s.ssh_hostname,
+            &s.ssh_user,
+            &port,
+            &capabilities_value(&s.capabilities)?,
+            &metadata_value(&s.extra_metadata),
+            &s.last_seen,
+            &s.created_at,
+            &s.updated_at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl SystemStore for PostgresStore {
     async fn create_system(&self, s: &System) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        if load_system(&tx, s.id).await?.is_some() {
-            return Err(Error::already_exists("system", s.id));
-        }
-        if hostname_taken(&tx, &s.hostname, s.id).await? {
-            return Err(Error::already_exists("system", &s.hostname));
-        }
-        let port = i32::from(s.ssh_port);
-        execute(
-            &tx,
-            &format!("INSERT INTO systems ({SYSTEM_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
-            &[
-                &s.id,
-                &s.hostname,
-                &s.platform,
-                &s.ssh_hostname,
-                &s.ssh_user,
-                &port,
-                &capabilities_value(&s.capabilities)?,
-                &metadata_value(&s.extra_metadata),
-                &s.last_seen,
-                &s.created_at,
-                &s.updated_at,
-            ],
-        )
-        .await?;
+        write_system(&tx, s, true).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -127,31 +140,7 @@ impl SystemStore for PostgresStore {
     async fn update_system(&self, s: &System) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        if load_system(&tx, s.id).await?.is_none() {
-            return Err(Error::not_found("system", s.id));
-        }
-        if hostname_taken(&tx, &s.hostname, s.id).await? {
-            return Err(Error::already_exists("system", &s.hostname));
-        }
-        let port = i32::from(s.ssh_port);
-        execute(
-            &tx,
-            "UPDATE systems SET hostname = $2, platform = $3, ssh_hostname = $4, ssh_user = $5, ssh_port = $6,
-             capabilities = $7, extra_metadata = $8, last_seen = $9, updated_at = $10 WHERE id = $1",
-            &[
-                &s.id,
-                &s.hostname,
-                &s.platform,
-                &s.ssh_hostname,
-                &s.ssh_user,
-                &port,
-                &capabilities_value(&s.capabilities)?,
-                &metadata_value(&s.extra_metadata),
-                &s.last_seen,
-                &s.updated_at,
-            ],
-        )
-        .await?;
+        write_system(&tx, s, false).await?;
         tx.commit().await.map_err(map_err)
     }
 

@@ -78,9 +78,7 @@ pub(crate) fn migrate(conn: &mut Connection, target: Option<i64>) -> Result<i64>
         .map_err(map_err)?;
         tx.commit().map_err(map_err)?;
     }
-    let reached = current_version(conn)?;
-    check_not_newer(reached, LATEST_VERSION)?;
-    Ok(reached)
+    check_not_newer(current_version(conn)?, LATEST_VERSION)
 }
 
 #[async_trait]

@@ -516,31 +516,19 @@ impl SnapshotStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use zfs_sync::model::{Capabilities, Metadata, System};
+    use zfs_sync::model::Metadata;
     use zfs_sync::store::SystemStore;
+    use zfs_sync::testing::fixtures::system;
 
     use super::*;
     use crate::sqlite::SqliteConfig;
-
-    fn system(host: &str) -> System {
-        let t = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
-        System {
-            ssh_user: Some("root".into()),
-            ssh_port: 2222,
-            capabilities: Some(Capabilities::NONE),
-            last_seen: Some(t),
-            created_at: t,
-            updated_at: t,
-            ..zfs_sync::testing::fixtures::system(Uuid::new_v4(), host)
-        }
-    }
 
     /// Datasets large enough to be scanned: unchanged rows refreshed by range, changed rows
     /// updated, new rows inserted, and rows not reported left alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn scanned_datasets_upsert_exactly_the_reported_rows() {
         let store = SqliteStore::open(SqliteConfig::memory()).await.unwrap();
-        let a = system("alpha");
+        let a = system(Uuid::new_v4(), "alpha");
         store.create_system(&a).await.unwrap();
         let t = |h: i64| {
             Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap() + chrono::Duration::hours(h)

@@ -2,13 +2,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Transaction, params};
 use uuid::Uuid;
 use zfs_sync::model::{Capabilities, Metadata, System};
 use zfs_sync::store::SystemStore;
 use zfs_sync::{Error, Result};
 
 use crate::batch::distinct;
+use crate::checks::{check_system_write, hostname_free};
 use crate::codec::{metadata_text, micros};
 use crate::rows::{SYSTEM_COLS, system_row};
 
@@ -45,38 +46,43 @@ fn hostname_taken(conn: &Connection, hostname: &str, except: Uuid) -> Result<boo
     )
 }
 
+/// Inserts a new system (`insert`) or updates a stored one (all but `created_at`).
+fn write_system(tx: &Transaction<'_>, s: &System, insert: bool) -> Result<()> {
+    check_system_write(s.id, load_system(tx, s.id)?.is_some(), insert)?;
+    hostname_free(&s.hostname, hostname_taken(tx, &s.hostname, s.id)?)?;
+    let sql = if insert {
+        format!(
+            "INSERT INTO systems ({SYSTEM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        )
+    } else {
+        "UPDATE systems SET hostname = ?2, platform = ?3, ssh_hostname = ?4, ssh_user = ?5, ssh_port = ?6,
+         capabilities = ?7, extra_metadata = ?8, last_seen = ?9, updated_at = ?11 WHERE id = ?1"
+            .to_string()
+    };
+    tx.prepare_cached(&sql)
+        .map_err(map_err)?
+        .execute(params![
+            blob(&s.id),
+            s.hostname,
+            s.platform,
+            s.ssh_hostname,
+            s.ssh_user,
+            s.ssh_port,
+            capabilities_text(&s.capabilities)?,
+            metadata_text(&s.extra_metadata),
+            opt_time(s.last_seen),
+            micros(s.created_at),
+            micros(s.updated_at),
+        ])
+        .map_err(map_err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl SystemStore for SqliteStore {
     async fn create_system(&self, system: &System) -> Result<()> {
         let s = system.clone();
-        self.write(move |tx| {
-            if load_system(tx, s.id)?.is_some() {
-                return Err(Error::already_exists("system", s.id));
-            }
-            if hostname_taken(tx, &s.hostname, s.id)? {
-                return Err(Error::already_exists("system", &s.hostname));
-            }
-            tx.prepare_cached(&format!(
-                "INSERT INTO systems ({SYSTEM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-            ))
-            .map_err(map_err)?
-            .execute(params![
-                blob(&s.id),
-                s.hostname,
-                s.platform,
-                s.ssh_hostname,
-                s.ssh_user,
-                s.ssh_port,
-                capabilities_text(&s.capabilities)?,
-                metadata_text(&s.extra_metadata),
-                opt_time(s.last_seen),
-                micros(s.created_at),
-                micros(s.updated_at),
-            ])
-            .map_err(map_err)?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| write_system(tx, &s, true)).await
     }
 
     async fn get_system(&self, id: Uuid) -> Result<Option<System>> {
@@ -122,34 +128,7 @@ impl SystemStore for SqliteStore {
 
     async fn update_system(&self, system: &System) -> Result<()> {
         let s = system.clone();
-        self.write(move |tx| {
-            if load_system(tx, s.id)?.is_none() {
-                return Err(Error::not_found("system", s.id));
-            }
-            if hostname_taken(tx, &s.hostname, s.id)? {
-                return Err(Error::already_exists("system", &s.hostname));
-            }
-            tx.prepare_cached(
-                "UPDATE systems SET hostname = ?2, platform = ?3, ssh_hostname = ?4, ssh_user = ?5, ssh_port = ?6,
-                 capabilities = ?7, extra_metadata = ?8, last_seen = ?9, updated_at = ?10 WHERE id = ?1",
-            )
-            .map_err(map_err)?
-            .execute(params![
-                blob(&s.id),
-                s.hostname,
-                s.platform,
-                s.ssh_hostname,
-                s.ssh_user,
-                s.ssh_port,
-                capabilities_text(&s.capabilities)?,
-                metadata_text(&s.extra_metadata),
-                opt_time(s.last_seen),
-                micros(s.updated_at),
-            ])
-            .map_err(map_err)?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| write_system(tx, &s, false)).await
     }
 
     async fn touch_system(
