@@ -1,7 +1,7 @@
 //! Checks both backends make inside a write, with the same errors.
 
 use uuid::Uuid;
-use zfs_sync::model::{ApiKeyRecord, ConflictStatus, JobStatus, Role};
+use zfs_sync::model::{ApiKeyRecord, ConflictStatus, JobStatus, Role, SyncState};
 use zfs_sync::{Error, Result};
 
 /// Before writing a system: a new one (`insert`) must not exist yet, an updated one must.
@@ -18,6 +18,22 @@ pub(crate) fn check_system_write(id: Uuid, exists: bool, insert: bool) -> Result
 pub(crate) fn hostname_free(hostname: &str, taken: bool) -> Result<()> {
     if taken {
         return Err(Error::already_exists("system", hostname));
+    }
+    Ok(())
+}
+
+/// The state at `index` of a batch replacing the states of `replaced_group` must be of
+/// that group.
+pub(crate) fn check_replaced_group(
+    index: usize,
+    state: &SyncState,
+    replaced_group: Option<Uuid>,
+) -> Result<()> {
+    if replaced_group.is_some_and(|g| g != state.group_id) {
+        return Err(Error::invalid(
+            format!("states[{index}].group_id"),
+            "must be the group being replaced",
+        ));
     }
     Ok(())
 }

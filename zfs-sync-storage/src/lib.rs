@@ -9,6 +9,20 @@
 //!   witness processes may share.
 //!
 //! The schema is the same on both and is migrated to the latest version when a store opens.
+//!
+//! ## Where things are
+//!
+//! - `sqlite/` and `postgres/`, one backend each, with the same files: `mod.rs` (the store,
+//!   its configuration, connection handling, the health check), one file per sub-trait of
+//!   the store (`systems.rs`, `keys.rs`, `snapshots.rs`, `groups.rs`, `states.rs`,
+//!   `conflicts.rs`, `jobs.rs`), `schema.rs` with the `migrations/*.sql` files it applies,
+//!   and `error.rs` (driver errors to [`zfs_sync::Error`]).
+//! - What both backends share: `rows.rs` (rows to model values, column lists), `codec.rs`
+//!   (model values to column values), `filter.rs` (listing filters, lease conditions),
+//!   `batch.rs` (batch bookkeeping), `checks.rs` (checks inside a write), `migration.rs`
+//!   (how migrations are listed and numbered).
+//! - `testing` (hidden): helpers for tests, among them the rule for PostgreSQL tests
+//!   without a database ([`testing::postgres_test_url`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +34,11 @@ use zfs_sync::{Error, Result};
 mod batch;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod checks;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod codec;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod filter;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod migration;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -29,7 +29,8 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0004_inventory_versions_and_the_leased-jobs_index.sql",
 ];
 
-/// The version this build creates and expects: the last of [`MIGRATIONS`].
+/// The version this build creates and expects: the number of its migrations (the `.sql`
+/// files of `migrations/`).
 pub const LATEST_VERSION: i64 = latest_version(MIGRATIONS);
 
 /// Serializes migrations of one schema across processes, for one transaction.

@@ -11,6 +11,7 @@ use zfs_sync::store::SyncStateStore;
 use zfs_sync::{Error, Result};
 
 use crate::batch::{dedupe_states, distinct};
+use crate::checks::check_replaced_group;
 use crate::codec::i64_bits;
 use crate::filter::state_filter;
 use crate::rows::{STATE_COLS, state_row};
@@ -28,12 +29,7 @@ async fn put_states<C: GenericClient>(
         lock_group(c, g).await?;
     }
     for (i, s) in states.iter().enumerate() {
-        if replace_group.is_some_and(|g| g != s.group_id) {
-            return Err(Error::invalid(
-                format!("states[{i}].group_id"),
-                "must be the group being replaced",
-            ));
-        }
+        check_replaced_group(i, s, replace_group)?;
     }
     // Every reference checked in one query per table; the first state (in order) naming
     // something missing is the error, as a check state by state would report it.

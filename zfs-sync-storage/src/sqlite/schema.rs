@@ -24,7 +24,8 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0003_inventory_versions_and_the_leased-jobs_index.sql",
 ];
 
-/// The version this build creates and expects: the last of [`MIGRATIONS`].
+/// The version this build creates and expects: the number of its migrations (the `.sql`
+/// files of `migrations/`).
 pub const LATEST_VERSION: i64 = latest_version(MIGRATIONS);
 
 /// The version the database is at (0: empty).

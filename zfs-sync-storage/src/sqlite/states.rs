@@ -10,6 +10,7 @@ use zfs_sync::store::SyncStateStore;
 use zfs_sync::{Error, Result};
 
 use crate::batch::dedupe_states;
+use crate::checks::check_replaced_group;
 use crate::codec::{i64_bits, micros};
 use crate::filter::state_filter;
 use crate::rows::{STATE_COLS, state_row};
@@ -28,12 +29,7 @@ fn put_states(
         require_group(tx, g)?;
     }
     for (i, s) in states.iter().enumerate() {
-        if replace_group.is_some_and(|g| g != s.group_id) {
-            return Err(Error::invalid(
-                format!("states[{i}].group_id"),
-                "must be the group being replaced",
-            ));
-        }
+        check_replaced_group(i, s, replace_group)?;
         require_group(tx, s.group_id)?;
         require_system(tx, s.system_id)?;
         if let Some(job) = s.job_id
