@@ -6,6 +6,7 @@
 //! compare as negative numbers in SQL: no query orders or range-filters by a GUID, size or
 //! counter column (they are only stored, matched for equality and read back).
 
+#[cfg(feature = "sqlite")]
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -83,6 +84,7 @@ pub(crate) fn metadata_text(m: &Metadata) -> String {
     Value::Object(m.clone()).to_string()
 }
 
+#[cfg(feature = "sqlite")]
 /// JSON text back to metadata; `{}` (the common case) without parsing.
 pub(crate) fn parse_metadata(column: &str, text: &str) -> Result<Metadata> {
     if text == "{}" {
@@ -98,15 +100,18 @@ pub(crate) fn parse_metadata(column: &str, text: &str) -> Result<Metadata> {
     }
 }
 
+#[cfg(feature = "sqlite")]
 pub(crate) fn parse_json(column: &str, text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| corrupt(column, e))
 }
 
+#[cfg(feature = "sqlite")]
 /// Microseconds since the epoch (the precision both backends keep).
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
+#[cfg(feature = "sqlite")]
 pub(crate) fn from_micros(column: &str, v: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(v).ok_or_else(|| corrupt(column, v))
 }

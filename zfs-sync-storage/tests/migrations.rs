@@ -1,5 +1,6 @@
 //! One upgrade test for both backends: a database written at schema version 1 (by an older
 //! build) is migrated to the latest version in place, keeping its data.
+#![cfg(any(feature = "sqlite", feature = "postgres"))]
 
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
