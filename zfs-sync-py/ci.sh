@@ -9,7 +9,8 @@
 #   ZFS_SYNC_PY_VENV        the virtualenv to (re)create (default /tmp/zfs-sync-venv)
 #   ZFS_SYNC_PY_PROFILE     cargo profile of the wheel (default dev: a release build of the
 #                           whole stack is several minutes slower on 2 cores)
-#   ZFS_SYNC_TEST_POSTGRES_URL  when set, PostgresStore is tested against it too
+#   ZFS_SYNC_TEST_POSTGRES_URL  when set, PostgresStore is tested against it too (required
+#                           when CI is set: its PostgreSQL tests then fail instead of skipping)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

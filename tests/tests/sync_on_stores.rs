@@ -156,8 +156,9 @@ async fn sqlite_behaves_like_the_reference() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_behaves_like_the_reference() {
-    let Ok(url) = std::env::var("ZFS_SYNC_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: ZFS_SYNC_TEST_POSTGRES_URL is unset");
+    let Some(url) =
+        zfs_sync_storage::testing::postgres_test_url("postgres_behaves_like_the_reference")
+    else {
         return;
     };
     let reference = play(Arc::new(InMemoryStore::new())).await;

@@ -478,10 +478,9 @@ async fn fleet_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_on_postgres_with_two_servers() {
-    let Ok(url) = std::env::var("ZFS_SYNC_TEST_POSTGRES_URL") else {
-        eprintln!(
-            "skipped fleet_on_postgres_with_two_servers: ZFS_SYNC_TEST_POSTGRES_URL is not set"
-        );
+    let Some(url) =
+        zfs_sync_storage::testing::postgres_test_url("fleet_on_postgres_with_two_servers")
+    else {
         return;
     };
     let schema = format!("e2e_fleet_{}", uuid::Uuid::new_v4().simple());

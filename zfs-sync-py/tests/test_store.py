@@ -413,6 +413,9 @@ def postgres_schema() -> Iterator[tuple]:
     """The test database's URL and a fresh schema, dropped afterwards (with psql)."""
     url = os.environ.get("ZFS_SYNC_TEST_POSTGRES_URL")
     if not url:
+        # The rule of zfs_sync_storage::testing::postgres_test_url: skip, except in CI.
+        if os.environ.get("CI"):
+            pytest.fail("ZFS_SYNC_TEST_POSTGRES_URL is not set, and CI is: in CI PostgresStore must be tested, not skipped")
         pytest.skip("ZFS_SYNC_TEST_POSTGRES_URL is not set: PostgresStore not tested")
     schema = "zfs_sync_py_round_trip_" + uuid.uuid4().hex[:8]
     yield url, schema

@@ -194,8 +194,7 @@ fn sqlite(c: &mut Criterion) {
 
 #[cfg(feature = "postgres")]
 fn postgres(c: &mut Criterion) {
-    let Ok(url) = std::env::var("ZFS_SYNC_TEST_POSTGRES_URL") else {
-        println!("skipped: ZFS_SYNC_TEST_POSTGRES_URL is unset");
+    let Some(url) = zfs_sync_storage::testing::postgres_test_url("postgres store bench") else {
         return;
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -206,18 +205,9 @@ fn postgres(c: &mut Criterion) {
     let config = PostgresConfig::from_url(&url).unwrap().with_schema(&schema);
     let store = rt.block_on(PostgresStore::open(config)).unwrap();
     bench_store(c, &rt, "postgres", Arc::new(store));
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let task = tokio::spawn(conn);
-        client
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-            .await
-            .unwrap();
-        drop(client);
-        let _ = task.await;
-    });
+    rt.block_on(zfs_sync_storage::testing::drop_postgres_schema(
+        &url, &schema,
+    ));
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -6,6 +6,7 @@
 //! compare as negative numbers in SQL: no query orders or range-filters by a GUID, size or
 //! counter column (they are only stored, matched for equality and read back).
 
+#[cfg(feature = "sqlite")]
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -83,6 +84,7 @@ pub(crate) fn metadata_text(m: &Metadata) -> String {
     Value::Object(m.clone()).to_string()
 }
 
+#[cfg(feature = "sqlite")]
 /// JSON text back to metadata; `{}` (the common case) without parsing.
 pub(crate) fn parse_metadata(column: &str, text: &str) -> Result<Metadata> {
     if text == "{}" {
@@ -98,15 +100,18 @@ pub(crate) fn parse_metadata(column: &str, text: &str) -> Result<Metadata> {
     }
 }
 
+#[cfg(feature = "sqlite")]
 pub(crate) fn parse_json(column: &str, text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| corrupt(column, e))
 }
 
+#[cfg(feature = "sqlite")]
 /// Microseconds since the epoch (the precision both backends keep).
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
+#[cfg(feature = "sqlite")]
 pub(crate) fn from_micros(column: &str, v: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(v).ok_or_else(|| corrupt(column, v))
 }
@@ -135,33 +140,6 @@ pub(crate) fn new_ids(n: usize) -> zfs_sync::Result<Vec<uuid::Uuid>> {
             uuid::Builder::from_unix_timestamp_millis(millis, &b).into_uuid()
         })
         .collect())
-}
-
-/// The rows a version-1 database held for `items` reported at `t` (migration tests write
-/// them with the SQL of that version).
-#[cfg(test)]
-pub(crate) fn v1_snapshots(
-    system_id: uuid::Uuid,
-    items: &[zfs_sync::model::NewSnapshot],
-    t: DateTime<Utc>,
-) -> Vec<zfs_sync::model::Snapshot> {
-    items
-        .iter()
-        .map(|n| zfs_sync::model::Snapshot {
-            id: uuid::Uuid::new_v4(),
-            system_id,
-            pool: n.pool.clone(),
-            dataset: n.dataset.clone(),
-            name: n.name.clone(),
-            guid: n.guid,
-            createtxg: n.createtxg,
-            creation: n.creation,
-            used: n.used,
-            referenced: n.referenced,
-            extra_metadata: n.extra_metadata.clone(),
-            last_reported: t,
-        })
-        .collect()
 }
 
 /// The positions of a batch's snapshots in key order (pool, dataset, name), the order both

@@ -9,6 +9,20 @@
 //!   witness processes may share.
 //!
 //! The schema is the same on both and is migrated to the latest version when a store opens.
+//!
+//! ## Where things are
+//!
+//! - `sqlite/` and `postgres/`, one backend each, with the same files: `mod.rs` (the store,
+//!   its configuration, connection handling, the health check), one file per sub-trait of
+//!   the store (`systems.rs`, `keys.rs`, `snapshots.rs`, `groups.rs`, `states.rs`,
+//!   `conflicts.rs`, `jobs.rs`), `schema.rs` with the `migrations/*.sql` files it applies,
+//!   and `error.rs` (driver errors to [`zfs_sync::Error`]).
+//! - What both backends share: `rows.rs` (rows to model values, column lists), `codec.rs`
+//!   (model values to column values), `filter.rs` (listing filters, lease conditions),
+//!   `batch.rs` (batch bookkeeping), `checks.rs` (checks inside a write), `migration.rs`
+//!   (how migrations are listed and numbered).
+//! - `testing` (hidden): helpers for tests, among them the rule for PostgreSQL tests
+//!   without a database ([`testing::postgres_test_url`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +30,24 @@ use std::time::Duration;
 use zfs_sync::store::Store;
 use zfs_sync::{Error, Result};
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod batch;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod checks;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod codec;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod filter;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod migration;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rows;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 
 /// Settings that apply whatever the URL; each backend uses the ones that concern it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The store conformance suite against PostgresStore, each test in its own schema (named from
 //! the test plus a random suffix, dropped afterwards), plus two stores on one database.
-//! Needs `ZFS_SYNC_TEST_POSTGRES_URL`; when it is unset every test prints that it skipped.
+//! Needs `ZFS_SYNC_TEST_POSTGRES_URL`; when it is unset every test prints that it skipped, or
+//! fails when `CI` is set (see `zfs_sync_storage::testing::postgres_test_url`).
 #![cfg(feature = "postgres")]
 
 use std::sync::Arc;
@@ -8,37 +9,12 @@ use std::sync::Arc;
 use zfs_sync::store::Store;
 use zfs_sync::store::conformance::Fixture;
 use zfs_sync_storage::postgres::{PostgresConfig, PostgresStore};
-
-const URL_VAR: &str = "ZFS_SYNC_TEST_POSTGRES_URL";
-
-fn url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            println!("skipped: {URL_VAR} is unset");
-            None
-        }
-    }
-}
-
-fn schema_name(test: &str) -> String {
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let mut name = format!("t_{}", test.to_ascii_lowercase());
-    name.truncate(63 - 9);
-    format!("{name}_{}", &suffix[..8])
-}
+use zfs_sync_storage::testing::{
+    drop_postgres_schema, postgres_test_schema as schema_name, postgres_test_url,
+};
 
 async fn drop_schema(url: String, schema: String) {
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect for cleanup");
-    let task = tokio::spawn(conn);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .expect("drop test schema");
-    drop(client);
-    let _ = task.await;
+    drop_postgres_schema(&url, &schema).await;
 }
 
 async fn open(url: &str, schema: &str) -> PostgresStore {
@@ -51,7 +27,7 @@ async fn open(url: &str, schema: &str) -> PostgresStore {
 }
 
 async fn make(test: &'static str) -> Option<Fixture> {
-    let url = url()?;
+    let url = postgres_test_url(test)?;
     let schema = schema_name(test);
     let store = open(&url, &schema).await;
     Some(Fixture::with_teardown(
@@ -66,7 +42,9 @@ zfs_sync::conformance_tests!(make);
 /// exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_stores_on_one_database_lease_each_job_once() {
-    let Some(url) = url() else { return };
+    let Some(url) = postgres_test_url("two_stores_on_one_database_lease_each_job_once") else {
+        return;
+    };
     let schema = schema_name("two_stores");
     let a: Arc<dyn Store> = Arc::new(open(&url, &schema).await);
     let b: Arc<dyn Store> = Arc::new(open(&url, &schema).await);
@@ -79,7 +57,9 @@ async fn two_stores_on_one_database_lease_each_job_once() {
 /// Several processes starting at once on an empty schema migrate it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_opens_migrate_once() {
-    let Some(url) = url() else { return };
+    let Some(url) = postgres_test_url("concurrent_opens_migrate_once") else {
+        return;
+    };
     let schema = schema_name("concurrent_opens");
     let opens = (0..4).map(|_| {
         let (url, schema) = (url.clone(), schema.clone());

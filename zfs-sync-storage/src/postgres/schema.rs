@@ -10,230 +10,28 @@
 //! Each migration runs in its own transaction holding a transaction-scoped advisory lock for
 //! the schema, so several processes starting at once apply each migration exactly once.
 
+use async_trait::async_trait;
 use deadpool_postgres::Client;
-use zfs_sync::{Error, Result};
+use zfs_sync::Result;
+use zfs_sync::model::Snapshot;
 
 use super::error::map_err;
+use super::{PostgresStore, col, execute, exists, opt_i64, query};
+use crate::codec::i64_bits;
+use crate::migration::{Migration, check_not_newer, latest_version, migrations};
+use crate::testing::SchemaProbe;
 
-pub(crate) struct Migration {
-    pub version: i64,
-    pub name: &'static str,
-    pub sql: &'static str,
-}
-
-/// Every migration, oldest first. Never edit a released one: add a new version.
-pub(crate) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "base schema",
-        sql: V1,
-    },
-    Migration {
-        version: 2,
-        name: "resume tokens and planner indexes",
-        sql: V2,
-    },
-    Migration {
-        version: 3,
-        name: "snapshots without a per-row foreign key",
-        sql: V3,
-    },
-    Migration {
-        version: 4,
-        name: "inventory versions and the leased-jobs index",
-        sql: V4,
-    },
+/// Every migration, oldest first (the files of `migrations/`).
+pub(crate) const MIGRATIONS: &[Migration] = migrations![
+    "0001_base_schema.sql",
+    "0002_resume_tokens_and_planner_indexes.sql",
+    "0003_snapshots_without_a_per-row_foreign_key.sql",
+    "0004_inventory_versions_and_the_leased-jobs_index.sql",
 ];
 
-/// The version this build creates and expects.
-pub const LATEST_VERSION: i64 = 4;
-
-const V1: &str = r#"
-CREATE TABLE systems (
-    id              uuid PRIMARY KEY,
-    hostname        text COLLATE "C" NOT NULL UNIQUE,
-    platform        text,
-    ssh_hostname    text,
-    ssh_user        text,
-    ssh_port        integer NOT NULL,
-    capabilities    jsonb,
-    extra_metadata  jsonb NOT NULL,
-    last_seen       timestamptz,
-    created_at      timestamptz NOT NULL,
-    updated_at      timestamptz NOT NULL
-);
-
-CREATE TABLE api_keys (
-    id          uuid PRIMARY KEY,
-    key_hash    text NOT NULL UNIQUE,
-    prefix      text NOT NULL,
-    role        text NOT NULL CHECK (role IN ('admin', 'system')),
-    system_id   uuid REFERENCES systems(id) ON DELETE CASCADE,
-    created_at  timestamptz NOT NULL,
-    CHECK ((role = 'admin') = (system_id IS NULL))
-);
-CREATE INDEX api_keys_system ON api_keys(system_id);
-
--- The natural key is the primary key, so a system's inventory is one index range; room is
--- left on each page so that re-reporting (which rewrites no indexed column) stays a HOT update.
-CREATE TABLE snapshots (
-    system_id       uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    pool            text COLLATE "C" NOT NULL,
-    dataset         text COLLATE "C" NOT NULL,
-    name            text COLLATE "C" NOT NULL,
-    id              uuid NOT NULL UNIQUE,
-    guid            bigint,
-    createtxg       bigint,
-    creation        timestamptz NOT NULL,
-    used            bigint NOT NULL,
-    referenced      bigint NOT NULL,
-    extra_metadata  jsonb NOT NULL,
-    last_reported   timestamptz NOT NULL,
-    PRIMARY KEY (system_id, pool, dataset, name)
-) WITH (fillfactor = 80);
-
--- hub_system_id has no foreign key: a group whose hub is deleted keeps existing.
-CREATE TABLE sync_groups (
-    id                        uuid PRIMARY KEY,
-    name                      text COLLATE "C" NOT NULL UNIQUE,
-    description               text,
-    enabled                   boolean NOT NULL,
-    topology                  text NOT NULL CHECK (topology IN ('bidirectional', 'hub_and_spoke')),
-    hub_system_id             uuid,
-    sync_interval_seconds     bigint NOT NULL,
-    snapshot_filter           text,
-    min_snapshot_age_seconds  bigint NOT NULL,
-    lag_threshold_seconds     bigint NOT NULL,
-    transfer                  text NOT NULL CHECK (transfer IN ('push', 'pull')),
-    send_compressed           boolean NOT NULL,
-    send_raw                  boolean NOT NULL,
-    send_large_blocks         boolean NOT NULL,
-    send_embedded             boolean NOT NULL,
-    conflict_strategy         text NOT NULL,
-    allow_destructive         boolean NOT NULL,
-    mirror_deletions          boolean NOT NULL,
-    created_at                timestamptz NOT NULL,
-    updated_at                timestamptz NOT NULL
-);
-
-CREATE TABLE group_members (
-    group_id      uuid NOT NULL REFERENCES sync_groups(id) ON DELETE CASCADE,
-    system_id     uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    dataset_root  text,
-    PRIMARY KEY (group_id, system_id)
-);
-CREATE INDEX group_members_system ON group_members(system_id);
-
-CREATE TABLE jobs (
-    id                uuid PRIMARY KEY,
-    group_id          uuid NOT NULL REFERENCES sync_groups(id) ON DELETE CASCADE,
-    dataset           text COLLATE "C" NOT NULL,
-    source_system_id  uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    target_system_id  uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    runner_system_id  uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    kind              text NOT NULL,
-    spec              jsonb NOT NULL,
-    status            text NOT NULL,
-    lease_expires_at  timestamptz,
-    attempts          bigint NOT NULL,
-    error             text,
-    bytes             bigint,
-    resume_token      text,
-    created_at        timestamptz NOT NULL,
-    updated_at        timestamptz NOT NULL
-);
--- At most one active job per (group, dataset, target), across processes.
-CREATE UNIQUE INDEX jobs_active ON jobs(group_id, dataset, target_system_id)
-    WHERE status IN ('pending', 'leased');
-CREATE INDEX jobs_runner ON jobs(runner_system_id, status);
-
-CREATE TABLE sync_states (
-    id             uuid PRIMARY KEY,
-    group_id       uuid NOT NULL REFERENCES sync_groups(id) ON DELETE CASCADE,
-    dataset        text COLLATE "C" NOT NULL,
-    system_id      uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    status         text NOT NULL,
-    last_check     timestamptz,
-    last_sync      timestamptz,
-    lag_seconds    bigint NOT NULL,
-    missing_count  bigint NOT NULL,
-    error_message  text,
-    job_id         uuid REFERENCES jobs(id) ON DELETE SET NULL,
-    updated_at     timestamptz NOT NULL,
-    UNIQUE (group_id, dataset, system_id)
-);
-CREATE INDEX sync_states_system ON sync_states(system_id);
-
-CREATE TABLE conflicts (
-    id           uuid PRIMARY KEY,
-    group_id     uuid NOT NULL REFERENCES sync_groups(id) ON DELETE CASCADE,
-    dataset      text COLLATE "C" NOT NULL,
-    system_a     uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    system_b     uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    kind         text NOT NULL,
-    reason       text NOT NULL,
-    details      jsonb NOT NULL,
-    status       text NOT NULL CHECK (status IN ('open', 'resolved', 'gone')),
-    detected_at  timestamptz NOT NULL,
-    updated_at   timestamptz NOT NULL,
-    resolved_at  timestamptz,
-    resolution   jsonb
-);
-CREATE INDEX conflicts_group ON conflicts(group_id, status);
-"#;
-
-const V2: &str = r#"
-CREATE TABLE resume_tokens (
-    system_id    uuid NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    pool         text COLLATE "C" NOT NULL,
-    dataset      text COLLATE "C" NOT NULL,
-    token        text NOT NULL,
-    reported_at  timestamptz NOT NULL,
-    PRIMARY KEY (system_id, pool, dataset)
-);
-
--- One open conflict per (group, dataset, pair, kind).
-CREATE UNIQUE INDEX conflicts_open ON conflicts(group_id, dataset, system_a, system_b, kind)
-    WHERE status = 'open';
-CREATE INDEX conflicts_system_a ON conflicts(system_a);
-CREATE INDEX conflicts_system_b ON conflicts(system_b);
-CREATE INDEX jobs_group ON jobs(group_id, created_at);
-CREATE INDEX jobs_source ON jobs(source_system_id);
-CREATE INDEX jobs_target ON jobs(target_system_id);
-CREATE INDEX sync_states_job ON sync_states(job_id);
-"#;
-
-/// Snapshots lose their foreign key to `systems`: its trigger looked the system up (`SELECT …
-/// FOR KEY SHARE`) for every inserted row, about a third of the server's CPU time for a first
-/// report of 100,000 snapshots. What it guaranteed still holds: every snapshot upsert first
-/// locks its system's row (`FOR NO KEY UPDATE`, or `FOR UPDATE`) and fails when it is gone,
-/// and deleting systems deletes their snapshots in the same statement, by the statement-level
-/// trigger below (which waits for a running upsert's lock, then sees its rows). The function
-/// resolves `snapshots` in the schema it was created in, whatever the caller's search path.
-const V3: &str = r#"
-ALTER TABLE snapshots DROP CONSTRAINT snapshots_system_id_fkey;
-
-CREATE FUNCTION delete_system_snapshots() RETURNS trigger LANGUAGE plpgsql
-    SET search_path FROM CURRENT AS $$
-BEGIN
-    DELETE FROM snapshots s USING deleted_systems d WHERE s.system_id = d.id;
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER systems_delete_snapshots AFTER DELETE ON systems
-    REFERENCING OLD TABLE AS deleted_systems
-    FOR EACH STATEMENT EXECUTE FUNCTION delete_system_snapshots();
-"#;
-
-// The inventory version is bumped in the transaction of every change to a system's
-// snapshots or resume tokens, so a cached inventory is known to be current by reading one
-// number.
-const V4: &str = r#"
-ALTER TABLE systems ADD COLUMN inventory_version bigint NOT NULL DEFAULT 0;
--- Lease expiry runs before every hand-out: it must not scan the job history.
-CREATE INDEX jobs_leased ON jobs(lease_expires_at) WHERE status = 'leased';
-"#;
+/// The version this build creates and expects: the number of its migrations (the `.sql`
+/// files of `migrations/`).
+pub const LATEST_VERSION: i64 = latest_version(MIGRATIONS);
 
 /// Serializes migrations of one schema across processes, for one transaction.
 const LOCK: &str =
@@ -269,7 +67,7 @@ pub(crate) async fn migrate(client: &mut Client, target: Option<i64>) -> Result<
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version <= target) {
+    for m in MIGRATIONS.iter().filter(|m| m.version() <= target) {
         let tx = client.transaction().await.map_err(map_err)?;
         tx.batch_execute(LOCK).await.map_err(map_err)?;
         let current: i64 = tx
@@ -280,32 +78,74 @@ pub(crate) async fn migrate(client: &mut Client, target: Option<i64>) -> Result<
             .await
             .map_err(map_err)?
             .get(0);
-        if current > LATEST_VERSION {
-            return Err(newer(current));
-        }
-        if m.version <= current {
+        check_not_newer(current, LATEST_VERSION)?;
+        if m.version() <= current {
             continue;
         }
-        tx.batch_execute(m.sql).await.map_err(|e| {
-            Error::backend_msg(format!("migration {} ({}) failed: {e}", m.version, m.name))
-        })?;
+        tx.batch_execute(m.sql).await.map_err(|e| m.failed(e))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-            &[&m.version, &m.name],
+            &[&m.version(), &m.name()],
         )
         .await
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
     }
-    let reached = current_version(client).await?;
-    if reached > LATEST_VERSION {
-        return Err(newer(reached));
-    }
-    Ok(reached)
+    check_not_newer(current_version(client).await?, LATEST_VERSION)
 }
 
-fn newer(v: i64) -> Error {
-    Error::backend_msg(format!(
-        "the database schema is at version {v}, newer than this build supports ({LATEST_VERSION})"
-    ))
+#[async_trait]
+impl SchemaProbe for PostgresStore {
+    async fn version(&self) -> Result<i64> {
+        self.schema_version().await
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<i64>> {
+        let c = self.client().await?;
+        query(
+            &c,
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect()
+    }
+
+    async fn has_table(&self, table: &str) -> Result<bool> {
+        let c = self.client().await?;
+        exists(
+            &c,
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
+            &[&table],
+        )
+        .await
+    }
+
+    async fn insert_v1_snapshots(&self, rows: &[Snapshot]) -> Result<()> {
+        let c = self.client().await?;
+        for s in rows {
+            execute(
+                &c,
+                "INSERT INTO snapshots (system_id, pool, dataset, name, id, guid, createtxg, creation,
+                 used, referenced, extra_metadata, last_reported) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}', $11)",
+                &[
+                    &s.system_id,
+                    &s.pool,
+                    &s.dataset,
+                    &s.name,
+                    &s.id,
+                    &opt_i64(s.guid),
+                    &opt_i64(s.createtxg),
+                    &s.creation,
+                    &i64_bits(s.used),
+                    &i64_bits(s.referenced),
+                    &s.last_reported,
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
 }

@@ -6,202 +6,27 @@
 //! leaves the database at the previous version and two processes opening one file at once
 //! apply each migration once.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
-use zfs_sync::{Error, Result};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use zfs_sync::Result;
+use zfs_sync::model::Snapshot;
 
 use super::error::map_err;
+use super::{SqliteStore, blob, collect, exists, get, opt_u64};
+use crate::codec::{i64_bits, micros};
+use crate::migration::{Migration, check_not_newer, latest_version, migrations};
+use crate::testing::SchemaProbe;
 
-/// One schema version.
-pub(crate) struct Migration {
-    pub version: i64,
-    pub name: &'static str,
-    pub sql: &'static str,
-}
-
-/// Every migration, oldest first. Never edit a released one: add a new version.
-pub(crate) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "base schema",
-        sql: V1,
-    },
-    Migration {
-        version: 2,
-        name: "resume tokens and planner indexes",
-        sql: V2,
-    },
-    Migration {
-        version: 3,
-        name: "inventory versions and the leased-jobs index",
-        sql: V3,
-    },
+/// Every migration, oldest first (the files of `migrations/`).
+pub(crate) const MIGRATIONS: &[Migration] = migrations![
+    "0001_base_schema.sql",
+    "0002_resume_tokens_and_planner_indexes.sql",
+    "0003_inventory_versions_and_the_leased-jobs_index.sql",
 ];
 
-/// The version this build creates and expects.
-pub const LATEST_VERSION: i64 = 3;
-
-const V1: &str = r#"
-CREATE TABLE systems (
-    id              BLOB PRIMARY KEY NOT NULL,
-    hostname        TEXT NOT NULL UNIQUE,
-    platform        TEXT,
-    ssh_hostname    TEXT,
-    ssh_user        TEXT,
-    ssh_port        INTEGER NOT NULL,
-    capabilities    TEXT,
-    extra_metadata  TEXT NOT NULL,
-    last_seen       INTEGER,
-    created_at      INTEGER NOT NULL,
-    updated_at      INTEGER NOT NULL
-);
-
-CREATE TABLE api_keys (
-    id          BLOB PRIMARY KEY NOT NULL,
-    key_hash    TEXT NOT NULL UNIQUE,
-    prefix      TEXT NOT NULL,
-    role        TEXT NOT NULL CHECK (role IN ('admin', 'system')),
-    system_id   BLOB REFERENCES systems(id) ON DELETE CASCADE,
-    created_at  INTEGER NOT NULL,
-    CHECK ((role = 'admin') = (system_id IS NULL))
-);
-CREATE INDEX api_keys_system ON api_keys(system_id);
-
--- Clustered by the natural key, so a system's inventory is one range scan.
-CREATE TABLE snapshots (
-    system_id       BLOB NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    pool            TEXT NOT NULL,
-    dataset         TEXT NOT NULL,
-    name            TEXT NOT NULL,
-    id              BLOB NOT NULL UNIQUE,
-    guid            INTEGER,
-    createtxg       INTEGER,
-    creation        INTEGER NOT NULL,
-    used            INTEGER NOT NULL,
-    referenced      INTEGER NOT NULL,
-    extra_metadata  TEXT NOT NULL,
-    last_reported   INTEGER NOT NULL,
-    PRIMARY KEY (system_id, pool, dataset, name)
-) WITHOUT ROWID;
-
--- hub_system_id has no foreign key: a group whose hub is deleted keeps existing.
-CREATE TABLE sync_groups (
-    id                        BLOB PRIMARY KEY NOT NULL,
-    name                      TEXT NOT NULL UNIQUE,
-    description               TEXT,
-    enabled                   INTEGER NOT NULL,
-    topology                  TEXT NOT NULL CHECK (topology IN ('bidirectional', 'hub_and_spoke')),
-    hub_system_id             BLOB,
-    sync_interval_seconds     INTEGER NOT NULL,
-    snapshot_filter           TEXT,
-    min_snapshot_age_seconds  INTEGER NOT NULL,
-    lag_threshold_seconds     INTEGER NOT NULL,
-    transfer                  TEXT NOT NULL CHECK (transfer IN ('push', 'pull')),
-    send_compressed           INTEGER NOT NULL,
-    send_raw                  INTEGER NOT NULL,
-    send_large_blocks         INTEGER NOT NULL,
-    send_embedded             INTEGER NOT NULL,
-    conflict_strategy         TEXT NOT NULL,
-    allow_destructive         INTEGER NOT NULL,
-    mirror_deletions          INTEGER NOT NULL,
-    created_at                INTEGER NOT NULL,
-    updated_at                INTEGER NOT NULL
-);
-
-CREATE TABLE group_members (
-    group_id      BLOB NOT NULL REFERENCES sync_groups(id) ON DELETE CASCADE,
-    system_id     BLOB NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    dataset_root  TEXT,
-    PRIMARY KEY (group_id, system_id)
-);
-CREATE INDEX group_members_system ON group_members(system_id);
-
-CREATE TABLE jobs (
-    id                BLOB PRIMARY KEY NOT NULL,
-    group_id          BLOB NOT NULL REFERENCES sync_groups(id) ON DELETE CASCADE,
-    dataset           TEXT NOT NULL,
-    source_system_id  BLOB NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    target_system_id  BLOB NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    runner_system_id  BLOB NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    kind              TEXT NOT NULL,
-    spec              TEXT NOT NULL,
-    status            TEXT NOT NULL,
-    lease_expires_at  INTEGER,
-    attempts          INTEGER NOT NULL,
-    error             TEXT,
-    bytes             INTEGER,
-    resume_token      TEXT,
-    created_at        INTEGER NOT NULL,
-    updated_at        INTEGER NOT NULL
-);
--- At most one active job per (group, dataset, target).
-CREATE UNIQUE INDEX jobs_active ON jobs(group_id, dataset, target_system_id)
-    WHERE status IN ('pending', 'leased');
-CREATE INDEX jobs_runner ON jobs(runner_system_id, status);
-
-CREATE TABLE sync_states (
-    id             BLOB PRIMARY KEY NOT NULL,
-    group_id       BLOB NOT NULL REFERENCES sync_groups(id) ON DELETE CASCADE,
-    dataset        TEXT NOT NULL,
-    system_id      BLOB NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    status         TEXT NOT NULL,
-    last_check     INTEGER,
-    last_sync      INTEGER,
-    lag_seconds    INTEGER NOT NULL,
-    missing_count  INTEGER NOT NULL,
-    error_message  TEXT,
-    job_id         BLOB REFERENCES jobs(id) ON DELETE SET NULL,
-    updated_at     INTEGER NOT NULL,
-    UNIQUE (group_id, dataset, system_id)
-);
-CREATE INDEX sync_states_system ON sync_states(system_id);
-
-CREATE TABLE conflicts (
-    id           BLOB PRIMARY KEY NOT NULL,
-    group_id     BLOB NOT NULL REFERENCES sync_groups(id) ON DELETE CASCADE,
-    dataset      TEXT NOT NULL,
-    system_a     BLOB NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    system_b     BLOB NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    kind         TEXT NOT NULL,
-    reason       TEXT NOT NULL,
-    details      TEXT NOT NULL,
-    status       TEXT NOT NULL CHECK (status IN ('open', 'resolved', 'gone')),
-    detected_at  INTEGER NOT NULL,
-    updated_at   INTEGER NOT NULL,
-    resolved_at  INTEGER,
-    resolution   TEXT
-);
-CREATE INDEX conflicts_group ON conflicts(group_id, status);
-"#;
-
-const V2: &str = r#"
-CREATE TABLE resume_tokens (
-    system_id    BLOB NOT NULL REFERENCES systems(id) ON DELETE CASCADE,
-    pool         TEXT NOT NULL,
-    dataset      TEXT NOT NULL,
-    token        TEXT NOT NULL,
-    reported_at  INTEGER NOT NULL,
-    PRIMARY KEY (system_id, pool, dataset)
-) WITHOUT ROWID;
-
--- One open conflict per (group, dataset, pair, kind).
-CREATE UNIQUE INDEX conflicts_open ON conflicts(group_id, dataset, system_a, system_b, kind)
-    WHERE status = 'open';
-CREATE INDEX conflicts_system_a ON conflicts(system_a);
-CREATE INDEX conflicts_system_b ON conflicts(system_b);
-CREATE INDEX jobs_group ON jobs(group_id, created_at);
-CREATE INDEX jobs_source ON jobs(source_system_id);
-CREATE INDEX jobs_target ON jobs(target_system_id);
-CREATE INDEX sync_states_job ON sync_states(job_id);
-"#;
-
-// The inventory version is bumped in the transaction of every change to a system's
-// snapshots or resume tokens, so a cached inventory is known to be current by reading one
-// number.
-const V3: &str = r#"
-ALTER TABLE systems ADD COLUMN inventory_version INTEGER NOT NULL DEFAULT 0;
--- Lease expiry runs before every hand-out: it must not scan the job history.
-CREATE INDEX jobs_leased ON jobs(lease_expires_at) WHERE status = 'leased';
-"#;
+/// The version this build creates and expects: the number of its migrations (the `.sql`
+/// files of `migrations/`).
+pub const LATEST_VERSION: i64 = latest_version(MIGRATIONS);
 
 /// The version the database is at (0: empty).
 pub(crate) fn current_version(conn: &Connection) -> Result<i64> {
@@ -236,35 +61,107 @@ pub(crate) fn migrate(conn: &mut Connection, target: Option<i64>) -> Result<i64>
          )",
     )
     .map_err(map_err)?;
-    for m in MIGRATIONS.iter().filter(|m| m.version <= target) {
+    for m in MIGRATIONS.iter().filter(|m| m.version() <= target) {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(map_err)?;
         // Read the version inside the write lock: another process may have just migrated.
         let current = current_version(&tx)?;
-        if current > LATEST_VERSION {
-            return Err(Error::backend_msg(format!(
-                "the database schema is at version {current}, newer than this build supports ({LATEST_VERSION})"
-            )));
-        }
-        if m.version <= current {
+        check_not_newer(current, LATEST_VERSION)?;
+        if m.version() <= current {
             continue;
         }
-        tx.execute_batch(m.sql).map_err(|e| {
-            Error::backend_msg(format!("migration {} ({}) failed: {e}", m.version, m.name))
-        })?;
+        tx.execute_batch(m.sql).map_err(|e| m.failed(e))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-            rusqlite::params![m.version, m.name, chrono::Utc::now().timestamp_micros()],
+            rusqlite::params![m.version(), m.name(), chrono::Utc::now().timestamp_micros()],
         )
         .map_err(map_err)?;
         tx.commit().map_err(map_err)?;
     }
-    let reached = current_version(conn)?;
-    if reached > LATEST_VERSION {
-        return Err(Error::backend_msg(format!(
-            "the database schema is at version {reached}, newer than this build supports ({LATEST_VERSION})"
-        )));
+    check_not_newer(current_version(conn)?, LATEST_VERSION)
+}
+
+#[async_trait]
+impl SchemaProbe for SqliteStore {
+    async fn version(&self) -> Result<i64> {
+        self.schema_version().await
     }
-    Ok(reached)
+
+    async fn applied_migrations(&self) -> Result<Vec<i64>> {
+        self.read(|c| {
+            collect(
+                c,
+                "SELECT version FROM schema_migrations ORDER BY version",
+                [],
+                |r| get::<i64>(r, 0),
+            )
+        })
+        .await
+    }
+
+    async fn has_table(&self, table: &str) -> Result<bool> {
+        let table = table.to_string();
+        self.read(move |c| {
+            exists(
+                c,
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+            )
+        })
+        .await
+    }
+
+    async fn insert_v1_snapshots(&self, rows: &[Snapshot]) -> Result<()> {
+        let rows = rows.to_vec();
+        self.write(move |tx| {
+            for s in &rows {
+                tx.execute(
+                    "INSERT INTO snapshots (system_id, pool, dataset, name, id, guid, createtxg, creation,
+                     used, referenced, extra_metadata, last_reported) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '{}', ?11)",
+                    params![
+                        blob(&s.system_id),
+                        s.pool,
+                        s.dataset,
+                        s.name,
+                        blob(&s.id),
+                        opt_u64(s.guid),
+                        opt_u64(s.createtxg),
+                        micros(s.creation),
+                        i64_bits(s.used),
+                        i64_bits(s.referenced),
+                        micros(s.last_reported),
+                    ],
+                )
+                .map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{SqliteConfig, SqliteStore};
+    use super::*;
+
+    /// A database from a newer build is refused rather than misread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig::file(dir.path().join("new.db"));
+        let store = SqliteStore::open(config.clone()).await.unwrap();
+        store
+            .write(|tx| {
+                tx.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)", [])
+                    .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        drop(store);
+        let err = SqliteStore::open(config).await.unwrap_err();
+        assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
 }

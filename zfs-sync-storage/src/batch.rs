@@ -1,0 +1,96 @@
+//! Batch bookkeeping both backends share: each id once, the last of duplicate sync states,
+//! the distinct references of a batch of jobs, per-system reads run in parallel, and the
+//! stored form of an upserted snapshot.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use zfs_sync::model::{Job, NewSnapshot, Snapshot, SyncState};
+use zfs_sync::{Error, Result};
+
+use crate::rows::concat;
+
+/// Each id once (in no particular order).
+pub(crate) fn distinct(ids: impl IntoIterator<Item = Uuid>) -> Vec<Uuid> {
+    ids.into_iter()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The states of a batch with duplicate keys collapsed (the last wins), in the order their
+/// keys first appear: an upsert may not touch one row twice.
+pub(crate) fn dedupe_states(states: &[SyncState]) -> Vec<&SyncState> {
+    let mut index: HashMap<(Uuid, &str, Uuid), usize> = HashMap::new();
+    let mut out: Vec<&SyncState> = Vec::new();
+    for s in states {
+        match index.get(&(s.group_id, s.dataset.as_str(), s.system_id)) {
+            Some(&i) => out[i] = s,
+            None => {
+                index.insert((s.group_id, s.dataset.as_str(), s.system_id), out.len());
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+/// The jobs of a batch whose group and systems are not those of an earlier job: the ones
+/// whose references need checking.
+pub(crate) fn distinct_job_refs(jobs: &[Job]) -> impl Iterator<Item = &Job> {
+    let mut checked = HashSet::new();
+    jobs.iter().filter(move |j| {
+        checked.insert((
+            j.group_id,
+            j.source_system_id,
+            j.target_system_id,
+            j.runner_system_id,
+        ))
+    })
+}
+
+/// The inventories of some systems, each system's read by `read` as a task of its own (on
+/// a connection of its own), run in parallel.
+pub(crate) async fn inventories<F, Fut>(system_ids: &[Uuid], read: F) -> Result<Vec<Snapshot>>
+where
+    F: Fn(Uuid) -> Fut,
+    Fut: Future<Output = Result<Vec<Snapshot>>> + Send + 'static,
+{
+    let tasks: Vec<_> = distinct(system_ids.iter().copied())
+        .into_iter()
+        .map(|id| tokio::spawn(read(id)))
+        .collect();
+    let mut parts = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        parts.push(
+            t.await
+                .map_err(|e| Error::backend_msg(format!("inventory read failed: {e}")))??,
+        );
+    }
+    Ok(concat(parts))
+}
+
+/// The row an upsert of `item` at `now` stores, with its id.
+pub(crate) fn stored_snapshot(
+    item: NewSnapshot,
+    system_id: Uuid,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Snapshot {
+    Snapshot {
+        id,
+        system_id,
+        pool: item.pool,
+        dataset: item.dataset,
+        name: item.name,
+        guid: item.guid,
+        createtxg: item.createtxg,
+        creation: item.creation,
+        used: item.used,
+        referenced: item.referenced,
+        extra_metadata: item.extra_metadata,
+        last_reported: now,
+    }
+}

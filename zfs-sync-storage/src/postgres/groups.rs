@@ -1,0 +1,250 @@
+//! [`GroupStore`] on PostgreSQL: sync groups and their members.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+use zfs_sync::model::{Member, SyncGroup};
+use zfs_sync::store::GroupStore;
+use zfs_sync::{Error, Result};
+
+use crate::codec::{i64_bits, topology_cols, transfer_str};
+use crate::rows::{GROUP_COLS, group_row};
+
+use super::error::map_err;
+use super::systems::require_system;
+use super::{Param, PostgresStore, col, execute, exists, query};
+
+pub(super) async fn require_group<C: GenericClient>(c: &C, id: Uuid) -> Result<()> {
+    if exists(c, "SELECT 1 FROM sync_groups WHERE id = $1", &[&id]).await? {
+        Ok(())
+    } else {
+        Err(Error::not_found("group", id))
+    }
+}
+
+/// Locks a group's row for the transaction: whole-group reconciliations never interleave.
+pub(super) async fn lock_group<C: GenericClient>(c: &C, id: Uuid) -> Result<()> {
+    if exists(
+        c,
+        "SELECT 1 FROM sync_groups WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .await?
+    {
+        Ok(())
+    } else {
+        Err(Error::not_found("group", id))
+    }
+}
+
+/// Loads groups matching `where_sql` (over `sync_groups`), ordered by name, with members.
+async fn load_groups<C: GenericClient>(
+    c: &C,
+    where_sql: &str,
+    params: &[Param<'_>],
+) -> Result<Vec<SyncGroup>> {
+    let mut groups: Vec<SyncGroup> = query(
+        c,
+        &format!("SELECT {GROUP_COLS} FROM sync_groups {where_sql} ORDER BY name COLLATE \"C\""),
+        params,
+    )
+    .await?
+    .iter()
+    .map(group_row)
+    .collect::<Result<_>>()?;
+    let ids: Vec<Uuid> = groups.iter().map(|g| g.id).collect();
+    let members = query(
+        c,
+        "SELECT group_id, system_id, dataset_root FROM group_members WHERE group_id = ANY($1) ORDER BY group_id, system_id",
+        &[&ids],
+    )
+    .await?;
+    let mut by_group: HashMap<Uuid, Vec<Member>> = HashMap::new();
+    for r in &members {
+        by_group.entry(col(r, 0)?).or_default().push(Member {
+            system_id: col(r, 1)?,
+            dataset_root: col(r, 2)?,
+        });
+    }
+    for g in &mut groups {
+        g.members = by_group.remove(&g.id).unwrap_or_default();
+    }
+    Ok(groups)
+}
+
+async fn write_group<C: GenericClient>(c: &C, g: &SyncGroup, insert: bool) -> Result<()> {
+    let (topology, hub) = topology_cols(g.topology);
+    let p = &g.policy;
+    let sql = if insert {
+        format!(
+            "INSERT INTO sync_groups ({GROUP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+             $15, $16, $17, $18, $19, $20)"
+        )
+    } else {
+        "UPDATE sync_groups SET name = $2, description = $3, enabled = $4, topology = $5, hub_system_id = $6,
+         sync_interval_seconds = $7, snapshot_filter = $8, min_snapshot_age_seconds = $9, lag_threshold_seconds = $10,
+         transfer = $11, send_compressed = $12, send_raw = $13, send_large_blocks = $14, send_embedded = $15,
+         conflict_strategy = $16, allow_destructive = $17, mirror_deletions = $18, updated_at = $20
+         WHERE id = $1 AND $19::timestamptz IS NOT NULL"
+            .to_string()
+    };
+    execute(
+        c,
+        &sql,
+        &[
+            &g.id,
+            &g.name,
+            &g.description,
+            &g.enabled,
+            &topology,
+            &hub,
+            &i64_bits(g.sync_interval_seconds),
+            &p.snapshot_filter,
+            &i64_bits(p.min_snapshot_age_seconds),
+            &i64_bits(p.lag_threshold_seconds),
+            &transfer_str(p.transfer),
+            &p.send_flags.compressed,
+            &p.send_flags.raw,
+            &p.send_flags.large_blocks,
+            &p.send_flags.embedded,
+            &p.conflict_strategy.as_str(),
+            &p.allow_destructive,
+            &p.mirror_deletions,
+            &g.created_at,
+            &g.updated_at,
+        ],
+    )
+    .await?;
+    execute(c, "DELETE FROM group_members WHERE group_id = $1", &[&g.id]).await?;
+    let systems: Vec<Uuid> = g.members.iter().map(|m| m.system_id).collect();
+    let roots: Vec<Option<&str>> = g
+        .members
+        .iter()
+        .map(|m| m.dataset_root.as_deref())
+        .collect();
+    execute(
+        c,
+        "INSERT INTO group_members (group_id, system_id, dataset_root) SELECT $1, * FROM UNNEST($2::uuid[], $3::text[])",
+        &[&g.id, &systems, &roots],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn check_group<C: GenericClient>(c: &C, g: &SyncGroup) -> Result<()> {
+    if exists(
+        c,
+        "SELECT 1 FROM sync_groups WHERE name = $1 AND id <> $2",
+        &[&g.name, &g.id],
+    )
+    .await?
+    {
+        return Err(Error::already_exists("group", &g.name));
+    }
+    g.validate()?;
+    for m in &g.members {
+        require_system(c, m.system_id).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl GroupStore for PostgresStore {
+    async fn create_group(&self, g: &SyncGroup) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        if exists(&tx, "SELECT 1 FROM sync_groups WHERE id = $1", &[&g.id]).await? {
+            return Err(Error::already_exists("group", g.id));
+        }
+        check_group(&tx, g).await?;
+        write_group(&tx, g, true).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_group(&self, id: Uuid) -> Result<Option<SyncGroup>> {
+        let c = self.client().await?;
+        Ok(load_groups(&c, "WHERE id = $1", &[&id])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn list_groups(&self) -> Result<Vec<SyncGroup>> {
+        load_groups(&self.client().await?, "", &[]).await
+    }
+
+    async fn groups_of_system(&self, system_id: Uuid) -> Result<Vec<SyncGroup>> {
+        let c = self.client().await?;
+        load_groups(
+            &c,
+            "WHERE id IN (SELECT group_id FROM group_members WHERE system_id = $1)",
+            &[&system_id],
+        )
+        .await
+    }
+
+    async fn update_group(&self, g: &SyncGroup) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        lock_group(&tx, g.id).await?;
+        check_group(&tx, g).await?;
+        write_group(&tx, g, false).await?;
+        // States of systems that are no longer members go with the membership.
+        execute(
+            &tx,
+            "DELETE FROM sync_states WHERE group_id = $1
+             AND system_id NOT IN (SELECT system_id FROM group_members WHERE group_id = $1)",
+            &[&g.id],
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_group(&self, id: Uuid) -> Result<()> {
+        let c = self.client().await?;
+        match execute(&c, "DELETE FROM sync_groups WHERE id = $1", &[&id]).await? {
+            0 => Err(Error::not_found("group", id)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn put_member(&self, group_id: Uuid, m: &Member) -> Result<()> {
+        m.validate("member")?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        require_group(&tx, group_id).await?;
+        require_system(&tx, m.system_id).await?;
+        execute(
+            &tx,
+            "INSERT INTO group_members (group_id, system_id, dataset_root) VALUES ($1, $2, $3)
+             ON CONFLICT (group_id, system_id) DO UPDATE SET dataset_root = EXCLUDED.dataset_root",
+            &[&group_id, &m.system_id, &m.dataset_root],
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn remove_member(&self, group_id: Uuid, system_id: Uuid) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        require_group(&tx, group_id).await?;
+        let n = execute(
+            &tx,
+            "DELETE FROM group_members WHERE group_id = $1 AND system_id = $2",
+            &[&group_id, &system_id],
+        )
+        .await?;
+        if n == 0 {
+            return Err(Error::not_found("group member", system_id));
+        }
+        execute(
+            &tx,
+            "DELETE FROM sync_states WHERE group_id = $1 AND system_id = $2",
+            &[&group_id, &system_id],
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)
+    }
+}

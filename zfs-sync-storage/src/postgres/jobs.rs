@@ -1,0 +1,314 @@
+//! [`JobStore`] on PostgreSQL: jobs and their leases.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus};
+use zfs_sync::store::{JobHandOut, JobStore, check_job_outcome, check_new_job};
+use zfs_sync::{Error, Result};
+
+use crate::batch::distinct_job_refs;
+use crate::checks::check_job_active;
+use crate::codec::corrupt;
+use crate::filter::{expired_lease, job_filter, leasable};
+use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_row};
+
+use super::error::map_err;
+use super::groups::require_group;
+use super::systems::require_system;
+use super::{Param, PostgresStore, col, execute, opt_i64, query, query_opt};
+
+async fn load_job<C: GenericClient>(c: &C, id: Uuid) -> Result<Option<Job>> {
+    query_opt(
+        c,
+        &format!("SELECT {JOB_COLS} FROM jobs WHERE id = $1"),
+        &[&id],
+    )
+    .await?
+    .map(|r| job_row(&r))
+    .transpose()
+}
+
+/// `NotFound` unless the job's group and systems exist.
+async fn require_job_refs<C: GenericClient>(c: &C, j: &Job) -> Result<()> {
+    require_group(c, j.group_id).await?;
+    for s in [j.source_system_id, j.target_system_id, j.runner_system_id] {
+        require_system(c, s).await?;
+    }
+    Ok(())
+}
+
+/// The job-creating half of [`JobStore::create_job_if_absent`], inside a transaction
+/// (references already checked).
+async fn create_job_tx<C: GenericClient>(tx: &C, j: &Job) -> Result<Job> {
+    if let Some(active) = take_active(tx, j).await? {
+        return Ok(active);
+    }
+    let attempts = i64::from(j.attempts);
+    let bytes = opt_i64(j.bytes);
+    // Another process may insert the same key meanwhile: the partial unique index turns
+    // that into "nothing inserted", and the job it inserted is the active one.
+    let inserted = query_opt(
+        tx,
+        &format!(
+            "INSERT INTO jobs ({JOB_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             ON CONFLICT DO NOTHING RETURNING {JOB_COLS}"
+        ),
+        &[
+            &j.id,
+            &j.group_id,
+            &j.dataset,
+            &j.source_system_id,
+            &j.target_system_id,
+            &j.runner_system_id,
+            &j.kind.as_str(),
+            &j.spec,
+            &j.status.as_str(),
+            &j.lease_expires_at,
+            &attempts,
+            &j.error,
+            &bytes,
+            &j.resume_token,
+            &j.created_at,
+            &j.updated_at,
+        ],
+    )
+    .await?;
+    match inserted {
+        Some(r) => job_row(&r),
+        None => match take_active(tx, j).await? {
+            Some(active) => Ok(active),
+            None => Err(Error::already_exists("job", j.id)),
+        },
+    }
+}
+
+/// [`JobStore::lease_job`]: `NotFound` for an unknown job.
+async fn lease_existing<C: GenericClient>(
+    c: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Option<Job>> {
+    let row = query_opt(
+        c,
+        &format!(
+            "UPDATE jobs SET status = 'leased', lease_expires_at = $2, attempts = attempts + 1, updated_at = $3
+             WHERE id = $1 AND {} RETURNING {JOB_COLS}",
+            leasable("$3")
+        ),
+        &[&id, &until, &now],
+    )
+    .await?;
+    match row {
+        Some(r) => Ok(Some(job_row(&r)?)),
+        None if load_job(c, id).await?.is_none() => Err(Error::not_found("job", id)),
+        None => Ok(None),
+    }
+}
+
+/// The active job of `j`'s (group, dataset, target), updated from `j` when pending; locked.
+async fn take_active<C: GenericClient>(c: &C, j: &Job) -> Result<Option<Job>> {
+    let row = query_opt(
+        c,
+        &format!(
+            "SELECT {JOB_COLS} FROM jobs WHERE group_id = $1 AND dataset = $2 AND target_system_id = $3
+             AND status IN ('pending', 'leased') FOR UPDATE"
+        ),
+        &[&j.group_id, &j.dataset, &j.target_system_id],
+    )
+    .await?;
+    let Some(existing) = row.map(|r| job_row(&r)).transpose()? else {
+        return Ok(None);
+    };
+    if existing.status != JobStatus::Pending {
+        return Ok(Some(existing));
+    }
+    let row = query_opt(
+        c,
+        &format!(
+            "UPDATE jobs SET source_system_id = $2, runner_system_id = $3, kind = $4, spec = $5, updated_at = $6
+             WHERE id = $1 RETURNING {JOB_COLS}"
+        ),
+        &[&existing.id, &j.source_system_id, &j.runner_system_id, &j.kind.as_str(), &j.spec, &j.updated_at],
+    )
+    .await?;
+    row.map(|r| job_row(&r)).transpose()
+}
+
+impl PostgresStore {
+    /// The jobs an `UPDATE … RETURNING` changed, in list order.
+    async fn changed_jobs(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Job>> {
+        let c = self.client().await?;
+        let mut v: Vec<Job> = query(&c, sql, params)
+            .await?
+            .iter()
+            .map(job_row)
+            .collect::<Result<_>>()?;
+        v.sort_by(job_order);
+        Ok(v)
+    }
+}
+
+#[async_trait]
+impl JobStore for PostgresStore {
+    async fn create_job_if_absent(&self, j: &Job) -> Result<Job> {
+        check_new_job(j)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        require_job_refs(&tx, j).await?;
+        let out = create_job_tx(&tx, j).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(out)
+    }
+
+    async fn lease_job(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Job>> {
+        lease_existing(&self.client().await?, id, now, until).await
+    }
+
+    async fn hand_out_jobs(
+        &self,
+        jobs: &[Job],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<JobHandOut>> {
+        jobs.iter().try_for_each(check_new_job)?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        for j in distinct_job_refs(jobs) {
+            require_job_refs(&tx, j).await?;
+        }
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            let active_id = create_job_tx(&tx, j).await?.id;
+            let leased = lease_existing(&tx, active_id, now, until).await?;
+            out.push(JobHandOut { active_id, leased });
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(out)
+    }
+
+    async fn lease_jobs_for_runner(
+        &self,
+        runner: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
+        let limit = i64::from(limit);
+        self.changed_jobs(
+            &format!(
+                "UPDATE jobs SET status = 'leased', lease_expires_at = $2, attempts = attempts + 1, updated_at = $3
+                 WHERE id IN (SELECT id FROM jobs WHERE runner_system_id = $1 AND {}
+                              ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+                 AND {}
+                 RETURNING {JOB_COLS}",
+                leasable("$3"),
+                leasable("$3")
+            ),
+            &[&runner, &until, &now, &limit],
+        )
+        .await
+    }
+
+    async fn complete_job(
+        &self,
+        id: Uuid,
+        outcome: &JobOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Job> {
+        check_job_outcome(outcome)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let row = query_opt(
+            &tx,
+            "SELECT status FROM jobs WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?;
+        let Some(row) = row else {
+            return Err(Error::not_found("job", id));
+        };
+        let status = JobStatus::parse("status", col(&row, 0)?).map_err(|e| corrupt("status", e))?;
+        check_job_active(id, status)?;
+        let bytes = opt_i64(outcome.bytes);
+        let row = query_opt(
+            &tx,
+            &format!(
+                "UPDATE jobs SET status = $2, error = $3, resume_token = $4, bytes = $5, lease_expires_at = NULL,
+                 updated_at = $6 WHERE id = $1 RETURNING {JOB_COLS}"
+            ),
+            &[&id, &outcome.status.as_str(), &outcome.error, &outcome.resume_token, &bytes, &now],
+        )
+        .await?;
+        let job = row
+            .map(|r| job_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::not_found("job", id))?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(job)
+    }
+
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
+        self.changed_jobs(
+            &format!(
+                "UPDATE jobs SET status = 'expired', updated_at = $1 WHERE {} RETURNING {JOB_COLS}",
+                expired_lease("$1")
+            ),
+            &[&now],
+        )
+        .await
+    }
+
+    async fn cancel_pending_jobs(
+        &self,
+        group_id: Uuid,
+        keep: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let c = self.client().await?;
+        let keep = keep.to_vec();
+        execute(
+            &c,
+            "UPDATE jobs SET status = 'cancelled', updated_at = $3
+             WHERE group_id = $1 AND status = 'pending' AND NOT (id = ANY($2))",
+            &[&group_id, &keep, &now],
+        )
+        .await
+    }
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
+        load_job(&self.client().await?, id).await
+    }
+
+    async fn job_progress(&self, ids: &[Uuid]) -> Result<Vec<JobProgress>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = query(
+            &self.client().await?,
+            &format!("SELECT {JOB_PROGRESS_COLS} FROM jobs WHERE id = ANY($1)"),
+            &[&ids],
+        )
+        .await?;
+        rows.iter().map(job_progress_row).collect()
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        let f = job_filter(filter);
+        let sql = format!(
+            "SELECT {JOB_COLS} FROM jobs {} ORDER BY created_at, id",
+            f.sql()
+        );
+        self.select(&sql, &f, job_row).await
+    }
+}

@@ -1,0 +1,322 @@
+//! [`JobStore`] on SQLite: jobs and their leases.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, Transaction, params};
+use uuid::Uuid;
+use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus};
+use zfs_sync::store::{JobHandOut, JobStore, check_job_outcome, check_new_job};
+use zfs_sync::{Error, Result};
+
+use crate::batch::distinct_job_refs;
+use crate::checks::check_job_active;
+use crate::codec::micros;
+use crate::filter::{expired_lease, job_filter, leasable};
+use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_row};
+
+use super::error::map_err;
+use super::groups::require_group;
+use super::systems::require_system;
+use super::{SqliteStore, blob, collect, exists, one, opt_time, opt_u64, uuid_at};
+
+fn load_job(conn: &Connection, id: Uuid) -> Result<Option<Job>> {
+    one(
+        conn,
+        &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"),
+        [blob(&id)],
+        |r| job_row(r),
+    )
+}
+
+/// `NotFound` unless the job's group and systems exist.
+fn require_job_refs(tx: &Transaction<'_>, j: &Job) -> Result<()> {
+    require_group(tx, j.group_id)?;
+    for s in [j.source_system_id, j.target_system_id, j.runner_system_id] {
+        require_system(tx, s)?;
+    }
+    Ok(())
+}
+
+/// The job-creating half of [`JobStore::create_job_if_absent`] (references already checked).
+fn create_job_tx(tx: &Transaction<'_>, j: Job) -> Result<Job> {
+    let active = one(
+        tx,
+        &format!(
+            "SELECT {JOB_COLS} FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
+             AND status IN ('pending', 'leased')"
+        ),
+        params![blob(&j.group_id), j.dataset, blob(&j.target_system_id)],
+        |r| job_row(r),
+    )?;
+    if let Some(mut existing) = active {
+        if existing.status == JobStatus::Pending {
+            tx.prepare_cached(
+                "UPDATE jobs SET source_system_id = ?2, runner_system_id = ?3, kind = ?4, spec = ?5, updated_at = ?6
+                 WHERE id = ?1",
+            )
+            .map_err(map_err)?
+            .execute(params![
+                blob(&existing.id),
+                blob(&j.source_system_id),
+                blob(&j.runner_system_id),
+                j.kind.as_str(),
+                j.spec.to_string(),
+                micros(j.updated_at),
+            ])
+            .map_err(map_err)?;
+            existing.source_system_id = j.source_system_id;
+            existing.runner_system_id = j.runner_system_id;
+            existing.kind = j.kind;
+            existing.spec = j.spec;
+            existing.updated_at = j.updated_at;
+        }
+        return Ok(existing);
+    }
+    if load_job(tx, j.id)?.is_some() {
+        return Err(Error::already_exists("job", j.id));
+    }
+    tx.prepare_cached(&format!(
+        "INSERT INTO jobs ({JOB_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    ))
+    .map_err(map_err)?
+    .execute(params![
+        blob(&j.id),
+        blob(&j.group_id),
+        j.dataset,
+        blob(&j.source_system_id),
+        blob(&j.target_system_id),
+        blob(&j.runner_system_id),
+        j.kind.as_str(),
+        j.spec.to_string(),
+        j.status.as_str(),
+        opt_time(j.lease_expires_at),
+        j.attempts,
+        j.error,
+        opt_u64(j.bytes),
+        j.resume_token,
+        micros(j.created_at),
+        micros(j.updated_at),
+    ])
+    .map_err(map_err)?;
+    Ok(j)
+}
+
+/// [`JobStore::lease_job`] inside a transaction: `NotFound` for an unknown job.
+fn lease_existing(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Option<Job>> {
+    match lease_one(tx, id, now, until)? {
+        Some(j) => Ok(Some(j)),
+        None if load_job(tx, id)?.is_none() => Err(Error::not_found("job", id)),
+        None => Ok(None),
+    }
+}
+
+/// Leases one job when it is leasable; `None` otherwise.
+fn lease_one(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Option<Job>> {
+    one(
+        tx,
+        &format!(
+            "UPDATE jobs SET status = 'leased', lease_expires_at = ?2, attempts = attempts + 1, updated_at = ?3
+             WHERE id = ?1 AND {} RETURNING {JOB_COLS}",
+            leasable("?3")
+        ),
+        params![blob(&id), micros(until), micros(now)],
+        |r| job_row(r),
+    )
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn create_job_if_absent(&self, job: &Job) -> Result<Job> {
+        check_new_job(job)?;
+        let j = job.clone();
+        self.write(move |tx| {
+            require_job_refs(tx, &j)?;
+            create_job_tx(tx, j)
+        })
+        .await
+    }
+
+    async fn lease_job(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Job>> {
+        self.write(move |tx| lease_existing(tx, id, now, until))
+            .await
+    }
+
+    async fn hand_out_jobs(
+        &self,
+        jobs: &[Job],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<JobHandOut>> {
+        jobs.iter().try_for_each(check_new_job)?;
+        let jobs = jobs.to_vec();
+        self.write(move |tx| {
+            for j in distinct_job_refs(&jobs) {
+                require_job_refs(tx, j)?;
+            }
+            let mut out = Vec::with_capacity(jobs.len());
+            for j in jobs {
+                let active_id = create_job_tx(tx, j)?.id;
+                let leased = lease_existing(tx, active_id, now, until)?;
+                out.push(JobHandOut { active_id, leased });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn lease_jobs_for_runner(
+        &self,
+        runner_system_id: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
+        self.write(move |tx| {
+            let ids = collect(
+                tx,
+                &format!(
+                    "SELECT id FROM jobs WHERE runner_system_id = ?1 AND {} ORDER BY created_at, id LIMIT ?3",
+                    leasable("?2")
+                ),
+                params![blob(&runner_system_id), micros(now), i64::from(limit)],
+                |r| uuid_at(r, 0),
+            )?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.extend(lease_one(tx, id, now, until)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn complete_job(
+        &self,
+        id: Uuid,
+        outcome: &JobOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Job> {
+        check_job_outcome(outcome)?;
+        let o = outcome.clone();
+        self.write(move |tx| {
+            let Some(job) = load_job(tx, id)? else {
+                return Err(Error::not_found("job", id));
+            };
+            check_job_active(id, job.status)?;
+            one(
+                tx,
+                &format!(
+                    "UPDATE jobs SET status = ?2, error = ?3, resume_token = ?4, bytes = ?5, lease_expires_at = NULL,
+                     updated_at = ?6 WHERE id = ?1 RETURNING {JOB_COLS}"
+                ),
+                params![blob(&id), o.status.as_str(), o.error, o.resume_token, opt_u64(o.bytes), micros(now)],
+                |r| job_row(r),
+            )?
+            .ok_or_else(|| Error::not_found("job", id))
+        })
+        .await
+    }
+
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
+        // Usually nothing has expired: find that out on a reader, without queueing for
+        // the writer.
+        let expired = format!("SELECT 1 FROM jobs WHERE {}", expired_lease("?1"));
+        if !self
+            .read(move |c| exists(c, &expired, [micros(now)]))
+            .await?
+        {
+            return Ok(Vec::new());
+        }
+        self.write(move |tx| {
+            let mut v = collect(
+                tx,
+                &format!(
+                    "UPDATE jobs SET status = 'expired', updated_at = ?1 WHERE {} RETURNING {JOB_COLS}",
+                    expired_lease("?1")
+                ),
+                [micros(now)],
+                |r| job_row(r),
+            )?;
+            v.sort_by(job_order);
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn cancel_pending_jobs(
+        &self,
+        group_id: Uuid,
+        keep: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let keep: HashSet<Uuid> = keep.iter().copied().collect();
+        self.write(move |tx| {
+            let ids = collect(
+                tx,
+                "SELECT id FROM jobs WHERE group_id = ?1 AND status = 'pending'",
+                [blob(&group_id)],
+                |r| uuid_at(r, 0),
+            )?;
+            let mut cancel = tx
+                .prepare_cached(
+                    "UPDATE jobs SET status = 'cancelled', updated_at = ?2 WHERE id = ?1",
+                )
+                .map_err(map_err)?;
+            let mut n = 0;
+            for id in ids.iter().filter(|id| !keep.contains(*id)) {
+                n += cancel
+                    .execute(params![blob(id), micros(now)])
+                    .map_err(map_err)? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<Job>> {
+        self.read(move |c| load_job(c, id)).await
+    }
+
+    async fn job_progress(&self, ids: &[Uuid]) -> Result<Vec<JobProgress>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.extend(one(
+                    c,
+                    &format!("SELECT {JOB_PROGRESS_COLS} FROM jobs WHERE id = ?1"),
+                    [blob(&id)],
+                    |r| job_progress_row(r),
+                )?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        let f = job_filter(filter);
+        let sql = format!(
+            "SELECT {JOB_COLS} FROM jobs {} ORDER BY created_at, id",
+            f.sql()
+        );
+        self.select(sql, f, |r| job_row(r)).await
+    }
+}
