@@ -5,9 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use zfs_sync::model::{Job, NewSnapshot, Snapshot, SyncState};
+use zfs_sync::model::{Job, Snapshot, SyncState};
 use zfs_sync::{Error, Result};
 
 use crate::rows::concat;
@@ -70,27 +69,4 @@ where
         );
     }
     Ok(concat(parts))
-}
-
-/// The row an upsert of `item` at `now` stores, with its id.
-pub(crate) fn stored_snapshot(
-    item: NewSnapshot,
-    system_id: Uuid,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> Snapshot {
-    Snapshot {
-        id,
-        system_id,
-        pool: item.pool,
-        dataset: item.dataset,
-        name: item.name,
-        guid: item.guid,
-        createtxg: item.createtxg,
-        creation: item.creation,
-        used: item.used,
-        referenced: item.referenced,
-        extra_metadata: item.extra_metadata,
-        last_reported: now,
-    }
 }

@@ -11,7 +11,7 @@ use zfs_sync::store::{
 };
 use zfs_sync::{Error, Result};
 
-use crate::batch::{inventories, stored_snapshot};
+use crate::batch::inventories;
 use crate::codec::{corrupt, i64_bits, key_order, metadata_text, new_ids};
 use crate::filter::snapshot_filter;
 use crate::rows::{INVENTORY_COLS, SNAPSHOT_COLS, inventory_row, snapshot_row};
@@ -220,7 +220,7 @@ async fn upsert_batch<C: GenericClient>(
         .zip(stored)
         .map(|(item, id)| {
             let id = id.ok_or_else(|| Error::backend_msg("an upserted snapshot has no id"))?;
-            Ok(stored_snapshot((*item).clone(), system_id, id, now))
+            Ok(Snapshot::from_new(id, system_id, (*item).clone(), now))
         })
         .collect()
 }
@@ -456,69 +456,5 @@ impl SnapshotStore for PostgresStore {
             })
         })
         .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-
-    use chrono::TimeZone;
-    use zfs_sync::model::{Metadata, System};
-    use zfs_sync::store::SystemStore;
-
-    use super::*;
-    use crate::postgres::PostgresConfig;
-    use crate::testing::in_own_postgres_schema;
-
-    /// A batch large enough for the raised `work_mem`: inserted, then updated in place.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn large_batch_upserts_and_keeps_ids() {
-        in_own_postgres_schema("large", large_batch_checks).await;
-    }
-
-    async fn large_batch_checks(config: PostgresConfig) {
-        let store = PostgresStore::open(config).await.unwrap();
-        let t = Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap();
-        let sys = System {
-            created_at: t,
-            updated_at: t,
-            ..zfs_sync::testing::fixtures::system(Uuid::new_v4(), "large")
-        };
-        store.create_system(&sys).await.unwrap();
-        let batch = |used: u64| -> Vec<NewSnapshot> {
-            (0..10_000u64)
-                .rev()
-                .map(|i| NewSnapshot {
-                    pool: "tank".into(),
-                    dataset: format!("ds{}", i % 7),
-                    name: format!("s{i}"),
-                    guid: Some(i),
-                    createtxg: Some(i),
-                    creation: t,
-                    used,
-                    referenced: 0,
-                    extra_metadata: Metadata::new(),
-                })
-                .collect()
-        };
-        let first = store.upsert_snapshots(sys.id, &batch(1), t).await.unwrap();
-        let later = t + chrono::Duration::hours(1);
-        let again = store
-            .upsert_snapshots(sys.id, &batch(2), later)
-            .await
-            .unwrap();
-        assert_eq!(first.len(), 10_000);
-        for (a, b) in first.iter().zip(&again) {
-            assert_eq!((a.id, &a.name, a.used), (b.id, &b.name, 1));
-            assert_eq!((b.used, b.last_reported), (2, later));
-        }
-        let ids: HashSet<Uuid> = first.iter().map(|s| s.id).collect();
-        assert_eq!(ids.len(), 10_000);
-        let mut stored = store.snapshots_of_systems(&[sys.id]).await.unwrap();
-        stored.sort_by_key(|s| s.guid);
-        let mut expected = again;
-        expected.sort_by_key(|s| s.guid);
-        assert_eq!(stored, expected);
     }
 }
