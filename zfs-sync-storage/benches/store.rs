@@ -65,14 +65,11 @@ fn inventory(n: usize) -> Vec<NewSnapshot> {
 }
 
 async fn new_system(store: &dyn Store) -> Uuid {
-    let s = System {
-        created_at: t0(),
-        updated_at: t0(),
-        ..zfs_sync::testing::fixtures::system(
-            Uuid::new_v4(),
-            &format!("bench-{}", Uuid::new_v4().simple()),
-        )
-    };
+    let s = System::new(
+        Uuid::new_v4(),
+        format!("bench-{}", Uuid::new_v4().simple()),
+        t0(),
+    );
     store.create_system(&s).await.unwrap();
     s.id
 }

@@ -12,18 +12,12 @@ use zfs_sync::store::Store;
 /// calls through both; every job is handed out exactly once.
 pub async fn lease_each_job_once(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     let now = Utc.with_ymd_and_hms(2026, 11, 26, 5, 0, 0).unwrap();
-    let mk_system = || System {
-        id: Uuid::new_v4(),
-        hostname: format!("h-{}", Uuid::new_v4().simple()),
-        platform: None,
-        ssh_hostname: None,
-        ssh_user: None,
-        ssh_port: 22,
-        capabilities: None,
-        extra_metadata: Default::default(),
-        last_seen: None,
-        created_at: now,
-        updated_at: now,
+    let mk_system = || {
+        System::new(
+            Uuid::new_v4(),
+            format!("h-{}", Uuid::new_v4().simple()),
+            now,
+        )
     };
     let (src, dst) = (mk_system(), mk_system());
     a.create_system(&src).await.unwrap();
