@@ -32,17 +32,17 @@ impl SyncService {
         if groups.is_empty() && self.store.get_system(system_id).await?.is_none() {
             return Err(Error::not_found("system", system_id));
         }
-        self.expire_leases(now).await?;
         if let Some(gid) = group_id {
             groups.retain(|g| g.id == gid);
             if groups.is_empty() {
                 self.group(gid).await?;
                 return Err(Error::invalid(
                     "sync_group_id",
-                    format!("system {system_id} is not a member of sync group {gid}"),
+                    format!("system {system_id} is not a member of group {gid}"),
                 ));
             }
         }
+        self.expire_leases(now).await?;
         let until = now
             + Duration::seconds(
                 i64::try_from(self.settings.job_lease_seconds).unwrap_or(i64::MAX / 2),
@@ -311,4 +311,32 @@ impl SyncService {
         }
         Ok(expired)
     }
+}
+
+/// A job result as a surface received it: `status` is `succeeded` or `failed`; a blank error
+/// or resume token is none (the token is trimmed).
+pub fn job_outcome(
+    status: &str,
+    error: Option<String>,
+    resume_token: Option<String>,
+    bytes: Option<u64>,
+) -> Result<JobOutcome> {
+    let status = match status {
+        "succeeded" => JobStatus::Succeeded,
+        "failed" => JobStatus::Failed,
+        other => {
+            return Err(Error::invalid(
+                "status",
+                format!("{other:?} is not succeeded or failed"),
+            ));
+        }
+    };
+    Ok(JobOutcome {
+        status,
+        error: error.filter(|e| !e.is_empty()),
+        resume_token: resume_token
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()),
+        bytes,
+    })
 }

@@ -32,6 +32,7 @@ mod resolve;
 
 use inventory::InventoryCache;
 pub use inventory::load_inventories;
+pub use jobs::job_outcome;
 pub use resolve::loser_plan;
 
 /// Settings of the sync service.

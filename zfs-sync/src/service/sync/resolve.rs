@@ -22,6 +22,14 @@ impl SyncService {
         winner_system_id: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<ResolutionPlan> {
+        if let Some(w) = winner_system_id
+            && self.store.get_system(w).await?.is_none()
+        {
+            return Err(crate::service::groups::missing_system(
+                "winner_system_id",
+                w,
+            ));
+        }
         let conflict = self
             .store
             .get_conflict(conflict_id)
