@@ -14,6 +14,8 @@ use zfs_sync::model::{
     SyncState, System, Topology,
 };
 
+use zfs_sync::service::systems::SystemChanges;
+
 use crate::error::ApiError;
 
 /// Implements the poem-openapi traits for a body kept as raw JSON (parsed later by hand, so
@@ -292,6 +294,40 @@ pub struct SystemUpdate {
     pub metadata: Option<Value>,
     #[oai(nullable)]
     pub capabilities: Option<CapabilitiesDto>,
+}
+
+impl SystemCreate {
+    /// The fields of the new system (checked by the registration).
+    pub fn changes(self) -> Result<SystemChanges, ApiError> {
+        let extra_metadata = metadata_of("extra_metadata", self.extra_metadata)?
+            .or(metadata_of("metadata", self.metadata)?);
+        Ok(SystemChanges {
+            hostname: Some(self.hostname),
+            platform: self.platform,
+            ssh_hostname: self.ssh_hostname,
+            ssh_user: self.ssh_user,
+            ssh_port: Some(port_of("ssh_port", self.ssh_port.unwrap_or(22))?),
+            capabilities: self.capabilities.map(Into::into),
+            extra_metadata,
+        })
+    }
+}
+
+impl SystemUpdate {
+    /// The changes (checked by the update).
+    pub fn changes(self) -> Result<SystemChanges, ApiError> {
+        let ssh_port = self.ssh_port.map(|p| port_of("ssh_port", p)).transpose()?;
+        Ok(SystemChanges {
+            hostname: self.hostname,
+            platform: self.platform,
+            ssh_hostname: self.ssh_hostname,
+            ssh_user: self.ssh_user,
+            ssh_port,
+            extra_metadata: metadata_of("extra_metadata", self.extra_metadata)?
+                .or(metadata_of("metadata", self.metadata)?),
+            capabilities: self.capabilities.map(Into::into),
+        })
+    }
 }
 
 /// A registered system.

@@ -9,8 +9,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use zfs_sync::model::{
     self, Capabilities, ConflictStrategy, Member, NewSnapshot, Policy, SendFlags, SyncGroup,
-    System, Topology, TransferMode, validate_host, validate_ssh_user,
+    System, Topology, TransferMode,
 };
+use zfs_sync::service::auth::validate_system;
+use zfs_sync::service::systems::SystemChanges;
 
 use crate::convert::{
     boolean, check_keys, datetime, json_to_py, metadata, now, opt_datetime, opt_string, opt_u64,
@@ -147,32 +149,22 @@ impl PySystem {
         created_at: Option<&Bound<'_, PyAny>>,
         updated_at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let hostname = string(hostname, "hostname")?;
-        validate_host("hostname", &hostname).map_err(core)?;
-        let ssh_hostname = opt_string(ssh_hostname, "ssh_hostname")?;
-        if let Some(h) = &ssh_hostname {
-            validate_host("ssh_hostname", h).map_err(core)?;
-        }
-        let ssh_user = opt_string(ssh_user, "ssh_user")?;
-        if let Some(u) = &ssh_user {
-            validate_ssh_user("ssh_user", u).map_err(core)?;
-        }
         let created_at = opt_datetime(created_at, "created_at")?.unwrap_or_else(now);
-        Ok(PySystem {
-            inner: System {
-                id: opt_uuid(id, "id")?.unwrap_or_else(Uuid::new_v4),
-                hostname,
-                platform: opt_string(platform, "platform")?,
-                ssh_hostname,
-                ssh_user,
-                ssh_port: port(ssh_port)?,
-                capabilities: self::capabilities(capabilities)?,
-                extra_metadata: metadata(extra_metadata, "extra_metadata")?,
-                last_seen: opt_datetime(last_seen, "last_seen")?,
-                created_at,
-                updated_at: opt_datetime(updated_at, "updated_at")?.unwrap_or(created_at),
-            },
-        })
+        // Normalized and validated as a registration over HTTP is.
+        let mut inner = SystemChanges {
+            hostname: Some(string(hostname, "hostname")?),
+            platform: opt_string(platform, "platform")?,
+            ssh_hostname: opt_string(ssh_hostname, "ssh_hostname")?,
+            ssh_user: opt_string(ssh_user, "ssh_user")?,
+            ssh_port: Some(port(ssh_port)?),
+            capabilities: self::capabilities(capabilities)?,
+            extra_metadata: Some(metadata(extra_metadata, "extra_metadata")?),
+        }
+        .into_system(opt_uuid(id, "id")?.unwrap_or_else(Uuid::new_v4), created_at);
+        validate_system(&inner).map_err(core)?;
+        inner.last_seen = opt_datetime(last_seen, "last_seen")?;
+        inner.updated_at = opt_datetime(updated_at, "updated_at")?.unwrap_or(created_at);
+        Ok(PySystem { inner })
     }
 
     /// Builds a `System` from a dict such as `to_dict()` returns (`metadata` is accepted for

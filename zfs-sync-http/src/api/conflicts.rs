@@ -186,14 +186,6 @@ impl ConflictsApi {
     ) -> ApiResult<Json<ResolutionOut>> {
         key.admin()?;
         let strategy = ConflictStrategy::parse("strategy", &body.0.strategy)?;
-        if let Some(w) = body.0.winner_system_id
-            && state.store.get_system(w).await?.is_none()
-        {
-            return Err(ApiError::invalid(
-                "winner_system_id",
-                format!("system {w} does not exist"),
-            ));
-        }
         let plan = state
             .sync
             .resolve_conflict(conflict_id.0, strategy, body.0.winner_system_id, Utc::now())

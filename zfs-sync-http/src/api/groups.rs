@@ -7,13 +7,14 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 use zfs_sync::model::{Member, Policy, SyncGroup, Topology};
+use zfs_sync::service::groups;
 
 use super::{ApiTags, NoContent};
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
 use crate::dto::{AddMember, GroupCreate, GroupOut, GroupUpdate};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 /// Sync groups.
 #[derive(Debug)]
@@ -29,10 +30,7 @@ pub enum GroupCreated {
 
 impl AppState {
     pub(crate) async fn group(&self, id: Uuid) -> ApiResult<SyncGroup> {
-        self.store
-            .get_group(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("sync group {id} not found")))
+        Ok(groups::get(self.store.as_ref(), id).await?)
     }
 
     /// The group, when the key is an admin's or a member's.
@@ -41,20 +39,6 @@ impl AppState {
         let members: Vec<Uuid> = g.members.iter().map(|m| m.system_id).collect();
         key.any_of(&members, "this sync group")?;
         Ok(g)
-    }
-
-    /// Validates a group as a whole, including that its members exist (422 naming the index).
-    async fn check_group(&self, g: &SyncGroup) -> ApiResult<()> {
-        g.validate()?;
-        for (i, m) in g.members.iter().enumerate() {
-            if self.store.get_system(m.system_id).await?.is_none() {
-                return Err(ApiError::invalid(
-                    format!("system_ids[{i}]"),
-                    format!("system {} does not exist", m.system_id),
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -87,8 +71,7 @@ impl GroupsApi {
             updated_at: now,
         };
         body.0.fields.apply(&mut g)?;
-        state.check_group(&g).await?;
-        state.store.create_group(&g).await?;
+        groups::create(state.store.as_ref(), &g).await?;
         tracing::info!(group_id = %g.id, name = %g.name, "sync group created");
         Ok(GroupCreated::Created(Json(g.into())))
     }
@@ -147,8 +130,7 @@ impl GroupsApi {
         }
         body.0.fields.apply(&mut g)?;
         g.updated_at = Utc::now();
-        state.check_group(&g).await?;
-        state.store.update_group(&g).await?;
+        groups::update(state.store.as_ref(), &g).await?;
         Ok(Json(g.into()))
     }
 
@@ -187,16 +169,8 @@ impl GroupsApi {
             system_id: body.0.system_id,
             dataset_root: body.0.dataset_root.filter(|r| !r.is_empty()),
         };
-        member.validate("body")?;
-        state.group(group_id.0).await?;
-        if state.store.get_system(member.system_id).await?.is_none() {
-            return Err(ApiError::invalid(
-                "system_id",
-                format!("system {} does not exist", member.system_id),
-            ));
-        }
-        state.store.put_member(group_id.0, &member).await?;
-        Ok(Json(state.group(group_id.0).await?.into()))
+        let g = groups::add_member(state.store.as_ref(), group_id.0, &member, "body").await?;
+        Ok(Json(g.into()))
     }
 
     /// Remove a member (admin) with its sync states in the group. The hub cannot be removed
@@ -214,16 +188,7 @@ impl GroupsApi {
         system_id: Path<Uuid>,
     ) -> ApiResult<Json<GroupOut>> {
         key.admin()?;
-        let g = state.group(group_id.0).await?;
-        if g.hub() == Some(system_id.0) {
-            return Err(ApiError::new(
-                409,
-                "the hub cannot be removed from a directional group; choose another hub first",
-                None,
-                None,
-            ));
-        }
-        state.store.remove_member(group_id.0, system_id.0).await?;
-        Ok(Json(state.group(group_id.0).await?.into()))
+        let g = groups::remove_member(state.store.as_ref(), group_id.0, system_id.0).await?;
+        Ok(Json(g.into()))
     }
 }

@@ -6,11 +6,11 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
-use zfs_sync::model::{InventoryScope, SnapshotQuery};
-use zfs_sync::service::history;
+use zfs_sync::model::SnapshotQuery;
+use zfs_sync::service::{history, reporting};
 
 use super::ApiTags;
-use super::systems::{apply_resume_tokens, check_named_systems};
+use super::systems::check_named_systems;
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::{JsonBody, ReportBody};
@@ -24,7 +24,7 @@ use crate::payload::SnapshotList;
 /// Most items in one report; larger inventories are sent in chunks (batch) or by dataset scope.
 pub const MAX_BATCH_ITEMS: usize = 100_000;
 /// Largest page of `GET /snapshots`.
-pub const MAX_PAGE: u64 = 10_000;
+pub const MAX_PAGE: u64 = reporting::MAX_PAGE;
 
 /// Snapshots.
 #[derive(Debug)]
@@ -149,20 +149,17 @@ impl SnapshotsApi {
         let report = parse_report(body.0, state.max_batch_items(), false)?;
         let system_id = reporting_system(&key, system_id.0, &report.named_systems)?;
         // The upsert says when the system does not exist (and then stores nothing).
-        let stored = state
-            .store
-            .upsert_snapshots(system_id, &report.snapshots, Utc::now())
-            .await?;
-        apply_resume_tokens(
-            &state,
+        let reported = reporting::report_snapshots(
+            &state.sync,
             system_id,
-            &InventoryScope::All,
+            &report.snapshots,
             &report.resume_tokens,
-            false,
+            Utc::now(),
         )
         .await?;
-        state.after_report(system_id).await;
-        Ok(Stored::Created(SnapshotList(stored)))
+        Ok(Stored::Created(SnapshotList(
+            state.reconciled(system_id, reported),
+        )))
     }
 
     /// Report one snapshot (own key); upserts like the batch.
@@ -181,12 +178,11 @@ impl SnapshotsApi {
         )?;
         let system_id = reporting_system(&key, system_id.0, &report.named_systems)?;
         // The upsert says when the system does not exist (and then stores nothing).
-        let mut stored = state
-            .store
-            .upsert_snapshots(system_id, &report.snapshots, Utc::now())
-            .await?;
-        state.after_report(system_id).await;
-        let one = stored
+        let reported =
+            reporting::report_snapshots(&state.sync, system_id, &report.snapshots, &[], Utc::now())
+                .await?;
+        let one = state
+            .reconciled(system_id, reported)
             .pop()
             .ok_or_else(|| ApiError::new(500, "the store returned no snapshot", None, None))?;
         Ok(StoredOne::Created(Json(one.into())))
@@ -217,13 +213,7 @@ impl SnapshotsApi {
         };
         let skip = u64::try_from(skip.0.unwrap_or(0))
             .map_err(|_| ApiError::invalid("skip", "must be zero or positive"))?;
-        let limit = limit.0.unwrap_or(100);
-        if !(1..=MAX_PAGE as i64).contains(&limit) {
-            return Err(ApiError::invalid(
-                "limit",
-                format!("must be between 1 and {MAX_PAGE}"),
-            ));
-        }
+        let limit = reporting::page_limit(limit.0.unwrap_or(100))?;
         let q = SnapshotQuery {
             system_id,
             pool: pool.0,
@@ -231,7 +221,7 @@ impl SnapshotsApi {
             name: name.0,
             since: None,
             skip,
-            limit: limit as u64,
+            limit,
         };
         Ok(SnapshotList(state.store.query_snapshots(&q).await?))
     }

@@ -8,7 +8,7 @@ use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 use zfs_sync::model::{JobOutcome, JobStatus, SyncStateFilter, SyncStatus, TransferMode};
 use zfs_sync::plan::{GroupPlan, Outcome};
-use zfs_sync::service::sync::{GroupCheck, Instruction};
+use zfs_sync::service::sync::{GroupCheck, Instruction, job_outcome};
 
 use super::ApiTags;
 use crate::AppState;
@@ -317,17 +317,8 @@ impl SyncApi {
         include_diagnostics: Query<Option<bool>>,
     ) -> ApiResult<Json<InstructionsOut>> {
         key.for_system(system_id.0)?;
-        // Without a group the service says when the system does not exist.
-        if let Some(g) = sync_group_id.0 {
-            state.system(system_id.0).await?;
-            let group = state.group(g).await?;
-            if group.member(system_id.0).is_none() {
-                return Err(ApiError::invalid(
-                    "sync_group_id",
-                    format!("system {} is not a member of group {g}", system_id.0),
-                ));
-            }
-        }
+        // The service says when the system or the group does not exist, or the system is not
+        // a member of the group.
         let ins = state
             .sync
             .instructions(system_id.0, sync_group_id.0, Utc::now())
@@ -375,37 +366,24 @@ impl SyncApi {
             .ok_or_else(|| ApiError::not_found(format!("job {} not found", job_id.0)))?;
         key.for_system(job.runner_system_id)?;
         let b = body.0;
-        let status = match b.status.as_str() {
-            "succeeded" => JobStatus::Succeeded,
-            "failed" => JobStatus::Failed,
-            other => {
-                return Err(ApiError::invalid(
-                    "status",
-                    format!("{other:?} is not succeeded or failed"),
-                ));
-            }
-        };
-        let bytes = b
-            .bytes
-            .map(|v| {
-                u64::try_from(v).map_err(|_| ApiError::invalid("bytes", "must be zero or positive"))
-            })
-            .transpose()?;
+        // The status is checked before the byte count.
+        let outcome = job_outcome(&b.status, b.error, b.resume_token, None)?;
         let outcome = JobOutcome {
-            status,
-            error: b.error.filter(|e| !e.is_empty()),
-            resume_token: b
-                .resume_token
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty()),
-            bytes,
+            bytes: b
+                .bytes
+                .map(|v| {
+                    u64::try_from(v)
+                        .map_err(|_| ApiError::invalid("bytes", "must be zero or positive"))
+                })
+                .transpose()?,
+            ..outcome
         };
         let job = state
             .sync
             .report_job(job_id.0, &outcome, Utc::now())
             .await?;
         state.metrics.job(
-            if status == JobStatus::Succeeded {
+            if outcome.status == JobStatus::Succeeded {
                 JobEvent::Succeeded
             } else {
                 JobEvent::Failed
