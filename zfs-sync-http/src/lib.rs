@@ -21,13 +21,13 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod config;
-pub mod dto;
 pub mod error;
 pub mod metrics;
 pub mod middleware;
-pub mod payload;
+pub mod report;
 pub mod scheduler;
 pub mod store;
+pub mod wire;
 
 use config::Settings;
 use error::{ApiError, JsonErrors};

@@ -1,5 +1,7 @@
 //! `/systems`: registration, management, heartbeats, keys, health and complete inventories.
 
+pub mod dto;
+
 use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -9,16 +11,17 @@ use uuid::Uuid;
 use zfs_sync::model::{InventoryScope, System};
 use zfs_sync::service::{auth, health, reporting, systems};
 
+use self::dto::{
+    FleetHealthOut, HeartbeatOut, InventoryReplaced, KeyRotated, ResumeTokenOut, SystemCreate,
+    SystemHealthOut, SystemOut, SystemRegistered, SystemUpdate,
+};
 use super::{ApiTags, NoContent};
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::{JsonBody, ReportBody};
-use crate::dto::{
-    FleetHealthOut, HeartbeatOut, InventoryReplaced, KeyRotated, ResumeTokenOut, ResumeTokenReport,
-    SystemCreate, SystemHealthOut, SystemOut, SystemRegistered, SystemUpdate, metadata_of,
-    parse_report,
-};
 use crate::error::{ApiError, ApiResult};
+use crate::report::{ResumeTokenReport, parse_report};
+use crate::wire::metadata_of;
 
 /// Systems.
 #[derive(Debug)]

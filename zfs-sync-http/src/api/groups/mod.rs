@@ -1,5 +1,7 @@
 //! `/sync-groups`: groups, their policy and members (admin; members may read).
 
+pub mod dto;
+
 use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -9,11 +11,11 @@ use uuid::Uuid;
 use zfs_sync::model::{Member, Policy, SyncGroup, Topology};
 use zfs_sync::service::groups;
 
+use self::dto::{AddMember, GroupCreate, GroupOut, GroupUpdate};
 use super::{ApiTags, NoContent};
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
-use crate::dto::{AddMember, GroupCreate, GroupOut, GroupUpdate};
 use crate::error::ApiResult;
 
 /// Sync groups.

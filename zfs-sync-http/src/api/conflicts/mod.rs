@@ -1,103 +1,26 @@
 //! `/conflicts`: listing and resolving conflicts.
 
+pub mod dto;
+
 use chrono::Utc;
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 use zfs_sync::model::ConflictStrategy;
-use zfs_sync::service::sync::ResolutionPlan;
 
+use self::dto::ConflictOut;
+use self::dto::{ResolutionOut, ResolveIn};
 use super::ApiTags;
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
-use crate::dto::ConflictOut;
 use crate::error::{ApiError, ApiResult};
 
 /// Conflicts.
 #[derive(Debug)]
 pub struct ConflictsApi;
-
-/// `POST /conflicts/{id}/resolve`.
-#[derive(Debug, Object)]
-pub struct ResolveIn {
-    /// `use_newest`, `use_largest`, `use_majority`, `manual` or `ignore`.
-    pub strategy: String,
-    /// The winner, for `manual`.
-    #[oai(nullable)]
-    pub winner_system_id: Option<Uuid>,
-}
-
-/// What a loser must do.
-#[derive(Debug, Object)]
-pub struct LoserPlanOut {
-    pub system_id: Uuid,
-    /// Roll back to this snapshot (the newest common one); `null`: nothing is rolled back.
-    #[oai(nullable)]
-    pub rollback_to: Option<String>,
-    /// Exactly the snapshots the rollback destroys, oldest first.
-    pub destroys: Vec<String>,
-    /// In order: the rollback on the loser, then the transfer, each with the system that runs it.
-    pub commands: Vec<HostCommandOut>,
-}
-
-/// A command and the system that runs it.
-#[derive(Debug, Object)]
-pub struct HostCommandOut {
-    pub system_id: Uuid,
-    /// The shell string.
-    pub command: String,
-    /// The pipeline as argv vectors.
-    pub argv: Vec<Vec<String>>,
-}
-
-/// A resolution plan.
-#[derive(Debug, Object)]
-pub struct ResolutionOut {
-    pub conflict_id: Uuid,
-    pub strategy: String,
-    #[oai(nullable)]
-    pub winner_system_id: Option<Uuid>,
-    pub losers: Vec<LoserPlanOut>,
-    /// Why nothing was applied (the plan destroys snapshots and the group does not set
-    /// `allow_destructive`); `null` when the resolution was recorded.
-    #[oai(nullable)]
-    pub refused: Option<String>,
-    /// Whether the resolution was recorded.
-    pub applied: bool,
-}
-
-impl From<ResolutionPlan> for ResolutionOut {
-    fn from(p: ResolutionPlan) -> Self {
-        ResolutionOut {
-            conflict_id: p.conflict_id,
-            strategy: p.strategy.as_str().into(),
-            winner_system_id: p.winner_system_id,
-            applied: p.refused.is_none(),
-            refused: p.refused,
-            losers: p
-                .losers
-                .into_iter()
-                .map(|l| LoserPlanOut {
-                    system_id: l.system_id,
-                    rollback_to: l.rollback_to,
-                    destroys: l.destroys,
-                    commands: l
-                        .commands
-                        .into_iter()
-                        .map(|c| HostCommandOut {
-                            system_id: c.system_id,
-                            command: c.command.shell,
-                            argv: c.command.argv,
-                        })
-                        .collect(),
-                })
-                .collect(),
-        }
-    }
-}
 
 async fn list_for_group(
     state: &AppState,

@@ -1,5 +1,8 @@
 //! `/snapshots`: reports (batch upserts), queries, history, statistics and comparison.
 
+pub mod dto;
+pub mod payload;
+
 use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -9,17 +12,17 @@ use uuid::Uuid;
 use zfs_sync::model::SnapshotQuery;
 use zfs_sync::service::{history, reporting};
 
+use self::dto::{
+    DatasetComparisonOut, SnapshotHistoryOut, SnapshotOut, SnapshotStatisticsOut, SnapshotsDeleted,
+};
+use self::payload::SnapshotList;
 use super::ApiTags;
 use super::systems::check_named_systems;
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::{JsonBody, ReportBody};
-use crate::dto::{
-    DatasetComparisonOut, ReportJson, SnapshotHistoryOut, SnapshotOut, SnapshotReportBody,
-    SnapshotStatisticsOut, SnapshotsDeleted, parse_report,
-};
 use crate::error::{ApiError, ApiResult};
-use crate::payload::SnapshotList;
+use crate::report::{ReportJson, SnapshotReportBody, parse_report};
 
 /// Most items in one report; larger inventories are sent in chunks (batch) or by dataset scope.
 pub const MAX_BATCH_ITEMS: usize = 100_000;
