@@ -16,7 +16,8 @@ use super::ApiTags;
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
-use crate::error::{ApiError, ApiResult};
+use crate::error::declared::*;
+use crate::error::{Answer, ApiError, ApiResult};
 
 /// Conflicts.
 #[derive(Debug)]
@@ -52,8 +53,8 @@ impl ConflictsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         sync_group_id: Path<Uuid>,
-    ) -> ApiResult<Json<Vec<ConflictOut>>> {
-        list_for_group(&state, &key, sync_group_id.0).await
+    ) -> Answer<Json<Vec<ConflictOut>>, { LOOKUP }> {
+        Ok(list_for_group(&state, &key, sync_group_id.0).await?)
     }
 
     /// A group's open conflicts (alias path).
@@ -67,8 +68,8 @@ impl ConflictsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         sync_group_id: Path<Uuid>,
-    ) -> ApiResult<Json<Vec<ConflictOut>>> {
-        list_for_group(&state, &key, sync_group_id.0).await
+    ) -> Answer<Json<Vec<ConflictOut>>, { LOOKUP }> {
+        Ok(list_for_group(&state, &key, sync_group_id.0).await?)
     }
 
     /// One conflict (admin or a member of its group).
@@ -82,7 +83,7 @@ impl ConflictsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         conflict_id: Path<Uuid>,
-    ) -> ApiResult<Json<ConflictOut>> {
+    ) -> Answer<Json<ConflictOut>, { LOOKUP }> {
         let c = state
             .store
             .get_conflict(conflict_id.0)
@@ -106,7 +107,7 @@ impl ConflictsApi {
         key: ApiKeyAuth,
         conflict_id: Path<Uuid>,
         body: JsonBody<ResolveIn>,
-    ) -> ApiResult<Json<ResolutionOut>> {
+    ) -> Answer<Json<ResolutionOut>, { BODY | NOT_FOUND | CONFLICT }> {
         key.admin()?;
         let strategy = ConflictStrategy::parse("strategy", &body.0.strategy)?;
         let plan = state

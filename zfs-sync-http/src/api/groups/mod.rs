@@ -16,7 +16,8 @@ use super::{ApiTags, NoContent};
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
-use crate::error::ApiResult;
+use crate::error::declared::*;
+use crate::error::{Answer, ApiResult};
 
 /// Sync groups.
 #[derive(Debug)]
@@ -57,7 +58,7 @@ impl GroupsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         body: JsonBody<GroupCreate>,
-    ) -> ApiResult<GroupCreated> {
+    ) -> Answer<GroupCreated, { BODY | CONFLICT }> {
         key.admin()?;
         let now = Utc::now();
         let mut g = SyncGroup {
@@ -88,7 +89,7 @@ impl GroupsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-    ) -> ApiResult<Json<Vec<GroupOut>>> {
+    ) -> Answer<Json<Vec<GroupOut>>, { SECURED }> {
         let groups = match key.system() {
             None => state.store.list_groups().await?,
             Some(own) => state.store.groups_of_system(own).await?,
@@ -107,7 +108,7 @@ impl GroupsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
-    ) -> ApiResult<Json<GroupOut>> {
+    ) -> Answer<Json<GroupOut>, { LOOKUP }> {
         Ok(Json(state.readable_group(&key, group_id.0).await?.into()))
     }
 
@@ -124,7 +125,7 @@ impl GroupsApi {
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
         body: JsonBody<GroupUpdate>,
-    ) -> ApiResult<Json<GroupOut>> {
+    ) -> Answer<Json<GroupOut>, { BODY | NOT_FOUND | CONFLICT }> {
         key.admin()?;
         let mut g = state.group(group_id.0).await?;
         if let Some(n) = body.0.name {
@@ -147,7 +148,7 @@ impl GroupsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
-    ) -> ApiResult<NoContent> {
+    ) -> Answer<NoContent, { LOOKUP }> {
         key.admin()?;
         state.store.delete_group(group_id.0).await?;
         Ok(NoContent::NoContent)
@@ -165,7 +166,7 @@ impl GroupsApi {
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
         body: JsonBody<AddMember>,
-    ) -> ApiResult<Json<GroupOut>> {
+    ) -> Answer<Json<GroupOut>, { BODY | NOT_FOUND }> {
         key.admin()?;
         let member = Member {
             system_id: body.0.system_id,
@@ -188,7 +189,7 @@ impl GroupsApi {
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
         system_id: Path<Uuid>,
-    ) -> ApiResult<Json<GroupOut>> {
+    ) -> Answer<Json<GroupOut>, { LOOKUP | CONFLICT }> {
         key.admin()?;
         let g = groups::remove_member(state.store.as_ref(), group_id.0, system_id.0).await?;
         Ok(Json(g.into()))

@@ -21,7 +21,8 @@ use super::systems::check_named_systems;
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::{JsonBody, ReportBody};
-use crate::error::{ApiError, ApiResult};
+use crate::error::declared::*;
+use crate::error::{Answer, ApiError, ApiResult};
 use crate::report::{ReportJson, SnapshotReportBody, parse_report};
 
 /// Most items in one report; larger inventories are sent in chunks (batch) or by dataset scope.
@@ -148,7 +149,7 @@ impl SnapshotsApi {
         /// For admin keys: the reporting system (else each item's `system_id`).
         system_id: Query<Option<Uuid>>,
         body: ReportBody,
-    ) -> ApiResult<Stored> {
+    ) -> Answer<Stored, { BODY | NOT_FOUND }> {
         let report = parse_report(body.0, state.max_batch_items(), false)?;
         let system_id = reporting_system(&key, system_id.0, &report.named_systems)?;
         // The upsert says when the system does not exist (and then stores nothing).
@@ -173,7 +174,7 @@ impl SnapshotsApi {
         key: ApiKeyAuth,
         system_id: Query<Option<Uuid>>,
         body: JsonBody<SnapshotReportBody>,
-    ) -> ApiResult<StoredOne> {
+    ) -> Answer<StoredOne, { BODY | NOT_FOUND }> {
         let report = parse_report(
             ReportJson::Tree(serde_json::Value::Array(vec![body.0.0])),
             1,
@@ -208,9 +209,9 @@ impl SnapshotsApi {
         skip: Query<Option<i64>>,
         /// Default 100, at most 10,000.
         limit: Query<Option<i64>>,
-    ) -> ApiResult<SnapshotList> {
+    ) -> Answer<SnapshotList, { SECURED }> {
         let system_id = match (key.system(), system_id.0) {
-            (Some(own), Some(q)) if own != q => return Err(key.for_system(q).unwrap_err()),
+            (Some(own), Some(q)) if own != q => return Err(key.for_system(q).unwrap_err().into()),
             (Some(own), _) => Some(own),
             (None, q) => q,
         };
@@ -244,8 +245,8 @@ impl SnapshotsApi {
         system_id: Query<Option<Uuid>>,
         dataset: Query<Option<String>>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<SnapshotHistoryOut>> {
-        history_for(&state, &key, system_id.0, dataset.0, days.0).await
+    ) -> Answer<Json<SnapshotHistoryOut>, { LOOKUP }> {
+        Ok(history_for(&state, &key, system_id.0, dataset.0, days.0).await?)
     }
 
     /// Snapshot history of one system (path form).
@@ -261,8 +262,8 @@ impl SnapshotsApi {
         system_id: Path<Uuid>,
         dataset: Query<Option<String>>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<SnapshotHistoryOut>> {
-        history_for(&state, &key, Some(system_id.0), dataset.0, days.0).await
+    ) -> Answer<Json<SnapshotHistoryOut>, { LOOKUP }> {
+        Ok(history_for(&state, &key, Some(system_id.0), dataset.0, days.0).await?)
     }
 
     /// Snapshot statistics: counts, bytes, oldest and newest, per pool and dataset; only the last
@@ -278,8 +279,8 @@ impl SnapshotsApi {
         key: ApiKeyAuth,
         system_id: Query<Option<Uuid>>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<SnapshotStatisticsOut>> {
-        statistics_for(&state, &key, system_id.0, days.0).await
+    ) -> Answer<Json<SnapshotStatisticsOut>, { LOOKUP }> {
+        Ok(statistics_for(&state, &key, system_id.0, days.0).await?)
     }
 
     /// Snapshot statistics of one system (path form).
@@ -294,8 +295,8 @@ impl SnapshotsApi {
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<SnapshotStatisticsOut>> {
-        statistics_for(&state, &key, Some(system_id.0), days.0).await
+    ) -> Answer<Json<SnapshotStatisticsOut>, { LOOKUP }> {
+        Ok(statistics_for(&state, &key, Some(system_id.0), days.0).await?)
     }
 
     /// Compare a dataset across systems by snapshot name: common names, each system's unique
@@ -313,7 +314,7 @@ impl SnapshotsApi {
         dataset: Query<String>,
         /// At least two; repeat the parameter or separate with commas.
         system_ids: Query<Vec<String>>,
-    ) -> ApiResult<Json<DatasetComparisonOut>> {
+    ) -> Answer<Json<DatasetComparisonOut>, { LOOKUP }> {
         let mut ids = Vec::new();
         for (i, s) in system_ids
             .0
@@ -346,7 +347,7 @@ impl SnapshotsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         snapshot_id: Path<Uuid>,
-    ) -> ApiResult<Json<SnapshotOut>> {
+    ) -> Answer<Json<SnapshotOut>, { LOOKUP }> {
         let s = state
             .store
             .get_snapshot(snapshot_id.0)
@@ -367,7 +368,7 @@ impl SnapshotsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
-    ) -> ApiResult<Json<SnapshotsDeleted>> {
+    ) -> Answer<Json<SnapshotsDeleted>, { LOOKUP }> {
         key.for_system(system_id.0)?;
         state.system(system_id.0).await?;
         let deleted = state.store.delete_snapshots_of_system(system_id.0).await?;

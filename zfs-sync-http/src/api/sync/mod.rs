@@ -20,7 +20,8 @@ use super::ApiTags;
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
-use crate::error::{ApiError, ApiResult};
+use crate::error::declared::*;
+use crate::error::{Answer, ApiError, ApiResult};
 use crate::metrics::JobEvent;
 
 /// Sync coordination.
@@ -51,7 +52,7 @@ impl SyncApi {
         /// Only this group.
         sync_group_id: Query<Option<Uuid>>,
         include_diagnostics: Query<Option<bool>>,
-    ) -> ApiResult<Json<InstructionsOut>> {
+    ) -> Answer<Json<InstructionsOut>, { LOOKUP }> {
         key.for_system(system_id.0)?;
         // The service says when the system or the group does not exist, or the system is not
         // a member of the group.
@@ -94,7 +95,7 @@ impl SyncApi {
         key: ApiKeyAuth,
         job_id: Path<Uuid>,
         body: JsonBody<JobResultIn>,
-    ) -> ApiResult<Json<JobOut>> {
+    ) -> Answer<Json<JobOut>, { BODY | NOT_FOUND | CONFLICT }> {
         let job = state
             .store
             .get_job(job_id.0)
@@ -144,9 +145,9 @@ impl SyncApi {
         dataset: Query<Option<String>>,
         /// `in_sync`, `out_of_sync`, `syncing`, `conflict` or `error`.
         status: Query<Option<String>>,
-    ) -> ApiResult<Json<Vec<SyncStateOut>>> {
+    ) -> Answer<Json<Vec<SyncStateOut>>, { SECURED }> {
         let system_id = match (key.system(), system_id.0) {
-            (Some(own), Some(q)) if own != q => return Err(key.for_system(q).unwrap_err()),
+            (Some(own), Some(q)) if own != q => return Err(key.for_system(q).unwrap_err().into()),
             (Some(own), _) => Some(own),
             (None, q) => q,
         };
@@ -178,7 +179,7 @@ impl SyncApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         state_id: Path<Uuid>,
-    ) -> ApiResult<Json<SyncStateOut>> {
+    ) -> Answer<Json<SyncStateOut>, { LOOKUP }> {
         let s =
             state.store.get_state(state_id.0).await?.ok_or_else(|| {
                 ApiError::not_found(format!("sync state {} not found", state_id.0))
@@ -198,7 +199,7 @@ impl SyncApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
-    ) -> ApiResult<Json<Vec<SyncStateOut>>> {
+    ) -> Answer<Json<Vec<SyncStateOut>>, { LOOKUP }> {
         state.readable_group(&key, group_id.0).await?;
         let filter = SyncStateFilter {
             group_id: Some(group_id.0),
@@ -226,7 +227,7 @@ impl SyncApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
-    ) -> ApiResult<Json<GroupStatusOut>> {
+    ) -> Answer<Json<GroupStatusOut>, { LOOKUP }> {
         state.readable_group(&key, group_id.0).await?;
         let states = state
             .store
@@ -267,7 +268,7 @@ impl SyncApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         sync_group_id: Path<Uuid>,
-    ) -> ApiResult<Json<CheckOut>> {
+    ) -> Answer<Json<CheckOut>, { LOOKUP }> {
         state.readable_group(&key, sync_group_id.0).await?;
         let c = state.sync.check_group(sync_group_id.0, Utc::now()).await?;
         Ok(Json(CheckOut::new(sync_group_id.0, c)))
@@ -285,7 +286,7 @@ impl SyncApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
-    ) -> ApiResult<Json<Vec<MismatchOut>>> {
+    ) -> Answer<Json<Vec<MismatchOut>>, { LOOKUP }> {
         state.readable_group(&key, group_id.0).await?;
         let c = state.sync.check_group(group_id.0, Utc::now()).await?;
         Ok(Json(mismatches(&c.plan)))
@@ -304,7 +305,7 @@ impl SyncApi {
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
         system_id: Query<Option<Uuid>>,
-    ) -> ApiResult<Json<Vec<MismatchOut>>> {
+    ) -> Answer<Json<Vec<MismatchOut>>, { LOOKUP }> {
         state.readable_group(&key, group_id.0).await?;
         let c = state.sync.check_group(group_id.0, Utc::now()).await?;
         Ok(Json(

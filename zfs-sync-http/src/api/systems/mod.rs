@@ -19,7 +19,8 @@ use super::{ApiTags, NoContent};
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::{JsonBody, ReportBody};
-use crate::error::{ApiError, ApiResult};
+use crate::error::declared::*;
+use crate::error::{Answer, ApiError, ApiResult};
 use crate::report::{ResumeTokenReport, parse_report};
 use crate::wire::metadata_of;
 
@@ -78,8 +79,8 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         body: JsonBody<SystemCreate>,
-    ) -> ApiResult<Registered> {
-        register(&state, &key, body.0).await
+    ) -> Answer<Registered, { BODY | CONFLICT }> {
+        Ok(register(&state, &key, body.0).await?)
     }
 
     /// ★ Register a system (admin); alias of `POST /systems`.
@@ -93,8 +94,8 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         body: JsonBody<SystemCreate>,
-    ) -> ApiResult<Registered> {
-        register(&state, &key, body.0).await
+    ) -> Answer<Registered, { BODY | CONFLICT }> {
+        Ok(register(&state, &key, body.0).await?)
     }
 
     /// List systems (admin), ordered by hostname.
@@ -103,7 +104,7 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-    ) -> ApiResult<Json<Vec<SystemOut>>> {
+    ) -> Answer<Json<Vec<SystemOut>>, { SECURED }> {
         key.admin()?;
         let systems = state.store.list_systems().await?;
         Ok(Json(
@@ -121,7 +122,7 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-    ) -> ApiResult<Json<FleetHealthOut>> {
+    ) -> Answer<Json<FleetHealthOut>, { SECURED }> {
         key.admin()?;
         let h = health::fleet_health(
             state.store.as_ref(),
@@ -143,7 +144,7 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
-    ) -> ApiResult<Json<SystemOut>> {
+    ) -> Answer<Json<SystemOut>, { LOOKUP }> {
         key.for_system(system_id.0)?;
         Ok(Json(state.system_out(state.system(system_id.0).await?)))
     }
@@ -160,7 +161,7 @@ impl SystemsApi {
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
         body: JsonBody<SystemUpdate>,
-    ) -> ApiResult<Json<SystemOut>> {
+    ) -> Answer<Json<SystemOut>, { BODY | NOT_FOUND | CONFLICT }> {
         key.for_system(system_id.0)?;
         let s = systems::update(
             state.store.as_ref(),
@@ -184,7 +185,7 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
-    ) -> ApiResult<NoContent> {
+    ) -> Answer<NoContent, { LOOKUP }> {
         key.admin()?;
         let hub_of = systems::delete(state.store.as_ref(), system_id.0).await?;
         if !hub_of.is_empty() {
@@ -206,7 +207,7 @@ impl SystemsApi {
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
         body: JsonBody<Option<serde_json::Value>>,
-    ) -> ApiResult<Json<HeartbeatOut>> {
+    ) -> Answer<Json<HeartbeatOut>, { BODY | NOT_FOUND }> {
         key.for_system(system_id.0)?;
         let metadata = metadata_of("body", body.0)?.unwrap_or_default();
         let now = Utc::now();
@@ -229,7 +230,7 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
-    ) -> ApiResult<Json<KeyRotated>> {
+    ) -> Answer<Json<KeyRotated>, { LOOKUP }> {
         key.for_system(system_id.0)?;
         let api_key =
             auth::rotate_system_key(state.store.as_ref(), system_id.0, Utc::now()).await?;
@@ -251,7 +252,7 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
-    ) -> ApiResult<Json<SystemHealthOut>> {
+    ) -> Answer<Json<SystemHealthOut>, { LOOKUP }> {
         key.for_system(system_id.0)?;
         let h = health::health_of(
             state.store.as_ref(),
@@ -281,7 +282,7 @@ impl SystemsApi {
         /// Full dataset names (`tank/vm1`) limiting the scope; omitted: every dataset.
         dataset: Query<Vec<String>>,
         body: ReportBody,
-    ) -> ApiResult<Json<InventoryReplaced>> {
+    ) -> Answer<Json<InventoryReplaced>, { BODY | NOT_FOUND }> {
         let system_id = system_id.0;
         key.for_system(system_id)?;
         let scope = dataset_scope(dataset.0)?;
@@ -323,7 +324,7 @@ impl SystemsApi {
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
         body: JsonBody<ResumeTokenReport>,
-    ) -> ApiResult<Json<ResumeTokenOut>> {
+    ) -> Answer<Json<ResumeTokenOut>, { BODY | NOT_FOUND }> {
         key.for_system(system_id.0)?;
         let b = body.0;
         let set = reporting::set_resume_token(
