@@ -545,6 +545,8 @@ raw_json_body!(
 mod tests {
     use serde_json::json;
 
+    use expect_test::expect;
+
     use super::{ReportJson, parse_report};
 
     /// What the report parser makes of `body` through the JSON tree and, when the body has
@@ -611,6 +613,117 @@ mod tests {
         // The shapes the direct parse leaves to the tree.
         for body in [json!(7), json!({"snapshots": "x"}), json!([5])] {
             assert!(ReportJson::fast(&serde_json::to_vec(&body).unwrap()).is_none());
+        }
+    }
+
+    /// A report as parsed: the items (`pool/dataset@name guid`), the resume tokens and the
+    /// items naming a system; or the error's status, field and detail.
+    fn parsed(body: serde_json::Value, max_items: usize, allow_empty: bool) -> String {
+        match parse_report(ReportJson::Tree(body), max_items, allow_empty) {
+            Ok(r) => {
+                let items: Vec<String> = r
+                    .snapshots
+                    .iter()
+                    .map(|s| format!("{}/{}@{} guid={:?}", s.pool, s.dataset, s.name, s.guid))
+                    .collect();
+                format!(
+                    "items {items:?} tokens {:?} named {:?}",
+                    r.resume_tokens, r.named_systems
+                )
+            }
+            Err(e) => {
+                let b = e.body();
+                format!(
+                    "{} [{}] {}",
+                    b.status_code,
+                    b.field.as_deref().unwrap_or("-"),
+                    b.detail
+                )
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_tokens_and_named_systems() {
+        let sys = "6b1f9c2e-8d3a-4e5f-9a7b-0c1d2e3f4a5b";
+        expect![[r#"items ["tank/vm1@a guid=Some(7)", "tank/@b guid=None"] tokens [] named [(1, 6b1f9c2e-8d3a-4e5f-9a7b-0c1d2e3f4a5b)]"#]]
+            .assert_eq(&parsed(
+                json!([
+                    {"name": "tank/vm1@a", "timestamp": 1, "guid": "7"},
+                    {"pool": "tank", "dataset": "", "name": "b", "timestamp": 1, "system_id": sys}
+                ]),
+                10,
+                false,
+            ));
+        expect![[
+            r#"items [] tokens [("tank", "vm1", Some("1-abc")), ("tank", "vm2", None)] named []"#
+        ]]
+        .assert_eq(&parsed(
+            json!({"snapshots": [], "resume_tokens": [
+                {"pool": "tank", "dataset": "vm1", "token": " 1-abc "},
+                {"pool": "tank", "dataset": "vm2", "token": null}
+            ]}),
+            10,
+            true,
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_item_and_the_field() {
+        let ok = json!({"name": "tank/a@ok", "timestamp": 1});
+        for (body, max, allow_empty, expected) in [
+            (
+                json!([ok, {"name": "tank/a@b;c", "timestamp": 1}]),
+                10,
+                false,
+                expect![[
+                    r#"422 [snapshots[1].name] snapshots[1].name: snapshot name "b;c" contains ';' at byte 1; only A-Z a-z 0-9 - _ . : and space are allowed"#
+                ]],
+            ),
+            (
+                json!([ok, {"name": "tank/a@c"}]),
+                10,
+                false,
+                expect!["422 [snapshots[1].timestamp] snapshots[1].timestamp: is required"],
+            ),
+            (
+                json!([ok, ok, ok]),
+                2,
+                false,
+                expect![
+                    "413 [snapshots] snapshots: 3 items exceed the limit of 2 per request; send chunks"
+                ],
+            ),
+            (
+                json!([]),
+                10,
+                false,
+                expect!["422 [snapshots] snapshots: must not be empty"],
+            ),
+            (
+                json!({"snapshots": []}),
+                10,
+                false,
+                expect!["422 [snapshots] snapshots: must not be empty"],
+            ),
+            (
+                json!({"snapshots": [ok], "resume_tokens": [{"pool": "tank", "dataset": "/x"}]}),
+                10,
+                false,
+                expect![
+                    "422 [resume_tokens[0].dataset] resume_tokens[0].dataset: must be a path below the pool without leading or trailing '/'"
+                ],
+            ),
+            (
+                json!("tank/a@x"),
+                10,
+                false,
+                expect![
+                    "422 [body] body: must be a JSON array of snapshots or an object with `snapshots`"
+                ],
+            ),
+        ] {
+            expected.assert_eq(&parsed(body, max, allow_empty));
         }
     }
 }

@@ -210,11 +210,7 @@ impl SnapshotsApi {
         /// Default 100, at most 10,000.
         limit: Query<Option<i64>>,
     ) -> Answer<SnapshotList, { SECURED }> {
-        let system_id = match (key.system(), system_id.0) {
-            (Some(own), Some(q)) if own != q => return Err(key.for_system(q).unwrap_err().into()),
-            (Some(own), _) => Some(own),
-            (None, q) => q,
-        };
+        let system_id = key.listing_scope(system_id.0)?;
         let skip = u64::try_from(skip.0.unwrap_or(0))
             .map_err(|_| ApiError::invalid("skip", "must be zero or positive"))?;
         let limit = reporting::page_limit(limit.0.unwrap_or(100))?;

@@ -7,7 +7,7 @@ use zfs_sync::model::SyncState;
 use crate::api::conflicts::dto::ConflictOut;
 use crate::wire::Timestamp;
 use zfs_sync::model::TransferMode;
-use zfs_sync::plan::{GroupPlan, Outcome};
+use zfs_sync::plan::{Diagnostic, GroupPlan, Outcome};
 use zfs_sync::service::sync::{GroupCheck, Instruction};
 
 /// Sync state of one (group, logical dataset, system).
@@ -134,6 +134,16 @@ pub struct DiagnosticOut {
     #[oai(nullable)]
     pub dataset: Option<String>,
     pub message: String,
+}
+
+impl From<&Diagnostic> for DiagnosticOut {
+    fn from(d: &Diagnostic) -> Self {
+        DiagnosticOut {
+            system_id: d.system_id,
+            dataset: d.dataset.clone(),
+            message: d.message.clone(),
+        }
+    }
 }
 
 /// ★ `GET /sync/instructions/{system_id}`.
@@ -305,16 +315,7 @@ impl CheckOut {
             sync_group_id: group_id,
             checked_at: c.plan.now.into(),
             mismatches: mismatches(&c.plan),
-            diagnostics: c
-                .plan
-                .diagnostics
-                .iter()
-                .map(|d| DiagnosticOut {
-                    system_id: d.system_id,
-                    dataset: d.dataset.clone(),
-                    message: d.message.clone(),
-                })
-                .collect(),
+            diagnostics: c.plan.diagnostics.iter().map(Into::into).collect(),
             conflicts: c.conflicts.into_iter().map(Into::into).collect(),
             states: c.states.into_iter().map(Into::into).collect(),
         }

@@ -13,8 +13,7 @@ use zfs_sync::service::sync::job_outcome;
 
 use self::dto::SyncStateOut;
 use self::dto::{
-    CheckOut, DiagnosticOut, GroupStatusOut, InstructionsOut, JobOut, JobResultIn, MismatchOut,
-    mismatches,
+    CheckOut, GroupStatusOut, InstructionsOut, JobOut, JobResultIn, MismatchOut, mismatches,
 };
 use super::ApiTags;
 use crate::AppState;
@@ -27,6 +26,14 @@ use crate::metrics::JobEvent;
 /// Sync coordination.
 #[derive(Debug)]
 pub struct SyncApi;
+
+async fn states_out(
+    state: &AppState,
+    filter: &SyncStateFilter,
+) -> ApiResult<Json<Vec<SyncStateOut>>> {
+    let states = state.store.list_states(filter).await?;
+    Ok(Json(states.into_iter().map(Into::into).collect()))
+}
 
 fn parse_status(s: Option<String>) -> ApiResult<Option<SyncStatus>> {
     s.filter(|s| !s.is_empty())
@@ -63,16 +70,10 @@ impl SyncApi {
         state
             .metrics
             .job(JobEvent::HandedOut, ins.instructions.len() as u64);
-        let diagnostics = include_diagnostics.0.unwrap_or(false).then(|| {
-            ins.diagnostics
-                .iter()
-                .map(|d| DiagnosticOut {
-                    system_id: d.system_id,
-                    dataset: d.dataset.clone(),
-                    message: d.message.clone(),
-                })
-                .collect()
-        });
+        let diagnostics = include_diagnostics
+            .0
+            .unwrap_or(false)
+            .then(|| ins.diagnostics.iter().map(Into::into).collect());
         Ok(Json(InstructionsOut {
             system_id: ins.system_id,
             timestamp: ins.timestamp.into(),
@@ -146,26 +147,13 @@ impl SyncApi {
         /// `in_sync`, `out_of_sync`, `syncing`, `conflict` or `error`.
         status: Query<Option<String>>,
     ) -> Answer<Json<Vec<SyncStateOut>>, { SECURED }> {
-        let system_id = match (key.system(), system_id.0) {
-            (Some(own), Some(q)) if own != q => return Err(key.for_system(q).unwrap_err().into()),
-            (Some(own), _) => Some(own),
-            (None, q) => q,
-        };
         let filter = SyncStateFilter {
             group_id: sync_group_id.0,
-            system_id,
+            system_id: key.listing_scope(system_id.0)?,
             dataset: dataset.0,
             status: parse_status(status.0)?,
         };
-        Ok(Json(
-            state
-                .store
-                .list_states(&filter)
-                .await?
-                .into_iter()
-                .map(Into::into)
-                .collect(),
-        ))
+        Ok(states_out(&state, &filter).await?)
     }
 
     /// One sync state (admin or a member of its group).
@@ -205,15 +193,7 @@ impl SyncApi {
             group_id: Some(group_id.0),
             ..Default::default()
         };
-        Ok(Json(
-            state
-                .store
-                .list_states(&filter)
-                .await?
-                .into_iter()
-                .map(Into::into)
-                .collect(),
-        ))
+        Ok(states_out(&state, &filter).await?)
     }
 
     /// A group's counts per status and worst lag (admin or member).
