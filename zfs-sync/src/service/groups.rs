@@ -77,3 +77,85 @@ pub async fn remove_member(
     store.remove_member(group_id, system_id).await?;
     get(store, group_id).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Policy, Topology};
+    use crate::store::memory::InMemoryStore;
+    use crate::store::{GroupStore, SystemStore};
+    use crate::testing::fixtures::{epoch, group, system};
+
+    fn member(id: Uuid) -> Member {
+        Member {
+            system_id: id,
+            dataset_root: None,
+        }
+    }
+
+    async fn store_with(ids: &[Uuid]) -> InMemoryStore {
+        let store = InMemoryStore::new();
+        for (i, id) in ids.iter().enumerate() {
+            store
+                .create_system(&system(*id, &format!("host{i}")))
+                .await
+                .unwrap();
+        }
+        store
+    }
+
+    fn field_of(e: Error) -> String {
+        match e {
+            Error::InvalidInput { field, .. } => field,
+            other => panic!("not InvalidInput: {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_member_that_does_not_exist_is_one_error_naming_its_index() {
+        let (a, b, ghost) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(9));
+        let store = store_with(&[a, b]).await;
+        let g = group(
+            Topology::Bidirectional,
+            vec![member(a), member(ghost)],
+            Policy::default(),
+        );
+        assert_eq!(
+            field_of(create(&store, &g).await.unwrap_err()),
+            "system_ids[1]"
+        );
+        assert!(store.list_groups().await.unwrap().is_empty());
+        let mut g = group(Topology::Bidirectional, vec![member(a)], Policy::default());
+        create(&store, &g).await.unwrap();
+        g.members.push(member(ghost));
+        assert_eq!(
+            field_of(update(&store, &g).await.unwrap_err()),
+            "system_ids[1]"
+        );
+        let e = add_member(&store, g.id, &member(ghost), "member").await;
+        assert_eq!(field_of(e.unwrap_err()), "system_id");
+        let e = add_member(&store, Uuid::from_u128(7), &member(b), "member").await;
+        assert!(matches!(e, Err(Error::NotFound { .. })));
+        let stored = add_member(&store, g.id, &member(b), "member")
+            .await
+            .unwrap();
+        assert_eq!(stored.members.len(), 2);
+        assert_eq!(stored.updated_at, epoch());
+    }
+
+    #[tokio::test]
+    async fn the_hub_of_a_directional_group_stays() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let store = store_with(&[a, b]).await;
+        let g = group(
+            Topology::HubAndSpoke { hub: a },
+            vec![member(a), member(b)],
+            Policy::default(),
+        );
+        create(&store, &g).await.unwrap();
+        let e = remove_member(&store, g.id, a).await.unwrap_err();
+        assert!(matches!(e, Error::Conflict { .. }), "{e}");
+        let left = remove_member(&store, g.id, b).await.unwrap();
+        assert_eq!(left.members, vec![member(a)]);
+    }
+}

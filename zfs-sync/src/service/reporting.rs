@@ -179,3 +179,93 @@ async fn apply_resume_tokens(
     }
     Ok((set, cleared))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::service::sync::SyncSettings;
+    use crate::store::SystemStore;
+    use crate::store::memory::InMemoryStore;
+    use crate::testing::fixtures::{epoch, system};
+
+    fn token(pool: &str, dataset: &str, token: Option<&str>) -> ResumeTokenItem {
+        (pool.into(), dataset.into(), token.map(Into::into))
+    }
+
+    async fn stored_tokens(sync: &SyncService, id: Uuid) -> Vec<(String, String, String)> {
+        let mut t: Vec<_> = sync
+            .store()
+            .resume_tokens_of_systems(&[id])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.pool, t.dataset, t.token))
+            .collect();
+        t.sort();
+        t
+    }
+
+    #[tokio::test]
+    async fn reports_set_tokens_and_replacements_clear_the_unlisted_within_their_scope() {
+        let store = Arc::new(InMemoryStore::new());
+        let id = Uuid::from_u128(1);
+        store.create_system(&system(id, "a")).await.unwrap();
+        let sync = SyncService::new(store, SyncSettings::default());
+        let now = epoch();
+        let tokens = [
+            token("tank", "vm1", Some("1-a")),
+            token("tank", "vm2", Some("1-b")),
+        ];
+        let r = report_snapshots(&sync, id, &[], &tokens, now)
+            .await
+            .unwrap();
+        assert!(r.value.is_empty() && r.reconciled.is_ok());
+        // A report never clears what it does not list.
+        let r = report_snapshots(&sync, id, &[], &[], now).await.unwrap();
+        assert!(r.reconciled.is_ok());
+        assert_eq!(stored_tokens(&sync, id).await.len(), 2);
+        // A replacement of vm1 only clears vm1's token; vm2 is out of its scope.
+        let scope = inventory_scope(Some(vec!["tank/vm1".into()])).unwrap();
+        let r = replace_inventory(&sync, id, &scope, &[], &[], now)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.value.resume_tokens_set, r.value.resume_tokens_cleared),
+            (0, 1)
+        );
+        assert_eq!(
+            stored_tokens(&sync, id).await,
+            vec![("tank".into(), "vm2".into(), "1-b".into())]
+        );
+        // Tokens are trimmed; a blank one clears.
+        let r = set_resume_token(&sync, id, "tank", "vm1", Some(" 1-c "), now).await;
+        assert_eq!(r.unwrap().value.as_deref(), Some("1-c"));
+        let r = set_resume_token(&sync, id, "tank", "vm2", Some("  "), now).await;
+        assert_eq!(r.unwrap().value, None);
+        assert_eq!(
+            stored_tokens(&sync, id).await,
+            vec![("tank".into(), "vm1".into(), "1-c".into())]
+        );
+        let ghost = Uuid::from_u128(9);
+        let e = set_resume_token(&sync, ghost, "tank", "vm1", Some("x"), now).await;
+        assert!(matches!(e, Err(Error::NotFound { .. })));
+        let e = report_snapshots(&sync, ghost, &[], &[], now).await;
+        assert!(matches!(e, Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn scopes_and_pages() {
+        assert_eq!(inventory_scope(None).unwrap(), InventoryScope::All);
+        let bad = inventory_scope(Some(vec!["tank/a".into(), "tank/b;c".into()]));
+        assert_eq!(bad.unwrap_err().0, 1);
+        assert_eq!(page_limit(1).unwrap(), 1);
+        assert_eq!(page_limit(10_000).unwrap(), MAX_PAGE);
+        for bad in [0, -1, 10_001] {
+            assert!(
+                matches!(page_limit(bad), Err(Error::InvalidInput { field, .. }) if field == "limit")
+            );
+        }
+    }
+}
