@@ -43,6 +43,16 @@ impl ApiKeyAuth {
         Ok(auth::authorize_any_of(self.0, system_ids, what)?)
     }
 
+    /// The system a listing is limited to: a system key's own (asking for another one is
+    /// 403), or for an admin key the one asked for (`None`: every system).
+    pub fn listing_scope(&self, asked: Option<Uuid>) -> ApiResult<Option<Uuid>> {
+        match (self.system(), asked) {
+            (Some(own), Some(q)) if own != q => Err(self.for_system(q).unwrap_err()),
+            (Some(own), _) => Ok(Some(own)),
+            (None, q) => Ok(q),
+        }
+    }
+
     /// The system this key belongs to (`None` for admin keys).
     pub fn system(&self) -> Option<Uuid> {
         match self.0 {

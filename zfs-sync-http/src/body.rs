@@ -8,8 +8,8 @@ use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry
 use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
-use crate::dto::{ReportJson, SnapshotBatch};
 use crate::error::ApiError;
+use crate::report::{ReportJson, SnapshotBatch};
 
 /// A JSON request body (documented as `application/json`). `JsonBody<Option<T>>` makes it
 /// optional.

@@ -8,6 +8,7 @@
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response};
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Object, OperationId};
 
 /// The body of every error response.
@@ -60,8 +61,86 @@ pub enum ApiError {
     Unavailable(Json<ErrorBody>),
 }
 
-/// Result alias of handlers.
+/// Result alias of handlers' helpers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The answer of an operation: its success response, or an [`ApiError`] documented with only
+/// the statuses in `S` (bits of [`declared`]), so the OpenAPI document lists the errors the
+/// operation can really return.
+pub type Answer<T, const S: u16> = Result<T, Errors<S>>;
+
+/// The error statuses an operation declares, as bits of the `S` of [`Errors`].
+pub mod declared {
+    pub const BAD_REQUEST: u16 = 1;
+    pub const UNAUTHORIZED: u16 = 1 << 1;
+    pub const FORBIDDEN: u16 = 1 << 2;
+    pub const NOT_FOUND: u16 = 1 << 3;
+    pub const CONFLICT: u16 = 1 << 4;
+    pub const PAYLOAD_TOO_LARGE: u16 = 1 << 5;
+    pub const UNPROCESSABLE: u16 = 1 << 6;
+    pub const INTERNAL: u16 = 1 << 7;
+    pub const UNAVAILABLE: u16 = 1 << 8;
+
+    /// What any secured operation can answer: a request poem cannot parse (a bad UUID in the
+    /// path, a query value of the wrong type), a missing or unknown key, a key that may not
+    /// act, input that breaks a rule, and a failure of the server.
+    pub const SECURED: u16 = BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | UNPROCESSABLE | INTERNAL;
+    /// A secured operation on an entity named in its path or body: and 404.
+    pub const LOOKUP: u16 = SECURED | NOT_FOUND;
+    /// A secured operation that reads a JSON body: and 413 for a body over the limit.
+    pub const BODY: u16 = SECURED | PAYLOAD_TOO_LARGE;
+
+    /// The bit of an HTTP status (0 for a status no operation declares).
+    pub const fn bit(status: u16) -> u16 {
+        match status {
+            400 => BAD_REQUEST,
+            401 => UNAUTHORIZED,
+            403 => FORBIDDEN,
+            404 => NOT_FOUND,
+            409 => CONFLICT,
+            413 => PAYLOAD_TOO_LARGE,
+            422 => UNPROCESSABLE,
+            500 => INTERNAL,
+            503 => UNAVAILABLE,
+            _ => 0,
+        }
+    }
+}
+
+/// An [`ApiError`] of an operation that declares the statuses `S` (see [`Answer`]).
+#[derive(Debug)]
+pub struct Errors<const S: u16>(pub ApiError);
+
+impl<const S: u16> ApiResponse for Errors<S> {
+    fn meta() -> MetaResponses {
+        let mut meta = ApiError::meta();
+        meta.responses
+            .retain(|r| r.status.is_some_and(|s| S & declared::bit(s) != 0));
+        meta
+    }
+
+    fn register(registry: &mut Registry) {
+        ApiError::register(registry);
+    }
+}
+
+impl<const S: u16> From<ApiError> for Errors<S> {
+    fn from(e: ApiError) -> Self {
+        Errors(e)
+    }
+}
+
+impl<const S: u16> From<zfs_sync::Error> for Errors<S> {
+    fn from(e: zfs_sync::Error) -> Self {
+        Errors(e.into())
+    }
+}
+
+impl<const S: u16> From<Errors<S>> for poem::Error {
+    fn from(e: Errors<S>) -> Self {
+        e.0.into()
+    }
+}
 
 fn code_of(status: u16) -> &'static str {
     match status {

@@ -13,6 +13,7 @@ use poem::middleware::{CatchPanic, Cors};
 use poem::web::Data;
 use poem::{EndpointExt, IntoResponse, Request, Response, Route, handler};
 use poem_openapi::OpenApiService;
+use zfs_sync::service::reporting::Reported;
 use zfs_sync::service::sync::{SyncService, SyncSettings};
 use zfs_sync::store::Store;
 
@@ -20,13 +21,13 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod config;
-pub mod dto;
 pub mod error;
 pub mod metrics;
 pub mod middleware;
-pub mod payload;
+pub mod report;
 pub mod scheduler;
 pub mod store;
+pub mod wire;
 
 use config::Settings;
 use error::{ApiError, JsonErrors};
@@ -70,12 +71,26 @@ impl AppState {
         }
     }
 
-    /// After a snapshot report: completes jobs whose snapshots arrived. The report itself is
-    /// stored already, so a failure here is logged, not returned.
-    pub(crate) async fn after_report(&self, system_id: uuid::Uuid) {
-        if let Err(e) = self.sync.inventory_reported(system_id, Utc::now()).await {
+    /// The value of a stored report. When the jobs could not be reconciled after it, that is
+    /// logged, not returned: the report itself is stored.
+    pub(crate) fn reconciled<T>(&self, system_id: uuid::Uuid, reported: Reported<T>) -> T {
+        if let Err(e) = reported.reconciled {
             tracing::warn!(%system_id, error = %e, "could not reconcile jobs after a snapshot report");
         }
+        reported.value
+    }
+
+    /// After a change of a system's snapshots outside a report: completes jobs whose
+    /// snapshots arrived (logged, not returned, when that fails).
+    pub(crate) async fn after_report(&self, system_id: uuid::Uuid) {
+        let reconciled = self.sync.inventory_reported(system_id, Utc::now()).await;
+        self.reconciled(
+            system_id,
+            Reported {
+                value: (),
+                reconciled,
+            },
+        );
     }
 }
 

@@ -2,8 +2,9 @@
 
 mod support;
 
+use expect_test::expect;
 use serde_json::{Value, json};
-use support::{assert_error, harness, harness_with, snap};
+use support::{assert_error, expect_reply, harness, harness_with, snap};
 use zfs_sync_http::config::Settings;
 
 #[tokio::test]
@@ -34,71 +35,113 @@ async fn health_is_public_and_legacy_shaped() {
 #[tokio::test]
 async fn every_error_is_json() {
     let h = harness().await;
-    let r = h.call("GET", "/api/v1/systems", None, None).await;
-    assert_error(&r, 401);
-    assert_eq!(r.headers.get("www-authenticate").unwrap(), "ApiKey");
-    let r = h
-        .call("GET", "/api/v1/systems", Some("zs_wrong"), None)
-        .await;
-    assert_error(&r, 401);
-    assert_eq!(r.headers.get("www-authenticate").unwrap(), "ApiKey");
-    assert_error(
-        &h.call("GET", "/api/v1/nothing-here", None, None).await,
-        404,
-    );
-    assert_error(&h.call("DELETE", "/api/v1/health", None, None).await, 405);
-    // A bad UUID in the path: 400, JSON, never 500.
-    assert_error(
-        &h.admin("GET", "/api/v1/systems/not-a-uuid", None).await,
-        400,
-    );
-    assert_error(&h.admin("GET", "/api/v1/sync-groups/123", None).await, 400);
-    // Unknown ids: 404.
-    let r = h
-        .admin(
+    let admin = Some(h.admin.as_str());
+    // Missing and unknown keys name the scheme.
+    for key in [None, Some("zs_wrong")] {
+        let r = h.call("GET", "/api/v1/systems", key, None).await;
+        assert_eq!(r.headers.get("www-authenticate").unwrap(), "ApiKey");
+    }
+    let ghost = uuid::Uuid::from_u128(0xdead);
+    let item = snap("tank", "vm1", "s", 1, 1, 1);
+    let rows = [
+        (
             "GET",
-            &format!("/api/v1/systems/{}", uuid::Uuid::new_v4()),
+            "/api/v1/systems".to_string(),
             None,
-        )
-        .await;
-    assert_error(&r, 404);
-    // Reports for and instructions of an unknown system (admin key): 404 naming it, and
-    // nothing stored.
-    let ghost = uuid::Uuid::new_v4();
-    for (method, path, body) in [
+            None,
+            expect![
+                "401 unauthorized missing or invalid API key (send it in the X-API-Key header)"
+            ],
+        ),
+        (
+            "GET",
+            "/api/v1/systems".into(),
+            Some("zs_wrong"),
+            None,
+            expect!["401 unauthorized invalid API key"],
+        ),
+        (
+            "GET",
+            "/api/v1/nothing-here".into(),
+            None,
+            None,
+            expect!["404 not_found no such route"],
+        ),
+        (
+            "DELETE",
+            "/api/v1/health".into(),
+            None,
+            None,
+            expect!["405 method_not_allowed method not allowed on this route"],
+        ),
+        // A bad UUID in the path: 400, JSON, never 500.
+        (
+            "GET",
+            "/api/v1/systems/not-a-uuid".into(),
+            admin,
+            None,
+            expect![[
+                r#"400 bad_request failed to parse path `param0`: failed to parse "string_uuid": invalid character: found `n` at 0"#
+            ]],
+        ),
+        (
+            "GET",
+            "/api/v1/sync-groups/123".into(),
+            admin,
+            None,
+            expect![[
+                r#"400 bad_request failed to parse path `param0`: failed to parse "string_uuid": invalid length: found 3"#
+            ]],
+        ),
+        // Unknown ids: 404.
+        (
+            "GET",
+            format!("/api/v1/systems/{ghost}"),
+            admin,
+            None,
+            expect!["404 not_found system 00000000-0000-0000-0000-00000000dead not found"],
+        ),
+        // Reports for and instructions of an unknown system (admin key): 404 naming it.
         (
             "POST",
             format!("/api/v1/snapshots/batch?system_id={ghost}"),
-            Some(json!([snap("tank", "vm1", "s", 1, 1, 1)])),
+            admin,
+            Some(json!([item])),
+            expect!["404 not_found system 00000000-0000-0000-0000-00000000dead not found"],
         ),
         (
             "POST",
             format!("/api/v1/snapshots?system_id={ghost}"),
-            Some(snap("tank", "vm1", "s", 1, 1, 1)),
+            admin,
+            Some(item.clone()),
+            expect!["404 not_found system 00000000-0000-0000-0000-00000000dead not found"],
         ),
         (
             "PUT",
             format!("/api/v1/systems/{ghost}/snapshots"),
-            Some(json!([snap("tank", "vm1", "s", 1, 1, 1)])),
+            admin,
+            Some(json!([item])),
+            expect!["404 not_found system 00000000-0000-0000-0000-00000000dead not found"],
         ),
         (
             "PUT",
             format!("/api/v1/systems/{ghost}/snapshots"),
+            admin,
             Some(json!([])),
+            expect!["404 not_found system 00000000-0000-0000-0000-00000000dead not found"],
         ),
-        ("GET", format!("/api/v1/sync/instructions/{ghost}"), None),
-    ] {
-        let r = h.admin(method, &path, body).await;
-        assert_error(&r, 404);
-        assert!(
-            r.body["detail"]
-                .as_str()
-                .unwrap()
-                .contains(&ghost.to_string()),
-            "{path}: {}",
-            r.body
-        );
+        (
+            "GET",
+            format!("/api/v1/sync/instructions/{ghost}"),
+            admin,
+            None,
+            expect!["404 not_found system 00000000-0000-0000-0000-00000000dead not found"],
+        ),
+    ];
+    for (method, path, key, body, expected) in rows {
+        h.check(method, &path, key, body, expected).await;
     }
+    // Nothing was stored.
     assert_eq!(
         h.admin("GET", "/api/v1/snapshots", None).await.body,
         json!([])
@@ -107,8 +150,12 @@ async fn every_error_is_json() {
     let r = h
         .raw("POST", "/api/v1/systems", Some(&h.admin), "{\"hostname\": ")
         .await;
-    assert_error(&r, 400);
-    assert_eq!(r.body["code"], "invalid_json");
+    expect_reply(
+        &r,
+        expect![
+            "400 invalid_json [body] body: is not valid JSON: EOF while parsing a value at line 1 column 13"
+        ],
+    );
 }
 
 #[tokio::test]
@@ -158,15 +205,14 @@ async fn registration_validates_and_shows_the_key_once() {
     assert_eq!(r.body["status"], "never_seen");
     let id = r.body["id"].as_str().unwrap().to_string();
     // The alias path works; duplicates are 409.
-    assert_error(
-        &h.admin(
-            "POST",
-            "/api/v1/systems/register",
-            Some(json!({"hostname": "hub.example.org"})),
-        )
-        .await,
-        409,
-    );
+    h.check(
+        "POST",
+        "/api/v1/systems/register",
+        Some(&h.admin),
+        Some(json!({"hostname": "hub.example.org"})),
+        expect!["409 already_exists system hub.example.org already exists"],
+    )
+    .await;
     // No later response contains the key.
     let got = h.admin("GET", &format!("/api/v1/systems/{id}"), None).await;
     assert!(!got.body.to_string().contains(&key));
@@ -174,80 +220,97 @@ async fn registration_validates_and_shows_the_key_once() {
     assert!(!all.body.to_string().contains(&key));
     assert_eq!(all.body.as_array().unwrap().len(), 1);
 
-    for (body, field) in [
-        (json!({"hostname": "bad host!"}), "hostname"),
-        (json!({"hostname": "ok1", "ssh_port": -1}), "ssh_port"),
-        (json!({"hostname": "ok2", "ssh_port": 70000}), "ssh_port"),
-        (json!({"hostname": "ok3", "ssh_port": 0}), "ssh_port"),
+    // Rules broken, and wrong JSON types: a client error with the JSON shape, never a 500,
+    // naming the field (nested: an array item's field) and the rule.
+    let rows = [
         (
+            "/api/v1/systems",
+            json!({"hostname": "bad host!"}),
+            expect![
+                "422 invalid_input [hostname] hostname: must be a host name (letters, digits, '-' and '.', labels of 1-63 characters, not starting or ending with '-') or an IP address"
+            ],
+        ),
+        (
+            "/api/v1/systems",
+            json!({"hostname": "ok1", "ssh_port": -1}),
+            expect!["422 invalid_input [ssh_port] ssh_port: must be between 1 and 65535"],
+        ),
+        (
+            "/api/v1/systems",
+            json!({"hostname": "ok2", "ssh_port": 70000}),
+            expect!["422 invalid_input [ssh_port] ssh_port: must be between 1 and 65535"],
+        ),
+        (
+            "/api/v1/systems",
+            json!({"hostname": "ok3", "ssh_port": 0}),
+            expect!["422 invalid_input [ssh_port] ssh_port: must be between 1 and 65535"],
+        ),
+        (
+            "/api/v1/systems",
             json!({"hostname": "ok4", "ssh_user": "-oProxyCommand=x"}),
-            "ssh_user",
+            expect![
+                "422 invalid_input [ssh_user] ssh_user: must be 1-32 characters of A-Z a-z 0-9 . _ - and must not start with '-'"
+            ],
         ),
         (
+            "/api/v1/systems",
             json!({"hostname": "ok5", "ssh_hostname": "a;b"}),
-            "ssh_hostname",
+            expect![
+                "422 invalid_input [ssh_hostname] ssh_hostname: must be a host name (letters, digits, '-' and '.', labels of 1-63 characters, not starting or ending with '-') or an IP address"
+            ],
         ),
         (
+            "/api/v1/systems",
             json!({"hostname": "ok6", "extra_metadata": [1, 2]}),
-            "extra_metadata",
+            expect!["422 invalid_input [extra_metadata] extra_metadata: must be a JSON object"],
         ),
-    ] {
-        let r = h.admin("POST", "/api/v1/systems", Some(body.clone())).await;
-        assert_error(&r, 422);
-        assert_eq!(r.body["field"], field, "{body} → {r:?}");
-    }
-    // Wrong JSON types are a client error with the JSON shape, never a 500, naming the field
-    // and the rule.
-    for (body, field, rule) in [
         (
+            "/api/v1/systems",
             json!({"hostname": "ok7", "ssh_port": "twenty-two"}),
-            "ssh_port",
-            "must be an integer",
+            expect!["422 invalid_input [ssh_port] ssh_port: must be an integer"],
         ),
         (
+            "/api/v1/systems",
             json!({"hostname": "ok7", "ssh_port": 22.5}),
-            "ssh_port",
-            "must be an integer",
+            expect!["422 invalid_input [ssh_port] ssh_port: must be an integer"],
         ),
         (
+            "/api/v1/systems",
             json!({"hostname": {"name": "x"}}),
-            "hostname",
-            "must be a string",
+            expect!["422 invalid_input [hostname] hostname: must be a string"],
         ),
-        (json!({"platform": "linux"}), "hostname", "is required"),
         (
-            json!({"hostname": "ok8", "capabilities": "all"}),
-            "capabilities",
-            "must be an object",
+            "/api/v1/systems",
+            json!({"platform": "linux"}),
+            expect!["422 invalid_input [hostname] hostname: is required"],
         ),
-        (json!([]), "body", "must be an object"),
-    ] {
-        let r = h.admin("POST", "/api/v1/systems", Some(body.clone())).await;
-        assert_error(&r, 422);
-        assert_eq!(r.body["field"], field, "{body} → {r:?}");
-        let detail = r.body["detail"].as_str().unwrap();
-        assert_eq!(detail, format!("{field}: {rule}"), "{body}");
+        (
+            "/api/v1/systems",
+            json!({"hostname": "ok8", "capabilities": "all"}),
+            expect!["422 invalid_input [capabilities] capabilities: must be an object"],
+        ),
+        (
+            "/api/v1/systems",
+            json!([]),
+            expect!["422 invalid_input [body] body: must be an object"],
+        ),
+        (
+            "/api/v1/sync-groups",
+            json!({"name": "typed", "members": [{"system_id": id}, {"system_id": "nope"}]}),
+            expect![
+                "422 invalid_input [members[1].system_id] members[1].system_id: must be a UUID"
+            ],
+        ),
+        (
+            "/api/v1/sync-groups",
+            json!({"name": "typed", "enabled": "yes"}),
+            expect!["422 invalid_input [enabled] enabled: must be true or false"],
+        ),
+    ];
+    for (path, body, expected) in rows {
+        h.check("POST", path, Some(&h.admin), Some(body), expected)
+            .await;
     }
-    // Nested: an array item's field.
-    let r = h
-        .admin(
-            "POST",
-            "/api/v1/sync-groups",
-            Some(json!({"name": "typed", "members": [{"system_id": id}, {"system_id": "nope"}]})),
-        )
-        .await;
-    assert_error(&r, 422);
-    assert_eq!(r.body["field"], "members[1].system_id", "{r:?}");
-    assert_eq!(r.body["detail"], "members[1].system_id: must be a UUID");
-    let r = h
-        .admin(
-            "POST",
-            "/api/v1/sync-groups",
-            Some(json!({"name": "typed", "enabled": "yes"})),
-        )
-        .await;
-    assert_error(&r, 422);
-    assert_eq!(r.body["detail"], "enabled: must be true or false", "{r:?}");
     assert_eq!(
         h.admin("GET", "/api/v1/systems", None)
             .await
@@ -436,60 +499,78 @@ async fn a_bad_item_rejects_the_whole_batch_naming_its_index() {
     let mut items: Vec<Value> = (0..5)
         .map(|i| snap("tank", "vm1", &format!("s{i}"), i + 1, i + 10, 1))
         .collect();
-    for (bad, field) in [
+    // One bad item (the fourth): 422 naming it, and nothing stored.
+    let rows = [
         (
             json!({"pool": "tank", "dataset": "vm1", "name": "bad name$", "timestamp": "2025-11-01T00:00:00Z"}),
-            "snapshots[3].name",
+            expect![[
+                r#"422 invalid_input [snapshots[3].name] snapshots[3].name: snapshot name "bad name$" contains '$' at byte 8; only A-Z a-z 0-9 - _ . : and space are allowed"#
+            ]],
         ),
         (
             json!({"pool": "tank", "dataset": "vm1", "name": "x", "timestamp": "yesterday"}),
-            "snapshots[3].timestamp",
+            expect![
+                "422 invalid_input [snapshots[3].timestamp] snapshots[3].timestamp: must be an RFC 3339 time such as 2025-11-04T12:00:00Z, or seconds since the epoch"
+            ],
         ),
         (
             json!({"pool": "tank", "dataset": "vm1", "name": "x", "guid": -4, "timestamp": "2025-11-01T00:00:00Z"}),
-            "snapshots[3].guid",
+            expect![
+                "422 invalid_input [snapshots[3].guid] snapshots[3].guid: must be a non-negative integer below 2^64"
+            ],
         ),
         (
             json!({"pool": "tank", "dataset": "vm1", "name": "x", "guid": "0x12", "timestamp": "2025-11-01T00:00:00Z"}),
-            "snapshots[3].guid",
+            expect![[
+                r#"422 invalid_input [snapshots[3].guid] snapshots[3].guid: "0x12" is not a non-negative integer below 2^64"#
+            ]],
         ),
         (
             json!({"pool": "mirror1", "dataset": "vm1", "name": "x", "timestamp": "2025-11-01T00:00:00Z"}),
-            "snapshots[3].pool",
+            expect![[
+                r#"422 invalid_input [snapshots[3].pool] snapshots[3].pool: pool name "mirror1" pool name is reserved (names starting with mirror, raidz, draid or spare, and 'log')"#
+            ]],
         ),
         (
             json!({"pool": "tank", "dataset": "a/../b", "name": "x", "timestamp": "2025-11-01T00:00:00Z"}),
-            "snapshots[3].dataset",
+            expect![[
+                r#"422 invalid_input [snapshots[3].dataset] snapshots[3].dataset: dataset name "tank/a/../b" has a '..' component"#
+            ]],
         ),
         (
             json!({"dataset": "vm1", "name": "x", "timestamp": "2025-11-01T00:00:00Z"}),
-            "snapshots[3].pool",
+            expect![
+                "422 invalid_input [snapshots[3].pool] snapshots[3].pool: is required (or give a full pool/dataset@snap name)"
+            ],
         ),
         (
             json!({"pool": "tank", "name": "x"}),
-            "snapshots[3].timestamp",
+            expect![
+                "422 invalid_input [snapshots[3].timestamp] snapshots[3].timestamp: is required"
+            ],
         ),
         (
             json!({"pool": "tank", "name": "tank/a@b@c", "timestamp": "2025-11-01T00:00:00Z"}),
-            "snapshots[3].name",
+            expect![[
+                r#"422 invalid_input [snapshots[3].name] snapshots[3].name: snapshot name "b@c" must not contain '@'"#
+            ]],
         ),
-        (json!("tank/vm1@x"), "snapshots[3]"),
-    ] {
-        items[3] = bad.clone();
-        let r = h
-            .call(
-                "POST",
-                "/api/v1/snapshots/batch",
-                Some(&key),
-                Some(Value::Array(items.clone())),
-            )
-            .await;
-        assert_error(&r, 422);
-        assert_eq!(r.body["field"], field, "{bad} → {r:?}");
-        assert!(
-            r.body["detail"].as_str().unwrap().starts_with(field),
-            "{r:?}"
-        );
+        (
+            json!("tank/vm1@x"),
+            expect!["422 invalid_input [snapshots[3]] snapshots[3]: must be a JSON object"],
+        ),
+    ];
+    for (bad, expected) in rows {
+        items[3] = bad;
+        let body = Value::Array(items.clone());
+        h.check(
+            "POST",
+            "/api/v1/snapshots/batch",
+            Some(&key),
+            Some(body),
+            expected,
+        )
+        .await;
     }
     let all = h
         .call(
@@ -500,46 +581,38 @@ async fn a_bad_item_rejects_the_whole_batch_naming_its_index() {
         )
         .await;
     assert_eq!(all.body, json!([]), "nothing stored");
-    assert_error(
-        &h.call(
+    // Empty and shapeless reports.
+    for (body, expected) in [
+        (
+            json!([]),
+            expect!["422 invalid_input [snapshots] snapshots: must not be empty"],
+        ),
+        (
+            json!({"snapshots": []}),
+            expect!["422 invalid_input [snapshots] snapshots: must not be empty"],
+        ),
+        (
+            json!({"items": []}),
+            expect![
+                "422 invalid_input [snapshots] snapshots: is required (or send a bare JSON array)"
+            ],
+        ),
+        (
+            json!(42),
+            expect![
+                "422 invalid_input [body] body: must be a JSON array of snapshots or an object with `snapshots`"
+            ],
+        ),
+    ] {
+        h.check(
             "POST",
             "/api/v1/snapshots/batch",
             Some(&key),
-            Some(json!([])),
+            Some(body),
+            expected,
         )
-        .await,
-        422,
-    );
-    assert_error(
-        &h.call(
-            "POST",
-            "/api/v1/snapshots/batch",
-            Some(&key),
-            Some(json!({"snapshots": []})),
-        )
-        .await,
-        422,
-    );
-    assert_error(
-        &h.call(
-            "POST",
-            "/api/v1/snapshots/batch",
-            Some(&key),
-            Some(json!({"items": []})),
-        )
-        .await,
-        422,
-    );
-    assert_error(
-        &h.call(
-            "POST",
-            "/api/v1/snapshots/batch",
-            Some(&key),
-            Some(json!(42)),
-        )
-        .await,
-        422,
-    );
+        .await;
+    }
 }
 
 #[tokio::test]
@@ -740,18 +813,35 @@ async fn snapshot_queries_page_and_validate() {
             .len(),
         30
     );
-    for bad in [
-        "limit=0",
-        "limit=10001",
-        "skip=-1",
-        "limit=abc",
-        "system_id=nope",
+    // Paging and query values out of range or of the wrong type.
+    for (query, expected) in [
+        (
+            "limit=0",
+            expect!["422 invalid_input [limit] limit: must be between 1 and 10000"],
+        ),
+        (
+            "limit=10001",
+            expect!["422 invalid_input [limit] limit: must be between 1 and 10000"],
+        ),
+        (
+            "skip=-1",
+            expect!["422 invalid_input [skip] skip: must be zero or positive"],
+        ),
+        (
+            "limit=abc",
+            expect![[
+                r#"400 bad_request failed to parse parameter `limit`: failed to parse "integer_int64": invalid digit found in string (occurred while parsing "optional_integer_int64")"#
+            ]],
+        ),
+        (
+            "system_id=nope",
+            expect![[
+                r#"400 bad_request failed to parse parameter `system_id`: failed to parse "string_uuid": invalid character: found `n` at 0 (occurred while parsing "optional_string_uuid")"#
+            ]],
+        ),
     ] {
-        let r = h
-            .call("GET", &format!("/api/v1/snapshots?{bad}"), Some(&key), None)
-            .await;
-        assert!(r.status == 400 || r.status == 422, "{bad}: {r:?}");
-        assert!(r.body["detail"].is_string());
+        let path = format!("/api/v1/snapshots?{query}");
+        h.check("GET", &path, Some(&key), None, expected).await;
     }
     let hist = h
         .call(
@@ -772,16 +862,14 @@ async fn snapshot_queries_page_and_validate() {
         )
         .await;
     assert_eq!(hist2.body["total"], 30);
-    assert_error(
-        &h.call(
-            "GET",
-            &format!("/api/v1/snapshots/history/{id}?days=0"),
-            Some(&key),
-            None,
-        )
-        .await,
-        422,
-    );
+    h.check(
+        "GET",
+        &format!("/api/v1/snapshots/history/{id}?days=0"),
+        Some(&key),
+        None,
+        expect!["422 invalid_input [days] days: must be between 1 and 3650"],
+    )
+    .await;
     let stats = h
         .call(
             "GET",
@@ -869,60 +957,89 @@ async fn groups_are_validated_as_a_whole() {
     assert_eq!(r.body["sync_interval_seconds"], 3600);
     assert_eq!(r.body["conflict_strategy"], "manual");
     assert_eq!(r.body["members"][1]["dataset_root"], "backup/replicas/a");
-    assert_error(&h.admin("POST", "/api/v1/sync-groups", Some(ok)).await, 409);
-    let missing = uuid::Uuid::new_v4();
-    for (body, field) in [
+    let missing = uuid::Uuid::from_u128(0xdead);
+    let rows = [
+        (ok, expect!["409 already_exists group g already exists"]),
         (
             json!({"name": "x", "directional": true, "system_ids": [a, b]}),
-            "hub_system_id",
+            expect![
+                "422 invalid_input [hub_system_id] hub_system_id: is required when directional is true"
+            ],
         ),
         (
             json!({"name": "x", "directional": true, "hub_system_id": missing, "system_ids": [a, b]}),
-            "hub_system_id",
+            expect![
+                "422 invalid_input [hub_system_id] hub_system_id: must be a member of the group"
+            ],
         ),
         (
             json!({"name": "x", "system_ids": [a, missing]}),
-            "system_ids[1]",
+            expect![
+                "422 invalid_input [system_ids[1]] system_ids[1]: system 00000000-0000-0000-0000-00000000dead does not exist"
+            ],
         ),
-        (json!({"name": "x", "system_ids": [a, a]}), "system_ids[1]"),
+        (
+            json!({"name": "x", "system_ids": [a, a]}),
+            expect!["422 invalid_input [system_ids[1]] system_ids[1]: lists a system twice"],
+        ),
         (
             json!({"name": "x", "send_flags": ["fast"]}),
-            "send_flags[0]",
+            expect![[
+                r#"422 invalid_input [send_flags[0]] send_flags[0]: unknown send flag "fast"; expected compressed, raw, large_blocks or embedded"#
+            ]],
         ),
-        (json!({"name": "x", "transfer": "sideways"}), "transfer"),
+        (
+            json!({"name": "x", "transfer": "sideways"}),
+            expect![[r#"422 invalid_input [transfer] transfer: "sideways" is not push or pull"#]],
+        ),
         (
             json!({"name": "x", "conflict_strategy": "coin"}),
-            "conflict_strategy",
+            expect![[
+                r#"422 invalid_input [conflict_strategy] conflict_strategy: unknown strategy "coin"; expected use_newest, use_largest, use_majority, manual or ignore"#
+            ]],
         ),
         (
             json!({"name": "x", "sync_interval_seconds": -5}),
-            "sync_interval_seconds",
+            expect![
+                "422 invalid_input [sync_interval_seconds] sync_interval_seconds: must be zero or a positive number of seconds"
+            ],
         ),
         (
             json!({"name": "x", "sync_interval_seconds": 0}),
-            "sync_interval_seconds",
+            expect![
+                "422 invalid_input [sync_interval_seconds] sync_interval_seconds: must be at least 1"
+            ],
         ),
-        (json!({"name": "", "system_ids": [a]}), "name"),
+        (
+            json!({"name": "", "system_ids": [a]}),
+            expect!["422 invalid_input [name] name: must not be empty"],
+        ),
         (
             json!({"name": "x", "members": [{"system_id": a, "dataset_root": "bad//root"}]}),
-            "members[0].dataset_root",
+            expect![[
+                r#"422 invalid_input [members[0].dataset_root] members[0].dataset_root: dataset name "bad//root" has an empty component (leading, trailing or doubled '/', or nothing after '@'/'#')"#
+            ]],
         ),
-    ] {
-        let r = h
-            .admin("POST", "/api/v1/sync-groups", Some(body.clone()))
-            .await;
-        assert_error(&r, 422);
-        assert_eq!(r.body["field"], field, "{body} → {r:?}");
-    }
-    // An invalid update changes nothing.
-    let r = h
-        .admin(
-            "PUT",
-            &format!("/api/v1/sync-groups/{gid}"),
-            Some(json!({"description": "new", "send_flags": ["nope"]})),
+    ];
+    for (body, expected) in rows {
+        h.check(
+            "POST",
+            "/api/v1/sync-groups",
+            Some(&h.admin),
+            Some(body),
+            expected,
         )
         .await;
-    assert_error(&r, 422);
+    }
+    // An invalid update changes nothing.
+    h.check(
+        "PUT",
+        &format!("/api/v1/sync-groups/{gid}"),
+        Some(&h.admin),
+        Some(json!({"description": "new", "send_flags": ["nope"]})),
+        expect![[r#"422 invalid_input [send_flags[0]] send_flags[0]: unknown send flag "nope"; expected compressed, raw, large_blocks or embedded"#]],
+    )
+    .await;
     let g = h
         .admin("GET", &format!("/api/v1/sync-groups/{gid}"), None)
         .await;
@@ -953,35 +1070,41 @@ async fn groups_are_validated_as_a_whole() {
         )
         .await;
     assert_eq!(r.body["system_ids"].as_array().unwrap().len(), 2, "{r:?}");
-    assert_error(
-        &h.admin(
+    let members = format!("/api/v1/sync-groups/{gid}/systems");
+    for (method, path, body, expected) in [
+        (
             "DELETE",
-            &format!("/api/v1/sync-groups/{gid}/systems/{a}"),
+            format!("{members}/{a}"),
             None,
-        )
-        .await,
-        409,
-    );
-    assert_error(
-        &h.admin(
+            expect![
+                "409 conflict the hub cannot be removed from a directional group; choose another hub first"
+            ],
+        ),
+        (
             "POST",
-            &format!("/api/v1/sync-groups/{gid}/systems"),
+            members.clone(),
             Some(json!({"system_id": missing})),
-        )
-        .await,
-        422,
-    );
+            expect![
+                "422 invalid_input [system_id] system_id: system 00000000-0000-0000-0000-00000000dead does not exist"
+            ],
+        ),
+    ] {
+        h.check(method, &path, Some(&h.admin), body, expected).await;
+    }
     assert_eq!(
         h.admin("DELETE", &format!("/api/v1/sync-groups/{gid}"), None)
             .await
             .status,
         204
     );
-    assert_error(
-        &h.admin("GET", &format!("/api/v1/sync-groups/{gid}"), None)
-            .await,
-        404,
-    );
+    h.check(
+        "GET",
+        &format!("/api/v1/sync-groups/{gid}"),
+        Some(&h.admin),
+        None,
+        expect!["404 not_found sync group <id> not found"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 mod support;
 
+use expect_test::expect;
 use serde_json::{Value, json};
 use support::{Harness, assert_error, harness, snap};
 use uuid::Uuid;
@@ -257,42 +258,31 @@ async fn hub_and_spoke_round_trip() {
             if failed { "failed" } else { "succeeded" }
         );
     }
-    // A second result for a finished job is a conflict.
-    let r = h
-        .call(
-            "POST",
-            &format!(
-                "/api/v1/sync/jobs/{}/result",
-                entries[0]["job_id"].as_str().unwrap()
-            ),
-            Some(&f.hub.1),
-            Some(json!({"status": "succeeded"})),
-        )
-        .await;
-    assert_error(&r, 409);
-    assert_error(
-        &h.call(
-            "POST",
-            &format!("/api/v1/sync/jobs/{}/result", Uuid::new_v4()),
-            Some(&f.hub.1),
-            Some(json!({"status": "succeeded"})),
-        )
-        .await,
-        404,
-    );
-    assert_error(
-        &h.call(
-            "POST",
-            &format!(
-                "/api/v1/sync/jobs/{}/result",
-                entries[1]["job_id"].as_str().unwrap()
-            ),
-            Some(&f.hub.1),
-            Some(json!({"status": "done"})),
-        )
-        .await,
-        422,
-    );
+    // A second result for a finished job is a conflict; an unknown job is 404; a status that
+    // is neither succeeded nor failed is 422.
+    let result_of = |job: &Value| format!("/api/v1/sync/jobs/{}/result", job.as_str().unwrap());
+    let unknown = json!(Uuid::from_u128(0xdead).to_string());
+    for (job, status, expected) in [
+        (
+            &entries[0]["job_id"],
+            "succeeded",
+            expect!["409 conflict job <id> is already succeeded"],
+        ),
+        (
+            &unknown,
+            "succeeded",
+            expect!["404 not_found job 00000000-0000-0000-0000-00000000dead not found"],
+        ),
+        (
+            &entries[1]["job_id"],
+            "done",
+            expect![[r#"422 invalid_input [status] status: "done" is not succeeded or failed"#]],
+        ),
+    ] {
+        let body = Some(json!({ "status": status }));
+        h.check("POST", &result_of(job), Some(&f.hub.1), body, expected)
+            .await;
+    }
 
     let states = h
         .admin(
@@ -484,15 +474,14 @@ async fn conflicts_are_listed_and_resolutions_refused_without_allow_destructive(
             .body["id"],
         json!(id)
     );
-    assert_error(
-        &h.admin(
-            "POST",
-            &format!("/api/v1/conflicts/{id}/resolve"),
-            Some(json!({"strategy": "coin"})),
-        )
-        .await,
-        422,
-    );
+    h.check(
+        "POST",
+        &format!("/api/v1/conflicts/{id}/resolve"),
+        Some(&h.admin),
+        Some(json!({"strategy": "coin"})),
+        expect![[r#"422 invalid_input [strategy] strategy: unknown strategy "coin"; expected use_newest, use_largest, use_majority, manual or ignore"#]],
+    )
+    .await;
     let r = h
         .admin(
             "POST",

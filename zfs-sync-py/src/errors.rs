@@ -43,9 +43,9 @@ impl From<Failure> for PyErr {
 }
 
 /// Maps a failure to its `zfs_sync.errors` exception: `InvalidInput` → `ValidationError`
-/// (names → `InvalidNameError`), `NotFound` → `NotFoundError`, `AlreadyExists` →
-/// `AlreadyExistsError`, `Conflict` → `ConflictError`, `Unauthorized`/`Forbidden` →
-/// `AuthError`, `Backend` → `StorageError`.
+/// (names → `InvalidNameError`, a system that does not exist → `MissingReferenceError`),
+/// `NotFound` → `NotFoundError`, `AlreadyExists` → `AlreadyExistsError`, `Conflict` →
+/// `ConflictError`, `Unauthorized`/`Forbidden` → `AuthError`, `Backend` → `StorageError`.
 pub(crate) fn to_py_err(failure: impl Into<Failure>) -> PyErr {
     let failure = failure.into();
     Python::attach(|py| {
@@ -57,7 +57,13 @@ pub(crate) fn to_py_err(failure: impl Into<Failure>) -> PyErr {
             ),
             Failure::Core(e) => match e {
                 Error::InvalidInput { field, reason } => (
-                    "ValidationError",
+                    // The same test as `zfs_sync.errors.is_missing_reference`, so that the
+                    // bindings and the HTTP client raise the same class.
+                    if reason.ends_with(" does not exist") {
+                        "MissingReferenceError"
+                    } else {
+                        "ValidationError"
+                    },
                     e.to_string(),
                     vec![("field", field.clone()), ("reason", reason.clone())],
                 ),

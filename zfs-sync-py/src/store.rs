@@ -9,19 +9,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use serde::Serialize;
 use tokio::runtime::{Builder, Runtime};
 use uuid::Uuid;
-use zfs_sync::model::{
-    ConflictStrategy, InventoryScope, JobOutcome, JobStatus, Member, SnapshotQuery, SyncGroup,
-};
-use zfs_sync::service::sync::{SyncService, SyncSettings, load_inventories};
-use zfs_sync::service::{auth, health};
+use zfs_sync::model::{ConflictStrategy, Member, NewSnapshot, SnapshotQuery, SyncGroup};
+use zfs_sync::service::reporting::{self, Reported, ResumeTokenItem};
+use zfs_sync::service::sync::{SyncService, SyncSettings, job_outcome, load_inventories};
+use zfs_sync::service::{auth, groups, health, systems};
 use zfs_sync::store::Store;
 use zfs_sync_storage::sqlite::{SqliteConfig, SqliteStore};
 
 use crate::convert::{json_to_py, now, opt_datetime, opt_string, opt_u64, string, uuid};
-use crate::errors::{core, invalid};
+use crate::errors::{Failure, core, invalid};
 use crate::planning::{PyPlan, build_plan};
 use crate::values::{PyMember, PySnapshot, PySyncGroup, PySystem, snapshots_of};
 
@@ -80,6 +80,48 @@ fn group_id_of(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Uuid> {
         Ok(g) => Ok(g.get().inner.id),
         Err(_) => uuid(obj, field),
     }
+}
+
+/// The snapshots of a report (a list of `Snapshot`s or dicts in the API's shape).
+fn new_snapshots(snapshots: &Bound<'_, PyAny>) -> PyResult<Vec<NewSnapshot>> {
+    Ok(snapshots_of(snapshots, "snapshots")?
+        .into_iter()
+        .map(|s| s.snap)
+        .collect())
+}
+
+/// Reported resume tokens: a mapping of full dataset names to tokens (`None` clears).
+fn resume_tokens_of(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<ResumeTokenItem>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let map = obj
+        .cast::<PyDict>()
+        .map_err(|_| invalid("resume_tokens", "must be a dict of dataset names to tokens"))?;
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map.iter() {
+        let dataset = string(&k, "resume_tokens")?;
+        let field = format!("resume_tokens[{dataset:?}]");
+        let name = zfs_sync::names::DatasetName::parse(&dataset)
+            .map_err(|e| Failure::name(field.clone(), e))?;
+        let token = opt_string(Some(&v), &field)?;
+        out.push((name.pool().to_string(), name.path().to_string(), token));
+    }
+    Ok(out)
+}
+
+/// The value of a stored report. When the jobs could not be reconciled after it, that is a
+/// `RuntimeWarning`, not an error: the report itself is stored.
+fn reconciled<T>(py: Python<'_>, reported: Reported<T>) -> PyResult<T> {
+    if let Err(e) = reported.reconciled {
+        let category = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
+        let message = std::ffi::CString::new(format!(
+            "could not reconcile jobs after a snapshot report: {e}"
+        ))
+        .unwrap_or_default();
+        PyErr::warn(py, &category, &message, 1)?;
+    }
+    Ok(reported.value)
 }
 
 fn now_or(obj: Option<&Bound<'_, PyAny>>) -> PyResult<DateTime<Utc>> {
@@ -323,10 +365,8 @@ impl PyWitness {
     fn get_system(&self, py: Python<'_>, system_id: &Bound<'_, PyAny>) -> PyResult<PySystem> {
         let id = system_id_of(system_id, "system_id")?;
         let store = self.store.clone();
-        let found = block_on(py, async move { store.get_system(id).await })?;
-        found
-            .map(|inner| PySystem { inner })
-            .ok_or_else(|| core(zfs_sync::Error::not_found("system", id)))
+        let inner = block_on(py, async move { systems::get(store.as_ref(), id).await })?;
+        Ok(PySystem { inner })
     }
 
     /// Every system, ordered by hostname.
@@ -343,7 +383,7 @@ impl PyWitness {
     fn delete_system(&self, py: Python<'_>, system_id: &Bound<'_, PyAny>) -> PyResult<()> {
         let id = system_id_of(system_id, "system_id")?;
         let store = self.store.clone();
-        block_on(py, async move { store.delete_system(id).await })
+        block_on(py, async move { systems::delete(store.as_ref(), id).await }).map(drop)
     }
 
     /// Records that the system is alive; `metadata` is merged into its `extra_metadata`.
@@ -367,65 +407,56 @@ impl PyWitness {
 
     // -- snapshots ---------------------------------------------------------------------------
 
-    /// Upserts snapshots of a system (never deletes), all or nothing; returns them as stored.
-    #[pyo3(signature = (system_id, snapshots, *, now=None))]
+    /// Upserts snapshots of a system (never deletes), all or nothing, and sets (or with
+    /// `None` clears) the given resume tokens (full dataset name → token); returns the
+    /// snapshots as stored.
+    #[pyo3(signature = (system_id, snapshots, *, resume_tokens=None, now=None))]
     fn report_snapshots(
         &self,
         py: Python<'_>,
         system_id: &Bound<'_, PyAny>,
         snapshots: &Bound<'_, PyAny>,
+        resume_tokens: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<PySnapshot>> {
         let id = system_id_of(system_id, "system_id")?;
-        let items: Vec<_> = snapshots_of(snapshots, "snapshots")?
-            .into_iter()
-            .map(|s| s.snap)
-            .collect();
+        let items = new_snapshots(snapshots)?;
+        let tokens = resume_tokens_of(resume_tokens)?;
         let now = now_or(now)?;
-        let store = self.store.clone();
         let sync = self.sync.clone();
-        let stored = block_on(py, async move {
-            let stored = store.upsert_snapshots(id, &items, now).await?;
-            sync.inventory_reported(id, now).await?;
-            Ok(stored)
+        let reported = block_on(py, async move {
+            reporting::report_snapshots(&sync, id, &items, &tokens, now).await
         })?;
+        let stored = reconciled(py, reported)?;
         Ok(stored.iter().map(PySnapshot::from_stored).collect())
     }
 
     /// Makes the stored inventory of a system (or of only `datasets`, full dataset names)
-    /// equal to `snapshots`: absent snapshots are deleted. Returns `(upserted, deleted)`.
-    #[pyo3(signature = (system_id, snapshots, *, datasets=None, now=None))]
+    /// equal to `snapshots`: absent snapshots are deleted. The resume tokens within the scope
+    /// become `resume_tokens` (full dataset name → token): stored ones not given are cleared.
+    /// Returns `(upserted, deleted)`.
+    #[pyo3(signature = (system_id, snapshots, *, datasets=None, resume_tokens=None, now=None))]
     fn replace_inventory(
         &self,
         py: Python<'_>,
         system_id: &Bound<'_, PyAny>,
         snapshots: &Bound<'_, PyAny>,
         datasets: Option<Vec<String>>,
+        resume_tokens: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(u64, u64)> {
         let id = system_id_of(system_id, "system_id")?;
-        let items: Vec<_> = snapshots_of(snapshots, "snapshots")?
-            .into_iter()
-            .map(|s| s.snap)
-            .collect();
-        let scope = match datasets {
-            None => InventoryScope::All,
-            Some(ds) => {
-                for (i, d) in ds.iter().enumerate() {
-                    zfs_sync::names::check_reported_dataset(d)
-                        .map_err(|e| crate::errors::Failure::name(format!("datasets[{i}]"), e))?;
-                }
-                InventoryScope::Datasets(ds)
-            }
-        };
+        let items = new_snapshots(snapshots)?;
+        let scope = reporting::inventory_scope(datasets)
+            .map_err(|(i, e)| Failure::name(format!("datasets[{i}]"), e))?;
+        let tokens = resume_tokens_of(resume_tokens)?;
         let now = now_or(now)?;
-        let store = self.store.clone();
         let sync = self.sync.clone();
-        block_on(py, async move {
-            let counts = store.replace_inventory(id, &scope, &items, now).await?;
-            sync.inventory_reported(id, now).await?;
-            Ok(counts)
-        })
+        let replaced = block_on(py, async move {
+            reporting::replace_inventory(&sync, id, &scope, &items, &tokens, now).await
+        })?;
+        let r = reconciled(py, replaced)?;
+        Ok((r.upserted, r.deleted))
     }
 
     /// Stored snapshots, newest first, filtered and paged.
@@ -441,9 +472,8 @@ impl PyWitness {
         skip: u64,
         limit: u64,
     ) -> PyResult<Vec<PySnapshot>> {
-        if !(1..=10_000).contains(&limit) {
-            return Err(invalid("limit", "must be between 1 and 10000"));
-        }
+        let limit =
+            reporting::page_limit(i64::try_from(limit).unwrap_or(i64::MAX)).map_err(core)?;
         let system_id = match system_id.filter(|o| !o.is_none()) {
             None => None,
             Some(o) => Some(system_id_of(o, "system_id")?),
@@ -477,18 +507,18 @@ impl PyWitness {
             .map_err(|e| crate::errors::Failure::name("dataset", e))?;
         let (pool, path) = (name.pool().to_string(), name.path().to_string());
         let now = now_or(now)?;
-        let store = self.store.clone();
-        block_on(py, async move {
-            store
-                .set_resume_token(id, &pool, &path, token.as_deref(), now)
-                .await
-        })
+        let sync = self.sync.clone();
+        let set = block_on(py, async move {
+            reporting::set_resume_token(&sync, id, &pool, &path, token.as_deref(), now).await
+        })?;
+        reconciled(py, set).map(drop)
     }
 
     // -- groups ------------------------------------------------------------------------------
 
-    /// Stores a new group; `AlreadyExistsError` for a taken name, `NotFoundError` for a member
-    /// that is not registered. Returns the group.
+    /// Stores a new group; `AlreadyExistsError` for a taken name, `MissingReferenceError` (a
+    /// `ValidationError` and a `NotFoundError`) naming `system_ids[i]` for a member that is not
+    /// registered. Returns the group.
     fn create_group(
         &self,
         py: Python<'_>,
@@ -497,11 +527,12 @@ impl PyWitness {
         let g = group.get().inner.clone();
         let store = self.store.clone();
         let stored = g.clone();
-        block_on(py, async move { store.create_group(&g).await })?;
+        block_on(py, async move { groups::create(store.as_ref(), &g).await })?;
         Ok(PySyncGroup { inner: stored })
     }
 
-    /// Replaces a group's fields and members (`updated_at` becomes now).
+    /// Replaces a group's fields and members (`updated_at` becomes now), validated like
+    /// `create_group`.
     #[pyo3(signature = (group, *, now=None))]
     fn update_group(
         &self,
@@ -513,7 +544,7 @@ impl PyWitness {
         g.updated_at = now_or(now)?;
         let store = self.store.clone();
         let stored = g.clone();
-        block_on(py, async move { store.update_group(&g).await })?;
+        block_on(py, async move { groups::update(store.as_ref(), &g).await })?;
         Ok(PySyncGroup { inner: stored })
     }
 
@@ -521,10 +552,8 @@ impl PyWitness {
     fn get_group(&self, py: Python<'_>, group_id: &Bound<'_, PyAny>) -> PyResult<PySyncGroup> {
         let id = group_id_of(group_id, "group_id")?;
         let store = self.store.clone();
-        let found = block_on(py, async move { store.get_group(id).await })?;
-        found
-            .map(|inner| PySyncGroup { inner })
-            .ok_or_else(|| core(zfs_sync::Error::not_found("sync group", id)))
+        let inner = block_on(py, async move { groups::get(store.as_ref(), id).await })?;
+        Ok(PySyncGroup { inner })
     }
 
     /// Every group, ordered by name.
@@ -545,7 +574,8 @@ impl PyWitness {
     }
 
     /// Adds a member (a `Member`, or a `System` with the pool as its root) or updates its
-    /// `dataset_root`.
+    /// `dataset_root`. `NotFoundError` for a missing group, `MissingReferenceError` naming
+    /// `system_id` for a system that is not registered.
     fn add_member(
         &self,
         py: Python<'_>,
@@ -561,10 +591,14 @@ impl PyWitness {
             },
         };
         let store = self.store.clone();
-        block_on(py, async move { store.put_member(id, &m).await })
+        block_on(py, async move {
+            groups::add_member(store.as_ref(), id, &m, "member").await
+        })
+        .map(drop)
     }
 
-    /// Removes a member (and its sync states in the group).
+    /// Removes a member (and its sync states in the group); `ConflictError` for the hub of a
+    /// directional group.
     fn remove_member(
         &self,
         py: Python<'_>,
@@ -574,7 +608,10 @@ impl PyWitness {
         let id = group_id_of(group_id, "group_id")?;
         let sid = system_id_of(system_id, "system_id")?;
         let store = self.store.clone();
-        block_on(py, async move { store.remove_member(id, sid).await })
+        block_on(py, async move {
+            groups::remove_member(store.as_ref(), id, sid).await
+        })
+        .map(drop)
     }
 
     // -- sync --------------------------------------------------------------------------------
@@ -591,10 +628,7 @@ impl PyWitness {
         let now = now_or(now)?;
         let store = self.store.clone();
         block_on(py, async move {
-            let group = store
-                .get_group(id)
-                .await?
-                .ok_or_else(|| zfs_sync::Error::not_found("sync group", id))?;
+            let group = groups::get(store.as_ref(), id).await?;
             let invs = load_inventories(store.as_ref(), &group).await?;
             Ok(build_plan(&group, &invs, now))
         })
@@ -652,22 +686,13 @@ impl PyWitness {
         now: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id = uuid(job_id, "job_id")?;
-        let status = match string(status, "status")?.as_str() {
-            "succeeded" => JobStatus::Succeeded,
-            "failed" => JobStatus::Failed,
-            other => {
-                return Err(invalid(
-                    "status",
-                    format!("is {other:?}; expected succeeded or failed"),
-                ));
-            }
-        };
-        let outcome = JobOutcome {
-            status,
-            error: opt_string(error, "error")?,
-            resume_token: opt_string(resume_token, "resume_token")?,
-            bytes: opt_u64(bytes, "bytes")?,
-        };
+        let outcome = job_outcome(
+            &string(status, "status")?,
+            opt_string(error, "error")?,
+            opt_string(resume_token, "resume_token")?,
+            opt_u64(bytes, "bytes")?,
+        )
+        .map_err(core)?;
         let now = now_or(now)?;
         let sync = self.sync.clone();
         let job = block_on(py, async move { sync.report_job(id, &outcome, now).await })?;

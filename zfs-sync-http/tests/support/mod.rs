@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use expect_test::Expect;
 use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderMap, Method};
 use poem::test::TestClient;
@@ -116,6 +117,19 @@ impl Harness {
             .await
     }
 
+    /// Sends a request and checks the reply against `expected` (see [`render`]); an error
+    /// reply must also have the JSON error shape ([`assert_error`]).
+    pub async fn check(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        expected: Expect,
+    ) {
+        expect_reply(&self.call(method, path, key, body).await, expected);
+    }
+
     /// Registers a system; returns (id, key).
     pub async fn register(&self, hostname: &str) -> (Uuid, String) {
         let r = self
@@ -159,4 +173,50 @@ pub fn assert_error(r: &Reply, status: u16) {
             .unwrap()
             .starts_with("application/json")
     );
+}
+
+/// Checks a reply against `expected` (see [`render`]); an error reply must also have the JSON
+/// error shape ([`assert_error`]).
+pub fn expect_reply(r: &Reply, expected: Expect) {
+    if r.status >= 400 {
+        assert_error(r, r.status);
+    }
+    expected.assert_eq(&render(r));
+}
+
+/// A reply as one line for `expect!`: an error as `status code [field] detail`, anything else
+/// as `status body`. Random (version 4) UUIDs become `<id>`, so fixed ids (such as
+/// `Uuid::from_u128(0xdead)` for "no such system") stay visible.
+pub fn render(r: &Reply) -> String {
+    let line = match (&r.body["detail"], r.status >= 400) {
+        (Value::String(detail), true) => {
+            let code = r.body["code"].as_str().unwrap_or("-");
+            match r.body["field"].as_str() {
+                Some(field) => format!("{} {code} [{field}] {detail}", r.status),
+                None => format!("{} {code} {detail}", r.status),
+            }
+        }
+        _ => format!("{} {}", r.status, r.body),
+    };
+    mask_random_ids(&line)
+}
+
+fn mask_random_ids(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let id = s
+            .get(i..i + 36)
+            .and_then(|c| Uuid::try_parse(c).ok())
+            .filter(|u| u.get_version_num() == 4);
+        if id.is_some() {
+            out.push_str("<id>");
+            i += 36;
+        } else {
+            let c = s[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
 }

@@ -581,17 +581,25 @@ class Witness:
         now: Optional[_TimeLike] = None,
     ) -> System: ...
     def report_snapshots(
-        self, system_id: _SystemRef, snapshots: Iterable[_SnapshotLike], *, now: Optional[_TimeLike] = None
-    ) -> List[Snapshot]: ...
+        self,
+        system_id: _SystemRef,
+        snapshots: Iterable[_SnapshotLike],
+        *,
+        resume_tokens: Optional[Mapping[str, Optional[str]]] = None,
+        now: Optional[_TimeLike] = None,
+    ) -> List[Snapshot]:
+        """``resume_tokens``: full dataset name → token (``None`` clears)."""
     def replace_inventory(
         self,
         system_id: _SystemRef,
         snapshots: Iterable[_SnapshotLike],
         *,
         datasets: Optional[List[str]] = None,
+        resume_tokens: Optional[Mapping[str, Optional[str]]] = None,
         now: Optional[_TimeLike] = None,
     ) -> Tuple[int, int]:
-        """Returns ``(upserted, deleted)``."""
+        """Returns ``(upserted, deleted)``. Stored resume tokens within the scope that are
+        not in ``resume_tokens`` are cleared."""
     def snapshots(
         self,
         *,

@@ -11,6 +11,7 @@ __all__ = [
     "ValidationError",
     "InvalidNameError",
     "NotFoundError",
+    "MissingReferenceError",
     "ConflictError",
     "AlreadyExistsError",
     "AuthError",
@@ -56,6 +57,17 @@ class InvalidNameError(ValidationError):
 
 class NotFoundError(ZfsSyncError, LookupError):
     """The system, group, snapshot, conflict or job does not exist."""
+
+
+class MissingReferenceError(ValidationError, NotFoundError):
+    """The input names a system that does not exist (a group member, a new member, a conflict's
+    winner): a ``ValidationError`` whose ``field`` names the reference (HTTP 422), and a
+    ``NotFoundError``."""
+
+
+def is_missing_reference(reason: str) -> bool:
+    """Whether a validation failure's reason says that a referenced system does not exist."""
+    return reason.endswith(" does not exist")
 
 
 class ConflictError(ZfsSyncError):

@@ -1,5 +1,7 @@
 //! `/sync-groups`: groups, their policy and members (admin; members may read).
 
+pub mod dto;
+
 use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -7,13 +9,15 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 use zfs_sync::model::{Member, Policy, SyncGroup, Topology};
+use zfs_sync::service::groups;
 
+use self::dto::{AddMember, GroupCreate, GroupOut, GroupUpdate};
 use super::{ApiTags, NoContent};
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
-use crate::dto::{AddMember, GroupCreate, GroupOut, GroupUpdate};
-use crate::error::{ApiError, ApiResult};
+use crate::error::declared::*;
+use crate::error::{Answer, ApiResult};
 
 /// Sync groups.
 #[derive(Debug)]
@@ -29,10 +33,7 @@ pub enum GroupCreated {
 
 impl AppState {
     pub(crate) async fn group(&self, id: Uuid) -> ApiResult<SyncGroup> {
-        self.store
-            .get_group(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("sync group {id} not found")))
+        Ok(groups::get(self.store.as_ref(), id).await?)
     }
 
     /// The group, when the key is an admin's or a member's.
@@ -41,20 +42,6 @@ impl AppState {
         let members: Vec<Uuid> = g.members.iter().map(|m| m.system_id).collect();
         key.any_of(&members, "this sync group")?;
         Ok(g)
-    }
-
-    /// Validates a group as a whole, including that its members exist (422 naming the index).
-    async fn check_group(&self, g: &SyncGroup) -> ApiResult<()> {
-        g.validate()?;
-        for (i, m) in g.members.iter().enumerate() {
-            if self.store.get_system(m.system_id).await?.is_none() {
-                return Err(ApiError::invalid(
-                    format!("system_ids[{i}]"),
-                    format!("system {} does not exist", m.system_id),
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -71,7 +58,7 @@ impl GroupsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         body: JsonBody<GroupCreate>,
-    ) -> ApiResult<GroupCreated> {
+    ) -> Answer<GroupCreated, { BODY | CONFLICT }> {
         key.admin()?;
         let now = Utc::now();
         let mut g = SyncGroup {
@@ -87,8 +74,7 @@ impl GroupsApi {
             updated_at: now,
         };
         body.0.fields.apply(&mut g)?;
-        state.check_group(&g).await?;
-        state.store.create_group(&g).await?;
+        groups::create(state.store.as_ref(), &g).await?;
         tracing::info!(group_id = %g.id, name = %g.name, "sync group created");
         Ok(GroupCreated::Created(Json(g.into())))
     }
@@ -103,7 +89,7 @@ impl GroupsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-    ) -> ApiResult<Json<Vec<GroupOut>>> {
+    ) -> Answer<Json<Vec<GroupOut>>, { SECURED }> {
         let groups = match key.system() {
             None => state.store.list_groups().await?,
             Some(own) => state.store.groups_of_system(own).await?,
@@ -122,7 +108,7 @@ impl GroupsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
-    ) -> ApiResult<Json<GroupOut>> {
+    ) -> Answer<Json<GroupOut>, { LOOKUP }> {
         Ok(Json(state.readable_group(&key, group_id.0).await?.into()))
     }
 
@@ -139,7 +125,7 @@ impl GroupsApi {
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
         body: JsonBody<GroupUpdate>,
-    ) -> ApiResult<Json<GroupOut>> {
+    ) -> Answer<Json<GroupOut>, { BODY | NOT_FOUND | CONFLICT }> {
         key.admin()?;
         let mut g = state.group(group_id.0).await?;
         if let Some(n) = body.0.name {
@@ -147,8 +133,7 @@ impl GroupsApi {
         }
         body.0.fields.apply(&mut g)?;
         g.updated_at = Utc::now();
-        state.check_group(&g).await?;
-        state.store.update_group(&g).await?;
+        groups::update(state.store.as_ref(), &g).await?;
         Ok(Json(g.into()))
     }
 
@@ -163,7 +148,7 @@ impl GroupsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
-    ) -> ApiResult<NoContent> {
+    ) -> Answer<NoContent, { LOOKUP }> {
         key.admin()?;
         state.store.delete_group(group_id.0).await?;
         Ok(NoContent::NoContent)
@@ -181,22 +166,14 @@ impl GroupsApi {
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
         body: JsonBody<AddMember>,
-    ) -> ApiResult<Json<GroupOut>> {
+    ) -> Answer<Json<GroupOut>, { BODY | NOT_FOUND }> {
         key.admin()?;
         let member = Member {
             system_id: body.0.system_id,
             dataset_root: body.0.dataset_root.filter(|r| !r.is_empty()),
         };
-        member.validate("body")?;
-        state.group(group_id.0).await?;
-        if state.store.get_system(member.system_id).await?.is_none() {
-            return Err(ApiError::invalid(
-                "system_id",
-                format!("system {} does not exist", member.system_id),
-            ));
-        }
-        state.store.put_member(group_id.0, &member).await?;
-        Ok(Json(state.group(group_id.0).await?.into()))
+        let g = groups::add_member(state.store.as_ref(), group_id.0, &member, "body").await?;
+        Ok(Json(g.into()))
     }
 
     /// Remove a member (admin) with its sync states in the group. The hub cannot be removed
@@ -212,18 +189,9 @@ impl GroupsApi {
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
         system_id: Path<Uuid>,
-    ) -> ApiResult<Json<GroupOut>> {
+    ) -> Answer<Json<GroupOut>, { LOOKUP | CONFLICT }> {
         key.admin()?;
-        let g = state.group(group_id.0).await?;
-        if g.hub() == Some(system_id.0) {
-            return Err(ApiError::new(
-                409,
-                "the hub cannot be removed from a directional group; choose another hub first",
-                None,
-                None,
-            ));
-        }
-        state.store.remove_member(group_id.0, system_id.0).await?;
-        Ok(Json(state.group(group_id.0).await?.into()))
+        let g = groups::remove_member(state.store.as_ref(), group_id.0, system_id.0).await?;
+        Ok(Json(g.into()))
     }
 }

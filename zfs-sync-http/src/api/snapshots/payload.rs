@@ -14,7 +14,7 @@ use poem_openapi::payload::{Json, Payload};
 use poem_openapi::registry::{MetaResponses, MetaSchemaRef, Registry};
 use zfs_sync::model::Snapshot;
 
-use crate::dto::SnapshotOut;
+use super::dto::SnapshotOut;
 
 /// The stored snapshots, as the JSON array of [`SnapshotOut`].
 #[derive(Debug)]
@@ -154,7 +154,7 @@ mod tests {
     use zfs_sync::model::Snapshot;
 
     use super::SnapshotList;
-    use crate::dto::SnapshotOut;
+    use crate::api::snapshots::dto::SnapshotOut;
 
     fn snapshots() -> Vec<Snapshot> {
         let t = Utc.with_ymd_and_hms(2025, 11, 4, 12, 0, 0).unwrap();

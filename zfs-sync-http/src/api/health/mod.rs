@@ -1,12 +1,14 @@
 //! `/health*`: public probes.
 
+pub mod dto;
+
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
+use self::dto::{Probe, ServiceHealth};
 use super::ApiTags;
 use crate::AppState;
-use crate::dto::{Probe, ServiceHealth};
 
 /// Health probes.
 #[derive(Debug)]

@@ -1,5 +1,7 @@
 //! `/systems`: registration, management, heartbeats, keys, health and complete inventories.
 
+pub mod dto;
+
 use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -7,18 +9,20 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
 use zfs_sync::model::{InventoryScope, System};
-use zfs_sync::service::{auth, health};
+use zfs_sync::service::{auth, health, reporting, systems};
 
+use self::dto::{
+    FleetHealthOut, HeartbeatOut, InventoryReplaced, KeyRotated, ResumeTokenOut, SystemCreate,
+    SystemHealthOut, SystemOut, SystemRegistered, SystemUpdate,
+};
 use super::{ApiTags, NoContent};
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::{JsonBody, ReportBody};
-use crate::dto::{
-    FleetHealthOut, HeartbeatOut, InventoryReplaced, KeyRotated, ResumeTokenOut, ResumeTokenReport,
-    SystemCreate, SystemHealthOut, SystemOut, SystemRegistered, SystemUpdate, metadata_of,
-    parse_report, port_of,
-};
-use crate::error::{ApiError, ApiResult};
+use crate::error::declared::*;
+use crate::error::{Answer, ApiError, ApiResult};
+use crate::report::{ResumeTokenReport, parse_report};
+use crate::wire::metadata_of;
 
 /// Systems.
 #[derive(Debug)]
@@ -34,10 +38,7 @@ pub enum Registered {
 
 impl AppState {
     pub(crate) async fn system(&self, id: Uuid) -> ApiResult<System> {
-        self.store
-            .get_system(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("system {id} not found")))
+        Ok(systems::get(self.store.as_ref(), id).await?)
     }
 
     pub(crate) fn system_out(&self, s: System) -> SystemOut {
@@ -47,24 +48,8 @@ impl AppState {
 
 async fn register(state: &AppState, key: &ApiKeyAuth, body: SystemCreate) -> ApiResult<Registered> {
     key.admin()?;
-    let now = Utc::now();
-    let metadata = metadata_of("extra_metadata", body.extra_metadata)?
-        .or(metadata_of("metadata", body.metadata)?)
-        .unwrap_or_default();
-    let system = System {
-        id: Uuid::new_v4(),
-        hostname: body.hostname.trim().to_string(),
-        platform: body.platform.filter(|p| !p.is_empty()),
-        ssh_hostname: body.ssh_hostname.filter(|h| !h.is_empty()),
-        ssh_user: body.ssh_user.filter(|u| !u.is_empty()),
-        ssh_port: port_of("ssh_port", body.ssh_port.unwrap_or(22))?,
-        capabilities: body.capabilities.map(Into::into),
-        extra_metadata: metadata,
-        last_seen: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let api_key = auth::register_system(state.store.as_ref(), &system, now).await?;
+    let (system, api_key) =
+        systems::register(state.store.as_ref(), body.changes()?, Utc::now()).await?;
     tracing::info!(system_id = %system.id, hostname = %system.hostname, "system registered");
     Ok(Registered::Created(Json(SystemRegistered {
         system: state.system_out(system),
@@ -81,14 +66,8 @@ pub(crate) fn dataset_scope(values: Vec<String>) -> ApiResult<InventoryScope> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    if names.is_empty() {
-        return Ok(InventoryScope::All);
-    }
-    for (i, n) in names.iter().enumerate() {
-        zfs_sync::names::check_reported_dataset(n)
-            .map_err(|e| ApiError::from(e.into_error(format!("dataset[{i}]"))))?;
-    }
-    Ok(InventoryScope::Datasets(names))
+    reporting::inventory_scope((!names.is_empty()).then_some(names))
+        .map_err(|(i, e)| ApiError::from(e.into_error(format!("dataset[{i}]"))))
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Systems")]
@@ -100,8 +79,8 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         body: JsonBody<SystemCreate>,
-    ) -> ApiResult<Registered> {
-        register(&state, &key, body.0).await
+    ) -> Answer<Registered, { BODY | CONFLICT }> {
+        Ok(register(&state, &key, body.0).await?)
     }
 
     /// ★ Register a system (admin); alias of `POST /systems`.
@@ -115,8 +94,8 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         body: JsonBody<SystemCreate>,
-    ) -> ApiResult<Registered> {
-        register(&state, &key, body.0).await
+    ) -> Answer<Registered, { BODY | CONFLICT }> {
+        Ok(register(&state, &key, body.0).await?)
     }
 
     /// List systems (admin), ordered by hostname.
@@ -125,7 +104,7 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-    ) -> ApiResult<Json<Vec<SystemOut>>> {
+    ) -> Answer<Json<Vec<SystemOut>>, { SECURED }> {
         key.admin()?;
         let systems = state.store.list_systems().await?;
         Ok(Json(
@@ -143,7 +122,7 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-    ) -> ApiResult<Json<FleetHealthOut>> {
+    ) -> Answer<Json<FleetHealthOut>, { SECURED }> {
         key.admin()?;
         let h = health::fleet_health(
             state.store.as_ref(),
@@ -165,7 +144,7 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
-    ) -> ApiResult<Json<SystemOut>> {
+    ) -> Answer<Json<SystemOut>, { LOOKUP }> {
         key.for_system(system_id.0)?;
         Ok(Json(state.system_out(state.system(system_id.0).await?)))
     }
@@ -182,36 +161,15 @@ impl SystemsApi {
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
         body: JsonBody<SystemUpdate>,
-    ) -> ApiResult<Json<SystemOut>> {
+    ) -> Answer<Json<SystemOut>, { BODY | NOT_FOUND | CONFLICT }> {
         key.for_system(system_id.0)?;
-        let mut s = state.system(system_id.0).await?;
-        let b = body.0;
-        if let Some(h) = b.hostname {
-            s.hostname = h.trim().to_string();
-        }
-        if let Some(p) = b.platform {
-            s.platform = Some(p).filter(|p| !p.is_empty());
-        }
-        if let Some(h) = b.ssh_hostname {
-            s.ssh_hostname = Some(h).filter(|h| !h.is_empty());
-        }
-        if let Some(u) = b.ssh_user {
-            s.ssh_user = Some(u).filter(|u| !u.is_empty());
-        }
-        if let Some(p) = b.ssh_port {
-            s.ssh_port = port_of("ssh_port", p)?;
-        }
-        if let Some(m) = metadata_of("extra_metadata", b.extra_metadata)?
-            .or(metadata_of("metadata", b.metadata)?)
-        {
-            s.extra_metadata = m;
-        }
-        if let Some(c) = b.capabilities {
-            s.capabilities = Some(c.into());
-        }
-        s.updated_at = Utc::now();
-        auth::validate_system(&s)?;
-        state.store.update_system(&s).await?;
+        let s = systems::update(
+            state.store.as_ref(),
+            system_id.0,
+            body.0.changes()?,
+            Utc::now(),
+        )
+        .await?;
         Ok(Json(state.system_out(s)))
     }
 
@@ -227,17 +185,9 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
-    ) -> ApiResult<NoContent> {
+    ) -> Answer<NoContent, { LOOKUP }> {
         key.admin()?;
-        let hub_of: Vec<String> = state
-            .store
-            .groups_of_system(system_id.0)
-            .await?
-            .into_iter()
-            .filter(|g| g.hub() == Some(system_id.0))
-            .map(|g| g.name)
-            .collect();
-        state.store.delete_system(system_id.0).await?;
+        let hub_of = systems::delete(state.store.as_ref(), system_id.0).await?;
         if !hub_of.is_empty() {
             tracing::warn!(system_id = %system_id.0, groups = ?hub_of, "deleted system was the hub of these groups");
         }
@@ -257,7 +207,7 @@ impl SystemsApi {
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
         body: JsonBody<Option<serde_json::Value>>,
-    ) -> ApiResult<Json<HeartbeatOut>> {
+    ) -> Answer<Json<HeartbeatOut>, { BODY | NOT_FOUND }> {
         key.for_system(system_id.0)?;
         let metadata = metadata_of("body", body.0)?.unwrap_or_default();
         let now = Utc::now();
@@ -280,7 +230,7 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
-    ) -> ApiResult<Json<KeyRotated>> {
+    ) -> Answer<Json<KeyRotated>, { LOOKUP }> {
         key.for_system(system_id.0)?;
         let api_key =
             auth::rotate_system_key(state.store.as_ref(), system_id.0, Utc::now()).await?;
@@ -302,7 +252,7 @@ impl SystemsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
-    ) -> ApiResult<Json<SystemHealthOut>> {
+    ) -> Answer<Json<SystemHealthOut>, { LOOKUP }> {
         key.for_system(system_id.0)?;
         let h = health::health_of(
             state.store.as_ref(),
@@ -332,31 +282,33 @@ impl SystemsApi {
         /// Full dataset names (`tank/vm1`) limiting the scope; omitted: every dataset.
         dataset: Query<Vec<String>>,
         body: ReportBody,
-    ) -> ApiResult<Json<InventoryReplaced>> {
+    ) -> Answer<Json<InventoryReplaced>, { BODY | NOT_FOUND }> {
         let system_id = system_id.0;
         key.for_system(system_id)?;
         let scope = dataset_scope(dataset.0)?;
         let report = parse_report(body.0, state.max_batch_items(), true)?;
         check_named_systems(&report.named_systems, system_id)?;
         // The replacement says when the system does not exist (and then changes nothing).
-        let now = Utc::now();
-        let (upserted, deleted) = state
-            .store
-            .replace_inventory(system_id, &scope, &report.snapshots, now)
-            .await?;
-        let (set, cleared) =
-            apply_resume_tokens(&state, system_id, &scope, &report.resume_tokens, true).await?;
-        state.after_report(system_id).await;
+        let replaced = reporting::replace_inventory(
+            &state.sync,
+            system_id,
+            &scope,
+            &report.snapshots,
+            &report.resume_tokens,
+            Utc::now(),
+        )
+        .await?;
+        let r = state.reconciled(system_id, replaced);
         Ok(Json(InventoryReplaced {
             system_id,
-            upserted,
-            deleted,
+            upserted: r.upserted,
+            deleted: r.deleted,
             scope: match scope {
                 InventoryScope::All => None,
                 InventoryScope::Datasets(d) => Some(d),
             },
-            resume_tokens_set: set,
-            resume_tokens_cleared: cleared,
+            resume_tokens_set: r.resume_tokens_set,
+            resume_tokens_cleared: r.resume_tokens_cleared,
         }))
     }
 
@@ -372,26 +324,19 @@ impl SystemsApi {
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
         body: JsonBody<ResumeTokenReport>,
-    ) -> ApiResult<Json<ResumeTokenOut>> {
+    ) -> Answer<Json<ResumeTokenOut>, { BODY | NOT_FOUND }> {
         key.for_system(system_id.0)?;
         let b = body.0;
-        let token = b
-            .token
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty());
-        zfs_sync::store::check_resume_token_input(&b.pool, &b.dataset, token.as_deref())?;
-        state.system(system_id.0).await?;
-        state
-            .store
-            .set_resume_token(
-                system_id.0,
-                &b.pool,
-                &b.dataset,
-                token.as_deref(),
-                Utc::now(),
-            )
-            .await?;
-        state.after_report(system_id.0).await;
+        let set = reporting::set_resume_token(
+            &state.sync,
+            system_id.0,
+            &b.pool,
+            &b.dataset,
+            b.token.as_deref(),
+            Utc::now(),
+        )
+        .await?;
+        let token = state.reconciled(system_id.0, set);
         Ok(Json(ResumeTokenOut {
             system_id: system_id.0,
             pool: b.pool,
@@ -412,43 +357,4 @@ pub(crate) fn check_named_systems(named: &[(usize, Uuid)], system_id: Uuid) -> A
         )),
         None => Ok(()),
     }
-}
-
-/// Stores reported resume tokens; with `clear_absent`, clears stored tokens within `scope` that
-/// were not reported. Returns (set, cleared).
-pub(crate) async fn apply_resume_tokens(
-    state: &AppState,
-    system_id: Uuid,
-    scope: &InventoryScope,
-    tokens: &[(String, String, Option<String>)],
-    clear_absent: bool,
-) -> ApiResult<(u64, u64)> {
-    let now = Utc::now();
-    let (mut set, mut cleared) = (0, 0);
-    for (pool, dataset, token) in tokens {
-        state
-            .store
-            .set_resume_token(system_id, pool, dataset, token.as_deref(), now)
-            .await?;
-        if token.is_some() {
-            set += 1;
-        } else {
-            cleared += 1;
-        }
-    }
-    if clear_absent {
-        for t in state.store.resume_tokens_of_systems(&[system_id]).await? {
-            let listed = tokens
-                .iter()
-                .any(|(p, d, _)| *p == t.pool && *d == t.dataset);
-            if !listed && zfs_sync::store::scope_covers(scope, &t.pool, &t.dataset) {
-                state
-                    .store
-                    .set_resume_token(system_id, &t.pool, &t.dataset, None, now)
-                    .await?;
-                cleared += 1;
-            }
-        }
-    }
-    Ok((set, cleared))
 }

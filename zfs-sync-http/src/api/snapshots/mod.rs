@@ -1,30 +1,34 @@
 //! `/snapshots`: reports (batch upserts), queries, history, statistics and comparison.
 
+pub mod dto;
+pub mod payload;
+
 use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use uuid::Uuid;
-use zfs_sync::model::{InventoryScope, SnapshotQuery};
-use zfs_sync::service::history;
+use zfs_sync::model::SnapshotQuery;
+use zfs_sync::service::{history, reporting};
 
+use self::dto::{
+    DatasetComparisonOut, SnapshotHistoryOut, SnapshotOut, SnapshotStatisticsOut, SnapshotsDeleted,
+};
+use self::payload::SnapshotList;
 use super::ApiTags;
-use super::systems::{apply_resume_tokens, check_named_systems};
+use super::systems::check_named_systems;
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
 use crate::body::{JsonBody, ReportBody};
-use crate::dto::{
-    DatasetComparisonOut, ReportJson, SnapshotHistoryOut, SnapshotOut, SnapshotReportBody,
-    SnapshotStatisticsOut, SnapshotsDeleted, parse_report,
-};
-use crate::error::{ApiError, ApiResult};
-use crate::payload::SnapshotList;
+use crate::error::declared::*;
+use crate::error::{Answer, ApiError, ApiResult};
+use crate::report::{ReportJson, SnapshotReportBody, parse_report};
 
 /// Most items in one report; larger inventories are sent in chunks (batch) or by dataset scope.
 pub const MAX_BATCH_ITEMS: usize = 100_000;
 /// Largest page of `GET /snapshots`.
-pub const MAX_PAGE: u64 = 10_000;
+pub const MAX_PAGE: u64 = reporting::MAX_PAGE;
 
 /// Snapshots.
 #[derive(Debug)]
@@ -145,24 +149,21 @@ impl SnapshotsApi {
         /// For admin keys: the reporting system (else each item's `system_id`).
         system_id: Query<Option<Uuid>>,
         body: ReportBody,
-    ) -> ApiResult<Stored> {
+    ) -> Answer<Stored, { BODY | NOT_FOUND }> {
         let report = parse_report(body.0, state.max_batch_items(), false)?;
         let system_id = reporting_system(&key, system_id.0, &report.named_systems)?;
         // The upsert says when the system does not exist (and then stores nothing).
-        let stored = state
-            .store
-            .upsert_snapshots(system_id, &report.snapshots, Utc::now())
-            .await?;
-        apply_resume_tokens(
-            &state,
+        let reported = reporting::report_snapshots(
+            &state.sync,
             system_id,
-            &InventoryScope::All,
+            &report.snapshots,
             &report.resume_tokens,
-            false,
+            Utc::now(),
         )
         .await?;
-        state.after_report(system_id).await;
-        Ok(Stored::Created(SnapshotList(stored)))
+        Ok(Stored::Created(SnapshotList(
+            state.reconciled(system_id, reported),
+        )))
     }
 
     /// Report one snapshot (own key); upserts like the batch.
@@ -173,7 +174,7 @@ impl SnapshotsApi {
         key: ApiKeyAuth,
         system_id: Query<Option<Uuid>>,
         body: JsonBody<SnapshotReportBody>,
-    ) -> ApiResult<StoredOne> {
+    ) -> Answer<StoredOne, { BODY | NOT_FOUND }> {
         let report = parse_report(
             ReportJson::Tree(serde_json::Value::Array(vec![body.0.0])),
             1,
@@ -181,12 +182,11 @@ impl SnapshotsApi {
         )?;
         let system_id = reporting_system(&key, system_id.0, &report.named_systems)?;
         // The upsert says when the system does not exist (and then stores nothing).
-        let mut stored = state
-            .store
-            .upsert_snapshots(system_id, &report.snapshots, Utc::now())
-            .await?;
-        state.after_report(system_id).await;
-        let one = stored
+        let reported =
+            reporting::report_snapshots(&state.sync, system_id, &report.snapshots, &[], Utc::now())
+                .await?;
+        let one = state
+            .reconciled(system_id, reported)
             .pop()
             .ok_or_else(|| ApiError::new(500, "the store returned no snapshot", None, None))?;
         Ok(StoredOne::Created(Json(one.into())))
@@ -209,21 +209,11 @@ impl SnapshotsApi {
         skip: Query<Option<i64>>,
         /// Default 100, at most 10,000.
         limit: Query<Option<i64>>,
-    ) -> ApiResult<SnapshotList> {
-        let system_id = match (key.system(), system_id.0) {
-            (Some(own), Some(q)) if own != q => return Err(key.for_system(q).unwrap_err()),
-            (Some(own), _) => Some(own),
-            (None, q) => q,
-        };
+    ) -> Answer<SnapshotList, { SECURED }> {
+        let system_id = key.listing_scope(system_id.0)?;
         let skip = u64::try_from(skip.0.unwrap_or(0))
             .map_err(|_| ApiError::invalid("skip", "must be zero or positive"))?;
-        let limit = limit.0.unwrap_or(100);
-        if !(1..=MAX_PAGE as i64).contains(&limit) {
-            return Err(ApiError::invalid(
-                "limit",
-                format!("must be between 1 and {MAX_PAGE}"),
-            ));
-        }
+        let limit = reporting::page_limit(limit.0.unwrap_or(100))?;
         let q = SnapshotQuery {
             system_id,
             pool: pool.0,
@@ -231,7 +221,7 @@ impl SnapshotsApi {
             name: name.0,
             since: None,
             skip,
-            limit: limit as u64,
+            limit,
         };
         Ok(SnapshotList(state.store.query_snapshots(&q).await?))
     }
@@ -251,8 +241,8 @@ impl SnapshotsApi {
         system_id: Query<Option<Uuid>>,
         dataset: Query<Option<String>>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<SnapshotHistoryOut>> {
-        history_for(&state, &key, system_id.0, dataset.0, days.0).await
+    ) -> Answer<Json<SnapshotHistoryOut>, { LOOKUP }> {
+        Ok(history_for(&state, &key, system_id.0, dataset.0, days.0).await?)
     }
 
     /// Snapshot history of one system (path form).
@@ -268,8 +258,8 @@ impl SnapshotsApi {
         system_id: Path<Uuid>,
         dataset: Query<Option<String>>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<SnapshotHistoryOut>> {
-        history_for(&state, &key, Some(system_id.0), dataset.0, days.0).await
+    ) -> Answer<Json<SnapshotHistoryOut>, { LOOKUP }> {
+        Ok(history_for(&state, &key, Some(system_id.0), dataset.0, days.0).await?)
     }
 
     /// Snapshot statistics: counts, bytes, oldest and newest, per pool and dataset; only the last
@@ -285,8 +275,8 @@ impl SnapshotsApi {
         key: ApiKeyAuth,
         system_id: Query<Option<Uuid>>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<SnapshotStatisticsOut>> {
-        statistics_for(&state, &key, system_id.0, days.0).await
+    ) -> Answer<Json<SnapshotStatisticsOut>, { LOOKUP }> {
+        Ok(statistics_for(&state, &key, system_id.0, days.0).await?)
     }
 
     /// Snapshot statistics of one system (path form).
@@ -301,8 +291,8 @@ impl SnapshotsApi {
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
         days: Query<Option<i64>>,
-    ) -> ApiResult<Json<SnapshotStatisticsOut>> {
-        statistics_for(&state, &key, Some(system_id.0), days.0).await
+    ) -> Answer<Json<SnapshotStatisticsOut>, { LOOKUP }> {
+        Ok(statistics_for(&state, &key, Some(system_id.0), days.0).await?)
     }
 
     /// Compare a dataset across systems by snapshot name: common names, each system's unique
@@ -320,7 +310,7 @@ impl SnapshotsApi {
         dataset: Query<String>,
         /// At least two; repeat the parameter or separate with commas.
         system_ids: Query<Vec<String>>,
-    ) -> ApiResult<Json<DatasetComparisonOut>> {
+    ) -> Answer<Json<DatasetComparisonOut>, { LOOKUP }> {
         let mut ids = Vec::new();
         for (i, s) in system_ids
             .0
@@ -353,7 +343,7 @@ impl SnapshotsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         snapshot_id: Path<Uuid>,
-    ) -> ApiResult<Json<SnapshotOut>> {
+    ) -> Answer<Json<SnapshotOut>, { LOOKUP }> {
         let s = state
             .store
             .get_snapshot(snapshot_id.0)
@@ -374,7 +364,7 @@ impl SnapshotsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         system_id: Path<Uuid>,
-    ) -> ApiResult<Json<SnapshotsDeleted>> {
+    ) -> Answer<Json<SnapshotsDeleted>, { LOOKUP }> {
         key.for_system(system_id.0)?;
         state.system(system_id.0).await?;
         let deleted = state.store.delete_snapshots_of_system(system_id.0).await?;

@@ -1,0 +1,131 @@
+//! The wire types of `/conflicts`.
+
+use poem_openapi::Object;
+use serde_json::Value;
+use uuid::Uuid;
+use zfs_sync::model::ConflictRecord;
+
+use crate::wire::Timestamp;
+use zfs_sync::service::sync::ResolutionPlan;
+
+/// A persisted conflict.
+#[derive(Debug, Object)]
+pub struct ConflictOut {
+    pub id: Uuid,
+    pub sync_group_id: Uuid,
+    pub dataset: String,
+    pub system_a: Uuid,
+    pub system_b: Uuid,
+    /// `diverged`, `orphaned` or `missing`.
+    pub conflict_type: String,
+    /// Which rule found it (`same_name_different_guid`, `both_advanced`, …).
+    pub reason: String,
+    pub details: Value,
+    /// `open`, `resolved` or `gone`.
+    pub status: String,
+    pub detected_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[oai(nullable)]
+    pub resolved_at: Option<Timestamp>,
+    #[oai(nullable)]
+    pub resolution: Option<Value>,
+}
+
+impl From<ConflictRecord> for ConflictOut {
+    fn from(c: ConflictRecord) -> Self {
+        ConflictOut {
+            id: c.id,
+            sync_group_id: c.group_id,
+            dataset: c.dataset,
+            system_a: c.system_a,
+            system_b: c.system_b,
+            conflict_type: c.kind.as_str().into(),
+            reason: c.reason,
+            details: c.details,
+            status: c.status.as_str().into(),
+            detected_at: c.detected_at.into(),
+            updated_at: c.updated_at.into(),
+            resolved_at: c.resolved_at.map(Into::into),
+            resolution: c.resolution,
+        }
+    }
+}
+
+/// `POST /conflicts/{id}/resolve`.
+#[derive(Debug, Object)]
+pub struct ResolveIn {
+    /// `use_newest`, `use_largest`, `use_majority`, `manual` or `ignore`.
+    pub strategy: String,
+    /// The winner, for `manual`.
+    #[oai(nullable)]
+    pub winner_system_id: Option<Uuid>,
+}
+
+/// What a loser must do.
+#[derive(Debug, Object)]
+pub struct LoserPlanOut {
+    pub system_id: Uuid,
+    /// Roll back to this snapshot (the newest common one); `null`: nothing is rolled back.
+    #[oai(nullable)]
+    pub rollback_to: Option<String>,
+    /// Exactly the snapshots the rollback destroys, oldest first.
+    pub destroys: Vec<String>,
+    /// In order: the rollback on the loser, then the transfer, each with the system that runs it.
+    pub commands: Vec<HostCommandOut>,
+}
+
+/// A command and the system that runs it.
+#[derive(Debug, Object)]
+pub struct HostCommandOut {
+    pub system_id: Uuid,
+    /// The shell string.
+    pub command: String,
+    /// The pipeline as argv vectors.
+    pub argv: Vec<Vec<String>>,
+}
+
+/// A resolution plan.
+#[derive(Debug, Object)]
+pub struct ResolutionOut {
+    pub conflict_id: Uuid,
+    pub strategy: String,
+    #[oai(nullable)]
+    pub winner_system_id: Option<Uuid>,
+    pub losers: Vec<LoserPlanOut>,
+    /// Why nothing was applied (the plan destroys snapshots and the group does not set
+    /// `allow_destructive`); `null` when the resolution was recorded.
+    #[oai(nullable)]
+    pub refused: Option<String>,
+    /// Whether the resolution was recorded.
+    pub applied: bool,
+}
+
+impl From<ResolutionPlan> for ResolutionOut {
+    fn from(p: ResolutionPlan) -> Self {
+        ResolutionOut {
+            conflict_id: p.conflict_id,
+            strategy: p.strategy.as_str().into(),
+            winner_system_id: p.winner_system_id,
+            applied: p.refused.is_none(),
+            refused: p.refused,
+            losers: p
+                .losers
+                .into_iter()
+                .map(|l| LoserPlanOut {
+                    system_id: l.system_id,
+                    rollback_to: l.rollback_to,
+                    destroys: l.destroys,
+                    commands: l
+                        .commands
+                        .into_iter()
+                        .map(|c| HostCommandOut {
+                            system_id: c.system_id,
+                            command: c.command.shell,
+                            argv: c.command.argv,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The wire types of `/sync-groups`.
+
+use poem_openapi::Object;
+use uuid::Uuid;
+use zfs_sync::model::{SyncGroup, Topology};
+
+use crate::error::ApiError;
+use crate::wire::{Timestamp, seconds_of};
+
+/// A member of a sync group.
+#[derive(Debug, Clone, Object)]
+pub struct MemberDto {
+    pub system_id: Uuid,
+    /// The dataset under which this member keeps the group's datasets (e.g.
+    /// `backup/replicas/hostA`); `null`: the pool itself.
+    #[oai(nullable)]
+    pub dataset_root: Option<String>,
+}
+
+/// The policy and membership fields of a group; omitted fields keep their value (on update)
+/// or default (on create).
+#[derive(Debug, Default, Object)]
+pub struct GroupFields {
+    #[oai(nullable)]
+    pub description: Option<String>,
+    /// Default true.
+    #[oai(nullable)]
+    pub enabled: Option<bool>,
+    /// Hub-and-spoke (true: the hub is every dataset's source) or bidirectional (false, the
+    /// default).
+    #[oai(nullable)]
+    pub directional: Option<bool>,
+    /// Required (and a member) when `directional`.
+    #[oai(nullable)]
+    pub hub_system_id: Option<Uuid>,
+    /// The members (`dataset_root` defaults to the pool). Replaces the member list.
+    #[oai(nullable)]
+    pub system_ids: Option<Vec<Uuid>>,
+    /// Members with their `dataset_root`; merged over `system_ids`.
+    #[oai(nullable)]
+    pub members: Option<Vec<MemberDto>>,
+    /// Default 3600.
+    #[oai(nullable)]
+    pub sync_interval_seconds: Option<i64>,
+    /// Glob (`auto-*`) or `regex:…` on short snapshot names; `null`/omitted: every snapshot.
+    #[oai(nullable)]
+    pub snapshot_filter: Option<String>,
+    #[oai(nullable)]
+    pub min_snapshot_age_seconds: Option<i64>,
+    #[oai(nullable)]
+    pub lag_threshold_seconds: Option<i64>,
+    /// `push` (default: the source runs the pipeline) or `pull`.
+    #[oai(nullable)]
+    pub transfer: Option<String>,
+    /// Subset of `compressed`, `raw`, `large_blocks`, `embedded`.
+    #[oai(nullable)]
+    pub send_flags: Option<Vec<String>>,
+    /// `manual` (default), `use_newest`, `use_largest`, `use_majority`, `ignore`.
+    #[oai(nullable)]
+    pub conflict_strategy: Option<String>,
+    /// Allow plans that destroy snapshots (rollbacks, mirrored deletions). Default false.
+    #[oai(nullable)]
+    pub allow_destructive: Option<bool>,
+    /// Plan `zfs destroy` on targets for snapshots the source pruned (needs
+    /// `allow_destructive`). Default false.
+    #[oai(nullable)]
+    pub mirror_deletions: Option<bool>,
+}
+
+/// `POST /sync-groups`.
+#[derive(Debug, Object)]
+pub struct GroupCreate {
+    /// Unique.
+    pub name: String,
+    #[oai(flatten)]
+    pub fields: GroupFields,
+}
+
+/// `PUT /sync-groups/{id}`.
+#[derive(Debug, Object)]
+pub struct GroupUpdate {
+    #[oai(nullable)]
+    pub name: Option<String>,
+    #[oai(flatten)]
+    pub fields: GroupFields,
+}
+
+/// `POST /sync-groups/{id}/systems`.
+#[derive(Debug, Object)]
+pub struct AddMember {
+    pub system_id: Uuid,
+    #[oai(nullable)]
+    pub dataset_root: Option<String>,
+}
+
+impl GroupFields {
+    /// Applies the fields to `g` (validated as a whole afterwards by the caller).
+    pub fn apply(self, g: &mut SyncGroup) -> Result<(), ApiError> {
+        use zfs_sync::model::{ConflictStrategy, Member, SendFlags, TransferMode};
+        if let Some(d) = self.description {
+            g.description = Some(d).filter(|d| !d.is_empty());
+        }
+        if let Some(e) = self.enabled {
+            g.enabled = e;
+        }
+        if let Some(v) = self.sync_interval_seconds {
+            g.sync_interval_seconds = seconds_of("sync_interval_seconds", v)?;
+        }
+        if let Some(f) = self.snapshot_filter {
+            g.policy.snapshot_filter = Some(f).filter(|f| !f.is_empty());
+        }
+        if let Some(v) = self.min_snapshot_age_seconds {
+            g.policy.min_snapshot_age_seconds = seconds_of("min_snapshot_age_seconds", v)?;
+        }
+        if let Some(v) = self.lag_threshold_seconds {
+            g.policy.lag_threshold_seconds = seconds_of("lag_threshold_seconds", v)?;
+        }
+        if let Some(t) = self.transfer {
+            g.policy.transfer = match t.as_str() {
+                "push" => TransferMode::Push,
+                "pull" => TransferMode::Pull,
+                other => {
+                    return Err(ApiError::invalid(
+                        "transfer",
+                        format!("{other:?} is not push or pull"),
+                    ));
+                }
+            };
+        }
+        if let Some(f) = self.send_flags {
+            g.policy.send_flags = SendFlags::from_names("send_flags", &f)?;
+        }
+        if let Some(s) = self.conflict_strategy {
+            g.policy.conflict_strategy = ConflictStrategy::parse("conflict_strategy", &s)?;
+        }
+        if let Some(a) = self.allow_destructive {
+            g.policy.allow_destructive = a;
+        }
+        if let Some(m) = self.mirror_deletions {
+            g.policy.mirror_deletions = m;
+        }
+        if self.system_ids.is_some() || self.members.is_some() {
+            let mut members: Vec<Member> = Vec::new();
+            for id in self.system_ids.unwrap_or_default() {
+                let root = g.member(id).and_then(|m| m.dataset_root.clone());
+                members.push(Member {
+                    system_id: id,
+                    dataset_root: root,
+                });
+            }
+            for m in self.members.unwrap_or_default() {
+                match members.iter_mut().find(|x| x.system_id == m.system_id) {
+                    Some(x) => x.dataset_root = m.dataset_root,
+                    None => members.push(Member {
+                        system_id: m.system_id,
+                        dataset_root: m.dataset_root,
+                    }),
+                }
+            }
+            g.members = members;
+        }
+        let directional = self
+            .directional
+            .unwrap_or(matches!(g.topology, Topology::HubAndSpoke { .. }));
+        let hub = self.hub_system_id.or(g.hub());
+        g.topology = if directional {
+            Topology::HubAndSpoke {
+                hub: hub.ok_or_else(|| {
+                    ApiError::invalid("hub_system_id", "is required when directional is true")
+                })?,
+            }
+        } else {
+            Topology::Bidirectional
+        };
+        Ok(())
+    }
+}
+
+/// A sync group.
+#[derive(Debug, Object)]
+pub struct GroupOut {
+    pub id: Uuid,
+    pub name: String,
+    #[oai(nullable)]
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub directional: bool,
+    #[oai(nullable)]
+    pub hub_system_id: Option<Uuid>,
+    pub system_ids: Vec<Uuid>,
+    pub members: Vec<MemberDto>,
+    pub sync_interval_seconds: u64,
+    #[oai(nullable)]
+    pub snapshot_filter: Option<String>,
+    pub min_snapshot_age_seconds: u64,
+    pub lag_threshold_seconds: u64,
+    pub transfer: String,
+    pub send_flags: Vec<String>,
+    pub conflict_strategy: String,
+    pub allow_destructive: bool,
+    pub mirror_deletions: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<SyncGroup> for GroupOut {
+    fn from(g: SyncGroup) -> Self {
+        GroupOut {
+            id: g.id,
+            directional: g.hub().is_some(),
+            hub_system_id: g.hub(),
+            system_ids: g.members.iter().map(|m| m.system_id).collect(),
+            members: g
+                .members
+                .iter()
+                .map(|m| MemberDto {
+                    system_id: m.system_id,
+                    dataset_root: m.dataset_root.clone(),
+                })
+                .collect(),
+            name: g.name,
+            description: g.description,
+            enabled: g.enabled,
+            sync_interval_seconds: g.sync_interval_seconds,
+            snapshot_filter: g.policy.snapshot_filter,
+            min_snapshot_age_seconds: g.policy.min_snapshot_age_seconds,
+            lag_threshold_seconds: g.policy.lag_threshold_seconds,
+            transfer: match g.policy.transfer {
+                zfs_sync::model::TransferMode::Push => "push".into(),
+                zfs_sync::model::TransferMode::Pull => "pull".into(),
+            },
+            send_flags: g
+                .policy
+                .send_flags
+                .names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            conflict_strategy: g.policy.conflict_strategy.as_str().into(),
+            allow_destructive: g.policy.allow_destructive,
+            mirror_deletions: g.policy.mirror_deletions,
+            created_at: g.created_at.into(),
+            updated_at: g.updated_at.into(),
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The wire types of `/sync`: instructions, job results, states, checks and mismatches.
+
+use poem_openapi::Object;
+use uuid::Uuid;
+use zfs_sync::model::SyncState;
+
+use crate::api::conflicts::dto::ConflictOut;
+use crate::wire::Timestamp;
+use zfs_sync::model::TransferMode;
+use zfs_sync::plan::{Diagnostic, GroupPlan, Outcome};
+use zfs_sync::service::sync::{GroupCheck, Instruction};
+
+/// Sync state of one (group, logical dataset, system).
+#[derive(Debug, Object)]
+pub struct SyncStateOut {
+    pub id: Uuid,
+    pub sync_group_id: Uuid,
+    /// The logical dataset (path below each member's root).
+    pub dataset: String,
+    pub system_id: Uuid,
+    /// `in_sync`, `out_of_sync`, `syncing`, `conflict` or `error`.
+    pub status: String,
+    #[oai(nullable)]
+    pub last_check: Option<Timestamp>,
+    #[oai(nullable)]
+    pub last_sync: Option<Timestamp>,
+    pub lag_seconds: u64,
+    pub missing_count: u64,
+    #[oai(nullable)]
+    pub error_message: Option<String>,
+    #[oai(nullable)]
+    pub job_id: Option<Uuid>,
+    pub updated_at: Timestamp,
+}
+
+impl From<SyncState> for SyncStateOut {
+    fn from(s: SyncState) -> Self {
+        SyncStateOut {
+            id: s.id,
+            sync_group_id: s.group_id,
+            dataset: s.dataset,
+            system_id: s.system_id,
+            status: s.status.as_str().into(),
+            last_check: s.last_check.map(Into::into),
+            last_sync: s.last_sync.map(Into::into),
+            lag_seconds: s.lag_seconds,
+            missing_count: s.missing_count,
+            error_message: s.error_message,
+            job_id: s.job_id,
+            updated_at: s.updated_at.into(),
+        }
+    }
+}
+
+/// One transfer for the host that runs it (legacy fields first, then ours).
+#[derive(Debug, Object)]
+pub struct InstructionOut {
+    /// Source pool.
+    pub pool: String,
+    /// Source dataset path below its pool.
+    pub dataset: String,
+    pub target_pool: String,
+    /// Target dataset path below its pool.
+    pub target_dataset: String,
+    /// The incremental base (newest common snapshot); `null`: a full send.
+    #[oai(nullable)]
+    pub starting_snapshot: Option<String>,
+    /// The newest snapshot the transfer creates on the target.
+    #[oai(nullable)]
+    pub ending_snapshot: Option<String>,
+    pub source_ssh_hostname: String,
+    pub target_ssh_hostname: String,
+    pub sync_group_id: Uuid,
+    /// Shell pipelines to run in order (push: on the source; pull: on the target).
+    pub commands: Vec<String>,
+    /// Report its result to `POST /sync/jobs/{job_id}/result`.
+    pub job_id: Uuid,
+    /// `incremental`, `full` or `resume`.
+    pub kind: String,
+    /// `push` or `pull`.
+    pub transfer: String,
+    /// The logical dataset (path below each member's root).
+    pub logical_dataset: String,
+    pub source_system_id: Uuid,
+    pub target_system_id: Uuid,
+    /// Every snapshot the transfer creates on the target, oldest first.
+    pub snapshots: Vec<String>,
+    /// Each command as a pipeline of argv vectors (`argv[i]` is `commands[i]`).
+    pub argv: Vec<Vec<Vec<String>>>,
+    pub estimated_bytes: u64,
+    /// `pool/path` on the source.
+    pub source_dataset_path: String,
+    /// `pool/path` on the target.
+    pub target_dataset_path: String,
+}
+
+impl From<Instruction> for InstructionOut {
+    fn from(i: Instruction) -> Self {
+        let t = i.transfer;
+        InstructionOut {
+            pool: t.source.dataset.pool().to_string(),
+            dataset: t.source.dataset.path().to_string(),
+            target_pool: t.target.dataset.pool().to_string(),
+            target_dataset: t.target.dataset.path().to_string(),
+            starting_snapshot: t.base.as_ref().map(|b| b.name.to_string()),
+            ending_snapshot: t.snapshots.last().map(|s| s.to_string()),
+            source_ssh_hostname: i.source.ssh_host().to_string(),
+            target_ssh_hostname: i.target.ssh_host().to_string(),
+            sync_group_id: i.group_id,
+            commands: i.commands.iter().map(|c| c.shell.clone()).collect(),
+            job_id: i.job_id,
+            kind: t.kind.as_str().into(),
+            transfer: match t.mode {
+                TransferMode::Push => "push".into(),
+                TransferMode::Pull => "pull".into(),
+            },
+            logical_dataset: t.dataset.clone(),
+            source_system_id: t.source.system_id,
+            target_system_id: t.target.system_id,
+            snapshots: t.snapshots.iter().map(|s| s.to_string()).collect(),
+            argv: i.commands.into_iter().map(|c| c.argv).collect(),
+            estimated_bytes: t.estimated_bytes,
+            source_dataset_path: t.source.dataset.to_string(),
+            target_dataset_path: t.target.dataset.to_string(),
+        }
+    }
+}
+
+/// A planner note.
+#[derive(Debug, Object)]
+pub struct DiagnosticOut {
+    #[oai(nullable)]
+    pub system_id: Option<Uuid>,
+    #[oai(nullable)]
+    pub dataset: Option<String>,
+    pub message: String,
+}
+
+impl From<&Diagnostic> for DiagnosticOut {
+    fn from(d: &Diagnostic) -> Self {
+        DiagnosticOut {
+            system_id: d.system_id,
+            dataset: d.dataset.clone(),
+            message: d.message.clone(),
+        }
+    }
+}
+
+/// ★ `GET /sync/instructions/{system_id}`.
+#[derive(Debug, Object)]
+pub struct InstructionsOut {
+    pub system_id: Uuid,
+    pub timestamp: Timestamp,
+    pub dataset_count: u64,
+    /// Only with `include_diagnostics=true`; else `null`.
+    #[oai(nullable)]
+    pub diagnostics: Option<Vec<DiagnosticOut>>,
+    pub datasets: Vec<InstructionOut>,
+}
+
+/// `POST /sync/jobs/{job_id}/result`.
+#[derive(Debug, Object)]
+pub struct JobResultIn {
+    /// `succeeded` or `failed`.
+    pub status: String,
+    #[oai(nullable)]
+    pub error: Option<String>,
+    /// The target's `receive_resume_token` after a failed resumable receive.
+    #[oai(nullable)]
+    pub resume_token: Option<String>,
+    /// Bytes transferred.
+    #[oai(nullable)]
+    pub bytes: Option<i64>,
+}
+
+/// A job after its result.
+#[derive(Debug, Object)]
+pub struct JobOut {
+    pub id: Uuid,
+    pub sync_group_id: Uuid,
+    pub dataset: String,
+    pub source_system_id: Uuid,
+    pub target_system_id: Uuid,
+    pub runner_system_id: Uuid,
+    pub kind: String,
+    /// `pending`, `leased`, `succeeded`, `failed`, `expired` or `cancelled`.
+    pub status: String,
+    pub attempts: u32,
+    #[oai(nullable)]
+    pub error: Option<String>,
+    #[oai(nullable)]
+    pub bytes: Option<u64>,
+    #[oai(nullable)]
+    pub lease_expires_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+impl From<zfs_sync::model::Job> for JobOut {
+    fn from(j: zfs_sync::model::Job) -> Self {
+        JobOut {
+            id: j.id,
+            sync_group_id: j.group_id,
+            dataset: j.dataset,
+            source_system_id: j.source_system_id,
+            target_system_id: j.target_system_id,
+            runner_system_id: j.runner_system_id,
+            kind: j.kind.as_str().into(),
+            status: j.status.as_str().into(),
+            attempts: j.attempts,
+            error: j.error,
+            bytes: j.bytes,
+            lease_expires_at: j.lease_expires_at.map(Into::into),
+            updated_at: j.updated_at.into(),
+        }
+    }
+}
+
+/// Counts per status and the worst lag of a group.
+#[derive(Debug, Object)]
+pub struct GroupStatusOut {
+    pub sync_group_id: Uuid,
+    pub total: u64,
+    pub in_sync: u64,
+    pub out_of_sync: u64,
+    pub syncing: u64,
+    pub conflict: u64,
+    pub error: u64,
+    pub worst_lag_seconds: u64,
+    pub open_conflicts: u64,
+    #[oai(nullable)]
+    pub last_check: Option<Timestamp>,
+}
+
+/// One (dataset, target) that is not in sync.
+#[derive(Debug, Object)]
+pub struct MismatchOut {
+    pub dataset: String,
+    #[oai(nullable)]
+    pub source_system_id: Option<Uuid>,
+    pub target_system_id: Uuid,
+    /// Who runs the transfer (push: the source, pull: the target); `null` when blocked.
+    #[oai(nullable)]
+    pub runner_system_id: Option<Uuid>,
+    /// `transfer` or `blocked`.
+    pub outcome: String,
+    /// For transfers: `incremental`, `full` or `resume`; for blocked: the conflict type.
+    pub kind: String,
+    pub lag_seconds: u64,
+    pub missing_count: u64,
+    /// Snapshots the transfer would create on the target.
+    pub snapshots: Vec<String>,
+    #[oai(nullable)]
+    pub starting_snapshot: Option<String>,
+    #[oai(nullable)]
+    pub reason: Option<String>,
+}
+
+pub fn mismatches(plan: &GroupPlan) -> Vec<MismatchOut> {
+    let mut out = Vec::new();
+    for d in &plan.datasets {
+        for o in &d.outcomes {
+            let base = MismatchOut {
+                dataset: d.dataset.clone(),
+                source_system_id: d.source,
+                target_system_id: o.target,
+                runner_system_id: None,
+                outcome: String::new(),
+                kind: String::new(),
+                lag_seconds: o.lag_seconds,
+                missing_count: o.missing_count,
+                snapshots: Vec::new(),
+                starting_snapshot: None,
+                reason: None,
+            };
+            match &o.outcome {
+                Outcome::Transfer(t) => out.push(MismatchOut {
+                    outcome: "transfer".into(),
+                    runner_system_id: Some(match t.mode {
+                        TransferMode::Push => t.source.system_id,
+                        TransferMode::Pull => t.target.system_id,
+                    }),
+                    kind: t.kind.as_str().into(),
+                    snapshots: t.snapshots.iter().map(|s| s.to_string()).collect(),
+                    starting_snapshot: t.base.as_ref().map(|b| b.name.to_string()),
+                    ..base
+                }),
+                Outcome::Blocked { kind, reason } => out.push(MismatchOut {
+                    outcome: "blocked".into(),
+                    kind: kind.as_str().into(),
+                    reason: Some(reason.clone()),
+                    ..base
+                }),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// `POST /sync/{group}/check`.
+#[derive(Debug, Object)]
+pub struct CheckOut {
+    pub sync_group_id: Uuid,
+    pub checked_at: Timestamp,
+    pub mismatches: Vec<MismatchOut>,
+    pub conflicts: Vec<ConflictOut>,
+    pub states: Vec<SyncStateOut>,
+    /// Planner notes (skipped names, ambiguous roots, …).
+    pub diagnostics: Vec<DiagnosticOut>,
+}
+
+impl CheckOut {
+    pub fn new(group_id: Uuid, c: GroupCheck) -> Self {
+        CheckOut {
+            sync_group_id: group_id,
+            checked_at: c.plan.now.into(),
+            mismatches: mismatches(&c.plan),
+            diagnostics: c.plan.diagnostics.iter().map(Into::into).collect(),
+            conflicts: c.conflicts.into_iter().map(Into::into).collect(),
+            states: c.states.into_iter().map(Into::into).collect(),
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! `/sync`: instructions, job results, states, checks, mismatches and actions.
+
+pub mod dto;
+
+use chrono::Utc;
+use poem::web::Data;
+use poem_openapi::OpenApi;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use uuid::Uuid;
+use zfs_sync::model::{JobOutcome, JobStatus, SyncStateFilter, SyncStatus};
+use zfs_sync::service::sync::job_outcome;
+
+use self::dto::SyncStateOut;
+use self::dto::{
+    CheckOut, GroupStatusOut, InstructionsOut, JobOut, JobResultIn, MismatchOut, mismatches,
+};
+use super::ApiTags;
+use crate::AppState;
+use crate::auth::ApiKeyAuth;
+use crate::body::JsonBody;
+use crate::error::declared::*;
+use crate::error::{Answer, ApiError, ApiResult};
+use crate::metrics::JobEvent;
+
+/// Sync coordination.
+#[derive(Debug)]
+pub struct SyncApi;
+
+async fn states_out(
+    state: &AppState,
+    filter: &SyncStateFilter,
+) -> ApiResult<Json<Vec<SyncStateOut>>> {
+    let states = state.store.list_states(filter).await?;
+    Ok(Json(states.into_iter().map(Into::into).collect()))
+}
+
+fn parse_status(s: Option<String>) -> ApiResult<Option<SyncStatus>> {
+    s.filter(|s| !s.is_empty())
+        .map(|s| SyncStatus::parse("status", &s))
+        .transpose()
+        .map_err(Into::into)
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Sync")]
+impl SyncApi {
+    /// ★ What this system should run now (own key): one entry per (dataset, target) it is the
+    /// runner of, each a leased job. Run `commands` (or `argv`) in order and report the result.
+    #[oai(
+        path = "/sync/instructions/:system_id",
+        method = "get",
+        operation_id = "sync_instructions"
+    )]
+    async fn instructions(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        system_id: Path<Uuid>,
+        /// Only this group.
+        sync_group_id: Query<Option<Uuid>>,
+        include_diagnostics: Query<Option<bool>>,
+    ) -> Answer<Json<InstructionsOut>, { LOOKUP }> {
+        key.for_system(system_id.0)?;
+        // The service says when the system or the group does not exist, or the system is not
+        // a member of the group.
+        let ins = state
+            .sync
+            .instructions(system_id.0, sync_group_id.0, Utc::now())
+            .await?;
+        state
+            .metrics
+            .job(JobEvent::HandedOut, ins.instructions.len() as u64);
+        let diagnostics = include_diagnostics
+            .0
+            .unwrap_or(false)
+            .then(|| ins.diagnostics.iter().map(Into::into).collect());
+        Ok(Json(InstructionsOut {
+            system_id: ins.system_id,
+            timestamp: ins.timestamp.into(),
+            dataset_count: ins.instructions.len() as u64,
+            diagnostics,
+            datasets: ins.instructions.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// Report a job's result (the runner's key): drives the target's sync state. 409 when the
+    /// job already finished.
+    #[oai(
+        path = "/sync/jobs/:job_id/result",
+        method = "post",
+        operation_id = "report_job_result"
+    )]
+    async fn job_result(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        job_id: Path<Uuid>,
+        body: JsonBody<JobResultIn>,
+    ) -> Answer<Json<JobOut>, { BODY | NOT_FOUND | CONFLICT }> {
+        let job = state
+            .store
+            .get_job(job_id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("job {} not found", job_id.0)))?;
+        key.for_system(job.runner_system_id)?;
+        let b = body.0;
+        // The status is checked before the byte count.
+        let outcome = job_outcome(&b.status, b.error, b.resume_token, None)?;
+        let outcome = JobOutcome {
+            bytes: b
+                .bytes
+                .map(|v| {
+                    u64::try_from(v)
+                        .map_err(|_| ApiError::invalid("bytes", "must be zero or positive"))
+                })
+                .transpose()?,
+            ..outcome
+        };
+        let job = state
+            .sync
+            .report_job(job_id.0, &outcome, Utc::now())
+            .await?;
+        state.metrics.job(
+            if outcome.status == JobStatus::Succeeded {
+                JobEvent::Succeeded
+            } else {
+                JobEvent::Failed
+            },
+            1,
+        );
+        Ok(Json(job.into()))
+    }
+
+    /// Sync states (admin; a system key sees its own).
+    #[oai(
+        path = "/sync/states",
+        method = "get",
+        operation_id = "list_sync_states"
+    )]
+    async fn states(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        sync_group_id: Query<Option<Uuid>>,
+        system_id: Query<Option<Uuid>>,
+        dataset: Query<Option<String>>,
+        /// `in_sync`, `out_of_sync`, `syncing`, `conflict` or `error`.
+        status: Query<Option<String>>,
+    ) -> Answer<Json<Vec<SyncStateOut>>, { SECURED }> {
+        let filter = SyncStateFilter {
+            group_id: sync_group_id.0,
+            system_id: key.listing_scope(system_id.0)?,
+            dataset: dataset.0,
+            status: parse_status(status.0)?,
+        };
+        Ok(states_out(&state, &filter).await?)
+    }
+
+    /// One sync state (admin or a member of its group).
+    #[oai(
+        path = "/sync/states/:state_id",
+        method = "get",
+        operation_id = "get_sync_state"
+    )]
+    async fn state(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        state_id: Path<Uuid>,
+    ) -> Answer<Json<SyncStateOut>, { LOOKUP }> {
+        let s =
+            state.store.get_state(state_id.0).await?.ok_or_else(|| {
+                ApiError::not_found(format!("sync state {} not found", state_id.0))
+            })?;
+        state.readable_group(&key, s.group_id).await?;
+        Ok(Json(s.into()))
+    }
+
+    /// A group's sync states (admin or member).
+    #[oai(
+        path = "/sync/groups/:group_id/states",
+        method = "get",
+        operation_id = "group_sync_states"
+    )]
+    async fn group_states(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        group_id: Path<Uuid>,
+    ) -> Answer<Json<Vec<SyncStateOut>>, { LOOKUP }> {
+        state.readable_group(&key, group_id.0).await?;
+        let filter = SyncStateFilter {
+            group_id: Some(group_id.0),
+            ..Default::default()
+        };
+        Ok(states_out(&state, &filter).await?)
+    }
+
+    /// A group's counts per status and worst lag (admin or member).
+    #[oai(
+        path = "/sync/groups/:group_id/status",
+        method = "get",
+        operation_id = "group_sync_status"
+    )]
+    async fn group_status(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        group_id: Path<Uuid>,
+    ) -> Answer<Json<GroupStatusOut>, { LOOKUP }> {
+        state.readable_group(&key, group_id.0).await?;
+        let states = state
+            .store
+            .list_states(&SyncStateFilter {
+                group_id: Some(group_id.0),
+                ..Default::default()
+            })
+            .await?;
+        let count = |st: SyncStatus| states.iter().filter(|s| s.status == st).count() as u64;
+        let open = state.store.list_conflicts(group_id.0, false).await?.len() as u64;
+        Ok(Json(GroupStatusOut {
+            sync_group_id: group_id.0,
+            total: states.len() as u64,
+            in_sync: count(SyncStatus::InSync),
+            out_of_sync: count(SyncStatus::OutOfSync),
+            syncing: count(SyncStatus::Syncing),
+            conflict: count(SyncStatus::Conflict),
+            error: count(SyncStatus::Error),
+            worst_lag_seconds: states.iter().map(|s| s.lag_seconds).max().unwrap_or(0),
+            open_conflicts: open,
+            last_check: states
+                .iter()
+                .filter_map(|s| s.last_check)
+                .max()
+                .map(Into::into),
+        }))
+    }
+
+    /// Recompute a group now (admin or member): states and conflicts are stored; returns the
+    /// mismatches and conflicts.
+    #[oai(
+        path = "/sync/:sync_group_id/check",
+        method = "post",
+        operation_id = "check_sync_group"
+    )]
+    async fn check(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        sync_group_id: Path<Uuid>,
+    ) -> Answer<Json<CheckOut>, { LOOKUP }> {
+        state.readable_group(&key, sync_group_id.0).await?;
+        let c = state.sync.check_group(sync_group_id.0, Utc::now()).await?;
+        Ok(Json(CheckOut::new(sync_group_id.0, c)))
+    }
+
+    /// The group's (dataset, target) pairs that are not in sync, freshly planned (admin or
+    /// member).
+    #[oai(
+        path = "/sync/groups/:group_id/mismatches",
+        method = "get",
+        operation_id = "group_mismatches"
+    )]
+    async fn group_mismatches(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        group_id: Path<Uuid>,
+    ) -> Answer<Json<Vec<MismatchOut>>, { LOOKUP }> {
+        state.readable_group(&key, group_id.0).await?;
+        let c = state.sync.check_group(group_id.0, Utc::now()).await?;
+        Ok(Json(mismatches(&c.plan)))
+    }
+
+    /// The transfers the plan wants, optionally only those `system_id` runs (push: the source,
+    /// pull: the target). Nothing is leased: use the instructions to run them.
+    #[oai(
+        path = "/sync/groups/:group_id/actions",
+        method = "get",
+        operation_id = "group_actions"
+    )]
+    async fn group_actions(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        group_id: Path<Uuid>,
+        system_id: Query<Option<Uuid>>,
+    ) -> Answer<Json<Vec<MismatchOut>>, { LOOKUP }> {
+        state.readable_group(&key, group_id.0).await?;
+        let c = state.sync.check_group(group_id.0, Utc::now()).await?;
+        Ok(Json(
+            mismatches(&c.plan)
+                .into_iter()
+                .filter(|m| {
+                    m.outcome == "transfer"
+                        && system_id.0.is_none_or(|s| m.runner_system_id == Some(s))
+                })
+                .collect(),
+        ))
+    }
+}

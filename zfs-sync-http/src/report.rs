@@ -1,0 +1,729 @@
+//! The parser of snapshot report bodies (`POST /snapshots/batch`, `POST /snapshots`,
+//! `PUT /systems/{id}/snapshots`): the documented body types, kept as raw JSON and parsed by
+//! hand so that an error names the item and field (`snapshots[3].name`), with a direct parse of
+//! the usual shape that agrees with the JSON-tree parse.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use poem_openapi::Object;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseFromJSON, ParseResult, ToJSON, Type};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+use zfs_sync::model::NewSnapshot;
+
+use crate::error::ApiError;
+use crate::wire::metadata_of;
+
+/// Implements the poem-openapi traits for a body kept as raw JSON (parsed later by hand, so
+/// errors can name `snapshots[3].name`) but documented with a real schema.
+macro_rules! raw_json_body {
+    ($ty:ident, $name:literal, $schema:expr, $register:expr) => {
+        impl Type for $ty {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = Value;
+            type RawElementValueType = Value;
+
+            fn name() -> Cow<'static, str> {
+                $name.into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                ($schema)()
+            }
+
+            fn register(registry: &mut Registry) {
+                ($register)(registry);
+            }
+
+            fn as_raw_value(&self) -> Option<&Value> {
+                Some(&self.0)
+            }
+
+            fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
+                Box::new(std::iter::once(&self.0))
+            }
+        }
+
+        impl ParseFromJSON for $ty {
+            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+                Ok($ty(value.unwrap_or(Value::Null)))
+            }
+        }
+
+        impl ToJSON for $ty {
+            fn to_json(&self) -> Option<Value> {
+                Some(self.0.clone())
+            }
+        }
+    };
+}
+
+/// One snapshot as a host reports it. Only `name` and `timestamp` are always required; `pool`
+/// too unless `name` is a full `pool/dataset@snap`.
+#[derive(Debug, Object)]
+pub struct SnapshotReport {
+    /// The short name after `@`, or a full `pool/dataset@snap` (then split).
+    pub name: String,
+    #[oai(nullable)]
+    pub pool: Option<String>,
+    /// The path below the pool; `""` (default) for the pool's root dataset.
+    #[oai(nullable)]
+    pub dataset: Option<String>,
+    /// Creation time: RFC 3339 (offsets are converted to UTC; without an offset, UTC), or
+    /// seconds since the epoch as `zfs list -p` prints it. Alias: `creation`.
+    pub timestamp: Value,
+    /// The snapshot's GUID, a u64 as a JSON string or number (strings keep all 64 bits in `jq`).
+    #[oai(nullable)]
+    pub guid: Option<Value>,
+    /// The pool's transaction group that created it (string or number).
+    #[oai(nullable)]
+    pub createtxg: Option<Value>,
+    /// Bytes unique to the snapshot (`used`); alias `size`.
+    #[oai(nullable)]
+    pub used: Option<Value>,
+    /// Alias of `used` (the legacy name).
+    #[oai(nullable)]
+    pub size: Option<Value>,
+    #[oai(nullable)]
+    pub referenced: Option<Value>,
+    /// Must be the reporting system when given.
+    #[oai(nullable)]
+    pub system_id: Option<Uuid>,
+    #[oai(nullable)]
+    pub extra_metadata: Option<Value>,
+}
+
+/// A dataset's `receive_resume_token` (the target of an interrupted `zfs receive -s`).
+#[derive(Debug, Object)]
+pub struct ResumeTokenReport {
+    pub pool: String,
+    /// Path below the pool, `""` for the root dataset.
+    #[oai(default)]
+    pub dataset: String,
+    /// The token; `null` or `""` clears it (the receive finished or was aborted).
+    #[oai(nullable)]
+    pub token: Option<String>,
+}
+
+/// The object form of a snapshot report.
+#[derive(Debug, Object)]
+pub struct SnapshotBatchObject {
+    pub snapshots: Vec<SnapshotReport>,
+    /// Resume tokens of the reporting system's datasets, set (or cleared when `token` is
+    /// empty) alongside the snapshots.
+    #[oai(nullable)]
+    pub resume_tokens: Option<Vec<ResumeTokenReport>>,
+}
+
+/// `POST /snapshots/batch` and `PUT /systems/{id}/snapshots`: a bare JSON array of
+/// [`SnapshotReport`]s, or an object `{"snapshots": [...], "resume_tokens": [...]}`.
+#[derive(Debug)]
+pub struct SnapshotBatch(pub Value);
+
+raw_json_body!(
+    SnapshotBatch,
+    "SnapshotBatch",
+    batch_schema,
+    |registry: &mut Registry| {
+        SnapshotReport::register(registry);
+        SnapshotBatchObject::register(registry);
+    }
+);
+
+fn batch_schema() -> MetaSchemaRef {
+    let array = MetaSchema {
+        items: Some(Box::new(MetaSchemaRef::Reference("SnapshotReport".into()))),
+        ..MetaSchema::new("array")
+    };
+    MetaSchemaRef::Inline(Box::new(MetaSchema {
+        description: Some(
+            "A bare JSON array of snapshot reports, or an object with `snapshots` (and optionally `resume_tokens`).",
+        ),
+        one_of: vec![
+            MetaSchemaRef::Inline(Box::new(array)),
+            MetaSchemaRef::Reference("SnapshotBatchObject".into()),
+        ],
+        ..MetaSchema::ANY
+    }))
+}
+
+/// A parsed report: snapshots, resume tokens, and the `system_id`s items named.
+#[derive(Debug, Default)]
+pub struct ParsedReport {
+    pub snapshots: Vec<NewSnapshot>,
+    pub resume_tokens: Vec<(String, String, Option<String>)>,
+    /// `(index, system_id)` of items that named a system.
+    pub named_systems: Vec<(usize, Uuid)>,
+}
+
+/// The fields of one report item, however it was parsed.
+pub trait Fields {
+    /// The value of `key`; JSON `null` and a missing key mean the same everywhere.
+    fn field(&self, key: &str) -> Option<&Value>;
+}
+
+impl Fields for Map<String, Value> {
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
+/// A report item deserialized straight from the body (no JSON map per item): the fields
+/// [`parse_item`] reads, each as the JSON value given. Other keys are ignored, as they are
+/// in a map.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ReportItem {
+    name: Option<Value>,
+    pool: Option<Value>,
+    dataset: Option<Value>,
+    timestamp: Option<Value>,
+    creation: Option<Value>,
+    used: Option<Value>,
+    size: Option<Value>,
+    referenced: Option<Value>,
+    guid: Option<Value>,
+    createtxg: Option<Value>,
+    extra_metadata: Option<Value>,
+    metadata: Option<Value>,
+    system_id: Option<Value>,
+}
+
+impl Fields for ReportItem {
+    fn field(&self, key: &str) -> Option<&Value> {
+        match key {
+            "name" => self.name.as_ref(),
+            "pool" => self.pool.as_ref(),
+            "dataset" => self.dataset.as_ref(),
+            "timestamp" => self.timestamp.as_ref(),
+            "creation" => self.creation.as_ref(),
+            "used" => self.used.as_ref(),
+            "size" => self.size.as_ref(),
+            "referenced" => self.referenced.as_ref(),
+            "guid" => self.guid.as_ref(),
+            "createtxg" => self.createtxg.as_ref(),
+            "extra_metadata" => self.extra_metadata.as_ref(),
+            "metadata" => self.metadata.as_ref(),
+            "system_id" => self.system_id.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A report body: parsed straight into [`ReportItem`]s when it has the usual shape (an
+/// array of objects, or an object with `snapshots`), else kept as the JSON tree, whose
+/// parsing names what is wrong. Both give the same result for the same body.
+#[derive(Debug)]
+pub enum ReportJson {
+    Tree(Value),
+    Items {
+        items: Vec<ReportItem>,
+        resume_tokens: Option<Value>,
+    },
+}
+
+impl ReportJson {
+    /// The direct parse, or `None` when the body has another shape (or is not JSON).
+    pub fn fast(bytes: &[u8]) -> Option<ReportJson> {
+        #[derive(serde::Deserialize)]
+        struct Object {
+            snapshots: Option<Vec<ReportItem>>,
+            resume_tokens: Option<Value>,
+        }
+        match bytes.iter().find(|b| !b.is_ascii_whitespace())? {
+            b'[' => Some(ReportJson::Items {
+                items: serde_json::from_slice(bytes).ok()?,
+                resume_tokens: None,
+            }),
+            b'{' => {
+                let o: Object = serde_json::from_slice(bytes).ok()?;
+                Some(ReportJson::Items {
+                    items: o.snapshots?,
+                    resume_tokens: o.resume_tokens,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Where a field is, for error messages: formatted only when an error names it (a report
+/// of 100,000 items would otherwise format a few hundred thousand paths).
+type Path<'a> = &'a dyn std::fmt::Display;
+
+/// `snapshots[i]`.
+struct ItemPath(usize);
+
+impl std::fmt::Display for ItemPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "snapshots[{}]", self.0)
+    }
+}
+
+/// `{path}.{key}`.
+struct FieldPath<'a>(Path<'a>, &'a str);
+
+impl std::fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+fn u64_field(item: &dyn Fields, key: &str, path: Path<'_>) -> Result<Option<u64>, ApiError> {
+    let field = || format!("{path}.{key}");
+    match item.field(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(field(), "must be a non-negative integer below 2^64")),
+        Some(Value::String(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| {
+            ApiError::invalid(
+                field(),
+                format!("{s:?} is not a non-negative integer below 2^64"),
+            )
+        }),
+        Some(_) => Err(ApiError::invalid(
+            field(),
+            "must be an integer (a JSON number or a string of digits)",
+        )),
+    }
+}
+
+fn str_field<'a>(
+    item: &'a dyn Fields,
+    key: &str,
+    path: Path<'_>,
+) -> Result<Option<&'a str>, ApiError> {
+    match item.field(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::invalid(
+            format!("{path}.{key}"),
+            "must be a string",
+        )),
+    }
+}
+
+/// Parses a time: RFC 3339 (converted to UTC), an offset-less ISO time (taken as UTC), or epoch
+/// seconds.
+pub fn parse_time(field: impl std::fmt::Display, v: &Value) -> Result<DateTime<Utc>, ApiError> {
+    let bad = || {
+        ApiError::invalid(
+            field.to_string(),
+            "must be an RFC 3339 time such as 2025-11-04T12:00:00Z, or seconds since the epoch",
+        )
+    };
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+            .ok_or_else(bad),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Ok(t.to_utc());
+            }
+            if let Ok(secs) = s.parse::<i64>() {
+                return DateTime::from_timestamp(secs, 0).ok_or_else(bad);
+            }
+            [
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%d %H:%M:%S",
+            ]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+            .map(|t| t.and_utc())
+            .ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn parse_item(item: &dyn Fields, path: Path<'_>) -> Result<(NewSnapshot, Option<Uuid>), ApiError> {
+    let name = str_field(item, "name", path)?
+        .ok_or_else(|| ApiError::invalid(format!("{path}.name"), "is required"))?;
+    let mut pool = str_field(item, "pool", path)?.map(str::to_string);
+    let mut dataset = str_field(item, "dataset", path)?.map(str::to_string);
+    let mut short = name.to_string();
+    if let Some((ds, snap)) = name.split_once('@') {
+        // A full `pool/dataset@snap`: split it, and check it agrees with pool/dataset if given.
+        let (p, d) = ds.split_once('/').unwrap_or((ds, ""));
+        if pool.as_deref().is_some_and(|x| x != p) || dataset.as_deref().is_some_and(|x| x != d) {
+            return Err(ApiError::invalid(
+                format!("{path}.name"),
+                format!(
+                    "full name {name:?} names another dataset than pool {pool:?} / dataset {dataset:?}"
+                ),
+            ));
+        }
+        pool = Some(p.to_string());
+        dataset = Some(d.to_string());
+        short = snap.to_string();
+    }
+    let pool = pool.ok_or_else(|| {
+        ApiError::invalid(
+            format!("{path}.pool"),
+            "is required (or give a full pool/dataset@snap name)",
+        )
+    })?;
+    let time = item
+        .field("timestamp")
+        .filter(|v| !v.is_null())
+        .or_else(|| item.field("creation").filter(|v| !v.is_null()))
+        .ok_or_else(|| ApiError::invalid(format!("{path}.timestamp"), "is required"))?;
+    let creation = parse_time(FieldPath(path, "timestamp"), time)?;
+    let used = match u64_field(item, "used", path)? {
+        Some(u) => Some(u),
+        None => u64_field(item, "size", path)?,
+    };
+    let extra = metadata_of(
+        FieldPath(path, "extra_metadata"),
+        item.field("extra_metadata").cloned(),
+    )?
+    .or(metadata_of(
+        FieldPath(path, "metadata"),
+        item.field("metadata").cloned(),
+    )?)
+    .unwrap_or_default();
+    let system_id = match item.field("system_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            Uuid::parse_str(s)
+                .map_err(|_| ApiError::invalid(format!("{path}.system_id"), "must be a UUID"))?,
+        ),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                format!("{path}.system_id"),
+                "must be a UUID string",
+            ));
+        }
+    };
+    let snap = NewSnapshot {
+        pool,
+        dataset: dataset.unwrap_or_default(),
+        name: short,
+        guid: u64_field(item, "guid", path)?,
+        createtxg: u64_field(item, "createtxg", path)?,
+        creation,
+        used: used.unwrap_or(0),
+        referenced: u64_field(item, "referenced", path)?.unwrap_or(0),
+        extra_metadata: extra,
+    };
+    snap.validate()
+        .map_err(|e| ApiError::from(e.in_field(&path.to_string())))?;
+    Ok((snap, system_id))
+}
+
+/// Parses and validates a whole report: one bad item fails it all, naming `snapshots[i].field`.
+/// `max_items` bounds the batch; `allow_empty` permits `[]` (a complete inventory may be empty).
+pub fn parse_report(
+    body: ReportJson,
+    max_items: usize,
+    allow_empty: bool,
+) -> Result<ParsedReport, ApiError> {
+    match body {
+        ReportJson::Items {
+            items,
+            resume_tokens,
+        } => parse_items(&items, resume_tokens, max_items, allow_empty, item_fields),
+        ReportJson::Tree(body) => parse_tree(body, max_items, allow_empty),
+    }
+}
+
+fn parse_tree(body: Value, max_items: usize, allow_empty: bool) -> Result<ParsedReport, ApiError> {
+    let (items, tokens) = match body {
+        Value::Array(items) => (items, None),
+        Value::Object(mut o) => {
+            let items = match o.remove("snapshots") {
+                Some(Value::Array(a)) => a,
+                Some(_) => return Err(ApiError::invalid("snapshots", "must be an array")),
+                None => {
+                    return Err(ApiError::invalid(
+                        "snapshots",
+                        "is required (or send a bare JSON array)",
+                    ));
+                }
+            };
+            (items, o.remove("resume_tokens"))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "body",
+                "must be a JSON array of snapshots or an object with `snapshots`",
+            ));
+        }
+    };
+    parse_items(&items, tokens, max_items, allow_empty, value_fields)
+}
+
+fn item_fields<'a>(item: &'a ReportItem, _path: Path<'_>) -> Result<&'a dyn Fields, ApiError> {
+    Ok(item)
+}
+
+fn value_fields<'a>(v: &'a Value, path: Path<'_>) -> Result<&'a dyn Fields, ApiError> {
+    v.as_object()
+        .map(|o| o as &dyn Fields)
+        .ok_or_else(|| ApiError::invalid(path.to_string(), "must be a JSON object"))
+}
+
+/// The items and resume tokens of a report, each item reached through `fields`.
+fn parse_items<T>(
+    items: &[T],
+    tokens: Option<Value>,
+    max_items: usize,
+    allow_empty: bool,
+    fields: impl for<'a> Fn(&'a T, Path<'_>) -> Result<&'a dyn Fields, ApiError>,
+) -> Result<ParsedReport, ApiError> {
+    if items.is_empty() && !allow_empty {
+        return Err(ApiError::invalid("snapshots", "must not be empty"));
+    }
+    if items.len() > max_items {
+        return Err(ApiError::new(
+            413,
+            format!(
+                "snapshots: {} items exceed the limit of {max_items} per request; send chunks",
+                items.len()
+            ),
+            Some("snapshots".into()),
+            None,
+        ));
+    }
+    let mut out = ParsedReport {
+        snapshots: Vec::with_capacity(items.len()),
+        ..Default::default()
+    };
+    for (i, v) in items.iter().enumerate() {
+        let path = ItemPath(i);
+        let (snap, sys) = parse_item(fields(v, &path)?, &path)?;
+        out.snapshots.push(snap);
+        if let Some(s) = sys {
+            out.named_systems.push((i, s));
+        }
+    }
+    match tokens {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(ts)) => {
+            for (i, t) in ts.iter().enumerate() {
+                let path = format!("resume_tokens[{i}]");
+                let o = t
+                    .as_object()
+                    .ok_or_else(|| ApiError::invalid(&path, "must be an object"))?;
+                let pool = str_field(o, "pool", &path)?
+                    .ok_or_else(|| ApiError::invalid(format!("{path}.pool"), "is required"))?;
+                let dataset = str_field(o, "dataset", &path)?.unwrap_or("");
+                let token = str_field(o, "token", &path)?
+                    .filter(|t| !t.trim().is_empty())
+                    .map(|t| t.trim().to_string());
+                zfs_sync::store::check_resume_token_input(pool, dataset, token.as_deref())
+                    .map_err(|e| ApiError::from(e.in_field(&path)))?;
+                out.resume_tokens
+                    .push((pool.to_string(), dataset.to_string(), token));
+            }
+        }
+        Some(_) => return Err(ApiError::invalid("resume_tokens", "must be an array")),
+    }
+    Ok(out)
+}
+
+/// `POST /snapshots`: one snapshot report (parsed like a batch item).
+#[derive(Debug)]
+pub struct SnapshotReportBody(pub Value);
+
+raw_json_body!(
+    SnapshotReportBody,
+    "SnapshotReport",
+    || MetaSchemaRef::Reference("SnapshotReport".into()),
+    |registry: &mut Registry| { SnapshotReport::register(registry) }
+);
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use expect_test::expect;
+
+    use super::{ReportJson, parse_report};
+
+    /// What the report parser makes of `body` through the JSON tree and, when the body has
+    /// the usual shape, through the direct parse: the same result or the same error.
+    fn both_ways(body: &serde_json::Value) -> String {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let tree = format!(
+            "{:?}",
+            parse_report(ReportJson::Tree(body.clone()), 10, false)
+        );
+        if let Some(fast) = ReportJson::fast(&bytes) {
+            assert!(matches!(fast, ReportJson::Items { .. }));
+            let direct = format!("{:?}", parse_report(fast, 10, false));
+            assert_eq!(direct, tree, "body {body}");
+        }
+        tree
+    }
+
+    #[test]
+    fn direct_parse_agrees_with_the_tree() {
+        let sys = "6b1f9c2e-8d3a-4e5f-9a7b-0c1d2e3f4a5b";
+        let full = json!({
+            "name": "tank/vm1@daily-1", "timestamp": "2025-11-04T12:00:00+02:00",
+            "guid": "18446744073709551615", "createtxg": 42, "size": 1024,
+            "referenced": "2048", "metadata": {"k": [1, null]}, "system_id": sys,
+            "unknown": {"ignored": true}
+        });
+        let short = json!({
+            "pool": "tank", "dataset": "", "name": "a", "creation": 1_700_000_000,
+            "used": 5, "guid": 7, "extra_metadata": null, "createtxg": null
+        });
+        let good = [
+            json!([full, short]),
+            json!({"snapshots": [short], "resume_tokens": [{"pool": "tank", "dataset": "vm1", "token": " 1-abc-def-0 "}]}),
+            json!({"snapshots": [short], "resume_tokens": null, "other": 1}),
+        ];
+        for body in &good {
+            let out = both_ways(body);
+            assert!(out.starts_with("Ok("), "{body}: {out}");
+        }
+        let bad = [
+            json!([{"name": "a", "timestamp": 1}]),
+            json!([{"pool": "tank", "name": "a@b@c", "timestamp": 1}]),
+            json!([{"pool": 1, "name": "a", "timestamp": 1}]),
+            json!([{"pool": "tank", "name": "a", "timestamp": "yesterday"}]),
+            json!([{"pool": "tank", "name": "a", "timestamp": 1, "guid": -1}]),
+            json!([{"pool": "tank", "name": "a", "timestamp": 1, "guid": "x"}]),
+            json!([{"pool": "tank", "name": "a", "timestamp": 1, "metadata": []}]),
+            json!([{"pool": "tank", "name": "a", "timestamp": 1, "system_id": "nope"}]),
+            json!([{"pool": "tank", "name": "bad name!", "timestamp": 1}]),
+            json!([{"pool": "tank", "name": "ok", "timestamp": 1}, 5]),
+            json!({"snapshots": [{"pool": "tank", "name": "a", "timestamp": 1}], "resume_tokens": 3}),
+            json!({"snapshots": []}),
+            json!({"snapshots": "x"}),
+            json!({"nothing": []}),
+            json!(7),
+            json!([]),
+            serde_json::Value::Array(vec![json!({"pool": "t", "name": "a", "timestamp": 1}); 11]),
+        ];
+        for body in &bad {
+            let out = both_ways(body);
+            assert!(out.starts_with("Err("), "{body}: {out}");
+        }
+        // The shapes the direct parse leaves to the tree.
+        for body in [json!(7), json!({"snapshots": "x"}), json!([5])] {
+            assert!(ReportJson::fast(&serde_json::to_vec(&body).unwrap()).is_none());
+        }
+    }
+
+    /// A report as parsed: the items (`pool/dataset@name guid`), the resume tokens and the
+    /// items naming a system; or the error's status, field and detail.
+    fn parsed(body: serde_json::Value, max_items: usize, allow_empty: bool) -> String {
+        match parse_report(ReportJson::Tree(body), max_items, allow_empty) {
+            Ok(r) => {
+                let items: Vec<String> = r
+                    .snapshots
+                    .iter()
+                    .map(|s| format!("{}/{}@{} guid={:?}", s.pool, s.dataset, s.name, s.guid))
+                    .collect();
+                format!(
+                    "items {items:?} tokens {:?} named {:?}",
+                    r.resume_tokens, r.named_systems
+                )
+            }
+            Err(e) => {
+                let b = e.body();
+                format!(
+                    "{} [{}] {}",
+                    b.status_code,
+                    b.field.as_deref().unwrap_or("-"),
+                    b.detail
+                )
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_tokens_and_named_systems() {
+        let sys = "6b1f9c2e-8d3a-4e5f-9a7b-0c1d2e3f4a5b";
+        expect![[r#"items ["tank/vm1@a guid=Some(7)", "tank/@b guid=None"] tokens [] named [(1, 6b1f9c2e-8d3a-4e5f-9a7b-0c1d2e3f4a5b)]"#]]
+            .assert_eq(&parsed(
+                json!([
+                    {"name": "tank/vm1@a", "timestamp": 1, "guid": "7"},
+                    {"pool": "tank", "dataset": "", "name": "b", "timestamp": 1, "system_id": sys}
+                ]),
+                10,
+                false,
+            ));
+        expect![[
+            r#"items [] tokens [("tank", "vm1", Some("1-abc")), ("tank", "vm2", None)] named []"#
+        ]]
+        .assert_eq(&parsed(
+            json!({"snapshots": [], "resume_tokens": [
+                {"pool": "tank", "dataset": "vm1", "token": " 1-abc "},
+                {"pool": "tank", "dataset": "vm2", "token": null}
+            ]}),
+            10,
+            true,
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_item_and_the_field() {
+        let ok = json!({"name": "tank/a@ok", "timestamp": 1});
+        for (body, max, allow_empty, expected) in [
+            (
+                json!([ok, {"name": "tank/a@b;c", "timestamp": 1}]),
+                10,
+                false,
+                expect![[
+                    r#"422 [snapshots[1].name] snapshots[1].name: snapshot name "b;c" contains ';' at byte 1; only A-Z a-z 0-9 - _ . : and space are allowed"#
+                ]],
+            ),
+            (
+                json!([ok, {"name": "tank/a@c"}]),
+                10,
+                false,
+                expect!["422 [snapshots[1].timestamp] snapshots[1].timestamp: is required"],
+            ),
+            (
+                json!([ok, ok, ok]),
+                2,
+                false,
+                expect![
+                    "413 [snapshots] snapshots: 3 items exceed the limit of 2 per request; send chunks"
+                ],
+            ),
+            (
+                json!([]),
+                10,
+                false,
+                expect!["422 [snapshots] snapshots: must not be empty"],
+            ),
+            (
+                json!({"snapshots": []}),
+                10,
+                false,
+                expect!["422 [snapshots] snapshots: must not be empty"],
+            ),
+            (
+                json!({"snapshots": [ok], "resume_tokens": [{"pool": "tank", "dataset": "/x"}]}),
+                10,
+                false,
+                expect![
+                    "422 [resume_tokens[0].dataset] resume_tokens[0].dataset: must be a path below the pool without leading or trailing '/'"
+                ],
+            ),
+            (
+                json!("tank/a@x"),
+                10,
+                false,
+                expect![
+                    "422 [body] body: must be a JSON array of snapshots or an object with `snapshots`"
+                ],
+            ),
+        ] {
+            expected.assert_eq(&parsed(body, max, allow_empty));
+        }
+    }
+}

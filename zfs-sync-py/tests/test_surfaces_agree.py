@@ -1,0 +1,269 @@
+"""One table of cases run against both surfaces, the native ``Witness`` and the HTTP server
+(through ``zfs_sync.client``): each case must end in the same exception class with the same
+``field`` on both, because both surfaces call the same service functions of the core.
+Follow-up behaviour is checked the same way: after a report, the instructions see it."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+from zfs_sync import (
+    AlreadyExistsError,
+    AuthError,
+    ConflictError,
+    MissingReferenceError,
+    NotFoundError,
+    SqliteStore,
+    SyncGroup,
+    System,
+    ValidationError,
+    Witness,
+    ZfsSyncError,
+)
+from zfs_sync.client import Client
+
+from conftest import snap
+from test_client import Server, server  # noqa: F401  (the fixture that starts zfs-sync-server)
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+# A system id that names nothing (it sorts last, so its index is the same in the native
+# group's member list, which is kept in id order, as in the request).
+GHOST = str(uuid.UUID(int=(1 << 128) - 1))
+
+# Most specific first: the class a case is reported as.
+CLASSES = [MissingReferenceError, AlreadyExistsError, ValidationError, NotFoundError, ConflictError, AuthError]
+
+
+def outcome(action: Callable[[], Any]) -> Tuple[str, Optional[str]]:
+    """``("ok", None)``, or the exception's class (of ``CLASSES``) and ``field``."""
+    try:
+        action()
+    except ZfsSyncError as err:
+        cls = next(c for c in CLASSES if isinstance(err, c))
+        return cls.__name__, getattr(err, "field", None)
+    return "ok", None
+
+
+@dataclass
+class World:
+    """Two registered systems ``a`` and ``b`` (ids as strings), the directional group ``g``
+    with hub ``a``, and a surface-specific way to run each case."""
+
+    a: str
+    b: str
+    g: str
+    run: Dict[str, Callable[[], Any]]
+
+
+def native_world() -> World:
+    w = Witness(SqliteStore(":memory:"))
+    a, b = System("hub-a"), System("spoke-b")
+    for s in (a, b):
+        w.register_system(s)
+    g = w.create_group(SyncGroup("g", [a, b], directional=True, hub_system_id=a))
+    ida, idb, idg = str(a.id), str(b.id), str(g.id)
+    run: Dict[str, Callable[[], Any]] = {
+        "register: bad hostname": lambda: w.register_system(System("bad host!")),
+        "register: taken hostname": lambda: w.register_system(System("hub-a")),
+        "create group: a member does not exist": lambda: w.create_group(SyncGroup("g2", [ida, GHOST])),
+        "create group: taken name": lambda: w.create_group(SyncGroup("g", [ida])),
+        "update group: a member does not exist": lambda: w.update_group(with_members(w.get_group(idg), [ida, idb, GHOST])),
+        "add member: system does not exist": lambda: w.add_member(idg, GHOST),
+        "add member: group does not exist": lambda: w.add_member(GHOST, ida),
+        "remove member: the hub": lambda: w.remove_member(idg, ida),
+        "get group: does not exist": lambda: w.get_group(GHOST),
+        "heartbeat: system does not exist": lambda: w.heartbeat(GHOST),
+        "report: system does not exist": lambda: w.report_snapshots(GHOST, [snap("tank/a@s", 1, 1, 0)]),
+        "report: a bad item": lambda: w.report_snapshots(
+            ida, [snap("tank/a@ok", 1, 1, 0), {"name": "tank/a@b;c", "timestamp": "2026-11-01T00:00:00Z"}]
+        ),
+        "resume token: system does not exist": lambda: w.set_resume_token(GHOST, "tank/vm1", "1-abc"),
+        "snapshots: limit 0": lambda: w.snapshots(limit=0),
+        "instructions: system does not exist": lambda: w.instructions(GHOST),
+        "instructions: group does not exist": lambda: w.instructions(ida, GHOST),
+        "instructions: not a member of the group": lambda: w.instructions(ida, other_group_native(w)),
+        "job result: job does not exist": lambda: w.report_job(GHOST, "succeeded"),
+        "resolve: winner does not exist": lambda: w.resolve_conflict(GHOST, "manual", GHOST),
+        "resolve: unknown strategy": lambda: w.resolve_conflict(GHOST, "coin_flip"),  # type: ignore[arg-type]
+        "resolve: conflict does not exist": lambda: w.resolve_conflict(GHOST, "use_newest"),
+        "delete system: does not exist": lambda: w.delete_system(GHOST),
+    }
+    return World(ida, idb, idg, run)
+
+
+def with_members(g: SyncGroup, system_ids: List[str]) -> SyncGroup:
+    d = g.to_dict()
+    d.pop("members", None)
+    return SyncGroup.from_dict({**d, "system_ids": system_ids})
+
+
+def other_group_native(w: Witness) -> str:
+    c = System("other-c")
+    w.register_system(c)
+    return str(w.create_group(SyncGroup("other", [c])).id)
+
+
+def http_world(server: Server) -> World:  # noqa: F811
+    admin = server.admin()
+    tag = uuid.uuid4().hex[:8]
+    a = admin.request("POST", "/systems", {"hostname": f"hub-a-{tag}"})["id"]
+    b = admin.request("POST", "/systems", {"hostname": f"spoke-b-{tag}"})["id"]
+    g = admin.request(
+        "POST",
+        "/sync-groups",
+        {"name": f"g-{tag}", "system_ids": [a, b], "directional": True, "hub_system_id": a},
+    )["id"]
+
+    def other_group() -> str:
+        c = admin.request("POST", "/systems", {"hostname": f"other-c-{tag}"})["id"]
+        return str(admin.request("POST", "/sync-groups", {"name": f"other-{tag}", "system_ids": [c]})["id"])
+
+    def update_group() -> Any:
+        return admin.request("PUT", f"/sync-groups/{g}", {"system_ids": [a, b, GHOST]})
+
+    item = {"name": "tank/a@s", "timestamp": "2026-11-01T00:00:00Z", "guid": "1"}
+    run: Dict[str, Callable[[], Any]] = {
+        "register: bad hostname": lambda: admin.request("POST", "/systems", {"hostname": "bad host!"}),
+        "register: taken hostname": lambda: admin.request("POST", "/systems", {"hostname": f"hub-a-{tag}"}),
+        "create group: a member does not exist": lambda: admin.request(
+            "POST", "/sync-groups", {"name": f"g2-{tag}", "system_ids": [a, GHOST]}
+        ),
+        "create group: taken name": lambda: admin.request(
+            "POST", "/sync-groups", {"name": f"g-{tag}", "system_ids": [a]}
+        ),
+        "update group: a member does not exist": update_group,
+        "add member: system does not exist": lambda: admin.request(
+            "POST", f"/sync-groups/{g}/systems", {"system_id": GHOST}
+        ),
+        "add member: group does not exist": lambda: admin.request(
+            "POST", f"/sync-groups/{GHOST}/systems", {"system_id": a}
+        ),
+        "remove member: the hub": lambda: admin.request("DELETE", f"/sync-groups/{g}/systems/{a}"),
+        "get group: does not exist": lambda: admin.request("GET", f"/sync-groups/{GHOST}"),
+        "heartbeat: system does not exist": lambda: admin.request("POST", f"/systems/{GHOST}/heartbeat"),
+        "report: system does not exist": lambda: admin.request(
+            "POST", "/snapshots/batch", [item], query={"system_id": GHOST}
+        ),
+        "report: a bad item": lambda: admin.request(
+            "POST",
+            "/snapshots/batch",
+            [{**item, "name": "tank/a@ok"}, {"name": "tank/a@b;c", "timestamp": "2026-11-01T00:00:00Z"}],
+            query={"system_id": a},
+        ),
+        "resume token: system does not exist": lambda: admin.request(
+            "PUT", f"/systems/{GHOST}/resume-tokens", {"pool": "tank", "dataset": "vm1", "token": "1-abc"}
+        ),
+        "snapshots: limit 0": lambda: admin.request("GET", "/snapshots", query={"limit": 0}),
+        "instructions: system does not exist": lambda: admin.request("GET", f"/sync/instructions/{GHOST}"),
+        "instructions: group does not exist": lambda: admin.request(
+            "GET", f"/sync/instructions/{a}", query={"sync_group_id": GHOST}
+        ),
+        "instructions: not a member of the group": lambda: admin.request(
+            "GET", f"/sync/instructions/{a}", query={"sync_group_id": other_group()}
+        ),
+        "job result: job does not exist": lambda: admin.request(
+            "POST", f"/sync/jobs/{GHOST}/result", {"status": "succeeded"}
+        ),
+        "resolve: winner does not exist": lambda: admin.request(
+            "POST", f"/conflicts/{GHOST}/resolve", {"strategy": "manual", "winner_system_id": GHOST}
+        ),
+        "resolve: unknown strategy": lambda: admin.request(
+            "POST", f"/conflicts/{GHOST}/resolve", {"strategy": "coin_flip"}
+        ),
+        "resolve: conflict does not exist": lambda: admin.request(
+            "POST", f"/conflicts/{GHOST}/resolve", {"strategy": "use_newest"}
+        ),
+        "delete system: does not exist": lambda: admin.request("DELETE", f"/systems/{GHOST}"),
+    }
+    return World(a, b, g, run)
+
+
+# case → (exception class, field)
+CASES: Dict[str, Tuple[str, Optional[str]]] = {
+    "register: bad hostname": ("ValidationError", "hostname"),
+    "register: taken hostname": ("AlreadyExistsError", None),
+    "create group: a member does not exist": ("MissingReferenceError", "system_ids[1]"),
+    "create group: taken name": ("AlreadyExistsError", None),
+    "update group: a member does not exist": ("MissingReferenceError", "system_ids[2]"),
+    "add member: system does not exist": ("MissingReferenceError", "system_id"),
+    "add member: group does not exist": ("NotFoundError", None),
+    "remove member: the hub": ("ConflictError", None),
+    "get group: does not exist": ("NotFoundError", None),
+    "heartbeat: system does not exist": ("NotFoundError", None),
+    "report: system does not exist": ("NotFoundError", None),
+    "report: a bad item": ("ValidationError", "snapshots[1].name"),
+    "resume token: system does not exist": ("NotFoundError", None),
+    "snapshots: limit 0": ("ValidationError", "limit"),
+    "instructions: system does not exist": ("NotFoundError", None),
+    "instructions: group does not exist": ("NotFoundError", None),
+    "instructions: not a member of the group": ("ValidationError", "sync_group_id"),
+    "job result: job does not exist": ("NotFoundError", None),
+    "resolve: winner does not exist": ("MissingReferenceError", "winner_system_id"),
+    "resolve: unknown strategy": ("ValidationError", "strategy"),
+    "resolve: conflict does not exist": ("NotFoundError", None),
+    "delete system: does not exist": ("NotFoundError", None),
+}
+
+
+@pytest.fixture(scope="module")
+def worlds(server: Server) -> Iterator[Tuple[World, World]]:  # noqa: F811
+    yield native_world(), http_world(server)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_both_surfaces_fail_alike(case: str, worlds: Tuple[World, World]) -> None:
+    native, http = worlds
+    got = {"native": outcome(native.run[case]), "http": outcome(http.run[case])}
+    assert got == {"native": CASES[case], "http": CASES[case]}
+
+
+def test_every_case_runs_on_both_surfaces(worlds: Tuple[World, World]) -> None:
+    native, http = worlds
+    assert set(native.run) == set(http.run) == set(CASES)
+
+
+def test_a_missing_reference_is_a_validation_error_and_a_not_found_error() -> None:
+    assert issubclass(MissingReferenceError, ValidationError)
+    assert issubclass(MissingReferenceError, NotFoundError)
+
+
+def history(pool: str, n: int) -> List[Any]:
+    return [snap(f"{pool}/vm1@s{i}", 1000 + i, i + 1, i) for i in range(n)]
+
+
+def test_after_a_report_the_instructions_see_it_on_both_surfaces(server: Server) -> None:  # noqa: F811
+    # Native.
+    w = Witness(SqliteStore(":memory:"))
+    a, b = System("src-a"), System("dst-b")
+    for s in (a, b):
+        w.register_system(s)
+    w.report_snapshots(a, history("tank", 3), now=NOW)
+    w.report_snapshots(b, history("tank", 1), now=NOW)
+    w.create_group(SyncGroup("g", [a, b]))
+    [ins] = w.instructions(a, now=NOW)["instructions"]
+    native_first = ins["transfer"]["snapshots"]
+    # The target reports the snapshots: the job is complete and nothing is left to send.
+    w.report_snapshots(b, history("tank", 3), now=NOW)
+    native_after = w.instructions(a, now=NOW)["instructions"]
+
+    # HTTP.
+    tag = uuid.uuid4().hex[:8]
+    admin = server.admin()
+    hosts = {}
+    for name in ("src-a", "dst-b"):
+        reg = admin.request("POST", "/systems", {"hostname": f"{name}-{tag}"})
+        hosts[name] = Client(server.base_url, reg["api_key"], system_id=reg["id"])
+    src, dst = hosts["src-a"], hosts["dst-b"]
+    src.report_inventory(history("tank", 3))
+    dst.report_inventory(history("tank", 1))
+    admin.request("POST", "/sync-groups", {"name": f"g-{tag}", "system_ids": [src.system_id, dst.system_id]})
+    [entry] = src.request("GET", f"/sync/instructions/{src.system_id}")["datasets"]
+    http_first = entry["snapshots"]
+    dst.report_inventory(history("tank", 3))
+    http_after = src.request("GET", f"/sync/instructions/{src.system_id}")["datasets"]
+
+    assert native_first == http_first == ["s1", "s2"]
+    assert native_after == http_after == []

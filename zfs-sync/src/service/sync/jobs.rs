@@ -1,0 +1,342 @@
+//! Jobs: handing transfers out as leased jobs, their results, and their end when the target's
+//! inventory shows the snapshots or the lease runs out.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    Job, JobFilter, JobOutcome, JobStatus, SyncState, SyncStateFilter, SyncStatus, System,
+    TransferMode,
+};
+use crate::plan::Diagnostic;
+
+use super::{Instruction, Instructions, JobSpec, SyncService, base_state};
+
+impl SyncService {
+    /// Plans every enabled group of the system (or only `group_id`), turns the transfers this
+    /// system runs into leased jobs, sets their targets' states to `syncing`, and returns them.
+    /// A transfer whose job is already out (leased to an earlier call) is not handed out twice.
+    pub async fn instructions(
+        &self,
+        system_id: Uuid,
+        group_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<Instructions> {
+        // A system in a group exists (memberships go with their system): only a system
+        // without groups needs looking up.
+        let mut groups = self.store.groups_of_system(system_id).await?;
+        if groups.is_empty() && self.store.get_system(system_id).await?.is_none() {
+            return Err(Error::not_found("system", system_id));
+        }
+        if let Some(gid) = group_id {
+            groups.retain(|g| g.id == gid);
+            if groups.is_empty() {
+                self.group(gid).await?;
+                return Err(Error::invalid(
+                    "sync_group_id",
+                    format!("system {system_id} is not a member of group {gid}"),
+                ));
+            }
+        }
+        self.expire_leases(now).await?;
+        let until = now
+            + Duration::seconds(
+                i64::try_from(self.settings.job_lease_seconds).unwrap_or(i64::MAX / 2),
+            );
+        let touch = Duration::seconds(
+            i64::try_from(self.settings.state_touch_seconds).unwrap_or(i64::MAX / 2),
+        );
+        let mut out = Instructions {
+            system_id,
+            timestamp: now,
+            instructions: Vec::new(),
+            diagnostics: Vec::new(),
+        };
+        for group in groups.into_iter().filter(|g| g.enabled) {
+            let mut ev = self.evaluate(group, now).await?;
+            let systems: HashMap<Uuid, &System> = ev
+                .inventories
+                .iter()
+                .map(|i| (i.system.id, &i.system))
+                .collect();
+            let mut handed: Vec<(String, Uuid, Uuid)> = Vec::new();
+            let mut wanted: Vec<(Job, JobSpec, &System, &System)> = Vec::new();
+            for t in ev.plan.transfers() {
+                let runner = match t.mode {
+                    TransferMode::Push => t.source.system_id,
+                    TransferMode::Pull => t.target.system_id,
+                };
+                if runner != system_id || ev.hold.contains(&(t.dataset.clone(), t.target.system_id))
+                {
+                    continue;
+                }
+                let (Some(source), Some(target)) = (
+                    systems.get(&t.source.system_id),
+                    systems.get(&t.target.system_id),
+                ) else {
+                    continue;
+                };
+                let commands = match crate::command::transfer_commands(
+                    t,
+                    source,
+                    target,
+                    ev.group.policy.send_flags,
+                ) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        out.diagnostics.push(Diagnostic {
+                            system_id: Some(t.target.system_id),
+                            dataset: Some(t.dataset.clone()),
+                            message: format!("cannot render commands: {e}"),
+                        });
+                        continue;
+                    }
+                };
+                let spec = JobSpec {
+                    transfer: t.clone(),
+                    commands,
+                };
+                let job = Job {
+                    id: Uuid::new_v4(),
+                    group_id: ev.group.id,
+                    dataset: t.dataset.clone(),
+                    source_system_id: t.source.system_id,
+                    target_system_id: t.target.system_id,
+                    runner_system_id: runner,
+                    kind: t.kind,
+                    spec: serde_json::to_value(&spec)
+                        .map_err(|e| Error::backend_msg(e.to_string()))?,
+                    status: JobStatus::Pending,
+                    lease_expires_at: None,
+                    attempts: 0,
+                    error: None,
+                    bytes: None,
+                    resume_token: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                wanted.push((job, spec, *source, *target));
+            }
+            // Every job of the group in one store transaction.
+            let jobs: Vec<Job> = wanted.iter().map(|w| w.0.clone()).collect();
+            let handouts = self.store.hand_out_jobs(&jobs, now, until).await?;
+            for ((job, spec, source, target), h) in wanted.into_iter().zip(handouts) {
+                let Some(leased) = h.leased else {
+                    // Another caller holds it: not ours to hand out.
+                    handed.push((job.dataset, job.target_system_id, h.active_id));
+                    continue;
+                };
+                // The job may predate this plan (a job whose lease expired, created by an
+                // earlier call or another server process): hand out what it holds, so the
+                // result matches the job.
+                let spec = if leased.spec == job.spec {
+                    spec
+                } else {
+                    JobSpec::deserialize(&leased.spec).unwrap_or(spec)
+                };
+                handed.push((job.dataset, job.target_system_id, leased.id));
+                out.instructions.push(Instruction {
+                    job_id: leased.id,
+                    group_id: ev.group.id,
+                    source: source.clone(),
+                    target: target.clone(),
+                    transfer: spec.transfer,
+                    commands: spec.commands,
+                });
+            }
+            for (dataset, target, job_id) in handed {
+                if let Some(st) = ev.states.get_mut(&(dataset, target)) {
+                    st.status = SyncStatus::Syncing;
+                    st.job_id = Some(job_id);
+                    st.error_message = None;
+                }
+            }
+            out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
+            self.persist(&ev, now, Some(touch)).await?;
+        }
+        Ok(out)
+    }
+
+    /// Records a runner's job result and drives the target's sync state: `in_sync` on
+    /// success, `error` on failure. A failure may carry the target's `receive_resume_token`,
+    /// which the next plan resumes from.
+    pub async fn report_job(
+        &self,
+        job_id: Uuid,
+        outcome: &JobOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Job> {
+        if !matches!(outcome.status, JobStatus::Succeeded | JobStatus::Failed) {
+            return Err(Error::invalid(
+                "status",
+                "must be \"succeeded\" or \"failed\"",
+            ));
+        }
+        if let Some(token) = &outcome.resume_token {
+            crate::resume::validate_token_chars(token).map_err(|e| e.in_field("resume_token"))?;
+        }
+        let job = self.store.complete_job(job_id, outcome, now).await?;
+        let spec: Option<JobSpec> = JobSpec::deserialize(&job.spec).ok();
+        if let (Some(token), Some(spec)) = (&outcome.resume_token, &spec) {
+            let target = &spec.transfer.target.dataset;
+            self.store
+                .set_resume_token(
+                    job.target_system_id,
+                    target.pool(),
+                    target.path(),
+                    Some(token),
+                    now,
+                )
+                .await?;
+        }
+        let mut st = self.state_of(&job, now).await?;
+        st.job_id = Some(job.id);
+        st.updated_at = now;
+        st.last_check = Some(now);
+        if outcome.status == JobStatus::Succeeded {
+            st.status = SyncStatus::InSync;
+            st.last_sync = Some(now);
+            st.lag_seconds = 0;
+            st.missing_count = 0;
+            st.error_message = None;
+        } else {
+            st.status = SyncStatus::Error;
+            st.error_message = Some(
+                outcome
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "transfer failed".into()),
+            );
+        }
+        self.store.upsert_states(&[st]).await?;
+        Ok(job)
+    }
+
+    /// The stored state of a job's target, or a fresh one.
+    async fn state_of(&self, job: &Job, now: DateTime<Utc>) -> Result<SyncState> {
+        let filter = SyncStateFilter {
+            group_id: Some(job.group_id),
+            system_id: Some(job.target_system_id),
+            dataset: Some(job.dataset.clone()),
+            status: None,
+        };
+        let prev = self.store.list_states(&filter).await?.into_iter().next();
+        Ok(base_state(
+            job.group_id,
+            &job.dataset,
+            job.target_system_id,
+            prev.as_ref(),
+            now,
+        ))
+    }
+
+    /// After a system reported its inventory: completes its leased jobs (as a target) whose
+    /// snapshots have all arrived, and sets those states `in_sync`.
+    pub async fn inventory_reported(&self, system_id: Uuid, now: DateTime<Utc>) -> Result<()> {
+        let filter = JobFilter {
+            target_system_id: Some(system_id),
+            status: Some(JobStatus::Leased),
+            ..Default::default()
+        };
+        let leased: Vec<(Job, JobSpec)> = self
+            .store
+            .list_jobs(&filter)
+            .await?
+            .into_iter()
+            .filter_map(|job| {
+                let spec = JobSpec::deserialize(&job.spec).ok()?;
+                Some((job, spec))
+            })
+            .collect();
+        if leased.is_empty() {
+            return Ok(());
+        }
+        // What the target holds now in every dataset a leased job sends to: one query.
+        let datasets: Vec<(String, String)> = leased
+            .iter()
+            .map(|(_, spec)| {
+                let target = &spec.transfer.target.dataset;
+                (target.pool().to_string(), target.path().to_string())
+            })
+            .collect();
+        let names = self.store.snapshot_names(system_id, &datasets).await?;
+        let present: HashSet<(&str, &str, &str)> = names
+            .iter()
+            .map(|(p, d, n)| (p.as_str(), d.as_str(), n.as_str()))
+            .collect();
+        for ((job, spec), (pool, path)) in leased.into_iter().zip(datasets) {
+            let arrived = spec
+                .transfer
+                .snapshots
+                .iter()
+                .all(|s| present.contains(&(pool.as_str(), path.as_str(), s.as_str())));
+            if !arrived {
+                continue;
+            }
+            let outcome = JobOutcome {
+                status: JobStatus::Succeeded,
+                error: None,
+                resume_token: None,
+                bytes: None,
+            };
+            match self.report_job(job.id, &outcome, now).await {
+                // Another process finished it first: nothing to do.
+                Ok(_) | Err(Error::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            // The resume token, if any, was consumed by the completed receive.
+            self.store
+                .set_resume_token(system_id, &pool, &path, None, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Expires job leases; the targets' states go back to `out_of_sync`.
+    pub async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
+        let expired = self.store.expire_leases(now).await?;
+        for job in &expired {
+            let mut st = self.state_of(job, now).await?;
+            if st.job_id == Some(job.id) && st.status == SyncStatus::Syncing {
+                st.status = SyncStatus::OutOfSync;
+                st.job_id = None;
+                st.error_message = Some("the job's lease expired without a result".into());
+                st.updated_at = now;
+                self.store.upsert_states(&[st]).await?;
+            }
+        }
+        Ok(expired)
+    }
+}
+
+/// A job result as a surface received it: `status` is `succeeded` or `failed`; a blank error
+/// or resume token is none (the token is trimmed).
+pub fn job_outcome(
+    status: &str,
+    error: Option<String>,
+    resume_token: Option<String>,
+    bytes: Option<u64>,
+) -> Result<JobOutcome> {
+    let status = match status {
+        "succeeded" => JobStatus::Succeeded,
+        "failed" => JobStatus::Failed,
+        other => {
+            return Err(Error::invalid(
+                "status",
+                format!("{other:?} is not succeeded or failed"),
+            ));
+        }
+    };
+    Ok(JobOutcome {
+        status,
+        error: error.filter(|e| !e.is_empty()),
+        resume_token: resume_token
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()),
+        bytes,
+    })
+}

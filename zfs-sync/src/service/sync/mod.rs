@@ -1,0 +1,473 @@
+//! Sync coordination: plans groups, hands transfers out as leased jobs, drives sync states
+//! (`out_of_sync → syncing → in_sync | error`) and conflicts.
+//!
+//! The life of a transfer: [`SyncService::instructions`] plans the caller's groups and, for
+//! each transfer the caller runs (the source when pushing, the target when pulling), stores a
+//! job and leases it to the caller (a job is handed to exactly one caller, across server
+//! processes); the target's state becomes `syncing`. The job ends when the runner reports a
+//! result ([`SyncService::report_job`]), when the target's next inventory shows every snapshot
+//! of the transfer ([`SyncService::inventory_reported`]), or when its lease runs out
+//! ([`SyncService::expire_leases`]; the state returns to `out_of_sync` and the next call hands
+//! out a fresh job). A job reported as succeeded is not handed out again while the target has
+//! not reported a newer inventory: the witness trusts the result until the inventory speaks.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    ConflictRecord, ConflictStatus, ConflictStrategy, JobProgress, JobStatus, SyncGroup, SyncState,
+    SyncStateFilter, SyncStatus, System,
+};
+use crate::plan::{Diagnostic, GroupPlan, MemberInventory, Outcome, Transfer, plan_group};
+use crate::store::Store;
+
+mod inventory;
+mod jobs;
+mod resolve;
+
+use inventory::InventoryCache;
+pub use inventory::load_inventories;
+pub use jobs::job_outcome;
+pub use resolve::loser_plan;
+
+/// Settings of the sync service.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// How long a handed-out job stays leased to its runner without a result.
+    pub job_lease_seconds: u64,
+    /// Most snapshot records the service keeps in memory between calls (the inventories of
+    /// the groups it planned last, reused while no member's inventory changed); 0 turns the
+    /// cache off. A record takes about 260 bytes.
+    pub inventory_cache_records: usize,
+    /// When a host fetches its instructions, a sync state whose only change is its
+    /// `last_check` is written only when the stored `last_check` is at least this old (0:
+    /// every time). Any other change is written at once, and explicit group checks always
+    /// write. Keeps a fleet of hosts polling every few seconds from rewriting unchanged rows.
+    pub state_touch_seconds: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            job_lease_seconds: 3600,
+            inventory_cache_records: 1_000_000,
+            state_touch_seconds: 30,
+        }
+    }
+}
+
+pub use crate::command::Command;
+
+/// One transfer handed to the host that runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instruction {
+    pub job_id: Uuid,
+    pub group_id: Uuid,
+    pub transfer: Transfer,
+    pub source: System,
+    pub target: System,
+    /// One pipeline per send step, in order.
+    pub commands: Vec<Command>,
+}
+
+/// What a system should run now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instructions {
+    pub system_id: Uuid,
+    pub timestamp: DateTime<Utc>,
+    pub instructions: Vec<Instruction>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The result of checking a group now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupCheck {
+    pub plan: GroupPlan,
+    pub states: Vec<SyncState>,
+    pub conflicts: Vec<ConflictRecord>,
+}
+
+/// The plan for one loser of a conflict resolution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoserPlan {
+    pub system_id: Uuid,
+    /// Roll back to this snapshot (the newest common one); `None` when nothing is rolled back.
+    pub rollback_to: Option<String>,
+    /// Exactly the snapshots the rollback destroys, oldest first.
+    pub destroys: Vec<String>,
+    /// The commands, in order, each with the system that runs it: the rollback (or, when no
+    /// snapshot is shared, the destruction of the loser's snapshots and dataset) on the loser,
+    /// then the transfer from the winner.
+    pub commands: Vec<HostCommand>,
+}
+
+/// A command and the system that runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostCommand {
+    pub system_id: Uuid,
+    pub command: Command,
+}
+
+/// A conflict resolution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolutionPlan {
+    pub conflict_id: Uuid,
+    pub strategy: ConflictStrategy,
+    /// `None` for `manual` without a named winner, and for `ignore`.
+    pub winner_system_id: Option<Uuid>,
+    pub losers: Vec<LoserPlan>,
+    /// Set when the plan destroys snapshots and the group does not allow it; then nothing
+    /// is applied.
+    pub refused: Option<String>,
+}
+
+/// What a job stores as its `spec`: the transfer and the commands handed out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub transfer: Transfer,
+    pub commands: Vec<Command>,
+}
+
+/// Sync coordination over a store.
+#[derive(Clone)]
+pub struct SyncService {
+    store: Arc<dyn Store>,
+    settings: SyncSettings,
+    cache: Arc<InventoryCache>,
+}
+
+impl std::fmt::Debug for SyncService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncService")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A group planned now, with the states and conflicts that follow from it.
+struct Evaluation {
+    group: SyncGroup,
+    inventories: Arc<Vec<MemberInventory>>,
+    plan: GroupPlan,
+    /// Keyed by (logical dataset, system).
+    states: HashMap<(String, Uuid), SyncState>,
+    /// The stored states the evaluation started from, by the same key.
+    previous: HashMap<(String, Uuid), SyncState>,
+    conflicts: Vec<ConflictRecord>,
+    /// (dataset, target) pairs whose transfer must not be handed out now: a job is active, or
+    /// one succeeded and the target has not reported since.
+    hold: HashSet<(String, Uuid)>,
+}
+
+impl SyncService {
+    pub fn new(store: Arc<dyn Store>, settings: SyncSettings) -> Self {
+        SyncService {
+            store,
+            settings,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The store this service works on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    async fn group(&self, group_id: Uuid) -> Result<SyncGroup> {
+        self.store
+            .get_group(group_id)
+            .await?
+            .ok_or_else(|| Error::not_found("sync group", group_id))
+    }
+
+    /// Plans the group and derives every member's state from the plan and the jobs.
+    async fn evaluate(&self, group: SyncGroup, now: DateTime<Utc>) -> Result<Evaluation> {
+        let inventories = self.inventories(&group).await?;
+        let plan = plan_group(&group, &inventories, now);
+        let previous: HashMap<(String, Uuid), SyncState> = self
+            .store
+            .list_states(&SyncStateFilter {
+                group_id: Some(group.id),
+                ..Default::default()
+            })
+            .await?
+            .into_iter()
+            .map(|s| ((s.dataset.clone(), s.system_id), s))
+            .collect();
+        let job_ids: Vec<Uuid> = previous.values().filter_map(|s| s.job_id).collect();
+        let jobs: HashMap<Uuid, JobProgress> = if job_ids.is_empty() {
+            HashMap::new()
+        } else {
+            let found = self.store.job_progress(&job_ids).await?;
+            found.into_iter().map(|j| (j.id, j)).collect()
+        };
+        let mut reports = LastReports::default();
+
+        let mut states = HashMap::new();
+        let mut hold = HashSet::new();
+        for dp in &plan.datasets {
+            if let Some(source) = dp.source {
+                let key = (dp.dataset.clone(), source);
+                let prev = previous.get(&key);
+                let mut st = base_state(group.id, &dp.dataset, source, prev, now);
+                st.status = SyncStatus::InSync;
+                st.last_sync = prev.and_then(|p| p.last_sync).or(Some(now));
+                states.insert(key, st);
+            }
+            for o in &dp.outcomes {
+                let key = (dp.dataset.clone(), o.target);
+                let prev = previous.get(&key);
+                let mut st = base_state(group.id, &dp.dataset, o.target, prev, now);
+                st.lag_seconds = o.lag_seconds;
+                st.missing_count = o.missing_count;
+                let job = prev.and_then(|p| p.job_id).and_then(|id| jobs.get(&id));
+                match &o.outcome {
+                    Outcome::InSync | Outcome::WithinLag => {
+                        st.status = SyncStatus::InSync;
+                        let was_in_sync = prev.is_some_and(|p| p.status == SyncStatus::InSync);
+                        st.last_sync = if was_in_sync {
+                            prev.and_then(|p| p.last_sync).or(Some(now))
+                        } else {
+                            Some(now)
+                        };
+                        st.job_id = None;
+                    }
+                    Outcome::Blocked { reason, .. } => {
+                        st.status = SyncStatus::Conflict;
+                        st.error_message = Some(reason.clone());
+                        st.job_id = None;
+                    }
+                    Outcome::Transfer(t) => {
+                        st.status = SyncStatus::OutOfSync;
+                        st.job_id = None;
+                        if let Some(job) = job {
+                            match job.status {
+                                JobStatus::Pending | JobStatus::Leased
+                                    if job.lease_expires_at.is_none_or(|until| until > now) =>
+                                {
+                                    st.status = SyncStatus::Syncing;
+                                    st.job_id = Some(job.id);
+                                    hold.insert(key.clone());
+                                }
+                                JobStatus::Succeeded
+                                    if reports
+                                        .get(&inventories, t)
+                                        .is_none_or(|r| r < job.updated_at) =>
+                                {
+                                    // Trust the result until the target reports again.
+                                    st.status = SyncStatus::InSync;
+                                    st.job_id = Some(job.id);
+                                    hold.insert(key.clone());
+                                }
+                                JobStatus::Failed => {
+                                    st.status = SyncStatus::Error;
+                                    st.job_id = Some(job.id);
+                                    st.error_message = job
+                                        .error
+                                        .clone()
+                                        .or_else(|| Some("transfer failed".into()));
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                states.insert(key, st);
+            }
+        }
+
+        let conflicts = plan
+            .datasets
+            .iter()
+            .flat_map(|d| d.conflicts.iter())
+            .map(|c| ConflictRecord {
+                id: Uuid::new_v4(),
+                group_id: group.id,
+                dataset: c.dataset.clone(),
+                system_a: c.system_a,
+                system_b: c.system_b,
+                kind: c.kind,
+                reason: c.reason.clone(),
+                details: c.details.clone(),
+                status: ConflictStatus::Open,
+                detected_at: now,
+                updated_at: now,
+                resolved_at: None,
+                resolution: None,
+            })
+            .collect();
+        Ok(Evaluation {
+            group,
+            inventories,
+            plan,
+            states,
+            previous,
+            conflicts,
+            hold,
+        })
+    }
+
+    /// Stores an evaluation's states and conflicts; returns the open conflicts.
+    ///
+    /// With `touch`, a state that differs from the stored one only in `last_check` (and
+    /// `updated_at`) is written only once the stored `last_check` is `touch` old; without it,
+    /// every state is written. States that left the group are deleted with a whole-group
+    /// replacement; otherwise only the states to write are upserted (nothing at all when
+    /// none changed).
+    async fn persist(
+        &self,
+        ev: &Evaluation,
+        now: DateTime<Utc>,
+        touch: Option<Duration>,
+    ) -> Result<Vec<ConflictRecord>> {
+        let departed = ev.previous.keys().any(|k| !ev.states.contains_key(k));
+        let due = |key: &(String, Uuid), st: &SyncState| {
+            let Some(touch) = touch else { return true };
+            ev.previous.get(key).is_none_or(|prev| {
+                !same_but_check(prev, st) || prev.last_check.is_none_or(|t| now - t >= touch)
+            })
+        };
+        let mut states: Vec<SyncState> = ev
+            .states
+            .iter()
+            .filter(|(key, st)| departed || due(key, st))
+            .map(|(_, st)| st.clone())
+            .collect();
+        states.sort_by(|a, b| (&a.dataset, a.system_id).cmp(&(&b.dataset, b.system_id)));
+        if departed {
+            self.store
+                .replace_group_states(ev.group.id, &states)
+                .await?;
+        } else if !states.is_empty() {
+            self.store.upsert_states(&states).await?;
+        }
+        self.store
+            .sync_conflicts(ev.group.id, &ev.conflicts, now)
+            .await
+    }
+
+    /// Recomputes a group's plan, states and conflicts now, stores states and conflicts, and
+    /// cancels pending jobs the plan no longer needs.
+    pub async fn check_group(&self, group_id: Uuid, now: DateTime<Utc>) -> Result<GroupCheck> {
+        let group = self.group(group_id).await?;
+        let ev = self.evaluate(group, now).await?;
+        let conflicts = self.persist(&ev, now, None).await?;
+        let keep: Vec<Uuid> = ev.states.values().filter_map(|s| s.job_id).collect();
+        self.store.cancel_pending_jobs(group_id, &keep, now).await?;
+        let mut states: Vec<SyncState> = ev.states.into_values().collect();
+        states.sort_by(|a, b| (&a.dataset, a.system_id).cmp(&(&b.dataset, b.system_id)));
+        Ok(GroupCheck {
+            plan: ev.plan,
+            states,
+            conflicts,
+        })
+    }
+}
+
+/// When each system last reported any snapshot of each of its datasets: built on first use,
+/// in one pass over the inventories, and only when a plan needs it.
+#[derive(Default)]
+struct LastReports(Option<HashMap<(Uuid, String, String), DateTime<Utc>>>);
+
+impl LastReports {
+    /// When the target last reported any snapshot of the transfer's target dataset.
+    fn get(&mut self, inventories: &[MemberInventory], t: &Transfer) -> Option<DateTime<Utc>> {
+        let map = self.0.get_or_insert_with(|| {
+            type Key = (Uuid, String, String);
+            fn flush(
+                map: &mut HashMap<Key, DateTime<Utc>>,
+                id: Uuid,
+                run: (&str, &str, DateTime<Utc>),
+            ) {
+                let e = map
+                    .entry((id, run.0.to_string(), run.1.to_string()))
+                    .or_insert(run.2);
+                *e = (*e).max(run.2);
+            }
+            let mut map = HashMap::new();
+            for inv in inventories {
+                // Inventories arrive grouped by dataset: one map entry per run of them.
+                let mut run: Option<(&str, &str, DateTime<Utc>)> = None;
+                for s in &inv.snapshots {
+                    match &mut run {
+                        Some((pool, path, at)) if *pool == s.pool && *path == s.dataset => {
+                            *at = (*at).max(s.last_reported);
+                        }
+                        _ => {
+                            if let Some(done) = run.take() {
+                                flush(&mut map, inv.system.id, done);
+                            }
+                            run = Some((&s.pool, &s.dataset, s.last_reported));
+                        }
+                    }
+                }
+                if let Some(done) = run {
+                    flush(&mut map, inv.system.id, done);
+                }
+            }
+            map
+        });
+        map.get(&(
+            t.target.system_id,
+            t.target.dataset.pool().to_string(),
+            t.target.dataset.path().to_string(),
+        ))
+        .copied()
+    }
+}
+
+/// Whether two states of one key differ at most in `last_check` and `updated_at`.
+fn same_but_check(a: &SyncState, b: &SyncState) -> bool {
+    let SyncState {
+        id,
+        group_id,
+        dataset,
+        system_id,
+        status,
+        last_check: _,
+        last_sync,
+        lag_seconds,
+        missing_count,
+        error_message,
+        job_id,
+        updated_at: _,
+    } = a;
+    *id == b.id
+        && *group_id == b.group_id
+        && *dataset == b.dataset
+        && *system_id == b.system_id
+        && *status == b.status
+        && *last_sync == b.last_sync
+        && *lag_seconds == b.lag_seconds
+        && *missing_count == b.missing_count
+        && *error_message == b.error_message
+        && *job_id == b.job_id
+}
+
+fn base_state(
+    group_id: Uuid,
+    dataset: &str,
+    system_id: Uuid,
+    prev: Option<&SyncState>,
+    now: DateTime<Utc>,
+) -> SyncState {
+    SyncState {
+        id: prev.map_or_else(Uuid::new_v4, |p| p.id),
+        group_id,
+        dataset: dataset.to_string(),
+        system_id,
+        status: prev.map_or(SyncStatus::OutOfSync, |p| p.status),
+        last_check: Some(now),
+        last_sync: prev.and_then(|p| p.last_sync),
+        lag_seconds: prev.map_or(0, |p| p.lag_seconds),
+        missing_count: prev.map_or(0, |p| p.missing_count),
+        error_message: None,
+        job_id: prev.and_then(|p| p.job_id),
+        updated_at: now,
+    }
+}
