@@ -2,7 +2,7 @@
 //!
 //! A [poem-openapi] server over the [`zfs_sync`] core: hosts report snapshots, fetch
 //! instructions and report job results; admins manage systems, groups and conflicts. The
-//! contract is `API.md`; the OpenAPI document is served at `/openapi.json` (and committed as
+//! contract is `docs/api.md` at the repository's root; the OpenAPI document is served at `/openapi.json` (and committed as
 //! `openapi.json`), Swagger UI at `/docs`, Prometheus metrics at `/metrics`.
 
 use std::sync::Arc;
@@ -101,9 +101,10 @@ pub fn api_service() -> OpenApiService<api::Api, ()> {
             "A witness for ZFS replication: hosts report their snapshots; the service compares the \
              members of each sync group dataset by dataset and hands each host ready-to-run \
              `zfs send | zfs receive` commands. Errors are JSON `{detail, status_code, field?, code?}`. \
-             Authenticate with the `X-API-Key` header (admin keys, or a system's own key).",
+             Authenticate with the `X-API-Key` header (admin keys, or a system's own key). \
+             A summary marked ★ belongs to the legacy subset that host scripts in the field \
+             already speak: its paths, fields and status codes never change.",
         )
-        .external_document("https://example.invalid/zfs-sync")
 }
 
 /// The OpenAPI document as pretty JSON (what `/openapi.json` serves and `openapi.json` holds).

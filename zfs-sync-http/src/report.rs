@@ -171,7 +171,7 @@ impl Fields for Map<String, Value> {
 }
 
 /// A report item deserialized straight from the body (no JSON map per item): the fields
-/// [`parse_item`] reads, each as the JSON value given. Other keys are ignored, as they are
+/// `parse_item` reads, each as the JSON value given. Other keys are ignored, as they are
 /// in a map.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]

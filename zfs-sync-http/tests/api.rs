@@ -990,7 +990,7 @@ async fn groups_are_validated_as_a_whole() {
         ),
         (
             json!({"name": "x", "transfer": "sideways"}),
-            expect![[r#"422 invalid_input [transfer] transfer: "sideways" is not push or pull"#]],
+            expect![[r#"422 invalid_input [transfer] transfer: unknown transfer mode "sideways"; expected push or pull"#]],
         ),
         (
             json!({"name": "x", "conflict_strategy": "coin"}),

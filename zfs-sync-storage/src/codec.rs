@@ -29,19 +29,8 @@ pub(crate) fn corrupt(column: &str, what: impl std::fmt::Display) -> Error {
     Error::backend_msg(format!("unreadable value in column {column}: {what}"))
 }
 
-pub(crate) fn transfer_str(t: TransferMode) -> &'static str {
-    match t {
-        TransferMode::Push => "push",
-        TransferMode::Pull => "pull",
-    }
-}
-
 pub(crate) fn parse_transfer(s: &str) -> Result<TransferMode> {
-    match s {
-        "push" => Ok(TransferMode::Push),
-        "pull" => Ok(TransferMode::Pull),
-        other => Err(corrupt("transfer", other)),
-    }
+    TransferMode::parse("transfer", s).map_err(|_| corrupt("transfer", s))
 }
 
 /// (`topology` column, `hub_system_id` column).

@@ -43,10 +43,6 @@ pub mod model;
 pub mod names;
 pub mod plan;
 pub mod resume;
-// The unit tests of `service::auth` read the clock (`Utc::now`); that file belongs to the
-// services. Until those tests carry their own narrow allow, the service module's test build is
-// exempt from the clock rule of clippy.toml (its non-test build is not).
-#[cfg_attr(test, allow(clippy::disallowed_methods))]
 pub mod service;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

@@ -149,14 +149,8 @@ impl PyPolicy {
                 .map_err(|e| core(e.in_field("snapshot_filter")))?;
         }
         let transfer = match opt_string(transfer, "transfer")?.as_deref() {
-            None | Some("push") => TransferMode::Push,
-            Some("pull") => TransferMode::Pull,
-            Some(other) => {
-                return Err(invalid(
-                    "transfer",
-                    format!("is {other:?}; expected push or pull"),
-                ));
-            }
+            None => TransferMode::Push,
+            Some(t) => TransferMode::parse("transfer", t).map_err(core)?,
         };
         let send_flags = match send_flags.filter(|o| !o.is_none()) {
             None => SendFlags::default(),

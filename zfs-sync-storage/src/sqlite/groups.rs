@@ -7,7 +7,7 @@ use zfs_sync::model::{Member, SyncGroup};
 use zfs_sync::store::GroupStore;
 use zfs_sync::{Error, Result};
 
-use crate::codec::{i64_bits, micros, topology_cols, transfer_str};
+use crate::codec::{i64_bits, micros, topology_cols};
 use crate::rows::{GROUP_COLS, group_row};
 
 use super::error::map_err;
@@ -82,7 +82,7 @@ fn write_group(tx: &Transaction<'_>, g: &SyncGroup, insert: bool) -> Result<()> 
             p.snapshot_filter,
             i64_bits(p.min_snapshot_age_seconds),
             i64_bits(p.lag_threshold_seconds),
-            transfer_str(p.transfer),
+            p.transfer.as_str(),
             p.send_flags.compressed,
             p.send_flags.raw,
             p.send_flags.large_blocks,

@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn records_never_hold_the_key() {
-        let issued = issue_key(Role::Admin, Utc::now()).unwrap();
+        let issued = issue_key(Role::Admin, crate::testing::fixtures::epoch()).unwrap();
         assert!(!issued.record.key_hash.contains(&issued.key[3..]));
         assert_eq!(issued.record.prefix.len(), SHOWN_PREFIX_LEN);
         assert!(issued.key.starts_with(&issued.record.prefix));
@@ -276,11 +276,8 @@ mod tests {
     use crate::store::{KeyStore, SystemStore};
 
     fn system(hostname: &str) -> System {
-        let now = Utc::now();
         System {
             ssh_user: Some("zfs".into()),
-            created_at: now,
-            updated_at: now,
             ..crate::testing::fixtures::system(Uuid::new_v4(), hostname)
         }
     }
@@ -288,7 +285,7 @@ mod tests {
     #[tokio::test]
     async fn registration_authentication_and_rotation() {
         let store = crate::store::memory::InMemoryStore::new();
-        let now = Utc::now();
+        let now = crate::testing::fixtures::epoch();
         let a = system("a.example");
         let key = register_system(&store, &a, now).await.unwrap();
         assert_eq!(
@@ -337,7 +334,7 @@ mod tests {
     #[tokio::test]
     async fn first_start_admin_key() {
         let store = crate::store::memory::InMemoryStore::new();
-        let now = Utc::now();
+        let now = crate::testing::fixtures::epoch();
         let generated = match ensure_admin_key(&store, None, now).await.unwrap() {
             AdminKeySetup::Generated(k) => k,
             other => panic!("expected a generated key, got {other:?}"),

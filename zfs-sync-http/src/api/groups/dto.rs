@@ -116,16 +116,7 @@ impl GroupFields {
             g.policy.lag_threshold_seconds = seconds_of("lag_threshold_seconds", v)?;
         }
         if let Some(t) = self.transfer {
-            g.policy.transfer = match t.as_str() {
-                "push" => TransferMode::Push,
-                "pull" => TransferMode::Pull,
-                other => {
-                    return Err(ApiError::invalid(
-                        "transfer",
-                        format!("{other:?} is not push or pull"),
-                    ));
-                }
-            };
+            g.policy.transfer = TransferMode::parse("transfer", &t)?;
         }
         if let Some(f) = self.send_flags {
             g.policy.send_flags = SendFlags::from_names("send_flags", &f)?;
