@@ -22,7 +22,8 @@ pub struct ErrorBody {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// A stable machine code: `invalid_input`, `not_found`, `already_exists`, `conflict`,
+    /// A stable machine code: `invalid_input`, `missing_reference` (a 422 for input naming an
+    /// entity that does not exist), `not_found`, `already_exists`, `conflict`,
     /// `unauthorized`, `forbidden`, `payload_too_large`, `bad_request`, `internal`.
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,6 +218,10 @@ impl From<zfs_sync::Error> for ApiError {
         use zfs_sync::Error as E;
         match e {
             E::InvalidInput { field, reason } => ApiError::invalid(field, reason),
+            E::MissingReference { ref field, .. } => {
+                let field = field.clone();
+                ApiError::new(422, e.to_string(), Some(field), Some("missing_reference"))
+            }
             E::NotFound { .. } => ApiError::new(404, e.to_string(), None, None),
             E::AlreadyExists { .. } => {
                 ApiError::new(409, e.to_string(), None, Some("already_exists"))

@@ -975,7 +975,7 @@ async fn groups_are_validated_as_a_whole() {
         (
             json!({"name": "x", "system_ids": [a, missing]}),
             expect![
-                "422 invalid_input [system_ids[1]] system_ids[1]: system 00000000-0000-0000-0000-00000000dead does not exist"
+                "422 missing_reference [system_ids[1]] system_ids[1]: system 00000000-0000-0000-0000-00000000dead does not exist"
             ],
         ),
         (
@@ -990,7 +990,9 @@ async fn groups_are_validated_as_a_whole() {
         ),
         (
             json!({"name": "x", "transfer": "sideways"}),
-            expect![[r#"422 invalid_input [transfer] transfer: unknown transfer mode "sideways"; expected push or pull"#]],
+            expect![[
+                r#"422 invalid_input [transfer] transfer: unknown transfer mode "sideways"; expected push or pull"#
+            ]],
         ),
         (
             json!({"name": "x", "conflict_strategy": "coin"}),
@@ -1085,7 +1087,7 @@ async fn groups_are_validated_as_a_whole() {
             members.clone(),
             Some(json!({"system_id": missing})),
             expect![
-                "422 invalid_input [system_id] system_id: system 00000000-0000-0000-0000-00000000dead does not exist"
+                "422 missing_reference [system_id] system_id: system 00000000-0000-0000-0000-00000000dead does not exist"
             ],
         ),
     ] {

@@ -43,7 +43,7 @@ impl From<Failure> for PyErr {
 }
 
 /// Maps a failure to its `zfs_sync.errors` exception: `InvalidInput` → `ValidationError`
-/// (names → `InvalidNameError`, a system that does not exist → `MissingReferenceError`),
+/// (names → `InvalidNameError`), `MissingReference` → `MissingReferenceError`,
 /// `NotFound` → `NotFoundError`, `AlreadyExists` → `AlreadyExistsError`, `Conflict` →
 /// `ConflictError`, `Unauthorized`/`Forbidden` → `AuthError`, `Backend` → `StorageError`.
 pub(crate) fn to_py_err(failure: impl Into<Failure>) -> PyErr {
@@ -57,15 +57,19 @@ pub(crate) fn to_py_err(failure: impl Into<Failure>) -> PyErr {
             ),
             Failure::Core(e) => match e {
                 Error::InvalidInput { field, reason } => (
-                    // The same test as `zfs_sync.errors.is_missing_reference`, so that the
-                    // bindings and the HTTP client raise the same class.
-                    if reason.ends_with(" does not exist") {
-                        "MissingReferenceError"
-                    } else {
-                        "ValidationError"
-                    },
+                    "ValidationError",
                     e.to_string(),
                     vec![("field", field.clone()), ("reason", reason.clone())],
+                ),
+                // The HTTP client raises the same class for a 422 with code
+                // `missing_reference`.
+                Error::MissingReference { field, entity, id } => (
+                    "MissingReferenceError",
+                    e.to_string(),
+                    vec![
+                        ("field", field.clone()),
+                        ("reason", format!("{entity} {id} does not exist")),
+                    ],
                 ),
                 Error::NotFound { .. } => ("NotFoundError", e.to_string(), vec![]),
                 Error::AlreadyExists { .. } => ("AlreadyExistsError", e.to_string(), vec![]),

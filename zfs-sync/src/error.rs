@@ -13,6 +13,14 @@ pub enum Error {
     /// Input broke a rule. `field` names the input (e.g. `snapshots[3].name`), `reason` the rule.
     #[error("{field}: {reason}")]
     InvalidInput { field: String, reason: String },
+    /// Input refers to an entity that does not exist (a group member, a conflict's winner):
+    /// invalid input, distinguished from other rules so that surfaces can say so by class.
+    #[error("{field}: {entity} {id} does not exist")]
+    MissingReference {
+        field: String,
+        entity: &'static str,
+        id: String,
+    },
     /// The entity does not exist.
     #[error("{entity} {id} not found")]
     NotFound { entity: &'static str, id: String },
@@ -44,6 +52,19 @@ impl Error {
         Error::InvalidInput {
             field: field.into(),
             reason: reason.to_string(),
+        }
+    }
+
+    /// An [`Error::MissingReference`]: `field` names an `entity` `id` that does not exist.
+    pub fn missing_reference(
+        field: impl Into<String>,
+        entity: &'static str,
+        id: impl fmt::Display,
+    ) -> Self {
+        Error::MissingReference {
+            field: field.into(),
+            entity,
+            id: id.to_string(),
         }
     }
 
@@ -89,11 +110,25 @@ impl Error {
         }
     }
 
-    /// Prefix the field of an [`Error::InvalidInput`] (e.g. with `snapshots[3]`); other
-    /// variants are returned unchanged.
+    /// Prefix the field of an [`Error::InvalidInput`] or [`Error::MissingReference`] (e.g.
+    /// with `snapshots[3]`); other variants are returned unchanged.
     #[must_use]
     pub fn in_field(self, prefix: &str) -> Self {
+        let join = |field: String| {
+            if field.is_empty() {
+                prefix.to_string()
+            } else if field.starts_with('[') {
+                format!("{prefix}{field}")
+            } else {
+                format!("{prefix}.{field}")
+            }
+        };
         match self {
+            Error::MissingReference { field, entity, id } => Error::MissingReference {
+                field: join(field),
+                entity,
+                id,
+            },
             Error::InvalidInput { field, reason } if field.is_empty() => Error::InvalidInput {
                 field: prefix.to_string(),
                 reason,

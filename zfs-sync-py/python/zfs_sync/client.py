@@ -33,7 +33,6 @@ from zfs_sync.errors import (
     TransportError,
     ValidationError,
     ZfsSyncError,
-    is_missing_reference,
 )
 
 __all__ = ["Client", "BATCH_SIZE"]
@@ -305,7 +304,7 @@ def _error_from_response(status: int, payload: bytes) -> ZfsSyncError:
         code = body.get("code") if isinstance(body.get("code"), str) else None
     if not detail:
         detail = payload.decode("utf-8", "replace").strip() or f"HTTP {status}"
-    if status == 422 and is_missing_reference(detail):
+    if status == 422 and code == "missing_reference":
         return MissingReferenceError(detail, field=field, reason=detail, status_code=status)
     if status in (400, 413, 422):
         return ValidationError(detail, field=field, reason=detail, status_code=status)

@@ -65,11 +65,6 @@ class MissingReferenceError(ValidationError, NotFoundError):
     ``NotFoundError``."""
 
 
-def is_missing_reference(reason: str) -> bool:
-    """Whether a validation failure's reason says that a referenced system does not exist."""
-    return reason.endswith(" does not exist")
-
-
 class ConflictError(ZfsSyncError):
     """The request is valid but the current state forbids it (a finished job, a refused plan)."""
 

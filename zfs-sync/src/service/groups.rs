@@ -14,9 +14,9 @@ pub async fn get(store: &dyn Store, group_id: Uuid) -> Result<SyncGroup> {
         .ok_or_else(|| Error::not_found("sync group", group_id))
 }
 
-/// The `InvalidInput` for a referenced system that does not exist.
+/// The error for a referenced system that does not exist.
 pub fn missing_system(field: impl Into<String>, system_id: Uuid) -> Error {
-    Error::invalid(field, format!("system {system_id} does not exist"))
+    Error::missing_reference(field, "system", system_id)
 }
 
 /// Validates a group as a whole ([`SyncGroup::validate`]) and checks that its members exist:
@@ -106,8 +106,8 @@ mod tests {
 
     fn field_of(e: Error) -> String {
         match e {
-            Error::InvalidInput { field, .. } => field,
-            other => panic!("not InvalidInput: {other}"),
+            Error::InvalidInput { field, .. } | Error::MissingReference { field, .. } => field,
+            other => panic!("not invalid input: {other}"),
         }
     }
 
