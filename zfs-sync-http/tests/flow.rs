@@ -64,26 +64,29 @@ async fn fleet(h: &Harness) -> Fleet {
     }
 }
 
+/// The hub reports vm1@s1..s{vm1} and vm2@a1..a{vm2} (GUIDs 100 + i and 200 + i).
+async fn hub_reports(h: &Harness, f: &Fleet, vm1: u64, vm2: u64) {
+    let hub_snaps: Vec<Value> = (1..=vm1)
+        .map(|i| snap("tank", "vm1", &format!("s{i}"), 100 + i, 10 + i, i as u32))
+        .chain((1..=vm2).map(|i| snap("tank", "vm2", &format!("a{i}"), 200 + i, 20 + i, i as u32)))
+        .collect();
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/snapshots/batch",
+            Some(&f.hub.1),
+            Some(Value::Array(hub_snaps)),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
 #[tokio::test]
 async fn hub_and_spoke_round_trip() {
     let h = harness().await;
     let f = fleet(&h).await;
     // The hub holds vm1@s1..s4 and vm2@a1..a2; t1 holds vm1@s1..s2 (same GUIDs); t2 nothing.
-    let hub_snaps: Vec<Value> = (1..=4)
-        .map(|i| snap("tank", "vm1", &format!("s{i}"), 100 + i, 10 + i, i as u32))
-        .chain((1..=2).map(|i| snap("tank", "vm2", &format!("a{i}"), 200 + i, 20 + i, i as u32)))
-        .collect();
-    assert_eq!(
-        h.call(
-            "POST",
-            "/api/v1/snapshots/batch",
-            Some(&f.hub.1),
-            Some(Value::Array(hub_snaps))
-        )
-        .await
-        .status,
-        201
-    );
+    hub_reports(&h, &f, 4, 2).await;
     let t1_snaps = json!([
         snap("data", "vm1", "s1", 101, 5, 1),
         snap("data", "vm1", "s2", 102, 6, 2)
@@ -419,18 +422,7 @@ async fn hub_and_spoke_round_trip() {
 async fn a_failed_transfer_backs_off_until_an_admin_retries() {
     let h = harness().await;
     let f = fleet(&h).await;
-    let hub_snaps: Vec<Value> = (1..=2)
-        .map(|i| snap("tank", "vm1", &format!("s{i}"), 100 + i, 10 + i, i as u32))
-        .collect();
-    let r = h
-        .call(
-            "POST",
-            "/api/v1/snapshots/batch",
-            Some(&f.hub.1),
-            Some(Value::Array(hub_snaps)),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
+    hub_reports(&h, &f, 2, 0).await;
     let instructions = format!(
         "/api/v1/sync/instructions/{}?include_diagnostics=true",
         f.hub.0

@@ -7,7 +7,7 @@ import warnings
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -236,14 +236,19 @@ def test_unreported_jobs_expire_with_their_lease(tmp_path: Path) -> None:
         Witness(SqliteStore(":memory:"), job_lease_seconds=0)
 
 
-def test_failed_transfers_back_off_until_retried(tmp_path: Path) -> None:
-    w = Witness(SqliteStore(tmp_path / "backoff.db"), retry_base_seconds=60, retry_max_seconds=100)
+def _lagging_pair(w: Witness) -> Tuple[System, System, SyncGroup]:
+    """hostA with s0..s2 and hostB with s0 in a group "g": returns (a, b, group)."""
     a, b = System("hostA"), System("hostB")
     for s in (a, b):
         w.register_system(s)
     w.report_snapshots(a, history("tank", 3), now=NOW)
     w.report_snapshots(b, history("tank", 1), now=NOW)
-    g = w.create_group(SyncGroup("g", [a, b]))
+    return a, b, w.create_group(SyncGroup("g", [a, b]))
+
+
+def test_failed_transfers_back_off_until_retried(tmp_path: Path) -> None:
+    w = Witness(SqliteStore(tmp_path / "backoff.db"), retry_base_seconds=60, retry_max_seconds=100)
+    a, b, g = _lagging_pair(w)
 
     def state_of_b() -> Dict[str, Any]:
         [st] = [s for s in w.check_group(g, now=NOW)["states"] if s["system_id"] == str(b.id)]
@@ -276,12 +281,7 @@ def test_witness_settings_reach_the_service(tmp_path: Path) -> None:
     path = tmp_path / "settings.db"
     cached = Witness(SqliteStore(path))
     uncached = Witness(SqliteStore(path), inventory_cache_records=0, state_touch_seconds=0)
-    a, b = System("hostA"), System("hostB")
-    for s in (a, b):
-        cached.register_system(s)
-    cached.report_snapshots(a, history("tank", 3), now=NOW)
-    cached.report_snapshots(b, history("tank", 1), now=NOW)
-    g = cached.create_group(SyncGroup("g", [a, b]))
+    a, b, g = _lagging_pair(cached)
 
     def planned(w: Witness) -> tuple:
         check = w.check_group(g, now=NOW)

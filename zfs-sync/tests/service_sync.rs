@@ -679,12 +679,16 @@ async fn fail_transfer_to_b(w: &World, sync: &SyncService, at: DateTime<Utc>) ->
     job
 }
 
-/// Whether the hub's instructions at `at` hand out the transfer to `b`.
-async fn hands_out_b(w: &World, sync: &SyncService, at: DateTime<Utc>) -> bool {
-    let ins = sync.instructions(w.hub, None, at).await.unwrap();
+/// Whether the instructions hand out a transfer to `target`.
+fn sends_to(ins: &zfs_sync::service::sync::Instructions, target: Uuid) -> bool {
     ins.instructions
         .iter()
-        .any(|i| i.transfer.target.system_id == w.b)
+        .any(|i| i.transfer.target.system_id == target)
+}
+
+/// Whether the hub's instructions at `at` hand out the transfer to `b`.
+async fn hands_out_b(w: &World, sync: &SyncService, at: DateTime<Utc>) -> bool {
+    sends_to(&sync.instructions(w.hub, None, at).await.unwrap(), w.b)
 }
 
 #[test]
@@ -740,12 +744,7 @@ async fn a_failing_transfer_backs_off_doubling_up_to_the_cap_and_a_success_reset
     // diagnostics say why.
     let early = t0 + Duration::seconds(59);
     let ins = sync.instructions(w.hub, None, early).await.unwrap();
-    assert!(
-        ins.instructions
-            .iter()
-            .all(|i| i.transfer.target.system_id != w.b),
-        "{ins:?}"
-    );
+    assert!(!sends_to(&ins, w.b), "{ins:?}");
     let why = ins
         .diagnostics
         .iter()
