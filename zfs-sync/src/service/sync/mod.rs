@@ -10,6 +10,13 @@
 //! ([`SyncService::expire_leases`]; the state returns to `out_of_sync` and the next call hands
 //! out a fresh job). A job reported as succeeded is not handed out again while the target has
 //! not reported a newer inventory: the witness trusts the result until the inventory speaks.
+//!
+//! A failed job counts one more attempt of its transfer (group, dataset, target) in the
+//! target's state, which holds the transfer back until `next_attempt_at`
+//! ([`SyncSettings::retry_delay`]: exponential, capped): the state is `error` and the
+//! instructions skip it with a diagnostic; then the next call hands it out again. A success
+//! (or the target's inventory showing the data) resets the count;
+//! [`SyncService::retry_state`] ends the wait at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
