@@ -52,6 +52,11 @@ pub struct Settings {
     /// How old a sync state's stored `last_check` may grow before a host's instructions
     /// fetch rewrites an otherwise unchanged state (0: every fetch).
     pub state_touch_seconds: u64,
+    /// After a transfer fails it is held back `retry_base_seconds · 2^(attempts−1)` seconds
+    /// (0: no backoff), at most `retry_max_seconds`.
+    pub retry_base_seconds: u64,
+    /// The longest a failed transfer is held back.
+    pub retry_max_seconds: u64,
     /// Whether `/metrics` is served without a key (otherwise it needs an admin key).
     pub metrics_public: bool,
     /// How often the background scheduler wakes (groups are checked at their own interval).
@@ -78,6 +83,8 @@ impl std::fmt::Debug for Settings {
             .field("job_lease_seconds", &self.job_lease_seconds)
             .field("inventory_cache_records", &self.inventory_cache_records)
             .field("state_touch_seconds", &self.state_touch_seconds)
+            .field("retry_base_seconds", &self.retry_base_seconds)
+            .field("retry_max_seconds", &self.retry_max_seconds)
             .field("metrics_public", &self.metrics_public)
             .field("scheduler_tick_seconds", &self.scheduler_tick_seconds)
             .finish()
@@ -113,6 +120,8 @@ impl Default for Settings {
             job_lease_seconds: sync.job_lease_seconds,
             inventory_cache_records: sync.inventory_cache_records,
             state_touch_seconds: sync.state_touch_seconds,
+            retry_base_seconds: sync.retry_base_seconds,
+            retry_max_seconds: sync.retry_max_seconds,
             metrics_public: true,
             scheduler_tick_seconds: 30,
         }
@@ -154,6 +163,8 @@ pub const ENV_KEYS: &[&str] = &[
     "job_lease_seconds",
     "inventory_cache_records",
     "state_touch_seconds",
+    "retry_base_seconds",
+    "retry_max_seconds",
     "metrics_public",
     "scheduler_tick_seconds",
 ];
@@ -221,6 +232,17 @@ impl Settings {
         Ok((settings, path))
     }
 
+    /// The settings of the sync service.
+    pub fn sync_settings(&self) -> zfs_sync::service::sync::SyncSettings {
+        zfs_sync::service::sync::SyncSettings {
+            job_lease_seconds: self.job_lease_seconds,
+            inventory_cache_records: self.inventory_cache_records,
+            state_touch_seconds: self.state_touch_seconds,
+            retry_base_seconds: self.retry_base_seconds,
+            retry_max_seconds: self.retry_max_seconds,
+        }
+    }
+
     /// Checks the values' ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, rule: &str| {
@@ -235,8 +257,11 @@ impl Settings {
         if self.heartbeat_timeout_seconds == 0 {
             return bad("heartbeat_timeout_seconds", "must be at least 1");
         }
-        if self.job_lease_seconds == 0 {
-            return bad("job_lease_seconds", "must be at least 1");
+        // The sync service's own settings are checked by the service.
+        if let Err(zfs_sync::Error::InvalidInput { field, reason }) =
+            self.sync_settings().validate()
+        {
+            return bad(&field, &reason);
         }
         if self.scheduler_tick_seconds == 0 {
             return bad("scheduler_tick_seconds", "must be at least 1");
@@ -371,6 +396,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("heartbeat_timeout_seconds"), "{e}");
+
+        std::fs::write(&file, "retry_base_seconds: 600\nretry_max_seconds: 60\n").unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("retry_max_seconds (ZFS_SYNC_RETRY_MAX_SECONDS)"),
+            "{e}"
+        );
+        std::fs::write(&file, "retry_base_seconds: 30\nretry_max_seconds: 600\n").unwrap();
+        let (s, _) = Settings::load_from(Some(&file), no_env()).unwrap();
+        let sync = s.sync_settings();
+        assert_eq!((sync.retry_base_seconds, sync.retry_max_seconds), (30, 600));
 
         std::fs::write(&file, "no_such_setting: 1\n").unwrap();
         let e = Settings::load_from(Some(&file), no_env())

@@ -14,7 +14,7 @@ use poem::web::Data;
 use poem::{EndpointExt, IntoResponse, Request, Response, Route, handler};
 use poem_openapi::OpenApiService;
 use zfs_sync::service::reporting::Reported;
-use zfs_sync::service::sync::{SyncService, SyncSettings};
+use zfs_sync::service::sync::SyncService;
 use zfs_sync::store::Store;
 
 pub mod api;
@@ -55,14 +55,7 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
-        let sync = SyncService::new(
-            store.clone(),
-            SyncSettings {
-                job_lease_seconds: settings.job_lease_seconds,
-                inventory_cache_records: settings.inventory_cache_records,
-                state_touch_seconds: settings.state_touch_seconds,
-            },
-        );
+        let sync = SyncService::new(store.clone(), settings.sync_settings());
         AppState {
             store,
             sync,

@@ -64,26 +64,29 @@ async fn fleet(h: &Harness) -> Fleet {
     }
 }
 
+/// The hub reports vm1@s1..s{vm1} and vm2@a1..a{vm2} (GUIDs 100 + i and 200 + i).
+async fn hub_reports(h: &Harness, f: &Fleet, vm1: u64, vm2: u64) {
+    let hub_snaps: Vec<Value> = (1..=vm1)
+        .map(|i| snap("tank", "vm1", &format!("s{i}"), 100 + i, 10 + i, i as u32))
+        .chain((1..=vm2).map(|i| snap("tank", "vm2", &format!("a{i}"), 200 + i, 20 + i, i as u32)))
+        .collect();
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/snapshots/batch",
+            Some(&f.hub.1),
+            Some(Value::Array(hub_snaps)),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
 #[tokio::test]
 async fn hub_and_spoke_round_trip() {
     let h = harness().await;
     let f = fleet(&h).await;
     // The hub holds vm1@s1..s4 and vm2@a1..a2; t1 holds vm1@s1..s2 (same GUIDs); t2 nothing.
-    let hub_snaps: Vec<Value> = (1..=4)
-        .map(|i| snap("tank", "vm1", &format!("s{i}"), 100 + i, 10 + i, i as u32))
-        .chain((1..=2).map(|i| snap("tank", "vm2", &format!("a{i}"), 200 + i, 20 + i, i as u32)))
-        .collect();
-    assert_eq!(
-        h.call(
-            "POST",
-            "/api/v1/snapshots/batch",
-            Some(&f.hub.1),
-            Some(Value::Array(hub_snaps))
-        )
-        .await
-        .status,
-        201
-    );
+    hub_reports(&h, &f, 4, 2).await;
     let t1_snaps = json!([
         snap("data", "vm1", "s1", 101, 5, 1),
         snap("data", "vm1", "s2", 102, 6, 2)
@@ -410,6 +413,115 @@ async fn hub_and_spoke_round_trip() {
         text.contains("zfs_sync_jobs_total{event=\"failed\"} 1"),
         "{text}"
     );
+}
+
+/// A failed transfer backs off: its state says `error` with the failure, `attempts` and
+/// `next_attempt_at`; the next fetch does not hand it out and the diagnostics say why; an
+/// admin's retry clears the backoff and the next fetch hands it out again.
+#[tokio::test]
+async fn a_failed_transfer_backs_off_until_an_admin_retries() {
+    let h = harness().await;
+    let f = fleet(&h).await;
+    hub_reports(&h, &f, 2, 0).await;
+    let instructions = format!(
+        "/api/v1/sync/instructions/{}?include_diagnostics=true",
+        f.hub.0
+    );
+    let to_t2 = |r: &support::Reply| {
+        r.body["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["target_system_id"] == json!(f.t2.0))
+            .cloned()
+    };
+    let r = h.call("GET", &instructions, Some(&f.hub.1), None).await;
+    let entry = to_t2(&r).unwrap_or_else(|| panic!("a transfer to t2: {r:?}"));
+    let r = h
+        .call(
+            "POST",
+            &format!(
+                "/api/v1/sync/jobs/{}/result",
+                entry["job_id"].as_str().unwrap()
+            ),
+            Some(&f.hub.1),
+            Some(json!({"status": "failed", "error": "cannot receive: out of space"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let states = h
+        .admin(
+            "GET",
+            &format!(
+                "/api/v1/sync/states?sync_group_id={}&system_id={}",
+                f.group, f.t2.0
+            ),
+            None,
+        )
+        .await;
+    let st = states.body[0].clone();
+    assert_eq!(st["status"], "error", "{states:?}");
+    assert_eq!(st["error_message"], "cannot receive: out of space");
+    assert_eq!(st["attempts"], 1);
+    let next = st["next_attempt_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("next_attempt_at is set: {st}"))
+        .to_string();
+    let state_id = st["id"].as_str().unwrap().to_string();
+    let one = h
+        .admin("GET", &format!("/api/v1/sync/states/{state_id}"), None)
+        .await;
+    assert_eq!(one.body["next_attempt_at"], json!(next));
+
+    // Held back: not handed out again, and the diagnostics say why.
+    let r = h.call("GET", &instructions, Some(&f.hub.1), None).await;
+    assert!(to_t2(&r).is_none(), "held back: {r:?}");
+    let why = r.body["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["system_id"] == json!(f.t2.0))
+        .unwrap_or_else(|| panic!("a diagnostic for the held-back pair: {r:?}"))
+        .clone();
+    assert_eq!(why["dataset"], "vm1");
+    let message = why["message"].as_str().unwrap();
+    for part in [
+        "held back",
+        "\"fleet\"",
+        "1 failed attempt",
+        "cannot receive: out of space",
+    ] {
+        assert!(message.contains(part), "{part:?} in {message:?}");
+    }
+
+    // Only an admin clears it; an unknown state is 404.
+    let retry = format!("/api/v1/sync/states/{state_id}/retry");
+    let r = h.call("POST", &retry, Some(&f.hub.1), None).await;
+    assert_error(&r, 403);
+    h.check(
+        "POST",
+        &format!("/api/v1/sync/states/{}/retry", Uuid::from_u128(0xdead)),
+        Some(&h.admin),
+        None,
+        expect!["404 not_found sync state 00000000-0000-0000-0000-00000000dead not found"],
+    )
+    .await;
+    let r = h.admin("POST", &retry, None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["id"], json!(state_id));
+    assert_eq!(r.body["status"], "out_of_sync");
+    assert_eq!(r.body["attempts"], 1, "attempts are kept for the record");
+    assert_eq!(r.body["next_attempt_at"], Value::Null);
+
+    // The next fetch hands it out again, as a fresh job.
+    let r = h.call("GET", &instructions, Some(&f.hub.1), None).await;
+    let again = to_t2(&r).unwrap_or_else(|| panic!("handed out after the retry: {r:?}"));
+    assert_ne!(again["job_id"], entry["job_id"]);
+    let st = h
+        .admin("GET", &format!("/api/v1/sync/states/{state_id}"), None)
+        .await;
+    assert_eq!(st.body["status"], "syncing", "{st:?}");
 }
 
 /// A bidirectional group whose two members diverged: a conflict to list and resolve.
@@ -746,6 +858,12 @@ async fn auth_matrix_covers_every_secured_operation() {
             format!("/api/v1/sync/states/{state}"),
             None,
             Who::Own,
+        ),
+        (
+            "POST",
+            format!("/api/v1/sync/states/{state}/retry"),
+            None,
+            Who::Admin,
         ),
         (
             "GET",

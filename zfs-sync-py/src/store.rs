@@ -272,8 +272,10 @@ impl PyWitness {
     /// `job_lease_seconds`: how long a handed-out job stays leased without a result.
     /// `inventory_cache_records`: most snapshot records kept in memory between plans (0: no
     /// cache). `state_touch_seconds`: how old a sync state's stored `last_check` may grow
-    /// before `instructions` rewrites an otherwise unchanged state (0: every call). `None`:
-    /// the server's defaults (1,000,000 and 30).
+    /// before `instructions` rewrites an otherwise unchanged state (0: every call).
+    /// `retry_base_seconds` and `retry_max_seconds`: a failed transfer is held back
+    /// `min(base · 2^(attempts−1), max)` seconds (base 0: no backoff). `None`: the server's
+    /// defaults (1,000,000, 30, 60 and 3600).
     #[new]
     #[pyo3(signature = (
         store,
@@ -281,12 +283,16 @@ impl PyWitness {
         job_lease_seconds=3600,
         inventory_cache_records=None,
         state_touch_seconds=None,
+        retry_base_seconds=None,
+        retry_max_seconds=None,
     ))]
     fn new(
         store: &Bound<'_, PyAny>,
         job_lease_seconds: u64,
         inventory_cache_records: Option<usize>,
         state_touch_seconds: Option<u64>,
+        retry_base_seconds: Option<u64>,
+        retry_max_seconds: Option<u64>,
     ) -> PyResult<Self> {
         let store: Arc<dyn Store> = if let Ok(s) = store.cast::<PySqliteStore>() {
             s.get().store.clone()
@@ -295,19 +301,17 @@ impl PyWitness {
         } else {
             return Err(invalid("store", "must be a SqliteStore or a PostgresStore"));
         };
-        if job_lease_seconds == 0 {
-            return Err(invalid("job_lease_seconds", "must be at least 1"));
-        }
         let defaults = SyncSettings::default();
-        let sync = SyncService::new(
-            store.clone(),
-            SyncSettings {
-                job_lease_seconds,
-                inventory_cache_records: inventory_cache_records
-                    .unwrap_or(defaults.inventory_cache_records),
-                state_touch_seconds: state_touch_seconds.unwrap_or(defaults.state_touch_seconds),
-            },
-        );
+        let settings = SyncSettings {
+            job_lease_seconds,
+            inventory_cache_records: inventory_cache_records
+                .unwrap_or(defaults.inventory_cache_records),
+            state_touch_seconds: state_touch_seconds.unwrap_or(defaults.state_touch_seconds),
+            retry_base_seconds: retry_base_seconds.unwrap_or(defaults.retry_base_seconds),
+            retry_max_seconds: retry_max_seconds.unwrap_or(defaults.retry_max_seconds),
+        };
+        settings.validate().map_err(core)?;
+        let sync = SyncService::new(store.clone(), settings);
         Ok(PyWitness { store, sync })
     }
 
@@ -697,6 +701,24 @@ impl PyWitness {
         let sync = self.sync.clone();
         let job = block_on(py, async move { sync.report_job(id, &outcome, now).await })?;
         to_py(py, &job)
+    }
+
+    /// Clears a failed transfer's backoff: the sync state's `next_attempt_at` is removed and
+    /// an `error` state becomes `out_of_sync`, so the next `instructions` of its runner
+    /// include the transfer. `attempts` is kept for the record (a success resets it).
+    /// Returns the state; `NotFoundError` for an unknown id.
+    #[pyo3(signature = (state_id, *, now=None))]
+    fn retry_state<'py>(
+        &self,
+        py: Python<'py>,
+        state_id: &Bound<'py, PyAny>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = uuid(state_id, "state_id")?;
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let state = block_on(py, async move { sync.retry_state(id, now).await })?;
+        to_py(py, &state)
     }
 
     /// Expires job leases that ended at or before `now`; returns the expired jobs.

@@ -200,6 +200,21 @@ def test_instructions_and_job_results(server: Server) -> None:
     assert len(entry["commands"]) == 1 and "zfs receive" in entry["commands"][0]
     assert b.instructions(group["id"])["datasets"] == []
 
+    result = a.report_job(entry["job_id"], "failed", "cannot receive")
+    assert isinstance(result, dict)
+    # The failure backs off: not handed out again until an admin retries.
+    assert a.instructions(group["id"])["datasets"] == []
+    [state] = server.admin().request(
+        "GET", "/sync/states", query={"sync_group_id": group["id"], "status": "error"}
+    )
+    assert state["attempts"] == 1 and state["next_attempt_at"]
+    with pytest.raises(AuthError):
+        a.retry_state(state["id"])
+    cleared = server.admin().retry_state(state["id"])
+    assert (cleared["status"], cleared["attempts"], cleared["next_attempt_at"]) == ("out_of_sync", 1, None)
+    with pytest.raises(NotFoundError):
+        server.admin().retry_state(uuid.uuid4())
+    [entry] = a.instructions(group["id"])["datasets"]
     result = a.report_job(entry["job_id"], "succeeded", bytes=12345)
     assert isinstance(result, dict)
     with pytest.raises(ConflictError):

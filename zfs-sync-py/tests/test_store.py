@@ -7,7 +7,7 @@ import warnings
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -236,16 +236,52 @@ def test_unreported_jobs_expire_with_their_lease(tmp_path: Path) -> None:
         Witness(SqliteStore(":memory:"), job_lease_seconds=0)
 
 
+def _lagging_pair(w: Witness) -> Tuple[System, System, SyncGroup]:
+    """hostA with s0..s2 and hostB with s0 in a group "g": returns (a, b, group)."""
+    a, b = System("hostA"), System("hostB")
+    for s in (a, b):
+        w.register_system(s)
+    w.report_snapshots(a, history("tank", 3), now=NOW)
+    w.report_snapshots(b, history("tank", 1), now=NOW)
+    return a, b, w.create_group(SyncGroup("g", [a, b]))
+
+
+def test_failed_transfers_back_off_until_retried(tmp_path: Path) -> None:
+    w = Witness(SqliteStore(tmp_path / "backoff.db"), retry_base_seconds=60, retry_max_seconds=100)
+    a, b, g = _lagging_pair(w)
+
+    def state_of_b() -> Dict[str, Any]:
+        [st] = [s for s in w.check_group(g, now=NOW)["states"] if s["system_id"] == str(b.id)]
+        return st
+
+    [ins] = w.instructions(a, now=NOW)["instructions"]
+    w.report_job(ins["job_id"], "failed", "cannot receive", now=NOW)
+    st = state_of_b()
+    assert (st["status"], st["attempts"], st["error_message"]) == ("error", 1, "cannot receive")
+    assert st["next_attempt_at"] is not None
+    # Held back for 60 s, and the diagnostics say why.
+    held = w.instructions(a, now=NOW + timedelta(seconds=59))
+    assert held["instructions"] == []
+    assert any("held back" in d["message"] for d in held["diagnostics"]), held["diagnostics"]
+    [again] = w.instructions(a, now=NOW + timedelta(seconds=60))["instructions"]
+    w.report_job(again["job_id"], "failed", "still", now=NOW + timedelta(seconds=60))
+    assert w.instructions(a, now=NOW + timedelta(seconds=61))["instructions"] == []
+    # The admin clears the backoff: attempts are kept, the next call hands it out.
+    cleared = w.retry_state(st["id"], now=NOW + timedelta(seconds=61))
+    assert (cleared["status"], cleared["attempts"], cleared["next_attempt_at"]) == ("out_of_sync", 2, None)
+    assert w.instructions(a, now=NOW + timedelta(seconds=62))["instructions"]
+    with pytest.raises(NotFoundError):
+        w.retry_state(uuid.uuid4())
+    with pytest.raises(ValidationError) as info:
+        Witness(SqliteStore(":memory:"), retry_base_seconds=600, retry_max_seconds=60)
+    assert info.value.field == "retry_max_seconds"
+
+
 def test_witness_settings_reach_the_service(tmp_path: Path) -> None:
     path = tmp_path / "settings.db"
     cached = Witness(SqliteStore(path))
     uncached = Witness(SqliteStore(path), inventory_cache_records=0, state_touch_seconds=0)
-    a, b = System("hostA"), System("hostB")
-    for s in (a, b):
-        cached.register_system(s)
-    cached.report_snapshots(a, history("tank", 3), now=NOW)
-    cached.report_snapshots(b, history("tank", 1), now=NOW)
-    g = cached.create_group(SyncGroup("g", [a, b]))
+    a, b, g = _lagging_pair(cached)
 
     def planned(w: Witness) -> tuple:
         check = w.check_group(g, now=NOW)
@@ -361,6 +397,9 @@ def test_returned_dicts_match_the_stub_typed_dicts(tmp_path: Path) -> None:
     group_check = w.check_group(g, now=NOW)
     assert group_check["states"] and group_check["conflicts"], group_check
     check(group_check, "_GroupCheckDict")
+    held = [s for s in group_check["states"] if s["status"] == "error"]
+    assert held and held[0]["next_attempt_at"], group_check["states"]
+    check(w.retry_state(held[0]["id"], now=NOW), "_SyncStateDict")
     conflicts = w.conflicts(g)
     assert conflicts
     for conflict in conflicts:

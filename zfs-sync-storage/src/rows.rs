@@ -151,7 +151,8 @@ pub(crate) fn group_row(r: &impl Columns) -> Result<SyncGroup> {
 }
 
 pub(crate) const STATE_COLS: &str = "id, group_id, dataset, system_id, status, last_check, last_sync, lag_seconds, \
-                                     missing_count, error_message, job_id, updated_at";
+                                     missing_count, error_message, job_id, updated_at, attempts, \
+                                     next_attempt_at";
 
 pub(crate) fn state_row(r: &impl Columns) -> Result<SyncState> {
     Ok(SyncState {
@@ -167,6 +168,8 @@ pub(crate) fn state_row(r: &impl Columns) -> Result<SyncState> {
         error_message: r.opt_text(9)?,
         job_id: r.opt_uuid(10)?,
         updated_at: r.time(11)?,
+        attempts: u32::try_from(r.u64(12)?).map_err(|e| corrupt("attempts", e))?,
+        next_attempt_at: r.opt_time(13)?,
     })
 }
 

@@ -214,7 +214,7 @@ async fn job_results_drive_states() {
     );
 
     // The next check trusts the success until a newer inventory; the failure stays an error
-    // until the job is handed out again.
+    // while it backs off (60 s after a first failure), then is handed out again.
     let check = w
         .sync
         .check_group(w.group_id, now() + Duration::seconds(1))
@@ -230,7 +230,7 @@ async fn job_results_drive_states() {
     );
     let again = w
         .sync
-        .instructions(w.hub, None, now() + Duration::seconds(2))
+        .instructions(w.hub, None, now() + Duration::seconds(60))
         .await
         .unwrap();
     assert_eq!(
@@ -648,4 +648,217 @@ async fn polling_rewrites_unchanged_states_only_after_the_touch_interval() {
     );
     eager.instructions(w.hub, None, at(38)).await.unwrap();
     assert!(checked(&stored().await, at(38)));
+}
+
+/// The state of `system` in the world's group.
+async fn state_of(w: &World, system: Uuid) -> zfs_sync::model::SyncState {
+    let f = SyncStateFilter {
+        group_id: Some(w.group_id),
+        system_id: Some(system),
+        ..Default::default()
+    };
+    w.store.list_states(&f).await.unwrap().remove(0)
+}
+
+/// Hands out the hub's transfer to `b` at `at` and reports it failed; returns the job id.
+async fn fail_transfer_to_b(w: &World, sync: &SyncService, at: DateTime<Utc>) -> Uuid {
+    let ins = sync.instructions(w.hub, None, at).await.unwrap();
+    let job = ins
+        .instructions
+        .iter()
+        .find(|i| i.transfer.target.system_id == w.b)
+        .unwrap_or_else(|| panic!("the transfer to b is handed out at {at}: {ins:?}"))
+        .job_id;
+    let failed = JobOutcome {
+        status: JobStatus::Failed,
+        error: Some("cannot receive: out of space".into()),
+        resume_token: None,
+        bytes: None,
+    };
+    sync.report_job(job, &failed, at).await.unwrap();
+    job
+}
+
+/// Whether the instructions hand out a transfer to `target`.
+fn sends_to(ins: &zfs_sync::service::sync::Instructions, target: Uuid) -> bool {
+    ins.instructions
+        .iter()
+        .any(|i| i.transfer.target.system_id == target)
+}
+
+/// Whether the hub's instructions at `at` hand out the transfer to `b`.
+async fn hands_out_b(w: &World, sync: &SyncService, at: DateTime<Utc>) -> bool {
+    sends_to(&sync.instructions(w.hub, None, at).await.unwrap(), w.b)
+}
+
+#[test]
+fn the_retry_delay_doubles_up_to_the_cap() {
+    let s = SyncSettings {
+        retry_base_seconds: 60,
+        retry_max_seconds: 3600,
+        ..SyncSettings::default()
+    };
+    let delays: Vec<i64> = (0..9).map(|n| s.retry_delay(n).num_seconds()).collect();
+    assert_eq!(delays, [0, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+    assert_eq!(s.retry_delay(u32::MAX).num_seconds(), 3600, "no overflow");
+    let off = SyncSettings {
+        retry_base_seconds: 0,
+        ..s.clone()
+    };
+    assert_eq!(off.retry_delay(5).num_seconds(), 0, "base 0: no backoff");
+    let inverted = SyncSettings {
+        retry_base_seconds: 600,
+        retry_max_seconds: 60,
+        ..s
+    };
+    match inverted.validate() {
+        Err(zfs_sync::Error::InvalidInput { field, .. }) => assert_eq!(field, "retry_max_seconds"),
+        other => panic!("a cap below the base is refused: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_failing_transfer_backs_off_doubling_up_to_the_cap_and_a_success_resets() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let sync = SyncService::new(
+        w.store.clone(),
+        SyncSettings {
+            job_lease_seconds: 600,
+            retry_base_seconds: 60,
+            retry_max_seconds: 150,
+            ..SyncSettings::default()
+        },
+    );
+    let t0 = now();
+    let first = fail_transfer_to_b(&w, &sync, t0).await;
+    let st = state_of(&w, w.b).await;
+    assert_eq!(st.status, SyncStatus::Error);
+    assert_eq!(st.attempts, 1);
+    assert_eq!(st.next_attempt_at, Some(t0 + Duration::seconds(60)));
+    assert_eq!(
+        st.error_message.as_deref(),
+        Some("cannot receive: out of space")
+    );
+
+    // Held back until its time: not handed out, the state stays `error`, and the
+    // diagnostics say why.
+    let early = t0 + Duration::seconds(59);
+    let ins = sync.instructions(w.hub, None, early).await.unwrap();
+    assert!(!sends_to(&ins, w.b), "{ins:?}");
+    let why = ins
+        .diagnostics
+        .iter()
+        .find(|d| d.system_id == Some(w.b))
+        .expect("a diagnostic for the held-back pair");
+    assert_eq!(why.dataset.as_deref(), Some("vm1"));
+    for part in [
+        "held back",
+        w.group_id.to_string().as_str(),
+        "1 failed attempt",
+        (t0 + Duration::seconds(60)).to_rfc3339().as_str(),
+        "cannot receive: out of space",
+    ] {
+        assert!(why.message.contains(part), "{part:?} in {:?}", why.message);
+    }
+    let check = sync.check_group(w.group_id, early).await.unwrap();
+    let held = check.states.iter().find(|s| s.system_id == w.b).unwrap();
+    assert_eq!(
+        (held.status, held.attempts, held.next_attempt_at),
+        (SyncStatus::Error, 1, Some(t0 + Duration::seconds(60)))
+    );
+
+    // At its time it is handed out again, as a fresh job: the state is `syncing`.
+    let t1 = t0 + Duration::seconds(60);
+    let second = fail_transfer_to_b(&w, &sync, t1).await;
+    assert_ne!(second, first);
+    // The second failure doubles the delay.
+    let st = state_of(&w, w.b).await;
+    assert_eq!(
+        (st.status, st.attempts, st.next_attempt_at),
+        (SyncStatus::Error, 2, Some(t1 + Duration::seconds(120)))
+    );
+    assert!(!hands_out_b(&w, &sync, t1 + Duration::seconds(119)).await);
+    // The third is capped at 150 s, not 240.
+    let t2 = t1 + Duration::seconds(120);
+    fail_transfer_to_b(&w, &sync, t2).await;
+    let st = state_of(&w, w.b).await;
+    assert_eq!(
+        (st.attempts, st.next_attempt_at),
+        (3, Some(t2 + Duration::seconds(150)))
+    );
+    assert!(!hands_out_b(&w, &sync, t2 + Duration::seconds(149)).await);
+
+    // Handed out when due; the state says `syncing` with the count kept.
+    let t3 = t2 + Duration::seconds(150);
+    let ins = sync.instructions(w.hub, None, t3).await.unwrap();
+    let job = ins
+        .instructions
+        .iter()
+        .find(|i| i.transfer.target.system_id == w.b)
+        .expect("handed out when due")
+        .job_id;
+    let st = state_of(&w, w.b).await;
+    assert_eq!(
+        (st.status, st.attempts, st.next_attempt_at),
+        (SyncStatus::Syncing, 3, None)
+    );
+    // A success resets the count.
+    let ok = JobOutcome {
+        status: JobStatus::Succeeded,
+        error: None,
+        resume_token: None,
+        bytes: None,
+    };
+    sync.report_job(job, &ok, t3).await.unwrap();
+    let st = state_of(&w, w.b).await;
+    assert_eq!(
+        (st.status, st.attempts, st.next_attempt_at, st.error_message),
+        (SyncStatus::InSync, 0, None, None)
+    );
+}
+
+#[tokio::test]
+async fn retry_clears_the_backoff_and_keeps_the_count() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let t0 = now();
+    fail_transfer_to_b(&w, &w.sync, t0).await;
+    let held = state_of(&w, w.b).await;
+    assert_eq!(held.status, SyncStatus::Error);
+    assert!(!hands_out_b(&w, &w.sync, t0 + Duration::seconds(1)).await);
+
+    let t1 = t0 + Duration::seconds(2);
+    let cleared = w.sync.retry_state(held.id, t1).await.unwrap();
+    assert_eq!(cleared.id, held.id);
+    assert_eq!(
+        (cleared.status, cleared.attempts, cleared.next_attempt_at),
+        (SyncStatus::OutOfSync, 1, None),
+        "attempts are kept for the record"
+    );
+    assert_eq!(state_of(&w, w.b).await, cleared);
+    // The next hand-out includes it, long before the backoff would have ended.
+    assert!(hands_out_b(&w, &w.sync, t1).await);
+    assert_eq!(status_of(&w, w.b).await, SyncStatus::Syncing);
+    // Another failure backs off from the kept count: 120 s.
+    let t2 = t1 + Duration::seconds(1);
+    let job = state_of(&w, w.b).await.job_id.unwrap();
+    let failed = JobOutcome {
+        status: JobStatus::Failed,
+        error: Some("again".into()),
+        resume_token: None,
+        bytes: None,
+    };
+    w.sync.report_job(job, &failed, t2).await.unwrap();
+    let st = state_of(&w, w.b).await;
+    assert_eq!(
+        (st.attempts, st.next_attempt_at),
+        (2, Some(t2 + Duration::seconds(120)))
+    );
+
+    // A state that is not held back is returned unchanged; an unknown id is not found.
+    let in_sync = state_of(&w, w.hub).await;
+    assert_eq!(w.sync.retry_state(in_sync.id, t2).await.unwrap(), in_sync);
+    assert!(matches!(
+        w.sync.retry_state(Uuid::from_u128(99), t2).await,
+        Err(zfs_sync::Error::NotFound { .. })
+    ));
 }

@@ -119,6 +119,8 @@ class _SyncStateDict(TypedDict):
     lag_seconds: int
     missing_count: int
     error_message: Optional[str]
+    attempts: int
+    next_attempt_at: Optional[str]
     job_id: Optional[str]
     updated_at: str
 
@@ -564,6 +566,8 @@ class Witness:
         job_lease_seconds: int = 3600,
         inventory_cache_records: Optional[int] = None,
         state_touch_seconds: Optional[int] = None,
+        retry_base_seconds: Optional[int] = None,
+        retry_max_seconds: Optional[int] = None,
     ) -> Self: ...
     def register_system(self, system: System, *, now: Optional[_TimeLike] = None) -> str:
         """Registers ``system``; returns its API key (shown this once)."""
@@ -635,6 +639,7 @@ class Witness:
         resume_token: Optional[str] = None,
         now: Optional[_TimeLike] = None,
     ) -> _JobDict: ...
+    def retry_state(self, state_id: _UuidLike, *, now: Optional[_TimeLike] = None) -> _SyncStateDict: ...
     def expire_leases(self, *, now: Optional[_TimeLike] = None) -> List[_JobDict]: ...
     def conflicts(self, group_id: _GroupRef, *, include_closed: bool = False) -> List[_ConflictRecordDict]: ...
     def resolve_conflict(

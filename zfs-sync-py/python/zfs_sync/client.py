@@ -264,6 +264,14 @@ class Client:
         result: JsonDict = self.request("POST", f"/sync/jobs/{job}/result", body)
         return result
 
+    def retry_state(self, state_id: Union[str, UUID]) -> JsonDict:
+        """``POST /sync/states/{state_id}/retry`` (admin key): clears a failed transfer's
+        backoff so the next instructions of its runner include it; returns the sync state
+        (``attempts`` kept, ``next_attempt_at`` null)."""
+        state = str(UUID(str(state_id)))
+        result: JsonDict = self.request("POST", f"/sync/states/{state}/retry")
+        return result
+
     @classmethod
     def register(
         cls,

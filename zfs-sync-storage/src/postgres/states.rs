@@ -75,17 +75,21 @@ async fn put_states<C: GenericClient>(
     let errors: Vec<Option<&str>> = rows.iter().map(|s| s.error_message.as_deref()).collect();
     let job_ids: Vec<Option<Uuid>> = rows.iter().map(|s| s.job_id).collect();
     let updated: Vec<DateTime<Utc>> = rows.iter().map(|s| s.updated_at).collect();
+    let attempts: Vec<i64> = rows.iter().map(|s| i64::from(s.attempts)).collect();
+    let next_attempts: Vec<Option<DateTime<Utc>>> =
+        rows.iter().map(|s| s.next_attempt_at).collect();
     let kept: Vec<Uuid> = query(
         c,
         &format!(
             "INSERT INTO sync_states ({STATE_COLS})
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],
                  $6::timestamptz[], $7::timestamptz[], $8::int8[], $9::int8[], $10::text[],
-                 $11::uuid[], $12::timestamptz[])
+                 $11::uuid[], $12::timestamptz[], $13::int8[], $14::timestamptz[])
              ON CONFLICT (group_id, dataset, system_id) DO UPDATE SET status = EXCLUDED.status,
                  last_check = EXCLUDED.last_check, last_sync = EXCLUDED.last_sync,
                  lag_seconds = EXCLUDED.lag_seconds, missing_count = EXCLUDED.missing_count,
-                 error_message = EXCLUDED.error_message, job_id = EXCLUDED.job_id, updated_at = EXCLUDED.updated_at
+                 error_message = EXCLUDED.error_message, job_id = EXCLUDED.job_id, updated_at = EXCLUDED.updated_at,
+                 attempts = EXCLUDED.attempts, next_attempt_at = EXCLUDED.next_attempt_at
              RETURNING id"
         ),
         &[
@@ -101,6 +105,8 @@ async fn put_states<C: GenericClient>(
             &errors,
             &job_ids,
             &updated,
+            &attempts,
+            &next_attempts,
         ],
     )
     .await?

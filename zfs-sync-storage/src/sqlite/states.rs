@@ -40,11 +40,12 @@ fn put_states(
     }
     let mut upsert = tx
         .prepare_cached(&format!(
-            "INSERT INTO sync_states ({STATE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+            "INSERT INTO sync_states ({STATE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (group_id, dataset, system_id) DO UPDATE SET status = excluded.status,
                  last_check = excluded.last_check, last_sync = excluded.last_sync, lag_seconds = excluded.lag_seconds,
                  missing_count = excluded.missing_count, error_message = excluded.error_message,
-                 job_id = excluded.job_id, updated_at = excluded.updated_at
+                 job_id = excluded.job_id, updated_at = excluded.updated_at,
+                 attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at
              RETURNING id"
         ))
         .map_err(map_err)?;
@@ -65,6 +66,8 @@ fn put_states(
                     s.error_message,
                     s.job_id.map(|j| j.as_bytes().to_vec()),
                     micros(s.updated_at),
+                    i64::from(s.attempts),
+                    opt_time(s.next_attempt_at),
                 ],
                 |r| r.get::<_, [u8; 16]>(0),
             )

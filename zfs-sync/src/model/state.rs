@@ -13,6 +13,7 @@ string_enum! {
         /// A job was handed out and its lease has not expired.
         Syncing = "syncing",
         Conflict = "conflict",
+        /// The last transfer failed; it is held back until `next_attempt_at`.
         Error = "error",
     }
 }
@@ -30,7 +31,17 @@ pub struct SyncState {
     pub last_sync: Option<DateTime<Utc>>,
     pub lag_seconds: u64,
     pub missing_count: u64,
+    /// Why the state is `error` or `conflict`; while a failed transfer is held back, the last
+    /// failure.
     pub error_message: Option<String>,
+    /// Failures of this transfer (group, dataset, target) since its last success, across
+    /// jobs; 0 after a success.
+    #[serde(default)]
+    pub attempts: u32,
+    /// While a failed transfer is held back (exponential backoff): when it is handed out
+    /// again. `None` when nothing holds it back.
+    #[serde(default)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
     /// The job currently moving data to this system, if any.
     pub job_id: Option<Uuid>,
     pub updated_at: DateTime<Utc>,

@@ -26,8 +26,16 @@ pub struct SyncStateOut {
     pub last_sync: Option<Timestamp>,
     pub lag_seconds: u64,
     pub missing_count: u64,
+    /// Why the state is `error` or `conflict`; while a failed transfer is held back, its
+    /// last failure.
     #[oai(nullable)]
     pub error_message: Option<String>,
+    /// Failures of this transfer since its last success (0 after a success).
+    pub attempts: u32,
+    /// While a failed transfer is held back: when it is handed out again (`POST
+    /// /sync/states/{state_id}/retry` clears it).
+    #[oai(nullable)]
+    pub next_attempt_at: Option<Timestamp>,
     #[oai(nullable)]
     pub job_id: Option<Uuid>,
     pub updated_at: Timestamp,
@@ -46,6 +54,8 @@ impl From<SyncState> for SyncStateOut {
             lag_seconds: s.lag_seconds,
             missing_count: s.missing_count,
             error_message: s.error_message,
+            attempts: s.attempts,
+            next_attempt_at: s.next_attempt_at.map(Into::into),
             job_id: s.job_id,
             updated_at: s.updated_at.into(),
         }

@@ -176,6 +176,25 @@ impl SyncApi {
         Ok(Json(s.into()))
     }
 
+    /// Clear a failed transfer's backoff (admin): the state's `next_attempt_at` is removed
+    /// and an `error` state becomes `out_of_sync`, so the next hand-out to its runner
+    /// includes the transfer. `attempts` is kept for the record (a success resets it).
+    #[oai(
+        path = "/sync/states/:state_id/retry",
+        method = "post",
+        operation_id = "retry_sync_state"
+    )]
+    async fn retry_state(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        state_id: Path<Uuid>,
+    ) -> Answer<Json<SyncStateOut>, { LOOKUP }> {
+        key.admin()?;
+        let s = state.sync.retry_state(state_id.0, Utc::now()).await?;
+        Ok(Json(s.into()))
+    }
+
     /// A group's sync states (admin or member).
     #[oai(
         path = "/sync/groups/:group_id/states",

@@ -70,8 +70,17 @@ impl SyncService {
                     TransferMode::Push => t.source.system_id,
                     TransferMode::Pull => t.target.system_id,
                 };
-                if runner != system_id || ev.hold.contains(&(t.dataset.clone(), t.target.system_id))
+                if runner != system_id {
+                    continue;
+                }
+                let key = (t.dataset.clone(), t.target.system_id);
+                if ev.backoff.contains(&key)
+                    && let Some(st) = ev.states.get(&key)
                 {
+                    out.diagnostics
+                        .push(held_back(&ev.group.name, ev.group.id, st));
+                }
+                if ev.hold.contains(&key) {
                     continue;
                 }
                 let (Some(source), Some(target)) = (
@@ -153,6 +162,7 @@ impl SyncService {
                     st.status = SyncStatus::Syncing;
                     st.job_id = Some(job_id);
                     st.error_message = None;
+                    st.next_attempt_at = None;
                 }
             }
             out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
@@ -162,8 +172,10 @@ impl SyncService {
     }
 
     /// Records a runner's job result and drives the target's sync state: `in_sync` on
-    /// success, `error` on failure. A failure may carry the target's `receive_resume_token`,
-    /// which the next plan resumes from.
+    /// success (its `attempts` back to 0), `error` on failure. A failure may carry the
+    /// target's `receive_resume_token`, which the next plan resumes from; it counts one more
+    /// attempt of the transfer (group, dataset, target), which is then held back until
+    /// `next_attempt_at` ([`SyncSettings::retry_delay`](super::SyncSettings::retry_delay)).
     pub async fn report_job(
         &self,
         job_id: Uuid,
@@ -203,8 +215,12 @@ impl SyncService {
             st.lag_seconds = 0;
             st.missing_count = 0;
             st.error_message = None;
+            st.attempts = 0;
+            st.next_attempt_at = None;
         } else {
             st.status = SyncStatus::Error;
+            st.attempts = st.attempts.saturating_add(1);
+            st.next_attempt_at = Some(now + self.settings.retry_delay(st.attempts));
             st.error_message = Some(
                 outcome
                     .error
@@ -296,6 +312,28 @@ impl SyncService {
         Ok(())
     }
 
+    /// Clears a failed transfer's backoff (admin): the state's `next_attempt_at` is removed
+    /// and an `error` state becomes `out_of_sync`, so the next hand-out to its runner includes
+    /// the transfer. `attempts` is kept for the record (a new failure backs off from there;
+    /// a success resets it). `NotFound` for an unknown state.
+    pub async fn retry_state(&self, state_id: Uuid, now: DateTime<Utc>) -> Result<SyncState> {
+        let mut st = self
+            .store
+            .get_state(state_id)
+            .await?
+            .ok_or_else(|| Error::not_found("sync state", state_id))?;
+        if st.next_attempt_at.is_none() && st.status != SyncStatus::Error {
+            return Ok(st);
+        }
+        st.next_attempt_at = None;
+        if st.status == SyncStatus::Error {
+            st.status = SyncStatus::OutOfSync;
+        }
+        st.updated_at = now;
+        self.store.upsert_states(std::slice::from_ref(&st)).await?;
+        Ok(st)
+    }
+
     /// Expires job leases; the targets' states go back to `out_of_sync`.
     pub async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
         let expired = self.store.expire_leases(now).await?;
@@ -310,6 +348,26 @@ impl SyncService {
             }
         }
         Ok(expired)
+    }
+}
+
+/// The diagnostic of a transfer held back after failures: group, dataset, target, attempts,
+/// next attempt time and last error.
+fn held_back(group_name: &str, group_id: Uuid, st: &SyncState) -> Diagnostic {
+    let next = st
+        .next_attempt_at
+        .map_or_else(|| "now".to_string(), |t| t.to_rfc3339());
+    Diagnostic {
+        system_id: Some(st.system_id),
+        dataset: Some(st.dataset.clone()),
+        message: format!(
+            "held back after a failure: group {group_name:?} ({group_id}), dataset {:?}, \
+             target system {}: {} failed attempt(s), next attempt at {next}; last error: {}",
+            st.dataset,
+            st.system_id,
+            st.attempts,
+            st.error_message.as_deref().unwrap_or("transfer failed"),
+        ),
     }
 }
 

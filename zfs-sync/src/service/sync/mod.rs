@@ -10,6 +10,13 @@
 //! ([`SyncService::expire_leases`]; the state returns to `out_of_sync` and the next call hands
 //! out a fresh job). A job reported as succeeded is not handed out again while the target has
 //! not reported a newer inventory: the witness trusts the result until the inventory speaks.
+//!
+//! A failed job counts one more attempt of its transfer (group, dataset, target) in the
+//! target's state, which holds the transfer back until `next_attempt_at`
+//! ([`SyncSettings::retry_delay`]: exponential, capped): the state is `error` and the
+//! instructions skip it with a diagnostic; then the next call hands it out again. A success
+//! (or the target's inventory showing the data) resets the count;
+//! [`SyncService::retry_state`] ends the wait at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -49,6 +56,43 @@ pub struct SyncSettings {
     /// every time). Any other change is written at once, and explicit group checks always
     /// write. Keeps a fleet of hosts polling every few seconds from rewriting unchanged rows.
     pub state_touch_seconds: u64,
+    /// After a transfer fails, it is held back for `retry_base_seconds · 2^(attempts−1)`
+    /// seconds (attempts: its failures since its last success), at most
+    /// [`retry_max_seconds`](Self::retry_max_seconds). 0 turns the backoff off.
+    pub retry_base_seconds: u64,
+    /// The longest a failed transfer is held back.
+    pub retry_max_seconds: u64,
+}
+
+impl SyncSettings {
+    /// Checks the values' ranges: a lease of at least a second, and a backoff cap no smaller
+    /// than its base. Errors name the setting.
+    pub fn validate(&self) -> Result<()> {
+        if self.job_lease_seconds == 0 {
+            return Err(Error::invalid("job_lease_seconds", "must be at least 1"));
+        }
+        if self.retry_max_seconds < self.retry_base_seconds {
+            return Err(Error::invalid(
+                "retry_max_seconds",
+                "must be at least retry_base_seconds (the cap of the backoff)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long a transfer is held back after its `attempts`-th failure in a row:
+    /// `min(retry_base_seconds · 2^(attempts−1), retry_max_seconds)` (0 for no failure).
+    pub fn retry_delay(&self, attempts: u32) -> Duration {
+        let Some(exp) = attempts.checked_sub(1) else {
+            return Duration::zero();
+        };
+        let factor = 1u64.checked_shl(exp.min(63)).unwrap_or(u64::MAX);
+        let secs = self
+            .retry_base_seconds
+            .saturating_mul(factor)
+            .min(self.retry_max_seconds);
+        Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2_000))
+    }
 }
 
 impl Default for SyncSettings {
@@ -57,6 +101,8 @@ impl Default for SyncSettings {
             job_lease_seconds: 3600,
             inventory_cache_records: 1_000_000,
             state_touch_seconds: 30,
+            retry_base_seconds: 60,
+            retry_max_seconds: 3600,
         }
     }
 }
@@ -162,6 +208,9 @@ struct Evaluation {
     /// (dataset, target) pairs whose transfer must not be handed out now: a job is active, or
     /// one succeeded and the target has not reported since.
     hold: HashSet<(String, Uuid)>,
+    /// The held pairs among them whose transfer failed and is backing off (their states are
+    /// `error` with `next_attempt_at` in the future).
+    backoff: HashSet<(String, Uuid)>,
 }
 
 impl SyncService {
@@ -210,6 +259,7 @@ impl SyncService {
 
         let mut states = HashMap::new();
         let mut hold = HashSet::new();
+        let mut backoff = HashSet::new();
         for dp in &plan.datasets {
             if let Some(source) = dp.source {
                 let key = (dp.dataset.clone(), source);
@@ -229,6 +279,9 @@ impl SyncService {
                 match &o.outcome {
                     Outcome::InSync | Outcome::WithinLag => {
                         st.status = SyncStatus::InSync;
+                        // The target has the data: whatever failed before is over.
+                        st.attempts = 0;
+                        st.next_attempt_at = None;
                         let was_in_sync = prev.is_some_and(|p| p.status == SyncStatus::InSync);
                         st.last_sync = if was_in_sync {
                             prev.and_then(|p| p.last_sync).or(Some(now))
@@ -238,6 +291,7 @@ impl SyncService {
                         st.job_id = None;
                     }
                     Outcome::Blocked { reason, .. } => {
+                        st.next_attempt_at = None;
                         st.status = SyncStatus::Conflict;
                         st.error_message = Some(reason.clone());
                         st.job_id = None;
@@ -265,7 +319,6 @@ impl SyncService {
                                     hold.insert(key.clone());
                                 }
                                 JobStatus::Failed => {
-                                    st.status = SyncStatus::Error;
                                     st.job_id = Some(job.id);
                                     st.error_message = job
                                         .error
@@ -273,6 +326,22 @@ impl SyncService {
                                         .or_else(|| Some("transfer failed".into()));
                                 }
                                 _ => {}
+                            }
+                        }
+                        if st.status == SyncStatus::OutOfSync {
+                            match st.next_attempt_at {
+                                // Held back after a failure: `error` until its next attempt.
+                                Some(at) if at > now => {
+                                    st.status = SyncStatus::Error;
+                                    st.error_message = st.error_message.take().or_else(|| {
+                                        prev.and_then(|p| p.error_message.clone())
+                                            .or_else(|| Some("transfer failed".into()))
+                                    });
+                                    hold.insert(key.clone());
+                                    backoff.insert(key.clone());
+                                }
+                                // Due again: handed out at the next call of its runner.
+                                _ => st.next_attempt_at = None,
                             }
                         }
                     }
@@ -309,6 +378,7 @@ impl SyncService {
             previous,
             conflicts,
             hold,
+            backoff,
         })
     }
 
@@ -434,6 +504,8 @@ fn same_but_check(a: &SyncState, b: &SyncState) -> bool {
         lag_seconds,
         missing_count,
         error_message,
+        attempts,
+        next_attempt_at,
         job_id,
         updated_at: _,
     } = a;
@@ -446,6 +518,8 @@ fn same_but_check(a: &SyncState, b: &SyncState) -> bool {
         && *lag_seconds == b.lag_seconds
         && *missing_count == b.missing_count
         && *error_message == b.error_message
+        && *attempts == b.attempts
+        && *next_attempt_at == b.next_attempt_at
         && *job_id == b.job_id
 }
 
@@ -467,6 +541,8 @@ fn base_state(
         lag_seconds: prev.map_or(0, |p| p.lag_seconds),
         missing_count: prev.map_or(0, |p| p.missing_count),
         error_message: None,
+        attempts: prev.map_or(0, |p| p.attempts),
+        next_attempt_at: prev.and_then(|p| p.next_attempt_at),
         job_id: prev.and_then(|p| p.job_id),
         updated_at: now,
     }

@@ -99,6 +99,8 @@ pub(super) fn state(
         lag_seconds: 0,
         missing_count: 0,
         error_message: None,
+        attempts: 0,
+        next_attempt_at: None,
         job_id: None,
         updated_at: t0(),
     }

@@ -158,6 +158,7 @@ macro_rules! for_each_conformance_behaviour {
             // states.rs
             states_upsert_keeps_ids,
             states_replace,
+            states_keep_backoff,
             // conflicts.rs
             conflicts_sync_semantics,
             conflict_resolve,

@@ -113,3 +113,50 @@ pub async fn states_replace(store: &dyn Store) {
     store.replace_group_states(g.id, &[]).await.unwrap();
     assert!(group_states(store, g.id).await.is_empty());
 }
+
+/// A state's failure count and next attempt time round-trip through upserts and whole-group
+/// replacements (the largest count too), and clearing them stores `0` and `None`.
+pub async fn states_keep_backoff(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let fresh = state(g.id, "vm1", a.id, SyncStatus::OutOfSync);
+    store
+        .upsert_states(std::slice::from_ref(&fresh))
+        .await
+        .unwrap();
+    let got = store.get_state(fresh.id).await.unwrap().unwrap();
+    assert_eq!((got.attempts, got.next_attempt_at), (0, None));
+
+    let mut failed = fresh.clone();
+    failed.status = SyncStatus::Error;
+    failed.error_message = Some("cannot receive: out of space".into());
+    failed.attempts = 3;
+    failed.next_attempt_at = Some(t0() + secs(240));
+    store
+        .upsert_states(std::slice::from_ref(&failed))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_state(fresh.id).await.unwrap(),
+        Some(failed.clone())
+    );
+
+    let mut most = state(g.id, "vm2", b.id, SyncStatus::Error);
+    most.attempts = u32::MAX;
+    most.next_attempt_at = Some(t0() + secs(3600));
+    store
+        .replace_group_states(g.id, &[failed.clone(), most.clone()])
+        .await
+        .unwrap();
+    assert_eq!(group_states(store, g.id).await, vec![failed.clone(), most]);
+
+    let mut cleared = failed;
+    cleared.status = SyncStatus::InSync;
+    cleared.error_message = None;
+    cleared.attempts = 0;
+    cleared.next_attempt_at = None;
+    store
+        .upsert_states(std::slice::from_ref(&cleared))
+        .await
+        .unwrap();
+    assert_eq!(store.get_state(fresh.id).await.unwrap(), Some(cleared));
+}
