@@ -190,30 +190,31 @@ async fn compare_dataset_in_a_group_honours_each_members_dataset_root() {
         .unwrap();
     // A holds tank/vm1; B keeps A's datasets below backup/replicas/hostA, and also holds an
     // unrelated backup/vm1 that must not be compared.
-    let report = |id, items: Vec<NewSnapshot>| {
-        let store = &store;
-        async move {
-            store.upsert_snapshots(id, &items, now()).await.unwrap();
-        }
-    };
-    report(
-        A,
-        vec![
-            snap("tank", "vm1", "s1", 1),
-            snap("tank", "vm1", "s2", 2),
-            snap("tank", "vm1", "s3", 3),
-        ],
-    )
-    .await;
-    report(
-        B,
-        vec![
-            snap("backup", "replicas/hostA/vm1", "s1", 1),
-            snap("backup", "replicas/hostA/vm1", "s2", 2),
-            snap("backup", "vm1", "other", 4),
-        ],
-    )
-    .await;
+    let reports = [
+        (
+            A,
+            [
+                ("tank", "vm1", "s1", 1),
+                ("tank", "vm1", "s2", 2),
+                ("tank", "vm1", "s3", 3),
+            ],
+        ),
+        (
+            B,
+            [
+                ("backup", "replicas/hostA/vm1", "s1", 1),
+                ("backup", "replicas/hostA/vm1", "s2", 2),
+                ("backup", "vm1", "other", 4),
+            ],
+        ),
+    ];
+    for (id, items) in reports {
+        let items: Vec<NewSnapshot> = items
+            .iter()
+            .map(|(pool, ds, name, hours)| snap(pool, ds, name, *hours))
+            .collect();
+        store.upsert_snapshots(id, &items, now()).await.unwrap();
+    }
     let g = group(
         Topology::Bidirectional,
         vec![

@@ -235,10 +235,7 @@ impl SystemsApi {
         let system_id = key.system_ref(&state, &system_id).await?;
         let api_key = auth::rotate_system_key(state.store.as_ref(), system_id, Utc::now()).await?;
         tracing::info!(system_id = %system_id, "system API key rotated");
-        Ok(Json(KeyRotated {
-            system_id,
-            api_key,
-        }))
+        Ok(Json(KeyRotated { system_id, api_key }))
     }
 
     /// One system's health (own key or admin).
