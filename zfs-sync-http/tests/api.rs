@@ -1384,6 +1384,11 @@ async fn systems_are_named_by_id_or_hostname_and_keys_still_act_only_for_their_o
         .call("GET", "/api/v1/systems/host%2Da.example", Some(&ka), None)
         .await;
     assert_eq!(r.body["id"], json!(a), "{r:?}");
+    // A string that is no hostname names nothing, and never reaches the store.
+    for path in ["/api/v1/systems/a%00b", "/api/v1/systems/bad%20host!"] {
+        assert_error(&h.admin("GET", path, None).await, 404);
+        assert_error(&h.call("GET", path, Some(&ka), None).await, 403);
+    }
 }
 
 #[tokio::test]

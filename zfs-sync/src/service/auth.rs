@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{ApiKeyRecord, Role, System, validate_host, validate_ssh_user};
-use crate::service::systems::{SystemRef, resolve};
+use crate::service::systems::{SystemRef, by_hostname, resolve};
 use crate::store::Store;
 
 /// Every key starts with this, so leaked keys are easy to recognise (secret scanners).
@@ -113,14 +113,12 @@ pub async fn authorize_system_ref(store: &dyn Store, role: Role, r: &SystemRef) 
     match (role, r) {
         (Role::Admin, _) => resolve(store, r).await,
         (Role::System(_), SystemRef::Id(id)) => authorize_system(role, *id).map(|()| *id),
-        (Role::System(own), SystemRef::Hostname(h)) => {
-            match store.get_system_by_hostname(h).await? {
-                Some(s) if s.id == own => Ok(own),
-                _ => Err(Error::Forbidden {
-                    message: format!("this API key may not act for system {h}"),
-                }),
-            }
-        }
+        (Role::System(own), SystemRef::Hostname(h)) => match by_hostname(store, h).await? {
+            Some(s) if s.id == own => Ok(own),
+            _ => Err(Error::Forbidden {
+                message: format!("this API key may not act for system {h}"),
+            }),
+        },
     }
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Capabilities, Metadata, System};
+use crate::model::{Capabilities, Metadata, System, validate_host};
 use crate::service::auth;
 use crate::store::Store;
 
@@ -131,12 +131,20 @@ impl std::fmt::Display for SystemRef {
 pub async fn resolve(store: &dyn Store, r: &SystemRef) -> Result<Uuid> {
     match r {
         SystemRef::Id(id) => Ok(*id),
-        SystemRef::Hostname(h) => store
-            .get_system_by_hostname(h)
+        SystemRef::Hostname(h) => by_hostname(store, h)
             .await?
             .map(|s| s.id)
             .ok_or_else(|| Error::not_found("system", format!("with hostname {h}"))),
     }
+}
+
+/// The system with this hostname. A string that is no valid hostname names no system
+/// (registration validates hostnames), so it never reaches the store (a NUL byte, say).
+pub async fn by_hostname(store: &dyn Store, hostname: &str) -> Result<Option<System>> {
+    if validate_host("hostname", hostname).is_err() {
+        return Ok(None);
+    }
+    store.get_system_by_hostname(hostname).await
 }
 
 /// The system, or `NotFound`.
