@@ -1,6 +1,7 @@
 //! The `X-API-Key` security scheme. Taking [`ApiKeyAuth`] as a parameter protects an
 //! operation: the key is hashed and looked up, and the operation gets the key's [`Role`].
 
+use chrono::Utc;
 use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::ApiKey;
@@ -10,6 +11,7 @@ use zfs_sync::service::auth;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::wire::SystemPath;
 
 /// An API key in the `X-API-Key` header: an admin key, or a system's own key.
 #[derive(Debug, SecurityScheme)]
@@ -21,13 +23,24 @@ use crate::error::{ApiError, ApiResult};
 )]
 pub struct ApiKeyAuth(pub Role);
 
+/// Authenticates the key; a system's own key also marks the system seen (at most once per
+/// [`SeenMarks`](zfs_sync::service::health::SeenMarks) interval, never for admin keys).
 async fn check_key(req: &Request, key: ApiKey) -> poem::Result<Role> {
     let state = req
         .data::<AppState>()
         .ok_or_else(|| poem::Error::from(ApiError::new(500, "server state missing", None, None)))?;
-    auth::authenticate(state.store.as_ref(), &key.key)
+    let role = auth::authenticate(state.store.as_ref(), &key.key)
         .await
-        .map_err(|e| ApiError::from(e).into())
+        .map_err(ApiError::from)?;
+    if let Err(e) = state
+        .seen
+        .mark(state.store.as_ref(), role, Utc::now())
+        .await
+    {
+        // The request goes on: being marked seen is not what it asked for.
+        tracing::warn!(error = %e, "could not mark the system seen");
+    }
+    Ok(role)
 }
 
 impl ApiKeyAuth {
@@ -37,6 +50,13 @@ impl ApiKeyAuth {
 
     pub fn for_system(&self, system_id: Uuid) -> ApiResult<()> {
         Ok(auth::authorize_system(self.0, system_id)?)
+    }
+
+    /// The id of the system a `{system_id}` path parameter names (its id or hostname), when
+    /// this key may act for it: see [`auth::authorize_system_ref`] (a system key naming
+    /// another system, by id or hostname, is 403).
+    pub async fn system_ref(&self, state: &AppState, path: &SystemPath) -> ApiResult<Uuid> {
+        Ok(auth::authorize_system_ref(state.store.as_ref(), self.0, &path.0).await?)
     }
 
     pub fn any_of(&self, system_ids: &[Uuid], what: &str) -> ApiResult<()> {

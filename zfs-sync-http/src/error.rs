@@ -5,11 +5,16 @@
 //! routes, wrong methods, missing keys) in the same shape, so a client never sees a plain-text
 //! error or a 500 for bad input.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response};
+use poem_openapi::error::ParsePathError;
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaResponses, Registry};
-use poem_openapi::{ApiResponse, Object, OperationId};
+use poem_openapi::registry::{MetaParamIn, MetaResponses, Registry};
+use poem_openapi::{ApiResponse, Object, OpenApi, OperationId};
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Object, serde::Serialize, serde::Deserialize)]
@@ -237,6 +242,64 @@ impl From<zfs_sync::Error> for ApiError {
     }
 }
 
+/// The names of each operation's path parameters, in the order poem-openapi numbers them in
+/// its routes and parse errors (`param0`, `param1`, ...), read from the API's metadata once.
+fn path_param_names() -> &'static HashMap<&'static str, Vec<String>> {
+    static NAMES: OnceLock<HashMap<&'static str, Vec<String>>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        <crate::api::Api as OpenApi>::meta()
+            .into_iter()
+            .flat_map(|api| api.paths)
+            .flat_map(|path| path.operations)
+            .filter_map(|op| {
+                let names = op
+                    .params
+                    .into_iter()
+                    .filter(|p| p.in_type == MetaParamIn::Path)
+                    .map(|p| p.name)
+                    .collect();
+                Some((op.operation_id?, names))
+            })
+            .collect()
+    })
+}
+
+/// The API's name of poem-openapi's generated path parameter name (`param0` of
+/// `get_system` is `system_id`); other names unchanged.
+fn real_param_name<'a>(generated: &'a str, operation: Option<OperationId>) -> Cow<'a, str> {
+    generated
+        .strip_prefix("param")
+        .and_then(|n| n.parse::<usize>().ok())
+        .and_then(|i| path_param_names().get(operation?.0)?.get(i))
+        .map_or(Cow::Borrowed(generated), |n| Cow::Owned(n.clone()))
+}
+
+/// A route template with the API's parameter names (`/api/v1/systems/:system_id`), for logs
+/// and metrics.
+pub fn route_template(pattern: &str, operation: Option<OperationId>) -> String {
+    pattern
+        .split('/')
+        .map(|seg| match seg.strip_prefix(':') {
+            Some(name) => format!(":{}", real_param_name(name, operation)),
+            None => seg.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A path parameter poem-openapi could not parse (a bad UUID), as a 400 naming the parameter
+/// as the API does (`group_id`), never poem-openapi's generated `param0`.
+fn path_error(e: &poem::Error, operation: Option<OperationId>) -> Option<ApiError> {
+    let err = e.downcast_ref::<ParsePathError>()?;
+    let name = real_param_name(err.name, operation).into_owned();
+    Some(ApiError::new(
+        400,
+        format!("{name}: {}", err.reason),
+        Some(name),
+        None,
+    ))
+}
+
 /// Renders every non-JSON error response (poem's parse errors, 404/405 of the router, 401 of a
 /// missing key) as an [`ErrorBody`]. Responses that already carry JSON pass unchanged.
 #[derive(Debug, Clone, Copy, Default)]
@@ -289,7 +352,10 @@ impl<E: Endpoint> Endpoint for JsonErrorsEndpoint<E> {
                 let message = e.to_string();
                 let pattern = e.data::<PathPattern>().cloned();
                 let operation = e.data::<OperationId>().copied();
-                let mut r = e.into_response();
+                let mut r = match path_error(&e, operation) {
+                    Some(named) => named.into_response(),
+                    None => e.into_response(),
+                };
                 if let Some(p) = pattern {
                     r.set_data(p);
                 }

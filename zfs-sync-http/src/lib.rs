@@ -13,6 +13,7 @@ use poem::middleware::{CatchPanic, Cors};
 use poem::web::Data;
 use poem::{EndpointExt, IntoResponse, Request, Response, Route, handler};
 use poem_openapi::OpenApiService;
+use zfs_sync::service::health::SeenMarks;
 use zfs_sync::service::reporting::Reported;
 use zfs_sync::service::sync::SyncService;
 use zfs_sync::store::Store;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub sync: SyncService,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// Marks systems seen when they use their own key.
+    pub seen: Arc<SeenMarks>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -57,6 +60,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
         let sync = SyncService::new(store.clone(), settings.sync_settings());
         AppState {
+            seen: Arc::new(SeenMarks::for_timeout(settings.heartbeat_timeout_seconds)),
             store,
             sync,
             settings: Arc::new(settings),

@@ -8,7 +8,7 @@ use poem::http::{HeaderValue, header};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::OperationId;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, route_template};
 use crate::metrics::Metrics;
 
 /// The request id header, echoed (or generated) on every response.
@@ -66,12 +66,11 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             Err(e) => e.into_response(),
         };
         let mut resp = resp;
+        let op = resp.data::<OperationId>().copied();
         let route = resp
             .data::<PathPattern>()
-            .map_or_else(|| "unmatched".to_string(), |p| p.0.to_string());
-        let operation = resp
-            .data::<OperationId>()
-            .map_or_else(|| "none".to_string(), |o| o.0.to_string());
+            .map_or_else(|| "unmatched".to_string(), |p| route_template(&p.0, op));
+        let operation = op.map_or_else(|| "none".to_string(), |o| o.0.to_string());
         let secs = start.elapsed().as_secs_f64();
         self.metrics
             .observe_request(&method, &route, &operation, secs);

@@ -1,13 +1,17 @@
-//! Wire primitives every resource shares: times as RFC 3339 with `Z`, and the checks of
-//! JSON values that become model fields (metadata objects, ports, second counts).
+//! Wire primitives every resource shares: times as RFC 3339 with `Z`, `{system_id}` path
+//! parameters (an id or a hostname), and the checks of JSON values that become model fields
+//! (metadata objects, ports, second counts).
 
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::types::{
+    ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
+};
 use serde_json::Value;
 use zfs_sync::model::Metadata;
+use zfs_sync::service::systems::SystemRef;
 
 use crate::error::ApiError;
 
@@ -56,6 +60,45 @@ impl ParseFromJSON for Timestamp {
         <DateTime<Utc> as ParseFromJSON>::parse_from_json(value)
             .map(Timestamp)
             .map_err(|e| e.propagate())
+    }
+}
+
+/// A `{system_id}` path parameter: the system's id (a UUID) or its hostname. Operations
+/// resolve it with [`ApiKeyAuth::system_ref`](crate::auth::ApiKeyAuth::system_ref), which also
+/// checks the key against the resolved id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemPath(pub SystemRef);
+
+impl Type for SystemPath {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "string_system_ref".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            description: Some("A system's id (a UUID) or its hostname."),
+            ..MetaSchema::new("string")
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl ParseFromParameter for SystemPath {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        SystemRef::parse("system_id", value)
+            .map(SystemPath)
+            .map_err(|e| ParseError::custom(e.to_string()))
     }
 }
 

@@ -74,23 +74,22 @@ async fn every_error_is_json() {
             None,
             expect!["405 method_not_allowed method not allowed on this route"],
         ),
-        // A bad UUID in the path: 400, JSON, never 500.
+        // A `{system_id}` that is not a UUID is a hostname: 404 naming it when no system has it.
         (
             "GET",
             "/api/v1/systems/not-a-uuid".into(),
             admin,
             None,
-            expect![[
-                r#"400 bad_request failed to parse path `param0`: failed to parse "string_uuid": invalid character: found `n` at 0"#
-            ]],
+            expect!["404 not_found system with hostname not-a-uuid not found"],
         ),
+        // A bad UUID in the path: 400 naming the parameter, JSON, never 500.
         (
             "GET",
             "/api/v1/sync-groups/123".into(),
             admin,
             None,
             expect![[
-                r#"400 bad_request failed to parse path `param0`: failed to parse "string_uuid": invalid length: found 3"#
+                r#"400 bad_request [group_id] group_id: failed to parse "string_uuid": invalid length: found 3"#
             ]],
         ),
         // Unknown ids: 404.
@@ -1166,15 +1165,16 @@ async fn metrics_use_route_templates_and_can_be_private() {
         assert!(text.contains(name), "{name} missing in\n{text}");
     }
     assert!(
-        text.contains("route=\"/api/v1/systems/:param0\",operation=\"get_system\""),
+        text.contains("route=\"/api/v1/systems/:system_id\",operation=\"get_system\""),
         "{text}"
     );
     assert!(
         text.contains("zfs_sync_open_conflicts{group=\"metrics-group\"} 0"),
         "{text}"
     );
+    // The system's request with its own key marked it seen (issue 13, point 7).
     assert!(
-        text.contains("zfs_sync_systems{status=\"never_seen\"} 1"),
+        text.contains("zfs_sync_systems{status=\"online\"} 1"),
         "{text}"
     );
     assert!(
@@ -1233,4 +1233,318 @@ async fn cors_is_off_by_default_and_an_allow_list_when_set() {
         .send()
         .await;
     r.assert_header_is_not_exist("access-control-allow-origin");
+}
+
+#[tokio::test]
+async fn systems_are_named_by_id_or_hostname_and_keys_still_act_only_for_their_own() {
+    let h = harness().await;
+    let (a, ka) = h.register("host-a.example").await;
+    let (b, kb) = h.register("host-b.example").await;
+    let g = h
+        .admin(
+            "POST",
+            "/api/v1/sync-groups",
+            Some(json!({"name": "g", "system_ids": [a, b]})),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{g:?}");
+    let gid = g.body["id"].as_str().unwrap().to_string();
+    // By hostname, with the system's own key and with an admin key.
+    for key in [&ka, &h.admin] {
+        let r = h
+            .call("GET", "/api/v1/systems/host-a.example", Some(key), None)
+            .await;
+        assert_eq!((r.status, &r.body["id"]), (200, &json!(a)), "{r:?}");
+    }
+    let ok = [
+        ("POST", "/api/v1/systems/host-a.example/heartbeat", None),
+        ("GET", "/api/v1/systems/host-a.example/health", None),
+        ("GET", "/api/v1/sync/instructions/host-a.example", None),
+        (
+            "PUT",
+            "/api/v1/systems/host-a.example/snapshots",
+            Some(json!([snap("tank", "vm1", "s1", 1, 1, 1)])),
+        ),
+        (
+            "PUT",
+            "/api/v1/systems/host-a.example/resume-tokens",
+            Some(json!({"pool": "tank", "dataset": "vm1", "token": null})),
+        ),
+        ("GET", "/api/v1/snapshots/history/host-a.example", None),
+        ("GET", "/api/v1/snapshots/statistics/host-a.example", None),
+        (
+            "PUT",
+            "/api/v1/systems/host-a.example",
+            Some(json!({"platform": "linux"})),
+        ),
+    ];
+    for (method, path, body) in ok {
+        let r = h.call(method, path, Some(&ka), body).await;
+        assert_eq!(r.status, 200, "{method} {path}: {r:?}");
+    }
+    let ins = h
+        .call(
+            "GET",
+            "/api/v1/sync/instructions/host-a.example",
+            Some(&ka),
+            None,
+        )
+        .await;
+    assert_eq!(ins.body["system_id"], json!(a));
+    // A system key for host A addressing host B, by hostname or id, or an unknown hostname:
+    // 403 (the check compares the resolved id).
+    let rows = [
+        (
+            "GET",
+            "/api/v1/systems/host-b.example".to_string(),
+            &ka,
+            expect!["403 forbidden this API key may not act for system host-b.example"],
+        ),
+        (
+            "GET",
+            "/api/v1/sync/instructions/host-b.example".to_string(),
+            &ka,
+            expect!["403 forbidden this API key may not act for system host-b.example"],
+        ),
+        (
+            "POST",
+            "/api/v1/systems/host-b.example/heartbeat".to_string(),
+            &ka,
+            expect!["403 forbidden this API key may not act for system host-b.example"],
+        ),
+        (
+            "GET",
+            "/api/v1/systems/nowhere.example".to_string(),
+            &ka,
+            expect!["403 forbidden this API key may not act for system nowhere.example"],
+        ),
+        (
+            "GET",
+            "/api/v1/systems/nowhere.example".to_string(),
+            &h.admin,
+            expect!["404 not_found system with hostname nowhere.example not found"],
+        ),
+        (
+            "DELETE",
+            "/api/v1/systems/host-b.example".to_string(),
+            &kb,
+            expect!["403 forbidden this operation needs an admin API key"],
+        ),
+        // Every bad path parameter names the real parameter, never poem-openapi's `param0`.
+        (
+            "DELETE",
+            format!("/api/v1/sync-groups/{gid}x/systems/host-b.example"),
+            &h.admin,
+            expect![[
+                r#"400 bad_request [group_id] group_id: failed to parse "string_uuid": invalid character: found `x` at 36"#
+            ]],
+        ),
+        (
+            "POST",
+            "/api/v1/sync/jobs/nope/result".to_string(),
+            &ka,
+            expect![[
+                r#"400 bad_request [job_id] job_id: failed to parse "string_uuid": invalid character: found `n` at 0"#
+            ]],
+        ),
+        (
+            "GET",
+            "/api/v1/conflicts/item/1".to_string(),
+            &h.admin,
+            expect![[
+                r#"400 bad_request [conflict_id] conflict_id: failed to parse "string_uuid": invalid length: found 1"#
+            ]],
+        ),
+    ];
+    for (method, path, key, expected) in rows {
+        let body = (method == "POST").then(|| json!({"status": "succeeded"}));
+        h.check(method, &path, Some(key), body, expected).await;
+    }
+    // An admin removes a member and deletes a system by hostname.
+    let r = h
+        .admin(
+            "DELETE",
+            &format!("/api/v1/sync-groups/{gid}/systems/host-b.example"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["system_ids"], json!([a]));
+    let r = h
+        .admin("DELETE", "/api/v1/systems/host-b.example", None)
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = h.admin("GET", &format!("/api/v1/systems/{b}"), None).await;
+    assert_error(&r, 404);
+    // Hostnames are URL-decoded path segments (an IPv4 address is a valid hostname too).
+    let (c, kc) = h.register("10.0.0.7").await;
+    let r = h
+        .call("GET", "/api/v1/systems/10.0.0.7", Some(&kc), None)
+        .await;
+    assert_eq!(r.body["id"], json!(c), "{r:?}");
+    let r = h
+        .call("GET", "/api/v1/systems/host%2Da.example", Some(&ka), None)
+        .await;
+    assert_eq!(r.body["id"], json!(a), "{r:?}");
+    // A string that is no hostname names nothing, and never reaches the store.
+    for path in ["/api/v1/systems/a%00b", "/api/v1/systems/bad%20host!"] {
+        assert_error(&h.admin("GET", path, None).await, 404);
+        assert_error(&h.call("GET", path, Some(&ka), None).await, 403);
+    }
+}
+
+#[tokio::test]
+async fn any_request_with_a_system_key_marks_it_seen_admin_keys_never() {
+    let h = harness().await;
+    let (a, ka) = h.register("seen-a").await;
+    let (b, _) = h.register("seen-b").await;
+    let health = |id: uuid::Uuid| {
+        let h = &h;
+        async move {
+            h.admin("GET", &format!("/api/v1/systems/{id}/health"), None)
+                .await
+                .body
+        }
+    };
+    // Admin requests about a system do not mark it.
+    h.admin("GET", &format!("/api/v1/systems/{a}"), None).await;
+    h.admin("GET", &format!("/api/v1/sync/instructions/{a}"), None)
+        .await;
+    assert_eq!(health(a).await["status"], "never_seen");
+    // A report with its own key (no heartbeat): online.
+    let r = h
+        .call(
+            "POST",
+            "/api/v1/snapshots/batch",
+            Some(&ka),
+            Some(json!([snap("tank", "vm1", "s1", 1, 1, 1)])),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let first = health(a).await;
+    assert_eq!(first["status"], "online", "{first}");
+    let seen = first["last_seen"].clone();
+    assert!(seen.is_string(), "{first}");
+    // Further requests within the interval write nothing: last_seen stays.
+    h.call(
+        "GET",
+        &format!("/api/v1/sync/instructions/{a}"),
+        Some(&ka),
+        None,
+    )
+    .await;
+    assert_eq!(health(a).await["last_seen"], seen);
+    // Even a refused request was made with the system's key.
+    let r = h
+        .call("GET", &format!("/api/v1/systems/{b}"), Some(&ka), None)
+        .await;
+    assert_error(&r, 403);
+    assert_eq!(health(b).await["status"], "never_seen");
+}
+
+#[tokio::test]
+async fn compare_dataset_honours_each_members_dataset_root_in_a_group() {
+    let h = harness().await;
+    let (a, ka) = h.register("prod-a").await;
+    let (b, kb) = h.register("backup-b").await;
+    let (c, kc) = h.register("outsider-c").await;
+    let report = |key: String, items: Value| {
+        let h = &h;
+        async move {
+            let r = h
+                .call("POST", "/api/v1/snapshots/batch", Some(&key), Some(items))
+                .await;
+            assert_eq!(r.status, 201, "{r:?}");
+        }
+    };
+    report(
+        ka.clone(),
+        json!([
+            snap("tank", "vm1", "s1", 1, 1, 1),
+            snap("tank", "vm1", "s2", 2, 2, 2)
+        ]),
+    )
+    .await;
+    report(
+        kb.clone(),
+        json!([
+            snap("backup", "replicas/hostA/vm1", "s1", 1, 1, 1),
+            snap("backup", "vm1", "unrelated", 9, 9, 3)
+        ]),
+    )
+    .await;
+    let g = h
+        .admin(
+            "POST",
+            "/api/v1/sync-groups",
+            Some(json!({"name": "roots", "system_ids": [a, b],
+                "members": [{"system_id": b, "dataset_root": "backup/replicas/hostA"}]})),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{g:?}");
+    let gid = g.body["id"].as_str().unwrap().to_string();
+    let url = |q: &str| format!("/api/v1/snapshots/compare-dataset?dataset=vm1&{q}");
+    // Every member when no system is named; a member's key may read it.
+    let r = h
+        .call(
+            "GET",
+            &url(&format!("sync_group_id={gid}")),
+            Some(&kb),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["common"], json!(["s1"]));
+    let view = |id: uuid::Uuid| {
+        r.body["systems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["system_id"] == json!(id))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(view(a)["datasets"], json!(["tank/vm1"]));
+    assert_eq!(view(b)["datasets"], json!(["backup/replicas/hostA/vm1"]));
+    assert_eq!(view(b)["missing"], json!(["s2"]));
+    // Named members.
+    let r = h
+        .call(
+            "GET",
+            &url(&format!("sync_group_id={gid}&system_ids={b},{a}")),
+            Some(&ka),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["systems"][0]["system_id"], json!(b), "{r:?}");
+    // Without the group: pool-agnostic by path, as before (B's unrelated backup/vm1).
+    let r = h
+        .call("GET", &url(&format!("system_ids={a},{b}")), Some(&ka), None)
+        .await;
+    assert_eq!(r.body["common"], json!([]), "{r:?}");
+    // Errors: a key of a system outside the group, a system that is not a member, a group
+    // that does not exist.
+    let ghost = uuid::Uuid::from_u128(0xdead);
+    let rows = [
+        (
+            url(&format!("sync_group_id={gid}")),
+            &kc,
+            expect!["403 forbidden this API key may not read these systems' snapshots"],
+        ),
+        (
+            url(&format!("sync_group_id={gid}&system_ids={a},{c}")),
+            &h.admin,
+            expect![[
+                r#"422 invalid_input [system_ids[1]] system_ids[1]: system <id> is not a member of the group roots"#
+            ]],
+        ),
+        (
+            url(&format!("sync_group_id={ghost}")),
+            &h.admin,
+            expect!["404 not_found sync group 00000000-0000-0000-0000-00000000dead not found"],
+        ),
+    ];
+    for (path, key, expected) in rows {
+        h.check("GET", &path, Some(key), None, expected).await;
+    }
 }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use zfs_sync::model::{ConflictStrategy, Member, NewSnapshot, SnapshotQuery, SyncGroup};
 use zfs_sync::service::reporting::{self, Reported, ResumeTokenItem};
 use zfs_sync::service::sync::{SyncService, SyncSettings, job_outcome, load_inventories};
+use zfs_sync::service::systems::SystemRef;
 use zfs_sync::service::{auth, groups, health, systems};
 use zfs_sync::store::Store;
 use zfs_sync_storage::sqlite::{SqliteConfig, SqliteStore};
@@ -73,6 +74,20 @@ fn system_id_of(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Uuid> {
         Ok(s) => Ok(s.get().inner.id),
         Err(_) => uuid(obj, field),
     }
+}
+
+/// A system as the caller names it: a `System`, its id (`uuid.UUID` or string) or its
+/// hostname; resolved with [`systems::resolve`] inside the call.
+fn system_ref_of(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<SystemRef> {
+    if let Ok(s) = obj.cast::<PySystem>() {
+        return Ok(SystemRef::Id(s.get().inner.id));
+    }
+    if let Ok(u) = obj.extract::<Uuid>() {
+        return Ok(SystemRef::Id(u));
+    }
+    let text = string(obj, field)
+        .map_err(|_| invalid(field, "must be a System, its id or its hostname"))?;
+    SystemRef::parse(field, &text).map_err(core)
 }
 
 fn group_id_of(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Uuid> {
@@ -342,10 +357,11 @@ impl PyWitness {
         system_id: &Bound<'_, PyAny>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<String> {
-        let id = system_id_of(system_id, "system_id")?;
+        let r = system_ref_of(system_id, "system_id")?;
         let now = now_or(now)?;
         let store = self.store.clone();
         block_on(py, async move {
+            let id = systems::resolve(store.as_ref(), &r).await?;
             auth::rotate_system_key(store.as_ref(), id, now).await
         })
     }
@@ -367,9 +383,12 @@ impl PyWitness {
 
     /// `NotFoundError` when there is no such system.
     fn get_system(&self, py: Python<'_>, system_id: &Bound<'_, PyAny>) -> PyResult<PySystem> {
-        let id = system_id_of(system_id, "system_id")?;
+        let r = system_ref_of(system_id, "system_id")?;
         let store = self.store.clone();
-        let inner = block_on(py, async move { systems::get(store.as_ref(), id).await })?;
+        let inner = block_on(py, async move {
+            let id = systems::resolve(store.as_ref(), &r).await?;
+            systems::get(store.as_ref(), id).await
+        })?;
         Ok(PySystem { inner })
     }
 
@@ -385,9 +404,13 @@ impl PyWitness {
 
     /// Deletes a system with its snapshots, keys, memberships, states and jobs.
     fn delete_system(&self, py: Python<'_>, system_id: &Bound<'_, PyAny>) -> PyResult<()> {
-        let id = system_id_of(system_id, "system_id")?;
+        let r = system_ref_of(system_id, "system_id")?;
         let store = self.store.clone();
-        block_on(py, async move { systems::delete(store.as_ref(), id).await }).map(drop)
+        block_on(py, async move {
+            let id = systems::resolve(store.as_ref(), &r).await?;
+            systems::delete(store.as_ref(), id).await
+        })
+        .map(drop)
     }
 
     /// Records that the system is alive; `metadata` is merged into its `extra_metadata`.
@@ -399,11 +422,12 @@ impl PyWitness {
         metadata: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PySystem> {
-        let id = system_id_of(system_id, "system_id")?;
+        let r = system_ref_of(system_id, "system_id")?;
         let meta = crate::convert::metadata(metadata, "metadata")?;
         let now = now_or(now)?;
         let store = self.store.clone();
         let system = block_on(py, async move {
+            let id = systems::resolve(store.as_ref(), &r).await?;
             health::heartbeat(store.as_ref(), id, &meta, now).await
         })?;
         Ok(PySystem { inner: system })
@@ -449,14 +473,16 @@ impl PyWitness {
         resume_tokens: Option<&Bound<'_, PyAny>>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(u64, u64)> {
-        let id = system_id_of(system_id, "system_id")?;
+        let r = system_ref_of(system_id, "system_id")?;
         let items = new_snapshots(snapshots)?;
         let scope = reporting::inventory_scope(datasets)
             .map_err(|(i, e)| Failure::name(format!("datasets[{i}]"), e))?;
         let tokens = resume_tokens_of(resume_tokens)?;
         let now = now_or(now)?;
         let sync = self.sync.clone();
+        let store = self.store.clone();
         let replaced = block_on(py, async move {
+            let id = systems::resolve(store.as_ref(), &r).await?;
             reporting::replace_inventory(&sync, id, &scope, &items, &tokens, now).await
         })?;
         let r = reconciled(py, replaced)?;
@@ -506,13 +532,15 @@ impl PyWitness {
         token: Option<String>,
         now: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let id = system_id_of(system_id, "system_id")?;
+        let r = system_ref_of(system_id, "system_id")?;
         let name = zfs_sync::names::DatasetName::parse(dataset)
             .map_err(|e| crate::errors::Failure::name("dataset", e))?;
         let (pool, path) = (name.pool().to_string(), name.path().to_string());
         let now = now_or(now)?;
         let sync = self.sync.clone();
+        let store = self.store.clone();
         let set = block_on(py, async move {
+            let id = systems::resolve(store.as_ref(), &r).await?;
             reporting::set_resume_token(&sync, id, &pool, &path, token.as_deref(), now).await
         })?;
         reconciled(py, set).map(drop)
@@ -610,9 +638,10 @@ impl PyWitness {
         system_id: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let id = group_id_of(group_id, "group_id")?;
-        let sid = system_id_of(system_id, "system_id")?;
+        let r = system_ref_of(system_id, "system_id")?;
         let store = self.store.clone();
         block_on(py, async move {
+            let sid = systems::resolve(store.as_ref(), &r).await?;
             groups::remove_member(store.as_ref(), id, sid).await
         })
         .map(drop)
@@ -665,14 +694,18 @@ impl PyWitness {
         group_id: Option<&Bound<'py, PyAny>>,
         now: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id = system_id_of(system_id, "system_id")?;
+        let r = system_ref_of(system_id, "system_id")?;
         let gid = match group_id.filter(|o| !o.is_none()) {
             None => None,
             Some(g) => Some(group_id_of(g, "group_id")?),
         };
         let now = now_or(now)?;
         let sync = self.sync.clone();
-        let out = block_on(py, async move { sync.instructions(id, gid, now).await })?;
+        let store = self.store.clone();
+        let out = block_on(py, async move {
+            let id = systems::resolve(store.as_ref(), &r).await?;
+            sync.instructions(id, gid, now).await
+        })?;
         to_py(py, &out)
     }
 

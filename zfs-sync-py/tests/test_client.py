@@ -132,6 +132,29 @@ def test_register_and_heartbeat(server: Server) -> None:
     assert seen["last_seen"] is not None and seen["extra_metadata"]["agent"] == "test"
 
 
+def test_a_client_may_name_its_system_by_hostname(server: Server) -> None:
+    host = register(server, "client-by-name.example")
+    by_name = Client(server.base_url, host.api_key, system_id="client-by-name.example")
+    assert by_name.system_id == "client-by-name.example"
+    beat = by_name.heartbeat()
+    assert beat["system_id"] == host.system_id
+    assert by_name.instructions()["system_id"] == host.system_id
+    by_name.replace_inventory([snap("tank/vm1@s1", 1, 1, 0)])
+    assert len(server.snapshot_names(host.system_id)) == 1
+    # Another system's hostname with this key: refused. Hostnames are URL-quoted.
+    other = register(server, "client-other.example")
+    with pytest.raises(AuthError):
+        Client(server.base_url, host.api_key, system_id="client-other.example").heartbeat()
+    with pytest.raises(AuthError):
+        Client(server.base_url, host.api_key, system_id="no such/host?").heartbeat()
+    with pytest.raises(NotFoundError):
+        Client(server.base_url, server.admin_key, system_id="no such/host?").heartbeat()
+    # Ids stay canonical.
+    assert Client(server.base_url, "k", system_id=uuid.UUID(other.system_id)).system_id == other.system_id
+    with pytest.raises(ValidationError):
+        Client(server.base_url, "k", system_id="  ")
+
+
 def test_report_inventory_in_chunks(server: Server) -> None:
     host = register(server, "client-inventory")
     snaps = [snap(f"tank/ds{i // 100}@s{i % 100}", 10_000 + i, i + 1, i) for i in range(2 * BATCH_SIZE + 500)]

@@ -120,9 +120,36 @@ def test_systems_crud_and_heartbeat(witness: Witness) -> None:
     assert isinstance(info.value, LookupError)
     with pytest.raises(NotFoundError):
         witness.delete_system(a.id)
-    with pytest.raises(ValidationError) as vinfo:
+    # A string that is not a UUID is a hostname (issue 13: hosts are named by hostname too).
+    with pytest.raises(NotFoundError):
         witness.get_system("not-a-uuid")
+    with pytest.raises(ValidationError) as vinfo:
+        witness.get_system(42)  # type: ignore[arg-type]
     assert vinfo.value.field == "system_id"
+
+
+def test_systems_are_named_by_hostname_too(witness: Witness) -> None:
+    a, b = System("name-a.example"), System("name-b.example")
+    for s in (a, b):
+        witness.register_system(s)
+    assert witness.get_system("name-a.example").id == a.id
+    assert witness.heartbeat("name-a.example", now=NOW).last_seen == NOW
+    witness.replace_inventory("name-a.example", [snap("tank/vm1@s1", 1, 1, 0)], now=NOW)
+    witness.set_resume_token("name-a.example", "tank/vm1", None, now=NOW)
+    group = witness.create_group(SyncGroup("by-name", [a, b]))
+    assert str(witness.instructions("name-a.example", now=NOW)["system_id"]) == str(a.id)
+    witness.remove_member(group, "name-b.example")
+    assert [str(m.system_id) for m in witness.get_group(group.id).members] == [str(a.id)]
+    assert witness.rotate_key("name-b.example", now=NOW).startswith("zs_")
+    witness.delete_system("name-b.example")
+    for call in (
+        lambda: witness.get_system("nowhere.example"),
+        lambda: witness.heartbeat("nowhere.example"),
+        lambda: witness.instructions("nowhere.example"),
+    ):
+        with pytest.raises(NotFoundError) as info:
+            call()
+        assert "nowhere.example" in str(info.value)
 
 
 def test_reports_upsert_and_never_delete_replace_deletes(witness: Witness) -> None:

@@ -90,6 +90,13 @@ def native_world() -> World:
         "resolve: unknown strategy": lambda: w.resolve_conflict(GHOST, "coin_flip"),  # type: ignore[arg-type]
         "resolve: conflict does not exist": lambda: w.resolve_conflict(GHOST, "use_newest"),
         "delete system: does not exist": lambda: w.delete_system(GHOST),
+        "heartbeat: by hostname": lambda: w.heartbeat("hub-a"),
+        "heartbeat: unknown hostname": lambda: w.heartbeat("nowhere.example"),
+        "get system: by hostname": lambda: w.get_system("spoke-b"),
+        "instructions: by hostname": lambda: w.instructions("spoke-b"),
+        "instructions: unknown hostname": lambda: w.instructions("nowhere.example"),
+        "remove member: the hub by hostname": lambda: w.remove_member(idg, "hub-a"),
+        "resume token: unknown hostname": lambda: w.set_resume_token("nowhere.example", "tank/vm1", None),
     }
     return World(ida, idb, idg, run)
 
@@ -177,6 +184,17 @@ def http_world(server: Server) -> World:  # noqa: F811
             "POST", f"/conflicts/{GHOST}/resolve", {"strategy": "use_newest"}
         ),
         "delete system: does not exist": lambda: admin.request("DELETE", f"/systems/{GHOST}"),
+        "heartbeat: by hostname": lambda: admin.request("POST", f"/systems/hub-a-{tag}/heartbeat"),
+        "heartbeat: unknown hostname": lambda: admin.request("POST", "/systems/nowhere.example/heartbeat"),
+        "get system: by hostname": lambda: admin.request("GET", f"/systems/spoke-b-{tag}"),
+        "instructions: by hostname": lambda: admin.request("GET", f"/sync/instructions/spoke-b-{tag}"),
+        "instructions: unknown hostname": lambda: admin.request("GET", "/sync/instructions/nowhere.example"),
+        "remove member: the hub by hostname": lambda: admin.request(
+            "DELETE", f"/sync-groups/{g}/systems/hub-a-{tag}"
+        ),
+        "resume token: unknown hostname": lambda: admin.request(
+            "PUT", "/systems/nowhere.example/resume-tokens", {"pool": "tank", "dataset": "vm1", "token": None}
+        ),
     }
     return World(a, b, g, run)
 
@@ -205,6 +223,14 @@ CASES: Dict[str, Tuple[str, Optional[str]]] = {
     "resolve: unknown strategy": ("ValidationError", "strategy"),
     "resolve: conflict does not exist": ("NotFoundError", None),
     "delete system: does not exist": ("NotFoundError", None),
+    # Systems named by hostname where the HTTP path takes `{system_id}` (issue 13).
+    "heartbeat: by hostname": ("ok", None),
+    "heartbeat: unknown hostname": ("NotFoundError", None),
+    "get system: by hostname": ("ok", None),
+    "instructions: by hostname": ("ok", None),
+    "instructions: unknown hostname": ("NotFoundError", None),
+    "remove member: the hub by hostname": ("ConflictError", None),
+    "resume token: unknown hostname": ("NotFoundError", None),
 }
 
 

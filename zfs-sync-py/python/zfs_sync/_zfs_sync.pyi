@@ -550,6 +550,10 @@ class PostgresStore:
     ) -> Self: ...
     def ping(self) -> None: ...
 
+#: A system: a ``System`` or its id; ``rotate_key``, ``get_system``, ``delete_system``,
+#: ``heartbeat``, ``replace_inventory``, ``set_resume_token``, ``remove_member`` and
+#: ``instructions`` (the operations whose HTTP path names ``{system_id}``) also take its
+#: hostname (a string that is not a UUID).
 _SystemRef = Union[System, _UuidLike]
 _GroupRef = Union[SyncGroup, _UuidLike]
 _SnapshotLike = Union[Snapshot, Mapping[str, Any]]

@@ -85,7 +85,8 @@ class Client:
 
     ``base_url`` is the server (``http://host:8000``) or its API root
     (``http://host:8000/api/v1``). ``system_id`` is needed by the per-system calls
-    (``heartbeat``, ``instructions``, ``replace_inventory``).
+    (``heartbeat``, ``instructions``, ``replace_inventory``): the system's id, or its
+    hostname (the server resolves it; it is URL-quoted in the paths).
     """
 
     def __init__(
@@ -108,7 +109,7 @@ class Client:
             root += "/api/v1"
         self.base_url = root
         self._api_key = api_key
-        self.system_id: Optional[str] = str(UUID(str(system_id))) if system_id is not None else None
+        self.system_id: Optional[str] = _system_ref(system_id) if system_id is not None else None
         self.timeout = timeout
 
     def __repr__(self) -> str:
@@ -155,13 +156,14 @@ class Client:
             raise TransportError(f"{method} {url}: the answer is not JSON: {err}") from err
 
     def _system(self) -> str:
+        """The system's id or hostname, quoted for a URL path."""
         if self.system_id is None:
             raise ValidationError(
                 "system_id: this call acts for one system; pass Client(..., system_id=...)",
                 field="system_id",
                 reason="is required for this call",
             )
-        return self.system_id
+        return urllib.parse.quote(self.system_id, safe="")
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -294,6 +296,23 @@ class Client:
     def api_key(self) -> str:
         """The key this client sends."""
         return self._api_key
+
+
+def _system_ref(system_id: Union[str, UUID]) -> str:
+    """A system id in its canonical form, or a hostname as given (trimmed)."""
+    if isinstance(system_id, UUID):
+        return str(system_id)
+    text = str(system_id).strip()
+    if not text:
+        raise ValidationError(
+            "system_id: must be a system id (UUID) or hostname",
+            field="system_id",
+            reason="must be a system id (UUID) or hostname",
+        )
+    try:
+        return str(UUID(text))
+    except ValueError:
+        return text
 
 
 def _error_from_response(status: int, payload: bytes) -> ZfsSyncError:

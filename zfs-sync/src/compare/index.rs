@@ -78,12 +78,9 @@ pub struct FleetIndex<'a> {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// The logical path of `pool/path` below a member's root, `None` when outside it.
-pub(super) fn logical_path<'s>(
-    root: Option<&DatasetName>,
-    pool: &str,
-    path: &'s str,
-) -> Option<&'s str> {
+/// The logical path of `pool/path` below a member's root, `None` when outside it. Without a
+/// root every dataset is its own path below its pool (pool-agnostic).
+pub fn logical_path<'s>(root: Option<&DatasetName>, pool: &str, path: &'s str) -> Option<&'s str> {
     let Some(root) = root else { return Some(path) };
     if root.pool() != pool {
         return None;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{ApiKeyRecord, Role, System, validate_host, validate_ssh_user};
+use crate::service::systems::{SystemRef, by_hostname, resolve};
 use crate::store::Store;
 
 /// Every key starts with this, so leaked keys are easy to recognise (secret scanners).
@@ -101,6 +102,23 @@ pub fn authorize_system(role: Role, system_id: Uuid) -> Result<()> {
         Role::System(_) => Err(Error::Forbidden {
             message: format!("this API key may not act for system {system_id}"),
         }),
+    }
+}
+
+/// The id of the system `r` names, when `role` may act for it: an admin (a hostname that
+/// names nothing is `NotFound`), or that system's own key (any other system, known or not, is
+/// `Forbidden`, so a system key learns nothing about other hostnames). The check compares
+/// the resolved id.
+pub async fn authorize_system_ref(store: &dyn Store, role: Role, r: &SystemRef) -> Result<Uuid> {
+    match (role, r) {
+        (Role::Admin, _) => resolve(store, r).await,
+        (Role::System(_), SystemRef::Id(id)) => authorize_system(role, *id).map(|()| *id),
+        (Role::System(own), SystemRef::Hostname(h)) => match by_hostname(store, h).await? {
+            Some(s) if s.id == own => Ok(own),
+            _ => Err(Error::Forbidden {
+                message: format!("this API key may not act for system {h}"),
+            }),
+        },
     }
 }
 

@@ -1,12 +1,15 @@
 //! System health: connectivity judged from heartbeats (`last_seen`) against a timeout.
 //! Health is derived, never stored, so it cannot go stale.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{HealthStatus, Metadata, System};
+use crate::model::{HealthStatus, Metadata, Role, System};
 use crate::store::Store;
 
 /// The default heartbeat timeout: a system not seen for this long is `offline`.
@@ -103,6 +106,75 @@ pub async fn heartbeat(
     now: DateTime<Utc>,
 ) -> Result<System> {
     store.touch_system(system_id, now, metadata).await
+}
+
+/// How often at most a system's own requests rewrite its `last_seen` (see [`SeenMarks`]).
+pub const SEEN_TOUCH_SECONDS: u64 = 30;
+
+/// Marks systems seen when they use their own key: any request (a report, instructions, a
+/// job result) says the system is alive, not only a heartbeat. Cheap: a system is written at
+/// most once per interval by this process (the first request after it); the others write
+/// nothing and read nothing. Admin keys are never marked. Each process keeps its own marks,
+/// so several servers on one database each write at most once per interval per system.
+#[derive(Debug)]
+pub struct SeenMarks {
+    interval: chrono::Duration,
+    /// When this process last wrote each system's `last_seen`.
+    marked: Mutex<HashMap<Uuid, DateTime<Utc>>>,
+}
+
+/// Marks older than the interval are dropped once this many are kept (deleted systems).
+const SEEN_MARKS_PRUNE_AT: usize = 4096;
+
+impl SeenMarks {
+    /// Writes each system at most once per `interval_seconds` (0: at every request). Keep it
+    /// well below the heartbeat timeout, or a busy system could look offline in between.
+    pub fn new(interval_seconds: u64) -> Self {
+        SeenMarks {
+            interval: chrono::Duration::seconds(
+                i64::try_from(interval_seconds).unwrap_or(i64::MAX / 2),
+            ),
+            marked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The interval for a heartbeat timeout: [`SEEN_TOUCH_SECONDS`], or a quarter of the
+    /// timeout when that is shorter.
+    pub fn for_timeout(heartbeat_timeout_seconds: u64) -> Self {
+        Self::new(SEEN_TOUCH_SECONDS.min(heartbeat_timeout_seconds / 4))
+    }
+
+    /// Marks the system of a system key seen at `now` (`last_seen`, so its health is
+    /// `online`), unless this process did so less than the interval ago. Returns whether it
+    /// wrote. Admin keys: nothing. `NotFound` when the system is gone.
+    pub async fn mark(&self, store: &dyn Store, role: Role, now: DateTime<Utc>) -> Result<bool> {
+        let Role::System(id) = role else {
+            return Ok(false);
+        };
+        let previous = {
+            let mut marked = self.marked.lock().unwrap_or_else(|e| e.into_inner());
+            let previous = marked.get(&id).copied();
+            if previous.is_some_and(|t| now - t < self.interval && t <= now) {
+                return Ok(false);
+            }
+            if marked.len() >= SEEN_MARKS_PRUNE_AT {
+                let interval = self.interval;
+                marked.retain(|_, t| now - *t < interval);
+            }
+            marked.insert(id, now);
+            previous
+        };
+        if let Err(e) = store.touch_system(id, now, &Metadata::new()).await {
+            // Not written: the next request tries again.
+            let mut marked = self.marked.lock().unwrap_or_else(|e| e.into_inner());
+            match previous {
+                Some(t) => marked.insert(id, t),
+                None => marked.remove(&id),
+            };
+            return Err(e);
+        }
+        Ok(true)
+    }
 }
 
 /// Systems whose status changed between two judgements (for logging transitions).

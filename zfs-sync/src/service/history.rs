@@ -11,8 +11,10 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::compare::logical_path;
 use crate::error::{Error, Result};
-use crate::model::Snapshot;
+use crate::model::{Snapshot, SyncGroup};
+use crate::names::DatasetName;
 use crate::store::Store;
 
 /// Longest history window, in days.
@@ -283,6 +285,71 @@ pub fn compare_of(
     dataset: &str,
     system_ids: &[Uuid],
 ) -> Result<DatasetComparison> {
+    compare_where(snapshots, dataset, system_ids, |s| {
+        matches_dataset(s, dataset)
+    })
+}
+
+/// Compares the logical dataset `dataset` (its path below each member's `dataset_root`)
+/// across members of `group` (`system_ids`, or every member when empty) by short snapshot
+/// name: `backup/replicas/hostA/vm1` (root `backup/replicas/hostA`) is compared with `tank/vm1`
+/// (root `tank`, or no root). `InvalidInput` naming `system_ids[i]` for a system that is not
+/// a member.
+pub fn compare_in_group(
+    snapshots: &[Snapshot],
+    group: &SyncGroup,
+    dataset: &str,
+    system_ids: &[Uuid],
+) -> Result<DatasetComparison> {
+    let roots = group_roots(group, system_ids)?;
+    let ids: Vec<Uuid> = if system_ids.is_empty() {
+        group.members.iter().map(|m| m.system_id).collect()
+    } else {
+        system_ids.to_vec()
+    };
+    compare_where(snapshots, dataset, &ids, |s| {
+        roots
+            .get(&s.system_id)
+            .is_some_and(|root| logical_path(root.as_ref(), &s.pool, &s.dataset) == Some(dataset))
+    })
+}
+
+/// Each compared member's validated root (every member when `system_ids` is empty).
+fn group_roots(
+    group: &SyncGroup,
+    system_ids: &[Uuid],
+) -> Result<BTreeMap<Uuid, Option<DatasetName>>> {
+    for (i, id) in system_ids.iter().enumerate() {
+        if !group.members.iter().any(|m| m.system_id == *id) {
+            return Err(Error::invalid(
+                format!("system_ids[{i}]"),
+                format!("system {id} is not a member of the group {}", group.name),
+            ));
+        }
+    }
+    group
+        .members
+        .iter()
+        .filter(|m| system_ids.is_empty() || system_ids.contains(&m.system_id))
+        .map(|m| {
+            let root = m
+                .dataset_root
+                .as_deref()
+                .map(DatasetName::parse)
+                .transpose()
+                .map_err(|e| e.into_error("dataset_root"))?;
+            Ok((m.system_id, root))
+        })
+        .collect()
+}
+
+/// [`compare_of`] with `belongs` saying which of the systems' snapshots are the dataset's.
+fn compare_where(
+    snapshots: &[Snapshot],
+    dataset: &str,
+    system_ids: &[Uuid],
+    belongs: impl Fn(&Snapshot) -> bool,
+) -> Result<DatasetComparison> {
     if dataset.is_empty() {
         return Err(Error::invalid("dataset", "must not be empty"));
     }
@@ -295,7 +362,7 @@ pub fn compare_of(
     let mut per_system: HashMap<Uuid, Vec<&Snapshot>> = HashMap::new();
     for s in snapshots
         .iter()
-        .filter(|s| matches_dataset(s, dataset) && system_ids.contains(&s.system_id))
+        .filter(|s| system_ids.contains(&s.system_id) && belongs(s))
     {
         per_system.entry(s.system_id).or_default().push(s);
     }
@@ -406,19 +473,40 @@ pub async fn snapshot_statistics(
     statistics_of(&snapshots_of(store, system_id).await?, system_id, days, now)
 }
 
-/// [`compare_of`] over the stored snapshots of `system_ids`. `NotFound` for an unknown system.
+/// [`compare_of`] over the stored snapshots of `system_ids`; with a group
+/// ([`compare_in_group`]) `dataset` is the logical dataset below each member's
+/// `dataset_root` and `system_ids` may be empty (every member). `NotFound` for an unknown
+/// system or group.
 pub async fn compare_dataset(
     store: &dyn Store,
     dataset: &str,
     system_ids: &[Uuid],
+    group_id: Option<Uuid>,
 ) -> Result<DatasetComparison> {
     for (i, id) in system_ids.iter().enumerate() {
         if store.get_system(*id).await?.is_none() {
             return Err(Error::not_found("system", id).in_field(&format!("system_ids[{i}]")));
         }
     }
-    compare_of(
-        &store.snapshots_of_systems(system_ids).await?,
+    let Some(group_id) = group_id else {
+        return compare_of(
+            &store.snapshots_of_systems(system_ids).await?,
+            dataset,
+            system_ids,
+        );
+    };
+    let group = store
+        .get_group(group_id)
+        .await?
+        .ok_or_else(|| Error::not_found("sync group", group_id))?;
+    let members: Vec<Uuid> = if system_ids.is_empty() {
+        group.members.iter().map(|m| m.system_id).collect()
+    } else {
+        system_ids.to_vec()
+    };
+    compare_in_group(
+        &store.snapshots_of_systems(&members).await?,
+        &group,
         dataset,
         system_ids,
     )

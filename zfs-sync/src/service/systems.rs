@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Capabilities, Metadata, System};
+use crate::model::{Capabilities, Metadata, System, validate_host};
 use crate::service::auth;
 use crate::store::Store;
 
@@ -82,6 +82,69 @@ pub async fn register(
     let system = fields.into_system(Uuid::new_v4(), now);
     let key = auth::register_system(store, &system, now).await?;
     Ok((system, key))
+}
+
+/// A system as a caller names it: by its id or by its hostname (path parameters
+/// `{system_id}`, the Python `Witness`'s `system_id` arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemRef {
+    Id(Uuid),
+    Hostname(String),
+}
+
+impl SystemRef {
+    /// A UUID is the id (a hostname that looks like a UUID is reached by its id); anything
+    /// else is a hostname. `InvalidInput` naming `field` when it is blank.
+    pub fn parse(field: &str, text: &str) -> Result<Self> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::invalid(
+                field,
+                "must be a system id (UUID) or hostname",
+            ));
+        }
+        Ok(match Uuid::parse_str(text) {
+            Ok(id) => SystemRef::Id(id),
+            Err(_) => SystemRef::Hostname(text.to_string()),
+        })
+    }
+}
+
+impl From<Uuid> for SystemRef {
+    fn from(id: Uuid) -> Self {
+        SystemRef::Id(id)
+    }
+}
+
+impl std::fmt::Display for SystemRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SystemRef::Id(id) => write!(f, "{id}"),
+            SystemRef::Hostname(h) => write!(f, "{h}"),
+        }
+    }
+}
+
+/// The id of the system `r` names. An id is returned as it is, without a lookup (the
+/// operation that uses it says when it names nothing); a hostname is looked up: `NotFound`
+/// naming it when no system has it.
+pub async fn resolve(store: &dyn Store, r: &SystemRef) -> Result<Uuid> {
+    match r {
+        SystemRef::Id(id) => Ok(*id),
+        SystemRef::Hostname(h) => by_hostname(store, h)
+            .await?
+            .map(|s| s.id)
+            .ok_or_else(|| Error::not_found("system", format!("with hostname {h}"))),
+    }
+}
+
+/// The system with this hostname. A string that is no valid hostname names no system
+/// (registration validates hostnames), so it never reaches the store (a NUL byte, say).
+pub async fn by_hostname(store: &dyn Store, hostname: &str) -> Result<Option<System>> {
+    if validate_host("hostname", hostname).is_err() {
+        return Ok(None);
+    }
+    store.get_system_by_hostname(hostname).await
 }
 
 /// The system, or `NotFound`.

@@ -18,6 +18,7 @@ use crate::auth::ApiKeyAuth;
 use crate::body::JsonBody;
 use crate::error::declared::*;
 use crate::error::{Answer, ApiResult};
+use crate::wire::SystemPath;
 
 /// Sync groups.
 #[derive(Debug)]
@@ -188,10 +189,11 @@ impl GroupsApi {
         state: Data<&AppState>,
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
     ) -> Answer<Json<GroupOut>, { LOOKUP | CONFLICT }> {
         key.admin()?;
-        let g = groups::remove_member(state.store.as_ref(), group_id.0, system_id.0).await?;
+        let system_id = key.system_ref(&state, &system_id).await?;
+        let g = groups::remove_member(state.store.as_ref(), group_id.0, system_id).await?;
         Ok(Json(g.into()))
     }
 }

@@ -24,6 +24,7 @@ use crate::body::{JsonBody, ReportBody};
 use crate::error::declared::*;
 use crate::error::{Answer, ApiError, ApiResult};
 use crate::report::{ReportJson, SnapshotReportBody, parse_report};
+use crate::wire::SystemPath;
 
 /// Most items in one report; larger inventories are sent in chunks (batch) or by dataset scope.
 pub const MAX_BATCH_ITEMS: usize = 100_000;
@@ -255,11 +256,12 @@ impl SnapshotsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
         dataset: Query<Option<String>>,
         days: Query<Option<i64>>,
     ) -> Answer<Json<SnapshotHistoryOut>, { LOOKUP }> {
-        Ok(history_for(&state, &key, Some(system_id.0), dataset.0, days.0).await?)
+        let system_id = key.system_ref(&state, &system_id).await?;
+        Ok(history_for(&state, &key, Some(system_id), dataset.0, days.0).await?)
     }
 
     /// Snapshot statistics: counts, bytes, oldest and newest, per pool and dataset; only the last
@@ -289,14 +291,18 @@ impl SnapshotsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
         days: Query<Option<i64>>,
     ) -> Answer<Json<SnapshotStatisticsOut>, { LOOKUP }> {
-        Ok(statistics_for(&state, &key, Some(system_id.0), days.0).await?)
+        let system_id = key.system_ref(&state, &system_id).await?;
+        Ok(statistics_for(&state, &key, Some(system_id), days.0).await?)
     }
 
     /// Compare a dataset across systems by snapshot name: common names, each system's unique
-    /// and missing names, and its latest. Admin, or a key of one of the compared systems.
+    /// and missing names, and its latest. With `sync_group_id`, `dataset` is the logical
+    /// dataset: its path below each member's `dataset_root` (`vm1` is `tank/vm1` on a member
+    /// rooted at `tank` and `backup/replicas/hostA/vm1` on one rooted there), and `system_ids`
+    /// may be omitted (every member). Admin, or a key of one of the compared systems.
     #[oai(
         path = "/snapshots/compare-dataset",
         method = "get",
@@ -306,10 +312,14 @@ impl SnapshotsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        /// Path below the pool (pool-agnostic) or a full dataset name.
+        /// Path below the pool (pool-agnostic) or a full dataset name; with `sync_group_id`,
+        /// the path below each member's `dataset_root`.
         dataset: Query<String>,
-        /// At least two; repeat the parameter or separate with commas.
+        /// At least two (with `sync_group_id`: members of it; omitted: every member); repeat
+        /// the parameter or separate with commas.
         system_ids: Query<Vec<String>>,
+        /// Compare the group's members, each at its `dataset_root`.
+        sync_group_id: Query<Option<Uuid>>,
     ) -> Answer<Json<DatasetComparisonOut>, { LOOKUP }> {
         let mut ids = Vec::new();
         for (i, s) in system_ids
@@ -324,9 +334,19 @@ impl SnapshotsApi {
                 ApiError::invalid(format!("system_ids[{i}]"), format!("{s:?} is not a UUID"))
             })?);
         }
-        key.any_of(&ids, "these systems' snapshots")?;
+        let compared = match (sync_group_id.0, ids.is_empty()) {
+            (Some(g), true) => state
+                .group(g)
+                .await?
+                .members
+                .iter()
+                .map(|m| m.system_id)
+                .collect(),
+            _ => ids.clone(),
+        };
+        key.any_of(&compared, "these systems' snapshots")?;
         Ok(Json(
-            history::compare_dataset(state.store.as_ref(), &dataset.0, &ids)
+            history::compare_dataset(state.store.as_ref(), &dataset.0, &ids, sync_group_id.0)
                 .await?
                 .into(),
         ))
@@ -363,15 +383,12 @@ impl SnapshotsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
     ) -> Answer<Json<SnapshotsDeleted>, { LOOKUP }> {
-        key.for_system(system_id.0)?;
-        state.system(system_id.0).await?;
-        let deleted = state.store.delete_snapshots_of_system(system_id.0).await?;
-        state.after_report(system_id.0).await;
-        Ok(Json(SnapshotsDeleted {
-            system_id: system_id.0,
-            deleted,
-        }))
+        let system_id = key.system_ref(&state, &system_id).await?;
+        state.system(system_id).await?;
+        let deleted = state.store.delete_snapshots_of_system(system_id).await?;
+        state.after_report(system_id).await;
+        Ok(Json(SnapshotsDeleted { system_id, deleted }))
     }
 }

@@ -22,6 +22,7 @@ use crate::body::JsonBody;
 use crate::error::declared::*;
 use crate::error::{Answer, ApiError, ApiResult};
 use crate::metrics::JobEvent;
+use crate::wire::SystemPath;
 
 /// Sync coordination.
 #[derive(Debug)]
@@ -55,17 +56,17 @@ impl SyncApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
         /// Only this group.
         sync_group_id: Query<Option<Uuid>>,
         include_diagnostics: Query<Option<bool>>,
     ) -> Answer<Json<InstructionsOut>, { LOOKUP }> {
-        key.for_system(system_id.0)?;
+        let system_id = key.system_ref(&state, &system_id).await?;
         // The service says when the system or the group does not exist, or the system is not
         // a member of the group.
         let ins = state
             .sync
-            .instructions(system_id.0, sync_group_id.0, Utc::now())
+            .instructions(system_id, sync_group_id.0, Utc::now())
             .await?;
         state
             .metrics

@@ -22,7 +22,7 @@ use crate::body::{JsonBody, ReportBody};
 use crate::error::declared::*;
 use crate::error::{Answer, ApiError, ApiResult};
 use crate::report::{ResumeTokenReport, parse_report};
-use crate::wire::metadata_of;
+use crate::wire::{SystemPath, metadata_of};
 
 /// Systems.
 #[derive(Debug)]
@@ -143,10 +143,10 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
     ) -> Answer<Json<SystemOut>, { LOOKUP }> {
-        key.for_system(system_id.0)?;
-        Ok(Json(state.system_out(state.system(system_id.0).await?)))
+        let system_id = key.system_ref(&state, &system_id).await?;
+        Ok(Json(state.system_out(state.system(system_id).await?)))
     }
 
     /// Change a system (own key or admin); omitted fields stay.
@@ -159,13 +159,13 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
         body: JsonBody<SystemUpdate>,
     ) -> Answer<Json<SystemOut>, { BODY | NOT_FOUND | CONFLICT }> {
-        key.for_system(system_id.0)?;
+        let system_id = key.system_ref(&state, &system_id).await?;
         let s = systems::update(
             state.store.as_ref(),
-            system_id.0,
+            system_id,
             body.0.changes()?,
             Utc::now(),
         )
@@ -184,12 +184,13 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
     ) -> Answer<NoContent, { LOOKUP }> {
         key.admin()?;
-        let hub_of = systems::delete(state.store.as_ref(), system_id.0).await?;
+        let system_id = key.system_ref(&state, &system_id).await?;
+        let hub_of = systems::delete(state.store.as_ref(), system_id).await?;
         if !hub_of.is_empty() {
-            tracing::warn!(system_id = %system_id.0, groups = ?hub_of, "deleted system was the hub of these groups");
+            tracing::warn!(%system_id, groups = ?hub_of, "deleted system was the hub of these groups");
         }
         Ok(NoContent::NoContent)
     }
@@ -205,13 +206,13 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
         body: JsonBody<Option<serde_json::Value>>,
     ) -> Answer<Json<HeartbeatOut>, { BODY | NOT_FOUND }> {
-        key.for_system(system_id.0)?;
+        let system_id = key.system_ref(&state, &system_id).await?;
         let metadata = metadata_of("body", body.0)?.unwrap_or_default();
         let now = Utc::now();
-        let s = health::heartbeat(state.store.as_ref(), system_id.0, &metadata, now).await?;
+        let s = health::heartbeat(state.store.as_ref(), system_id, &metadata, now).await?;
         Ok(Json(HeartbeatOut {
             system_id: s.id,
             last_seen: s.last_seen.unwrap_or(now).into(),
@@ -229,16 +230,12 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
     ) -> Answer<Json<KeyRotated>, { LOOKUP }> {
-        key.for_system(system_id.0)?;
-        let api_key =
-            auth::rotate_system_key(state.store.as_ref(), system_id.0, Utc::now()).await?;
-        tracing::info!(system_id = %system_id.0, "system API key rotated");
-        Ok(Json(KeyRotated {
-            system_id: system_id.0,
-            api_key,
-        }))
+        let system_id = key.system_ref(&state, &system_id).await?;
+        let api_key = auth::rotate_system_key(state.store.as_ref(), system_id, Utc::now()).await?;
+        tracing::info!(system_id = %system_id, "system API key rotated");
+        Ok(Json(KeyRotated { system_id, api_key }))
     }
 
     /// One system's health (own key or admin).
@@ -251,12 +248,12 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
     ) -> Answer<Json<SystemHealthOut>, { LOOKUP }> {
-        key.for_system(system_id.0)?;
+        let system_id = key.system_ref(&state, &system_id).await?;
         let h = health::health_of(
             state.store.as_ref(),
-            system_id.0,
+            system_id,
             Utc::now(),
             state.settings.heartbeat_timeout_seconds,
         )
@@ -278,13 +275,12 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
         /// Full dataset names (`tank/vm1`) limiting the scope; omitted: every dataset.
         dataset: Query<Vec<String>>,
         body: ReportBody,
     ) -> Answer<Json<InventoryReplaced>, { BODY | NOT_FOUND }> {
-        let system_id = system_id.0;
-        key.for_system(system_id)?;
+        let system_id = key.system_ref(&state, &system_id).await?;
         let scope = dataset_scope(dataset.0)?;
         let report = parse_report(body.0, state.max_batch_items(), true)?;
         check_named_systems(&report.named_systems, system_id)?;
@@ -322,23 +318,23 @@ impl SystemsApi {
         &self,
         state: Data<&AppState>,
         key: ApiKeyAuth,
-        system_id: Path<Uuid>,
+        system_id: Path<SystemPath>,
         body: JsonBody<ResumeTokenReport>,
     ) -> Answer<Json<ResumeTokenOut>, { BODY | NOT_FOUND }> {
-        key.for_system(system_id.0)?;
+        let system_id = key.system_ref(&state, &system_id).await?;
         let b = body.0;
         let set = reporting::set_resume_token(
             &state.sync,
-            system_id.0,
+            system_id,
             &b.pool,
             &b.dataset,
             b.token.as_deref(),
             Utc::now(),
         )
         .await?;
-        let token = state.reconciled(system_id.0, set);
+        let token = state.reconciled(system_id, set);
         Ok(Json(ResumeTokenOut {
-            system_id: system_id.0,
+            system_id,
             pool: b.pool,
             dataset: b.dataset,
             token,
