@@ -349,6 +349,25 @@ impl<S: Store> JobStore for CountingStore<S> {
         self.inner.complete_job(id, outcome, now).await
     }
 
+    async fn record_job_progress(
+        &self,
+        id: Uuid,
+        bytes: u64,
+        resume_token: Option<&str>,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Job> {
+        self.count("JobStore", "record_job_progress");
+        self.inner
+            .record_job_progress(id, bytes, resume_token, now, until)
+            .await
+    }
+
+    async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job> {
+        self.count("JobStore", "cancel_job");
+        self.inner.cancel_job(id, now).await
+    }
+
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
         self.count("JobStore", "expire_leases");
         self.inner.expire_leases(now).await

@@ -212,10 +212,27 @@ pub trait JobStore: Send + Sync {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Job>>;
-    /// Records a runner's result on a leased (or pending) job. `NotFound`; `Conflict` when the
-    /// job is already finished.
+    /// Records a runner's result on a leased (or pending) job. A result for a job whose lease
+    /// expired (status `expired`) is recorded too when no other job for the same (group,
+    /// dataset, target) created after it has succeeded; a late success then supersedes the
+    /// transfer's active (pending or leased) job, which ends `cancelled`. All in one
+    /// transaction. `NotFound`; `Conflict` when the job is otherwise finished.
     async fn complete_job(&self, id: Uuid, outcome: &JobOutcome, now: DateTime<Utc>)
     -> Result<Job>;
+    /// Records a runner's progress on a leased job: sets `bytes` (and `resume_token` when
+    /// given), extends the lease to `until` and sets `updated_at`. `NotFound`; `Conflict` when
+    /// the job is not leased.
+    async fn record_job_progress(
+        &self,
+        id: Uuid,
+        bytes: u64,
+        resume_token: Option<&str>,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Job>;
+    /// Cancels a pending or leased job (its lease is cleared). `NotFound`; `Conflict` when
+    /// the job is already finished.
+    async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job>;
     /// Marks leased jobs whose lease ended at or before `now` as expired; returns them.
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>>;
     /// Cancels the group's pending jobs not in `keep`; returns how many.
@@ -232,7 +249,8 @@ pub trait JobStore: Send + Sync {
     async fn job_progress(&self, ids: &[Uuid]) -> Result<Vec<JobProgress>>;
     /// Hands out jobs in one transaction: for each job in turn, what
     /// [`create_job_if_absent`](JobStore::create_job_if_absent) and then
-    /// [`lease_job`](JobStore::lease_job) on the active job do. Returns one [`JobHandOut`]
+    /// [`lease_job`](JobStore::lease_job) on the active job do (and whether the active job is
+    /// the runner's unstarted one, [`JobHandOut::unstarted`]). Returns one [`JobHandOut`]
     /// per job, in input order. Every job is checked first: an invalid one (`InvalidInput`)
     /// or an unknown group or system (`NotFound`) fails the call and stores nothing.
     async fn hand_out_jobs(
@@ -253,6 +271,10 @@ pub struct JobHandOut {
     pub active_id: Uuid,
     /// The active job as leased to this caller; `None` when another caller holds its lease.
     pub leased: Option<Job>,
+    /// When `leased` is `None`: the active job if it is leased to this job's runner, its lease
+    /// runs at `now` and it has not started ([`Job::is_unstarted`]): an earlier hand-out whose
+    /// answer the runner may never have received, which it gets again with the same id.
+    pub unstarted: Option<Job>,
 }
 
 /// Whether the backend answers (for readiness checks).
@@ -370,6 +392,23 @@ pub fn check_job_outcome(outcome: &JobOutcome) -> Result<()> {
             "a job outcome must be succeeded or failed",
         ))
     }
+}
+
+/// [`JobHandOut::unstarted`] for a job handed out whose active job is `active` and was not
+/// leased by this call.
+pub fn unstarted_hand_out(active: &Job, job: &Job, now: DateTime<Utc>) -> Option<Job> {
+    (active.is_unstarted()
+        && active.runner_system_id == job.runner_system_id
+        && active.lease_expires_at.is_some_and(|t| t > now))
+    .then(|| active.clone())
+}
+
+/// What a progress report may carry: a resume token of the characters tokens hold.
+pub fn check_job_progress(resume_token: Option<&str>) -> Result<()> {
+    if let Some(t) = resume_token {
+        crate::resume::validate_token_chars(t).map_err(|e| e.in_field("resume_token"))?;
+    }
+    Ok(())
 }
 
 /// A job handed to [`JobStore::create_job_if_absent`] must be new: pending, no lease.
