@@ -32,7 +32,7 @@ mod resolve;
 
 use inventory::InventoryCache;
 pub use inventory::load_inventories;
-pub use jobs::job_outcome;
+pub use jobs::{Take, job_outcome};
 pub use resolve::loser_plan;
 
 /// Settings of the sync service.
@@ -66,7 +66,9 @@ pub use crate::command::Command;
 /// One transfer handed to the host that runs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instruction {
-    pub job_id: Uuid,
+    /// The job leased to the caller; `None` when the instructions were only looked at
+    /// ([`Take::Look`]): nothing was leased.
+    pub job_id: Option<Uuid>,
     pub group_id: Uuid,
     pub transfer: Transfer,
     pub source: System,
@@ -162,6 +164,11 @@ struct Evaluation {
     /// (dataset, target) pairs whose transfer must not be handed out now: a job is active, or
     /// one succeeded and the target has not reported since.
     hold: HashSet<(String, Uuid)>,
+    /// The pairs of `hold` whose active job is leased but has not started (no progress
+    /// reported): its runner gets it again when it asks ([`JobHandOut::unstarted`]).
+    ///
+    /// [`JobHandOut::unstarted`]: crate::store::JobHandOut::unstarted
+    unstarted: HashSet<(String, Uuid)>,
 }
 
 impl SyncService {
@@ -210,6 +217,7 @@ impl SyncService {
 
         let mut states = HashMap::new();
         let mut hold = HashSet::new();
+        let mut unstarted = HashSet::new();
         for dp in &plan.datasets {
             if let Some(source) = dp.source {
                 let key = (dp.dataset.clone(), source);
@@ -253,6 +261,9 @@ impl SyncService {
                                     st.status = SyncStatus::Syncing;
                                     st.job_id = Some(job.id);
                                     hold.insert(key.clone());
+                                    if job.status == JobStatus::Leased && job.bytes.is_none() {
+                                        unstarted.insert(key.clone());
+                                    }
                                 }
                                 JobStatus::Succeeded
                                     if reports
@@ -309,6 +320,7 @@ impl SyncService {
             previous,
             conflicts,
             hold,
+            unstarted,
         })
     }
 
