@@ -44,24 +44,14 @@ async fn fleet(h: &Harness) -> Fleet {
     let hub = h.register("hub").await;
     let t1 = h.register("t1").await;
     let t2 = h.register("t2").await;
-    let g = h
-        .admin(
-            "POST",
-            "/api/v1/sync-groups",
-            Some(
-                json!({"name": "fleet", "directional": true, "hub_system_id": hub.0,
-                "system_ids": [hub.0, t1.0, t2.0],
-                "members": [{"system_id": t2.0, "dataset_root": "backup/replicas/hub"}]}),
-            ),
+    let group = h
+        .create_group(
+            json!({"name": "fleet", "directional": true, "hub_system_id": hub.0,
+            "system_ids": [hub.0, t1.0, t2.0],
+            "members": [{"system_id": t2.0, "dataset_root": "backup/replicas/hub"}]}),
         )
         .await;
-    assert_eq!(g.status, 201, "{g:?}");
-    Fleet {
-        hub,
-        t1,
-        t2,
-        group: g.body["id"].as_str().unwrap().to_string(),
-    }
+    Fleet { hub, t1, t2, group }
 }
 
 #[tokio::test]
@@ -162,14 +152,7 @@ async fn hub_and_spoke_round_trip() {
     // Looking never takes: an admin, or the hub with dry_run=true, sees the entries without
     // job ids, and nothing is leased.
     for (query, key) in [("", &h.admin), ("?dry_run=true", &f.hub.1)] {
-        let look = h
-            .call(
-                "GET",
-                &format!("/api/v1/sync/instructions/{}{query}", f.hub.0),
-                Some(key),
-                None,
-            )
-            .await;
+        let look = h.instructions(f.hub.0, query, key).await;
         assert_eq!(look.status, 200, "{look:?}");
         assert_eq!(look.body["dataset_count"], 4, "{look:?}");
         let datasets = look.body["datasets"].as_array().unwrap();
@@ -177,14 +160,8 @@ async fn hub_and_spoke_round_trip() {
     }
     let jobs = h.admin("GET", "/api/v1/sync/jobs", None).await;
     assert_eq!(jobs.body, json!([]), "looking created no job");
-    let status = h
-        .admin(
-            "GET",
-            &format!("/api/v1/sync/groups/{}/status", f.group),
-            None,
-        )
-        .await;
-    assert_eq!(status.body["syncing"], 0, "{status:?}");
+    let status = h.group_status(&f.group).await;
+    assert_eq!(status["syncing"], 0, "{status}");
 
     let r = h
         .call(
@@ -246,14 +223,7 @@ async fn hub_and_spoke_round_trip() {
     }
     // A second call hands out no new job: the jobs the hub holds and has not started come
     // back with the same ids (its first answer may have been lost).
-    let again = h
-        .call(
-            "GET",
-            &format!("/api/v1/sync/instructions/{}", f.hub.0),
-            Some(&f.hub.1),
-            None,
-        )
-        .await;
+    let again = h.instructions(f.hub.0, "", &f.hub.1).await;
     let job_ids = |v: &[Value]| {
         let mut ids: Vec<String> = v.iter().map(|e| e["job_id"].to_string()).collect();
         ids.sort();
@@ -264,14 +234,8 @@ async fn hub_and_spoke_round_trip() {
         job_ids(&entries),
         "{again:?}"
     );
-    let status = h
-        .admin(
-            "GET",
-            &format!("/api/v1/sync/groups/{}/status", f.group),
-            None,
-        )
-        .await;
-    assert_eq!(status.body["syncing"], 4, "{status:?}");
+    let status = h.group_status(&f.group).await;
+    assert_eq!(status["syncing"], 4, "{status}");
 
     // Results: one failure, three successes.
     for e in &entries {

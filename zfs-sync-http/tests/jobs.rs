@@ -22,17 +22,12 @@ struct Hub {
 async fn hub_and_target(h: &Harness) -> Hub {
     let hub = h.register("hub").await;
     let t1 = h.register("t1").await;
-    let g = h
-        .admin(
-            "POST",
-            "/api/v1/sync-groups",
-            Some(
-                json!({"name": "pair", "directional": true, "hub_system_id": hub.0,
-                "system_ids": [hub.0, t1.0]}),
-            ),
+    let group = h
+        .create_group(
+            json!({"name": "pair", "directional": true, "hub_system_id": hub.0,
+            "system_ids": [hub.0, t1.0]}),
         )
         .await;
-    assert_eq!(g.status, 201, "{g:?}");
     let snaps: Vec<Value> = (1..=3)
         .map(|i| snap("tank", "vm1", &format!("s{i}"), 100 + i, 10 + i, i as u32))
         .collect();
@@ -54,22 +49,11 @@ async fn hub_and_target(h: &Harness) -> Hub {
         )
         .await;
     assert_eq!(r.status, 201, "{r:?}");
-    Hub {
-        hub,
-        t1,
-        group: g.body["id"].as_str().unwrap().to_string(),
-    }
+    Hub { hub, t1, group }
 }
 
 async fn fetch(h: &Harness, f: &Hub, query: &str, key: &str) -> Vec<Value> {
-    let r = h
-        .call(
-            "GET",
-            &format!("/api/v1/sync/instructions/{}{query}", f.hub.0),
-            Some(key),
-            None,
-        )
-        .await;
+    let r = h.instructions(f.hub.0, query, key).await;
     assert_eq!(r.status, 200, "{r:?}");
     r.body["datasets"].as_array().unwrap().clone()
 }

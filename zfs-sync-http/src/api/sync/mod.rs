@@ -36,6 +36,11 @@ async fn states_out(
     Ok(Json(states.into_iter().map(Into::into).collect()))
 }
 
+/// A byte count from the wire: `bytes` must be zero or positive.
+fn byte_count(v: i64) -> ApiResult<u64> {
+    u64::try_from(v).map_err(|_| ApiError::invalid("bytes", "must be zero or positive"))
+}
+
 fn parse_status(s: Option<String>) -> ApiResult<Option<SyncStatus>> {
     s.filter(|s| !s.is_empty())
         .map(|s| SyncStatus::parse("status", &s))
@@ -153,8 +158,7 @@ impl SyncApi {
         let job = state.sync.job(job_id.0).await?;
         key.for_system(job.runner_system_id)?;
         let b = body.0;
-        let bytes = u64::try_from(b.bytes)
-            .map_err(|_| ApiError::invalid("bytes", "must be zero or positive"))?;
+        let bytes = byte_count(b.bytes)?;
         let job = state
             .sync
             .report_progress(job_id.0, bytes, b.resume_token.as_deref(), Utc::now())
@@ -207,13 +211,7 @@ impl SyncApi {
         // The status is checked before the byte count.
         let outcome = job_outcome(&b.status, b.error, b.resume_token, None)?;
         let outcome = JobOutcome {
-            bytes: b
-                .bytes
-                .map(|v| {
-                    u64::try_from(v)
-                        .map_err(|_| ApiError::invalid("bytes", "must be zero or positive"))
-                })
-                .transpose()?,
+            bytes: b.bytes.map(byte_count).transpose()?,
             ..outcome
         };
         let job = state
