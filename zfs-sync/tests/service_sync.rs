@@ -317,6 +317,22 @@ async fn an_inventory_showing_the_snapshots_completes_the_job() {
         JobStatus::Succeeded
     );
     assert_eq!(status_of(&w, w.a).await, SyncStatus::InSync);
+    // The runner's own success, arriving after the inventory's, is answered, not refused.
+    let ok = JobOutcome {
+        status: JobStatus::Succeeded,
+        error: None,
+        resume_token: None,
+        bytes: Some(1),
+    };
+    let answered = w
+        .sync
+        .report_job(to_a, &ok, now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (answered.status, answered.bytes),
+        (JobStatus::Succeeded, None)
+    );
     let check = w
         .sync
         .check_group(w.group_id, now() + Duration::minutes(1))

@@ -3,10 +3,15 @@
 //!
 //! The life of a transfer: [`SyncService::instructions`] plans the caller's groups and, for
 //! each transfer the caller runs (the source when pushing, the target when pulling), stores a
-//! job and leases it to the caller (a job is handed to exactly one caller, across server
-//! processes); the target's state becomes `syncing`. The job ends when the runner reports a
-//! result ([`SyncService::report_job`]), when the target's next inventory shows every snapshot
-//! of the transfer ([`SyncService::inventory_reported`]), or when its lease runs out
+//! job and leases it to the caller (one job per transfer, across server processes; the runner
+//! gets its job again while it has not started, in case the answer was lost); the target's
+//! state becomes `syncing`. [`SyncService::preview_instructions`] shows the same without
+//! taking anything. While it runs, the runner's progress ([`SyncService::report_progress`])
+//! extends the lease. The job ends when the runner reports a result
+//! ([`SyncService::report_job`], accepted late too while no newer job of the transfer has
+//! succeeded), when the target's next inventory shows every snapshot of the transfer
+//! ([`SyncService::inventory_reported`]), when it is cancelled ([`SyncService::cancel_job`];
+//! the transfer is planned again), or when its lease runs out
 //! ([`SyncService::expire_leases`]; the state returns to `out_of_sync` and the next call hands
 //! out a fresh job). A job reported as succeeded is not handed out again while the target has
 //! not reported a newer inventory: the witness trusts the result until the inventory speaks.
