@@ -396,11 +396,12 @@ impl<S: Store> JobStore for CountingStore<S> {
     async fn hand_out_jobs(
         &self,
         jobs: &[Job],
+        states: &[SyncState],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<JobHandOut>> {
         self.count("JobStore", "hand_out_jobs");
-        self.inner.hand_out_jobs(jobs, now, until).await
+        self.inner.hand_out_jobs(jobs, states, now, until).await
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {

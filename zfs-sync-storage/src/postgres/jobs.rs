@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
-use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus};
+use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus, SyncState};
 use zfs_sync::store::{
-    JobHandOut, JobStore, check_job_outcome, check_job_progress, check_new_job, unstarted_hand_out,
+    JobHandOut, JobStore, check_job_outcome, check_job_progress, check_new_job,
+    states_after_hand_out, unstarted_hand_out,
 };
 use zfs_sync::{Error, Result};
 
@@ -17,6 +18,7 @@ use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_
 
 use super::error::map_err;
 use super::groups::require_group;
+use super::states::put_states;
 use super::systems::require_system;
 use super::{Param, PostgresStore, execute, exists, opt_i64, query, query_opt};
 
@@ -176,11 +178,12 @@ impl JobStore for PostgresStore {
     async fn hand_out_jobs(
         &self,
         jobs: &[Job],
+        states: &[SyncState],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<JobHandOut>> {
         jobs.iter().try_for_each(check_new_job)?;
-        if jobs.is_empty() {
+        if jobs.is_empty() && states.is_empty() {
             return Ok(Vec::new());
         }
         let mut client = self.client().await?;
@@ -202,6 +205,7 @@ impl JobStore for PostgresStore {
                 unstarted,
             });
         }
+        put_states(&tx, &states_after_hand_out(states, jobs, &out), None).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(out)
     }

@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, params};
 use uuid::Uuid;
-use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus};
+use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus, SyncState};
 use zfs_sync::store::{
-    JobHandOut, JobStore, check_job_outcome, check_job_progress, check_new_job, unstarted_hand_out,
+    JobHandOut, JobStore, check_job_outcome, check_job_progress, check_new_job,
+    states_after_hand_out, unstarted_hand_out,
 };
 use zfs_sync::{Error, Result};
 
@@ -20,6 +21,7 @@ use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_
 
 use super::error::map_err;
 use super::groups::require_group;
+use super::states::put_states;
 use super::systems::require_system;
 use super::{SqliteStore, blob, collect, exists, one, opt_time, opt_u64, uuid_at};
 
@@ -163,21 +165,23 @@ impl JobStore for SqliteStore {
     async fn hand_out_jobs(
         &self,
         jobs: &[Job],
+        states: &[SyncState],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<JobHandOut>> {
         jobs.iter().try_for_each(check_new_job)?;
         let jobs = jobs.to_vec();
+        let states = states.to_vec();
         self.write(move |tx| {
             for j in distinct_job_refs(&jobs) {
                 require_job_refs(tx, j)?;
             }
             let mut out = Vec::with_capacity(jobs.len());
-            for j in jobs {
+            for j in &jobs {
                 let active = create_job_tx(tx, j.clone())?;
                 let leased = lease_existing(tx, active.id, now, until)?;
                 let unstarted = match leased {
-                    None => unstarted_hand_out(&active, &j, now),
+                    None => unstarted_hand_out(&active, j, now),
                     Some(_) => None,
                 };
                 out.push(JobHandOut {
@@ -186,6 +190,7 @@ impl JobStore for SqliteStore {
                     unstarted,
                 });
             }
+            put_states(tx, &states_after_hand_out(&states, &jobs, &out), None)?;
             Ok(out)
         })
         .await

@@ -250,12 +250,16 @@ pub trait JobStore: Send + Sync {
     /// Hands out jobs in one transaction: for each job in turn, what
     /// [`create_job_if_absent`](JobStore::create_job_if_absent) and then
     /// [`lease_job`](JobStore::lease_job) on the active job do (and whether the active job is
-    /// the runner's unstarted one, [`JobHandOut::unstarted`]). Returns one [`JobHandOut`]
-    /// per job, in input order. Every job is checked first: an invalid one (`InvalidInput`)
-    /// or an unknown group or system (`NotFound`) fails the call and stores nothing.
+    /// the runner's unstarted one, [`JobHandOut::unstarted`]); then, in the same transaction,
+    /// what [`upsert_states`](SyncStateStore::upsert_states) does with `states`, a state
+    /// whose `job_id` names one of `jobs` being written with that job's active id
+    /// ([`states_after_hand_out`]). Returns one [`JobHandOut`] per job, in input order. Every
+    /// job is checked first: an invalid one (`InvalidInput`) or an unknown group or system
+    /// (`NotFound`) fails the call and stores nothing.
     async fn hand_out_jobs(
         &self,
         jobs: &[Job],
+        states: &[SyncState],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<JobHandOut>>;
@@ -401,6 +405,31 @@ pub fn unstarted_hand_out(active: &Job, job: &Job, now: DateTime<Utc>) -> Option
         && active.runner_system_id == job.runner_system_id
         && active.lease_expires_at.is_some_and(|t| t > now))
     .then(|| active.clone())
+}
+
+/// The states [`JobStore::hand_out_jobs`] writes: `states`, each whose `job_id` names one of
+/// `jobs` pointing at that job's active job instead (`handed` is the hand-out of `jobs`, in
+/// order).
+pub fn states_after_hand_out(
+    states: &[SyncState],
+    jobs: &[Job],
+    handed: &[JobHandOut],
+) -> Vec<SyncState> {
+    let active: std::collections::HashMap<Uuid, Uuid> = jobs
+        .iter()
+        .zip(handed)
+        .map(|(j, h)| (j.id, h.active_id))
+        .collect();
+    states
+        .iter()
+        .map(|st| {
+            let mut st = st.clone();
+            if let Some(id) = st.job_id.and_then(|j| active.get(&j)) {
+                st.job_id = Some(*id);
+            }
+            st
+        })
+        .collect()
 }
 
 /// What a progress report may carry: a resume token of the characters tokens hold.

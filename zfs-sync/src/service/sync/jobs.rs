@@ -164,9 +164,32 @@ impl SyncService {
                     );
                 continue;
             }
-            // Every job of the group in one store transaction.
+            // Every job of the group, and its target's state (`syncing`, naming the job the
+            // store finds active), in one store transaction: a crash after it leaves no leased
+            // job without its state.
             let jobs: Vec<Job> = wanted.iter().map(|w| w.0.clone()).collect();
-            let handouts = self.store.hand_out_jobs(&jobs, now, until).await?;
+            // A state that already names the job (handed back unstarted) is left to `persist`,
+            // which rewrites an unchanged state only once it is `touch` old.
+            let mut written: HashSet<(String, Uuid)> = HashSet::new();
+            let job_states: Vec<SyncState> = jobs
+                .iter()
+                .filter_map(|job| {
+                    let key = (job.dataset.clone(), job.target_system_id);
+                    if ev.unstarted.contains(&key) {
+                        return None;
+                    }
+                    let mut st = ev.states.get(&key)?.clone();
+                    written.insert(key);
+                    st.status = SyncStatus::Syncing;
+                    st.job_id = Some(job.id);
+                    st.error_message = None;
+                    Some(st)
+                })
+                .collect();
+            let handouts = self
+                .store
+                .hand_out_jobs(&jobs, &job_states, now, until)
+                .await?;
             for ((job, spec, source, target), h) in wanted.into_iter().zip(handouts) {
                 let Some(leased) = h.leased.or(h.unstarted) else {
                     // Another caller holds it: not ours to hand out.
@@ -192,10 +215,15 @@ impl SyncService {
                 });
             }
             for (dataset, target, job_id) in handed {
-                if let Some(st) = ev.states.get_mut(&(dataset, target)) {
+                let key = (dataset, target);
+                if let Some(st) = ev.states.get_mut(&key) {
                     st.status = SyncStatus::Syncing;
                     st.job_id = Some(job_id);
                     st.error_message = None;
+                    if written.contains(&key) {
+                        // Written with its job: stored as it is now.
+                        ev.previous.insert(key, st.clone());
+                    }
                 }
             }
             self.persist(&ev, now, Some(touch)).await?;

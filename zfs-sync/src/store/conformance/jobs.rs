@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::builders::*;
 use crate::error::Error;
-use crate::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus, TransferKind};
+use crate::model::{
+    Job, JobFilter, JobOutcome, JobProgress, JobStatus, SyncState, SyncStatus, TransferKind,
+};
 use crate::store::Store;
 
 pub async fn job_create_if_absent_dedupes(store: &dyn Store) {
@@ -344,7 +346,7 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
     let j1 = job(g.id, "vm1", a.id, b.id, t0());
     let j2 = job(g.id, "vm2", a.id, b.id, t0());
     let got = store
-        .hand_out_jobs(&[j1.clone(), j2.clone()], t0(), until)
+        .hand_out_jobs(&[j1.clone(), j2.clone()], &[], t0(), until)
         .await
         .unwrap();
     assert_eq!(got.len(), 2);
@@ -371,7 +373,7 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
         job(g.id, "vm2", a.id, b.id, t0() + secs(1)),
     ];
     let got = store
-        .hand_out_jobs(&again, t0() + secs(1), until)
+        .hand_out_jobs(&again, &[], t0() + secs(1), until)
         .await
         .unwrap();
     assert_eq!(
@@ -390,7 +392,7 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
     late.spec = json!({"late": true});
     let after = t0() + secs(120);
     let got = store
-        .hand_out_jobs(&[newer.clone(), late], after, after + secs(60))
+        .hand_out_jobs(&[newer.clone(), late], &[], after, after + secs(60))
         .await
         .unwrap();
     let re = got[0].leased.as_ref().unwrap();
@@ -417,19 +419,19 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
     };
     assert_invalid(
         store
-            .hand_out_jobs(&[fresh.clone(), bad], t0(), until)
+            .hand_out_jobs(&[fresh.clone(), bad], &[], t0(), until)
             .await,
         "status",
     );
     let unknown = job(g.id, "vm5", a.id, Uuid::new_v4(), t0());
     assert_not_found(
         store
-            .hand_out_jobs(&[fresh.clone(), unknown], t0(), until)
+            .hand_out_jobs(&[fresh.clone(), unknown], &[], t0(), until)
             .await,
     );
     assert_eq!(store.get_job(fresh.id).await.unwrap(), None);
     assert_eq!(
-        store.hand_out_jobs(&[], t0(), until).await.unwrap(),
+        store.hand_out_jobs(&[], &[], t0(), until).await.unwrap(),
         Vec::new()
     );
     // Concurrent callers: each job is leased exactly once.
@@ -441,7 +443,12 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
             ]
         })
         .collect();
-    let results = join_all(racers.iter().map(|js| store.hand_out_jobs(js, t0(), until))).await;
+    let results = join_all(
+        racers
+            .iter()
+            .map(|js| store.hand_out_jobs(js, &[], t0(), until)),
+    )
+    .await;
     let mut leased: Vec<Uuid> = Vec::new();
     let mut active: HashSet<Uuid> = HashSet::new();
     for r in results {
@@ -680,26 +687,45 @@ pub async fn job_late_result(store: &dyn Store) {
     assert_conflict(store.complete_job(c.id, &succeeded(), t0()).await);
 }
 
-pub async fn hand_out_returns_unstarted_jobs_to_their_runner(store: &dyn Store) {
+pub async fn hand_out_returns_unstarted_jobs_to_their_runner_and_writes_states(store: &dyn Store) {
     let (a, b, g) = pair(store).await;
     let until = t0() + secs(60);
     let first = job(g.id, "vm1", a.id, b.id, t0());
     let got = store
-        .hand_out_jobs(std::slice::from_ref(&first), t0(), until)
+        .hand_out_jobs(std::slice::from_ref(&first), &[], t0(), until)
         .await
         .unwrap();
     assert_eq!(got[0].unstarted, None, "leased by this call");
     let leased_job = got[0].leased.clone().unwrap();
     // The runner asks again (its answer was lost): the same job, not leased again.
+    // Its target's state is written in the same call, naming the job the store found active.
     let again = job(g.id, "vm1", a.id, b.id, t0() + secs(5));
+    let syncing = SyncState {
+        job_id: Some(again.id),
+        ..state(g.id, "vm1", b.id, SyncStatus::Syncing)
+    };
+    let other_state = state(g.id, "vm2", b.id, SyncStatus::InSync);
     let got = store
         .hand_out_jobs(
             std::slice::from_ref(&again),
+            &[syncing.clone(), other_state.clone()],
             t0() + secs(5),
             until + secs(5),
         )
         .await
         .unwrap();
+    let mut written = group_states(store, g.id).await;
+    written.sort_by(|x, y| x.dataset.cmp(&y.dataset));
+    assert_eq!(
+        written,
+        vec![
+            SyncState {
+                job_id: Some(first.id),
+                ..syncing
+            },
+            other_state
+        ]
+    );
     assert_eq!(got[0].leased, None);
     assert_eq!(got[0].active_id, first.id);
     assert_eq!(got[0].unstarted.as_ref(), Some(&leased_job));
@@ -710,7 +736,7 @@ pub async fn hand_out_returns_unstarted_jobs_to_their_runner(store: &dyn Store) 
         ..job(g.id, "vm1", a.id, b.id, t0() + secs(6))
     };
     let got = store
-        .hand_out_jobs(&[other], t0() + secs(6), until)
+        .hand_out_jobs(&[other], &[], t0() + secs(6), until)
         .await
         .unwrap();
     assert_eq!(
@@ -725,6 +751,7 @@ pub async fn hand_out_returns_unstarted_jobs_to_their_runner(store: &dyn Store) 
     let got = store
         .hand_out_jobs(
             &[job(g.id, "vm1", a.id, b.id, t0() + secs(8))],
+            &[],
             t0() + secs(8),
             until,
         )

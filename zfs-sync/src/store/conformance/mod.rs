@@ -173,7 +173,7 @@ macro_rules! for_each_conformance_behaviour {
             job_progress_extends_the_lease,
             job_cancel_one,
             job_late_result,
-            hand_out_returns_unstarted_jobs_to_their_runner,
+            hand_out_returns_unstarted_jobs_to_their_runner_and_writes_states,
         }
     };
 }

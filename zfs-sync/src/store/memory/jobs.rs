@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{InMemoryStore, Inner};
 use crate::error::{Error, Result};
-use crate::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus};
+use crate::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus, SyncState};
 use crate::store::{JobHandOut, JobStore};
 
 impl Inner {
@@ -300,6 +300,7 @@ impl JobStore for InMemoryStore {
     async fn hand_out_jobs(
         &self,
         jobs: &[Job],
+        states: &[SyncState],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<JobHandOut>> {
@@ -320,6 +321,8 @@ impl JobStore for InMemoryStore {
                 unstarted,
             });
         }
+        let states = crate::store::states_after_hand_out(states, jobs, &out);
+        inner.put_states(&states, None)?;
         Ok(out)
     }
 
