@@ -63,32 +63,12 @@ async fn hub_and_spoke_round_trip() {
         .map(|i| snap("tank", "vm1", &format!("s{i}"), 100 + i, 10 + i, i as u32))
         .chain((1..=2).map(|i| snap("tank", "vm2", &format!("a{i}"), 200 + i, 20 + i, i as u32)))
         .collect();
-    assert_eq!(
-        h.call(
-            "POST",
-            "/api/v1/snapshots/batch",
-            Some(&f.hub.1),
-            Some(Value::Array(hub_snaps))
-        )
-        .await
-        .status,
-        201
-    );
+    h.report(&f.hub.1, Value::Array(hub_snaps)).await;
     let t1_snaps = json!([
         snap("data", "vm1", "s1", 101, 5, 1),
         snap("data", "vm1", "s2", 102, 6, 2)
     ]);
-    assert_eq!(
-        h.call(
-            "POST",
-            "/api/v1/snapshots/batch",
-            Some(&f.t1.1),
-            Some(t1_snaps)
-        )
-        .await
-        .status,
-        201
-    );
+    h.report(&f.t1.1, t1_snaps).await;
 
     let check = h
         .admin("POST", &format!("/api/v1/sync/{}/check", f.group), None)
@@ -553,14 +533,12 @@ async fn auth_matrix_covers_every_secured_operation() {
     let (outsider, ko) = h.register("outsider").await;
     let (spare, _) = h.register("spare").await;
     let (hub, kh) = (f.hub.0, f.hub.1.clone());
-    h.call(
-        "POST",
-        "/api/v1/snapshots/batch",
-        Some(&kh),
-        Some(json!([
+    h.report(
+        &kh,
+        json!([
             snap("tank", "vm1", "s1", 1, 1, 1),
             snap("tank", "vm2", "a1", 2, 2, 1)
-        ])),
+        ]),
     )
     .await;
     let sid = h

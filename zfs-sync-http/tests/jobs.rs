@@ -31,24 +31,9 @@ async fn hub_and_target(h: &Harness) -> Hub {
     let snaps: Vec<Value> = (1..=3)
         .map(|i| snap("tank", "vm1", &format!("s{i}"), 100 + i, 10 + i, i as u32))
         .collect();
-    let r = h
-        .call(
-            "POST",
-            "/api/v1/snapshots/batch",
-            Some(&hub.1),
-            Some(Value::Array(snaps)),
-        )
+    h.report(&hub.1, Value::Array(snaps)).await;
+    h.report(&t1.1, json!([snap("data", "vm1", "s1", 101, 5, 1)]))
         .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    let r = h
-        .call(
-            "POST",
-            "/api/v1/snapshots/batch",
-            Some(&t1.1),
-            Some(json!([snap("data", "vm1", "s1", 101, 5, 1)])),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
     Hub { hub, t1, group }
 }
 

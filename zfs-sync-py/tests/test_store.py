@@ -7,7 +7,7 @@ import warnings
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -186,13 +186,18 @@ def test_groups_crud(witness: Witness) -> None:
         witness.get_group(g)
 
 
-def test_plan_instructions_and_job_results(witness: Witness) -> None:
+def lagging_pair(witness: Witness) -> Tuple[System, System, SyncGroup]:
+    """hostA holds vm1@s0..s2, hostB vm1@s0, in one group: one transfer, a to b."""
     a, b = System("hostA", ssh_user="zfs"), System("hostB", ssh_user="zfs")
     for s in (a, b):
         witness.register_system(s)
     witness.report_snapshots(a, history("tank", 3), now=NOW)
     witness.report_snapshots(b, history("backup", 1), now=NOW)
-    g = witness.create_group(SyncGroup("g", [a, b]))
+    return a, b, witness.create_group(SyncGroup("g", [a, b]))
+
+
+def test_plan_instructions_and_job_results(witness: Witness) -> None:
+    a, b, g = lagging_pair(witness)
 
     plan = witness.plan(g, now=NOW)
     [t] = plan.transfers
@@ -221,12 +226,7 @@ def test_plan_instructions_and_job_results(witness: Witness) -> None:
 
 
 def test_looking_takes_nothing_and_jobs_can_be_steered(witness: Witness) -> None:
-    a, b = System("hostA", ssh_user="zfs"), System("hostB", ssh_user="zfs")
-    for s in (a, b):
-        witness.register_system(s)
-    witness.report_snapshots(a, history("tank", 3), now=NOW)
-    witness.report_snapshots(b, history("backup", 1), now=NOW)
-    g = witness.create_group(SyncGroup("g", [a, b]))
+    a, b, g = lagging_pair(witness)
 
     [look] = witness.instructions(a, dry_run=True, now=NOW)["instructions"]
     assert look["job_id"] is None and look["transfer"]["snapshots"] == ["s1", "s2"]

@@ -142,6 +142,19 @@ impl Harness {
         self.admin("GET", &path, None).await.body
     }
 
+    /// Reports a snapshot batch with a system's key (`POST /snapshots/batch`); must be 201.
+    pub async fn report(&self, key: &str, snapshots: Value) {
+        let r = self
+            .call(
+                "POST",
+                "/api/v1/snapshots/batch",
+                Some(key),
+                Some(snapshots),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+
     /// Creates a sync group (admin); returns its id.
     pub async fn create_group(&self, body: Value) -> String {
         let g = self.admin("POST", "/api/v1/sync-groups", Some(body)).await;

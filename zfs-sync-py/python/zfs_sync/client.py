@@ -254,12 +254,8 @@ class Client:
                 field="status",
                 reason="expected succeeded or failed",
             )
-        if bytes is not None and (isinstance(bytes, bool) or not isinstance(bytes, int) or bytes < 0):
-            raise ValidationError(
-                "bytes: must be a non-negative integer",
-                field="bytes",
-                reason="must be a non-negative integer",
-            )
+        if bytes is not None:
+            _check_bytes(bytes)
         body: JsonDict = {"status": status}
         if error is not None:
             body["error"] = error
@@ -303,12 +299,7 @@ class Client:
     ) -> JsonDict:
         """``POST /sync/jobs/{job_id}/progress``: bytes sent so far (and the target's resume
         token); extends the job's lease. ``ConflictError`` when the job is not leased."""
-        if isinstance(bytes, bool) or not isinstance(bytes, int) or bytes < 0:
-            raise ValidationError(
-                "bytes: must be a non-negative integer",
-                field="bytes",
-                reason="must be a non-negative integer",
-            )
+        _check_bytes(bytes)
         body: JsonDict = {"bytes": bytes}
         if resume_token is not None:
             body["resume_token"] = resume_token
@@ -343,6 +334,16 @@ class Client:
     def api_key(self) -> str:
         """The key this client sends."""
         return self._api_key
+
+
+def _check_bytes(bytes: Any) -> None:
+    """A byte count must be a non-negative integer (``ValidationError`` naming ``bytes``)."""
+    if isinstance(bytes, bool) or not isinstance(bytes, int) or bytes < 0:
+        raise ValidationError(
+            "bytes: must be a non-negative integer",
+            field="bytes",
+            reason="must be a non-negative integer",
+        )
 
 
 def _error_from_response(status: int, payload: bytes) -> ZfsSyncError:
