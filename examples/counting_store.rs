@@ -349,6 +349,25 @@ impl<S: Store> JobStore for CountingStore<S> {
         self.inner.complete_job(id, outcome, now).await
     }
 
+    async fn record_job_progress(
+        &self,
+        id: Uuid,
+        bytes: u64,
+        resume_token: Option<&str>,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Job> {
+        self.count("JobStore", "record_job_progress");
+        self.inner
+            .record_job_progress(id, bytes, resume_token, now, until)
+            .await
+    }
+
+    async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job> {
+        self.count("JobStore", "cancel_job");
+        self.inner.cancel_job(id, now).await
+    }
+
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
         self.count("JobStore", "expire_leases");
         self.inner.expire_leases(now).await
@@ -377,11 +396,12 @@ impl<S: Store> JobStore for CountingStore<S> {
     async fn hand_out_jobs(
         &self,
         jobs: &[Job],
+        states: &[SyncState],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<JobHandOut>> {
         self.count("JobStore", "hand_out_jobs");
-        self.inner.hand_out_jobs(jobs, now, until).await
+        self.inner.hand_out_jobs(jobs, states, now, until).await
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {

@@ -73,7 +73,8 @@ async fn play(store: Arc<dyn Store>) -> Vec<String> {
         },
     );
 
-    // Four callers at once: every job is handed out exactly once.
+    // Four callers at once: every transfer gets exactly one job; a caller may get back a job
+    // an earlier call of the same system holds and has not started (same id).
     let mut calls = Vec::new();
     for _ in 0..4 {
         let sync = sync.clone();
@@ -85,9 +86,9 @@ async fn play(store: Arc<dyn Store>) -> Vec<String> {
     for c in calls {
         handed.extend(c.await.unwrap().instructions);
     }
-    let ids: std::collections::HashSet<Uuid> = handed.iter().map(|i| i.job_id).collect();
-    assert_eq!(ids.len(), handed.len(), "a job was handed out twice");
-    assert_eq!(handed.len(), 2);
+    let mut ids = std::collections::HashSet::new();
+    handed.retain(|i| ids.insert(i.job_id.expect("a taken instruction names its job")));
+    assert_eq!(handed.len(), 2, "one job per transfer");
 
     let mut seen = Vec::new();
     handed.sort_by_key(|i| i.transfer.snapshots.len());
@@ -107,7 +108,9 @@ async fn play(store: Arc<dyn Store>) -> Vec<String> {
         resume_token: None,
         bytes: Some(1 << 42),
     };
-    sync.report_job(handed[0].job_id, &ok, now()).await.unwrap();
+    sync.report_job(handed[0].job_id.unwrap(), &ok, now())
+        .await
+        .unwrap();
     let f = SyncStateFilter {
         group_id: Some(g.id),
         ..Default::default()
@@ -130,7 +133,11 @@ async fn play(store: Arc<dyn Store>) -> Vec<String> {
         .collect();
     states.sort();
     seen.push(format!("{states:?}"));
-    let job = store.get_job(handed[0].job_id).await.unwrap().unwrap();
+    let job = store
+        .get_job(handed[0].job_id.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     seen.push(format!("{} bytes={:?}", job.status.as_str(), job.bytes));
     seen
 }

@@ -53,6 +53,8 @@ impl Default for Metrics {
 /// A job event counted in `zfs_sync_jobs_total{event}`.
 #[derive(Debug, Clone, Copy)]
 pub enum JobEvent {
+    /// An instructions entry answered with a job (a job handed back to its runner because it
+    /// had not started counts again; looking counts nothing).
     HandedOut,
     Succeeded,
     Failed,

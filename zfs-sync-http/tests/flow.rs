@@ -44,24 +44,14 @@ async fn fleet(h: &Harness) -> Fleet {
     let hub = h.register("hub").await;
     let t1 = h.register("t1").await;
     let t2 = h.register("t2").await;
-    let g = h
-        .admin(
-            "POST",
-            "/api/v1/sync-groups",
-            Some(
-                json!({"name": "fleet", "directional": true, "hub_system_id": hub.0,
-                "system_ids": [hub.0, t1.0, t2.0],
-                "members": [{"system_id": t2.0, "dataset_root": "backup/replicas/hub"}]}),
-            ),
+    let group = h
+        .create_group(
+            json!({"name": "fleet", "directional": true, "hub_system_id": hub.0,
+            "system_ids": [hub.0, t1.0, t2.0],
+            "members": [{"system_id": t2.0, "dataset_root": "backup/replicas/hub"}]}),
         )
         .await;
-    assert_eq!(g.status, 201, "{g:?}");
-    Fleet {
-        hub,
-        t1,
-        t2,
-        group: g.body["id"].as_str().unwrap().to_string(),
-    }
+    Fleet { hub, t1, t2, group }
 }
 
 /// The hub reports vm1@s1..s{vm1} and vm2@a1..a{vm2} (GUIDs 100 + i and 200 + i).
@@ -91,17 +81,7 @@ async fn hub_and_spoke_round_trip() {
         snap("data", "vm1", "s1", 101, 5, 1),
         snap("data", "vm1", "s2", 102, 6, 2)
     ]);
-    assert_eq!(
-        h.call(
-            "POST",
-            "/api/v1/snapshots/batch",
-            Some(&f.t1.1),
-            Some(t1_snaps)
-        )
-        .await
-        .status,
-        201
-    );
+    h.report(&f.t1.1, t1_snaps).await;
 
     let check = h
         .admin("POST", &format!("/api/v1/sync/{}/check", f.group), None)
@@ -162,6 +142,20 @@ async fn hub_and_spoke_round_trip() {
     assert_eq!(r.body["dataset_count"], 0, "{r:?}");
     assert_eq!(r.body["diagnostics"], Value::Null);
 
+    // Looking never takes: an admin, or the hub with dry_run=true, sees the entries without
+    // job ids, and nothing is leased.
+    for (query, key) in [("", &h.admin), ("?dry_run=true", &f.hub.1)] {
+        let look = h.instructions(f.hub.0, query, key).await;
+        assert_eq!(look.status, 200, "{look:?}");
+        assert_eq!(look.body["dataset_count"], 4, "{look:?}");
+        let datasets = look.body["datasets"].as_array().unwrap();
+        assert!(datasets.iter().all(|e| e["job_id"].is_null()), "{look:?}");
+    }
+    let jobs = h.admin("GET", "/api/v1/sync/jobs", None).await;
+    assert_eq!(jobs.body, json!([]), "looking created no job");
+    let status = h.group_status(&f.group).await;
+    assert_eq!(status["syncing"], 0, "{status}");
+
     let r = h
         .call(
             "GET",
@@ -220,24 +214,21 @@ async fn hub_and_spoke_round_trip() {
             assert!(!recv.contains(&"-F".to_string()), "never -F: {c}");
         }
     }
-    // A second call hands nothing out twice.
-    let again = h
-        .call(
-            "GET",
-            &format!("/api/v1/sync/instructions/{}", f.hub.0),
-            Some(&f.hub.1),
-            None,
-        )
-        .await;
-    assert_eq!(again.body["dataset_count"], 0, "{again:?}");
-    let status = h
-        .admin(
-            "GET",
-            &format!("/api/v1/sync/groups/{}/status", f.group),
-            None,
-        )
-        .await;
-    assert_eq!(status.body["syncing"], 4, "{status:?}");
+    // A second call hands out no new job: the jobs the hub holds and has not started come
+    // back with the same ids (its first answer may have been lost).
+    let again = h.instructions(f.hub.0, "", &f.hub.1).await;
+    let job_ids = |v: &[Value]| {
+        let mut ids: Vec<String> = v.iter().map(|e| e["job_id"].to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        job_ids(again.body["datasets"].as_array().unwrap()),
+        job_ids(&entries),
+        "{again:?}"
+    );
+    let status = h.group_status(&f.group).await;
+    assert_eq!(status["syncing"], 4, "{status}");
 
     // Results: one failure, three successes.
     for e in &entries {
@@ -261,14 +252,28 @@ async fn hub_and_spoke_round_trip() {
             if failed { "failed" } else { "succeeded" }
         );
     }
-    // A second result for a finished job is a conflict; an unknown job is 404; a status that
-    // is neither succeeded nor failed is 422.
+    // A success repeated for a job that succeeded is answered with the job; a failure for
+    // it is a conflict; an unknown job is 404; a status that is neither succeeded nor failed
+    // is 422.
     let result_of = |job: &Value| format!("/api/v1/sync/jobs/{}/result", job.as_str().unwrap());
     let unknown = json!(Uuid::from_u128(0xdead).to_string());
+    let r = h
+        .call(
+            "POST",
+            &result_of(&entries[0]["job_id"]),
+            Some(&f.hub.1),
+            Some(json!({"status": "succeeded"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["status"]),
+        (200, &json!("succeeded")),
+        "{r:?}"
+    );
     for (job, status, expected) in [
         (
             &entries[0]["job_id"],
-            "succeeded",
+            "failed",
             expect!["409 conflict job <id> is already succeeded"],
         ),
         (
@@ -406,7 +411,8 @@ async fn hub_and_spoke_round_trip() {
         "{text}"
     );
     assert!(
-        text.contains("zfs_sync_jobs_total{event=\"handed_out\"} 4"),
+        // Four jobs, handed out and then handed back once, unstarted.
+        text.contains("zfs_sync_jobs_total{event=\"handed_out\"} 8"),
         "{text}"
     );
     assert!(
@@ -649,11 +655,12 @@ async fn auth_matrix_covers_every_secured_operation() {
     let (outsider, ko) = h.register("outsider").await;
     let (spare, _) = h.register("spare").await;
     let (hub, kh) = (f.hub.0, f.hub.1.clone());
-    h.call(
-        "POST",
-        "/api/v1/snapshots/batch",
-        Some(&kh),
-        Some(json!([snap("tank", "vm1", "s1", 1, 1, 1)])),
+    h.report(
+        &kh,
+        json!([
+            snap("tank", "vm1", "s1", 1, 1, 1),
+            snap("tank", "vm2", "a1", 2, 2, 1)
+        ]),
     )
     .await;
     let sid = h
@@ -674,6 +681,10 @@ async fn auth_matrix_covers_every_secured_operation() {
     let job = ins.body["datasets"][0]["job_id"]
         .as_str()
         .expect("a job for the matrix")
+        .to_string();
+    let job2 = ins.body["datasets"][1]["job_id"]
+        .as_str()
+        .expect("a second job, to cancel")
         .to_string();
     let state = h
         .admin(
@@ -837,6 +848,26 @@ async fn auth_matrix_covers_every_secured_operation() {
         (
             "GET",
             format!("/api/v1/sync/instructions/{hub}"),
+            None,
+            Who::Own,
+        ),
+        ("GET", "/api/v1/sync/jobs".into(), None, Who::AnyKey),
+        (
+            "GET",
+            format!("/api/v1/sync/jobs?system_id={hub}"),
+            None,
+            Who::Own,
+        ),
+        ("GET", format!("/api/v1/sync/jobs/{job}"), None, Who::Own),
+        (
+            "POST",
+            format!("/api/v1/sync/jobs/{job}/progress"),
+            Some(json!({"bytes": 1})),
+            Who::Own,
+        ),
+        (
+            "POST",
+            format!("/api/v1/sync/jobs/{job2}/cancel"),
             None,
             Who::Own,
         ),

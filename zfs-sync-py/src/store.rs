@@ -13,9 +13,11 @@ use pyo3::types::PyDict;
 use serde::Serialize;
 use tokio::runtime::{Builder, Runtime};
 use uuid::Uuid;
-use zfs_sync::model::{ConflictStrategy, Member, NewSnapshot, SnapshotQuery, SyncGroup};
+use zfs_sync::model::{
+    ConflictStrategy, JobFilter, JobStatus, Member, NewSnapshot, SnapshotQuery, SyncGroup,
+};
 use zfs_sync::service::reporting::{self, Reported, ResumeTokenItem};
-use zfs_sync::service::sync::{SyncService, SyncSettings, job_outcome, load_inventories};
+use zfs_sync::service::sync::{SyncService, SyncSettings, Take, job_outcome, load_inventories};
 use zfs_sync::service::systems::SystemRef;
 use zfs_sync::service::{auth, groups, health, systems};
 use zfs_sync::store::Store;
@@ -685,13 +687,17 @@ impl PyWitness {
 
     /// The transfers `system_id` should run now (of every group, or only `group_id`), each
     /// leased to it as a job: `{"system_id", "timestamp", "instructions": [...],
-    /// "diagnostics"}`; each instruction has `job_id`, the transfer and its `commands`.
-    #[pyo3(signature = (system_id, group_id=None, *, now=None))]
+    /// "diagnostics"}`; each instruction has `job_id`, the transfer and its `commands`. Asking
+    /// again returns the jobs it holds that have not started, with the same ids. With
+    /// `dry_run`, nothing is taken: the same instructions with `job_id` None, and nothing is
+    /// created, leased or written.
+    #[pyo3(signature = (system_id, group_id=None, *, dry_run=false, now=None))]
     fn instructions<'py>(
         &self,
         py: Python<'py>,
         system_id: &Bound<'py, PyAny>,
         group_id: Option<&Bound<'py, PyAny>>,
+        dry_run: bool,
         now: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = system_ref_of(system_id, "system_id")?;
@@ -699,14 +705,91 @@ impl PyWitness {
             None => None,
             Some(g) => Some(group_id_of(g, "group_id")?),
         };
+        let take = if dry_run { Take::Look } else { Take::Lease };
         let now = now_or(now)?;
         let sync = self.sync.clone();
         let store = self.store.clone();
         let out = block_on(py, async move {
             let id = systems::resolve(store.as_ref(), &r).await?;
-            sync.instructions(id, gid, now).await
+            sync.fetch_instructions(id, gid, take, now).await
         })?;
         to_py(py, &out)
+    }
+
+    /// Jobs, oldest first, filtered by group, runner system and status (`"pending"`,
+    /// `"leased"`, `"succeeded"`, `"failed"`, `"expired"` or `"cancelled"`).
+    #[pyo3(signature = (*, group_id=None, system_id=None, status=None))]
+    fn jobs<'py>(
+        &self,
+        py: Python<'py>,
+        group_id: Option<&Bound<'py, PyAny>>,
+        system_id: Option<&Bound<'py, PyAny>>,
+        status: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let filter = JobFilter {
+            group_id: match group_id.filter(|o| !o.is_none()) {
+                None => None,
+                Some(g) => Some(group_id_of(g, "group_id")?),
+            },
+            runner_system_id: match system_id.filter(|o| !o.is_none()) {
+                None => None,
+                Some(s) => Some(system_id_of(s, "system_id")?),
+            },
+            status: opt_string(status, "status")?
+                .map(|s| JobStatus::parse("status", &s))
+                .transpose()
+                .map_err(core)?,
+            ..Default::default()
+        };
+        let sync = self.sync.clone();
+        let jobs = block_on(py, async move { sync.jobs(&filter).await })?;
+        to_py(py, &jobs)
+    }
+
+    /// One job; `NotFoundError` when unknown.
+    fn job<'py>(&self, py: Python<'py>, job_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let id = uuid(job_id, "job_id")?;
+        let sync = self.sync.clone();
+        let job = block_on(py, async move { sync.job(id).await })?;
+        to_py(py, &job)
+    }
+
+    /// Records a runner's progress on a leased job (bytes sent so far, and the target's
+    /// resume token when known) and extends its lease; `ConflictError` when not leased.
+    #[pyo3(signature = (job_id, bytes, *, resume_token=None, now=None))]
+    fn report_progress<'py>(
+        &self,
+        py: Python<'py>,
+        job_id: &Bound<'py, PyAny>,
+        bytes: &Bound<'py, PyAny>,
+        resume_token: Option<&Bound<'py, PyAny>>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = uuid(job_id, "job_id")?;
+        let bytes = crate::convert::u64_of(bytes, "bytes")?;
+        let token = opt_string(resume_token, "resume_token")?;
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let job = block_on(py, async move {
+            sync.report_progress(id, bytes, token.as_deref(), now).await
+        })?;
+        to_py(py, &job)
+    }
+
+    /// Cancels a pending or leased job; the transfer is planned again at the next fetch.
+    /// `ConflictError` when the job already finished.
+    #[pyo3(signature = (job_id, *, now=None))]
+    fn cancel_job<'py>(
+        &self,
+        py: Python<'py>,
+        job_id: &Bound<'py, PyAny>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = uuid(job_id, "job_id")?;
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let job = block_on(py, async move { sync.cancel_job(id, now).await })?;
+        to_py(py, &job)
     }
 
     /// Records a job's result (`status` is `"succeeded"` or `"failed"`) and returns the job.

@@ -214,6 +214,9 @@ def test_instructions_and_job_results(server: Server) -> None:
     group = server.admin().request(
         "POST", "/sync-groups", {"name": "client-sync", "system_ids": [a.system_id, b.system_id]}
     )
+    [look] = a.instructions(group["id"], dry_run=True)["datasets"]
+    assert look["job_id"] is None
+    assert server.admin().jobs(group_id=group["id"]) == []
     out = a.instructions(group["id"])
     assert out["system_id"] == a.system_id
     [entry] = out["datasets"]
@@ -223,6 +226,11 @@ def test_instructions_and_job_results(server: Server) -> None:
     assert len(entry["commands"]) == 1 and "zfs receive" in entry["commands"][0]
     assert b.instructions(group["id"])["datasets"] == []
 
+    [job] = a.jobs()
+    assert job["id"] == entry["job_id"] and a.job(entry["job_id"])["status"] == "leased"
+    assert a.report_progress(entry["job_id"], 100, resume_token="1-ab")["bytes"] == 100
+    with pytest.raises(ValidationError):
+        a.report_progress(entry["job_id"], -1)
     result = a.report_job(entry["job_id"], "failed", "cannot receive")
     assert isinstance(result, dict)
     # The failure backs off: not handed out again until an admin retries.
@@ -240,6 +248,10 @@ def test_instructions_and_job_results(server: Server) -> None:
     [entry] = a.instructions(group["id"])["datasets"]
     result = a.report_job(entry["job_id"], "succeeded", bytes=12345)
     assert isinstance(result, dict)
+    # A repeated success is answered with the job.
+    assert a.report_job(entry["job_id"], "succeeded")["status"] == "succeeded"
+    with pytest.raises(ConflictError):
+        a.cancel_job(entry["job_id"])
     with pytest.raises(ConflictError):
         a.report_job(entry["job_id"], "failed", "twice")
     with pytest.raises(NotFoundError):

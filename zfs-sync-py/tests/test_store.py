@@ -213,13 +213,18 @@ def test_groups_crud(witness: Witness) -> None:
         witness.get_group(g)
 
 
-def test_plan_instructions_and_job_results(witness: Witness) -> None:
+def lagging_pair(witness: Witness) -> Tuple[System, System, SyncGroup]:
+    """hostA holds vm1@s0..s2, hostB vm1@s0, in one group: one transfer, a to b."""
     a, b = System("hostA", ssh_user="zfs"), System("hostB", ssh_user="zfs")
     for s in (a, b):
         witness.register_system(s)
     witness.report_snapshots(a, history("tank", 3), now=NOW)
     witness.report_snapshots(b, history("backup", 1), now=NOW)
-    g = witness.create_group(SyncGroup("g", [a, b]))
+    return a, b, witness.create_group(SyncGroup("g", [a, b]))
+
+
+def test_plan_instructions_and_job_results(witness: Witness) -> None:
+    a, b, g = lagging_pair(witness)
 
     plan = witness.plan(g, now=NOW)
     [t] = plan.transfers
@@ -245,6 +250,37 @@ def test_plan_instructions_and_job_results(witness: Witness) -> None:
     check = witness.check_group(g, now=NOW)
     assert set(check) >= {"plan", "states", "conflicts"}
     assert witness.expire_leases(now=NOW + timedelta(days=1)) == []
+
+
+def test_looking_takes_nothing_and_jobs_can_be_steered(witness: Witness) -> None:
+    a, b, g = lagging_pair(witness)
+
+    [look] = witness.instructions(a, dry_run=True, now=NOW)["instructions"]
+    assert look["job_id"] is None and look["transfer"]["snapshots"] == ["s1", "s2"]
+    assert witness.jobs(group_id=g) == []
+    [ins] = witness.instructions(a, now=NOW)["instructions"]
+    # Asked again before it started: the same job.
+    [again] = witness.instructions(a, now=NOW + timedelta(seconds=5))["instructions"]
+    assert again["job_id"] == ins["job_id"]
+    [job] = witness.jobs(group_id=g, system_id=a, status="leased")
+    assert job["id"] == ins["job_id"] and witness.job(ins["job_id"]) == job
+    progressed = witness.report_progress(ins["job_id"], 1024, resume_token="1-abc", now=NOW + timedelta(seconds=10))
+    assert progressed["bytes"] == 1024 and progressed["resume_token"] == "1-abc"
+    assert progressed["lease_expires_at"] > job["lease_expires_at"]
+    assert witness.instructions(a, now=NOW + timedelta(seconds=11))["instructions"] == []
+    cancelled = witness.cancel_job(ins["job_id"], now=NOW + timedelta(seconds=12))
+    assert cancelled["status"] == "cancelled"
+    with pytest.raises(ConflictError):
+        witness.cancel_job(ins["job_id"])
+    with pytest.raises(ConflictError):
+        witness.report_progress(ins["job_id"], 1)
+    with pytest.raises(ValidationError) as info:
+        witness.jobs(status="done")  # type: ignore[arg-type]
+    assert info.value.field == "status"
+    with pytest.raises(NotFoundError):
+        witness.job(uuid.uuid4())
+    [fresh] = witness.instructions(a, now=NOW + timedelta(seconds=13))["instructions"]
+    assert fresh["job_id"] != ins["job_id"]
 
 
 def test_unreported_jobs_expire_with_their_lease(tmp_path: Path) -> None:

@@ -219,7 +219,7 @@ pub(crate) fn job_row(r: &impl Columns) -> Result<Job> {
     })
 }
 
-pub(crate) const JOB_PROGRESS_COLS: &str = "id, status, lease_expires_at, error, updated_at";
+pub(crate) const JOB_PROGRESS_COLS: &str = "id, status, lease_expires_at, error, updated_at, bytes";
 
 pub(crate) fn job_progress_row(r: &impl Columns) -> Result<JobProgress> {
     Ok(JobProgress {
@@ -227,6 +227,7 @@ pub(crate) fn job_progress_row(r: &impl Columns) -> Result<JobProgress> {
         status: JobStatus::parse("status", &r.text(1)?).map_err(|e| corrupt("status", e))?,
         lease_expires_at: r.opt_time(2)?,
         error: r.opt_text(3)?,
+        bytes: r.opt_u64(5)?,
         updated_at: r.time(4)?,
     })
 }

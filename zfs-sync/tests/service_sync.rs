@@ -9,7 +9,7 @@ use zfs_sync::model::{
     ConflictKind, ConflictStrategy, JobOutcome, JobStatus, Member, NewSnapshot, Policy,
     SyncStateFilter, SyncStatus, Topology, TransferKind, TransferMode,
 };
-use zfs_sync::service::sync::{SyncService, SyncSettings};
+use zfs_sync::service::sync::{Instructions, SyncService, SyncSettings};
 use zfs_sync::store::Store;
 use zfs_sync::store::memory::InMemoryStore;
 use zfs_sync::testing::fixtures::{epoch, group, system};
@@ -106,6 +106,21 @@ async fn status_of(w: &World, system: Uuid) -> SyncStatus {
     states[0].status
 }
 
+/// The job ids of instructions, sorted.
+fn ids(ins: &Instructions) -> Vec<Option<Uuid>> {
+    let mut v: Vec<Option<Uuid>> = ins.instructions.iter().map(|i| i.job_id).collect();
+    v.sort();
+    v
+}
+
+fn job_to(ins: &Instructions, target: Uuid) -> Uuid {
+    ins.instructions
+        .iter()
+        .find(|i| i.transfer.target.system_id == target)
+        .and_then(|i| i.job_id)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn hub_gets_one_leased_job_per_lagging_target_and_only_once() {
     let w = world(TransferMode::Push, Policy::default()).await;
@@ -131,10 +146,23 @@ async fn hub_gets_one_leased_job_per_lagging_target_and_only_once() {
     assert_eq!(status_of(&w, w.b).await, SyncStatus::Syncing);
     assert_eq!(status_of(&w, w.hub).await, SyncStatus::InSync);
 
-    // Asking again while the leases run hands out nothing.
+    // Asking again while the leases run hands out no new job: the same jobs come back while
+    // they have not started (the first answer may have been lost), then nothing.
     let again = w
         .sync
         .instructions(w.hub, None, now() + Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(ids(&again), ids(&ins));
+    for i in &ins.instructions {
+        w.sync
+            .report_progress(i.job_id.unwrap(), 0, None, now() + Duration::seconds(6))
+            .await
+            .unwrap();
+    }
+    let again = w
+        .sync
+        .instructions(w.hub, None, now() + Duration::seconds(7))
         .await
         .unwrap();
     assert!(again.instructions.is_empty(), "{again:?}");
@@ -190,7 +218,11 @@ async fn job_results_drive_states() {
         resume_token: None,
         bytes: Some(42),
     };
-    let job = w.sync.report_job(to_a.job_id, &ok, now()).await.unwrap();
+    let job = w
+        .sync
+        .report_job(to_a.job_id.unwrap(), &ok, now())
+        .await
+        .unwrap();
     assert_eq!(job.status, JobStatus::Succeeded);
     assert_eq!(status_of(&w, w.a).await, SyncStatus::InSync);
     let failed = JobOutcome {
@@ -200,12 +232,24 @@ async fn job_results_drive_states() {
         bytes: None,
     };
     w.sync
-        .report_job(to_b.job_id, &failed, now())
+        .report_job(to_b.job_id.unwrap(), &failed, now())
         .await
         .unwrap();
     assert_eq!(status_of(&w, w.b).await, SyncStatus::Error);
-    // A second result for a finished job is refused.
-    assert!(w.sync.report_job(to_a.job_id, &ok, now()).await.is_err());
+    // A second success for a job that succeeded is answered with the job, unchanged; any
+    // other result for a finished job is refused.
+    let again = w
+        .sync
+        .report_job(to_a.job_id.unwrap(), &ok, now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(again, job);
+    assert!(
+        w.sync
+            .report_job(to_a.job_id.unwrap(), &failed, now())
+            .await
+            .is_err()
+    );
     let tokens = w.store.resume_tokens_of_systems(&[w.b]).await.unwrap();
     assert_eq!(
         tokens.len(),
@@ -250,7 +294,8 @@ async fn an_inventory_showing_the_snapshots_completes_the_job() {
         .iter()
         .find(|i| i.transfer.target.system_id == w.a)
         .unwrap()
-        .job_id;
+        .job_id
+        .unwrap();
     // Half arrived: the job stays leased.
     w.store
         .upsert_snapshots(w.a, &history("backup", 5), now())
@@ -272,6 +317,22 @@ async fn an_inventory_showing_the_snapshots_completes_the_job() {
         JobStatus::Succeeded
     );
     assert_eq!(status_of(&w, w.a).await, SyncStatus::InSync);
+    // The runner's own success, arriving after the inventory's, is answered, not refused.
+    let ok = JobOutcome {
+        status: JobStatus::Succeeded,
+        error: None,
+        resume_token: None,
+        bytes: Some(1),
+    };
+    let answered = w
+        .sync
+        .report_job(to_a, &ok, now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (answered.status, answered.bytes),
+        (JobStatus::Succeeded, None)
+    );
     let check = w
         .sync
         .check_group(w.group_id, now() + Duration::minutes(1))
@@ -292,7 +353,7 @@ async fn expired_leases_are_handed_out_again() {
     assert_eq!(status_of(&w, w.a).await, SyncStatus::OutOfSync);
     let second = w.sync.instructions(w.hub, None, later).await.unwrap();
     assert_eq!(second.instructions.len(), 2);
-    let old: Vec<Uuid> = first.instructions.iter().map(|i| i.job_id).collect();
+    let old: Vec<Option<Uuid>> = first.instructions.iter().map(|i| i.job_id).collect();
     assert!(
         second.instructions.iter().all(|i| !old.contains(&i.job_id)),
         "fresh jobs replace expired ones"
@@ -302,7 +363,7 @@ async fn expired_leases_are_handed_out_again() {
 // Concurrent callers need tasks: this test spawns them, the core never does.
 #[allow(clippy::disallowed_methods)]
 #[tokio::test]
-async fn concurrent_callers_never_get_the_same_job() {
+async fn concurrent_callers_agree_on_one_job_per_transfer() {
     let w = world(TransferMode::Push, Policy::default()).await;
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -316,13 +377,11 @@ async fn concurrent_callers_never_get_the_same_job() {
     for t in tasks {
         handed.extend(t.await.unwrap().instructions.into_iter().map(|i| i.job_id));
     }
+    // One system asking eight times at once: each call may get back the jobs an earlier call
+    // leased and nobody started (the answer may have been lost), never a second job.
     let unique: std::collections::HashSet<_> = handed.iter().collect();
-    assert_eq!(
-        handed.len(),
-        unique.len(),
-        "a job was handed out twice: {handed:?}"
-    );
-    assert_eq!(unique.len(), 2);
+    assert!(handed.iter().all(Option::is_some));
+    assert_eq!(unique.len(), 2, "one job per transfer: {handed:?}");
 }
 
 #[tokio::test]
@@ -668,7 +727,8 @@ async fn fail_transfer_to_b(w: &World, sync: &SyncService, at: DateTime<Utc>) ->
         .iter()
         .find(|i| i.transfer.target.system_id == w.b)
         .unwrap_or_else(|| panic!("the transfer to b is handed out at {at}: {ins:?}"))
-        .job_id;
+        .job_id
+        .expect("a leased job");
     let failed = JobOutcome {
         status: JobStatus::Failed,
         error: Some("cannot receive: out of space".into()),
@@ -796,7 +856,8 @@ async fn a_failing_transfer_backs_off_doubling_up_to_the_cap_and_a_success_reset
         .iter()
         .find(|i| i.transfer.target.system_id == w.b)
         .expect("handed out when due")
-        .job_id;
+        .job_id
+        .expect("a leased job");
     let st = state_of(&w, w.b).await;
     assert_eq!(
         (st.status, st.attempts, st.next_attempt_at),
@@ -861,4 +922,199 @@ async fn retry_clears_the_backoff_and_keeps_the_count() {
         w.sync.retry_state(Uuid::from_u128(99), t2).await,
         Err(zfs_sync::Error::NotFound { .. })
     ));
+}
+
+#[tokio::test]
+async fn looking_never_takes() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let look = w
+        .sync
+        .preview_instructions(w.hub, None, now())
+        .await
+        .unwrap();
+    assert_eq!(look.instructions.len(), 2);
+    assert!(look.instructions.iter().all(|i| i.job_id.is_none()));
+    assert!(
+        w.store
+            .list_jobs(&Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let f = SyncStateFilter {
+        group_id: Some(w.group_id),
+        ..Default::default()
+    };
+    assert!(
+        w.store.list_states(&f).await.unwrap().is_empty(),
+        "no state written"
+    );
+    // The host's own fetch then gets the same transfers, leased.
+    let take = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    assert_eq!(take.instructions.len(), 2);
+    let strip = |ins: &Instructions| {
+        let mut v: Vec<_> = ins
+            .instructions
+            .iter()
+            .map(|i| (i.transfer.clone(), i.commands.clone()))
+            .collect();
+        v.sort_by_key(|(t, _)| t.target.system_id);
+        v
+    };
+    assert_eq!(strip(&look), strip(&take));
+    // Looking while the jobs run changes nothing either.
+    let look = w
+        .sync
+        .preview_instructions(w.hub, None, now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert!(look.instructions.iter().all(|i| i.job_id.is_none()));
+    assert_eq!(
+        w.store.list_jobs(&Default::default()).await.unwrap().len(),
+        2
+    );
+    assert_eq!(status_of(&w, w.a).await, SyncStatus::Syncing);
+}
+
+#[tokio::test]
+async fn progress_renews_the_lease() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let ins = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    let to_a = job_to(&ins, w.a);
+    let p = w
+        .sync
+        .report_progress(
+            to_a,
+            1 << 30,
+            Some(" 1-abc-10 "),
+            now() + Duration::seconds(500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (p.bytes, p.resume_token.as_deref(), p.lease_expires_at),
+        (
+            Some(1 << 30),
+            Some("1-abc-10"),
+            Some(now() + Duration::seconds(1100))
+        )
+    );
+    // Past the first lease: a's job runs on, b's expired and is handed out afresh.
+    let later = now() + Duration::seconds(700);
+    let again = w.sync.instructions(w.hub, None, later).await.unwrap();
+    assert_eq!(again.instructions.len(), 1, "{again:?}");
+    assert_eq!(again.instructions[0].transfer.target.system_id, w.b);
+    assert_eq!(
+        w.store.get_job(to_a).await.unwrap().unwrap().status,
+        JobStatus::Leased
+    );
+    assert_eq!(status_of(&w, w.a).await, SyncStatus::Syncing);
+    // A job that is not leased takes no progress.
+    w.sync.cancel_job(to_a, later).await.unwrap();
+    assert!(matches!(
+        w.sync.report_progress(to_a, 1, None, later).await,
+        Err(zfs_sync::Error::Conflict { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_late_success_after_expiry_is_accepted_and_supersedes_the_new_job() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let first = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    let old_a = job_to(&first, w.a);
+    let later = now() + Duration::seconds(601);
+    let second = w.sync.instructions(w.hub, None, later).await.unwrap();
+    let new_a = job_to(&second, w.a);
+    assert_ne!(old_a, new_a, "the expired job was re-issued");
+    let ok = JobOutcome {
+        status: JobStatus::Succeeded,
+        error: None,
+        resume_token: None,
+        bytes: None,
+    };
+    let done = w
+        .sync
+        .report_job(old_a, &ok, later + Duration::seconds(10))
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert_eq!(
+        w.store.get_job(new_a).await.unwrap().unwrap().status,
+        JobStatus::Cancelled
+    );
+    assert_eq!(status_of(&w, w.a).await, SyncStatus::InSync);
+    // The superseded job's own result is refused: it was cancelled.
+    assert!(matches!(
+        w.sync
+            .report_job(new_a, &ok, later + Duration::seconds(11))
+            .await,
+        Err(zfs_sync::Error::Conflict { .. })
+    ));
+    // A late failure of b's expired job leaves b's new job and its state alone.
+    let old_b = job_to(&first, w.b);
+    let failed = JobOutcome {
+        status: JobStatus::Failed,
+        error: Some("x".into()),
+        resume_token: None,
+        bytes: None,
+    };
+    w.sync
+        .report_job(old_b, &failed, later + Duration::seconds(12))
+        .await
+        .unwrap();
+    assert_eq!(status_of(&w, w.b).await, SyncStatus::Syncing);
+}
+
+#[tokio::test]
+async fn a_cancelled_job_is_planned_again() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let first = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    let to_a = job_to(&first, w.a);
+    let c = w
+        .sync
+        .cancel_job(to_a, now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(c.status, JobStatus::Cancelled);
+    assert_eq!(status_of(&w, w.a).await, SyncStatus::OutOfSync);
+    assert!(matches!(
+        w.sync.cancel_job(to_a, now() + Duration::seconds(2)).await,
+        Err(zfs_sync::Error::Conflict { .. })
+    ));
+    let again = w
+        .sync
+        .instructions(w.hub, None, now() + Duration::seconds(3))
+        .await
+        .unwrap();
+    let new_a = job_to(&again, w.a);
+    assert_ne!(new_a, to_a);
+    assert_eq!(status_of(&w, w.a).await, SyncStatus::Syncing);
+    // b's job had not started: it comes back with its id.
+    assert_eq!(job_to(&again, w.b), job_to(&first, w.b));
+}
+
+#[tokio::test]
+async fn a_lost_answer_strands_nothing() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    let first = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    // The answer never arrived; the host asks again on its next run.
+    let second = w
+        .sync
+        .instructions(w.hub, None, now() + Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), ids(&first));
+    assert_eq!(
+        w.store.list_jobs(&Default::default()).await.unwrap().len(),
+        2
+    );
+    // Even when the states were lost too (a crash between the job and state writes).
+    w.store.replace_group_states(w.group_id, &[]).await.unwrap();
+    let third = w
+        .sync
+        .instructions(w.hub, None, now() + Duration::seconds(120))
+        .await
+        .unwrap();
+    assert_eq!(ids(&third), ids(&first));
+    assert_eq!(status_of(&w, w.a).await, SyncStatus::Syncing);
 }

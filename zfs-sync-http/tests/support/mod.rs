@@ -130,6 +130,38 @@ impl Harness {
         expect_reply(&self.call(method, path, key, body).await, expected);
     }
 
+    /// `GET /sync/instructions/{system}{query}` with `key`.
+    pub async fn instructions(&self, system: Uuid, query: &str, key: &str) -> Reply {
+        let path = format!("/api/v1/sync/instructions/{system}{query}");
+        self.call("GET", &path, Some(key), None).await
+    }
+
+    /// `GET /sync/groups/{group}/status` (admin): the counts per status.
+    pub async fn group_status(&self, group: &str) -> Value {
+        let path = format!("/api/v1/sync/groups/{group}/status");
+        self.admin("GET", &path, None).await.body
+    }
+
+    /// Reports a snapshot batch with a system's key (`POST /snapshots/batch`); must be 201.
+    pub async fn report(&self, key: &str, snapshots: Value) {
+        let r = self
+            .call(
+                "POST",
+                "/api/v1/snapshots/batch",
+                Some(key),
+                Some(snapshots),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+
+    /// Creates a sync group (admin); returns its id.
+    pub async fn create_group(&self, body: Value) -> String {
+        let g = self.admin("POST", "/api/v1/sync-groups", Some(body)).await;
+        assert_eq!(g.status, 201, "{g:?}");
+        g.body["id"].as_str().unwrap().to_string()
+    }
+
     /// Registers a system; returns (id, key).
     pub async fn register(&self, hostname: &str) -> (Uuid, String) {
         let r = self

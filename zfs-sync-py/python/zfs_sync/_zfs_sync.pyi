@@ -75,7 +75,8 @@ class _DiagnosticDict(TypedDict):
     message: str
 
 class _InstructionDict(TypedDict):
-    job_id: str
+    #: ``None`` with ``dry_run``: nothing was leased.
+    job_id: Optional[str]
     group_id: str
     #: The planned transfer (dataset, kind, mode, source, target, base, snapshots, steps, …).
     transfer: Dict[str, _Json]
@@ -631,8 +632,30 @@ class Witness:
     def plan(self, group_id: _GroupRef, *, now: Optional[_TimeLike] = None) -> Plan: ...
     def check_group(self, group_id: _GroupRef, *, now: Optional[_TimeLike] = None) -> _GroupCheckDict: ...
     def instructions(
-        self, system_id: _SystemRef, group_id: Optional[_GroupRef] = None, *, now: Optional[_TimeLike] = None
+        self,
+        system_id: _SystemRef,
+        group_id: Optional[_GroupRef] = None,
+        *,
+        dry_run: bool = False,
+        now: Optional[_TimeLike] = None,
     ) -> _InstructionsDict: ...
+    def jobs(
+        self,
+        *,
+        group_id: Optional[_GroupRef] = None,
+        system_id: Optional[_SystemRef] = None,
+        status: Optional[Literal["pending", "leased", "succeeded", "failed", "expired", "cancelled"]] = None,
+    ) -> List[_JobDict]: ...
+    def job(self, job_id: _UuidLike) -> _JobDict: ...
+    def report_progress(
+        self,
+        job_id: _UuidLike,
+        bytes: int,
+        *,
+        resume_token: Optional[str] = None,
+        now: Optional[_TimeLike] = None,
+    ) -> _JobDict: ...
+    def cancel_job(self, job_id: _UuidLike, *, now: Optional[_TimeLike] = None) -> _JobDict: ...
     def report_job(
         self,
         job_id: _UuidLike,

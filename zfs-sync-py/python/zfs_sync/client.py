@@ -221,13 +221,19 @@ class Client:
         sync_group_id: Optional[Union[str, UUID]] = None,
         *,
         include_diagnostics: bool = False,
+        dry_run: bool = False,
     ) -> JsonDict:
-        """``GET /sync/instructions/{id}``: the transfers this system should run now."""
+        """``GET /sync/instructions/{id}``: the transfers this system should run now, each a
+        job leased to it (asking again returns the jobs it holds that have not started, with
+        the same ids). With ``dry_run`` (or an admin key) nothing is taken: ``job_id`` is
+        ``None``."""
         query: Dict[str, Any] = {}
         if sync_group_id is not None:
             query["sync_group_id"] = str(sync_group_id)
         if include_diagnostics:
             query["include_diagnostics"] = "true"
+        if dry_run:
+            query["dry_run"] = "true"
         result: JsonDict = self.request(
             "GET", f"/sync/instructions/{self._system()}", query=query
         )
@@ -249,12 +255,8 @@ class Client:
                 field="status",
                 reason="expected succeeded or failed",
             )
-        if bytes is not None and (isinstance(bytes, bool) or not isinstance(bytes, int) or bytes < 0):
-            raise ValidationError(
-                "bytes: must be a non-negative integer",
-                field="bytes",
-                reason="must be a non-negative integer",
-            )
+        if bytes is not None:
+            _check_bytes(bytes)
         body: JsonDict = {"status": status}
         if error is not None:
             body["error"] = error
@@ -272,6 +274,51 @@ class Client:
         (``attempts`` kept, ``next_attempt_at`` null)."""
         state = str(UUID(str(state_id)))
         result: JsonDict = self.request("POST", f"/sync/states/{state}/retry")
+        return result
+
+    def jobs(
+        self,
+        *,
+        group_id: Optional[Union[str, UUID]] = None,
+        system_id: Optional[Union[str, UUID]] = None,
+        status: Optional[str] = None,
+    ) -> List[JsonDict]:
+        """``GET /sync/jobs``: jobs, oldest first (a system key sees the jobs it runs)."""
+        query: Dict[str, Any] = {}
+        if group_id is not None:
+            query["group_id"] = str(group_id)
+        if system_id is not None:
+            query["system_id"] = str(system_id)
+        if status is not None:
+            query["status"] = status
+        result: List[JsonDict] = self.request("GET", "/sync/jobs", query=query)
+        return result
+
+    def job(self, job_id: Union[str, UUID]) -> JsonDict:
+        """``GET /sync/jobs/{job_id}``."""
+        result: JsonDict = self.request("GET", f"/sync/jobs/{UUID(str(job_id))}")
+        return result
+
+    def report_progress(
+        self,
+        job_id: Union[str, UUID],
+        bytes: int,
+        *,
+        resume_token: Optional[str] = None,
+    ) -> JsonDict:
+        """``POST /sync/jobs/{job_id}/progress``: bytes sent so far (and the target's resume
+        token); extends the job's lease. ``ConflictError`` when the job is not leased."""
+        _check_bytes(bytes)
+        body: JsonDict = {"bytes": bytes}
+        if resume_token is not None:
+            body["resume_token"] = resume_token
+        result: JsonDict = self.request("POST", f"/sync/jobs/{UUID(str(job_id))}/progress", body)
+        return result
+
+    def cancel_job(self, job_id: Union[str, UUID]) -> JsonDict:
+        """``POST /sync/jobs/{job_id}/cancel``: the transfer is planned again at the next
+        fetch. ``ConflictError`` when the job already finished."""
+        result: JsonDict = self.request("POST", f"/sync/jobs/{UUID(str(job_id))}/cancel")
         return result
 
     @classmethod
@@ -313,6 +360,16 @@ def _system_ref(system_id: Union[str, UUID]) -> str:
         return str(UUID(text))
     except ValueError:
         return text
+
+
+def _check_bytes(bytes: Any) -> None:
+    """A byte count must be a non-negative integer (``ValidationError`` naming ``bytes``)."""
+    if isinstance(bytes, bool) or not isinstance(bytes, int) or bytes < 0:
+        raise ValidationError(
+            "bytes: must be a non-negative integer",
+            field="bytes",
+            reason="must be a non-negative integer",
+        )
 
 
 def _error_from_response(status: int, payload: bytes) -> ZfsSyncError:

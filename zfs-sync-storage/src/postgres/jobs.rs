@@ -4,20 +4,23 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
-use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus};
-use zfs_sync::store::{JobHandOut, JobStore, check_job_outcome, check_new_job};
+use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus, SyncState};
+use zfs_sync::store::{
+    JobHandOut, JobStore, check_job_outcome, check_job_progress, check_new_job,
+    states_after_hand_out, unstarted_hand_out,
+};
 use zfs_sync::{Error, Result};
 
 use crate::batch::distinct_job_refs;
 use crate::checks::check_job_active;
-use crate::codec::corrupt;
 use crate::filter::{expired_lease, job_filter, leasable};
 use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_row};
 
 use super::error::map_err;
 use super::groups::require_group;
+use super::states::put_states;
 use super::systems::require_system;
-use super::{Param, PostgresStore, col, execute, opt_i64, query, query_opt};
+use super::{Param, PostgresStore, execute, exists, opt_i64, query, query_opt};
 
 async fn load_job<C: GenericClient>(c: &C, id: Uuid) -> Result<Option<Job>> {
     query_opt(
@@ -175,11 +178,12 @@ impl JobStore for PostgresStore {
     async fn hand_out_jobs(
         &self,
         jobs: &[Job],
+        states: &[SyncState],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<JobHandOut>> {
         jobs.iter().try_for_each(check_new_job)?;
-        if jobs.is_empty() {
+        if jobs.is_empty() && states.is_empty() {
             return Ok(Vec::new());
         }
         let mut client = self.client().await?;
@@ -189,10 +193,19 @@ impl JobStore for PostgresStore {
         }
         let mut out = Vec::with_capacity(jobs.len());
         for j in jobs {
-            let active_id = create_job_tx(&tx, j).await?.id;
-            let leased = lease_existing(&tx, active_id, now, until).await?;
-            out.push(JobHandOut { active_id, leased });
+            let active = create_job_tx(&tx, j).await?;
+            let leased = lease_existing(&tx, active.id, now, until).await?;
+            let unstarted = match leased {
+                None => unstarted_hand_out(&active, j, now),
+                Some(_) => None,
+            };
+            out.push(JobHandOut {
+                active_id: active.id,
+                leased,
+                unstarted,
+            });
         }
+        put_states(&tx, &states_after_hand_out(states, jobs, &out), None).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(out)
     }
@@ -229,17 +242,57 @@ impl JobStore for PostgresStore {
         check_job_outcome(outcome)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        let row = query_opt(
-            &tx,
-            "SELECT status FROM jobs WHERE id = $1 FOR UPDATE",
-            &[&id],
-        )
-        .await?;
-        let Some(row) = row else {
+        let Some(job) = load_job(&tx, id).await? else {
             return Err(Error::not_found("job", id));
         };
-        let status = JobStatus::parse("status", col(&row, 0)?).map_err(|e| corrupt("status", e))?;
-        check_job_active(id, status)?;
+        // Every job of the transfer, locked: the late-result rule reads and writes them.
+        let key = "group_id = $1 AND dataset = $2 AND target_system_id = $3 AND id <> $4";
+        query(
+            &tx,
+            &format!("SELECT id FROM jobs WHERE id = $4 OR ({key}) FOR UPDATE"),
+            &[&job.group_id, &job.dataset, &job.target_system_id, &id],
+        )
+        .await?;
+        let status = load_job(&tx, id)
+            .await?
+            .ok_or_else(|| Error::not_found("job", id))?
+            .status;
+        let late = status == JobStatus::Expired
+            && !exists(
+                &tx,
+                &format!(
+                    "SELECT 1 FROM jobs WHERE {key} AND status = 'succeeded' AND created_at >= $5"
+                ),
+                &[
+                    &job.group_id,
+                    &job.dataset,
+                    &job.target_system_id,
+                    &id,
+                    &job.created_at,
+                ],
+            )
+            .await?;
+        if !late {
+            check_job_active(id, status)?;
+        }
+        if late && outcome.status == JobStatus::Succeeded {
+            // The transfer's re-issued job is superseded.
+            execute(
+                &tx,
+                &format!(
+                    "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = $5
+                     WHERE {key} AND status IN ('pending', 'leased')"
+                ),
+                &[
+                    &job.group_id,
+                    &job.dataset,
+                    &job.target_system_id,
+                    &id,
+                    &now,
+                ],
+            )
+            .await?;
+        }
         let bytes = opt_i64(outcome.bytes);
         let row = query_opt(
             &tx,
@@ -256,6 +309,61 @@ impl JobStore for PostgresStore {
             .ok_or_else(|| Error::not_found("job", id))?;
         tx.commit().await.map_err(map_err)?;
         Ok(job)
+    }
+
+    async fn record_job_progress(
+        &self,
+        id: Uuid,
+        bytes: u64,
+        resume_token: Option<&str>,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Job> {
+        check_job_progress(resume_token)?;
+        let client = self.client().await?;
+        let bytes = opt_i64(Some(bytes));
+        let row = query_opt(
+            &client,
+            &format!(
+                "UPDATE jobs SET bytes = $2, resume_token = COALESCE($3, resume_token), lease_expires_at = $4,
+                 updated_at = $5 WHERE id = $1 AND status = 'leased' RETURNING {JOB_COLS}"
+            ),
+            &[&id, &bytes, &resume_token, &until, &now],
+        )
+        .await?;
+        match row {
+            Some(r) => job_row(&r),
+            None => match load_job(&client, id).await? {
+                None => Err(Error::not_found("job", id)),
+                Some(j) => Err(Error::conflict(format!(
+                    "job {id} is {}, not leased",
+                    j.status.as_str()
+                ))),
+            },
+        }
+    }
+
+    async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job> {
+        let client = self.client().await?;
+        let row = query_opt(
+            &client,
+            &format!(
+                "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = $2
+                 WHERE id = $1 AND status IN ('pending', 'leased') RETURNING {JOB_COLS}"
+            ),
+            &[&id, &now],
+        )
+        .await?;
+        match row {
+            Some(r) => job_row(&r),
+            None => match load_job(&client, id).await? {
+                None => Err(Error::not_found("job", id)),
+                Some(j) => {
+                    check_job_active(id, j.status)?;
+                    Err(Error::conflict(format!("job {id} changed meanwhile")))
+                }
+            },
+        }
     }
 
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {

@@ -20,7 +20,7 @@ use super::error::map_err;
 use super::groups::lock_group;
 use super::{PostgresStore, col, execute, query, query_opt};
 
-async fn put_states<C: GenericClient>(
+pub(super) async fn put_states<C: GenericClient>(
     c: &C,
     states: &[SyncState],
     replace_group: Option<Uuid>,

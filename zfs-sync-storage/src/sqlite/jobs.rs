@@ -6,8 +6,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, params};
 use uuid::Uuid;
-use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus};
-use zfs_sync::store::{JobHandOut, JobStore, check_job_outcome, check_new_job};
+use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus, SyncState};
+use zfs_sync::store::{
+    JobHandOut, JobStore, check_job_outcome, check_job_progress, check_new_job,
+    states_after_hand_out, unstarted_hand_out,
+};
 use zfs_sync::{Error, Result};
 
 use crate::batch::distinct_job_refs;
@@ -18,6 +21,7 @@ use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_
 
 use super::error::map_err;
 use super::groups::require_group;
+use super::states::put_states;
 use super::systems::require_system;
 use super::{SqliteStore, blob, collect, exists, one, opt_time, opt_u64, uuid_at};
 
@@ -161,21 +165,32 @@ impl JobStore for SqliteStore {
     async fn hand_out_jobs(
         &self,
         jobs: &[Job],
+        states: &[SyncState],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<JobHandOut>> {
         jobs.iter().try_for_each(check_new_job)?;
         let jobs = jobs.to_vec();
+        let states = states.to_vec();
         self.write(move |tx| {
             for j in distinct_job_refs(&jobs) {
                 require_job_refs(tx, j)?;
             }
             let mut out = Vec::with_capacity(jobs.len());
-            for j in jobs {
-                let active_id = create_job_tx(tx, j)?.id;
-                let leased = lease_existing(tx, active_id, now, until)?;
-                out.push(JobHandOut { active_id, leased });
+            for j in &jobs {
+                let active = create_job_tx(tx, j.clone())?;
+                let leased = lease_existing(tx, active.id, now, until)?;
+                let unstarted = match leased {
+                    None => unstarted_hand_out(&active, j, now),
+                    Some(_) => None,
+                };
+                out.push(JobHandOut {
+                    active_id: active.id,
+                    leased,
+                    unstarted,
+                });
             }
+            put_states(tx, &states_after_hand_out(&states, &jobs, &out), None)?;
             Ok(out)
         })
         .await
@@ -219,7 +234,39 @@ impl JobStore for SqliteStore {
             let Some(job) = load_job(tx, id)? else {
                 return Err(Error::not_found("job", id));
             };
-            check_job_active(id, job.status)?;
+            let late = job.status == JobStatus::Expired
+                && !exists(
+                    tx,
+                    "SELECT 1 FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
+                     AND id <> ?4 AND status = 'succeeded' AND created_at >= ?5",
+                    params![
+                        blob(&job.group_id),
+                        job.dataset,
+                        blob(&job.target_system_id),
+                        blob(&id),
+                        micros(job.created_at)
+                    ],
+                )?;
+            if !late {
+                check_job_active(id, job.status)?;
+            }
+            if late && o.status == JobStatus::Succeeded {
+                // The transfer's re-issued job is superseded.
+                tx.prepare_cached(
+                    "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = ?5
+                     WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3 AND id <> ?4
+                     AND status IN ('pending', 'leased')",
+                )
+                .map_err(map_err)?
+                .execute(params![
+                    blob(&job.group_id),
+                    job.dataset,
+                    blob(&job.target_system_id),
+                    blob(&id),
+                    micros(now)
+                ])
+                .map_err(map_err)?;
+            }
             one(
                 tx,
                 &format!(
@@ -227,6 +274,60 @@ impl JobStore for SqliteStore {
                      updated_at = ?6 WHERE id = ?1 RETURNING {JOB_COLS}"
                 ),
                 params![blob(&id), o.status.as_str(), o.error, o.resume_token, opt_u64(o.bytes), micros(now)],
+                |r| job_row(r),
+            )?
+            .ok_or_else(|| Error::not_found("job", id))
+        })
+        .await
+    }
+
+    async fn record_job_progress(
+        &self,
+        id: Uuid,
+        bytes: u64,
+        resume_token: Option<&str>,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Job> {
+        check_job_progress(resume_token)?;
+        let token = resume_token.map(str::to_string);
+        self.write(move |tx| {
+            let Some(job) = load_job(tx, id)? else {
+                return Err(Error::not_found("job", id));
+            };
+            if job.status != JobStatus::Leased {
+                return Err(Error::conflict(format!(
+                    "job {id} is {}, not leased",
+                    job.status.as_str()
+                )));
+            }
+            one(
+                tx,
+                &format!(
+                    "UPDATE jobs SET bytes = ?2, resume_token = COALESCE(?3, resume_token), lease_expires_at = ?4,
+                     updated_at = ?5 WHERE id = ?1 RETURNING {JOB_COLS}"
+                ),
+                params![blob(&id), opt_u64(Some(bytes)), token, micros(until), micros(now)],
+                |r| job_row(r),
+            )?
+            .ok_or_else(|| Error::not_found("job", id))
+        })
+        .await
+    }
+
+    async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job> {
+        self.write(move |tx| {
+            let Some(job) = load_job(tx, id)? else {
+                return Err(Error::not_found("job", id));
+            };
+            check_job_active(id, job.status)?;
+            one(
+                tx,
+                &format!(
+                    "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = ?2
+                     WHERE id = ?1 RETURNING {JOB_COLS}"
+                ),
+                params![blob(&id), micros(now)],
                 |r| job_row(r),
             )?
             .ok_or_else(|| Error::not_found("job", id))

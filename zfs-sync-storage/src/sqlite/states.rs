@@ -20,7 +20,7 @@ use super::groups::require_group;
 use super::systems::require_system;
 use super::{SqliteStore, blob, collect, exists, one, opt_time, uuid_at};
 
-fn put_states(
+pub(super) fn put_states(
     tx: &Transaction<'_>,
     states: &[SyncState],
     replace_group: Option<Uuid>,

@@ -106,6 +106,9 @@ pub struct JobProgress {
     pub status: JobStatus,
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// Bytes sent so far (progress reports) or in all (result); `None` on a leased job means
+    /// its runner has not reported progress: the job has not started.
+    pub bytes: Option<u64>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -116,8 +119,17 @@ impl From<&Job> for JobProgress {
             status: j.status,
             lease_expires_at: j.lease_expires_at,
             error: j.error.clone(),
+            bytes: j.bytes,
             updated_at: j.updated_at,
         }
+    }
+}
+
+impl Job {
+    /// Leased to its runner, and the runner has reported no progress yet (`bytes` unset): the
+    /// job was handed out but has not started.
+    pub fn is_unstarted(&self) -> bool {
+        self.status == JobStatus::Leased && self.bytes.is_none()
     }
 }
 

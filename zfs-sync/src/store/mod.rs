@@ -212,10 +212,27 @@ pub trait JobStore: Send + Sync {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Job>>;
-    /// Records a runner's result on a leased (or pending) job. `NotFound`; `Conflict` when the
-    /// job is already finished.
+    /// Records a runner's result on a leased (or pending) job. A result for a job whose lease
+    /// expired (status `expired`) is recorded too when no other job for the same (group,
+    /// dataset, target) created after it has succeeded; a late success then supersedes the
+    /// transfer's active (pending or leased) job, which ends `cancelled`. All in one
+    /// transaction. `NotFound`; `Conflict` when the job is otherwise finished.
     async fn complete_job(&self, id: Uuid, outcome: &JobOutcome, now: DateTime<Utc>)
     -> Result<Job>;
+    /// Records a runner's progress on a leased job: sets `bytes` (and `resume_token` when
+    /// given), extends the lease to `until` and sets `updated_at`. `NotFound`; `Conflict` when
+    /// the job is not leased.
+    async fn record_job_progress(
+        &self,
+        id: Uuid,
+        bytes: u64,
+        resume_token: Option<&str>,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Job>;
+    /// Cancels a pending or leased job (its lease is cleared). `NotFound`; `Conflict` when
+    /// the job is already finished.
+    async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job>;
     /// Marks leased jobs whose lease ended at or before `now` as expired; returns them.
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>>;
     /// Cancels the group's pending jobs not in `keep`; returns how many.
@@ -232,12 +249,17 @@ pub trait JobStore: Send + Sync {
     async fn job_progress(&self, ids: &[Uuid]) -> Result<Vec<JobProgress>>;
     /// Hands out jobs in one transaction: for each job in turn, what
     /// [`create_job_if_absent`](JobStore::create_job_if_absent) and then
-    /// [`lease_job`](JobStore::lease_job) on the active job do. Returns one [`JobHandOut`]
-    /// per job, in input order. Every job is checked first: an invalid one (`InvalidInput`)
-    /// or an unknown group or system (`NotFound`) fails the call and stores nothing.
+    /// [`lease_job`](JobStore::lease_job) on the active job do (and whether the active job is
+    /// the runner's unstarted one, [`JobHandOut::unstarted`]); then, in the same transaction,
+    /// what [`upsert_states`](SyncStateStore::upsert_states) does with `states`, a state
+    /// whose `job_id` names one of `jobs` being written with that job's active id
+    /// ([`states_after_hand_out`]). Returns one [`JobHandOut`] per job, in input order. Every
+    /// job is checked first: an invalid one (`InvalidInput`) or an unknown group or system
+    /// (`NotFound`) fails the call and stores nothing.
     async fn hand_out_jobs(
         &self,
         jobs: &[Job],
+        states: &[SyncState],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<JobHandOut>>;
@@ -253,6 +275,10 @@ pub struct JobHandOut {
     pub active_id: Uuid,
     /// The active job as leased to this caller; `None` when another caller holds its lease.
     pub leased: Option<Job>,
+    /// When `leased` is `None`: the active job if it is leased to this job's runner, its lease
+    /// runs at `now` and it has not started ([`Job::is_unstarted`]): an earlier hand-out whose
+    /// answer the runner may never have received, which it gets again with the same id.
+    pub unstarted: Option<Job>,
 }
 
 /// Whether the backend answers (for readiness checks).
@@ -370,6 +396,48 @@ pub fn check_job_outcome(outcome: &JobOutcome) -> Result<()> {
             "a job outcome must be succeeded or failed",
         ))
     }
+}
+
+/// [`JobHandOut::unstarted`] for a job handed out whose active job is `active` and was not
+/// leased by this call.
+pub fn unstarted_hand_out(active: &Job, job: &Job, now: DateTime<Utc>) -> Option<Job> {
+    (active.is_unstarted()
+        && active.runner_system_id == job.runner_system_id
+        && active.lease_expires_at.is_some_and(|t| t > now))
+    .then(|| active.clone())
+}
+
+/// The states [`JobStore::hand_out_jobs`] writes: `states`, each whose `job_id` names one of
+/// `jobs` pointing at that job's active job instead (`handed` is the hand-out of `jobs`, in
+/// order).
+pub fn states_after_hand_out(
+    states: &[SyncState],
+    jobs: &[Job],
+    handed: &[JobHandOut],
+) -> Vec<SyncState> {
+    let active: std::collections::HashMap<Uuid, Uuid> = jobs
+        .iter()
+        .zip(handed)
+        .map(|(j, h)| (j.id, h.active_id))
+        .collect();
+    states
+        .iter()
+        .map(|st| {
+            let mut st = st.clone();
+            if let Some(id) = st.job_id.and_then(|j| active.get(&j)) {
+                st.job_id = Some(*id);
+            }
+            st
+        })
+        .collect()
+}
+
+/// What a progress report may carry: a resume token of the characters tokens hold.
+pub fn check_job_progress(resume_token: Option<&str>) -> Result<()> {
+    if let Some(t) = resume_token {
+        crate::resume::validate_token_chars(t).map_err(|e| e.in_field("resume_token"))?;
+    }
+    Ok(())
 }
 
 /// A job handed to [`JobStore::create_job_if_absent`] must be new: pending, no lease.

@@ -83,8 +83,10 @@ pub struct InstructionOut {
     pub sync_group_id: Uuid,
     /// Shell pipelines to run in order (push: on the source; pull: on the target).
     pub commands: Vec<String>,
-    /// Report its result to `POST /sync/jobs/{job_id}/result`.
-    pub job_id: Uuid,
+    /// Report its result to `POST /sync/jobs/{job_id}/result`. `null` when the instructions
+    /// were only looked at (an admin key, or `dry_run=true`): nothing was leased.
+    #[oai(nullable)]
+    pub job_id: Option<Uuid>,
     /// `incremental`, `full` or `resume`.
     pub kind: String,
     /// `push` or `pull`.
@@ -183,7 +185,17 @@ pub struct JobResultIn {
     pub bytes: Option<i64>,
 }
 
-/// A job after its result.
+/// `POST /sync/jobs/{job_id}/progress`.
+#[derive(Debug, Object)]
+pub struct JobProgressIn {
+    /// Bytes sent so far.
+    pub bytes: i64,
+    /// The target's `receive_resume_token` now, when known.
+    #[oai(nullable)]
+    pub resume_token: Option<String>,
+}
+
+/// A job: a transfer handed (or to be handed) to the system that runs it.
 #[derive(Debug, Object)]
 pub struct JobOut {
     pub id: Uuid,
@@ -201,7 +213,10 @@ pub struct JobOut {
     #[oai(nullable)]
     pub bytes: Option<u64>,
     #[oai(nullable)]
+    pub resume_token: Option<String>,
+    #[oai(nullable)]
     pub lease_expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
@@ -219,7 +234,9 @@ impl From<zfs_sync::model::Job> for JobOut {
             attempts: j.attempts,
             error: j.error,
             bytes: j.bytes,
+            resume_token: j.resume_token,
             lease_expires_at: j.lease_expires_at.map(Into::into),
+            created_at: j.created_at.into(),
             updated_at: j.updated_at.into(),
         }
     }

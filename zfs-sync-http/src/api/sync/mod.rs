@@ -8,12 +8,13 @@ use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use uuid::Uuid;
-use zfs_sync::model::{JobOutcome, JobStatus, SyncStateFilter, SyncStatus};
-use zfs_sync::service::sync::job_outcome;
+use zfs_sync::model::{JobFilter, JobOutcome, JobStatus, SyncStateFilter, SyncStatus};
+use zfs_sync::service::sync::{Take, job_outcome};
 
 use self::dto::SyncStateOut;
 use self::dto::{
-    CheckOut, GroupStatusOut, InstructionsOut, JobOut, JobResultIn, MismatchOut, mismatches,
+    CheckOut, GroupStatusOut, InstructionsOut, JobOut, JobProgressIn, JobResultIn, MismatchOut,
+    mismatches,
 };
 use super::ApiTags;
 use crate::AppState;
@@ -36,6 +37,11 @@ async fn states_out(
     Ok(Json(states.into_iter().map(Into::into).collect()))
 }
 
+/// A byte count from the wire: `bytes` must be zero or positive.
+fn byte_count(v: i64) -> ApiResult<u64> {
+    u64::try_from(v).map_err(|_| ApiError::invalid("bytes", "must be zero or positive"))
+}
+
 fn parse_status(s: Option<String>) -> ApiResult<Option<SyncStatus>> {
     s.filter(|s| !s.is_empty())
         .map(|s| SyncStatus::parse("status", &s))
@@ -45,8 +51,11 @@ fn parse_status(s: Option<String>) -> ApiResult<Option<SyncStatus>> {
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Sync")]
 impl SyncApi {
-    /// ★ What this system should run now (own key): one entry per (dataset, target) it is the
-    /// runner of, each a leased job. Run `commands` (or `argv`) in order and report the result.
+    /// ★ What this system should run now: one entry per (dataset, target) it is the runner of.
+    /// With the system's own key, each entry is a job leased to it (asking again returns the
+    /// jobs it holds that have not started, with the same ids). With an admin key or
+    /// `dry_run=true` nothing is taken: the same entries with `job_id` null. Run `commands`
+    /// (or `argv`) in order and report the result.
     #[oai(
         path = "/sync/instructions/:system_id",
         method = "get",
@@ -60,17 +69,26 @@ impl SyncApi {
         /// Only this group.
         sync_group_id: Query<Option<Uuid>>,
         include_diagnostics: Query<Option<bool>>,
+        /// Only look: lease nothing (always so with an admin key).
+        dry_run: Query<Option<bool>>,
     ) -> Answer<Json<InstructionsOut>, { LOOKUP }> {
         let system_id = key.system_ref(&state, &system_id).await?;
+        let take = if dry_run.0.unwrap_or(false) || key.system() != Some(system_id) {
+            Take::Look
+        } else {
+            Take::Lease
+        };
         // The service says when the system or the group does not exist, or the system is not
         // a member of the group.
         let ins = state
             .sync
-            .instructions(system_id, sync_group_id.0, Utc::now())
+            .fetch_instructions(system_id, sync_group_id.0, take, Utc::now())
             .await?;
-        state
-            .metrics
-            .job(JobEvent::HandedOut, ins.instructions.len() as u64);
+        if take == Take::Lease {
+            state
+                .metrics
+                .job(JobEvent::HandedOut, ins.instructions.len() as u64);
+        }
         let diagnostics = include_diagnostics
             .0
             .unwrap_or(false)
@@ -84,8 +102,94 @@ impl SyncApi {
         }))
     }
 
-    /// Report a job's result (the runner's key): drives the target's sync state. 409 when the
-    /// job already finished.
+    /// Jobs (admin; a system key sees the jobs it runs), oldest first.
+    #[oai(path = "/sync/jobs", method = "get", operation_id = "list_jobs")]
+    async fn jobs(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        group_id: Query<Option<Uuid>>,
+        /// The system that runs the jobs (the runner).
+        system_id: Query<Option<Uuid>>,
+        /// `pending`, `leased`, `succeeded`, `failed`, `expired` or `cancelled`.
+        status: Query<Option<String>>,
+    ) -> Answer<Json<Vec<JobOut>>, { SECURED }> {
+        let filter = JobFilter {
+            group_id: group_id.0,
+            runner_system_id: key.listing_scope(system_id.0)?,
+            status: status
+                .0
+                .filter(|s| !s.is_empty())
+                .map(|s| JobStatus::parse("status", &s))
+                .transpose()?,
+            ..Default::default()
+        };
+        let jobs = state.sync.jobs(&filter).await?;
+        Ok(Json(jobs.into_iter().map(Into::into).collect()))
+    }
+
+    /// One job (admin, or the job's runner or target).
+    #[oai(path = "/sync/jobs/:job_id", method = "get", operation_id = "get_job")]
+    async fn job(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        job_id: Path<Uuid>,
+    ) -> Answer<Json<JobOut>, { LOOKUP }> {
+        let job = state.sync.job(job_id.0).await?;
+        key.any_of(&[job.runner_system_id, job.target_system_id], "this job")?;
+        Ok(Json(job.into()))
+    }
+
+    /// Report a leased job's progress (the runner's key): records the bytes sent (and the
+    /// target's resume token) and extends the lease by `job_lease_seconds`. 409 when the job
+    /// is not leased.
+    #[oai(
+        path = "/sync/jobs/:job_id/progress",
+        method = "post",
+        operation_id = "report_job_progress"
+    )]
+    async fn job_progress(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        job_id: Path<Uuid>,
+        body: JsonBody<JobProgressIn>,
+    ) -> Answer<Json<JobOut>, { BODY | NOT_FOUND | CONFLICT }> {
+        let job = state.sync.job(job_id.0).await?;
+        key.for_system(job.runner_system_id)?;
+        let b = body.0;
+        let bytes = byte_count(b.bytes)?;
+        let job = state
+            .sync
+            .report_progress(job_id.0, bytes, b.resume_token.as_deref(), Utc::now())
+            .await?;
+        Ok(Json(job.into()))
+    }
+
+    /// Cancel a pending or leased job (admin or its runner): it ends `cancelled` and the
+    /// transfer is planned again at the next hand-out. 409 when the job already finished.
+    #[oai(
+        path = "/sync/jobs/:job_id/cancel",
+        method = "post",
+        operation_id = "cancel_job"
+    )]
+    async fn cancel_job(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        job_id: Path<Uuid>,
+    ) -> Answer<Json<JobOut>, { LOOKUP | CONFLICT }> {
+        let job = state.sync.job(job_id.0).await?;
+        key.for_system(job.runner_system_id)?;
+        let job = state.sync.cancel_job(job_id.0, Utc::now()).await?;
+        Ok(Json(job.into()))
+    }
+
+    /// Report a job's result (the runner's key): drives the target's sync state. A result
+    /// after the lease expired is accepted while no newer job for the same transfer has
+    /// succeeded (a late success supersedes the re-issued job); a success for a job that
+    /// already succeeded is answered with the job. 409 when the job otherwise finished.
     #[oai(
         path = "/sync/jobs/:job_id/result",
         method = "post",
@@ -108,13 +212,7 @@ impl SyncApi {
         // The status is checked before the byte count.
         let outcome = job_outcome(&b.status, b.error, b.resume_token, None)?;
         let outcome = JobOutcome {
-            bytes: b
-                .bytes
-                .map(|v| {
-                    u64::try_from(v)
-                        .map_err(|_| ApiError::invalid("bytes", "must be zero or positive"))
-                })
-                .transpose()?,
+            bytes: b.bytes.map(byte_count).transpose()?,
             ..outcome
         };
         let job = state

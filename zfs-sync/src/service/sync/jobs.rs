@@ -19,11 +19,38 @@ use super::{Instruction, Instructions, JobSpec, SyncService, base_state};
 impl SyncService {
     /// Plans every enabled group of the system (or only `group_id`), turns the transfers this
     /// system runs into leased jobs, sets their targets' states to `syncing`, and returns them.
-    /// A transfer whose job is already out (leased to an earlier call) is not handed out twice.
+    /// A transfer whose job is already out (leased to an earlier call) is not handed out twice,
+    /// except to its own runner while the job has not started (no progress reported): a
+    /// system that asks again gets back, with the same job ids, the jobs whose answer it may
+    /// have lost.
     pub async fn instructions(
         &self,
         system_id: Uuid,
         group_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<Instructions> {
+        self.fetch_instructions(system_id, group_id, Take::Lease, now)
+            .await
+    }
+
+    /// What [`instructions`](Self::instructions) would hand out now, without taking anything:
+    /// the same entries with no job id; no job is created or leased and no state is written.
+    pub async fn preview_instructions(
+        &self,
+        system_id: Uuid,
+        group_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<Instructions> {
+        self.fetch_instructions(system_id, group_id, Take::Look, now)
+            .await
+    }
+
+    /// [`instructions`](Self::instructions) or [`preview_instructions`](Self::preview_instructions).
+    pub async fn fetch_instructions(
+        &self,
+        system_id: Uuid,
+        group_id: Option<Uuid>,
+        take: Take,
         now: DateTime<Utc>,
     ) -> Result<Instructions> {
         // A system in a group exists (memberships go with their system): only a system
@@ -42,11 +69,10 @@ impl SyncService {
                 ));
             }
         }
-        self.expire_leases(now).await?;
-        let until = now
-            + Duration::seconds(
-                i64::try_from(self.settings.job_lease_seconds).unwrap_or(i64::MAX / 2),
-            );
+        if take == Take::Lease {
+            self.expire_leases(now).await?;
+        }
+        let until = self.lease_until(now);
         let touch = Duration::seconds(
             i64::try_from(self.settings.state_touch_seconds).unwrap_or(i64::MAX / 2),
         );
@@ -70,17 +96,17 @@ impl SyncService {
                     TransferMode::Push => t.source.system_id,
                     TransferMode::Pull => t.target.system_id,
                 };
+                let key = (t.dataset.clone(), t.target.system_id);
                 if runner != system_id {
                     continue;
                 }
-                let key = (t.dataset.clone(), t.target.system_id);
                 if ev.backoff.contains(&key)
                     && let Some(st) = ev.states.get(&key)
                 {
                     out.diagnostics
                         .push(held_back(&ev.group.name, ev.group.id, st));
                 }
-                if ev.hold.contains(&key) {
+                if ev.hold.contains(&key) && !ev.unstarted.contains(&key) {
                     continue;
                 }
                 let (Some(source), Some(target)) = (
@@ -130,11 +156,52 @@ impl SyncService {
                 };
                 wanted.push((job, spec, *source, *target));
             }
-            // Every job of the group in one store transaction.
+            out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
+            if take == Take::Look {
+                out.instructions
+                    .extend(
+                        wanted
+                            .into_iter()
+                            .map(|(_, spec, source, target)| Instruction {
+                                job_id: None,
+                                group_id: ev.group.id,
+                                source: source.clone(),
+                                target: target.clone(),
+                                transfer: spec.transfer,
+                                commands: spec.commands,
+                            }),
+                    );
+                continue;
+            }
+            // Every job of the group, and its target's state (`syncing`, naming the job the
+            // store finds active), in one store transaction: a crash after it leaves no leased
+            // job without its state.
             let jobs: Vec<Job> = wanted.iter().map(|w| w.0.clone()).collect();
-            let handouts = self.store.hand_out_jobs(&jobs, now, until).await?;
+            // A state that already names the job (handed back unstarted) is left to `persist`,
+            // which rewrites an unchanged state only once it is `touch` old.
+            let mut written: HashSet<(String, Uuid)> = HashSet::new();
+            let job_states: Vec<SyncState> = jobs
+                .iter()
+                .filter_map(|job| {
+                    let key = (job.dataset.clone(), job.target_system_id);
+                    if ev.unstarted.contains(&key) {
+                        return None;
+                    }
+                    let mut st = ev.states.get(&key)?.clone();
+                    written.insert(key);
+                    st.status = SyncStatus::Syncing;
+                    st.job_id = Some(job.id);
+                    st.error_message = None;
+                    st.next_attempt_at = None;
+                    Some(st)
+                })
+                .collect();
+            let handouts = self
+                .store
+                .hand_out_jobs(&jobs, &job_states, now, until)
+                .await?;
             for ((job, spec, source, target), h) in wanted.into_iter().zip(handouts) {
-                let Some(leased) = h.leased else {
+                let Some(leased) = h.leased.or(h.unstarted) else {
                     // Another caller holds it: not ours to hand out.
                     handed.push((job.dataset, job.target_system_id, h.active_id));
                     continue;
@@ -149,7 +216,7 @@ impl SyncService {
                 };
                 handed.push((job.dataset, job.target_system_id, leased.id));
                 out.instructions.push(Instruction {
-                    job_id: leased.id,
+                    job_id: Some(leased.id),
                     group_id: ev.group.id,
                     source: source.clone(),
                     target: target.clone(),
@@ -158,14 +225,18 @@ impl SyncService {
                 });
             }
             for (dataset, target, job_id) in handed {
-                if let Some(st) = ev.states.get_mut(&(dataset, target)) {
+                let key = (dataset, target);
+                if let Some(st) = ev.states.get_mut(&key) {
                     st.status = SyncStatus::Syncing;
                     st.job_id = Some(job_id);
                     st.error_message = None;
                     st.next_attempt_at = None;
+                    if written.contains(&key) {
+                        // Written with its job: stored as it is now.
+                        ev.previous.insert(key, st.clone());
+                    }
                 }
             }
-            out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
             self.persist(&ev, now, Some(touch)).await?;
         }
         Ok(out)
@@ -176,6 +247,13 @@ impl SyncService {
     /// target's `receive_resume_token`, which the next plan resumes from; it counts one more
     /// attempt of the transfer (group, dataset, target), which is then held back until
     /// `next_attempt_at` ([`SyncSettings::retry_delay`](super::SyncSettings::retry_delay)).
+    ///
+    /// A result that comes after the job's lease expired is accepted while no newer job for
+    /// the same transfer has succeeded: a late success supersedes the re-issued job (it ends
+    /// `cancelled`); a late failure leaves the state of the re-issued job alone. A success
+    /// reported for a job that already succeeded (the target's inventory completed it first)
+    /// is answered with the job, unchanged. Any other result for a finished job is a
+    /// `Conflict`.
     pub async fn report_job(
         &self,
         job_id: Uuid,
@@ -191,7 +269,16 @@ impl SyncService {
         if let Some(token) = &outcome.resume_token {
             crate::resume::validate_token_chars(token).map_err(|e| e.in_field("resume_token"))?;
         }
-        let job = self.store.complete_job(job_id, outcome, now).await?;
+        let job = match self.store.complete_job(job_id, outcome, now).await {
+            Ok(job) => job,
+            Err(e @ Error::Conflict { .. }) if outcome.status == JobStatus::Succeeded => {
+                return match self.store.get_job(job_id).await? {
+                    Some(done) if done.status == JobStatus::Succeeded => Ok(done),
+                    _ => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let spec: Option<JobSpec> = JobSpec::deserialize(&job.spec).ok();
         if let (Some(token), Some(spec)) = (&outcome.resume_token, &spec) {
             let target = &spec.transfer.target.dataset;
@@ -206,6 +293,10 @@ impl SyncService {
                 .await?;
         }
         let mut st = self.state_of(&job, now).await?;
+        if outcome.status == JobStatus::Failed && st.job_id.is_some_and(|j| j != job.id) {
+            // A late failure: the state follows the newer job.
+            return Ok(job);
+        }
         st.job_id = Some(job.id);
         st.updated_at = now;
         st.last_check = Some(now);
@@ -230,6 +321,59 @@ impl SyncService {
         }
         self.store.upsert_states(&[st]).await?;
         Ok(job)
+    }
+
+    /// Records a runner's progress on its leased job (bytes sent so far, and the target's
+    /// `receive_resume_token` when known) and extends the lease by `job_lease_seconds` from
+    /// `now`: a long transfer keeps its job while it reports. A job with progress has started
+    /// and is no longer handed out again to its runner. `Conflict` when the job is not leased.
+    pub async fn report_progress(
+        &self,
+        job_id: Uuid,
+        bytes: u64,
+        resume_token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Job> {
+        let resume_token = resume_token.map(str::trim).filter(|t| !t.is_empty());
+        self.store
+            .record_job_progress(job_id, bytes, resume_token, now, self.lease_until(now))
+            .await
+    }
+
+    /// Cancels a pending or leased job: it ends `cancelled`, its target's state returns to
+    /// `out_of_sync`, and the transfer is planned (and handed out) again at the next fetch.
+    /// `Conflict` when the job already finished.
+    pub async fn cancel_job(&self, job_id: Uuid, now: DateTime<Utc>) -> Result<Job> {
+        let job = self.store.cancel_job(job_id, now).await?;
+        let mut st = self.state_of(&job, now).await?;
+        if st.job_id == Some(job.id) {
+            st.status = SyncStatus::OutOfSync;
+            st.job_id = None;
+            st.error_message = Some("the job was cancelled".into());
+            st.updated_at = now;
+            self.store.upsert_states(&[st]).await?;
+        }
+        Ok(job)
+    }
+
+    /// One job; `NotFound` when unknown.
+    pub async fn job(&self, job_id: Uuid) -> Result<Job> {
+        self.store
+            .get_job(job_id)
+            .await?
+            .ok_or_else(|| Error::not_found("job", job_id))
+    }
+
+    /// Jobs matching the filter, oldest first.
+    pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        self.store.list_jobs(filter).await
+    }
+
+    /// When a lease taken (or extended) `now` ends.
+    fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + Duration::seconds(
+            i64::try_from(self.settings.job_lease_seconds).unwrap_or(i64::MAX / 2),
+        )
     }
 
     /// The stored state of a job's target, or a fresh one.
@@ -369,6 +513,15 @@ fn held_back(group_name: &str, group_id: Uuid, st: &SyncState) -> Diagnostic {
             st.error_message.as_deref().unwrap_or("transfer failed"),
         ),
     }
+}
+
+/// Whether fetching instructions takes the jobs or only looks at them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Lease the jobs to the caller (the runner's own fetch).
+    Lease,
+    /// Only look: the same entries without job ids; nothing is created, leased or written.
+    Look,
 }
 
 /// A job result as a surface received it: `status` is `succeeded` or `failed`; a blank error

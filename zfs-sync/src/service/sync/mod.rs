@@ -3,10 +3,15 @@
 //!
 //! The life of a transfer: [`SyncService::instructions`] plans the caller's groups and, for
 //! each transfer the caller runs (the source when pushing, the target when pulling), stores a
-//! job and leases it to the caller (a job is handed to exactly one caller, across server
-//! processes); the target's state becomes `syncing`. The job ends when the runner reports a
-//! result ([`SyncService::report_job`]), when the target's next inventory shows every snapshot
-//! of the transfer ([`SyncService::inventory_reported`]), or when its lease runs out
+//! job and leases it to the caller (one job per transfer, across server processes; the runner
+//! gets its job again while it has not started, in case the answer was lost); the target's
+//! state becomes `syncing`. [`SyncService::preview_instructions`] shows the same without
+//! taking anything. While it runs, the runner's progress ([`SyncService::report_progress`])
+//! extends the lease. The job ends when the runner reports a result
+//! ([`SyncService::report_job`], accepted late too while no newer job of the transfer has
+//! succeeded), when the target's next inventory shows every snapshot of the transfer
+//! ([`SyncService::inventory_reported`]), when it is cancelled ([`SyncService::cancel_job`];
+//! the transfer is planned again), or when its lease runs out
 //! ([`SyncService::expire_leases`]; the state returns to `out_of_sync` and the next call hands
 //! out a fresh job). A job reported as succeeded is not handed out again while the target has
 //! not reported a newer inventory: the witness trusts the result until the inventory speaks.
@@ -39,7 +44,7 @@ mod resolve;
 
 use inventory::InventoryCache;
 pub use inventory::load_inventories;
-pub use jobs::job_outcome;
+pub use jobs::{Take, job_outcome};
 pub use resolve::loser_plan;
 
 /// Settings of the sync service.
@@ -112,7 +117,9 @@ pub use crate::command::Command;
 /// One transfer handed to the host that runs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instruction {
-    pub job_id: Uuid,
+    /// The job leased to the caller; `None` when the instructions were only looked at
+    /// ([`Take::Look`]): nothing was leased.
+    pub job_id: Option<Uuid>,
     pub group_id: Uuid,
     pub transfer: Transfer,
     pub source: System,
@@ -211,6 +218,11 @@ struct Evaluation {
     /// The held pairs among them whose transfer failed and is backing off (their states are
     /// `error` with `next_attempt_at` in the future).
     backoff: HashSet<(String, Uuid)>,
+    /// The pairs of `hold` whose active job is leased but has not started (no progress
+    /// reported): its runner gets it again when it asks ([`JobHandOut::unstarted`]).
+    ///
+    /// [`JobHandOut::unstarted`]: crate::store::JobHandOut::unstarted
+    unstarted: HashSet<(String, Uuid)>,
 }
 
 impl SyncService {
@@ -260,6 +272,7 @@ impl SyncService {
         let mut states = HashMap::new();
         let mut hold = HashSet::new();
         let mut backoff = HashSet::new();
+        let mut unstarted = HashSet::new();
         for dp in &plan.datasets {
             if let Some(source) = dp.source {
                 let key = (dp.dataset.clone(), source);
@@ -307,6 +320,9 @@ impl SyncService {
                                     st.status = SyncStatus::Syncing;
                                     st.job_id = Some(job.id);
                                     hold.insert(key.clone());
+                                    if job.status == JobStatus::Leased && job.bytes.is_none() {
+                                        unstarted.insert(key.clone());
+                                    }
                                 }
                                 JobStatus::Succeeded
                                     if reports
@@ -379,6 +395,7 @@ impl SyncService {
             conflicts,
             hold,
             backoff,
+            unstarted,
         })
     }
 

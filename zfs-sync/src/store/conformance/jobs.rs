@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::builders::*;
 use crate::error::Error;
-use crate::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus, TransferKind};
+use crate::model::{
+    Job, JobFilter, JobOutcome, JobProgress, JobStatus, SyncState, SyncStatus, TransferKind,
+};
 use crate::store::Store;
 
 pub async fn job_create_if_absent_dedupes(store: &dyn Store) {
@@ -344,7 +346,7 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
     let j1 = job(g.id, "vm1", a.id, b.id, t0());
     let j2 = job(g.id, "vm2", a.id, b.id, t0());
     let got = store
-        .hand_out_jobs(&[j1.clone(), j2.clone()], t0(), until)
+        .hand_out_jobs(&[j1.clone(), j2.clone()], &[], t0(), until)
         .await
         .unwrap();
     assert_eq!(got.len(), 2);
@@ -371,7 +373,7 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
         job(g.id, "vm2", a.id, b.id, t0() + secs(1)),
     ];
     let got = store
-        .hand_out_jobs(&again, t0() + secs(1), until)
+        .hand_out_jobs(&again, &[], t0() + secs(1), until)
         .await
         .unwrap();
     assert_eq!(
@@ -390,7 +392,7 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
     late.spec = json!({"late": true});
     let after = t0() + secs(120);
     let got = store
-        .hand_out_jobs(&[newer.clone(), late], after, after + secs(60))
+        .hand_out_jobs(&[newer.clone(), late], &[], after, after + secs(60))
         .await
         .unwrap();
     let re = got[0].leased.as_ref().unwrap();
@@ -417,19 +419,19 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
     };
     assert_invalid(
         store
-            .hand_out_jobs(&[fresh.clone(), bad], t0(), until)
+            .hand_out_jobs(&[fresh.clone(), bad], &[], t0(), until)
             .await,
         "status",
     );
     let unknown = job(g.id, "vm5", a.id, Uuid::new_v4(), t0());
     assert_not_found(
         store
-            .hand_out_jobs(&[fresh.clone(), unknown], t0(), until)
+            .hand_out_jobs(&[fresh.clone(), unknown], &[], t0(), until)
             .await,
     );
     assert_eq!(store.get_job(fresh.id).await.unwrap(), None);
     assert_eq!(
-        store.hand_out_jobs(&[], t0(), until).await.unwrap(),
+        store.hand_out_jobs(&[], &[], t0(), until).await.unwrap(),
         Vec::new()
     );
     // Concurrent callers: each job is leased exactly once.
@@ -441,7 +443,12 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
             ]
         })
         .collect();
-    let results = join_all(racers.iter().map(|js| store.hand_out_jobs(js, t0(), until))).await;
+    let results = join_all(
+        racers
+            .iter()
+            .map(|js| store.hand_out_jobs(js, &[], t0(), until)),
+    )
+    .await;
     let mut leased: Vec<Uuid> = Vec::new();
     let mut active: HashSet<Uuid> = HashSet::new();
     for r in results {
@@ -487,4 +494,271 @@ pub async fn job_progress_by_ids(store: &dyn Store) {
     assert_eq!(got[0].updated_at, t0() + secs(2));
     assert_eq!(got[1].status, JobStatus::Pending);
     assert_eq!(store.job_progress(&[]).await.unwrap(), Vec::new());
+}
+
+fn succeeded() -> JobOutcome {
+    JobOutcome {
+        status: JobStatus::Succeeded,
+        error: None,
+        resume_token: None,
+        bytes: Some(7),
+    }
+}
+
+fn assert_conflict<T: std::fmt::Debug>(r: Result<T, Error>) {
+    assert!(
+        matches!(r, Err(Error::Conflict { .. })),
+        "expected Conflict, got {r:?}"
+    );
+}
+
+pub async fn job_progress_extends_the_lease(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let j = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
+    // Pending: not running, refused.
+    assert_conflict(
+        store
+            .record_job_progress(j.id, 1, None, t0(), t0() + secs(60))
+            .await,
+    );
+    leased(store, j.id, t0(), t0() + secs(60)).await;
+    let p = store
+        .record_job_progress(
+            j.id,
+            5 << 32,
+            Some("1-abc-def"),
+            t0() + secs(50),
+            t0() + secs(110),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            p.status,
+            p.bytes,
+            p.resume_token.as_deref(),
+            p.lease_expires_at,
+            p.updated_at,
+            p.attempts
+        ),
+        (
+            JobStatus::Leased,
+            Some(5 << 32),
+            Some("1-abc-def"),
+            Some(t0() + secs(110)),
+            t0() + secs(50),
+            1
+        )
+    );
+    assert_eq!(store.get_job(j.id).await.unwrap().as_ref(), Some(&p));
+    assert!(!p.is_unstarted());
+    assert_eq!(
+        store.job_progress(&[j.id]).await.unwrap()[0].bytes,
+        Some(5 << 32)
+    );
+    // Without a token the stored one stays.
+    let p = store
+        .record_job_progress(j.id, 6 << 32, None, t0() + secs(100), t0() + secs(160))
+        .await
+        .unwrap();
+    assert_eq!(
+        (p.bytes, p.resume_token.as_deref()),
+        (Some(6 << 32), Some("1-abc-def"))
+    );
+    // The extended lease holds past the first one's end.
+    assert_eq!(
+        store
+            .expire_leases(t0() + secs(120))
+            .await
+            .unwrap()
+            .iter()
+            .filter(|x| x.id == j.id)
+            .count(),
+        0
+    );
+    assert_invalid(
+        store
+            .record_job_progress(j.id, 1, Some("1-x y"), t0(), t0())
+            .await,
+        "resume_token",
+    );
+    store
+        .complete_job(j.id, &succeeded(), t0() + secs(130))
+        .await
+        .unwrap();
+    assert_conflict(
+        store
+            .record_job_progress(j.id, 1, None, t0() + secs(131), t0() + secs(200))
+            .await,
+    );
+    assert_not_found(
+        store
+            .record_job_progress(Uuid::new_v4(), 1, None, t0(), t0())
+            .await,
+    );
+}
+
+pub async fn job_cancel_one(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let p = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
+    let c = store.cancel_job(p.id, t0() + secs(1)).await.unwrap();
+    assert_eq!(
+        (c.status, c.updated_at),
+        (JobStatus::Cancelled, t0() + secs(1))
+    );
+    let l = stored_job(store, job(g.id, "vm2", a.id, b.id, t0())).await;
+    leased(store, l.id, t0(), t0() + secs(60)).await;
+    let c = store.cancel_job(l.id, t0() + secs(2)).await.unwrap();
+    assert_eq!((c.status, c.lease_expires_at), (JobStatus::Cancelled, None));
+    assert_eq!(store.get_job(l.id).await.unwrap(), Some(c));
+    assert_conflict(store.cancel_job(l.id, t0() + secs(3)).await);
+    assert_not_found(store.cancel_job(Uuid::new_v4(), t0()).await);
+    // The transfer is free for a new job.
+    let again = job(g.id, "vm2", a.id, b.id, t0() + secs(4));
+    assert_eq!(
+        store.create_job_if_absent(&again).await.unwrap().id,
+        again.id
+    );
+}
+
+pub async fn job_late_result(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let until = t0() + secs(60);
+    // A late success supersedes the re-issued job.
+    let j = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
+    leased(store, j.id, t0(), until).await;
+    store.expire_leases(until).await.unwrap();
+    let re = stored_job(store, job(g.id, "vm1", a.id, b.id, until + secs(1))).await;
+    assert_ne!(re.id, j.id);
+    leased(store, re.id, until + secs(1), until + secs(61)).await;
+    let done = store
+        .complete_job(j.id, &succeeded(), until + secs(30))
+        .await
+        .unwrap();
+    assert_eq!((done.status, done.bytes), (JobStatus::Succeeded, Some(7)));
+    let re = store.get_job(re.id).await.unwrap().unwrap();
+    assert_eq!(
+        (re.status, re.lease_expires_at),
+        (JobStatus::Cancelled, None),
+        "the re-issued job is superseded"
+    );
+    // A late result after a newer job of the transfer succeeded is refused.
+    let k = stored_job(store, job(g.id, "vm2", a.id, b.id, t0())).await;
+    leased(store, k.id, t0(), until).await;
+    store.expire_leases(until).await.unwrap();
+    let k2 = stored_job(store, job(g.id, "vm2", a.id, b.id, until + secs(1))).await;
+    store
+        .complete_job(k2.id, &succeeded(), until + secs(2))
+        .await
+        .unwrap();
+    assert_conflict(
+        store
+            .complete_job(k.id, &succeeded(), until + secs(3))
+            .await,
+    );
+    assert_eq!(
+        store.get_job(k.id).await.unwrap().unwrap().status,
+        JobStatus::Expired
+    );
+    // A late failure is recorded and leaves the re-issued job alone.
+    let m = stored_job(store, job(g.id, "vm3", a.id, b.id, t0())).await;
+    leased(store, m.id, t0(), until).await;
+    store.expire_leases(until).await.unwrap();
+    let m2 = stored_job(store, job(g.id, "vm3", a.id, b.id, until + secs(1))).await;
+    leased(store, m2.id, until + secs(1), until + secs(61)).await;
+    let failed = JobOutcome {
+        status: JobStatus::Failed,
+        error: Some("broken pipe".into()),
+        resume_token: None,
+        bytes: None,
+    };
+    let f = store
+        .complete_job(m.id, &failed, until + secs(5))
+        .await
+        .unwrap();
+    assert_eq!(f.status, JobStatus::Failed);
+    assert_eq!(
+        store.get_job(m2.id).await.unwrap().unwrap().status,
+        JobStatus::Leased
+    );
+    // A cancelled job stays finished.
+    let c = stored_job(store, job(g.id, "vm4", a.id, b.id, t0())).await;
+    store.cancel_job(c.id, t0()).await.unwrap();
+    assert_conflict(store.complete_job(c.id, &succeeded(), t0()).await);
+}
+
+pub async fn hand_out_returns_unstarted_jobs_to_their_runner_and_writes_states(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let until = t0() + secs(60);
+    let first = job(g.id, "vm1", a.id, b.id, t0());
+    let got = store
+        .hand_out_jobs(std::slice::from_ref(&first), &[], t0(), until)
+        .await
+        .unwrap();
+    assert_eq!(got[0].unstarted, None, "leased by this call");
+    let leased_job = got[0].leased.clone().unwrap();
+    // The runner asks again (its answer was lost): the same job, not leased again.
+    // Its target's state is written in the same call, naming the job the store found active.
+    let again = job(g.id, "vm1", a.id, b.id, t0() + secs(5));
+    let syncing = SyncState {
+        job_id: Some(again.id),
+        ..state(g.id, "vm1", b.id, SyncStatus::Syncing)
+    };
+    let other_state = state(g.id, "vm2", b.id, SyncStatus::InSync);
+    let got = store
+        .hand_out_jobs(
+            std::slice::from_ref(&again),
+            &[syncing.clone(), other_state.clone()],
+            t0() + secs(5),
+            until + secs(5),
+        )
+        .await
+        .unwrap();
+    let mut written = group_states(store, g.id).await;
+    written.sort_by(|x, y| x.dataset.cmp(&y.dataset));
+    assert_eq!(
+        written,
+        vec![
+            SyncState {
+                job_id: Some(first.id),
+                ..syncing
+            },
+            other_state
+        ]
+    );
+    assert_eq!(got[0].leased, None);
+    assert_eq!(got[0].active_id, first.id);
+    assert_eq!(got[0].unstarted.as_ref(), Some(&leased_job));
+    assert_eq!(store.get_job(again.id).await.unwrap(), None);
+    // Another runner of the same transfer does not get it.
+    let other = Job {
+        runner_system_id: b.id,
+        ..job(g.id, "vm1", a.id, b.id, t0() + secs(6))
+    };
+    let got = store
+        .hand_out_jobs(&[other], &[], t0() + secs(6), until)
+        .await
+        .unwrap();
+    assert_eq!(
+        (got[0].leased.is_none(), got[0].unstarted.is_none()),
+        (true, true)
+    );
+    // Once the runner reports progress the job has started: not handed out again.
+    store
+        .record_job_progress(first.id, 0, None, t0() + secs(7), until)
+        .await
+        .unwrap();
+    let got = store
+        .hand_out_jobs(
+            &[job(g.id, "vm1", a.id, b.id, t0() + secs(8))],
+            &[],
+            t0() + secs(8),
+            until,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (got[0].leased.is_none(), got[0].unstarted.is_none()),
+        (true, true)
+    );
 }

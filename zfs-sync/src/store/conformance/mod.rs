@@ -171,6 +171,10 @@ macro_rules! for_each_conformance_behaviour {
             job_cancel_and_list,
             jobs_handed_out_in_one_call,
             job_progress_by_ids,
+            job_progress_extends_the_lease,
+            job_cancel_one,
+            job_late_result,
+            hand_out_returns_unstarted_jobs_to_their_runner_and_writes_states,
         }
     };
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{InMemoryStore, Inner};
 use crate::error::{Error, Result};
-use crate::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus};
+use crate::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus, SyncState};
 use crate::store::{JobHandOut, JobStore};
 
 impl Inner {
@@ -161,6 +161,78 @@ impl JobStore for InMemoryStore {
     ) -> Result<Job> {
         crate::store::check_job_outcome(outcome)?;
         let mut inner = self.write();
+        let Some(job) = inner.jobs.get(&id).cloned() else {
+            return Err(Error::not_found("job", id));
+        };
+        let same_transfer = |j: &Job| {
+            j.id != id
+                && j.group_id == job.group_id
+                && j.dataset == job.dataset
+                && j.target_system_id == job.target_system_id
+        };
+        let late = job.status == JobStatus::Expired
+            && !inner.jobs.values().any(|j| {
+                same_transfer(j)
+                    && j.status == JobStatus::Succeeded
+                    && j.created_at >= job.created_at
+            });
+        if !job.status.is_active() && !late {
+            return Err(Error::conflict(format!(
+                "job {id} is already {}",
+                job.status.as_str()
+            )));
+        }
+        if late && outcome.status == JobStatus::Succeeded {
+            for j in inner.jobs.values_mut() {
+                if same_transfer(j) && j.status.is_active() {
+                    j.status = JobStatus::Cancelled;
+                    j.lease_expires_at = None;
+                    j.updated_at = now;
+                }
+            }
+        }
+        let Some(job) = inner.jobs.get_mut(&id) else {
+            return Err(Error::not_found("job", id));
+        };
+        job.status = outcome.status;
+        job.error = outcome.error.clone();
+        job.resume_token = outcome.resume_token.clone();
+        job.bytes = outcome.bytes;
+        job.lease_expires_at = None;
+        job.updated_at = now;
+        Ok(job.clone())
+    }
+
+    async fn record_job_progress(
+        &self,
+        id: Uuid,
+        bytes: u64,
+        resume_token: Option<&str>,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Job> {
+        crate::store::check_job_progress(resume_token)?;
+        let mut inner = self.write();
+        let Some(job) = inner.jobs.get_mut(&id) else {
+            return Err(Error::not_found("job", id));
+        };
+        if job.status != JobStatus::Leased {
+            return Err(Error::conflict(format!(
+                "job {id} is {}, not leased",
+                job.status.as_str()
+            )));
+        }
+        job.bytes = Some(bytes);
+        if let Some(t) = resume_token {
+            job.resume_token = Some(t.to_string());
+        }
+        job.lease_expires_at = Some(until);
+        job.updated_at = now;
+        Ok(job.clone())
+    }
+
+    async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job> {
+        let mut inner = self.write();
         let Some(job) = inner.jobs.get_mut(&id) else {
             return Err(Error::not_found("job", id));
         };
@@ -170,10 +242,7 @@ impl JobStore for InMemoryStore {
                 job.status.as_str()
             )));
         }
-        job.status = outcome.status;
-        job.error = outcome.error.clone();
-        job.resume_token = outcome.resume_token.clone();
-        job.bytes = outcome.bytes;
+        job.status = JobStatus::Cancelled;
         job.lease_expires_at = None;
         job.updated_at = now;
         Ok(job.clone())
@@ -231,6 +300,7 @@ impl JobStore for InMemoryStore {
     async fn hand_out_jobs(
         &self,
         jobs: &[Job],
+        states: &[SyncState],
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<JobHandOut>> {
@@ -239,10 +309,20 @@ impl JobStore for InMemoryStore {
         jobs.iter().try_for_each(|j| inner.require_job_refs(j))?;
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let active_id = inner.create_job_if_absent(job)?.id;
-            let leased = inner.lease_job(active_id, now, until)?;
-            out.push(JobHandOut { active_id, leased });
+            let active = inner.create_job_if_absent(job)?;
+            let leased = inner.lease_job(active.id, now, until)?;
+            let unstarted = match leased {
+                None => crate::store::unstarted_hand_out(&active, job, now),
+                Some(_) => None,
+            };
+            out.push(JobHandOut {
+                active_id: active.id,
+                leased,
+                unstarted,
+            });
         }
+        let states = crate::store::states_after_hand_out(states, jobs, &out);
+        inner.put_states(&states, None)?;
         Ok(out)
     }
 

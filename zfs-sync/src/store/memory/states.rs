@@ -28,11 +28,15 @@ fn state_key(s: &SyncState) -> (Uuid, String, Uuid) {
     (s.group_id, s.dataset.clone(), s.system_id)
 }
 
-impl InMemoryStore {
+impl Inner {
     /// Upserts `states` by (group, dataset, system), keeping existing ids; the last of a
     /// duplicated key wins. With `replace_group`, the group's other states are deleted.
-    fn put_states(&self, states: &[SyncState], replace_group: Option<Uuid>) -> Result<()> {
-        let mut inner = self.write();
+    pub(super) fn put_states(
+        &mut self,
+        states: &[SyncState],
+        replace_group: Option<Uuid>,
+    ) -> Result<()> {
+        let inner = self;
         if let Some(g) = replace_group {
             inner.require_group(g)?;
         }
@@ -82,11 +86,11 @@ impl InMemoryStore {
 #[async_trait]
 impl SyncStateStore for InMemoryStore {
     async fn replace_group_states(&self, group_id: Uuid, states: &[SyncState]) -> Result<()> {
-        self.put_states(states, Some(group_id))
+        self.write().put_states(states, Some(group_id))
     }
 
     async fn upsert_states(&self, states: &[SyncState]) -> Result<()> {
-        self.put_states(states, None)
+        self.write().put_states(states, None)
     }
 
     async fn list_states(&self, filter: &SyncStateFilter) -> Result<Vec<SyncState>> {
