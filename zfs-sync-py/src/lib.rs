@@ -2,12 +2,15 @@
 //! package. The Python package (`python/zfs_sync/`) re-exports it, adds the exception classes
 //! and a pure-Python HTTP client, and carries the type stubs.
 
+mod args;
 mod convert;
 mod errors;
 mod inventory;
 mod names;
 mod planning;
+mod runtime;
 mod store;
+mod stores;
 mod values;
 
 use pyo3::prelude::*;
@@ -33,8 +36,8 @@ fn _zfs_sync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(planning::plan, m)?)?;
     m.add_function(wrap_pyfunction!(planning::resolve, m)?)?;
     m.add_function(wrap_pyfunction!(inventory::parse_zfs_list, m)?)?;
-    m.add_class::<store::PySqliteStore>()?;
-    m.add_class::<store::PyPostgresStore>()?;
+    m.add_class::<stores::PySqliteStore>()?;
+    m.add_class::<stores::PyPostgresStore>()?;
     m.add_class::<store::PyWitness>()?;
     Ok(())
 }

@@ -47,22 +47,17 @@ pub async fn lease_each_job_once(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     let mut ids = Vec::new();
     for i in 0..40 {
         let job = Job {
-            id: Uuid::new_v4(),
-            group_id: group.id,
-            dataset: format!("vm{i}"),
-            source_system_id: src.id,
-            target_system_id: dst.id,
-            runner_system_id: src.id,
-            kind: TransferKind::Incremental,
-            spec: serde_json::json!({"i": i}),
-            status: JobStatus::Pending,
-            lease_expires_at: None,
-            attempts: 0,
-            error: None,
-            bytes: None,
-            resume_token: None,
             created_at: now + Duration::seconds(i),
-            updated_at: now,
+            ..Job::pending(
+                group.id,
+                format!("vm{i}"),
+                src.id,
+                dst.id,
+                src.id,
+                TransferKind::Incremental,
+                serde_json::json!({"i": i}),
+                now,
+            )
         };
         ids.push(a.create_job_if_absent(&job).await.unwrap().id);
     }

@@ -135,25 +135,16 @@ impl SyncService {
                     transfer: t.clone(),
                     commands,
                 };
-                let job = Job {
-                    id: Uuid::new_v4(),
-                    group_id: ev.group.id,
-                    dataset: t.dataset.clone(),
-                    source_system_id: t.source.system_id,
-                    target_system_id: t.target.system_id,
-                    runner_system_id: runner,
-                    kind: t.kind,
-                    spec: serde_json::to_value(&spec)
-                        .map_err(|e| Error::backend_msg(e.to_string()))?,
-                    status: JobStatus::Pending,
-                    lease_expires_at: None,
-                    attempts: 0,
-                    error: None,
-                    bytes: None,
-                    resume_token: None,
-                    created_at: now,
-                    updated_at: now,
-                };
+                let job = Job::pending(
+                    ev.group.id,
+                    t.dataset.clone(),
+                    t.source.system_id,
+                    t.target.system_id,
+                    runner,
+                    t.kind,
+                    serde_json::to_value(&spec).map_err(|e| Error::backend_msg(e.to_string()))?,
+                    now,
+                );
                 wanted.push((job, spec, *source, *target));
             }
             out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
