@@ -98,7 +98,8 @@ impl ZfsModel {
             return Err(unsupported(argv));
         };
         let none = |r: Result<(), ZfsError>| r.map(|()| Vec::new());
-        match (verb.as_str(), options(args, &["-p", "-r"])?) {
+        let opts = options(args, &["-p", "-r"]).map_err(|_| unsupported(argv))?;
+        match (verb.as_str(), opts) {
             ("create", (f, ops)) if ops.len() == 1 && !f.contains(&"-r") => {
                 none(self.create(host, ops[0], f.contains(&"-p")))
             }
@@ -161,7 +162,8 @@ impl ZfsModel {
             return Err(unsupported(argv));
         };
         let args = &argv[2..];
-        let (f, ops) = options(args, &["-w", "-c", "-L", "-e", "-i", "-I", "-t"])?;
+        let (f, ops) = options(args, &["-w", "-c", "-L", "-e", "-i", "-I", "-t"])
+            .map_err(|_| unsupported(argv))?;
         if let Some(k) = f.iter().position(|a| *a == "-t") {
             return match (f.len(), ops.as_slice()) {
                 (2, []) => self.send_resume(host, None, f[k + 1]),
@@ -207,7 +209,8 @@ impl ZfsModel {
             return Err(unsupported(argv));
         };
         let args = &argv[2..];
-        let (f, ops) = options(args, &["-s", "-u", "-F", "-o", "-x"])?;
+        let (f, ops) =
+            options(args, &["-s", "-u", "-F", "-o", "-x"]).map_err(|_| unsupported(argv))?;
         let [ds] = ops.as_slice() else {
             return Err(unsupported(argv));
         };

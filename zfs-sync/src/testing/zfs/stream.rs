@@ -98,7 +98,10 @@ impl ModelHost {
             }
             Self::check_unheld(dataset, &snaps[pos + 1..])?;
         }
-        if snaps[..=pos].iter().any(|x| x.name == s.name) {
+        if snaps[..=pos]
+            .iter()
+            .any(|x| x.name == s.name || x.guid == s.guid)
+        {
             return Err(ZfsError::Exists {
                 dataset: dataset.to_string(),
                 name: s.name.clone(),
