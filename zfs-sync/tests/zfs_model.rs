@@ -720,3 +720,48 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(cases() / 4) })]
+
+    /// Over random fleets, a plan's transfers and deletions rendered by `zfs_sync::command` and
+    /// run through `ZfsModel::run_command` on the host that runs them (the source for push,
+    /// the target for pull; `ssh` to the other) do exactly what applying them does.
+    #[test]
+    fn rendered_plans_run_as_applied(seed in any::<u64>(), n_hosts in 2usize..5, datasets in 1usize..4, snapshots in 0usize..10) {
+        use zfs_sync::model::TransferMode;
+        use zfs_sync::testing::fleet::{FleetSpec, generate};
+        let fleet = generate(&FleetSpec { hosts: n_hosts, datasets, snapshots, ..FleetSpec::small(seed) });
+        let systems: BTreeMap<Uuid, _> = fleet.hosts.iter().enumerate()
+            .map(|(k, h)| (*h, system(*h, &format!("h{k}"))))
+            .collect();
+        let hosts: BTreeMap<String, Uuid> = systems.values().map(|s| (s.hostname.clone(), s.id)).collect();
+        let plan = plan_group(&fleet.group, &fleet.inventories(), fleet.now);
+        let (mut applied, mut run) = (fleet.model.clone(), fleet.model.clone());
+        for t in plan.transfers() {
+            let want = applied.apply_transfer(t);
+            let runner = match t.mode {
+                TransferMode::Push => t.source.system_id,
+                TransferMode::Pull => t.target.system_id,
+            };
+            let cmds = transfer_commands(t, &systems[&t.source.system_id], &systems[&t.target.system_id], SendFlags::default());
+            prop_assert!(cmds.is_ok(), "{:?}", cmds);
+            let mut made = Vec::new();
+            for c in cmds.unwrap() {
+                let r = run.run_command(runner, &c, &hosts);
+                prop_assert!(r.is_ok(), "{}: {:?}", c.shell, r);
+                made.extend(r.unwrap());
+            }
+            prop_assert_eq!(Ok(made), want);
+        }
+        for d in plan.datasets.iter().flat_map(|d| &d.deletions) {
+            for (c, s) in destroy_commands(&d.target.dataset, &d.snapshots).unwrap().iter().zip(&d.snapshots) {
+                applied.destroy(d.target.system_id, d.target.dataset.as_str(), s.as_str()).unwrap();
+                prop_assert_eq!(run.run_command(d.target.system_id, c, &hosts), Ok(vec![s.to_string()]));
+            }
+        }
+        for h in &fleet.hosts {
+            prop_assert_eq!(run.inventory(*h), applied.inventory(*h));
+        }
+    }
+}

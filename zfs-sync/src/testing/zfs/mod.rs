@@ -354,14 +354,14 @@ impl ZfsModel {
         guid: u64,
         creation: DateTime<Utc>,
     ) -> Result<(), ZfsError> {
-        let txg = h.next_txg();
-        let snaps = h.snaps_mut(dataset)?;
-        if snaps.iter().any(|s| s.name == name) {
+        if h.snaps_mut(dataset)?.iter().any(|s| s.name == name) {
             return Err(ZfsError::Exists {
                 dataset: dataset.to_string(),
                 name: name.to_string(),
             });
         }
+        let txg = h.next_txg();
+        let snaps = h.snaps_mut(dataset)?;
         let used = 1000 + guid % 1000;
         snaps.push(ModelSnapshot {
             name: name.to_string(),
