@@ -670,10 +670,7 @@ fn holds(m: &ZfsModel) -> BTreeSet<(Uuid, u64, String)> {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+    zfs_sync::testing::proptest_cases(256)
 }
 
 proptest! {

@@ -114,11 +114,7 @@ impl ZfsModel {
             }
             ("hold" | "release", (f, ops)) if f.is_empty() && ops.len() == 2 => {
                 let (ds, snap) = snapshot_arg("hold", ops[1])?;
-                none(if verb == "hold" {
-                    self.hold(host, ds, snap, ops[0])
-                } else {
-                    self.release(host, ds, snap, ops[0])
-                })
+                none(self.hold(host, ds, snap, ops[0], verb == "hold"))
             }
             ("rollback", (f, ops)) if ops.len() == 1 && !f.contains(&"-p") => {
                 let (ds, snap) = snapshot_arg("rollback", ops[0])?;

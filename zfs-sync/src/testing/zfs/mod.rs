@@ -398,34 +398,22 @@ impl ZfsModel {
         h.create("create", dataset, parents)
     }
 
-    /// `zfs hold tag dataset@name`.
+    /// `zfs hold tag dataset@name` (`held`) or `zfs release tag dataset@name` (not `held`).
     pub fn hold(
         &mut self,
         host: Uuid,
         dataset: &str,
         name: &str,
         tag: &str,
+        held: bool,
     ) -> Result<(), ZfsError> {
         let s = self.snapshot_mut(host, dataset, name)?;
-        if !s.holds.insert(tag.to_string()) {
-            return Err(ZfsError::TagExists(format!("{dataset}@{name}")));
+        let full = || format!("{dataset}@{name}");
+        match held {
+            true if !s.holds.insert(tag.to_string()) => Err(ZfsError::TagExists(full())),
+            false if !s.holds.remove(tag) => Err(ZfsError::NoTag(full())),
+            _ => Ok(()),
         }
-        Ok(())
-    }
-
-    /// `zfs release tag dataset@name`.
-    pub fn release(
-        &mut self,
-        host: Uuid,
-        dataset: &str,
-        name: &str,
-        tag: &str,
-    ) -> Result<(), ZfsError> {
-        let s = self.snapshot_mut(host, dataset, name)?;
-        if !s.holds.remove(tag) {
-            return Err(ZfsError::NoTag(format!("{dataset}@{name}")));
-        }
-        Ok(())
     }
 
     fn snapshot_mut(
