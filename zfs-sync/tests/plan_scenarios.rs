@@ -529,6 +529,7 @@ fn resume_plan_runs_on_the_model() {
     let mut model = ZfsModel::new();
     model.add_host(a, true, 100);
     model.add_host(b, true, 5000);
+    model.add_pool(b, "backup");
     for (i, n) in ["s1", "s2", "s3", "s4"].iter().enumerate() {
         model
             .snapshot(a, "tank/vm1", n, 11 + i as u64, hours(i as i64))

@@ -18,6 +18,15 @@ use uuid::Uuid;
 
 use crate::plan::{GroupPlan, Outcome, SendStep};
 
+/// How many cases a property test runs: `PROPTEST_CASES` when set, else `default` (the
+/// machine is small; set it for a longer hunt).
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A deterministic 64-bit generator (SplitMix64): tiny, fast and good enough for tests.
 #[derive(Debug, Clone)]
 pub struct SplitMix64(u64);
