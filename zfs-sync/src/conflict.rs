@@ -292,7 +292,19 @@ pub fn plan_resolution(
             build_transfer(group, dataset, w, target, start, &to_send)
         });
         let (destroys, rollback_to, rename_to) = if keep_both {
-            (Vec::new(), None, Some(renamed_aside(&loser.dataset, now)?))
+            let aside = renamed_aside(&loser.dataset, now)?;
+            let taken = inventories
+                .iter()
+                .filter(|i| i.system.id == loser.system_id)
+                .flat_map(|i| &i.snapshots)
+                .any(|s| s.dataset_name() == aside.as_str());
+            if taken {
+                return Err(Error::conflict(format!(
+                    "keep_both cannot rename {} aside on {}: {aside} already exists",
+                    loser.dataset, loser.system_id
+                )));
+            }
+            (Vec::new(), None, Some(aside))
         } else {
             let destroys: Vec<ShortName> = loser.snapshots[keep..]
                 .iter()

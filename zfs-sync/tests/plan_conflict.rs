@@ -309,6 +309,16 @@ fn keep_both_renames_every_loser_aside_and_receives_in_full() {
                 then full from B:pool/vm1 [full a, -I a z] creates [a b z]
         "#]],
     );
+    // A second keep_both on the same day would rename onto the first one's name: refused.
+    let a_again = a.clone().snaps("tank/vm1.zfs-sync-20250105", &[("a", 1)]);
+    check(
+        &[&a_again, &b],
+        ConflictStrategy::KeepBoth,
+        Some(&b),
+        expect![[r#"
+            refused: keep_both cannot rename tank/vm1 aside on 00000000-0000-0000-0000-000000000001: tank/vm1.zfs-sync-20250105 already exists
+        "#]],
+    );
     // Without a winner in a bidirectional group: the newest history.
     check(
         &[&a, &b],

@@ -349,6 +349,10 @@ proptest! {
         for d in &plan.datasets {
             for strategy in [ConflictStrategy::UseNewest, ConflictStrategy::UseLargest, ConflictStrategy::UseMajority] {
                 let r1 = plan_resolution(&fleet.group, &inv, &d.dataset, strategy, None, false, fleet.now);
+                // Without override_hub no plan makes the hub a loser: it is refused instead.
+                if let (Some(hub), Ok(r)) = (fleet.group.hub(), &r1) {
+                    prop_assert!(r.losers.iter().all(|l| l.system_id != hub), "the hub lost: {:?}", r);
+                }
                 rng.shuffle(&mut inv);
                 for i in &mut inv {
                     rng.shuffle(&mut i.snapshots);
