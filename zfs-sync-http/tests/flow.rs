@@ -747,6 +747,68 @@ async fn the_hub_is_protected_and_keep_both_needs_no_confirm() {
     }
 }
 
+/// An orphaned target holds the only copy of its history: a plan that destroys it is a 409
+/// naming the snapshots and pointing at `keep_both`, even with `allow_destructive`, preview
+/// or not; `keep_both` moves it aside instead.
+#[tokio::test]
+async fn the_only_copy_of_a_history_is_never_destroyed() {
+    let h = harness().await;
+    let (src, ks) = h.register("src").await;
+    let (dst, kd) = h.register("dst").await;
+    let g = h
+        .admin(
+            "POST",
+            "/api/v1/sync-groups",
+            Some(
+                json!({"name": "orphan", "system_ids": [src, dst], "directional": true,
+                        "hub_system_id": src, "allow_destructive": true}),
+            ),
+        )
+        .await;
+    let gid = g.body["id"].as_str().unwrap().to_string();
+    h.report(&ks, json!([snap("tank", "db", "new", 10, 5, 5)]))
+        .await;
+    h.report(&kd, json!([snap("tank", "db", "old", 20, 2, 2)]))
+        .await;
+    h.admin("POST", &format!("/api/v1/sync/{gid}/check"), None)
+        .await;
+    let list = h
+        .admin("GET", &format!("/api/v1/conflicts/{gid}"), None)
+        .await;
+    assert_eq!(list.body[0]["conflict_type"], "orphaned", "{list:?}");
+    let resolve = format!(
+        "/api/v1/conflicts/{}/resolve",
+        list.body[0]["id"].as_str().unwrap()
+    );
+    for dry_run in [true, false] {
+        let r = h
+            .admin(
+                "POST",
+                &resolve,
+                Some(json!({"strategy": "manual", "winner_system_id": src, "dry_run": dry_run})),
+            )
+            .await;
+        assert_error(&r, 409);
+        let msg = r.body.to_string();
+        assert!(
+            msg.contains("only copy") && msg.contains("tank/db@old") && msg.contains("keep_both"),
+            "{msg}"
+        );
+    }
+    let r = h
+        .admin("POST", &resolve, Some(json!({"strategy": "keep_both"})))
+        .await;
+    assert_eq!(r.body["applied"], true, "{r:?}");
+    let loser = &r.body["losers"][0];
+    assert_eq!(loser["system_id"], json!(dst));
+    assert_eq!(loser["commands"][0]["argv"][0][1], "rename");
+    assert_eq!(
+        loser["commands"][1]["system_id"],
+        json!(src),
+        "then the hub sends in full"
+    );
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Who {
     /// Only admin keys.
