@@ -3,14 +3,16 @@
 //! aside), then the transfer. The hub never loses without `override_hub`; the only copy of
 //! a history is never destroyed.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use expect_test::{Expect, expect};
 use uuid::Uuid;
 use zfs_sync::Error;
 use zfs_sync::conflict::{Resolution, plan_resolution};
-use zfs_sync::model::{ConflictStrategy, Policy, Topology};
+use zfs_sync::model::{ConflictStrategy, Policy, System, Topology};
 use zfs_sync::plan::SendStep;
+use zfs_sync::service::sync::{ResolutionPlan, loser_plan};
 use zfs_sync::testing::fixtures::{Host, group_of, hours};
 
 fn render(r: &Resolution, hosts: &[&Host]) -> String {
@@ -424,4 +426,55 @@ fn destructive_resolutions_need_allow_destructive() {
     .unwrap();
     assert!(!ignore.destructive);
     ignore.check_allowed(&Policy::default()).unwrap();
+}
+
+/// The digest a preview answers: SHA-256 of the plan's canonical rendering, built by the
+/// service from these plans. Stable (no clock, no map order; pinned here so that a preview
+/// made before an upgrade is still confirmed after it), and changed by anything the plan
+/// would do differently.
+fn digest(hosts: &[&Host], winner: &Host) -> String {
+    let (group, inv) = group_of(Topology::Bidirectional, hosts, Policy::default());
+    let manual = ConflictStrategy::Manual;
+    let r = plan_resolution(
+        &group,
+        &inv,
+        "vm1",
+        manual,
+        Some(winner.id()),
+        false,
+        hours(100),
+    )
+    .unwrap();
+    let systems: HashMap<Uuid, &System> = inv.iter().map(|i| (i.system.id, &i.system)).collect();
+    let losers = r
+        .losers
+        .iter()
+        .map(|l| loser_plan(l, &systems, &group).unwrap())
+        .collect();
+    ResolutionPlan {
+        conflict_id: Uuid::from_u128(7),
+        strategy: manual,
+        winner_system_id: r.winner,
+        losers,
+        destructive: r.destructive,
+        digest: String::new(),
+        refused: None,
+        applied: false,
+    }
+    .compute_digest()
+}
+
+#[test]
+fn the_digest_is_stable_and_changes_with_the_inventory() {
+    let (a, b, c) = diverged();
+    let first = digest(&[&a, &b], &a);
+    expect!["41a4dc6e39d670e495dfa8973b8bd8286677468cfefed0165bec3778e0fd73c8"].assert_eq(&first);
+    assert_eq!(digest(&[&b, &a], &a), first, "input order does not matter");
+    // A new snapshot on the loser: the rollback would destroy one more.
+    let b_later = b.clone().snaps("pool/vm1", &[("w", 6)]);
+    assert_ne!(digest(&[&a, &b_later], &a), first);
+    // Another winner changes it; C, on A's line, only receives by the normal plan: it is no
+    // loser, so the resolution (and its digest) is the same.
+    assert_ne!(digest(&[&a, &b], &b), first);
+    assert_eq!(digest(&[&a, &b, &c], &a), first);
 }
