@@ -996,7 +996,7 @@ async fn groups_are_validated_as_a_whole() {
         (
             json!({"name": "x", "conflict_strategy": "coin"}),
             expect![[
-                r#"422 invalid_input [conflict_strategy] conflict_strategy: unknown strategy "coin"; expected use_newest, use_largest, use_majority, manual or ignore"#
+                r#"422 invalid_input [conflict_strategy] conflict_strategy: unknown strategy "coin"; expected use_newest, use_largest, use_majority, manual, ignore or keep_both"#
             ]],
         ),
         (

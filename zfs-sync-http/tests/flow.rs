@@ -597,7 +597,7 @@ async fn conflicts_are_listed_and_resolutions_refused_without_allow_destructive(
         &format!("/api/v1/conflicts/{id}/resolve"),
         Some(&h.admin),
         Some(json!({"strategy": "coin"})),
-        expect![[r#"422 invalid_input [strategy] strategy: unknown strategy "coin"; expected use_newest, use_largest, use_majority, manual or ignore"#]],
+        expect![[r#"422 invalid_input [strategy] strategy: unknown strategy "coin"; expected use_newest, use_largest, use_majority, manual, ignore or keep_both"#]],
     )
     .await;
     let r = h
@@ -616,24 +616,197 @@ async fn conflicts_are_listed_and_resolutions_refused_without_allow_destructive(
     let loser = &r.body["losers"][0];
     assert_eq!(loser["rollback_to"], "tank/db@base");
     assert_eq!(loser["destroys"], json!(["tank/db@w1"]));
-    // With allow_destructive the same plan is recorded.
+    // With allow_destructive the same plan still needs a confirmed preview. (Changed on
+    // purpose by issue 13: allow_destructive alone used to record it.)
     h.admin(
         "PUT",
         &format!("/api/v1/sync-groups/{gid}"),
         Some(json!({"allow_destructive": true})),
     )
     .await;
-    let r = h
+    let resolve = format!("/api/v1/conflicts/{id}/resolve");
+    let legacy = h
         .admin(
             "POST",
-            &format!("/api/v1/conflicts/{id}/resolve"),
+            &resolve,
             Some(json!({"strategy": "manual", "winner_system_id": e})),
         )
         .await;
+    assert_eq!(legacy.status, 409, "{legacy:?}");
+    let msg = legacy.body.to_string();
+    assert!(
+        msg.contains("dry_run") && msg.contains("confirm") && msg.contains("tank/db@base"),
+        "{msg}"
+    );
+    let preview = h
+        .admin(
+            "POST",
+            &resolve,
+            Some(json!({"strategy": "manual", "winner_system_id": e, "dry_run": true})),
+        )
+        .await;
+    assert_eq!(preview.status, 200, "{preview:?}");
+    assert_eq!(preview.body["applied"], false);
+    assert_eq!(preview.body["destructive"], true);
+    let loser = &preview.body["losers"][0];
+    assert_eq!(loser["discards_writes_since"], "tank/db@base");
+    assert!(
+        loser["discards"]
+            .as_str()
+            .is_some_and(|d| d.contains("every write to tank/db since tank/db@base")),
+        "{loser}"
+    );
+    let digest = preview.body["digest"].as_str().unwrap().to_string();
+    assert_eq!(digest.len(), 64);
+    let wrong = h
+        .admin(
+            "POST",
+            &resolve,
+            Some(json!({"strategy": "manual", "winner_system_id": e, "confirm": "beef"})),
+        )
+        .await;
+    assert_eq!(wrong.status, 409, "{wrong:?}");
+    assert!(
+        wrong.body.to_string().contains("changed since the preview"),
+        "{wrong:?}"
+    );
+    let r = h
+        .admin(
+            "POST",
+            &resolve,
+            Some(json!({"strategy": "manual", "winner_system_id": e, "confirm": digest})),
+        )
+        .await;
     assert_eq!(r.body["applied"], true, "{r:?}");
+    assert_eq!(r.body["digest"], json!(digest));
     for c in r.body["losers"][0]["commands"].as_array().unwrap() {
         check_command(c["command"].as_str().unwrap(), &c["argv"]);
     }
+}
+
+/// In a hub-and-spoke group the hub does not lose without `override_hub` (409 naming the
+/// flag); `keep_both` renames the loser aside and applies without a preview.
+#[tokio::test]
+async fn the_hub_is_protected_and_keep_both_needs_no_confirm() {
+    let h = harness().await;
+    let (gid, e, w) = conflicted(&h).await;
+    let g = h
+        .admin(
+            "PUT",
+            &format!("/api/v1/sync-groups/{gid}"),
+            Some(json!({"directional": true, "hub_system_id": w, "allow_destructive": true})),
+        )
+        .await;
+    assert_eq!(g.status, 200, "{g:?}");
+    let list = h
+        .admin("GET", &format!("/api/v1/conflicts/{gid}"), None)
+        .await;
+    let id = list.body[0]["id"].as_str().unwrap().to_string();
+    let resolve = format!("/api/v1/conflicts/{id}/resolve");
+    let r = h
+        .admin(
+            "POST",
+            &resolve,
+            Some(json!({"strategy": "manual", "winner_system_id": e, "dry_run": true})),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{r:?}");
+    let msg = r.body.to_string();
+    assert!(
+        msg.contains("override_hub") && msg.contains(&w.to_string()),
+        "{msg}"
+    );
+    let r = h
+        .admin(
+            "POST",
+            &resolve,
+            Some(json!({"strategy": "manual", "winner_system_id": e, "dry_run": true, "override_hub": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["losers"][0]["system_id"], json!(w));
+    // keep_both: the hub wins by default, nothing is destroyed, no preview needed.
+    let r = h
+        .admin("POST", &resolve, Some(json!({"strategy": "keep_both"})))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["applied"], true, "{r:?}");
+    assert_eq!(r.body["destructive"], false);
+    assert_eq!(r.body["winner_system_id"], json!(w));
+    let loser = &r.body["losers"][0];
+    assert_eq!(loser["system_id"], json!(e));
+    assert_eq!(loser["destroys"], json!([]));
+    let renamed = loser["rename_to"].as_str().unwrap();
+    assert!(renamed.starts_with("tank/db.zfs-sync-"), "{renamed}");
+    assert_eq!(
+        loser["commands"][0]["argv"],
+        json!([["zfs", "rename", "tank/db", renamed]])
+    );
+    for c in loser["commands"].as_array().unwrap() {
+        check_command(c["command"].as_str().unwrap(), &c["argv"]);
+    }
+}
+
+/// An orphaned target holds the only copy of its history: a plan that destroys it is a 409
+/// naming the snapshots and pointing at `keep_both`, even with `allow_destructive`, preview
+/// or not; `keep_both` moves it aside instead.
+#[tokio::test]
+async fn the_only_copy_of_a_history_is_never_destroyed() {
+    let h = harness().await;
+    let (src, ks) = h.register("src").await;
+    let (dst, kd) = h.register("dst").await;
+    let g = h
+        .admin(
+            "POST",
+            "/api/v1/sync-groups",
+            Some(
+                json!({"name": "orphan", "system_ids": [src, dst], "directional": true,
+                        "hub_system_id": src, "allow_destructive": true}),
+            ),
+        )
+        .await;
+    let gid = g.body["id"].as_str().unwrap().to_string();
+    h.report(&ks, json!([snap("tank", "db", "new", 10, 5, 5)]))
+        .await;
+    h.report(&kd, json!([snap("tank", "db", "old", 20, 2, 2)]))
+        .await;
+    h.admin("POST", &format!("/api/v1/sync/{gid}/check"), None)
+        .await;
+    let list = h
+        .admin("GET", &format!("/api/v1/conflicts/{gid}"), None)
+        .await;
+    assert_eq!(list.body[0]["conflict_type"], "orphaned", "{list:?}");
+    let resolve = format!(
+        "/api/v1/conflicts/{}/resolve",
+        list.body[0]["id"].as_str().unwrap()
+    );
+    for dry_run in [true, false] {
+        let r = h
+            .admin(
+                "POST",
+                &resolve,
+                Some(json!({"strategy": "manual", "winner_system_id": src, "dry_run": dry_run})),
+            )
+            .await;
+        assert_error(&r, 409);
+        let msg = r.body.to_string();
+        assert!(
+            msg.contains("only copy") && msg.contains("tank/db@old") && msg.contains("keep_both"),
+            "{msg}"
+        );
+    }
+    let r = h
+        .admin("POST", &resolve, Some(json!({"strategy": "keep_both"})))
+        .await;
+    assert_eq!(r.body["applied"], true, "{r:?}");
+    let loser = &r.body["losers"][0];
+    assert_eq!(loser["system_id"], json!(dst));
+    assert_eq!(loser["commands"][0]["argv"][0][1], "rename");
+    assert_eq!(
+        loser["commands"][1]["system_id"],
+        json!(src),
+        "then the hub sends in full"
+    );
 }
 
 #[derive(Clone, Copy, Debug)]

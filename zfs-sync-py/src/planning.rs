@@ -498,11 +498,14 @@ pub(crate) fn build_plan(
 
 /// Plans the resolution of the conflicts of one logical dataset from inventories, without a
 /// store: which history wins (`strategy`: `use_newest`, `use_largest`, `use_majority`,
-/// `manual` with `winner`, `ignore`) and, for each loser, exactly what its rollback destroys
-/// and the commands to run. A plan that destroys snapshots when the group does not set
-/// `allow_destructive` comes back with `refused` set.
+/// `manual` with `winner`, `keep_both`, `ignore`) and, for each loser, exactly what its
+/// rollback destroys and discards (or its rename aside) and the commands to run. A plan that
+/// destroys snapshots when the group does not set `allow_destructive` comes back with
+/// `refused` set; one that makes the hub a loser without `override_hub`, or destroys the
+/// only copy of a snapshot, raises `ConflictError`.
 #[pyfunction]
-#[pyo3(signature = (group, inventories, dataset, strategy, winner=None, now=None))]
+#[pyo3(signature = (group, inventories, dataset, strategy, winner=None, now=None, *, override_hub=false))]
+#[allow(clippy::too_many_arguments)]
 pub fn resolve<'py>(
     py: Python<'py>,
     group: &Bound<'py, PySyncGroup>,
@@ -511,6 +514,7 @@ pub fn resolve<'py>(
     strategy: &str,
     winner: Option<&Bound<'py, PyAny>>,
     now: Option<&Bound<'py, PyAny>>,
+    override_hub: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let group = group.get();
     let now = opt_datetime(now, "now")?.unwrap_or_else(crate::convert::now);
@@ -526,7 +530,15 @@ pub fn resolve<'py>(
     let group_inner = group.inner.clone();
     let dataset = dataset.to_string();
     let resolved = py.detach(move || -> zfs_sync::Result<Value> {
-        let resolution = plan_resolution(&group_inner, &invs, &dataset, strategy, winner, now)?;
+        let resolution = plan_resolution(
+            &group_inner,
+            &invs,
+            &dataset,
+            strategy,
+            winner,
+            override_hub,
+            now,
+        )?;
         let systems: HashMap<Uuid, &System> =
             invs.iter().map(|i| (i.system.id, &i.system)).collect();
         let losers = resolution

@@ -8,7 +8,9 @@ use pyo3::prelude::*;
 use uuid::Uuid;
 use zfs_sync::model::{ConflictStrategy, JobFilter, JobStatus, Member, SnapshotQuery, SyncGroup};
 use zfs_sync::service::reporting::{self};
-use zfs_sync::service::sync::{SyncService, SyncSettings, Take, job_outcome, load_inventories};
+use zfs_sync::service::sync::{
+    ResolveRequest, SyncService, SyncSettings, Take, job_outcome, load_inventories,
+};
 use zfs_sync::service::{auth, groups, health, systems};
 use zfs_sync::store::Store;
 
@@ -623,16 +625,23 @@ impl PyWitness {
     }
 
     /// Plans the resolution of a stored conflict with `strategy` (`use_newest`,
-    /// `use_largest`, `use_majority`, `manual` with `winner_system_id`, `ignore`) and, unless
-    /// refused, records it. Returns the plan as a dict (`losers`, their `destroys` and
-    /// `commands`, `refused`).
-    #[pyo3(signature = (conflict_id, strategy, winner_system_id=None, *, now=None))]
+    /// `use_largest`, `use_majority`, `manual` with `winner_system_id`, `keep_both`,
+    /// `ignore`) and, unless refused or `dry_run`, records it. Returns the plan as a dict
+    /// (`losers`, their `destroys`, `discards_writes_since`, `rename_to` and `commands`,
+    /// `destructive`, `digest`, `refused`, `applied`). A destructive plan is applied only
+    /// with `confirm` equal to the `digest` of a `dry_run` preview; `override_hub` lets the
+    /// hub of a hub-and-spoke group lose. `ConflictError` otherwise.
+    #[pyo3(signature = (conflict_id, strategy, winner_system_id=None, *, override_hub=false, dry_run=false, confirm=None, now=None))]
+    #[allow(clippy::too_many_arguments)]
     fn resolve_conflict<'py>(
         &self,
         py: Python<'py>,
         conflict_id: &Bound<'py, PyAny>,
         strategy: &str,
         winner_system_id: Option<&Bound<'py, PyAny>>,
+        override_hub: bool,
+        dry_run: bool,
+        confirm: Option<String>,
         now: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id = uuid(conflict_id, "conflict_id")?;
@@ -644,7 +653,13 @@ impl PyWitness {
         let now = now_or(now)?;
         let sync = self.sync.clone();
         let plan = block_on(py, async move {
-            sync.resolve_conflict(id, strategy, winner, now).await
+            let request = ResolveRequest {
+                winner_system_id: winner,
+                override_hub,
+                dry_run,
+                confirm,
+            };
+            sync.resolve_conflict(id, strategy, request, now).await
         })?;
         to_py(py, &plan)
     }

@@ -258,6 +258,38 @@ def test_instructions_and_job_results(server: Server) -> None:
         a.report_job(uuid.uuid4(), "succeeded")
 
 
+def test_resolve_conflict_previews_then_confirms(server: Server) -> None:
+    a = register(server, "client-resolve-a")
+    b = register(server, "client-resolve-b")
+    a.report_inventory([snap("tank/vm1@s0", 600, 1, 0), snap("tank/vm1@s1", 601, 2, 1)])
+    b.report_inventory([snap("tank/vm1@s0", 600, 1, 0), snap("tank/vm1@s9", 699, 2, 2)])
+    admin = server.admin()
+    group = admin.request(
+        "POST",
+        "/sync-groups",
+        {
+            "name": "client-resolve",
+            "system_ids": [a.system_id, b.system_id],
+            "directional": True,
+            "hub_system_id": a.system_id,
+            "allow_destructive": True,
+        },
+    )
+    admin.request("POST", f"/sync/{group['id']}/check")
+    [conflict] = admin.request("GET", f"/conflicts/{group['id']}")
+    with pytest.raises(ConflictError, match="override_hub"):
+        admin.resolve_conflict(conflict["id"], "manual", b.system_id, dry_run=True)
+    with pytest.raises(ConflictError, match="dry_run"):
+        admin.resolve_conflict(conflict["id"], "manual", a.system_id)
+    preview = admin.resolve_conflict(conflict["id"], "manual", a.system_id, dry_run=True)
+    assert preview["applied"] is False and preview["destructive"] is True
+    assert preview["losers"][0]["discards_writes_since"] == "tank/vm1@s0"
+    with pytest.raises(ConflictError, match="preview again"):
+        admin.resolve_conflict(conflict["id"], "manual", a.system_id, confirm="f" * 64)
+    done = admin.resolve_conflict(conflict["id"], "manual", a.system_id, confirm=preview["digest"])
+    assert done["applied"] is True
+
+
 def test_client_side_validation_sends_nothing(server: Server) -> None:
     host = register(server, "client-local-checks")
     with pytest.raises(ValidationError) as info:

@@ -381,13 +381,47 @@ def test_conflicts_are_recorded_and_resolved(witness: Witness) -> None:
     assert conflict["kind"] == "diverged" and conflict["status"] == "open"
     with pytest.raises(ValidationError):
         witness.resolve_conflict(conflict["id"], "coin_flip")
-    resolution = witness.resolve_conflict(conflict["id"], "manual", a, now=NOW)
+    # A destructive plan needs a confirmed preview, allow_destructive alone is not enough
+    # (changed on purpose by issue 13).
+    with pytest.raises(ConflictError, match="dry_run"):
+        witness.resolve_conflict(conflict["id"], "manual", a, now=NOW)
+    preview = witness.resolve_conflict(conflict["id"], "manual", a, dry_run=True, now=NOW)
+    assert preview["applied"] is False and preview["destructive"] is True
+    assert preview["losers"][0]["discards_writes_since"] == "tank/vm1@s1"
+    assert "every write to tank/vm1" in preview["losers"][0]["discards"]
+    assert witness.conflicts(g)[0]["status"] == "open"
+    with pytest.raises(ConflictError, match="changed since the preview"):
+        witness.resolve_conflict(conflict["id"], "manual", a, confirm="0" * 64, now=NOW)
+    resolution = witness.resolve_conflict(conflict["id"], "manual", a, confirm=preview["digest"], now=NOW)
+    assert resolution["applied"] is True and resolution["digest"] == preview["digest"]
     assert resolution["winner_system_id"] == str(a.id)
     assert resolution["refused"] is None
     [loser] = resolution["losers"]
     assert loser["system_id"] == str(b.id)
     assert "s2" in str(loser["destroys"])
     assert witness.conflicts(g) == []
+
+
+def test_the_hub_is_protected_and_keep_both_renames_aside(witness: Witness) -> None:
+    hub, b = System("hub"), System("backup")
+    for s in (hub, b):
+        witness.register_system(s)
+    witness.report_snapshots(hub, history("tank", 2), now=NOW)
+    theirs = history("tank", 2)[:1] + [snap("tank/vm1@s9", 778, 3, 5)]
+    witness.report_snapshots(b, theirs, now=NOW)
+    g = witness.create_group(SyncGroup("g", [hub, b], directional=True, hub_system_id=hub, policy=Policy(allow_destructive=True)))
+    witness.check_group(g, now=NOW)
+    [conflict] = witness.conflicts(g)
+    with pytest.raises(ConflictError, match="override_hub"):
+        witness.resolve_conflict(conflict["id"], "manual", b, dry_run=True, now=NOW)
+    preview = witness.resolve_conflict(conflict["id"], "manual", b, override_hub=True, dry_run=True, now=NOW)
+    assert preview["losers"][0]["system_id"] == str(hub.id)
+    kept = witness.resolve_conflict(conflict["id"], "keep_both", now=NOW)
+    assert kept["applied"] is True and kept["destructive"] is False
+    [loser] = kept["losers"]
+    assert loser["system_id"] == str(b.id) and loser["destroys"] == []
+    assert loser["rename_to"].startswith("tank/vm1.zfs-sync-")
+    assert loser["commands"][0]["command"]["argv"] == [["zfs", "rename", "tank/vm1", loser["rename_to"]]]
     assert witness.conflicts(g, include_closed=True)[0]["status"] == "resolved"
 
 

@@ -5,7 +5,7 @@ Follow-up behaviour is checked the same way: after a report, the instructions se
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
@@ -89,6 +89,13 @@ def native_world() -> World:
         "resolve: winner does not exist": lambda: w.resolve_conflict(GHOST, "manual", GHOST),
         "resolve: unknown strategy": lambda: w.resolve_conflict(GHOST, "coin_flip"),  # type: ignore[arg-type]
         "resolve: conflict does not exist": lambda: w.resolve_conflict(GHOST, "use_newest"),
+        "resolve: keep_both of a missing conflict": lambda: w.resolve_conflict(GHOST, "keep_both"),
+        "resolve: the hub loses without override_hub": lambda: w.resolve_conflict(
+            native_conflict(w, ida, idb, idg), "manual", idb, dry_run=True
+        ),
+        "resolve: the hub loses with override_hub (preview)": lambda: w.resolve_conflict(
+            native_conflict(w, ida, idb, idg), "manual", idb, override_hub=True, dry_run=True
+        ),
         "delete system: does not exist": lambda: w.delete_system(GHOST),
         "heartbeat: by hostname": lambda: w.heartbeat("hub-a"),
         "heartbeat: unknown hostname": lambda: w.heartbeat("nowhere.example"),
@@ -99,6 +106,20 @@ def native_world() -> World:
         "resume token: unknown hostname": lambda: w.set_resume_token("nowhere.example", "tank/vm1", None),
     }
     return World(ida, idb, idg, run)
+
+
+# The diverged histories behind the resolve cases: the hub and the spoke both advanced
+# after s0. Created once per world, on first use.
+_CONFLICTS: Dict[str, str] = {}
+
+
+def native_conflict(w: Witness, a: str, b: str, g: str) -> str:
+    if g not in _CONFLICTS:
+        w.report_snapshots(a, [snap("tank/vm1@s0", 100, 1, 0), snap("tank/vm1@s1", 101, 2, 1)], now=NOW)
+        w.report_snapshots(b, [snap("tank/vm1@s0", 100, 1, 0), snap("tank/vm1@s9", 999, 2, 2)], now=NOW)
+        w.check_group(g, now=NOW)
+        _CONFLICTS[g] = str(w.conflicts(g)[0]["id"])
+    return _CONFLICTS[g]
 
 
 def with_members(g: SyncGroup, system_ids: List[str]) -> SyncGroup:
@@ -130,6 +151,19 @@ def http_world(server: Server) -> World:  # noqa: F811
 
     def update_group() -> Any:
         return admin.request("PUT", f"/sync-groups/{g}", {"system_ids": [a, b, GHOST]})
+
+    def http_conflict() -> str:
+        if g not in _CONFLICTS:
+
+            def at(name: str, guid: int, hours: int) -> Dict[str, Any]:
+                ts = (NOW.replace(hour=0) + timedelta(hours=hours)).isoformat()
+                return {"name": f"tank/vm1@{name}", "timestamp": ts, "guid": str(guid)}
+
+            admin.request("POST", "/snapshots/batch", [at("s0", 100, 0), at("s1", 101, 1)], query={"system_id": a})
+            admin.request("POST", "/snapshots/batch", [at("s0", 100, 0), at("s9", 999, 2)], query={"system_id": b})
+            admin.request("POST", f"/sync/{g}/check")
+            _CONFLICTS[g] = str(admin.request("GET", f"/conflicts/{g}")[0]["id"])
+        return _CONFLICTS[g]
 
     item = {"name": "tank/a@s", "timestamp": "2026-11-01T00:00:00Z", "guid": "1"}
     run: Dict[str, Callable[[], Any]] = {
@@ -183,6 +217,19 @@ def http_world(server: Server) -> World:  # noqa: F811
         "resolve: conflict does not exist": lambda: admin.request(
             "POST", f"/conflicts/{GHOST}/resolve", {"strategy": "use_newest"}
         ),
+        "resolve: keep_both of a missing conflict": lambda: admin.request(
+            "POST", f"/conflicts/{GHOST}/resolve", {"strategy": "keep_both"}
+        ),
+        "resolve: the hub loses without override_hub": lambda: admin.request(
+            "POST",
+            f"/conflicts/{http_conflict()}/resolve",
+            {"strategy": "manual", "winner_system_id": b, "dry_run": True},
+        ),
+        "resolve: the hub loses with override_hub (preview)": lambda: admin.request(
+            "POST",
+            f"/conflicts/{http_conflict()}/resolve",
+            {"strategy": "manual", "winner_system_id": b, "dry_run": True, "override_hub": True},
+        ),
         "delete system: does not exist": lambda: admin.request("DELETE", f"/systems/{GHOST}"),
         "heartbeat: by hostname": lambda: admin.request("POST", f"/systems/hub-a-{tag}/heartbeat"),
         "heartbeat: unknown hostname": lambda: admin.request("POST", "/systems/nowhere.example/heartbeat"),
@@ -222,6 +269,11 @@ CASES: Dict[str, Tuple[str, Optional[str]]] = {
     "resolve: winner does not exist": ("MissingReferenceError", "winner_system_id"),
     "resolve: unknown strategy": ("ValidationError", "strategy"),
     "resolve: conflict does not exist": ("NotFoundError", None),
+    # Safe resolutions (issue 13): keep_both is a strategy; the hub loses only with
+    # override_hub.
+    "resolve: keep_both of a missing conflict": ("NotFoundError", None),
+    "resolve: the hub loses without override_hub": ("ConflictError", None),
+    "resolve: the hub loses with override_hub (preview)": ("ok", None),
     "delete system: does not exist": ("NotFoundError", None),
     # Systems named by hostname where the HTTP path takes `{system_id}` (issue 13).
     "heartbeat: by hostname": ("ok", None),

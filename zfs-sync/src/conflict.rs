@@ -3,10 +3,25 @@
 //! the snapshots that destroys, then receive the winner's snapshots.
 //!
 //! Nothing here ever relies on `zfs receive -F`: the rollback is its own step, and the plan
-//! says what it destroys. Whether a destructive plan may run is the caller's decision
-//! ([`Resolution::check_allowed`] against the group's `allow_destructive`).
+//! says what it destroys and that every write since the rollback point is lost. Whether a
+//! destructive plan may run is the caller's decision ([`Resolution::check_allowed`] against
+//! the group's `allow_destructive`, plus a confirmed preview in the service).
+//!
+//! Two rules are the planner's own and refuse a plan outright (`Error::Conflict`):
+//! - in a hub-and-spoke group the hub is never a loser unless the request says
+//!   `override_hub`;
+//! - a loser's whole history (an orphaned loser: no snapshot in common with the winner, so
+//!   every snapshot and the dataset go) is destroyed only when each of its snapshots is
+//!   still held after the plan by some member (by GUID; by name and creation when a report
+//!   carries no GUID): the only copy of a history is never destroyed, not even when two
+//!   backups hold it and both would lose it. The non-destructive strategy `keep_both`
+//!   renames the loser's dataset aside (`<dataset>.zfs-sync-<YYYYMMDD>`) and receives the
+//!   winner's history in its place. A rollback's diverged tail is not a whole history: it is
+//!   discarded only with `allow_destructive` and a confirmed preview (and never the hub's
+//!   without `override_hub`).
 
 use std::cmp::Reverse;
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -33,12 +48,35 @@ pub struct LoserResolution {
     /// Exactly the loser's snapshots the rollback destroys (all newer than `rollback_to`, or
     /// all of them), oldest first.
     pub destroys: Vec<ShortName>,
+    /// A rollback discards every write to `dataset` since this snapshot (the same as
+    /// `rollback_to`); `None` when nothing is rolled back.
+    pub discards_writes_since: Option<ShortName>,
+    /// `keep_both`: `zfs rename dataset rename_to` before the winner's history is received
+    /// as a full stream into `dataset`. Nothing is destroyed.
+    pub rename_to: Option<DatasetName>,
     /// The winner's wanted snapshots after the rollback, `None` when there is nothing to
     /// send. After an orphaned resolution (every snapshot destroyed) this is a full stream;
     /// ZFS receives a full stream only into a dataset that does not exist (or with `-F`,
     /// which zfs-sync never emits by default), so the caller must also destroy the now
     /// snapshot-less dataset, explicitly, as part of this destructive plan.
     pub transfer: Option<Transfer>,
+}
+
+impl LoserResolution {
+    /// What the loser's steps discard, in words; `None` when they discard nothing.
+    pub fn discards(&self) -> Option<String> {
+        let ds = &self.dataset;
+        let n = self.destroys.len();
+        match (&self.discards_writes_since, n) {
+            (Some(since), _) => Some(format!(
+                "rolling back {ds} to {ds}@{since} destroys {n} snapshot(s) and discards every write to {ds} since {ds}@{since}"
+            )),
+            (None, 0) => None,
+            (None, _) => Some(format!(
+                "destroys all {n} snapshot(s) of {ds} and the dataset itself, with every write to it"
+            )),
+        }
+    }
 }
 
 /// A conflict resolution for one logical dataset.
@@ -51,7 +89,7 @@ pub struct Resolution {
     /// Ordered by system id. Members behind the winner are not losers: they only receive,
     /// by the normal plan.
     pub losers: Vec<LoserResolution>,
-    /// Some loser destroys snapshots.
+    /// Some loser destroys snapshots or discards writes (a rollback).
     pub destructive: bool,
 }
 
@@ -97,22 +135,35 @@ impl Resolution {
 /// snapshot is the newest; `use_largest`: the largest `referenced` of the newest snapshot
 /// (ties: newest); `use_majority`: the history compatible with most members (a member is
 /// compatible when one of the two histories extends the other; ties: newest); remaining ties
-/// go to the lowest system id. `manual` needs `winner`; the other strategies refuse one.
-/// `ignore` plans nothing. Every member that cannot simply receive from the winner (orphaned,
-/// diverged, or ahead of it) is a loser.
+/// go to the lowest system id. `manual` needs `winner`; `keep_both` takes one (without it:
+/// the hub in a hub-and-spoke group, else the history with the newest snapshot); the other
+/// strategies refuse one. `ignore` plans nothing. Every member that cannot simply receive
+/// from the winner (orphaned, diverged, or ahead of it) is a loser: it is rolled back (or,
+/// orphaned, emptied) and receives, or with `keep_both` its dataset is renamed aside to
+/// `<dataset>.zfs-sync-<YYYYMMDD>` (`now`'s date) and receives the winner's history in full.
+///
+/// Refused (`Error::Conflict`, nothing planned) when the hub would be a loser without
+/// `override_hub`, and when an orphaned loser's history would be destroyed while a snapshot
+/// of it is left on no member (see the module documentation).
 pub fn plan_resolution(
     group: &SyncGroup,
     inventories: &[MemberInventory],
     dataset: &str,
     strategy: ConflictStrategy,
     winner: Option<Uuid>,
+    override_hub: bool,
     now: DateTime<Utc>,
 ) -> Result<Resolution> {
     let wanted = Wanted::new(&group.policy, now)?;
-    if winner.is_some() && strategy != ConflictStrategy::Manual {
+    if winner.is_some()
+        && !matches!(
+            strategy,
+            ConflictStrategy::Manual | ConflictStrategy::KeepBoth
+        )
+    {
         return Err(Error::invalid(
             "winner_system_id",
-            "is only taken by the manual strategy",
+            "is only taken by the manual and keep_both strategies",
         ));
     }
     let fleet = FleetIndex::build(&group.members, inventories);
@@ -130,11 +181,16 @@ pub fn plan_resolution(
     };
 
     let newest = |h: &History<'_>| h.snapshots.last().map_or(i64::MIN, |s| s.creation);
-    let w: &History<'_> = match strategy {
-        ConflictStrategy::Ignore => return Ok(resolution),
-        ConflictStrategy::Manual => {
-            let id =
-                winner.ok_or_else(|| Error::conflict("manual strategy needs winner_system_id"))?;
+    let hub_holds = group
+        .hub()
+        .filter(|hub| holders.iter().any(|h| h.system_id == *hub));
+    let named = match (strategy, winner) {
+        (ConflictStrategy::KeepBoth, None) => hub_holds,
+        _ => winner,
+    };
+    let w: &History<'_> = match (strategy, named) {
+        (ConflictStrategy::Ignore, _) => return Ok(resolution),
+        (ConflictStrategy::Manual | ConflictStrategy::KeepBoth, Some(id)) => {
             if fleet.member_index(id).is_none() {
                 return Err(Error::invalid(
                     "winner_system_id",
@@ -148,18 +204,21 @@ pub fn plan_resolution(
                 )
             })?
         }
-        ConflictStrategy::UseNewest => *holders
+        (ConflictStrategy::Manual, None) => {
+            return Err(Error::conflict("manual strategy needs winner_system_id"));
+        }
+        (ConflictStrategy::UseNewest | ConflictStrategy::KeepBoth, _) => *holders
             .iter()
             .max_by_key(|h| (newest(h), Reverse(h.system_id)))
             .ok_or_else(|| Error::not_found("dataset", dataset))?,
-        ConflictStrategy::UseLargest => *holders
+        (ConflictStrategy::UseLargest, _) => *holders
             .iter()
             .max_by_key(|h| {
                 let referenced = h.snapshots.last().map_or(0, |s| s.snapshot.referenced);
                 (referenced, newest(h), Reverse(h.system_id))
             })
             .ok_or_else(|| Error::not_found("dataset", dataset))?,
-        ConflictStrategy::UseMajority => {
+        (ConflictStrategy::UseMajority, _) => {
             let compatible = |a: &History<'_>, b: &History<'_>| {
                 compare(a, b).source_extends_target(b.len())
                     || compare(b, a).source_extends_target(a.len())
@@ -188,12 +247,27 @@ pub fn plan_resolution(
     resolution.winner = Some(w.system_id);
     let w_flags: Vec<bool> = w.snapshots.iter().map(|s| wanted.wanted(s)).collect();
 
+    let keep_both = strategy == ConflictStrategy::KeepBoth;
     for loser in holders.iter().filter(|h| h.system_id != w.system_id) {
         let cmp = compare(w, loser);
         if pair_blocker(&cmp, loser.len()).is_none() {
             continue;
         }
-        let keep = cmp.fork.map_or(0, |f| f.target as usize + 1);
+        if let Some(hub) = group.hub()
+            && hub == loser.system_id
+            && !override_hub
+        {
+            return Err(Error::conflict(format!(
+                "resolving {dataset:?} with {} makes the hub {hub} ({}) a loser; the hub's history is kept unless the request sets override_hub: true",
+                strategy.as_str(),
+                loser.dataset
+            )));
+        }
+        let keep = if keep_both {
+            0
+        } else {
+            cmp.fork.map_or(0, |f| f.target as usize + 1)
+        };
         let rolled_back = History::new(
             loser.system_id,
             loser.dataset.clone(),
@@ -217,18 +291,92 @@ pub fn plan_resolution(
             };
             build_transfer(group, dataset, w, target, start, &to_send)
         });
-        let destroys: Vec<ShortName> = loser.snapshots[keep..]
-            .iter()
-            .map(|s| s.short_name())
-            .collect();
-        resolution.destructive |= !destroys.is_empty();
+        let (destroys, rollback_to, rename_to) = if keep_both {
+            let aside = renamed_aside(&loser.dataset, now)?;
+            let taken = inventories
+                .iter()
+                .filter(|i| i.system.id == loser.system_id)
+                .flat_map(|i| &i.snapshots)
+                .any(|s| s.dataset_name() == aside.as_str());
+            if taken {
+                return Err(Error::conflict(format!(
+                    "keep_both cannot rename {} aside on {}: {aside} already exists",
+                    loser.dataset, loser.system_id
+                )));
+            }
+            (Vec::new(), None, Some(aside))
+        } else {
+            let destroys: Vec<ShortName> = loser.snapshots[keep..]
+                .iter()
+                .map(|s| s.short_name())
+                .collect();
+            let rollback_to = cmp.fork.map(|f| loser.at(f.target).short_name());
+            (destroys, rollback_to, None)
+        };
+        resolution.destructive |= !destroys.is_empty() || rollback_to.is_some();
         resolution.losers.push(LoserResolution {
             system_id: loser.system_id,
             dataset: loser.dataset.clone(),
-            rollback_to: cmp.fork.map(|f| loser.at(f.target).short_name()),
+            discards_writes_since: rollback_to.clone(),
+            rollback_to,
             destroys,
+            rename_to,
             transfer,
         });
     }
+    check_no_only_copy(&resolution, &holders)?;
     Ok(resolution)
+}
+
+/// `<dataset>.zfs-sync-<YYYYMMDD>`, validated as a ZFS name.
+fn renamed_aside(dataset: &DatasetName, now: DateTime<Utc>) -> Result<DatasetName> {
+    let name = format!("{dataset}.zfs-sync-{}", now.format("%Y%m%d"));
+    DatasetName::parse(&name)
+        .map_err(|e| Error::conflict(format!("keep_both cannot rename {dataset} aside: {e}")))
+}
+
+/// A snapshot's identity across members: its GUID, or its name and creation time when the
+/// report carries no GUID.
+fn identity<'a>(s: &crate::compare::SnapView<'a>) -> (Option<u64>, Option<(&'a str, i64)>) {
+    match s.guid() {
+        Some(g) => (Some(g), None),
+        None => (None, Some((s.name(), s.creation))),
+    }
+}
+
+/// Refuses a resolution that destroys a loser's whole history (orphaned: no rollback point)
+/// when one of its snapshots would be left on no member.
+fn check_no_only_copy(resolution: &Resolution, holders: &[&History<'_>]) -> Result<()> {
+    let kept_len = |h: &History<'_>| {
+        resolution
+            .losers
+            .iter()
+            .find(|l| l.system_id == h.system_id)
+            .map_or(h.len(), |l| h.len() - l.destroys.len())
+    };
+    let kept: HashSet<_> = holders
+        .iter()
+        .flat_map(|h| h.snapshots[..kept_len(h)].iter().map(identity))
+        .collect();
+    for l in resolution.losers.iter().filter(|l| l.rollback_to.is_none()) {
+        let Some(h) = holders.iter().find(|h| h.system_id == l.system_id) else {
+            continue;
+        };
+        let only: Vec<String> = h.snapshots[kept_len(h)..]
+            .iter()
+            .filter(|s| !kept.contains(&identity(s)))
+            .map(|s| format!("{}@{}", l.dataset, s.name()))
+            .collect();
+        if !only.is_empty() {
+            return Err(Error::conflict(format!(
+                "resolving {:?} with {} would destroy the only copy of {} snapshot(s) on {} ({}); use keep_both to rename that dataset aside instead",
+                resolution.dataset,
+                resolution.strategy.as_str(),
+                only.len(),
+                l.system_id,
+                only.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }

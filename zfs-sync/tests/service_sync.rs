@@ -9,7 +9,7 @@ use zfs_sync::model::{
     ConflictKind, ConflictStrategy, JobOutcome, JobStatus, Member, NewSnapshot, Policy,
     SyncStateFilter, SyncStatus, Topology, TransferKind, TransferMode,
 };
-use zfs_sync::service::sync::{Instructions, SyncService, SyncSettings};
+use zfs_sync::service::sync::{Instructions, ResolveRequest, SyncService, SyncSettings};
 use zfs_sync::store::Store;
 use zfs_sync::store::memory::InMemoryStore;
 use zfs_sync::testing::fixtures::{epoch, group, system};
@@ -459,7 +459,7 @@ async fn diverged_target_is_blocked_and_resolution_lists_what_it_destroys() {
 
     let refused = w
         .sync
-        .resolve_conflict(conflict, ConflictStrategy::Manual, Some(w.hub), now())
+        .resolve_conflict(conflict, ConflictStrategy::Manual, winner(w.hub), now())
         .await
         .unwrap();
     assert!(
@@ -476,21 +476,91 @@ async fn diverged_target_is_blocked_and_resolution_lists_what_it_destroys() {
     // Manual without a winner is an error.
     assert!(
         w.sync
-            .resolve_conflict(conflict, ConflictStrategy::Manual, None, now())
+            .resolve_conflict(
+                conflict,
+                ConflictStrategy::Manual,
+                ResolveRequest::default(),
+                now()
+            )
             .await
             .is_err()
     );
 }
 
+fn winner(id: Uuid) -> ResolveRequest {
+    ResolveRequest::winner(Some(id))
+}
+
+/// A destructive plan is applied only with `allow_destructive` AND the digest of a preview.
+/// (Changed on purpose by issue 13: `allow_destructive` alone used to apply it.)
 #[tokio::test]
-async fn allowed_resolution_rolls_back_then_sends() {
+async fn allowed_resolution_rolls_back_then_sends_after_a_confirmed_preview() {
     let (w, conflict) = diverged_world(true).await;
-    let plan = w
-        .sync
-        .resolve_conflict(conflict, ConflictStrategy::Manual, Some(w.hub), now())
-        .await
-        .unwrap();
-    assert!(plan.refused.is_none());
+    let resolve = |request: ResolveRequest| {
+        w.sync
+            .resolve_conflict(conflict, ConflictStrategy::Manual, request, now())
+    };
+    // The legacy shape: a destructive plan now asks for a preview.
+    let e = resolve(winner(w.hub)).await.unwrap_err();
+    assert!(matches!(e, zfs_sync::Error::Conflict { .. }), "{e}");
+    assert!(
+        e.to_string().contains("dry_run") && e.to_string().contains("confirm"),
+        "{e}"
+    );
+    let preview = resolve(ResolveRequest {
+        dry_run: true,
+        ..winner(w.hub)
+    })
+    .await
+    .unwrap();
+    assert!(preview.destructive && !preview.applied && preview.refused.is_none());
+    assert_eq!(preview.digest.len(), 64, "{}", preview.digest);
+    let loser = &preview.losers[0];
+    assert_eq!(
+        loser.discards_writes_since.as_deref(),
+        Some("backup/vm1@s1")
+    );
+    assert!(
+        loser
+            .discards
+            .as_deref()
+            .is_some_and(|d| d.contains("every write to backup/vm1 since backup/vm1@s1")),
+        "{:?}",
+        loser.discards
+    );
+    let c = w.store.get_conflict(conflict).await.unwrap().unwrap();
+    assert_eq!(
+        c.status,
+        zfs_sync::model::ConflictStatus::Open,
+        "a preview records nothing"
+    );
+    // The same preview twice has the same digest; a wrong digest is refused.
+    let again = resolve(ResolveRequest {
+        dry_run: true,
+        ..winner(w.hub)
+    })
+    .await
+    .unwrap();
+    assert_eq!(again.digest, preview.digest);
+    let e = resolve(ResolveRequest {
+        confirm: Some("0".repeat(64)),
+        ..winner(w.hub)
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, zfs_sync::Error::Conflict { .. })
+            && e.to_string().contains("changed since the preview"),
+        "{e}"
+    );
+
+    let plan = resolve(ResolveRequest {
+        confirm: Some(preview.digest.clone()),
+        ..winner(w.hub)
+    })
+    .await
+    .unwrap();
+    assert!(plan.refused.is_none() && plan.applied);
     let loser = &plan.losers[0];
     let first = &loser.commands[0];
     assert_eq!(first.system_id, w.b, "the rollback runs on the loser");
@@ -508,12 +578,123 @@ async fn allowed_resolution_rolls_back_then_sends() {
     let c = w.store.get_conflict(conflict).await.unwrap().unwrap();
     assert_eq!(c.status, zfs_sync::model::ConflictStatus::Resolved);
     assert!(
-        w.sync
-            .resolve_conflict(conflict, ConflictStrategy::Manual, Some(w.hub), now())
-            .await
-            .is_err(),
+        resolve(ResolveRequest {
+            confirm: Some(preview.digest.clone()),
+            ..winner(w.hub)
+        })
+        .await
+        .is_err(),
         "resolving twice"
     );
+}
+
+/// A new snapshot on the loser after the preview changes the plan (it would destroy one
+/// more): the old digest no longer applies it.
+#[tokio::test]
+async fn a_changed_inventory_invalidates_the_preview() {
+    let (w, conflict) = diverged_world(true).await;
+    let resolve = |request: ResolveRequest| {
+        w.sync
+            .resolve_conflict(conflict, ConflictStrategy::Manual, request, now())
+    };
+    let preview = resolve(ResolveRequest {
+        dry_run: true,
+        ..winner(w.hub)
+    })
+    .await
+    .unwrap();
+    w.store
+        .upsert_snapshots(w.b, &[snap("backup", "vm1", "later", 9997, 52, 4)], epoch())
+        .await
+        .unwrap();
+    let e = resolve(ResolveRequest {
+        confirm: Some(preview.digest.clone()),
+        ..winner(w.hub)
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("preview again"), "{e}");
+    let fresh = resolve(ResolveRequest {
+        dry_run: true,
+        ..winner(w.hub)
+    })
+    .await
+    .unwrap();
+    assert_ne!(fresh.digest, preview.digest);
+    assert!(
+        fresh.losers[0]
+            .destroys
+            .contains(&"backup/vm1@later".to_string())
+    );
+}
+
+/// In a hub-and-spoke group the hub never loses unless the request says `override_hub`.
+#[tokio::test]
+async fn the_hub_loses_only_with_override_hub() {
+    let (w, conflict) = diverged_world(true).await;
+    let e = w
+        .sync
+        .resolve_conflict(conflict, ConflictStrategy::Manual, winner(w.b), now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, zfs_sync::Error::Conflict { .. })
+            && e.to_string().contains("override_hub")
+            && e.to_string().contains(&w.hub.to_string()),
+        "{e}"
+    );
+    let preview = w
+        .sync
+        .resolve_conflict(
+            conflict,
+            ConflictStrategy::Manual,
+            ResolveRequest {
+                override_hub: true,
+                dry_run: true,
+                ..winner(w.b)
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(preview.losers.iter().any(|l| l.system_id == w.hub));
+}
+
+/// `keep_both` destroys nothing: it applies without a preview, even without
+/// `allow_destructive`, and renames the loser aside before receiving in full.
+#[tokio::test]
+async fn keep_both_applies_without_confirm() {
+    let (w, conflict) = diverged_world(false).await;
+    let plan = w
+        .sync
+        .resolve_conflict(
+            conflict,
+            ConflictStrategy::KeepBoth,
+            ResolveRequest::default(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(plan.applied && !plan.destructive, "{plan:?}");
+    assert_eq!(
+        plan.winner_system_id,
+        Some(w.hub),
+        "the hub wins by default"
+    );
+    let loser = &plan.losers[0];
+    assert_eq!(loser.system_id, w.b);
+    assert!(loser.destroys.is_empty());
+    let date = now().format("%Y%m%d").to_string();
+    assert_eq!(
+        loser.commands[0].command.argv,
+        [vec![
+            "zfs".to_string(),
+            "rename".into(),
+            "backup/vm1".into(),
+            format!("backup/vm1.zfs-sync-{date}")
+        ]]
+    );
+    assert_eq!(loser.commands[0].system_id, w.b);
 }
 
 /// The service keeps inventories between plans; every change a plan depends on (a report,

@@ -46,7 +46,7 @@ _TimeLike = Union[datetime, str, int]
 _Json = Any
 _TransferMode = Literal["push", "pull"]
 _SendFlag = Literal["compressed", "raw", "large_blocks", "embedded"]
-_ConflictStrategy = Literal["use_newest", "use_largest", "use_majority", "manual", "ignore"]
+_ConflictStrategy = Literal["use_newest", "use_largest", "use_majority", "manual", "ignore", "keep_both"]
 
 # -- the dicts Witness returns (JSON-ready: UUIDs and times as strings) ------------------------
 
@@ -521,10 +521,15 @@ def resolve(
     strategy: _ConflictStrategy,
     winner: Optional[Union[System, _UuidLike]] = None,
     now: Optional[_TimeLike] = None,
+    *,
+    override_hub: bool = False,
 ) -> Dict[str, _Json]:
     """Plans the resolution of one logical dataset's conflicts: ``{"dataset", "strategy",
     "winner_system_id", "destructive", "refused", "losers"}``; each loser lists its
-    ``rollback_to``, exactly the snapshots it ``destroys`` and its ``commands``."""
+    ``rollback_to``, exactly the snapshots it ``destroys``, the writes it discards
+    (``discards_writes_since``, ``discards``), its ``rename_to`` (``keep_both``) and its
+    ``commands``. ``ConflictError`` when the hub would lose without ``override_hub`` or the
+    only copy of a history would be destroyed."""
 
 # -- stores and the witness ------------------------------------------------------------------
 
@@ -675,6 +680,13 @@ class Witness:
         strategy: _ConflictStrategy,
         winner_system_id: Optional[_SystemRef] = None,
         *,
+        override_hub: bool = False,
+        dry_run: bool = False,
+        confirm: Optional[str] = None,
         now: Optional[_TimeLike] = None,
-    ) -> Dict[str, _Json]: ...
+    ) -> Dict[str, _Json]:
+        """The plan (``losers`` with ``destroys``, ``discards_writes_since``, ``discards``,
+        ``rename_to``, ``commands``; ``destructive``, ``digest``, ``refused``, ``applied``).
+        ``dry_run`` previews; a destructive plan is applied only with ``confirm`` equal to
+        its digest; ``override_hub`` lets the hub lose. ``ConflictError`` otherwise."""
     def fleet_health(self, *, timeout_seconds: int = 300, now: Optional[_TimeLike] = None) -> _FleetHealthDict: ...

@@ -276,6 +276,32 @@ class Client:
         result: JsonDict = self.request("POST", f"/sync/states/{state}/retry")
         return result
 
+    def resolve_conflict(
+        self,
+        conflict_id: Union[str, UUID],
+        strategy: str,
+        winner_system_id: Optional[Union[str, UUID]] = None,
+        *,
+        override_hub: bool = False,
+        dry_run: bool = False,
+        confirm: Optional[str] = None,
+    ) -> JsonDict:
+        """``POST /conflicts/{conflict_id}/resolve`` (admin key): the plan, with its
+        ``digest``. ``dry_run=True`` previews it; a destructive plan is applied only with
+        ``confirm`` equal to the digest of the plan now (else ``ConflictError``, as when the
+        hub would lose without ``override_hub`` or the only copy of a history would go)."""
+        body: JsonDict = {"strategy": strategy}
+        if winner_system_id is not None:
+            body["winner_system_id"] = str(winner_system_id)
+        if override_hub:
+            body["override_hub"] = True
+        if dry_run:
+            body["dry_run"] = True
+        if confirm is not None:
+            body["confirm"] = confirm
+        result: JsonDict = self.request("POST", f"/conflicts/{UUID(str(conflict_id))}/resolve", body)
+        return result
+
     def jobs(
         self,
         *,

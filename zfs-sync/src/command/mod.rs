@@ -163,6 +163,19 @@ pub fn destroy_commands(dataset: &DatasetName, snapshots: &[ShortName]) -> Resul
         .collect()
 }
 
+/// `zfs rename from to`, run on the host that holds `from` (`keep_both` moves a losing
+/// history aside; `to` is a sibling, so its parent exists).
+pub fn rename_command(from: &DatasetName, to: &DatasetName) -> Result<Command> {
+    let argv = vec![
+        "zfs".into(),
+        "rename".into(),
+        from.as_str().to_string(),
+        to.as_str().to_string(),
+    ];
+    check_leaves(&argv)?;
+    Ok(Command::pipeline(vec![argv]))
+}
+
 /// `zfs destroy dataset` (never `-r`: it fails rather than take child datasets along), run on
 /// the host that holds `dataset`, after its snapshots were destroyed. Used when an orphaned
 /// history loses and must be received anew as a full stream.

@@ -90,6 +90,10 @@ string_enum! {
         Manual = "manual",
         /// Leave the dataset alone.
         Ignore = "ignore",
+        /// Destroy nothing: rename each loser's dataset aside (`<dataset>.zfs-sync-<YYYYMMDD>`)
+        /// and receive the winner's history in its place (a full send). The winner: as named,
+        /// else the hub, else the history with the newest snapshot.
+        KeepBoth = "keep_both",
     }
 }
 

@@ -171,7 +171,7 @@ mod tests {
             msg(ConflictStrategy::parse("strategy", "x").unwrap_err()),
             msg(Error::invalid(
                 "strategy",
-                "unknown strategy \"x\"; expected use_newest, use_largest, use_majority, manual or ignore"
+                "unknown strategy \"x\"; expected use_newest, use_largest, use_majority, manual, ignore or keep_both"
             ))
         );
         assert_eq!(

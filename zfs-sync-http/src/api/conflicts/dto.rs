@@ -54,11 +54,21 @@ impl From<ConflictRecord> for ConflictOut {
 /// `POST /conflicts/{id}/resolve`.
 #[derive(Debug, Object)]
 pub struct ResolveIn {
-    /// `use_newest`, `use_largest`, `use_majority`, `manual` or `ignore`.
+    /// `use_newest`, `use_largest`, `use_majority`, `manual`, `keep_both` or `ignore`.
     pub strategy: String,
-    /// The winner, for `manual`.
+    /// The winner, for `manual` (optional for `keep_both`).
     #[oai(nullable)]
     pub winner_system_id: Option<Uuid>,
+    /// Lets the hub of a hub-and-spoke group be a loser (default false: refused with 409).
+    #[oai(default)]
+    pub override_hub: bool,
+    /// Only plan: answer the plan with its `digest`, record nothing.
+    #[oai(default)]
+    pub dry_run: bool,
+    /// The `digest` of the previewed plan: required to apply a destructive plan, checked
+    /// whenever given (409 when the plan changed since the preview).
+    #[oai(nullable)]
+    pub confirm: Option<String>,
 }
 
 /// What a loser must do.
@@ -70,7 +80,18 @@ pub struct LoserPlanOut {
     pub rollback_to: Option<String>,
     /// Exactly the snapshots the rollback destroys, oldest first.
     pub destroys: Vec<String>,
-    /// In order: the rollback on the loser, then the transfer, each with the system that runs it.
+    /// A rollback discards every write to the loser's dataset since this snapshot; `null`:
+    /// nothing is rolled back.
+    #[oai(nullable)]
+    pub discards_writes_since: Option<String>,
+    /// What the steps discard, in words; `null` when they discard nothing.
+    #[oai(nullable)]
+    pub discards: Option<String>,
+    /// `keep_both`: the loser's dataset is first renamed to this name.
+    #[oai(nullable)]
+    pub rename_to: Option<String>,
+    /// In order: the rollback (or rename) on the loser, then the transfer, each with the
+    /// system that runs it.
     pub commands: Vec<HostCommandOut>,
 }
 
@@ -92,11 +113,17 @@ pub struct ResolutionOut {
     #[oai(nullable)]
     pub winner_system_id: Option<Uuid>,
     pub losers: Vec<LoserPlanOut>,
+    /// Some loser destroys snapshots or discards writes: applying needs the group's
+    /// `allow_destructive` and `confirm` equal to `digest`.
+    pub destructive: bool,
+    /// SHA-256 (hex) of the plan (conflict, strategy, winner, each loser's destroyed
+    /// snapshots and steps with their argv); pass it back as `confirm`.
+    pub digest: String,
     /// Why nothing was applied (the plan destroys snapshots and the group does not set
-    /// `allow_destructive`); `null` when the resolution was recorded.
+    /// `allow_destructive`); `null` otherwise.
     #[oai(nullable)]
     pub refused: Option<String>,
-    /// Whether the resolution was recorded.
+    /// Whether the resolution was recorded (false for a `dry_run` preview).
     pub applied: bool,
 }
 
@@ -106,7 +133,9 @@ impl From<ResolutionPlan> for ResolutionOut {
             conflict_id: p.conflict_id,
             strategy: p.strategy.as_str().into(),
             winner_system_id: p.winner_system_id,
-            applied: p.refused.is_none(),
+            applied: p.applied,
+            destructive: p.destructive,
+            digest: p.digest,
             refused: p.refused,
             losers: p
                 .losers
@@ -115,6 +144,9 @@ impl From<ResolutionPlan> for ResolutionOut {
                     system_id: l.system_id,
                     rollback_to: l.rollback_to,
                     destroys: l.destroys,
+                    discards_writes_since: l.discards_writes_since,
+                    discards: l.discards,
+                    rename_to: l.rename_to,
                     commands: l
                         .commands
                         .into_iter()

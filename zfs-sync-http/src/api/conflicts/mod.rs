@@ -9,6 +9,7 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use uuid::Uuid;
 use zfs_sync::model::ConflictStrategy;
+use zfs_sync::service::sync::ResolveRequest;
 
 use self::dto::ConflictOut;
 use self::dto::{ResolutionOut, ResolveIn};
@@ -94,8 +95,12 @@ impl ConflictsApi {
     }
 
     /// Resolve a conflict (admin): the plan names the winner and, for each loser, the rollback
-    /// listing exactly the snapshots it destroys, then the transfer. Refused (`applied: false`)
-    /// when it destroys snapshots and the group does not allow it.
+    /// listing exactly the snapshots it destroys and the writes it discards (or, `keep_both`,
+    /// the rename aside), then the transfer. `dry_run: true` previews the plan with its
+    /// `digest`. Refused (`applied: false`) when it destroys snapshots and the group does not
+    /// allow it; 409 when a destructive plan comes without `confirm` equal to the digest of
+    /// the plan now, when the hub would lose without `override_hub`, or when the only copy
+    /// of a snapshot would be destroyed.
     #[oai(
         path = "/conflicts/:conflict_id/resolve",
         method = "post",
@@ -109,10 +114,17 @@ impl ConflictsApi {
         body: JsonBody<ResolveIn>,
     ) -> Answer<Json<ResolutionOut>, { BODY | NOT_FOUND | CONFLICT }> {
         key.admin()?;
-        let strategy = ConflictStrategy::parse("strategy", &body.0.strategy)?;
+        let body = body.0;
+        let strategy = ConflictStrategy::parse("strategy", &body.strategy)?;
+        let request = ResolveRequest {
+            winner_system_id: body.winner_system_id,
+            override_hub: body.override_hub,
+            dry_run: body.dry_run,
+            confirm: body.confirm,
+        };
         let plan = state
             .sync
-            .resolve_conflict(conflict_id.0, strategy, body.0.winner_system_id, Utc::now())
+            .resolve_conflict(conflict_id.0, strategy, request, Utc::now())
             .await?;
         Ok(Json(plan.into()))
     }

@@ -55,7 +55,7 @@ pub struct GroupFields {
     /// Subset of `compressed`, `raw`, `large_blocks`, `embedded`.
     #[oai(nullable)]
     pub send_flags: Option<Vec<String>>,
-    /// `manual` (default), `use_newest`, `use_largest`, `use_majority`, `ignore`.
+    /// `manual` (default), `use_newest`, `use_largest`, `use_majority`, `keep_both`, `ignore`.
     #[oai(nullable)]
     pub conflict_strategy: Option<String>,
     /// Allow plans that destroy snapshots (rollbacks, mirrored deletions). Default false.

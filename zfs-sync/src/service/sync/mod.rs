@@ -45,7 +45,7 @@ mod resolve;
 use inventory::InventoryCache;
 pub use inventory::load_inventories;
 pub use jobs::{Take, job_outcome};
-pub use resolve::loser_plan;
+pub use resolve::{ResolveRequest, loser_plan};
 
 /// Settings of the sync service.
 #[derive(Debug, Clone)]
@@ -153,9 +153,16 @@ pub struct LoserPlan {
     pub rollback_to: Option<String>,
     /// Exactly the snapshots the rollback destroys, oldest first.
     pub destroys: Vec<String>,
+    /// A rollback discards every write to the loser's dataset since this snapshot
+    /// (`dataset@snapshot`); `None` when nothing is rolled back.
+    pub discards_writes_since: Option<String>,
+    /// What the steps discard, in words; `None` when they discard nothing.
+    pub discards: Option<String>,
+    /// `keep_both`: the loser's dataset is first renamed to this name.
+    pub rename_to: Option<String>,
     /// The commands, in order, each with the system that runs it: the rollback (or, when no
-    /// snapshot is shared, the destruction of the loser's snapshots and dataset) on the loser,
-    /// then the transfer from the winner.
+    /// snapshot is shared, the destruction of the loser's snapshots and dataset; or with
+    /// `keep_both` the rename) on the loser, then the transfer from the winner.
     pub commands: Vec<HostCommand>,
 }
 
@@ -174,9 +181,18 @@ pub struct ResolutionPlan {
     /// `None` for `manual` without a named winner, and for `ignore`.
     pub winner_system_id: Option<Uuid>,
     pub losers: Vec<LoserPlan>,
+    /// Some loser destroys snapshots or discards writes: applying needs the group's
+    /// `allow_destructive` and a `confirm` equal to `digest`.
+    pub destructive: bool,
+    /// SHA-256 (hex) of the plan's canonical rendering (conflict, strategy, winner, every
+    /// loser's destroyed snapshots and steps with their argv); see
+    /// [`ResolutionPlan::compute_digest`].
+    pub digest: String,
     /// Set when the plan destroys snapshots and the group does not allow it; then nothing
     /// is applied.
     pub refused: Option<String>,
+    /// Whether the resolution was recorded (false for a preview and when refused).
+    pub applied: bool,
 }
 
 /// What a job stores as its `spec`: the transfer and the commands handed out.

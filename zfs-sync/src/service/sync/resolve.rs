@@ -1,8 +1,12 @@
-//! Conflict resolution: plans (and records) a resolution of a stored conflict.
+//! Conflict resolution: plans (and records) a resolution of a stored conflict. A destructive
+//! plan is applied only with the group's `allow_destructive` and a `confirm` equal to the
+//! digest of a preview (`dry_run`) of the same plan.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
+use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use crate::conflict::{LoserResolution, plan_resolution};
@@ -11,17 +15,78 @@ use crate::model::{ConflictStatus, ConflictStrategy, SyncGroup, System, Transfer
 
 use super::{HostCommand, LoserPlan, ResolutionPlan, SyncService, load_inventories};
 
+/// How a resolution is asked for, besides its strategy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolveRequest {
+    /// The winner (`manual`, optional for `keep_both`).
+    pub winner_system_id: Option<Uuid>,
+    /// Lets the hub of a hub-and-spoke group be a loser.
+    pub override_hub: bool,
+    /// Only plan: return the plan and its digest, record nothing.
+    pub dry_run: bool,
+    /// The digest of the previewed plan; required to apply a destructive plan, checked
+    /// whenever given.
+    pub confirm: Option<String>,
+}
+
+impl ResolveRequest {
+    /// A request naming only the winner (the legacy shape).
+    pub fn winner(winner_system_id: Option<Uuid>) -> Self {
+        ResolveRequest {
+            winner_system_id,
+            ..ResolveRequest::default()
+        }
+    }
+}
+
+impl ResolutionPlan {
+    /// SHA-256 (lower-case hex) over the canonical rendering of the plan: one line each for
+    /// the conflict, the strategy and the winner, then per loser its system, the snapshots
+    /// it destroys, and each step as the system that runs it and its argv (JSON). No clock,
+    /// no map order: the same plan always has the same digest, and a changed inventory (a
+    /// new snapshot on a loser, a new step) changes it.
+    pub fn compute_digest(&self) -> String {
+        let mut text = format!(
+            "conflict {}\nstrategy {}\nwinner {}\n",
+            self.conflict_id,
+            self.strategy.as_str(),
+            self.winner_system_id
+                .map_or_else(|| "-".to_string(), |w| w.to_string())
+        );
+        for l in &self.losers {
+            let _ = writeln!(text, "loser {}", l.system_id);
+            for d in &l.destroys {
+                let _ = writeln!(text, "destroys {d}");
+            }
+            if let Some(r) = &l.rename_to {
+                let _ = writeln!(text, "rename_to {r}");
+            }
+            for c in &l.commands {
+                let argv = serde_json::to_string(&c.command.argv).unwrap_or_default();
+                let _ = writeln!(text, "step {} {argv}", c.system_id);
+            }
+        }
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+}
+
 impl SyncService {
-    /// Plans the resolution of a conflict. When the plan destroys snapshots and the group does
-    /// not set `allow_destructive`, the plan is returned with `refused` set and nothing is
-    /// recorded; otherwise the conflict is marked resolved with the plan.
+    /// Plans the resolution of a conflict. Refused (`Error::Conflict`) when the plan makes
+    /// the hub a loser without `override_hub` or would destroy the only copy of a snapshot.
+    /// With `dry_run` the plan and its digest are returned and nothing is recorded. When the
+    /// plan destroys snapshots and the group does not set `allow_destructive`, the plan is
+    /// returned with `refused` set and nothing is recorded; a destructive plan is otherwise
+    /// applied only when `confirm` equals its digest (`Error::Conflict` asking for a preview,
+    /// or saying the plan changed since it). Applying marks the conflict resolved with the
+    /// plan.
     pub async fn resolve_conflict(
         &self,
         conflict_id: Uuid,
         strategy: ConflictStrategy,
-        winner_system_id: Option<Uuid>,
+        request: ResolveRequest,
         now: DateTime<Utc>,
     ) -> Result<ResolutionPlan> {
+        let winner_system_id = request.winner_system_id;
         if let Some(w) = winner_system_id
             && self.store.get_system(w).await?.is_none()
         {
@@ -58,6 +123,7 @@ impl SyncService {
             &conflict.dataset,
             strategy,
             winner_system_id,
+            request.override_hub,
             now,
         )?;
         let systems: HashMap<Uuid, &System> = inventories
@@ -73,18 +139,49 @@ impl SyncService {
             strategy,
             winner_system_id: resolution.winner,
             losers,
+            destructive: resolution.destructive,
+            digest: String::new(),
             refused: None,
+            applied: false,
         };
+        plan.digest = plan.compute_digest();
         if let Err(e) = resolution.check_allowed(&group.policy) {
             plan.refused = Some(e.to_string());
             return Ok(plan);
         }
+        if request.dry_run {
+            return Ok(plan);
+        }
+        match &request.confirm {
+            None if plan.destructive => {
+                return Err(Error::conflict(format!(
+                    "the plan for conflict {conflict_id} is destructive ({}); preview it with \"dry_run\": true and apply it with \"confirm\": \"<digest>\"",
+                    discarded(&plan)
+                )));
+            }
+            Some(c) if *c != plan.digest => {
+                return Err(Error::conflict(
+                    "confirm: the plan changed since the preview; preview again",
+                ));
+            }
+            _ => {}
+        }
+        plan.applied = true;
         let value = serde_json::to_value(&plan).map_err(|e| Error::backend_msg(e.to_string()))?;
         self.store
             .resolve_conflict(conflict_id, &value, now)
             .await?;
         Ok(plan)
     }
+}
+
+/// What a plan discards, in words, loser by loser.
+fn discarded(plan: &ResolutionPlan) -> String {
+    plan.losers
+        .iter()
+        .filter_map(|l| l.discards.clone())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The commands of one loser of a resolution (rollback or destruction on the loser, then the
@@ -99,7 +196,9 @@ pub fn loser_plan(
         command,
     };
     let mut commands = Vec::new();
-    if let Some(to) = &l.rollback_to {
+    if let Some(to) = &l.rename_to {
+        commands.push(on_loser(crate::command::rename_command(&l.dataset, to)?));
+    } else if let Some(to) = &l.rollback_to {
         commands.push(on_loser(crate::command::rollback_command(&l.dataset, to)?));
     } else if !l.destroys.is_empty() {
         // No common snapshot: the winner's history arrives as a full stream, which needs a
@@ -144,6 +243,12 @@ pub fn loser_plan(
             .iter()
             .map(|s| format!("{}@{}", l.dataset, s))
             .collect(),
+        discards_writes_since: l
+            .discards_writes_since
+            .as_ref()
+            .map(|s| format!("{}@{}", l.dataset, s)),
+        discards: l.discards(),
+        rename_to: l.rename_to.as_ref().map(|d| d.as_str().to_string()),
         commands,
     })
 }
