@@ -330,7 +330,7 @@ pub fn plan_resolution(
 
 /// `<dataset>.zfs-sync-<YYYYMMDD>`, validated as a ZFS name.
 fn renamed_aside(dataset: &DatasetName, now: DateTime<Utc>) -> Result<DatasetName> {
-    let name = format!("{dataset}.zfs-sync-{}", now.format("%Y%m%d"));
+    let name = crate::model::set_aside_name(dataset.as_str(), now);
     DatasetName::parse(&name)
         .map_err(|e| Error::conflict(format!("keep_both cannot rename {dataset} aside: {e}")))
 }

@@ -635,3 +635,27 @@ fn group_level_problems_are_diagnosed() {
         "{text}"
     );
 }
+
+#[test]
+fn a_dataset_set_aside_by_keep_both_is_never_replicated() {
+    let names = twice_daily("2025-11-24-000000", "2025-11-25-000000", 500);
+    let a = dated(Host::new(1, "a"), "tank/vm1.zfs-sync-20251126", &names);
+    let a = dated(a, "tank/vm1.zfs-sync-20251126/disk0", &names);
+    let a = dated(a, "tank/vm2", &names);
+    // b holds the start of vm2, so it has a pool a full send of anything could go to.
+    let b = dated(Host::new(2, "b"), "backup/vm2", &names[..1]);
+    check(
+        Topology::Bidirectional,
+        &[&a, &b],
+        Policy::default(),
+        at("2025-11-27-000000"),
+        expect![[r#"
+            dataset "vm2" source=a
+              -> b: incremental a:tank/vm2 -> b:backup/vm2 base=2025-11-24-000000 bytes=200 (lag=86400 missing=2 matched_by=Some(Guid))
+                   send -I 2025-11-24-000000 2025-11-25-000000
+                   creates 2025-11-24-120000 2025-11-25-000000
+            diagnostic - "vm1.zfs-sync-20251126": set aside by a keep_both resolution: never replicated (destroy or rename it by hand once it is no longer needed)
+            diagnostic - "vm1.zfs-sync-20251126/disk0": set aside by a keep_both resolution: never replicated (destroy or rename it by hand once it is no longer needed)
+        "#]],
+    );
+}

@@ -48,3 +48,51 @@ pub struct ConflictRecord {
     /// The chosen resolution plan, once resolved.
     pub resolution: Option<Value>,
 }
+
+/// What a `keep_both` resolution appends to the name of the dataset it renames aside:
+/// `<dataset>.zfs-sync-<YYYYMMDD>`.
+pub const SET_ASIDE_MARK: &str = ".zfs-sync-";
+
+/// The name `keep_both` gives a loser's dataset it renames aside on `now`'s date (not yet
+/// validated as a ZFS name).
+pub fn set_aside_name(dataset: &str, now: DateTime<Utc>) -> String {
+    format!("{dataset}{SET_ASIDE_MARK}{}", now.format("%Y%m%d"))
+}
+
+/// Whether a dataset path (a logical dataset, or a full name) is, or lies below, a dataset a
+/// `keep_both` resolution renamed aside. Such a history is kept for a person to look at and is
+/// never replicated: sending it to the other members would spread the history that lost.
+pub fn is_set_aside(path: &str) -> bool {
+    path.split('/').any(|component| {
+        component
+            .rsplit_once(SET_ASIDE_MARK)
+            .is_some_and(|(head, date)| {
+                !head.is_empty() && date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit())
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn set_aside_names_are_recognised_at_any_depth() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 5, 0, 0).unwrap();
+        let name = set_aside_name("tank/vm1", now);
+        assert_eq!(name, "tank/vm1.zfs-sync-20261202");
+        assert!(is_set_aside(&name));
+        assert!(is_set_aside("vm1.zfs-sync-20261202/disk0"));
+        for other in [
+            "tank/vm1",
+            "vm1.zfs-sync-",
+            "vm1.zfs-sync-2026120",
+            "vm1.zfs-sync-2026120x",
+            ".zfs-sync-20261202",
+            "vm1.zfs-sync-20261202x",
+        ] {
+            assert!(!is_set_aside(other), "{other}");
+        }
+    }
+}

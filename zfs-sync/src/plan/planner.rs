@@ -628,6 +628,16 @@ pub fn plan_group(
         },
     };
     for (&logical, slots) in &fleet.datasets {
+        if crate::model::is_set_aside(logical) {
+            diagnostics.push(Diagnostic {
+                system_id: None,
+                dataset: Some(logical.to_string()),
+                message: "set aside by a keep_both resolution: never replicated (destroy or \
+                          rename it by hand once it is no longer needed)"
+                    .to_string(),
+            });
+            continue;
+        }
         let flags: Vec<Vec<bool>> = slots.iter().map(|h| wanted.flags(h.as_ref())).collect();
         let mut planner = DatasetPlanner {
             group,
