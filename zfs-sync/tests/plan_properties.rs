@@ -1,14 +1,16 @@
 //! Properties of the planner over random fleets (`zfs_sync::testing::fleet`), checked against
 //! the ZFS model (`zfs_sync::testing::zfs`) and a slow, obviously-correct oracle.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use proptest::prelude::*;
 use uuid::Uuid;
-use zfs_sync::conflict::plan_resolution;
+use zfs_sync::command::transfer_commands;
+use zfs_sync::conflict::{LoserResolution, Resolution, plan_resolution};
 use zfs_sync::filter::SnapshotFilter;
-use zfs_sync::model::{ConflictKind, ConflictStrategy, SyncGroup};
-use zfs_sync::plan::{GroupPlan, Outcome, plan_group};
+use zfs_sync::model::{ConflictKind, ConflictStrategy, SendFlags, SyncGroup, System, TransferMode};
+use zfs_sync::plan::{DetectedConflict, GroupPlan, MemberInventory, Outcome, Transfer, plan_group};
+use zfs_sync::service::sync::loser_plan;
 use zfs_sync::testing::fleet::{Fleet, FleetSpec, generate, inventories};
 use zfs_sync::testing::zfs::{ModelSnapshot, ZfsModel};
 use zfs_sync::testing::{SplitMix64, render_plan};
@@ -179,13 +181,7 @@ proptest! {
     fn planner_agrees_with_oracle(spec in fleet_strategy()) {
         let fleet = generate(&spec);
         let plan = plan_group(&fleet.group, &fleet.inventories(), fleet.now);
-        let policy = &fleet.group.policy;
-        let filter = policy.snapshot_filter.as_deref().map(|f| SnapshotFilter::parse(f).unwrap());
-        let wanted = |s: &ModelSnapshot| {
-            filter.as_ref().is_none_or(|f| f.matches(&s.name))
-                && (policy.min_snapshot_age_seconds == 0
-                    || (fleet.now - s.creation).num_seconds() >= policy.min_snapshot_age_seconds as i64)
-        };
+        let wanted = |s: &&ModelSnapshot| wanted(&fleet, s);
         let names = logical_names(&fleet.group, &fleet.model);
         for d in &plan.datasets {
             let Some(source) = d.source else {
@@ -226,7 +222,7 @@ proptest! {
                 // The oracle: the newest target snapshot the source holds (by GUID), then every
                 // wanted source snapshot after it that the target lacks.
                 let (blocked, expected): (bool, Vec<&str>) = if tgt.is_empty() {
-                    (false, src.iter().filter(|s| wanted(s)).map(|s| s.name.as_str()).collect())
+                    (false, src.iter().filter(wanted).map(|s| s.name.as_str()).collect())
                 } else {
                     match tgt.iter().rposition(|t| src.iter().any(|s| s.guid == t.guid)) {
                         None => (true, Vec::new()),
@@ -236,7 +232,7 @@ proptest! {
                                 .filter(|s| !tgt.iter().any(|t| t.guid == s.guid)).collect();
                             let clash = lacking.iter().any(|s| tgt.iter().any(|t| t.name == s.name));
                             (bt + 1 < tgt.len() || clash,
-                             lacking.iter().filter(|s| wanted(s)).map(|s| s.name.as_str()).collect())
+                             lacking.iter().copied().filter(wanted).map(|s| s.name.as_str()).collect())
                         }
                     }
                 };
@@ -256,82 +252,269 @@ proptest! {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(cases()) })]
+/// Every resolution request worth trying on a dataset: each winner-choosing strategy, and
+/// `manual` and `keep_both` with each holder named (and `keep_both` without a winner); in a
+/// hub-and-spoke group each of them with and without `override_hub`.
+fn resolution_requests(
+    fleet: &Fleet,
+    holders: &[Uuid],
+) -> Vec<(ConflictStrategy, Option<Uuid>, bool)> {
+    let mut out = Vec::new();
+    let overrides: &[bool] = if fleet.group.hub().is_some() {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &o in overrides {
+        for s in [
+            ConflictStrategy::UseNewest,
+            ConflictStrategy::UseLargest,
+            ConflictStrategy::UseMajority,
+            ConflictStrategy::KeepBoth,
+        ] {
+            out.push((s, None, o));
+        }
+        for &h in holders {
+            out.push((ConflictStrategy::Manual, Some(h), o));
+            out.push((ConflictStrategy::KeepBoth, Some(h), o));
+        }
+    }
+    out
+}
 
-    /// Applying a resolution (use_newest in bidirectional mode, the hub as the manual winner
-    /// in hub mode) to the model works step by step: each rollback destroys exactly the listed
-    /// snapshots, each transfer is received; afterwards the dataset has a source and no
-    /// diverged or orphaned conflict.
+/// Whether the policy replicates a snapshot (its filter and minimum age).
+fn wanted(fleet: &Fleet, s: &ModelSnapshot) -> bool {
+    let policy = &fleet.group.policy;
+    let filter = policy
+        .snapshot_filter
+        .as_deref()
+        .map(|f| SnapshotFilter::parse(f).unwrap());
+    filter.as_ref().is_none_or(|f| f.matches(&s.name))
+        && (policy.min_snapshot_age_seconds == 0
+            || (fleet.now - s.creation).num_seconds() >= policy.min_snapshot_age_seconds as i64)
+}
+
+/// A resolution in a hub-and-spoke group won by a spoke whose newest snapshot of the dataset
+/// the hub will not hold afterwards: the hub lacks it and is no loser (it is behind the
+/// winner, so it receives nothing), or the hub loses and the policy does not replicate that
+/// snapshot (filtered out, or younger than the minimum age).
+fn spoke_winner_ahead_of_hub(fleet: &Fleet, r: &Resolution) -> bool {
+    let (Some(hub), Some(w)) = (fleet.group.hub(), r.winner) else {
+        return false;
+    };
+    let names = logical_names(&fleet.group, &fleet.model);
+    let newest = |h: Uuid| {
+        names
+            .get(&(h, r.dataset.clone()))
+            .and_then(|ds| fleet.model.snapshots(h, ds).last())
+    };
+    let Some(top) = newest(w) else { return false };
+    let hub_holds = names.get(&(hub, r.dataset.clone())).is_some_and(|ds| {
+        fleet
+            .model
+            .snapshots(hub, ds)
+            .iter()
+            .any(|s| s.guid == top.guid)
+    });
+    let hub_holds_after = if r.losers.iter().any(|l| l.system_id == hub) {
+        // It receives the winner's wanted snapshots; a rollback keeps the common ones.
+        wanted(fleet, top) || (hub_holds && r.strategy != ConflictStrategy::KeepBoth)
+    } else {
+        hub_holds
+    };
+    w != hub && !hub_holds_after
+}
+
+/// Every snapshot GUID anywhere in the model.
+fn all_guids(model: &ZfsModel) -> BTreeSet<u64> {
+    model
+        .hosts
+        .values()
+        .flat_map(|h| h.datasets.values().flatten().map(|s| s.guid))
+        .collect()
+}
+
+/// Runs a transfer's rendered commands on the host that runs them (the source for push, the
+/// target for pull); returns the snapshots received.
+fn run_transfer(
+    model: &mut ZfsModel,
+    t: &Transfer,
+    inv: &[MemberInventory],
+    hosts: &BTreeMap<String, Uuid>,
+) -> Result<Vec<String>, String> {
+    let system = |id: Uuid| &inv.iter().find(|i| i.system.id == id).unwrap().system;
+    let runner = match t.mode {
+        TransferMode::Push => t.source.system_id,
+        TransferMode::Pull => t.target.system_id,
+    };
+    let cmds = transfer_commands(
+        t,
+        system(t.source.system_id),
+        system(t.target.system_id),
+        SendFlags::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut made = Vec::new();
+    for c in cmds {
+        made.extend(
+            model
+                .run_command(runner, &c, hosts)
+                .map_err(|e| format!("{}: {e}", c.shell))?,
+        );
+    }
+    Ok(made)
+}
+
+/// Runs one loser's steps as `loser_plan` renders them, in order, each through
+/// `ZfsModel::run_command` on the host it names; returns what they destroyed and received.
+fn run_loser(
+    model: &mut ZfsModel,
+    l: &LoserResolution,
+    group: &SyncGroup,
+    inv: &[MemberInventory],
+) -> Result<Vec<String>, String> {
+    let systems: HashMap<Uuid, &System> = inv.iter().map(|i| (i.system.id, &i.system)).collect();
+    let hosts: BTreeMap<String, Uuid> = inv
+        .iter()
+        .map(|i| (i.system.hostname.clone(), i.system.id))
+        .collect();
+    let mut done = Vec::new();
+    for c in loser_plan(l, &systems, group)
+        .map_err(|e| e.to_string())?
+        .commands
+    {
+        let ran = model.run_command(c.system_id, &c.command, &hosts);
+        done.extend(ran.map_err(|e| format!("{} on {}: {e}", c.command.shell, c.system_id))?);
+    }
+    Ok(done)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(cases() / 2 + 1) })]
+
+    /// Every resolution the planner accepts, for every strategy (keep_both included) and every
+    /// named winner, run as the argv `loser_plan` renders, in order, through
+    /// `ZfsModel::run_command` on the host each command names:
+    /// 1. the model refuses no step, and the steps destroy exactly the listed snapshots and
+    ///    receive exactly the transfer's;
+    /// 2. planning again finds no diverged or orphaned conflict between the winner and a loser
+    ///    and, when the winner is the dataset's source, no loser blocked: the ordinary
+    ///    transfers that plan gives a loser, run too, leave it in sync;
+    /// 3. no snapshot (by GUID) disappears from the whole fleet except a rolled-back loser's
+    ///    listed diverged tail: an orphaned loser's history and a keep_both loser's survive;
+    /// 4. in a hub-and-spoke group without `override_hub`, the hub's datasets and snapshot
+    ///    lists are exactly as before.
+    ///
+    /// Refusals are the planner's own (`Error::Conflict`: the hub would lose, the only copy of
+    /// a history would go, the set-aside name is taken).
     #[test]
-    fn applying_a_resolution_resolves(spec in fleet_strategy()) {
+    fn resolutions_run_as_rendered_argv(spec in fleet_strategy()) {
         let fleet = generate(&spec);
-        let plan = plan_group(&fleet.group, &fleet.inventories(), fleet.now);
-        let (strategy, winner) = match fleet.group.hub() {
-            Some(h) => (ConflictStrategy::Manual, Some(h)),
-            None => (ConflictStrategy::UseNewest, None),
-        };
-        let mut model = fleet.model.clone();
-        let mut resolved = Vec::new();
-        let mut orphaned = Vec::new();
+        let inv = fleet.inventories();
+        let plan = plan_group(&fleet.group, &inv, fleet.now);
+        let hosts: BTreeMap<String, Uuid> = inv.iter().map(|i| (i.system.hostname.clone(), i.system.id)).collect();
+        let names = logical_names(&fleet.group, &fleet.model);
+        let guids_before = all_guids(&fleet.model);
         for d in plan.datasets.iter().filter(|d| d.conflicts.iter().any(|c| c.kind != ConflictKind::Missing)) {
-            let r = plan_resolution(&fleet.group, &fleet.inventories(), &d.dataset, strategy, winner, false, fleet.now);
-            let r = match r {
-                // The only copy of an orphaned history is never destroyed: keep_both plans
-                // instead, destroying nothing and leaving the hub alone. (Applying its rename
-                // needs the model's `rename`.)
-                Err(zfs_sync::Error::Conflict { message }) if message.contains("only copy") => {
-                    let kb = plan_resolution(&fleet.group, &fleet.inventories(), &d.dataset, ConflictStrategy::KeepBoth, winner, false, fleet.now);
-                    prop_assert!(kb.is_ok(), "{:?}", kb);
-                    let kb = kb.unwrap();
-                    prop_assert!(!kb.destructive && kb.losers.iter().all(|l| l.destroys.is_empty() && l.rename_to.is_some()));
-                    prop_assert!(kb.losers.iter().all(|l| Some(l.system_id) != fleet.group.hub()));
+            let holders: Vec<Uuid> = fleet.hosts.iter().copied()
+                .filter(|h| names.get(&(*h, d.dataset.clone())).is_some_and(|ds| !fleet.model.snapshots(*h, ds).is_empty()))
+                .collect();
+            for (strategy, winner, override_hub) in resolution_requests(&fleet, &holders) {
+                let ctx = || format!("{} {:?} winner {:?} override_hub {}\n{}", d.dataset, strategy, winner, override_hub, show(&fleet, &plan));
+                let r = match plan_resolution(&fleet.group, &inv, &d.dataset, strategy, winner, override_hub, fleet.now) {
+                    Ok(r) => r,
+                    Err(zfs_sync::Error::Conflict { message }) => {
+                        prop_assert!(message.contains("the hub") || message.contains("only copy") || message.contains("already exists"), "{}\n{}", message, ctx());
+                        continue;
+                    }
+                    Err(e) => return Err(TestCaseError::fail(format!("{e}\n{}", ctx()))),
+                };
+                // Known gap (see `a_spoke_winner_ahead_of_the_hub_stays_in_conflict`): in a
+                // hub-and-spoke group the hub is every spoke's source, so a spoke winner the
+                // hub will not catch up with stays ahead of it, in conflict.
+                let known_gap = spoke_winner_ahead_of_hub(&fleet, &r);
+                // A spoke winner may leave nobody to lose (every holder is compatible with
+                // it) while a spoke still conflicts with the hub: the same gap.
+                let spoke_won = fleet.group.hub().is_some_and(|h| r.winner != Some(h));
+                prop_assert!(known_gap || spoke_won || !r.losers.is_empty(), "a conflict without losers\n{}", ctx());
+                if !override_hub {
+                    prop_assert!(r.losers.iter().all(|l| Some(l.system_id) != fleet.group.hub()), "the hub lost\n{}", ctx());
+                }
+                // Known gap (see `an_orphaned_loser_with_a_child_dataset_cannot_be_destroyed`).
+                if r.losers.iter().any(|l| l.rollback_to.is_none() && l.rename_to.is_none()
+                    && fleet.model.hosts[&l.system_id].datasets.keys().any(|k| k.starts_with(&format!("{}/", l.dataset))))
+                {
                     continue;
                 }
-                r => r,
-            };
-            prop_assert!(r.is_ok(), "{:?}", r);
-            let r = r.unwrap();
-            prop_assert!(r.losers.iter().all(|l| Some(l.system_id) != fleet.group.hub()), "the hub lost");
-            prop_assert!(!r.losers.is_empty(), "a conflict without losers\n{}", show(&fleet, &plan));
-            for l in &r.losers {
-                let ds = l.dataset.as_str();
-                let destroyed = match &l.rollback_to {
-                    Some(to) => model.rollback(l.system_id, ds, to.as_str()).unwrap(),
-                    None => {
-                        let all: Vec<String> = model.snapshots(l.system_id, ds).iter().map(|s| s.name.clone()).collect();
-                        for n in &all {
-                            model.destroy(l.system_id, ds, n).unwrap();
-                        }
-                        all
+                let mut model = fleet.model.clone();
+                let mut tails: BTreeSet<u64> = BTreeSet::new();
+                for l in &r.losers {
+                    let before = fleet.model.snapshots(l.system_id, l.dataset.as_str()).to_vec();
+                    if l.rollback_to.is_some() {
+                        tails.extend(before.iter().filter(|s| l.destroys.iter().any(|n| n.as_str() == s.name)).map(|s| s.guid));
                     }
-                };
-                if l.rollback_to.is_none() {
-                    orphaned.push((l.system_id, ds.to_string(), l.destroys.len()));
+                    let done = run_loser(&mut model, l, &fleet.group, &inv);
+                    prop_assert!(done.is_ok(), "{:?}\n{}", done, ctx());
+                    let done = done.unwrap();
+                    // (1) The steps did what the plan says: the listed destructions, then the
+                    // transfer's snapshots.
+                    let listed: Vec<String> = l.destroys.iter().map(|s| s.to_string())
+                        .chain(l.transfer.iter().flat_map(|t| t.snapshots.iter().map(|s| s.to_string())))
+                        .collect();
+                    prop_assert_eq!(done, listed, "{}", ctx());
+                    if let Some(aside) = &l.rename_to {
+                        prop_assert_eq!(model.snapshots(l.system_id, aside.as_str()), &before[..], "{}", ctx());
+                    }
                 }
-                let listed: Vec<String> = l.destroys.iter().map(|s| s.to_string()).collect();
-                prop_assert_eq!(destroyed, listed);
-                if let Some(t) = &l.transfer {
-                    let made = model.apply_transfer(t);
-                    prop_assert!(made.is_ok(), "{:?}: {:?}\n{}", t.steps, made, show(&fleet, &plan));
+                // (3) Nothing vanished from the fleet but rolled-back diverged tails.
+                let guids_after = all_guids(&model);
+                for g in guids_before.difference(&guids_after) {
+                    prop_assert!(tails.contains(g), "snapshot #{} is gone from every member\n{}", g, ctx());
+                }
+                if strategy == ConflictStrategy::KeepBoth {
+                    prop_assert!(guids_before.is_subset(&guids_after), "keep_both destroyed a snapshot\n{}", ctx());
+                }
+                // (4) The hub is untouched without override_hub.
+                if let (Some(hub), false) = (fleet.group.hub(), override_hub) {
+                    prop_assert!(model.hosts[&hub].datasets == fleet.model.hosts[&hub].datasets, "the hub changed\n{}", ctx());
+                }
+                // (2) The losers agree with the winner; their ordinary transfers finish the job.
+                if known_gap {
+                    continue;
+                }
+                let losers: BTreeSet<Uuid> = r.losers.iter().map(|l| l.system_id).collect();
+                let winner_id = r.winner.unwrap();
+                for round in 0..2 {
+                    let inv2 = inventories(&fleet.group, &model, fleet.now);
+                    let again = plan_group(&fleet.group, &inv2, fleet.now);
+                    let ctx2 = || format!("round {round}\n{}\nafter:\n{}", ctx(), render_plan(&again, &[]));
+                    // Absent: no member holds the dataset the planner plans from (a hub that lost and
+                    // whose winner had no wanted snapshot to send): nothing can disagree.
+                    let Some(a) = again.datasets.iter().find(|a| a.dataset == d.dataset) else {
+                        break;
+                    };
+                    prop_assert!(a.source.is_some(), "{}", ctx2());
+                    // No winner–loser pair is in conflict. (In a hub-and-spoke group won by a
+                    // spoke, a bystander the winner could feed may still conflict with the hub,
+                    // every spoke's source: that pair is no resolution's business.)
+                    let pair = |c: &DetectedConflict| [c.system_a, c.system_b].iter().any(|x| losers.contains(x))
+                        && [c.system_a, c.system_b].contains(&winner_id);
+                    prop_assert!(a.conflicts.iter().all(|c| c.kind == ConflictKind::Missing || !pair(c)), "{}", ctx2());
+                    if a.source != r.winner {
+                        break;
+                    }
+                    for o in a.outcomes.iter().filter(|o| losers.contains(&o.target)) {
+                        match (&o.outcome, round) {
+                            (Outcome::InSync | Outcome::WithinLag, _) => {}
+                            (Outcome::Transfer(t), 0) => {
+                                let ran = run_transfer(&mut model, t, &inv2, &hosts);
+                                prop_assert!(ran.is_ok(), "{:?}\n{}", ran, ctx2());
+                            }
+                            (other, _) => return Err(TestCaseError::fail(format!("loser {}: {other:?}\n{}", o.target, ctx2()))),
+                        }
+                    }
                 }
             }
-            resolved.push(d.dataset.clone());
-        }
-        // No plan destroyed a history that no other member holds afterwards.
-        let held: std::collections::HashSet<u64> = model.hosts.values()
-            .flat_map(|h| h.datasets.values().flatten().map(|s| s.guid))
-            .collect();
-        for (system, ds, n) in &orphaned {
-            let before = fleet.model.snapshots(*system, ds);
-            prop_assert!(before.len() == *n);
-            prop_assert!(before.iter().all(|s| held.contains(&s.guid)), "the only copy of {} on {} destroyed", ds, system);
-        }
-        let again = plan_group(&fleet.group, &inventories(&fleet.group, &model, fleet.now), fleet.now);
-        for d in again.datasets.iter().filter(|d| resolved.contains(&d.dataset)) {
-            prop_assert!(d.source.is_some(), "{}", render_plan(&again, &[]));
-            prop_assert!(d.conflicts.iter().all(|c| c.kind == ConflictKind::Missing),
-                "\nbefore:\n{}\nafter:\n{}", show(&fleet, &plan), render_plan(&again, &[]));
         }
     }
 }
@@ -396,4 +579,135 @@ fn replay() {
         fleet.now,
     );
     println!("again:\n{}", render_plan(&again, &[]));
+}
+
+/// Resolves `dataset` of a generated fleet as the service would render it, runs every loser's
+/// steps through the model, and plans again.
+fn resolve_and_replan(
+    fleet: &Fleet,
+    dataset: &str,
+    strategy: ConflictStrategy,
+    winner: Option<Uuid>,
+    override_hub: bool,
+) -> GroupPlan {
+    let inv = fleet.inventories();
+    let r = plan_resolution(
+        &fleet.group,
+        &inv,
+        dataset,
+        strategy,
+        winner,
+        override_hub,
+        fleet.now,
+    )
+    .unwrap();
+    let mut model = fleet.model.clone();
+    for l in &r.losers {
+        run_loser(&mut model, l, &fleet.group, &inv).unwrap();
+    }
+    plan_group(
+        &fleet.group,
+        &inventories(&fleet.group, &model, fleet.now),
+        fleet.now,
+    )
+}
+
+/// Asserts that planning finds no diverged or orphaned conflict on `dataset`.
+fn assert_no_open_conflict(plan: &GroupPlan, dataset: &str) {
+    let open: Vec<String> = plan
+        .datasets
+        .iter()
+        .filter(|d| d.dataset == dataset)
+        .flat_map(|d| &d.conflicts)
+        .filter(|c| c.kind != ConflictKind::Missing)
+        .map(|c| format!("{} {}<->{}", c.reason, c.system_a, c.system_b))
+        .collect();
+    assert_eq!(open, Vec::<String>::new(), "{}", render_plan(plan, &[]));
+}
+
+/// Found by `resolutions_run_as_rendered_argv` (shrunk): a hub-and-spoke group whose hub
+/// holds `vm1@auto-2` and whose spoke holds `auto-2 local-3 local-4`. `use_newest` makes the
+/// spoke the winner; the hub, being behind it, is no loser, so the plan is accepted with no
+/// loser and does nothing, and the conflict (`target_advanced`: the hub is every spoke's
+/// source and cannot send to a spoke ahead of it) stays. Likewise `use_majority` can pick a
+/// spoke every holder is compatible with while another spoke is orphaned from the hub (seed
+/// 10598732873993092304, 3 hosts, 1 dataset, 3 snapshots): accepted, no loser, conflict
+/// kept. Resolution judges compatibility with the winner, replication runs from the hub. The
+/// planner would have to make the
+/// hub a loser (refused without `override_hub`) or refuse a spoke winner the hub is behind;
+/// not a small change, so left for the lead.
+#[test]
+#[ignore = "known planner gap: a spoke winner ahead of the hub is not resolved (see the comment)"]
+fn a_spoke_winner_ahead_of_the_hub_stays_in_conflict() {
+    let fleet = generate(&spec(12503636431751529878, 2, 3, 3));
+    let hub = fleet.group.hub().unwrap();
+    let inv = fleet.inventories();
+    let r = plan_resolution(
+        &fleet.group,
+        &inv,
+        "vm1",
+        ConflictStrategy::UseNewest,
+        None,
+        false,
+        fleet.now,
+    )
+    .unwrap();
+    assert_ne!(r.winner, Some(hub));
+    let again = resolve_and_replan(&fleet, "vm1", ConflictStrategy::UseNewest, None, false);
+    assert_no_open_conflict(&again, "vm1");
+}
+
+/// Found by `resolutions_run_as_rendered_argv` (shrunk): with `override_hub`, `keep_both`
+/// won by a spoke whose newest snapshot (`local-6`) the group's filter (`auto-*`) does not
+/// replicate (the same with a snapshot younger than `min_snapshot_age_seconds`): the hub's
+/// history is set aside and it receives the winner's wanted snapshots, ending on `auto-5`, so the winner stays ahead of the hub (`target_advanced`). The same
+/// holds for `manual`. A fix would send the winner's whole history to the hub, or roll the
+/// winner back to its newest wanted snapshot (destructive); left for the lead.
+#[test]
+#[ignore = "known planner gap: a spoke winner ending on an unwanted snapshot stays ahead of the hub"]
+fn a_spoke_winner_ending_unwanted_stays_ahead_of_the_hub() {
+    let fleet = generate(&spec(16198544370028205222, 4, 1, 8));
+    let hub = fleet.group.hub().unwrap();
+    let winner = fleet.hosts[0];
+    assert_ne!(winner, hub);
+    let again = resolve_and_replan(
+        &fleet,
+        "vm0",
+        ConflictStrategy::KeepBoth,
+        Some(winner),
+        true,
+    );
+    assert_no_open_conflict(&again, "vm0");
+}
+
+/// Found by `resolutions_run_as_rendered_argv` (shrunk): an orphaned loser (no snapshot in
+/// common with the winner, its history held elsewhere, so the plan may empty it) whose dataset
+/// has a child (`backup/replicas/h0/vm2/disk`). The plan destroys its snapshots, then `zfs
+/// destroy backup/replicas/h0/vm2` (never `-r`), which ZFS refuses: "filesystem has
+/// children". The planner should refuse such a plan (pointing to keep_both, which renames the
+/// subtree aside) or plan the children too; it cannot see children without snapshots in the
+/// inventory, so the fix is not a one-liner. Left for the lead.
+#[test]
+#[ignore = "known planner gap: emptying an orphaned loser fails when its dataset has children"]
+fn an_orphaned_loser_with_a_child_dataset_cannot_be_destroyed() {
+    let fleet = generate(&spec(9888439414141679230, 4, 4, 6));
+    let inv = fleet.inventories();
+    let winner = fleet.hosts[2];
+    let r = plan_resolution(
+        &fleet.group,
+        &inv,
+        "vm2",
+        ConflictStrategy::Manual,
+        Some(winner),
+        false,
+        fleet.now,
+    )
+    .unwrap();
+    let mut model = fleet.model.clone();
+    for l in &r.losers {
+        assert_eq!(
+            run_loser(&mut model, l, &fleet.group, &inv).map(|_| ()),
+            Ok(())
+        );
+    }
 }
