@@ -184,13 +184,25 @@ pub fn plan_resolution(
     let hub_holds = group
         .hub()
         .filter(|hub| holders.iter().any(|h| h.system_id == *hub));
+    // In a hub-and-spoke group the hub is every spoke's source: without `override_hub` its
+    // history is the one that wins, whatever the strategy would pick (a spoke ahead of the
+    // hub would otherwise stay ahead, in conflict, since nothing replicates into the hub).
+    if let (Some(hub), Some(named), false) = (hub_holds, winner, override_hub)
+        && named != hub
+    {
+        return Err(Error::conflict(format!(
+            "resolving {dataset:?} with winner {named} makes the hub {hub} lose; the hub's history is kept unless the request sets override_hub: true"
+        )));
+    }
     let named = match (strategy, winner) {
+        (ConflictStrategy::Manual | ConflictStrategy::Ignore, None) => None,
         (ConflictStrategy::KeepBoth, None) => hub_holds,
+        (_, None) if !override_hub => hub_holds,
         _ => winner,
     };
     let w: &History<'_> = match (strategy, named) {
         (ConflictStrategy::Ignore, _) => return Ok(resolution),
-        (ConflictStrategy::Manual | ConflictStrategy::KeepBoth, Some(id)) => {
+        (_, Some(id)) => {
             if fleet.member_index(id).is_none() {
                 return Err(Error::invalid(
                     "winner_system_id",

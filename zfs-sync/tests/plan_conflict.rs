@@ -248,6 +248,8 @@ fn an_orphaned_history_on_both_backups_is_not_destroyed_on_both() {
 fn the_hub_never_loses_without_override_hub() {
     let (a, b, _) = diverged();
     let hub_mode = Topology::HubAndSpoke { hub: a.id() };
+    // Without override_hub the hub's history wins whatever the strategy would pick (B is
+    // newer): the spoke is the loser.
     check_in(
         hub_mode,
         false,
@@ -255,7 +257,9 @@ fn the_hub_never_loses_without_override_hub() {
         ConflictStrategy::UseNewest,
         None,
         expect![[r#"
-            refused: resolving "vm1" with use_newest makes the hub 00000000-0000-0000-0000-000000000001 (tank/vm1) a loser; the hub's history is kept unless the request sets override_hub: true
+            use_newest winner=A destructive=true
+              loser B pool/vm1: rollback to b, destroys [z], discards writes since b
+                then incremental from A:tank/vm1 [-I b y] creates [x y]
         "#]],
     );
     // keep_both destroys nothing, but renaming the hub's dataset aside is losing too.
@@ -266,7 +270,7 @@ fn the_hub_never_loses_without_override_hub() {
         ConflictStrategy::KeepBoth,
         Some(&b),
         expect![[r#"
-            refused: resolving "vm1" with keep_both makes the hub 00000000-0000-0000-0000-000000000001 (tank/vm1) a loser; the hub's history is kept unless the request sets override_hub: true
+            refused: resolving "vm1" with winner 00000000-0000-0000-0000-000000000002 makes the hub 00000000-0000-0000-0000-000000000001 lose; the hub's history is kept unless the request sets override_hub: true
         "#]],
     );
     check_in(
