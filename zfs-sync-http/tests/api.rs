@@ -1139,6 +1139,43 @@ async fn deleting_a_system_removes_its_data() {
     );
 }
 
+/// A group name with a quote, a backslash, a line feed and a carriage return stays one label
+/// value of one series: no forged series, every sample line well formed (issue 18, point 7).
+#[tokio::test]
+async fn metrics_escape_label_values() {
+    let h = harness().await;
+    let (a, _) = h.register("a").await;
+    let name = "evil\"} 1\r\nzfs_sync_forged{x=\"\\";
+    let g = h
+        .admin(
+            "POST",
+            "/api/v1/sync-groups",
+            Some(json!({"name": name, "system_ids": [a]})),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{g:?}");
+    let r = h.cli.get("/metrics").send().await;
+    r.assert_status_is_ok();
+    let text = r.0.into_body().into_string().await.unwrap();
+    assert!(!text.contains('\r'), "{text:?}");
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        assert!(line.starts_with("zfs_sync_"), "{line:?}");
+        assert!(
+            !line.starts_with("zfs_sync_forged"),
+            "forged series: {line:?}"
+        );
+    }
+    let escaped = concat!(
+        r#"zfs_sync_open_conflicts{group="evil\"} 1"#,
+        "\u{fffd}",
+        r#"\nzfs_sync_forged{x=\"\\"} 0"#
+    );
+    assert!(text.contains(escaped), "{text}");
+}
+
 #[tokio::test]
 async fn metrics_use_route_templates_and_can_be_private() {
     let h = harness().await;
