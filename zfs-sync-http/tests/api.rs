@@ -1585,3 +1585,51 @@ async fn compare_dataset_honours_each_members_dataset_root_in_a_group() {
         h.check("GET", &path, Some(key), None, expected).await;
     }
 }
+
+/// A system key may describe its own system but not change how other hosts reach it: the
+/// pipelines of its peers are built from its SSH fields (issue 18, point 5).
+#[tokio::test]
+async fn only_an_admin_changes_how_hosts_reach_a_system() {
+    let h = harness().await;
+    let (a, ka) = h.register("reach-a").await;
+    let path = format!("/api/v1/systems/{a}");
+    for (field, value) in [
+        ("ssh_hostname", json!("203.0.113.66")),
+        ("ssh_user", json!("root")),
+        ("ssh_port", json!(2222)),
+    ] {
+        let r = h
+            .call("PUT", &path, Some(&ka), Some(json!({ field: value })))
+            .await;
+        assert_error(&r, 403);
+        assert!(
+            r.body["detail"].as_str().unwrap().starts_with(field),
+            "{r:?}"
+        );
+    }
+    let stored = h.admin("GET", &path, None).await.body;
+    assert_eq!(stored["ssh_user"], json!("zfs"));
+    assert_eq!(stored["ssh_port"], json!(22));
+    assert!(stored["ssh_hostname"].is_null(), "{stored}");
+    // Its own descriptive fields, and the connection fields sent back unchanged, are fine.
+    let r = h
+        .call(
+            "PUT",
+            &path,
+            Some(&ka),
+            Some(json!({"platform": "linux", "ssh_user": "zfs", "ssh_port": 22})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["platform"], json!("linux"));
+    // The admin changes them.
+    let r = h
+        .admin(
+            "PUT",
+            &path,
+            Some(json!({"ssh_hostname": "a.example", "ssh_user": "backup", "ssh_port": 2222})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["ssh_port"], json!(2222));
+}
