@@ -146,6 +146,35 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
     })
 }
 
+/// The levels a log filter may name.
+const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// A log filter is a level, or comma-separated directives each ending in `=<level>`
+/// (`info,zfs_sync_http=debug`). A bare word that is no level (`warning`) would be read by
+/// the tracing filter as a module name and silently turn every other line off, the one-time
+/// admin key included: refused, naming the levels.
+fn check_log_level(filter: &str) -> Result<(), String> {
+    let rule = |what: &str| {
+        format!(
+            "{what}: must be a level ({}) or directives such as info,zfs_sync_http=debug",
+            LOG_LEVELS.join(", ")
+        )
+    };
+    if filter.trim().is_empty() {
+        return Err(rule("is empty"));
+    }
+    for directive in filter.split(',').map(str::trim) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(rule(&format!("\"{directive}\" names no level")));
+        }
+    }
+    if tracing_subscriber::EnvFilter::try_new(filter).is_err() {
+        return Err(rule(&format!("\"{filter}\" is not a valid filter")));
+    }
+    Ok(())
+}
+
 /// The keys read from the environment (`ZFS_SYNC_` + upper case). Others with that prefix
 /// (e.g. `ZFS_SYNC_TEST_POSTGRES_URL`) are not settings and are ignored.
 pub const ENV_KEYS: &[&str] = &[
@@ -296,11 +325,8 @@ impl Settings {
                 );
             }
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            return bad(
-                "log_level",
-                "must be a level (error, warn, info, debug, trace) or a tracing filter",
-            );
+        if let Err(rule) = check_log_level(&self.log_level) {
+            return bad("log_level", &rule);
         }
         Ok(())
     }
@@ -369,6 +395,35 @@ mod tests {
         assert_eq!(s.heartbeat_timeout_seconds, 300);
         assert!(s.cors_origins.is_empty());
         assert!(s.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn a_log_level_that_names_no_level_is_refused() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "info,zfs_sync_http=debug",
+            "poem=warn, trace",
+        ] {
+            assert_eq!(check_log_level(good), Ok(()), "{good}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("zfs_sync.yaml");
+        for bad in [
+            "warning",
+            "",
+            "info,zfs_sync_http",
+            "zfs_sync=verbose",
+            "info,[",
+        ] {
+            std::fs::write(&file, format!("log_level: \"{bad}\"\n")).unwrap();
+            let e = Settings::load_from(Some(&file), no_env())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("log_level (ZFS_SYNC_LOG_LEVEL)"), "{bad}: {e}");
+            assert!(e.contains("error, warn, info"), "{bad}: {e}");
+        }
     }
 
     #[test]
