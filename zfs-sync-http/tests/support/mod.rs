@@ -2,15 +2,12 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
-
 use expect_test::Expect;
 use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderMap, Method};
 use poem::test::TestClient;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use zfs_sync::store::memory::InMemoryStore;
 use zfs_sync_http::config::Settings;
 use zfs_sync_http::{AppState, app};
 
@@ -48,8 +45,12 @@ pub async fn harness() -> Harness {
     .await
 }
 
+/// A harness on the store `settings.database_url` names (`memory:`, a SQLite file, a
+/// PostgreSQL URL with `database_schema`).
 pub async fn harness_with(settings: Settings) -> Harness {
-    let store = Arc::new(InMemoryStore::new());
+    let store = zfs_sync_http::store::open(&settings)
+        .await
+        .expect("open the harness store");
     let admin = zfs_sync::service::auth::create_admin_key(store.as_ref(), chrono::Utc::now())
         .await
         .unwrap();

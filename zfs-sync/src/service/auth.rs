@@ -212,6 +212,10 @@ pub fn validate_system(system: &System) -> Result<()> {
     if system.ssh_port == 0 {
         return Err(Error::invalid("ssh_port", "must be between 1 and 65535"));
     }
+    if let Some(p) = &system.platform {
+        crate::model::text::check_text("platform", p)?;
+    }
+    crate::model::text::check_metadata("extra_metadata", &system.extra_metadata)?;
     Ok(())
 }
 
