@@ -2,13 +2,16 @@
 //! the modes of the files it creates, where a generated admin key goes, and a closed pipe
 //! (issue 18, point 10).
 
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::free_port;
 
 fn server() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zfs-sync-server"));
@@ -20,14 +23,6 @@ fn server() -> Command {
         .env_remove("ZFS_SYNC_PORT")
         .stdin(Stdio::null());
     c
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn mode(path: &Path) -> u32 {

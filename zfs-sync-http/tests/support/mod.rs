@@ -1,4 +1,5 @@
-//! In-process test harness: the app over an `InMemoryStore`, and a small JSON client.
+//! In-process test harness: the app over the store its settings name, and a small JSON
+//! client.
 
 #![allow(dead_code)]
 
@@ -252,4 +253,13 @@ fn mask_random_ids(s: &str) -> String {
         }
     }
     out
+}
+
+/// A TCP port free on 127.0.0.1 right now (for a server process a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
