@@ -1633,3 +1633,40 @@ async fn only_an_admin_changes_how_hosts_reach_a_system() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["ssh_port"], json!(2222));
 }
+
+/// Every answer, the ones that carry a key and the Swagger UI included, says: no sniffing, no
+/// framing, no caching (issue 18, point 11).
+#[tokio::test]
+async fn answers_carry_the_security_headers() {
+    let h = harness().await;
+    let key = h.admin.clone();
+    for (method, path) in [
+        ("POST", "/api/v1/systems"),
+        ("GET", "/api/v1/health/live"),
+        ("GET", "/docs"),
+        ("GET", "/openapi.json"),
+        ("GET", "/api/v1/no-such-route"),
+    ] {
+        let req = match method {
+            "POST" => h
+                .cli
+                .post(path)
+                .header("X-API-Key", &key)
+                .body_json(&json!({"hostname": "headers.example"})),
+            _ => h.cli.get(path),
+        };
+        let r = req.send().await;
+        let headers = r.0.headers();
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("cache-control", "no-store"),
+        ] {
+            assert_eq!(
+                headers.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{method} {path}: {name} in {headers:?}"
+            );
+        }
+    }
+}
