@@ -45,6 +45,10 @@ pub struct Settings {
     #[serde(deserialize_with = "string_or_list")]
     pub cors_origins: Vec<String>,
     pub body_limit_bytes: usize,
+    /// Failed authentications a client address may make per minute before it is answered
+    /// 429 (with `Retry-After`) for the rest of that minute; 0: no limit. Behind a reverse
+    /// proxy every client shares the proxy's address: raise it there.
+    pub auth_failures_per_minute: u32,
     /// How long a handed-out job stays leased without a result.
     pub job_lease_seconds: u64,
     /// Most snapshot records kept in memory between plans (0: no cache).
@@ -80,6 +84,7 @@ impl std::fmt::Debug for Settings {
             .field("heartbeat_timeout_seconds", &self.heartbeat_timeout_seconds)
             .field("cors_origins", &self.cors_origins)
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("job_lease_seconds", &self.job_lease_seconds)
             .field("inventory_cache_records", &self.inventory_cache_records)
             .field("state_touch_seconds", &self.state_touch_seconds)
@@ -117,6 +122,7 @@ impl Default for Settings {
             heartbeat_timeout_seconds: zfs_sync::service::health::DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
             cors_origins: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            auth_failures_per_minute: 30,
             job_lease_seconds: sync.job_lease_seconds,
             inventory_cache_records: sync.inventory_cache_records,
             state_touch_seconds: sync.state_touch_seconds,
@@ -189,6 +195,7 @@ pub const ENV_KEYS: &[&str] = &[
     "heartbeat_timeout_seconds",
     "cors_origins",
     "body_limit_bytes",
+    "auth_failures_per_minute",
     "job_lease_seconds",
     "inventory_cache_records",
     "state_touch_seconds",

@@ -46,6 +46,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Marks systems seen when they use their own key.
     pub seen: Arc<SeenMarks>,
+    /// Failed authentications per client address.
+    pub auth_throttle: Arc<zfs_sync::service::auth::AuthThrottle>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -61,6 +63,10 @@ impl AppState {
         let sync = SyncService::new(store.clone(), settings.sync_settings());
         AppState {
             seen: Arc::new(SeenMarks::for_timeout(settings.heartbeat_timeout_seconds)),
+            auth_throttle: Arc::new(zfs_sync::service::auth::AuthThrottle::new(
+                settings.auth_failures_per_minute,
+                60,
+            )),
             store,
             sync,
             settings: Arc::new(settings),

@@ -1670,3 +1670,50 @@ async fn answers_carry_the_security_headers() {
         }
     }
 }
+
+/// Failed authentications from one address are limited: past the limit the client is
+/// answered 429 with `Retry-After`, even with a good key, until the minute ends (issue 18,
+/// point 11).
+#[tokio::test]
+async fn failed_authentications_are_throttled() {
+    let h = harness_with(Settings {
+        database_url: Some("memory:".into()),
+        auth_failures_per_minute: 5,
+        ..Settings::default()
+    })
+    .await;
+    let (a, ka) = h.register("throttled").await;
+    let path = format!("/api/v1/systems/{a}");
+    for _ in 0..5 {
+        assert_error(&h.call("GET", &path, Some("zs_wrong"), None).await, 401);
+    }
+    // Good requests before the limit was reached were not counted; now even a good key waits.
+    for key in ["zs_wrong", ka.as_str()] {
+        let r = h.cli.get(&path).header("X-API-Key", key).send().await;
+        r.assert_status(poem::http::StatusCode::TOO_MANY_REQUESTS);
+        let after: u64 = r.0.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&after), "{after}");
+        let body: Value =
+            serde_json::from_str(&r.0.into_body().into_string().await.unwrap()).unwrap();
+        assert_eq!(body["code"], "too_many_requests", "{body}");
+    }
+    // Off with 0.
+    let open = harness_with(Settings {
+        database_url: Some("memory:".into()),
+        auth_failures_per_minute: 0,
+        ..Settings::default()
+    })
+    .await;
+    for _ in 0..40 {
+        assert_error(
+            &open
+                .call("GET", "/api/v1/systems", Some("zs_wrong"), None)
+                .await,
+            401,
+        );
+    }
+}
