@@ -51,4 +51,16 @@ echo "== zfs-sync-py: mypy (package and example)"
 "$venv/bin/python" -m mypy --config-file "$here/pyproject.toml" \
     "$here/python/zfs_sync" "$root/examples/plan_from_zfs_list.py"
 
+echo "== zfs-sync-py: the host client distribution (pure Python, installable alone)"
+client_venv="$(mktemp -d)"
+"$python" -m venv "$client_venv/venv"
+"$client_venv/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$here/client"
+# From an empty directory, in a virtualenv that has only the client: the package imports, the
+# client and the errors are there, the native module is not.
+(cd "$client_venv" && "$client_venv/venv/bin/python" -c '
+import importlib.util, zfs_sync, zfs_sync.client, zfs_sync.errors
+assert importlib.util.find_spec("zfs_sync._zfs_sync") is None
+print("zfs-sync-client: zfs_sync.client imports without the native module")')
+rm -rf "$client_venv"
+
 echo "== zfs-sync-py: ok"

@@ -29,9 +29,24 @@ async fn check_key(req: &Request, key: ApiKey) -> poem::Result<Role> {
     let state = req
         .data::<AppState>()
         .ok_or_else(|| poem::Error::from(ApiError::new(500, "server state missing", None, None)))?;
-    let role = auth::authenticate(state.store.as_ref(), &key.key)
-        .await
-        .map_err(ApiError::from)?;
+    let client = req
+        .remote_addr()
+        .as_socket_addr()
+        .map_or_else(|| req.remote_addr().to_string(), |a| a.ip().to_string());
+    let now = Utc::now();
+    state
+        .auth_throttle
+        .check(&client, now)
+        .map_err(ApiError::throttled)?;
+    let role = match auth::authenticate(state.store.as_ref(), &key.key).await {
+        Ok(role) => role,
+        Err(e) => {
+            if matches!(e, zfs_sync::Error::Unauthorized { .. }) {
+                state.auth_throttle.failed(&client, now);
+            }
+            return Err(ApiError::from(e).into());
+        }
+    };
     if let Err(e) = state
         .seen
         .mark(state.store.as_ref(), role, Utc::now())

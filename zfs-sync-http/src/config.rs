@@ -45,6 +45,10 @@ pub struct Settings {
     #[serde(deserialize_with = "string_or_list")]
     pub cors_origins: Vec<String>,
     pub body_limit_bytes: usize,
+    /// Failed authentications a client address may make per minute before it is answered
+    /// 429 (with `Retry-After`) for the rest of that minute; 0: no limit. Behind a reverse
+    /// proxy every client shares the proxy's address: raise it there.
+    pub auth_failures_per_minute: u32,
     /// How long a handed-out job stays leased without a result.
     pub job_lease_seconds: u64,
     /// Most snapshot records kept in memory between plans (0: no cache).
@@ -80,6 +84,7 @@ impl std::fmt::Debug for Settings {
             .field("heartbeat_timeout_seconds", &self.heartbeat_timeout_seconds)
             .field("cors_origins", &self.cors_origins)
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("job_lease_seconds", &self.job_lease_seconds)
             .field("inventory_cache_records", &self.inventory_cache_records)
             .field("state_touch_seconds", &self.state_touch_seconds)
@@ -117,6 +122,7 @@ impl Default for Settings {
             heartbeat_timeout_seconds: zfs_sync::service::health::DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
             cors_origins: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            auth_failures_per_minute: 30,
             job_lease_seconds: sync.job_lease_seconds,
             inventory_cache_records: sync.inventory_cache_records,
             state_touch_seconds: sync.state_touch_seconds,
@@ -146,6 +152,35 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
     })
 }
 
+/// The levels a log filter may name.
+const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// A log filter is a level, or comma-separated directives each ending in `=<level>`
+/// (`info,zfs_sync_http=debug`). A bare word that is no level (`warning`) would be read by
+/// the tracing filter as a module name and silently turn every other line off, the one-time
+/// admin key included: refused, naming the levels.
+fn check_log_level(filter: &str) -> Result<(), String> {
+    let rule = |what: &str| {
+        format!(
+            "{what}: must be a level ({}) or directives such as info,zfs_sync_http=debug",
+            LOG_LEVELS.join(", ")
+        )
+    };
+    if filter.trim().is_empty() {
+        return Err(rule("is empty"));
+    }
+    for directive in filter.split(',').map(str::trim) {
+        let level = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(rule(&format!("\"{directive}\" names no level")));
+        }
+    }
+    if tracing_subscriber::EnvFilter::try_new(filter).is_err() {
+        return Err(rule(&format!("\"{filter}\" is not a valid filter")));
+    }
+    Ok(())
+}
+
 /// The keys read from the environment (`ZFS_SYNC_` + upper case). Others with that prefix
 /// (e.g. `ZFS_SYNC_TEST_POSTGRES_URL`) are not settings and are ignored.
 pub const ENV_KEYS: &[&str] = &[
@@ -160,6 +195,7 @@ pub const ENV_KEYS: &[&str] = &[
     "heartbeat_timeout_seconds",
     "cors_origins",
     "body_limit_bytes",
+    "auth_failures_per_minute",
     "job_lease_seconds",
     "inventory_cache_records",
     "state_touch_seconds",
@@ -296,11 +332,8 @@ impl Settings {
                 );
             }
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            return bad(
-                "log_level",
-                "must be a level (error, warn, info, debug, trace) or a tracing filter",
-            );
+        if let Err(rule) = check_log_level(&self.log_level) {
+            return bad("log_level", &rule);
         }
         Ok(())
     }
@@ -369,6 +402,35 @@ mod tests {
         assert_eq!(s.heartbeat_timeout_seconds, 300);
         assert!(s.cors_origins.is_empty());
         assert!(s.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn a_log_level_that_names_no_level_is_refused() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "info,zfs_sync_http=debug",
+            "poem=warn, trace",
+        ] {
+            assert_eq!(check_log_level(good), Ok(()), "{good}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("zfs_sync.yaml");
+        for bad in [
+            "warning",
+            "",
+            "info,zfs_sync_http",
+            "zfs_sync=verbose",
+            "info,[",
+        ] {
+            std::fs::write(&file, format!("log_level: \"{bad}\"\n")).unwrap();
+            let e = Settings::load_from(Some(&file), no_env())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("log_level (ZFS_SYNC_LOG_LEVEL)"), "{bad}: {e}");
+            assert!(e.contains("error, warn, info"), "{bad}: {e}");
+        }
     }
 
     #[test]

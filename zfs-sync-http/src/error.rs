@@ -29,7 +29,8 @@ pub struct ErrorBody {
     pub field: Option<String>,
     /// A stable machine code: `invalid_input`, `missing_reference` (a 422 for input naming an
     /// entity that does not exist), `not_found`, `already_exists`, `conflict`,
-    /// `unauthorized`, `forbidden`, `payload_too_large`, `bad_request`, `internal`.
+    /// `unauthorized`, `forbidden`, `payload_too_large`, `bad_request`, `too_many_requests`,
+    /// `internal`.
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
@@ -59,6 +60,10 @@ pub enum ApiError {
     /// The input broke a rule; `field` names it.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
+    /// Too many failed authentications from this client address; retry after the seconds
+    /// `Retry-After` says.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] String),
     /// The server failed (storage unavailable); the request may be retried.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -86,11 +91,14 @@ pub mod declared {
     pub const UNPROCESSABLE: u16 = 1 << 6;
     pub const INTERNAL: u16 = 1 << 7;
     pub const UNAVAILABLE: u16 = 1 << 8;
+    pub const TOO_MANY_REQUESTS: u16 = 1 << 9;
 
     /// What any secured operation can answer: a request poem cannot parse (a bad UUID in the
     /// path, a query value of the wrong type), a missing or unknown key, a key that may not
-    /// act, input that breaks a rule, and a failure of the server.
-    pub const SECURED: u16 = BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | UNPROCESSABLE | INTERNAL;
+    /// act, input that breaks a rule, a client throttled after failed authentications, and
+    /// a failure of the server.
+    pub const SECURED: u16 =
+        BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | UNPROCESSABLE | TOO_MANY_REQUESTS | INTERNAL;
     /// A secured operation on an entity named in its path or body: and 404.
     pub const LOOKUP: u16 = SECURED | NOT_FOUND;
     /// A secured operation that reads a JSON body: and 413 for a body over the limit.
@@ -106,6 +114,7 @@ pub mod declared {
             409 => CONFLICT,
             413 => PAYLOAD_TOO_LARGE,
             422 => UNPROCESSABLE,
+            429 => TOO_MANY_REQUESTS,
             500 => INTERNAL,
             503 => UNAVAILABLE,
             _ => 0,
@@ -160,6 +169,7 @@ fn code_of(status: u16) -> &'static str {
         413 => "payload_too_large",
         415 => "unsupported_media_type",
         422 => "invalid_input",
+        429 => "too_many_requests",
         503 => "unavailable",
         _ if status >= 500 => "internal",
         _ => "error",
@@ -188,6 +198,7 @@ impl ApiError {
             409 => ApiError::Conflict(body),
             413 => ApiError::PayloadTooLarge(body),
             422 => ApiError::Unprocessable(body),
+            429 => ApiError::TooManyRequests(body, "60".into()),
             503 => ApiError::Unavailable(body),
             _ => ApiError::Internal(body),
         }
@@ -197,6 +208,20 @@ impl ApiError {
     pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         let field = field.into();
         ApiError::new(422, format!("{field}: {reason}"), Some(field), None)
+    }
+
+    /// 429: too many failed authentications; retry after `seconds`.
+    pub fn throttled(seconds: u64) -> Self {
+        let mut e = ApiError::new(
+            429,
+            format!("too many failed authentications from this address; retry in {seconds} s"),
+            None,
+            None,
+        );
+        if let ApiError::TooManyRequests(_, after) = &mut e {
+            *after = seconds.to_string();
+        }
+        e
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -212,6 +237,7 @@ impl ApiError {
             | ApiError::Conflict(b)
             | ApiError::PayloadTooLarge(b)
             | ApiError::Unprocessable(b)
+            | ApiError::TooManyRequests(b, _)
             | ApiError::Internal(b)
             | ApiError::Unavailable(b) => &b.0,
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use poem::endpoint::{BoxEndpoint, make_sync};
-use poem::middleware::{CatchPanic, Cors};
+use poem::middleware::{CatchPanic, Cors, SetHeader};
 use poem::web::Data;
 use poem::{EndpointExt, IntoResponse, Request, Response, Route, handler};
 use poem_openapi::OpenApiService;
@@ -46,6 +46,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Marks systems seen when they use their own key.
     pub seen: Arc<SeenMarks>,
+    /// Failed authentications per client address.
+    pub auth_throttle: Arc<zfs_sync::service::auth::AuthThrottle>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -61,6 +63,10 @@ impl AppState {
         let sync = SyncService::new(store.clone(), settings.sync_settings());
         AppState {
             seen: Arc::new(SeenMarks::for_timeout(settings.heartbeat_timeout_seconds)),
+            auth_throttle: Arc::new(zfs_sync::service::auth::AuthThrottle::new(
+                settings.auth_failures_per_minute,
+                60,
+            )),
             store,
             sync,
             settings: Arc::new(settings),
@@ -140,6 +146,17 @@ async fn metrics_endpoint(req: &Request, state: Data<&AppState>) -> Result<Respo
 /// The whole HTTP application: the API under `/api/v1`, `/openapi.json`, `/docs`, `/metrics`,
 /// with JSON errors, request ids and logs, latency metrics, the body limit and (when
 /// configured) CORS.
+/// Headers a security review expects on every answer: no MIME sniffing, no framing (the
+/// Swagger UI cannot be clickjacked), no referrer, and `Cache-Control: no-store`, since
+/// answers carry keys (registration, rotation) and fleet data that no cache should keep.
+fn security_headers() -> SetHeader {
+    SetHeader::new()
+        .overriding("X-Content-Type-Options", "nosniff")
+        .overriding("X-Frame-Options", "DENY")
+        .overriding("Referrer-Policy", "no-referrer")
+        .overriding("Cache-Control", "no-store")
+}
+
 pub fn app(state: AppState) -> BoxEndpoint<'static> {
     let service = api_service();
     let spec = service.spec();
@@ -176,6 +193,7 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
             .into_response()
         }))
         .with(JsonErrors)
+        .with(security_headers())
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .data(state)
         .with(middleware::Observe { metrics })

@@ -21,6 +21,12 @@ struct Cli {
     /// directory, config/ or /config.
     #[arg(long, short = 'c', global = true, env = "ZFS_SYNC_CONFIG")]
     config: Option<PathBuf>,
+    /// Address to listen on (overrides the setting `host`, `ZFS_SYNC_HOST`).
+    #[arg(long, global = true)]
+    host: Option<String>,
+    /// Port to listen on (overrides the setting `port`, `ZFS_SYNC_PORT`).
+    #[arg(long, global = true)]
+    port: Option<u16>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -35,6 +41,63 @@ enum Command {
     CreateAdminKey,
     /// Print the OpenAPI document and exit.
     Openapi,
+}
+
+/// Writes `text` and a newline to stdout. A closed pipe (`zfs-sync-server openapi | head`)
+/// ends the output quietly instead of panicking; other write errors are returned.
+fn print_out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to stdout: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Creates (or restricts) the files that hold secrets so that only their owner reads them:
+/// a SQLite database file 0600 (SQLite gives its `-wal` and `-shm` files the same mode) and
+/// the log directory 0700 (log files roll inside it).
+#[cfg(unix)]
+fn restrict_files(settings: &Settings) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let url = settings.database_url();
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .filter(|p| !p.starts_with(':'))
+    {
+        let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                format!(
+                    "cannot create the database directory {}: {e}",
+                    parent.display()
+                )
+            })?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|f| f.set_permissions(std::fs::Permissions::from_mode(0o600)))
+            .map_err(|e| format!("cannot restrict the database file {}: {e}", path.display()))?;
+    }
+    if let Some(dir) = &settings.log_dir {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| format!("cannot create the log directory {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_files(_: &Settings) -> Result<(), String> {
+    Ok(())
 }
 
 fn init_logging(settings: &Settings) -> Option<tracing_appender::non_blocking::WorkerGuard> {
@@ -88,18 +151,8 @@ fn init_logging(settings: &Settings) -> Option<tracing_appender::non_blocking::W
 async fn open_store(
     settings: &Settings,
 ) -> Result<std::sync::Arc<dyn zfs_sync::store::Store>, String> {
+    // The database file and its directory exist already: see `restrict_files`.
     let url = settings.database_url();
-    if let Some(path) = url.strip_prefix("sqlite://")
-        && let Some(parent) = std::path::Path::new(path).parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            format!(
-                "cannot create the database directory {}: {e}",
-                parent.display()
-            )
-        })?;
-    }
     store::open(settings).await.map_err(|e| {
         format!(
             "cannot open the database {}: {e}",
@@ -139,10 +192,14 @@ async fn serve(settings: Settings, config_file: Option<PathBuf>) -> Result<(), S
         "zfs-sync server starting"
     );
     match auth::ensure_admin_key(store.as_ref(), settings.admin_key.as_deref(), Utc::now()).await {
-        Ok(AdminKeySetup::Generated(key)) => tracing::warn!(
-            admin_key = %key,
-            "no admin key was configured and the database had none: generated this one. It is shown only now; store it safely"
-        ),
+        Ok(AdminKeySetup::Generated(key)) => {
+            // The key goes to the terminal (stderr) only, never through the log (a log file
+            // would keep it).
+            tracing::warn!(
+                "no admin key was configured and the database had none: generated one and printed it on stderr, only now; store it safely"
+            );
+            eprintln!("zfs-sync-server: generated admin key (shown only now): {key}");
+        }
         Ok(AdminKeySetup::Configured) => tracing::info!("admin key from configuration is active"),
         Ok(AdminKeySetup::Existing) => {}
         Err(e) => return Err(format!("admin key setup failed: {e}")),
@@ -169,16 +226,35 @@ async fn serve(settings: Settings, config_file: Option<PathBuf>) -> Result<(), S
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
-        println!("{}", zfs_sync_http::openapi_json());
-        return ExitCode::SUCCESS;
+        return match print_out(&zfs_sync_http::openapi_json()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zfs-sync-server: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
-    let (settings, config_file) = match Settings::load(cli.config.as_deref()) {
+    let (mut settings, config_file) = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("zfs-sync-server: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(host) = cli.host {
+        settings.host = host;
+    }
+    if let Some(port) = cli.port {
+        settings.port = port;
+    }
+    if let Err(e) = settings
+        .validate()
+        .map_err(|e| e.to_string())
+        .and_then(|()| restrict_files(&settings))
+    {
+        eprintln!("zfs-sync-server: {e}");
+        return ExitCode::from(2);
+    }
     let _guard = init_logging(&settings);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -195,16 +271,14 @@ fn main() -> ExitCode {
             Command::Serve => serve(settings, config_file).await,
             Command::Migrate => {
                 open_store(&settings).await?;
-                println!("database schema is up to date");
-                Ok(())
+                print_out("database schema is up to date")
             }
             Command::CreateAdminKey => {
                 let store = open_store(&settings).await?;
                 let key = auth::create_admin_key(store.as_ref(), Utc::now())
                     .await
                     .map_err(|e| e.to_string())?;
-                println!("{key}");
-                Ok(())
+                print_out(&key)
             }
             Command::Openapi => Ok(()),
         }

@@ -15,11 +15,31 @@ use zfs_sync::store::Store;
 
 type Labels = Vec<(String, String)>;
 
+/// Label pairs with each value escaped for the text exposition format (the encoder writes
+/// values verbatim): see [`escape_label_value`].
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.to_string(), escape_label_value(v)))
         .collect()
+}
+
+/// A label value as the text format needs it between its quotes: backslash, double quote and
+/// line feed escaped (`\\`, `\"`, `\n`), and any other control character (a carriage
+/// return, say, which the format cannot escape) replaced by U+FFFD. A group named
+/// `a"} 1\nforged{x="` stays one label value of one series.
+pub fn escape_label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn latency_histogram() -> Histogram {
@@ -192,5 +212,20 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_label_value;
+
+    #[test]
+    fn label_values_are_escaped_for_the_text_format() {
+        assert_eq!(escape_label_value("plain group"), "plain group");
+        assert_eq!(escape_label_value(r#"a"b"#), r#"a\"b"#);
+        assert_eq!(escape_label_value("a\\b"), r"a\\b");
+        assert_eq!(escape_label_value("a\nb"), r"a\nb");
+        assert_eq!(escape_label_value("a\rb\u{7}"), "a\u{fffd}b\u{fffd}");
+        assert_eq!(escape_label_value("ünïcode"), "ünïcode");
     }
 }

@@ -1139,6 +1139,43 @@ async fn deleting_a_system_removes_its_data() {
     );
 }
 
+/// A group name with a quote, a backslash, a line feed and a carriage return stays one label
+/// value of one series: no forged series, every sample line well formed (issue 18, point 7).
+#[tokio::test]
+async fn metrics_escape_label_values() {
+    let h = harness().await;
+    let (a, _) = h.register("a").await;
+    let name = "evil\"} 1\r\nzfs_sync_forged{x=\"\\";
+    let g = h
+        .admin(
+            "POST",
+            "/api/v1/sync-groups",
+            Some(json!({"name": name, "system_ids": [a]})),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{g:?}");
+    let r = h.cli.get("/metrics").send().await;
+    r.assert_status_is_ok();
+    let text = r.0.into_body().into_string().await.unwrap();
+    assert!(!text.contains('\r'), "{text:?}");
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        assert!(line.starts_with("zfs_sync_"), "{line:?}");
+        assert!(
+            !line.starts_with("zfs_sync_forged"),
+            "forged series: {line:?}"
+        );
+    }
+    let escaped = concat!(
+        r#"zfs_sync_open_conflicts{group="evil\"} 1"#,
+        "\u{fffd}",
+        r#"\nzfs_sync_forged{x=\"\\"} 0"#
+    );
+    assert!(text.contains(escaped), "{text}");
+}
+
 #[tokio::test]
 async fn metrics_use_route_templates_and_can_be_private() {
     let h = harness().await;
@@ -1546,5 +1583,137 @@ async fn compare_dataset_honours_each_members_dataset_root_in_a_group() {
     ];
     for (path, key, expected) in rows {
         h.check("GET", &path, Some(key), None, expected).await;
+    }
+}
+
+/// A system key may describe its own system but not change how other hosts reach it: the
+/// pipelines of its peers are built from its SSH fields (issue 18, point 5).
+#[tokio::test]
+async fn only_an_admin_changes_how_hosts_reach_a_system() {
+    let h = harness().await;
+    let (a, ka) = h.register("reach-a").await;
+    let path = format!("/api/v1/systems/{a}");
+    for (field, value) in [
+        ("ssh_hostname", json!("203.0.113.66")),
+        ("ssh_user", json!("root")),
+        ("ssh_port", json!(2222)),
+    ] {
+        let r = h
+            .call("PUT", &path, Some(&ka), Some(json!({ field: value })))
+            .await;
+        assert_error(&r, 403);
+        assert!(
+            r.body["detail"].as_str().unwrap().starts_with(field),
+            "{r:?}"
+        );
+    }
+    let stored = h.admin("GET", &path, None).await.body;
+    assert_eq!(stored["ssh_user"], json!("zfs"));
+    assert_eq!(stored["ssh_port"], json!(22));
+    assert!(stored["ssh_hostname"].is_null(), "{stored}");
+    // Its own descriptive fields, and the connection fields sent back unchanged, are fine.
+    let r = h
+        .call(
+            "PUT",
+            &path,
+            Some(&ka),
+            Some(json!({"platform": "linux", "ssh_user": "zfs", "ssh_port": 22})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["platform"], json!("linux"));
+    // The admin changes them.
+    let r = h
+        .admin(
+            "PUT",
+            &path,
+            Some(json!({"ssh_hostname": "a.example", "ssh_user": "backup", "ssh_port": 2222})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["ssh_port"], json!(2222));
+}
+
+/// Every answer, the ones that carry a key and the Swagger UI included, says: no sniffing, no
+/// framing, no caching (issue 18, point 11).
+#[tokio::test]
+async fn answers_carry_the_security_headers() {
+    let h = harness().await;
+    let key = h.admin.clone();
+    for (method, path) in [
+        ("POST", "/api/v1/systems"),
+        ("GET", "/api/v1/health/live"),
+        ("GET", "/docs"),
+        ("GET", "/openapi.json"),
+        ("GET", "/api/v1/no-such-route"),
+    ] {
+        let req = match method {
+            "POST" => h
+                .cli
+                .post(path)
+                .header("X-API-Key", &key)
+                .body_json(&json!({"hostname": "headers.example"})),
+            _ => h.cli.get(path),
+        };
+        let r = req.send().await;
+        let headers = r.0.headers();
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("cache-control", "no-store"),
+        ] {
+            assert_eq!(
+                headers.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{method} {path}: {name} in {headers:?}"
+            );
+        }
+    }
+}
+
+/// Failed authentications from one address are limited: past the limit the client is
+/// answered 429 with `Retry-After`, even with a good key, until the minute ends (issue 18,
+/// point 11).
+#[tokio::test]
+async fn failed_authentications_are_throttled() {
+    let h = harness_with(Settings {
+        database_url: Some("memory:".into()),
+        auth_failures_per_minute: 5,
+        ..Settings::default()
+    })
+    .await;
+    let (a, ka) = h.register("throttled").await;
+    let path = format!("/api/v1/systems/{a}");
+    for _ in 0..5 {
+        assert_error(&h.call("GET", &path, Some("zs_wrong"), None).await, 401);
+    }
+    // Good requests before the limit was reached were not counted; now even a good key waits.
+    for key in ["zs_wrong", ka.as_str()] {
+        let r = h.cli.get(&path).header("X-API-Key", key).send().await;
+        r.assert_status(poem::http::StatusCode::TOO_MANY_REQUESTS);
+        let after: u64 = r.0.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&after), "{after}");
+        let body: Value =
+            serde_json::from_str(&r.0.into_body().into_string().await.unwrap()).unwrap();
+        assert_eq!(body["code"], "too_many_requests", "{body}");
+    }
+    // Off with 0.
+    let open = harness_with(Settings {
+        database_url: Some("memory:".into()),
+        auth_failures_per_minute: 0,
+        ..Settings::default()
+    })
+    .await;
+    for _ in 0..40 {
+        assert_error(
+            &open
+                .call("GET", "/api/v1/systems", Some("zs_wrong"), None)
+                .await,
+            401,
+        );
     }
 }

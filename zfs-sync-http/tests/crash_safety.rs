@@ -9,14 +9,17 @@
 //! starts growing (mid-transaction); the timed trials kill it before, twice during, and after
 //! that write window. Timings only choose when to kill; nothing asserts on them.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+use support::free_port;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -236,14 +239,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn log_tail(log: &Path) -> String {

@@ -4,6 +4,7 @@ import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -325,3 +326,51 @@ def test_replace_inventory_prunes(server: Server) -> None:
     host.report_inventory([snap(f"tank/vm1@s{i}", 900 + i, i + 1, i) for i in range(3)])
     host.replace_inventory([snap("tank/vm1@s2", 902, 3, 2)], datasets=["tank/vm1"])
     assert server.snapshot_names(host.system_id) == ["tank/vm1@s2"]
+
+
+#: The files of the host client distribution (``zfs-sync-py/client/pyproject.toml``).
+CLIENT_FILES = ("__init__.py", "client.py", "errors.py", "py.typed")
+
+
+def test_the_client_works_from_its_python_files_alone(server: Server, tmp_path: Path) -> None:
+    """A host with only the client's Python files (no native module, no Rust) registers,
+    heartbeats, reports and gets typed errors; a native name says what is missing."""
+    package = tmp_path / "zfs_sync"
+    package.mkdir()
+    source = Path(zfs_sync.__file__).parent
+    for name in CLIENT_FILES:
+        (package / name).write_bytes((source / name).read_bytes())
+    assert not list(package.glob("_zfs_sync*"))
+    script = f"""
+import sys
+from zfs_sync.client import Client
+from zfs_sync.errors import AuthError
+import zfs_sync
+assert "zfs_sync._zfs_sync" not in sys.modules
+host = Client.register({server.base_url!r}, {server.admin_key!r}, "client-alone.example")
+host.heartbeat()
+host.report_inventory([{{"name": "tank/a@s1", "guid": 7, "createtxg": 1,
+                          "creation": "2026-01-01T00:00:00Z", "used": 1}}])
+try:
+    Client({server.base_url!r}, "wrong-key", system_id=host.system_id).heartbeat()
+    raise SystemExit("a wrong key was accepted")
+except AuthError:
+    pass
+try:
+    from zfs_sync import Witness
+    raise SystemExit("Witness imported without the native module")
+except ImportError as e:
+    assert "native module" in str(e), e
+print(host.system_id)
+"""
+    # -S: no site-packages, so the installed wheel (and its native module) is invisible.
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script],
+        env={"PYTHONPATH": str(tmp_path), "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    system_id = done.stdout.strip()
+    assert server.snapshot_names(system_id) == ["tank/a@s1"]

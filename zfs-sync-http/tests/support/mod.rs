@@ -1,8 +1,7 @@
-//! In-process test harness: the app over an `InMemoryStore`, and a small JSON client.
+//! In-process test harness: the app over the store its settings name, and a small JSON
+//! client.
 
 #![allow(dead_code)]
-
-use std::sync::Arc;
 
 use expect_test::Expect;
 use poem::endpoint::BoxEndpoint;
@@ -10,7 +9,6 @@ use poem::http::{HeaderMap, Method};
 use poem::test::TestClient;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use zfs_sync::store::memory::InMemoryStore;
 use zfs_sync_http::config::Settings;
 use zfs_sync_http::{AppState, app};
 
@@ -48,8 +46,12 @@ pub async fn harness() -> Harness {
     .await
 }
 
+/// A harness on the store `settings.database_url` names (`memory:`, a SQLite file, a
+/// PostgreSQL URL with `database_schema`).
 pub async fn harness_with(settings: Settings) -> Harness {
-    let store = Arc::new(InMemoryStore::new());
+    let store = zfs_sync_http::store::open(&settings)
+        .await
+        .expect("open the harness store");
     let admin = zfs_sync::service::auth::create_admin_key(store.as_ref(), chrono::Utc::now())
         .await
         .unwrap();
@@ -251,4 +253,13 @@ fn mask_random_ids(s: &str) -> String {
         }
     }
     out
+}
+
+/// A TCP port free on 127.0.0.1 right now (for a server process a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

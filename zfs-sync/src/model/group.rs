@@ -199,6 +199,10 @@ impl SyncGroup {
         if self.name.len() > 255 {
             return Err(Error::invalid("name", "must be at most 255 bytes"));
         }
+        crate::model::text::check_text("name", &self.name)?;
+        if let Some(d) = &self.description {
+            crate::model::text::check_text("description", d)?;
+        }
         if self.sync_interval_seconds == 0 {
             return Err(Error::invalid(
                 "sync_interval_seconds",

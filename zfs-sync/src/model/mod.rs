@@ -73,6 +73,7 @@ pub mod planning;
 pub mod snapshot;
 pub mod state;
 pub mod system;
+pub mod text;
 
 pub use conflict::*;
 pub use group::*;

@@ -212,6 +212,10 @@ pub fn validate_system(system: &System) -> Result<()> {
     if system.ssh_port == 0 {
         return Err(Error::invalid("ssh_port", "must be between 1 and 65535"));
     }
+    if let Some(p) = &system.platform {
+        crate::model::text::check_text("platform", p)?;
+    }
+    crate::model::text::check_metadata("extra_metadata", &system.extra_metadata)?;
     Ok(())
 }
 
@@ -244,9 +248,105 @@ pub async fn rotate_system_key(
     Ok(issued.key)
 }
 
+/// Failed authentications counted per client (its address): after `limit` failures within
+/// a window of `window_seconds`, the client is refused until the window ends, before its key
+/// is even looked up, so a key cannot be guessed at the speed of the server. Successful
+/// requests are never counted. Each server process counts for itself; 0 turns it off.
+#[derive(Debug)]
+pub struct AuthThrottle {
+    limit: u32,
+    window: chrono::Duration,
+    /// Per client: when its window began, and its failures in it.
+    failures: std::sync::Mutex<std::collections::HashMap<String, (DateTime<Utc>, u32)>>,
+}
+
+/// Clients remembered at most; beyond it, clients whose window ended are forgotten first.
+const THROTTLE_CLIENTS: usize = 100_000;
+
+impl AuthThrottle {
+    pub fn new(limit: u32, window_seconds: u64) -> Self {
+        AuthThrottle {
+            limit,
+            window: chrono::Duration::seconds(
+                i64::try_from(window_seconds).unwrap_or(i64::MAX / 2_000),
+            ),
+            failures: std::sync::Mutex::default(),
+        }
+    }
+
+    /// `Err(seconds)` to wait while `client` is over the limit, else `Ok`.
+    pub fn check(&self, client: &str, now: DateTime<Utc>) -> std::result::Result<(), u64> {
+        if self.limit == 0 {
+            return Ok(());
+        }
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(client) {
+            Some((start, n)) if *n >= self.limit && now < *start + self.window => {
+                let left = (*start + self.window - now).num_seconds().max(1);
+                Err(u64::try_from(left).unwrap_or(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication of `client`.
+    pub fn failed(&self, client: &str, now: DateTime<Utc>) {
+        if self.limit == 0 {
+            return;
+        }
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= THROTTLE_CLIENTS && !map.contains_key(client) {
+            let window = self.window;
+            map.retain(|_, (start, _)| now < *start + window);
+            if map.len() >= THROTTLE_CLIENTS {
+                // Still full of clients failing right now: count this one as well, by
+                // forgetting an arbitrary other (a flood cannot grow memory).
+                if let Some(k) = map.keys().next().cloned() {
+                    map.remove(&k);
+                }
+            }
+        }
+        let entry = map.entry(client.to_string()).or_insert((now, 0));
+        if now >= entry.0 + self.window {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_authentications_are_throttled_per_client_for_a_window() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap();
+        let s = |n| chrono::Duration::seconds(n);
+        let throttle = AuthThrottle::new(3, 60);
+        for i in 0..3 {
+            assert_eq!(throttle.check("10.0.0.1", t0 + s(i)), Ok(()));
+            throttle.failed("10.0.0.1", t0 + s(i));
+        }
+        assert_eq!(throttle.check("10.0.0.1", t0 + s(10)), Err(50));
+        assert_eq!(throttle.check("10.0.0.2", t0 + s(10)), Ok(()), "per client");
+        assert_eq!(
+            throttle.check("10.0.0.1", t0 + s(60)),
+            Ok(()),
+            "the window ended"
+        );
+        throttle.failed("10.0.0.1", t0 + s(61));
+        assert_eq!(
+            throttle.check("10.0.0.1", t0 + s(62)),
+            Ok(()),
+            "a new window"
+        );
+        let off = AuthThrottle::new(0, 60);
+        for _ in 0..10 {
+            off.failed("x", t0);
+        }
+        assert_eq!(off.check("x", t0), Ok(()));
+    }
 
     #[test]
     fn keys_are_long_random_and_hash_stably() {

@@ -105,6 +105,18 @@ pub async fn heartbeat(
     metadata: &Metadata,
     now: DateTime<Utc>,
 ) -> Result<System> {
+    crate::model::text::check_metadata("metadata", metadata)?;
+    if !metadata.is_empty() {
+        // The merge must stay within the bound too: a host adding new keys at every beat
+        // would otherwise grow its row without limit.
+        let mut merged = store
+            .get_system(system_id)
+            .await?
+            .ok_or_else(|| crate::Error::not_found("system", system_id))?
+            .extra_metadata;
+        merged.extend(metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        crate::model::text::check_metadata("metadata", &merged)?;
+    }
     store.touch_system(system_id, now, metadata).await
 }
 

@@ -249,7 +249,7 @@ mod tests {
             vec![("tank".into(), "vm1".into(), "1-c".into())]
         );
         let ghost = Uuid::from_u128(9);
-        let e = set_resume_token(&sync, ghost, "tank", "vm1", Some("x"), now).await;
+        let e = set_resume_token(&sync, ghost, "tank", "vm1", Some("1-d"), now).await;
         assert!(matches!(e, Err(Error::NotFound { .. })));
         let e = report_snapshots(&sync, ghost, &[], &[], now).await;
         assert!(matches!(e, Err(Error::NotFound { .. })));

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Capabilities, Metadata, System, validate_host};
+use crate::model::{Capabilities, Metadata, Role, System, validate_host};
 use crate::service::auth;
 use crate::store::Store;
 
@@ -155,15 +155,35 @@ pub async fn get(store: &dyn Store, system_id: Uuid) -> Result<System> {
         .ok_or_else(|| Error::not_found("system", system_id))
 }
 
-/// Changes a system's fields (validated as a whole) and returns it as stored.
+/// Changes a system's fields (validated as a whole) and returns it as stored. `by` is who
+/// asks: a system's own key may change its descriptive fields but not how other hosts reach
+/// it (`ssh_hostname`, `ssh_user`, `ssh_port`: the pipelines of its peers are built from
+/// them, so a compromised host could redirect them); those are the admin's to change, and a
+/// system key that sends them unchanged is fine. `Forbidden` naming the field otherwise.
 pub async fn update(
     store: &dyn Store,
+    by: Role,
     system_id: Uuid,
     changes: SystemChanges,
     now: DateTime<Utc>,
 ) -> Result<System> {
     let mut system = get(store, system_id).await?;
+    let before = system.clone();
     changes.apply(&mut system);
+    if by != Role::Admin {
+        let changed = [
+            ("ssh_hostname", before.ssh_hostname != system.ssh_hostname),
+            ("ssh_user", before.ssh_user != system.ssh_user),
+            ("ssh_port", before.ssh_port != system.ssh_port),
+        ];
+        if let Some((field, _)) = changed.iter().find(|(_, changed)| *changed) {
+            return Err(Error::Forbidden {
+                message: format!(
+                    "{field}: only an admin key may change how other hosts reach a system"
+                ),
+            });
+        }
+    }
     system.updated_at = now;
     auth::validate_system(&system)?;
     store.update_system(&system).await?;

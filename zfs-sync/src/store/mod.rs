@@ -382,6 +382,13 @@ pub fn check_resume_token_input(pool: &str, dataset: &str, token: Option<&str>) 
             "must not be empty (pass None to clear it)",
         ));
     }
+    if let Some(t) = token {
+        // The token is put in a command (`zfs send -t <token>`): only its own characters.
+        crate::resume::validate_token_chars(t).map_err(|e| match e {
+            crate::Error::InvalidInput { reason, .. } => crate::Error::invalid("token", reason),
+            other => other,
+        })?;
+    }
     Ok(())
 }
 

@@ -149,7 +149,9 @@ impl SystemsApi {
         Ok(Json(state.system_out(state.system(system_id).await?)))
     }
 
-    /// Change a system (own key or admin); omitted fields stay.
+    /// Change a system (own key or admin); omitted fields stay. How other hosts reach it
+    /// (`ssh_hostname`, `ssh_user`, `ssh_port`) only an admin may change (403 naming the
+    /// field for a system key that sends another value).
     #[oai(
         path = "/systems/:system_id",
         method = "put",
@@ -165,6 +167,7 @@ impl SystemsApi {
         let system_id = key.system_ref(&state, &system_id).await?;
         let s = systems::update(
             state.store.as_ref(),
+            key.0,
             system_id,
             body.0.changes()?,
             Utc::now(),

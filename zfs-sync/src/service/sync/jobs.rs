@@ -326,6 +326,9 @@ impl SyncService {
         now: DateTime<Utc>,
     ) -> Result<Job> {
         let resume_token = resume_token.map(str::trim).filter(|t| !t.is_empty());
+        if let Some(t) = resume_token {
+            crate::resume::validate_token_chars(t)?;
+        }
         self.store
             .record_job_progress(job_id, bytes, resume_token, now, self.lease_until(now))
             .await
@@ -533,12 +536,19 @@ pub fn job_outcome(
             ));
         }
     };
+    if let Some(e) = &error {
+        crate::model::text::check_text("error", e)?;
+    }
+    let resume_token = resume_token
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    if let Some(t) = &resume_token {
+        crate::resume::validate_token_chars(t)?;
+    }
     Ok(JobOutcome {
         status,
         error: error.filter(|e| !e.is_empty()),
-        resume_token: resume_token
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty()),
+        resume_token,
         bytes,
     })
 }

@@ -375,7 +375,7 @@ pub async fn resume_tokens(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .set_resume_token(a.id, "tank", "", Some("1-root"), t0())
+        .set_resume_token(a.id, "tank", "", Some("1-b007"), t0())
         .await
         .unwrap();
     store
@@ -391,7 +391,7 @@ pub async fn resume_tokens(store: &dyn Store) {
     assert_eq!(got.len(), 2);
     assert_eq!(
         (got[0].dataset.as_str(), got[0].token.as_str()),
-        ("", "1-root")
+        ("", "1-b007")
     );
     assert_eq!(
         (
@@ -414,12 +414,12 @@ pub async fn resume_tokens(store: &dyn Store) {
     assert!(got.iter().all(|t| t.token != "1-bbb"));
     assert_not_found(
         store
-            .set_resume_token(Uuid::new_v4(), "tank", "vm1", Some("1-x"), t0())
+            .set_resume_token(Uuid::new_v4(), "tank", "vm1", Some("1-ee"), t0())
             .await,
     );
     assert_invalid(
         store
-            .set_resume_token(a.id, "ta/nk", "vm1", Some("1-x"), t0())
+            .set_resume_token(a.id, "ta/nk", "vm1", Some("1-ee"), t0())
             .await,
         "pool",
     );
@@ -429,6 +429,15 @@ pub async fn resume_tokens(store: &dyn Store) {
             .await,
         "token",
     );
+    // A token goes into `zfs send -t`: only its own characters, on every store alike.
+    for bad in ["1-a\0b", "1-a'b", "1-a b", "1-A"] {
+        assert_invalid(
+            store
+                .set_resume_token(a.id, "tank", "vm1", Some(bad), t0())
+                .await,
+            "token",
+        );
+    }
 }
 
 pub async fn concurrent_writers_lose_nothing(store: &dyn Store) {
