@@ -49,6 +49,9 @@ pub struct Settings {
     /// 429 (with `Retry-After`) for the rest of that minute; 0: no limit. Behind a reverse
     /// proxy every client shares the proxy's address: raise it there.
     pub auth_failures_per_minute: u32,
+    /// A connection with no byte read or written for this long is closed (idle keep-alive
+    /// connections, and clients that open a socket and send nothing).
+    pub idle_timeout_seconds: u64,
     /// How long a handed-out job stays leased without a result.
     pub job_lease_seconds: u64,
     /// Most snapshot records kept in memory between plans (0: no cache).
@@ -85,6 +88,7 @@ impl std::fmt::Debug for Settings {
             .field("cors_origins", &self.cors_origins)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
+            .field("idle_timeout_seconds", &self.idle_timeout_seconds)
             .field("job_lease_seconds", &self.job_lease_seconds)
             .field("inventory_cache_records", &self.inventory_cache_records)
             .field("state_touch_seconds", &self.state_touch_seconds)
@@ -123,6 +127,7 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             auth_failures_per_minute: 30,
+            idle_timeout_seconds: 60,
             job_lease_seconds: sync.job_lease_seconds,
             inventory_cache_records: sync.inventory_cache_records,
             state_touch_seconds: sync.state_touch_seconds,
@@ -196,6 +201,7 @@ pub const ENV_KEYS: &[&str] = &[
     "cors_origins",
     "body_limit_bytes",
     "auth_failures_per_minute",
+    "idle_timeout_seconds",
     "job_lease_seconds",
     "inventory_cache_records",
     "state_touch_seconds",
@@ -301,6 +307,9 @@ impl Settings {
         }
         if self.scheduler_tick_seconds == 0 {
             return bad("scheduler_tick_seconds", "must be at least 1");
+        }
+        if self.idle_timeout_seconds == 0 {
+            return bad("idle_timeout_seconds", "must be at least 1");
         }
         if self.body_limit_bytes < 1024 {
             return bad("body_limit_bytes", "must be at least 1024");

@@ -210,6 +210,9 @@ async fn serve(settings: Settings, config_file: Option<PathBuf>) -> Result<(), S
     let addr = format!("{}:{}", settings.host, settings.port);
     tracing::info!(%addr, "listening");
     let result = Server::new(TcpListener::bind(addr.clone()))
+        .idle_timeout(std::time::Duration::from_secs(
+            settings.idle_timeout_seconds,
+        ))
         .run_with_graceful_shutdown(
             app(state),
             shutdown_signal(),

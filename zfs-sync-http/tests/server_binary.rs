@@ -122,3 +122,42 @@ fn flags_files_and_the_generated_key() {
     assert_eq!(mode(&db), 0o600);
     assert_eq!(mode(&logs), 0o700);
 }
+
+/// A client that opens a connection and sends nothing is disconnected after
+/// `idle_timeout_seconds`, so idle sockets cannot pile up to the file limit (issue 18, point 1).
+#[test]
+fn a_silent_connection_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = server()
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .current_dir(dir.path())
+        .env("ZFS_SYNC_DATABASE_URL", "memory:")
+        .env("ZFS_SYNC_IDLE_TIMEOUT_SECONDS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut socket = loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the server did not listen");
+        assert!(child.try_wait().unwrap().is_none(), "the server exited");
+        thread::sleep(Duration::from_millis(50));
+    };
+    // A generous bound only so that a regression fails instead of hanging.
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let read = socket.read(&mut buf);
+    child.kill().unwrap();
+    let _ = child.wait();
+    match read {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the silent connection was not closed by the server: {other:?}"),
+    }
+}
