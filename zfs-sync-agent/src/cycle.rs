@@ -203,9 +203,57 @@ impl<'a> Agent<'a> {
         }
     }
 
-    /// Runs one job's commands in order and returns its result (not yet reported).
+    fn running_dir(&self) -> std::path::PathBuf {
+        self.settings.state_dir.join("running")
+    }
+
+    /// Jobs a previous agent process started and never finished (it was killed, or the host
+    /// went down): handed back (cancelled) so the witness plans them again now rather than
+    /// after their lease. Their partial receive, if any, is in the next report.
+    pub fn recover(&self) {
+        let Ok(entries) = std::fs::read_dir(self.running_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if uuid::Uuid::parse_str(&name).is_ok() {
+                match self
+                    .client
+                    .call("POST", &format!("/sync/jobs/{name}/cancel"), None)
+                {
+                    Ok(_) => tracing::warn!(
+                        job_id = name,
+                        "job interrupted by a previous agent handed back"
+                    ),
+                    Err(AgentError::Server {
+                        status: 404 | 409, ..
+                    }) => {}
+                    Err(e) => {
+                        tracing::warn!(job_id = name, error = %e, "could not hand back an interrupted job");
+                        continue;
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+
+    /// Runs one job's commands in order and returns its result (not yet reported). While it
+    /// runs, a marker in `state_dir/running` lets the next agent hand it back after a crash.
     pub fn run_job(&self, job: &Instruction, kill: &AtomicBool) -> JobResult {
         let job_id = job.job_id.clone().unwrap_or_default();
+        let marker = self.running_dir().join(&job_id);
+        let marked = uuid::Uuid::parse_str(&job_id).is_ok()
+            && std::fs::create_dir_all(self.running_dir()).is_ok()
+            && std::fs::write(&marker, b"").is_ok();
+        let result = self.run_job_commands(job, &job_id, kill);
+        if marked {
+            let _ = std::fs::remove_file(&marker);
+        }
+        result
+    }
+
+    fn run_job_commands(&self, job: &Instruction, job_id: &str, kill: &AtomicBool) -> JobResult {
         if let Err(reason) = allow::check_job(job) {
             return JobResult {
                 succeeded: false,
@@ -219,7 +267,7 @@ impl<'a> Agent<'a> {
         for (i, stages) in job.argv.iter().enumerate() {
             tracing::info!(job_id, command = i, argv = ?stages, "running");
             let mut progress = |bytes: u64| {
-                if let Err(e) = self.client.progress(&job_id, total + bytes, None) {
+                if let Err(e) = self.client.progress(job_id, total + bytes, None) {
                     tracing::warn!(job_id, error = %e, "progress not recorded");
                 }
             };
@@ -341,6 +389,7 @@ pub fn once(settings: &Settings, flags: &StopFlags) -> Result<CycleSummary, Agen
         });
     };
     let agent = Agent::connect(settings)?;
+    agent.recover();
     let mut summary = CycleSummary {
         reported: agent.report()?,
         ..Default::default()

@@ -316,3 +316,168 @@ pub fn run(
         stderr,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Fake stages are `sh -c` scripts (the runner itself runs whatever argv it is given; the
+    //! argv check is `allow`'s job).
+    use super::*;
+
+    fn sh(script: &str) -> Vec<String> {
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            stall: Duration::from_secs(30),
+            timeout: None,
+            bandwidth: 0,
+            progress_every: Duration::from_secs(3600),
+        }
+    }
+
+    fn go(stages: &[Vec<String>], l: &Limits) -> Outcome {
+        run(stages, l, &mut |_| {}, &AtomicBool::new(false))
+    }
+
+    #[test]
+    fn bytes_are_counted_through_the_relay() {
+        let o = go(
+            &[sh("head -c 3000000 /dev/zero"), sh("wc -c > /dev/null")],
+            &limits(),
+        );
+        assert!(o.succeeded(), "{o:?}");
+        assert_eq!(o.bytes, 3_000_000);
+    }
+
+    #[test]
+    fn a_failing_first_stage_is_not_hidden_by_a_succeeding_second() {
+        let o = go(
+            &[sh("echo boom >&2; exit 3"), sh("cat > /dev/null")],
+            &limits(),
+        );
+        let reason = o.reason(&limits()).unwrap();
+        assert!(
+            reason.contains("stage 0 (sh) exited with status 3"),
+            "{reason}"
+        );
+        assert!(reason.contains("boom"), "{reason}");
+        assert!(!reason.contains("stage 1 (sh)"), "{reason}");
+    }
+
+    #[test]
+    fn a_failing_second_stage_fails_the_pipeline() {
+        let o = go(
+            &[
+                sh("head -c 1000000 /dev/zero"),
+                sh("head -c 10 > /dev/null; exit 5"),
+            ],
+            &limits(),
+        );
+        let reason = o.reason(&limits()).unwrap();
+        assert!(
+            reason.contains("stage 1 (sh) exited with status 5"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_killed_stage_is_reported_with_its_signal() {
+        let o = go(&[sh("cat /dev/zero"), sh("kill -9 $$")], &limits());
+        let reason = o.reason(&limits()).unwrap();
+        assert!(
+            reason.contains("stage 1 (sh) was killed by signal 9"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn huge_stderr_keeps_only_its_tail() {
+        let o = go(
+            &[sh(
+                "head -c 5000000 /dev/zero | tr '\\0' x >&2; echo THE-END >&2; exit 1",
+            )],
+            &limits(),
+        );
+        assert!(!o.succeeded());
+        assert!(o.stderr[0].len() <= STDERR_TAIL, "{}", o.stderr[0].len());
+        assert!(o.stderr[0].trim_end().ends_with("THE-END"));
+    }
+
+    #[test]
+    fn a_stalled_pipeline_is_killed_whole() {
+        let l = Limits {
+            stall: Duration::from_secs(1),
+            ..limits()
+        };
+        // Without the kill, this pipeline would end successfully after 3598 s.
+        let o = go(
+            &[sh("printf x; exec sleep 3598"), sh("cat > /dev/null")],
+            &l,
+        );
+        assert_eq!(o.failure, Some(Failure::Stalled), "{o:?}");
+        assert_eq!(o.bytes, 1);
+        assert!(o.reason(&l).unwrap().starts_with("stalled"));
+    }
+
+    #[test]
+    fn a_single_command_is_bounded_by_the_timeout() {
+        let l = Limits {
+            timeout: Some(Duration::from_secs(1)),
+            ..limits()
+        };
+        let o = go(&[sh("exec sleep 3597")], &l);
+        assert_eq!(o.failure, Some(Failure::TimedOut), "{o:?}");
+    }
+
+    #[test]
+    fn the_kill_flag_kills_and_says_so() {
+        let o = run(
+            &[sh("exec sleep 3596")],
+            &limits(),
+            &mut |_| {},
+            &AtomicBool::new(true),
+        );
+        assert_eq!(o.failure, Some(Failure::Killed));
+    }
+
+    #[test]
+    fn a_program_that_does_not_exist_fails_to_spawn() {
+        let o = go(
+            &[vec!["/nonexistent/zfs".into()], sh("cat > /dev/null")],
+            &limits(),
+        );
+        assert!(matches!(o.failure, Some(Failure::Spawn(_))), "{o:?}");
+        let o = go(
+            &[sh("head -c 100 /dev/zero"), vec!["/nonexistent/ssh".into()]],
+            &limits(),
+        );
+        assert!(matches!(o.failure, Some(Failure::Spawn(_))), "{o:?}");
+    }
+
+    #[test]
+    fn bandwidth_is_limited_and_progress_reported() {
+        let l = Limits {
+            bandwidth: 400_000,
+            progress_every: Duration::from_millis(300),
+            ..limits()
+        };
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        let o = run(
+            &[sh("head -c 800000 /dev/zero"), sh("cat > /dev/null")],
+            &l,
+            &mut |b| seen.push(b),
+            &AtomicBool::new(false),
+        );
+        assert!(o.succeeded(), "{o:?}");
+        // 800 kB at 400 kB/s cannot take less than (800k - one buffer) / 400k s.
+        let floor = (800_000.0 - RELAY_BUFFER as f64) / 400_000.0;
+        assert!(
+            start.elapsed().as_secs_f64() >= floor,
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(seen.iter().any(|b| *b > 0 && *b < 800_000), "{seen:?}");
+    }
+}
