@@ -38,7 +38,8 @@ case "$1" in
 esac
 echo "$*" >> "$H/ran"
 case "$1" in
-  send) head -c "$(cat "$H/send-bytes" 2>/dev/null || echo 1000)" /dev/zero ;;
+  send) [ -e "$H/send-hangs" ] && exec sleep 3591
+        head -c "$(cat "$H/send-bytes" 2>/dev/null || echo 1000)" /dev/zero ;;
   receive) wc -c > "$H/received" ;;
 esac
 "#,
@@ -300,4 +301,60 @@ fn one_push_cycle_against_the_real_server() {
     let out = hub.once(&server.url, &[("ZFS_SYNC_LOG", "debug")]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("report skipped"));
+}
+
+/// `run` stops on SIGTERM: no new work, the running transfer gets the grace period, then it is
+/// killed and reported failed as interrupted; the process exits 0.
+#[test]
+fn run_stops_on_sigterm_and_reports_the_killed_transfer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stub = Stub::start(json!({"datasets": [
+        job("b0000000-0000-0000-0000-000000000001", "full", false,
+            json!([[["zfs", "send", "tank/vm@a"],
+                    ["ssh", "-o", "BatchMode=yes", "backup1", "zfs receive -s -u backup/vm"]]])),
+    ]}));
+    let h = host(tmp.path(), "hub", ID, "key");
+    script(&h.bin().join("ssh"), "#!/bin/sh\nexec cat > /dev/null\n");
+    std::fs::write(h.dir.join("send-hangs"), "").unwrap();
+    let mut child = h
+        .agent(
+            &stub.url,
+            &["run"],
+            &[
+                ("ZFS_SYNC_GRACE_SECONDS", "1"),
+                ("ZFS_SYNC_INTERVAL_SECONDS", "3600"),
+            ],
+        )
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    support::wait_for(
+        std::time::Duration::from_secs(60),
+        "the transfer to start",
+        || h.dir.join("ran").exists().then_some(()),
+    );
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let results = stub.results();
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["status"], "failed");
+    let error = results[0]["error"].as_str().unwrap();
+    assert!(error.contains("interrupted"), "{error}");
+    // One cycle only: the instructions were fetched once.
+    let fetched = stub
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, _)| r.contains("/sync/instructions"))
+        .count();
+    assert_eq!(fetched, 1);
 }
