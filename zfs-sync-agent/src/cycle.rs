@@ -208,14 +208,28 @@ impl<'a> Agent<'a> {
     }
 
     /// Jobs a previous agent process started and never finished (it was killed, or the host
-    /// went down): handed back (cancelled) so the witness plans them again now rather than
-    /// after their lease. Their partial receive, if any, is in the next report.
+    /// went down): what is left of their pipeline is killed (its process group, when the
+    /// marker is from this boot), and the job handed back (cancelled) so the witness plans it
+    /// again now rather than after its lease. A partial receive is in the next report.
     pub fn recover(&self) {
         let Ok(entries) = std::fs::read_dir(self.running_dir()) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            let marker = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if let Some((boot, pgid)) = marker.trim().split_once(' ')
+                && Some(boot) == boot_id().as_deref()
+                && let Ok(pgid) = pgid.parse::<u32>()
+                && pgid > 1
+            {
+                tracing::warn!(
+                    job_id = name,
+                    pgid,
+                    "killing what is left of an interrupted pipeline"
+                );
+                runner::kill_group(pgid);
+            }
             if uuid::Uuid::parse_str(&name).is_ok() {
                 match self
                     .client
@@ -271,7 +285,13 @@ impl<'a> Agent<'a> {
                     tracing::warn!(job_id, error = %e, "progress not recorded");
                 }
             };
-            let outcome = runner::run(stages, &limits, &mut progress, kill);
+            let mut started = |pgid: u32| {
+                if let Some(boot) = boot_id() {
+                    let _ =
+                        std::fs::write(self.running_dir().join(job_id), format!("{boot} {pgid}"));
+                }
+            };
+            let outcome = runner::run(stages, &limits, &mut started, &mut progress, kill);
             total += outcome.bytes;
             if let Some(reason) = outcome.reason(&limits) {
                 let resume_token = if job.is_pull() {
@@ -365,6 +385,14 @@ impl<'a> Agent<'a> {
             tracing::warn!(job_id, error = %e, "result not recorded");
         }
     }
+}
+
+/// This boot's id: a process group recorded before a reboot names nothing of ours.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && !s.contains(' '))
 }
 
 /// Jobs that receive into the same dataset never run at once.

@@ -160,7 +160,8 @@ fn relay(
     })
 }
 
-fn kill_group(pgid: u32) {
+/// Kills a process group (SIGKILL); 0 is refused.
+pub fn kill_group(pgid: u32) {
     // 0 would be the agent's own group: no stage was started.
     if pgid == 0 {
         return;
@@ -191,11 +192,13 @@ fn spawn_stage(argv: &[String], pgid: u32) -> std::io::Result<Command> {
 }
 
 /// Runs one pipeline (1 or 2 stages; more are chained directly without counting).
-/// `on_progress` gets the bytes relayed so far every `limits.progress_every`; `kill` set by
-/// another thread kills the pipeline.
+/// `on_start` gets the pipeline's process group id once the first stage runs; `on_progress`
+/// the bytes relayed so far every `limits.progress_every`; `kill` set by another thread kills
+/// the pipeline.
 pub fn run(
     stages: &[Vec<String>],
     limits: &Limits,
+    on_start: &mut dyn FnMut(u32),
     on_progress: &mut dyn FnMut(u64),
     kill: &AtomicBool,
 ) -> Outcome {
@@ -236,6 +239,7 @@ pub fn run(
         };
         if i == 0 {
             pgid = child.id();
+            on_start(pgid);
         }
         if let Some(err) = child.stderr.take() {
             tails.push(tail_reader(err));
@@ -337,7 +341,7 @@ mod tests {
     }
 
     fn go(stages: &[Vec<String>], l: &Limits) -> Outcome {
-        run(stages, l, &mut |_| {}, &AtomicBool::new(false))
+        run(stages, l, &mut |_| {}, &mut |_| {}, &AtomicBool::new(false))
     }
 
     #[test]
@@ -436,6 +440,7 @@ mod tests {
             &[sh("exec sleep 3596")],
             &limits(),
             &mut |_| {},
+            &mut |_| {},
             &AtomicBool::new(true),
         );
         assert_eq!(o.failure, Some(Failure::Killed));
@@ -467,6 +472,7 @@ mod tests {
         let o = run(
             &[sh("head -c 800000 /dev/zero"), sh("cat > /dev/null")],
             &l,
+            &mut |_| {},
             &mut |b| seen.push(b),
             &AtomicBool::new(false),
         );

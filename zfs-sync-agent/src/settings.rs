@@ -429,4 +429,13 @@ mod tests {
         assert!(!s.reports("tank/vm2"));
         assert!(!s.reports("tank"));
     }
+
+    #[test]
+    fn the_sample_config_is_valid() {
+        let f: FileSettings =
+            toml::from_str(include_str!("../../config/agent.example.toml")).unwrap();
+        let s = Settings::resolve(&CommonArgs::default(), None, f).unwrap();
+        assert_eq!(s.api_base, "https://witness.example:8000/api/v1");
+        assert_eq!(s.system_id, "backup1.example");
+    }
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use serde::Serialize;
 use serde_json::{Value, json};
 use zfs_sync::inventory::parse_snapshot_line;
-use zfs_sync::model::{Capabilities, NewSnapshot};
+use zfs_sync::model::{Capabilities, NewSnapshot, dataset_full_name};
 
 use crate::error::AgentError;
 
@@ -320,7 +320,7 @@ pub fn report_body(caps: &HostCaps, inv: &Inventory, keep: &dyn Fn(&str) -> bool
     let snapshots: Vec<Value> = inv
         .snapshots
         .iter()
-        .filter(|s| keep(&full_dataset(&s.pool, &s.dataset)))
+        .filter(|s| keep(&dataset_full_name(&s.pool, &s.dataset)))
         .map(|s| {
             let mut item = json!({
                 "pool": s.pool,
@@ -353,14 +353,6 @@ pub fn report_body(caps: &HostCaps, inv: &Inventory, keep: &dyn Fn(&str) -> bool
         body["resume_tokens"] = Value::Array(tokens);
     }
     body
-}
-
-fn full_dataset(pool: &str, path: &str) -> String {
-    if path.is_empty() {
-        pool.to_string()
-    } else {
-        format!("{pool}/{path}")
-    }
 }
 
 #[cfg(test)]

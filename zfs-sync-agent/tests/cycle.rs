@@ -358,3 +358,123 @@ fn run_stops_on_sigterm_and_reports_the_killed_transfer() {
         .count();
     assert_eq!(fetched, 1);
 }
+
+/// A TCP proxy in front of `target` counting the bytes of both directions.
+fn counting_proxy(target: &str) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let counted = Arc::new(AtomicU64::new(0));
+    let total = counted.clone();
+    let target = target.trim_start_matches("http://").to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(&target) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                let total = total.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        total.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    (url, counted)
+}
+
+/// Figures for BENCHMARKS.md, by hand (`ZFS_SYNC_AGENT_BIN=target/release/zfs-sync-agent
+/// cargo nextest run -p zfs-sync-agent --run-ignored only figures`): a host with 200
+/// datasets × 500 snapshots; the first cycle's report, then an unchanged cycle's wall time
+/// and bytes on the wire, and the idle RSS of `run` after its first cycle.
+#[test]
+#[ignore = "figures for BENCHMARKS.md; run by hand"]
+fn figures_unchanged_cycle_of_a_big_host() {
+    use std::sync::atomic::Ordering;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path(), &[]);
+    let (proxy, bytes) = counting_proxy(&server.url);
+    let hosts_dir = tmp.path().join("hosts");
+    let (hub_id, hub_key) = server.register("bighub");
+    let (t_id, t_key) = server.register("bigbackup");
+    let hub = host(&hosts_dir, "bighub", &hub_id, &hub_key);
+    let target = host(&hosts_dir, "bigbackup", &t_id, &t_key);
+    let mut inv = String::new();
+    let mut backup = String::new();
+    for d in 0..200 {
+        for s in 0..500u64 {
+            let line = |pool: &str| {
+                format!(
+                    "{pool}/ds{d}@s{s}\tsnapshot\t{}\t{}\t{}\t4096\t8192\t-\n",
+                    d * 1_000_000 + s + 1,
+                    d * 1000 + s + 10,
+                    1_700_000_000 + s * 60
+                )
+            };
+            inv.push_str(&line("tank"));
+            backup.push_str(&line("backup"));
+        }
+    }
+    std::fs::write(hub.dir.join("inventory"), inv).unwrap();
+    std::fs::write(target.dir.join("inventory"), backup).unwrap();
+    let (status, g) = server.admin(
+        "POST",
+        "/sync-groups",
+        Some(
+            json!({"name": "big", "directional": true, "hub_system_id": hub_id,
+            "system_ids": [hub_id, t_id],
+            "members": [{"system_id": t_id, "dataset_root": "backup"}]}),
+        ),
+    );
+    assert_eq!(status, 201, "{g}");
+    assert!(target.once(&proxy, &[]).status.success());
+    let before = bytes.load(Ordering::Relaxed);
+    let t = std::time::Instant::now();
+    assert!(hub.once(&proxy, &[]).status.success());
+    let first = (t.elapsed(), bytes.load(Ordering::Relaxed) - before);
+    let before = bytes.load(Ordering::Relaxed);
+    let t = std::time::Instant::now();
+    let out = hub.once(&proxy, &[("ZFS_SYNC_LOG", "debug")]);
+    let unchanged = (t.elapsed(), bytes.load(Ordering::Relaxed) - before);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("report skipped"));
+    assert!(!hub.dir.join("ran").exists(), "in sync: nothing to run");
+    let mut run = hub
+        .agent(&proxy, &["run"], &[("ZFS_SYNC_INTERVAL_SECONDS", "3600")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let before = bytes.load(Ordering::Relaxed);
+    support::wait_for(std::time::Duration::from_secs(60), "a cycle", || {
+        (bytes.load(Ordering::Relaxed) > before).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", run.id())).unwrap();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .unwrap()
+        .to_string();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap()
+        .to_string();
+    run.kill().unwrap();
+    let _ = run.wait();
+    eprintln!(
+        "FIGURES first cycle (100,000 snapshots reported): {:?}, {} bytes on the wire; \
+         unchanged cycle: {:?}, {} bytes; run after one unchanged cycle: {rss}, {hwm}",
+        first.0, first.1, unchanged.0, unchanged.1
+    );
+}

@@ -203,13 +203,16 @@ struct Fleet {
 
 impl Fleet {
     /// Runs `once` on every host, hub first, until every target root holds the hub's
-    /// snapshots with the same GUIDs. Every `once` must exit 0.
-    fn converge(&self, what: &str) {
+    /// snapshots with the same GUIDs. Every `once` must exit 0, except in the first rounds
+    /// after an interruption when `settling` (ZFS may still be busy with the interrupted
+    /// receive: that job fails, is held back for the backoff, and runs again).
+    fn converge(&self, what: &str, settling: bool) {
         for round in 0..8 {
             for h in std::iter::once(&self.hub).chain(self.targets.iter().map(|(h, _)| h)) {
                 let out = h.once(&self.server.url, &[]);
+                let tolerated = settling && round < 3 && out.status.code() == Some(1);
                 assert!(
-                    out.status.success(),
+                    out.status.success() || tolerated,
                     "{what}: round {round}: {} exited {}: {}",
                     h.name,
                     out.status,
@@ -357,7 +360,7 @@ fn fleet_converges_on_real_zfs() {
     }
     write_data(&mnt("vm1"), "b", 128);
     zfs(&["snapshot", &format!("{hp}/vm1@s2")]);
-    fleet.converge("full sends");
+    fleet.converge("full sends", false);
     let first = guids(hp);
     assert_eq!(first.len(), 3, "{first:?}");
 
@@ -379,7 +382,7 @@ fn fleet_converges_on_real_zfs() {
     // 2. An incremental.
     write_data(&mnt("vm1"), "c", 64);
     zfs(&["snapshot", &format!("{hp}/vm1@s3")]);
-    fleet.converge("incremental");
+    fleet.converge("incremental", false);
 
     // 3. kill -9 in the middle of a transfer, restart, converge.
     write_data(&mnt("vm1"), "big", 4096);
@@ -411,7 +414,7 @@ fn fleet_converges_on_real_zfs() {
         "the agent was killed, not finished: {status}"
     );
     let job_id = moving["id"].as_str().unwrap();
-    fleet.converge("after kill -9");
+    fleet.converge("after kill -9", true);
     let (_, job) = fleet
         .server
         .admin("GET", &format!("/sync/jobs/{job_id}"), None);
@@ -457,7 +460,7 @@ fn fleet_converges_on_real_zfs() {
     );
     std::fs::remove_file(stalled_host.dir.join("stall")).unwrap();
     std::thread::sleep(Duration::from_secs(2)); // the failure's backoff (1 s)
-    fleet.converge("after the stall");
+    fleet.converge("after the stall", false);
 
     // Nothing on the hub was destroyed, and the witness agrees with ZFS.
     let last = guids(hp);

@@ -170,7 +170,12 @@ impl Host {
 
     /// The agent command for this host, with every setting in the environment.
     pub fn agent(&self, server: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zfs-sync-agent"));
+        // ZFS_SYNC_AGENT_BIN: another build of the agent (the release one, for figures).
+        let bin = std::env::var_os("ZFS_SYNC_AGENT_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_zfs-sync-agent")),
+            PathBuf::from,
+        );
+        let mut cmd = Command::new(bin);
         let path = format!(
             "{}:{}",
             self.bin().display(),
