@@ -478,3 +478,76 @@ fn figures_unchanged_cycle_of_a_big_host() {
         first.0, first.1, unchanged.0, unchanged.1
     );
 }
+
+/// `enroll` registers the host and writes its configuration (0600); a second enrolment needs
+/// `--force`, which rotates the key (the old one stops working); `plan` and `status` read the
+/// written configuration.
+#[test]
+fn enroll_then_plan_and_status() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path(), &[]);
+    let mut h = host(tmp.path(), "newhost", "", "");
+    let out = h.enroll(&server.url, &["--ssh-user", "zsync", "--ssh-port", "2222"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = h.dir.join("agent.toml");
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (_, sys) = server.admin("GET", &format!("/systems/{}", h.id), None);
+    assert_eq!(sys["ssh_user"], "zsync", "{sys}");
+    assert_eq!(sys["ssh_port"], 2222, "{sys}");
+    assert_eq!(sys["capabilities"]["resumable_receive"], true, "{sys}");
+    let with_config = |h: &Host, args: &[&str]| {
+        h.agent(
+            &server.url,
+            args,
+            &[("ZFS_SYNC_CONFIG", config.to_str().unwrap())],
+        )
+        .env_remove("ZFS_SYNC_API_KEY")
+        .env_remove("ZFS_SYNC_SYSTEM_ID")
+        .env_remove("ZFS_SYNC_SERVER")
+        .output()
+        .unwrap()
+    };
+    let out = with_config(&h, &["status", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["system"]["hostname"], "newhost");
+    let out = with_config(&h, &["plan", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["jobs"], json!([]));
+
+    let old_key = h.key.clone();
+    let again = h.enroll(&server.url, &[]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let forced = h.enroll(&server.url, &["--force"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert_ne!(h.key, old_key);
+    let (status, _) = support::call(
+        &server.url,
+        &old_key,
+        "GET",
+        &format!("/systems/{}", h.id),
+        None,
+    );
+    assert_eq!(status, 401);
+    assert!(with_config(&h, &["status"]).status.success());
+}

@@ -199,6 +199,37 @@ impl Host {
         cmd
     }
 
+    /// `zfs-sync-agent enroll` as this host (its PATH) into `dir/agent.toml`; fills in the id
+    /// and key from the configuration it wrote.
+    pub fn enroll(&mut self, server: &str, extra: &[&str]) -> Output {
+        let admin_key = self.dir.join("admin.key");
+        std::fs::create_dir_all(&self.dir).unwrap();
+        std::fs::write(&admin_key, format!("{ADMIN_KEY}\n")).unwrap();
+        let config = self.dir.join("agent.toml");
+        let mut args = vec![
+            "enroll",
+            "--admin-key-file",
+            admin_key.to_str().unwrap(),
+            "--hostname",
+            &self.name,
+        ];
+        args.extend_from_slice(extra);
+        let out = self
+            .agent(
+                server,
+                &args,
+                &[("ZFS_SYNC_CONFIG", config.to_str().unwrap())],
+            )
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let t: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+            self.id = t["system_id"].as_str().unwrap().to_string();
+            self.key = t["api_key"].as_str().unwrap().to_string();
+        }
+        out
+    }
+
     /// Runs `zfs-sync-agent once` and returns its output.
     pub fn once(&self, server: &str, env: &[(&str, &str)]) -> Output {
         self.agent(server, &["once"], env).output().unwrap()
