@@ -278,7 +278,26 @@ impl<'a> Agent<'a> {
         }
         let limits = self.limits();
         let mut total = 0;
-        for (i, stages) in job.argv.iter().enumerate() {
+        for (i, planned) in job.argv.iter().enumerate() {
+            let adapted: Result<Vec<Vec<String>>, String> = planned
+                .iter()
+                .map(|stage| match stage.first().map(String::as_str) {
+                    Some("zfs") => zfs::adapt(stage, &self.caps),
+                    _ => Ok(stage.clone()),
+                })
+                .collect();
+            let stages = match adapted {
+                Ok(s) => s,
+                Err(reason) => {
+                    return JobResult {
+                        succeeded: false,
+                        error: Some(format!("command {i}: {reason}")),
+                        resume_token: None,
+                        bytes: total,
+                    };
+                }
+            };
+            let stages = &stages;
             tracing::info!(job_id, command = i, argv = ?stages, "running");
             let mut progress = |bytes: u64| {
                 if let Err(e) = self.client.progress(job_id, total + bytes, None) {

@@ -28,6 +28,8 @@ pub struct HostCaps {
     pub embedded_data: bool,
     pub bookmarks: bool,
     pub holds: bool,
+    /// `zfs receive -u` (zfs-fuse has no such flag).
+    pub receive_unmounted: bool,
 }
 
 impl HostCaps {
@@ -98,7 +100,29 @@ pub fn parse_usage(usage: &str) -> HostCaps {
         embedded_data: send.contains('e'),
         bookmarks,
         holds,
+        receive_unmounted: receive.contains('u'),
     }
+}
+
+/// A local `zfs` argv without the optional flags this host lacks (`send -c -L -e`, `receive
+/// -s -u`): the witness may have planned them before it knew the host's capabilities. A raw
+/// send (`-w`) on a host without it is refused, never downgraded to a decrypted stream.
+pub fn adapt(argv: &[String], caps: &HostCaps) -> Result<Vec<String>, String> {
+    let verb = argv.get(1).map(String::as_str);
+    let lacks = |flag: &str| match (verb, flag) {
+        (Some("send"), "-c") => !caps.compressed_send,
+        (Some("send"), "-L") => !caps.large_blocks,
+        (Some("send"), "-e") => !caps.embedded_data,
+        (Some("receive" | "recv"), "-s") => !caps.resumable_receive,
+        (Some("receive" | "recv"), "-u") => !caps.receive_unmounted,
+        _ => false,
+    };
+    if verb == Some("send") && !caps.raw_send && argv.iter().any(|a| a == "-w") {
+        return Err(
+            "zfs send -w (raw) is planned but this host's zfs cannot send raw streams".into(),
+        );
+    }
+    Ok(argv.iter().filter(|a| !lacks(a)).cloned().collect())
 }
 
 /// Runs `zfs` (no arguments) and reads its usage.
@@ -385,6 +409,26 @@ mod tests {
         assert!(!f.list_parsable && !f.resumable_receive && !f.compressed_send);
         assert!(!f.raw_send && !f.large_blocks && !f.embedded_data && !f.bookmarks);
         assert!(f.holds);
+        assert!(o.receive_unmounted && !f.receive_unmounted);
+    }
+
+    #[test]
+    fn flags_the_host_lacks_are_dropped_and_raw_is_refused() {
+        let v = |s: &[&str]| s.iter().map(|x| (*x).to_string()).collect::<Vec<_>>();
+        let f = parse_usage(ZFS_FUSE);
+        let send = v(&["zfs", "send", "-c", "-L", "-e", "-I", "p/a@1", "p/a@2"]);
+        assert_eq!(
+            adapt(&send, &f).unwrap(),
+            v(&["zfs", "send", "-I", "p/a@1", "p/a@2"])
+        );
+        let recv = v(&["zfs", "receive", "-s", "-u", "p/a"]);
+        assert_eq!(adapt(&recv, &f).unwrap(), v(&["zfs", "receive", "p/a"]));
+        let o = parse_usage(OPENZFS);
+        assert_eq!(adapt(&send, &o).unwrap(), send);
+        assert_eq!(adapt(&recv, &o).unwrap(), recv);
+        let raw = v(&["zfs", "send", "-w", "p/a@1"]);
+        assert!(adapt(&raw, &f).unwrap_err().contains("raw"));
+        assert_eq!(adapt(&raw, &o).unwrap(), raw);
     }
 
     #[test]
