@@ -161,14 +161,16 @@ impl<'a> Agent<'a> {
     }
 
     /// Reports the inventory unless it is the one last accepted. Returns whether it sent.
+    /// "The same" is judged on the raw `zfs` output (with the server, system and dataset
+    /// scope), so an unchanged host neither parses nor serializes its inventory.
     pub fn report(&self) -> Result<bool, AgentError> {
-        let inv = zfs::inventory(&self.caps)?;
-        for s in &inv.skipped {
-            tracing::warn!(line = %s, "inventory line skipped");
-        }
-        let body = zfs::report_body(&self.caps, &inv, &|d| self.settings.reports(d));
+        let text = zfs::inventory_text(&self.caps)?;
         let digest = hex::encode(Sha256::digest(
-            format!("{}\n{}\n{body}", self.settings.api_base, self.me).as_bytes(),
+            format!(
+                "{}\n{}\n{:?}\n{:?}\n{text}",
+                self.settings.api_base, self.me, self.settings.datasets, self.caps
+            )
+            .as_bytes(),
         ));
         let last = self.state().read("last_report").unwrap_or_default();
         if let Some((hash, at)) = last.trim().split_once(' ')
@@ -180,6 +182,12 @@ impl<'a> Agent<'a> {
             tracing::debug!("inventory unchanged; report skipped");
             return Ok(false);
         }
+        let inv = zfs::parse_inventory(&self.caps, &text);
+        drop(text);
+        for s in &inv.skipped {
+            tracing::warn!(line = %s, "inventory line skipped");
+        }
+        let body = zfs::report_body(&self.caps, &inv, &|d| self.settings.reports(d));
         let answer = self.client.replace_inventory(&self.me, &body)?;
         tracing::info!(
             snapshots = inv.snapshots.len(),
@@ -435,6 +443,7 @@ pub fn once(settings: &Settings, flags: &StopFlags) -> Result<CycleSummary, Agen
             ..Default::default()
         });
     };
+    tracing::debug!("cycle starts");
     let agent = Agent::connect(settings)?;
     agent.recover();
     let mut summary = CycleSummary {
@@ -444,7 +453,12 @@ pub fn once(settings: &Settings, flags: &StopFlags) -> Result<CycleSummary, Agen
     if flags.stop.load(Ordering::Relaxed) {
         return Ok(summary);
     }
+    tracing::debug!("fetching instructions");
     let instructions = agent.client.instructions(&agent.me, false)?;
+    tracing::debug!(
+        entries = instructions.datasets.len(),
+        "instructions fetched"
+    );
     for d in instructions.diagnostics.iter().flatten() {
         tracing::debug!(diagnostic = %d, "witness diagnostic");
     }

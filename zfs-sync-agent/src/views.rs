@@ -115,8 +115,15 @@ pub fn status(settings: &Settings) -> Result<Value, AgentError> {
             );
         }
     }
+    // The last inventory this agent had accepted: "<sha256> <unix seconds>" in state_dir.
+    let last_report = std::fs::read_to_string(settings.state_dir.join("last_report"))
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(1)?.parse::<i64>().ok())
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .map(|t| t.to_rfc3339());
     Ok(json!({
         "system": system,
+        "last_report": last_report,
         "states": states,
         "running_jobs": running,
         "conflicts": conflicts,
@@ -134,6 +141,13 @@ pub fn status_text(status: &Value) -> String {
         s["id"].as_str().unwrap_or("?"),
         s["status"].as_str().unwrap_or("?"),
         s["last_seen"].as_str().unwrap_or("never")
+    );
+    let _ = writeln!(
+        out,
+        "last inventory report accepted: {}",
+        status["last_report"]
+            .as_str()
+            .unwrap_or("none by this agent")
     );
     let _ = writeln!(
         out,

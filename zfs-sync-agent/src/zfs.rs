@@ -294,8 +294,8 @@ pub fn parse_inventory(caps: &HostCaps, text: &str) -> Inventory {
     inv
 }
 
-/// Runs the inventory listing.
-pub fn inventory(caps: &HostCaps) -> Result<Inventory, AgentError> {
+/// Runs the inventory listing and returns its raw text (parse it with [`parse_inventory`]).
+pub fn inventory_text(caps: &HostCaps) -> Result<String, AgentError> {
     let argv = inventory_argv(caps);
     let out = Command::new(&argv[0])
         .args(&argv[1..])
@@ -310,7 +310,12 @@ pub fn inventory(caps: &HostCaps) -> Result<Inventory, AgentError> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(parse_inventory(caps, &String::from_utf8_lossy(&out.stdout)))
+    String::from_utf8(out.stdout).map_err(|_| {
+        AgentError::Zfs(format!(
+            "{} printed bytes that are not UTF-8",
+            argv.join(" ")
+        ))
+    })
 }
 
 /// The `receive_resume_token` of one dataset (`None` when it has none, or the host cannot

@@ -447,7 +447,9 @@ fn figures_unchanged_cycle_of_a_big_host() {
     let out = hub.once(&proxy, &[("ZFS_SYNC_LOG", "debug")]);
     let unchanged = (t.elapsed(), bytes.load(Ordering::Relaxed) - before);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("report skipped"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("report skipped"), "{log}");
+    eprintln!("FIGURES unchanged cycle's log:\n{log}");
     assert!(!hub.dir.join("ran").exists(), "in sync: nothing to run");
     let mut run = hub
         .agent(&proxy, &["run"], &[("ZFS_SYNC_INTERVAL_SECONDS", "3600")])

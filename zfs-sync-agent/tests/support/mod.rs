@@ -11,9 +11,13 @@ use serde_json::{Value, json};
 
 pub const ADMIN_KEY: &str = "agent-tests-admin-key-0123456789abcdef01";
 
-/// The server binary: built next to this test's own binary (`target/<profile>/`); built with
+/// The server binary: `ZFS_SYNC_SERVER_BIN`, or the one built next to this test's own binary (`target/<profile>/`); built with
 /// cargo when missing (running only this package's tests does not build other packages' bins).
 pub fn server_binary() -> PathBuf {
+    // ZFS_SYNC_SERVER_BIN: another build of the server (the release one, for figures).
+    if let Some(bin) = std::env::var_os("ZFS_SYNC_SERVER_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join("zfs-sync-server");
