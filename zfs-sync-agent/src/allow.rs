@@ -8,8 +8,8 @@
 //! render back to exactly the same line (canonical quoting: nothing a shell would expand) and
 //! is checked by the same table. No shell, no other program. Destructive verbs (`destroy`,
 //! `rollback`, `receive -F`) only in jobs marked `destructive`. A transfer is exactly `zfs
-//! send | … zfs receive` (plus a preceding `zfs create -p` of the target's parent); a
-//! resolution step is one local command of its kind.
+//! send | … zfs receive` (plus a preceding `zfs create -p` of the target's parent, local or on
+//! the peer); a resolution step is one local command of its kind.
 
 use zfs_sync::command::render_argv;
 use zfs_sync::names::{BookmarkName, DatasetName, SnapshotName};
@@ -413,6 +413,9 @@ fn check_shape(stages: &[StageCheck], job: &Instruction) -> Result<(), String> {
             }
             Ok(())
         }
+        // The parent of a full send's target is created on the target: through ssh in push
+        // mode. Nothing else runs alone on the peer.
+        ["create"] => Ok(()),
         [_] if stages[0].remote => Err("a single command must run locally".into()),
         ["send"] | ["receive"] => Err("a send or receive without its other half".into()),
         [_] => Ok(()),
@@ -474,6 +477,14 @@ mod tests {
         assert!(check_job(&push_job(vec![good_push()])).is_ok());
         let create = vec![v(&["zfs", "create", "-p", "backup"])];
         assert!(check_job(&push_job(vec![create, good_push()])).is_ok());
+        let remote_create = vec![v(&[
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "backup1",
+            "zfs create -p backup/parent",
+        ])];
+        assert!(check_job(&push_job(vec![remote_create, good_push()])).is_ok());
         let resume = vec![
             v(&["zfs", "send", "-t", "1-abc-0"]),
             v(&[
