@@ -610,14 +610,9 @@ async fn a_conflict_resolved_through_the_api_is_carried_out_by_the_hosts() {
     .await;
     assert_eq!(status, 201, "{group}");
     let gid = group["id"].as_str().unwrap().to_string();
-    let (_, check) = call(
-        &http,
-        "POST",
-        &format!("{base}/sync/{gid}/check"),
-        ADMIN_KEY,
-        None,
-    )
-    .await;
+    let check_url = format!("{base}/sync/{gid}/check");
+    let check_group = || call(&http, "POST", &check_url, ADMIN_KEY, None);
+    let (_, check) = check_group().await;
     let conflicts = check["conflicts"].as_array().unwrap();
     assert_eq!(conflicts.len(), 1, "{check}");
     let cid = conflicts[0]["id"].as_str().unwrap().to_string();
@@ -687,14 +682,7 @@ async fn a_conflict_resolved_through_the_api_is_carried_out_by_the_hosts() {
         ],
         "the backup's rollback, then the hub's send"
     );
-    let (_, check) = call(
-        &http,
-        "POST",
-        &format!("{base}/sync/{gid}/check"),
-        ADMIN_KEY,
-        None,
-    )
-    .await;
+    let (_, check) = check_group().await;
     assert_eq!(check["conflicts"], json!([]), "{check}");
     let (status, conflict) = call(
         &http,

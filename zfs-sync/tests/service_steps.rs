@@ -369,18 +369,30 @@ async fn an_applied_resolution_runs_step_by_step_on_the_hosts_and_ends_resolved(
     );
 }
 
-#[tokio::test]
-async fn the_groups_strategy_applies_itself_only_when_it_destroys_nothing() {
-    // use_newest (the hub wins, b is rolled back): destructive, so it waits, and says so.
+/// A diverged pair whose group (destructive allowed) has `strategy`, after one application of
+/// the strategy: the sim, the conflict and what the strategy did.
+async fn with_strategy(
+    strategy: ConflictStrategy,
+) -> (Sim, Uuid, Vec<zfs_sync::service::sync::AutoResolution>) {
     let mut policy = destructive();
-    policy.conflict_strategy = ConflictStrategy::UseNewest;
-    let sim = Sim::new(policy).await;
+    policy.conflict_strategy = strategy;
+    let mut sim = Sim::new(policy).await;
+    // keep_both receives a full stream where the planner does not yet create the parent
+    // (issue 13, point 4).
+    sim.model.tolerate_planner_gaps = true;
     let conflict = sim.conflict().await;
     let done = sim
         .sync
         .apply_conflict_strategy(sim.group.id, now())
         .await
         .unwrap();
+    (sim, conflict, done)
+}
+
+#[tokio::test]
+async fn the_groups_strategy_applies_itself_only_when_it_destroys_nothing() {
+    // use_newest (the hub wins, b is rolled back): destructive, so it waits, and says so.
+    let (sim, conflict, done) = with_strategy(ConflictStrategy::UseNewest).await;
     assert_eq!(done.len(), 1);
     assert!(!done[0].applied);
     let c = sim.store.get_conflict(conflict).await.unwrap().unwrap();
@@ -402,30 +414,13 @@ async fn the_groups_strategy_applies_itself_only_when_it_destroys_nothing() {
     );
 
     // manual never applies itself.
-    let mut policy = destructive();
-    policy.conflict_strategy = ConflictStrategy::Manual;
-    let sim = Sim::new(policy).await;
-    let conflict = sim.conflict().await;
-    let done = sim
-        .sync
-        .apply_conflict_strategy(sim.group.id, now())
-        .await
-        .unwrap();
+    let (sim, conflict, done) = with_strategy(ConflictStrategy::Manual).await;
     assert!(!done[0].applied);
     let c = sim.store.get_conflict(conflict).await.unwrap().unwrap();
     assert!(c.note.as_deref().is_some_and(|n| n.contains("manual")));
 
     // keep_both destroys nothing: applied by itself, and the hosts carry it out.
-    let mut policy = Policy::default();
-    policy.conflict_strategy = ConflictStrategy::KeepBoth;
-    let mut sim = Sim::new(policy).await;
-    sim.model.tolerate_planner_gaps = true;
-    let conflict = sim.conflict().await;
-    let done = sim
-        .sync
-        .apply_conflict_strategy(sim.group.id, now())
-        .await
-        .unwrap();
+    let (mut sim, conflict, done) = with_strategy(ConflictStrategy::KeepBoth).await;
     assert!(done[0].applied, "{done:?}");
     assert_eq!(sim.status(conflict).await, ConflictStatus::Resolving);
     let rename = sim.fetch(B, now()).await;

@@ -112,12 +112,7 @@ impl ConflictStore for SqliteStore {
         let resolution = resolution.clone();
         let steps = steps.to_vec();
         self.write(move |tx| {
-            let Some(c) = load_conflicts(tx, "WHERE id = ?1", [blob(&id)])?
-                .into_iter()
-                .next()
-            else {
-                return Err(Error::not_found("conflict", id));
-            };
+            let c = conflict_of(tx, id)?;
             check_conflict_status(
                 id,
                 c.status,
@@ -148,12 +143,7 @@ impl ConflictStore for SqliteStore {
 
     async fn finish_resolution(&self, id: Uuid, now: DateTime<Utc>) -> Result<ConflictRecord> {
         self.write(move |tx| {
-            let Some(mut c) = load_conflicts(tx, "WHERE id = ?1", [blob(&id)])?
-                .into_iter()
-                .next()
-            else {
-                return Err(Error::not_found("conflict", id));
-            };
+            let mut c = conflict_of(tx, id)?;
             check_conflict_status(id, c.status, &[ConflictStatus::Resolving])?;
             c.status = ConflictStatus::Resolved;
             c.resolved_at = Some(now);
@@ -167,12 +157,7 @@ impl ConflictStore for SqliteStore {
     async fn note_conflict(&self, id: Uuid, note: Option<&str>) -> Result<()> {
         let note = note.map(str::to_string);
         self.write(move |tx| {
-            let Some(mut c) = load_conflicts(tx, "WHERE id = ?1", [blob(&id)])?
-                .into_iter()
-                .next()
-            else {
-                return Err(Error::not_found("conflict", id));
-            };
+            let mut c = conflict_of(tx, id)?;
             check_conflict_status(id, c.status, &[ConflictStatus::Open])?;
             c.note = note;
             put_conflict(tx, &c, "UPDATE")
@@ -214,6 +199,14 @@ fn put_conflict(tx: &Connection, c: &ConflictRecord, how: &str) -> Result<()> {
         ])
         .map_err(map_err)?;
     Ok(())
+}
+
+/// The conflict of this id; `NotFound`.
+fn conflict_of(tx: &Connection, id: Uuid) -> Result<ConflictRecord> {
+    load_conflicts(tx, "WHERE id = ?1", [blob(&id)])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::not_found("conflict", id))
 }
 
 /// Whether a job of this id exists.
