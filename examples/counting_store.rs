@@ -298,14 +298,27 @@ impl<S: Store> ConflictStore for CountingStore<S> {
         self.inner.get_conflict(id).await
     }
 
-    async fn resolve_conflict(
+    async fn apply_resolution(
         &self,
         id: Uuid,
         resolution: &serde_json::Value,
+        steps: &[Job],
         now: DateTime<Utc>,
     ) -> Result<ConflictRecord> {
-        self.count("ConflictStore", "resolve_conflict");
-        self.inner.resolve_conflict(id, resolution, now).await
+        self.count("ConflictStore", "apply_resolution");
+        self.inner
+            .apply_resolution(id, resolution, steps, now)
+            .await
+    }
+
+    async fn finish_resolution(&self, id: Uuid, now: DateTime<Utc>) -> Result<ConflictRecord> {
+        self.count("ConflictStore", "finish_resolution");
+        self.inner.finish_resolution(id, now).await
+    }
+
+    async fn note_conflict(&self, id: Uuid, note: Option<&str>) -> Result<()> {
+        self.count("ConflictStore", "note_conflict");
+        self.inner.note_conflict(id, note).await
     }
 }
 

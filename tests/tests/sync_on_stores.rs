@@ -91,13 +91,20 @@ async fn play(store: Arc<dyn Store>) -> Vec<String> {
     assert_eq!(handed.len(), 2, "one job per transfer");
 
     let mut seen = Vec::new();
-    handed.sort_by_key(|i| i.transfer.snapshots.len());
+    handed.sort_by_key(|i| i.transfer.as_ref().unwrap().snapshots.len());
     for i in &handed {
         let shells: Vec<&str> = i.commands.iter().map(|c| c.shell.as_str()).collect();
-        let names: Vec<&str> = i.transfer.snapshots.iter().map(|s| s.as_str()).collect();
+        let names: Vec<&str> = i
+            .transfer
+            .as_ref()
+            .unwrap()
+            .snapshots
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
         seen.push(format!(
             "{} {:?} {:?}",
-            i.transfer.kind.as_str(),
+            i.transfer.as_ref().unwrap().kind.as_str(),
             names,
             shells
         ));

@@ -1,5 +1,6 @@
-//! The background scheduler: checks each enabled group every `sync_interval_seconds`,
-//! expires job leases, and logs systems going online/offline.
+//! The background scheduler: checks each enabled group every `sync_interval_seconds` (and
+//! then applies its `conflict_strategy` where the plan destroys nothing), expires job leases,
+//! and logs systems going online/offline.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -54,6 +55,17 @@ impl Scheduler {
                         ),
                         Err(e) => {
                             tracing::error!(group = %g.name, error = %e, "sync group check failed")
+                        }
+                    }
+                    // The group's conflict_strategy, where its plan destroys nothing.
+                    match state.sync.apply_conflict_strategy(g.id, now).await {
+                        Ok(done) => {
+                            for a in done.iter().filter(|a| a.applied) {
+                                tracing::info!(group = %g.name, conflict_id = %a.conflict_id, "conflict resolution applied by the group's strategy");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(group = %g.name, error = %e, "applying the group's conflict strategy failed")
                         }
                     }
                 }

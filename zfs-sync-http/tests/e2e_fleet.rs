@@ -19,6 +19,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use zfs_sync::testing::zfs::ZfsModel;
 
 const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdef0123456789";
 const CHUNK: usize = 1000;
@@ -512,4 +513,210 @@ async fn fleet_on_postgres_with_two_servers() {
     if let Err(e) = result {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+/// A host's whole inventory, as the ZFS model holds it, in the report's JSON shape.
+fn model_inventory(model: &ZfsModel, host: uuid::Uuid) -> Value {
+    Value::Array(
+        model
+            .inventory(host)
+            .into_iter()
+            .map(|s| {
+                json!({"pool": s.pool, "dataset": s.dataset, "name": s.name,
+                       "guid": s.guid.map(|g| g.to_string()), "createtxg": s.createtxg,
+                       "timestamp": s.creation.to_rfc3339(), "used": s.used,
+                       "referenced": s.referenced})
+            })
+            .collect(),
+    )
+}
+
+/// A conflict resolved through the API and carried out by the hosts: a hub and a backup whose
+/// `vm1` diverged; the admin previews and confirms `manual` with the hub as winner; each host
+/// fetches its instructions with its own key, runs the handed-out argv on the ZFS model,
+/// reports the result and its new inventory; the backup's rollback comes first, then the
+/// hub's send; the conflict ends `resolved` and every state `in_sync`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_resolved_through_the_api_is_carried_out_by_the_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("zfs_sync.db").display());
+    let http = reqwest::Client::new();
+    let mut server = Server::start(dir.path(), "server", &url, None);
+    server.wait_ready(&http).await;
+    let base = server.base.clone();
+    let mut ids = BTreeMap::new();
+    let mut hosts = Vec::new();
+    for name in ["hub", "backup"] {
+        let (status, body) = call(
+            &http,
+            "POST",
+            &format!("{base}/systems"),
+            ADMIN_KEY,
+            Some(json!({"hostname": name, "ssh_user": "zfs"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let id: uuid::Uuid = body["id"].as_str().unwrap().parse().unwrap();
+        ids.insert(name.to_string(), id);
+        hosts.push(Host {
+            id: id.to_string(),
+            key: body["api_key"].as_str().unwrap().to_string(),
+        });
+    }
+    let (hub, backup) = (&hosts[0], &hosts[1]);
+    let (hub_id, backup_id) = (ids["hub"], ids["backup"]);
+    let mut model = ZfsModel::new();
+    model.add_host(hub_id, true, 1);
+    model.add_host(backup_id, true, 5000);
+    let t = |h: i64| chrono::DateTime::from_timestamp(1_759_276_800 + h * 3600, 0).unwrap();
+    for (i, name) in ["s1", "s2", "s3"].into_iter().enumerate() {
+        model
+            .snapshot(hub_id, "tank/vm1", name, 100 + i as u64, t(i as i64))
+            .unwrap();
+    }
+    model
+        .snapshot(backup_id, "tank/vm1", "s1", 100, t(0))
+        .unwrap();
+    model
+        .snapshot(
+            backup_id,
+            "tank/vm1",
+            "local",
+            999,
+            t(1) + chrono::Duration::minutes(7),
+        )
+        .unwrap();
+    let report = |host: &Host, inventory: Value| {
+        let url = format!("{base}/systems/{}/snapshots", host.id);
+        let key = host.key.clone();
+        let http = http.clone();
+        async move {
+            let (status, body) = call(&http, "PUT", &url, &key, Some(inventory)).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    report(hub, model_inventory(&model, hub_id)).await;
+    report(backup, model_inventory(&model, backup_id)).await;
+    let (status, group) = call(
+        &http,
+        "POST",
+        &format!("{base}/sync-groups"),
+        ADMIN_KEY,
+        Some(
+            json!({"name": "pair", "directional": true, "hub_system_id": hub.id,
+                    "system_ids": [hub.id, backup.id], "allow_destructive": true}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+    let gid = group["id"].as_str().unwrap().to_string();
+    let check_url = format!("{base}/sync/{gid}/check");
+    let check_group = || call(&http, "POST", &check_url, ADMIN_KEY, None);
+    let (_, check) = check_group().await;
+    let conflicts = check["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{check}");
+    let cid = conflicts[0]["id"].as_str().unwrap().to_string();
+
+    // Preview, then confirm.
+    let resolve = format!("{base}/conflicts/{cid}/resolve");
+    let request = json!({"strategy": "manual", "winner_system_id": hub.id, "dry_run": true});
+    let (status, preview) = call(&http, "POST", &resolve, ADMIN_KEY, Some(request)).await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["destructive"], true);
+    let request = json!({"strategy": "manual", "winner_system_id": hub.id,
+                         "confirm": preview["digest"]});
+    let (status, applied) = call(&http, "POST", &resolve, ADMIN_KEY, Some(request)).await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["applied"], true);
+
+    // The hosts carry it out: fetch, run the argv on the model, report the result and the
+    // new inventory; until nobody has anything to run.
+    let mut ran = Vec::new();
+    for _round in 0..4 {
+        let mut any = false;
+        for (host, id) in [(hub, hub_id), (backup, backup_id)] {
+            let (status, body) = call(
+                &http,
+                "GET",
+                &format!("{base}/sync/instructions/{}", host.id),
+                &host.key,
+                None,
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            for e in body["datasets"].as_array().unwrap() {
+                any = true;
+                ran.push((
+                    e["step"].as_str().unwrap().to_string(),
+                    e["conflict_id"].clone(),
+                ));
+                let argv: Vec<Vec<Vec<String>>> =
+                    serde_json::from_value(e["argv"].clone()).unwrap();
+                for stages in &argv {
+                    model
+                        .run(id, stages, &ids)
+                        .unwrap_or_else(|err| panic!("{stages:?} refused: {err}"));
+                }
+                let (status, done) = call(
+                    &http,
+                    "POST",
+                    &format!("{base}/sync/jobs/{}/result", e["job_id"].as_str().unwrap()),
+                    &host.key,
+                    Some(json!({"status": "succeeded"})),
+                )
+                .await;
+                assert_eq!(status, 200, "{done}");
+                report(host, model_inventory(&model, id)).await;
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    let cid_json = Value::String(cid.clone());
+    assert_eq!(
+        ran,
+        [
+            ("rollback".to_string(), cid_json.clone()),
+            ("transfer".to_string(), cid_json)
+        ],
+        "the backup's rollback, then the hub's send"
+    );
+    let (_, check) = check_group().await;
+    assert_eq!(check["conflicts"], json!([]), "{check}");
+    let (status, conflict) = call(
+        &http,
+        "GET",
+        &format!("{base}/conflicts/item/{cid}"),
+        ADMIN_KEY,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{conflict}");
+    assert_eq!(conflict["status"], "resolved", "{conflict}");
+    assert_eq!(conflict["occurrences"], 1);
+    let (_, states) = call(
+        &http,
+        "GET",
+        &format!("{base}/sync/groups/{gid}/states"),
+        ADMIN_KEY,
+        None,
+    )
+    .await;
+    let states = states.as_array().unwrap();
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert!(
+        states.iter().all(|s| s["status"] == "in_sync"),
+        "{states:?}"
+    );
+    assert_eq!(
+        model
+            .snapshots(backup_id, "tank/vm1")
+            .iter()
+            .map(|s| s.guid)
+            .collect::<Vec<_>>(),
+        [100, 101, 102],
+        "the backup holds the hub's history"
+    );
+    server.stop();
 }

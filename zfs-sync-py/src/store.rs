@@ -607,7 +607,7 @@ impl PyWitness {
         to_py(py, &jobs)
     }
 
-    /// A group's conflicts (open ones only unless `include_closed`), as dicts.
+    /// A group's conflicts (open and resolving ones unless `include_closed`), as dicts.
     #[pyo3(signature = (group_id, *, include_closed=false))]
     fn conflicts<'py>(
         &self,
@@ -626,7 +626,8 @@ impl PyWitness {
 
     /// Plans the resolution of a stored conflict with `strategy` (`use_newest`,
     /// `use_largest`, `use_majority`, `manual` with `winner_system_id`, `keep_both`,
-    /// `ignore`) and, unless refused or `dry_run`, records it. Returns the plan as a dict
+    /// `ignore`) and, unless refused or `dry_run`, applies it: its steps become jobs handed
+    /// out in order by `instructions`, and the conflict is `resolving`. Returns the plan as a dict
     /// (`losers`, their `destroys`, `discards_writes_since`, `rename_to` and `commands`,
     /// `destructive`, `digest`, `refused`, `applied`). A destructive plan is applied only
     /// with `confirm` equal to the `digest` of a `dry_run` preview; `override_hub` lets the
@@ -662,6 +663,26 @@ impl PyWitness {
             sync.resolve_conflict(id, strategy, request, now).await
         })?;
         to_py(py, &plan)
+    }
+
+    /// Applies the group's `conflict_strategy` to its open conflicts whose plan destroys
+    /// nothing, as the server's scheduler does; the others get a `note`. Returns one dict per
+    /// open conflict (`conflict_id`, `applied`, `note`).
+    #[pyo3(signature = (group_id, *, now=None))]
+    fn apply_conflict_strategy<'py>(
+        &self,
+        py: Python<'py>,
+        group_id: &Bound<'py, PyAny>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = group_id_of(group_id, "group_id")?;
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let done = block_on(
+            py,
+            async move { sync.apply_conflict_strategy(id, now).await },
+        )?;
+        to_py(py, &done)
     }
 
     /// Health of every system: `online`, `offline` (not seen for `timeout_seconds`) or

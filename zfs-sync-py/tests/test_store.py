@@ -399,7 +399,18 @@ def test_conflicts_are_recorded_and_resolved(witness: Witness) -> None:
     [loser] = resolution["losers"]
     assert loser["system_id"] == str(b.id)
     assert "s2" in str(loser["destroys"])
-    assert witness.conflicts(g) == []
+    # Applied: the conflict resolves through its steps, handed to the hosts in order.
+    [resolving] = witness.conflicts(g)
+    assert resolving["status"] == "resolving" and resolving["occurrences"] == 1
+    [rollback] = witness.instructions(b, now=NOW)["instructions"]
+    assert rollback["kind"] == "rollback" and rollback["destructive"] is True
+    assert rollback["conflict_id"] == conflict["id"] and rollback["transfer"] is None
+    assert witness.instructions(a, now=NOW)["instructions"] == []
+    step = witness.job(rollback["job_id"])
+    assert (step["step"], step["step_index"], step["kind"]) == ("rollback", 0, None)
+    witness.report_job(rollback["job_id"], "succeeded", now=NOW)
+    [send] = witness.instructions(a, now=NOW)["instructions"]
+    assert send["kind"] == "transfer" and send["conflict_id"] == conflict["id"]
 
 
 def test_the_hub_is_protected_and_keep_both_renames_aside(witness: Witness) -> None:
@@ -422,7 +433,7 @@ def test_the_hub_is_protected_and_keep_both_renames_aside(witness: Witness) -> N
     assert loser["system_id"] == str(b.id) and loser["destroys"] == []
     assert loser["rename_to"].startswith("tank/vm1.zfs-sync-")
     assert loser["commands"][0]["command"]["argv"] == [["zfs", "rename", "tank/vm1", loser["rename_to"]]]
-    assert witness.conflicts(g, include_closed=True)[0]["status"] == "resolved"
+    assert witness.conflicts(g, include_closed=True)[0]["status"] == "resolving"
 
 
 def _stub_typed_dicts() -> Dict[str, Dict[str, ast.expr]]:
@@ -603,3 +614,23 @@ def test_a_forked_child_gets_a_clear_error(witness: Witness) -> None:
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     # The parent is unaffected.
     assert [s.hostname for s in witness.list_systems()] == ["parent"]
+
+
+def test_the_groups_strategy_applies_itself_only_when_it_destroys_nothing(witness: Witness) -> None:
+    hub, b = System("hub"), System("backup")
+    for s in (hub, b):
+        witness.register_system(s)
+    witness.report_snapshots(hub, history("tank", 2), now=NOW)
+    witness.report_snapshots(b, history("tank", 2)[:1] + [snap("tank/vm1@s9", 778, 3, 5)], now=NOW)
+    policy = Policy(allow_destructive=True, conflict_strategy="use_newest")
+    g = witness.create_group(SyncGroup("g", [hub, b], directional=True, hub_system_id=hub, policy=policy))
+    witness.check_group(g, now=NOW)
+    [waits] = witness.apply_conflict_strategy(g, now=NOW)
+    assert waits["applied"] is False and "destructive" in (waits["note"] or "")
+    [conflict] = witness.conflicts(g)
+    assert conflict["status"] == "open" and conflict["note"] == waits["note"]
+    policy = Policy(conflict_strategy="keep_both")
+    witness.update_group(SyncGroup("g", [hub, b], directional=True, hub_system_id=hub, policy=policy, id=g.id), now=NOW)
+    [done] = witness.apply_conflict_strategy(g, now=NOW)
+    assert done == {"conflict_id": conflict["id"], "applied": True, "note": None}
+    assert witness.conflicts(g)[0]["status"] == "resolving"

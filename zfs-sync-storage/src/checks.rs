@@ -1,7 +1,7 @@
 //! Checks both backends make inside a write, with the same errors.
 
 use uuid::Uuid;
-use zfs_sync::model::{ApiKeyRecord, ConflictStatus, JobStatus, Role, SyncState};
+use zfs_sync::model::{ApiKeyRecord, JobStatus, Role, SyncState};
 use zfs_sync::{Error, Result};
 
 /// Before writing a system: a new one (`insert`) must not exist yet, an updated one must.
@@ -54,17 +54,6 @@ pub(crate) fn check_job_active(id: Uuid, status: JobStatus) -> Result<()> {
     if !status.is_active() {
         return Err(Error::conflict(format!(
             "job {id} is already {}",
-            status.as_str()
-        )));
-    }
-    Ok(())
-}
-
-/// Only an open conflict is resolved: `Conflict` otherwise.
-pub(crate) fn check_conflict_open(id: Uuid, status: ConflictStatus) -> Result<()> {
-    if status != ConflictStatus::Open {
-        return Err(Error::conflict(format!(
-            "conflict {id} is {}, not open",
             status.as_str()
         )));
     }

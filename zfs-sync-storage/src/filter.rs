@@ -95,7 +95,15 @@ pub(crate) fn job_filter<P: FilterValue>(filter: &JobFilter) -> Filter<P> {
         "status =",
         filter.status.map(|s| P::text(s.as_str().into())),
     );
+    f.when("conflict_id =", filter.conflict_id.map(P::uuid));
     f
+}
+
+/// The condition "same slot as the job whose conflict and step position are bound to the
+/// parameters `conflict` and `index`" beyond (group, dataset, target): both ordinary, or the
+/// same step of one conflict (`IS` in SQLite, `IS NOT DISTINCT FROM` in PostgreSQL).
+pub(crate) fn same_step(null_safe_eq: &str, conflict: &str, index: &str) -> String {
+    format!("conflict_id {null_safe_eq} {conflict} AND step_index {null_safe_eq} {index}")
 }
 
 /// Leased jobs whose lease ended at or before the time bound to the parameter `now`.

@@ -7,8 +7,8 @@ use uuid::Uuid;
 use zfs_sync::Result;
 use zfs_sync::model::{
     ApiKeyRecord, Capabilities, ConflictKind, ConflictRecord, ConflictStatus, ConflictStrategy,
-    Job, JobProgress, JobStatus, Metadata, Policy, SendFlags, Snapshot, SyncGroup, SyncState,
-    SyncStatus, System, TransferKind,
+    Job, JobProgress, JobStatus, JobStep, Metadata, Policy, SendFlags, Snapshot, SyncGroup,
+    SyncState, SyncStatus, System, TransferKind,
 };
 
 use crate::codec::{corrupt, parse_role, parse_topology, parse_transfer, u64_bits};
@@ -174,7 +174,7 @@ pub(crate) fn state_row(r: &impl Columns) -> Result<SyncState> {
 }
 
 pub(crate) const CONFLICT_COLS: &str = "id, group_id, dataset, system_a, system_b, kind, reason, details, status, \
-                                        detected_at, updated_at, resolved_at, resolution";
+                                        detected_at, updated_at, resolved_at, resolution, occurrences, note";
 
 pub(crate) fn conflict_row(r: &impl Columns) -> Result<ConflictRecord> {
     Ok(ConflictRecord {
@@ -191,14 +191,24 @@ pub(crate) fn conflict_row(r: &impl Columns) -> Result<ConflictRecord> {
         updated_at: r.time(10)?,
         resolved_at: r.opt_time(11)?,
         resolution: r.opt_json(12)?,
+        occurrences: u32::try_from(r.i64(13)?).map_err(|e| corrupt("occurrences", e))?,
+        note: r.opt_text(14)?,
     })
 }
 
 pub(crate) const JOB_COLS: &str = "id, group_id, dataset, source_system_id, target_system_id, runner_system_id, kind, \
                                    spec, status, lease_expires_at, attempts, error, bytes, resume_token, created_at, \
-                                   updated_at";
+                                   updated_at, step, conflict_id, step_index";
 
 pub(crate) fn job_row(r: &impl Columns) -> Result<Job> {
+    let step = JobStep::parse("step", &r.text(16)?).map_err(|e| corrupt("step", e))?;
+    // A step that is not a transfer stores its own name as its kind.
+    let kind = match step {
+        JobStep::Transfer => {
+            Some(TransferKind::parse("kind", &r.text(6)?).map_err(|e| corrupt("kind", e))?)
+        }
+        _ => None,
+    };
     Ok(Job {
         id: r.uuid(0)?,
         group_id: r.uuid(1)?,
@@ -206,7 +216,13 @@ pub(crate) fn job_row(r: &impl Columns) -> Result<Job> {
         source_system_id: r.uuid(3)?,
         target_system_id: r.uuid(4)?,
         runner_system_id: r.uuid(5)?,
-        kind: TransferKind::parse("kind", &r.text(6)?).map_err(|e| corrupt("kind", e))?,
+        kind,
+        step,
+        conflict_id: r.opt_uuid(17)?,
+        step_index: r
+            .opt_i64(18)?
+            .map(|i| u32::try_from(i).map_err(|e| corrupt("step_index", e)))
+            .transpose()?,
         spec: r.json(7)?,
         status: JobStatus::parse("status", &r.text(8)?).map_err(|e| corrupt("status", e))?,
         lease_expires_at: r.opt_time(9)?,

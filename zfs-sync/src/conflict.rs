@@ -337,7 +337,41 @@ pub fn plan_resolution(
         });
     }
     check_no_only_copy(&resolution, &holders)?;
+    check_no_children(&resolution, inventories)?;
     Ok(resolution)
+}
+
+/// Refuses a resolution that empties a loser's dataset (no rollback point: its snapshots and
+/// the dataset are destroyed) when the loser reports datasets below it: `zfs destroy` without
+/// `-r` refuses a dataset with children, and zfs-sync never destroys recursively. `keep_both`
+/// renames the dataset aside with its children instead.
+fn check_no_children(resolution: &Resolution, inventories: &[MemberInventory]) -> Result<()> {
+    for l in resolution
+        .losers
+        .iter()
+        .filter(|l| l.rollback_to.is_none() && l.rename_to.is_none() && !l.destroys.is_empty())
+    {
+        let below = format!("{}/", l.dataset);
+        let mut children: Vec<String> = inventories
+            .iter()
+            .filter(|i| i.system.id == l.system_id)
+            .flat_map(|i| i.snapshots.iter().map(|s| s.dataset_name()))
+            .filter(|d| d.starts_with(&below))
+            .collect();
+        children.sort();
+        children.dedup();
+        if !children.is_empty() {
+            return Err(Error::conflict(format!(
+                "resolving {:?} with {} would destroy {} on {}, which has child datasets ({}); zfs-sync never destroys recursively: use keep_both to rename that dataset aside with its children instead",
+                resolution.dataset,
+                resolution.strategy.as_str(),
+                l.dataset,
+                l.system_id,
+                children.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `<dataset>.zfs-sync-<YYYYMMDD>`, validated as a ZFS name.

@@ -116,7 +116,7 @@ fn ids(ins: &Instructions) -> Vec<Option<Uuid>> {
 fn job_to(ins: &Instructions, target: Uuid) -> Uuid {
     ins.instructions
         .iter()
-        .find(|i| i.transfer.target.system_id == target)
+        .find(|i| i.target.id == target)
         .and_then(|i| i.job_id)
         .unwrap()
 }
@@ -133,13 +133,36 @@ async fn hub_gets_one_leased_job_per_lagging_target_and_only_once() {
     let to_a = ins
         .instructions
         .iter()
-        .find(|i| i.transfer.target.system_id == w.a)
+        .find(|i| i.target.id == w.a)
         .unwrap();
-    assert_eq!(to_a.transfer.kind, TransferKind::Incremental);
-    assert_eq!(to_a.transfer.base.as_ref().unwrap().name.as_str(), "s3");
-    let names: Vec<&str> = to_a.transfer.snapshots.iter().map(|s| s.as_str()).collect();
+    assert_eq!(
+        to_a.transfer.as_ref().unwrap().kind,
+        TransferKind::Incremental
+    );
+    assert_eq!(
+        to_a.transfer
+            .as_ref()
+            .unwrap()
+            .base
+            .as_ref()
+            .unwrap()
+            .name
+            .as_str(),
+        "s3"
+    );
+    let names: Vec<&str> = to_a
+        .transfer
+        .as_ref()
+        .unwrap()
+        .snapshots
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
     assert_eq!(names, ["s4", "s5"]);
-    assert_eq!(to_a.transfer.target.dataset.as_str(), "backup/vm1");
+    assert_eq!(
+        to_a.transfer.as_ref().unwrap().target.dataset.as_str(),
+        "backup/vm1"
+    );
     let argv = &to_a.commands[0].argv;
     assert_eq!(argv[0], ["zfs", "send", "-I", "tank/vm1@s3", "tank/vm1@s5"]);
     assert_eq!(status_of(&w, w.a).await, SyncStatus::Syncing);
@@ -205,12 +228,12 @@ async fn job_results_drive_states() {
     let to_a = ins
         .instructions
         .iter()
-        .find(|i| i.transfer.target.system_id == w.a)
+        .find(|i| i.target.id == w.a)
         .unwrap();
     let to_b = ins
         .instructions
         .iter()
-        .find(|i| i.transfer.target.system_id == w.b)
+        .find(|i| i.target.id == w.b)
         .unwrap();
     let ok = JobOutcome {
         status: JobStatus::Succeeded,
@@ -282,7 +305,7 @@ async fn job_results_drive_states() {
         1,
         "only the failed transfer is retried: {again:?}"
     );
-    assert_eq!(again.instructions[0].transfer.target.system_id, w.b);
+    assert_eq!(again.instructions[0].target.id, w.b);
 }
 
 #[tokio::test]
@@ -292,7 +315,7 @@ async fn an_inventory_showing_the_snapshots_completes_the_job() {
     let to_a = ins
         .instructions
         .iter()
-        .find(|i| i.transfer.target.system_id == w.a)
+        .find(|i| i.target.id == w.a)
         .unwrap()
         .job_id
         .unwrap();
@@ -451,9 +474,7 @@ async fn diverged_target_is_blocked_and_resolution_lists_what_it_destroys() {
     let (w, conflict) = diverged_world(false).await;
     let ins = w.sync.instructions(w.hub, None, now()).await.unwrap();
     assert!(
-        ins.instructions
-            .iter()
-            .all(|i| i.transfer.target.system_id != w.b),
+        ins.instructions.iter().all(|i| i.target.id != w.b),
         "no transfer into a diverged target"
     );
 
@@ -576,15 +597,28 @@ async fn allowed_resolution_rolls_back_then_sends_after_a_confirmed_preview() {
         send.command.shell
     );
     let c = w.store.get_conflict(conflict).await.unwrap().unwrap();
-    assert_eq!(c.status, zfs_sync::model::ConflictStatus::Resolved);
-    assert!(
-        resolve(ResolveRequest {
-            confirm: Some(preview.digest.clone()),
-            ..winner(w.hub)
+    assert_eq!(c.status, zfs_sync::model::ConflictStatus::Resolving);
+    // Re-resolving while it resolves replaces the steps: one active job per step.
+    resolve(ResolveRequest {
+        confirm: Some(preview.digest.clone()),
+        ..winner(w.hub)
+    })
+    .await
+    .unwrap();
+    let steps = w
+        .store
+        .list_jobs(&zfs_sync::model::JobFilter {
+            conflict_id: Some(conflict),
+            ..Default::default()
         })
         .await
-        .is_err(),
-        "resolving twice"
+        .unwrap();
+    let active: Vec<_> = steps.iter().filter(|j| j.status.is_active()).collect();
+    assert_eq!(active.len(), 2, "{steps:?}");
+    assert_eq!(
+        steps.len(),
+        4,
+        "the first application's steps are cancelled"
     );
 }
 
@@ -906,7 +940,7 @@ async fn fail_transfer_to_b(w: &World, sync: &SyncService, at: DateTime<Utc>) ->
     let job = ins
         .instructions
         .iter()
-        .find(|i| i.transfer.target.system_id == w.b)
+        .find(|i| i.target.id == w.b)
         .unwrap_or_else(|| panic!("the transfer to b is handed out at {at}: {ins:?}"))
         .job_id
         .expect("a leased job");
@@ -922,9 +956,7 @@ async fn fail_transfer_to_b(w: &World, sync: &SyncService, at: DateTime<Utc>) ->
 
 /// Whether the instructions hand out a transfer to `target`.
 fn sends_to(ins: &zfs_sync::service::sync::Instructions, target: Uuid) -> bool {
-    ins.instructions
-        .iter()
-        .any(|i| i.transfer.target.system_id == target)
+    ins.instructions.iter().any(|i| i.target.id == target)
 }
 
 /// Whether the hub's instructions at `at` hand out the transfer to `b`.
@@ -1035,7 +1067,7 @@ async fn a_failing_transfer_backs_off_doubling_up_to_the_cap_and_a_success_reset
     let job = ins
         .instructions
         .iter()
-        .find(|i| i.transfer.target.system_id == w.b)
+        .find(|i| i.target.id == w.b)
         .expect("handed out when due")
         .job_id
         .expect("a leased job");
@@ -1139,7 +1171,7 @@ async fn looking_never_takes() {
             .iter()
             .map(|i| (i.transfer.clone(), i.commands.clone()))
             .collect();
-        v.sort_by_key(|(t, _)| t.target.system_id);
+        v.sort_by_key(|(t, _)| t.as_ref().map(|t| t.target.system_id));
         v
     };
     assert_eq!(strip(&look), strip(&take));
@@ -1184,7 +1216,7 @@ async fn progress_renews_the_lease() {
     let later = now() + Duration::seconds(700);
     let again = w.sync.instructions(w.hub, None, later).await.unwrap();
     assert_eq!(again.instructions.len(), 1, "{again:?}");
-    assert_eq!(again.instructions[0].transfer.target.system_id, w.b);
+    assert_eq!(again.instructions[0].target.id, w.b);
     assert_eq!(
         w.store.get_job(to_a).await.unwrap().unwrap().status,
         JobStatus::Leased

@@ -47,6 +47,7 @@ _Json = Any
 _TransferMode = Literal["push", "pull"]
 _SendFlag = Literal["compressed", "raw", "large_blocks", "embedded"]
 _ConflictStrategy = Literal["use_newest", "use_largest", "use_majority", "manual", "ignore", "keep_both"]
+_JobStep = Literal["transfer", "rename", "rollback", "destroy", "create"]
 
 # -- the dicts Witness returns (JSON-ready: UUIDs and times as strings) ------------------------
 
@@ -78,8 +79,20 @@ class _InstructionDict(TypedDict):
     #: ``None`` with ``dry_run``: nothing was leased.
     job_id: Optional[str]
     group_id: str
-    #: The planned transfer (dataset, kind, mode, source, target, base, snapshots, steps, …).
-    transfer: Dict[str, _Json]
+    #: ``transfer`` (ordinary transfers and a resolution's transfer), or a step of a
+    #: conflict resolution run on one host.
+    kind: _JobStep
+    #: The conflict whose resolution this is a step of; ``None`` for ordinary transfers.
+    conflict_id: Optional[str]
+    #: The step destroys snapshots or discards writes (a resolution's rollback or destroy).
+    destructive: bool
+    #: The planned transfer (dataset, kind, mode, source, target, base, snapshots, steps, …);
+    #: ``None`` for a step that is not a transfer.
+    transfer: Optional[Dict[str, _Json]]
+    #: The logical dataset.
+    dataset: str
+    #: The full name of the dataset the job changes on the target.
+    target_dataset: str
     source: _SystemDict
     target: _SystemDict
     commands: List[_CommandDict]
@@ -97,8 +110,15 @@ class _JobDict(TypedDict):
     source_system_id: str
     target_system_id: str
     runner_system_id: str
-    kind: Literal["incremental", "full", "resume"]
-    #: What was handed out: ``{"transfer": {...}, "commands": [...]}``.
+    #: The transfer's kind; ``None`` for a resolution step that is not a transfer.
+    kind: Optional[Literal["incremental", "full", "resume"]]
+    step: _JobStep
+    #: The conflict whose resolution this job is a step of; ``None`` for ordinary transfers.
+    conflict_id: Optional[str]
+    #: The step's position in its resolution (0 first).
+    step_index: Optional[int]
+    #: What was handed out: ``{"transfer": {...}, "commands": [...]}`` (a step also
+    #: ``dataset`` and ``destructive``).
     spec: Dict[str, _Json]
     status: Literal["pending", "leased", "succeeded", "failed", "expired", "cancelled"]
     lease_expires_at: Optional[str]
@@ -134,11 +154,22 @@ class _ConflictRecordDict(TypedDict):
     kind: str
     reason: str
     details: Dict[str, _Json]
-    status: Literal["open", "resolved", "gone"]
+    #: ``resolving``: the resolution's steps are jobs the hosts run; ``resolved`` once they
+    #: succeeded and the inventories agree.
+    status: Literal["open", "resolving", "resolved", "gone"]
     detected_at: str
     updated_at: str
     resolved_at: Optional[str]
     resolution: Optional[Dict[str, _Json]]
+    #: 1, plus one each time the clash recurred after the conflict was resolved or gone.
+    occurrences: int
+    #: Why an open conflict waits for a confirmed call (the group's strategy).
+    note: Optional[str]
+
+class _AutoResolutionDict(TypedDict):
+    conflict_id: str
+    applied: bool
+    note: Optional[str]
 
 class _GroupCheckDict(TypedDict):
     #: The plan as JSON (``Witness.plan`` gives it as a ``Plan``).
@@ -688,5 +719,12 @@ class Witness:
         """The plan (``losers`` with ``destroys``, ``discards_writes_since``, ``discards``,
         ``rename_to``, ``commands``; ``destructive``, ``digest``, ``refused``, ``applied``).
         ``dry_run`` previews; a destructive plan is applied only with ``confirm`` equal to
-        its digest; ``override_hub`` lets the hub lose. ``ConflictError`` otherwise."""
+        its digest; ``override_hub`` lets the hub lose. ``ConflictError`` otherwise. An
+        applied plan's steps become jobs, handed out in order by ``instructions``; the
+        conflict is ``resolving`` until they succeeded and the inventories agree."""
+    def apply_conflict_strategy(
+        self, group_id: _GroupRef, *, now: Optional[_TimeLike] = None
+    ) -> List[_AutoResolutionDict]:
+        """Applies the group's ``conflict_strategy`` to its open conflicts whose plan destroys
+        nothing (as the server's scheduler does); the others get a ``note``."""
     def fleet_health(self, *, timeout_seconds: int = 300, now: Optional[_TimeLike] = None) -> _FleetHealthDict: ...

@@ -13,7 +13,7 @@ use zfs_sync::{Error, Result};
 
 use crate::batch::distinct_job_refs;
 use crate::checks::check_job_active;
-use crate::filter::{expired_lease, job_filter, leasable};
+use crate::filter::{expired_lease, job_filter, leasable, same_step};
 use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_row};
 
 use super::error::map_err;
@@ -34,7 +34,7 @@ async fn load_job<C: GenericClient>(c: &C, id: Uuid) -> Result<Option<Job>> {
 }
 
 /// `NotFound` unless the job's group and systems exist.
-async fn require_job_refs<C: GenericClient>(c: &C, j: &Job) -> Result<()> {
+pub(super) async fn require_job_refs<C: GenericClient>(c: &C, j: &Job) -> Result<()> {
     require_group(c, j.group_id).await?;
     for s in [j.source_system_id, j.target_system_id, j.runner_system_id] {
         require_system(c, s).await?;
@@ -44,18 +44,19 @@ async fn require_job_refs<C: GenericClient>(c: &C, j: &Job) -> Result<()> {
 
 /// The job-creating half of [`JobStore::create_job_if_absent`], inside a transaction
 /// (references already checked).
-async fn create_job_tx<C: GenericClient>(tx: &C, j: &Job) -> Result<Job> {
+pub(super) async fn create_job_tx<C: GenericClient>(tx: &C, j: &Job) -> Result<Job> {
     if let Some(active) = take_active(tx, j).await? {
         return Ok(active);
     }
     let attempts = i64::from(j.attempts);
     let bytes = opt_i64(j.bytes);
+    let step_index = j.step_index.map(i64::from);
     // Another process may insert the same key meanwhile: the partial unique index turns
     // that into "nothing inserted", and the job it inserted is the active one.
     let inserted = query_opt(
         tx,
         &format!(
-            "INSERT INTO jobs ({JOB_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+            "INSERT INTO jobs ({JOB_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
              ON CONFLICT DO NOTHING RETURNING {JOB_COLS}"
         ),
         &[
@@ -65,7 +66,7 @@ async fn create_job_tx<C: GenericClient>(tx: &C, j: &Job) -> Result<Job> {
             &j.source_system_id,
             &j.target_system_id,
             &j.runner_system_id,
-            &j.kind.as_str(),
+            &j.kind_text(),
             &j.spec,
             &j.status.as_str(),
             &j.lease_expires_at,
@@ -75,6 +76,9 @@ async fn create_job_tx<C: GenericClient>(tx: &C, j: &Job) -> Result<Job> {
             &j.resume_token,
             &j.created_at,
             &j.updated_at,
+            &j.step.as_str(),
+            &j.conflict_id,
+            &step_index,
         ],
     )
     .await?;
@@ -117,9 +121,16 @@ async fn take_active<C: GenericClient>(c: &C, j: &Job) -> Result<Option<Job>> {
         c,
         &format!(
             "SELECT {JOB_COLS} FROM jobs WHERE group_id = $1 AND dataset = $2 AND target_system_id = $3
-             AND status IN ('pending', 'leased') FOR UPDATE"
+             AND {} AND status IN ('pending', 'leased') FOR UPDATE",
+            same_step("IS NOT DISTINCT FROM", "$4", "$5")
         ),
-        &[&j.group_id, &j.dataset, &j.target_system_id],
+        &[
+            &j.group_id,
+            &j.dataset,
+            &j.target_system_id,
+            &j.conflict_id,
+            &j.step_index.map(i64::from),
+        ],
     )
     .await?;
     let Some(existing) = row.map(|r| job_row(&r)).transpose()? else {
@@ -134,7 +145,7 @@ async fn take_active<C: GenericClient>(c: &C, j: &Job) -> Result<Option<Job>> {
             "UPDATE jobs SET source_system_id = $2, runner_system_id = $3, kind = $4, spec = $5, updated_at = $6
              WHERE id = $1 RETURNING {JOB_COLS}"
         ),
-        &[&existing.id, &j.source_system_id, &j.runner_system_id, &j.kind.as_str(), &j.spec, &j.updated_at],
+        &[&existing.id, &j.source_system_id, &j.runner_system_id, &j.kind_text(), &j.spec, &j.updated_at],
     )
     .await?;
     row.map(|r| job_row(&r)).transpose()
@@ -245,12 +256,24 @@ impl JobStore for PostgresStore {
         let Some(job) = load_job(&tx, id).await? else {
             return Err(Error::not_found("job", id));
         };
-        // Every job of the transfer, locked: the late-result rule reads and writes them.
-        let key = "group_id = $1 AND dataset = $2 AND target_system_id = $3 AND id <> $4";
+        // Every job of the slot, locked: the late-result rule reads and writes them.
+        let key = format!(
+            "group_id = $1 AND dataset = $2 AND target_system_id = $3 AND id <> $4 AND {}",
+            same_step("IS NOT DISTINCT FROM", "$5", "$6")
+        );
+        let step_index = job.step_index.map(i64::from);
+        let slot: [Param<'_>; 6] = [
+            &job.group_id,
+            &job.dataset,
+            &job.target_system_id,
+            &id,
+            &job.conflict_id,
+            &step_index,
+        ];
         query(
             &tx,
             &format!("SELECT id FROM jobs WHERE id = $4 OR ({key}) FOR UPDATE"),
-            &[&job.group_id, &job.dataset, &job.target_system_id, &id],
+            &slot,
         )
         .await?;
         let status = load_job(&tx, id)
@@ -261,35 +284,23 @@ impl JobStore for PostgresStore {
             && !exists(
                 &tx,
                 &format!(
-                    "SELECT 1 FROM jobs WHERE {key} AND status = 'succeeded' AND created_at >= $5"
+                    "SELECT 1 FROM jobs WHERE {key} AND status = 'succeeded' AND created_at >= $7"
                 ),
-                &[
-                    &job.group_id,
-                    &job.dataset,
-                    &job.target_system_id,
-                    &id,
-                    &job.created_at,
-                ],
+                &[&slot[..], &[&job.created_at]].concat(),
             )
             .await?;
         if !late {
             check_job_active(id, status)?;
         }
         if late && outcome.status == JobStatus::Succeeded {
-            // The transfer's re-issued job is superseded.
+            // The slot's re-issued job is superseded.
             execute(
                 &tx,
                 &format!(
-                    "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = $5
+                    "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = $7
                      WHERE {key} AND status IN ('pending', 'leased')"
                 ),
-                &[
-                    &job.group_id,
-                    &job.dataset,
-                    &job.target_system_id,
-                    &id,
-                    &now,
-                ],
+                &[&slot[..], &[&now]].concat(),
             )
             .await?;
         }
@@ -388,7 +399,7 @@ impl JobStore for PostgresStore {
         execute(
             &c,
             "UPDATE jobs SET status = 'cancelled', updated_at = $3
-             WHERE group_id = $1 AND status = 'pending' AND NOT (id = ANY($2))",
+             WHERE group_id = $1 AND status = 'pending' AND conflict_id IS NULL AND NOT (id = ANY($2))",
             &[&group_id, &keep, &now],
         )
         .await

@@ -28,6 +28,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0003_snapshots_without_a_per-row_foreign_key.sql",
     "0004_inventory_versions_and_the_leased-jobs_index.sql",
     "0005_transfer_backoff_on_sync_states.sql",
+    "0006_resolution_steps_and_the_conflict_lifecycle.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

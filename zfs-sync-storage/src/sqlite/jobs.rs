@@ -16,7 +16,7 @@ use zfs_sync::{Error, Result};
 use crate::batch::distinct_job_refs;
 use crate::checks::check_job_active;
 use crate::codec::micros;
-use crate::filter::{expired_lease, job_filter, leasable};
+use crate::filter::{expired_lease, job_filter, leasable, same_step};
 use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_row};
 
 use super::error::map_err;
@@ -35,7 +35,7 @@ fn load_job(conn: &Connection, id: Uuid) -> Result<Option<Job>> {
 }
 
 /// `NotFound` unless the job's group and systems exist.
-fn require_job_refs(tx: &Transaction<'_>, j: &Job) -> Result<()> {
+pub(super) fn require_job_refs(tx: &Transaction<'_>, j: &Job) -> Result<()> {
     require_group(tx, j.group_id)?;
     for s in [j.source_system_id, j.target_system_id, j.runner_system_id] {
         require_system(tx, s)?;
@@ -44,14 +44,21 @@ fn require_job_refs(tx: &Transaction<'_>, j: &Job) -> Result<()> {
 }
 
 /// The job-creating half of [`JobStore::create_job_if_absent`] (references already checked).
-fn create_job_tx(tx: &Transaction<'_>, j: Job) -> Result<Job> {
+pub(super) fn create_job_tx(tx: &Transaction<'_>, j: Job) -> Result<Job> {
     let active = one(
         tx,
         &format!(
             "SELECT {JOB_COLS} FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
-             AND status IN ('pending', 'leased')"
+             AND {} AND status IN ('pending', 'leased')",
+            same_step("IS", "?4", "?5")
         ),
-        params![blob(&j.group_id), j.dataset, blob(&j.target_system_id)],
+        params![
+            blob(&j.group_id),
+            j.dataset,
+            blob(&j.target_system_id),
+            j.conflict_id.as_ref().map(blob),
+            j.step_index
+        ],
         |r| job_row(r),
     )?;
     if let Some(mut existing) = active {
@@ -65,7 +72,7 @@ fn create_job_tx(tx: &Transaction<'_>, j: Job) -> Result<Job> {
                 blob(&existing.id),
                 blob(&j.source_system_id),
                 blob(&j.runner_system_id),
-                j.kind.as_str(),
+                j.kind_text(),
                 j.spec.to_string(),
                 micros(j.updated_at),
             ])
@@ -82,7 +89,7 @@ fn create_job_tx(tx: &Transaction<'_>, j: Job) -> Result<Job> {
         return Err(Error::already_exists("job", j.id));
     }
     tx.prepare_cached(&format!(
-        "INSERT INTO jobs ({JOB_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        "INSERT INTO jobs ({JOB_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
     ))
     .map_err(map_err)?
     .execute(params![
@@ -92,7 +99,7 @@ fn create_job_tx(tx: &Transaction<'_>, j: Job) -> Result<Job> {
         blob(&j.source_system_id),
         blob(&j.target_system_id),
         blob(&j.runner_system_id),
-        j.kind.as_str(),
+        j.kind_text(),
         j.spec.to_string(),
         j.status.as_str(),
         opt_time(j.lease_expires_at),
@@ -102,6 +109,9 @@ fn create_job_tx(tx: &Transaction<'_>, j: Job) -> Result<Job> {
         j.resume_token,
         micros(j.created_at),
         micros(j.updated_at),
+        j.step.as_str(),
+        j.conflict_id.as_ref().map(blob),
+        j.step_index,
     ])
     .map_err(map_err)?;
     Ok(j)
@@ -237,14 +247,19 @@ impl JobStore for SqliteStore {
             let late = job.status == JobStatus::Expired
                 && !exists(
                     tx,
-                    "SELECT 1 FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
-                     AND id <> ?4 AND status = 'succeeded' AND created_at >= ?5",
+                    &format!(
+                        "SELECT 1 FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
+                         AND id <> ?4 AND status = 'succeeded' AND created_at >= ?5 AND {}",
+                        same_step("IS", "?6", "?7")
+                    ),
                     params![
                         blob(&job.group_id),
                         job.dataset,
                         blob(&job.target_system_id),
                         blob(&id),
-                        micros(job.created_at)
+                        micros(job.created_at),
+                        job.conflict_id.as_ref().map(blob),
+                        job.step_index
                     ],
                 )?;
             if !late {
@@ -252,18 +267,21 @@ impl JobStore for SqliteStore {
             }
             if late && o.status == JobStatus::Succeeded {
                 // The transfer's re-issued job is superseded.
-                tx.prepare_cached(
+                tx.prepare_cached(&format!(
                     "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = ?5
                      WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3 AND id <> ?4
-                     AND status IN ('pending', 'leased')",
-                )
+                     AND status IN ('pending', 'leased') AND {}",
+                    same_step("IS", "?6", "?7")
+                ))
                 .map_err(map_err)?
                 .execute(params![
                     blob(&job.group_id),
                     job.dataset,
                     blob(&job.target_system_id),
                     blob(&id),
-                    micros(now)
+                    micros(now),
+                    job.conflict_id.as_ref().map(blob),
+                    job.step_index
                 ])
                 .map_err(map_err)?;
             }
@@ -371,7 +389,7 @@ impl JobStore for SqliteStore {
         self.write(move |tx| {
             let ids = collect(
                 tx,
-                "SELECT id FROM jobs WHERE group_id = ?1 AND status = 'pending'",
+                "SELECT id FROM jobs WHERE group_id = ?1 AND status = 'pending' AND conflict_id IS NULL",
                 [blob(&group_id)],
                 |r| uuid_at(r, 0),
             )?;

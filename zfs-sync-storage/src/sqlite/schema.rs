@@ -23,6 +23,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0002_resume_tokens_and_planner_indexes.sql",
     "0003_inventory_versions_and_the_leased-jobs_index.sql",
     "0004_transfer_backoff_on_sync_states.sql",
+    "0005_resolution_steps_and_the_conflict_lifecycle.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

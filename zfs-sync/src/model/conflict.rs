@@ -20,7 +20,11 @@ string_enum! {
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub enum ConflictStatus ("conflict status") {
         Open = "open",
-        /// A resolution was chosen (see `resolution`).
+        /// A resolution was applied: its steps are jobs the hosts run (see `resolution`).
+        /// The clash is not reopened while it resolves.
+        Resolving = "resolving",
+        /// The resolution's steps succeeded and the inventories agree (or the resolution
+        /// needed no step, as `ignore`).
         Resolved = "resolved",
         /// Detection no longer finds it.
         Gone = "gone",
@@ -45,8 +49,32 @@ pub struct ConflictRecord {
     pub detected_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
-    /// The chosen resolution plan, once resolved.
+    /// The chosen resolution plan, once applied.
     pub resolution: Option<Value>,
+    /// How many times the clash was detected anew: 1, plus one each time it recurred after
+    /// the conflict was resolved or gone (the same record is reopened).
+    pub occurrences: u32,
+    /// Why an open conflict waits: the group's `conflict_strategy` yields a plan that needs a
+    /// confirmed call (destructive, or refused), or is `manual`. `None` otherwise.
+    pub note: Option<String>,
+}
+
+impl ConflictRecord {
+    /// Whether the conflict holds its clash: while it is `resolving`, or `resolved` with the
+    /// `ignore` strategy, a detection of the same clash neither reopens it nor opens another.
+    pub fn holds_clash(&self) -> bool {
+        match self.status {
+            ConflictStatus::Resolving => true,
+            ConflictStatus::Resolved => {
+                self.resolution
+                    .as_ref()
+                    .and_then(|r| r.get("strategy"))
+                    .and_then(Value::as_str)
+                    == Some("ignore")
+            }
+            _ => false,
+        }
+    }
 }
 
 /// What a `keep_both` resolution appends to the name of the dataset it renames aside:

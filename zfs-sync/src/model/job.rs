@@ -16,6 +16,19 @@ string_enum! {
 }
 
 string_enum! {
+    /// What step a job is: an ordinary (or a resolution's) transfer, or a step of a conflict
+    /// resolution run on one host.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum JobStep ("job step") {
+        Transfer = "transfer",
+        Rename = "rename",
+        Rollback = "rollback",
+        Destroy = "destroy",
+        Create = "create",
+    }
+}
+
+string_enum! {
     /// Where a job stands.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub enum JobStatus ("job status") {
@@ -50,7 +63,14 @@ pub struct Job {
     pub target_system_id: Uuid,
     /// The system that runs the pipeline (source for push, target for pull).
     pub runner_system_id: Uuid,
-    pub kind: TransferKind,
+    /// The transfer's kind; `None` for a resolution step that is not a transfer.
+    pub kind: Option<TransferKind>,
+    /// What the job does: `Transfer`, or a resolution's rename, rollback, destroy or create.
+    pub step: JobStep,
+    /// The conflict whose resolution this job is a step of; `None` for ordinary transfers.
+    pub conflict_id: Option<Uuid>,
+    /// The step's position in its resolution (0 first); `None` for ordinary transfers.
+    pub step_index: Option<u32>,
     /// The transfer as planned (snapshots, argv, commands); opaque to stores.
     pub spec: Value,
     pub status: JobStatus,
@@ -85,7 +105,10 @@ impl Job {
             source_system_id,
             target_system_id,
             runner_system_id,
-            kind,
+            kind: Some(kind),
+            step: JobStep::Transfer,
+            conflict_id: None,
+            step_index: None,
             spec,
             status: JobStatus::Pending,
             lease_expires_at: None,
@@ -126,6 +149,53 @@ impl From<&Job> for JobProgress {
 }
 
 impl Job {
+    /// Step `index` of the resolution of `conflict_id`, pending: like [`Job::pending`] with
+    /// the step's kind, conflict and position (`kind` is the transfer's kind for a transfer
+    /// step, `None` otherwise). The target is the system whose dataset the step changes.
+    #[allow(clippy::too_many_arguments)] // one per field; the others are the pending defaults
+    pub fn resolution_step(
+        group_id: Uuid,
+        dataset: impl Into<String>,
+        (source_system_id, target_system_id, runner_system_id): (Uuid, Uuid, Uuid),
+        step: JobStep,
+        kind: Option<TransferKind>,
+        (conflict_id, index): (Uuid, u32),
+        spec: Value,
+        now: DateTime<Utc>,
+    ) -> Job {
+        let mut job = Job::pending(
+            group_id,
+            dataset,
+            source_system_id,
+            target_system_id,
+            runner_system_id,
+            TransferKind::Full,
+            spec,
+            now,
+        );
+        job.kind = kind;
+        job.step = step;
+        job.conflict_id = Some(conflict_id);
+        job.step_index = Some(index);
+        job
+    }
+
+    /// Whether `other` is a job for the same slot: the same (group, dataset, target) and the
+    /// same resolution step (both ordinary transfers, or the same step of one conflict). At
+    /// most one job per slot is active.
+    pub fn same_slot(&self, other: &Job) -> bool {
+        self.group_id == other.group_id
+            && self.dataset == other.dataset
+            && self.target_system_id == other.target_system_id
+            && self.conflict_id == other.conflict_id
+            && self.step_index == other.step_index
+    }
+
+    /// The text stored in a job's `kind` column: the transfer's kind, or the step's name.
+    pub fn kind_text(&self) -> &'static str {
+        self.kind.map_or(self.step.as_str(), TransferKind::as_str)
+    }
+
     /// Leased to its runner, and the runner has reported no progress yet (`bytes` unset): the
     /// job was handed out but has not started.
     pub fn is_unstarted(&self) -> bool {
@@ -151,4 +221,6 @@ pub struct JobFilter {
     pub target_system_id: Option<Uuid>,
     pub dataset: Option<String>,
     pub status: Option<JobStatus>,
+    /// Only the steps of this conflict's resolution.
+    pub conflict_id: Option<Uuid>,
 }

@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(given, (id(1), "vm/a", id(2), id(3)));
         assert_eq!(
             (j.runner_system_id, j.kind, &j.spec),
-            (id(4), TransferKind::Full, &spec)
+            (id(4), Some(TransferKind::Full), &spec)
         );
         assert_eq!(
             (j.status, j.lease_expires_at, j.attempts),

@@ -156,41 +156,57 @@ pub trait SyncStateStore: Send + Sync {
     async fn get_state(&self, id: Uuid) -> Result<Option<SyncState>>;
 }
 
-/// Conflicts, persisted until resolved or gone.
+/// Conflicts, persisted until resolved or gone, and reopened when their clash recurs.
 #[async_trait]
 pub trait ConflictStore: Send + Sync {
-    /// Reconciles the group's open conflicts with a fresh detection: each detected conflict
-    /// is matched to an open one by (dataset, system_a, system_b, kind) and keeps that id
-    /// (its `reason`, `details` and `updated_at` refreshed); new ones are inserted; open ones
-    /// not detected become `gone`. Resolved conflicts are left alone. Returns the open
-    /// conflicts after the change, ordered by (dataset, system_a, system_b, kind).
+    /// Reconciles the group's conflicts with a fresh detection ([`reconcile_conflicts`]):
+    /// each detected clash is matched by (dataset, system_a, system_b, kind) to the group's
+    /// latest conflict of that key. An open one keeps its id (its `reason`, `details` and
+    /// `updated_at` refreshed); a resolved or gone one is reopened (status open, same id,
+    /// `occurrences` + 1, its resolution cleared); a clash of a pair and dataset whose
+    /// conflict holds it ([`ConflictRecord::holds_clash`]: resolving, or resolved with
+    /// `ignore`) is left alone; others are inserted (`occurrences` 1). Open ones not detected
+    /// become `gone`; resolving ones are left alone. Returns the open conflicts after the
+    /// change, ordered by (dataset, system_a, system_b, kind).
     async fn sync_conflicts(
         &self,
         group_id: Uuid,
         detected: &[ConflictRecord],
         now: DateTime<Utc>,
     ) -> Result<Vec<ConflictRecord>>;
-    /// The group's conflicts, open ones only unless `include_closed`.
+    /// The group's open and resolving conflicts, or all of them with `include_closed`.
     async fn list_conflicts(
         &self,
         group_id: Uuid,
         include_closed: bool,
     ) -> Result<Vec<ConflictRecord>>;
     async fn get_conflict(&self, id: Uuid) -> Result<Option<ConflictRecord>>;
-    /// Marks an open conflict resolved with its plan. `NotFound`; `Conflict` when not open.
-    async fn resolve_conflict(
+    /// Applies a resolution to an open or resolving conflict, in one transaction: the
+    /// conflict's active (pending or leased) step jobs are cancelled, `steps` are stored
+    /// (each a pending step of this conflict, [`check_new_step`]), and the conflict records
+    /// `resolution` and becomes `resolving`, or `resolved` (with `resolved_at`) when there is
+    /// no step; its `note` is cleared. `NotFound` for the conflict or a step's references;
+    /// `Conflict` when the conflict is resolved or gone; `InvalidInput` for a bad step.
+    async fn apply_resolution(
         &self,
         id: Uuid,
         resolution: &serde_json::Value,
+        steps: &[Job],
         now: DateTime<Utc>,
     ) -> Result<ConflictRecord>;
+    /// Ends a resolving conflict: `resolved` with `resolved_at` = `now`. `NotFound`;
+    /// `Conflict` when it is not resolving.
+    async fn finish_resolution(&self, id: Uuid, now: DateTime<Utc>) -> Result<ConflictRecord>;
+    /// Sets (or clears) an open conflict's `note` (`updated_at` unchanged: a note is not a
+    /// change of the clash). `NotFound`; `Conflict` when the conflict is not open.
+    async fn note_conflict(&self, id: Uuid, note: Option<&str>) -> Result<()>;
 }
 
 /// Transfer jobs and their leases.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Stores `job` unless an active (pending or leased) job exists for the same (group,
-    /// dataset, target). If one exists and is pending, its source, runner, `kind`, `spec` and
+    /// Stores `job` unless an active (pending or leased) job exists for the same slot
+    /// ([`Job::same_slot`]: (group, dataset, target) and resolution step). If one exists and is pending, its source, runner, `kind`, `spec` and
     /// `updated_at` are replaced by `job`'s; a leased one is left alone. Returns the job now
     /// active. `job` must be pending (`InvalidInput`); `NotFound` for its group or systems.
     async fn create_job_if_absent(&self, job: &Job) -> Result<Job>;
@@ -213,9 +229,9 @@ pub trait JobStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Job>>;
     /// Records a runner's result on a leased (or pending) job. A result for a job whose lease
-    /// expired (status `expired`) is recorded too when no other job for the same (group,
-    /// dataset, target) created after it has succeeded; a late success then supersedes the
-    /// transfer's active (pending or leased) job, which ends `cancelled`. All in one
+    /// expired (status `expired`) is recorded too when no other job for the same slot
+    /// ([`Job::same_slot`]) created after it has succeeded; a late success then supersedes the
+    /// slot's active (pending or leased) job, which ends `cancelled`. All in one
     /// transaction. `NotFound`; `Conflict` when the job is otherwise finished.
     async fn complete_job(&self, id: Uuid, outcome: &JobOutcome, now: DateTime<Utc>)
     -> Result<Job>;
@@ -235,7 +251,8 @@ pub trait JobStore: Send + Sync {
     async fn cancel_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<Job>;
     /// Marks leased jobs whose lease ended at or before `now` as expired; returns them.
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<Job>>;
-    /// Cancels the group's pending jobs not in `keep`; returns how many.
+    /// Cancels the group's pending ordinary jobs (not resolution steps) not in `keep`;
+    /// returns how many.
     async fn cancel_pending_jobs(
         &self,
         group_id: Uuid,
@@ -456,13 +473,14 @@ pub fn check_new_job(job: &Job) -> Result<()> {
 }
 
 /// What [`ConflictStore::sync_conflicts`] changes, computed by [`reconcile_conflicts`] from
-/// the group's open conflicts and a fresh detection. Every store applies it in one
-/// transaction.
+/// the group's conflicts and a fresh detection. Every store applies it in one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConflictReconciliation {
-    /// Detected conflicts that match no open one: insert them (status open).
+    /// Detected conflicts that match no conflict: insert them (status open, 1 occurrence).
     pub inserted: Vec<ConflictRecord>,
-    /// Open conflicts detected again: update their `reason`, `details` and `updated_at`.
+    /// Conflicts detected again, as they are to be written whole: open ones refreshed
+    /// (`reason`, `details`, `updated_at`), resolved or gone ones reopened (status open,
+    /// `occurrences` + 1, `resolved_at`, `resolution` and `note` cleared).
     pub refreshed: Vec<ConflictRecord>,
     /// Open conflicts no longer detected: mark them gone at `now`.
     pub gone: Vec<Uuid>,
@@ -499,12 +517,14 @@ pub fn conflict_order(a: &ConflictRecord, b: &ConflictRecord) -> std::cmp::Order
         ))
 }
 
-/// Matches a fresh detection against the group's currently `open` conflicts by (dataset,
-/// system_a, system_b, kind); a duplicated key in `detected` keeps the last. `InvalidInput`
-/// when a detected conflict names another group or two new conflicts share an id.
+/// Matches a fresh detection against the group's conflicts (`existing`, any status) as
+/// [`ConflictStore::sync_conflicts`] says; a duplicated key in `detected` keeps the last.
+/// Among several conflicts of one key the open (or resolving) one counts, else the latest
+/// updated. `InvalidInput` when a detected conflict names another group or two new
+/// conflicts share an id.
 pub fn reconcile_conflicts(
     group_id: Uuid,
-    open: &[ConflictRecord],
+    existing: &[ConflictRecord],
     detected: &[ConflictRecord],
     now: DateTime<Utc>,
 ) -> Result<ConflictReconciliation> {
@@ -514,7 +534,26 @@ pub fn reconcile_conflicts(
     fn key(c: &ConflictRecord) -> Key<'_> {
         (c.dataset.as_str(), c.system_a, c.system_b, c.kind.as_str())
     }
-    let open_by_key: HashMap<Key<'_>, &ConflictRecord> = open.iter().map(|c| (key(c), c)).collect();
+    let rank = |c: &ConflictRecord| {
+        (
+            matches!(c.status, ConflictStatus::Open | ConflictStatus::Resolving),
+            c.updated_at,
+            c.id,
+        )
+    };
+    let mut by_key: HashMap<Key<'_>, &ConflictRecord> = HashMap::new();
+    for c in existing {
+        let slot = by_key.entry(key(c)).or_insert(c);
+        if rank(c) > rank(slot) {
+            *slot = c;
+        }
+    }
+    // (dataset, pair) whose conflict holds its clash, whatever kind is detected now.
+    let held: HashSet<(&str, Uuid, Uuid)> = existing
+        .iter()
+        .filter(|c| c.holds_clash())
+        .map(|c| (c.dataset.as_str(), c.system_a, c.system_b))
+        .collect();
     let mut fresh: HashMap<Key<'_>, &ConflictRecord> = HashMap::new();
     let mut order: Vec<Key<'_>> = Vec::new();
     for (i, c) in detected.iter().enumerate() {
@@ -536,15 +575,31 @@ pub fn reconcile_conflicts(
     let mut new_ids = HashSet::new();
     for k in order {
         let c = fresh[&k];
-        match open_by_key.get(&k) {
+        if held.contains(&(k.0, k.1, k.2)) {
+            continue;
+        }
+        match by_key.get(&k) {
+            Some(existing) if existing.status == ConflictStatus::Open => {
+                out.refreshed.push(ConflictRecord {
+                    reason: c.reason.clone(),
+                    details: c.details.clone(),
+                    updated_at: now,
+                    ..(*existing).clone()
+                });
+            }
             Some(existing) => out.refreshed.push(ConflictRecord {
                 reason: c.reason.clone(),
                 details: c.details.clone(),
+                status: ConflictStatus::Open,
+                occurrences: existing.occurrences.saturating_add(1),
+                resolved_at: None,
+                resolution: None,
+                note: None,
                 updated_at: now,
                 ..(*existing).clone()
             }),
             None => {
-                if !new_ids.insert(c.id) || open.iter().any(|o| o.id == c.id) {
+                if !new_ids.insert(c.id) || existing.iter().any(|o| o.id == c.id) {
                     return Err(crate::Error::already_exists("conflict", c.id));
                 }
                 out.inserted.push(ConflictRecord {
@@ -553,15 +608,71 @@ pub fn reconcile_conflicts(
                     updated_at: now,
                     resolved_at: None,
                     resolution: None,
+                    occurrences: 1,
+                    note: None,
                     ..c.clone()
                 });
             }
         }
     }
-    out.gone = open
+    out.gone = existing
         .iter()
-        .filter(|c| !fresh.contains_key(&key(c)))
+        .filter(|c| c.status == ConflictStatus::Open && !fresh.contains_key(&key(c)))
         .map(|c| c.id)
         .collect();
     Ok(out)
+}
+
+/// A step handed to [`ConflictStore::apply_resolution`] must be a new (pending) job that is a
+/// step of that conflict, with a position.
+pub fn check_new_step(conflict_id: Uuid, job: &Job) -> Result<()> {
+    check_new_job(job)?;
+    if job.conflict_id != Some(conflict_id) || job.step_index.is_none() {
+        return Err(crate::Error::invalid(
+            "steps",
+            "each step must name the conflict and its position",
+        ));
+    }
+    Ok(())
+}
+
+/// [`ConflictStore::apply_resolution`]'s change to the conflict record (already checked to be
+/// open or resolving).
+pub fn applied_conflict(
+    c: &ConflictRecord,
+    resolution: &serde_json::Value,
+    steps: usize,
+    now: DateTime<Utc>,
+) -> ConflictRecord {
+    use crate::model::ConflictStatus;
+    let done = steps == 0;
+    ConflictRecord {
+        status: if done {
+            ConflictStatus::Resolved
+        } else {
+            ConflictStatus::Resolving
+        },
+        resolved_at: done.then_some(now),
+        resolution: Some(resolution.clone()),
+        note: None,
+        updated_at: now,
+        ..c.clone()
+    }
+}
+
+/// `Conflict` unless a conflict's `status` is one of `allowed`: "conflict ID is S, not A or B".
+pub fn check_conflict_status(
+    id: Uuid,
+    status: crate::model::ConflictStatus,
+    allowed: &[crate::model::ConflictStatus],
+) -> Result<()> {
+    if allowed.contains(&status) {
+        return Ok(());
+    }
+    let wanted: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+    Err(crate::Error::conflict(format!(
+        "conflict {id} is {}, not {}",
+        status.as_str(),
+        wanted.join(" or ")
+    )))
 }

@@ -21,7 +21,9 @@ pub struct ConflictOut {
     /// Which rule found it (`same_name_different_guid`, `both_advanced`, …).
     pub reason: String,
     pub details: Value,
-    /// `open`, `resolved` or `gone`.
+    /// `open`; `resolving` (a resolution was applied: its steps are jobs the hosts run, and
+    /// the clash is not reopened meanwhile); `resolved` (the steps succeeded and the
+    /// inventories agree, or the resolution needed no step); `gone` (no longer detected).
     pub status: String,
     pub detected_at: Timestamp,
     pub updated_at: Timestamp,
@@ -29,6 +31,13 @@ pub struct ConflictOut {
     pub resolved_at: Option<Timestamp>,
     #[oai(nullable)]
     pub resolution: Option<Value>,
+    /// How many times the clash was detected anew: 1, plus one each time it recurred after
+    /// the conflict was resolved or gone (the same conflict reopens).
+    pub occurrences: u32,
+    /// Why an open conflict waits: the group's `conflict_strategy` is `manual`, or yields a
+    /// plan that needs a confirmed call (destructive or not allowed); `null` otherwise.
+    #[oai(nullable)]
+    pub note: Option<String>,
 }
 
 impl From<ConflictRecord> for ConflictOut {
@@ -47,6 +56,8 @@ impl From<ConflictRecord> for ConflictOut {
             updated_at: c.updated_at.into(),
             resolved_at: c.resolved_at.map(Into::into),
             resolution: c.resolution,
+            occurrences: c.occurrences,
+            note: c.note,
         }
     }
 }
@@ -123,7 +134,8 @@ pub struct ResolutionOut {
     /// `allow_destructive`); `null` otherwise.
     #[oai(nullable)]
     pub refused: Option<String>,
-    /// Whether the resolution was recorded (false for a `dry_run` preview).
+    /// Whether the resolution was applied (false for a `dry_run` preview): its steps are jobs
+    /// handed to the hosts that run them, in order, and the conflict is `resolving`.
     pub applied: bool,
 }
 

@@ -62,17 +62,18 @@ impl From<SyncState> for SyncStateOut {
     }
 }
 
-/// One transfer for the host that runs it (legacy fields first, then ours).
+/// One job for the host that runs it: a transfer (legacy fields first, then ours), or a step
+/// of a conflict resolution (`step` other than `transfer`).
 #[derive(Debug, Object)]
 pub struct InstructionOut {
-    /// Source pool.
+    /// Source pool (for a step on one host: the pool of the dataset it changes).
     pub pool: String,
-    /// Source dataset path below its pool.
+    /// Source dataset path below its pool (for a step on one host: the dataset it changes).
     pub dataset: String,
     pub target_pool: String,
     /// Target dataset path below its pool.
     pub target_dataset: String,
-    /// The incremental base (newest common snapshot); `null`: a full send.
+    /// The incremental base (newest common snapshot); `null`: a full send (or not a transfer).
     #[oai(nullable)]
     pub starting_snapshot: Option<String>,
     /// The newest snapshot the transfer creates on the target.
@@ -81,21 +82,33 @@ pub struct InstructionOut {
     pub source_ssh_hostname: String,
     pub target_ssh_hostname: String,
     pub sync_group_id: Uuid,
-    /// Shell pipelines to run in order (push: on the source; pull: on the target).
+    /// Shell pipelines to run in order (push: on the source; pull: on the target; a step: on
+    /// the host it was handed to).
     pub commands: Vec<String>,
     /// Report its result to `POST /sync/jobs/{job_id}/result`. `null` when the instructions
     /// were only looked at (an admin key, or `dry_run=true`): nothing was leased.
     #[oai(nullable)]
     pub job_id: Option<Uuid>,
-    /// `incremental`, `full` or `resume`.
+    /// `incremental`, `full` or `resume` for a transfer; for another step its name (`rename`,
+    /// `rollback`, `destroy`, `create`).
     pub kind: String,
-    /// `push` or `pull`.
-    pub transfer: String,
+    /// `push` or `pull`; `null` for a step that is not a transfer.
+    #[oai(nullable)]
+    pub transfer: Option<String>,
+    /// What the entry is: `transfer` (ordinary transfers, and a resolution's transfer), or a
+    /// step of a conflict resolution: `rename`, `rollback`, `destroy`, `create`.
+    pub step: String,
+    /// The conflict whose resolution this is a step of; `null` for ordinary transfers.
+    #[oai(nullable)]
+    pub conflict_id: Option<Uuid>,
+    /// The step destroys snapshots or discards writes (a resolution's rollback or destroy).
+    pub destructive: bool,
     /// The logical dataset (path below each member's root).
     pub logical_dataset: String,
     pub source_system_id: Uuid,
     pub target_system_id: Uuid,
-    /// Every snapshot the transfer creates on the target, oldest first.
+    /// Every snapshot the transfer creates on the target, oldest first (empty for a step
+    /// that is not a transfer).
     pub snapshots: Vec<String>,
     /// Each command as a pipeline of argv vectors (`argv[i]` is `commands[i]`).
     pub argv: Vec<Vec<Vec<String>>>,
@@ -106,34 +119,51 @@ pub struct InstructionOut {
     pub target_dataset_path: String,
 }
 
+/// `pool/path` as (pool, path below it).
+fn split_dataset(full: &str) -> (String, String) {
+    let (pool, path) = full.split_once('/').unwrap_or((full, ""));
+    (pool.to_string(), path.to_string())
+}
+
 impl From<Instruction> for InstructionOut {
     fn from(i: Instruction) -> Self {
-        let t = i.transfer;
+        let (target_pool, target_dataset) = split_dataset(&i.target_dataset);
+        let source_path = i.transfer.as_ref().map_or_else(
+            || i.target_dataset.clone(),
+            |t| t.source.dataset.to_string(),
+        );
+        let (pool, dataset) = split_dataset(&source_path);
+        let t = i.transfer.as_ref();
         InstructionOut {
-            pool: t.source.dataset.pool().to_string(),
-            dataset: t.source.dataset.path().to_string(),
-            target_pool: t.target.dataset.pool().to_string(),
-            target_dataset: t.target.dataset.path().to_string(),
-            starting_snapshot: t.base.as_ref().map(|b| b.name.to_string()),
-            ending_snapshot: t.snapshots.last().map(|s| s.to_string()),
+            pool,
+            dataset,
+            target_pool,
+            target_dataset,
+            starting_snapshot: t.and_then(|t| t.base.as_ref().map(|b| b.name.to_string())),
+            ending_snapshot: t.and_then(|t| t.snapshots.last().map(|s| s.to_string())),
             source_ssh_hostname: i.source.ssh_host().to_string(),
             target_ssh_hostname: i.target.ssh_host().to_string(),
             sync_group_id: i.group_id,
             commands: i.commands.iter().map(|c| c.shell.clone()).collect(),
             job_id: i.job_id,
-            kind: t.kind.as_str().into(),
-            transfer: match t.mode {
+            kind: t.map_or(i.kind.as_str(), |t| t.kind.as_str()).into(),
+            transfer: t.map(|t| match t.mode {
                 TransferMode::Push => "push".into(),
                 TransferMode::Pull => "pull".into(),
-            },
-            logical_dataset: t.dataset.clone(),
-            source_system_id: t.source.system_id,
-            target_system_id: t.target.system_id,
-            snapshots: t.snapshots.iter().map(|s| s.to_string()).collect(),
+            }),
+            step: i.kind.as_str().into(),
+            conflict_id: i.conflict_id,
+            destructive: i.destructive,
+            logical_dataset: i.dataset.clone(),
+            source_system_id: i.source.id,
+            target_system_id: i.target.id,
+            snapshots: t.map_or_else(Vec::new, |t| {
+                t.snapshots.iter().map(|s| s.to_string()).collect()
+            }),
+            estimated_bytes: t.map_or(0, |t| t.estimated_bytes),
+            source_dataset_path: source_path,
+            target_dataset_path: i.target_dataset,
             argv: i.commands.into_iter().map(|c| c.argv).collect(),
-            estimated_bytes: t.estimated_bytes,
-            source_dataset_path: t.source.dataset.to_string(),
-            target_dataset_path: t.target.dataset.to_string(),
         }
     }
 }
@@ -195,16 +225,27 @@ pub struct JobProgressIn {
     pub resume_token: Option<String>,
 }
 
-/// A job: a transfer handed (or to be handed) to the system that runs it.
+/// A job: a transfer, or a step of a conflict resolution, handed (or to be handed) to the
+/// system that runs it.
 #[derive(Debug, Object)]
 pub struct JobOut {
     pub id: Uuid,
     pub sync_group_id: Uuid,
     pub dataset: String,
     pub source_system_id: Uuid,
+    /// The system whose dataset the job changes.
     pub target_system_id: Uuid,
     pub runner_system_id: Uuid,
+    /// `incremental`, `full` or `resume` for a transfer; for another step its name.
     pub kind: String,
+    /// `transfer`, or a resolution's `rename`, `rollback`, `destroy` or `create`.
+    pub step: String,
+    /// The conflict whose resolution this job is a step of; `null` for ordinary transfers.
+    #[oai(nullable)]
+    pub conflict_id: Option<Uuid>,
+    /// The step's position in its resolution (0 first); `null` for ordinary transfers.
+    #[oai(nullable)]
+    pub step_index: Option<u32>,
     /// `pending`, `leased`, `succeeded`, `failed`, `expired` or `cancelled`.
     pub status: String,
     pub attempts: u32,
@@ -222,6 +263,7 @@ pub struct JobOut {
 
 impl From<zfs_sync::model::Job> for JobOut {
     fn from(j: zfs_sync::model::Job) -> Self {
+        let kind = j.kind_text();
         JobOut {
             id: j.id,
             sync_group_id: j.group_id,
@@ -229,7 +271,10 @@ impl From<zfs_sync::model::Job> for JobOut {
             source_system_id: j.source_system_id,
             target_system_id: j.target_system_id,
             runner_system_id: j.runner_system_id,
-            kind: j.kind.as_str().into(),
+            kind: kind.into(),
+            step: j.step.as_str().into(),
+            conflict_id: j.conflict_id,
+            step_index: j.step_index,
             status: j.status.as_str().into(),
             attempts: j.attempts,
             error: j.error,

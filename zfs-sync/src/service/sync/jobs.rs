@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Job, JobFilter, JobOutcome, JobStatus, SyncState, SyncStateFilter, SyncStatus, System,
+    Job, JobFilter, JobOutcome, JobStatus, JobStep, SyncState, SyncStateFilter, SyncStatus, System,
     TransferMode,
 };
 use crate::plan::Diagnostic;
 
-use super::{Instruction, Instructions, JobSpec, SyncService, base_state};
+use super::{Instruction, Instructions, JobSpec, SyncService, base_state, steps};
 
 impl SyncService {
     /// Plans every enabled group of the system (or only `group_id`), turns the transfers this
@@ -90,7 +90,7 @@ impl SyncService {
                 .map(|i| (i.system.id, &i.system))
                 .collect();
             let mut handed: Vec<(String, Uuid, Uuid)> = Vec::new();
-            let mut wanted: Vec<(Job, JobSpec, &System, &System)> = Vec::new();
+            let mut wanted: Vec<(Job, Instruction)> = Vec::new();
             for t in ev.plan.transfers() {
                 let runner = match t.mode {
                     TransferMode::Push => t.source.system_id,
@@ -145,23 +145,44 @@ impl SyncService {
                     serde_json::to_value(&spec).map_err(|e| Error::backend_msg(e.to_string()))?,
                     now,
                 );
-                wanted.push((job, spec, *source, *target));
+                wanted.push((
+                    job,
+                    Instruction::transfer(None, ev.group.id, spec, source, target),
+                ));
+            }
+            // The next step of each resolution this system runs.
+            for r in &ev.resolutions {
+                let Some(next) = r.next().filter(|j| j.runner_system_id == system_id) else {
+                    continue;
+                };
+                let key = (next.dataset.clone(), next.target_system_id);
+                if ev.backoff.contains(&key) {
+                    if let Some(st) = ev.states.get(&key) {
+                        out.diagnostics
+                            .push(held_back(&ev.group.name, ev.group.id, st));
+                    }
+                    continue;
+                }
+                let running = next.status == JobStatus::Leased
+                    && next.lease_expires_at.is_none_or(|t| t > now);
+                if running && !next.is_unstarted() {
+                    continue;
+                }
+                let (Some(job), Some(source), Some(target)) = (
+                    steps::next_attempt(next, now),
+                    systems.get(&next.source_system_id),
+                    systems.get(&next.target_system_id),
+                ) else {
+                    continue;
+                };
+                if let Some(entry) = steps::entry(&job, source, target) {
+                    wanted.push((job, entry));
+                }
             }
             out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
             if take == Take::Look {
                 out.instructions
-                    .extend(
-                        wanted
-                            .into_iter()
-                            .map(|(_, spec, source, target)| Instruction {
-                                job_id: None,
-                                group_id: ev.group.id,
-                                source: source.clone(),
-                                target: target.clone(),
-                                transfer: spec.transfer,
-                                commands: spec.commands,
-                            }),
-                    );
+                    .extend(wanted.into_iter().map(|(_, entry)| entry));
                 continue;
             }
             // Every job of the group, and its target's state (`syncing`, naming the job the
@@ -191,7 +212,7 @@ impl SyncService {
                 .store
                 .hand_out_jobs(&jobs, &job_states, now, until)
                 .await?;
-            for ((job, spec, source, target), h) in wanted.into_iter().zip(handouts) {
+            for ((job, entry), h) in wanted.into_iter().zip(handouts) {
                 let Some(leased) = h.leased.or(h.unstarted) else {
                     // Another caller holds it: not ours to hand out.
                     handed.push((job.dataset, job.target_system_id, h.active_id));
@@ -200,20 +221,14 @@ impl SyncService {
                 // The job may predate this plan (a job whose lease expired, created by an
                 // earlier call or another server process): hand out what it holds, so the
                 // result matches the job.
-                let spec = if leased.spec == job.spec {
-                    spec
+                let mut entry = if leased.spec == job.spec {
+                    entry
                 } else {
-                    JobSpec::deserialize(&leased.spec).unwrap_or(spec)
+                    steps::entry(&leased, &entry.source, &entry.target).unwrap_or(entry)
                 };
+                entry.job_id = Some(leased.id);
                 handed.push((job.dataset, job.target_system_id, leased.id));
-                out.instructions.push(Instruction {
-                    job_id: Some(leased.id),
-                    group_id: ev.group.id,
-                    source: source.clone(),
-                    target: target.clone(),
-                    transfer: spec.transfer,
-                    commands: spec.commands,
-                });
+                out.instructions.push(entry);
             }
             for (dataset, target, job_id) in handed {
                 let key = (dataset, target);
@@ -292,7 +307,12 @@ impl SyncService {
         st.updated_at = now;
         st.last_check = Some(now);
         if outcome.status == JobStatus::Succeeded {
-            st.status = SyncStatus::InSync;
+            // A resolution's step other than its transfer leaves the dataset to its next step.
+            st.status = if job.step == JobStep::Transfer {
+                SyncStatus::InSync
+            } else {
+                SyncStatus::Syncing
+            };
             st.last_sync = Some(now);
             st.lag_seconds = 0;
             st.missing_count = 0;
@@ -303,12 +323,17 @@ impl SyncService {
             st.status = SyncStatus::Error;
             st.attempts = st.attempts.saturating_add(1);
             st.next_attempt_at = Some(now + self.settings.retry_delay(st.attempts));
-            st.error_message = Some(
-                outcome
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| "transfer failed".into()),
-            );
+            let error = outcome
+                .error
+                .clone()
+                .unwrap_or_else(|| "transfer failed".into());
+            st.error_message = Some(match job.conflict_id {
+                Some(c) => format!(
+                    "{} of the resolution of conflict {c}: {error}",
+                    steps::step_name(&job)
+                ),
+                None => error,
+            });
         }
         self.store.upsert_states(&[st]).await?;
         Ok(job)

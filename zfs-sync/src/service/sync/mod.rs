@@ -32,20 +32,24 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ConflictRecord, ConflictStatus, ConflictStrategy, JobProgress, JobStatus, SyncGroup, SyncState,
-    SyncStateFilter, SyncStatus, System,
+    ConflictRecord, ConflictStatus, ConflictStrategy, JobProgress, JobStatus, JobStep, SyncGroup,
+    SyncState, SyncStateFilter, SyncStatus, System,
 };
 use crate::plan::{Diagnostic, GroupPlan, MemberInventory, Outcome, Transfer, plan_group};
 use crate::store::Store;
 
+mod auto;
 mod inventory;
 mod jobs;
 mod resolve;
+mod steps;
 
+pub use auto::AutoResolution;
 use inventory::InventoryCache;
 pub use inventory::load_inventories;
 pub use jobs::{Take, job_outcome};
-pub use resolve::{ResolveRequest, loser_plan};
+pub use resolve::{PlannedStep, ResolveRequest, StepSpec, loser_plan, loser_steps};
+use steps::Resolution;
 
 /// Settings of the sync service.
 #[derive(Debug, Clone)]
@@ -114,18 +118,56 @@ impl Default for SyncSettings {
 
 pub use crate::command::Command;
 
-/// One transfer handed to the host that runs it.
+/// One job handed to the host that runs it: a transfer, or a step of a conflict resolution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instruction {
     /// The job leased to the caller; `None` when the instructions were only looked at
     /// ([`Take::Look`]): nothing was leased.
     pub job_id: Option<Uuid>,
     pub group_id: Uuid,
-    pub transfer: Transfer,
+    /// What the job does: `Transfer` for ordinary transfers and a resolution's transfer.
+    pub kind: JobStep,
+    /// The conflict whose resolution this is a step of; `None` for ordinary transfers.
+    pub conflict_id: Option<Uuid>,
+    /// The step destroys snapshots or discards writes (a resolution's rollback or destroy).
+    pub destructive: bool,
+    /// The transfer, for a transfer (`None` for the other steps).
+    pub transfer: Option<Transfer>,
+    /// The logical dataset.
+    pub dataset: String,
+    /// The full name of the dataset the job changes on the target.
+    pub target_dataset: String,
+    /// The transfer's source; for a step on one host, that host.
     pub source: System,
+    /// The system whose dataset the job changes.
     pub target: System,
-    /// One pipeline per send step, in order.
+    /// One pipeline per send step (or the step's command), in order.
     pub commands: Vec<Command>,
+}
+
+impl Instruction {
+    /// An ordinary transfer's entry.
+    fn transfer(
+        job_id: Option<Uuid>,
+        group_id: Uuid,
+        spec: JobSpec,
+        source: &System,
+        target: &System,
+    ) -> Self {
+        Instruction {
+            job_id,
+            group_id,
+            kind: JobStep::Transfer,
+            conflict_id: None,
+            destructive: false,
+            dataset: spec.transfer.dataset.clone(),
+            target_dataset: spec.transfer.target.dataset.to_string(),
+            transfer: Some(spec.transfer),
+            source: source.clone(),
+            target: target.clone(),
+            commands: spec.commands,
+        }
+    }
 }
 
 /// What a system should run now.
@@ -239,6 +281,8 @@ struct Evaluation {
     ///
     /// [`JobHandOut::unstarted`]: crate::store::JobHandOut::unstarted
     unstarted: HashSet<(String, Uuid)>,
+    /// The group's resolving conflicts and where their steps stand.
+    resolutions: Vec<Resolution>,
 }
 
 impl SyncService {
@@ -400,9 +444,12 @@ impl SyncService {
                 updated_at: now,
                 resolved_at: None,
                 resolution: None,
+                occurrences: 1,
+                note: None,
             })
             .collect();
-        Ok(Evaluation {
+        let resolutions = self.resolutions(group.id).await?;
+        let mut ev = Evaluation {
             group,
             inventories,
             plan,
@@ -412,7 +459,10 @@ impl SyncService {
             hold,
             backoff,
             unstarted,
-        })
+            resolutions,
+        };
+        steps::steer_states(&mut ev, now);
+        Ok(ev)
     }
 
     /// Stores an evaluation's states and conflicts; returns the open conflicts.
@@ -449,9 +499,12 @@ impl SyncService {
         } else if !states.is_empty() {
             self.store.upsert_states(&states).await?;
         }
-        self.store
+        let open = self
+            .store
             .sync_conflicts(ev.group.id, &ev.conflicts, now)
-            .await
+            .await?;
+        self.finish_resolutions(ev, now).await?;
+        Ok(open)
     }
 
     /// Recomputes a group's plan, states and conflicts now, stores states and conflicts, and

@@ -11,7 +11,13 @@ use uuid::Uuid;
 
 use crate::conflict::{LoserResolution, plan_resolution};
 use crate::error::{Error, Result};
-use crate::model::{ConflictStatus, ConflictStrategy, SyncGroup, System, TransferMode};
+use serde::{Deserialize, Serialize};
+
+use crate::command::Command;
+use crate::model::{
+    ConflictRecord, ConflictStatus, ConflictStrategy, Job, JobStep, SyncGroup, System, TransferMode,
+};
+use crate::plan::Transfer;
 
 use super::{HostCommand, LoserPlan, ResolutionPlan, SyncService, load_inventories};
 
@@ -100,12 +106,11 @@ impl SyncService {
             .get_conflict(conflict_id)
             .await?
             .ok_or_else(|| Error::not_found("conflict", conflict_id))?;
-        if conflict.status != ConflictStatus::Open {
-            return Err(Error::conflict(format!(
-                "conflict {conflict_id} is {}, not open",
-                conflict.status.as_str()
-            )));
-        }
+        crate::store::check_conflict_status(
+            conflict_id,
+            conflict.status,
+            &[ConflictStatus::Open, ConflictStatus::Resolving],
+        )?;
         if let Some(w) = winner_system_id
             && w != conflict.system_a
             && w != conflict.system_b
@@ -131,8 +136,11 @@ impl SyncService {
             .map(|i| (i.system.id, &i.system))
             .collect();
         let mut losers = Vec::new();
+        let mut steps = Vec::new();
         for l in &resolution.losers {
-            losers.push(loser_plan(l, &systems, &group)?);
+            let planned = loser_steps(l, &systems, &group)?;
+            losers.push(loser_plan_of(l, &planned));
+            steps.extend(planned.into_iter().map(|p| (l.system_id, p)));
         }
         let mut plan = ResolutionPlan {
             conflict_id,
@@ -168,8 +176,13 @@ impl SyncService {
         }
         plan.applied = true;
         let value = serde_json::to_value(&plan).map_err(|e| Error::backend_msg(e.to_string()))?;
+        let jobs = steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (loser, step))| step.into_job(&conflict, loser, i, now))
+            .collect::<Result<Vec<_>>>()?;
         self.store
-            .resolve_conflict(conflict_id, &value, now)
+            .apply_resolution(conflict_id, &value, &jobs, now)
             .await?;
         Ok(plan)
     }
@@ -184,33 +197,107 @@ fn discarded(plan: &ResolutionPlan) -> String {
         .join("; ")
 }
 
-/// The commands of one loser of a resolution (rollback or destruction on the loser, then the
-/// transfer from the winner). Public for surfaces that resolve without a store (bindings).
-pub fn loser_plan(
+/// One step of a resolution as planned: what it is, who runs it, its commands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedStep {
+    pub step: JobStep,
+    /// The system that runs the commands (the loser, or for a transfer the source when
+    /// pushing and the target when pulling).
+    pub runner: Uuid,
+    /// The system the data comes from: the winner for a transfer, else the loser.
+    pub source: Uuid,
+    /// The transfer, for a transfer step.
+    pub transfer: Option<Transfer>,
+    /// The full name of the dataset the step changes on the loser.
+    pub dataset: String,
+    pub commands: Vec<Command>,
+    /// Whether the step destroys snapshots or discards writes (rollback, destroy).
+    pub destructive: bool,
+}
+
+/// What a resolution step's job stores as its `spec`. A transfer step's spec reads as a
+/// [`JobSpec`](super::JobSpec) too (its inventory completes it as it completes a transfer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepSpec {
+    /// The transfer of a transfer step.
+    pub transfer: Option<Transfer>,
+    pub commands: Vec<Command>,
+    /// The full name of the dataset the step changes on the loser.
+    pub dataset: String,
+    pub destructive: bool,
+}
+
+impl PlannedStep {
+    /// The step as the pending job `index` of the resolution of `conflict`, on `loser`.
+    fn into_job(
+        self,
+        conflict: &ConflictRecord,
+        loser: Uuid,
+        index: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Job> {
+        let spec = StepSpec {
+            transfer: self.transfer,
+            commands: self.commands,
+            dataset: self.dataset,
+            destructive: self.destructive,
+        };
+        let kind = spec.transfer.as_ref().map(|t| t.kind);
+        let index = u32::try_from(index).map_err(|e| Error::backend_msg(e.to_string()))?;
+        Ok(Job::resolution_step(
+            conflict.group_id,
+            conflict.dataset.clone(),
+            (self.source, loser, self.runner),
+            self.step,
+            kind,
+            (conflict.id, index),
+            serde_json::to_value(&spec).map_err(|e| Error::backend_msg(e.to_string()))?,
+            now,
+        ))
+    }
+}
+
+/// The steps of one loser of a resolution, in order: the rename (`keep_both`), or the
+/// rollback, or (no common snapshot) the destruction of the loser's snapshots and dataset,
+/// each on the loser; then the transfer from the winner, run by its runner.
+pub fn loser_steps(
     l: &LoserResolution,
     systems: &HashMap<Uuid, &System>,
     group: &SyncGroup,
-) -> Result<LoserPlan> {
-    let on_loser = |command| HostCommand {
-        system_id: l.system_id,
-        command,
+) -> Result<Vec<PlannedStep>> {
+    let on_loser = |step, destructive, command| PlannedStep {
+        step,
+        runner: l.system_id,
+        source: l.system_id,
+        transfer: None,
+        dataset: l.dataset.as_str().to_string(),
+        commands: vec![command],
+        destructive,
     };
-    let mut commands = Vec::new();
+    let mut steps = Vec::new();
     if let Some(to) = &l.rename_to {
-        commands.push(on_loser(crate::command::rename_command(&l.dataset, to)?));
+        steps.push(on_loser(
+            JobStep::Rename,
+            false,
+            crate::command::rename_command(&l.dataset, to)?,
+        ));
     } else if let Some(to) = &l.rollback_to {
-        commands.push(on_loser(crate::command::rollback_command(&l.dataset, to)?));
+        steps.push(on_loser(
+            JobStep::Rollback,
+            true,
+            crate::command::rollback_command(&l.dataset, to)?,
+        ));
     } else if !l.destroys.is_empty() {
         // No common snapshot: the winner's history arrives as a full stream, which needs a
         // dataset that does not exist (we never emit `receive -F`).
-        commands.extend(
-            crate::command::destroy_commands(&l.dataset, &l.destroys)?
-                .into_iter()
-                .map(on_loser),
-        );
-        commands.push(on_loser(crate::command::destroy_dataset_command(
-            &l.dataset,
-        )?));
+        for c in crate::command::destroy_commands(&l.dataset, &l.destroys)? {
+            steps.push(on_loser(JobStep::Destroy, true, c));
+        }
+        steps.push(on_loser(
+            JobStep::Destroy,
+            true,
+            crate::command::destroy_dataset_command(&l.dataset)?,
+        ));
     }
     if let Some(t) = &l.transfer {
         let (Some(source), Some(target)) = (
@@ -223,16 +310,46 @@ pub fn loser_plan(
             TransferMode::Push => t.source.system_id,
             TransferMode::Pull => t.target.system_id,
         };
-        for command in
-            crate::command::transfer_commands(t, source, target, group.policy.send_flags)?
-        {
-            commands.push(HostCommand {
-                system_id: runner,
-                command,
-            });
-        }
+        steps.push(PlannedStep {
+            step: JobStep::Transfer,
+            runner,
+            source: t.source.system_id,
+            transfer: Some(t.clone()),
+            dataset: l.dataset.as_str().to_string(),
+            commands: crate::command::transfer_commands(
+                t,
+                source,
+                target,
+                group.policy.send_flags,
+            )?,
+            destructive: false,
+        });
     }
-    Ok(LoserPlan {
+    Ok(steps)
+}
+
+/// The commands of one loser of a resolution (its [`loser_steps`], each command with the
+/// system that runs it). Public for surfaces that resolve without a store (bindings).
+pub fn loser_plan(
+    l: &LoserResolution,
+    systems: &HashMap<Uuid, &System>,
+    group: &SyncGroup,
+) -> Result<LoserPlan> {
+    Ok(loser_plan_of(l, &loser_steps(l, systems, group)?))
+}
+
+/// The plan of one loser with its steps.
+fn loser_plan_of(l: &LoserResolution, steps: &[PlannedStep]) -> LoserPlan {
+    let commands = steps
+        .iter()
+        .flat_map(|s| {
+            s.commands.iter().map(|c| HostCommand {
+                system_id: s.runner,
+                command: c.clone(),
+            })
+        })
+        .collect();
+    LoserPlan {
         system_id: l.system_id,
         rollback_to: l
             .rollback_to
@@ -250,5 +367,5 @@ pub fn loser_plan(
         discards: l.discards(),
         rename_to: l.rename_to.as_ref().map(|d| d.as_str().to_string()),
         commands,
-    })
+    }
 }

@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::model::{
-    ApiKeyRecord, ConflictKind, ConflictRecord, ConflictStatus, Job, JobFilter, Member, Metadata,
-    NewSnapshot, Policy, Role, Snapshot, SyncGroup, SyncState, SyncStateFilter, SyncStatus, System,
-    Topology, TransferKind,
+    ApiKeyRecord, ConflictKind, ConflictRecord, ConflictStatus, Job, JobFilter, JobStep, Member,
+    Metadata, NewSnapshot, Policy, Role, Snapshot, SyncGroup, SyncState, SyncStateFilter,
+    SyncStatus, System, Topology, TransferKind,
 };
 use crate::store::Store;
 
@@ -128,7 +128,36 @@ pub(super) fn conflict(
         updated_at: t0(),
         resolved_at: None,
         resolution: None,
+        occurrences: 1,
+        note: None,
     }
+}
+
+/// Step `index` of the resolution of `conflict_id`: a rollback on `loser`, or with `transfer`
+/// a transfer from `winner` run by the winner.
+pub(super) fn step(
+    group_id: Uuid,
+    dataset: &str,
+    (winner, loser): (Uuid, Uuid),
+    (conflict_id, index): (Uuid, u32),
+    transfer: bool,
+    created_at: DateTime<Utc>,
+) -> Job {
+    let (source, step, kind) = if transfer {
+        (winner, JobStep::Transfer, Some(TransferKind::Incremental))
+    } else {
+        (loser, JobStep::Rollback, None)
+    };
+    Job::resolution_step(
+        group_id,
+        dataset,
+        (source, loser, source),
+        step,
+        kind,
+        (conflict_id, index),
+        json!({"step": index}),
+        created_at,
+    )
 }
 
 pub(super) fn job(

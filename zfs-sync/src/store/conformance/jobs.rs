@@ -19,13 +19,13 @@ pub async fn job_create_if_absent_dedupes(store: &dyn Store) {
     assert_eq!(store.create_job_if_absent(&j1).await.unwrap(), j1);
     // Same (group, dataset, target) while pending: the pending one is updated, keeps its id.
     let mut j2 = job(g.id, "vm1", b.id, b.id, t0() + secs(1));
-    j2.kind = TransferKind::Full;
+    j2.kind = Some(TransferKind::Full);
     j2.spec = json!({"full": true});
     let got = store.create_job_if_absent(&j2).await.unwrap();
     assert_eq!(got.id, j1.id);
     assert_eq!(
         (got.kind, &got.spec, got.runner_system_id),
-        (TransferKind::Full, &j2.spec, b.id)
+        (Some(TransferKind::Full), &j2.spec, b.id)
     );
     assert_eq!(store.get_job(j2.id).await.unwrap(), None);
     assert_eq!(store.get_job(j1.id).await.unwrap(), Some(got));

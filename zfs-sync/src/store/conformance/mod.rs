@@ -162,6 +162,9 @@ macro_rules! for_each_conformance_behaviour {
             // conflicts.rs
             conflicts_sync_semantics,
             conflict_resolve,
+            conflict_resolution_steps_are_jobs,
+            conflict_clash_held_while_resolving_and_reopened_after,
+            conflict_note,
             // jobs.rs
             job_create_if_absent_dedupes,
             job_lease_exactly_once,

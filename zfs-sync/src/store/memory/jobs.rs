@@ -31,7 +31,7 @@ impl Inner {
     }
 
     /// `NotFound` unless the job's group and systems exist.
-    fn require_job_refs(&self, job: &Job) -> Result<()> {
+    pub(super) fn require_job_refs(&self, job: &Job) -> Result<()> {
         self.require_group(job.group_id)?;
         for sys in [
             job.source_system_id,
@@ -47,12 +47,7 @@ impl Inner {
         let active = self
             .jobs
             .values()
-            .find(|j| {
-                j.status.is_active()
-                    && j.group_id == job.group_id
-                    && j.dataset == job.dataset
-                    && j.target_system_id == job.target_system_id
-            })
+            .find(|j| j.status.is_active() && j.same_slot(job))
             .map(|j| j.id);
         if let Some(id) = active {
             let Some(existing) = self.jobs.get_mut(&id) else {
@@ -164,12 +159,7 @@ impl JobStore for InMemoryStore {
         let Some(job) = inner.jobs.get(&id).cloned() else {
             return Err(Error::not_found("job", id));
         };
-        let same_transfer = |j: &Job| {
-            j.id != id
-                && j.group_id == job.group_id
-                && j.dataset == job.dataset
-                && j.target_system_id == job.target_system_id
-        };
+        let same_transfer = |j: &Job| j.id != id && j.same_slot(&job);
         let late = job.status == JobStatus::Expired
             && !inner.jobs.values().any(|j| {
                 same_transfer(j)
@@ -276,7 +266,11 @@ impl JobStore for InMemoryStore {
         let mut inner = self.write();
         let mut n = 0;
         for j in inner.jobs.values_mut() {
-            if j.group_id == group_id && j.status == JobStatus::Pending && !keep.contains(&j.id) {
+            if j.group_id == group_id
+                && j.status == JobStatus::Pending
+                && j.conflict_id.is_none()
+                && !keep.contains(&j.id)
+            {
                 j.status = JobStatus::Cancelled;
                 j.updated_at = now;
                 n += 1;
@@ -341,6 +335,7 @@ impl JobStore for InMemoryStore {
                         .is_none_or(|t| j.target_system_id == t)
                     && filter.dataset.as_ref().is_none_or(|d| &j.dataset == d)
                     && filter.status.is_none_or(|s| j.status == s)
+                    && filter.conflict_id.is_none_or(|c| j.conflict_id == Some(c))
             })
             .cloned()
             .collect();

@@ -105,12 +105,17 @@ impl SystemStore for InMemoryStore {
         }
         inner.states.retain(|_, s| s.system_id != id);
         inner.keys.retain(|_, k| k.role != Role::System(id));
-        inner.remove_jobs(|j| {
-            j.source_system_id == id || j.target_system_id == id || j.runner_system_id == id
-        });
         inner
             .conflicts
             .retain(|_, c| c.system_a != id && c.system_b != id);
+        let conflicts: std::collections::HashSet<Uuid> = inner.conflicts.keys().copied().collect();
+        // A resolution's steps go with its conflict.
+        inner.remove_jobs(|j| {
+            j.source_system_id == id
+                || j.target_system_id == id
+                || j.runner_system_id == id
+                || j.conflict_id.is_some_and(|c| !conflicts.contains(&c))
+        });
         Ok(())
     }
 }
