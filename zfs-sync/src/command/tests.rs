@@ -47,6 +47,9 @@ fn transfer(mode: TransferMode, src_ds: &str, tgt_ds: &str, steps: Vec<SendStep>
             creation: DateTime::<Utc>::from_timestamp(1, 0).unwrap(),
         }),
         steps,
+        create_parent: None,
+        overwrite_empty: false,
+        receive_options: Default::default(),
         snapshots: vec![],
         estimated_bytes: 0,
     }

@@ -66,6 +66,7 @@ macro_rules! string_enum {
 }
 
 pub mod conflict;
+pub mod dataset;
 pub mod group;
 pub mod job;
 pub mod key;
@@ -75,6 +76,7 @@ pub mod state;
 pub mod system;
 
 pub use conflict::*;
+pub use dataset::*;
 pub use group::*;
 pub use job::*;
 pub use key::*;
