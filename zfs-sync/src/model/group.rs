@@ -151,7 +151,7 @@ impl ReceiveOptions {
     /// (ASCII letters, digits, spaces and `- _ . : @ / = , +`: no NUL, newline or shell
     /// character; at most [`MAX_PROPERTY_VALUE_LEN`] bytes); a
     /// property may not be both set and excluded. Errors name `<field>.set.<name>` or
-    /// `<field>.exclude[<i>]`.
+    /// `<field>.exclude` (the reason quotes the name).
     pub fn validate(&self, field: &str) -> Result<()> {
         for (name, value) in &self.set {
             let f = format!("{field}.set.{name}");
@@ -175,8 +175,8 @@ impl ReceiveOptions {
                 ));
             }
         }
-        for (i, name) in self.exclude.iter().enumerate() {
-            let f = format!("{field}.exclude[{i}]");
+        for name in &self.exclude {
+            let f = format!("{field}.exclude");
             check_property_name(name).map_err(|r| Error::invalid(&f, r))?;
             if self.set.contains_key(name) {
                 return Err(Error::invalid(
@@ -332,5 +332,91 @@ impl SyncGroup {
         }
         self.policy.receive_options.validate("receive_options")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod receive_option_tests {
+    use super::*;
+
+    fn opts(set: &[(&str, &str)], exclude: &[&str]) -> ReceiveOptions {
+        ReceiveOptions {
+            set: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn field_of(r: Result<()>) -> String {
+        match r {
+            Err(Error::InvalidInput { field, .. }) => field,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn property_names_follow_the_zfs_rules() {
+        for ok in [
+            "readonly",
+            "canmount",
+            "com.sun:auto-snapshot",
+            "org_x:a.b-c",
+            "a1_b",
+        ] {
+            assert!(check_property_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "ReadOnly",
+            "1abc",
+            "mount point",
+            "read-only",
+            ":x",
+            "a;b",
+            &"a".repeat(256),
+        ] {
+            assert!(check_property_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn receive_options_are_validated_naming_the_field() {
+        let f = "receive_options";
+        assert!(
+            opts(
+                &[("readonly", "on"), ("canmount", "noauto")],
+                &["mountpoint"]
+            )
+            .validate(f)
+            .is_ok()
+        );
+        assert!(
+            opts(&[("com.example:path", "/mnt/a b,c+d=e")], &[])
+                .validate(f)
+                .is_ok()
+        );
+        assert_eq!(
+            field_of(opts(&[("Readonly", "on")], &[]).validate(f)),
+            "receive_options.set.Readonly"
+        );
+        for bad in ["", "on\n", "a\0b", "it's", "$(reboot)", "a;b"] {
+            assert_eq!(
+                field_of(opts(&[("readonly", bad)], &[]).validate(f)),
+                "receive_options.set.readonly",
+                "{bad:?}"
+            );
+        }
+        let long = "x".repeat(MAX_PROPERTY_VALUE_LEN + 1);
+        assert!(opts(&[("readonly", &long)], &[]).validate(f).is_err());
+        assert_eq!(
+            field_of(opts(&[], &["mountpoint", "Bad"]).validate(f)),
+            "receive_options.exclude"
+        );
+        assert_eq!(
+            field_of(opts(&[("mountpoint", "/x")], &["mountpoint"]).validate(f)),
+            "receive_options.exclude"
+        );
     }
 }

@@ -435,8 +435,8 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 ),
                 None => format!(
                     "the target {dataset} exists without snapshots and its size is unknown (its \
-                     host did not report `used`), so it may hold data; {fix}, or report it with \
-                     `used`"
+                     host did not report `used`), so it may hold data; destroy it (`zfs destroy \
+                     {dataset}`) or report its `used`"
                 ),
             }
         };

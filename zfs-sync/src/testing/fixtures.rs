@@ -128,9 +128,9 @@ impl Host {
         self
     }
 
-    /// The host reports the filesystem `pool/path` (`path` may be empty: the pool's root),
-    /// using `used` bytes.
-    pub fn filesystem(&mut self, pool: &str, path: &str, used: Option<u64>) -> &mut Self {
+    /// The host reports the filesystem `full` (`pool` or `pool/path`), using `used` bytes.
+    pub fn filesystem(mut self, full: &str, used: Option<u64>) -> Self {
+        let (pool, path) = full.split_once('/').unwrap_or((full, ""));
         self.datasets.push(Dataset {
             system_id: self.id(),
             reported: NewDataset {

@@ -374,11 +374,16 @@ impl ZfsModel {
         Ok(())
     }
 
-    /// Records an interrupted `zfs receive -s` on a dataset.
+    /// Records an interrupted `zfs receive -s` on a dataset; its parents exist (the receive
+    /// started).
     pub fn interrupt(&mut self, host: Uuid, dataset: &str, token: &str) {
-        self.host(host)
-            .partial
-            .insert(dataset.to_string(), token.to_string());
+        let h = self.host(host);
+        if let Some(p) = parent(dataset) {
+            for a in ancestors(p) {
+                h.datasets.entry(a.to_string()).or_default();
+            }
+        }
+        h.partial.insert(dataset.to_string(), token.to_string());
     }
 
     /// `zfs create [-p] dataset`.
