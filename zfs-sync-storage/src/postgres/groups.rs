@@ -10,7 +10,7 @@ use zfs_sync::store::GroupStore;
 use zfs_sync::{Error, Result};
 
 use crate::codec::{i64_bits, topology_cols};
-use crate::rows::{GROUP_COLS, group_row};
+use crate::rows::{GROUP_COLS, group_row, receive_options_text};
 
 use super::error::map_err;
 use super::systems::require_system;
@@ -80,13 +80,14 @@ async fn write_group<C: GenericClient>(c: &C, g: &SyncGroup, insert: bool) -> Re
     let sql = if insert {
         format!(
             "INSERT INTO sync_groups ({GROUP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-             $15, $16, $17, $18, $19, $20)"
+             $15, $16, $17, $18, $19, $20, $21, $22)"
         )
     } else {
         "UPDATE sync_groups SET name = $2, description = $3, enabled = $4, topology = $5, hub_system_id = $6,
          sync_interval_seconds = $7, snapshot_filter = $8, min_snapshot_age_seconds = $9, lag_threshold_seconds = $10,
          transfer = $11, send_compressed = $12, send_raw = $13, send_large_blocks = $14, send_embedded = $15,
-         conflict_strategy = $16, allow_destructive = $17, mirror_deletions = $18, updated_at = $20
+         conflict_strategy = $16, allow_destructive = $17, mirror_deletions = $18, updated_at = $20,
+         overwrite_empty_datasets = $21, receive_options = $22
          WHERE id = $1 AND $19::timestamptz IS NOT NULL"
             .to_string()
     };
@@ -114,6 +115,8 @@ async fn write_group<C: GenericClient>(c: &C, g: &SyncGroup, insert: bool) -> Re
             &p.mirror_deletions,
             &g.created_at,
             &g.updated_at,
+            &p.overwrite_empty_datasets,
+            &receive_options_text(&p.receive_options),
         ],
     )
     .await?;

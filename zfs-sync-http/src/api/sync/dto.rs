@@ -104,6 +104,13 @@ pub struct InstructionOut {
     pub source_dataset_path: String,
     /// `pool/path` on the target.
     pub target_dataset_path: String,
+    /// The parent created first (`zfs create -p`, the first command) because it is not known
+    /// to exist on the target; `null`: none.
+    #[oai(nullable)]
+    pub create_parent: Option<String>,
+    /// The full stream overwrites an existing empty target dataset (`zfs receive -F`; the
+    /// group's `overwrite_empty_datasets`).
+    pub overwrite_empty: bool,
 }
 
 impl From<Instruction> for InstructionOut {
@@ -134,6 +141,8 @@ impl From<Instruction> for InstructionOut {
             estimated_bytes: t.estimated_bytes,
             source_dataset_path: t.source.dataset.to_string(),
             target_dataset_path: t.target.dataset.to_string(),
+            create_parent: t.create_parent.as_ref().map(ToString::to_string),
+            overwrite_empty: t.overwrite_empty,
         }
     }
 }
