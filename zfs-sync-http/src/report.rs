@@ -469,14 +469,7 @@ fn parse_tsv(text: &str, max_items: usize) -> Result<ParsedReport, ApiError> {
     if n > max_items {
         return Err(too_many(n, max_items));
     }
-    let resume_tokens = parsed
-        .resume_tokens
-        .into_iter()
-        .map(|t| {
-            let (pool, path) = t.dataset.split_once('/').unwrap_or((&t.dataset, ""));
-            (pool.to_string(), path.to_string(), t.token)
-        })
-        .collect();
+    let resume_tokens = zfs_sync::service::reporting::resume_token_items(parsed.resume_tokens);
     Ok(ParsedReport {
         snapshots: parsed.snapshots,
         datasets: parsed.datasets,

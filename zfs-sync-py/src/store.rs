@@ -271,14 +271,7 @@ impl PyWitness {
         let parsed = py
             .detach(move || zfs_sync::inventory::parse_inventory_list(&text))
             .map_err(|e| crate::errors::core(e.into()))?;
-        let tokens: Vec<reporting::ResumeTokenItem> = parsed
-            .resume_tokens
-            .into_iter()
-            .map(|t| {
-                let (pool, path) = t.dataset.split_once('/').unwrap_or((&t.dataset, ""));
-                (pool.to_string(), path.to_string(), t.token)
-            })
-            .collect();
+        let tokens = reporting::resume_token_items(parsed.resume_tokens);
         let now = now_or(now)?;
         let sync = self.sync.clone();
         let store = self.store.clone();

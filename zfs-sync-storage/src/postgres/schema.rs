@@ -17,7 +17,7 @@ use zfs_sync::model::{Snapshot, SyncGroup};
 
 use super::error::map_err;
 use super::{PostgresStore, col, execute, exists, opt_i64, query};
-use crate::codec::{i64_bits, topology_cols};
+use crate::codec::i64_bits;
 use crate::migration::{Migration, check_not_newer, latest_version, migrations};
 use crate::rows::GROUP_COLS_V1;
 use crate::testing::SchemaProbe;
@@ -153,36 +153,16 @@ impl SchemaProbe for PostgresStore {
     }
 
     async fn insert_v1_group(&self, g: &SyncGroup) -> Result<()> {
-        let (topology, hub) = topology_cols(g.topology);
-        let p = &g.policy;
+        let values = super::groups::v1_group_values(g);
+        let params: Vec<super::Param<'_>> =
+            values.iter().map(|v| &**v as super::Param<'_>).collect();
         execute(
             &self.client().await?,
             &format!(
                 "INSERT INTO sync_groups ({GROUP_COLS_V1}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
                  $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
             ),
-            &[
-                &g.id,
-                &g.name,
-                &g.description,
-                &g.enabled,
-                &topology,
-                &hub,
-                &i64_bits(g.sync_interval_seconds),
-                &p.snapshot_filter,
-                &i64_bits(p.min_snapshot_age_seconds),
-                &i64_bits(p.lag_threshold_seconds),
-                &p.transfer.as_str(),
-                &p.send_flags.compressed,
-                &p.send_flags.raw,
-                &p.send_flags.large_blocks,
-                &p.send_flags.embedded,
-                &p.conflict_strategy.as_str(),
-                &p.allow_destructive,
-                &p.mirror_deletions,
-                &g.created_at,
-                &g.updated_at,
-            ],
+            &params,
         )
         .await?;
         for m in &g.members {

@@ -54,8 +54,36 @@ fn load_groups(
     Ok(groups)
 }
 
-fn write_group(tx: &Transaction<'_>, g: &SyncGroup, insert: bool) -> Result<()> {
+/// The values of the columns of schema version 1 ([`crate::rows::GROUP_COLS_V1`]), `?1` to
+/// `?20`.
+pub(super) fn v1_group_values(g: &SyncGroup) -> Vec<Box<dyn rusqlite::ToSql>> {
     let (topology, hub) = topology_cols(g.topology);
+    let p = &g.policy;
+    vec![
+        Box::new(g.id.as_bytes().to_vec()),
+        Box::new(g.name.clone()),
+        Box::new(g.description.clone()),
+        Box::new(g.enabled),
+        Box::new(topology),
+        Box::new(hub.map(|h| h.as_bytes().to_vec())),
+        Box::new(i64_bits(g.sync_interval_seconds)),
+        Box::new(p.snapshot_filter.clone()),
+        Box::new(i64_bits(p.min_snapshot_age_seconds)),
+        Box::new(i64_bits(p.lag_threshold_seconds)),
+        Box::new(p.transfer.as_str()),
+        Box::new(p.send_flags.compressed),
+        Box::new(p.send_flags.raw),
+        Box::new(p.send_flags.large_blocks),
+        Box::new(p.send_flags.embedded),
+        Box::new(p.conflict_strategy.as_str()),
+        Box::new(p.allow_destructive),
+        Box::new(p.mirror_deletions),
+        Box::new(micros(g.created_at)),
+        Box::new(micros(g.updated_at)),
+    ]
+}
+
+fn write_group(tx: &Transaction<'_>, g: &SyncGroup, insert: bool) -> Result<()> {
     let p = &g.policy;
     let sql = if insert {
         format!(
@@ -70,32 +98,12 @@ fn write_group(tx: &Transaction<'_>, g: &SyncGroup, insert: bool) -> Result<()> 
          WHERE id = ?1"
             .to_string()
     };
+    let mut values = v1_group_values(g);
+    values.push(Box::new(p.overwrite_empty_datasets));
+    values.push(Box::new(receive_options_text(&p.receive_options)));
     tx.prepare_cached(&sql)
         .map_err(map_err)?
-        .execute(params![
-            blob(&g.id),
-            g.name,
-            g.description,
-            g.enabled,
-            topology,
-            hub.map(|h| h.as_bytes().to_vec()),
-            i64_bits(g.sync_interval_seconds),
-            p.snapshot_filter,
-            i64_bits(p.min_snapshot_age_seconds),
-            i64_bits(p.lag_threshold_seconds),
-            p.transfer.as_str(),
-            p.send_flags.compressed,
-            p.send_flags.raw,
-            p.send_flags.large_blocks,
-            p.send_flags.embedded,
-            p.conflict_strategy.as_str(),
-            p.allow_destructive,
-            p.mirror_deletions,
-            micros(g.created_at),
-            micros(g.updated_at),
-            p.overwrite_empty_datasets,
-            receive_options_text(&p.receive_options),
-        ])
+        .execute(rusqlite::params_from_iter(values))
         .map_err(map_err)?;
     tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")
         .map_err(map_err)?

@@ -13,7 +13,7 @@ use zfs_sync::model::{Snapshot, SyncGroup};
 
 use super::error::map_err;
 use super::{SqliteStore, blob, collect, exists, get, opt_u64};
-use crate::codec::{i64_bits, micros, topology_cols};
+use crate::codec::{i64_bits, micros};
 use crate::migration::{Migration, check_not_newer, latest_version, migrations};
 use crate::rows::GROUP_COLS_V1;
 use crate::testing::SchemaProbe;
@@ -146,35 +146,12 @@ impl SchemaProbe for SqliteStore {
     async fn insert_v1_group(&self, g: &SyncGroup) -> Result<()> {
         let g = g.clone();
         self.write(move |tx| {
-            let (topology, hub) = topology_cols(g.topology);
-            let p = &g.policy;
             tx.execute(
                 &format!(
                     "INSERT INTO sync_groups ({GROUP_COLS_V1}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
                      ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
                 ),
-                params![
-                    blob(&g.id),
-                    g.name,
-                    g.description,
-                    g.enabled,
-                    topology,
-                    hub.map(|h| h.as_bytes().to_vec()),
-                    i64_bits(g.sync_interval_seconds),
-                    p.snapshot_filter,
-                    i64_bits(p.min_snapshot_age_seconds),
-                    i64_bits(p.lag_threshold_seconds),
-                    p.transfer.as_str(),
-                    p.send_flags.compressed,
-                    p.send_flags.raw,
-                    p.send_flags.large_blocks,
-                    p.send_flags.embedded,
-                    p.conflict_strategy.as_str(),
-                    p.allow_destructive,
-                    p.mirror_deletions,
-                    micros(g.created_at),
-                    micros(g.updated_at),
-                ],
+                rusqlite::params_from_iter(super::groups::v1_group_values(&g)),
             )
             .map_err(map_err)?;
             for m in &g.members {

@@ -21,6 +21,20 @@ pub const MAX_PAGE: u64 = 10_000;
 /// A reported resume token: pool, dataset path below the pool, and the token (`None` clears).
 pub type ResumeTokenItem = (String, String, Option<String>);
 
+/// The resume tokens of a parsed `zfs list` inventory as report items (full dataset name
+/// split into pool and path).
+pub fn resume_token_items(
+    tokens: Vec<crate::inventory::ReportedResumeToken>,
+) -> Vec<ResumeTokenItem> {
+    tokens
+        .into_iter()
+        .map(|t| {
+            let (pool, path) = t.dataset.split_once('/').unwrap_or((&t.dataset, ""));
+            (pool.to_string(), path.to_string(), t.token)
+        })
+        .collect()
+}
+
 /// What a report stored, and whether the jobs could be reconciled after it.
 #[derive(Debug)]
 #[must_use]
