@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use zfs_sync::Result;
 use zfs_sync::model::{
-    ApiKeyRecord, ConflictRecord, InventoryScope, Job, JobFilter, JobOutcome, JobProgress, Member,
-    Metadata, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState,
-    SyncStateFilter, System,
+    ApiKeyRecord, ConflictRecord, Dataset, InventoryScope, Job, JobFilter, JobOutcome, JobProgress,
+    Member, Metadata, NewDataset, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup,
+    SyncState, SyncStateFilter, System,
 };
 use zfs_sync::store::{
     ConflictStore, GroupStore, HealthCheck, JobHandOut, JobStore, KeyStore, SnapshotStore, Store,
@@ -144,12 +144,28 @@ impl<S: Store> SnapshotStore for CountingStore<S> {
         system_id: Uuid,
         scope: &InventoryScope,
         items: &[NewSnapshot],
+        datasets: &[NewDataset],
         now: DateTime<Utc>,
     ) -> Result<(u64, u64)> {
         self.count("SnapshotStore", "replace_inventory");
         self.inner
-            .replace_inventory(system_id, scope, items, now)
+            .replace_inventory(system_id, scope, items, datasets, now)
             .await
+    }
+
+    async fn upsert_datasets(
+        &self,
+        system_id: Uuid,
+        datasets: &[NewDataset],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.count("SnapshotStore", "upsert_datasets");
+        self.inner.upsert_datasets(system_id, datasets, now).await
+    }
+
+    async fn datasets_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Dataset>> {
+        self.count("SnapshotStore", "datasets_of_systems");
+        self.inner.datasets_of_systems(system_ids).await
     }
 
     async fn query_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>> {

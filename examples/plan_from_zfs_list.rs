@@ -64,6 +64,7 @@ fn run(paths: &[PathBuf]) -> Result<(), Box<dyn Error>> {
             member,
             snapshots,
             resume_tokens: vec![],
+            datasets: vec![],
         });
     }
     let group = sync_group(&inventories, now);

@@ -208,6 +208,9 @@ fuzz_target!(|input: Input| {
         steps: steps.clone(),
         snapshots: vec![],
         estimated_bytes: 0,
+        create_parent: None,
+        overwrite_empty: false,
+        receive_options: Default::default(),
     };
     let f = input.flags;
     let flags = SendFlags {

@@ -4,7 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use zfs_sync::inventory::{
-    format_snapshot_list, parse_resume_tokens, parse_snapshot_list, parse_snapshot_list_partial,
+    format_snapshot_list, parse_inventory_list, parse_resume_tokens, parse_snapshot_list,
+    parse_snapshot_list_partial,
 };
 use zfs_sync::resume::validate_token_chars;
 
@@ -40,6 +41,24 @@ fuzz_target!(|data: &[u8]| {
         let back = parse_snapshot_list(&text).expect("formatted line parses");
         assert_eq!(&back[0], s, "{text:?}");
         assert_eq!(format_snapshot_list(&back), text);
+    }
+
+    // The whole-inventory form: what it accepts is valid, and a text of snapshot lines only
+    // parses to the same snapshots as the snapshot parser.
+    match parse_inventory_list(text) {
+        Ok(inv) => {
+            for d in &inv.datasets {
+                d.validate().expect("accepted datasets are valid");
+            }
+            for t in &inv.resume_tokens {
+                validate_token_chars(t.token.as_deref().expect("only tokens that are set"))
+                    .expect("accepted tokens have safe characters");
+            }
+            if inv.datasets.is_empty() {
+                assert_eq!(parse_snapshot_list(text).ok(), Some(inv.snapshots));
+            }
+        }
+        Err(e) => assert!(e.errors.iter().all(|l| l.line >= 1 && l.line <= line_count)),
     }
 
     if let Ok(tokens) = parse_resume_tokens(text) {

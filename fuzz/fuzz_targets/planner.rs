@@ -46,8 +46,6 @@ struct Fleet {
 fn fleet(u: &mut Unstructured<'_>) -> Result<Fleet> {
     let n_hosts = u.int_in_range(1..=4)?;
     let mut model = ZfsModel::new();
-    // As in `testing::fleet`: parents and empty datasets are not planned for yet.
-    model.tolerate_planner_gaps = true;
     let mut members = Vec::new();
     for i in 0..n_hosts {
         // Ids in a drawn order, so id order and roles are unrelated.
@@ -62,6 +60,13 @@ fn fleet(u: &mut Unstructured<'_>) -> Result<Fleet> {
             None
         };
         let pool = format!("p{i}");
+        // The pool exists (a root's parents may not: the planner creates them); some hosts
+        // report their datasets, and those may hold an empty dataset where a replica goes.
+        model.add_pool(id, if root.is_some() { "backup" } else { &pool });
+        let reports_datasets: bool = u.arbitrary()?;
+        if let Some(h) = model.hosts.get_mut(&id) {
+            h.reports_datasets = reports_datasets;
+        }
         for logical in LOGICAL {
             let full = match &root {
                 Some(r) => format!("{r}/{logical}"),
@@ -72,6 +77,9 @@ fn fleet(u: &mut Unstructured<'_>) -> Result<Fleet> {
             // keep the origin's order); names are drawn independently, so histories share
             // snapshots under other names (renames) and share names with other GUIDs (forks).
             let present: u8 = u.arbitrary()?;
+            if present == 0 && reports_datasets && u.ratio(1, 3)? {
+                let _ = model.create(id, &full, true);
+            }
             for k in 0..8u8 {
                 if present & (1 << k) == 0 {
                     continue;
@@ -135,6 +143,14 @@ fn fleet(u: &mut Unstructured<'_>) -> Result<Fleet> {
     ][usize::from(u.int_in_range(0..=4u8)?)];
     policy.allow_destructive = u.arbitrary()?;
     policy.mirror_deletions = u.arbitrary()?;
+    policy.overwrite_empty_datasets = u.arbitrary()?;
+    if u.arbitrary()? {
+        policy
+            .receive_options
+            .set
+            .insert("readonly".to_string(), "on".to_string());
+        policy.receive_options.exclude.insert("mountpoint".to_string());
+    }
     let topology = if u.arbitrary()? {
         let k = usize::from(u.arbitrary::<u8>()?) % members.len();
         Topology::HubAndSpoke {

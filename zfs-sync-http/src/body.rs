@@ -1,7 +1,8 @@
 //! Request-body extraction that suits `curl` scripts: the body is parsed as JSON whatever the
-//! `Content-Type` (`curl -d` sends `application/x-www-form-urlencoded`), an empty body is
-//! "absent", and failures become [`crate::error::ApiError`]s: 400 for text that is not JSON,
-//! 422 for JSON of the wrong shape.
+//! `Content-Type` (`curl -d` sends `application/x-www-form-urlencoded`; the one exception is a
+//! complete inventory sent as `text/tab-separated-values`, see [`InventoryBody`]), an empty
+//! body is "absent", and failures become [`crate::error::ApiError`]s: 400 for text that is
+//! not JSON, 422 for JSON of the wrong shape.
 
 use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry};
@@ -256,13 +257,71 @@ impl<'a> ApiExtractor<'a> for ReportBody {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
+        report_json(read_bytes(req, body).await?)
+            .map(ReportBody)
+            .map_err(Into::into)
+    }
+}
+
+/// A report body as JSON: the direct parse when it has the usual shape, else the tree.
+fn report_json(bytes: Vec<u8>) -> Result<ReportJson, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(body_required());
+    }
+    if let Some(fast) = ReportJson::fast(&bytes) {
+        return Ok(fast);
+    }
+    Ok(ReportJson::Tree(parse_json(&bytes)?))
+}
+
+/// The media type of a raw `zfs list -H -p` inventory.
+pub const TSV: &str = "text/tab-separated-values";
+
+/// A complete inventory body (`PUT /systems/{id}/snapshots`): a JSON report as
+/// [`ReportBody`], or, with `Content-Type: text/tab-separated-values`, the raw text of
+/// `zfs list -H -p -t filesystem,volume,snapshot -o
+/// name,type,guid,createtxg,creation,used,referenced,receive_resume_token`.
+#[derive(Debug)]
+pub struct InventoryBody(pub ReportJson);
+
+impl<'a> ApiExtractor<'a> for InventoryBody {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Documented as ApiExtractor>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        let mut meta = <Documented as ApiExtractor>::request_meta()?;
+        meta.content.push(MetaMediaType {
+            content_type: TSV,
+            schema: String::schema_ref(),
+        });
+        Some(meta)
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let tsv = req
+            .content_type()
+            .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with(TSV));
         let bytes = read_bytes(req, body).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(body_required().into());
+        if !tsv {
+            return Ok(InventoryBody(report_json(bytes)?));
         }
-        if let Some(fast) = ReportJson::fast(&bytes) {
-            return Ok(ReportBody(fast));
-        }
-        Ok(ReportBody(ReportJson::Tree(parse_json(&bytes)?)))
+        let text = String::from_utf8(bytes).map_err(|e| {
+            ApiError::new(
+                400,
+                format!("body: is not UTF-8 text: {e}"),
+                Some("body".into()),
+                None,
+            )
+        })?;
+        Ok(InventoryBody(ReportJson::Tsv(text)))
     }
 }

@@ -11,7 +11,7 @@ use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::{Map, Value};
 use uuid::Uuid;
-use zfs_sync::model::NewSnapshot;
+use zfs_sync::model::{DatasetKind, NewDataset, NewSnapshot};
 
 use crate::error::ApiError;
 use crate::wire::metadata_of;
@@ -60,11 +60,19 @@ macro_rules! raw_json_body {
     };
 }
 
-/// One snapshot as a host reports it. Only `name` and `timestamp` are always required; `pool`
-/// too unless `name` is a full `pool/dataset@snap`.
+/// One item of a report: a snapshot (the default), or a dataset (`"type": "filesystem"` or
+/// `"volume"`) with or without snapshots. A snapshot needs `name` and `timestamp`, and `pool`
+/// unless `name` is a full `pool/dataset@snap`. A dataset needs only `name`, its full name
+/// (`pool/path`, or `pool`); `timestamp`/`creation`, `guid`, `createtxg`, `used`,
+/// `referenced` and `receive_resume_token` are optional (report `used`: a target dataset
+/// of unknown size is never overwritten).
 #[derive(Debug, Object)]
 pub struct SnapshotReport {
-    /// The short name after `@`, or a full `pool/dataset@snap` (then split).
+    /// `snapshot` (default), `filesystem` or `volume`.
+    #[oai(rename = "type", nullable)]
+    pub kind: Option<String>,
+    /// The short name after `@`, or a full `pool/dataset@snap` (then split); for a dataset,
+    /// its full name.
     pub name: String,
     #[oai(nullable)]
     pub pool: Option<String>,
@@ -72,8 +80,10 @@ pub struct SnapshotReport {
     #[oai(nullable)]
     pub dataset: Option<String>,
     /// Creation time: RFC 3339 (offsets are converted to UTC; without an offset, UTC), or
-    /// seconds since the epoch as `zfs list -p` prints it. Alias: `creation`.
-    pub timestamp: Value,
+    /// seconds since the epoch as `zfs list -p` prints it. Alias: `creation`. Required for a
+    /// snapshot.
+    #[oai(nullable)]
+    pub timestamp: Option<Value>,
     /// The snapshot's GUID, a u64 as a JSON string or number (strings keep all 64 bits in `jq`).
     #[oai(nullable)]
     pub guid: Option<Value>,
@@ -93,6 +103,9 @@ pub struct SnapshotReport {
     pub system_id: Option<Uuid>,
     #[oai(nullable)]
     pub extra_metadata: Option<Value>,
+    /// A dataset's interrupted receive (`zfs get receive_resume_token`); `-` or empty: none.
+    #[oai(nullable)]
+    pub receive_resume_token: Option<String>,
 }
 
 /// A dataset's `receive_resume_token` (the target of an interrupted `zfs receive -s`).
@@ -149,10 +162,12 @@ fn batch_schema() -> MetaSchemaRef {
     }))
 }
 
-/// A parsed report: snapshots, resume tokens, and the `system_id`s items named.
+/// A parsed report: snapshots, datasets, resume tokens, and the `system_id`s items named.
 #[derive(Debug, Default)]
 pub struct ParsedReport {
     pub snapshots: Vec<NewSnapshot>,
+    /// The items of type `filesystem` or `volume`.
+    pub datasets: Vec<NewDataset>,
     pub resume_tokens: Vec<(String, String, Option<String>)>,
     /// `(index, system_id)` of items that named a system.
     pub named_systems: Vec<(usize, Uuid)>,
@@ -176,6 +191,9 @@ impl Fields for Map<String, Value> {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct ReportItem {
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    receive_resume_token: Option<Value>,
     name: Option<Value>,
     pool: Option<Value>,
     dataset: Option<Value>,
@@ -194,6 +212,8 @@ pub struct ReportItem {
 impl Fields for ReportItem {
     fn field(&self, key: &str) -> Option<&Value> {
         match key {
+            "type" => self.kind.as_ref(),
+            "receive_resume_token" => self.receive_resume_token.as_ref(),
             "name" => self.name.as_ref(),
             "pool" => self.pool.as_ref(),
             "dataset" => self.dataset.as_ref(),
@@ -218,6 +238,9 @@ impl Fields for ReportItem {
 #[derive(Debug)]
 pub enum ReportJson {
     Tree(Value),
+    /// A `text/tab-separated-values` body: the text of `zfs list -H -p` (parsed by
+    /// [`zfs_sync::inventory::parse_inventory_list`]).
+    Tsv(String),
     Items {
         items: Vec<ReportItem>,
         resume_tokens: Option<Value>,
@@ -432,6 +455,109 @@ pub fn parse_report(
             resume_tokens,
         } => parse_items(&items, resume_tokens, max_items, allow_empty, item_fields),
         ReportJson::Tree(body) => parse_tree(body, max_items, allow_empty),
+        ReportJson::Tsv(text) => parse_tsv(&text, max_items),
+    }
+}
+
+/// A `zfs list -H -p -t filesystem,volume,snapshot -o
+/// name,type,guid,createtxg,creation,used,referenced,receive_resume_token` text: one bad line
+/// fails it all, naming `line N` and the column in the reason.
+fn parse_tsv(text: &str, max_items: usize) -> Result<ParsedReport, ApiError> {
+    let parsed = zfs_sync::inventory::parse_inventory_list(text)
+        .map_err(|e| ApiError::from(zfs_sync::Error::from(e)))?;
+    let n = parsed.snapshots.len() + parsed.datasets.len();
+    if n > max_items {
+        return Err(too_many(n, max_items));
+    }
+    let resume_tokens = zfs_sync::service::reporting::resume_token_items(parsed.resume_tokens);
+    Ok(ParsedReport {
+        snapshots: parsed.snapshots,
+        datasets: parsed.datasets,
+        resume_tokens,
+        named_systems: Vec::new(),
+    })
+}
+
+fn too_many(n: usize, max_items: usize) -> ApiError {
+    ApiError::new(
+        413,
+        format!("snapshots: {n} items exceed the limit of {max_items} per request; send chunks"),
+        Some("snapshots".into()),
+        None,
+    )
+}
+
+/// A dataset item (`"type": "filesystem"` or `"volume"`): its name is the full dataset name;
+/// also its resume token when it has one.
+fn parse_dataset_item(
+    item: &dyn Fields,
+    kind: DatasetKind,
+    path: Path<'_>,
+) -> Result<(NewDataset, Option<String>), ApiError> {
+    let name = str_field(item, "name", path)?
+        .ok_or_else(|| ApiError::invalid(format!("{path}.name"), "is required"))?;
+    if name.contains('@') {
+        return Err(ApiError::invalid(
+            format!("{path}.name"),
+            format!("{name:?} is a snapshot name; a {kind} item names a dataset (pool/path)"),
+        ));
+    }
+    let (p, d) = name.split_once('/').unwrap_or((name, ""));
+    let pool = str_field(item, "pool", path)?;
+    let dataset = str_field(item, "dataset", path)?;
+    if pool.is_some_and(|x| x != p) || dataset.is_some_and(|x| x != d) {
+        return Err(ApiError::invalid(
+            format!("{path}.name"),
+            format!("{name:?} names another dataset than pool {pool:?} / dataset {dataset:?}"),
+        ));
+    }
+    let creation = match item
+        .field("timestamp")
+        .filter(|v| !v.is_null())
+        .or_else(|| item.field("creation").filter(|v| !v.is_null()))
+    {
+        Some(t) => Some(parse_time(FieldPath(path, "timestamp"), t)?),
+        None => None,
+    };
+    let used = match u64_field(item, "used", path)? {
+        Some(u) => Some(u),
+        None => u64_field(item, "size", path)?,
+    };
+    let token = str_field(item, "receive_resume_token", path)?
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && *t != "-");
+    if let Some(t) = token {
+        zfs_sync::resume::validate_token_chars(t)
+            .map_err(|e| ApiError::from(e.in_field(&format!("{path}.receive_resume_token"))))?;
+    }
+    let dataset = NewDataset {
+        pool: p.to_string(),
+        dataset: d.to_string(),
+        kind,
+        guid: u64_field(item, "guid", path)?,
+        createtxg: u64_field(item, "createtxg", path)?,
+        creation,
+        used,
+        referenced: u64_field(item, "referenced", path)?,
+    };
+    dataset
+        .validate()
+        .map_err(|e| ApiError::from(e.in_field(&path.to_string())))?;
+    Ok((dataset, token.map(str::to_string)))
+}
+
+/// The type of an item: `None` for a snapshot (the default).
+fn item_kind(item: &dyn Fields, path: Path<'_>) -> Result<Option<DatasetKind>, ApiError> {
+    match str_field(item, "type", path)? {
+        None | Some("snapshot") => Ok(None),
+        Some(other) => DatasetKind::parse(&format!("{path}.type"), other)
+            .map(Some)
+            .map_err(|_| {
+                ApiError::invalid(
+                    format!("{path}.type"),
+                    format!("unknown type {other:?}; expected snapshot, filesystem or volume"),
+                )
+            }),
     }
 }
 
@@ -483,28 +609,38 @@ fn parse_items<T>(
         return Err(ApiError::invalid("snapshots", "must not be empty"));
     }
     if items.len() > max_items {
-        return Err(ApiError::new(
-            413,
-            format!(
-                "snapshots: {} items exceed the limit of {max_items} per request; send chunks",
-                items.len()
-            ),
-            Some("snapshots".into()),
-            None,
-        ));
+        return Err(too_many(items.len(), max_items));
     }
     let mut out = ParsedReport {
         snapshots: Vec::with_capacity(items.len()),
         ..Default::default()
     };
+    let mut item_tokens = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (i, v) in items.iter().enumerate() {
         let path = ItemPath(i);
-        let (snap, sys) = parse_item(fields(v, &path)?, &path)?;
+        let item = fields(v, &path)?;
+        if let Some(kind) = item_kind(item, &path)? {
+            let (dataset, token) = parse_dataset_item(item, kind, &path)?;
+            if !seen.insert((dataset.pool.clone(), dataset.dataset.clone())) {
+                return Err(ApiError::invalid(
+                    format!("{path}.name"),
+                    format!("the dataset {} is reported twice", dataset.full_name()),
+                ));
+            }
+            if let Some(t) = token {
+                item_tokens.push((dataset.pool.clone(), dataset.dataset.clone(), Some(t)));
+            }
+            out.datasets.push(dataset);
+            continue;
+        }
+        let (snap, sys) = parse_item(item, &path)?;
         out.snapshots.push(snap);
         if let Some(s) = sys {
             out.named_systems.push((i, s));
         }
     }
+    out.resume_tokens = item_tokens;
     match tokens {
         None | Some(Value::Null) => {}
         Some(Value::Array(ts)) => {

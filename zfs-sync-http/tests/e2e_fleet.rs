@@ -254,6 +254,23 @@ fn check_instruction(e: &Value, t1: &str, t2: &str) -> (String, String) {
             joined,
             "{c}"
         );
+        if i == 0
+            && let Some(parent) = e["create_parent"].as_str()
+        {
+            // A full send below a parent the target did not report: `zfs create -p` of the
+            // parent first, on the target, through the same ssh.
+            assert_eq!(stages.len(), 1, "{c}");
+            assert_eq!(stages[0][0], "ssh");
+            let remote = shell_words::split(stages[0].last().unwrap()).unwrap();
+            assert_eq!(remote, ["zfs", "create", "-p", parent]);
+            assert!(
+                e["target_dataset_path"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{parent}/"))
+            );
+            continue;
+        }
         assert_eq!(&stages[0][..2], ["zfs", "send"]);
         let ssh = stages.last().unwrap();
         assert_eq!(ssh[0], "ssh");

@@ -125,6 +125,7 @@ impl PyInventory {
                 .map(|s| s.to_stored(self.system.id, now))
                 .collect(),
             resume_tokens,
+            datasets: Vec::new(),
         })
     }
 }
@@ -170,12 +171,18 @@ pub struct PyTransfer {
     /// Every snapshot the transfer creates on the target, oldest first.
     snapshots: Vec<String>,
     estimated_bytes: u64,
-    /// One shell pipeline per send step, in order.
+    /// The shell commands, in order: `zfs create -p` of a missing parent (see
+    /// `create_parent`), then one pipeline per send step.
     commands: Vec<String>,
     /// The same pipelines as argv vectors: `argv[i]` is the list of stages of `commands[i]`.
     argv: Vec<Vec<Vec<String>>>,
     /// Why no command could be rendered (e.g. a raw send a host cannot do), else `None`.
     command_error: Option<String>,
+    /// The parent created first (`zfs create -p`, the first command) because it is not known
+    /// to exist on the target, else `None`.
+    create_parent: Option<String>,
+    /// The full stream overwrites an existing empty target dataset (`zfs receive -F`).
+    overwrite_empty: bool,
 }
 
 #[pymethods]
@@ -218,6 +225,8 @@ impl PyTransfer {
             "commands": self.commands,
             "argv": self.argv,
             "command_error": self.command_error,
+            "create_parent": self.create_parent,
+            "overwrite_empty": self.overwrite_empty,
         })
     }
 
@@ -257,6 +266,8 @@ impl PyTransfer {
             commands: commands.iter().map(|c| c.shell.clone()).collect(),
             argv: commands.into_iter().map(|c| c.argv).collect(),
             command_error,
+            create_parent: t.create_parent.as_ref().map(ToString::to_string),
+            overwrite_empty: t.overwrite_empty,
         }
     }
 }

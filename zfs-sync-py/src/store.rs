@@ -212,7 +212,7 @@ impl PyWitness {
         let now = now_or(now)?;
         let sync = self.sync.clone();
         let reported = block_on(py, async move {
-            reporting::report_snapshots(&sync, id, &items, &tokens, now).await
+            reporting::report_snapshots(&sync, id, &items, &[], &tokens, now).await
         })?;
         let stored = reconciled(py, reported)?;
         Ok(stored.iter().map(PySnapshot::from_stored).collect())
@@ -242,10 +242,89 @@ impl PyWitness {
         let store = self.store.clone();
         let replaced = block_on(py, async move {
             let id = systems::resolve(store.as_ref(), &r).await?;
-            reporting::replace_inventory(&sync, id, &scope, &items, &tokens, now).await
+            reporting::replace_inventory(&sync, id, &scope, &items, &[], &tokens, now).await
         })?;
         let r = reconciled(py, replaced)?;
         Ok((r.upserted, r.deleted))
+    }
+
+    /// Makes the stored inventory of a system (or of only `datasets`) equal to the raw text
+    /// of `zfs list -H -p -t filesystem,volume,snapshot -o
+    /// name,type,guid,createtxg,creation,used,referenced,receive_resume_token`: snapshots,
+    /// filesystems and volumes (the planner then knows which datasets and parents exist) and
+    /// resume tokens, in one transaction. A bad line raises `ValidationError` (`field` is
+    /// `"line N"`; the reason names the column) and changes nothing. Returns `(upserted,
+    /// deleted, datasets)`.
+    #[pyo3(signature = (system_id, text, *, datasets=None, now=None))]
+    fn replace_inventory_text(
+        &self,
+        py: Python<'_>,
+        system_id: &Bound<'_, PyAny>,
+        text: &str,
+        datasets: Option<Vec<String>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(u64, u64, u64)> {
+        let r = system_ref_of(system_id, "system_id")?;
+        let scope = reporting::inventory_scope(datasets)
+            .map_err(|(i, e)| Failure::name(format!("datasets[{i}]"), e))?;
+        let text = text.to_string();
+        let parsed = py
+            .detach(move || zfs_sync::inventory::parse_inventory_list(&text))
+            .map_err(|e| crate::errors::core(e.into()))?;
+        let tokens = reporting::resume_token_items(parsed.resume_tokens);
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let store = self.store.clone();
+        let replaced = block_on(py, async move {
+            let id = systems::resolve(store.as_ref(), &r).await?;
+            reporting::replace_inventory(
+                &sync,
+                id,
+                &scope,
+                &parsed.snapshots,
+                &parsed.datasets,
+                &tokens,
+                now,
+            )
+            .await
+        })?;
+        let r = reconciled(py, replaced)?;
+        Ok((r.upserted, r.deleted, r.datasets))
+    }
+
+    /// The filesystems and volumes a system reported, sorted by name, as dicts (`name`,
+    /// `type`, `guid`, `createtxg`, `creation`, `used`, `referenced`, `last_reported`).
+    fn reported_datasets<'py>(
+        &self,
+        py: Python<'py>,
+        system_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let r = system_ref_of(system_id, "system_id")?;
+        let store = self.store.clone();
+        let mut found = block_on(py, async move {
+            let id = systems::resolve(store.as_ref(), &r).await?;
+            store.datasets_of_systems(&[id]).await
+        })?;
+        found.sort_by_key(|d| d.reported.full_name());
+        found
+            .iter()
+            .map(|d| {
+                let n = &d.reported;
+                crate::convert::json_to_py(
+                    py,
+                    &serde_json::json!({
+                        "name": n.full_name(),
+                        "type": n.kind.as_str(),
+                        "guid": n.guid.map(|g| g.to_string()),
+                        "createtxg": n.createtxg,
+                        "creation": n.creation.map(crate::convert::rfc3339),
+                        "used": n.used,
+                        "referenced": n.referenced,
+                        "last_reported": crate::convert::rfc3339(d.last_reported),
+                    }),
+                )
+            })
+            .collect()
     }
 
     /// Stored snapshots, newest first, filtered and paged.

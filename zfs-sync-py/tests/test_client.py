@@ -374,3 +374,21 @@ print(host.system_id)
     assert done.returncode == 0, done.stderr
     system_id = done.stdout.strip()
     assert server.snapshot_names(system_id) == ["tank/a@s1"]
+
+
+def test_replace_inventory_text_sends_the_raw_zfs_list(server: Server) -> None:
+    host = register(server, "client-tsv")
+    listing = (
+        "tank\tfilesystem\t1\t1\t1761955200\t200000\t96000\t-\n"
+        "tank/vm1\tfilesystem\t2\t5\t1761955200\t100000\t96000\t-\n"
+        "tank/vm1@a\tsnapshot\t11\t6\t1761958800\t1000\t5000\t-\n"
+    )
+    out = host.replace_inventory_text(listing)
+    assert (out["upserted"], out["datasets"]) == (1, 2)
+    assert server.snapshot_names(host.system_id) == ["tank/vm1@a"]
+    with pytest.raises(ValidationError) as info:
+        host.replace_inventory_text("tank/vm1@a\tsnapshot\t11\t6\tyesterday\t1000\t5000\t-\n")
+    assert info.value.field == "line 1"
+    assert "creation" in str(info.value)
+    # Nothing of the bad report was stored.
+    assert server.snapshot_names(host.system_id) == ["tank/vm1@a"]

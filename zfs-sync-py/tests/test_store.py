@@ -634,3 +634,52 @@ def test_the_groups_strategy_applies_itself_only_when_it_destroys_nothing(witnes
     [done] = witness.apply_conflict_strategy(g, now=NOW)
     assert done == {"conflict_id": conflict["id"], "applied": True, "note": None}
     assert witness.conflicts(g)[0]["status"] == "resolving"
+
+
+def test_a_tsv_inventory_reports_datasets_and_plans_receives_zfs_accepts(witness: Witness) -> None:
+    a, b = System("hostA", ssh_user="zfs"), System("hostB", ssh_user="zfs")
+    for s in (a, b):
+        witness.register_system(s)
+    hub_list = (
+        "tank\tfilesystem\t1\t1\t1761955200\t200000\t96000\t-\n"
+        "tank/vm1\tfilesystem\t2\t5\t1761955200\t100000\t96000\t-\n"
+        "tank/vm1@a\tsnapshot\t11\t6\t1761958800\t1000\t5000\t-\n"
+    )
+    assert witness.replace_inventory_text(a, hub_list, now=NOW) == (1, 0, 2)
+    # hostB holds an empty backup/r/vm1 (created by hand) and its parents.
+    spoke_list = (
+        "backup\tfilesystem\t3\t1\t1761955200\t300000\t96000\t-\n"
+        "backup/r\tfilesystem\t4\t2\t1761955200\t200000\t96000\t-\n"
+        "backup/r/vm1\tfilesystem\t5\t3\t1761955200\t98304\t98304\t-\n"
+    )
+    assert witness.replace_inventory_text(b, spoke_list, now=NOW) == (0, 0, 3)
+    assert [d["name"] for d in witness.reported_datasets(b)] == ["backup", "backup/r", "backup/r/vm1"]
+    assert witness.reported_datasets(b)[2]["used"] == 98304
+    members = [Member(a.id), Member(b.id, "backup/r")]
+    g = witness.create_group(SyncGroup("g", members, directional=True, hub_system_id=a.id))
+    # Without overwrite_empty_datasets the full send is blocked (ZFS would refuse it).
+    assert witness.plan(g, now=NOW).transfers == []
+    policy = Policy(overwrite_empty_datasets=True, receive_options={"set": {"readonly": "on"}, "exclude": ["mountpoint"]})
+    assert policy.receive_options == {"set": {"readonly": "on"}, "exclude": ["mountpoint"]}
+    g = witness.update_group(SyncGroup("g", members, id=g.id, directional=True, hub_system_id=a.id, policy=policy))
+    [ins] = witness.instructions(a, now=NOW)["instructions"]
+    remote = ins["commands"][0]["argv"][1][-1]
+    assert remote == "zfs receive -s -u -F -o readonly=on -x mountpoint backup/r/vm1"
+    # A bad line changes nothing.
+    with pytest.raises(ValidationError) as info:
+        witness.replace_inventory_text(b, "backup\tfilesystem\t3\t1\t1761955200\t300000\t96000\t-\nbackup/x\tsnapshot\n")
+    assert info.value.field == "line 2"
+    assert len(witness.reported_datasets(b)) == 3
+
+
+def test_receive_options_are_validated_by_name() -> None:
+    with pytest.raises(ValidationError) as info:
+        Policy(receive_options={"set": {"ReadOnly": "on"}})
+    assert info.value.field == "receive_options.set.ReadOnly"
+    with pytest.raises(ValidationError) as info:
+        Policy(receive_options={"exclude": ["mount point"]})
+    assert info.value.field == "receive_options.exclude"
+    with pytest.raises(ValidationError) as info:
+        Policy(receive_options={"set": {"readonly": "on\n"}})
+    assert info.value.field == "receive_options.set.readonly"
+    assert Policy.from_dict(Policy(overwrite_empty_datasets=True).to_dict()).overwrite_empty_datasets

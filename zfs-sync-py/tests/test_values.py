@@ -192,6 +192,8 @@ def test_policy_defaults_and_round_trip() -> None:
         "conflict_strategy": "manual",
         "allow_destructive": False,
         "mirror_deletions": False,
+        "overwrite_empty_datasets": False,
+        "receive_options": {"set": {}, "exclude": []},
     }
     q = Policy(snapshot_filter="auto-*", transfer="pull", send_flags=["raw", "compressed"], conflict_strategy="use_newest", allow_destructive=True, min_snapshot_age_seconds=60, lag_threshold_seconds=3600, mirror_deletions=True)
     assert q.send_flags == ["compressed", "raw"]

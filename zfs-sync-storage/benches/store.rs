@@ -129,7 +129,7 @@ fn bench_store(c: &mut Criterion, rt: &Runtime, name: &str, store: Arc<dyn Store
         b.iter(|| {
             round += 1;
             let now = t0() + chrono::Duration::seconds(round);
-            rt.block_on(store.replace_inventory(sys, &InventoryScope::All, &items, now))
+            rt.block_on(store.replace_inventory(sys, &InventoryScope::All, &items, &[], now))
                 .unwrap()
         })
     });

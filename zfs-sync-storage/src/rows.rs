@@ -7,8 +7,8 @@ use uuid::Uuid;
 use zfs_sync::Result;
 use zfs_sync::model::{
     ApiKeyRecord, Capabilities, ConflictKind, ConflictRecord, ConflictStatus, ConflictStrategy,
-    Job, JobProgress, JobStatus, JobStep, Metadata, Policy, SendFlags, Snapshot, SyncGroup,
-    SyncState, SyncStatus, System, TransferKind,
+    Dataset, DatasetKind, Job, JobProgress, JobStatus, JobStep, Metadata, NewDataset, Policy,
+    ReceiveOptions, SendFlags, Snapshot, SyncGroup, SyncState, SyncStatus, System, TransferKind,
 };
 
 use crate::codec::{corrupt, parse_role, parse_topology, parse_transfer, u64_bits};
@@ -115,9 +115,22 @@ pub(crate) fn concat(parts: Vec<Vec<Snapshot>>) -> Vec<Snapshot> {
     out
 }
 
-pub(crate) const GROUP_COLS: &str = "id, name, description, enabled, topology, hub_system_id, sync_interval_seconds, \
-     snapshot_filter, min_snapshot_age_seconds, lag_threshold_seconds, transfer, send_compressed, send_raw, \
-     send_large_blocks, send_embedded, conflict_strategy, allow_destructive, mirror_deletions, created_at, updated_at";
+/// The columns of `sync_groups` in schema version 1 (every later column has a default).
+macro_rules! group_cols_v1 {
+    () => {
+        "id, name, description, enabled, topology, hub_system_id, sync_interval_seconds, \
+         snapshot_filter, min_snapshot_age_seconds, lag_threshold_seconds, transfer, send_compressed, send_raw, \
+         send_large_blocks, send_embedded, conflict_strategy, allow_destructive, mirror_deletions, created_at, updated_at"
+    };
+}
+
+/// [`GROUP_COLS`] as of schema version 1, for the upgrade test.
+pub(crate) const GROUP_COLS_V1: &str = group_cols_v1!();
+
+pub(crate) const GROUP_COLS: &str = concat!(
+    group_cols_v1!(),
+    ", overwrite_empty_datasets, receive_options"
+);
 
 /// A group without its members (they are another table).
 pub(crate) fn group_row(r: &impl Columns) -> Result<SyncGroup> {
@@ -143,10 +156,47 @@ pub(crate) fn group_row(r: &impl Columns) -> Result<SyncGroup> {
                 .map_err(|e| corrupt("conflict_strategy", e))?,
             allow_destructive: r.bool(16)?,
             mirror_deletions: r.bool(17)?,
+            overwrite_empty_datasets: r.bool(20)?,
+            receive_options: parse_receive_options(&r.text(21)?)?,
         },
         members: Vec::new(),
         created_at: r.time(18)?,
         updated_at: r.time(19)?,
+    })
+}
+
+/// A group's receive options as stored (JSON text, `{}` when empty).
+pub(crate) fn receive_options_text(o: &ReceiveOptions) -> String {
+    if o.is_empty() {
+        return "{}".to_string();
+    }
+    serde_json::to_string(o).unwrap_or_else(|_| "{}".to_string())
+}
+
+fn parse_receive_options(text: &str) -> Result<ReceiveOptions> {
+    if text == "{}" {
+        return Ok(ReceiveOptions::default());
+    }
+    serde_json::from_str(text).map_err(|e| corrupt("receive_options", e))
+}
+
+pub(crate) const DATASET_COLS: &str =
+    "system_id, pool, dataset, kind, guid, createtxg, creation, used, referenced, last_reported";
+
+pub(crate) fn dataset_row(r: &impl Columns) -> Result<Dataset> {
+    Ok(Dataset {
+        system_id: r.uuid(0)?,
+        reported: NewDataset {
+            pool: r.text(1)?,
+            dataset: r.text(2)?,
+            kind: DatasetKind::parse("kind", &r.text(3)?).map_err(|e| corrupt("kind", e))?,
+            guid: r.opt_u64(4)?,
+            createtxg: r.opt_u64(5)?,
+            creation: r.opt_time(6)?,
+            used: r.opt_u64(7)?,
+            referenced: r.opt_u64(8)?,
+        },
+        last_reported: r.time(9)?,
     })
 }
 

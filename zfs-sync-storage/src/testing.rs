@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use zfs_sync::Result;
-use zfs_sync::model::Snapshot;
+use zfs_sync::model::{Snapshot, SyncGroup};
 use zfs_sync::store::Store;
 
 /// The environment variable holding the URL of the PostgreSQL database tests may use (each
@@ -99,6 +99,9 @@ pub trait SchemaProbe: Store {
     /// Writes snapshot rows with the SQL of schema version 1 (today's upsert needs later
     /// columns).
     async fn insert_v1_snapshots(&self, rows: &[Snapshot]) -> Result<()>;
+    /// Writes a group (without members) with the SQL of schema version 1; its policy's later
+    /// fields must be their defaults.
+    async fn insert_v1_group(&self, group: &SyncGroup) -> Result<()>;
 }
 
 #[cfg(test)]

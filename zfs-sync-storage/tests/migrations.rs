@@ -82,11 +82,13 @@ where
         created_at: t,
         updated_at: t,
     };
-    old.create_group(&group).await.unwrap();
+    old.insert_v1_group(&group).await.unwrap();
     drop(old);
 
     let new = open(None).await;
     assert_eq!(new.version().await.unwrap(), latest);
+    // The datasets table (version 5 on SQLite, 6 on PostgreSQL) exists and works.
+    assert!(new.has_table("datasets").await.unwrap());
     assert_eq!(new.get_system(a.id).await.unwrap(), Some(a.clone()));
     assert_eq!(new.get_system(b.id).await.unwrap(), Some(b.clone()));
     assert_eq!(new.get_group(group.id).await.unwrap(), Some(group));

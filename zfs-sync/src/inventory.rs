@@ -1,8 +1,12 @@
-//! Parsing what hosts report: the text of `zfs list -H -p -t snapshot` and of
+//! Parsing what hosts report: the text of `zfs list -H -p` and of
 //! `zfs get -H -p receive_resume_token`.
 //!
-//! Two `zfs list` forms are understood, told apart by their field count on each line:
+//! Three `zfs list` forms are understood, told apart by their field count on each line:
 //!
+//! - 8 fields, the whole inventory:
+//!   `zfs list -H -p -t filesystem,volume,snapshot -o name,type,guid,createtxg,creation,used,referenced,receive_resume_token`
+//!   (filesystems and volumes with or without snapshots, and snapshots; parsed by
+//!   [`parse_inventory_list`]);
 //! - 6 fields: `zfs list -H -p -t snapshot -o name,guid,createtxg,creation,used,referenced`
 //! - 4 fields: `zfs list -H -p -t snapshot -o name,creation,used,referenced` (older agents
 //!   that cannot report GUIDs; matching then falls back to name and creation time)
@@ -11,11 +15,13 @@
 //! creation as seconds since the epoch). Names may contain spaces and colons, so only tabs
 //! separate fields. Empty lines are ignored and a trailing `\r` (CRLF) is tolerated. ZFS
 //! prints `-` for a value it does not know: accepted for `guid` and `createtxg` (recorded as
-//! unknown) and for `used` and `referenced` (recorded as 0, since the model keeps sizes as plain
-//! numbers); `creation` is required.
+//! unknown) and for `used` and `referenced` (recorded as 0 for a snapshot, since the model
+//! keeps its sizes as plain numbers; as unknown for a dataset); a snapshot's `creation` is
+//! required. `receive_resume_token` is `-` for a dataset without an interrupted receive (and
+//! always, from a `zfs` too old to know the property).
 //!
-//! Every bad line is reported with its 1-based line number and the rule it broke; see
-//! [`InventoryError`].
+//! Every bad line is reported with its 1-based line number and the column and rule it broke;
+//! see [`InventoryError`].
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -23,7 +29,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::error::Error;
-use crate::model::{NewSnapshot, dataset_full_name};
+use crate::model::{DatasetKind, NewDataset, NewSnapshot, dataset_full_name};
 use crate::names;
 
 /// At most this many bad lines are described in an [`InventoryError`]; the rest are counted.
@@ -181,30 +187,125 @@ pub fn parse_snapshot_list_partial(text: &str) -> PartialInventory {
     out
 }
 
-/// Parses one line (without its newline). The error is the reason, without the line number.
-pub fn parse_snapshot_line(line: &str) -> Result<NewSnapshot, String> {
+/// The tab-separated fields of a line: up to [`MAX_FIELDS`] of them (more are counted, not
+/// kept), without allocating.
+struct Fields<'l> {
+    fields: [&'l str; MAX_FIELDS],
+    count: usize,
+}
+
+/// The most fields a form has (the 8-field inventory form).
+const MAX_FIELDS: usize = 8;
+
+impl<'l> Fields<'l> {
+    fn of(line: &'l str) -> Self {
+        let mut fields = [""; MAX_FIELDS];
+        let mut count = 0;
+        for f in line.split('\t') {
+            if count < MAX_FIELDS {
+                fields[count] = f;
+            }
+            count += 1;
+        }
+        Fields { fields, count }
+    }
+
+    fn get(&self) -> &[&'l str] {
+        &self.fields[..self.count.min(MAX_FIELDS)]
+    }
+}
+
+/// One line of a `zfs list` inventory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListItem {
+    Snapshot(NewSnapshot),
+    /// A filesystem or volume, and its `receive_resume_token` (`None` for `-`).
+    Dataset(NewDataset, Option<String>),
+}
+
+/// Parses one line (without its newline) of any form. The error is the reason (naming the
+/// column), without the line number.
+pub fn parse_list_line(line: &str) -> Result<ListItem, String> {
     if line == "NAME" || line.starts_with("NAME\t") {
         return Err("is a header line, not a snapshot (use zfs list -H)".to_string());
     }
-    let fields: Vec<&str> = line.split('\t').collect();
-    let (name, guid, createtxg, creation, used, referenced) = match fields.as_slice() {
-        [name, guid, txg, creation, used, refd] => {
+    let fields = Fields::of(line);
+    let (name, guid, createtxg, creation, used, referenced) = match fields.get() {
+        [name, kind, guid, txg, creation, used, refd, token] if fields.count == 8 => {
+            let kind = match *kind {
+                "snapshot" => None,
+                "filesystem" => Some(DatasetKind::Filesystem),
+                "volume" => Some(DatasetKind::Volume),
+                other => {
+                    return Err(format!(
+                        "column type: {:?} is not filesystem, volume or snapshot",
+                        truncate(other)
+                    ));
+                }
+            };
+            match kind {
+                Some(kind) => {
+                    return parse_dataset_fields(
+                        name,
+                        kind,
+                        [guid, txg, creation, used, refd],
+                        token,
+                    )
+                    .map(|(d, t)| ListItem::Dataset(d, t));
+                }
+                None if *token != "-" => {
+                    return Err(format!(
+                        "column receive_resume_token: a snapshot has none (got {:?})",
+                        truncate(token)
+                    ));
+                }
+                None => (*name, Some(*guid), Some(*txg), *creation, *used, *refd),
+            }
+        }
+        [name, guid, txg, creation, used, refd] if fields.count == 6 => {
             (*name, Some(*guid), Some(*txg), *creation, *used, *refd)
         }
-        [name, creation, used, refd] => (*name, None, None, *creation, *used, *refd),
+        [name, creation, used, refd] if fields.count == 4 => {
+            (*name, None, None, *creation, *used, *refd)
+        }
         _ => {
-            let hint = if fields.len() == 1 {
+            let hint = if fields.count == 1 {
                 " (fields must be separated by tabs: use zfs list -H)"
             } else {
                 ""
             };
             return Err(format!(
-                "has {} tab-separated fields; expected 6 (name, guid, createtxg, creation, used, referenced) \
+                "has {} tab-separated fields; expected 8 (name, type, guid, createtxg, creation, used, referenced, \
+                 receive_resume_token), 6 (name, guid, createtxg, creation, used, referenced) \
                  or 4 (name, creation, used, referenced){hint}",
-                fields.len()
+                fields.count
             ));
         }
     };
+    parse_snapshot_fields(name, guid, createtxg, creation, used, referenced).map(ListItem::Snapshot)
+}
+
+/// Parses one line (without its newline) of a snapshot listing (any form; a filesystem or
+/// volume line of the 8-field form is refused). The error is the reason, without the line
+/// number.
+pub fn parse_snapshot_line(line: &str) -> Result<NewSnapshot, String> {
+    match parse_list_line(line)? {
+        ListItem::Snapshot(s) => Ok(s),
+        ListItem::Dataset(d, _) => Err(format!(
+            "is a {}, not a snapshot (this report takes snapshots only)",
+            d.kind
+        )),
+    }
+}
+
+fn parse_snapshot_fields(
+    name: &str,
+    guid: Option<&str>,
+    createtxg: Option<&str>,
+    creation: &str,
+    used: &str,
+    referenced: &str,
+) -> Result<NewSnapshot, String> {
     let (dataset, short) = name
         .split_once('@')
         .ok_or_else(|| format!("name {:?} is not a snapshot name (no '@')", truncate(name)))?;
@@ -234,6 +335,93 @@ pub fn parse_snapshot_line(line: &str) -> Result<NewSnapshot, String> {
         other => other.to_string(),
     })?;
     Ok(snapshot)
+}
+
+/// The fields of a filesystem or volume line: `[guid, createtxg, creation, used,
+/// referenced]`, then the resume token.
+fn parse_dataset_fields(
+    name: &str,
+    kind: DatasetKind,
+    [guid, txg, creation, used, referenced]: [&&str; 5],
+    token: &str,
+) -> Result<(NewDataset, Option<String>), String> {
+    if name.contains('@') {
+        return Err(format!(
+            "name {:?} is a snapshot name but the type is {kind}",
+            truncate(name)
+        ));
+    }
+    names::check_reported_dataset(name).map_err(|e| format!("name: {e}"))?;
+    let (pool, path) = name.split_once('/').unwrap_or((name, ""));
+    let creation = match *creation {
+        "-" => None,
+        c => Some(parse_creation(c)?),
+    };
+    let token = match token {
+        "-" => None,
+        t => {
+            crate::resume::validate_token_chars(t)
+                .map_err(|e| format!("receive_resume_token: {e}"))?;
+            Some(t.to_string())
+        }
+    };
+    let dataset = NewDataset {
+        pool: pool.to_string(),
+        dataset: path.to_string(),
+        kind,
+        guid: optional_u64("guid", guid)?,
+        createtxg: optional_u64("createtxg", txg)?,
+        creation,
+        used: optional_u64("used", used)?,
+        referenced: optional_u64("referenced", referenced)?,
+    };
+    dataset.validate().map_err(|e| match e {
+        Error::InvalidInput { field, reason } => format!("{field}: {reason}"),
+        other => other.to_string(),
+    })?;
+    Ok((dataset, token))
+}
+
+/// A whole inventory: the output of `zfs list -H -p -t filesystem,volume,snapshot -o
+/// name,type,guid,createtxg,creation,used,referenced,receive_resume_token` (the snapshot-only
+/// forms are accepted too, line by line).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ParsedInventory {
+    pub snapshots: Vec<NewSnapshot>,
+    pub datasets: Vec<NewDataset>,
+    /// The datasets' interrupted receives (only those with a token).
+    pub resume_tokens: Vec<ReportedResumeToken>,
+}
+
+/// Parses a whole inventory ([`ParsedInventory`]). All or nothing: any bad line fails it,
+/// and so does a dataset listed twice.
+pub fn parse_inventory_list(text: &str) -> Result<ParsedInventory, InventoryError> {
+    let mut errors = Collector::default();
+    let mut out = ParsedInventory::default();
+    let mut seen = std::collections::HashSet::new();
+    for (n, line) in lines(text) {
+        match parse_list_line(line) {
+            Ok(ListItem::Snapshot(s)) => out.snapshots.push(s),
+            Ok(ListItem::Dataset(d, token)) => {
+                if !seen.insert(dataset_full_name(&d.pool, &d.dataset)) {
+                    errors.push(
+                        n,
+                        format!("name: the dataset {} is listed twice", d.full_name()),
+                    );
+                    continue;
+                }
+                if let Some(token) = token {
+                    out.resume_tokens.push(ReportedResumeToken {
+                        dataset: d.full_name(),
+                        token: Some(token),
+                    });
+                }
+                out.datasets.push(d);
+            }
+            Err(reason) => errors.push(n, reason),
+        }
+    }
+    errors.finish(out)
 }
 
 fn truncate(s: &str) -> String {
@@ -546,6 +734,93 @@ mod tests {
         );
     }
 
+    #[test]
+    fn parses_the_eight_field_inventory_form() {
+        let text = "tank\tfilesystem\t11\t1\t1700000000\t1000\t96\t-\n\
+                    tank/vm 1\tfilesystem\t12\t5\t1700000100\t5000\t4000\t-\n\
+                    tank/vm 1@a\tsnapshot\t13\t6\t1700000200\t10\t4000\t-\n\
+                    tank/zvol\tvolume\t-\t-\t-\t-\t-\t1-abc-de-789c00\n\
+                    backup/empty\tfilesystem\t14\t7\t1700000300\t98304\t98304\t-\n";
+        let got = parse_inventory_list(text).unwrap();
+        assert_eq!(got.snapshots.len(), 1);
+        assert_eq!(
+            (
+                got.snapshots[0].dataset.as_str(),
+                got.snapshots[0].name.as_str()
+            ),
+            ("vm 1", "a")
+        );
+        assert_eq!(got.snapshots[0].guid, Some(13));
+        let names: Vec<String> = got.datasets.iter().map(NewDataset::full_name).collect();
+        assert_eq!(names, ["tank", "tank/vm 1", "tank/zvol", "backup/empty"]);
+        assert_eq!(got.datasets[0].kind, DatasetKind::Filesystem);
+        assert_eq!(got.datasets[1].used, Some(5000));
+        assert_eq!(got.datasets[1].creation, Some(ts(1700000100)));
+        let zvol = &got.datasets[2];
+        assert_eq!(zvol.kind, DatasetKind::Volume);
+        assert_eq!(
+            (
+                zvol.guid,
+                zvol.createtxg,
+                zvol.creation,
+                zvol.used,
+                zvol.referenced
+            ),
+            (None, None, None, None, None)
+        );
+        assert_eq!(
+            got.resume_tokens,
+            vec![ReportedResumeToken {
+                dataset: "tank/zvol".into(),
+                token: Some("1-abc-de-789c00".into())
+            }]
+        );
+        // The snapshot-only forms mix in, line by line.
+        let mixed = "tank/a\tfilesystem\t1\t1\t1700000000\t1\t1\t-\ntank/a@s\t1700000000\t0\t0\n";
+        let got = parse_inventory_list(mixed).unwrap();
+        assert_eq!((got.datasets.len(), got.snapshots.len()), (1, 1));
+    }
+
+    #[test]
+    fn bad_inventory_lines_name_their_number_and_column() {
+        let text = "tank/a\tfilesystem\t1\t1\t1700000000\t1\t1\t-\n\
+                    tank/b\tbookmark\t1\t1\t1700000000\t1\t1\t-\n\
+                    tank/c\tfilesystem\t1\t1\t1700000000\t12K\t1\t-\n\
+                    tank/d@s\tsnapshot\t1\t1\t1700000000\t1\t1\t1-ab\n\
+                    tank/e\tfilesystem\t1\t1\t1700000000\t1\t1\t1-ab;reboot\n\
+                    tank/f@s\tfilesystem\t1\t1\t1700000000\t1\t1\t-\n\
+                    tank/a\tfilesystem\t1\t1\t1700000000\t1\t1\t-\n\
+                    tank/g@s\tsnapshot\t1\t1\t-\t1\t1\t-\n\
+                    tank/h\tfilesystem\t1\t1\n\
+                    tank/i;x\tvolume\t1\t1\t1700000000\t1\t1\t-\n";
+        let e = parse_inventory_list(text).unwrap_err();
+        let lines: Vec<usize> = e.errors.iter().map(|l| l.line).collect();
+        assert_eq!(lines, vec![2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        let r: Vec<&str> = e.errors.iter().map(|l| l.reason.as_str()).collect();
+        assert!(r[0].starts_with("column type:"), "{}", r[0]);
+        assert!(r[1].starts_with("used \"12K\""), "{}", r[1]);
+        assert!(r[2].starts_with("column receive_resume_token:"), "{}", r[2]);
+        assert!(r[3].starts_with("receive_resume_token:"), "{}", r[3]);
+        assert!(
+            r[4].contains("is a snapshot name but the type is filesystem"),
+            "{}",
+            r[4]
+        );
+        assert!(r[5].contains("listed twice"), "{}", r[5]);
+        assert!(r[6].contains("creation is unknown"), "{}", r[6]);
+        // Four fields are the legacy snapshot form.
+        assert!(r[7].contains("not a snapshot name (no '@')"), "{}", r[7]);
+        assert!(r[8].starts_with("name:"), "{}", r[8]);
+        // A snapshot-only listing refuses dataset lines.
+        let e = parse_snapshot_list("tank/a\tfilesystem\t1\t1\t1700000000\t1\t1\t-\n").unwrap_err();
+        assert!(
+            e.errors[0]
+                .reason
+                .contains("is a filesystem, not a snapshot"),
+            "{e}"
+        );
+    }
+
     fn arb_component() -> impl Strategy<Value = String> {
         "[A-Za-z0-9_:. -]{1,12}".prop_filter("not . or ..", |s| s != "." && s != "..")
     }
@@ -589,6 +864,7 @@ mod tests {
             let strict = parse_snapshot_list(&text);
             let partial = parse_snapshot_list_partial(&text);
             prop_assert_eq!(strict.is_ok(), partial.errors.is_empty());
+            let _ = parse_inventory_list(&text);
             let _ = parse_resume_tokens(&text);
         }
     }

@@ -141,6 +141,25 @@ proptest! {
         }
     }
 
+    /// Every transfer of a plan, run as the commands `transfer_commands` renders (a missing
+    /// parent's `zfs create -p` first, `receive -F` only into an empty dataset, the group's
+    /// `-o`/`-x`) through `ZfsModel::run_command`, as real ZFS judges them: the model refuses
+    /// none and the target receives exactly the listed snapshots.
+    #[test]
+    fn rendered_transfers_are_accepted_by_the_model(spec in fleet_strategy()) {
+        let fleet = generate(&spec);
+        let inv = fleet.inventories();
+        let plan = plan_group(&fleet.group, &inv, fleet.now);
+        let hosts: BTreeMap<String, Uuid> = inv.iter().map(|i| (i.system.hostname.clone(), i.system.id)).collect();
+        let mut model = fleet.model.clone();
+        for t in plan.transfers() {
+            let made = run_transfer(&mut model, t, &inv, &hosts);
+            prop_assert!(made.is_ok(), "{:?}\n{}", made, show(&fleet, &plan));
+            let want: Vec<String> = t.snapshots.iter().map(|s| s.to_string()).collect();
+            prop_assert_eq!(made.unwrap(), want);
+        }
+    }
+
     /// The plan does not depend on the order of the inventories or of their snapshots.
     #[test]
     fn plan_ignores_input_order(spec in fleet_strategy(), shuffle_seed in any::<u64>()) {
@@ -245,6 +264,12 @@ proptest! {
                     }
                     Outcome::InSync => prop_assert!(!blocked && expected.is_empty(), "{}", ctx()),
                     Outcome::WithinLag => prop_assert!(!blocked && !expected.is_empty(), "{}", ctx()),
+                    // A full send ZFS would refuse: the target exists without snapshots and
+                    // may not be overwritten (or is not empty).
+                    Outcome::Blocked { reason, .. } if reason == "target_exists" => {
+                        prop_assert!(tgt.is_empty() && !expected.is_empty(), "{}", ctx());
+                        prop_assert!(names.contains_key(&(o.target, d.dataset.clone())), "{}", ctx());
+                    }
                     Outcome::Blocked { .. } => prop_assert!(blocked, "{}", ctx()),
                 }
             }
@@ -720,4 +745,30 @@ fn an_orphaned_loser_with_a_child_dataset_is_not_destroyed() {
             Ok(())
         );
     }
+}
+
+/// The generated fleets exercise the receive rules: over a few seeds, plans create missing
+/// parents, overwrite empty datasets with `-F` and block full sends into datasets that exist.
+#[test]
+fn fleets_exercise_parents_and_existing_datasets() {
+    let (mut parents, mut overwrites, mut blocked) = (0, 0, 0);
+    for seed in 0..40 {
+        let fleet = generate(&spec(seed, 4, 4, 6));
+        let plan = plan_group(&fleet.group, &fleet.inventories(), fleet.now);
+        parents += plan
+            .transfers()
+            .filter(|t| t.create_parent.is_some())
+            .count();
+        overwrites += plan.transfers().filter(|t| t.overwrite_empty).count();
+        blocked += plan
+            .datasets
+            .iter()
+            .flat_map(|d| &d.outcomes)
+            .filter(|o| matches!(&o.outcome, Outcome::Blocked { reason, .. } if reason == "target_exists"))
+            .count();
+    }
+    assert!(
+        parents > 0 && overwrites > 0 && blocked > 0,
+        "{parents} {overwrites} {blocked}"
+    );
 }

@@ -334,6 +334,7 @@ fn full_send_target_path() {
         expect![[r#"
             dataset "vm1" source=A
               -> B: full A:tank/vm1 -> B:backup/replicas/hostA/vm1 base=- bytes=1100 (lag=3600 missing=2 matched_by=None)
+                   create -p backup/replicas/hostA
                    send full a
                    send -i a b
                    creates a b
@@ -342,9 +343,11 @@ fn full_send_target_path() {
                    creates b
             dataset "vm2/disk" source=A
               -> B: full A:tank/vm2/disk -> B:backup/replicas/hostA/vm2/disk base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   create -p backup/replicas/hostA/vm2
                    send full a
                    creates a
               -> C: full A:tank/vm2/disk -> C:big/vm2/disk base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   create -p big/vm2
                    send full a
                    creates a
             diagnostic C "other": the hub does not hold this dataset; nothing is planned for it
@@ -656,6 +659,174 @@ fn a_dataset_set_aside_by_keep_both_is_never_replicated() {
                    creates 2025-11-24-120000 2025-11-25-000000
             diagnostic - "vm1.zfs-sync-20251126": set aside by a keep_both resolution: never replicated (destroy or rename it by hand once it is no longer needed)
             diagnostic - "vm1.zfs-sync-20251126/disk0": set aside by a keep_both resolution: never replicated (destroy or rename it by hand once it is no longer needed)
+        "#]],
+    );
+}
+
+/// A full send's target parent: created first (`zfs create -p`) unless the target reports it
+/// (or a dataset below it, or it is the pool); a host that reports no datasets gets the
+/// `create -p` anyway (it succeeds when the parent exists).
+#[test]
+fn a_missing_parent_is_created_before_a_full_send() {
+    let a = Host::new(1, "A")
+        .snaps("tank/vm1", &[("a", 1)])
+        .snaps("tank/vm2/disk", &[("a", 1)]);
+    // B reports its datasets: backup/replicas exists, backup/replicas/B does not.
+    let b = Host::new(2, "B")
+        .root("backup/replicas/B")
+        .filesystem("backup", Some(100_000))
+        .filesystem("backup/replicas", Some(100_000));
+    // C reports its root, so only vm2 (below it) is missing.
+    let c = Host::new(3, "C")
+        .root("backup/c")
+        .filesystem("backup/c", Some(100_000));
+    // D reports nothing but snapshots: its root's parent is not known to exist.
+    let d = Host::new(4, "D").root("backup/d");
+    // E keeps replicas right below its pool: the pool always exists.
+    let e = Host::new(5, "E")
+        .root("bak")
+        .snaps("bak/other", &[("z", 9)]);
+    check(
+        hub(&a),
+        &[&a, &b, &c, &d, &e],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: full A:tank/vm1 -> B:backup/replicas/B/vm1 base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   create -p backup/replicas/B
+                   send full a
+                   creates a
+              -> C: full A:tank/vm1 -> C:backup/c/vm1 base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   send full a
+                   creates a
+              -> D: full A:tank/vm1 -> D:backup/d/vm1 base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   create -p backup/d
+                   send full a
+                   creates a
+              -> E: full A:tank/vm1 -> E:bak/vm1 base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   send full a
+                   creates a
+            dataset "vm2/disk" source=A
+              -> B: full A:tank/vm2/disk -> B:backup/replicas/B/vm2/disk base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   create -p backup/replicas/B/vm2
+                   send full a
+                   creates a
+              -> C: full A:tank/vm2/disk -> C:backup/c/vm2/disk base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   create -p backup/c/vm2
+                   send full a
+                   creates a
+              -> D: full A:tank/vm2/disk -> D:backup/d/vm2/disk base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   create -p backup/d/vm2
+                   send full a
+                   creates a
+              -> E: full A:tank/vm2/disk -> E:bak/vm2/disk base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   create -p bak/vm2
+                   send full a
+                   creates a
+            diagnostic E "other": the hub does not hold this dataset; nothing is planned for it
+        "#]],
+    );
+}
+
+/// A target dataset that exists without snapshots: ZFS refuses a full stream into it without
+/// `-F`. `-F` is planned only when the group sets `overwrite_empty_datasets` and the dataset
+/// is empty (no child dataset, `used` at most 64 MiB, known); otherwise the pair is blocked
+/// with a diagnostic naming the fix.
+#[test]
+fn a_full_send_into_an_existing_dataset() {
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1)]);
+    let empty = Host::new(2, "Empty")
+        .root("tank")
+        .filesystem("tank/vm1", Some(98_304));
+    let big = Host::new(3, "Big")
+        .root("tank")
+        .filesystem("tank/vm1", Some(64 * 1024 * 1024 + 1));
+    let unknown = Host::new(4, "Unknown")
+        .root("tank")
+        .filesystem("tank/vm1", None);
+    let parent = Host::new(5, "Parent")
+        .root("tank")
+        .filesystem("tank/vm1", Some(98_304))
+        .filesystem("tank/vm1/child", Some(98_304));
+    // Reports no datasets, but a child holds snapshots: vm1 exists and has children.
+    let legacy = Host::new(6, "Legacy")
+        .root("tank")
+        .snaps("tank/vm1/disk", &[("x", 50)]);
+    let hosts = [&a, &empty, &big, &unknown, &parent, &legacy];
+    check(
+        hub(&a),
+        &hosts,
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> Empty: blocked orphaned target_exists (lag=0 missing=1 matched_by=None)
+              -> Big: blocked orphaned target_exists (lag=0 missing=1 matched_by=None)
+              -> Unknown: blocked orphaned target_exists (lag=0 missing=1 matched_by=None)
+              -> Parent: blocked orphaned target_exists (lag=0 missing=1 matched_by=None)
+              -> Legacy: blocked orphaned target_exists (lag=0 missing=1 matched_by=None)
+            diagnostic Empty "vm1": no full send planned: the target tank/vm1 exists without snapshots (ZFS refuses a full stream into it without -F); destroy the empty dataset (`zfs destroy tank/vm1`) or set the group's overwrite_empty_datasets
+            diagnostic Big "vm1": no full send planned: the target tank/vm1 exists without snapshots (ZFS refuses a full stream into it without -F); destroy the empty dataset (`zfs destroy tank/vm1`) or set the group's overwrite_empty_datasets
+            diagnostic Unknown "vm1": no full send planned: the target tank/vm1 exists without snapshots (ZFS refuses a full stream into it without -F); destroy the empty dataset (`zfs destroy tank/vm1`) or set the group's overwrite_empty_datasets
+            diagnostic Parent "vm1": no full send planned: the target tank/vm1 exists without snapshots and has child datasets, so a full stream cannot overwrite it; destroy or rename it
+            diagnostic Legacy "vm1": no full send planned: the target tank/vm1 exists without snapshots and has child datasets, so a full stream cannot overwrite it; destroy or rename it
+            diagnostic Legacy "vm1/disk": the hub does not hold this dataset; nothing is planned for it
+        "#]],
+    );
+    check(
+        hub(&a),
+        &hosts,
+        policy(|p| p.overwrite_empty_datasets = true),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> Empty: full A:tank/vm1 -> Empty:tank/vm1 base=- bytes=1000 (lag=0 missing=1 matched_by=None)
+                   receive -F (overwrites an empty dataset)
+                   send full a
+                   creates a
+              -> Big: blocked orphaned target_exists (lag=0 missing=1 matched_by=None)
+              -> Unknown: blocked orphaned target_exists (lag=0 missing=1 matched_by=None)
+              -> Parent: blocked orphaned target_exists (lag=0 missing=1 matched_by=None)
+              -> Legacy: blocked orphaned target_exists (lag=0 missing=1 matched_by=None)
+            diagnostic Big "vm1": no full send planned: the target tank/vm1 exists without snapshots but uses 67108865 bytes (more than 67108864), so it may hold data; destroy or rename it
+            diagnostic Unknown "vm1": no full send planned: the target tank/vm1 exists without snapshots and its size is unknown (its host did not report `used`), so it may hold data; destroy it (`zfs destroy tank/vm1`) or report its `used`
+            diagnostic Parent "vm1": no full send planned: the target tank/vm1 exists without snapshots and has child datasets, so a full stream cannot overwrite it; destroy or rename it
+            diagnostic Legacy "vm1": no full send planned: the target tank/vm1 exists without snapshots and has child datasets, so a full stream cannot overwrite it; destroy or rename it
+            diagnostic Legacy "vm1/disk": the hub does not hold this dataset; nothing is planned for it
+        "#]],
+    );
+}
+
+/// The group's receive options are rendered into every receive of every transfer.
+#[test]
+fn receive_options_go_into_every_transfer() {
+    let a = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2)]);
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("a", 1)]);
+    let c = Host::new(3, "C").snaps("tank/other", &[("z", 9)]);
+    check(
+        hub(&a),
+        &[&a, &b, &c],
+        policy(|p| {
+            p.receive_options.set.insert("readonly".into(), "on".into());
+            p.receive_options
+                .set
+                .insert("canmount".into(), "noauto".into());
+            p.receive_options.exclude.insert("mountpoint".into());
+        }),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: incremental A:tank/vm1 -> B:tank/vm1 base=a bytes=100 (lag=3600 missing=1 matched_by=Some(Guid))
+                   receive -o canmount=noauto -o readonly=on -x mountpoint
+                   send -i a b
+                   creates b
+              -> C: full A:tank/vm1 -> C:tank/vm1 base=- bytes=1100 (lag=3600 missing=2 matched_by=None)
+                   receive -o canmount=noauto -o readonly=on -x mountpoint
+                   send full a
+                   send -i a b
+                   creates a b
+            diagnostic C "other": the hub does not hold this dataset; nothing is planned for it
         "#]],
     );
 }

@@ -105,8 +105,14 @@ impl Sim {
                 extra_metadata: s.extra_metadata,
             })
             .collect();
+        let datasets: Vec<_> = self
+            .model
+            .reported_datasets(host)
+            .into_iter()
+            .map(|d| d.reported)
+            .collect();
         self.store
-            .replace_inventory(host, &InventoryScope::All, &items, at)
+            .replace_inventory(host, &InventoryScope::All, &items, &datasets, at)
             .await
             .unwrap();
         self.sync.inventory_reported(host, at).await.unwrap();
@@ -376,10 +382,7 @@ async fn with_strategy(
 ) -> (Sim, Uuid, Vec<zfs_sync::service::sync::AutoResolution>) {
     let mut policy = destructive();
     policy.conflict_strategy = strategy;
-    let mut sim = Sim::new(policy).await;
-    // keep_both receives a full stream where the planner does not yet create the parent
-    // (issue 13, point 4).
-    sim.model.tolerate_planner_gaps = true;
+    let sim = Sim::new(policy).await;
     let conflict = sim.conflict().await;
     let done = sim
         .sync

@@ -898,6 +898,7 @@ async fn polling_rewrites_unchanged_states_only_after_the_touch_interval() {
             w.hub,
             &zfs_sync::model::InventoryScope::Datasets(vec!["tank/vm2".into()]),
             &[],
+            &[],
             at(35),
         )
         .await

@@ -356,6 +356,20 @@ const CASES: &[Case] = &[
         "backup:\nbackup/x: s1\n",
     ),
     (
+        "receive options -o and -x are accepted (properties are not modelled)",
+        &[],
+        "zfs send tank/x@s1 | ssh b 'zfs receive -s -u -o readonly=on -o com.example:n=a,b -x mountpoint backup/x'",
+        "ok s1",
+        "backup:\nbackup/x: s1\n",
+    ),
+    (
+        "create -p of an existing parent, then a full stream (the planner's two commands)",
+        &["ssh b 'zfs create -p backup/m'"],
+        "ssh b 'zfs create -p backup/m'",
+        "ok",
+        "backup:\nbackup/m:\n",
+    ),
+    (
         "full stream with -F into a dataset with snapshots",
         &[
             "ssh b 'zfs create backup/x'",

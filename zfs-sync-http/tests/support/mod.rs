@@ -86,6 +86,19 @@ impl Harness {
     }
 
     pub async fn raw(&self, method: &str, path: &str, key: Option<&str>, body: &str) -> Reply {
+        self.raw_typed(method, path, key, "application/json", body)
+            .await
+    }
+
+    /// A request with this body and `Content-Type`.
+    pub async fn raw_typed(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Reply {
         let mut req = self
             .cli
             .request(Method::from_bytes(method.as_bytes()).unwrap(), path);
@@ -93,7 +106,7 @@ impl Harness {
             req = req.header("X-API-Key", k);
         }
         req = req
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .body(body.to_string());
         self.reply(req.send().await).await
     }

@@ -357,6 +357,8 @@ class Policy:
         conflict_strategy: Optional[_ConflictStrategy] = None,
         allow_destructive: Optional[bool] = None,
         mirror_deletions: Optional[bool] = None,
+        overwrite_empty_datasets: Optional[bool] = None,
+        receive_options: Optional[Mapping[str, Any]] = None,
     ) -> Self: ...
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
@@ -377,6 +379,10 @@ class Policy:
     def allow_destructive(self) -> bool: ...
     @property
     def mirror_deletions(self) -> bool: ...
+    @property
+    def overwrite_empty_datasets(self) -> bool: ...
+    @property
+    def receive_options(self) -> Dict[str, _Json]: ...
 
 _MemberLike = Union[Member, System, _UuidLike, Mapping[str, Any]]
 
@@ -481,12 +487,19 @@ class Transfer:
     def estimated_bytes(self) -> int: ...
     @property
     def commands(self) -> List[str]:
-        """One shell pipeline per send step, in order."""
+        """The shell commands, in order: ``zfs create -p`` of a missing parent (see
+        ``create_parent``), then one pipeline per send step."""
     @property
     def argv(self) -> List[List[List[str]]]:
         """``argv[i]`` is the list of stages (argv vectors) of ``commands[i]``."""
     @property
     def command_error(self) -> Optional[str]: ...
+    @property
+    def create_parent(self) -> Optional[str]:
+        """The parent created first (``zfs create -p``) because it is not known to exist."""
+    @property
+    def overwrite_empty(self) -> bool:
+        """The full stream overwrites an existing empty target dataset (``receive -F``)."""
     def to_dict(self) -> Dict[str, _Json]: ...
 
 @final
@@ -645,6 +658,20 @@ class Witness:
     ) -> Tuple[int, int]:
         """Returns ``(upserted, deleted)``. Stored resume tokens within the scope that are
         not in ``resume_tokens`` are cleared."""
+    def replace_inventory_text(
+        self,
+        system_id: _SystemRef,
+        text: str,
+        *,
+        datasets: Optional[List[str]] = None,
+        now: Optional[_TimeLike] = None,
+    ) -> Tuple[int, int, int]:
+        """The raw text of ``zfs list -H -p -t filesystem,volume,snapshot -o
+        name,type,guid,createtxg,creation,used,referenced,receive_resume_token`` as the complete
+        inventory (snapshots, datasets, resume tokens). Returns ``(upserted, deleted,
+        datasets)``; a bad line raises ``ValidationError`` (``field`` ``"line N"``)."""
+    def reported_datasets(self, system_id: _SystemRef) -> List[Dict[str, _Json]]:
+        """The filesystems and volumes a system reported, sorted by name."""
     def snapshots(
         self,
         *,

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from uuid import UUID
 
 from zfs_sync.errors import (
@@ -124,10 +124,13 @@ class Client:
         path: str,
         body: Any = None,
         query: Optional[Mapping[str, Any]] = None,
+        *,
+        text: Optional[Tuple[str, str]] = None,
     ) -> Any:
-        """Any API call: ``path`` below ``/api/v1`` (``"/sync-groups"``), ``body`` sent as JSON,
-        ``query`` as URL parameters (``None`` values left out). Returns the decoded JSON answer
-        (``None`` for an empty one); errors raise the exceptions of :mod:`zfs_sync.errors`."""
+        """Any API call: ``path`` below ``/api/v1`` (``"/sync-groups"``), ``body`` sent as JSON
+        (or ``text``: ``(body, content type)`` sent as is), ``query`` as URL parameters (``None``
+        values left out). Returns the decoded JSON answer (``None`` for an empty one); errors
+        raise the exceptions of :mod:`zfs_sync.errors`."""
         url = self.base_url + path
         if query:
             pairs = {k: v for k, v in query.items() if v is not None}
@@ -135,7 +138,10 @@ class Client:
                 url += "?" + urllib.parse.urlencode(pairs)
         data = None
         headers = {"Accept": "application/json", "X-API-Key": self._api_key}
-        if body is not None:
+        if text is not None:
+            data = text[0].encode("utf-8")
+            headers["Content-Type"] = text[1]
+        elif body is not None:
             data = json.dumps(body).encode("utf-8")
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -208,6 +214,20 @@ class Client:
         items = [_snapshot_item(s, i) for i, s in enumerate(snapshots)]
         query = {"dataset": ",".join(datasets)} if datasets else None
         return self.request("PUT", f"/systems/{self._system()}/snapshots", items, query)
+
+    def replace_inventory_text(self, text: str, *, datasets: Optional[Sequence[str]] = None) -> Any:
+        """``PUT /systems/{id}/snapshots`` with ``Content-Type: text/tab-separated-values``:
+        the raw output of ``zfs list -H -p -t filesystem,volume,snapshot -o
+        name,type,guid,createtxg,creation,used,referenced,receive_resume_token`` as the
+        system's complete inventory (optionally only for ``datasets``). A bad line raises
+        ``ValidationError`` naming it (``field`` is ``"line N"``)."""
+        query = {"dataset": ",".join(datasets)} if datasets else None
+        return self.request(
+            "PUT",
+            f"/systems/{self._system()}/snapshots",
+            query=query,
+            text=(text, "text/tab-separated-values"),
+        )
 
     def heartbeat(self, metadata: Optional[Mapping[str, Any]] = None) -> JsonDict:
         """``POST /systems/{id}/heartbeat``; ``metadata`` is merged into the system's."""

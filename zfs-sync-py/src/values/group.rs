@@ -6,7 +6,7 @@ use pyo3::types::{PyDict, PyString, PyType};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use zfs_sync::model::{
-    ConflictStrategy, Member, Policy, SendFlags, SyncGroup, Topology, TransferMode,
+    ConflictStrategy, Member, Policy, ReceiveOptions, SendFlags, SyncGroup, Topology, TransferMode,
 };
 
 use super::{PySystem, from_dict_via_constructor, optional_json};
@@ -126,12 +126,14 @@ const POLICY_FIELDS: &[&str] = &[
     "conflict_strategy",
     "allow_destructive",
     "mirror_deletions",
+    "overwrite_empty_datasets",
+    "receive_options",
 ];
 
 #[pymethods]
 impl PyPolicy {
     #[new]
-    #[pyo3(signature = (*, snapshot_filter=None, min_snapshot_age_seconds=None, lag_threshold_seconds=None, transfer=None, send_flags=None, conflict_strategy=None, allow_destructive=None, mirror_deletions=None))]
+    #[pyo3(signature = (*, snapshot_filter=None, min_snapshot_age_seconds=None, lag_threshold_seconds=None, transfer=None, send_flags=None, conflict_strategy=None, allow_destructive=None, mirror_deletions=None, overwrite_empty_datasets=None, receive_options=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         snapshot_filter: Option<&Bound<'_, PyAny>>,
@@ -142,6 +144,8 @@ impl PyPolicy {
         conflict_strategy: Option<&Bound<'_, PyAny>>,
         allow_destructive: Option<&Bound<'_, PyAny>>,
         mirror_deletions: Option<&Bound<'_, PyAny>>,
+        overwrite_empty_datasets: Option<&Bound<'_, PyAny>>,
+        receive_options: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let snapshot_filter = opt_string(snapshot_filter, "snapshot_filter")?;
         if let Some(f) = &snapshot_filter {
@@ -195,6 +199,11 @@ impl PyPolicy {
                 conflict_strategy,
                 allow_destructive: flag(allow_destructive, "allow_destructive")?,
                 mirror_deletions: flag(mirror_deletions, "mirror_deletions")?,
+                overwrite_empty_datasets: flag(
+                    overwrite_empty_datasets,
+                    "overwrite_empty_datasets",
+                )?,
+                receive_options: receive_options_of(receive_options)?,
             },
         })
     }
@@ -245,6 +254,16 @@ impl PyPolicy {
     fn mirror_deletions(&self) -> bool {
         self.inner.mirror_deletions
     }
+    /// Full sends into an existing empty target dataset use `zfs receive -F`.
+    #[getter]
+    fn overwrite_empty_datasets(&self) -> bool {
+        self.inner.overwrite_empty_datasets
+    }
+    /// `{"set": {property: value}, "exclude": [property]}`: `-o`/`-x` of every receive.
+    #[getter]
+    fn receive_options<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &receive_options_json(&self.inner.receive_options))
+    }
 
     fn __repr__(&self) -> String {
         format!("Policy({})", policy_json(&self.inner))
@@ -258,6 +277,27 @@ pub(crate) fn transfer_str(t: TransferMode) -> &'static str {
     }
 }
 
+/// `receive_options` from a mapping `{"set": {name: value}, "exclude": [name]}` (`None`:
+/// none), validated (errors name `receive_options.set.<name>` / `receive_options.exclude`).
+fn receive_options_of(o: Option<&Bound<'_, PyAny>>) -> PyResult<ReceiveOptions> {
+    let Some(o) = o.filter(|o| !o.is_none()) else {
+        return Ok(ReceiveOptions::default());
+    };
+    let value = crate::convert::py_to_json(o, "receive_options")?;
+    let options: ReceiveOptions = serde_json::from_value(value).map_err(|e| {
+        invalid(
+            "receive_options",
+            format!("must be {{\"set\": {{name: value}}, \"exclude\": [name]}}: {e}"),
+        )
+    })?;
+    options.validate("receive_options").map_err(core)?;
+    Ok(options)
+}
+
+fn receive_options_json(o: &ReceiveOptions) -> Value {
+    json!({"set": o.set, "exclude": o.exclude})
+}
+
 fn policy_json(p: &Policy) -> Value {
     json!({
         "snapshot_filter": p.snapshot_filter,
@@ -268,6 +308,8 @@ fn policy_json(p: &Policy) -> Value {
         "conflict_strategy": p.conflict_strategy.as_str(),
         "allow_destructive": p.allow_destructive,
         "mirror_deletions": p.mirror_deletions,
+        "overwrite_empty_datasets": p.overwrite_empty_datasets,
+        "receive_options": receive_options_json(&p.receive_options),
     })
 }
 

@@ -13,12 +13,13 @@
 use async_trait::async_trait;
 use deadpool_postgres::Client;
 use zfs_sync::Result;
-use zfs_sync::model::Snapshot;
+use zfs_sync::model::{Snapshot, SyncGroup};
 
 use super::error::map_err;
 use super::{PostgresStore, col, execute, exists, opt_i64, query};
 use crate::codec::i64_bits;
 use crate::migration::{Migration, check_not_newer, latest_version, migrations};
+use crate::rows::GROUP_COLS_V1;
 use crate::testing::SchemaProbe;
 
 /// Every migration, oldest first (the files of `migrations/`).
@@ -29,6 +30,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0004_inventory_versions_and_the_leased-jobs_index.sql",
     "0005_transfer_backoff_on_sync_states.sql",
     "0006_resolution_steps_and_the_conflict_lifecycle.sql",
+    "0007_reported_datasets_and_receive_rules.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`
@@ -145,6 +147,30 @@ impl SchemaProbe for PostgresStore {
                     &i64_bits(s.referenced),
                     &s.last_reported,
                 ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_v1_group(&self, g: &SyncGroup) -> Result<()> {
+        let values = super::groups::v1_group_values(g);
+        let params: Vec<super::Param<'_>> =
+            values.iter().map(|v| &**v as super::Param<'_>).collect();
+        execute(
+            &self.client().await?,
+            &format!(
+                "INSERT INTO sync_groups ({GROUP_COLS_V1}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+            ),
+            &params,
+        )
+        .await?;
+        for m in &g.members {
+            execute(
+                &self.client().await?,
+                "INSERT INTO group_members (group_id, system_id, dataset_root) VALUES ($1, $2, $3)",
+                &[&g.id, &m.system_id, &m.dataset_root],
             )
             .await?;
         }

@@ -5,16 +5,21 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use futures::TryStreamExt;
 use uuid::Uuid;
-use zfs_sync::model::{InventoryScope, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery};
+use zfs_sync::model::{
+    Dataset, InventoryScope, NewDataset, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery,
+};
 use zfs_sync::store::{
-    SnapshotStore, check_items_in_scope, check_resume_token_input, prepare_snapshot_batch,
+    SnapshotStore, check_dataset_batch, check_items_in_scope, check_resume_token_input,
+    prepare_snapshot_batch,
 };
 use zfs_sync::{Error, Result};
 
 use crate::batch::inventories;
 use crate::codec::{corrupt, i64_bits, key_order, metadata_text, new_ids};
 use crate::filter::snapshot_filter;
-use crate::rows::{INVENTORY_COLS, SNAPSHOT_COLS, inventory_row, snapshot_row};
+use crate::rows::{
+    DATASET_COLS, INVENTORY_COLS, SNAPSHOT_COLS, dataset_row, inventory_row, snapshot_row,
+};
 
 use super::error::map_err;
 use super::{Param, PostgresStore, col, execute, opt_i64, query, query_opt};
@@ -225,6 +230,53 @@ async fn upsert_batch<C: GenericClient>(
         .collect()
 }
 
+/// Upserts reported datasets in one statement (arrays unnested), in the open transaction.
+async fn upsert_datasets<C: GenericClient>(
+    c: &C,
+    system_id: Uuid,
+    datasets: &[NewDataset],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if datasets.is_empty() {
+        return Ok(());
+    }
+    let pools: Vec<&str> = datasets.iter().map(|d| d.pool.as_str()).collect();
+    let paths: Vec<&str> = datasets.iter().map(|d| d.dataset.as_str()).collect();
+    let kinds: Vec<&str> = datasets.iter().map(|d| d.kind.as_str()).collect();
+    let guids: Vec<Option<i64>> = datasets.iter().map(|d| opt_i64(d.guid)).collect();
+    let txgs: Vec<Option<i64>> = datasets.iter().map(|d| opt_i64(d.createtxg)).collect();
+    let creations: Vec<Option<DateTime<Utc>>> = datasets.iter().map(|d| d.creation).collect();
+    let used: Vec<Option<i64>> = datasets.iter().map(|d| opt_i64(d.used)).collect();
+    let referenced: Vec<Option<i64>> = datasets.iter().map(|d| opt_i64(d.referenced)).collect();
+    execute(
+        c,
+        &format!(
+            "INSERT INTO datasets ({DATASET_COLS})
+             SELECT $1, k.pool, k.dataset, k.kind, k.guid, k.createtxg, k.creation, k.used, k.referenced, $10
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::timestamptz[],
+                         $8::bigint[], $9::bigint[])
+                  AS k(pool, dataset, kind, guid, createtxg, creation, used, referenced)
+             ON CONFLICT (system_id, pool, dataset) DO UPDATE SET kind = EXCLUDED.kind, guid = EXCLUDED.guid,
+             createtxg = EXCLUDED.createtxg, creation = EXCLUDED.creation, used = EXCLUDED.used,
+             referenced = EXCLUDED.referenced, last_reported = EXCLUDED.last_reported"
+        ),
+        &[
+            &system_id,
+            &pools,
+            &paths,
+            &kinds,
+            &guids,
+            &txgs,
+            &creations,
+            &used,
+            &referenced,
+            &now,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl SnapshotStore for PostgresStore {
     async fn upsert_snapshots(
@@ -247,9 +299,11 @@ impl SnapshotStore for PostgresStore {
         system_id: Uuid,
         scope: &InventoryScope,
         items: &[NewSnapshot],
+        reported: &[NewDataset],
         now: DateTime<Utc>,
     ) -> Result<(u64, u64)> {
-        check_items_in_scope(scope, items)?;
+        check_dataset_batch(reported)?;
+        check_items_in_scope(scope, items, reported)?;
         let items = prepare_snapshot_batch(items)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
@@ -296,8 +350,61 @@ impl SnapshotStore for PostgresStore {
         let upserted = upsert_batch(&tx, system_id, &items, now, has_rows)
             .await?
             .len() as u64;
+        match scope {
+            InventoryScope::All => {
+                execute(
+                    &tx,
+                    "DELETE FROM datasets WHERE system_id = $1",
+                    &[&system_id],
+                )
+                .await?;
+            }
+            InventoryScope::Datasets(full) => {
+                let (pools, paths): (Vec<&str>, Vec<&str>) = full
+                    .iter()
+                    .map(|f| f.split_once('/').unwrap_or((f.as_str(), "")))
+                    .unzip();
+                execute(
+                    &tx,
+                    "DELETE FROM datasets WHERE system_id = $1
+                     AND (pool, dataset) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))",
+                    &[&system_id, &pools, &paths],
+                )
+                .await?;
+            }
+        }
+        upsert_datasets(&tx, system_id, reported, now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok((upserted, deleted))
+    }
+
+    async fn upsert_datasets(
+        &self,
+        system_id: Uuid,
+        datasets: &[NewDataset],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        check_dataset_batch(datasets)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        bump_inventory(&tx, system_id).await?;
+        upsert_datasets(&tx, system_id, datasets, now).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(datasets.len() as u64)
+    }
+
+    async fn datasets_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Dataset>> {
+        let ids: Vec<Uuid> = system_ids.to_vec();
+        let c = self.client().await?;
+        query(
+            &c,
+            &format!("SELECT {DATASET_COLS} FROM datasets WHERE system_id = ANY($1)"),
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(dataset_row)
+        .collect()
     }
 
     async fn query_snapshots(&self, q: &SnapshotQuery) -> Result<Vec<Snapshot>> {
@@ -356,7 +463,13 @@ impl SnapshotStore for PostgresStore {
             &[&system_id],
         )
         .await?;
-        if n > 0 {
+        let datasets = execute(
+            &tx,
+            "DELETE FROM datasets WHERE system_id = $1",
+            &[&system_id],
+        )
+        .await?;
+        if n > 0 || datasets > 0 {
             bump_inventory(&tx, system_id).await?;
         }
         tx.commit().await.map_err(map_err)?;

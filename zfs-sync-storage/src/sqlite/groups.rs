@@ -8,7 +8,7 @@ use zfs_sync::store::GroupStore;
 use zfs_sync::{Error, Result};
 
 use crate::codec::{i64_bits, micros, topology_cols};
-use crate::rows::{GROUP_COLS, group_row};
+use crate::rows::{GROUP_COLS, group_row, receive_options_text};
 
 use super::error::map_err;
 use super::systems::require_system;
@@ -54,45 +54,56 @@ fn load_groups(
     Ok(groups)
 }
 
-fn write_group(tx: &Transaction<'_>, g: &SyncGroup, insert: bool) -> Result<()> {
+/// The values of the columns of schema version 1 ([`crate::rows::GROUP_COLS_V1`]), `?1` to
+/// `?20`.
+pub(super) fn v1_group_values(g: &SyncGroup) -> Vec<Box<dyn rusqlite::ToSql>> {
     let (topology, hub) = topology_cols(g.topology);
+    let p = &g.policy;
+    vec![
+        Box::new(g.id.as_bytes().to_vec()),
+        Box::new(g.name.clone()),
+        Box::new(g.description.clone()),
+        Box::new(g.enabled),
+        Box::new(topology),
+        Box::new(hub.map(|h| h.as_bytes().to_vec())),
+        Box::new(i64_bits(g.sync_interval_seconds)),
+        Box::new(p.snapshot_filter.clone()),
+        Box::new(i64_bits(p.min_snapshot_age_seconds)),
+        Box::new(i64_bits(p.lag_threshold_seconds)),
+        Box::new(p.transfer.as_str()),
+        Box::new(p.send_flags.compressed),
+        Box::new(p.send_flags.raw),
+        Box::new(p.send_flags.large_blocks),
+        Box::new(p.send_flags.embedded),
+        Box::new(p.conflict_strategy.as_str()),
+        Box::new(p.allow_destructive),
+        Box::new(p.mirror_deletions),
+        Box::new(micros(g.created_at)),
+        Box::new(micros(g.updated_at)),
+    ]
+}
+
+fn write_group(tx: &Transaction<'_>, g: &SyncGroup, insert: bool) -> Result<()> {
     let p = &g.policy;
     let sql = if insert {
         format!(
-            "INSERT INTO sync_groups ({GROUP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+            "INSERT INTO sync_groups ({GROUP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
         )
     } else {
         "UPDATE sync_groups SET name = ?2, description = ?3, enabled = ?4, topology = ?5, hub_system_id = ?6,
          sync_interval_seconds = ?7, snapshot_filter = ?8, min_snapshot_age_seconds = ?9, lag_threshold_seconds = ?10,
          transfer = ?11, send_compressed = ?12, send_raw = ?13, send_large_blocks = ?14, send_embedded = ?15,
-         conflict_strategy = ?16, allow_destructive = ?17, mirror_deletions = ?18, updated_at = ?20
+         conflict_strategy = ?16, allow_destructive = ?17, mirror_deletions = ?18, updated_at = ?20,
+         overwrite_empty_datasets = ?21, receive_options = ?22
          WHERE id = ?1"
             .to_string()
     };
+    let mut values = v1_group_values(g);
+    values.push(Box::new(p.overwrite_empty_datasets));
+    values.push(Box::new(receive_options_text(&p.receive_options)));
     tx.prepare_cached(&sql)
         .map_err(map_err)?
-        .execute(params![
-            blob(&g.id),
-            g.name,
-            g.description,
-            g.enabled,
-            topology,
-            hub.map(|h| h.as_bytes().to_vec()),
-            i64_bits(g.sync_interval_seconds),
-            p.snapshot_filter,
-            i64_bits(p.min_snapshot_age_seconds),
-            i64_bits(p.lag_threshold_seconds),
-            p.transfer.as_str(),
-            p.send_flags.compressed,
-            p.send_flags.raw,
-            p.send_flags.large_blocks,
-            p.send_flags.embedded,
-            p.conflict_strategy.as_str(),
-            p.allow_destructive,
-            p.mirror_deletions,
-            micros(g.created_at),
-            micros(g.updated_at),
-        ])
+        .execute(rusqlite::params_from_iter(values))
         .map_err(map_err)?;
     tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")
         .map_err(map_err)?

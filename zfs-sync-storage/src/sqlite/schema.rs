@@ -9,12 +9,13 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use zfs_sync::Result;
-use zfs_sync::model::Snapshot;
+use zfs_sync::model::{Snapshot, SyncGroup};
 
 use super::error::map_err;
 use super::{SqliteStore, blob, collect, exists, get, opt_u64};
 use crate::codec::{i64_bits, micros};
 use crate::migration::{Migration, check_not_newer, latest_version, migrations};
+use crate::rows::GROUP_COLS_V1;
 use crate::testing::SchemaProbe;
 
 /// Every migration, oldest first (the files of `migrations/`).
@@ -24,6 +25,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0003_inventory_versions_and_the_leased-jobs_index.sql",
     "0004_transfer_backoff_on_sync_states.sql",
     "0005_resolution_steps_and_the_conflict_lifecycle.sql",
+    "0006_reported_datasets_and_receive_rules.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`
@@ -134,6 +136,29 @@ impl SchemaProbe for SqliteStore {
                         i64_bits(s.referenced),
                         micros(s.last_reported),
                     ],
+                )
+                .map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert_v1_group(&self, g: &SyncGroup) -> Result<()> {
+        let g = g.clone();
+        self.write(move |tx| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO sync_groups ({GROUP_COLS_V1}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+                     ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+                ),
+                rusqlite::params_from_iter(super::groups::v1_group_values(&g)),
+            )
+            .map_err(map_err)?;
+            for m in &g.members {
+                tx.execute(
+                    "INSERT INTO group_members (group_id, system_id, dataset_root) VALUES (?1, ?2, ?3)",
+                    params![blob(&g.id), blob(&m.system_id), m.dataset_root],
                 )
                 .map_err(map_err)?;
             }

@@ -6,10 +6,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use uuid::Uuid;
-use zfs_sync::model::{InventoryScope, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery};
+use zfs_sync::model::{
+    Dataset, InventoryScope, NewDataset, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery,
+};
 use zfs_sync::store::{
-    SnapshotStore, check_items_in_scope, check_resume_token_input, prepare_snapshot_batch,
-    scope_covers,
+    SnapshotStore, check_dataset_batch, check_items_in_scope, check_resume_token_input,
+    prepare_snapshot_batch, scope_covers,
 };
 use zfs_sync::{Error, Result};
 
@@ -17,10 +19,12 @@ use crate::batch::distinct;
 use crate::batch::inventories;
 use crate::codec::{i64_bits, key_order, metadata_text, micros, new_ids};
 use crate::filter::snapshot_filter;
-use crate::rows::{INVENTORY_COLS, SNAPSHOT_COLS, inventory_row, snapshot_row};
+use crate::rows::{
+    DATASET_COLS, INVENTORY_COLS, SNAPSHOT_COLS, dataset_row, inventory_row, snapshot_row,
+};
 
 use super::error::map_err;
-use super::{SqliteStore, blob, collect, get, one, opt_u64, text_at, time_at, uuid_at};
+use super::{SqliteStore, blob, collect, get, one, opt_time, opt_u64, text_at, time_at, uuid_at};
 
 /// Marks a change of the system's inventory (snapshots or resume tokens) for
 /// [`SnapshotStore::inventory_versions`]; `NotFound` when the system does not exist.
@@ -293,6 +297,39 @@ fn existing_rows(
     Ok(found)
 }
 
+/// Upserts reported datasets in the open transaction.
+fn upsert_datasets(
+    tx: &Transaction<'_>,
+    system_id: Uuid,
+    datasets: &[NewDataset],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "INSERT INTO datasets ({DATASET_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (system_id, pool, dataset) DO UPDATE SET kind = excluded.kind, guid = excluded.guid,
+             createtxg = excluded.createtxg, creation = excluded.creation, used = excluded.used,
+             referenced = excluded.referenced, last_reported = excluded.last_reported"
+        ))
+        .map_err(map_err)?;
+    for d in datasets {
+        stmt.execute(params![
+            blob(&system_id),
+            d.pool,
+            d.dataset,
+            d.kind.as_str(),
+            opt_u64(d.guid),
+            opt_u64(d.createtxg),
+            opt_time(d.creation),
+            opt_u64(d.used),
+            opt_u64(d.referenced),
+            micros(now),
+        ])
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
 fn prepared_owned(items: &[NewSnapshot]) -> Result<Vec<NewSnapshot>> {
     Ok(prepare_snapshot_batch(items)?
         .into_iter()
@@ -321,13 +358,34 @@ impl SnapshotStore for SqliteStore {
         system_id: Uuid,
         scope: &InventoryScope,
         items: &[NewSnapshot],
+        datasets: &[NewDataset],
         now: DateTime<Utc>,
     ) -> Result<(u64, u64)> {
-        check_items_in_scope(scope, items)?;
+        check_dataset_batch(datasets)?;
+        check_items_in_scope(scope, items, datasets)?;
         let items = prepared_owned(items)?;
+        let datasets = datasets.to_vec();
         let scope = scope.clone();
         self.write(move |tx| {
             bump_inventory(tx, system_id)?;
+            match &scope {
+                InventoryScope::All => {
+                    tx.prepare_cached("DELETE FROM datasets WHERE system_id = ?1")
+                        .map_err(map_err)?
+                        .execute([blob(&system_id)])
+                        .map_err(map_err)?;
+                }
+                InventoryScope::Datasets(names) => {
+                    let mut del = tx
+                        .prepare_cached("DELETE FROM datasets WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3")
+                        .map_err(map_err)?;
+                    for full in names {
+                        let (p, d) = full.split_once('/').unwrap_or((full.as_str(), ""));
+                        del.execute(params![blob(&system_id), p, d]).map_err(map_err)?;
+                    }
+                }
+            }
+            upsert_datasets(tx, system_id, &datasets, now)?;
             let keep: HashSet<(&str, &str, &str)> =
                 items.iter().map(|i| (i.pool.as_str(), i.dataset.as_str(), i.name.as_str())).collect();
             let stored = collect(tx, "SELECT pool, dataset, name FROM snapshots WHERE system_id = ?1", [blob(&system_id)], |r| {
@@ -345,6 +403,39 @@ impl SnapshotStore for SqliteStore {
             drop(keep);
             let upserted = upsert_batch(tx, system_id, items, now)?.len() as u64;
             Ok((upserted, deleted))
+        })
+        .await
+    }
+
+    async fn upsert_datasets(
+        &self,
+        system_id: Uuid,
+        datasets: &[NewDataset],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        check_dataset_batch(datasets)?;
+        let datasets = datasets.to_vec();
+        self.write(move |tx| {
+            bump_inventory(tx, system_id)?;
+            upsert_datasets(tx, system_id, &datasets, now)?;
+            Ok(datasets.len() as u64)
+        })
+        .await
+    }
+
+    async fn datasets_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Dataset>> {
+        let ids = distinct(system_ids.iter().copied());
+        self.read(move |c| {
+            let mut out = Vec::new();
+            for id in ids {
+                out.extend(collect(
+                    c,
+                    &format!("SELECT {DATASET_COLS} FROM datasets WHERE system_id = ?1"),
+                    [blob(&id)],
+                    |r| dataset_row(r),
+                )?);
+            }
+            Ok(out)
         })
         .await
     }
@@ -416,7 +507,12 @@ impl SnapshotStore for SqliteStore {
                 .map_err(map_err)?
                 .execute([blob(&system_id)])
                 .map_err(map_err)?;
-            if n > 0 {
+            let datasets = tx
+                .prepare_cached("DELETE FROM datasets WHERE system_id = ?1")
+                .map_err(map_err)?
+                .execute([blob(&system_id)])
+                .map_err(map_err)?;
+            if n > 0 || datasets > 0 {
                 bump_inventory(tx, system_id)?;
             }
             Ok(n as u64)

@@ -3,7 +3,9 @@
 
 use super::shell::{check_leaves, render_argv};
 use crate::error::{Error, Result};
-use crate::model::{Capabilities, SendFlags, System, validate_host, validate_ssh_user};
+use crate::model::{
+    Capabilities, ReceiveOptions, SendFlags, System, validate_host, validate_ssh_user,
+};
 use crate::names::{DatasetName, ShortName, SnapshotName};
 use crate::plan::SendStep;
 use crate::resume::validate_token_chars;
@@ -149,13 +151,42 @@ pub(super) fn send_argv(
     Ok(argv)
 }
 
-/// The `zfs receive` argv: `-s` where the target can resume, always `-u`, never `-F`.
-pub(super) fn receive_argv(dataset: &DatasetName, target: Capabilities) -> Vec<String> {
+/// The `zfs receive` argv: `-s` where the target can resume, always `-u`, `-F` only when
+/// `overwrite_empty` (a full stream into an existing empty dataset the group allows to
+/// overwrite), then the group's `-o name=value` and `-x name` options.
+pub(super) fn receive_argv(
+    dataset: &DatasetName,
+    target: Capabilities,
+    overwrite_empty: bool,
+    options: &ReceiveOptions,
+) -> Vec<String> {
     let mut argv = strings(&["zfs", "receive"]);
     if target.resumable_receive {
         argv.push("-s".into());
     }
     argv.push("-u".into());
+    if overwrite_empty {
+        argv.push("-F".into());
+    }
+    for (name, value) in &options.set {
+        argv.push("-o".into());
+        argv.push(format!("{name}={value}"));
+    }
+    for name in &options.exclude {
+        argv.push("-x".into());
+        argv.push(name.clone());
+    }
     argv.push(dataset.to_string());
     argv
+}
+
+/// `zfs create -p dataset`: creates a missing parent (and its ancestors) before a full
+/// receive; succeeds when it exists.
+pub(super) fn create_parent_argv(dataset: &DatasetName) -> Vec<String> {
+    vec![
+        "zfs".into(),
+        "create".into(),
+        "-p".into(),
+        dataset.to_string(),
+    ]
 }

@@ -13,8 +13,10 @@
 //! `A-Z a-z 0-9 - _ . : @ / =` and space, so no shell metacharacter and no `%` can reach a
 //! command even if a validator were wrong.
 //!
-//! `zfs receive -F` is never emitted: a diverged target is handled by an explicit, listed
-//! [`rollback_command`] that the plan chose.
+//! `zfs receive -F` is emitted in one case only: the full stream of a transfer whose target
+//! exists, is empty and may be overwritten ([`Transfer::overwrite_empty`], decided by the
+//! planner under the group's `overwrite_empty_datasets`). A diverged target is handled by an
+//! explicit, listed [`rollback_command`] that the plan chose.
 //!
 //! Layout: the commands a plan needs are built here; argv building in `argv.rs`, shell
 //! quoting and rendering in `shell.rs`, checks for tests and fuzzing in `verify.rs`.
@@ -38,7 +40,7 @@ use crate::model::{SendFlags, System, TransferMode};
 use crate::names::{DatasetName, ShortName};
 use crate::plan::{SendStep, Transfer};
 pub use argv::send_flag_args;
-use argv::{SshDestination, receive_argv, send_argv, snapshot_arg};
+use argv::{SshDestination, create_parent_argv, receive_argv, send_argv, snapshot_arg};
 use shell::check_leaves;
 pub use shell::{quote, render_argv};
 
@@ -64,11 +66,17 @@ impl Command {
     }
 }
 
-/// The pipelines of a transfer, one per [`SendStep`], in order.
+/// The commands of a transfer: `zfs create -p <parent>` on the target first when the plan
+/// says its parent may be missing ([`Transfer::create_parent`]), then one pipeline per
+/// [`SendStep`], in order.
 ///
 /// Push (`t.mode == Push`) runs on the source: `zfs send … | ssh [-p P] -o BatchMode=yes
-/// [user@]target zfs receive -s -u target/ds`. Pull runs on the target: `ssh … source zfs send
-/// … | zfs receive -s -u target/ds`. `source` and `target` must be the transfer's systems.
+/// [user@]target zfs receive -s -u target/ds` (and `ssh … target zfs create -p parent`). Pull
+/// runs on the target: `ssh … source zfs send … | zfs receive -s -u target/ds` (and `zfs
+/// create -p parent` locally). Every receive carries the group's `-o name=value` / `-x name`
+/// options; the first has `-F` only when [`Transfer::overwrite_empty`] (a full stream into
+/// an existing empty dataset the group allows to overwrite). `source` and `target` must be
+/// the transfer's systems.
 ///
 /// Errors: [`Error::InvalidInput`] when a stored host, user, port, token or combined snapshot
 /// name is invalid, or the systems are not the transfer's; [`Error::Conflict`] when the group
@@ -105,7 +113,18 @@ pub fn transfer_commands(
         TransferMode::Push => SshDestination::of(target, "target")?,
         TransferMode::Pull => SshDestination::of(source, "source")?,
     };
-    let mut commands = Vec::with_capacity(t.steps.len());
+    t.receive_options
+        .validate("receive_options")
+        .map_err(|e| e.in_field("transfer"))?;
+    let mut commands = Vec::with_capacity(t.steps.len() + 1);
+    if let Some(parent) = &t.create_parent {
+        let create = create_parent_argv(parent);
+        check_leaves(&create)?;
+        commands.push(Command::pipeline(vec![match t.mode {
+            TransferMode::Push => remote.wrap(&create)?,
+            TransferMode::Pull => create,
+        }]));
+    }
     for (i, step) in t.steps.iter().enumerate() {
         if matches!(step, SendStep::Resume { .. })
             && !(src_caps.resumable_receive && tgt_caps.resumable_receive)
@@ -120,7 +139,8 @@ pub fn transfer_commands(
             )));
         }
         let send = send_argv(step, &t.source.dataset, &flag_args, i)?;
-        let receive = receive_argv(&t.target.dataset, tgt_caps);
+        let overwrite = i == 0 && t.overwrite_empty && matches!(step, SendStep::Full { .. });
+        let receive = receive_argv(&t.target.dataset, tgt_caps, overwrite, &t.receive_options);
         check_leaves(&send)?;
         check_leaves(&receive)?;
         let stages = match t.mode {

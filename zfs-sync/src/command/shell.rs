@@ -30,12 +30,15 @@ pub fn render_argv(argv: &[String]) -> String {
 }
 
 /// The characters an argument built from validated parts can hold (names, hosts, users, ports,
-/// tokens, flags). Anything else means a validator let something through: refuse.
+/// tokens, flags, receive property values). Anything else means a validator let something through: refuse.
 pub(super) fn check_leaf(arg: &str) -> Result<()> {
     let ok = !arg.is_empty()
         && arg.bytes().all(|b| {
             b.is_ascii_alphanumeric()
-                || matches!(b, b'-' | b'_' | b'.' | b':' | b'@' | b'/' | b'=' | b' ')
+                || matches!(
+                    b,
+                    b'-' | b'_' | b'.' | b':' | b'@' | b'/' | b'=' | b' ' | b',' | b'+'
+                )
         });
     if ok {
         Ok(())

@@ -47,6 +47,9 @@ fn transfer(mode: TransferMode, src_ds: &str, tgt_ds: &str, steps: Vec<SendStep>
             creation: DateTime::<Utc>::from_timestamp(1, 0).unwrap(),
         }),
         steps,
+        create_parent: None,
+        overwrite_empty: false,
+        receive_options: Default::default(),
         snapshots: vec![],
         estimated_bytes: 0,
     }
@@ -592,4 +595,114 @@ proptest! {
         prop_assert_eq!(shell_words::split(&rendered).unwrap(), vec![s, "x".to_string()]);
         check_no_unquoted_metachar(&rendered, false).map_err(TestCaseError::fail)?;
     }
+}
+
+fn options(set: &[(&str, &str)], exclude: &[&str]) -> crate::model::ReceiveOptions {
+    crate::model::ReceiveOptions {
+        set: set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        exclude: exclude.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Push: the missing parent is created on the target through the same ssh as the pipeline,
+/// before it; only the first (full) receive has `-F`; every receive has the group's options,
+/// a value with a space quoted once per shell level.
+#[test]
+fn push_full_send_creates_the_parent_and_renders_receive_options() {
+    let src = system(1, "src", None, 22, None);
+    let tgt = system(2, "tgt", Some("zsync"), 2222, None);
+    let mut t = transfer(
+        TransferMode::Push,
+        "tank/vm 1",
+        "backup/replicas/a b/vm 1",
+        vec![
+            SendStep::Full { snapshot: sn("a") },
+            SendStep::Incremental {
+                from: sn("a"),
+                to: sn("b"),
+            },
+        ],
+    );
+    t.kind = TransferKind::Full;
+    t.create_parent = Some(DatasetName::parse("backup/replicas/a b").unwrap());
+    t.overwrite_empty = true;
+    t.receive_options = options(
+        &[("readonly", "on"), ("com.example:note", "a b,c+d")],
+        &["mountpoint"],
+    );
+    let out = render(&t, &src, &tgt, SendFlags::default());
+    assert_eq!(out.len(), 3);
+    let (create, remote) = &out[0];
+    assert_eq!(create.argv.len(), 1, "{create:?}");
+    assert_eq!(
+        create.argv[0][..6],
+        v(&["ssh", "-p", "2222", "-o", "BatchMode=yes", "zsync@tgt"])
+    );
+    assert_eq!(remote, &v(&["zfs", "create", "-p", "backup/replicas/a b"]));
+    assert_eq!(
+        create.shell,
+        r#"ssh -p 2222 -o BatchMode=yes zsync@tgt 'zfs create -p '\''backup/replicas/a b'\'''"#
+    );
+    let receive = |k: usize| out[k].1.clone();
+    let tail = [
+        "-o",
+        "com.example:note=a b,c+d",
+        "-o",
+        "readonly=on",
+        "-x",
+        "mountpoint",
+        "backup/replicas/a b/vm 1",
+    ];
+    let mut first = v(&["zfs", "receive", "-s", "-u", "-F"]);
+    first.extend(v(&tail));
+    assert_eq!(receive(1), first);
+    let mut second = v(&["zfs", "receive", "-s", "-u"]);
+    second.extend(v(&tail));
+    assert_eq!(receive(2), second, "-F only on the full stream");
+}
+
+/// Pull: the parent is created locally (on the target, which runs the pipeline).
+#[test]
+fn pull_full_send_creates_the_parent_locally() {
+    let src = system(1, "src", None, 22, None);
+    let tgt = system(2, "tgt", None, 22, None);
+    let mut t = transfer(
+        TransferMode::Pull,
+        "tank/vm1",
+        "backup/r/vm1",
+        vec![SendStep::Full { snapshot: sn("a") }],
+    );
+    t.kind = TransferKind::Full;
+    t.create_parent = Some(DatasetName::parse("backup/r").unwrap());
+    let cmds = transfer_commands(&t, &src, &tgt, SendFlags::default()).unwrap();
+    assert_eq!(cmds.len(), 2);
+    assert_eq!(cmds[0].argv, vec![v(&["zfs", "create", "-p", "backup/r"])]);
+    assert_eq!(cmds[0].shell, "zfs create -p backup/r");
+    assert_eq!(
+        cmds[1].argv[1],
+        v(&["zfs", "receive", "-s", "-u", "backup/r/vm1"]),
+        "no -F, no options"
+    );
+}
+
+/// Receive options that a stored transfer carries are checked again before rendering.
+#[test]
+fn invalid_receive_options_are_refused() {
+    let src = system(1, "src", None, 22, None);
+    let tgt = system(2, "tgt", None, 22, None);
+    let mut t = transfer(
+        TransferMode::Push,
+        "tank/vm1",
+        "tank/vm1",
+        vec![SendStep::Full { snapshot: sn("a") }],
+    );
+    t.receive_options = options(&[("readonly", "on;reboot")], &[]);
+    let e = transfer_commands(&t, &src, &tgt, SendFlags::default()).unwrap_err();
+    assert_field(&e, "transfer.receive_options.set.readonly");
+    t.receive_options = options(&[], &["Mount Point"]);
+    let e = transfer_commands(&t, &src, &tgt, SendFlags::default()).unwrap_err();
+    assert_field(&e, "transfer.receive_options.exclude");
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::hash::same_str;
 use super::intern::NameTable;
 use super::{History, NO_NAME_ID, SnapView};
-use crate::model::{Diagnostic, Member, MemberInventory, ResumeToken, Snapshot};
+use crate::model::{Dataset, Diagnostic, Member, MemberInventory, ResumeToken, Snapshot};
 use crate::names::{DatasetName, ShortName};
 
 /// Creation times in whole seconds since the epoch, as [`DateTime::timestamp`] gives them.
@@ -66,6 +66,46 @@ impl MemberView {
     }
 }
 
+/// What a member is known to hold at one (pool, path).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    /// The member reported the dataset (a filesystem or volume).
+    pub reported: Option<&'a Dataset>,
+    /// The member reported snapshots of it.
+    pub snapshots: bool,
+}
+
+/// The datasets a member is known to hold, by (pool, path): every dataset it reported and
+/// every dataset holding snapshots. Ancestors of a known dataset exist too, and a pool's root
+/// always exists. One entry per dataset (never per snapshot).
+#[derive(Debug, Default)]
+pub struct Existing<'a> {
+    known: BTreeMap<(&'a str, &'a str), Known<'a>>,
+}
+
+impl<'a> Existing<'a> {
+    /// What is known of `pool/path` itself.
+    pub fn get(&self, pool: &str, path: &str) -> Option<Known<'a>> {
+        self.known.get(&(pool, path)).copied()
+    }
+
+    /// Whether a descendant of `pool/path` (`pool/path/…`) is known.
+    pub fn has_children(&self, pool: &str, path: &str) -> bool {
+        use std::ops::Bound::{Excluded, Unbounded};
+        // Keys with the prefix `path` are contiguous; `path-x` sorts before `path/x`.
+        self.known
+            .range::<(&str, &str), _>((Excluded((pool, path)), Unbounded))
+            .take_while(|((p, d), _)| *p == pool && d.starts_with(path))
+            .any(|((_, d), _)| path.is_empty() || d.as_bytes().get(path.len()) == Some(&b'/'))
+    }
+
+    /// Whether `pool/path` is known to exist: the pool's root, a known dataset, or an
+    /// ancestor of one.
+    pub fn exists(&self, pool: &str, path: &str) -> bool {
+        path.is_empty() || self.get(pool, path).is_some() || self.has_children(pool, path)
+    }
+}
+
 /// The group's members and their histories, by logical dataset.
 #[derive(Debug)]
 pub struct FleetIndex<'a> {
@@ -75,6 +115,8 @@ pub struct FleetIndex<'a> {
     pub datasets: BTreeMap<&'a str, Vec<Option<History<'a>>>>,
     /// Reported resume tokens by (logical dataset, member index).
     pub resume_tokens: BTreeMap<(&'a str, usize), &'a ResumeToken>,
+    /// What each member is known to hold (same order as `members`).
+    pub existing: Vec<Existing<'a>>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -222,6 +264,7 @@ impl<'a> FleetIndex<'a> {
         let mut datasets: BTreeMap<&'a str, Vec<Option<History<'a>>>> = BTreeMap::new();
         let mut resume_tokens = BTreeMap::new();
         let n_members = views.len();
+        let mut existing: Vec<Existing<'a>> = (0..n_members).map(|_| Existing::default()).collect();
         for (k, invs) in per_member.iter().enumerate() {
             if bad_root[k] {
                 continue;
@@ -247,6 +290,14 @@ impl<'a> FleetIndex<'a> {
                     buckets[b].fill(&rest[..run], &mut names, &mut seconds);
                     rest = &rest[run..];
                 }
+            }
+            let known = &mut existing[k].known;
+            for b in &buckets {
+                known.entry(b.key).or_default().snapshots = true;
+            }
+            for d in invs.iter().flat_map(|inv| inv.datasets.iter()) {
+                let key = (d.reported.pool.as_str(), d.reported.dataset.as_str());
+                known.entry(key).or_default().reported = Some(d);
             }
             // logical → [(pool, path, snapshots)]
             let mut logical: BTreeMap<&'a str, Vec<DatasetCopy<'a>>> = BTreeMap::new();
@@ -371,6 +422,7 @@ impl<'a> FleetIndex<'a> {
             members: views,
             datasets,
             resume_tokens,
+            existing,
             diagnostics,
         }
     }

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::model::{MatchMethod, Snapshot};
 use crate::names::{DatasetName, ShortName};
 use hash::{FoldHashState, GuidIndex, GuidMap};
-pub use index::{FleetIndex, MemberView, logical_path};
+pub use index::{Existing, FleetIndex, Known, MemberView, logical_path};
 use matching::{
     Matches, collect_exact, match_guids_sorted, match_guids_unique, name_pairs_by_id,
     name_pairs_sorted,

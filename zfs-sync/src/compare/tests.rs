@@ -317,6 +317,7 @@ proptest::proptest! {
                     })
                     .collect(),
                 resume_tokens: Vec::new(),
+                datasets: Vec::new(),
             })
             .collect();
         let index = FleetIndex::build(&members, &inventories);
@@ -371,6 +372,7 @@ fn histories_of_an_index_take_the_fast_path() {
             })
             .collect(),
         resume_tokens: Vec::new(),
+        datasets: Vec::new(),
     };
     let inventories = vec![
         inv(&members[0], &["a", "b", "c"]),

@@ -115,6 +115,108 @@ pub struct Policy {
     pub allow_destructive: bool,
     /// Plan `zfs destroy` on targets for snapshots the source has pruned.
     pub mirror_deletions: bool,
+    /// A full send into a target dataset that exists without snapshots, is empty (no child
+    /// datasets, `used` at most [`EMPTY_DATASET_MAX_USED`]) is received with `zfs receive -F`
+    /// (which overwrites it). Otherwise such a target is blocked.
+    pub overwrite_empty_datasets: bool,
+    /// Properties every `zfs receive` of the group sets (`-o`) or excludes (`-x`).
+    pub receive_options: ReceiveOptions,
+}
+
+/// The most a target dataset without snapshots may use (`used`, bytes) and still count as
+/// empty for [`Policy::overwrite_empty_datasets`]: 64 MiB (a new filesystem uses well under
+/// 1 MiB; anything larger holds data someone may want).
+pub const EMPTY_DATASET_MAX_USED: u64 = 64 * 1024 * 1024;
+
+/// The longest property value accepted in [`ReceiveOptions::set`].
+pub const MAX_PROPERTY_VALUE_LEN: usize = 1024;
+
+/// Properties set or excluded on every receive of a group: `zfs receive -o name=value … -x
+/// name …`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReceiveOptions {
+    /// Property → value (`-o readonly=on`, `-o canmount=noauto`).
+    pub set: std::collections::BTreeMap<String, String>,
+    /// Properties not received from the stream (`-x mountpoint`), sorted, unique.
+    pub exclude: std::collections::BTreeSet<String>,
+}
+
+impl ReceiveOptions {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.exclude.is_empty()
+    }
+
+    /// Checks names by the ZFS property name rules ([`check_property_name`]) and values
+    /// (ASCII letters, digits, spaces and `- _ . : @ / = , +`: no NUL, newline or shell
+    /// character; at most [`MAX_PROPERTY_VALUE_LEN`] bytes); a
+    /// property may not be both set and excluded. Errors name `<field>.set.<name>` or
+    /// `<field>.exclude` (the reason quotes the name).
+    pub fn validate(&self, field: &str) -> Result<()> {
+        for (name, value) in &self.set {
+            let f = format!("{field}.set.{name}");
+            check_property_name(name).map_err(|r| Error::invalid(&f, r))?;
+            if value.is_empty() {
+                return Err(Error::invalid(f, "must not be empty"));
+            }
+            if value.len() > MAX_PROPERTY_VALUE_LEN {
+                return Err(Error::invalid(
+                    f,
+                    format!("must be at most {MAX_PROPERTY_VALUE_LEN} bytes"),
+                ));
+            }
+            if let Some(c) = value.chars().find(|&c| !is_property_value_char(c)) {
+                return Err(Error::invalid(
+                    f,
+                    format!(
+                        "holds {c:?}; a value may hold letters, digits, spaces and - _ . : @ / = , + \
+                         (no NUL, newline, quote or other shell character)"
+                    ),
+                ));
+            }
+        }
+        for name in &self.exclude {
+            let f = format!("{field}.exclude");
+            check_property_name(name).map_err(|r| Error::invalid(&f, r))?;
+            if self.set.contains_key(name) {
+                return Err(Error::invalid(
+                    f,
+                    format!(
+                        "{name:?} is also in {field}.set; a property is set or excluded, not both"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a property value may hold `c` (what [`ReceiveOptions::validate`] accepts).
+fn is_property_value_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || " -_.:@/=,+".contains(c)
+}
+
+/// A ZFS property name: a native one (`readonly`, `canmount`: a lowercase letter, then
+/// lowercase letters, digits and `_`), or a user property (`module:property`: holds a `:`,
+/// lowercase letters, digits and `: _ - .`), at most 255 bytes. The error is the reason.
+pub fn check_property_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.len() > 255 {
+        return Err("a property name is 1 to 255 bytes long".to_string());
+    }
+    let user = name.contains(':');
+    let ok = name.bytes().all(|b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || (user && b"-.:".contains(&b))
+    });
+    if !ok {
+        return Err(format!(
+            "{name:?} is not a ZFS property name (native: lowercase letters, digits and '_'; \
+             user properties: module:property with lowercase letters, digits and ': _ - .')"
+        ));
+    }
+    if !name.as_bytes()[0].is_ascii_lowercase() {
+        return Err(format!("{name:?} must start with a lowercase letter"));
+    }
+    Ok(())
 }
 
 impl Default for Policy {
@@ -128,6 +230,8 @@ impl Default for Policy {
             conflict_strategy: ConflictStrategy::Manual,
             allow_destructive: false,
             mirror_deletions: false,
+            overwrite_empty_datasets: false,
+            receive_options: ReceiveOptions::default(),
         }
     }
 }
@@ -230,6 +334,93 @@ impl SyncGroup {
         if let Some(f) = &self.policy.snapshot_filter {
             crate::filter::SnapshotFilter::parse(f).map_err(|e| e.in_field("snapshot_filter"))?;
         }
+        self.policy.receive_options.validate("receive_options")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod receive_option_tests {
+    use super::*;
+
+    fn opts(set: &[(&str, &str)], exclude: &[&str]) -> ReceiveOptions {
+        ReceiveOptions {
+            set: set
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn field_of(r: Result<()>) -> String {
+        match r {
+            Err(Error::InvalidInput { field, .. }) => field,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn property_names_follow_the_zfs_rules() {
+        for ok in [
+            "readonly",
+            "canmount",
+            "com.sun:auto-snapshot",
+            "org_x:a.b-c",
+            "a1_b",
+        ] {
+            assert!(check_property_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "ReadOnly",
+            "1abc",
+            "mount point",
+            "read-only",
+            ":x",
+            "a;b",
+            &"a".repeat(256),
+        ] {
+            assert!(check_property_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn receive_options_are_validated_naming_the_field() {
+        let f = "receive_options";
+        assert!(
+            opts(
+                &[("readonly", "on"), ("canmount", "noauto")],
+                &["mountpoint"]
+            )
+            .validate(f)
+            .is_ok()
+        );
+        assert!(
+            opts(&[("com.example:path", "/mnt/a b,c+d=e")], &[])
+                .validate(f)
+                .is_ok()
+        );
+        assert_eq!(
+            field_of(opts(&[("Readonly", "on")], &[]).validate(f)),
+            "receive_options.set.Readonly"
+        );
+        for bad in ["", "on\n", "a\0b", "it's", "$(reboot)", "a;b"] {
+            assert_eq!(
+                field_of(opts(&[("readonly", bad)], &[]).validate(f)),
+                "receive_options.set.readonly",
+                "{bad:?}"
+            );
+        }
+        let long = "x".repeat(MAX_PROPERTY_VALUE_LEN + 1);
+        assert!(opts(&[("readonly", &long)], &[]).validate(f).is_err());
+        assert_eq!(
+            field_of(opts(&[], &["mountpoint", "Bad"]).validate(f)),
+            "receive_options.exclude"
+        );
+        assert_eq!(
+            field_of(opts(&[("mountpoint", "/x")], &["mountpoint"]).validate(f)),
+            "receive_options.exclude"
+        );
     }
 }

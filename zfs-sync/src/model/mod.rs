@@ -66,6 +66,7 @@ macro_rules! string_enum {
 }
 
 pub mod conflict;
+pub mod dataset;
 pub mod group;
 pub mod job;
 pub mod key;
@@ -76,6 +77,7 @@ pub mod system;
 pub mod text;
 
 pub use conflict::*;
+pub use dataset::*;
 pub use group::*;
 pub use job::*;
 pub use key::*;

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Member, ResumeToken, Snapshot, System};
+use super::{Dataset, Member, ResumeToken, Snapshot, System};
 
 /// One member's inventory, as the planner takes it.
 #[derive(Debug, Clone)]
@@ -16,6 +16,10 @@ pub struct MemberInventory {
     /// Every snapshot of the system (the planner keeps those below the member's root).
     pub snapshots: Vec<Snapshot>,
     pub resume_tokens: Vec<ResumeToken>,
+    /// The filesystems and volumes the system reported (with or without snapshots): known
+    /// to exist. Empty for a host that reports snapshots only (then only the datasets
+    /// holding snapshots are known to exist).
+    pub datasets: Vec<Dataset>,
 }
 
 string_enum! {

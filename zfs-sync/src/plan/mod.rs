@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::{ConflictKind, TransferKind, TransferMode};
+use crate::model::{ConflictKind, ReceiveOptions, TransferKind, TransferMode};
 pub use crate::model::{Diagnostic, MatchMethod, MemberInventory};
 use crate::names::{DatasetName, ShortName};
 pub(crate) use pair::pair_blocker;
@@ -71,6 +71,17 @@ pub struct Transfer {
     pub snapshots: Vec<ShortName>,
     /// Sum of the `used` of the snapshots sent (a lower bound for incremental streams).
     pub estimated_bytes: u64,
+    /// A full send whose target's parent is not known to exist: `zfs create -p` of this
+    /// dataset (the parent) on the target, before the first receive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_parent: Option<DatasetName>,
+    /// The full stream overwrites the target, which exists and is empty (the group's
+    /// `overwrite_empty_datasets`): its receive (only the first step's) has `-F`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite_empty: bool,
+    /// The group's `-o`/`-x` options, rendered into every receive.
+    #[serde(default, skip_serializing_if = "ReceiveOptions::is_empty")]
+    pub receive_options: ReceiveOptions,
 }
 
 /// The outcome for one (logical dataset, target).

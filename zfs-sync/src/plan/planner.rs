@@ -13,8 +13,21 @@ use super::{
     DatasetPlan, Deletion, DetectedConflict, Endpoint, Gap, GroupPlan, Outcome, TargetOutcome,
 };
 use crate::compare::{Comparison, FleetIndex, History, compare};
-use crate::model::{ConflictKind, Diagnostic, MemberInventory, ResumeToken, SyncGroup, Topology};
+use crate::model::{
+    ConflictKind, Diagnostic, EMPTY_DATASET_MAX_USED, MemberInventory, ResumeToken, SyncGroup,
+    Topology,
+};
 use crate::names::DatasetName;
+
+/// The reason of a pair blocked because its target exists and cannot be overwritten.
+pub(crate) const TARGET_EXISTS: &str = "target_exists";
+
+/// How a full stream is received: see [`DatasetPlanner::full_receive`].
+#[derive(Debug, Default)]
+struct FullReceive {
+    create_parent: Option<DatasetName>,
+    overwrite_empty: bool,
+}
 
 /// One target's share of a dataset plan.
 #[derive(Debug, Default)]
@@ -131,7 +144,28 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
             let start = self
                 .resume_start(t, hs, token, None, &to_send)
                 .unwrap_or(Start::Empty);
-            let transfer = build_transfer(
+            let receive = match start {
+                // A partial receive is resumed in the dataset it created.
+                Start::Resume { .. } => FullReceive::default(),
+                _ => match self.full_receive(t, &dataset) {
+                    Ok(r) => r,
+                    Err(fix) => {
+                        self.diag(Some(target_id), format!("no full send planned: {fix}"));
+                        out.outcome = Some(TargetOutcome {
+                            target: target_id,
+                            outcome: Outcome::Blocked {
+                                kind: ConflictKind::Orphaned,
+                                reason: TARGET_EXISTS.to_string(),
+                            },
+                            lag_seconds: lag,
+                            missing_count: missing,
+                            matched_by: None,
+                        });
+                        return out;
+                    }
+                },
+            };
+            let mut transfer = build_transfer(
                 self.group,
                 self.logical,
                 hs,
@@ -142,6 +176,8 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 start,
                 &to_send,
             );
+            transfer.create_parent = receive.create_parent;
+            transfer.overwrite_empty = receive.overwrite_empty;
             out.outcome = Some(TargetOutcome {
                 target: target_id,
                 outcome: Outcome::Transfer(transfer),
@@ -341,6 +377,70 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 None
             }
         }
+    }
+
+    /// How a full stream is received into `dataset` on member `t` (`docs/zfs.md`, "Receives
+    /// ZFS accepts"). A dataset that does not exist: its parent is created first unless known
+    /// to exist. One that exists (reported, or the pool's root) without snapshots: `-F` when
+    /// the group allows overwriting empty datasets and it is empty (no snapshots, no child
+    /// datasets, `used` at most [`EMPTY_DATASET_MAX_USED`]). Otherwise the error says why
+    /// not and how to fix it.
+    fn full_receive(&self, t: usize, dataset: &DatasetName) -> Result<FullReceive, String> {
+        let existing = &self.fleet.existing[t];
+        let (pool, path) = (dataset.pool(), dataset.path());
+        let known = existing.get(pool, path);
+        let children = existing.has_children(pool, path);
+        if known.is_none() && !children && !path.is_empty() {
+            let create_parent = match path.rsplit_once('/') {
+                Some((parent, _)) if !existing.exists(pool, parent) => {
+                    Some(DatasetName::from_parts(pool, parent).map_err(|e| e.to_string())?)
+                }
+                _ => None,
+            };
+            return Ok(FullReceive {
+                create_parent,
+                overwrite_empty: false,
+            });
+        }
+        let fix = format!(
+            "destroy the empty dataset (`zfs destroy {dataset}`) or set the group's \
+             overwrite_empty_datasets"
+        );
+        let why = if known.is_some_and(|k| k.snapshots) {
+            format!(
+                "the target {dataset} holds snapshots the planner cannot use (invalid names); \
+                 destroy or rename them"
+            )
+        } else if children {
+            format!(
+                "the target {dataset} exists without snapshots and has child datasets, so a \
+                 full stream cannot overwrite it; destroy or rename it"
+            )
+        } else if !self.group.policy.overwrite_empty_datasets {
+            format!(
+                "the target {dataset} exists without snapshots (ZFS refuses a full stream into \
+                 it without -F); {fix}"
+            )
+        } else {
+            match known.and_then(|k| k.reported).and_then(|d| d.reported.used) {
+                Some(used) if used <= EMPTY_DATASET_MAX_USED => {
+                    return Ok(FullReceive {
+                        create_parent: None,
+                        overwrite_empty: true,
+                    });
+                }
+                Some(used) => format!(
+                    "the target {dataset} exists without snapshots but uses {used} bytes (more \
+                     than {EMPTY_DATASET_MAX_USED}), so it may hold data; destroy or rename it"
+                ),
+                None => format!(
+                    "the target {dataset} exists without snapshots and its size is unknown (its \
+                     host did not report `used`), so it may hold data; destroy it (`zfs destroy \
+                     {dataset}`) or report its `used`"
+                ),
+            }
+        };
+        Err(why)
     }
 
     fn finish(

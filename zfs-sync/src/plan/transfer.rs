@@ -149,5 +149,8 @@ pub(crate) fn build_transfer(
         steps,
         snapshots: created.iter().map(|&i| source.at(i).short_name()).collect(),
         estimated_bytes,
+        create_parent: None,
+        overwrite_empty: false,
+        receive_options: group.policy.receive_options.clone(),
     }
 }

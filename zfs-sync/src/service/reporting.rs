@@ -10,16 +10,30 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{InventoryScope, NewSnapshot, Snapshot};
+use crate::model::{InventoryScope, NewDataset, NewSnapshot, Snapshot};
 use crate::names::NameError;
 use crate::service::sync::SyncService;
-use crate::store::{Store, check_resume_token_input, scope_covers};
+use crate::store::{Store, check_dataset_batch, check_resume_token_input, scope_covers};
 
 /// Largest page of a snapshot query.
 pub const MAX_PAGE: u64 = 10_000;
 
 /// A reported resume token: pool, dataset path below the pool, and the token (`None` clears).
 pub type ResumeTokenItem = (String, String, Option<String>);
+
+/// The resume tokens of a parsed `zfs list` inventory as report items (full dataset name
+/// split into pool and path).
+pub fn resume_token_items(
+    tokens: Vec<crate::inventory::ReportedResumeToken>,
+) -> Vec<ResumeTokenItem> {
+    tokens
+        .into_iter()
+        .map(|t| {
+            let (pool, path) = t.dataset.split_once('/').unwrap_or((&t.dataset, ""));
+            (pool.to_string(), path.to_string(), t.token)
+        })
+        .collect()
+}
 
 /// What a report stored, and whether the jobs could be reconciled after it.
 #[derive(Debug)]
@@ -36,6 +50,8 @@ pub struct Reported<T> {
 pub struct InventoryReplaced {
     pub upserted: u64,
     pub deleted: u64,
+    /// The reported datasets now stored within the scope.
+    pub datasets: u64,
     pub resume_tokens_set: u64,
     pub resume_tokens_cleared: u64,
 }
@@ -62,18 +78,24 @@ pub fn page_limit(limit: i64) -> Result<u64> {
         .ok_or_else(|| Error::invalid("limit", format!("must be between 1 and {MAX_PAGE}")))
 }
 
-/// Upserts a system's reported snapshots (all or nothing; never deletes) and sets or clears
-/// the reported resume tokens. Returns the snapshots as stored, in input order. `NotFound`
+/// Upserts a system's reported snapshots (all or nothing; never deletes), then its reported
+/// datasets (checked before anything is stored), and sets or clears the reported resume
+/// tokens. Returns the snapshots as stored, in input order. `NotFound`
 /// when the system does not exist (and then nothing is stored).
 pub async fn report_snapshots(
     sync: &SyncService,
     system_id: Uuid,
     snapshots: &[NewSnapshot],
+    datasets: &[NewDataset],
     resume_tokens: &[ResumeTokenItem],
     now: DateTime<Utc>,
 ) -> Result<Reported<Vec<Snapshot>>> {
     let store = sync.store().as_ref();
+    check_dataset_batch(datasets)?;
     let stored = store.upsert_snapshots(system_id, snapshots, now).await?;
+    if !datasets.is_empty() {
+        store.upsert_datasets(system_id, datasets, now).await?;
+    }
     apply_resume_tokens(
         store,
         system_id,
@@ -90,7 +112,8 @@ pub async fn report_snapshots(
 }
 
 /// A system's complete inventory within `scope`: atomically upserts `snapshots` and deletes
-/// the system's other snapshots within the scope; sets the reported resume tokens and clears
+/// the system's other snapshots within the scope, and makes its reported datasets within the
+/// scope exactly `datasets`; sets the reported resume tokens and clears
 /// the stored ones within the scope that were not reported. `NotFound` when the system does
 /// not exist (and then nothing changes).
 pub async fn replace_inventory(
@@ -98,12 +121,13 @@ pub async fn replace_inventory(
     system_id: Uuid,
     scope: &InventoryScope,
     snapshots: &[NewSnapshot],
+    datasets: &[NewDataset],
     resume_tokens: &[ResumeTokenItem],
     now: DateTime<Utc>,
 ) -> Result<Reported<InventoryReplaced>> {
     let store = sync.store().as_ref();
     let (upserted, deleted) = store
-        .replace_inventory(system_id, scope, snapshots, now)
+        .replace_inventory(system_id, scope, snapshots, datasets, now)
         .await?;
     let (set, cleared) =
         apply_resume_tokens(store, system_id, scope, resume_tokens, true, now).await?;
@@ -111,6 +135,7 @@ pub async fn replace_inventory(
         value: InventoryReplaced {
             upserted,
             deleted,
+            datasets: datasets.len() as u64,
             resume_tokens_set: set,
             resume_tokens_cleared: cleared,
         },
@@ -218,17 +243,19 @@ mod tests {
             token("tank", "vm1", Some("1-a")),
             token("tank", "vm2", Some("1-b")),
         ];
-        let r = report_snapshots(&sync, id, &[], &tokens, now)
+        let r = report_snapshots(&sync, id, &[], &[], &tokens, now)
             .await
             .unwrap();
         assert!(r.value.is_empty() && r.reconciled.is_ok());
         // A report never clears what it does not list.
-        let r = report_snapshots(&sync, id, &[], &[], now).await.unwrap();
+        let r = report_snapshots(&sync, id, &[], &[], &[], now)
+            .await
+            .unwrap();
         assert!(r.reconciled.is_ok());
         assert_eq!(stored_tokens(&sync, id).await.len(), 2);
         // A replacement of vm1 only clears vm1's token; vm2 is out of its scope.
         let scope = inventory_scope(Some(vec!["tank/vm1".into()])).unwrap();
-        let r = replace_inventory(&sync, id, &scope, &[], &[], now)
+        let r = replace_inventory(&sync, id, &scope, &[], &[], &[], now)
             .await
             .unwrap();
         assert_eq!(
@@ -251,7 +278,7 @@ mod tests {
         let ghost = Uuid::from_u128(9);
         let e = set_resume_token(&sync, ghost, "tank", "vm1", Some("1-d"), now).await;
         assert!(matches!(e, Err(Error::NotFound { .. })));
-        let e = report_snapshots(&sync, ghost, &[], &[], now).await;
+        let e = report_snapshots(&sync, ghost, &[], &[], &[], now).await;
         assert!(matches!(e, Err(Error::NotFound { .. })));
     }
 

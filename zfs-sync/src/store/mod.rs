@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::{
-    ApiKeyRecord, ConflictRecord, InventoryScope, Job, JobFilter, JobOutcome, JobProgress, Member,
-    Metadata, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState,
-    SyncStateFilter, System,
+    ApiKeyRecord, ConflictRecord, Dataset, InventoryScope, Job, JobFilter, JobOutcome, JobProgress,
+    Member, Metadata, NewDataset, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup,
+    SyncState, SyncStateFilter, System,
 };
 
 pub mod memory;
@@ -78,17 +78,31 @@ pub trait SnapshotStore: Send + Sync {
         items: &[NewSnapshot],
         now: DateTime<Utc>,
     ) -> Result<Vec<Snapshot>>;
-    /// Atomically makes the stored inventory of `system_id` within `scope` equal to `items`:
-    /// upserts them as [`SnapshotStore::upsert_snapshots`] does and deletes stored snapshots
-    /// within the scope that are absent. Items outside the scope are an `InvalidInput`.
-    /// Returns (upserted, deleted).
+    /// Atomically makes the stored inventory of `system_id` within `scope` equal to `items`
+    /// and `datasets`: upserts the snapshots as [`SnapshotStore::upsert_snapshots`] does and
+    /// deletes stored snapshots within the scope that are absent; makes the stored datasets
+    /// within the scope exactly `datasets` (checked by [`check_dataset_batch`]; `last_reported`
+    /// becomes `now`). Items outside the scope are an `InvalidInput`. Returns the snapshots
+    /// (upserted, deleted).
     async fn replace_inventory(
         &self,
         system_id: Uuid,
         scope: &InventoryScope,
         items: &[NewSnapshot],
+        datasets: &[NewDataset],
         now: DateTime<Utc>,
     ) -> Result<(u64, u64)>;
+    /// Inserts or updates (by system, pool, dataset) every reported dataset, all or nothing
+    /// (checked by [`check_dataset_batch`]), never deletes; `last_reported` becomes `now`.
+    /// Returns how many. `NotFound` when the system does not exist.
+    async fn upsert_datasets(
+        &self,
+        system_id: Uuid,
+        datasets: &[NewDataset],
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
+    /// Every reported dataset of these systems, in no particular order: the planner's input.
+    async fn datasets_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Dataset>>;
     /// Snapshots matching the query, newest `creation` first (then pool, dataset, name), paged.
     async fn query_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>>;
     async fn get_snapshot(&self, id: Uuid) -> Result<Option<Snapshot>>;
@@ -99,7 +113,8 @@ pub trait SnapshotStore: Send + Sync {
     /// written in the same transaction as the change). Callers cache inventories and reload
     /// one only when its number moved.
     async fn inventory_versions(&self, system_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>>;
-    /// Deletes every snapshot of the system; returns how many.
+    /// Deletes every snapshot (and reported dataset) of the system; returns how many
+    /// snapshots.
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64>;
     /// Sets (`Some`) or clears (`None`) the `receive_resume_token` of a system's dataset.
     async fn set_resume_token(
@@ -366,21 +381,33 @@ pub fn scope_covers(scope: &InventoryScope, pool: &str, dataset: &str) -> bool {
     }
 }
 
-/// `InvalidInput` naming `snapshots[i]` when an item lies outside `scope`.
-pub fn check_items_in_scope(scope: &InventoryScope, items: &[NewSnapshot]) -> Result<()> {
-    for (i, item) in items.iter().enumerate() {
-        if !scope_covers(scope, &item.pool, &item.dataset) {
+/// `InvalidInput` naming `snapshots[i]` (or `datasets[i]`) when an item lies outside `scope`.
+pub fn check_items_in_scope(
+    scope: &InventoryScope,
+    items: &[NewSnapshot],
+    datasets: &[NewDataset],
+) -> Result<()> {
+    let snapshots = items.iter().map(|s| ("snapshots", &s.pool, &s.dataset));
+    let datasets = datasets.iter().map(|d| ("datasets", &d.pool, &d.dataset));
+    for (kind, i, pool, dataset) in snapshots
+        .enumerate()
+        .map(|(i, (k, p, d))| (k, i, p, d))
+        .chain(datasets.enumerate().map(|(i, (k, p, d))| (k, i, p, d)))
+    {
+        if !scope_covers(scope, pool, dataset) {
             return Err(crate::Error::invalid(
-                format!("snapshots[{i}]"),
+                format!("{kind}[{i}]"),
                 format!(
                     "dataset {} is outside the inventory scope",
-                    crate::model::dataset_full_name(&item.pool, &item.dataset)
+                    crate::model::dataset_full_name(pool, dataset)
                 ),
             ));
         }
     }
     Ok(())
 }
+
+pub use crate::model::check_dataset_batch;
 
 /// Checks the dataset a resume token is reported for and that a token is not empty.
 pub fn check_resume_token_input(pool: &str, dataset: &str, token: Option<&str>) -> Result<()> {

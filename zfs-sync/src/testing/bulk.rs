@@ -122,6 +122,7 @@ pub fn generate(spec: &BulkSpec) -> BulkFleet {
             member: m.clone(),
             snapshots: Vec::with_capacity(spec.datasets * s),
             resume_tokens: Vec::new(),
+            datasets: Vec::new(),
         })
         .collect();
 

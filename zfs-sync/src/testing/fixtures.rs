@@ -3,7 +3,10 @@
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use uuid::Uuid;
 
-use crate::model::{Member, Metadata, Policy, ResumeToken, Snapshot, SyncGroup, System, Topology};
+use crate::model::{
+    Dataset, DatasetKind, Member, Metadata, NewDataset, Policy, ResumeToken, Snapshot, SyncGroup,
+    System, Topology,
+};
 use crate::plan::MemberInventory;
 
 /// A fixed instant for tests: 2026-01-01T00:00:00Z.
@@ -91,6 +94,8 @@ pub struct Host {
     pub member: Member,
     pub snapshots: Vec<Snapshot>,
     pub resume_tokens: Vec<ResumeToken>,
+    /// The filesystems it reports (with or without snapshots).
+    pub datasets: Vec<Dataset>,
     next_txg: u64,
     report_guids: bool,
 }
@@ -107,6 +112,7 @@ impl Host {
             },
             snapshots: Vec::new(),
             resume_tokens: Vec::new(),
+            datasets: Vec::new(),
             next_txg: 100,
             report_guids: true,
         }
@@ -119,6 +125,26 @@ impl Host {
     /// Sets the member's `dataset_root`.
     pub fn root(mut self, root: &str) -> Self {
         self.member.dataset_root = Some(root.to_string());
+        self
+    }
+
+    /// The host reports the filesystem `full` (`pool` or `pool/path`), using `used` bytes.
+    pub fn filesystem(mut self, full: &str, used: Option<u64>) -> Self {
+        let (pool, path) = full.split_once('/').unwrap_or((full, ""));
+        self.datasets.push(Dataset {
+            system_id: self.id(),
+            reported: NewDataset {
+                pool: pool.to_string(),
+                dataset: path.to_string(),
+                kind: DatasetKind::Filesystem,
+                guid: None,
+                createtxg: None,
+                creation: None,
+                used,
+                referenced: used,
+            },
+            last_reported: epoch(),
+        });
         self
     }
 
@@ -199,6 +225,7 @@ impl Host {
             member: self.member.clone(),
             snapshots: self.snapshots.clone(),
             resume_tokens: self.resume_tokens.clone(),
+            datasets: self.datasets.clone(),
         }
     }
 }

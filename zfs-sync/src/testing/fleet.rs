@@ -1,5 +1,6 @@
 //! A deterministic, seeded generator of fleets: hosts with their pools (some with a
-//! `dataset_root`), datasets whose histories share GUIDs across replicas, targets lagging by
+//! `dataset_root` whose parents may not exist yet; most reporting their datasets, some with an
+//! empty dataset where a replica would go), datasets whose histories share GUIDs across replicas, targets lagging by
 //! random tails with random holes, some diverged datasets (local snapshots after the common
 //! one, sometimes reusing a name of the origin's with another GUID), and a random policy.
 //! Names come from small alphabets so histories overlap. The same spec always yields the
@@ -81,6 +82,7 @@ pub fn inventories(
             member: m.clone(),
             snapshots: model.inventory(m.system_id),
             resume_tokens: model.resume_tokens(m.system_id, now),
+            datasets: model.reported_datasets(m.system_id),
         })
         .collect()
 }
@@ -97,18 +99,26 @@ pub fn generate(spec: &FleetSpec) -> Fleet {
         .collect();
     hosts.sort();
     hosts.dedup();
+    // What the fleet says about datasets (which hosts report them, empty datasets in a
+    // replica's place, overwriting and receive options) is drawn from a second generator, so
+    // that the snapshots of a seed stay what they were before datasets were modelled (fixed
+    // seeds pin regressions).
+    let mut extra = SplitMix64::new(spec.seed ^ 0xda7a_5e75);
     let mut model = ZfsModel::new();
-    // The planner does not yet create missing parents nor avoid full streams into empty
-    // datasets (issue 13, point 4); until it does, the model lets them pass.
-    model.tolerate_planner_gaps = true;
     let mut members = Vec::new();
     // Per host: the full dataset name of a logical path.
     let mut places: Vec<(Option<String>, String)> = Vec::new();
     for (i, &h) in hosts.iter().enumerate() {
         let guids = !rng.chance(spec.no_guid_percent);
         model.add_host(h, guids, 1 + rng.below(1_000_000));
+        // Most hosts report their datasets too; the others (old scripts) only snapshots.
+        if let Some(host) = model.hosts.get_mut(&h) {
+            host.reports_datasets = extra.chance(70);
+        }
         let root = rng.chance(50).then(|| format!("backup/replicas/h{i}"));
         let pool = format!("p{i}");
+        // The pools exist; a root's parents may not (the planner creates them).
+        model.add_pool(h, if root.is_some() { "backup" } else { &pool });
         members.push(Member {
             system_id: h,
             dataset_root: root.clone(),
@@ -163,7 +173,13 @@ pub fn generate(spec: &FleetSpec) -> Fleet {
                 (rng.below(3) as usize, n)
             } else {
                 if rng.chance(15) {
-                    continue; // does not hold the dataset
+                    // Does not hold the dataset; a host that reports datasets may hold an
+                    // empty one in its place (created by hand, never received into).
+                    let reports = model.hosts.get(&h).is_some_and(|x| x.reports_datasets);
+                    if reports && extra.chance(40) {
+                        let _ = model.create(h, &ds, true);
+                    }
+                    continue;
                 }
                 let to = rng.below(n as u64 + 1) as usize;
                 (rng.below(3).min(to as u64) as usize, to)
@@ -211,6 +227,17 @@ pub fn generate(spec: &FleetSpec) -> Fleet {
         if rng.chance(30) {
             policy.mirror_deletions = true;
             policy.allow_destructive = rng.chance(50);
+        }
+        policy.overwrite_empty_datasets = extra.chance(50);
+        if extra.chance(30) {
+            policy
+                .receive_options
+                .set
+                .insert("readonly".to_string(), "on".to_string());
+            policy
+                .receive_options
+                .exclude
+                .insert("mountpoint".to_string());
         }
     }
     let now = time(n) + Duration::seconds(rng.below(3 * 3600) as i64);
@@ -279,9 +306,9 @@ mod tests {
                     .collect()
             })
             .collect();
-        let shared = guids[0]
-            .iter()
-            .filter(|g| guids[1..].iter().any(|o| o.contains(g)))
+        let shared = (0..guids.len())
+            .flat_map(|i| guids[i].iter().map(move |g| (i, g)))
+            .filter(|(i, g)| guids[i + 1..].iter().any(|o| o.contains(g)))
             .count();
         assert!(shared > 0, "no shared snapshot");
         let local = f

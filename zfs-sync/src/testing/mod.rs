@@ -107,6 +107,19 @@ pub fn render_plan(plan: &GroupPlan, labels: &[(Uuid, &str)]) -> String {
                         t.target.dataset,
                         t.estimated_bytes
                     );
+                    if let Some(parent) = &t.create_parent {
+                        let _ = writeln!(out, "       create -p {parent}");
+                    }
+                    if t.overwrite_empty {
+                        let _ = writeln!(out, "       receive -F (overwrites an empty dataset)");
+                    }
+                    let o = &t.receive_options;
+                    if !o.is_empty() {
+                        let set = o.set.iter().map(|(k, v)| format!(" -o {k}={v}"));
+                        let exclude = o.exclude.iter().map(|k| format!(" -x {k}"));
+                        let opts: String = set.chain(exclude).collect();
+                        let _ = writeln!(out, "       receive{opts}");
+                    }
                     for s in &t.steps {
                         let line = match s {
                             SendStep::Full { snapshot } => format!("full {snapshot}"),

@@ -65,6 +65,48 @@ pub struct GroupFields {
     /// `allow_destructive`). Default false.
     #[oai(nullable)]
     pub mirror_deletions: Option<bool>,
+    /// A full send into a target dataset that exists without snapshots is received with
+    /// `zfs receive -F` (overwriting it) when the dataset is empty: no snapshots, no child
+    /// datasets, `used` reported and at most 64 MiB. Otherwise such a target is blocked with a
+    /// diagnostic. Default false.
+    #[oai(nullable)]
+    pub overwrite_empty_datasets: Option<bool>,
+    /// Properties every `zfs receive` of the group sets (`-o`) or excludes (`-x`). Replaces
+    /// the stored options.
+    #[oai(nullable)]
+    pub receive_options: Option<ReceiveOptionsDto>,
+}
+
+/// `zfs receive -o name=value … -x name …` for every receive of a group. Names follow the
+/// ZFS property rules (native: `readonly`; user: `module:prop`); values hold letters, digits,
+/// spaces and `- _ . : @ / = , +` (at most 1024 bytes). A property is set or excluded, not
+/// both. Errors name `receive_options.set.<name>` or `receive_options.exclude`.
+#[derive(Debug, Clone, Default, Object)]
+pub struct ReceiveOptionsDto {
+    /// Property → value (`{"readonly": "on", "canmount": "noauto"}`).
+    #[oai(default)]
+    pub set: std::collections::BTreeMap<String, String>,
+    /// Properties not received from the stream (`["mountpoint"]`).
+    #[oai(default)]
+    pub exclude: Vec<String>,
+}
+
+impl From<ReceiveOptionsDto> for zfs_sync::model::ReceiveOptions {
+    fn from(o: ReceiveOptionsDto) -> Self {
+        zfs_sync::model::ReceiveOptions {
+            set: o.set,
+            exclude: o.exclude.into_iter().collect(),
+        }
+    }
+}
+
+impl From<zfs_sync::model::ReceiveOptions> for ReceiveOptionsDto {
+    fn from(o: zfs_sync::model::ReceiveOptions) -> Self {
+        ReceiveOptionsDto {
+            set: o.set,
+            exclude: o.exclude.into_iter().collect(),
+        }
+    }
 }
 
 /// `POST /sync-groups`.
@@ -130,6 +172,12 @@ impl GroupFields {
         if let Some(m) = self.mirror_deletions {
             g.policy.mirror_deletions = m;
         }
+        if let Some(o) = self.overwrite_empty_datasets {
+            g.policy.overwrite_empty_datasets = o;
+        }
+        if let Some(o) = self.receive_options {
+            g.policy.receive_options = o.into();
+        }
         if self.system_ids.is_some() || self.members.is_some() {
             let mut members: Vec<Member> = Vec::new();
             for id in self.system_ids.unwrap_or_default() {
@@ -190,6 +238,8 @@ pub struct GroupOut {
     pub conflict_strategy: String,
     pub allow_destructive: bool,
     pub mirror_deletions: bool,
+    pub overwrite_empty_datasets: bool,
+    pub receive_options: ReceiveOptionsDto,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -230,6 +280,8 @@ impl From<SyncGroup> for GroupOut {
             conflict_strategy: g.policy.conflict_strategy.as_str().into(),
             allow_destructive: g.policy.allow_destructive,
             mirror_deletions: g.policy.mirror_deletions,
+            overwrite_empty_datasets: g.policy.overwrite_empty_datasets,
+            receive_options: g.policy.receive_options.into(),
             created_at: g.created_at.into(),
             updated_at: g.updated_at.into(),
         }

@@ -135,7 +135,8 @@ async fn statistics_for(
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Snapshots")]
 impl SnapshotsApi {
     /// ★ Report snapshots (own key): a bare JSON array, or `{"snapshots": [...],
-    /// "resume_tokens": [...]}`. The whole batch is validated first; one bad item → 422 naming
+    /// "resume_tokens": [...]}`; items of `"type": "filesystem"` or `"volume"` report datasets
+    /// (upserted too). The whole batch is validated first; one bad item → 422 naming
     /// it (`snapshots[3].name`) and nothing is stored. Upserts and never deletes, so chunks of
     /// one inventory do not erase each other (use `PUT /systems/{id}/snapshots` to replace).
     #[oai(
@@ -158,6 +159,7 @@ impl SnapshotsApi {
             &state.sync,
             system_id,
             &report.snapshots,
+            &report.datasets,
             &report.resume_tokens,
             Utc::now(),
         )
@@ -181,11 +183,25 @@ impl SnapshotsApi {
             1,
             false,
         )?;
+        if !report.datasets.is_empty() {
+            return Err(ApiError::invalid(
+                "type",
+                "POST /snapshots takes one snapshot; report datasets with POST /snapshots/batch \
+                 or PUT /systems/{system_id}/snapshots",
+            )
+            .into());
+        }
         let system_id = reporting_system(&key, system_id.0, &report.named_systems)?;
         // The upsert says when the system does not exist (and then stores nothing).
-        let reported =
-            reporting::report_snapshots(&state.sync, system_id, &report.snapshots, &[], Utc::now())
-                .await?;
+        let reported = reporting::report_snapshots(
+            &state.sync,
+            system_id,
+            &report.snapshots,
+            &[],
+            &[],
+            Utc::now(),
+        )
+        .await?;
         let one = state
             .reconciled(system_id, reported)
             .pop()

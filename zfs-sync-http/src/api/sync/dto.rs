@@ -117,6 +117,13 @@ pub struct InstructionOut {
     pub source_dataset_path: String,
     /// `pool/path` on the target.
     pub target_dataset_path: String,
+    /// The parent created first (`zfs create -p`, the first command) because it is not known
+    /// to exist on the target; `null`: none.
+    #[oai(nullable)]
+    pub create_parent: Option<String>,
+    /// The full stream overwrites an existing empty target dataset (`zfs receive -F`; the
+    /// group's `overwrite_empty_datasets`).
+    pub overwrite_empty: bool,
 }
 
 /// `pool/path` as (pool, path below it).
@@ -164,6 +171,8 @@ impl From<Instruction> for InstructionOut {
             source_dataset_path: source_path,
             target_dataset_path: i.target_dataset,
             argv: i.commands.into_iter().map(|c| c.argv).collect(),
+            create_parent: t.and_then(|t| t.create_parent.as_ref().map(ToString::to_string)),
+            overwrite_empty: t.is_some_and(|t| t.overwrite_empty),
         }
     }
 }

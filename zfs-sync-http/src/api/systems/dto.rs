@@ -284,6 +284,8 @@ pub struct InventoryReplaced {
     pub upserted: u64,
     /// Snapshots within the scope that were absent and are gone.
     pub deleted: u64,
+    /// Filesystems and volumes reported (they replace the stored ones within the scope).
+    pub datasets: u64,
     /// `null`: every dataset of the system; else the full dataset names covered.
     #[oai(nullable)]
     pub scope: Option<Vec<String>>,

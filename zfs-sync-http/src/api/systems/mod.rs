@@ -18,7 +18,7 @@ use self::dto::{
 use super::{ApiTags, NoContent};
 use crate::AppState;
 use crate::auth::ApiKeyAuth;
-use crate::body::{JsonBody, ReportBody};
+use crate::body::{InventoryBody, JsonBody};
 use crate::error::declared::*;
 use crate::error::{Answer, ApiError, ApiResult};
 use crate::report::{ResumeTokenReport, parse_report};
@@ -267,8 +267,14 @@ impl SystemsApi {
     /// The system's complete inventory (own key). Atomically upserts the listed snapshots and
     /// deletes the system's other snapshots within the scope: every dataset, or only those named
     /// by `?dataset=pool/path` (repeat it, or separate with commas). This is how pruned
-    /// snapshots leave the witness. `resume_tokens` (object form) set the datasets' resume
-    /// tokens; stored tokens within the scope that are not listed are cleared.
+    /// snapshots leave the witness. Items of `"type": "filesystem"` or `"volume"` replace the
+    /// system's reported datasets within the scope, in the same transaction. `resume_tokens`
+    /// (object form) and the items' `receive_resume_token` set the datasets' resume tokens;
+    /// stored tokens within the scope that are not listed are cleared. With `Content-Type:
+    /// text/tab-separated-values` the body is the raw output of `zfs list -H -p -t
+    /// filesystem,volume,snapshot -o
+    /// name,type,guid,createtxg,creation,used,referenced,receive_resume_token` (a bad line: 422
+    /// naming `line N` and the column).
     #[oai(
         path = "/systems/:system_id/snapshots",
         method = "put",
@@ -281,7 +287,7 @@ impl SystemsApi {
         system_id: Path<SystemPath>,
         /// Full dataset names (`tank/vm1`) limiting the scope; omitted: every dataset.
         dataset: Query<Vec<String>>,
-        body: ReportBody,
+        body: InventoryBody,
     ) -> Answer<Json<InventoryReplaced>, { BODY | NOT_FOUND }> {
         let system_id = key.system_ref(&state, &system_id).await?;
         let scope = dataset_scope(dataset.0)?;
@@ -293,6 +299,7 @@ impl SystemsApi {
             system_id,
             &scope,
             &report.snapshots,
+            &report.datasets,
             &report.resume_tokens,
             Utc::now(),
         )
@@ -302,6 +309,7 @@ impl SystemsApi {
             system_id,
             upserted: r.upserted,
             deleted: r.deleted,
+            datasets: r.datasets,
             scope: match scope {
                 InventoryScope::All => None,
                 InventoryScope::Datasets(d) => Some(d),

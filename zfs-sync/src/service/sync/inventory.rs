@@ -6,7 +6,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::model::{Member, ResumeToken, Snapshot, SyncGroup, System};
+use crate::model::{Dataset, Member, ResumeToken, Snapshot, SyncGroup, System};
 use crate::plan::MemberInventory;
 
 use super::SyncService;
@@ -70,8 +70,8 @@ impl SyncService {
     }
 }
 
-/// Everything the planner needs of one group: its members' systems, snapshots and resume
-/// tokens, loaded in a fixed number of queries.
+/// Everything the planner needs of one group: its members' systems, snapshots, resume
+/// tokens and reported datasets, loaded in a fixed number of queries.
 pub async fn load_inventories(
     store: &dyn Store,
     group: &SyncGroup,
@@ -87,12 +87,13 @@ pub async fn load_inventories(
 
 /// A member's inventory from the loaded parts (empty when nothing was loaded for it).
 fn member_inventory(member: Member, system: System, parts: &mut Parts) -> MemberInventory {
-    let (snapshots, resume_tokens) = parts.remove(&system.id).unwrap_or_default();
+    let (snapshots, resume_tokens, datasets) = parts.remove(&system.id).unwrap_or_default();
     MemberInventory {
         system,
         member,
         snapshots,
         resume_tokens,
+        datasets,
     }
 }
 
@@ -113,10 +114,10 @@ async fn member_systems(store: &dyn Store, group: &SyncGroup) -> Result<Vec<(Mem
         .collect())
 }
 
-/// Snapshots and resume tokens, by system.
-type Parts = HashMap<Uuid, (Vec<Snapshot>, Vec<ResumeToken>)>;
+/// Snapshots, resume tokens and reported datasets, by system.
+type Parts = HashMap<Uuid, (Vec<Snapshot>, Vec<ResumeToken>, Vec<Dataset>)>;
 
-/// The snapshots and resume tokens of these systems, by system.
+/// The snapshots, resume tokens and reported datasets of these systems, by system.
 async fn load_parts(store: &dyn Store, ids: &[Uuid]) -> Result<Parts> {
     let mut parts = Parts::new();
     if ids.is_empty() {
@@ -127,6 +128,9 @@ async fn load_parts(store: &dyn Store, ids: &[Uuid]) -> Result<Parts> {
     }
     for t in store.resume_tokens_of_systems(ids).await? {
         parts.entry(t.system_id).or_default().1.push(t);
+    }
+    for d in store.datasets_of_systems(ids).await? {
+        parts.entry(d.system_id).or_default().2.push(d);
     }
     Ok(parts)
 }
@@ -176,7 +180,10 @@ impl InventoryCache {
         versions: Vec<i64>,
         cap: usize,
     ) {
-        let records: usize = inventories.iter().map(|i| i.snapshots.len()).sum();
+        let records: usize = inventories
+            .iter()
+            .map(|i| i.snapshots.len() + i.datasets.len())
+            .sum();
         if records > cap {
             return;
         }

@@ -4,8 +4,8 @@ use uuid::Uuid;
 
 use super::builders::*;
 use crate::model::{
-    ConflictKind, ConflictStrategy, Policy, SendFlags, SyncGroup, SyncStatus, Topology,
-    TransferMode,
+    ConflictKind, ConflictStrategy, Policy, ReceiveOptions, SendFlags, SyncGroup, SyncStatus,
+    Topology, TransferMode,
 };
 use crate::store::Store;
 
@@ -31,6 +31,11 @@ pub async fn group_crud(store: &dyn Store) {
         conflict_strategy: ConflictStrategy::UseMajority,
         allow_destructive: true,
         mirror_deletions: true,
+        overwrite_empty_datasets: true,
+        receive_options: ReceiveOptions {
+            set: [("readonly".to_string(), "on".to_string())].into(),
+            exclude: ["mountpoint".to_string(), "com.example:tag".to_string()].into(),
+        },
     };
     store.create_group(&g).await.unwrap();
     let got = store.get_group(g.id).await.unwrap().unwrap();

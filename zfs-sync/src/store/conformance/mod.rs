@@ -34,6 +34,7 @@ use super::Store;
 
 mod builders;
 mod conflicts;
+mod datasets;
 mod groups;
 mod jobs;
 mod keys;
@@ -43,6 +44,7 @@ mod states;
 mod systems;
 
 pub use conflicts::*;
+pub use datasets::*;
 pub use groups::*;
 pub use jobs::*;
 pub use keys::*;
@@ -147,6 +149,10 @@ macro_rules! for_each_conformance_behaviour {
             large_batch_upserts_and_keeps_ids,
             inventory_versions_move_with_every_change,
             snapshot_names_of_some_datasets,
+            // datasets.rs
+            datasets_replaced_with_the_inventory,
+            bad_datasets_fail_the_whole_inventory,
+            datasets_upserted_and_deleted_with_the_system,
             // round_trips.rs
             u64_round_trips,
             utc_round_trips,

@@ -78,7 +78,7 @@ pub async fn snapshot_batch_with_bad_item_stores_nothing(store: &dyn Store) {
         );
         assert_invalid(
             store
-                .replace_inventory(s.id, &InventoryScope::All, &batch, t0() + secs(1))
+                .replace_inventory(s.id, &InventoryScope::All, &batch, &[], t0() + secs(1))
                 .await,
             field,
         );
@@ -121,6 +121,7 @@ pub async fn snapshot_upsert_unknown_system(store: &dyn Store) {
                 ghost,
                 &InventoryScope::All,
                 &[snap("tank", "vm1", "a", 1)],
+                &[],
                 t0(),
             )
             .await,
@@ -128,7 +129,7 @@ pub async fn snapshot_upsert_unknown_system(store: &dyn Store) {
     // An empty replacement too (the HTTP handlers rely on it).
     assert_not_found(
         store
-            .replace_inventory(ghost, &InventoryScope::All, &[], t0())
+            .replace_inventory(ghost, &InventoryScope::All, &[], &[], t0())
             .await,
     );
     assert!(inventory(store, ghost).await.is_empty());
@@ -158,6 +159,7 @@ pub async fn inventory_replace_all(store: &dyn Store) {
             s.id,
             &InventoryScope::All,
             &[snap("tank", "vm1", "b", 2), snap("tank", "vm1", "d", 4)],
+            &[],
             t0() + secs(1),
         )
         .await
@@ -185,7 +187,7 @@ pub async fn inventory_replace_all(store: &dyn Store) {
     // An empty inventory empties the system.
     assert_eq!(
         store
-            .replace_inventory(s.id, &InventoryScope::All, &[], t0())
+            .replace_inventory(s.id, &InventoryScope::All, &[], &[], t0())
             .await
             .unwrap(),
         (0, 2)
@@ -206,7 +208,7 @@ pub async fn inventory_replace_scoped(store: &dyn Store) {
     store.upsert_snapshots(s.id, &all, t0()).await.unwrap();
     let scope = InventoryScope::Datasets(vec!["tank/a".into()]);
     let r = store
-        .replace_inventory(s.id, &scope, &[snap("tank", "a", "a3", 7)], t0())
+        .replace_inventory(s.id, &scope, &[snap("tank", "a", "a3", 7)], &[], t0())
         .await
         .unwrap();
     assert_eq!(r, (1, 2));
@@ -228,7 +230,7 @@ pub async fn inventory_replace_scoped(store: &dyn Store) {
     let root = InventoryScope::Datasets(vec!["tank".into(), "data/a".into()]);
     assert_eq!(
         store
-            .replace_inventory(s.id, &root, &[], t0())
+            .replace_inventory(s.id, &root, &[], &[], t0())
             .await
             .unwrap(),
         (0, 2)
@@ -250,6 +252,7 @@ pub async fn inventory_replace_scoped(store: &dyn Store) {
             s.id,
             &scope,
             &[snap("tank", "a", "a4", 8), snap("tank", "c", "c2", 9)],
+            &[],
             t0(),
         )
         .await;
@@ -658,7 +661,7 @@ pub async fn inventory_versions_move_with_every_change(store: &dyn Store) {
         .unwrap();
     changed(version(a.id).await, "re-report");
     store
-        .replace_inventory(a.id, &InventoryScope::All, &items[..1], t0())
+        .replace_inventory(a.id, &InventoryScope::All, &items[..1], &[], t0())
         .await
         .unwrap();
     changed(version(a.id).await, "replace");

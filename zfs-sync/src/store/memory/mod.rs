@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::HealthCheck;
 use crate::error::{Error, Result};
 use crate::model::{
-    ApiKeyRecord, ConflictRecord, Job, ResumeToken, Snapshot, SyncGroup, SyncState, System,
+    ApiKeyRecord, ConflictRecord, Dataset, Job, ResumeToken, Snapshot, SyncGroup, SyncState, System,
 };
 
 mod conflicts;
@@ -45,6 +45,8 @@ struct Inner {
     snapshots: HashMap<Uuid, BTreeMap<SnapKey, Snapshot>>,
     /// Snapshot id → (system, key).
     snapshot_ids: HashMap<Uuid, (Uuid, SnapKey)>,
+    /// Per system, its reported datasets by (pool, dataset).
+    datasets: HashMap<Uuid, BTreeMap<(String, String), Dataset>>,
     /// (system, pool, dataset) → token.
     resume_tokens: BTreeMap<(Uuid, String, String), ResumeToken>,
     groups: HashMap<Uuid, SyncGroup>,

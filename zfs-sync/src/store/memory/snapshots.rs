@@ -8,8 +8,12 @@ use uuid::Uuid;
 
 use super::{InMemoryStore, Inner, SnapKey};
 use crate::error::Result;
-use crate::model::{InventoryScope, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery};
-use crate::store::{SnapshotStore, check_items_in_scope, prepare_snapshot_batch, scope_covers};
+use crate::model::{
+    Dataset, InventoryScope, NewDataset, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery,
+};
+use crate::store::{
+    SnapshotStore, check_dataset_batch, check_items_in_scope, prepare_snapshot_batch, scope_covers,
+};
 
 impl Inner {
     pub(super) fn bump_inventory(&mut self, system_id: Uuid) {
@@ -36,7 +40,20 @@ impl Inner {
         out
     }
 
+    fn upsert_datasets(&mut self, system_id: Uuid, items: &[NewDataset], now: DateTime<Utc>) {
+        let map = self.datasets.entry(system_id).or_default();
+        for d in items {
+            let stored = Dataset {
+                system_id,
+                reported: d.clone(),
+                last_reported: now,
+            };
+            map.insert((d.pool.clone(), d.dataset.clone()), stored);
+        }
+    }
+
     pub(super) fn delete_snapshots(&mut self, system_id: Uuid) -> u64 {
+        self.datasets.remove(&system_id);
         let Some(map) = self.snapshots.remove(&system_id) else {
             return 0;
         };
@@ -67,13 +84,19 @@ impl SnapshotStore for InMemoryStore {
         system_id: Uuid,
         scope: &InventoryScope,
         items: &[NewSnapshot],
+        datasets: &[NewDataset],
         now: DateTime<Utc>,
     ) -> Result<(u64, u64)> {
         let prepared = prepare_snapshot_batch(items)?;
-        check_items_in_scope(scope, items)?;
+        check_dataset_batch(datasets)?;
+        check_items_in_scope(scope, items, datasets)?;
         let mut inner = self.write();
         inner.require_system(system_id)?;
         inner.bump_inventory(system_id);
+        if let Some(map) = inner.datasets.get_mut(&system_id) {
+            map.retain(|(p, d), _| !scope_covers(scope, p, d));
+        }
+        inner.upsert_datasets(system_id, datasets, now);
         let keep: HashSet<(&str, &str, &str)> = prepared
             .iter()
             .map(|i| (i.pool.as_str(), i.dataset.as_str(), i.name.as_str()))
@@ -101,6 +124,29 @@ impl SnapshotStore for InMemoryStore {
         }
         let upserted = inner.upsert_prepared(system_id, &prepared, now).len() as u64;
         Ok((upserted, doomed.len() as u64))
+    }
+
+    async fn upsert_datasets(
+        &self,
+        system_id: Uuid,
+        datasets: &[NewDataset],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        check_dataset_batch(datasets)?;
+        let mut inner = self.write();
+        inner.require_system(system_id)?;
+        inner.bump_inventory(system_id);
+        inner.upsert_datasets(system_id, datasets, now);
+        Ok(datasets.len() as u64)
+    }
+
+    async fn datasets_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Dataset>> {
+        let inner = self.read();
+        Ok(system_ids
+            .iter()
+            .filter_map(|id| inner.datasets.get(id))
+            .flat_map(|m| m.values().cloned())
+            .collect())
     }
 
     async fn query_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>> {
@@ -155,8 +201,9 @@ impl SnapshotStore for InMemoryStore {
 
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64> {
         let mut inner = self.write();
+        let had_datasets = inner.datasets.contains_key(&system_id);
         let n = inner.delete_snapshots(system_id);
-        if n > 0 {
+        if n > 0 || had_datasets {
             inner.bump_inventory(system_id);
         }
         Ok(n)

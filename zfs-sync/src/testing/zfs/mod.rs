@@ -14,7 +14,7 @@
 //!
 //! Not modelled: clones (so `rollback -r` has none to destroy), bookmarks, volumes, data
 //! written between snapshots (`receive` without `-F` of a target modified since its newest
-//! snapshot), properties. A refused verb changes nothing (ZFS can fail half-way through
+//! snapshot), properties (`receive -o`/`-x` are accepted and change nothing). A refused verb changes nothing (ZFS can fail half-way through
 //! `destroy -r`; the model is all or nothing).
 
 mod argv;
@@ -62,6 +62,9 @@ pub struct ModelHost {
     pub partial: BTreeMap<String, String>,
     /// Whether inventories report GUIDs and txgs (old scripts do not).
     pub reports_guids: bool,
+    /// Whether inventories report datasets (filesystems) too, not only snapshots (old
+    /// scripts do not).
+    pub reports_datasets: bool,
     next_txg: u64,
 }
 
@@ -152,11 +155,6 @@ pub enum ZfsError {
 #[derive(Debug, Clone, Default)]
 pub struct ZfsModel {
     pub hosts: BTreeMap<Uuid, ModelHost>,
-    /// Tolerates what the planner does not avoid yet (issue 13, point 4): when set, a receive
-    /// creates a missing parent (as if the host had run `zfs create -p`) and a full stream
-    /// into an existing dataset without snapshots is accepted without `-F`. Off (real ZFS)
-    /// unless a test of the planner turns it on.
-    pub tolerate_planner_gaps: bool,
 }
 
 /// `dataset` and every ancestor, shortest first (`a`, `a/b`, `a/b/c`).
@@ -295,6 +293,7 @@ impl ZfsModel {
                 datasets: BTreeMap::new(),
                 partial: BTreeMap::new(),
                 reports_guids,
+                reports_datasets: false,
                 next_txg: first_txg,
             },
         );
@@ -375,11 +374,16 @@ impl ZfsModel {
         Ok(())
     }
 
-    /// Records an interrupted `zfs receive -s` on a dataset.
+    /// Records an interrupted `zfs receive -s` on a dataset; its parents exist (the receive
+    /// started).
     pub fn interrupt(&mut self, host: Uuid, dataset: &str, token: &str) {
-        self.host(host)
-            .partial
-            .insert(dataset.to_string(), token.to_string());
+        let h = self.host(host);
+        if let Some(p) = parent(dataset) {
+            for a in ancestors(p) {
+                h.datasets.entry(a.to_string()).or_default();
+            }
+        }
+        h.partial.insert(dataset.to_string(), token.to_string());
     }
 
     /// `zfs create [-p] dataset`.
@@ -598,6 +602,35 @@ impl ZfsModel {
             }
         }
         out
+    }
+
+    /// The host's datasets as it would report them (`zfs list -t filesystem`): every
+    /// dataset, pool roots included, with `used` the sum of its snapshots' (a new dataset
+    /// uses a little); none when the host does not report datasets.
+    pub fn reported_datasets(&self, host: Uuid) -> Vec<crate::model::Dataset> {
+        let Some(h) = self.hosts.get(&host).filter(|h| h.reports_datasets) else {
+            return Vec::new();
+        };
+        h.datasets
+            .iter()
+            .map(|(ds, snaps)| {
+                let (pool, path) = ds.split_once('/').unwrap_or((ds, ""));
+                crate::model::Dataset {
+                    system_id: host,
+                    reported: crate::model::NewDataset {
+                        pool: pool.to_string(),
+                        dataset: path.to_string(),
+                        kind: crate::model::DatasetKind::Filesystem,
+                        guid: None,
+                        createtxg: None,
+                        creation: None,
+                        used: Some(24_576 + snaps.iter().map(|s| s.used).sum::<u64>()),
+                        referenced: Some(24_576),
+                    },
+                    last_reported: DateTime::UNIX_EPOCH,
+                }
+            })
+            .collect()
     }
 
     /// The host's partial receives as reported resume tokens.

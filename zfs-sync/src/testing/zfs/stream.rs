@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{ModelHost, ModelSnapshot, ZfsError, ZfsModel, ancestors, check_dataset, parent, pool};
+use super::{ModelHost, ModelSnapshot, ZfsError, ZfsModel, check_dataset, parent, pool};
 use crate::plan::{SendStep, Transfer};
 
 /// What `zfs send` writes: the snapshots it carries.
@@ -40,10 +40,9 @@ impl ModelHost {
         dataset: &str,
         s: &ModelSnapshot,
         force: bool,
-        tolerate: bool,
     ) -> Result<(), ZfsError> {
         if let Some(snaps) = self.datasets.get(dataset) {
-            if !(force || (tolerate && snaps.is_empty())) {
+            if !force {
                 return Err(ZfsError::DestinationExists(dataset.to_string()));
             }
             if let Some(first) = snaps.first() {
@@ -51,10 +50,6 @@ impl ModelHost {
                     dataset: dataset.to_string(),
                     first: first.name.clone(),
                 });
-            }
-        } else if tolerate {
-            for a in ancestors(dataset) {
-                self.datasets.entry(a.to_string()).or_default();
             }
         } else if !self.exists(pool(dataset)) {
             return Err(ZfsError::NoPool {
@@ -214,7 +209,6 @@ impl ZfsModel {
         flags: ReceiveFlags,
     ) -> Result<Vec<String>, ZfsError> {
         check_dataset("receive", dataset)?;
-        let tolerate = self.tolerate_planner_gaps;
         let h = self.host(host);
         match (stream, h.partial.get(dataset)) {
             (Stream::Resume { token, .. }, p) if p != Some(token) => {
@@ -235,7 +229,7 @@ impl ZfsModel {
                 snapshot: s,
                 ..
             } => {
-                h.receive_full(dataset, s, force, tolerate)?;
+                h.receive_full(dataset, s, force)?;
                 Ok(vec![s.name.clone()])
             }
             Stream::Resume {
@@ -267,6 +261,17 @@ impl ZfsModel {
         target: (Uuid, &str),
         step: &SendStep,
     ) -> Result<Vec<String>, ZfsError> {
+        self.send_receive_with(source, target, step, ReceiveFlags::default())
+    }
+
+    /// [`Self::send_receive`] with the given receive flags.
+    pub fn send_receive_with(
+        &mut self,
+        source: (Uuid, &str),
+        target: (Uuid, &str),
+        step: &SendStep,
+        flags: ReceiveFlags,
+    ) -> Result<Vec<String>, ZfsError> {
         let (sds, tds) = (source.1, target.1);
         let stream = match step {
             SendStep::Full { snapshot } => {
@@ -288,17 +293,26 @@ impl ZfsModel {
                     .map_err(|_| ZfsError::BadToken(tds.to_string()))?
             }
         };
-        self.receive(target.0, tds, &stream, ReceiveFlags::default())
+        self.receive(target.0, tds, &stream, flags)
     }
 
-    /// Applies every step of a transfer; returns the names created on the target.
+    /// Applies a transfer as its commands would: `zfs create -p` of the parent it names,
+    /// then every step (the first with `-F` when it overwrites an empty dataset); returns the
+    /// names created on the target.
     pub fn apply_transfer(&mut self, t: &Transfer) -> Result<Vec<String>, ZfsError> {
+        if let Some(parent) = &t.create_parent {
+            self.create(t.target.system_id, parent.as_str(), true)?;
+        }
         let mut created = Vec::new();
-        for step in &t.steps {
-            created.extend(self.send_receive(
+        for (i, step) in t.steps.iter().enumerate() {
+            let flags = ReceiveFlags {
+                force: i == 0 && t.overwrite_empty && matches!(step, SendStep::Full { .. }),
+            };
+            created.extend(self.send_receive_with(
                 (t.source.system_id, t.source.dataset.as_str()),
                 (t.target.system_id, t.target.dataset.as_str()),
                 step,
+                flags,
             )?);
         }
         Ok(created)
