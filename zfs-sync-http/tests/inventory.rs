@@ -75,6 +75,7 @@ async fn a_tsv_inventory_replaces_snapshots_and_datasets_and_plans_a_missing_par
     assert_eq!(e[0]["target_dataset_path"], "backup/r/vm1");
     assert_eq!(e[0]["create_parent"], "backup/r");
     assert_eq!(e[0]["overwrite_empty"], false);
+    assert_eq!(e[0]["destructive"], false);
     let commands: Vec<&str> = e[0]["commands"]
         .as_array()
         .unwrap()
@@ -233,6 +234,8 @@ async fn json_items_report_datasets_and_an_empty_target_is_overwritten_only_when
     );
     let e = entries(&h, hub, &hub_key).await;
     assert_eq!(e[0]["overwrite_empty"], true);
+    // -F overwrites a dataset: the entry says it is destructive, so an agent runs it.
+    assert_eq!(e[0]["destructive"], true);
     let argv = &e[0]["argv"];
     let remote = |i: usize| {
         argv[i][1]

@@ -129,7 +129,10 @@ pub struct Instruction {
     pub kind: JobStep,
     /// The conflict whose resolution this is a step of; `None` for ordinary transfers.
     pub conflict_id: Option<Uuid>,
-    /// The step destroys snapshots or discards writes (a resolution's rollback or destroy).
+    /// The job destroys snapshots or discards writes: a resolution's rollback or destroy, or
+    /// a transfer whose full stream overwrites an existing empty dataset (`receive -F`, the
+    /// group's `overwrite_empty_datasets`). An agent runs destructive commands only for such
+    /// jobs.
     pub destructive: bool,
     /// The transfer, for a transfer (`None` for the other steps).
     pub transfer: Option<Transfer>,
@@ -159,7 +162,7 @@ impl Instruction {
             group_id,
             kind: JobStep::Transfer,
             conflict_id: None,
-            destructive: false,
+            destructive: spec.transfer.overwrite_empty,
             dataset: spec.transfer.dataset.clone(),
             target_dataset: spec.transfer.target.dataset.to_string(),
             transfer: Some(spec.transfer),
