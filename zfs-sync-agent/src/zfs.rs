@@ -342,31 +342,40 @@ pub fn resume_token(caps: &HostCaps, dataset: &str) -> Option<String> {
         .then_some(t)
 }
 
-/// The report body of `PUT /systems/{id}/snapshots`: every snapshot of the datasets `keep`
-/// accepts and, where the host has the property, each dataset's resume token (null clears
-/// it). The one place the report is built.
+/// The report body of `PUT /systems/{id}/snapshots`: every filesystem and volume (`"type"`
+/// items: the witness then knows which datasets exist, so it creates a missing parent and
+/// never plans a full stream into an existing dataset) and every snapshot of the datasets
+/// `keep` accepts and, where the host has the property, each dataset's resume token (null
+/// clears it). The one place the report is built.
 pub fn report_body(caps: &HostCaps, inv: &Inventory, keep: &dyn Fn(&str) -> bool) -> Value {
-    let snapshots: Vec<Value> = inv
-        .snapshots
+    let datasets = inv
+        .datasets
         .iter()
-        .filter(|s| keep(&dataset_full_name(&s.pool, &s.dataset)))
-        .map(|s| {
-            let mut item = json!({
-                "pool": s.pool,
-                "dataset": s.dataset,
-                "name": s.name,
-                "timestamp": s.creation.timestamp(),
-                "used": s.used,
-                "referenced": s.referenced,
-            });
-            if let Some(g) = s.guid {
-                item["guid"] = json!(g.to_string());
-            }
-            if let Some(t) = s.createtxg {
-                item["createtxg"] = json!(t);
-            }
-            item
-        })
+        .filter(|d| keep(&d.name))
+        .map(|d| json!({"type": d.kind, "name": d.name}));
+    let snapshots: Vec<Value> = datasets
+        .chain(
+            inv.snapshots
+                .iter()
+                .filter(|s| keep(&dataset_full_name(&s.pool, &s.dataset)))
+                .map(|s| {
+                    let mut item = json!({
+                        "pool": s.pool,
+                        "dataset": s.dataset,
+                        "name": s.name,
+                        "timestamp": s.creation.timestamp(),
+                        "used": s.used,
+                        "referenced": s.referenced,
+                    });
+                    if let Some(g) = s.guid {
+                        item["guid"] = json!(g.to_string());
+                    }
+                    if let Some(t) = s.createtxg {
+                        item["createtxg"] = json!(t);
+                    }
+                    item
+                }),
+        )
         .collect();
     let mut body = json!({ "snapshots": snapshots });
     if caps.resumable_receive {
@@ -457,11 +466,22 @@ mod tests {
         assert_eq!(inv.snapshots[0].dataset, "vm 1");
         assert_eq!(inv.skipped.len(), 1, "{:?}", inv.skipped);
         let body = report_body(&caps, &inv, &|_| true);
-        assert_eq!(body["snapshots"][0]["guid"], "77");
+        assert_eq!(
+            body["snapshots"][0],
+            json!({"type": "filesystem", "name": "tank"})
+        );
+        assert_eq!(
+            body["snapshots"][1],
+            json!({"type": "volume", "name": "tank/vm 1"})
+        );
+        assert_eq!(body["snapshots"][2]["guid"], "77");
         assert_eq!(body["resume_tokens"][1]["token"], "1-abc-0");
         assert_eq!(body["resume_tokens"][0]["token"], Value::Null);
         let only_tank = report_body(&caps, &inv, &|d| d == "tank");
-        assert_eq!(only_tank["snapshots"].as_array().unwrap().len(), 0);
+        assert_eq!(
+            only_tank["snapshots"],
+            json!([{"type": "filesystem", "name": "tank"}])
+        );
     }
 
     #[test]

@@ -315,9 +315,9 @@ fn fleet_converges_on_real_zfs() {
         hosts.push(host);
     }
     let hub = hosts[0].clone();
-    // Target a receives at its pool's root, target b below a dataset. (Until reports carry
-    // datasets without snapshots, the witness learns a new target's pool from dataset_root.)
-    zfs(&["create", &format!("{}/replicas", pools[2])]);
+    // Target a receives at its pool's root, target b below `replicas`, which does not exist
+    // yet: the agent reports the host's filesystems, so the witness plans `zfs create -p` of
+    // the missing parent (through the ssh stand-in) before the first full stream.
     let (status, group) = server.admin(
         "POST",
         "/sync-groups",

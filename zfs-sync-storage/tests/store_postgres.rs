@@ -102,3 +102,40 @@ fn debug_hides_the_password() {
 
 #[path = "common/mod.rs"]
 mod common;
+
+/// Readiness means writes can succeed: a database whose sessions cannot write (a standby, or
+/// `default_transaction_read_only`) is never reported ready, and the error carries the
+/// server's own message rather than "db error" (issue 18, points 4 and 6). (Opening runs the
+/// schema check, which already needs a write; `ping` checks `transaction_read_only` for a
+/// database that turns read-only later.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_tells_a_read_only_database() {
+    use zfs_sync::store::HealthCheck;
+    let Some(url) =
+        zfs_sync_storage::testing::postgres_test_url("readiness_tells_a_read_only_database")
+    else {
+        return;
+    };
+    let schema = zfs_sync_storage::testing::postgres_test_schema("readiness");
+    let config = PostgresConfig::from_url(&url).unwrap().with_schema(&schema);
+    let writable = PostgresStore::open(config.clone()).await.unwrap();
+    writable.ping().await.unwrap();
+    // The same database through sessions that default to read-only transactions.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let ro_url = format!("{url}{sep}options=-c%20default_transaction_read_only%3Don");
+    let opened = PostgresStore::open(
+        PostgresConfig::from_url(&ro_url)
+            .unwrap()
+            .with_schema(&schema),
+    )
+    .await;
+    let ready = match &opened {
+        Ok(store) => store.ping().await,
+        Err(e) => Err(zfs_sync::Error::backend_msg(e.to_string())),
+    };
+    drop(opened);
+    drop(writable);
+    zfs_sync_storage::testing::drop_postgres_schema(&url, &schema).await;
+    let e = ready.unwrap_err().to_string();
+    assert!(e.contains("read-only"), "{e}");
+}

@@ -74,3 +74,47 @@ async fn reopening_keeps_data_and_schema_version() {
 
 #[path = "common/mod.rs"]
 mod common;
+
+/// Readiness means writes can succeed: a database file deleted or replaced under the server,
+/// or a database open read-only, is not ready (issue 18, point 6).
+#[tokio::test]
+async fn readiness_tells_a_vanished_replaced_or_read_only_file() {
+    use zfs_sync::store::HealthCheck;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ready.db");
+    let store = SqliteStore::open(SqliteConfig::file(&path)).await.unwrap();
+    store.ping().await.unwrap();
+
+    std::fs::remove_file(&path).unwrap();
+    let e = store.ping().await.unwrap_err().to_string();
+    assert!(e.contains("is gone"), "{e}");
+    std::fs::write(&path, b"").unwrap();
+    let e = store.ping().await.unwrap_err().to_string();
+    assert!(e.contains("was replaced"), "{e}");
+    drop(store);
+
+    // A database SQLite can only open read-only (the file immutable: even root cannot write).
+    let path = dir.path().join("readonly.db");
+    drop(SqliteStore::open(SqliteConfig::file(&path)).await.unwrap());
+    let chattr = |flag: &str| {
+        let out = std::process::Command::new("chattr")
+            .args([flag, path.to_str().unwrap()])
+            .output()
+            .expect("chattr (e2fsprogs) is needed by this test");
+        assert!(
+            out.status.success(),
+            "chattr {flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    chattr("+i");
+    let opened = SqliteStore::open(SqliteConfig::file(&path)).await;
+    let ready = match &opened {
+        Ok(store) => store.ping().await,
+        Err(e) => Err(zfs_sync::Error::backend_msg(e.to_string())),
+    };
+    drop(opened);
+    chattr("-i");
+    let e = ready.unwrap_err().to_string();
+    assert!(e.contains("read-only") || e.contains("readonly"), "{e}");
+}

@@ -15,7 +15,25 @@ pub(crate) fn map_err(e: tokio_postgres::Error) -> Error {
             return Error::not_found("referenced row", detail);
         }
     }
-    Error::backend(e)
+    // tokio-postgres says only "db error": the message is the server's own (and its code),
+    // or the cause of a connection failure, so the log says what went wrong.
+    let message = match e.as_db_error() {
+        Some(db) => {
+            let mut m = format!("PostgreSQL {}: {}", db.code().code(), db.message());
+            if let Some(d) = db.detail() {
+                m.push_str(&format!(" ({d})"));
+            }
+            m
+        }
+        None => match std::error::Error::source(&e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    };
+    Error::Backend {
+        message,
+        source: Some(Box::new(e)),
+    }
 }
 
 pub(crate) fn map_pool_err(e: deadpool_postgres::PoolError) -> Error {

@@ -356,9 +356,20 @@ impl PostgresStore {
 
 #[async_trait]
 impl HealthCheck for PostgresStore {
+    /// Ready when the server answers and takes writes (not a read-only standby or a
+    /// read-only session).
     async fn ping(&self) -> Result<()> {
         let c = self.client().await?;
-        c.simple_query("SELECT 1").await.map_err(map_err)?;
+        let row = c
+            .query_one("SHOW transaction_read_only", &[])
+            .await
+            .map_err(map_err)?;
+        let read_only: String = row.try_get(0).map_err(map_err)?;
+        if read_only == "on" {
+            return Err(Error::backend_msg(
+                "the database is read-only (a standby, or default_transaction_read_only): every write would fail",
+            ));
+        }
         Ok(())
     }
 }

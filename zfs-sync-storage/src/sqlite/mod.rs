@@ -121,6 +121,9 @@ struct Db {
     config: SqliteConfig,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// The database file's identity (device, inode) when it was opened: readiness checks it
+    /// is still the file at its path (a deleted or replaced file would lose every write).
+    file_id: Option<(u64, u64)>,
     /// Callers queue here (without holding a thread) for the one writer connection.
     writer_slot: Arc<tokio::sync::Semaphore>,
     /// At most `max_readers` reads run at once, so each finds a pooled connection (with
@@ -131,8 +134,13 @@ struct Db {
 impl Db {
     fn new(config: SqliteConfig, writer: Connection) -> Self {
         let readers = config.max_readers.max(1);
+        let file_id = match &config.location {
+            SqliteLocation::File(path) => file_identity(path),
+            SqliteLocation::Memory => None,
+        };
         Db {
             config,
+            file_id,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             writer_slot: Arc::new(tokio::sync::Semaphore::new(1)),
@@ -228,6 +236,18 @@ where
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::backend_msg(format!("the SQLite worker failed: {e}")))?
+}
+
+/// (device, inode) of the file at `path`; `None` when there is none.
+#[cfg(unix)]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|_| (0, 0))
 }
 
 impl SqliteStore {
@@ -466,8 +486,37 @@ impl SqliteStore {
 
 #[async_trait]
 impl HealthCheck for SqliteStore {
+    /// Ready when writes can succeed: the file opened is still the one at its path (not
+    /// deleted or replaced), and the writer connection is not read-only and takes the write
+    /// lock.
     async fn ping(&self) -> Result<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
-            .await
+        if let (SqliteLocation::File(path), Some(opened)) =
+            (&self.db.config.location, self.db.file_id)
+        {
+            match file_identity(path) {
+                Some(now) if now == opened => {}
+                Some(_) => {
+                    return Err(Error::backend_msg(format!(
+                        "the database file {} was replaced since the server opened it; restart the server",
+                        path.display()
+                    )));
+                }
+                None => {
+                    return Err(Error::backend_msg(format!(
+                        "the database file {} is gone: what is written now is lost with this process; restore the file and restart",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        self.write(|tx| {
+            if tx.is_readonly(rusqlite::MAIN_DB).map_err(map_err)? {
+                return Err(Error::backend_msg(
+                    "the database is open read-only: every write would fail",
+                ));
+            }
+            Ok(())
+        })
+        .await
     }
 }
