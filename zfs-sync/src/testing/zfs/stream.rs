@@ -223,13 +223,19 @@ impl ZfsModel {
         }
         let force = flags.force;
         match stream {
-            Stream::Full(s)
-            | Stream::Resume {
+            Stream::Full(s) => {
+                h.receive_full(dataset, s, force)?;
+                Ok(vec![s.name.clone()])
+            }
+            Stream::Resume {
                 from: None,
                 snapshot: s,
                 ..
             } => {
-                h.receive_full(dataset, s, force)?;
+                // An interrupted full receive leaves its dataset in place, without snapshots
+                // (inconsistent, holding the token): resuming it receives into it.
+                let left_in_place = h.datasets.get(dataset).is_some_and(Vec::is_empty);
+                h.receive_full(dataset, s, force || left_in_place)?;
                 Ok(vec![s.name.clone()])
             }
             Stream::Resume {
