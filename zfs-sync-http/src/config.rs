@@ -49,6 +49,10 @@ pub struct Settings {
     /// 429 (with `Retry-After`) for the rest of that minute; 0: no limit. Behind a reverse
     /// proxy every client shares the proxy's address: raise it there.
     pub auth_failures_per_minute: u32,
+    /// Whether a missing SQLite database file may be created at start (logged loudly when it
+    /// is). `false` in production: a wrong path or a deleted file then stops the server
+    /// instead of starting it on an empty database with no keys.
+    pub create_database: bool,
     /// A connection with no byte read or written for this long is closed (idle keep-alive
     /// connections, and clients that open a socket and send nothing).
     pub idle_timeout_seconds: u64,
@@ -89,6 +93,7 @@ impl std::fmt::Debug for Settings {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("idle_timeout_seconds", &self.idle_timeout_seconds)
+            .field("create_database", &self.create_database)
             .field("job_lease_seconds", &self.job_lease_seconds)
             .field("inventory_cache_records", &self.inventory_cache_records)
             .field("state_touch_seconds", &self.state_touch_seconds)
@@ -128,6 +133,7 @@ impl Default for Settings {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             auth_failures_per_minute: 30,
             idle_timeout_seconds: 60,
+            create_database: true,
             job_lease_seconds: sync.job_lease_seconds,
             inventory_cache_records: sync.inventory_cache_records,
             state_touch_seconds: sync.state_touch_seconds,
@@ -202,6 +208,7 @@ pub const ENV_KEYS: &[&str] = &[
     "body_limit_bytes",
     "auth_failures_per_minute",
     "idle_timeout_seconds",
+    "create_database",
     "job_lease_seconds",
     "inventory_cache_records",
     "state_touch_seconds",

@@ -60,14 +60,22 @@ fn print_out(text: &str) -> Result<(), String> {
 /// a SQLite database file 0600 (SQLite gives its `-wal` and `-shm` files the same mode) and
 /// the log directory 0700 (log files roll inside it).
 #[cfg(unix)]
-fn restrict_files(settings: &Settings) -> Result<(), String> {
+fn restrict_files(settings: &Settings) -> Result<bool, String> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let mut created = false;
     let url = settings.database_url();
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .filter(|p| !p.starts_with(':'))
     {
         let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
+        created = !path.exists();
+        if created && !settings.create_database {
+            return Err(format!(
+                "the database file {} does not exist, and create_database (ZFS_SYNC_CREATE_DATABASE) is false: refusing to start on a new, empty database",
+                path.display()
+            ));
+        }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 format!(
@@ -92,12 +100,12 @@ fn restrict_files(settings: &Settings) -> Result<(), String> {
             .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
             .map_err(|e| format!("cannot create the log directory {}: {e}", dir.display()))?;
     }
-    Ok(())
+    Ok(created)
 }
 
 #[cfg(not(unix))]
-fn restrict_files(_: &Settings) -> Result<(), String> {
-    Ok(())
+fn restrict_files(_: &Settings) -> Result<bool, String> {
+    Ok(false)
 }
 
 fn init_logging(settings: &Settings) -> Option<tracing_appender::non_blocking::WorkerGuard> {
@@ -250,15 +258,24 @@ fn main() -> ExitCode {
     if let Some(port) = cli.port {
         settings.port = port;
     }
-    if let Err(e) = settings
+    let created = match settings
         .validate()
         .map_err(|e| e.to_string())
         .and_then(|()| restrict_files(&settings))
     {
-        eprintln!("zfs-sync-server: {e}");
-        return ExitCode::from(2);
-    }
+        Ok(created) => created,
+        Err(e) => {
+            eprintln!("zfs-sync-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let _guard = init_logging(&settings);
+    if created {
+        tracing::warn!(
+            database = %zfs_sync_http::config::redact_url(&settings.database_url()),
+            "created a NEW, EMPTY database (no keys, no systems): if an existing one was expected here, stop the server and check database_url; set create_database: false to refuse this"
+        );
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

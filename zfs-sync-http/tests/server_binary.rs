@@ -117,6 +117,8 @@ fn flags_files_and_the_generated_key() {
         logged.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
     }
     assert!(logged.contains("generated one"), "{logged}");
+    // Creating the database was said loudly.
+    assert!(logged.contains("created a NEW, EMPTY database"), "{logged}");
     assert!(!logged.contains(&key), "the key reached the log file");
     // Only the owner reads the database and the logs.
     assert_eq!(mode(&db), 0o600);
@@ -160,4 +162,50 @@ fn a_silent_connection_is_closed() {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
         other => panic!("the silent connection was not closed by the server: {other:?}"),
     }
+}
+
+/// With `create_database: false` a missing database file stops the server, naming the
+/// setting, instead of starting on an empty database with no keys (issue 18, point 6).
+#[test]
+fn a_missing_database_is_not_created_when_the_setting_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gone.db");
+    let out = server()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env(
+            "ZFS_SYNC_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .env("ZFS_SYNC_CREATE_DATABASE", "false")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("create_database (ZFS_SYNC_CREATE_DATABASE)"),
+        "{stderr}"
+    );
+    assert!(!db.exists(), "the file was created");
+    // With the default, it is created (and said so).
+    let out = server()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env(
+            "ZFS_SYNC_DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(db.exists());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("NEW, EMPTY database"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
