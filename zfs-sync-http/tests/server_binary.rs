@@ -25,6 +25,20 @@ fn server() -> Command {
     c
 }
 
+/// A connection to the server `child` once it listens on `port` (within 60 s; it must not
+/// exit meanwhile).
+fn connect_when_listening(child: &mut std::process::Child, port: u16) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "the server did not listen");
+        assert!(child.try_wait().unwrap().is_none(), "the server exited");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -84,20 +98,11 @@ fn flags_files_and_the_generated_key() {
         .spawn()
         .unwrap();
     // Listening on the port of the flag.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut s = connect_when_listening(&mut child, port);
+    s.write_all(b"GET /api/v1/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut answer = String::new();
-    while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            s.write_all(
-                b"GET /api/v1/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-            .unwrap();
-            s.read_to_string(&mut answer).unwrap();
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the server exited");
-        thread::sleep(Duration::from_millis(50));
-    }
+    s.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
@@ -140,15 +145,7 @@ fn a_silent_connection_is_closed() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut socket = loop {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the server did not listen");
-        assert!(child.try_wait().unwrap().is_none(), "the server exited");
-        thread::sleep(Duration::from_millis(50));
-    };
+    let mut socket = connect_when_listening(&mut child, port);
     // A generous bound only so that a regression fails instead of hanging.
     socket
         .set_read_timeout(Some(Duration::from_secs(30)))
