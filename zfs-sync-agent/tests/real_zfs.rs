@@ -222,6 +222,9 @@ impl Fleet {
             if self.converged() {
                 return;
             }
+            // A job that failed is held back for the backoff (1 s here): let it pass, or the
+            // rounds can all run inside it.
+            std::thread::sleep(Duration::from_millis(1_100));
         }
         panic!(
             "{what}: not converged: hub {:?}, targets {:?}; jobs {}; instructions {}",
