@@ -262,7 +262,13 @@ pub fn plan_resolution(
     let keep_both = strategy == ConflictStrategy::KeepBoth;
     for loser in holders.iter().filter(|h| h.system_id != w.system_id) {
         let cmp = compare(w, loser);
-        if pair_blocker(&cmp, loser.len()).is_none() {
+        // An overridden hub merely behind a spoke winner is no loser of history, but nothing
+        // would ever replicate into it (it is every spoke's source): it receives the winner's
+        // newer snapshots as the resolution's only step, destroying nothing.
+        let hub_behind = group.hub() == Some(loser.system_id)
+            && cmp.source_extends_target(loser.len())
+            && !cmp.fillable.is_empty();
+        if pair_blocker(&cmp, loser.len()).is_none() && !hub_behind {
             continue;
         }
         if let Some(hub) = group.hub()
@@ -275,7 +281,9 @@ pub fn plan_resolution(
                 loser.dataset
             )));
         }
-        let keep = if keep_both {
+        let keep = if hub_behind {
+            loser.len()
+        } else if keep_both {
             0
         } else {
             cmp.fork.map_or(0, |f| f.target as usize + 1)
@@ -286,11 +294,16 @@ pub fn plan_resolution(
             loser.snapshots[..keep].to_vec(),
         );
         let after = compare(w, &rolled_back);
+        // The hub, overridden, becomes the winner's source again once resolved: it receives
+        // the winner's history through its newest snapshot, also those the filter (or the
+        // minimum age) would hold back; ending on an older one would leave the winner ahead
+        // of its own source, in conflict again. Other losers receive only wanted snapshots.
+        let through_newest = group.hub() == Some(loser.system_id);
         let to_send: Vec<u32> = after
             .fillable
             .iter()
             .copied()
-            .filter(|&i| w_flags[i as usize])
+            .filter(|&i| through_newest || w_flags[i as usize])
             .collect();
         let start = match after.base {
             Some(b) => Start::Base(b.source),
@@ -303,7 +316,9 @@ pub fn plan_resolution(
             };
             build_transfer(group, dataset, w, target, start, &to_send)
         });
-        let (destroys, rollback_to, rename_to) = if keep_both {
+        let (destroys, rollback_to, rename_to) = if hub_behind {
+            (Vec::new(), None, None)
+        } else if keep_both {
             let aside = renamed_aside(&loser.dataset, now)?;
             let taken = inventories
                 .iter()

@@ -37,6 +37,7 @@ fn render(r: &Resolution, hosts: &[&Host]) -> String {
                 destroys.join(" "),
                 l.discards_writes_since.as_ref().map_or("-", |s| s.as_str())
             ),
+            (None, None) if destroys.is_empty() => "receive only".to_string(),
             (None, None) => format!("destroy all [{}]", destroys.join(" ")),
         };
         let _ = writeln!(out, "  loser {} {}: {action}", name(l.system_id), l.dataset);
@@ -294,6 +295,53 @@ fn the_hub_never_loses_without_override_hub() {
     assert_eq!(
         plan(hub_mode).unwrap(),
         plan(Topology::Bidirectional).unwrap()
+    );
+}
+
+/// A hub merely behind a spoke (the spoke holds newer snapshots on top of the hub's newest,
+/// a `target_advanced` clash: nothing replicates into a hub). With `override_hub` and the
+/// spoke as winner, the hub receives the spoke's newer snapshots and nothing is rolled back
+/// or renamed; without it the hub's history wins and the spoke is rolled back.
+#[test]
+fn an_overridden_hub_behind_a_spoke_winner_only_receives() {
+    let hub = Host::new(1, "A").snaps("tank/vm1", &[("a", 1), ("b", 2)]);
+    let spoke = Host::new(2, "B").snaps("pool/vm1", &[("a", 1), ("b", 2), ("c", 3), ("d", 4)]);
+    let hub_mode = Topology::HubAndSpoke { hub: hub.id() };
+    check_in(
+        hub_mode,
+        true,
+        &[&hub, &spoke],
+        ConflictStrategy::UseNewest,
+        None,
+        expect![[r#"
+            use_newest winner=B destructive=false
+              loser A tank/vm1: receive only
+                then incremental from B:pool/vm1 [-I b d] creates [c d]
+        "#]],
+    );
+    // keep_both renames nothing aside: the hub's history is all in the winner's.
+    check_in(
+        hub_mode,
+        true,
+        &[&hub, &spoke],
+        ConflictStrategy::KeepBoth,
+        Some(&spoke),
+        expect![[r#"
+            keep_both winner=B destructive=false
+              loser A tank/vm1: receive only
+                then incremental from B:pool/vm1 [-I b d] creates [c d]
+        "#]],
+    );
+    check_in(
+        hub_mode,
+        false,
+        &[&hub, &spoke],
+        ConflictStrategy::UseNewest,
+        None,
+        expect![[r#"
+            use_newest winner=A destructive=true
+              loser B pool/vm1: rollback to b, destroys [c d], discards writes since b
+        "#]],
     );
 }
 
