@@ -560,7 +560,57 @@ async fn a_conflict_resolved_through_the_api_is_carried_out_by_the_hosts() {
     let http = reqwest::Client::new();
     let mut server = Server::start(dir.path(), "server", &url, None);
     server.wait_ready(&http).await;
-    let base = server.base.clone();
+    play_resolution(&http, std::slice::from_ref(&server.base)).await;
+    server.stop();
+}
+
+/// The same resolution with two server processes on one PostgreSQL database: each host asks
+/// both servers for its instructions at once, every round; each step of the resolution is
+/// handed out as one job (a host asking twice before it starts gets the same job back), and
+/// run once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolution_on_two_servers_hands_out_each_step_once() {
+    let Some(url) = zfs_sync_storage::testing::postgres_test_url(
+        "a_resolution_on_two_servers_hands_out_each_step_once",
+    ) else {
+        return;
+    };
+    let schema = format!("e2e_resolve_{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let result = {
+        let mut a = Server::start(dir.path(), "a", &url, Some(&schema));
+        a.wait_ready(&http).await;
+        let mut b = Server::start(dir.path(), "b", &url, Some(&schema));
+        b.wait_ready(&http).await;
+        let bases = vec![a.base.clone(), b.base.clone()];
+        let outcome = tokio::spawn({
+            let http = http.clone();
+            async move { play_resolution(&http, &bases).await }
+        })
+        .await;
+        a.stop();
+        b.stop();
+        outcome
+    };
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// A hub and a backup whose `vm1` diverged, resolved through the API (`bases[0]`) and
+/// carried out by the hosts, which ask every server in `bases` at once.
+async fn play_resolution(http: &reqwest::Client, bases: &[String]) {
+    let http = http.clone();
+    let base = bases[0].clone();
     let mut ids = BTreeMap::new();
     let mut hosts = Vec::new();
     for name in ["hub", "backup"] {
@@ -652,16 +702,29 @@ async fn a_conflict_resolved_through_the_api_is_carried_out_by_the_hosts() {
     for _round in 0..4 {
         let mut any = false;
         for (host, id) in [(hub, hub_id), (backup, backup_id)] {
-            let (status, body) = call(
-                &http,
-                "GET",
-                &format!("{base}/sync/instructions/{}", host.id),
-                &host.key,
-                None,
-            )
-            .await;
-            assert_eq!(status, 200, "{body}");
-            for e in body["datasets"].as_array().unwrap() {
+            let asks: Vec<_> = bases
+                .iter()
+                .map(|b| {
+                    let url = format!("{b}/sync/instructions/{}", host.id);
+                    let http = http.clone();
+                    let key = host.key.clone();
+                    async move { call(&http, "GET", &url, &key, None).await }
+                })
+                .collect();
+            // One job per step: concurrent asks get the same job back, never a second one.
+            let mut entries: BTreeMap<String, Value> = BTreeMap::new();
+            let mut steps: BTreeMap<(String, String), String> = BTreeMap::new();
+            for (status, body) in futures::future::join_all(asks).await {
+                assert_eq!(status, 200, "{body}");
+                for e in body["datasets"].as_array().unwrap() {
+                    let job = e["job_id"].as_str().unwrap().to_string();
+                    let step = (e["step"].to_string(), e["argv"].to_string());
+                    let first = steps.entry(step.clone()).or_insert_with(|| job.clone());
+                    assert_eq!(*first, job, "step {step:?} handed out as two jobs");
+                    entries.insert(job, e.clone());
+                }
+            }
+            for e in entries.values() {
                 any = true;
                 ran.push((
                     e["step"].as_str().unwrap().to_string(),
@@ -677,7 +740,11 @@ async fn a_conflict_resolved_through_the_api_is_carried_out_by_the_hosts() {
                 let (status, done) = call(
                     &http,
                     "POST",
-                    &format!("{base}/sync/jobs/{}/result", e["job_id"].as_str().unwrap()),
+                    &format!(
+                        "{}/sync/jobs/{}/result",
+                        bases[bases.len() - 1],
+                        e["job_id"].as_str().unwrap()
+                    ),
                     &host.key,
                     Some(json!({"status": "succeeded"})),
                 )
@@ -699,6 +766,47 @@ async fn a_conflict_resolved_through_the_api_is_carried_out_by_the_hosts() {
         ],
         "the backup's rollback, then the hub's send"
     );
+    // The resolution's steps, listed by conflict: both succeeded, in order; a filter on
+    // another conflict or dataset finds none of them.
+    let (status, steps) = call(
+        &http,
+        "GET",
+        &format!("{base}/sync/jobs?conflict_id={cid}&dataset=vm1"),
+        ADMIN_KEY,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{steps}");
+    let listed: Vec<(&str, &str, i64)> = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["step"].as_str().unwrap(),
+                j["status"].as_str().unwrap(),
+                j["step_index"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [("rollback", "succeeded", 0), ("transfer", "succeeded", 1)]
+    );
+    for other in [
+        format!("conflict_id={}", uuid::Uuid::new_v4()),
+        format!("conflict_id={cid}&dataset=vm2"),
+    ] {
+        let (status, none) = call(
+            &http,
+            "GET",
+            &format!("{base}/sync/jobs?{other}"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+        assert_eq!((status, none), (200, json!([])), "{other}");
+    }
     let (_, check) = check_group().await;
     assert_eq!(check["conflicts"], json!([]), "{check}");
     let (status, conflict) = call(
@@ -735,5 +843,4 @@ async fn a_conflict_resolved_through_the_api_is_carried_out_by_the_hosts() {
         [100, 101, 102],
         "the backup holds the hub's history"
     );
-    server.stop();
 }

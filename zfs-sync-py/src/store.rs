@@ -552,15 +552,19 @@ impl PyWitness {
         to_py(py, &out)
     }
 
-    /// Jobs, oldest first, filtered by group, runner system and status (`"pending"`,
-    /// `"leased"`, `"succeeded"`, `"failed"`, `"expired"` or `"cancelled"`).
-    #[pyo3(signature = (*, group_id=None, system_id=None, status=None))]
+    /// Jobs, oldest first, filtered by group, runner system, status (`"pending"`,
+    /// `"leased"`, `"succeeded"`, `"failed"`, `"expired"` or `"cancelled"`), the conflict
+    /// whose resolution steps they are, and logical dataset.
+    #[pyo3(signature = (*, group_id=None, system_id=None, status=None, conflict_id=None, dataset=None))]
+    #[allow(clippy::too_many_arguments)]
     fn jobs<'py>(
         &self,
         py: Python<'py>,
         group_id: Option<&Bound<'py, PyAny>>,
         system_id: Option<&Bound<'py, PyAny>>,
         status: Option<&Bound<'py, PyAny>>,
+        conflict_id: Option<&Bound<'py, PyAny>>,
+        dataset: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let filter = JobFilter {
             group_id: match group_id.filter(|o| !o.is_none()) {
@@ -575,6 +579,11 @@ impl PyWitness {
                 .map(|s| JobStatus::parse("status", &s))
                 .transpose()
                 .map_err(core)?,
+            conflict_id: match conflict_id.filter(|o| !o.is_none()) {
+                None => None,
+                Some(c) => Some(uuid(c, "conflict_id")?),
+            },
+            dataset: opt_string(dataset, "dataset")?.filter(|d| !d.is_empty()),
             ..Default::default()
         };
         let sync = self.sync.clone();

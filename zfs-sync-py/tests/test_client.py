@@ -229,6 +229,8 @@ def test_instructions_and_job_results(server: Server) -> None:
 
     [job] = a.jobs()
     assert job["id"] == entry["job_id"] and a.job(entry["job_id"])["status"] == "leased"
+    assert a.jobs(dataset=job["dataset"]) == [job] and a.jobs(dataset="elsewhere") == []
+    assert a.jobs(conflict_id=uuid.uuid4()) == []
     assert a.report_progress(entry["job_id"], 100, resume_token="1-ab")["bytes"] == 100
     with pytest.raises(ValidationError):
         a.report_progress(entry["job_id"], -1)

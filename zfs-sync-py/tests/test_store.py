@@ -264,6 +264,13 @@ def test_looking_takes_nothing_and_jobs_can_be_steered(witness: Witness) -> None
     assert again["job_id"] == ins["job_id"]
     [job] = witness.jobs(group_id=g, system_id=a, status="leased")
     assert job["id"] == ins["job_id"] and witness.job(ins["job_id"]) == job
+    # A transfer is no conflict's step; the dataset filter is the logical name.
+    assert witness.jobs(group_id=g, dataset=job["dataset"]) == [job]
+    assert witness.jobs(group_id=g, dataset="elsewhere") == []
+    assert witness.jobs(conflict_id=uuid.uuid4()) == []
+    with pytest.raises(ValidationError) as info:
+        witness.jobs(conflict_id="not-a-uuid")
+    assert info.value.field == "conflict_id"
     progressed = witness.report_progress(ins["job_id"], 1024, resume_token="1-abc", now=NOW + timedelta(seconds=10))
     assert progressed["bytes"] == 1024 and progressed["resume_token"] == "1-abc"
     assert progressed["lease_expires_at"] > job["lease_expires_at"]

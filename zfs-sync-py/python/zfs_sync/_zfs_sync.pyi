@@ -708,6 +708,8 @@ class Witness:
         group_id: Optional[_GroupRef] = None,
         system_id: Optional[_SystemRef] = None,
         status: Optional[Literal["pending", "leased", "succeeded", "failed", "expired", "cancelled"]] = None,
+        conflict_id: Optional[_UuidLike] = None,
+        dataset: Optional[str] = None,
     ) -> List[_JobDict]: ...
     def job(self, job_id: _UuidLike) -> _JobDict: ...
     def report_progress(

@@ -328,8 +328,11 @@ class Client:
         group_id: Optional[Union[str, UUID]] = None,
         system_id: Optional[Union[str, UUID]] = None,
         status: Optional[str] = None,
+        conflict_id: Optional[Union[str, UUID]] = None,
+        dataset: Optional[str] = None,
     ) -> List[JsonDict]:
-        """``GET /sync/jobs``: jobs, oldest first (a system key sees the jobs it runs)."""
+        """``GET /sync/jobs``: jobs, oldest first (a system key sees the jobs it runs);
+        ``conflict_id`` keeps a resolution's steps, ``dataset`` one logical dataset's jobs."""
         query: Dict[str, Any] = {}
         if group_id is not None:
             query["group_id"] = str(group_id)
@@ -337,6 +340,10 @@ class Client:
             query["system_id"] = str(system_id)
         if status is not None:
             query["status"] = status
+        if conflict_id is not None:
+            query["conflict_id"] = str(UUID(str(conflict_id)))
+        if dataset is not None:
+            query["dataset"] = dataset
         result: List[JsonDict] = self.request("GET", "/sync/jobs", query=query)
         return result
 

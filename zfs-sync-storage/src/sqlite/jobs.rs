@@ -433,7 +433,7 @@ impl JobStore for SqliteStore {
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
         let f = job_filter(filter);
         let sql = format!(
-            "SELECT {JOB_COLS} FROM jobs {} ORDER BY created_at, id",
+            "SELECT {JOB_COLS} FROM jobs {} ORDER BY created_at, COALESCE(step_index, -1), id",
             f.sql()
         );
         self.select(sql, f, |r| job_row(r)).await

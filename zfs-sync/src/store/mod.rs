@@ -295,7 +295,8 @@ pub trait JobStore: Send + Sync {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<JobHandOut>>;
-    /// Jobs matching the filter, oldest first.
+    /// Jobs matching the filter, oldest first; jobs created at the same time in step order
+    /// (a resolution's steps), then by id.
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>>;
 }
 

@@ -113,10 +113,16 @@ impl SyncApi {
         system_id: Query<Option<Uuid>>,
         /// `pending`, `leased`, `succeeded`, `failed`, `expired` or `cancelled`.
         status: Query<Option<String>>,
+        /// Only the steps of this conflict's resolution.
+        conflict_id: Query<Option<Uuid>>,
+        /// Only the jobs of this logical dataset.
+        dataset: Query<Option<String>>,
     ) -> Answer<Json<Vec<JobOut>>, { SECURED }> {
         let filter = JobFilter {
             group_id: group_id.0,
             runner_system_id: key.listing_scope(system_id.0)?,
+            conflict_id: conflict_id.0,
+            dataset: dataset.0.filter(|d| !d.is_empty()),
             status: status
                 .0
                 .filter(|s| !s.is_empty())

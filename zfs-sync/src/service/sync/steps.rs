@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ConflictRecord, ConflictStatus, Job, JobFilter, JobStatus, JobStep, SyncStatus, System,
+    ConflictKind, ConflictRecord, ConflictStatus, Job, JobFilter, JobStatus, JobStep, SyncStatus,
+    System,
 };
 
 use super::{Evaluation, Instruction, JobSpec, StepSpec, SyncService};
@@ -33,12 +34,16 @@ impl Resolution {
         self.steps.iter().find(|j| j.status != JobStatus::Succeeded)
     }
 
-    /// Whether the conflict's clash is among `detected` (same dataset and pair, any kind).
+    /// Whether the conflict's clash is among `detected` (same dataset and pair). A `missing`
+    /// clash (older snapshots no send can fill, which blocks nothing) keeps only a `missing`
+    /// conflict open: a resolution may well leave one behind, e.g. `keep_both` receiving a
+    /// winner that pruned snapshots a bystander still holds.
     fn detected_in(&self, detected: &[ConflictRecord]) -> bool {
         detected.iter().any(|c| {
             c.dataset == self.conflict.dataset
                 && c.system_a == self.conflict.system_a
                 && c.system_b == self.conflict.system_b
+                && (c.kind != ConflictKind::Missing || self.conflict.kind == ConflictKind::Missing)
         })
     }
 }

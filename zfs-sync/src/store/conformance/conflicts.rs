@@ -137,6 +137,12 @@ pub async fn conflict_resolution_steps_are_jobs(store: &dyn Store) {
         step(g.id, "vm1", (a.id, b.id), (c.id, 0), false, at),
         step(g.id, "vm1", (a.id, b.id), (c.id, 1), true, at),
     ];
+    let mut steps = steps;
+    if steps[0].id < steps[1].id {
+        let (first, second) = (steps[0].id, steps[1].id);
+        steps[0].id = second;
+        steps[1].id = first;
+    }
     // A bad step (no conflict) stores nothing.
     let mut stray = steps.clone();
     stray[1].conflict_id = None;
@@ -162,11 +168,11 @@ pub async fn conflict_resolution_steps_are_jobs(store: &dyn Store) {
         conflict_id: Some(c.id),
         ..JobFilter::default()
     };
+    // Created together, they are listed in step order (the first step has the larger id).
     let stored = store.list_jobs(&filter).await.unwrap();
-    let mut ids: Vec<Uuid> = stored.iter().map(|j| j.id).collect();
-    ids.sort();
-    let mut want: Vec<Uuid> = steps.iter().map(|j| j.id).collect();
-    want.sort();
+    let ids: Vec<Uuid> = stored.iter().map(|j| j.id).collect();
+    let want: Vec<Uuid> = steps.iter().map(|j| j.id).collect();
+    assert!(want[0] > want[1]);
     assert_eq!(ids, want);
     for s in &steps {
         assert_eq!(store.get_job(s.id).await.unwrap().as_ref(), Some(s));

@@ -339,7 +339,9 @@ impl JobStore for InMemoryStore {
             })
             .cloned()
             .collect();
-        v.sort_by(job_order);
+        v.sort_by(|a, b| {
+            (a.created_at, a.step_index, a.id).cmp(&(b.created_at, b.step_index, b.id))
+        });
         Ok(v)
     }
 }
