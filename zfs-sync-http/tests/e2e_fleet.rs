@@ -495,12 +495,28 @@ async fn fleet_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_on_postgres_with_two_servers() {
-    let Some(url) =
-        zfs_sync_storage::testing::postgres_test_url("fleet_on_postgres_with_two_servers")
-    else {
+    on_two_postgres_servers(
+        "fleet_on_postgres_with_two_servers",
+        "e2e_fleet",
+        |http, bases| Box::pin(async move { play_fleet(&http, &bases).await }),
+    )
+    .await;
+}
+
+/// Runs `play` against two server processes on one PostgreSQL database (a fresh schema,
+/// dropped afterwards, whatever happened); skipped as `postgres_test_url` says.
+async fn on_two_postgres_servers(
+    test: &str,
+    schema_prefix: &str,
+    play: impl FnOnce(
+        reqwest::Client,
+        Vec<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) {
+    let Some(url) = zfs_sync_storage::testing::postgres_test_url(test) else {
         return;
     };
-    let schema = format!("e2e_fleet_{}", uuid::Uuid::new_v4().simple());
+    let schema = format!("{schema_prefix}_{}", uuid::Uuid::new_v4().simple());
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
     let result = {
@@ -509,11 +525,7 @@ async fn fleet_on_postgres_with_two_servers() {
         let mut b = Server::start(dir.path(), "b", &url, Some(&schema));
         b.wait_ready(&http).await;
         let bases = vec![a.base.clone(), b.base.clone()];
-        let outcome = tokio::spawn({
-            let http = http.clone();
-            async move { play_fleet(&http, &bases).await }
-        })
-        .await;
+        let outcome = tokio::spawn(play(http.clone(), bases)).await;
         a.stop();
         b.stop();
         outcome
@@ -570,40 +582,12 @@ async fn a_conflict_resolved_through_the_api_is_carried_out_by_the_hosts() {
 /// run once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolution_on_two_servers_hands_out_each_step_once() {
-    let Some(url) = zfs_sync_storage::testing::postgres_test_url(
+    on_two_postgres_servers(
         "a_resolution_on_two_servers_hands_out_each_step_once",
-    ) else {
-        return;
-    };
-    let schema = format!("e2e_resolve_{}", uuid::Uuid::new_v4().simple());
-    let dir = tempfile::tempdir().unwrap();
-    let http = reqwest::Client::new();
-    let result = {
-        let mut a = Server::start(dir.path(), "a", &url, Some(&schema));
-        a.wait_ready(&http).await;
-        let mut b = Server::start(dir.path(), "b", &url, Some(&schema));
-        b.wait_ready(&http).await;
-        let bases = vec![a.base.clone(), b.base.clone()];
-        let outcome = tokio::spawn({
-            let http = http.clone();
-            async move { play_resolution(&http, &bases).await }
-        })
-        .await;
-        a.stop();
-        b.stop();
-        outcome
-    };
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .unwrap();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
+        "e2e_resolve",
+        |http, bases| Box::pin(async move { play_resolution(&http, &bases).await }),
+    )
+    .await;
 }
 
 /// A hub and a backup whose `vm1` diverged, resolved through the API (`bases[0]`) and

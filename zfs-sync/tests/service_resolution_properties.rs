@@ -20,8 +20,7 @@ use proptest::test_runner::TestCaseError;
 use uuid::Uuid;
 use zfs_sync::Error;
 use zfs_sync::model::{
-    ConflictKind, ConflictStatus, ConflictStrategy, InventoryScope, JobOutcome, JobStatus,
-    NewSnapshot, Policy,
+    ConflictKind, ConflictStatus, ConflictStrategy, InventoryScope, JobOutcome, JobStatus, Policy,
 };
 use zfs_sync::service::sync::{ResolveRequest, SyncService, SyncSettings};
 use zfs_sync::store::Store;
@@ -78,27 +77,7 @@ impl World {
 
     /// The host reports its whole inventory, as the model holds it.
     async fn report(&self, host: Uuid, at: DateTime<Utc>) {
-        let model = &self.fleet.model;
-        let items: Vec<NewSnapshot> = model
-            .inventory(host)
-            .into_iter()
-            .map(|s| NewSnapshot {
-                pool: s.pool,
-                dataset: s.dataset,
-                name: s.name,
-                guid: s.guid,
-                createtxg: s.createtxg,
-                creation: s.creation,
-                used: s.used,
-                referenced: s.referenced,
-                extra_metadata: s.extra_metadata,
-            })
-            .collect();
-        let datasets: Vec<_> = model
-            .reported_datasets(host)
-            .into_iter()
-            .map(|d| d.reported)
-            .collect();
+        let (items, datasets) = self.fleet.model.report(host);
         self.store
             .replace_inventory(host, &InventoryScope::All, &items, &datasets, at)
             .await

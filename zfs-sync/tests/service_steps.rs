@@ -12,7 +12,7 @@ use uuid::Uuid;
 use zfs_sync::model::JobOutcome;
 use zfs_sync::model::{
     ConflictStatus, ConflictStrategy, InventoryScope, JobFilter, JobStatus, JobStep, Member,
-    NewSnapshot, Policy, SyncGroup, SyncStatus, Topology,
+    Policy, SyncGroup, SyncStatus, Topology,
 };
 use zfs_sync::service::sync::{Instruction, ResolveRequest, SyncService, SyncSettings};
 use zfs_sync::store::Store;
@@ -89,28 +89,7 @@ impl Sim {
 
     /// The host reports its whole inventory, as the model holds it.
     async fn report(&self, host: Uuid, at: DateTime<Utc>) {
-        let items: Vec<NewSnapshot> = self
-            .model
-            .inventory(host)
-            .into_iter()
-            .map(|s| NewSnapshot {
-                pool: s.pool,
-                dataset: s.dataset,
-                name: s.name,
-                guid: s.guid,
-                createtxg: s.createtxg,
-                creation: s.creation,
-                used: s.used,
-                referenced: s.referenced,
-                extra_metadata: s.extra_metadata,
-            })
-            .collect();
-        let datasets: Vec<_> = self
-            .model
-            .reported_datasets(host)
-            .into_iter()
-            .map(|d| d.reported)
-            .collect();
+        let (items, datasets) = self.model.report(host);
         self.store
             .replace_inventory(host, &InventoryScope::All, &items, &datasets, at)
             .await

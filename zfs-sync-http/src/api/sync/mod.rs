@@ -104,6 +104,7 @@ impl SyncApi {
 
     /// Jobs (admin; a system key sees the jobs it runs), oldest first.
     #[oai(path = "/sync/jobs", method = "get", operation_id = "list_jobs")]
+    #[allow(clippy::too_many_arguments)] // one argument per query parameter
     async fn jobs(
         &self,
         state: Data<&AppState>,

@@ -604,6 +604,38 @@ impl ZfsModel {
         out
     }
 
+    /// What the host sends in a whole-inventory report: its snapshots (as
+    /// [`ZfsModel::inventory`]) and its datasets (as [`ZfsModel::reported_datasets`]).
+    pub fn report(
+        &self,
+        host: Uuid,
+    ) -> (
+        Vec<crate::model::NewSnapshot>,
+        Vec<crate::model::NewDataset>,
+    ) {
+        let snapshots = self
+            .inventory(host)
+            .into_iter()
+            .map(|s| crate::model::NewSnapshot {
+                pool: s.pool,
+                dataset: s.dataset,
+                name: s.name,
+                guid: s.guid,
+                createtxg: s.createtxg,
+                creation: s.creation,
+                used: s.used,
+                referenced: s.referenced,
+                extra_metadata: s.extra_metadata,
+            })
+            .collect();
+        let datasets = self
+            .reported_datasets(host)
+            .into_iter()
+            .map(|d| d.reported)
+            .collect();
+        (snapshots, datasets)
+    }
+
     /// The host's datasets as it would report them (`zfs list -t filesystem`): every
     /// dataset, pool roots included, with `used` the sum of its snapshots' (a new dataset
     /// uses a little); none when the host does not report datasets.
