@@ -23,6 +23,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod report;
@@ -180,9 +181,13 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
         c
     });
     let metrics = state.metrics.clone();
-    let limit = state.settings.body_limit_bytes;
+    let limit = middleware::BodyLimit::new(
+        state.settings.body_limit_bytes,
+        state.settings.large_bodies_at_once,
+    );
     route
-        .with(middleware::BodyLimit(limit))
+        .with(limit)
+        .with(middleware::KeyBeforeBody)
         .with(CatchPanic::new().with_handler(|_| {
             ApiError::new(
                 500,
