@@ -238,3 +238,109 @@ fn unauthenticated_uploads_are_refused_before_their_body() {
     let status = chunked_upload(&running, Some(ADMIN_KEY), 65);
     assert!(status.starts_with("HTTP/1.1 413"), "{status}");
 }
+
+/// A self-signed certificate for `localhost` in `dir`: (certificate path, key path, DER).
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    (cert, key, certified.cert.der().to_vec())
+}
+
+/// Point 10: with `tls_cert` and `tls_key` the server speaks HTTPS: a client that trusts the
+/// certificate gets `/health`; plain HTTP to that port gets no HTTP answer.
+#[tokio::test]
+async fn tls_end_to_end_with_a_self_signed_certificate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, der) = self_signed(dir.path());
+    let running = start(
+        &[],
+        &[
+            ("ZFS_SYNC_TLS_CERT", cert.to_str().unwrap()),
+            ("ZFS_SYNC_TLS_KEY", key.to_str().unwrap()),
+        ],
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der.into()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", running.port))
+        .await
+        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(
+        b"GET /api/v1/health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Plain HTTP to the TLS port: no HTTP answer, the connection is closed.
+    let status = get(&running, "/api/v1/health/live", Duration::from_secs(30));
+    assert!(
+        !status.starts_with("HTTP/"),
+        "plain HTTP answered {status:?}"
+    );
+}
+
+/// Point 10: a TLS setting without its pair, or naming a file that holds no certificate,
+/// stops the server naming the setting.
+#[test]
+fn bad_tls_settings_stop_the_server_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = self_signed(dir.path());
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let cases = [
+        (
+            vec![("ZFS_SYNC_TLS_CERT", &cert)],
+            "tls_key (ZFS_SYNC_TLS_KEY)",
+        ),
+        (
+            vec![("ZFS_SYNC_TLS_KEY", &key)],
+            "tls_cert (ZFS_SYNC_TLS_CERT)",
+        ),
+        (
+            vec![("ZFS_SYNC_TLS_CERT", &garbage), ("ZFS_SYNC_TLS_KEY", &key)],
+            "tls_cert (ZFS_SYNC_TLS_CERT)",
+        ),
+        (
+            vec![("ZFS_SYNC_TLS_CERT", &missing), ("ZFS_SYNC_TLS_KEY", &key)],
+            "tls_cert (ZFS_SYNC_TLS_CERT)",
+        ),
+        (
+            vec![("ZFS_SYNC_TLS_CERT", &cert), ("ZFS_SYNC_TLS_KEY", &cert)],
+            "tls_key (ZFS_SYNC_TLS_KEY)",
+        ),
+    ];
+    for (env, named) in cases {
+        let mut command = server_under(&[]);
+        command
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("ZFS_SYNC_DATABASE_URL", "memory:");
+        for (k, v) in &env {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+        assert!(stderr.contains(named), "{env:?}: {stderr}");
+    }
+}
