@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use poem::http::uri::Scheme;
@@ -290,6 +290,9 @@ pub struct Guarded {
     /// When a pending write started to stall.
     write_deadline: Option<Instant>,
     write_timer: Pin<Box<Sleep>>,
+    /// The task of the last read left pending: woken when an answer moves the deadline, so
+    /// that its next poll arms the timer anew.
+    read_waker: Option<Waker>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -316,6 +319,7 @@ impl Guarded {
             read_timer: Box::pin(tokio::time::sleep_until(deadline)),
             write_deadline: None,
             write_timer: Box::pin(tokio::time::sleep_until(deadline)),
+            read_waker: None,
             _slot: slot,
         }
     }
@@ -323,6 +327,11 @@ impl Guarded {
     fn on_write(&mut self, bytes: &[u8]) {
         if let Some(limit) = self.tracker.on_write_phase(bytes) {
             self.deadline = Instant::now() + limit;
+            // A read may be pending with the timer of the previous phase (hyper reads ahead
+            // while it answers): have it polled again.
+            if let Some(waker) = self.read_waker.take() {
+                waker.wake();
+            }
         }
     }
 
@@ -345,7 +354,10 @@ impl Guarded {
         }
         match self.read_timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(self.expired("closing the connection")),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                self.read_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
         }
     }
 

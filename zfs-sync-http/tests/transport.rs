@@ -344,3 +344,34 @@ fn bad_tls_settings_stop_the_server_naming_them() {
         assert!(stderr.contains(named), "{env:?}: {stderr}");
     }
 }
+
+/// Point 1: a kept-alive connection that starts no new request after its answer is closed
+/// after `idle_timeout_seconds` (here well before the header limit could close it).
+#[test]
+fn a_kept_alive_connection_is_closed_when_idle() {
+    let running = start(
+        &[],
+        &[
+            ("ZFS_SYNC_IDLE_TIMEOUT_SECONDS", "1"),
+            ("ZFS_SYNC_HEADER_TIMEOUT_SECONDS", "600"),
+            ("ZFS_SYNC_BODY_TIMEOUT_SECONDS", "600"),
+        ],
+    );
+    let mut s = running.connect();
+    s.write_all(b"GET /api/v1/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Well below the header and body limits: a close within it can only be the idle
+    // limit's (generous only so that a regression fails instead of hanging).
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => break !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        }
+    };
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    assert!(closed, "the idle connection stayed open");
+}
