@@ -106,6 +106,8 @@ pub struct GuardedAcceptor {
     tls: Option<tokio_rustls::TlsAcceptor>,
     slots: Arc<Semaphore>,
     limits: Limits,
+    /// When reaching the cap was last logged.
+    cap_warned: Option<Instant>,
 }
 
 impl GuardedAcceptor {
@@ -123,6 +125,7 @@ impl GuardedAcceptor {
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             slots: Arc::new(Semaphore::new(max_connections)),
             limits,
+            cap_warned: None,
         })
     }
 }
@@ -137,6 +140,16 @@ impl Acceptor for GuardedAcceptor {
     async fn accept(&mut self) -> io::Result<(Guarded, LocalAddr, RemoteAddr, Scheme)> {
         loop {
             // Past the cap, wait here: new connections queue in the kernel until one closes.
+            if self.slots.available_permits() == 0
+                && self
+                    .cap_warned
+                    .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+            {
+                self.cap_warned = Some(Instant::now());
+                tracing::warn!(
+                    "max_connections reached: new connections wait until one closes (said at most once a minute)"
+                );
+            }
             let permit = self
                 .slots
                 .clone()
