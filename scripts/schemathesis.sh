@@ -28,9 +28,13 @@
 #   ZFS_SYNC_SCHEMATHESIS_SEED            generation seed (default 20261126, so CI runs are
 #                                         reproducible; set `random` for a fresh one)
 #   ZFS_SYNC_SCHEMATHESIS_DATABASE_URL    the server's database (default: a fresh SQLite file
-#                                         in a temporary directory)
+#                                         in a temporary directory); for PostgreSQL also set
+#                                         ZFS_SYNC_DATABASE_SCHEMA to a schema of its own
 #   ZFS_SYNC_SCHEMATHESIS_REPORT_DIR      keep the JUnit and NDJSON reports here (default: a
 #                                         temporary directory removed at the end)
+#
+# At the end scripts/hostile_counts.py prints the requests tried and the status codes of each
+# pass (the figures of TESTING.md's "Hostile-input run").
 #
 # Usage: scripts/schemathesis.sh [extra schemathesis run arguments...]
 set -euo pipefail
@@ -207,6 +211,9 @@ ZFS_SYNC_SCHEMATHESIS_SYSTEM_ID=$system_id \
     --exclude-name 'POST /api/v1/systems/{system_id}/api-key/rotate' \
     --exclude-name 'DELETE /api/v1/systems/{system_id}' \
     "$@" || failed+=(system)
+
+# The figures TESTING.md records: requests tried and status codes per pass (exits 1 on a 5xx).
+python3 "$repo/scripts/hostile_counts.py" "$report_dir" || failed+=(counts)
 
 if [[ ${#failed[@]} -gt 0 ]]; then
     say "FAILED: ${failed[*]} pass(es) found failures (see above)"

@@ -23,12 +23,18 @@ use crate::wire::SystemPath;
 )]
 pub struct ApiKeyAuth(pub Role);
 
-/// Authenticates the key; a system's own key also marks the system seen (at most once per
-/// [`SeenMarks`](zfs_sync::service::health::SeenMarks) interval, never for admin keys).
-async fn check_key(req: &Request, key: ApiKey) -> poem::Result<Role> {
+/// The role a request's key was found to have before its body was read (see
+/// [`crate::middleware::KeyBeforeBody`]): the scheme's checker does not look it up again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Authenticated(pub Role);
+
+/// Authenticates `key` for the request's client address: a client throttled after failed
+/// authentications gets 429, a key that is no key 401 (counted against the client when a
+/// key was presented).
+pub(crate) async fn authenticate_request(req: &Request, key: &str) -> Result<Role, ApiError> {
     let state = req
         .data::<AppState>()
-        .ok_or_else(|| poem::Error::from(ApiError::new(500, "server state missing", None, None)))?;
+        .ok_or_else(|| ApiError::new(500, "server state missing", None, None))?;
     let client = req
         .remote_addr()
         .as_socket_addr()
@@ -38,15 +44,26 @@ async fn check_key(req: &Request, key: ApiKey) -> poem::Result<Role> {
         .auth_throttle
         .check(&client, now)
         .map_err(ApiError::throttled)?;
-    let role = match auth::authenticate(state.store.as_ref(), &key.key).await {
-        Ok(role) => role,
-        Err(e) => {
-            if matches!(e, zfs_sync::Error::Unauthorized { .. }) {
+    auth::authenticate(state.store.as_ref(), key)
+        .await
+        .inspect_err(|e| {
+            if matches!(e, zfs_sync::Error::Unauthorized { .. }) && !key.trim().is_empty() {
                 state.auth_throttle.failed(&client, now);
             }
-            return Err(ApiError::from(e).into());
-        }
+        })
+        .map_err(ApiError::from)
+}
+
+/// Authenticates the key; a system's own key also marks the system seen (at most once per
+/// [`SeenMarks`](zfs_sync::service::health::SeenMarks) interval, never for admin keys).
+async fn check_key(req: &Request, key: ApiKey) -> poem::Result<Role> {
+    let role = match req.data::<Authenticated>() {
+        Some(done) => done.0,
+        None => authenticate_request(req, &key.key).await?,
     };
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(|| poem::Error::from(ApiError::new(500, "server state missing", None, None)))?;
     if let Err(e) = state
         .seen
         .mark(state.store.as_ref(), role, Utc::now())

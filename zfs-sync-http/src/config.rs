@@ -53,9 +53,27 @@ pub struct Settings {
     /// is). `false` in production: a wrong path or a deleted file then stops the server
     /// instead of starting it on an empty database with no keys.
     pub create_database: bool,
-    /// A connection with no byte read or written for this long is closed (idle keep-alive
-    /// connections, and clients that open a socket and send nothing).
+    /// A kept-alive connection that starts no new request for this long after an answer is
+    /// closed; so is one whose answer stalls (the client reads nothing) this long.
     pub idle_timeout_seconds: u64,
+    /// The whole request head (request line and headers, or the TLS handshake and the head)
+    /// must arrive within this many seconds of the connection or of its first byte: a client
+    /// that dribbles headers (slowloris) is closed.
+    pub header_timeout_seconds: u64,
+    /// A request body must arrive within this many seconds of its head (at 64 MiB and the
+    /// default 300 s: at least ~220 KB/s).
+    pub body_timeout_seconds: u64,
+    /// Most connections open at once; further ones wait in the kernel's queue until one
+    /// closes. Default: three quarters of the open-file limit (`RLIMIT_NOFILE`), leaving the
+    /// rest for the database, logs and TLS files.
+    pub max_connections: Option<usize>,
+    /// Most request bodies over 1 MiB (or of undeclared length) read at once; further ones
+    /// wait. Bounds the memory that large uploads take together.
+    pub large_bodies_at_once: usize,
+    /// Serve HTTPS with this PEM certificate chain (needs `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// How long a handed-out job stays leased without a result.
     pub job_lease_seconds: u64,
     /// Most snapshot records kept in memory between plans (0: no cache).
@@ -93,6 +111,12 @@ impl std::fmt::Debug for Settings {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("idle_timeout_seconds", &self.idle_timeout_seconds)
+            .field("header_timeout_seconds", &self.header_timeout_seconds)
+            .field("body_timeout_seconds", &self.body_timeout_seconds)
+            .field("max_connections", &self.max_connections)
+            .field("large_bodies_at_once", &self.large_bodies_at_once)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("create_database", &self.create_database)
             .field("job_lease_seconds", &self.job_lease_seconds)
             .field("inventory_cache_records", &self.inventory_cache_records)
@@ -133,6 +157,12 @@ impl Default for Settings {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             auth_failures_per_minute: 30,
             idle_timeout_seconds: 60,
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 300,
+            max_connections: None,
+            large_bodies_at_once: 4,
+            tls_cert: None,
+            tls_key: None,
             create_database: true,
             job_lease_seconds: sync.job_lease_seconds,
             inventory_cache_records: sync.inventory_cache_records,
@@ -208,6 +238,12 @@ pub const ENV_KEYS: &[&str] = &[
     "body_limit_bytes",
     "auth_failures_per_minute",
     "idle_timeout_seconds",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "max_connections",
+    "large_bodies_at_once",
+    "tls_cert",
+    "tls_key",
     "create_database",
     "job_lease_seconds",
     "inventory_cache_records",
@@ -315,8 +351,25 @@ impl Settings {
         if self.scheduler_tick_seconds == 0 {
             return bad("scheduler_tick_seconds", "must be at least 1");
         }
-        if self.idle_timeout_seconds == 0 {
-            return bad("idle_timeout_seconds", "must be at least 1");
+        for (key, seconds) in [
+            ("idle_timeout_seconds", self.idle_timeout_seconds),
+            ("header_timeout_seconds", self.header_timeout_seconds),
+            ("body_timeout_seconds", self.body_timeout_seconds),
+        ] {
+            if seconds == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
+        if self.max_connections == Some(0) {
+            return bad("max_connections", "must be at least 1");
+        }
+        if self.large_bodies_at_once == 0 {
+            return bad("large_bodies_at_once", "must be at least 1");
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return bad("tls_key", "must be set when tls_cert is"),
+            (None, Some(_)) => return bad("tls_cert", "must be set when tls_key is"),
+            _ => {}
         }
         if self.body_limit_bytes < 1024 {
             return bad("body_limit_bytes", "must be at least 1024");
@@ -354,6 +407,12 @@ impl Settings {
         Ok(())
     }
 
+    /// The connection cap: `max_connections`, or three quarters of the open-file limit.
+    pub fn connection_cap(&self) -> usize {
+        self.max_connections
+            .unwrap_or_else(|| open_file_limit().map_or(768, |n| (n / 4 * 3).max(16)))
+    }
+
     /// The database URL to open: the configured one, or a SQLite file in the data directory.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -361,6 +420,19 @@ impl Settings {
             None => format!("sqlite://{}", default_database_path().display()),
         }
     }
+}
+
+/// The soft `RLIMIT_NOFILE` of this process.
+#[cfg(unix)]
+fn open_file_limit() -> Option<usize> {
+    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    (soft != RLIM_INFINITY).then(|| usize::try_from(soft).unwrap_or(usize::MAX))
+}
+
+#[cfg(not(unix))]
+fn open_file_limit() -> Option<usize> {
+    None
 }
 
 fn describe_figment(e: figment::Error) -> String {

@@ -11,7 +11,7 @@ use chrono::Utc;
 use poem::endpoint::{BoxEndpoint, make_sync};
 use poem::middleware::{CatchPanic, Cors, SetHeader};
 use poem::web::Data;
-use poem::{EndpointExt, IntoResponse, Request, Response, Route, handler};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, handler};
 use poem_openapi::OpenApiService;
 use zfs_sync::service::health::SeenMarks;
 use zfs_sync::service::reporting::Reported;
@@ -23,6 +23,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod report;
@@ -157,6 +158,33 @@ fn security_headers() -> SetHeader {
         .overriding("Cache-Control", "no-store")
 }
 
+/// The Content-Security-Policy of the Swagger UI page (`/docs`): poem-openapi inlines the
+/// Swagger UI script, its styles and the document into the page (nothing is loaded from a
+/// CDN: it works offline), so inline script and style are allowed and nothing else but
+/// images from the page itself or `data:` URLs and calls back to this server ("Try it out").
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+     style-src 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The Content-Security-Policy of every other answer (JSON, metrics): nothing may load or
+/// frame it.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Sets [`DOCS_CSP`] on `/docs` and [`API_CSP`] on everything else.
+async fn content_security_policy<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let docs = req.uri().path() == "/docs" || req.uri().path().starts_with("/docs/");
+    let mut resp = match ep.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    };
+    let policy = if docs { DOCS_CSP } else { API_CSP };
+    resp.headers_mut().insert(
+        poem::http::header::CONTENT_SECURITY_POLICY,
+        poem::http::HeaderValue::from_static(policy),
+    );
+    Ok(resp)
+}
+
 pub fn app(state: AppState) -> BoxEndpoint<'static> {
     let service = api_service();
     let spec = service.spec();
@@ -180,9 +208,13 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
         c
     });
     let metrics = state.metrics.clone();
-    let limit = state.settings.body_limit_bytes;
+    let limit = middleware::BodyLimit::new(
+        state.settings.body_limit_bytes,
+        state.settings.large_bodies_at_once,
+    );
     route
-        .with(middleware::BodyLimit(limit))
+        .with(limit)
+        .with(middleware::KeyBeforeBody)
         .with(CatchPanic::new().with_handler(|_| {
             ApiError::new(
                 500,
@@ -194,6 +226,7 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
         }))
         .with(JsonErrors)
         .with(security_headers())
+        .around(content_security_policy)
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .data(state)
         .with(middleware::Observe { metrics })

@@ -2,15 +2,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 use poem::Server;
-use poem::listener::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::rustls::ServerConfig;
 use tracing_subscriber::EnvFilter;
 use zfs_sync::service::auth::{self, AdminKeySetup};
 use zfs_sync_http::config::{LogFormat, Settings};
+use zfs_sync_http::listener::{GuardedAcceptor, Limits, tls_config};
 use zfs_sync_http::{AppState, app, scheduler, store};
 
 /// The zfs-sync witness server.
@@ -191,7 +193,11 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing open requests");
 }
 
-async fn serve(settings: Settings, config_file: Option<PathBuf>) -> Result<(), String> {
+async fn serve(
+    settings: Settings,
+    config_file: Option<PathBuf>,
+    tls: Option<Arc<ServerConfig>>,
+) -> Result<(), String> {
     let store = open_store(&settings).await?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -212,15 +218,21 @@ async fn serve(settings: Settings, config_file: Option<PathBuf>) -> Result<(), S
         Ok(AdminKeySetup::Existing) => {}
         Err(e) => return Err(format!("admin key setup failed: {e}")),
     }
+    let addr = format!("{}:{}", settings.host, settings.port);
+    let max_connections = settings.connection_cap();
+    let acceptor = GuardedAcceptor::bind(
+        &addr,
+        max_connections,
+        Limits::from_settings(&settings),
+        tls.clone(),
+    )
+    .await
+    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let state = AppState::new(store, settings.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let sched = tokio::spawn(scheduler::run(state.clone(), stop_rx));
-    let addr = format!("{}:{}", settings.host, settings.port);
-    tracing::info!(%addr, "listening");
-    let result = Server::new(TcpListener::bind(addr.clone()))
-        .idle_timeout(std::time::Duration::from_secs(
-            settings.idle_timeout_seconds,
-        ))
+    tracing::info!(%addr, tls = tls.is_some(), max_connections, "listening");
+    let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
             app(state),
             shutdown_signal(),
@@ -258,12 +270,18 @@ fn main() -> ExitCode {
     if let Some(port) = cli.port {
         settings.port = port;
     }
-    let created = match settings
+    let checked = settings
         .validate()
         .map_err(|e| e.to_string())
-        .and_then(|()| restrict_files(&settings))
-    {
-        Ok(created) => created,
+        .and_then(|()| {
+            let tls = match (&settings.tls_cert, &settings.tls_key) {
+                (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+                _ => None,
+            };
+            Ok((tls, restrict_files(&settings)?))
+        });
+    let (tls, created) = match checked {
+        Ok(checked) => checked,
         Err(e) => {
             eprintln!("zfs-sync-server: {e}");
             return ExitCode::from(2);
@@ -288,7 +306,7 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(settings, config_file).await,
+            Command::Serve => serve(settings, config_file, tls).await,
             Command::Migrate => {
                 open_store(&settings).await?;
                 print_out("database schema is up to date")

@@ -1,4 +1,5 @@
-//! Cross-cutting middleware: request ids, access logs with route latency, and the body limit.
+//! Cross-cutting middleware: request ids, access logs with route latency, the key before the
+//! body, and the body limit.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,6 +8,7 @@ use poem::PathPattern;
 use poem::http::{HeaderValue, header};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::OperationId;
+use tokio::sync::Semaphore;
 
 use crate::error::{ApiError, route_template};
 use crate::metrics::Metrics;
@@ -89,17 +91,91 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
     }
 }
 
-/// Refuses bodies over `max` bytes with 413: by `Content-Length` before reading, and while
-/// reading for chunked bodies.
+/// Whether the request may carry a body: a non-zero `Content-Length`, a
+/// `Transfer-Encoding` (chunked), or (HTTP/2, where a body needs neither) a method that
+/// takes one.
+fn has_body(req: &Request) -> bool {
+    let headers = req.headers();
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return true;
+    }
+    match headers.get(header::CONTENT_LENGTH) {
+        Some(v) => v.to_str().map_or(true, |v| v.trim() != "0"),
+        None => {
+            req.version() >= poem::http::Version::HTTP_2
+                && matches!(req.method().as_str(), "POST" | "PUT" | "PATCH")
+        }
+    }
+}
+
+/// Every operation that takes a body needs a key: a request with a body and no valid key
+/// (`X-API-Key`) is answered 401 (or 429 when its client is throttled) before any byte of
+/// the body is read, so unauthenticated uploads cost no memory. The role found is handed to
+/// the security scheme ([`crate::auth::Authenticated`]), which still checks what the key
+/// may do.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct KeyBeforeBody;
+
+impl<E: Endpoint> Middleware<E> for KeyBeforeBody {
+    type Output = KeyBeforeBodyEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        KeyBeforeBodyEndpoint { inner: ep }
+    }
+}
+
+/// See [`KeyBeforeBody`].
+#[derive(Debug)]
+pub struct KeyBeforeBodyEndpoint<E> {
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for KeyBeforeBodyEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: Request) -> poem::Result<E::Output> {
+        if has_body(&req) {
+            let key = req
+                .headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let role = crate::auth::authenticate_request(&req, &key).await?;
+            req.set_data(crate::auth::Authenticated(role));
+        }
+        self.inner.call(req).await
+    }
+}
+
+/// A body over this many bytes (or of undeclared length) is "large": at most
+/// `large_bodies_at_once` of them are read and handled at once.
+pub const LARGE_BODY_BYTES: u64 = 1024 * 1024;
+
+/// Refuses bodies over `max` bytes with 413: by `Content-Length` before reading, and while
+/// reading for chunked bodies. Large bodies wait for one of a few slots, held until the
+/// answer, so that together they take bounded memory.
+#[derive(Debug, Clone)]
+pub struct BodyLimit {
+    max: usize,
+    large: Arc<Semaphore>,
+}
+
+impl BodyLimit {
+    /// `max`: `body_limit_bytes`; `large_at_once`: `large_bodies_at_once`.
+    pub fn new(max: usize, large_at_once: usize) -> Self {
+        BodyLimit {
+            max,
+            large: Arc::new(Semaphore::new(large_at_once)),
+        }
+    }
+}
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
     fn transform(&self, ep: E) -> Self::Output {
         BodyLimitEndpoint {
             inner: ep,
-            max: self.0,
+            limit: self.clone(),
         }
     }
 }
@@ -108,7 +184,7 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
 #[derive(Debug)]
 pub struct BodyLimitEndpoint<E> {
     inner: E,
-    max: usize,
+    limit: BodyLimit,
 }
 
 fn too_large(max: usize) -> poem::Error {
@@ -125,23 +201,39 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     type Output = E::Output;
 
     async fn call(&self, mut req: Request) -> poem::Result<E::Output> {
+        let max = self.limit.max;
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        match declared {
-            Some(n) if n > self.max as u64 => return Err(too_large(self.max)),
-            Some(_) => {}
-            None => {
-                // No declared length (chunked, or a client that omits it): count while reading.
-                let bytes = req
-                    .take_body()
-                    .into_bytes_limit(self.max)
+        if declared.is_some_and(|n| n > max as u64) {
+            return Err(too_large(max));
+        }
+        let large = match declared {
+            Some(n) => n > LARGE_BODY_BYTES,
+            None => has_body(&req),
+        };
+        let _slot = if large {
+            Some(
+                self.limit
+                    .large
+                    .clone()
+                    .acquire_owned()
                     .await
-                    .map_err(|_| too_large(self.max))?;
-                req.set_body(Body::from_bytes(bytes));
-            }
+                    .map_err(|_| ApiError::new(503, "shutting down", None, None))?,
+            )
+        } else {
+            None
+        };
+        if declared.is_none() {
+            // No declared length (chunked, or a client that omits it): count while reading.
+            let bytes = req
+                .take_body()
+                .into_bytes_limit(max)
+                .await
+                .map_err(|_| too_large(max))?;
+            req.set_body(Body::from_bytes(bytes));
         }
         self.inner.call(req).await
     }

@@ -1668,6 +1668,32 @@ async fn answers_carry_the_security_headers() {
                 "{method} {path}: {name} in {headers:?}"
             );
         }
+        // A Content-Security-Policy everywhere, never framed; the Swagger UI's own on /docs.
+        let csp = headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        let expected = if path == "/docs" {
+            zfs_sync_http::DOCS_CSP
+        } else {
+            zfs_sync_http::API_CSP
+        };
+        assert_eq!(csp, expected, "{path}");
+    }
+    // The policy fits the page: its script and styles are inline, nothing is loaded from
+    // elsewhere (it works offline).
+    let page = h.cli.get("/docs").send().await.0.into_body();
+    let page = page.into_string().await.unwrap();
+    assert!(page.contains("<script") && page.contains("SwaggerUIBundle"));
+    for external in [
+        "<script src",
+        "<link",
+        "src=\"http",
+        "href=\"http",
+        "@import",
+    ] {
+        assert!(!page.contains(external), "the docs page loads {external}…");
     }
 }
 

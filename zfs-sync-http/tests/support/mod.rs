@@ -276,3 +276,46 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The `zfs-sync-server` binary, with no setting inherited from the environment.
+pub fn server() -> std::process::Command {
+    server_under(&[])
+}
+
+/// [`server`] started by a wrapper command (`["prlimit", "--nofile=256:256", "--"]`).
+pub fn server_under(wrapper: &[&str]) -> std::process::Command {
+    let bin = env!("CARGO_BIN_EXE_zfs-sync-server");
+    let mut c = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    };
+    c.env_remove("ZFS_SYNC_CONFIG")
+        .env_remove("ZFS_SYNC_ADMIN_KEY")
+        .env_remove("ZFS_SYNC_LOG_LEVEL")
+        .env_remove("ZFS_SYNC_LOG_DIR")
+        .env_remove("ZFS_SYNC_HOST")
+        .env_remove("ZFS_SYNC_PORT")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// A connection to the server `child` once it listens on `port` (within 60 s; it must not
+/// exit meanwhile).
+pub fn connect_when_listening(child: &mut std::process::Child, port: u16) -> std::net::TcpStream {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not listen"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the server exited");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
