@@ -359,6 +359,8 @@ class Policy:
         mirror_deletions: Optional[bool] = None,
         overwrite_empty_datasets: Optional[bool] = None,
         receive_options: Optional[Mapping[str, Any]] = None,
+        retention: Optional[Mapping[str, Any]] = None,
+        prune: Optional[bool] = None,
     ) -> Self: ...
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
@@ -383,6 +385,10 @@ class Policy:
     def overwrite_empty_datasets(self) -> bool: ...
     @property
     def receive_options(self) -> Dict[str, _Json]: ...
+    @property
+    def retention(self) -> Dict[str, _Json]: ...
+    @property
+    def prune(self) -> bool: ...
 
 _MemberLike = Union[Member, System, _UuidLike, Mapping[str, Any]]
 
