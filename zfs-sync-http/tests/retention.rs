@@ -5,7 +5,7 @@ mod support;
 
 use expect_test::expect;
 use serde_json::json;
-use support::{expect_reply, harness};
+use support::{expect_reply, harness, snap};
 
 #[tokio::test]
 async fn retention_is_validated_as_a_whole_and_stored() {
@@ -104,4 +104,108 @@ async fn retention_is_validated_as_a_whole_and_stored() {
             &json!(false)
         )
     );
+}
+
+/// The preview lists every snapshot of every host with its action and reason: the hub with
+/// `keep_last: 1` keeps the spoke's base (hour 3) and what the spoke lacks; the spoke keeps
+/// its base by the edge. A member's key may read it; nothing is written.
+#[tokio::test]
+async fn the_prune_preview_gives_a_reason_for_every_snapshot() {
+    let h = harness().await;
+    let (hub, hub_key) = h.register("hub").await;
+    let (spoke, spoke_key) = h.register("spoke").await;
+    let gid = h
+        .create_group(
+            json!({"name": "g", "directional": true, "hub_system_id": hub,
+            "system_ids": [hub, spoke],
+            "retention": {"source": {"keep_last": 1}, "target": {"keep_last": 1},
+                          "max_pending_snapshots": 1}}),
+        )
+        .await;
+    h.report(
+        &hub_key,
+        json!(
+            (1..=5)
+                .map(|i| snap("tank", "vm1", &format!("s{i}"), i, i, i as u32))
+                .collect::<Vec<_>>()
+        ),
+    )
+    .await;
+    h.report(
+        &spoke_key,
+        json!(
+            (1..=3)
+                .map(|i| snap("tank", "vm1", &format!("s{i}"), i, i, i as u32))
+                .collect::<Vec<_>>()
+        ),
+    )
+    .await;
+    let r = h
+        .call(
+            "GET",
+            &format!("/api/v1/sync/groups/{gid}/prune-preview"),
+            Some(&spoke_key),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut lines = vec![format!("prune {}", r.body["prune"])];
+    for d in r.body["datasets"].as_array().unwrap() {
+        for host in d["hosts"].as_array().unwrap() {
+            let who = if host["system_id"] == json!(hub) {
+                "hub"
+            } else {
+                "spoke"
+            };
+            lines.push(format!(
+                "{who} {} ({})",
+                host["dataset"].as_str().unwrap(),
+                host["side"].as_str().unwrap()
+            ));
+            for s in host["snapshots"].as_array().unwrap() {
+                lines.push(format!(
+                    "  {} {} {}",
+                    s["action"].as_str().unwrap(),
+                    s["snapshot"].as_str().unwrap(),
+                    s["reason"]
+                        .as_str()
+                        .unwrap()
+                        .replace(&hub.simple().to_string()[..8], "hub")
+                        .replace(&spoke.simple().to_string()[..8], "spoke")
+                ));
+            }
+        }
+        for e in d["edges"].as_array().unwrap() {
+            lines.push(format!(
+                "edge base {} pending {} cap reached {} bookmark {}",
+                e["base"], e["pending"], e["pending_cap_reached"], e["base_is_bookmark"]
+            ));
+        }
+    }
+    expect![[r#"
+        prune false
+        hub tank/vm1 (source)
+          keep s5 must keep: pending for edge hub→spoke
+          destroy s4 kept by no rule (keep_last 1)
+          keep s3 must keep: incremental base of edge hub→spoke
+          destroy s2 kept by no rule (keep_last 1)
+          destroy s1 kept by no rule (keep_last 1)
+        spoke tank/vm1 (target)
+          keep s3 must keep: incremental base of edge hub→spoke
+          destroy s2 kept by no rule (keep_last 1)
+          destroy s1 kept by no rule (keep_last 1)
+        edge base "s3" pending 2 cap reached true bookmark false"#]]
+    .assert_eq(&lines.join("\n"));
+    let r = h
+        .call(
+            "GET",
+            &format!(
+                "/api/v1/sync/groups/{}/prune-preview",
+                uuid::Uuid::from_u128(0xdead)
+            ),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 401, "{r:?}");
 }

@@ -711,3 +711,5 @@ def test_retention_is_validated_as_a_whole_and_stored(witness: Witness) -> None:
         "max_pending_snapshots": 10,
     }
     assert Policy.from_dict(stored.to_dict()) == stored
+    preview = witness.prune_preview(g)
+    assert preview["prune"] is True and preview["datasets"] == []

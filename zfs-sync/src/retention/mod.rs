@@ -21,11 +21,16 @@
 //! refuse), was not created after `now`, is in no must-keep set and no rule keeps it. Every
 //! snapshot of the plan carries the reason for its fate.
 //!
+//! [`prune_group`] does this for a whole group, from the planner's view of it.
+//!
 //! Pure: the caller passes `now` and the inputs; the result depends on neither the order of
 //! the hosts nor of their snapshots.
 
+mod group;
 #[cfg(test)]
 mod tests;
+
+pub use group::{DatasetPrune, GroupPrune, HostPrune, prune_group};
 
 use std::collections::{BTreeMap, BTreeSet};
 
