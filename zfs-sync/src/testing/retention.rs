@@ -126,9 +126,9 @@ pub fn simulate(c: &mut dyn Choices) -> Result<usize, String> {
     let filter = c.chance(40).then(|| SnapshotFilter::parse("d*").unwrap());
     let governed = |name: &str| filter.as_ref().is_none_or(|f| f.matches(name));
     let mut now = DateTime::<Utc>::from_timestamp(1_767_000_000, 0).unwrap();
-    let mut txg = 1u64;
     let rounds = 1 + c.choose(40);
     for round in 0..rounds {
+        let txg = u64::from(round) + 1;
         now += Duration::minutes(i64::from(30 + c.choose(60 * 60)));
         // The hub snapshots.
         let name = if c.chance(20) {
@@ -143,7 +143,6 @@ pub fn simulate(c: &mut dyn Choices) -> Result<usize, String> {
             creation: now,
             userrefs: 0,
         });
-        txg += 1;
         // Hosts go offline for long stretches.
         for h in hosts.iter_mut().skip(1) {
             if h.offline_until <= round && c.chance(10) {
