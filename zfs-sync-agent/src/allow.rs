@@ -9,7 +9,8 @@
 //! is checked by the same table. No shell, no other program. Destructive verbs (`destroy`,
 //! `rollback`, `receive -F`) only in jobs marked `destructive`. A transfer is exactly `zfs
 //! send | … zfs receive` (plus a preceding `zfs create -p` of the target's parent, local or on
-//! the peer); a resolution step is one local command of its kind.
+//! the peer); a resolution step is one local command of its kind; a prune job's command is
+//! exactly one local `zfs destroy pool/ds@a,b,c` of its dataset (snapshots only, no flags).
 
 use zfs_sync::command::render_argv;
 use zfs_sync::names::{BookmarkName, DatasetName, SnapshotName};
@@ -150,6 +151,7 @@ fn verbs_of_kind(kind: &str) -> &'static [&'static str] {
         "rollback" => &["rollback"],
         "destroy" => &["destroy"],
         "create" => &["create"],
+        "prune" => &["destroy"],
         // Transfers: full, incremental, resume, transfer, or no kind at all.
         _ => &["send", "receive", "create", "hold", "release", "bookmark"],
     }
@@ -345,12 +347,57 @@ pub struct StageCheck {
     pub zfs: Checked,
 }
 
+/// A prune command: exactly `zfs destroy pool/ds@a,b,c` (ZFS's snapshot list; no flags, never
+/// a dataset), local, of the job's dataset when it names one, in a job marked destructive.
+fn check_prune(stages: &[Vec<String>], job: &Instruction) -> Result<Vec<StageCheck>, String> {
+    let [stage] = stages else {
+        return Err("a prune command is one local zfs destroy".into());
+    };
+    if !job.destructive {
+        return Err("zfs destroy destroys data and the job is not marked destructive".into());
+    }
+    let [zfs, destroy, list] = stage.as_slice() else {
+        return Err("a prune command is exactly `zfs destroy pool/ds@a,b,…`".into());
+    };
+    if zfs != "zfs" || destroy != "destroy" {
+        return Err("a prune command is exactly `zfs destroy pool/ds@a,b,…`".into());
+    }
+    let (dataset, names) = list
+        .split_once('@')
+        .ok_or_else(|| format!("zfs destroy {list:?}: a prune destroys snapshots only"))?;
+    let dataset = DatasetName::parse(dataset).map_err(|e| format!("zfs destroy {list:?}: {e}"))?;
+    for name in names.split(',') {
+        SnapshotName::parse(&format!("{dataset}@{name}"))
+            .map_err(|e| format!("zfs destroy {list:?}: {e}"))?;
+    }
+    if let Some(own) = job
+        .target_dataset_path
+        .as_deref()
+        .or(job.source_dataset_path.as_deref())
+        && own != dataset.as_str()
+    {
+        return Err(format!(
+            "zfs destroy of snapshots of {dataset}, not of the job's dataset {own:?}"
+        ));
+    }
+    Ok(vec![StageCheck {
+        remote: false,
+        zfs: Checked {
+            verb: "destroy",
+            datasets: vec![dataset.to_string()],
+        },
+    }])
+}
+
 /// Checks one pipeline of a job.
 pub fn check_pipeline(
     stages: &[Vec<String>],
     job: &Instruction,
 ) -> Result<Vec<StageCheck>, String> {
     let kind = job.kind.as_deref().unwrap_or("transfer");
+    if kind == "prune" {
+        return check_prune(stages, job);
+    }
     let allowed = verbs_of_kind(kind);
     let peer = if job.is_pull() {
         job.source_ssh_hostname.as_deref()
@@ -571,6 +618,54 @@ mod tests {
         );
         let p = vec![good_push()[1].clone(), good_push()[0].clone()];
         refuse(p, "not an allowed shape");
+    }
+
+    /// A prune job runs exactly `zfs destroy pool/ds@a,b,c` of its dataset, marked
+    /// destructive; a dataset, `-r`, another dataset, a bad name or a second stage is refused.
+    #[test]
+    fn prune_jobs_destroy_snapshot_lists_only() {
+        let mut j = push_job(vec![vec![v(&["zfs", "destroy", "backup/vm@a,b c,d:1"])]]);
+        j.kind = Some("prune".into());
+        assert!(
+            check_job(&j)
+                .unwrap_err()
+                .contains("not marked destructive")
+        );
+        j.destructive = true;
+        check_job(&j).unwrap();
+        for (argv, why) in [
+            (vec![v(&["zfs", "destroy", "backup/vm"])], "snapshots only"),
+            (vec![v(&["zfs", "destroy", "-r", "backup/vm@a"])], "exactly"),
+            (
+                vec![v(&["zfs", "destroy", "backup/other@a"])],
+                "not of the job's dataset",
+            ),
+            (
+                vec![v(&["zfs", "destroy", "backup/vm@a,b;c"])],
+                "backup/vm@a,b;c",
+            ),
+            (vec![v(&["zfs", "destroy", "backup/vm@a,"])], "backup/vm@a,"),
+            (vec![v(&["zfs", "rollback", "backup/vm@a"])], "exactly"),
+            (
+                vec![
+                    v(&["zfs", "destroy", "backup/vm@a"]),
+                    v(&["zfs", "destroy", "backup/vm@b"]),
+                ],
+                "one local zfs destroy",
+            ),
+        ] {
+            j.argv = vec![argv.clone()];
+            let e = check_job(&j).unwrap_err();
+            assert!(e.contains(why), "{argv:?}: {e}");
+        }
+        // The destroy verb stays out of every other kind of job but `destroy`.
+        let mut t = push_job(vec![vec![v(&["zfs", "destroy", "backup/vm@a"])]]);
+        t.destructive = true;
+        assert!(
+            check_job(&t)
+                .unwrap_err()
+                .contains("not allowed in this kind")
+        );
     }
 
     #[test]

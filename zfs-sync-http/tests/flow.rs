@@ -1100,6 +1100,12 @@ async fn auth_matrix_covers_every_secured_operation() {
         ),
         (
             "GET",
+            format!("/api/v1/sync/groups/{g}/prune-preview"),
+            None,
+            Who::Own,
+        ),
+        (
+            "GET",
             format!("/api/v1/sync/groups/{g}/actions?system_id={hub}"),
             None,
             Who::Own,

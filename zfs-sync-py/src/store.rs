@@ -521,6 +521,24 @@ impl PyWitness {
         to_py(py, &check)
     }
 
+    /// What the group's retention lets each host destroy, and why everything else stays:
+    /// `{"group_id", "prune", "datasets": [{"dataset", "note", "hosts": [{"system_id",
+    /// "dataset", "side", "snapshots": [{"snapshot", "action", "reason"}]}], "edges": [...]}]}`.
+    /// Writes nothing.
+    #[pyo3(signature = (group_id, *, now=None))]
+    fn prune_preview<'py>(
+        &self,
+        py: Python<'py>,
+        group_id: &Bound<'py, PyAny>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id = group_id_of(group_id, "group_id")?;
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let preview = block_on(py, async move { sync.prune_preview(id, now).await })?;
+        to_py(py, &preview)
+    }
+
     /// The transfers `system_id` should run now (of every group, or only `group_id`), each
     /// leased to it as a job: `{"system_id", "timestamp", "instructions": [...],
     /// "diagnostics"}`; each instruction has `job_id`, the transfer and its `commands`. Asking

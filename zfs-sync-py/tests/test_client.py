@@ -199,6 +199,36 @@ def test_auth_errors(server: Server) -> None:
         Client.register(server.base_url, a.api_key, "client-auth-c")
 
 
+def test_prune_preview(server: Server) -> None:
+    a = register(server, "client-prune-a", ssh_user="zfs")
+    b = register(server, "client-prune-b", ssh_user="zfs")
+    a.report_inventory([snap(f"tank/vm1@s{i}", 700 + i, i + 1, i) for i in range(4)])
+    b.report_inventory([snap(f"tank/vm1@s{i}", 700 + i, i + 1, i) for i in range(2)])
+    group = server.admin().request(
+        "POST",
+        "/sync-groups",
+        {
+            "name": "client-prune",
+            "directional": True,
+            "hub_system_id": a.system_id,
+            "system_ids": [a.system_id, b.system_id],
+            "retention": {"source": {"keep_last": 1}},
+        },
+    )
+    preview = b.prune_preview(group["id"])
+    assert preview["prune"] is False
+    [dataset] = preview["datasets"]
+    hub = next(h for h in dataset["hosts"] if h["system_id"] == a.system_id)
+    assert [(s["snapshot"], s["action"]) for s in hub["snapshots"]] == [
+        ("s3", "keep"), ("s2", "keep"), ("s1", "keep"), ("s0", "destroy")
+    ]
+    assert hub["snapshots"][2]["reason"].startswith("must keep: incremental base of edge")
+    [edge] = dataset["edges"]
+    assert (edge["base"], edge["pending"]) == ("s1", 2)
+    with pytest.raises(NotFoundError):
+        server.admin().prune_preview(uuid.uuid4())
+
+
 def test_duplicate_hostname_is_a_conflict(server: Server) -> None:
     register(server, "client-dup")
     with pytest.raises(ConflictError) as info:

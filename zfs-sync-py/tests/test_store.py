@@ -690,3 +690,33 @@ def test_receive_options_are_validated_by_name() -> None:
         Policy(receive_options={"set": {"readonly": "on\n"}})
     assert info.value.field == "receive_options.set.readonly"
     assert Policy.from_dict(Policy(overwrite_empty_datasets=True).to_dict()).overwrite_empty_datasets
+
+
+def test_retention_is_validated_as_a_whole_and_stored(witness: Witness) -> None:
+    for retention, field in [
+        ({"source": {"daily": -1}}, "retention.source.daily"),
+        ({"target": {"dayly": 3}}, "retention.target.dayly"),
+        ({"target": {}}, "retention.target"),
+        ({"source": {"daily": 3}, "max_pending_snapshots": 0}, "retention.max_pending_snapshots"),
+    ]:
+        with pytest.raises(ValidationError) as info:
+            Policy(retention=retention)
+        assert info.value.field == field, retention
+    a, b = System("hostA", ssh_user="zfs"), System("hostB", ssh_user="zfs")
+    for s in (a, b):
+        witness.register_system(s)
+    with pytest.raises(ValidationError) as info:
+        witness.create_group(SyncGroup("g", [a.id, b.id], policy=Policy(prune=True)))
+    assert info.value.field == "prune"
+    retention = {"source": {"daily": 3, "keep_last": 2}, "target": None, "max_pending_snapshots": 10}
+    g = witness.create_group(SyncGroup("g", [a.id, b.id], policy=Policy(retention=retention, prune=True)))
+    stored = witness.get_group(g.id).policy
+    assert stored.prune
+    assert stored.retention == {
+        "source": {"keep_last": 2, "hourly": 0, "daily": 3, "weekly": 0, "monthly": 0, "yearly": 0},
+        "target": None,
+        "max_pending_snapshots": 10,
+    }
+    assert Policy.from_dict(stored.to_dict()) == stored
+    preview = witness.prune_preview(g)
+    assert preview["prune"] is True and preview["datasets"] == []

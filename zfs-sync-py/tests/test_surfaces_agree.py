@@ -16,6 +16,7 @@ from zfs_sync import (
     ConflictError,
     MissingReferenceError,
     NotFoundError,
+    Policy,
     SqliteStore,
     SyncGroup,
     System,
@@ -104,6 +105,14 @@ def native_world() -> World:
         "instructions: unknown hostname": lambda: w.instructions("nowhere.example"),
         "remove member: the hub by hostname": lambda: w.remove_member(idg, "hub-a"),
         "resume token: unknown hostname": lambda: w.set_resume_token("nowhere.example", "tank/vm1", None),
+        "create group: a retention count out of range": lambda: w.create_group(
+            SyncGroup("g3", [ida], policy=Policy(retention={"source": {"daily": -1}}))
+        ),
+        "create group: prune without retention": lambda: w.create_group(
+            SyncGroup("g3", [ida], policy=Policy(prune=True))
+        ),
+        "prune preview": lambda: w.prune_preview(idg),
+        "prune preview: group does not exist": lambda: w.prune_preview(GHOST),
     }
     return World(ida, idb, idg, run)
 
@@ -242,6 +251,14 @@ def http_world(server: Server) -> World:  # noqa: F811
         "resume token: unknown hostname": lambda: admin.request(
             "PUT", "/systems/nowhere.example/resume-tokens", {"pool": "tank", "dataset": "vm1", "token": None}
         ),
+        "create group: a retention count out of range": lambda: admin.request(
+            "POST", "/sync-groups", {"name": f"g3-{tag}", "system_ids": [a], "retention": {"source": {"daily": -1}}}
+        ),
+        "create group: prune without retention": lambda: admin.request(
+            "POST", "/sync-groups", {"name": f"g3-{tag}", "system_ids": [a], "prune": True}
+        ),
+        "prune preview": lambda: admin.prune_preview(g),
+        "prune preview: group does not exist": lambda: admin.prune_preview(GHOST),
     }
     return World(a, b, g, run)
 
@@ -283,6 +300,11 @@ CASES: Dict[str, Tuple[str, Optional[str]]] = {
     "instructions: unknown hostname": ("NotFoundError", None),
     "remove member: the hub by hostname": ("ConflictError", None),
     "resume token: unknown hostname": ("NotFoundError", None),
+    # Retention (issue 15).
+    "create group: a retention count out of range": ("ValidationError", "retention.source.daily"),
+    "create group: prune without retention": ("ValidationError", "prune"),
+    "prune preview": ("ok", None),
+    "prune preview: group does not exist": ("NotFoundError", None),
 }
 
 

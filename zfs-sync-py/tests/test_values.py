@@ -194,6 +194,8 @@ def test_policy_defaults_and_round_trip() -> None:
         "mirror_deletions": False,
         "overwrite_empty_datasets": False,
         "receive_options": {"set": {}, "exclude": []},
+        "retention": {"source": None, "target": None, "max_pending_snapshots": None},
+        "prune": False,
     }
     q = Policy(snapshot_filter="auto-*", transfer="pull", send_flags=["raw", "compressed"], conflict_strategy="use_newest", allow_destructive=True, min_snapshot_age_seconds=60, lag_threshold_seconds=3600, mirror_deletions=True)
     assert q.send_flags == ["compressed", "raw"]

@@ -8,7 +8,8 @@ use zfs_sync::Result;
 use zfs_sync::model::{
     ApiKeyRecord, Capabilities, ConflictKind, ConflictRecord, ConflictStatus, ConflictStrategy,
     Dataset, DatasetKind, Job, JobProgress, JobStatus, JobStep, Metadata, NewDataset, Policy,
-    ReceiveOptions, SendFlags, Snapshot, SyncGroup, SyncState, SyncStatus, System, TransferKind,
+    ReceiveOptions, Retention, SendFlags, Snapshot, SyncGroup, SyncState, SyncStatus, System,
+    TransferKind,
 };
 
 use crate::codec::{corrupt, parse_role, parse_topology, parse_transfer, u64_bits};
@@ -129,7 +130,7 @@ pub(crate) const GROUP_COLS_V1: &str = group_cols_v1!();
 
 pub(crate) const GROUP_COLS: &str = concat!(
     group_cols_v1!(),
-    ", overwrite_empty_datasets, receive_options"
+    ", overwrite_empty_datasets, receive_options, retention, prune"
 );
 
 /// A group without its members (they are another table).
@@ -158,6 +159,8 @@ pub(crate) fn group_row(r: &impl Columns) -> Result<SyncGroup> {
             mirror_deletions: r.bool(17)?,
             overwrite_empty_datasets: r.bool(20)?,
             receive_options: parse_receive_options(&r.text(21)?)?,
+            retention: parse_retention(&r.text(22)?)?,
+            prune: r.bool(23)?,
         },
         members: Vec::new(),
         created_at: r.time(18)?,
@@ -178,6 +181,18 @@ fn parse_receive_options(text: &str) -> Result<ReceiveOptions> {
         return Ok(ReceiveOptions::default());
     }
     serde_json::from_str(text).map_err(|e| corrupt("receive_options", e))
+}
+
+/// A group's retention as stored (JSON text, `{}` when empty).
+pub(crate) fn retention_text(r: &Retention) -> String {
+    if *r == Retention::default() {
+        return "{}".to_string();
+    }
+    serde_json::to_string(r).unwrap_or_else(|_| "{}".to_string())
+}
+
+fn parse_retention(text: &str) -> Result<Retention> {
+    serde_json::from_str(text).map_err(|e| corrupt("retention", e))
 }
 
 pub(crate) const DATASET_COLS: &str =

@@ -20,7 +20,8 @@
 //! 5. [`inventory`]: `zfs list` output parsed into reported snapshots.
 //! 6. [`compare`]: histories of one logical dataset compared.
 //! 7. [`plan`]: a group's deterministic plan.
-//! 8. [`conflict`]: resolution plans for diverged histories.
+//! 8. [`conflict`]: resolution plans for diverged histories; [`retention`]: which snapshots
+//!    each host may prune without losing an edge's incremental base.
 //! 9. [`command`]: plans rendered as shell pipelines.
 //! 10. [`store`]: the storage contract, the in-memory store, the conformance suite.
 //! 11. [`service`]: the use cases over a store.
@@ -43,6 +44,7 @@ pub mod model;
 pub mod names;
 pub mod plan;
 pub mod resume;
+pub mod retention;
 pub mod service;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

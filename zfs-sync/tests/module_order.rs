@@ -1,7 +1,7 @@
 //! The core's modules form a strict order, lowest first; no module uses one later in it:
 //!
 //! `error` → `names` → `filter`, `resume` → `model` → `inventory` → `compare` → `plan` →
-//! `conflict` → `command` → `store` → `service`
+//! `conflict`, `retention` → `command` → `store` → `service`
 //!
 //! (`testing`, the test support, sits above all of them.) This test reads the crate's sources
 //! and fails on any `crate::<module>` path that points later in the order, so a cycle such as
@@ -17,7 +17,7 @@ const ORDER: &[&[&str]] = &[
     &["inventory"],
     &["compare"],
     &["plan"],
-    &["conflict"],
+    &["conflict", "retention"],
     &["command"],
     &["store"],
     &["service"],

@@ -296,6 +296,14 @@ class Client:
         result: JsonDict = self.request("POST", f"/sync/states/{state}/retry")
         return result
 
+    def prune_preview(self, group_id: Union[str, UUID]) -> JsonDict:
+        """``GET /sync/groups/{group_id}/prune-preview`` (admin or member key): per dataset and
+        host, every snapshot with ``action`` (``keep`` | ``destroy``) and ``reason``; per edge
+        the base that protects it, the pending count and flags. Writes nothing."""
+        group = str(UUID(str(group_id)))
+        result: JsonDict = self.request("GET", f"/sync/groups/{group}/prune-preview")
+        return result
+
     def resolve_conflict(
         self,
         conflict_id: Union[str, UUID],

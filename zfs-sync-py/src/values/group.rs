@@ -6,7 +6,8 @@ use pyo3::types::{PyDict, PyString, PyType};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use zfs_sync::model::{
-    ConflictStrategy, Member, Policy, ReceiveOptions, SendFlags, SyncGroup, Topology, TransferMode,
+    ConflictStrategy, Member, Policy, ReceiveOptions, Retention, SendFlags, SyncGroup, Topology,
+    TransferMode,
 };
 
 use super::{PySystem, from_dict_via_constructor, optional_json};
@@ -128,12 +129,14 @@ const POLICY_FIELDS: &[&str] = &[
     "mirror_deletions",
     "overwrite_empty_datasets",
     "receive_options",
+    "retention",
+    "prune",
 ];
 
 #[pymethods]
 impl PyPolicy {
     #[new]
-    #[pyo3(signature = (*, snapshot_filter=None, min_snapshot_age_seconds=None, lag_threshold_seconds=None, transfer=None, send_flags=None, conflict_strategy=None, allow_destructive=None, mirror_deletions=None, overwrite_empty_datasets=None, receive_options=None))]
+    #[pyo3(signature = (*, snapshot_filter=None, min_snapshot_age_seconds=None, lag_threshold_seconds=None, transfer=None, send_flags=None, conflict_strategy=None, allow_destructive=None, mirror_deletions=None, overwrite_empty_datasets=None, receive_options=None, retention=None, prune=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         snapshot_filter: Option<&Bound<'_, PyAny>>,
@@ -146,6 +149,8 @@ impl PyPolicy {
         mirror_deletions: Option<&Bound<'_, PyAny>>,
         overwrite_empty_datasets: Option<&Bound<'_, PyAny>>,
         receive_options: Option<&Bound<'_, PyAny>>,
+        retention: Option<&Bound<'_, PyAny>>,
+        prune: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let snapshot_filter = opt_string(snapshot_filter, "snapshot_filter")?;
         if let Some(f) = &snapshot_filter {
@@ -204,6 +209,8 @@ impl PyPolicy {
                     "overwrite_empty_datasets",
                 )?,
                 receive_options: receive_options_of(receive_options)?,
+                retention: retention_of(retention)?,
+                prune: flag(prune, "prune")?,
             },
         })
     }
@@ -265,6 +272,18 @@ impl PyPolicy {
         json_to_py(py, &receive_options_json(&self.inner.receive_options))
     }
 
+    /// `{"source": rules | None, "target": rules | None, "max_pending_snapshots": n | None}`,
+    /// rules `{"keep_last", "hourly", "daily", "weekly", "monthly", "yearly"}`.
+    #[getter]
+    fn retention<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &retention_json(&self.inner.retention))
+    }
+    /// The destroys the retention allows are handed out as `prune` jobs.
+    #[getter]
+    fn prune(&self) -> bool {
+        self.inner.prune
+    }
+
     fn __repr__(&self) -> String {
         format!("Policy({})", policy_json(&self.inner))
     }
@@ -294,6 +313,21 @@ fn receive_options_of(o: Option<&Bound<'_, PyAny>>) -> PyResult<ReceiveOptions> 
     Ok(options)
 }
 
+/// `retention` from a mapping `{"source": {...}, "target": {...}, "max_pending_snapshots": n}`
+/// (`None`: no rules), validated (errors name `retention.source.daily`, …). Whether `prune`
+/// has rules to apply is checked with the group as a whole.
+fn retention_of(o: Option<&Bound<'_, PyAny>>) -> PyResult<Retention> {
+    let Some(o) = o.filter(|o| !o.is_none()) else {
+        return Ok(Retention::default());
+    };
+    let value = crate::convert::py_to_json(o, "retention")?;
+    Retention::from_json("retention", &value).map_err(core)
+}
+
+fn retention_json(r: &Retention) -> Value {
+    serde_json::to_value(r).unwrap_or(Value::Null)
+}
+
 fn receive_options_json(o: &ReceiveOptions) -> Value {
     json!({"set": o.set, "exclude": o.exclude})
 }
@@ -310,6 +344,8 @@ fn policy_json(p: &Policy) -> Value {
         "mirror_deletions": p.mirror_deletions,
         "overwrite_empty_datasets": p.overwrite_empty_datasets,
         "receive_options": receive_options_json(&p.receive_options),
+        "retention": retention_json(&p.retention),
+        "prune": p.prune,
     })
 }
 

@@ -183,6 +183,29 @@ pub fn destroy_commands(dataset: &DatasetName, snapshots: &[ShortName]) -> Resul
         .collect()
 }
 
+/// The most snapshots one prune command names (`zfs destroy ds@a,b,…`), so a long list stays
+/// well under any argument length limit (255-byte names: at most ~16 KiB per command).
+pub const PRUNE_BATCH: usize = 64;
+
+/// `zfs destroy dataset@a,b,c` (ZFS's snapshot-list form: one command destroys them all, or
+/// none when one is held), in batches of [`PRUNE_BATCH`], in the given order; run on the
+/// host that holds `dataset`. Only snapshots: never a dataset, never `-r`.
+pub fn prune_commands(dataset: &DatasetName, snapshots: &[ShortName]) -> Result<Vec<Command>> {
+    snapshots
+        .chunks(PRUNE_BATCH)
+        .map(|batch| {
+            let names: Vec<&str> = batch.iter().map(ShortName::as_str).collect();
+            let argv = vec![
+                "zfs".into(),
+                "destroy".into(),
+                format!("{}@{}", dataset.as_str(), names.join(",")),
+            ];
+            check_leaves(&argv)?;
+            Ok(Command::pipeline(vec![argv]))
+        })
+        .collect()
+}
+
 /// `zfs rename from to`, run on the host that holds `from` (`keep_both` moves a losing
 /// history aside; `to` is a sibling, so its parent exists).
 pub fn rename_command(from: &DatasetName, to: &DatasetName) -> Result<Command> {

@@ -484,6 +484,31 @@ fn rollback_and_destroy() {
 }
 
 #[test]
+fn prune_batches_snapshots_into_one_quoted_destroy_each() {
+    let ds = DatasetName::parse("tank/my vm").unwrap();
+    let p = prune_commands(&ds, &[sn("a"), sn("b c"), sn("d:1")]).unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(
+        p[0].argv,
+        vec![v(&["zfs", "destroy", "tank/my vm@a,b c,d:1"])]
+    );
+    assert_eq!(p[0].shell, "zfs destroy 'tank/my vm@a,b c,d:1'");
+    check_command(&p[0]).unwrap();
+    assert!(prune_commands(&ds, &[]).unwrap().is_empty());
+    let many: Vec<ShortName> = (0..PRUNE_BATCH + 1).map(|i| sn(&format!("s{i}"))).collect();
+    let p = prune_commands(&ds, &many).unwrap();
+    assert_eq!(p.len(), 2);
+    assert_eq!(
+        p[1].argv,
+        vec![v(&[
+            "zfs",
+            "destroy",
+            &format!("tank/my vm@s{PRUNE_BATCH}")
+        ])]
+    );
+}
+
+#[test]
 fn quoting_rules() {
     assert_eq!(quote("tank/a@b"), "tank/a@b");
     assert_eq!(quote(""), "''");

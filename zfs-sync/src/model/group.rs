@@ -121,6 +121,11 @@ pub struct Policy {
     pub overwrite_empty_datasets: bool,
     /// Properties every `zfs receive` of the group sets (`-o`) or excludes (`-x`).
     pub receive_options: ReceiveOptions,
+    /// Which snapshots each side keeps ([`crate::model::Retention`]); empty: all.
+    pub retention: crate::model::Retention,
+    /// Hand out the destroys the retention rules allow as `prune` jobs. Without it the
+    /// witness only previews them.
+    pub prune: bool,
 }
 
 /// The most a target dataset without snapshots may use (`used`, bytes) and still count as
@@ -232,6 +237,8 @@ impl Default for Policy {
             mirror_deletions: false,
             overwrite_empty_datasets: false,
             receive_options: ReceiveOptions::default(),
+            retention: crate::model::Retention::default(),
+            prune: false,
         }
     }
 }
@@ -295,7 +302,8 @@ impl SyncGroup {
         self.members.iter().find(|m| m.system_id == system_id)
     }
 
-    /// Checks the group as a whole: name, members, hub membership, roots, filter.
+    /// Checks the group as a whole: name, members, hub membership, roots, filter, receive
+    /// options, retention (`prune` needs rules).
     pub fn validate(&self) -> Result<()> {
         if self.name.trim().is_empty() {
             return Err(Error::invalid("name", "must not be empty"));
@@ -335,6 +343,13 @@ impl SyncGroup {
             crate::filter::SnapshotFilter::parse(f).map_err(|e| e.in_field("snapshot_filter"))?;
         }
         self.policy.receive_options.validate("receive_options")?;
+        self.policy.retention.validate("retention")?;
+        if self.policy.prune && self.policy.retention.is_empty() {
+            return Err(Error::invalid(
+                "prune",
+                "needs retention rules (retention.source or retention.target)",
+            ));
+        }
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //! [`crate::service`].
 //!
 //! One file per record family: [`system`], [`snapshot`], [`group`] (members, topology,
-//! policy), [`state`] (sync states), [`conflict`], [`job`], [`key`] (API keys), and
+//! policy; [`retention`] its retention rules), [`state`] (sync states), [`conflict`], [`job`], [`key`] (API keys), and
 //! [`planning`] (the planner's inputs and the findings comparison shares with it). Every item
 //! is re-exported here: `crate::model::X` is the path to use.
 
@@ -71,6 +71,7 @@ pub mod group;
 pub mod job;
 pub mod key;
 pub mod planning;
+pub mod retention;
 pub mod snapshot;
 pub mod state;
 pub mod system;
@@ -82,6 +83,7 @@ pub use group::*;
 pub use job::*;
 pub use key::*;
 pub use planning::*;
+pub use retention::*;
 pub use snapshot::*;
 pub use state::*;
 pub use system::*;

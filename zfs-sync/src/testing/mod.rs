@@ -4,12 +4,15 @@
 //! - [`fixtures`]: terse builders for systems, groups and snapshots, and [`render_plan`],
 //!   which prints a plan as stable text for data-first tests.
 //! - [`zfs`]: a model of ZFS receive semantics to apply plans to.
+//! - [`retention`]: a fleet lived through many rounds of snapshots, outages, failed and
+//!   resumed transfers, other tools' destroys and prune plans, checking retention's guarantees.
 //! - [`fleet`]: a deterministic, seeded generator of fleets (hosts, datasets, histories).
 //! - [`bulk`]: a lean generator of fleet-scale inventories (millions of records) for benchmarks.
 
 pub mod bulk;
 pub mod fixtures;
 pub mod fleet;
+pub mod retention;
 pub mod zfs;
 
 use std::fmt::Write as _;

@@ -2,7 +2,7 @@
 
 use poem_openapi::Object;
 use uuid::Uuid;
-use zfs_sync::model::{SyncGroup, Topology};
+use zfs_sync::model::{Retention, RetentionRules, SyncGroup, Topology};
 
 use crate::error::ApiError;
 use crate::wire::{Timestamp, seconds_of};
@@ -75,6 +75,107 @@ pub struct GroupFields {
     /// the stored options.
     #[oai(nullable)]
     pub receive_options: Option<ReceiveOptionsDto>,
+    /// Which snapshots each side keeps (sanoid's rules); replaces the stored retention.
+    /// Omitted/`{}`: nothing is pruned. See `prune-preview`.
+    #[oai(nullable)]
+    pub retention: Option<RetentionDto>,
+    /// Hand out the destroys the retention allows as `prune` jobs (needs retention rules).
+    /// Default false: the witness only previews them.
+    #[oai(nullable)]
+    pub prune: Option<bool>,
+}
+
+/// A group's retention: sanoid's rules for each dataset's source and for its targets
+/// (`null`: that side is never pruned), and the cap on snapshots kept for a target that lacks
+/// them. Errors name `retention.source.daily`, `retention.max_pending_snapshots`, ….
+#[derive(Debug, Clone, Default, Object)]
+#[oai(deny_unknown_fields)]
+pub struct RetentionDto {
+    #[oai(nullable)]
+    pub source: Option<RetentionRulesDto>,
+    #[oai(nullable)]
+    pub target: Option<RetentionRulesDto>,
+    /// Per edge, at most this many snapshots the target has not received yet are kept
+    /// beyond the rules (the oldest go first, never the edge's base); `null`: all are kept.
+    #[oai(nullable)]
+    pub max_pending_snapshots: Option<i64>,
+}
+
+/// Keep the `keep_last` newest snapshots, plus the newest snapshot of each of the last
+/// `hourly` hours, `daily` days, `weekly` ISO weeks, `monthly` months and `yearly` years (by
+/// creation time, periods in UTC). Each 0 to 1,000,000; omitted: 0; at least one set.
+#[derive(Debug, Clone, Copy, Default, Object)]
+#[oai(deny_unknown_fields)]
+pub struct RetentionRulesDto {
+    #[oai(default)]
+    pub keep_last: i64,
+    #[oai(default)]
+    pub hourly: i64,
+    #[oai(default)]
+    pub daily: i64,
+    #[oai(default)]
+    pub weekly: i64,
+    #[oai(default)]
+    pub monthly: i64,
+    #[oai(default)]
+    pub yearly: i64,
+}
+
+impl RetentionRulesDto {
+    fn into_rules(self, field: &str) -> Result<RetentionRules, ApiError> {
+        let count = |rule: &str, v: i64| RetentionRules::count(&format!("{field}.{rule}"), v);
+        Ok(RetentionRules {
+            keep_last: count("keep_last", self.keep_last)?,
+            hourly: count("hourly", self.hourly)?,
+            daily: count("daily", self.daily)?,
+            weekly: count("weekly", self.weekly)?,
+            monthly: count("monthly", self.monthly)?,
+            yearly: count("yearly", self.yearly)?,
+        })
+    }
+}
+
+impl RetentionDto {
+    /// The core value; counts out of range are refused naming `retention.<side>.<rule>`.
+    pub fn into_retention(self) -> Result<Retention, ApiError> {
+        Ok(Retention {
+            source: self
+                .source
+                .map(|r| r.into_rules("retention.source"))
+                .transpose()?,
+            target: self
+                .target
+                .map(|r| r.into_rules("retention.target"))
+                .transpose()?,
+            max_pending_snapshots: self
+                .max_pending_snapshots
+                .map(|v| RetentionRules::count("retention.max_pending_snapshots", v))
+                .transpose()?,
+        })
+    }
+}
+
+impl From<RetentionRules> for RetentionRulesDto {
+    fn from(r: RetentionRules) -> Self {
+        RetentionRulesDto {
+            keep_last: r.keep_last.into(),
+            hourly: r.hourly.into(),
+            daily: r.daily.into(),
+            weekly: r.weekly.into(),
+            monthly: r.monthly.into(),
+            yearly: r.yearly.into(),
+        }
+    }
+}
+
+impl From<Retention> for RetentionDto {
+    fn from(r: Retention) -> Self {
+        RetentionDto {
+            source: r.source.map(Into::into),
+            target: r.target.map(Into::into),
+            max_pending_snapshots: r.max_pending_snapshots.map(Into::into),
+        }
+    }
 }
 
 /// `zfs receive -o name=value … -x name …` for every receive of a group. Names follow the
@@ -178,6 +279,12 @@ impl GroupFields {
         if let Some(o) = self.receive_options {
             g.policy.receive_options = o.into();
         }
+        if let Some(r) = self.retention {
+            g.policy.retention = r.into_retention()?;
+        }
+        if let Some(p) = self.prune {
+            g.policy.prune = p;
+        }
         if self.system_ids.is_some() || self.members.is_some() {
             let mut members: Vec<Member> = Vec::new();
             for id in self.system_ids.unwrap_or_default() {
@@ -240,6 +347,8 @@ pub struct GroupOut {
     pub mirror_deletions: bool,
     pub overwrite_empty_datasets: bool,
     pub receive_options: ReceiveOptionsDto,
+    pub retention: RetentionDto,
+    pub prune: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -282,6 +391,8 @@ impl From<SyncGroup> for GroupOut {
             mirror_deletions: g.policy.mirror_deletions,
             overwrite_empty_datasets: g.policy.overwrite_empty_datasets,
             receive_options: g.policy.receive_options.into(),
+            retention: g.policy.retention.into(),
+            prune: g.policy.prune,
             created_at: g.created_at.into(),
             updated_at: g.updated_at.into(),
         }

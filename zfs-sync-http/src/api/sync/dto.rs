@@ -402,3 +402,118 @@ impl CheckOut {
         }
     }
 }
+
+/// `GET /sync/groups/{id}/prune-preview`.
+#[derive(Debug, Object)]
+pub struct PrunePreviewOut {
+    pub sync_group_id: Uuid,
+    /// The group hands the destroys out as `prune` jobs (else this is only a preview).
+    pub prune: bool,
+    /// By logical dataset.
+    pub datasets: Vec<PruneDatasetOut>,
+}
+
+/// One logical dataset of a prune preview.
+#[derive(Debug, Object)]
+pub struct PruneDatasetOut {
+    /// The logical dataset (path below each member's root).
+    pub dataset: String,
+    /// Why nothing of this dataset is pruned, when that is so.
+    #[oai(nullable)]
+    pub note: Option<String>,
+    pub hosts: Vec<PruneHostOut>,
+    pub edges: Vec<PruneEdgeOut>,
+}
+
+/// One host's copy of a dataset.
+#[derive(Debug, Object)]
+pub struct PruneHostOut {
+    pub system_id: Uuid,
+    /// The dataset on that host.
+    pub dataset: String,
+    /// `source` or `target`: which rules the host follows.
+    pub side: String,
+    /// Every snapshot, newest first.
+    pub snapshots: Vec<PruneSnapshotOut>,
+}
+
+/// One snapshot's fate.
+#[derive(Debug, Object)]
+pub struct PruneSnapshotOut {
+    /// Short name.
+    pub snapshot: String,
+    /// `keep` or `destroy`.
+    pub action: String,
+    /// The rule that keeps it, what protects it, or the rules that let it go.
+    pub reason: String,
+}
+
+/// What protects an edge's incremental base.
+#[derive(Debug, Object)]
+pub struct PruneEdgeOut {
+    pub source_system_id: Uuid,
+    pub target_system_id: Uuid,
+    /// The base's short name (a bookmark's name when `base_is_bookmark`); `null`: no common
+    /// snapshot.
+    #[oai(nullable)]
+    pub base: Option<String>,
+    pub base_is_bookmark: bool,
+    /// Snapshots of the source the target lacks, newer than the base.
+    pub pending: u64,
+    /// More pending than `retention.max_pending_snapshots`: the oldest beyond it may go.
+    pub pending_cap_reached: bool,
+}
+
+impl From<zfs_sync::retention::GroupPrune> for PrunePreviewOut {
+    fn from(p: zfs_sync::retention::GroupPrune) -> Self {
+        use zfs_sync::retention::{Action, Side};
+        PrunePreviewOut {
+            sync_group_id: p.group_id,
+            prune: p.prune,
+            datasets: p
+                .datasets
+                .into_iter()
+                .map(|d| PruneDatasetOut {
+                    dataset: d.dataset,
+                    note: d.note,
+                    hosts: d
+                        .hosts
+                        .into_iter()
+                        .map(|h| PruneHostOut {
+                            system_id: h.system_id,
+                            dataset: h.dataset,
+                            side: match h.side {
+                                Side::Source => "source".into(),
+                                Side::Target => "target".into(),
+                            },
+                            snapshots: h
+                                .snapshots
+                                .into_iter()
+                                .map(|v| PruneSnapshotOut {
+                                    snapshot: v.snapshot,
+                                    action: match v.action {
+                                        Action::Keep => "keep".into(),
+                                        Action::Destroy => "destroy".into(),
+                                    },
+                                    reason: v.reason,
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                    edges: d
+                        .edges
+                        .into_iter()
+                        .map(|e| PruneEdgeOut {
+                            source_system_id: e.source,
+                            target_system_id: e.target,
+                            base: e.base,
+                            base_is_bookmark: e.base_is_bookmark,
+                            pending: e.pending as u64,
+                            pending_cap_reached: e.pending_cap_reached,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}

@@ -14,7 +14,7 @@ use zfs_sync::service::sync::{Take, job_outcome};
 use self::dto::SyncStateOut;
 use self::dto::{
     CheckOut, GroupStatusOut, InstructionsOut, JobOut, JobProgressIn, JobResultIn, MismatchOut,
-    mismatches,
+    PrunePreviewOut, mismatches,
 };
 use super::ApiTags;
 use crate::AppState;
@@ -422,5 +422,25 @@ impl SyncApi {
                 })
                 .collect(),
         ))
+    }
+
+    /// What the group's retention lets each host destroy, and why every other snapshot stays
+    /// (admin or member): per dataset and host, every snapshot as `keep` or `destroy` with a
+    /// reason; per edge, the base that protects it, the pending count and flags. Writes
+    /// nothing.
+    #[oai(
+        path = "/sync/groups/:group_id/prune-preview",
+        method = "get",
+        operation_id = "group_prune_preview"
+    )]
+    async fn prune_preview(
+        &self,
+        state: Data<&AppState>,
+        key: ApiKeyAuth,
+        group_id: Path<Uuid>,
+    ) -> Answer<Json<PrunePreviewOut>, { LOOKUP }> {
+        state.readable_group(&key, group_id.0).await?;
+        let p = state.sync.prune_preview(group_id.0, Utc::now()).await?;
+        Ok(Json(p.into()))
     }
 }

@@ -41,6 +41,7 @@ use crate::store::Store;
 mod auto;
 mod inventory;
 mod jobs;
+mod prune;
 mod resolve;
 mod steps;
 

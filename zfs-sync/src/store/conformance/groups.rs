@@ -4,8 +4,8 @@ use uuid::Uuid;
 
 use super::builders::*;
 use crate::model::{
-    ConflictKind, ConflictStrategy, Policy, ReceiveOptions, SendFlags, SyncGroup, SyncStatus,
-    Topology, TransferMode,
+    ConflictKind, ConflictStrategy, Policy, ReceiveOptions, Retention, RetentionRules, SendFlags,
+    SyncGroup, SyncStatus, Topology, TransferMode,
 };
 use crate::store::Store;
 
@@ -36,6 +36,22 @@ pub async fn group_crud(store: &dyn Store) {
             set: [("readonly".to_string(), "on".to_string())].into(),
             exclude: ["mountpoint".to_string(), "com.example:tag".to_string()].into(),
         },
+        retention: Retention {
+            source: Some(RetentionRules {
+                keep_last: 2,
+                hourly: 24,
+                daily: 7,
+                weekly: 4,
+                monthly: 12,
+                yearly: 3,
+            }),
+            target: Some(RetentionRules {
+                daily: 30,
+                ..RetentionRules::default()
+            }),
+            max_pending_snapshots: Some(50),
+        },
+        prune: true,
     };
     store.create_group(&g).await.unwrap();
     let got = store.get_group(g.id).await.unwrap().unwrap();
