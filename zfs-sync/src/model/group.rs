@@ -335,6 +335,13 @@ impl SyncGroup {
             crate::filter::SnapshotFilter::parse(f).map_err(|e| e.in_field("snapshot_filter"))?;
         }
         self.policy.receive_options.validate("receive_options")?;
+        if self.policy.mirror_deletions && !self.policy.allow_destructive {
+            return Err(Error::invalid(
+                "mirror_deletions",
+                "needs allow_destructive: true (mirroring a deletion destroys snapshots); \
+                 set allow_destructive or turn mirror_deletions off",
+            ));
+        }
         Ok(())
     }
 }
