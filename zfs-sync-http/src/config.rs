@@ -322,12 +322,10 @@ impl Settings {
             return bad("body_limit_bytes", "must be at least 1024");
         }
         if let Some(k) = &self.admin_key
-            && k.trim().len() < zfs_sync::service::auth::MIN_CONFIGURED_KEY_LEN
+            && let Err(zfs_sync::Error::InvalidInput { reason, .. }) =
+                zfs_sync::service::auth::check_configured_key(k)
         {
-            return bad(
-                "admin_key",
-                "must be at least 32 characters (generate one with `zfs-sync-server create-admin-key`)",
-            );
+            return bad("admin_key", &reason);
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:")
@@ -540,9 +538,9 @@ mod tests {
             "postgres://u:***@db/x"
         );
         let s = Settings {
-            admin_key: Some("k".repeat(40)),
+            admin_key: Some("9f86d081884c7d659a2feaa0c55ad015".into()),
             ..Settings::default()
         };
-        assert!(!format!("{s:?}").contains(&"k".repeat(40)));
+        assert!(!format!("{s:?}").contains("9f86d081884c7d659a2feaa0c55ad015"));
     }
 }
