@@ -49,9 +49,10 @@ pub struct Settings {
     /// 429 (with `Retry-After`) for the rest of that minute; 0: no limit. Behind a reverse
     /// proxy every client shares the proxy's address: raise it there.
     pub auth_failures_per_minute: u32,
-    /// Whether a missing SQLite database file may be created at start (logged loudly when it
-    /// is). `false` in production: a wrong path or a deleted file then stops the server
-    /// instead of starting it on an empty database with no keys.
+    /// Whether a missing SQLite database file, or the tables of a PostgreSQL database (or
+    /// schema) that has none, may be created at start (logged loudly when they are). `false`
+    /// in production: a wrong path, database or schema, or a deleted file, then stops the
+    /// server instead of starting it on an empty database with no keys.
     pub create_database: bool,
     /// A connection with no byte read or written for this long is closed (idle keep-alive
     /// connections, and clients that open a socket and send nothing).

@@ -224,12 +224,20 @@ async fn open_store(
 ) -> Result<std::sync::Arc<dyn zfs_sync::store::Store>, String> {
     // The database file and its directory exist already: see `restrict_files`.
     let url = settings.database_url();
-    store::open(settings).await.map_err(|e| {
+    let opened = store::open_reporting(settings).await.map_err(|e| {
         format!(
             "cannot open the database {}: {e}",
             zfs_sync_http::config::redact_url(&url)
         )
-    })
+    })?;
+    if opened.created {
+        tracing::warn!(
+            database = %zfs_sync_http::config::redact_url(&url),
+            schema = ?settings.database_schema,
+            "created the zfs-sync tables in a NEW, EMPTY PostgreSQL database (no keys, no systems): if an existing one was expected here, stop the server and check database_url and database_schema; set create_database: false to refuse this"
+        );
+    }
+    Ok(opened.store)
 }
 
 async fn shutdown_signal() {

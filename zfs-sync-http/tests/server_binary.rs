@@ -316,3 +316,43 @@ fn a_guessable_admin_key_is_refused() {
         "{stderr}"
     );
 }
+
+/// PostgreSQL: a database (schema) without zfs-sync tables is refused with
+/// `create_database: false`, naming the setting; with the default it is created and the start
+/// says so loudly (issue 18, point 6).
+#[test]
+fn a_new_postgres_database_is_refused_or_created_loudly() {
+    let Some(url) = zfs_sync_storage::testing::postgres_test_url(
+        "a_new_postgres_database_is_refused_or_created_loudly",
+    ) else {
+        return;
+    };
+    let schema = zfs_sync_storage::testing::postgres_test_schema("new_pg_binary");
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = |create: &str| {
+        server()
+            .arg("migrate")
+            .current_dir(dir.path())
+            .env("ZFS_SYNC_DATABASE_URL", &url)
+            .env("ZFS_SYNC_DATABASE_SCHEMA", &schema)
+            .env("ZFS_SYNC_CREATE_DATABASE", create)
+            .env("ZFS_SYNC_LOG_LEVEL", "info")
+            .output()
+            .unwrap()
+    };
+    let refused = migrate("false");
+    let created = migrate("true");
+    let again = migrate("false");
+    tokio::runtime::Runtime::new().unwrap().block_on(
+        zfs_sync_storage::testing::drop_postgres_schema(&url, &schema),
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("create_database"), "{stderr}");
+    let log = String::from_utf8_lossy(&created.stdout);
+    assert!(created.status.success(), "{log}");
+    assert!(log.contains("NEW, EMPTY PostgreSQL database"), "{log}");
+    let log = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{log}");
+    assert!(!log.contains("NEW, EMPTY"), "{log}");
+}

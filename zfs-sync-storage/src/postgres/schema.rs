@@ -54,6 +54,17 @@ pub(crate) async fn current_version(client: &Client) -> Result<i64> {
     Ok(row.get(0))
 }
 
+/// Whether the schema the connection uses (its `search_path`) holds no zfs-sync tables: no
+/// version table (or the schema itself is missing), or no migration applied.
+pub(crate) async fn is_empty(client: &Client) -> Result<bool> {
+    let has_table: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await
+        .map_err(map_err)?
+        .get(0);
+    Ok(!has_table || current_version(client).await? == 0)
+}
+
 /// Applies every migration up to `target` (the latest when `None`); returns the version
 /// reached. Refuses a schema newer than this build.
 pub(crate) async fn migrate(client: &mut Client, target: Option<i64>) -> Result<i64> {
