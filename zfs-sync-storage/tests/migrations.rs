@@ -210,16 +210,11 @@ async fn sqlite_key_prefixes_are_dropped_and_configured_keys_recognised() {
                 "INSERT INTO api_keys (id, key_hash, prefix, role, system_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
             )
             .unwrap();
-        let rows: [(Uuid, &str, &str, &str, Option<Vec<u8>>); 3] = [
+        let sys_id = Some(s.id.as_bytes().to_vec());
+        let rows = [
             (generated, "h1", "zs_0123abcd", "admin", None),
             (configured, "h2", "my-own-long", "admin", None),
-            (
-                system,
-                "h3",
-                "zs_99887766",
-                "system",
-                Some(s.id.as_bytes().to_vec()),
-            ),
+            (system, "h3", "zs_99887766", "system", sys_id),
         ];
         for (id, hash, prefix, role, sys) in rows {
             insert
