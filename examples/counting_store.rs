@@ -125,6 +125,21 @@ impl<S: Store> KeyStore for CountingStore<S> {
         self.count("KeyStore", "count_admin_keys");
         self.inner.count_admin_keys().await
     }
+
+    async fn list_admin_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.count("KeyStore", "list_admin_keys");
+        self.inner.list_admin_keys().await
+    }
+
+    async fn revoke_admin_key(&self, id: Uuid) -> Result<()> {
+        self.count("KeyStore", "revoke_admin_key");
+        self.inner.revoke_admin_key(id).await
+    }
+
+    async fn set_configured_admin_key(&self, key: &ApiKeyRecord) -> Result<u64> {
+        self.count("KeyStore", "set_configured_admin_key");
+        self.inner.set_configured_admin_key(key).await
+    }
 }
 
 #[async_trait]

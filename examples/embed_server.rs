@@ -37,7 +37,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ..Settings::default()
     };
     let store = zfs_sync_http::store::open(&settings).await?;
-    let admin_key = create_admin_key(store.as_ref(), Utc::now()).await?;
+    let admin_key = create_admin_key(store.as_ref(), "embedded example", Utc::now())
+        .await?
+        .key;
     let state = AppState::new(store, settings);
 
     // The server, on a port the system picks.

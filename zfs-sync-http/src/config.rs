@@ -49,9 +49,10 @@ pub struct Settings {
     /// 429 (with `Retry-After`) for the rest of that minute; 0: no limit. Behind a reverse
     /// proxy every client shares the proxy's address: raise it there.
     pub auth_failures_per_minute: u32,
-    /// Whether a missing SQLite database file may be created at start (logged loudly when it
-    /// is). `false` in production: a wrong path or a deleted file then stops the server
-    /// instead of starting it on an empty database with no keys.
+    /// Whether a missing SQLite database file, or the tables of a PostgreSQL database (or
+    /// schema) that has none, may be created at start (logged loudly when they are). `false`
+    /// in production: a wrong path, database or schema, or a deleted file, then stops the
+    /// server instead of starting it on an empty database with no keys.
     pub create_database: bool,
     /// A kept-alive connection that starts no new request for this long after an answer is
     /// closed; so is one whose answer stalls (the client reads nothing) this long.
@@ -375,12 +376,10 @@ impl Settings {
             return bad("body_limit_bytes", "must be at least 1024");
         }
         if let Some(k) = &self.admin_key
-            && k.trim().len() < zfs_sync::service::auth::MIN_CONFIGURED_KEY_LEN
+            && let Err(zfs_sync::Error::InvalidInput { reason, .. }) =
+                zfs_sync::service::auth::check_configured_key(k)
         {
-            return bad(
-                "admin_key",
-                "must be at least 32 characters (generate one with `zfs-sync-server create-admin-key`)",
-            );
+            return bad("admin_key", &reason);
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:")
@@ -612,9 +611,9 @@ mod tests {
             "postgres://u:***@db/x"
         );
         let s = Settings {
-            admin_key: Some("k".repeat(40)),
+            admin_key: Some("9f86d081884c7d659a2feaa0c55ad015".into()),
             ..Settings::default()
         };
-        assert!(!format!("{s:?}").contains(&"k".repeat(40)));
+        assert!(!format!("{s:?}").contains("9f86d081884c7d659a2feaa0c55ad015"));
     }
 }

@@ -10,7 +10,7 @@ use poem::Server;
 use tokio::sync::watch;
 use tokio_rustls::rustls::ServerConfig;
 use tracing_subscriber::EnvFilter;
-use zfs_sync::service::auth::{self, AdminKeySetup};
+use zfs_sync::service::auth;
 use zfs_sync_http::config::{LogFormat, Settings};
 use zfs_sync_http::listener::{GuardedAcceptor, Limits, tls_config};
 use zfs_sync_http::{AppState, app, scheduler, store};
@@ -39,10 +39,73 @@ enum Command {
     Serve,
     /// Create or upgrade the database schema, then exit.
     Migrate,
-    /// Create a new admin key, print it once, and exit.
-    CreateAdminKey,
+    /// Create a new admin key, print it once, and exit (alias of `admin-key create`).
+    CreateAdminKey {
+        /// A name for people (who holds it, what for).
+        #[arg(long, default_value = "created with create-admin-key")]
+        name: String,
+    },
+    /// List, create or revoke admin keys.
+    #[command(subcommand)]
+    AdminKey(AdminKeyCommand),
     /// Print the OpenAPI document and exit.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminKeyCommand {
+    /// List admin keys: id, source, creation time and name (never a key).
+    List,
+    /// Create an admin key, print it once.
+    Create {
+        /// A name for people (who holds it, what for).
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke the admin key with this id (the last one cannot be revoked).
+    Revoke {
+        /// The key's id, as `admin-key list` shows it.
+        id: uuid::Uuid,
+    },
+}
+
+/// Runs an `admin-key` command against the store (the same use cases as `/admin/keys`).
+async fn admin_key_command(settings: &Settings, command: AdminKeyCommand) -> Result<(), String> {
+    let store = open_store(settings).await?;
+    let store = store.as_ref();
+    match command {
+        AdminKeyCommand::List => {
+            let keys = auth::list_admin_keys(store)
+                .await
+                .map_err(|e| e.to_string())?;
+            let lines: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}\t{}\t{}\t{}",
+                        k.id,
+                        k.source.as_str(),
+                        k.created_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        k.name
+                    )
+                })
+                .collect();
+            print_out(&lines.join("\n"))
+        }
+        AdminKeyCommand::Create { name } => {
+            let issued = auth::create_admin_key(store, &name, Utc::now())
+                .await
+                .map_err(|e| e.to_string())?;
+            print_out(&issued.key)
+        }
+        AdminKeyCommand::Revoke { id } => {
+            auth::revoke_admin_key(store, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            print_out(&format!("revoked admin key {id}"))
+        }
+    }
 }
 
 /// Writes `text` and a newline to stdout. A closed pipe (`zfs-sync-server openapi | head`)
@@ -163,12 +226,20 @@ async fn open_store(
 ) -> Result<std::sync::Arc<dyn zfs_sync::store::Store>, String> {
     // The database file and its directory exist already: see `restrict_files`.
     let url = settings.database_url();
-    store::open(settings).await.map_err(|e| {
+    let opened = store::open_reporting(settings).await.map_err(|e| {
         format!(
             "cannot open the database {}: {e}",
             zfs_sync_http::config::redact_url(&url)
         )
-    })
+    })?;
+    if opened.created {
+        tracing::warn!(
+            database = %zfs_sync_http::config::redact_url(&url),
+            schema = ?settings.database_schema,
+            "created the zfs-sync tables in a NEW, EMPTY PostgreSQL database (no keys, no systems): if an existing one was expected here, stop the server and check database_url and database_schema; set create_database: false to refuse this"
+        );
+    }
+    Ok(opened.store)
 }
 
 async fn shutdown_signal() {
@@ -205,18 +276,25 @@ async fn serve(
         database = %zfs_sync_http::config::redact_url(&settings.database_url()),
         "zfs-sync server starting"
     );
-    match auth::ensure_admin_key(store.as_ref(), settings.admin_key.as_deref(), Utc::now()).await {
-        Ok(AdminKeySetup::Generated(key)) => {
-            // The key goes to the terminal (stderr) only, never through the log (a log file
-            // would keep it).
-            tracing::warn!(
-                "no admin key was configured and the database had none: generated one and printed it on stderr, only now; store it safely"
-            );
-            eprintln!("zfs-sync-server: generated admin key (shown only now): {key}");
-        }
-        Ok(AdminKeySetup::Configured) => tracing::info!("admin key from configuration is active"),
-        Ok(AdminKeySetup::Existing) => {}
-        Err(e) => return Err(format!("admin key setup failed: {e}")),
+    let setup = auth::ensure_admin_key(store.as_ref(), settings.admin_key.as_deref(), Utc::now())
+        .await
+        .map_err(|e| format!("admin key setup failed: {e}"))?;
+    if let Some(key) = setup.generated {
+        // The key goes to the terminal (stderr) only, never through the log (a log file
+        // would keep it).
+        tracing::warn!(
+            "no admin key was configured and the database had none: generated one and printed it on stderr, only now; store it safely"
+        );
+        eprintln!("zfs-sync-server: generated admin key (shown only now): {key}");
+    }
+    if setup.configured {
+        tracing::info!("admin key from configuration is active");
+    }
+    if setup.revoked > 0 {
+        tracing::warn!(
+            revoked = setup.revoked,
+            "the admin key configured before (admin_key) was revoked: it no longer works"
+        );
     }
     let addr = format!("{}:{}", settings.host, settings.port);
     let max_connections = settings.connection_cap();
@@ -311,13 +389,10 @@ fn main() -> ExitCode {
                 open_store(&settings).await?;
                 print_out("database schema is up to date")
             }
-            Command::CreateAdminKey => {
-                let store = open_store(&settings).await?;
-                let key = auth::create_admin_key(store.as_ref(), Utc::now())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                print_out(&key)
+            Command::CreateAdminKey { name } => {
+                admin_key_command(&settings, AdminKeyCommand::Create { name }).await
             }
+            Command::AdminKey(c) => admin_key_command(&settings, c).await,
             Command::Openapi => Ok(()),
         }
     });

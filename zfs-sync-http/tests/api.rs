@@ -1016,6 +1016,12 @@ async fn groups_are_validated_as_a_whole() {
             expect!["422 invalid_input [name] name: must not be empty"],
         ),
         (
+            json!({"name": "x", "system_ids": [a], "mirror_deletions": true}),
+            expect![
+                "422 invalid_input [mirror_deletions] mirror_deletions: needs allow_destructive: true (mirroring a deletion destroys snapshots); set allow_destructive or turn mirror_deletions off"
+            ],
+        ),
+        (
             json!({"name": "x", "members": [{"system_id": a, "dataset_root": "bad//root"}]}),
             expect![[
                 r#"422 invalid_input [members[0].dataset_root] members[0].dataset_root: dataset name "bad//root" has an empty component (leading, trailing or doubled '/', or nothing after '@'/'#')"#
@@ -1053,6 +1059,24 @@ async fn groups_are_validated_as_a_whole() {
         )
         .await;
     assert_eq!(r.body["enabled"], false, "{r:?}");
+    // mirror_deletions needs allow_destructive, also when an update turns it off.
+    let path = format!("/api/v1/sync-groups/{gid}");
+    let both = json!({"mirror_deletions": true, "allow_destructive": true});
+    assert_eq!(h.admin("PUT", &path, Some(both)).await.status, 200);
+    h.check(
+        "PUT",
+        &path,
+        Some(&h.admin),
+        Some(json!({"allow_destructive": false})),
+        expect![
+            "422 invalid_input [mirror_deletions] mirror_deletions: needs allow_destructive: true (mirroring a deletion destroys snapshots); set allow_destructive or turn mirror_deletions off"
+        ],
+    )
+    .await;
+    let g = h.admin("GET", &path, None).await;
+    assert_eq!(g.body["allow_destructive"], true, "{g:?}");
+    let off = json!({"mirror_deletions": false, "allow_destructive": false});
+    assert_eq!(h.admin("PUT", &path, Some(off)).await.status, 200);
     // Members.
     let (c, _) = h.register("c").await;
     let r = h

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use zfs_sync::testing::zfs::ZfsModel;
 
-const ADMIN_KEY: &str = "e2e-admin-key-0123456789abcdef0123456789";
+const ADMIN_KEY: &str = "e2e-admin-key-5f0c9a7d3e1b8246c0d9e7f1a3b5";
 const CHUNK: usize = 1000;
 /// Snapshots per dataset on the hub.
 const PER_DATASET: u64 = 700;

@@ -902,6 +902,17 @@ async fn auth_matrix_covers_every_secured_operation() {
         .unwrap()
         .to_string();
     let t1 = f.t1.0;
+    let spare_key = h
+        .admin(
+            "POST",
+            "/api/v1/admin/keys",
+            Some(json!({"name": "revoked by the matrix"})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // (method, path, body, who may, owner key: the owner's system key, or None for admin-only)
     let ops: Vec<(&str, String, Option<Value>, Who)> = vec![
@@ -1148,6 +1159,20 @@ async fn auth_matrix_covers_every_secured_operation() {
             None,
             Who::Admin,
         ),
+        ("GET", "/api/v1/admin/keys".into(), None, Who::Admin),
+        (
+            "POST",
+            "/api/v1/admin/keys".into(),
+            Some(json!({"name": "made in the matrix"})),
+            Who::Admin,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/admin/keys/{spare_key}"),
+            None,
+            Who::Admin,
+        ),
+        // Last: the hub's key changes.
         (
             "POST",
             format!("/api/v1/systems/{hub}/api-key/rotate"),

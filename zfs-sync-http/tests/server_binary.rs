@@ -179,3 +179,153 @@ fn a_missing_database_is_not_created_when_the_setting_says_so() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The status line of `GET path` with `key` on the server at `port`.
+fn get_status(port: u16, path: &str, key: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+/// Issue 18, point 2: the configured admin key replaces the one configured before (start with
+/// key A, restart with key B: A is 401, B works), and the CLI lists, creates and revokes keys.
+#[test]
+fn a_changed_admin_key_setting_revokes_the_old_key_and_the_cli_manages_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("witness.db").display());
+    let a = "6b86b273ff34fce19d6b804eff5a3f57";
+    let b = "d4735e3a265e16eee03f59718b9b5d03";
+    let keys = "/api/v1/admin/keys";
+    let serve = |key: &str| {
+        let port = free_port();
+        let mut child = server()
+            .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .current_dir(dir.path())
+            .env("ZFS_SYNC_DATABASE_URL", &url)
+            .env("ZFS_SYNC_ADMIN_KEY", key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        drop(connect_when_listening(&mut child, port));
+        (child, port)
+    };
+    let (mut first, port) = serve(a);
+    assert!(get_status(port, keys, a).contains(" 200"));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (mut second, port) = serve(b);
+    assert!(get_status(port, keys, a).contains(" 401"), "the old key");
+    assert!(get_status(port, keys, b).contains(" 200"));
+
+    // The CLI, on the same database while the server runs.
+    let cli = |args: &[&str]| {
+        let out = server()
+            .args(args)
+            .current_dir(dir.path())
+            .env("ZFS_SYNC_DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.success(), stdout, stderr)
+    };
+    let (ok, created, err) = cli(&["admin-key", "create", "--name", "ops laptop"]);
+    assert!(ok, "{err}");
+    let created = created.trim().to_string();
+    assert!(get_status(port, keys, &created).contains(" 200"));
+    let (ok, alias, err) = cli(&["create-admin-key"]);
+    assert!(ok, "{err}");
+    assert!(get_status(port, keys, alias.trim()).contains(" 200"));
+    let (ok, listed, err) = cli(&["admin-key", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(
+        !listed.contains(b) && !listed.contains(&created),
+        "{listed}"
+    );
+    let ops = listed
+        .lines()
+        .find(|l| l.ends_with("\tops laptop"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(ops.contains("\tcreated\t"), "{ops}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("\tconfigured\t") && l.ends_with("\tadmin_key setting")),
+        "{listed}"
+    );
+    let id = ops.split('\t').next().unwrap();
+    let (ok, _, err) = cli(&["admin-key", "revoke", id]);
+    assert!(ok, "{err}");
+    // Revoked from another process: the running server refuses it at once.
+    assert!(get_status(port, keys, &created).contains(" 401"));
+    let (ok, _, err) = cli(&["admin-key", "revoke", id]);
+    assert!(!ok && err.contains("not found"), "{err}");
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
+
+/// A guessable configured admin key stops the server, naming the setting.
+#[test]
+fn a_guessable_admin_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = server()
+        .current_dir(dir.path())
+        .env("ZFS_SYNC_DATABASE_URL", "memory:")
+        .env("ZFS_SYNC_ADMIN_KEY", "0123456789abcdef0123456789abcdef")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("admin_key (ZFS_SYNC_ADMIN_KEY)"),
+        "{stderr}"
+    );
+}
+
+/// PostgreSQL: a database (schema) without zfs-sync tables is refused with
+/// `create_database: false`, naming the setting; with the default it is created and the start
+/// says so loudly (issue 18, point 6).
+#[test]
+fn a_new_postgres_database_is_refused_or_created_loudly() {
+    let Some(url) = zfs_sync_storage::testing::postgres_test_url(
+        "a_new_postgres_database_is_refused_or_created_loudly",
+    ) else {
+        return;
+    };
+    let schema = zfs_sync_storage::testing::postgres_test_schema("new_pg_binary");
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = |create: &str| {
+        server()
+            .arg("migrate")
+            .current_dir(dir.path())
+            .env("ZFS_SYNC_DATABASE_URL", &url)
+            .env("ZFS_SYNC_DATABASE_SCHEMA", &schema)
+            .env("ZFS_SYNC_CREATE_DATABASE", create)
+            .env("ZFS_SYNC_LOG_LEVEL", "info")
+            .output()
+            .unwrap()
+    };
+    let refused = migrate("false");
+    let created = migrate("true");
+    let again = migrate("false");
+    tokio::runtime::Runtime::new().unwrap().block_on(
+        zfs_sync_storage::testing::drop_postgres_schema(&url, &schema),
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("create_database"), "{stderr}");
+    let log = String::from_utf8_lossy(&created.stdout);
+    assert!(created.status.success(), "{log}");
+    assert!(log.contains("NEW, EMPTY PostgreSQL database"), "{log}");
+    let log = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{log}");
+    assert!(!log.contains("NEW, EMPTY"), "{log}");
+}

@@ -114,6 +114,7 @@ impl PyPostgresStore {
             max_connections,
             timeout: timeout(timeout_seconds)?,
             schema,
+            ..zfs_sync_storage::StoreOptions::default()
         };
         let url = url.to_string();
         let store = block_on(py, async move {

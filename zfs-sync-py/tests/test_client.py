@@ -229,6 +229,23 @@ def test_prune_preview(server: Server) -> None:
         server.admin().prune_preview(uuid.uuid4())
 
 
+def test_admin_keys_are_created_listed_and_revoked(server: Server) -> None:
+    admin = server.admin()
+    created = admin.create_admin_key("python test")
+    assert created["name"] == "python test" and created["source"] == "created"
+    other = Client(server.base_url, created["api_key"])
+    listed = other.admin_keys()
+    assert any(k["source"] == "configured" for k in listed)
+    assert all(set(k) == {"id", "name", "source", "created_at"} for k in listed)
+    other.revoke_admin_key(created["id"])
+    with pytest.raises(AuthError):
+        other.admin_keys()
+    with pytest.raises(NotFoundError):
+        admin.revoke_admin_key(created["id"])
+    with pytest.raises(ValidationError):
+        admin.create_admin_key("")
+
+
 def test_duplicate_hostname_is_a_conflict(server: Server) -> None:
     register(server, "client-dup")
     with pytest.raises(ConflictError) as info:

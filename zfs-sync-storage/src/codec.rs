@@ -65,6 +65,10 @@ pub(crate) fn parse_role(role: &str, system_id: Option<uuid::Uuid>) -> Result<Ro
     }
 }
 
+pub(crate) fn parse_key_source(source: &str) -> Result<zfs_sync::model::KeySource> {
+    zfs_sync::model::KeySource::parse(source).ok_or_else(|| corrupt("source", source))
+}
+
 /// Metadata as JSON text.
 pub(crate) fn metadata_text(m: &Metadata) -> String {
     if m.is_empty() {

@@ -59,6 +59,25 @@ pub struct StoreOptions {
     /// PostgreSQL schema to use (created when missing); `None`: the server's default
     /// (`public`).
     pub schema: Option<String>,
+    /// PostgreSQL: create the tables in a database (or schema) that has none (true), or refuse
+    /// to open it, naming `create_database` (false). (A SQLite file's creation is the
+    /// caller's: the server checks the file before opening it.)
+    pub create_schema: bool,
+}
+
+/// A store as opened.
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    /// The open created the schema of a new, empty database (PostgreSQL).
+    pub created: bool,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for StoreOptions {
@@ -67,6 +86,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             timeout: Duration::from_secs(30),
             schema: None,
+            create_schema: true,
         }
     }
 }
@@ -74,6 +94,11 @@ impl Default for StoreOptions {
 /// Opens the store a URL names, migrating its schema to the latest version.
 /// `InvalidInput { field: "database_url" }` for a URL no enabled backend accepts.
 pub async fn open_store(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>> {
+    Ok(open_store_reporting(url, options).await?.store)
+}
+
+/// [`open_store`], saying whether the open created the schema of a new, empty database.
+pub async fn open_store_reporting(url: &str, options: &StoreOptions) -> Result<Opened> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
         "sqlite" => open_sqlite(url, options).await,
@@ -86,15 +111,18 @@ pub async fn open_store(url: &str, options: &StoreOptions) -> Result<Arc<dyn Sto
 }
 
 #[cfg(feature = "sqlite")]
-async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>> {
+async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<Opened> {
     let mut config = sqlite::SqliteConfig::from_url(url)?;
     config.busy_timeout = options.timeout;
     config.max_readers = options.max_connections;
-    Ok(Arc::new(sqlite::SqliteStore::open(config).await?))
+    Ok(Opened {
+        store: Arc::new(sqlite::SqliteStore::open(config).await?),
+        created: false,
+    })
 }
 
 #[cfg(not(feature = "sqlite"))]
-async fn open_sqlite(_url: &str, _options: &StoreOptions) -> Result<Arc<dyn Store>> {
+async fn open_sqlite(_url: &str, _options: &StoreOptions) -> Result<Opened> {
     Err(Error::invalid(
         "database_url",
         "this build has no SQLite support (feature `sqlite`)",
@@ -102,16 +130,22 @@ async fn open_sqlite(_url: &str, _options: &StoreOptions) -> Result<Arc<dyn Stor
 }
 
 #[cfg(feature = "postgres")]
-async fn open_postgres(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>> {
+async fn open_postgres(url: &str, options: &StoreOptions) -> Result<Opened> {
     let mut config = postgres::PostgresConfig::from_url(url)?;
     config.pool_size = options.max_connections;
     config.timeout = options.timeout;
     config.schema = options.schema.clone();
-    Ok(Arc::new(postgres::PostgresStore::open(config).await?))
+    config.create_schema = options.create_schema;
+    let store = postgres::PostgresStore::open(config).await?;
+    let created = store.created();
+    Ok(Opened {
+        store: Arc::new(store),
+        created,
+    })
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn open_postgres(_url: &str, _options: &StoreOptions) -> Result<Arc<dyn Store>> {
+async fn open_postgres(_url: &str, _options: &StoreOptions) -> Result<Opened> {
     Err(Error::invalid(
         "database_url",
         "this build has no PostgreSQL support (feature `postgres`)",

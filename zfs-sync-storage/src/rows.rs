@@ -12,7 +12,9 @@ use zfs_sync::model::{
     TransferKind,
 };
 
-use crate::codec::{corrupt, parse_role, parse_topology, parse_transfer, u64_bits};
+use crate::codec::{
+    corrupt, parse_key_source, parse_role, parse_topology, parse_transfer, u64_bits,
+};
 
 /// Typed access to the columns of one result row.
 pub(crate) trait Columns {
@@ -66,15 +68,16 @@ pub(crate) fn system_row(r: &impl Columns) -> Result<System> {
     })
 }
 
-pub(crate) const KEY_COLS: &str = "id, key_hash, prefix, role, system_id, created_at";
+pub(crate) const KEY_COLS: &str = "id, key_hash, name, role, system_id, source, created_at";
 
 pub(crate) fn key_row(r: &impl Columns) -> Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
         id: r.uuid(0)?,
         key_hash: r.text(1)?,
-        prefix: r.text(2)?,
+        name: r.text(2)?,
         role: parse_role(&r.text(3)?, r.opt_uuid(4)?)?,
-        created_at: r.time(5)?,
+        source: parse_key_source(&r.text(5)?)?,
+        created_at: r.time(6)?,
     })
 }
 

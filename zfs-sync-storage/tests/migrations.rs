@@ -183,3 +183,81 @@ async fn postgres_upgrades_from_v1() {
     })
     .await;
 }
+
+/// The migration that names admin keys drops every stored key prefix, and marks an admin key
+/// whose prefix was not that of a generated key (`zs_` + 8 hex digits) `configured` (so the
+/// next start with another `admin_key` revokes it); system keys keep working.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_key_prefixes_are_dropped_and_configured_keys_recognised() {
+    use zfs_sync::model::{KeySource, Role};
+    use zfs_sync::store::{KeyStore, SystemStore};
+    use zfs_sync_storage::sqlite::{SqliteConfig, SqliteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let config = SqliteConfig::file(&path);
+    let old = SqliteStore::open_at_version(config.clone(), Some(6))
+        .await
+        .unwrap();
+    let s = zfs_sync::testing::fixtures::system(Uuid::new_v4(), "gamma");
+    old.create_system(&s).await.unwrap();
+    drop(old);
+    let (generated, configured, system) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let mut insert = c
+            .prepare(
+                "INSERT INTO api_keys (id, key_hash, prefix, role, system_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+            )
+            .unwrap();
+        let sys_id = Some(s.id.as_bytes().to_vec());
+        let rows = [
+            (generated, "h1", "zs_0123abcd", "admin", None),
+            (configured, "h2", "my-own-long", "admin", None),
+            (system, "h3", "zs_99887766", "system", sys_id),
+        ];
+        for (id, hash, prefix, role, sys) in rows {
+            insert
+                .execute(rusqlite::params![
+                    id.as_bytes().to_vec(),
+                    hash,
+                    prefix,
+                    role,
+                    sys
+                ])
+                .unwrap();
+        }
+    }
+    let new = SqliteStore::open(config).await.unwrap();
+    let keys = new.list_admin_keys().await.unwrap();
+    let mut seen: Vec<(Uuid, KeySource, String)> =
+        keys.into_iter().map(|k| (k.id, k.source, k.name)).collect();
+    seen.sort_by_key(|(id, _, _)| *id == configured);
+    assert_eq!(
+        seen,
+        [
+            (
+                generated,
+                KeySource::Created,
+                "created before key names".to_string()
+            ),
+            (
+                configured,
+                KeySource::Configured,
+                "admin_key setting".to_string()
+            ),
+        ]
+    );
+    let sys = new.find_key_by_hash("h3").await.unwrap().unwrap();
+    assert_eq!(sys.role, Role::System(s.id));
+    drop(new);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let cols: Vec<String> = c
+        .prepare("SELECT name FROM pragma_table_info('api_keys')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!cols.contains(&"prefix".to_string()), "{cols:?}");
+}

@@ -139,3 +139,40 @@ async fn readiness_tells_a_read_only_database() {
     let e = ready.unwrap_err().to_string();
     assert!(e.contains("read-only"), "{e}");
 }
+
+/// A database (here: a schema) with no zfs-sync tables is refused with `create_schema: false`,
+/// naming `create_database`, and nothing is created; with `true` it is created and the open
+/// says so, and a later open of it says it was not (issue 18, point 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_database_is_reported_and_refused_when_the_setting_says_so() {
+    let test = "a_new_database_is_reported_and_refused_when_the_setting_says_so";
+    let Some(url) = postgres_test_url(test) else {
+        return;
+    };
+    let schema = schema_name("new_db");
+    let config = PostgresConfig::from_url(&url).unwrap().with_schema(&schema);
+    let refuse = PostgresConfig {
+        create_schema: false,
+        ..config.clone()
+    };
+    let refused = PostgresStore::open(refuse.clone()).await;
+    let created = PostgresStore::open(config.clone())
+        .await
+        .map(|s| s.created());
+    let again = PostgresStore::open(config).await.map(|s| s.created());
+    let existing = PostgresStore::open(refuse).await.map(|s| s.created());
+    drop_postgres_schema(&url, &schema).await;
+    match refused {
+        Err(zfs_sync::Error::InvalidInput { field, reason }) => {
+            assert_eq!(field, "create_database");
+            assert!(reason.contains("no zfs-sync tables"), "{reason}");
+        }
+        other => panic!("expected a refusal naming create_database, got {other:?}"),
+    }
+    assert!(created.unwrap(), "the first open created the tables");
+    assert!(!again.unwrap(), "a later open finds them");
+    assert!(
+        !existing.unwrap(),
+        "create_schema: false opens an existing schema"
+    );
+}

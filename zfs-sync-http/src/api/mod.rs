@@ -2,6 +2,7 @@
 
 use poem_openapi::{ApiResponse, Tags};
 
+pub mod admin;
 pub mod conflicts;
 pub mod groups;
 pub mod health;
@@ -24,6 +25,8 @@ pub enum ApiTags {
     Sync,
     /// Conflicts and their resolution.
     Conflicts,
+    /// Admin keys.
+    Admin,
 }
 
 /// An empty success.
@@ -42,6 +45,7 @@ pub type Api = (
     groups::GroupsApi,
     sync::SyncApi,
     conflicts::ConflictsApi,
+    admin::AdminApi,
 );
 
 /// An instance of [`Api`].
@@ -53,5 +57,6 @@ pub fn api() -> Api {
         groups::GroupsApi,
         sync::SyncApi,
         conflicts::ConflictsApi,
+        admin::AdminApi,
     )
 }

@@ -52,9 +52,11 @@ pub async fn harness_with(settings: Settings) -> Harness {
     let store = zfs_sync_http::store::open(&settings)
         .await
         .expect("open the harness store");
-    let admin = zfs_sync::service::auth::create_admin_key(store.as_ref(), chrono::Utc::now())
-        .await
-        .unwrap();
+    let admin =
+        zfs_sync::service::auth::create_admin_key(store.as_ref(), "harness", chrono::Utc::now())
+            .await
+            .unwrap()
+            .key;
     let state = AppState::new(store, settings);
     Harness {
         cli: TestClient::new(app(state.clone())),

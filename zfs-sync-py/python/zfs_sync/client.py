@@ -382,6 +382,23 @@ class Client:
         result: JsonDict = self.request("POST", f"/sync/jobs/{UUID(str(job_id))}/cancel")
         return result
 
+    def admin_keys(self) -> List[JsonDict]:
+        """``GET /admin/keys`` (admin key): every admin key, oldest first, as ``id``, ``name``,
+        ``source`` (``configured`` or ``created``) and ``created_at``; never a key."""
+        result: List[JsonDict] = self.request("GET", "/admin/keys")
+        return result
+
+    def create_admin_key(self, name: str) -> JsonDict:
+        """``POST /admin/keys`` (admin key): a new admin key named ``name``; the answer's
+        ``api_key`` is shown only this once."""
+        result: JsonDict = self.request("POST", "/admin/keys", {"name": name})
+        return result
+
+    def revoke_admin_key(self, key_id: Union[str, UUID]) -> None:
+        """``DELETE /admin/keys/{key_id}`` (admin key): the key fails at once.
+        ``ConflictError`` for the last admin key, ``NotFoundError`` for an unknown id."""
+        self.request("DELETE", f"/admin/keys/{UUID(str(key_id))}")
+
     @classmethod
     def register(
         cls,

@@ -56,6 +56,9 @@ pub struct PostgresConfig {
     /// The schema holding the tables (created when missing; `search_path` of every
     /// connection). `None`: the server's default.
     pub schema: Option<String>,
+    /// Whether to create the zfs-sync tables in a database (or schema) that has none yet;
+    /// `false` refuses to open it (`InvalidInput` naming `create_database`). Default true.
+    pub create_schema: bool,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -101,6 +104,7 @@ impl PostgresConfig {
             pool_size: 8,
             timeout: Duration::from_secs(30),
             schema: None,
+            create_schema: true,
         })
     }
 
@@ -136,6 +140,8 @@ fn check_schema_name(name: &str) -> Result<()> {
 pub struct PostgresStore {
     pool: Pool,
     config: PostgresConfig,
+    /// The open found no zfs-sync tables and created them.
+    created: bool,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -308,8 +314,25 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| Error::backend_msg(format!("PostgreSQL connection pool: {e}")))?;
-        let store = PostgresStore { pool, config };
+        let mut store = PostgresStore {
+            pool,
+            config,
+            created: false,
+        };
         let mut client = store.client().await?;
+        store.created = schema::is_empty(&client).await?;
+        if store.created && !store.config.create_schema {
+            let place = match &store.config.schema {
+                Some(s) => format!("schema {s}"),
+                None => "database".to_string(),
+            };
+            return Err(Error::invalid(
+                "create_database",
+                format!(
+                    "is false (ZFS_SYNC_CREATE_DATABASE), and the PostgreSQL {place} has no zfs-sync tables: refusing to start on a new, empty database (no keys, no systems); check database_url and database_schema"
+                ),
+            ));
+        }
         if let Some(s) = &store.config.schema {
             let tx = client.transaction().await.map_err(map_err)?;
             tx.execute(
@@ -326,6 +349,11 @@ impl PostgresStore {
         schema::migrate(&mut client, version).await?;
         drop(client);
         Ok(store)
+    }
+
+    /// Whether this open found no zfs-sync tables and created them (a new, empty database).
+    pub fn created(&self) -> bool {
+        self.created
     }
 
     /// The schema version of the database.

@@ -32,6 +32,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0006_resolution_steps_and_the_conflict_lifecycle.sql",
     "0007_reported_datasets_and_receive_rules.sql",
     "0008_retention_rules.sql",
+    "0009_admin_key_names_and_sources.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`
@@ -52,6 +53,17 @@ pub(crate) async fn current_version(client: &Client) -> Result<i64> {
         .await
         .map_err(map_err)?;
     Ok(row.get(0))
+}
+
+/// Whether the schema the connection uses (its `search_path`) holds no zfs-sync tables: no
+/// version table (or the schema itself is missing), or no migration applied.
+pub(crate) async fn is_empty(client: &Client) -> Result<bool> {
+    let has_table: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await
+        .map_err(map_err)?
+        .get(0);
+    Ok(!has_table || current_version(client).await? == 0)
 }
 
 /// Applies every migration up to `target` (the latest when `None`); returns the version

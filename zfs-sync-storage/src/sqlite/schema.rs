@@ -27,6 +27,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0005_resolution_steps_and_the_conflict_lifecycle.sql",
     "0006_reported_datasets_and_receive_rules.sql",
     "0007_retention_rules.sql",
+    "0008_admin_key_names_and_sources.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

@@ -350,6 +350,13 @@ impl SyncGroup {
                 "needs retention rules (retention.source or retention.target)",
             ));
         }
+        if self.policy.mirror_deletions && !self.policy.allow_destructive {
+            return Err(Error::invalid(
+                "mirror_deletions",
+                "needs allow_destructive: true (mirroring a deletion destroys snapshots); \
+                 set allow_destructive or turn mirror_deletions off",
+            ));
+        }
         Ok(())
     }
 }

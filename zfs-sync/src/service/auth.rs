@@ -2,9 +2,16 @@
 //! key rotation.
 //!
 //! A key is `zs_` followed by 64 hex digits (256 bits from the operating system's random
-//! source). Only its SHA-256 is stored; a presented key is hashed, looked up by hash and the
-//! hashes compared in constant time. Keys are returned exactly once, by the call that creates
-//! or rotates them.
+//! source). Only its SHA-256 is stored (no part of the key itself); a presented key is hashed,
+//! looked up by hash and the hashes compared in constant time, on every request (no cache, so
+//! a revoked key fails at once on every process sharing the store). Keys are returned exactly
+//! once, by the call that creates or rotates them.
+//!
+//! The one key a person chooses, the configured admin key (`admin_key`), is held to
+//! [`check_configured_key`] (length and obvious low entropy) rather than hashed with a slow
+//! KDF: every request looks its key up by hash, and a salted KDF would need a second,
+//! non-secret lookup id and cost tens of milliseconds per admin request; a key of at least 32
+//! characters that is not a pattern is out of reach of offline guessing against SHA-256.
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -12,7 +19,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{ApiKeyRecord, Role, System, validate_host, validate_ssh_user};
+use crate::model::{ApiKeyRecord, KeySource, Role, System, validate_host, validate_ssh_user};
 use crate::service::systems::{SystemRef, by_hostname, resolve};
 use crate::store::Store;
 
@@ -20,10 +27,14 @@ use crate::store::Store;
 pub const KEY_PREFIX: &str = "zs_";
 /// Random bytes per generated key.
 const KEY_BYTES: usize = 32;
-/// Characters of a key kept in [`ApiKeyRecord::prefix`] (the `zs_` and 8 hex digits).
-const SHOWN_PREFIX_LEN: usize = 11;
 /// Shortest key accepted from configuration (`ZFS_SYNC_ADMIN_KEY`): 128 bits of hex.
 pub const MIN_CONFIGURED_KEY_LEN: usize = 32;
+/// Fewest different characters in a configured key.
+const MIN_CONFIGURED_KEY_DISTINCT: usize = 8;
+/// Longest admin key name, in characters.
+pub const MAX_KEY_NAME_CHARS: usize = 100;
+/// The name of the configured admin key.
+pub const CONFIGURED_KEY_NAME: &str = "admin_key setting";
 
 /// A key as created: the secret, shown once, and the record that is stored.
 #[derive(Clone, PartialEq, Eq)]
@@ -55,21 +66,89 @@ pub fn generate_key() -> Result<String> {
 }
 
 /// The record stored for `key`.
-pub fn key_record(key: &str, role: Role, now: DateTime<Utc>) -> ApiKeyRecord {
+pub fn key_record(
+    key: &str,
+    role: Role,
+    source: KeySource,
+    name: &str,
+    now: DateTime<Utc>,
+) -> ApiKeyRecord {
     ApiKeyRecord {
         id: Uuid::new_v4(),
         key_hash: hash_key(key),
-        prefix: key.chars().take(SHOWN_PREFIX_LEN).collect(),
+        name: name.to_string(),
         role,
+        source,
         created_at: now,
     }
 }
 
 /// Generates a key for `role` (not yet stored).
-pub fn issue_key(role: Role, now: DateTime<Utc>) -> Result<IssuedKey> {
+pub fn issue_key(role: Role, name: &str, now: DateTime<Utc>) -> Result<IssuedKey> {
     let key = generate_key()?;
-    let record = key_record(&key, role, now);
+    let record = key_record(&key, role, KeySource::Created, name, now);
     Ok(IssuedKey { key, record })
+}
+
+/// `InvalidInput` naming `admin_key` unless a person-chosen key is long enough and not
+/// obviously guessable: at least [`MIN_CONFIGURED_KEY_LEN`] characters, at least 8 different
+/// ones, not a short pattern repeated, not mostly a run such as `abcd…`, `1234…` or `aaaa…`.
+/// (A random key, e.g. `openssl rand -hex 32`, passes with overwhelming probability.)
+pub fn check_configured_key(key: &str) -> Result<()> {
+    let bad = |rule: &str| {
+        Err(Error::invalid(
+            "admin_key",
+            format!(
+                "{rule}; generate one with `openssl rand -hex 32` or `zfs-sync-server admin-key create`"
+            ),
+        ))
+    };
+    let chars: Vec<char> = key.trim().chars().collect();
+    let n = chars.len();
+    if n < MIN_CONFIGURED_KEY_LEN {
+        return bad(&format!(
+            "must be at least {MIN_CONFIGURED_KEY_LEN} characters (128 bits of hex)"
+        ));
+    }
+    let distinct: std::collections::HashSet<char> = chars.iter().copied().collect();
+    if distinct.len() < MIN_CONFIGURED_KEY_DISTINCT {
+        return bad(&format!(
+            "must hold at least {MIN_CONFIGURED_KEY_DISTINCT} different characters (it looks guessable)"
+        ));
+    }
+    if (1..=n / 2).any(|p| (p..n).all(|i| chars[i] == chars[i - p])) {
+        return bad("must not be a short pattern repeated (it looks guessable)");
+    }
+    let steps = chars
+        .windows(2)
+        .filter(|w| (w[1] as i64 - w[0] as i64).abs() <= 1)
+        .count();
+    if steps * 2 > n - 1 {
+        return bad("must not be mostly a run such as abcd…, 1234… or aaaa… (it looks guessable)");
+    }
+    Ok(())
+}
+
+/// Checks the name of an admin key: 1-100 characters once trimmed, no control character.
+pub fn validate_key_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::invalid("name", "must not be empty"));
+    }
+    if name.chars().count() > MAX_KEY_NAME_CHARS {
+        return Err(Error::invalid(
+            "name",
+            format!("must be at most {MAX_KEY_NAME_CHARS} characters"),
+        ));
+    }
+    crate::model::text::check_text("name", name)?;
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "name",
+            "must not contain control characters (newline, tab, …)",
+        ));
+    }
+    Ok(name.to_string())
 }
 
 /// The role of a presented key. `Unauthorized` when it is empty or matches no stored key.
@@ -143,27 +222,70 @@ pub fn authorize_any_of(role: Role, system_ids: &[Uuid], what: &str) -> Result<(
     }
 }
 
-/// Creates and stores a new admin key; returns it (shown once).
-pub async fn create_admin_key(store: &dyn Store, now: DateTime<Utc>) -> Result<String> {
-    let issued = issue_key(Role::Admin, now)?;
+/// Creates and stores a new admin key named `name`; returns it (the key shown once).
+pub async fn create_admin_key(
+    store: &dyn Store,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<IssuedKey> {
+    let name = validate_key_name(name)?;
+    let issued = issue_key(Role::Admin, &name, now)?;
     store.insert_key(&issued.record).await?;
-    Ok(issued.key)
+    Ok(issued)
+}
+
+/// Every admin key (never a key or its hash leaves through [`AdminKeyInfo`]), oldest first.
+pub async fn list_admin_keys(store: &dyn Store) -> Result<Vec<AdminKeyInfo>> {
+    Ok(store
+        .list_admin_keys()
+        .await?
+        .into_iter()
+        .map(AdminKeyInfo::from)
+        .collect())
+}
+
+/// Revokes the admin key `id`: it fails at once. `NotFound` for an id that is no admin key,
+/// `Conflict` for the last admin key (nobody could administer the server). A revoked
+/// configured key comes back when a server starts with it configured.
+pub async fn revoke_admin_key(store: &dyn Store, id: Uuid) -> Result<()> {
+    store.revoke_admin_key(id).await
+}
+
+/// What may be shown of an admin key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminKeyInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub source: KeySource,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ApiKeyRecord> for AdminKeyInfo {
+    fn from(k: ApiKeyRecord) -> Self {
+        AdminKeyInfo {
+            id: k.id,
+            name: k.name,
+            source: k.source,
+            created_at: k.created_at,
+        }
+    }
 }
 
 /// What [`ensure_admin_key`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdminKeySetup {
-    /// The configured key was stored (or already was).
-    Configured,
-    /// An admin key already existed; nothing was done.
-    Existing,
-    /// No key was configured and none existed: this one was generated and stored. Print it
-    /// once; it is never shown again.
-    Generated(String),
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AdminKeySetup {
+    /// A key was configured, and is now the one `configured` key.
+    pub configured: bool,
+    /// Configured keys revoked: the one configured before (another value, or no value now).
+    pub revoked: u64,
+    /// No admin key was left: this one was generated and stored. Print it once; it is never
+    /// shown again.
+    pub generated: Option<String>,
 }
 
-/// First start: makes sure an admin key exists. A configured key is stored (idempotent); without
-/// one, a key is generated when the store has no admin key.
+/// At start: makes the configured key (checked by [`check_configured_key`]) the one
+/// `configured` admin key, revoking the one configured before; without a configured key,
+/// revokes a previously configured one and generates a key when no admin key is left.
 pub async fn ensure_admin_key(
     store: &dyn Store,
     configured: Option<&str>,
@@ -171,33 +293,52 @@ pub async fn ensure_admin_key(
 ) -> Result<AdminKeySetup> {
     if let Some(key) = configured {
         let key = key.trim();
-        if key.len() < MIN_CONFIGURED_KEY_LEN {
-            return Err(Error::invalid(
-                "admin_key",
-                format!(
-                    "must be at least {MIN_CONFIGURED_KEY_LEN} characters (128 bits of hex); generate one with `zfs-sync-server create-admin-key`"
-                ),
-            ));
-        }
-        let record = key_record(key, Role::Admin, now);
-        return match store.find_key_by_hash(&record.key_hash).await? {
-            Some(existing) if existing.role == Role::Admin => Ok(AdminKeySetup::Configured),
-            Some(_) => Err(Error::invalid(
-                "admin_key",
-                "is already in use as a system key",
-            )),
-            None => {
-                store.insert_key(&record).await?;
-                Ok(AdminKeySetup::Configured)
+        check_configured_key(key)?;
+        let record = key_record(
+            key,
+            Role::Admin,
+            KeySource::Configured,
+            CONFIGURED_KEY_NAME,
+            now,
+        );
+        let revoked = match store.set_configured_admin_key(&record).await {
+            Err(Error::AlreadyExists { .. }) => {
+                return Err(Error::invalid(
+                    "admin_key",
+                    "is already in use as a system key",
+                ));
             }
+            other => other?,
         };
+        return Ok(AdminKeySetup {
+            configured: true,
+            revoked,
+            generated: None,
+        });
     }
-    if store.count_admin_keys().await? > 0 {
-        return Ok(AdminKeySetup::Existing);
+    let keys = store.list_admin_keys().await?;
+    let before: Vec<Uuid> = keys
+        .iter()
+        .filter(|k| k.source == KeySource::Configured)
+        .map(|k| k.id)
+        .collect();
+    let generated = if keys.len() == before.len() {
+        Some(
+            create_admin_key(store, "generated at start", now)
+                .await?
+                .key,
+        )
+    } else {
+        None
+    };
+    for id in &before {
+        store.revoke_admin_key(*id).await?;
     }
-    Ok(AdminKeySetup::Generated(
-        create_admin_key(store, now).await?,
-    ))
+    Ok(AdminKeySetup {
+        configured: false,
+        revoked: before.len() as u64,
+        generated,
+    })
 }
 
 /// Checks a system's host names, user and port.
@@ -227,7 +368,7 @@ pub async fn register_system(
     now: DateTime<Utc>,
 ) -> Result<String> {
     validate_system(system)?;
-    let issued = issue_key(Role::System(system.id), now)?;
+    let issued = issue_key(Role::System(system.id), "", now)?;
     store.create_system(system).await?;
     if let Err(e) = store.insert_key(&issued.record).await {
         // Best effort: the original error is the one to report.
@@ -243,7 +384,7 @@ pub async fn rotate_system_key(
     system_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<String> {
-    let issued = issue_key(Role::System(system_id), now)?;
+    let issued = issue_key(Role::System(system_id), "", now)?;
     store.replace_system_keys(system_id, &issued.record).await?;
     Ok(issued.key)
 }
@@ -366,11 +507,56 @@ mod tests {
 
     #[test]
     fn records_never_hold_the_key() {
-        let issued = issue_key(Role::Admin, crate::testing::fixtures::epoch()).unwrap();
-        assert!(!issued.record.key_hash.contains(&issued.key[3..]));
-        assert_eq!(issued.record.prefix.len(), SHOWN_PREFIX_LEN);
-        assert!(issued.key.starts_with(&issued.record.prefix));
+        let issued = issue_key(Role::Admin, "ops", crate::testing::fixtures::epoch()).unwrap();
+        let stored = format!("{:?}", issued.record);
+        // No part of the random part of the key (8 hex digits are enough to tell).
+        for i in 3..issued.key.len() - 8 {
+            assert!(!stored.contains(&issued.key[i..i + 8]), "{stored}");
+        }
+        assert_eq!(issued.record.name, "ops");
         assert!(!format!("{issued:?}").contains(&issued.key));
+    }
+
+    #[test]
+    fn configured_keys_must_be_long_and_not_obviously_guessable() {
+        let field_of = |k: &str| match check_configured_key(k) {
+            Err(Error::InvalidInput { field, reason }) => format!("{field}: {reason}"),
+            other => format!("{other:?}"),
+        };
+        for bad in [
+            "short",
+            &"c".repeat(40),
+            &"0123456789abcdef".repeat(2),
+            &"abc123".repeat(6),
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+            "aabbccddaabbccddaabbccddaabbccdd",
+        ] {
+            let e = field_of(bad);
+            assert!(e.starts_with("admin_key: "), "{bad}: {e}");
+        }
+        for good in [
+            "crash-safety-admin-key-7d1c0a5e9b3f42d6",
+            "9f86d081884c7d659a2feaa0c55ad015",
+            "correct horse battery staple 4 tomorrow",
+        ] {
+            assert!(check_configured_key(good).is_ok(), "{good}");
+        }
+        // Random keys pass (`openssl rand -hex 16`, the shortest accepted length).
+        for _ in 0..1000 {
+            let k = generate_key().unwrap();
+            assert!(check_configured_key(&k[3..35]).is_ok(), "{k}");
+        }
+    }
+
+    #[test]
+    fn key_names_are_checked() {
+        assert_eq!(validate_key_name("  ops laptop ").unwrap(), "ops laptop");
+        for bad in ["", "   ", "a\nb", "a\u{0}b", &"n".repeat(101)] {
+            assert!(
+                matches!(validate_key_name(bad), Err(Error::InvalidInput { ref field, .. }) if field == "name"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -453,38 +639,121 @@ mod tests {
     async fn first_start_admin_key() {
         let store = crate::store::memory::InMemoryStore::new();
         let now = crate::testing::fixtures::epoch();
-        let generated = match ensure_admin_key(&store, None, now).await.unwrap() {
-            AdminKeySetup::Generated(k) => k,
-            other => panic!("expected a generated key, got {other:?}"),
-        };
+        let generated = ensure_admin_key(&store, None, now)
+            .await
+            .unwrap()
+            .generated
+            .expect("a generated key");
         assert_eq!(authenticate(&store, &generated).await.unwrap(), Role::Admin);
         // Once one exists, nothing is generated again.
         assert_eq!(
             ensure_admin_key(&store, None, now).await.unwrap(),
-            AdminKeySetup::Existing
+            AdminKeySetup::default()
         );
         // A configured key is stored once and works; too short ones are refused.
-        let configured = "c".repeat(MIN_CONFIGURED_KEY_LEN);
+        let a = "9f86d081884c7d659a2feaa0c55ad015";
+        let configured = AdminKeySetup {
+            configured: true,
+            ..AdminKeySetup::default()
+        };
         assert_eq!(
-            ensure_admin_key(&store, Some(&configured), now)
-                .await
-                .unwrap(),
-            AdminKeySetup::Configured
+            ensure_admin_key(&store, Some(a), now).await.unwrap(),
+            configured
         );
         assert_eq!(
-            ensure_admin_key(&store, Some(&configured), now)
-                .await
-                .unwrap(),
-            AdminKeySetup::Configured
+            ensure_admin_key(&store, Some(a), now).await.unwrap(),
+            configured
         );
         assert_eq!(store.count_admin_keys().await.unwrap(), 2);
-        assert_eq!(
-            authenticate(&store, &configured).await.unwrap(),
-            Role::Admin
-        );
+        assert_eq!(authenticate(&store, a).await.unwrap(), Role::Admin);
         assert!(matches!(
             ensure_admin_key(&store, Some("short"), now).await,
             Err(Error::InvalidInput { .. })
+        ));
+        // Another configured key replaces it: the old one fails at once.
+        let b = "60303ae22b998861bce3b28f33eec1be";
+        assert_eq!(
+            ensure_admin_key(&store, Some(b), now).await.unwrap(),
+            AdminKeySetup {
+                configured: true,
+                revoked: 1,
+                generated: None
+            }
+        );
+        assert!(authenticate(&store, a).await.is_err());
+        assert_eq!(authenticate(&store, b).await.unwrap(), Role::Admin);
+        let listed = list_admin_keys(&store).await.unwrap();
+        let mut sources: Vec<_> = listed.iter().map(|k| (k.source, k.name.as_str())).collect();
+        sources.sort_by_key(|(s, _)| s.as_str());
+        assert_eq!(
+            sources,
+            [
+                (KeySource::Configured, CONFIGURED_KEY_NAME),
+                (KeySource::Created, "generated at start")
+            ]
+        );
+        // A generated key that is then configured becomes the configured one (and is
+        // revoked with the next change); no setting at all revokes the configured key.
+        assert_eq!(
+            ensure_admin_key(&store, Some(&generated), now)
+                .await
+                .unwrap()
+                .revoked,
+            1
+        );
+        assert!(authenticate(&store, b).await.is_err());
+        let cleared = ensure_admin_key(&store, None, now).await.unwrap();
+        assert_eq!(cleared.revoked, 1);
+        let fresh = cleared.generated.expect("no admin key was left");
+        assert!(authenticate(&store, &generated).await.is_err());
+        assert_eq!(authenticate(&store, &fresh).await.unwrap(), Role::Admin);
+        // A system key cannot become the admin key.
+        let sys = system("s.example");
+        let sys_key = register_system(&store, &sys, now).await.unwrap();
+        let e = ensure_admin_key(&store, Some(&sys_key), now).await;
+        assert!(
+            matches!(e, Err(Error::InvalidInput { ref field, .. }) if field == "admin_key"),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn admin_keys_are_created_listed_and_revoked_but_never_the_last() {
+        let store = crate::store::memory::InMemoryStore::new();
+        let now = crate::testing::fixtures::epoch();
+        let first = create_admin_key(&store, "first", now).await.unwrap();
+        let e = revoke_admin_key(&store, first.record.id).await;
+        assert!(matches!(e, Err(Error::Conflict { .. })), "{e:?}");
+        let second = create_admin_key(&store, "second", now).await.unwrap();
+        revoke_admin_key(&store, first.record.id).await.unwrap();
+        assert!(authenticate(&store, &first.key).await.is_err());
+        assert_eq!(
+            authenticate(&store, &second.key).await.unwrap(),
+            Role::Admin
+        );
+        assert!(matches!(
+            revoke_admin_key(&store, first.record.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        let names: Vec<_> = list_admin_keys(&store)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(names, ["second"]);
+        assert!(matches!(
+            create_admin_key(&store, "", now).await,
+            Err(Error::InvalidInput { .. })
+        ));
+        // A system key's id is no admin key.
+        let sys = system("t.example");
+        register_system(&store, &sys, now).await.unwrap();
+        let sys_key = issue_key(Role::System(sys.id), "", now).unwrap();
+        store.insert_key(&sys_key.record).await.unwrap();
+        assert!(matches!(
+            revoke_admin_key(&store, sys_key.record.id).await,
+            Err(Error::NotFound { .. })
         ));
     }
 }

@@ -143,6 +143,42 @@ mod tests {
         assert_eq!(stored.updated_at, epoch());
     }
 
+    /// `mirror_deletions` destroys snapshots: it needs `allow_destructive`, on create and on
+    /// an update that turns `allow_destructive` off; nothing is written when refused.
+    #[tokio::test]
+    async fn mirror_deletions_needs_allow_destructive() {
+        let a = Uuid::from_u128(1);
+        let store = store_with(&[a]).await;
+        let mirror_only = Policy {
+            mirror_deletions: true,
+            ..Policy::default()
+        };
+        let g = group(Topology::Bidirectional, vec![member(a)], mirror_only);
+        assert_eq!(
+            field_of(create(&store, &g).await.unwrap_err()),
+            "mirror_deletions"
+        );
+        assert!(store.list_groups().await.unwrap().is_empty());
+        let mut g = group(
+            Topology::Bidirectional,
+            vec![member(a)],
+            Policy {
+                mirror_deletions: true,
+                allow_destructive: true,
+                ..Policy::default()
+            },
+        );
+        create(&store, &g).await.unwrap();
+        g.policy.allow_destructive = false;
+        assert_eq!(
+            field_of(update(&store, &g).await.unwrap_err()),
+            "mirror_deletions"
+        );
+        assert!(get(&store, g.id).await.unwrap().policy.allow_destructive);
+        g.policy.mirror_deletions = false;
+        update(&store, &g).await.unwrap();
+    }
+
     #[tokio::test]
     async fn the_hub_of_a_directional_group_stays() {
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));

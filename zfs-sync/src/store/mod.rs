@@ -50,6 +50,9 @@ pub trait SystemStore: Send + Sync {
     async fn delete_system(&self, id: Uuid) -> Result<()>;
 }
 
+/// The message of the `Conflict` when the last admin key would be revoked (every store).
+pub const LAST_ADMIN_KEY: &str = "this is the last admin key; create another one before revoking it (nobody could administer the server without one)";
+
 /// API keys, stored as hashes only.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
@@ -62,6 +65,17 @@ pub trait KeyStore: Send + Sync {
     async fn replace_system_keys(&self, system_id: Uuid, key: &ApiKeyRecord) -> Result<()>;
     /// How many admin keys exist.
     async fn count_admin_keys(&self) -> Result<u64>;
+    /// Every admin key, oldest first (then by id).
+    async fn list_admin_keys(&self) -> Result<Vec<ApiKeyRecord>>;
+    /// Deletes the admin key `id`; it stops working at once. `NotFound` when no admin key has
+    /// this id (system keys included); `Conflict` when it is the last admin key (checked in
+    /// the same transaction, so two concurrent revokes cannot remove the last two).
+    async fn revoke_admin_key(&self, id: Uuid) -> Result<()>;
+    /// Makes `key` (an admin key of source `Configured`) the one configured key, atomically:
+    /// when a key with its hash exists it is kept (an admin key becomes `Configured`, its id,
+    /// name and `created_at` stay; a system key's hash is `AlreadyExists`), else `key` is
+    /// stored; then every other `Configured` admin key is deleted. Returns how many were.
+    async fn set_configured_admin_key(&self, key: &ApiKeyRecord) -> Result<u64>;
 }
 
 /// Snapshot inventories and resume tokens.

@@ -192,8 +192,9 @@ pub(super) fn key(role: Role) -> ApiKeyRecord {
     ApiKeyRecord {
         id,
         key_hash: format!("{}{}", id.simple(), Uuid::new_v4().simple()),
-        prefix: id.simple().to_string()[..8].to_string(),
+        name: format!("key {}", &id.simple().to_string()[..8]),
         role,
+        source: crate::model::KeySource::Created,
         created_at: t0(),
     }
 }

@@ -133,6 +133,7 @@ macro_rules! for_each_conformance_behaviour {
             key_insert_and_find,
             key_rotation,
             admin_key_count,
+            admin_keys_listed_revoked_and_configured,
             // snapshots.rs
             snapshot_upsert_keeps_ids,
             snapshot_batch_with_bad_item_stores_nothing,

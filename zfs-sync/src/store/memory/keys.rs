@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::InMemoryStore;
 use crate::error::{Error, Result};
-use crate::model::{ApiKeyRecord, Role};
-use crate::store::KeyStore;
+use crate::model::{ApiKeyRecord, KeySource, Role};
+use crate::store::{KeyStore, LAST_ADMIN_KEY};
 
 #[async_trait]
 impl KeyStore for InMemoryStore {
@@ -19,7 +19,7 @@ impl KeyStore for InMemoryStore {
             return Err(Error::already_exists("api key", key.id));
         }
         if inner.keys.values().any(|k| k.key_hash == key.key_hash) {
-            return Err(Error::already_exists("api key", &key.prefix));
+            return Err(Error::already_exists("api key", key.id));
         }
         inner.keys.insert(key.id, key.clone());
         Ok(())
@@ -49,7 +49,7 @@ impl KeyStore for InMemoryStore {
             .values()
             .any(|k| k.role != role && (k.id == key.id || k.key_hash == key.key_hash))
         {
-            return Err(Error::already_exists("api key", &key.prefix));
+            return Err(Error::already_exists("api key", key.id));
         }
         inner.keys.retain(|_, k| k.role != role);
         inner.keys.insert(key.id, key.clone());
@@ -63,5 +63,58 @@ impl KeyStore for InMemoryStore {
             .values()
             .filter(|k| k.role == Role::Admin)
             .count() as u64)
+    }
+
+    async fn list_admin_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        let mut keys: Vec<ApiKeyRecord> = self
+            .read()
+            .keys
+            .values()
+            .filter(|k| k.role == Role::Admin)
+            .cloned()
+            .collect();
+        keys.sort_by_key(|k| (k.created_at, k.id));
+        Ok(keys)
+    }
+
+    async fn revoke_admin_key(&self, id: Uuid) -> Result<()> {
+        let mut inner = self.write();
+        if !inner.keys.get(&id).is_some_and(|k| k.role == Role::Admin) {
+            return Err(Error::not_found("admin key", id));
+        }
+        if inner
+            .keys
+            .values()
+            .filter(|k| k.role == Role::Admin)
+            .count()
+            <= 1
+        {
+            return Err(Error::conflict(LAST_ADMIN_KEY));
+        }
+        inner.keys.remove(&id);
+        Ok(())
+    }
+
+    async fn set_configured_admin_key(&self, key: &ApiKeyRecord) -> Result<u64> {
+        let mut inner = self.write();
+        let kept = match inner.keys.values_mut().find(|k| k.key_hash == key.key_hash) {
+            Some(k) if k.role == Role::Admin => {
+                k.source = KeySource::Configured;
+                k.id
+            }
+            Some(k) => return Err(Error::already_exists("api key", k.id)),
+            None => {
+                if inner.keys.contains_key(&key.id) {
+                    return Err(Error::already_exists("api key", key.id));
+                }
+                inner.keys.insert(key.id, key.clone());
+                key.id
+            }
+        };
+        let before = inner.keys.len();
+        inner.keys.retain(|id, k| {
+            *id == kept || k.source != KeySource::Configured || k.role != Role::Admin
+        });
+        Ok((before - inner.keys.len()) as u64)
     }
 }
