@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use uuid::Uuid;
-use zfs_sync::model::{ConflictStrategy, JobFilter, JobStatus, Member, SnapshotQuery, SyncGroup};
+use zfs_sync::model::{
+    ConflictStrategy, EdgeFilter, EdgeStatus, JobFilter, JobStatus, Member, SnapshotQuery,
+    SyncGroup,
+};
 use zfs_sync::service::reporting::{self};
 use zfs_sync::service::sync::{
     ResolveRequest, SyncService, SyncSettings, Take, job_outcome, load_inventories,
@@ -684,6 +687,42 @@ impl PyWitness {
         let sync = self.sync.clone();
         let jobs = block_on(py, async move { sync.expire_leases(now).await })?;
         to_py(py, &jobs)
+    }
+
+    /// One dict per (group, logical dataset, source, target) of the enabled groups, worst
+    /// first: `lag_seconds`, `lag_snapshots`, `lag_bytes`, `source_newest_age_seconds`,
+    /// `recovery_point_age_seconds` (against `now`), `last_success`, `rpo_seconds`,
+    /// `status` (`"breached"`, `"blocked"`, `"never_synced"`, `"late"`, `"ok"`) and
+    /// `blocked_by` (`"conflict"`, `"backoff"`, `"missing_dataset_root"`). Filtered by group,
+    /// by a system that is the source or target, and by status.
+    #[pyo3(signature = (*, group_id=None, system_id=None, status=None, now=None))]
+    fn edges<'py>(
+        &self,
+        py: Python<'py>,
+        group_id: Option<&Bound<'py, PyAny>>,
+        system_id: Option<&Bound<'py, PyAny>>,
+        status: Option<&Bound<'py, PyAny>>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let filter = EdgeFilter {
+            group_id: match group_id.filter(|o| !o.is_none()) {
+                None => None,
+                Some(g) => Some(group_id_of(g, "group_id")?),
+            },
+            system_id: match system_id.filter(|o| !o.is_none()) {
+                None => None,
+                Some(s) => Some(system_id_of(s, "system_id")?),
+            },
+            status: opt_string(status, "status")?
+                .map(|s| EdgeStatus::parse("status", &s))
+                .transpose()
+                .map_err(core)?,
+            member_of: None,
+        };
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let edges = block_on(py, async move { sync.edges(&filter, now).await })?;
+        to_py(py, &edges)
     }
 
     /// A group's conflicts (open and resolving ones unless `include_closed`), as dicts.

@@ -683,3 +683,25 @@ def test_receive_options_are_validated_by_name() -> None:
         Policy(receive_options={"set": {"readonly": "on\n"}})
     assert info.value.field == "receive_options.set.readonly"
     assert Policy.from_dict(Policy(overwrite_empty_datasets=True).to_dict()).overwrite_empty_datasets
+
+
+def test_edges_measure_the_recovery_point_against_the_rpo(witness: Witness) -> None:
+    a, b, g = lagging_pair(witness)
+    # b's newest snapshot (s0) was taken at T0; a's newest (s2) two hours later.
+    [edge] = witness.edges(now=T0 + timedelta(hours=3))
+    assert (edge["source_hostname"], edge["target_hostname"]) == ("hostA", "hostB")
+    assert edge["status"] == "ok" and edge["rpo_seconds"] == 86400
+    assert edge["recovery_point_age_seconds"] == 3 * 3600
+    assert edge["source_newest_age_seconds"] == 3600
+    assert edge["lag_snapshots"] == 2 and edge["blocked_by"] is None
+    [late] = witness.edges(status="late", now=T0 + timedelta(hours=13))
+    assert late["target_system_id"] == str(b.id)
+    assert witness.edges(group_id=g, system_id=a, now=NOW)[0]["status"] == "breached"
+    assert witness.edges(status="ok", now=NOW) == []
+    with pytest.raises(ValidationError) as info:
+        witness.edges(status="green")  # type: ignore[arg-type]
+    assert info.value.field == "status"
+    assert Policy(rpo_seconds=3600).rpo_seconds == 3600 and Policy().rpo_seconds == 86400
+    with pytest.raises(ValidationError) as info:
+        Policy(rpo_seconds=10)
+    assert info.value.field == "rpo_seconds"

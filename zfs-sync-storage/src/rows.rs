@@ -129,7 +129,7 @@ pub(crate) const GROUP_COLS_V1: &str = group_cols_v1!();
 
 pub(crate) const GROUP_COLS: &str = concat!(
     group_cols_v1!(),
-    ", overwrite_empty_datasets, receive_options"
+    ", overwrite_empty_datasets, receive_options, rpo_seconds"
 );
 
 /// A group without its members (they are another table).
@@ -158,6 +158,7 @@ pub(crate) fn group_row(r: &impl Columns) -> Result<SyncGroup> {
             mirror_deletions: r.bool(17)?,
             overwrite_empty_datasets: r.bool(20)?,
             receive_options: parse_receive_options(&r.text(21)?)?,
+            rpo_seconds: r.u64(22)?,
         },
         members: Vec::new(),
         created_at: r.time(18)?,

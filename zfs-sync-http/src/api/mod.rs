@@ -3,6 +3,7 @@
 use poem_openapi::{ApiResponse, Tags};
 
 pub mod conflicts;
+pub mod edges;
 pub mod groups;
 pub mod health;
 pub mod snapshots;
@@ -42,6 +43,7 @@ pub type Api = (
     groups::GroupsApi,
     sync::SyncApi,
     conflicts::ConflictsApi,
+    edges::EdgesApi,
 );
 
 /// An instance of [`Api`].
@@ -53,5 +55,6 @@ pub fn api() -> Api {
         groups::GroupsApi,
         sync::SyncApi,
         conflicts::ConflictsApi,
+        edges::EdgesApi,
     )
 }

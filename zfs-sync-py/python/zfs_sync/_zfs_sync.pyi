@@ -103,6 +103,33 @@ class _InstructionsDict(TypedDict):
     instructions: List[_InstructionDict]
     diagnostics: List[_DiagnosticDict]
 
+_EdgeStatus = Literal["breached", "blocked", "never_synced", "late", "ok"]
+
+class _EdgeDict(TypedDict):
+    group_id: str
+    group_name: str
+    dataset: str
+    source_system_id: Optional[str]
+    source_hostname: Optional[str]
+    target_system_id: str
+    target_hostname: str
+    lag_seconds: int
+    lag_snapshots: int
+    lag_bytes: int
+    source_newest_age_seconds: Optional[int]
+    source_stale: bool
+    #: Age of the target's newest snapshot against the clock; ``None`` when it holds none.
+    recovery_point_age_seconds: Optional[int]
+    last_success: Optional[str]
+    rpo_seconds: int
+    status: _EdgeStatus
+    blocked_by: Optional[Literal["conflict", "backoff", "missing_dataset_root"]]
+    blocked_reason: Optional[str]
+    conflict_id: Optional[str]
+    next_attempt_at: Optional[str]
+    job_id: Optional[str]
+    job_bytes: Optional[int]
+
 class _JobDict(TypedDict):
     id: str
     group_id: str
@@ -359,6 +386,7 @@ class Policy:
         mirror_deletions: Optional[bool] = None,
         overwrite_empty_datasets: Optional[bool] = None,
         receive_options: Optional[Mapping[str, Any]] = None,
+        rpo_seconds: Optional[int] = None,
     ) -> Self: ...
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
@@ -383,6 +411,8 @@ class Policy:
     def overwrite_empty_datasets(self) -> bool: ...
     @property
     def receive_options(self) -> Dict[str, _Json]: ...
+    @property
+    def rpo_seconds(self) -> int: ...
 
 _MemberLike = Union[Member, System, _UuidLike, Mapping[str, Any]]
 
@@ -731,6 +761,14 @@ class Witness:
     ) -> _JobDict: ...
     def retry_state(self, state_id: _UuidLike, *, now: Optional[_TimeLike] = None) -> _SyncStateDict: ...
     def expire_leases(self, *, now: Optional[_TimeLike] = None) -> List[_JobDict]: ...
+    def edges(
+        self,
+        *,
+        group_id: Optional[_GroupRef] = None,
+        system_id: Optional[_SystemRef] = None,
+        status: Optional[_EdgeStatus] = None,
+        now: Optional[_TimeLike] = None,
+    ) -> List[_EdgeDict]: ...
     def conflicts(self, group_id: _GroupRef, *, include_closed: bool = False) -> List[_ConflictRecordDict]: ...
     def resolve_conflict(
         self,

@@ -80,6 +80,11 @@ def _snapshot_item(snapshot: SnapshotLike, index: int) -> JsonDict:
     return item
 
 
+def _filters(**values: Any) -> Dict[str, Any]:
+    """The query of a listing: each filter that is set, as a string."""
+    return {k: str(v) for k, v in values.items() if v is not None}
+
+
 class Client:
     """A zfs-sync server, seen by one system (or by an admin).
 
@@ -330,14 +335,22 @@ class Client:
         status: Optional[str] = None,
     ) -> List[JsonDict]:
         """``GET /sync/jobs``: jobs, oldest first (a system key sees the jobs it runs)."""
-        query: Dict[str, Any] = {}
-        if group_id is not None:
-            query["group_id"] = str(group_id)
-        if system_id is not None:
-            query["system_id"] = str(system_id)
-        if status is not None:
-            query["status"] = status
+        query = _filters(group_id=group_id, system_id=system_id, status=status)
         result: List[JsonDict] = self.request("GET", "/sync/jobs", query=query)
+        return result
+
+    def edges(
+        self,
+        *,
+        group_id: Optional[Union[str, UUID]] = None,
+        system_id: Optional[Union[str, UUID]] = None,
+        status: Optional[str] = None,
+    ) -> List[JsonDict]:
+        """``GET /sync/edges``: one row per (group, dataset, source, target), worst first,
+        with its lag, recovery point age, RPO, ``status`` and ``blocked_by`` (a system key
+        sees the edges of its groups)."""
+        query = _filters(group_id=group_id, system_id=system_id, status=status)
+        result: List[JsonDict] = self.request("GET", "/sync/edges", query=query)
         return result
 
     def job(self, job_id: Union[str, UUID]) -> JsonDict:

@@ -128,12 +128,13 @@ const POLICY_FIELDS: &[&str] = &[
     "mirror_deletions",
     "overwrite_empty_datasets",
     "receive_options",
+    "rpo_seconds",
 ];
 
 #[pymethods]
 impl PyPolicy {
     #[new]
-    #[pyo3(signature = (*, snapshot_filter=None, min_snapshot_age_seconds=None, lag_threshold_seconds=None, transfer=None, send_flags=None, conflict_strategy=None, allow_destructive=None, mirror_deletions=None, overwrite_empty_datasets=None, receive_options=None))]
+    #[pyo3(signature = (*, snapshot_filter=None, min_snapshot_age_seconds=None, lag_threshold_seconds=None, transfer=None, send_flags=None, conflict_strategy=None, allow_destructive=None, mirror_deletions=None, overwrite_empty_datasets=None, receive_options=None, rpo_seconds=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         snapshot_filter: Option<&Bound<'_, PyAny>>,
@@ -146,6 +147,7 @@ impl PyPolicy {
         mirror_deletions: Option<&Bound<'_, PyAny>>,
         overwrite_empty_datasets: Option<&Bound<'_, PyAny>>,
         receive_options: Option<&Bound<'_, PyAny>>,
+        rpo_seconds: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let snapshot_filter = opt_string(snapshot_filter, "snapshot_filter")?;
         if let Some(f) = &snapshot_filter {
@@ -204,6 +206,7 @@ impl PyPolicy {
                     "overwrite_empty_datasets",
                 )?,
                 receive_options: receive_options_of(receive_options)?,
+                rpo_seconds: rpo_of(rpo_seconds)?,
             },
         })
     }
@@ -265,6 +268,13 @@ impl PyPolicy {
         json_to_py(py, &receive_options_json(&self.inner.receive_options))
     }
 
+    /// The recovery point objective in seconds: how old a target's newest snapshot may grow
+    /// before its edge is `breached` (past half: `late`).
+    #[getter]
+    fn rpo_seconds(&self) -> u64 {
+        self.inner.rpo_seconds
+    }
+
     fn __repr__(&self) -> String {
         format!("Policy({})", policy_json(&self.inner))
     }
@@ -294,6 +304,18 @@ fn receive_options_of(o: Option<&Bound<'_, PyAny>>) -> PyResult<ReceiveOptions> 
     Ok(options)
 }
 
+/// `rpo_seconds` (`None`: a day), checked as a group checks it (60 s to ten years).
+fn rpo_of(o: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    let rpo = opt_u64(o, "rpo_seconds")?.unwrap_or(zfs_sync::model::DEFAULT_RPO_SECONDS);
+    if !(60..=zfs_sync::model::MAX_RPO_SECONDS).contains(&rpo) {
+        return Err(invalid(
+            "rpo_seconds",
+            "must be between 60 and ten years in seconds",
+        ));
+    }
+    Ok(rpo)
+}
+
 fn receive_options_json(o: &ReceiveOptions) -> Value {
     json!({"set": o.set, "exclude": o.exclude})
 }
@@ -310,6 +332,7 @@ fn policy_json(p: &Policy) -> Value {
         "mirror_deletions": p.mirror_deletions,
         "overwrite_empty_datasets": p.overwrite_empty_datasets,
         "receive_options": receive_options_json(&p.receive_options),
+        "rpo_seconds": p.rpo_seconds,
     })
 }
 

@@ -31,6 +31,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0005_transfer_backoff_on_sync_states.sql",
     "0006_resolution_steps_and_the_conflict_lifecycle.sql",
     "0007_reported_datasets_and_receive_rules.sql",
+    "0008_group_recovery_point_objective.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

@@ -121,7 +121,17 @@ pub struct Policy {
     pub overwrite_empty_datasets: bool,
     /// Properties every `zfs receive` of the group sets (`-o`) or excludes (`-x`).
     pub receive_options: ReceiveOptions,
+    /// The recovery point objective: how old a target's newest snapshot of a dataset (its
+    /// recovery point) may grow, measured against the clock, before the edge counts as
+    /// `breached` (past half of it: `late`). See [`crate::service::edges`].
+    pub rpo_seconds: u64,
 }
+
+/// The default [`Policy::rpo_seconds`]: one day (a daily backup is the common promise).
+pub const DEFAULT_RPO_SECONDS: u64 = 86_400;
+
+/// The longest [`Policy::rpo_seconds`] accepted: ten years (keeps time arithmetic exact).
+pub const MAX_RPO_SECONDS: u64 = 10 * 366 * 86_400;
 
 /// The most a target dataset without snapshots may use (`used`, bytes) and still count as
 /// empty for [`Policy::overwrite_empty_datasets`]: 64 MiB (a new filesystem uses well under
@@ -232,6 +242,7 @@ impl Default for Policy {
             mirror_deletions: false,
             overwrite_empty_datasets: false,
             receive_options: ReceiveOptions::default(),
+            rpo_seconds: DEFAULT_RPO_SECONDS,
         }
     }
 }
@@ -335,6 +346,12 @@ impl SyncGroup {
             crate::filter::SnapshotFilter::parse(f).map_err(|e| e.in_field("snapshot_filter"))?;
         }
         self.policy.receive_options.validate("receive_options")?;
+        if !(60..=MAX_RPO_SECONDS).contains(&self.policy.rpo_seconds) {
+            return Err(Error::invalid(
+                "rpo_seconds",
+                format!("must be between 60 and {MAX_RPO_SECONDS} (ten years)"),
+            ));
+        }
         Ok(())
     }
 }

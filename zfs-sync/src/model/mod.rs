@@ -67,6 +67,7 @@ macro_rules! string_enum {
 
 pub mod conflict;
 pub mod dataset;
+pub mod edge;
 pub mod group;
 pub mod job;
 pub mod key;
@@ -78,6 +79,7 @@ pub mod text;
 
 pub use conflict::*;
 pub use dataset::*;
+pub use edge::*;
 pub use group::*;
 pub use job::*;
 pub use key::*;

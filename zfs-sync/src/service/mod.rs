@@ -10,6 +10,7 @@
 //! - [`health`], [`history`]: heartbeats and fleet health; snapshot history and statistics.
 
 pub mod auth;
+pub mod edges;
 pub mod groups;
 pub mod health;
 pub mod history;

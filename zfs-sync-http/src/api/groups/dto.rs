@@ -75,6 +75,11 @@ pub struct GroupFields {
     /// the stored options.
     #[oai(nullable)]
     pub receive_options: Option<ReceiveOptionsDto>,
+    /// Recovery point objective: how old a target's newest snapshot may grow (against the
+    /// clock) before its edge is `breached` (past half: `late`). 60 s to ten years; default
+    /// 86400 (a day).
+    #[oai(nullable)]
+    pub rpo_seconds: Option<i64>,
 }
 
 /// `zfs receive -o name=value … -x name …` for every receive of a group. Names follow the
@@ -178,6 +183,9 @@ impl GroupFields {
         if let Some(o) = self.receive_options {
             g.policy.receive_options = o.into();
         }
+        if let Some(v) = self.rpo_seconds {
+            g.policy.rpo_seconds = seconds_of("rpo_seconds", v)?;
+        }
         if self.system_ids.is_some() || self.members.is_some() {
             let mut members: Vec<Member> = Vec::new();
             for id in self.system_ids.unwrap_or_default() {
@@ -240,6 +248,7 @@ pub struct GroupOut {
     pub mirror_deletions: bool,
     pub overwrite_empty_datasets: bool,
     pub receive_options: ReceiveOptionsDto,
+    pub rpo_seconds: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -282,6 +291,7 @@ impl From<SyncGroup> for GroupOut {
             mirror_deletions: g.policy.mirror_deletions,
             overwrite_empty_datasets: g.policy.overwrite_empty_datasets,
             receive_options: g.policy.receive_options.into(),
+            rpo_seconds: g.policy.rpo_seconds,
             created_at: g.created_at.into(),
             updated_at: g.updated_at.into(),
         }

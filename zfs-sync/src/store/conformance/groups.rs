@@ -36,6 +36,7 @@ pub async fn group_crud(store: &dyn Store) {
             set: [("readonly".to_string(), "on".to_string())].into(),
             exclude: ["mountpoint".to_string(), "com.example:tag".to_string()].into(),
         },
+        rpo_seconds: 7200,
     };
     store.create_group(&g).await.unwrap();
     let got = store.get_group(g.id).await.unwrap().unwrap();
