@@ -316,3 +316,118 @@ fn the_rpo_is_validated() {
         }
     }
 }
+
+fn kinds(events: &[zfs_sync::model::Event]) -> Vec<(zfs_sync::model::EventType, Option<Uuid>)> {
+    let mut v: Vec<_> = events.iter().map(|e| (e.event_type, e.system_id)).collect();
+    v.sort_by_key(|(t, s)| (t.as_str(), *s));
+    v
+}
+
+#[tokio::test]
+async fn observing_twice_records_one_event_per_change_across_processes() {
+    use zfs_sync::model::EventType::{RpoBreached, RpoRecovered, SourceStale};
+    let w = world(4, 2, 4 * HOUR, &[]).await;
+    // A second server process on the same database.
+    let other = SyncService::new(w.store.clone(), SyncSettings::default());
+    let first = w.sync.observe_fleet(at_hours(6), 300).await.unwrap();
+    assert_eq!(
+        kinds(&first),
+        [(RpoBreached, Some(w.b))],
+        "b is breached, a only late"
+    );
+    assert!(
+        w.sync
+            .observe_fleet(at_hours(6), 300)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        other
+            .observe_fleet(at_hours(6), 300)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // b catches up: recovered, once.
+    w.store
+        .upsert_snapshots(w.b, &history("backup", 6), epoch())
+        .await
+        .unwrap();
+    let (x, y) = tokio::join!(
+        w.sync.observe_fleet(at_hours(6), 300),
+        other.observe_fleet(at_hours(6), 300)
+    );
+    let mut both = x.unwrap();
+    both.extend(y.unwrap());
+    assert_eq!(kinds(&both), [(RpoRecovered, Some(w.b))]);
+
+    // Two days on the hub has taken nothing: both edges breach, the source is stale.
+    let later = w.sync.observe_fleet(at_hours(53), 300).await.unwrap();
+    assert_eq!(
+        kinds(&later),
+        [
+            (RpoBreached, Some(w.a)),
+            (RpoBreached, Some(w.b)),
+            (SourceStale, Some(w.hub))
+        ]
+    );
+    let listed = w
+        .store
+        .list_events(&zfs_sync::model::EventQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 5, "{listed:#?}");
+    assert!(listed.windows(2).all(|p| p[0].id < p[1].id));
+}
+
+#[tokio::test]
+async fn a_failed_job_and_a_conflict_are_events() {
+    use zfs_sync::model::EventType::{ConflictOpened, JobFailed};
+    let w = world(6, 2, 24 * HOUR, &[]).await;
+    let now = at_hours(6);
+    let ins = w.sync.instructions(w.hub, None, now).await.unwrap();
+    let job = ins.instructions[0].job_id.unwrap();
+    let failed = JobOutcome {
+        status: JobStatus::Failed,
+        error: Some("cannot receive: out of space".into()),
+        resume_token: None,
+        bytes: None,
+    };
+    w.sync.report_job(job, &failed, now).await.unwrap();
+    let events = w
+        .store
+        .list_events(&zfs_sync::model::EventQuery {
+            types: vec![JobFailed],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].detail["error"], "cannot receive: out of space");
+    assert_eq!(events[0].detail["attempts"], 1);
+    assert_eq!(events[0].group_id, Some(w.group_id));
+
+    w.store
+        .upsert_snapshots(w.b, &[snap("backup", "s2", 9999, 2)], epoch())
+        .await
+        .unwrap();
+    w.sync.check_group(w.group_id, now).await.unwrap();
+    let seen = w.sync.observe_fleet(now, 300).await.unwrap();
+    assert_eq!(
+        seen.iter()
+            .filter(|e| e.event_type == ConflictOpened)
+            .count(),
+        1
+    );
+    assert!(
+        w.sync
+            .observe_fleet(now, 300)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.event_type != ConflictOpened),
+        "an open conflict is announced once"
+    );
+}

@@ -32,6 +32,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0006_resolution_steps_and_the_conflict_lifecycle.sql",
     "0007_reported_datasets_and_receive_rules.sql",
     "0008_group_recovery_point_objective.sql",
+    "0009_event_log.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod edges;
+pub mod events;
 pub mod groups;
 pub mod health;
 pub mod history;
