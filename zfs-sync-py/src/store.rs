@@ -7,8 +7,8 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use uuid::Uuid;
 use zfs_sync::model::{
-    ConflictStrategy, EdgeFilter, EdgeStatus, JobFilter, JobStatus, Member, SnapshotQuery,
-    SyncGroup,
+    ConflictStrategy, EdgeFilter, EdgeStatus, EventQuery, EventType, JobFilter, JobStatus, Member,
+    SnapshotQuery, SyncGroup,
 };
 use zfs_sync::service::reporting::{self};
 use zfs_sync::service::sync::{
@@ -723,6 +723,57 @@ impl PyWitness {
         let sync = self.sync.clone();
         let edges = block_on(py, async move { sync.edges(&filter, now).await })?;
         to_py(py, &edges)
+    }
+
+    /// The event log after event id `since` (none: from the first), oldest first, at most
+    /// `limit` (1 to 1000): dicts with `id`, `event_type`, `time`, `group_id`, `system_id`,
+    /// `dataset`, `subject`, `detail`. Filtered by event types and group.
+    #[pyo3(signature = (*, since=None, types=None, group_id=None, limit=100))]
+    fn events<'py>(
+        &self,
+        py: Python<'py>,
+        since: Option<i64>,
+        types: Option<Vec<String>>,
+        group_id: Option<&Bound<'py, PyAny>>,
+        limit: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let query = EventQuery {
+            after: since,
+            types: types
+                .unwrap_or_default()
+                .iter()
+                .map(|t| EventType::parse("types", t))
+                .collect::<zfs_sync::Result<_>>()
+                .map_err(core)?,
+            group_id: match group_id.filter(|o| !o.is_none()) {
+                None => None,
+                Some(g) => Some(group_id_of(g, "group_id")?),
+            },
+            limit,
+        };
+        let store = self.store.clone();
+        let events = block_on(py, async move { store.list_events(&query).await })?;
+        to_py(py, &events)
+    }
+
+    /// Observes the fleet at `now` and records what changed since the last observation
+    /// (`rpo_breached`/`rpo_recovered`, `source_stale`/`source_fresh`,
+    /// `system_offline`/`system_online` by `heartbeat_timeout_seconds`, `conflict_opened`/
+    /// `conflict_resolved`), once per change; returns the events recorded. The server's
+    /// scheduler does this at every tick.
+    #[pyo3(signature = (*, now=None, heartbeat_timeout_seconds=300))]
+    fn observe_fleet<'py>(
+        &self,
+        py: Python<'py>,
+        now: Option<&Bound<'py, PyAny>>,
+        heartbeat_timeout_seconds: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let events = block_on(py, async move {
+            sync.observe_fleet(now, heartbeat_timeout_seconds).await
+        })?;
+        to_py(py, &events)
     }
 
     /// A group's conflicts (open and resolving ones unless `include_closed`), as dicts.

@@ -412,3 +412,15 @@ def test_edges_say_which_backup_is_behind(server: Server) -> None:
     assert server.admin().edges(group_id=group["id"], status="ok") == []
     with pytest.raises(ValidationError):
         server.admin().edges(status="green")
+
+
+def test_events_are_read_by_the_admin(server: Server) -> None:
+    admin = server.admin()
+    newest = admin.events(limit=1000)
+    since = newest[-1]["id"] if newest else 0
+    assert admin.events(since=since) == []
+    with pytest.raises(ValidationError):
+        admin.events(types=["rpo_late"])
+    host = register(server, "client-events", ssh_user="zfs")
+    with pytest.raises(AuthError):
+        host.events()

@@ -705,3 +705,22 @@ def test_edges_measure_the_recovery_point_against_the_rpo(witness: Witness) -> N
     with pytest.raises(ValidationError) as info:
         Policy(rpo_seconds=10)
     assert info.value.field == "rpo_seconds"
+
+
+def test_fleet_changes_are_recorded_once_as_events(witness: Witness) -> None:
+    a, b, g = lagging_pair(witness)
+    # A month on: b's copy is far past a day's RPO, and a took no snapshot since.
+    recorded = witness.observe_fleet(now=NOW)
+    assert sorted(e["event_type"] for e in recorded) == ["rpo_breached", "source_stale"]
+    [breached] = [e for e in recorded if e["event_type"] == "rpo_breached"]
+    assert breached["system_id"] == str(b.id)
+    assert witness.observe_fleet(now=NOW) == [], "one event per change"
+    assert witness.events() == recorded
+    assert witness.events(since=recorded[-1]["id"]) == []
+    assert witness.events(types=["rpo_breached"], group_id=g) == [breached]
+    with pytest.raises(ValidationError) as info:
+        witness.events(types=["rpo_late"])  # type: ignore[list-item]
+    assert info.value.field == "types"
+    with pytest.raises(ValidationError) as info:
+        witness.events(limit=0)
+    assert info.value.field == "limit"

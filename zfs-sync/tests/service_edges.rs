@@ -96,6 +96,16 @@ async fn world(a_has: u64, b_has: u64, rpo: u64, extra: &[(Uuid, &str, Option<&s
     }
 }
 
+/// A failed job's result.
+fn out_of_space() -> JobOutcome {
+    JobOutcome {
+        status: JobStatus::Failed,
+        error: Some("cannot receive: out of space".into()),
+        resume_token: None,
+        bytes: None,
+    }
+}
+
 async fn edges(w: &World, now: DateTime<Utc>) -> Vec<Edge> {
     w.sync.edges(&EdgeFilter::default(), now).await.unwrap()
 }
@@ -229,13 +239,7 @@ async fn a_failed_transfer_is_blocked_by_its_backoff_until_the_next_attempt() {
         "a transfer in flight is not blocked"
     );
 
-    let failed = JobOutcome {
-        status: JobStatus::Failed,
-        error: Some("cannot receive: out of space".into()),
-        resume_token: None,
-        bytes: None,
-    };
-    w.sync.report_job(job, &failed, now).await.unwrap();
+    w.sync.report_job(job, &out_of_space(), now).await.unwrap();
     let got = edges(&w, now).await;
     let b = edge_to(&got, w.b);
     assert_eq!(b.status, EdgeStatus::Blocked);
@@ -389,13 +393,7 @@ async fn a_failed_job_and_a_conflict_are_events() {
     let now = at_hours(6);
     let ins = w.sync.instructions(w.hub, None, now).await.unwrap();
     let job = ins.instructions[0].job_id.unwrap();
-    let failed = JobOutcome {
-        status: JobStatus::Failed,
-        error: Some("cannot receive: out of space".into()),
-        resume_token: None,
-        bytes: None,
-    };
-    w.sync.report_job(job, &failed, now).await.unwrap();
+    w.sync.report_job(job, &out_of_space(), now).await.unwrap();
     let events = w
         .store
         .list_events(&zfs_sync::model::EventQuery {

@@ -4,6 +4,7 @@ use poem_openapi::{ApiResponse, Tags};
 
 pub mod conflicts;
 pub mod edges;
+pub mod events;
 pub mod groups;
 pub mod health;
 pub mod snapshots;
@@ -25,6 +26,8 @@ pub enum ApiTags {
     Sync,
     /// Conflicts and their resolution.
     Conflicts,
+    /// The event log: what changed in the fleet, paged or as a stream.
+    Events,
 }
 
 /// An empty success.
@@ -44,6 +47,7 @@ pub type Api = (
     sync::SyncApi,
     conflicts::ConflictsApi,
     edges::EdgesApi,
+    events::EventsApi,
 );
 
 /// An instance of [`Api`].
@@ -56,5 +60,6 @@ pub fn api() -> Api {
         sync::SyncApi,
         conflicts::ConflictsApi,
         edges::EdgesApi,
+        events::EventsApi,
     )
 }

@@ -130,6 +130,31 @@ class _EdgeDict(TypedDict):
     job_id: Optional[str]
     job_bytes: Optional[int]
 
+_EventType = Literal[
+    "job_failed",
+    "job_stalled",
+    "conflict_opened",
+    "conflict_resolved",
+    "rpo_breached",
+    "rpo_recovered",
+    "system_offline",
+    "system_online",
+    "source_stale",
+    "source_fresh",
+    "policy_changed",
+    "destructive_resolution_applied",
+]
+
+class _EventDict(TypedDict):
+    id: int
+    event_type: _EventType
+    time: str
+    group_id: Optional[str]
+    system_id: Optional[str]
+    dataset: Optional[str]
+    subject: Optional[str]
+    detail: Dict[str, _Json]
+
 class _JobDict(TypedDict):
     id: str
     group_id: str
@@ -769,6 +794,17 @@ class Witness:
         status: Optional[_EdgeStatus] = None,
         now: Optional[_TimeLike] = None,
     ) -> List[_EdgeDict]: ...
+    def events(
+        self,
+        *,
+        since: Optional[int] = None,
+        types: Optional[List[_EventType]] = None,
+        group_id: Optional[_GroupRef] = None,
+        limit: int = 100,
+    ) -> List[_EventDict]: ...
+    def observe_fleet(
+        self, *, now: Optional[_TimeLike] = None, heartbeat_timeout_seconds: int = 300
+    ) -> List[_EventDict]: ...
     def conflicts(self, group_id: _GroupRef, *, include_closed: bool = False) -> List[_ConflictRecordDict]: ...
     def resolve_conflict(
         self,

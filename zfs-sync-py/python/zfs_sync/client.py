@@ -353,6 +353,25 @@ class Client:
         result: List[JsonDict] = self.request("GET", "/sync/edges", query=query)
         return result
 
+    def events(
+        self,
+        *,
+        since: Optional[int] = None,
+        types: Optional[List[str]] = None,
+        group_id: Optional[Union[str, UUID]] = None,
+        limit: Optional[int] = None,
+    ) -> List[JsonDict]:
+        """``GET /events`` (admin): the event log after event id ``since``, oldest first;
+        page on with ``since`` = the last ``id`` received."""
+        query = _filters(
+            since=since,
+            type=",".join(types) if types else None,
+            group_id=group_id,
+            limit=limit,
+        )
+        result: List[JsonDict] = self.request("GET", "/events", query=query)
+        return result
+
     def job(self, job_id: Union[str, UUID]) -> JsonDict:
         """``GET /sync/jobs/{job_id}``."""
         result: JsonDict = self.request("GET", f"/sync/jobs/{UUID(str(job_id))}")
