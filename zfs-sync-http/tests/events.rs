@@ -213,3 +213,49 @@ async fn the_stream_resumes_after_the_last_event_id() {
     let from_now = messages(&mut fresh, 1).await;
     assert_eq!(from_now[0].0, newest[0].id);
 }
+
+#[tokio::test]
+async fn a_policy_change_is_an_audited_event() {
+    let h = harness().await;
+    let (hub, _) = h.register("hub").await;
+    let group = h
+        .create_group(json!({"name": "audited", "system_ids": [hub]}))
+        .await;
+    let path = format!("/api/v1/sync-groups/{group}");
+    let r = h
+        .admin(
+            "PUT",
+            &path,
+            Some(json!({"allow_destructive": true, "rpo_seconds": 3600})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Nothing changes: no event.
+    let r = h
+        .admin("PUT", &path, Some(json!({"allow_destructive": true})))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let events = h
+        .admin(
+            "GET",
+            &format!("/api/v1/events?type=policy_changed&group_id={group}"),
+            None,
+        )
+        .await;
+    let events = events.body.as_array().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let detail = &events[0]["detail"];
+    assert_eq!(
+        detail["before"],
+        json!({"allow_destructive": false, "rpo_seconds": 86400})
+    );
+    assert_eq!(
+        detail["after"],
+        json!({"allow_destructive": true, "rpo_seconds": 3600})
+    );
+    assert!(
+        detail["who"].as_str().unwrap().starts_with("admin key"),
+        "{detail}"
+    );
+    assert_eq!(detail["group_name"], json!("audited"));
+}

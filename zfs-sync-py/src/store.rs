@@ -417,7 +417,9 @@ impl PyWitness {
         g.updated_at = now_or(now)?;
         let store = self.store.clone();
         let stored = g.clone();
-        block_on(py, async move { groups::update(store.as_ref(), &g).await })?;
+        block_on(py, async move {
+            groups::update(store.as_ref(), &g, "python: Witness.update_group").await
+        })?;
         Ok(PySyncGroup { inner: stored })
     }
 

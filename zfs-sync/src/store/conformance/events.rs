@@ -105,9 +105,22 @@ pub async fn event_dedup_key_stores_once(store: &dyn Store) {
     let g = Uuid::new_v4();
     let key = format!("edge-{g}:after:0");
     let e = event(EventType::RpoBreached, g, "s", Some(&key));
-    assert_eq!(store.append_events(std::slice::from_ref(&e)).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .append_events(std::slice::from_ref(&e))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // A second process noticing the same change: nothing stored, no error.
-    assert!(store.append_events(std::slice::from_ref(&e)).await.unwrap().is_empty());
+    assert!(
+        store
+            .append_events(std::slice::from_ref(&e))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Within one batch, the first of a key counts; events without key are all stored.
     let other = format!("other-{g}");
     let batch = [
