@@ -1,7 +1,7 @@
 //! A custom [`Store`]: [`CountingStore`] wraps any store and counts the calls of each method,
 //! delegating every one of them. It implements each sub-trait ([`SystemStore`], [`KeyStore`],
 //! [`SnapshotStore`], [`GroupStore`], [`SyncStateStore`], [`ConflictStore`], [`JobStore`],
-//! [`HealthCheck`]); [`Store`] then comes with them. A store of your own (a cache in front of
+//! [`EventStore`], [`HealthCheck`]); [`Store`] then comes with them. A store of your own (a cache in front of
 //! another, one with metrics, a new backend) starts the same way and proves itself with the
 //! conformance suite: `examples/custom_store.rs` runs it once and prints the counts, and
 //! `examples/tests/counting_store.rs` runs it as one test per behaviour.
@@ -14,13 +14,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use zfs_sync::Result;
 use zfs_sync::model::{
-    ApiKeyRecord, ConflictRecord, Dataset, InventoryScope, Job, JobFilter, JobOutcome, JobProgress,
-    Member, Metadata, NewDataset, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup,
-    SyncState, SyncStateFilter, System,
+    ApiKeyRecord, ConflictRecord, Dataset, Event, EventQuery, EventType, InventoryScope, Job,
+    JobFilter, JobOutcome, JobProgress, Member, Metadata, NewDataset, NewEvent, NewSnapshot,
+    ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, System,
 };
 use zfs_sync::store::{
-    ConflictStore, GroupStore, HealthCheck, JobHandOut, JobStore, KeyStore, SnapshotStore, Store,
-    SyncStateStore, SystemStore,
+    ConflictStore, EventStore, GroupStore, HealthCheck, JobHandOut, JobStore, KeyStore,
+    SnapshotStore, Store, SyncStateStore, SystemStore,
 };
 
 /// Calls per (sub-trait, method).
@@ -451,6 +451,24 @@ impl<S: Store> JobStore for CountingStore<S> {
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
         self.count("JobStore", "list_jobs");
         self.inner.list_jobs(filter).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> EventStore for CountingStore<S> {
+    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>> {
+        self.count("EventStore", "append_events");
+        self.inner.append_events(events).await
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        self.count("EventStore", "list_events");
+        self.inner.list_events(query).await
+    }
+
+    async fn latest_events_by_subject(&self, types: &[EventType]) -> Result<Vec<Event>> {
+        self.count("EventStore", "latest_events_by_subject");
+        self.inner.latest_events_by_subject(types).await
     }
 }
 

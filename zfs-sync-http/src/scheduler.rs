@@ -1,6 +1,8 @@
 //! The background scheduler: checks each enabled group every `sync_interval_seconds` (and
 //! then applies its `conflict_strategy` where the plan destroys nothing), expires job leases,
-//! and logs systems going online/offline.
+//! logs systems going online/offline, records the fleet's events
+//! ([`SyncService::observe_fleet`](zfs_sync::service::sync::SyncService::observe_fleet)) and
+//! writes each new event as a log line.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use uuid::Uuid;
+use zfs_sync::model::{EventQuery, MAX_EVENT_PAGE};
 use zfs_sync::service::health;
 
 use crate::AppState;
@@ -18,11 +21,18 @@ use crate::metrics::JobEvent;
 pub struct Scheduler {
     last_check: HashMap<Uuid, DateTime<Utc>>,
     last_health: Option<health::FleetHealth>,
+    /// The last event written to the log as a line (`None`: none yet; the first round starts
+    /// after the newest stored one).
+    last_logged_event: Option<i64>,
 }
 
 impl Scheduler {
     /// One round at `now`: expire leases, check the groups that are due, log health changes.
     pub async fn tick(&mut self, state: &AppState, now: DateTime<Utc>) {
+        if self.last_logged_event.is_none() {
+            // Events from before this process started were logged when they were stored.
+            self.log_events(state, false).await;
+        }
         match state.sync.expire_leases(now).await {
             Ok(jobs) if !jobs.is_empty() => {
                 state.metrics.job(JobEvent::Expired, jobs.len() as u64);
@@ -88,6 +98,54 @@ impl Scheduler {
                 self.last_health = Some(h);
             }
             Err(e) => tracing::error!(error = %e, "could not judge system health"),
+        }
+        if let Err(e) = state
+            .sync
+            .observe_fleet(now, state.settings.heartbeat_timeout_seconds)
+            .await
+        {
+            tracing::error!(error = %e, "could not record the fleet's events");
+        }
+        self.log_events(state, true).await;
+    }
+
+    /// Writes each event stored since the last round (by any process) as a structured log
+    /// line with target `zfs_sync::events`; with `write` false only moves past them.
+    async fn log_events(&mut self, state: &AppState, write: bool) {
+        loop {
+            let query = EventQuery {
+                after: self.last_logged_event,
+                limit: MAX_EVENT_PAGE,
+                ..Default::default()
+            };
+            let events = match state.store.list_events(&query).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read the event log");
+                    return;
+                }
+            };
+            let Some(last) = events.last().map(|e| e.id) else {
+                self.last_logged_event.get_or_insert(0);
+                return;
+            };
+            self.last_logged_event = Some(last);
+            if !write {
+                continue;
+            }
+            for e in &events {
+                tracing::info!(
+                    target: "zfs_sync::events",
+                    event_id = e.id,
+                    event_type = e.event_type.as_str(),
+                    group_id = e.group_id.map(|g| g.to_string()),
+                    system_id = e.system_id.map(|s| s.to_string()),
+                    dataset = e.dataset.as_deref(),
+                    detail = %e.detail,
+                    "{}",
+                    e.event_type.as_str()
+                );
+            }
         }
     }
 }

@@ -1174,6 +1174,15 @@ async fn auth_matrix_covers_every_secured_operation() {
         ),
         // Last: the hub's key changes.
         (
+            "GET",
+            format!("/api/v1/sync/edges?group_id={g}"),
+            None,
+            Who::Own,
+        ),
+        ("GET", "/api/v1/events".to_string(), None, Who::Admin),
+        // A stream never ends: its success is checked in tests/events.rs.
+        ("GET", "/api/v1/events/stream".to_string(), None, Who::Admin),
+        (
             "POST",
             format!("/api/v1/systems/{hub}/api-key/rotate"),
             None,
@@ -1240,6 +1249,9 @@ async fn auth_matrix_covers_every_secured_operation() {
                 );
             }
             Who::AnyKey => {}
+        }
+        if path.ends_with("/events/stream") {
+            continue;
         }
         let key = match who {
             Who::Own if !path.contains("conflicts/") => kh.clone(),

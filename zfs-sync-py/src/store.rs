@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use uuid::Uuid;
-use zfs_sync::model::{ConflictStrategy, JobFilter, JobStatus, Member, SnapshotQuery, SyncGroup};
+use zfs_sync::model::{
+    ConflictStrategy, EdgeFilter, EdgeStatus, EventQuery, EventType, JobFilter, JobStatus, Member,
+    SnapshotQuery, SyncGroup,
+};
 use zfs_sync::service::reporting::{self};
 use zfs_sync::service::sync::{
     ResolveRequest, SyncService, SyncSettings, Take, job_outcome, load_inventories,
@@ -414,7 +417,9 @@ impl PyWitness {
         g.updated_at = now_or(now)?;
         let store = self.store.clone();
         let stored = g.clone();
-        block_on(py, async move { groups::update(store.as_ref(), &g).await })?;
+        block_on(py, async move {
+            groups::update(store.as_ref(), &g, "python: Witness.update_group").await
+        })?;
         Ok(PySyncGroup { inner: stored })
     }
 
@@ -711,6 +716,93 @@ impl PyWitness {
         let sync = self.sync.clone();
         let jobs = block_on(py, async move { sync.expire_leases(now).await })?;
         to_py(py, &jobs)
+    }
+
+    /// One dict per (group, logical dataset, source, target) of the enabled groups, worst
+    /// first: `lag_seconds`, `lag_snapshots`, `lag_bytes`, `source_newest_age_seconds`,
+    /// `recovery_point_age_seconds` (against `now`), `last_success`, `rpo_seconds`,
+    /// `status` (`"breached"`, `"blocked"`, `"never_synced"`, `"late"`, `"ok"`) and
+    /// `blocked_by` (`"conflict"`, `"backoff"`, `"missing_dataset_root"`). Filtered by group,
+    /// by a system that is the source or target, and by status.
+    #[pyo3(signature = (*, group_id=None, system_id=None, status=None, now=None))]
+    fn edges<'py>(
+        &self,
+        py: Python<'py>,
+        group_id: Option<&Bound<'py, PyAny>>,
+        system_id: Option<&Bound<'py, PyAny>>,
+        status: Option<&Bound<'py, PyAny>>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let filter = EdgeFilter {
+            group_id: match group_id.filter(|o| !o.is_none()) {
+                None => None,
+                Some(g) => Some(group_id_of(g, "group_id")?),
+            },
+            system_id: match system_id.filter(|o| !o.is_none()) {
+                None => None,
+                Some(s) => Some(system_id_of(s, "system_id")?),
+            },
+            status: opt_string(status, "status")?
+                .map(|s| EdgeStatus::parse("status", &s))
+                .transpose()
+                .map_err(core)?,
+            member_of: None,
+        };
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let edges = block_on(py, async move { sync.edges(&filter, now).await })?;
+        to_py(py, &edges)
+    }
+
+    /// The event log after event id `since` (none: from the first), oldest first, at most
+    /// `limit` (1 to 1000): dicts with `id`, `event_type`, `time`, `group_id`, `system_id`,
+    /// `dataset`, `subject`, `detail`. Filtered by event types and group.
+    #[pyo3(signature = (*, since=None, types=None, group_id=None, limit=100))]
+    fn events<'py>(
+        &self,
+        py: Python<'py>,
+        since: Option<i64>,
+        types: Option<Vec<String>>,
+        group_id: Option<&Bound<'py, PyAny>>,
+        limit: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let query = EventQuery {
+            after: since,
+            types: types
+                .unwrap_or_default()
+                .iter()
+                .map(|t| EventType::parse("types", t))
+                .collect::<zfs_sync::Result<_>>()
+                .map_err(core)?,
+            group_id: match group_id.filter(|o| !o.is_none()) {
+                None => None,
+                Some(g) => Some(group_id_of(g, "group_id")?),
+            },
+            limit,
+        };
+        let store = self.store.clone();
+        let events = block_on(py, async move { store.list_events(&query).await })?;
+        to_py(py, &events)
+    }
+
+    /// Observes the fleet at `now` and records what changed since the last observation
+    /// (`rpo_breached`/`rpo_recovered`, `source_stale`/`source_fresh`,
+    /// `system_offline`/`system_online` by `heartbeat_timeout_seconds`, `conflict_opened`/
+    /// `conflict_resolved`), once per change; returns the events recorded. The server's
+    /// scheduler does this at every tick.
+    #[pyo3(signature = (*, now=None, heartbeat_timeout_seconds=300))]
+    fn observe_fleet<'py>(
+        &self,
+        py: Python<'py>,
+        now: Option<&Bound<'py, PyAny>>,
+        heartbeat_timeout_seconds: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let now = now_or(now)?;
+        let sync = self.sync.clone();
+        let events = block_on(py, async move {
+            sync.observe_fleet(now, heartbeat_timeout_seconds).await
+        })?;
+        to_py(py, &events)
     }
 
     /// A group's conflicts (open and resolving ones unless `include_closed`), as dicts.

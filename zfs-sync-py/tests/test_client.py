@@ -441,3 +441,35 @@ def test_replace_inventory_text_sends_the_raw_zfs_list(server: Server) -> None:
     assert "creation" in str(info.value)
     # Nothing of the bad report was stored.
     assert server.snapshot_names(host.system_id) == ["tank/vm1@a"]
+
+
+def test_edges_say_which_backup_is_behind(server: Server) -> None:
+    a = register(server, "client-edge-a", ssh_user="zfs")
+    b = register(server, "client-edge-b", ssh_user="zfs")
+    a.report_inventory([snap(f"tank/vm1@s{i}", 700 + i, i + 1, i) for i in range(3)])
+    b.report_inventory([snap("tank/vm1@s0", 700, 1, 0)])
+    group = server.admin().request(
+        "POST", "/sync-groups", {"name": "client-edges", "system_ids": [a.system_id, b.system_id]}
+    )
+    [edge] = server.admin().edges(group_id=group["id"])
+    assert edge["target_system_id"] == b.system_id and edge["source_hostname"] == "client-edge-a"
+    assert edge["lag_snapshots"] == 2 and edge["rpo_seconds"] == 86400
+    # The snapshots are from T0, weeks before the clock: far beyond a day's RPO.
+    assert edge["status"] == "breached"
+    [seen_by_b] = b.edges(status="breached")
+    assert (seen_by_b["group_id"], seen_by_b["target_system_id"]) == (group["id"], b.system_id)
+    assert server.admin().edges(group_id=group["id"], status="ok") == []
+    with pytest.raises(ValidationError):
+        server.admin().edges(status="green")
+
+
+def test_events_are_read_by_the_admin(server: Server) -> None:
+    admin = server.admin()
+    newest = admin.events(limit=1000)
+    since = newest[-1]["id"] if newest else 0
+    assert admin.events(since=since) == []
+    with pytest.raises(ValidationError):
+        admin.events(types=["rpo_late"])
+    host = register(server, "client-events", ssh_user="zfs")
+    with pytest.raises(AuthError):
+        host.events()

@@ -720,3 +720,44 @@ def test_retention_is_validated_as_a_whole_and_stored(witness: Witness) -> None:
     assert Policy.from_dict(stored.to_dict()) == stored
     preview = witness.prune_preview(g)
     assert preview["prune"] is True and preview["datasets"] == []
+
+
+def test_edges_measure_the_recovery_point_against_the_rpo(witness: Witness) -> None:
+    a, b, g = lagging_pair(witness)
+    # b's newest snapshot (s0) was taken at T0; a's newest (s2) two hours later.
+    [edge] = witness.edges(now=T0 + timedelta(hours=3))
+    assert (edge["source_hostname"], edge["target_hostname"]) == ("hostA", "hostB")
+    assert edge["status"] == "ok" and edge["rpo_seconds"] == 86400
+    assert edge["recovery_point_age_seconds"] == 3 * 3600
+    assert edge["source_newest_age_seconds"] == 3600
+    assert edge["lag_snapshots"] == 2 and edge["blocked_by"] is None
+    [late] = witness.edges(status="late", now=T0 + timedelta(hours=13))
+    assert late["target_system_id"] == str(b.id)
+    assert witness.edges(group_id=g, system_id=a, now=NOW)[0]["status"] == "breached"
+    assert witness.edges(status="ok", now=NOW) == []
+    with pytest.raises(ValidationError) as info:
+        witness.edges(status="green")  # type: ignore[arg-type]
+    assert info.value.field == "status"
+    assert Policy(rpo_seconds=3600).rpo_seconds == 3600 and Policy().rpo_seconds == 86400
+    with pytest.raises(ValidationError) as info:
+        Policy(rpo_seconds=10)
+    assert info.value.field == "rpo_seconds"
+
+
+def test_fleet_changes_are_recorded_once_as_events(witness: Witness) -> None:
+    a, b, g = lagging_pair(witness)
+    # A month on: b's copy is far past a day's RPO, and a took no snapshot since.
+    recorded = witness.observe_fleet(now=NOW)
+    assert sorted(e["event_type"] for e in recorded) == ["rpo_breached", "source_stale"]
+    [breached] = [e for e in recorded if e["event_type"] == "rpo_breached"]
+    assert breached["system_id"] == str(b.id)
+    assert witness.observe_fleet(now=NOW) == [], "one event per change"
+    assert witness.events() == recorded
+    assert witness.events(since=recorded[-1]["id"]) == []
+    assert witness.events(types=["rpo_breached"], group_id=g) == [breached]
+    with pytest.raises(ValidationError) as info:
+        witness.events(types=["rpo_late"])  # type: ignore[list-item]
+    assert info.value.field == "types"
+    with pytest.raises(ValidationError) as info:
+        witness.events(limit=0)
+    assert info.value.field == "limit"

@@ -196,12 +196,14 @@ def test_policy_defaults_and_round_trip() -> None:
         "receive_options": {"set": {}, "exclude": []},
         "retention": {"source": None, "target": None, "max_pending_snapshots": None},
         "prune": False,
+        "rpo_seconds": 86400,
     }
-    q = Policy(snapshot_filter="auto-*", transfer="pull", send_flags=["raw", "compressed"], conflict_strategy="use_newest", allow_destructive=True, min_snapshot_age_seconds=60, lag_threshold_seconds=3600, mirror_deletions=True)
+    q = Policy(snapshot_filter="auto-*", transfer="pull", send_flags=["raw", "compressed"], conflict_strategy="use_newest", allow_destructive=True, min_snapshot_age_seconds=60, lag_threshold_seconds=3600, mirror_deletions=True, rpo_seconds=7200)
     assert q.send_flags == ["compressed", "raw"]
     assert (q.transfer, q.conflict_strategy, q.snapshot_filter) == ("pull", "use_newest", "auto-*")
     assert (q.allow_destructive, q.mirror_deletions, q.min_snapshot_age_seconds, q.lag_threshold_seconds) == (True, True, 60, 3600)
     assert Policy.from_dict(q.to_dict()) == q
+    assert Policy.from_dict(q.to_dict()).rpo_seconds == 7200
     assert "pull" in repr(q)
 
 

@@ -133,7 +133,7 @@ pub(crate) const GROUP_COLS_V1: &str = group_cols_v1!();
 
 pub(crate) const GROUP_COLS: &str = concat!(
     group_cols_v1!(),
-    ", overwrite_empty_datasets, receive_options, retention, prune"
+    ", overwrite_empty_datasets, receive_options, retention, prune, rpo_seconds"
 );
 
 /// A group without its members (they are another table).
@@ -164,6 +164,7 @@ pub(crate) fn group_row(r: &impl Columns) -> Result<SyncGroup> {
             receive_options: parse_receive_options(&r.text(21)?)?,
             retention: parse_retention(&r.text(22)?)?,
             prune: r.bool(23)?,
+            rpo_seconds: r.u64(24)?,
         },
         members: Vec::new(),
         created_at: r.time(18)?,

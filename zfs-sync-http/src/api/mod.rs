@@ -4,6 +4,8 @@ use poem_openapi::{ApiResponse, Tags};
 
 pub mod admin;
 pub mod conflicts;
+pub mod edges;
+pub mod events;
 pub mod groups;
 pub mod health;
 pub mod snapshots;
@@ -27,6 +29,8 @@ pub enum ApiTags {
     Conflicts,
     /// Admin keys.
     Admin,
+    /// The event log: what changed in the fleet, paged or as a stream.
+    Events,
 }
 
 /// An empty success.
@@ -46,6 +50,8 @@ pub type Api = (
     sync::SyncApi,
     conflicts::ConflictsApi,
     admin::AdminApi,
+    edges::EdgesApi,
+    events::EventsApi,
 );
 
 /// An instance of [`Api`].
@@ -58,5 +64,7 @@ pub fn api() -> Api {
         sync::SyncApi,
         conflicts::ConflictsApi,
         admin::AdminApi,
+        edges::EdgesApi,
+        events::EventsApi,
     )
 }

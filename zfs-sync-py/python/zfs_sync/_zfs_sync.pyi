@@ -103,6 +103,58 @@ class _InstructionsDict(TypedDict):
     instructions: List[_InstructionDict]
     diagnostics: List[_DiagnosticDict]
 
+_EdgeStatus = Literal["breached", "blocked", "never_synced", "late", "ok"]
+
+class _EdgeDict(TypedDict):
+    group_id: str
+    group_name: str
+    dataset: str
+    source_system_id: Optional[str]
+    source_hostname: Optional[str]
+    target_system_id: str
+    target_hostname: str
+    lag_seconds: int
+    lag_snapshots: int
+    lag_bytes: int
+    source_newest_age_seconds: Optional[int]
+    source_stale: bool
+    #: Age of the target's newest snapshot against the clock; ``None`` when it holds none.
+    recovery_point_age_seconds: Optional[int]
+    last_success: Optional[str]
+    rpo_seconds: int
+    status: _EdgeStatus
+    blocked_by: Optional[Literal["conflict", "backoff", "missing_dataset_root"]]
+    blocked_reason: Optional[str]
+    conflict_id: Optional[str]
+    next_attempt_at: Optional[str]
+    job_id: Optional[str]
+    job_bytes: Optional[int]
+
+_EventType = Literal[
+    "job_failed",
+    "job_stalled",
+    "conflict_opened",
+    "conflict_resolved",
+    "rpo_breached",
+    "rpo_recovered",
+    "system_offline",
+    "system_online",
+    "source_stale",
+    "source_fresh",
+    "policy_changed",
+    "destructive_resolution_applied",
+]
+
+class _EventDict(TypedDict):
+    id: int
+    event_type: _EventType
+    time: str
+    group_id: Optional[str]
+    system_id: Optional[str]
+    dataset: Optional[str]
+    subject: Optional[str]
+    detail: Dict[str, _Json]
+
 class _JobDict(TypedDict):
     id: str
     group_id: str
@@ -361,6 +413,7 @@ class Policy:
         receive_options: Optional[Mapping[str, Any]] = None,
         retention: Optional[Mapping[str, Any]] = None,
         prune: Optional[bool] = None,
+        rpo_seconds: Optional[int] = None,
     ) -> Self: ...
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self: ...
@@ -389,6 +442,8 @@ class Policy:
     def retention(self) -> Dict[str, _Json]: ...
     @property
     def prune(self) -> bool: ...
+    @property
+    def rpo_seconds(self) -> int: ...
 
 _MemberLike = Union[Member, System, _UuidLike, Mapping[str, Any]]
 
@@ -740,6 +795,25 @@ class Witness:
     ) -> _JobDict: ...
     def retry_state(self, state_id: _UuidLike, *, now: Optional[_TimeLike] = None) -> _SyncStateDict: ...
     def expire_leases(self, *, now: Optional[_TimeLike] = None) -> List[_JobDict]: ...
+    def edges(
+        self,
+        *,
+        group_id: Optional[_GroupRef] = None,
+        system_id: Optional[_SystemRef] = None,
+        status: Optional[_EdgeStatus] = None,
+        now: Optional[_TimeLike] = None,
+    ) -> List[_EdgeDict]: ...
+    def events(
+        self,
+        *,
+        since: Optional[int] = None,
+        types: Optional[List[_EventType]] = None,
+        group_id: Optional[_GroupRef] = None,
+        limit: int = 100,
+    ) -> List[_EventDict]: ...
+    def observe_fleet(
+        self, *, now: Optional[_TimeLike] = None, heartbeat_timeout_seconds: int = 300
+    ) -> List[_EventDict]: ...
     def conflicts(self, group_id: _GroupRef, *, include_closed: bool = False) -> List[_ConflictRecordDict]: ...
     def resolve_conflict(
         self,

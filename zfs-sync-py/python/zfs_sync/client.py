@@ -80,6 +80,11 @@ def _snapshot_item(snapshot: SnapshotLike, index: int) -> JsonDict:
     return item
 
 
+def _filters(**values: Any) -> Dict[str, Any]:
+    """The query of a listing: each filter that is set, as a string."""
+    return {k: str(v) for k, v in values.items() if v is not None}
+
+
 class Client:
     """A zfs-sync server, seen by one system (or by an admin).
 
@@ -341,18 +346,45 @@ class Client:
     ) -> List[JsonDict]:
         """``GET /sync/jobs``: jobs, oldest first (a system key sees the jobs it runs);
         ``conflict_id`` keeps a resolution's steps, ``dataset`` one logical dataset's jobs."""
-        query: Dict[str, Any] = {}
-        if group_id is not None:
-            query["group_id"] = str(group_id)
-        if system_id is not None:
-            query["system_id"] = str(system_id)
-        if status is not None:
-            query["status"] = status
+        query = _filters(group_id=group_id, system_id=system_id, status=status)
         if conflict_id is not None:
             query["conflict_id"] = str(UUID(str(conflict_id)))
         if dataset is not None:
             query["dataset"] = dataset
         result: List[JsonDict] = self.request("GET", "/sync/jobs", query=query)
+        return result
+
+    def edges(
+        self,
+        *,
+        group_id: Optional[Union[str, UUID]] = None,
+        system_id: Optional[Union[str, UUID]] = None,
+        status: Optional[str] = None,
+    ) -> List[JsonDict]:
+        """``GET /sync/edges``: one row per (group, dataset, source, target), worst first,
+        with its lag, recovery point age, RPO, ``status`` and ``blocked_by`` (a system key
+        sees the edges of its groups)."""
+        query = _filters(group_id=group_id, system_id=system_id, status=status)
+        result: List[JsonDict] = self.request("GET", "/sync/edges", query=query)
+        return result
+
+    def events(
+        self,
+        *,
+        since: Optional[int] = None,
+        types: Optional[List[str]] = None,
+        group_id: Optional[Union[str, UUID]] = None,
+        limit: Optional[int] = None,
+    ) -> List[JsonDict]:
+        """``GET /events`` (admin): the event log after event id ``since``, oldest first;
+        page on with ``since`` = the last ``id`` received."""
+        query = _filters(
+            since=since,
+            type=",".join(types) if types else None,
+            group_id=group_id,
+            limit=limit,
+        )
+        result: List[JsonDict] = self.request("GET", "/events", query=query)
         return result
 
     def job(self, job_id: Union[str, UUID]) -> JsonDict:

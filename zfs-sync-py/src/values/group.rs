@@ -131,12 +131,13 @@ const POLICY_FIELDS: &[&str] = &[
     "receive_options",
     "retention",
     "prune",
+    "rpo_seconds",
 ];
 
 #[pymethods]
 impl PyPolicy {
     #[new]
-    #[pyo3(signature = (*, snapshot_filter=None, min_snapshot_age_seconds=None, lag_threshold_seconds=None, transfer=None, send_flags=None, conflict_strategy=None, allow_destructive=None, mirror_deletions=None, overwrite_empty_datasets=None, receive_options=None, retention=None, prune=None))]
+    #[pyo3(signature = (*, snapshot_filter=None, min_snapshot_age_seconds=None, lag_threshold_seconds=None, transfer=None, send_flags=None, conflict_strategy=None, allow_destructive=None, mirror_deletions=None, overwrite_empty_datasets=None, receive_options=None, retention=None, prune=None, rpo_seconds=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         snapshot_filter: Option<&Bound<'_, PyAny>>,
@@ -151,6 +152,7 @@ impl PyPolicy {
         receive_options: Option<&Bound<'_, PyAny>>,
         retention: Option<&Bound<'_, PyAny>>,
         prune: Option<&Bound<'_, PyAny>>,
+        rpo_seconds: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let snapshot_filter = opt_string(snapshot_filter, "snapshot_filter")?;
         if let Some(f) = &snapshot_filter {
@@ -211,6 +213,7 @@ impl PyPolicy {
                 receive_options: receive_options_of(receive_options)?,
                 retention: retention_of(retention)?,
                 prune: flag(prune, "prune")?,
+                rpo_seconds: rpo_of(rpo_seconds)?,
             },
         })
     }
@@ -284,6 +287,13 @@ impl PyPolicy {
         self.inner.prune
     }
 
+    /// The recovery point objective in seconds: how old a target's newest snapshot may grow
+    /// before its edge is `breached` (past half: `late`).
+    #[getter]
+    fn rpo_seconds(&self) -> u64 {
+        self.inner.rpo_seconds
+    }
+
     fn __repr__(&self) -> String {
         format!("Policy({})", policy_json(&self.inner))
     }
@@ -328,6 +338,18 @@ fn retention_json(r: &Retention) -> Value {
     serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
+/// `rpo_seconds` (`None`: a day), checked as a group checks it (60 s to ten years).
+fn rpo_of(o: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    let rpo = opt_u64(o, "rpo_seconds")?.unwrap_or(zfs_sync::model::DEFAULT_RPO_SECONDS);
+    if !(60..=zfs_sync::model::MAX_RPO_SECONDS).contains(&rpo) {
+        return Err(invalid(
+            "rpo_seconds",
+            "must be between 60 and ten years in seconds",
+        ));
+    }
+    Ok(rpo)
+}
+
 fn receive_options_json(o: &ReceiveOptions) -> Value {
     json!({"set": o.set, "exclude": o.exclude})
 }
@@ -346,6 +368,7 @@ fn policy_json(p: &Policy) -> Value {
         "receive_options": receive_options_json(&p.receive_options),
         "retention": retention_json(&p.retention),
         "prune": p.prune,
+        "rpo_seconds": p.rpo_seconds,
     })
 }
 

@@ -16,6 +16,7 @@
 
 mod conflicts;
 mod error;
+mod events;
 mod groups;
 mod jobs;
 mod keys;

@@ -33,6 +33,8 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0007_reported_datasets_and_receive_rules.sql",
     "0008_retention_rules.sql",
     "0009_admin_key_names_and_sources.sql",
+    "0010_group_recovery_point_objective.sql",
+    "0011_event_log.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

@@ -87,14 +87,14 @@ fn write_group(tx: &Transaction<'_>, g: &SyncGroup, insert: bool) -> Result<()> 
     let p = &g.policy;
     let sql = if insert {
         format!(
-            "INSERT INTO sync_groups ({GROUP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
+            "INSERT INTO sync_groups ({GROUP_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
         )
     } else {
         "UPDATE sync_groups SET name = ?2, description = ?3, enabled = ?4, topology = ?5, hub_system_id = ?6,
          sync_interval_seconds = ?7, snapshot_filter = ?8, min_snapshot_age_seconds = ?9, lag_threshold_seconds = ?10,
          transfer = ?11, send_compressed = ?12, send_raw = ?13, send_large_blocks = ?14, send_embedded = ?15,
          conflict_strategy = ?16, allow_destructive = ?17, mirror_deletions = ?18, updated_at = ?20,
-         overwrite_empty_datasets = ?21, receive_options = ?22, retention = ?23, prune = ?24
+         overwrite_empty_datasets = ?21, receive_options = ?22, retention = ?23, prune = ?24, rpo_seconds = ?25
          WHERE id = ?1"
             .to_string()
     };
@@ -103,6 +103,7 @@ fn write_group(tx: &Transaction<'_>, g: &SyncGroup, insert: bool) -> Result<()> 
     values.push(Box::new(receive_options_text(&p.receive_options)));
     values.push(Box::new(retention_text(&p.retention)));
     values.push(Box::new(p.prune));
+    values.push(Box::new(i64_bits(p.rpo_seconds)));
     tx.prepare_cached(&sql)
         .map_err(map_err)?
         .execute(rusqlite::params_from_iter(values))

@@ -28,6 +28,8 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0006_reported_datasets_and_receive_rules.sql",
     "0007_retention_rules.sql",
     "0008_admin_key_names_and_sources.sql",
+    "0009_group_recovery_point_objective.sql",
+    "0010_event_log.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

@@ -126,7 +126,17 @@ pub struct Policy {
     /// Hand out the destroys the retention rules allow as `prune` jobs. Without it the
     /// witness only previews them.
     pub prune: bool,
+    /// The recovery point objective: how old a target's newest snapshot of a dataset (its
+    /// recovery point) may grow, measured against the clock, before the edge counts as
+    /// `breached` (past half of it: `late`). See [`crate::service::edges`].
+    pub rpo_seconds: u64,
 }
+
+/// The default [`Policy::rpo_seconds`]: one day (a daily backup is the common promise).
+pub const DEFAULT_RPO_SECONDS: u64 = 86_400;
+
+/// The longest [`Policy::rpo_seconds`] accepted: ten years (keeps time arithmetic exact).
+pub const MAX_RPO_SECONDS: u64 = 10 * 366 * 86_400;
 
 /// The most a target dataset without snapshots may use (`used`, bytes) and still count as
 /// empty for [`Policy::overwrite_empty_datasets`]: 64 MiB (a new filesystem uses well under
@@ -239,6 +249,7 @@ impl Default for Policy {
             receive_options: ReceiveOptions::default(),
             retention: crate::model::Retention::default(),
             prune: false,
+            rpo_seconds: DEFAULT_RPO_SECONDS,
         }
     }
 }
@@ -355,6 +366,12 @@ impl SyncGroup {
                 "mirror_deletions",
                 "needs allow_destructive: true (mirroring a deletion destroys snapshots); \
                  set allow_destructive or turn mirror_deletions off",
+            ));
+        }
+        if !(60..=MAX_RPO_SECONDS).contains(&self.policy.rpo_seconds) {
+            return Err(Error::invalid(
+                "rpo_seconds",
+                format!("must be between 60 and {MAX_RPO_SECONDS} (ten years)"),
             ));
         }
         Ok(())

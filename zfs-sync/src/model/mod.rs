@@ -67,6 +67,8 @@ macro_rules! string_enum {
 
 pub mod conflict;
 pub mod dataset;
+pub mod edge;
+pub mod event;
 pub mod group;
 pub mod job;
 pub mod key;
@@ -79,6 +81,8 @@ pub mod text;
 
 pub use conflict::*;
 pub use dataset::*;
+pub use edge::*;
+pub use event::*;
 pub use group::*;
 pub use job::*;
 pub use key::*;

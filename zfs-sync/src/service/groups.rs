@@ -37,10 +37,67 @@ pub async fn create(store: &dyn Store, group: &SyncGroup) -> Result<()> {
     store.create_group(group).await
 }
 
-/// Stores a changed group after [`check`] (the caller sets `updated_at`).
-pub async fn update(store: &dyn Store, group: &SyncGroup) -> Result<()> {
+/// Stores a changed group after [`check`] (the caller sets `updated_at`). When a setting
+/// changed (policy, `enabled`, topology, interval, name, members), records a
+/// `policy_changed` event whose detail names `who` and holds the changed settings `before`
+/// and `after`. `NotFound`.
+pub async fn update(store: &dyn Store, group: &SyncGroup, who: &str) -> Result<()> {
     check(store, group).await?;
-    store.update_group(group).await
+    let before = get(store, group.id).await?;
+    store.update_group(group).await?;
+    if let Some((was, now)) = changed_settings(&before, group) {
+        let event = crate::model::NewEvent {
+            event_type: crate::model::EventType::PolicyChanged,
+            time: group.updated_at,
+            group_id: Some(group.id),
+            system_id: None,
+            dataset: None,
+            subject: Some(format!("group:{}", group.id)),
+            dedup_key: None,
+            detail: serde_json::json!({
+                "who": who,
+                "group_name": group.name,
+                "before": was,
+                "after": now,
+            }),
+        };
+        store.append_events(&[event]).await?;
+    }
+    Ok(())
+}
+
+/// The settings of a group as one JSON object (policy fields flattened).
+fn settings(g: &SyncGroup) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = match serde_json::to_value(&g.policy) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    out.insert("name".into(), g.name.clone().into());
+    out.insert("enabled".into(), g.enabled.into());
+    out.insert(
+        "sync_interval_seconds".into(),
+        g.sync_interval_seconds.into(),
+    );
+    out.insert("hub_system_id".into(), serde_json::json!(g.hub()));
+    out.insert("members".into(), serde_json::json!(g.members));
+    out
+}
+
+/// The settings that differ, as (before, after) objects; `None` when none does.
+fn changed_settings(
+    before: &SyncGroup,
+    after: &SyncGroup,
+) -> Option<(serde_json::Value, serde_json::Value)> {
+    let (a, b) = (settings(before), settings(after));
+    let mut was = serde_json::Map::new();
+    let mut now = serde_json::Map::new();
+    for (k, v) in &b {
+        if a.get(k) != Some(v) {
+            was.insert(k.clone(), a.get(k).cloned().unwrap_or_default());
+            now.insert(k.clone(), v.clone());
+        }
+    }
+    (!now.is_empty()).then(|| (was.into(), now.into()))
 }
 
 /// Adds a member, or changes its `dataset_root`; returns the group as stored. `field` names
@@ -129,7 +186,7 @@ mod tests {
         create(&store, &g).await.unwrap();
         g.members.push(member(ghost));
         assert_eq!(
-            field_of(update(&store, &g).await.unwrap_err()),
+            field_of(update(&store, &g, "test").await.unwrap_err()),
             "system_ids[1]"
         );
         let e = add_member(&store, g.id, &member(ghost), "member").await;
@@ -171,12 +228,12 @@ mod tests {
         create(&store, &g).await.unwrap();
         g.policy.allow_destructive = false;
         assert_eq!(
-            field_of(update(&store, &g).await.unwrap_err()),
+            field_of(update(&store, &g, "test").await.unwrap_err()),
             "mirror_deletions"
         );
         assert!(get(&store, g.id).await.unwrap().policy.allow_destructive);
         g.policy.mirror_deletions = false;
-        update(&store, &g).await.unwrap();
+        update(&store, &g, "test").await.unwrap();
     }
 
     #[tokio::test]

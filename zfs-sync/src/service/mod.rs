@@ -10,6 +10,8 @@
 //! - [`health`], [`history`]: heartbeats and fleet health; snapshot history and statistics.
 
 pub mod auth;
+pub mod edges;
+pub mod events;
 pub mod groups;
 pub mod health;
 pub mod history;

@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::{
-    ApiKeyRecord, ConflictRecord, Dataset, InventoryScope, Job, JobFilter, JobOutcome, JobProgress,
-    Member, Metadata, NewDataset, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup,
-    SyncState, SyncStateFilter, System,
+    ApiKeyRecord, ConflictRecord, Dataset, Event, EventQuery, EventType, InventoryScope, Job,
+    JobFilter, JobOutcome, JobProgress, Member, Metadata, NewDataset, NewEvent, NewSnapshot,
+    ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, System,
 };
 
 pub mod memory;
@@ -328,6 +328,22 @@ pub struct JobHandOut {
     pub unstarted: Option<Job>,
 }
 
+/// The event log: appended, never changed; ids increase in the order events are stored.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores `events` in order, in one transaction, each with the next id. An event whose
+    /// `dedup_key` is already stored (or repeated earlier in the batch) is skipped, not an
+    /// error: this is how server processes sharing a database record a change once. Returns
+    /// the stored events, in order.
+    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>>;
+    /// Events matching the query, lowest id first, at most `limit` (`InvalidInput` naming
+    /// `limit` outside 1 to [`MAX_EVENT_PAGE`](crate::model::MAX_EVENT_PAGE)).
+    async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>>;
+    /// For each subject of the stored events of `types`, the latest of them (highest id), in
+    /// no particular order.
+    async fn latest_events_by_subject(&self, types: &[EventType]) -> Result<Vec<Event>>;
+}
+
 /// Whether the backend answers (for readiness checks).
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
@@ -343,6 +359,7 @@ pub trait Store:
     + SyncStateStore
     + ConflictStore
     + JobStore
+    + EventStore
     + HealthCheck
 {
 }
@@ -355,6 +372,7 @@ impl<T> Store for T where
         + SyncStateStore
         + ConflictStore
         + JobStore
+        + EventStore
         + HealthCheck
 {
 }

@@ -75,6 +75,11 @@ pub struct GroupFields {
     /// the stored options.
     #[oai(nullable)]
     pub receive_options: Option<ReceiveOptionsDto>,
+    /// Recovery point objective: how old a target's newest snapshot may grow (against the
+    /// clock) before its edge is `breached` (past half: `late`). 60 s to ten years; default
+    /// 86400 (a day).
+    #[oai(nullable)]
+    pub rpo_seconds: Option<i64>,
     /// Which snapshots each side keeps (sanoid's rules); replaces the stored retention.
     /// Omitted/`{}`: nothing is pruned. See `prune-preview`.
     #[oai(nullable)]
@@ -285,6 +290,9 @@ impl GroupFields {
         if let Some(p) = self.prune {
             g.policy.prune = p;
         }
+        if let Some(v) = self.rpo_seconds {
+            g.policy.rpo_seconds = seconds_of("rpo_seconds", v)?;
+        }
         if self.system_ids.is_some() || self.members.is_some() {
             let mut members: Vec<Member> = Vec::new();
             for id in self.system_ids.unwrap_or_default() {
@@ -349,6 +357,7 @@ pub struct GroupOut {
     pub receive_options: ReceiveOptionsDto,
     pub retention: RetentionDto,
     pub prune: bool,
+    pub rpo_seconds: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -393,6 +402,7 @@ impl From<SyncGroup> for GroupOut {
             receive_options: g.policy.receive_options.into(),
             retention: g.policy.retention.into(),
             prune: g.policy.prune,
+            rpo_seconds: g.policy.rpo_seconds,
             created_at: g.created_at.into(),
             updated_at: g.updated_at.into(),
         }

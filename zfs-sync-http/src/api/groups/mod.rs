@@ -126,6 +126,7 @@ impl GroupsApi {
         key: ApiKeyAuth,
         group_id: Path<Uuid>,
         body: JsonBody<GroupUpdate>,
+        req: &poem::Request,
     ) -> Answer<Json<GroupOut>, { BODY | NOT_FOUND | CONFLICT }> {
         key.admin()?;
         let mut g = state.group(group_id.0).await?;
@@ -134,7 +135,8 @@ impl GroupsApi {
         }
         body.0.fields.apply(&mut g)?;
         g.updated_at = Utc::now();
-        groups::update(state.store.as_ref(), &g).await?;
+        let who = format!("admin key from {}", req.remote_addr());
+        groups::update(state.store.as_ref(), &g, &who).await?;
         Ok(Json(g.into()))
     }
 

@@ -17,7 +17,7 @@ impl SyncService {
     /// record and membership are unchanged since they were loaded, from the store for the
     /// rest. Versions are read before the inventories they describe, so a cached inventory is
     /// never older than its version.
-    pub(super) async fn inventories(&self, group: &SyncGroup) -> Result<Arc<Vec<MemberInventory>>> {
+    pub(crate) async fn inventories(&self, group: &SyncGroup) -> Result<Arc<Vec<MemberInventory>>> {
         let cap = self.settings.inventory_cache_records;
         if cap == 0 {
             return Ok(Arc::new(

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Job, JobFilter, JobOutcome, JobStatus, JobStep, SyncState, SyncStateFilter, SyncStatus, System,
-    TransferMode,
+    EventType, Job, JobFilter, JobOutcome, JobStatus, JobStep, SyncState, SyncStateFilter,
+    SyncStatus, System, TransferMode,
 };
 use crate::plan::Diagnostic;
 
@@ -335,7 +335,19 @@ impl SyncService {
                 None => error,
             });
         }
-        self.store.upsert_states(&[st]).await?;
+        self.store.upsert_states(std::slice::from_ref(&st)).await?;
+        if outcome.status == JobStatus::Failed {
+            let detail = serde_json::json!({
+                "job_id": job.id,
+                "error": st.error_message,
+                "attempts": st.attempts,
+                "next_attempt_at": st.next_attempt_at,
+                "runner_system_id": job.runner_system_id,
+                "source_system_id": job.source_system_id,
+            });
+            let event = crate::service::events::job_event(EventType::JobFailed, &job, detail, now);
+            self.store.append_events(&[event]).await?;
+        }
         Ok(job)
     }
 
@@ -509,6 +521,21 @@ impl SyncService {
                 st.updated_at = now;
                 self.store.upsert_states(&[st]).await?;
             }
+        }
+        let events: Vec<_> = expired
+            .iter()
+            .map(|job| {
+                let detail = serde_json::json!({
+                    "job_id": job.id,
+                    "runner_system_id": job.runner_system_id,
+                    "bytes": job.bytes,
+                    "error": "the job's lease expired without a result",
+                });
+                crate::service::events::job_event(EventType::JobStalled, job, detail, now)
+            })
+            .collect();
+        if !events.is_empty() {
+            self.store.append_events(&events).await?;
         }
         Ok(expired)
     }

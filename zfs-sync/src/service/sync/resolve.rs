@@ -184,6 +184,30 @@ impl SyncService {
         self.store
             .apply_resolution(conflict_id, &value, &jobs, now)
             .await?;
+        if plan.destructive {
+            let event = crate::model::NewEvent {
+                event_type: crate::model::EventType::DestructiveResolutionApplied,
+                time: now,
+                group_id: Some(conflict.group_id),
+                system_id: plan.winner_system_id,
+                dataset: Some(conflict.dataset.clone()),
+                subject: Some(format!("conflict:{conflict_id}")),
+                dedup_key: Some(format!("destructive_resolution_applied:{}", plan.digest)),
+                detail: serde_json::json!({
+                    "conflict_id": conflict_id,
+                    "strategy": plan.strategy.as_str(),
+                    "winner_system_id": plan.winner_system_id,
+                    "digest": plan.digest,
+                    "discards": discarded(&plan),
+                    "losers": plan.losers.iter().map(|l| serde_json::json!({
+                        "system_id": l.system_id,
+                        "destroys": l.destroys,
+                        "discards_writes_since": l.discards_writes_since,
+                    })).collect::<Vec<_>>(),
+                }),
+            };
+            self.store.append_events(&[event]).await?;
+        }
         Ok(plan)
     }
 }

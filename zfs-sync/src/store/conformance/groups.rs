@@ -52,6 +52,7 @@ pub async fn group_crud(store: &dyn Store) {
             max_pending_snapshots: Some(50),
         },
         prune: true,
+        rpo_seconds: 7200,
     };
     store.create_group(&g).await.unwrap();
     let got = store.get_group(g.id).await.unwrap().unwrap();

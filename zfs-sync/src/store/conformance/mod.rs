@@ -35,6 +35,7 @@ use super::Store;
 mod builders;
 mod conflicts;
 mod datasets;
+mod events;
 mod groups;
 mod jobs;
 mod keys;
@@ -45,6 +46,7 @@ mod systems;
 
 pub use conflicts::*;
 pub use datasets::*;
+pub use events::*;
 pub use groups::*;
 pub use jobs::*;
 pub use keys::*;
@@ -185,6 +187,10 @@ macro_rules! for_each_conformance_behaviour {
             job_cancel_one,
             job_late_result,
             hand_out_returns_unstarted_jobs_to_their_runner_and_writes_states,
+            // events.rs
+            events_are_appended_in_order_and_listed_after_an_id,
+            event_dedup_key_stores_once,
+            latest_event_per_subject,
         }
     };
 }

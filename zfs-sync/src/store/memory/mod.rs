@@ -21,6 +21,7 @@ use crate::model::{
 };
 
 mod conflicts;
+mod events;
 mod groups;
 mod jobs;
 mod keys;
@@ -55,6 +56,9 @@ struct Inner {
     jobs: HashMap<Uuid, Job>,
     /// Per system, the number [`SnapshotStore::inventory_versions`](super::SnapshotStore::inventory_versions) reports.
     inventory_versions: HashMap<Uuid, i64>,
+    /// The event log, by id order, and the dedup keys stored.
+    events: Vec<crate::model::Event>,
+    event_keys: std::collections::HashSet<String>,
 }
 
 impl InMemoryStore {

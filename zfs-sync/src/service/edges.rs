@@ -1,0 +1,301 @@
+//! Edges: for each (group, logical dataset, source, target), how far the target is behind,
+//! measured against the clock, and why ([`Edge`]). Derived at each call from what the witness
+//! already knows (inventories through the plan, sync states, conflicts, jobs), so an edge
+//! cannot go stale and every server process on one database answers the same.
+//!
+//! **Status**, first match wins: `blocked` (a conflict, a transfer held back after a failure,
+//! or a target without a place to receive the dataset); `never_synced` (the target holds no
+//! snapshot of the dataset); `breached` (the target's **recovery point**, its newest snapshot
+//! of the dataset, is older than the group's `rpo_seconds`); `late` (older than half of it);
+//! else `ok`. The age is against the clock, not against the source's newest snapshot: a
+//! source that stopped taking snapshots makes every target from it late and then breached
+//! (and the edge says `source_stale`).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::sync::SyncService;
+use crate::compare::logical_path;
+use crate::error::{Error, Result};
+use crate::model::{
+    BlockedBy, ConflictRecord, ConflictStatus, Edge, EdgeFilter, EdgeStatus, JobProgress,
+    SyncGroup, SyncState, SyncStateFilter, edge_order,
+};
+use crate::names::DatasetName;
+use crate::plan::{GroupPlan, MemberInventory, Outcome, plan_group};
+
+/// One member's snapshots of one logical dataset: (creation, used), any order.
+type Copies = HashMap<String, Vec<(DateTime<Utc>, u64)>>;
+
+/// Every member's snapshots by logical dataset (a member without root: every pool's dataset
+/// of that path counts).
+fn copies_of(inv: &MemberInventory) -> Copies {
+    let root = inv
+        .member
+        .dataset_root
+        .as_deref()
+        .and_then(|r| DatasetName::parse(r).ok());
+    let mut out: Copies = HashMap::new();
+    for s in &inv.snapshots {
+        if let Some(logical) = logical_path(root.as_ref(), &s.pool, &s.dataset) {
+            out.entry(logical.to_string())
+                .or_default()
+                .push((s.creation, s.used));
+        }
+    }
+    out
+}
+
+fn age(now: DateTime<Utc>, t: DateTime<Utc>) -> u64 {
+    u64::try_from((now - t).num_seconds()).unwrap_or(0)
+}
+
+/// What the edges of one group are made of, loaded by [`SyncService::edges`] (or built by
+/// hand in tests).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupFacts<'a> {
+    pub group: &'a SyncGroup,
+    pub inventories: &'a [MemberInventory],
+    pub plan: &'a GroupPlan,
+    /// The group's stored sync states.
+    pub states: &'a [SyncState],
+    /// The group's open and resolving conflicts.
+    pub conflicts: &'a [ConflictRecord],
+    /// Where the states' jobs stand.
+    pub jobs: &'a [JobProgress],
+}
+
+/// The edges of one group at `now`, in no particular order.
+pub fn group_edges(facts: GroupFacts<'_>, now: DateTime<Utc>) -> Vec<Edge> {
+    let group = facts.group;
+    let rpo = group.policy.rpo_seconds;
+    let hostnames: HashMap<Uuid, &str> = facts
+        .inventories
+        .iter()
+        .map(|i| (i.system.id, i.system.hostname.as_str()))
+        .collect();
+    let copies: HashMap<Uuid, Copies> = facts
+        .inventories
+        .iter()
+        .map(|i| (i.system.id, copies_of(i)))
+        .collect();
+    let states: HashMap<(&str, Uuid), &SyncState> = facts
+        .states
+        .iter()
+        .map(|s| ((s.dataset.as_str(), s.system_id), s))
+        .collect();
+    let jobs: HashMap<Uuid, &JobProgress> = facts.jobs.iter().map(|j| (j.id, j)).collect();
+    let snapshots_of = |system: Uuid, dataset: &str| {
+        copies
+            .get(&system)
+            .and_then(|c| c.get(dataset))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    };
+    let newest = |v: &[(DateTime<Utc>, u64)]| v.iter().map(|(t, _)| *t).max();
+
+    let mut edges = Vec::new();
+    for dp in &facts.plan.datasets {
+        let mut targets: Vec<(Uuid, Option<&Outcome>, u64, u64)> = dp
+            .outcomes
+            .iter()
+            .map(|o| (o.target, Some(&o.outcome), o.lag_seconds, o.missing_count))
+            .collect();
+        // A member the planner could not give an outcome (no place to receive): still an edge.
+        if let Some(source) = dp.source {
+            for m in &group.members {
+                if m.system_id != source && !targets.iter().any(|t| t.0 == m.system_id) {
+                    targets.push((m.system_id, None, 0, 0));
+                }
+            }
+        }
+        for (target, outcome, lag_seconds, lag_snapshots) in targets {
+            let source = match (dp.source, outcome) {
+                (Some(s), _) => Some(s),
+                (None, Some(Outcome::Transfer(t))) => Some(t.source.system_id),
+                (None, _) => dp.conflicts.iter().find_map(|c| {
+                    match (c.system_a == target, c.system_b == target) {
+                        (true, _) => Some(c.system_b),
+                        (_, true) => Some(c.system_a),
+                        _ => None,
+                    }
+                }),
+            };
+            let source_snaps = source.map(|s| snapshots_of(s, &dp.dataset)).unwrap_or(&[]);
+            let source_newest = newest(source_snaps);
+            let recovery_point = newest(snapshots_of(target, &dp.dataset));
+            let state = states.get(&(dp.dataset.as_str(), target)).copied();
+            let job = state
+                .and_then(|s| s.job_id)
+                .and_then(|id| jobs.get(&id))
+                .filter(|j| j.status.is_active());
+            let lag_bytes = match outcome {
+                Some(Outcome::InSync) => 0,
+                Some(Outcome::Transfer(t)) => t.estimated_bytes,
+                _ => source_snaps
+                    .iter()
+                    .filter(|(t, _)| recovery_point.is_none_or(|rp| *t > rp))
+                    .map(|(_, used)| *used)
+                    .sum(),
+            };
+            let mut edge = Edge {
+                group_id: group.id,
+                group_name: group.name.clone(),
+                dataset: dp.dataset.clone(),
+                source_system_id: source,
+                source_hostname: source
+                    .and_then(|s| hostnames.get(&s))
+                    .map(|h| h.to_string()),
+                target_system_id: target,
+                target_hostname: hostnames
+                    .get(&target)
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
+                lag_seconds,
+                lag_snapshots,
+                lag_bytes,
+                source_newest_age_seconds: source_newest.map(|t| age(now, t)),
+                source_stale: source_newest.is_some_and(|t| age(now, t) > rpo),
+                recovery_point_age_seconds: recovery_point.map(|t| age(now, t)),
+                last_success: state.and_then(|s| s.last_sync),
+                rpo_seconds: rpo,
+                status: EdgeStatus::Ok,
+                blocked_by: None,
+                blocked_reason: None,
+                conflict_id: None,
+                next_attempt_at: None,
+                job_id: job.map(|j| j.id),
+                job_bytes: job.and_then(|j| j.bytes),
+            };
+            match outcome {
+                Some(Outcome::Blocked { reason, .. }) => {
+                    edge.blocked_by = Some(BlockedBy::Conflict);
+                    edge.blocked_reason = Some(reason.clone());
+                    edge.conflict_id = conflict_of(facts.conflicts, &dp.dataset, target, source);
+                }
+                Some(Outcome::Transfer(_)) => {
+                    if let Some(st) = state
+                        && edge.job_id.is_none()
+                        && let Some(at) = st.next_attempt_at.filter(|at| *at > now)
+                    {
+                        edge.blocked_by = Some(BlockedBy::Backoff);
+                        edge.next_attempt_at = Some(at);
+                        edge.blocked_reason = Some(format!(
+                            "{} (attempt {}; next attempt at {})",
+                            st.error_message.as_deref().unwrap_or("transfer failed"),
+                            st.attempts,
+                            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ));
+                    }
+                }
+                Some(Outcome::InSync | Outcome::WithinLag) => {}
+                None => {
+                    edge.blocked_by = Some(BlockedBy::MissingDatasetRoot);
+                    edge.blocked_reason = Some(
+                        facts
+                            .plan
+                            .diagnostics
+                            .iter()
+                            .find(|d| d.system_id == Some(target))
+                            .map(|d| d.message.clone())
+                            .unwrap_or_else(|| {
+                                "no place to receive the dataset; set the member's dataset_root"
+                                    .to_string()
+                            }),
+                    );
+                }
+            }
+            edge.status = if edge.blocked_by.is_some() {
+                EdgeStatus::Blocked
+            } else {
+                match edge.recovery_point_age_seconds {
+                    None => EdgeStatus::NeverSynced,
+                    Some(a) if a > rpo => EdgeStatus::Breached,
+                    Some(a) if a > rpo / 2 => EdgeStatus::Late,
+                    Some(_) => EdgeStatus::Ok,
+                }
+            };
+            edges.push(edge);
+        }
+    }
+    edges
+}
+
+/// The stored conflict blocking `target` on `dataset`: one naming the target and the source
+/// when there is one, else any naming the target.
+fn conflict_of(
+    conflicts: &[ConflictRecord],
+    dataset: &str,
+    target: Uuid,
+    source: Option<Uuid>,
+) -> Option<Uuid> {
+    let names = |c: &&ConflictRecord, s: Uuid| c.system_a == s || c.system_b == s;
+    let candidates: Vec<&ConflictRecord> = conflicts
+        .iter()
+        .filter(|c| c.dataset == dataset && names(c, target))
+        .filter(|c| matches!(c.status, ConflictStatus::Open | ConflictStatus::Resolving))
+        .collect();
+    candidates
+        .iter()
+        .find(|c| source.is_some_and(|s| names(c, s)))
+        .or(candidates.first())
+        .map(|c| c.id)
+}
+
+impl SyncService {
+    /// The edges of every enabled group matching `filter` (a system's groups only when it
+    /// names a system; only `member_of`'s groups when set), worst first ([`edge_order`]). `NotFound` for an unknown group. Reads only: plans each group from its
+    /// (cached) inventories and writes nothing.
+    pub async fn edges(&self, filter: &EdgeFilter, now: DateTime<Utc>) -> Result<Vec<Edge>> {
+        let store = self.store();
+        let groups: Vec<SyncGroup> = match (filter.group_id, filter.member_of.or(filter.system_id))
+        {
+            (Some(id), _) => vec![
+                store
+                    .get_group(id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("sync group", id))?,
+            ],
+            (None, Some(system)) => store.groups_of_system(system).await?,
+            (None, None) => store.list_groups().await?,
+        };
+        let mut edges = Vec::new();
+        let visible =
+            |g: &SyncGroup| g.enabled && filter.member_of.is_none_or(|m| g.member(m).is_some());
+        for group in groups.into_iter().filter(visible) {
+            let inventories = self.inventories(&group).await?;
+            let plan = plan_group(&group, &inventories, now);
+            let states = store
+                .list_states(&SyncStateFilter {
+                    group_id: Some(group.id),
+                    ..Default::default()
+                })
+                .await?;
+            let conflicts = store.list_conflicts(group.id, false).await?;
+            let job_ids: Vec<Uuid> = states.iter().filter_map(|s| s.job_id).collect();
+            let jobs = if job_ids.is_empty() {
+                Vec::new()
+            } else {
+                store.job_progress(&job_ids).await?
+            };
+            let facts = GroupFacts {
+                group: &group,
+                inventories: &inventories,
+                plan: &plan,
+                states: &states,
+                conflicts: &conflicts,
+                jobs: &jobs,
+            };
+            edges.extend(
+                group_edges(facts, now)
+                    .into_iter()
+                    .filter(|e| filter.matches(e)),
+            );
+        }
+        edges.sort_by(edge_order);
+        Ok(edges)
+    }
+}
