@@ -34,6 +34,22 @@ pub(crate) fn system_ref_of(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Sys
     SystemRef::parse(field, &text).map_err(core)
 }
 
+/// An optional filter argument: `None` (or Python `None`) is no filter, else a system id as
+/// [`system_id_of`] takes it.
+pub(crate) fn opt_system_id(obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<Uuid>> {
+    obj.filter(|o| !o.is_none())
+        .map(|o| system_id_of(o, field))
+        .transpose()
+}
+
+/// An optional filter argument: `None` (or Python `None`) is no filter, else a group id as
+/// [`group_id_of`] takes it.
+pub(crate) fn opt_group_id(obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<Uuid>> {
+    obj.filter(|o| !o.is_none())
+        .map(|o| group_id_of(o, field))
+        .transpose()
+}
+
 pub(crate) fn group_id_of(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Uuid> {
     match obj.cast::<PySyncGroup>() {
         Ok(g) => Ok(g.get().inner.id),

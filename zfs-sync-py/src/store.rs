@@ -18,7 +18,8 @@ use zfs_sync::service::{auth, groups, health, systems};
 use zfs_sync::store::Store;
 
 use crate::args::{
-    group_id_of, new_snapshots, now_or, reconciled, resume_tokens_of, system_id_of, system_ref_of,
+    group_id_of, new_snapshots, now_or, opt_group_id, opt_system_id, reconciled, resume_tokens_of,
+    system_id_of, system_ref_of,
 };
 use crate::convert::{opt_string, opt_u64, string, uuid};
 use crate::errors::{Failure, core, invalid};
@@ -560,10 +561,7 @@ impl PyWitness {
         now: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let r = system_ref_of(system_id, "system_id")?;
-        let gid = match group_id.filter(|o| !o.is_none()) {
-            None => None,
-            Some(g) => Some(group_id_of(g, "group_id")?),
-        };
+        let gid = opt_group_id(group_id, "group_id")?;
         let take = if dry_run { Take::Look } else { Take::Lease };
         let now = now_or(now)?;
         let sync = self.sync.clone();
@@ -590,14 +588,8 @@ impl PyWitness {
         dataset: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let filter = JobFilter {
-            group_id: match group_id.filter(|o| !o.is_none()) {
-                None => None,
-                Some(g) => Some(group_id_of(g, "group_id")?),
-            },
-            runner_system_id: match system_id.filter(|o| !o.is_none()) {
-                None => None,
-                Some(s) => Some(system_id_of(s, "system_id")?),
-            },
+            group_id: opt_group_id(group_id, "group_id")?,
+            runner_system_id: opt_system_id(system_id, "system_id")?,
             status: opt_string(status, "status")?
                 .map(|s| JobStatus::parse("status", &s))
                 .transpose()
@@ -734,14 +726,8 @@ impl PyWitness {
         now: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let filter = EdgeFilter {
-            group_id: match group_id.filter(|o| !o.is_none()) {
-                None => None,
-                Some(g) => Some(group_id_of(g, "group_id")?),
-            },
-            system_id: match system_id.filter(|o| !o.is_none()) {
-                None => None,
-                Some(s) => Some(system_id_of(s, "system_id")?),
-            },
+            group_id: opt_group_id(group_id, "group_id")?,
+            system_id: opt_system_id(system_id, "system_id")?,
             status: opt_string(status, "status")?
                 .map(|s| EdgeStatus::parse("status", &s))
                 .transpose()
@@ -774,10 +760,7 @@ impl PyWitness {
                 .map(|t| EventType::parse("types", t))
                 .collect::<zfs_sync::Result<_>>()
                 .map_err(core)?,
-            group_id: match group_id.filter(|o| !o.is_none()) {
-                None => None,
-                Some(g) => Some(group_id_of(g, "group_id")?),
-            },
+            group_id: opt_group_id(group_id, "group_id")?,
             limit,
         };
         let store = self.store.clone();
