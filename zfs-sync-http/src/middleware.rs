@@ -111,7 +111,7 @@ fn has_body(req: &Request) -> bool {
 /// Every operation that takes a body needs a key: a request with a body and no valid key
 /// (`X-API-Key`) is answered 401 (or 429 when its client is throttled) before any byte of
 /// the body is read, so unauthenticated uploads cost no memory. The role found is handed to
-/// the security scheme ([`crate::auth::Authenticated`]), which still checks what the key
+/// the security scheme (`auth::Authenticated`), which still checks what the key
 /// may do.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyBeforeBody;
