@@ -100,7 +100,7 @@ async fn admin_key_command(settings: &Settings, command: AdminKeyCommand) -> Res
             print_out(&issued.key)
         }
         AdminKeyCommand::Revoke { id } => {
-            auth::revoke_admin_key(store, id)
+            auth::revoke_admin_key(store, id, Utc::now())
                 .await
                 .map_err(|e| e.to_string())?;
             print_out(&format!("revoked admin key {id}"))

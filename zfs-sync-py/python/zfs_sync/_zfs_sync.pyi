@@ -143,6 +143,9 @@ _EventType = Literal[
     "source_fresh",
     "policy_changed",
     "destructive_resolution_applied",
+    "admin_key_created",
+    "admin_key_revoked",
+    "system_key_rotated",
 ]
 
 class _EventDict(TypedDict):

@@ -36,6 +36,14 @@ string_enum! {
         PolicyChanged = "policy_changed",
         /// A destructive conflict resolution was applied.
         DestructiveResolutionApplied = "destructive_resolution_applied",
+        /// An admin key was created (through the API or CLI, or generated at start, or
+        /// configured anew); `detail`: key id, name, source.
+        AdminKeyCreated = "admin_key_created",
+        /// An admin key was revoked (through the API or CLI, or the previously configured key
+        /// at start); `detail`: key id, why.
+        AdminKeyRevoked = "admin_key_revoked",
+        /// A system's key was rotated: the old one stopped working.
+        SystemKeyRotated = "system_key_rotated",
     }
 }
 

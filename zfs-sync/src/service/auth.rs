@@ -19,7 +19,9 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{ApiKeyRecord, KeySource, Role, System, validate_host, validate_ssh_user};
+use crate::model::{
+    ApiKeyRecord, EventType, KeySource, NewEvent, Role, System, validate_host, validate_ssh_user,
+};
 use crate::service::systems::{SystemRef, by_hostname, resolve};
 use crate::store::Store;
 
@@ -231,7 +233,36 @@ pub async fn create_admin_key(
     let name = validate_key_name(name)?;
     let issued = issue_key(Role::Admin, &name, now)?;
     store.insert_key(&issued.record).await?;
+    record_key_event(
+        store,
+        EventType::AdminKeyCreated,
+        None,
+        now,
+        serde_json::json!({"key_id": issued.record.id, "name": name, "source": "created"}),
+    )
+    .await?;
     Ok(issued)
+}
+
+/// Stores one key event (the audit trail of `GET /events`).
+async fn record_key_event(
+    store: &dyn Store,
+    event_type: EventType,
+    system_id: Option<Uuid>,
+    now: DateTime<Utc>,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let event = NewEvent {
+        event_type,
+        time: now,
+        group_id: None,
+        system_id,
+        dataset: None,
+        subject: None,
+        dedup_key: None,
+        detail,
+    };
+    store.append_events(&[event]).await
 }
 
 /// Every admin key (never a key or its hash leaves through [`AdminKeyInfo`]), oldest first.
@@ -247,8 +278,16 @@ pub async fn list_admin_keys(store: &dyn Store) -> Result<Vec<AdminKeyInfo>> {
 /// Revokes the admin key `id`: it fails at once. `NotFound` for an id that is no admin key,
 /// `Conflict` for the last admin key (nobody could administer the server). A revoked
 /// configured key comes back when a server starts with it configured.
-pub async fn revoke_admin_key(store: &dyn Store, id: Uuid) -> Result<()> {
-    store.revoke_admin_key(id).await
+pub async fn revoke_admin_key(store: &dyn Store, id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    store.revoke_admin_key(id).await?;
+    record_key_event(
+        store,
+        EventType::AdminKeyRevoked,
+        None,
+        now,
+        serde_json::json!({"key_id": id, "why": "revoked by an admin"}),
+    )
+    .await
 }
 
 /// What may be shown of an admin key.
@@ -286,7 +325,33 @@ pub struct AdminKeySetup {
 /// At start: makes the configured key (checked by [`check_configured_key`]) the one
 /// `configured` admin key, revoking the one configured before; without a configured key,
 /// revokes a previously configured one and generates a key when no admin key is left.
+///
+/// Each change is an event: `admin_key_revoked` for a configured key that is no longer the
+/// configured one, `admin_key_created` for a newly configured (or generated) key.
 pub async fn ensure_admin_key(
+    store: &dyn Store,
+    configured: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<AdminKeySetup> {
+    let before = store.list_admin_keys().await?;
+    let setup = set_up_admin_key(store, configured, now).await?;
+    let after = store.list_admin_keys().await?;
+    for k in before.iter().filter(|k| after.iter().all(|a| a.id != k.id)) {
+        let detail = serde_json::json!({"key_id": k.id, "name": k.name,
+            "why": "no longer the configured admin key, at start"});
+        record_key_event(store, EventType::AdminKeyRevoked, None, now, detail).await?;
+    }
+    for k in after.iter().filter(|k| {
+        k.source == KeySource::Configured && before.iter().all(|b| b.id != k.id)
+    }) {
+        let detail = serde_json::json!({"key_id": k.id, "name": k.name, "source": "configured"});
+        record_key_event(store, EventType::AdminKeyCreated, None, now, detail).await?;
+    }
+    Ok(setup)
+}
+
+/// [`ensure_admin_key`]'s changes to the stored keys.
+async fn set_up_admin_key(
     store: &dyn Store,
     configured: Option<&str>,
     now: DateTime<Utc>,
@@ -386,6 +451,14 @@ pub async fn rotate_system_key(
 ) -> Result<String> {
     let issued = issue_key(Role::System(system_id), "", now)?;
     store.replace_system_keys(system_id, &issued.record).await?;
+    record_key_event(
+        store,
+        EventType::SystemKeyRotated,
+        Some(system_id),
+        now,
+        serde_json::json!({"key_id": issued.record.id}),
+    )
+    .await?;
     Ok(issued.key)
 }
 
@@ -722,17 +795,17 @@ mod tests {
         let store = crate::store::memory::InMemoryStore::new();
         let now = crate::testing::fixtures::epoch();
         let first = create_admin_key(&store, "first", now).await.unwrap();
-        let e = revoke_admin_key(&store, first.record.id).await;
+        let e = revoke_admin_key(&store, first.record.id, now).await;
         assert!(matches!(e, Err(Error::Conflict { .. })), "{e:?}");
         let second = create_admin_key(&store, "second", now).await.unwrap();
-        revoke_admin_key(&store, first.record.id).await.unwrap();
+        revoke_admin_key(&store, first.record.id, now).await.unwrap();
         assert!(authenticate(&store, &first.key).await.is_err());
         assert_eq!(
             authenticate(&store, &second.key).await.unwrap(),
             Role::Admin
         );
         assert!(matches!(
-            revoke_admin_key(&store, first.record.id).await,
+            revoke_admin_key(&store, first.record.id, now).await,
             Err(Error::NotFound { .. })
         ));
         let names: Vec<_> = list_admin_keys(&store)
@@ -752,8 +825,77 @@ mod tests {
         let sys_key = issue_key(Role::System(sys.id), "", now).unwrap();
         store.insert_key(&sys_key.record).await.unwrap();
         assert!(matches!(
-            revoke_admin_key(&store, sys_key.record.id).await,
+            revoke_admin_key(&store, sys_key.record.id, now).await,
             Err(Error::NotFound { .. })
         ));
+    }
+
+    /// The stored events of key types, as (type, key id, system id).
+    async fn key_events(store: &dyn Store) -> Vec<(EventType, String, Option<Uuid>)> {
+        let query = crate::model::EventQuery {
+            types: vec![
+                EventType::AdminKeyCreated,
+                EventType::AdminKeyRevoked,
+                EventType::SystemKeyRotated,
+            ],
+            ..crate::model::EventQuery::default()
+        };
+        store
+            .list_events(&query)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                assert!(!e.detail.to_string().contains("zs_"), "a key in {e:?}");
+                let key = e.detail["key_id"].as_str().unwrap_or_default().to_string();
+                (e.event_type, key, e.system_id)
+            })
+            .collect()
+    }
+
+    /// Every key change is one event, refused changes none; a start that changes nothing
+    /// records nothing.
+    #[tokio::test]
+    async fn key_changes_are_events() {
+        let store = crate::store::memory::InMemoryStore::new();
+        let now = crate::testing::fixtures::epoch();
+        let first = create_admin_key(&store, "first", now).await.unwrap();
+        let id = |k: &IssuedKey| k.record.id.to_string();
+        assert!(revoke_admin_key(&store, first.record.id, now).await.is_err());
+        let second = create_admin_key(&store, "second", now).await.unwrap();
+        revoke_admin_key(&store, first.record.id, now).await.unwrap();
+        use EventType::*;
+        assert_eq!(
+            key_events(&store).await,
+            [
+                (AdminKeyCreated, id(&first), None),
+                (AdminKeyCreated, id(&second), None),
+                (AdminKeyRevoked, id(&first), None),
+            ]
+        );
+        let sys = system("r.example");
+        register_system(&store, &sys, now).await.unwrap();
+        rotate_system_key(&store, sys.id, now).await.unwrap();
+        let a = "9f86d081884c7d659a2feaa0c55ad015";
+        ensure_admin_key(&store, Some(a), now).await.unwrap();
+        ensure_admin_key(&store, Some(a), now).await.unwrap();
+        let b = "60303ae22b998861bce3b28f33eec1be";
+        ensure_admin_key(&store, Some(b), now).await.unwrap();
+        let events = key_events(&store).await;
+        let kinds: Vec<(EventType, Option<Uuid>)> =
+            events[3..].iter().map(|(t, _, s)| (*t, *s)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (SystemKeyRotated, Some(sys.id)),
+                (AdminKeyCreated, None),
+                (AdminKeyRevoked, None),
+                (AdminKeyCreated, None),
+            ],
+            "{events:?}"
+        );
+        // The configured key A is the one created first and revoked at B's start.
+        assert_eq!(events[4].1, events[5].1);
+        assert_ne!(events[5].1, events[6].1);
     }
 }

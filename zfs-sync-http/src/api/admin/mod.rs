@@ -126,7 +126,7 @@ impl AdminApi {
         key_id: Path<Uuid>,
     ) -> Answer<NoContent, { LOOKUP | CONFLICT }> {
         key.admin()?;
-        auth::revoke_admin_key(state.store.as_ref(), key_id.0).await?;
+        auth::revoke_admin_key(state.store.as_ref(), key_id.0, Utc::now()).await?;
         tracing::info!(key_id = %key_id.0, "admin key revoked");
         Ok(NoContent::NoContent)
     }
