@@ -262,7 +262,7 @@ async fn record_key_event(
         dedup_key: None,
         detail,
     };
-    store.append_events(&[event]).await
+    store.append_events(&[event]).await.map(|_| ())
 }
 
 /// Every admin key (never a key or its hash leaves through [`AdminKeyInfo`]), oldest first.
@@ -341,9 +341,10 @@ pub async fn ensure_admin_key(
             "why": "no longer the configured admin key, at start"});
         record_key_event(store, EventType::AdminKeyRevoked, None, now, detail).await?;
     }
-    for k in after.iter().filter(|k| {
-        k.source == KeySource::Configured && before.iter().all(|b| b.id != k.id)
-    }) {
+    for k in after
+        .iter()
+        .filter(|k| k.source == KeySource::Configured && before.iter().all(|b| b.id != k.id))
+    {
         let detail = serde_json::json!({"key_id": k.id, "name": k.name, "source": "configured"});
         record_key_event(store, EventType::AdminKeyCreated, None, now, detail).await?;
     }
@@ -798,7 +799,9 @@ mod tests {
         let e = revoke_admin_key(&store, first.record.id, now).await;
         assert!(matches!(e, Err(Error::Conflict { .. })), "{e:?}");
         let second = create_admin_key(&store, "second", now).await.unwrap();
-        revoke_admin_key(&store, first.record.id, now).await.unwrap();
+        revoke_admin_key(&store, first.record.id, now)
+            .await
+            .unwrap();
         assert!(authenticate(&store, &first.key).await.is_err());
         assert_eq!(
             authenticate(&store, &second.key).await.unwrap(),
@@ -861,9 +864,15 @@ mod tests {
         let now = crate::testing::fixtures::epoch();
         let first = create_admin_key(&store, "first", now).await.unwrap();
         let id = |k: &IssuedKey| k.record.id.to_string();
-        assert!(revoke_admin_key(&store, first.record.id, now).await.is_err());
+        assert!(
+            revoke_admin_key(&store, first.record.id, now)
+                .await
+                .is_err()
+        );
         let second = create_admin_key(&store, "second", now).await.unwrap();
-        revoke_admin_key(&store, first.record.id, now).await.unwrap();
+        revoke_admin_key(&store, first.record.id, now)
+            .await
+            .unwrap();
         use EventType::*;
         assert_eq!(
             key_events(&store).await,
