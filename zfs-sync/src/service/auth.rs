@@ -240,18 +240,21 @@ pub async fn create_admin_key(
         now,
         serde_json::json!({"key_id": issued.record.id, "name": name, "source": "created"}),
     )
-    .await?;
+    .await;
     Ok(issued)
 }
 
-/// Stores one key event (the audit trail of `GET /events`).
+/// Stores one key event (the audit trail of `GET /events`), after the key change it records.
+/// A key change that succeeded is never reported as failed because its event could not be
+/// stored: the caller would lose a key shown only once (after a rotation, the system's only
+/// key), so the event is best effort.
 async fn record_key_event(
     store: &dyn Store,
     event_type: EventType,
     system_id: Option<Uuid>,
     now: DateTime<Utc>,
     detail: serde_json::Value,
-) -> Result<()> {
+) {
     let event = NewEvent {
         event_type,
         time: now,
@@ -262,7 +265,7 @@ async fn record_key_event(
         dedup_key: None,
         detail,
     };
-    store.append_events(&[event]).await.map(|_| ())
+    let _ = store.append_events(&[event]).await;
 }
 
 /// Every admin key (never a key or its hash leaves through [`AdminKeyInfo`]), oldest first.
@@ -287,7 +290,8 @@ pub async fn revoke_admin_key(store: &dyn Store, id: Uuid, now: DateTime<Utc>) -
         now,
         serde_json::json!({"key_id": id, "why": "revoked by an admin"}),
     )
-    .await
+    .await;
+    Ok(())
 }
 
 /// What may be shown of an admin key.
@@ -339,14 +343,14 @@ pub async fn ensure_admin_key(
     for k in before.iter().filter(|k| after.iter().all(|a| a.id != k.id)) {
         let detail = serde_json::json!({"key_id": k.id, "name": k.name,
             "why": "no longer the configured admin key, at start"});
-        record_key_event(store, EventType::AdminKeyRevoked, None, now, detail).await?;
+        record_key_event(store, EventType::AdminKeyRevoked, None, now, detail).await;
     }
     for k in after
         .iter()
         .filter(|k| k.source == KeySource::Configured && before.iter().all(|b| b.id != k.id))
     {
         let detail = serde_json::json!({"key_id": k.id, "name": k.name, "source": "configured"});
-        record_key_event(store, EventType::AdminKeyCreated, None, now, detail).await?;
+        record_key_event(store, EventType::AdminKeyCreated, None, now, detail).await;
     }
     Ok(setup)
 }
@@ -459,7 +463,7 @@ pub async fn rotate_system_key(
         now,
         serde_json::json!({"key_id": issued.record.id}),
     )
-    .await?;
+    .await;
     Ok(issued.key)
 }
 
