@@ -87,8 +87,13 @@ pub struct Settings {
     pub retry_base_seconds: u64,
     /// The longest a failed transfer is held back.
     pub retry_max_seconds: u64,
-    /// Whether `/metrics` is served without a key (otherwise it needs an admin key).
+    /// Whether `/metrics` is served without a key (otherwise it needs an admin key). Public
+    /// metrics carry no dataset names: their edge series are per group and host pair.
     pub metrics_public: bool,
+    /// Most series of the per-edge families (`zfs_sync_edge_*`) on `/metrics`; beyond it they
+    /// are aggregated per (source host, target host), then cut to the worst host pairs (see
+    /// [`crate::metrics`]). 0: none, only the counts per status.
+    pub metrics_max_edge_series: usize,
     /// How often the background scheduler wakes (groups are checked at their own interval).
     pub scheduler_tick_seconds: u64,
 }
@@ -125,6 +130,7 @@ impl std::fmt::Debug for Settings {
             .field("retry_base_seconds", &self.retry_base_seconds)
             .field("retry_max_seconds", &self.retry_max_seconds)
             .field("metrics_public", &self.metrics_public)
+            .field("metrics_max_edge_series", &self.metrics_max_edge_series)
             .field("scheduler_tick_seconds", &self.scheduler_tick_seconds)
             .finish()
     }
@@ -171,6 +177,7 @@ impl Default for Settings {
             retry_base_seconds: sync.retry_base_seconds,
             retry_max_seconds: sync.retry_max_seconds,
             metrics_public: true,
+            metrics_max_edge_series: crate::metrics::DEFAULT_MAX_EDGE_SERIES,
             scheduler_tick_seconds: 30,
         }
     }
@@ -252,6 +259,7 @@ pub const ENV_KEYS: &[&str] = &[
     "retry_base_seconds",
     "retry_max_seconds",
     "metrics_public",
+    "metrics_max_edge_series",
     "scheduler_tick_seconds",
 ];
 

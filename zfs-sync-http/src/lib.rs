@@ -62,6 +62,10 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
         let sync = SyncService::new(store.clone(), settings.sync_settings());
+        let rules = metrics::EdgeSeriesRules {
+            public: settings.metrics_public,
+            max_series: settings.metrics_max_edge_series,
+        };
         AppState {
             seen: Arc::new(SeenMarks::for_timeout(settings.heartbeat_timeout_seconds)),
             auth_throttle: Arc::new(zfs_sync::service::auth::AuthThrottle::new(
@@ -71,7 +75,7 @@ impl AppState {
             store,
             sync,
             settings: Arc::new(settings),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::new(rules)),
         }
     }
 
@@ -132,8 +136,9 @@ async fn metrics_endpoint(req: &Request, state: Data<&AppState>) -> Result<Respo
     state
         .metrics
         .refresh(
-            state.store.as_ref(),
+            &state.sync,
             state.settings.heartbeat_timeout_seconds,
+            state.settings.scheduler_tick_seconds,
         )
         .await
         .map_err(ApiError::from)?;
