@@ -593,10 +593,12 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ZFS_SYNC_PORT", "9100");
             jail.set_env("ZFS_SYNC_METRICS_PUBLIC", "false");
+            jail.set_env("ZFS_SYNC_METRICS_MAX_EDGE_SERIES", "500");
             jail.set_env("ZFS_SYNC_TEST_POSTGRES_URL", "postgres://ignored");
             let (s, _) = Settings::load(Some(&file)).map_err(|e| e.to_string())?;
             assert_eq!(s.port, 9100);
             assert!(!s.metrics_public);
+            assert_eq!(s.metrics_max_edge_series, 500);
             jail.set_env("ZFS_SYNC_PORT", "eighty");
             let e = Settings::load(Some(&file)).unwrap_err().to_string();
             assert!(e.contains("ZFS_SYNC_PORT"), "{e}");

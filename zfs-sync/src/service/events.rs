@@ -4,8 +4,9 @@
 //! - **Actions** record their event where they happen, keyed by the entity so that a retry
 //!   records nothing twice: a failed job (`job_failed`, [`SyncService::report_job`]), a
 //!   lease that ran out (`job_stalled`), an applied destructive resolution.
-//! - **Conditions** are observed by [`SyncService::observe_fleet`], which the server's
-//!   scheduler runs at every tick: an edge past its RPO (`rpo_breached` / `rpo_recovered`),
+//! - **Conditions** are observed by [`SyncService::observe_fleet`] (the server's scheduler
+//!   runs [`SyncService::observe_fleet_edges`] at every tick, with the edges it also gives
+//!   the metrics): an edge past its RPO (`rpo_breached` / `rpo_recovered`),
 //!   a stale source (`source_stale` / `source_fresh`), a system offline (`system_offline` /
 //!   `system_online`), and the conflicts opened and resolved. A condition's event is written
 //!   only when its state differs from the subject's latest stored event, with the dedup key
