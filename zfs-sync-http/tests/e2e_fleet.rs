@@ -463,19 +463,45 @@ async fn fleet_on_sqlite() {
     let mut server = Server::start(dir.path(), "server", &url, None);
     server.wait_ready(&http).await;
     play_fleet(&http, std::slice::from_ref(&server.base)).await;
-    // Metrics are public by default and show the group.
-    let text = http
-        .get(server.base.replace("/api/v1", "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // Metrics are public by default and show the group. The edge series come from a view
+    // at most one scheduler tick old: wait for one computed after the fleet was played.
+    let played = chrono::Utc::now().timestamp();
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = http
+            .get(server.base.replace("/api/v1", "/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let computed = text.lines().find_map(|l| {
+            l.strip_prefix("zfs_sync_edges_computed_timestamp_seconds ")?
+                .parse::<i64>()
+                .ok()
+        });
+        if computed.is_some_and(|t| t > played) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(
         text.contains("zfs_sync_sync_states{status=\"in_sync\"} 9"),
         "{text}"
     );
+    // The edge series per group and host pair (public: no dataset names), from the real
+    // binary's scheduler or the scrape.
+    for target in ["t1", "t2"] {
+        assert!(
+            text.contains(&format!(
+                "zfs_sync_edge_lag_seconds{{group=\"fleet\",source_host=\"hub\",target_host=\"{target}\"}} "
+            )),
+            "{text}"
+        );
+    }
+    assert!(text.contains("zfs_sync_edges{status="), "{text}");
+    assert!(!text.contains("dataset="), "{text}");
     server.stop();
     // The data survives a restart.
     let mut again = Server::start(dir.path(), "server2", &url, None);

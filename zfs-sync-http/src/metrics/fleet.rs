@@ -309,6 +309,16 @@ fn family<'a>(
     Ok(())
 }
 
+/// One gauge without labels (`name value`).
+fn single(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    gauge(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
 /// `labels` with `(key, value)` appended.
 fn with(labels: &Labels, key: &str, value: &str) -> Labels {
     let mut l = labels.clone();
@@ -408,14 +418,11 @@ impl Collector for FleetCollector {
                 .zip(view.statuses)
                 .map(|(s, n)| (labels(&[("status", s.as_str())]), n)),
         )?;
-        family(
+        single(
             e,
             "edges_computed_timestamp_seconds",
             "When the edges behind the zfs_sync_edge* series were computed, Unix seconds",
-            std::iter::once((
-                Labels::new(),
-                u64::try_from(view.at.timestamp()).unwrap_or(0),
-            )),
+            u64::try_from(view.at.timestamp()).unwrap_or(0),
         )?;
         family(
             e,
