@@ -660,6 +660,49 @@ fn run_promtool(promtool: &str, args: &[&str], dir: &std::path::Path) {
     );
 }
 
+/// `promtool check metrics` (the exposition's lint: names, units, help texts) finds nothing
+/// in a scrape of a busy fleet.
+#[tokio::test]
+async fn promtool_lints_a_scrape_clean() {
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let text = scrape(&busy_fleet().await).await;
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    // promtool reads the Prometheus text format, where a counter's help names its `_total`
+    // samples; OpenMetrics (what `/metrics` serves) names the family: not a problem.
+    let counters: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .map(|name| format!("{name}_total no help text"))
+        .collect();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let problems: Vec<&str> = report
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !counters.iter().any(|c| c == l.trim()))
+        .collect();
+    assert!(counters.len() >= 2, "{counters:?}");
+    assert!(problems.is_empty(), "{report}");
+}
+
 /// The alert rules pass `promtool check rules` and their unit tests
 /// (`zfs-sync-alerts.test.yml`: a breach, the witness down, a host offline, failing jobs fire
 /// with their labels and texts); every dashboard query parses as PromQL (checked as recording
