@@ -447,3 +447,103 @@ impl Collector for FleetCollector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn edge(dataset: &str, target: &str, status: EdgeStatus) -> Edge {
+        Edge {
+            group_id: Uuid::from_u128(1),
+            group_name: "vms".into(),
+            dataset: dataset.into(),
+            source_system_id: Some(Uuid::from_u128(2)),
+            source_hostname: Some("hub".into()),
+            target_system_id: Uuid::from_u128(3),
+            target_hostname: target.into(),
+            lag_seconds: 0,
+            lag_snapshots: 0,
+            lag_bytes: 0,
+            source_newest_age_seconds: None,
+            source_stale: false,
+            recovery_point_age_seconds: None,
+            last_success: None,
+            rpo_seconds: 3600,
+            status,
+            blocked_by: None,
+            blocked_reason: None,
+            conflict_id: None,
+            next_attempt_at: None,
+            job_id: None,
+            job_bytes: None,
+        }
+    }
+
+    /// Each label set as `labels: field=value …`, for comparison as text.
+    fn render(series: &EdgeSeries) -> String {
+        let mut out = format!("{} ({} series)\n", series.detail.as_str(), series.len());
+        for (labels, w) in &series.sets {
+            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out += &format!(
+                "{}: lag {}s/{} snapshots/{} bytes, source age {:?}, recovery point age {:?}, last success {:?}, stale {}, statuses {:?}\n",
+                l.join(","),
+                w.lag_seconds,
+                w.lag_snapshots,
+                w.lag_bytes,
+                w.source_age_seconds,
+                w.recovery_point_age_seconds,
+                w.last_success.map(|t| t.timestamp()),
+                w.source_stale,
+                w.statuses
+            );
+        }
+        out
+    }
+
+    fn fleet() -> Vec<Edge> {
+        let at = |s: i64| Utc.timestamp_opt(s, 0).single();
+        let mut a = edge("vm1", "b1", EdgeStatus::Ok);
+        (a.lag_seconds, a.lag_snapshots, a.lag_bytes) = (60, 1, 100);
+        (a.source_newest_age_seconds, a.recovery_point_age_seconds) = (Some(10), Some(70));
+        a.last_success = at(5000);
+        let mut b = edge("vm2", "b1", EdgeStatus::Breached);
+        (b.lag_seconds, b.lag_snapshots, b.lag_bytes) = (7200, 3, 900);
+        (b.source_newest_age_seconds, b.recovery_point_age_seconds) = (Some(9000), Some(9100));
+        b.source_stale = true;
+        b.last_success = at(1000);
+        let c = edge("vm1", "b2", EdgeStatus::NeverSynced);
+        vec![a, b, c]
+    }
+
+    #[test]
+    fn aggregates_hold_the_worst_of_their_edges() {
+        let rules = |public, max_series| EdgeSeriesRules { public, max_series };
+        let edges = fleet();
+        // Full detail: one label set per edge.
+        let full = render(&EdgeSeries::of(&edges, rules(false, 100)));
+        assert!(full.starts_with("edge (19 series)\n"), "{full}");
+        assert!(full.contains("group=vms,dataset=vm2,source_host=hub,target_host=b1: lag 7200s/3 snapshots/900 bytes, source age Some(9000), recovery point age Some(9100), last success Some(1000), stale 1, statuses [1, 0, 0, 0, 0]"), "{full}");
+        // Public: per group and host pair, the worst of the pair's datasets.
+        assert_eq!(
+            render(&EdgeSeries::of(&edges, rules(true, 100))),
+            "group_host_pair (13 series)\n\
+             group=vms,source_host=hub,target_host=b1: lag 7200s/3 snapshots/1000 bytes, source age Some(9000), recovery point age Some(9100), last success Some(1000), stale 1, statuses [1, 0, 0, 0, 1]\n\
+             group=vms,source_host=hub,target_host=b2: lag 0s/0 snapshots/0 bytes, source age None, recovery point age None, last success None, stale 0, statuses [0, 0, 1, 0, 0]\n"
+        );
+        // Over the cap: host pairs; far over it: the worst pairs that fit.
+        assert!(
+            render(&EdgeSeries::of(&edges, rules(false, 13))).starts_with("host_pair (13 series)")
+        );
+        assert_eq!(
+            render(&EdgeSeries::of(&edges, rules(false, 12))),
+            "worst_host_pairs (9 series)\n\
+             source_host=hub,target_host=b1: lag 7200s/3 snapshots/1000 bytes, source age Some(9000), recovery point age Some(9100), last success Some(1000), stale 1, statuses [1, 0, 0, 0, 1]\n"
+        );
+        assert_eq!(
+            render(&EdgeSeries::of(&edges, rules(false, 0))),
+            "worst_host_pairs (0 series)\n"
+        );
+    }
+}
