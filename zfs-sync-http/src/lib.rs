@@ -128,9 +128,8 @@ async fn metrics_endpoint(req: &Request, state: Data<&AppState>) -> Result<Respo
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let role = zfs_sync::service::auth::authenticate(state.store.as_ref(), key)
-            .await
-            .map_err(ApiError::from)?;
+        // Failed keys count against the client as on every other endpoint (429 when throttled).
+        let role = auth::authenticate_request(req, key).await?;
         zfs_sync::service::auth::authorize_admin(role).map_err(ApiError::from)?;
     }
     state

@@ -338,6 +338,13 @@ async fn public_metrics_name_no_dataset_and_private_ones_need_an_admin_key() {
     fleet_of_500(&private).await;
     let r = private.cli.get("/metrics").send().await;
     r.assert_status(poem::http::StatusCode::UNAUTHORIZED);
+    let r = private
+        .cli
+        .get("/metrics")
+        .header("x-api-key", "no-such-key-no-such-key-no-such-key")
+        .send()
+        .await;
+    r.assert_status(poem::http::StatusCode::UNAUTHORIZED);
     let text = scrape(&private).await;
     assert!(text.contains("dataset=\"vm-alpha\""), "{text}");
 }
