@@ -137,7 +137,8 @@ async fn metrics_endpoint(req: &Request, state: Data<&AppState>) -> Result<Respo
         .refresh(
             &state.sync,
             state.settings.heartbeat_timeout_seconds,
-            state.settings.scheduler_tick_seconds,
+            // A tick's view is replaced by the next one: two ticks leave it time to compute.
+            state.settings.scheduler_tick_seconds.saturating_mul(2),
         )
         .await
         .map_err(ApiError::from)?;

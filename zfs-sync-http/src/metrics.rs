@@ -4,9 +4,10 @@
 //! reports the same truth: sync states, open conflicts and systems are recomputed at each
 //! scrape; the **edge series** and the **jobs in flight** come from the fleet view, the
 //! edges of [`SyncService::edges`] that the scheduler computes at each tick (the same
-//! computation that records the fleet's events). A scrape finds the view at most
-//! `scheduler_tick_seconds` old, or computes it itself (then the next scrapes within that
-//! time reuse it); ages are advanced to the scrape's clock. Each view replaces the previous
+//! computation that records the fleet's events). A scrape uses the view when it is younger
+//! than two ticks (`scheduler_tick_seconds`: a tick's view may take a while to compute),
+//! else computes it itself (then the next scrapes reuse that one); ages are advanced to the
+//! scrape's clock. Each view replaces the previous
 //! one whole: an edge that disappeared leaves no series behind.
 //!
 //! **Edge series** (`zfs_sync_edge_*`): one label set per edge (`group`, `dataset`,
@@ -216,8 +217,8 @@ impl Metrics {
         Ok(())
     }
 
-    /// The fleet view, computed now unless the current one is at most `max_age_seconds`
-    /// old (the scheduler refreshes it at each tick).
+    /// The fleet view, computed now unless the current one is younger than
+    /// `max_age_seconds` (the scheduler refreshes it at each tick).
     async fn fresh_fleet(&self, sync: &SyncService, max_age_seconds: u64) -> zfs_sync::Result<()> {
         let fresh = |now: DateTime<Utc>| {
             self.fleet.get().is_some_and(|v| {
@@ -237,8 +238,8 @@ impl Metrics {
         self.observe_edges(sync, &edges, now).await
     }
 
-    /// Brings the gauges up to date for a scrape: the fleet view when older than
-    /// `max_age_seconds`, the store's counts always.
+    /// Brings the gauges up to date for a scrape: the fleet view when it is not younger
+    /// than `max_age_seconds`, the store's counts always.
     pub async fn refresh(
         &self,
         sync: &SyncService,

@@ -464,7 +464,7 @@ async fn fleet_on_sqlite() {
     server.wait_ready(&http).await;
     play_fleet(&http, std::slice::from_ref(&server.base)).await;
     // Metrics are public by default and show the group. The edge series come from a view
-    // at most one scheduler tick old: wait for one computed after the fleet was played.
+    // younger than two scheduler ticks: wait for one computed after the fleet was played.
     let played = chrono::Utc::now().timestamp();
     let mut text = String::new();
     for _ in 0..100 {
