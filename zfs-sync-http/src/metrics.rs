@@ -44,7 +44,8 @@ pub use fleet::{EdgeDetail, EdgeSeries, EdgeSeriesRules, FleetView};
 
 type Labels = Vec<(String, String)>;
 
-/// Default `metrics_max_edge_series`: 10,000 series, about 1,400 edges in full detail.
+/// Default `metrics_max_edge_series`: 10,000 series, at least 1,250 edges in full detail (an
+/// edge makes at most 8 series).
 pub const DEFAULT_MAX_EDGE_SERIES: usize = 10_000;
 
 /// Label pairs with each value escaped for the text exposition format (the encoder writes
