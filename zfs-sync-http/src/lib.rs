@@ -62,6 +62,10 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
         let sync = SyncService::new(store.clone(), settings.sync_settings());
+        let rules = metrics::EdgeSeriesRules {
+            public: settings.metrics_public,
+            max_series: settings.metrics_max_edge_series,
+        };
         AppState {
             seen: Arc::new(SeenMarks::for_timeout(settings.heartbeat_timeout_seconds)),
             auth_throttle: Arc::new(zfs_sync::service::auth::AuthThrottle::new(
@@ -71,7 +75,7 @@ impl AppState {
             store,
             sync,
             settings: Arc::new(settings),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::new(rules)),
         }
     }
 
@@ -124,16 +128,17 @@ async fn metrics_endpoint(req: &Request, state: Data<&AppState>) -> Result<Respo
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let role = zfs_sync::service::auth::authenticate(state.store.as_ref(), key)
-            .await
-            .map_err(ApiError::from)?;
+        // Failed keys count against the client as on every other endpoint (429 when throttled).
+        let role = auth::authenticate_request(req, key).await?;
         zfs_sync::service::auth::authorize_admin(role).map_err(ApiError::from)?;
     }
     state
         .metrics
         .refresh(
-            state.store.as_ref(),
+            &state.sync,
             state.settings.heartbeat_timeout_seconds,
+            // A tick's view is replaced by the next one: two ticks leave it time to compute.
+            state.settings.scheduler_tick_seconds.saturating_mul(2),
         )
         .await
         .map_err(ApiError::from)?;
