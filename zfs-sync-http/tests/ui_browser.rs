@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use support::{connect_when_listening, free_port, server};
+use support::{connect_when_listening, free_port, received_in, server};
 
 /// How long anything may take before the test gives up (a bound, not a timing assertion).
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -135,16 +135,7 @@ async fn make_fleet(api: &Api) {
         snap("tank", "vm1", "s2", 102, 180),
         snap("tank", "vm1", "s3", 103, 30),
     ];
-    let on_backup = |n: usize| -> Value {
-        all[..n]
-            .iter()
-            .map(|s| {
-                let mut s = s.clone();
-                s["pool"] = json!("backup");
-                s
-            })
-            .collect()
-    };
+    let on_backup = |n: usize| received_in("backup", &all, n);
     let report = |key: String, items: Value| async move {
         api.call("POST", "/snapshots/batch", &key, Some(items))
             .await
@@ -230,6 +221,18 @@ struct Page {
     events: Vec<Value>,
 }
 
+/// An HTTP answer's head, read byte by byte so that nothing after it (a body, websocket
+/// frames) is consumed.
+fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
 /// `GET path` on the DevTools HTTP endpoint (`PUT` for `/json/new`), as JSON (the body is
 /// read by its `Content-Length`: the endpoint may keep the connection open).
 fn devtools_http(port: u16, method: &str, path: &str) -> Value {
@@ -240,13 +243,7 @@ fn devtools_http(port: u16, method: &str, path: &str) -> Value {
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let head = read_head(&mut s);
     let length: usize = head
         .lines()
         .find_map(|l| {
@@ -282,14 +279,7 @@ impl Page {
              Sec-WebSocket-Version: 13\r\n\r\n"
         )
         .unwrap();
-        // The handshake's answer, byte by byte so that no frame is read with it.
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            socket.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head);
+        let head = read_head(&mut socket);
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
         Page {
             socket,
