@@ -109,10 +109,14 @@ const HOSTNAMES: [&str; 6] = [
     "nas2",
 ];
 
+/// A group name that would run script if the page parsed API strings as HTML.
+const HOSTILE: &str = "<img src=x onerror=\"window.pwned=1\"><b>bold</b>";
+
 /// Group `vms` (hub and three backups, RPO 4 h): the hub's snapshots are 10 h, 3 h and 30 min
 /// old; `backup-a` holds the first (breached), `backup-b` two (late), `backup-c` all (ok).
 /// Group `homes` (`nas1`, `nas2`): histories that diverged after a common snapshot (blocked by
-/// a conflict). The hub fetches its instructions (jobs in flight) and reports progress.
+/// a conflict). A group named with markup ([`HOSTILE`]). The hub fetches its instructions
+/// (jobs in flight) and reports progress on one.
 async fn make_fleet(api: &Api) {
     let mut ids = Vec::new();
     for h in HOSTNAMES {
@@ -168,6 +172,10 @@ async fn make_fleet(api: &Api) {
     .await;
     let group = homes["id"].as_str().unwrap();
     api.admin("POST", &format!("/sync/{group}/check"), None)
+        .await;
+
+    // A group whose name is markup: shown as text, never parsed.
+    api.admin("POST", "/sync-groups", Some(json!({"name": HOSTILE})))
         .await;
 
     let instructions = api
@@ -630,6 +638,15 @@ async fn the_status_page_shows_the_fleet_in_chromium() {
         rows[0]["text"].as_str().unwrap().contains("breached"),
         "{rows:#?}"
     );
+    // Strings from the API are text: the markup group name is shown as written, and made no
+    // element.
+    let groups = page.eval("document.getElementById('groups').innerText");
+    assert!(groups.as_str().unwrap().contains(HOSTILE), "{groups}");
+    assert_eq!(
+        page.eval("document.querySelectorAll('main img, main b').length"),
+        json!(0)
+    );
+    assert_eq!(page.eval("typeof window.pwned"), json!("undefined"));
     // The conflict with its plan preview; the jobs in flight with their bytes.
     let conflicts = page.eval("document.getElementById('conflicts').innerText");
     let conflicts = conflicts.as_str().unwrap();
