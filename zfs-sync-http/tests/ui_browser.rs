@@ -664,6 +664,30 @@ async fn the_status_page_shows_the_fleet_in_chromium() {
     page.screenshot(&shot);
     eprintln!("screenshot: {}", shot.display());
 
+    // Auto-refresh: at 5 s, a host registered and an event stored since appear by themselves.
+    page.eval(
+        "(() => { const s = document.getElementById('interval'); s.value = '5'; \
+         s.dispatchEvent(new Event('change')); })()",
+    );
+    api.register("late-comer").await;
+    api.admin("POST", "/admin/keys", Some(json!({"name": "ui test key"})))
+        .await;
+    page.wait_for(
+        "the new host and event",
+        "document.getElementById('hosts').innerText.includes('late-comer') && \
+         document.getElementById('events').innerText.includes('ui test key')",
+    );
+    let events = page.eval(
+        "[...document.querySelectorAll('#events tr[data-event]')].map(r => Number(r.dataset.event))",
+    );
+    let ids: Vec<i64> = serde_json::from_value(events).unwrap();
+    assert!(
+        ids.len() >= 2 && ids.windows(2).all(|w| w[0] > w[1]),
+        "not newest first: {ids:?}"
+    );
+    let errors = page.take_errors();
+    assert!(errors.is_empty(), "{errors:#?}");
+
     // "Forget key": the key leaves session storage and the form is back.
     page.eval("document.getElementById('forget').click()");
     assert_eq!(

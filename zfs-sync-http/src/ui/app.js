@@ -14,6 +14,7 @@
   const state = {
     timer: null,
     generation: 0, // bumped by "forget key": a load in flight then renders nothing
+    loading: null, // the generation a load is under way for
     renders: 0,
     events: [],
     lastEventId: null,
@@ -338,10 +339,11 @@
   }
 
   /** New events since the last one seen (the first call pages through the log). */
-  async function fetchEvents() {
+  async function fetchEvents(generation) {
     for (;;) {
       const since = state.lastEventId === null ? '' : `&since=${state.lastEventId}`;
       const page = await api(`/events?limit=${EVENTS_PAGE}${since}`);
+      if (generation !== state.generation) return;
       if (page.length) {
         state.events.push(...page);
         state.events = state.events.slice(-EVENTS_SHOWN);
@@ -389,6 +391,7 @@
     if (seconds > 0 && storedKey()) state.timer = setTimeout(load, seconds * 1000);
   }
 
+  /** Loads and renders everything once; a load already under way for the same key wins. */
   async function load() {
     clearTimeout(state.timer);
     if (!storedKey()) {
@@ -396,6 +399,16 @@
       return;
     }
     const generation = state.generation;
+    if (state.loading === generation) return;
+    state.loading = generation;
+    try {
+      await loadOnce(generation);
+    } finally {
+      if (state.loading === generation) state.loading = null;
+    }
+  }
+
+  async function loadOnce(generation) {
     try {
       // One call first: a refused key says so once, not once per section.
       const health = await api('/systems/health/all');
@@ -408,7 +421,7 @@
       state.hostnames = new Map(health.systems.map((s) => [s.system_id, s.hostname]));
       state.groups = new Map(groups.map((g) => [g.id, g]));
       const conflicts = await renderConflicts(groups);
-      await fetchEvents();
+      await fetchEvents(generation);
       if (generation !== state.generation) return;
       renderHosts(health);
       renderGroups(groups, edges);
