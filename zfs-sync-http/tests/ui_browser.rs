@@ -1,9 +1,11 @@
 //! The status page (`/ui`) in headless Chromium against the real `zfs-sync-server` binary
 //! with a small fleet made through the API (issue 16, point 5): the page opened with
 //! `/ui#key=…` renders each host, each edge's lag and status, conflicts and jobs, without a
-//! console error or an uncaught exception, and takes the key out of the address bar; a
-//! screenshot goes to `target/ui-artefacts/status.png`. Then "forget key", and the form: a
-//! wrong key is refused with a message, the right one opens the page.
+//! console error or an uncaught exception, shows API strings as text (a group named with
+//! markup), and takes the key out of the address bar; a screenshot goes to
+//! `target/ui-artefacts/status.png`. Auto-refresh brings new hosts and events. Then "forget
+//! key", and the form: a wrong key is refused with a message, the right one opens the page.
+//! The key reaches no line of the server's log.
 //!
 //! Chromium (Debian's `chromium`) is driven over the DevTools protocol with the minimal
 //! websocket client below. Without Chromium the test fails when `CI` is set, and otherwise
