@@ -99,11 +99,14 @@ pub(crate) fn job_filter<P: FilterValue>(filter: &JobFilter) -> Filter<P> {
     f
 }
 
-/// The condition "same slot as the job whose conflict and step position are bound to the
-/// parameters `conflict` and `index`" beyond (group, dataset, target): both ordinary, or the
-/// same step of one conflict (`IS` in SQLite, `IS NOT DISTINCT FROM` in PostgreSQL).
-pub(crate) fn same_step(null_safe_eq: &str, conflict: &str, index: &str) -> String {
-    format!("conflict_id {null_safe_eq} {conflict} AND step_index {null_safe_eq} {index}")
+/// The condition "same slot as the job whose conflict, step position and step are bound to
+/// the parameters `conflict`, `index` and `step`" beyond (group, dataset, target): both
+/// ordinary, or the same step of one conflict, and the same step kind (a maintenance job's
+/// slot is its kind) (`IS` in SQLite, `IS NOT DISTINCT FROM` in PostgreSQL).
+pub(crate) fn same_step(null_safe_eq: &str, conflict: &str, index: &str, step: &str) -> String {
+    format!(
+        "conflict_id {null_safe_eq} {conflict} AND step_index {null_safe_eq} {index} AND step = {step}"
+    )
 }
 
 /// Leased jobs whose lease ended at or before the time bound to the parameter `now`.
