@@ -185,12 +185,14 @@ impl SyncService {
             }
             out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
             if maintenance && let Some(host) = systems.get(&system_id) {
+                let handing: Vec<Job> = wanted.iter().map(|w| w.0.clone()).collect();
                 let jobs = self
                     .maintenance_jobs(
                         &ev.group,
                         &ev.inventories,
                         &ev.plan,
                         host,
+                        &handing,
                         now,
                         &mut out.diagnostics,
                     )

@@ -140,17 +140,19 @@ impl SyncService {
     }
 
     /// The group's prune plan now, with the tags its record says are held: the plan the
-    /// preview shows and prune jobs are cut from. Leased transfers and steps protect their
-    /// dataset's snapshots; maintenance jobs do not.
+    /// preview shows and prune jobs are cut from. Leased transfers and steps (and `handing`,
+    /// those being handed out with it) protect their dataset's snapshots; maintenance jobs
+    /// do not.
     pub(super) async fn current_prune(
         &self,
         group: &SyncGroup,
         inventories: &[MemberInventory],
         plan: &GroupPlan,
         held: &HeldTags,
+        handing: &[Job],
         now: DateTime<Utc>,
     ) -> Result<GroupPrune> {
-        let leased: Vec<Job> = self
+        let mut leased: Vec<Job> = self
             .store
             .list_jobs(&JobFilter {
                 group_id: Some(group.id),
@@ -161,24 +163,36 @@ impl SyncService {
             .into_iter()
             .filter(|j| !j.step.is_maintenance())
             .collect();
+        leased.extend(
+            handing
+                .iter()
+                .filter(|j| !j.step.is_maintenance())
+                .map(|j| Job {
+                    status: JobStatus::Leased,
+                    ..j.clone()
+                }),
+        );
         Ok(prune_group(group, inventories, plan, &leased, held, now))
     }
 
     /// The maintenance jobs `host` should run now in the group (pending, not handed out) with
-    /// their instruction entries; slots backing off after a failure are left out with a
-    /// diagnostic.
+    /// their instruction entries, beside the jobs `handing` out in the same answer (they
+    /// protect their datasets' snapshots as leased jobs do); slots backing off after a
+    /// failure are left out with a diagnostic.
+    #[allow(clippy::too_many_arguments)] // the evaluation's parts, the host and the answer's
     pub(super) async fn maintenance_jobs(
         &self,
         group: &SyncGroup,
         inventories: &[MemberInventory],
         plan: &GroupPlan,
         host: &System,
+        handing: &[Job],
         now: DateTime<Utc>,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Result<Vec<(Job, Instruction)>> {
         let (jobs, held, marks) = self.maintenance_record(group.id).await?;
         let prune = self
-            .current_prune(group, inventories, plan, &held, now)
+            .current_prune(group, inventories, plan, &held, handing, now)
             .await?;
         let abilities = HostAbilities {
             bookmarks: supports_bookmarks(host),

@@ -18,7 +18,7 @@ impl SyncService {
         let inventories = self.inventories(&group).await?;
         let plan = plan_group(&group, &inventories, now);
         let (_, held, _) = self.maintenance_record(group.id).await?;
-        self.current_prune(&group, &inventories, &plan, &held, now)
+        self.current_prune(&group, &inventories, &plan, &held, &[], now)
             .await
     }
 }
