@@ -6,9 +6,9 @@
 //!   first 8 hex digits of the uuid), so neither sanoid nor a person's `zfs destroy` can
 //!   remove it (ZFS refuses to destroy a held snapshot).
 //! * **release**: our tags on snapshots that are no longer a base are released, only once
-//!   every wanted hold of the (host, dataset) is in place (the new base is held before the old
-//!   one is let go), and only tags of our own group ([`is_group_tag`]): never another group's,
-//!   never another tool's.
+//!   the edge's new base holds the tag on both its sides (the new base is held before the old
+//!   one is let go, so the two sides always share a held snapshot), and only tags of our own
+//!   group ([`is_group_tag`]): never another group's, never another tool's.
 //! * **bookmark**: a source host that supports bookmarks keeps `pool/ds#base` of each base
 //!   (an incremental can still be sent from it when the snapshot is gone).
 //! * **prune**: with the group's `prune`, the destroys of the prune plan
@@ -125,30 +125,28 @@ pub fn plan_maintenance(
                 });
             }
         };
-        let holds_in_place = missing.is_empty();
         let holds = missing
             .into_iter()
             .map(|(tag, snap)| (Some(tag.clone()), snap.clone()))
             .collect();
         job(JobStep::Hold, false, holds);
-        // Our superseded tags, once every wanted hold is in place.
-        if holds_in_place {
-            let mut releases = Vec::new();
-            for ((system, dataset, snap), tags) in held {
-                // A snapshot gone from the inventory took its holds along.
-                if *system != host || *dataset != h.dataset || !has(snap) {
-                    continue;
-                }
-                for tag in tags {
-                    if is_group_tag(tag, prune.group_id)
-                        && !wanted.contains(&(tag.clone(), snap.clone()))
-                    {
-                        releases.push((Some(tag.clone()), snap.clone()));
-                    }
+        // Our superseded tags, once the edge's new base holds the tag on both its sides.
+        let mut releases = Vec::new();
+        for ((system, dataset, snap), tags) in held {
+            // A snapshot gone from the inventory took its holds along.
+            if *system != host || *dataset != h.dataset || !has(snap) {
+                continue;
+            }
+            for tag in tags {
+                if is_group_tag(tag, prune.group_id)
+                    && !wanted.contains(&(tag.clone(), snap.clone()))
+                    && superseded(prune, d, tag, held)
+                {
+                    releases.push((Some(tag.clone()), snap.clone()));
                 }
             }
-            job(JobStep::Release, false, releases);
         }
+        job(JobStep::Release, false, releases);
         if abilities.bookmarks {
             let marks = bases
                 .iter()
@@ -171,6 +169,31 @@ pub fn plan_maintenance(
         }
     }
     out
+}
+
+/// Whether our `tag` may leave a snapshot that is no longer its edge's base: the edge whose
+/// tag it is holds its current base with the tag on both sides (per `held`), so the two
+/// sides keep a held common snapshot throughout; or the edge has no base (nothing left to
+/// protect), or no edge of the dataset carries the tag (a removed member).
+fn superseded(prune: &GroupPrune, d: &super::DatasetPrune, tag: &str, held: &HeldTags) -> bool {
+    let Some(e) = d
+        .edges
+        .iter()
+        .find(|e| hold_tag(prune.group_id, e.target) == tag)
+    else {
+        return true;
+    };
+    let Some(base) = e.base.as_deref().filter(|_| !e.base_is_bookmark) else {
+        return true;
+    };
+    [e.source, e.target].iter().all(|side| {
+        d.hosts.iter().any(|h| {
+            h.system_id == *side
+                && held
+                    .get(&(*side, h.dataset.clone(), base.to_string()))
+                    .is_some_and(|t| t.contains(tag))
+        })
+    })
 }
 
 #[cfg(test)]
@@ -317,15 +340,35 @@ mod tests {
             shells(&jobs),
             ["hold tank/vm zfs-sync:aaaaaaaa:22222222@d3"]
         );
-        // Once it is: only our group's superseded tag is released.
+        // Held on the hub but not yet on the target: the old one stays held (the two sides
+        // always share a held snapshot).
         let mut h = h;
         h.entry((HUB, "tank/vm".into(), "d3".into()))
+            .or_default()
+            .insert(t1.clone());
+        let jobs = plan(&group(false), HUB, &h);
+        assert_eq!(shells(&jobs), Vec::<String>::new());
+        // Held on both sides: only our group's superseded tag is released.
+        h.entry((T1, "backup/vm".into(), "d3".into()))
             .or_default()
             .insert(t1.clone());
         let jobs = plan(&group(false), HUB, &h);
         assert_eq!(
             shells(&jobs),
             ["release tank/vm zfs-sync:aaaaaaaa:22222222@d1"]
+        );
+        // A tag of an edge that is gone (a removed member) is released too; one whose edge
+        // lost its base as well.
+        let gone = hold_tag(G, Uuid::from_u128(7));
+        let h = held(&[
+            (HUB, "tank/vm", "d3", &t1),
+            (HUB, "tank/vm", "d2", &t2),
+            (HUB, "tank/vm", "d1", &gone),
+        ]);
+        let jobs = plan(&group(false), HUB, &h);
+        assert_eq!(
+            shells(&jobs),
+            ["release tank/vm zfs-sync:aaaaaaaa:00000000@d1"]
         );
     }
 
