@@ -34,6 +34,22 @@ fn real_zfs() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// The real `zfs`, when root and zfs-fuse are there; else `None` after saying the test
+/// skips (under CI, `CI` set, their absence fails the test instead).
+fn real_zfs_or_skip(test: &str) -> Option<PathBuf> {
+    let real = real_zfs();
+    let ready =
+        real.is_some() && is_root() && Command::new("zfs-fuse").arg("--help").output().is_ok();
+    if !ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but real ZFS is not available (needs root and zfs-fuse: apt-get install zfs-fuse)"
+        );
+        eprintln!("SKIPPED {test}: needs root and zfs-fuse (apt-get install zfs-fuse)");
+    }
+    real.filter(|_| ready)
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -201,6 +217,26 @@ fn write_data(mountpoint: &str, file: &str, kib: usize) {
     assert!(out.success());
 }
 
+/// A simulated host in `dir` (named after it) with these `zfs` and `ssh` scripts first on its
+/// PATH, enrolled by its agent with an admin key (capabilities detected on its own zfs).
+fn enrolled_host(server: &Server, dir: &Path, zfs: &str, ssh: &str) -> Host {
+    let mut host = Host {
+        name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+        id: String::new(),
+        key: String::new(),
+        dir: dir.to_path_buf(),
+    };
+    script(&host.bin().join("zfs"), zfs);
+    script(&host.bin().join("ssh"), ssh);
+    let out = host.enroll(&server.url, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    host
+}
+
 struct Fleet {
     server: Server,
     hub: Host,
@@ -269,21 +305,9 @@ impl Fleet {
 
 #[test]
 fn fleet_converges_on_real_zfs() {
-    let ci = std::env::var_os("CI").is_some();
-    let real = real_zfs();
-    let ready =
-        real.is_some() && is_root() && Command::new("zfs-fuse").arg("--help").output().is_ok();
-    if !ready {
-        assert!(
-            !ci,
-            "CI is set but real ZFS is not available (needs root and zfs-fuse: apt-get install zfs-fuse)"
-        );
-        eprintln!(
-            "SKIPPED fleet_converges_on_real_zfs: needs root and zfs-fuse (apt-get install zfs-fuse)"
-        );
+    let Some(real) = real_zfs_or_skip("fleet_converges_on_real_zfs") else {
         return;
-    }
-    let real = real.unwrap();
+    };
     let tmp = tempfile::tempdir().unwrap();
     let id = format!("zsa{}", std::process::id());
     let mut zfs_guard = Zfs::start();
@@ -304,26 +328,12 @@ fn fleet_converges_on_real_zfs() {
     let stall_marker = 3000 + std::process::id() % 500;
     let mut hosts = Vec::new();
     for (n, pool) in names.iter().zip(&pools) {
-        let hostname = format!("{n}-{id}");
-        let mut host = Host {
-            name: hostname.clone(),
-            id: String::new(),
-            key: String::new(),
-            dir: hosts_dir.join(&hostname),
-        };
-        script(&host.bin().join("zfs"), &zfs_wrapper(&real, pool, &pools));
-        script(
-            &host.bin().join("ssh"),
+        hosts.push(enrolled_host(
+            &server,
+            &hosts_dir.join(format!("{n}-{id}")),
+            &zfs_wrapper(&real, pool, &pools),
             &ssh_standin(&hosts_dir, stall_marker),
-        );
-        // Each host enrolls itself with an admin key (capabilities detected on its own zfs).
-        let out = host.enroll(&server.url, &[]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        hosts.push(host);
+        ));
     }
     let hub = hosts[0].clone();
     // Target a receives at its pool's root, target b below `replicas`, which does not exist
@@ -523,21 +533,9 @@ fn snapshots_of(dataset: &str) -> std::collections::BTreeSet<String> {
 /// base; then the holds move to the new base and the old tag is released.
 #[test]
 fn retention_keeps_the_held_base_on_real_zfs() {
-    let ci = std::env::var_os("CI").is_some();
-    let real = real_zfs();
-    let ready =
-        real.is_some() && is_root() && Command::new("zfs-fuse").arg("--help").output().is_ok();
-    if !ready {
-        assert!(
-            !ci,
-            "CI is set but real ZFS is not available (needs root and zfs-fuse: apt-get install zfs-fuse)"
-        );
-        eprintln!(
-            "SKIPPED retention_keeps_the_held_base_on_real_zfs: needs root and zfs-fuse (apt-get install zfs-fuse)"
-        );
+    let Some(real) = real_zfs_or_skip("retention_keeps_the_held_base_on_real_zfs") else {
         return;
-    }
-    let real = real.unwrap();
+    };
     let tmp = tempfile::tempdir().unwrap();
     let id = format!("zsr{}", std::process::id());
     let mut zfs_guard = Zfs::start();
@@ -557,13 +555,6 @@ fn retention_keeps_the_held_base_on_real_zfs() {
     let hosts_dir = tmp.path().join("hosts");
     let mut hosts = Vec::new();
     for (n, pool) in ["hub", "ta"].iter().zip(&pools) {
-        let hostname = format!("{n}-{id}");
-        let mut host = Host {
-            name: hostname.clone(),
-            id: String::new(),
-            key: String::new(),
-            dir: hosts_dir.join(&hostname),
-        };
         // zfs-fuse keeps the temporary holds of a `zfs send` whose reader went away (OpenZFS
         // releases them when the send ends): while the target is away (`down`), the hub's
         // send is refused up front, as an unreachable target fails a real one.
@@ -575,15 +566,12 @@ fn retention_keeps_the_held_base_on_real_zfs() {
             ),
             1,
         );
-        script(&host.bin().join("zfs"), &wrapper);
-        script(&host.bin().join("ssh"), &ssh_standin(&hosts_dir, 1));
-        let out = host.enroll(&server.url, &[]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        hosts.push(host);
+        hosts.push(enrolled_host(
+            &server,
+            &hosts_dir.join(format!("{n}-{id}")),
+            &wrapper,
+            &ssh_standin(&hosts_dir, 1),
+        ));
     }
     let (hub, ta) = (&hosts[0], &hosts[1]);
     let (status, group) = server.admin(

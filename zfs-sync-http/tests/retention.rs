@@ -106,12 +106,13 @@ async fn retention_is_validated_as_a_whole_and_stored() {
     );
 }
 
-/// The preview lists every snapshot of every host with its action and reason: the hub with
-/// `keep_last: 1` keeps the spoke's base (hour 3) and what the spoke lacks; the spoke keeps
-/// its base by the edge. A member's key may read it; nothing is written.
-#[tokio::test]
-async fn the_prune_preview_gives_a_reason_for_every_snapshot() {
-    let h = harness().await;
+/// A hub and a spoke (id, key) in a directional group keeping 1 snapshot on each side with a
+/// pending cap of 1 (and `prune`): the hub reported s1…s5, the spoke s1…s3. Returns them
+/// and the group id.
+async fn hub_and_spoke(
+    h: &support::Harness,
+    prune: bool,
+) -> ((uuid::Uuid, String), (uuid::Uuid, String), String) {
     let (hub, hub_key) = h.register("hub").await;
     let (spoke, spoke_key) = h.register("spoke").await;
     let gid = h
@@ -119,27 +120,26 @@ async fn the_prune_preview_gives_a_reason_for_every_snapshot() {
             json!({"name": "g", "directional": true, "hub_system_id": hub,
             "system_ids": [hub, spoke],
             "retention": {"source": {"keep_last": 1}, "target": {"keep_last": 1},
-                          "max_pending_snapshots": 1}}),
+                          "max_pending_snapshots": 1},
+            "prune": prune}),
         )
         .await;
-    h.report(
-        &hub_key,
-        json!(
-            (1..=5)
-                .map(|i| snap("tank", "vm1", &format!("s{i}"), i, i, i as u32))
-                .collect::<Vec<_>>()
-        ),
-    )
-    .await;
-    h.report(
-        &spoke_key,
-        json!(
-            (1..=3)
-                .map(|i| snap("tank", "vm1", &format!("s{i}"), i, i, i as u32))
-                .collect::<Vec<_>>()
-        ),
-    )
-    .await;
+    for (key, n) in [(&hub_key, 5), (&spoke_key, 3)] {
+        let snaps: Vec<_> = (1..=n)
+            .map(|i| snap("tank", "vm1", &format!("s{i}"), i, i, i as u32))
+            .collect();
+        h.report(key, json!(snaps)).await;
+    }
+    ((hub, hub_key), (spoke, spoke_key), gid)
+}
+
+/// The preview lists every snapshot of every host with its action and reason: the hub with
+/// `keep_last: 1` keeps the spoke's base (hour 3) and what the spoke lacks; the spoke keeps
+/// its base by the edge. A member's key may read it; nothing is written.
+#[tokio::test]
+async fn the_prune_preview_gives_a_reason_for_every_snapshot() {
+    let h = harness().await;
+    let ((hub, _), (spoke, spoke_key), gid) = hub_and_spoke(&h, false).await;
     let r = h
         .call(
             "GET",
@@ -274,25 +274,7 @@ fn entries(r: &support::Reply) -> Vec<String> {
 #[tokio::test]
 async fn prune_jobs_destroy_what_the_preview_says_and_holds_protect_the_base() {
     let h = harness().await;
-    let (hub, hub_key) = h.register("hub").await;
-    let (spoke, spoke_key) = h.register("spoke").await;
-    let gid = h
-        .create_group(
-            json!({"name": "g", "directional": true, "hub_system_id": hub,
-            "system_ids": [hub, spoke],
-            "retention": {"source": {"keep_last": 1}, "target": {"keep_last": 1},
-                          "max_pending_snapshots": 1},
-            "prune": true}),
-        )
-        .await;
-    let hub_snaps: Vec<_> = (1..=5)
-        .map(|i| snap("tank", "vm1", &format!("s{i}"), i, i, i as u32))
-        .collect();
-    h.report(&hub_key, json!(hub_snaps)).await;
-    let spoke_snaps: Vec<_> = (1..=3)
-        .map(|i| snap("tank", "vm1", &format!("s{i}"), i, i, i as u32))
-        .collect();
-    h.report(&spoke_key, json!(spoke_snaps)).await;
+    let ((hub, hub_key), (spoke, spoke_key), gid) = hub_and_spoke(&h, true).await;
     let tag = format!(
         "zfs-sync:{}:{}",
         &uuid::Uuid::parse_str(&gid).unwrap().simple().to_string()[..8],
