@@ -174,26 +174,26 @@ pub fn plan_maintenance(
 /// Whether our `tag` may leave a snapshot that is no longer its edge's base: the edge whose
 /// tag it is holds its current base with the tag on both sides (per `held`), so the two
 /// sides keep a held common snapshot throughout; or the edge has no base (nothing left to
-/// protect), or no edge of the dataset carries the tag (a removed member).
+/// protect); no edge of the dataset carrying the tag (a removed member) lets it go. Two
+/// targets whose ids share their first 8 hex digits share a tag: every edge carrying it must
+/// agree.
 fn superseded(prune: &GroupPrune, d: &super::DatasetPrune, tag: &str, held: &HeldTags) -> bool {
-    let Some(e) = d
-        .edges
+    d.edges
         .iter()
-        .find(|e| hold_tag(prune.group_id, e.target) == tag)
-    else {
-        return true;
-    };
-    let Some(base) = e.base.as_deref().filter(|_| !e.base_is_bookmark) else {
-        return true;
-    };
-    [e.source, e.target].iter().all(|side| {
-        d.hosts.iter().any(|h| {
-            h.system_id == *side
-                && held
-                    .get(&(*side, h.dataset.clone(), base.to_string()))
-                    .is_some_and(|t| t.contains(tag))
+        .filter(|e| hold_tag(prune.group_id, e.target) == tag)
+        .all(|e| {
+            let Some(base) = e.base.as_deref().filter(|_| !e.base_is_bookmark) else {
+                return true;
+            };
+            [e.source, e.target].iter().all(|side| {
+                d.hosts.iter().any(|h| {
+                    h.system_id == *side
+                        && held
+                            .get(&(*side, h.dataset.clone(), base.to_string()))
+                            .is_some_and(|t| t.contains(tag))
+                })
+            })
         })
-    })
 }
 
 #[cfg(test)]

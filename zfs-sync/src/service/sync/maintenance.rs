@@ -25,19 +25,24 @@ use crate::retention::{
     Bookmarks, GroupPrune, HeldTags, HostAbilities, plan_maintenance, prune_group,
 };
 
-/// The hold tags and bookmarks the group's succeeded maintenance jobs created, replayed in
-/// order (`jobs` oldest first): a hold adds its tag, a release removes it, a bookmark adds
-/// the bookmark. Commands are read from the jobs' argv (`zfs hold TAG pool/ds@snap`, `zfs
-/// release TAG pool/ds@snap`, `zfs bookmark pool/ds@snap pool/ds#name`); other jobs and
-/// commands are skipped.
+/// The hold tags and bookmarks the group's maintenance jobs created, replayed in order
+/// (`jobs` oldest first), as a lower bound of what the hosts hold: a succeeded hold adds its
+/// tag, a release that may have run (handed out at least once, whatever its result) removes
+/// it, a succeeded bookmark adds the bookmark. So a tag is never believed held when it may
+/// be gone (a release run whose result was lost): it is held again (a tag already there is
+/// done), never released early on that belief. Commands are read from the jobs' argv (`zfs
+/// hold TAG pool/ds@snap`, `zfs release TAG pool/ds@snap`, `zfs bookmark pool/ds@snap
+/// pool/ds#name`); other jobs and commands are skipped.
 pub fn replay(jobs: &[Job]) -> (HeldTags, Bookmarks) {
     let mut held = HeldTags::new();
     let mut marks = Bookmarks::new();
-    for job in jobs.iter().filter(|j| j.status == JobStatus::Succeeded) {
-        if !matches!(
-            job.step,
-            JobStep::Hold | JobStep::Release | JobStep::Bookmark
-        ) {
+    for job in jobs {
+        let counts = match job.step {
+            JobStep::Hold | JobStep::Bookmark => job.status == JobStatus::Succeeded,
+            JobStep::Release => job.attempts > 0,
+            _ => false,
+        };
+        if !counts {
             continue;
         }
         let Ok(spec) = serde_json::from_value::<StepSpec>(job.spec.clone()) else {
@@ -254,5 +259,73 @@ pub(super) fn maintenance_entry(job: &Job, spec: StepSpec, host: &System) -> Ins
         source: host.clone(),
         target: host.clone(),
         commands: spec.commands,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{hold_command, release_command};
+    use crate::names::{DatasetName, ShortName};
+
+    fn job(step: JobStep, status: JobStatus, attempts: u32, tag: &str, snap: &str) -> Job {
+        let ds = DatasetName::parse("tank/vm").unwrap();
+        let snap = ShortName::parse(snap).unwrap();
+        let command = match step {
+            JobStep::Hold => hold_command(tag, &ds, &snap).unwrap(),
+            _ => release_command(tag, &ds, &snap).unwrap(),
+        };
+        let spec = StepSpec {
+            transfer: None,
+            commands: vec![command],
+            dataset: "tank/vm".into(),
+            destructive: false,
+        };
+        let mut j = Job::maintenance(
+            Uuid::nil(),
+            "vm",
+            Uuid::from_u128(1),
+            step,
+            serde_json::to_value(spec).unwrap(),
+            chrono::DateTime::UNIX_EPOCH,
+        );
+        j.status = status;
+        j.attempts = attempts;
+        j
+    }
+
+    /// The record is a lower bound of the holds: a hold counts once it succeeded, a release
+    /// as soon as it may have run.
+    #[test]
+    fn the_record_never_believes_a_tag_held_that_may_be_gone() {
+        let held = |jobs: &[Job]| -> Vec<String> {
+            replay(jobs)
+                .0
+                .into_iter()
+                .flat_map(|((_, ds, snap), tags)| {
+                    tags.into_iter().map(move |t| format!("{ds}@{snap} {t}"))
+                })
+                .collect()
+        };
+        let hold = job(JobStep::Hold, JobStatus::Succeeded, 1, "zfs-sync:a:b", "s1");
+        assert_eq!(
+            held(std::slice::from_ref(&hold)),
+            ["tank/vm@s1 zfs-sync:a:b"]
+        );
+        for status in [JobStatus::Failed, JobStatus::Leased, JobStatus::Expired] {
+            let h = job(JobStep::Hold, status, 1, "zfs-sync:a:b", "s1");
+            assert_eq!(held(&[h]), Vec::<String>::new(), "{status:?}");
+        }
+        for (status, attempts, gone) in [
+            (JobStatus::Succeeded, 1, true),
+            (JobStatus::Failed, 1, true),
+            (JobStatus::Expired, 1, true),
+            (JobStatus::Leased, 1, true),
+            (JobStatus::Pending, 0, false),
+            (JobStatus::Cancelled, 0, false),
+        ] {
+            let r = job(JobStep::Release, status, attempts, "zfs-sync:a:b", "s1");
+            assert_eq!(held(&[hold.clone(), r]).is_empty(), gone, "{status:?}");
+        }
     }
 }
