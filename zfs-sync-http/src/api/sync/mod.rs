@@ -61,6 +61,7 @@ impl SyncApi {
         method = "get",
         operation_id = "sync_instructions"
     )]
+    #[allow(clippy::too_many_arguments)] // one argument per query parameter
     async fn instructions(
         &self,
         state: Data<&AppState>,
