@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use zfs_sync::model::{JobFilter, SnapshotQuery, SyncStateFilter};
+use zfs_sync::model::{JobFilter, JobStep, SnapshotQuery, SyncStateFilter};
 
 /// A query parameter of one backend.
 pub(crate) trait FilterValue {
@@ -96,6 +96,15 @@ pub(crate) fn job_filter<P: FilterValue>(filter: &JobFilter) -> Filter<P> {
         filter.status.map(|s| P::text(s.as_str().into())),
     );
     f.when("conflict_id =", filter.conflict_id.map(P::uuid));
+    if let Some(m) = filter.maintenance {
+        let kinds: Vec<String> = JobStep::MAINTENANCE
+            .iter()
+            .map(|k| format!("'{}'", k.as_str()))
+            .collect();
+        let not = if m { "" } else { "NOT " };
+        f.clauses
+            .push(format!("step {not}IN ({})", kinds.join(", ")));
+    }
     f
 }
 

@@ -276,4 +276,6 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     /// Only the steps of this conflict's resolution.
     pub conflict_id: Option<Uuid>,
+    /// `Some(true)`: only maintenance jobs ([`JobStep::MAINTENANCE`]); `Some(false)`: none.
+    pub maintenance: Option<bool>,
 }

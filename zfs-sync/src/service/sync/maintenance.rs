@@ -134,12 +134,10 @@ impl SyncService {
             .store
             .list_jobs(&JobFilter {
                 group_id: Some(group_id),
+                maintenance: Some(true),
                 ..Default::default()
             })
-            .await?
-            .into_iter()
-            .filter(|j| j.step.is_maintenance())
-            .collect();
+            .await?;
         let (held, marks) = replay(&jobs);
         Ok((jobs, held, marks))
     }
@@ -162,12 +160,10 @@ impl SyncService {
             .list_jobs(&JobFilter {
                 group_id: Some(group.id),
                 status: Some(JobStatus::Leased),
+                maintenance: Some(false),
                 ..Default::default()
             })
-            .await?
-            .into_iter()
-            .filter(|j| !j.step.is_maintenance())
-            .collect();
+            .await?;
         leased.extend(
             handing
                 .iter()

@@ -809,6 +809,19 @@ pub async fn maintenance_jobs_have_a_slot_per_kind(store: &dyn Store) {
         .map(|j| j.id)
         .collect();
     assert_eq!(listed.len(), 6);
+    // Listed by kind: only maintenance jobs, or none.
+    for (maintenance, n) in [(true, 5), (false, 1)] {
+        let got = store
+            .list_jobs(&JobFilter {
+                group_id: Some(g.id),
+                maintenance: Some(maintenance),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.len(), n);
+        assert!(got.iter().all(|j| j.step.is_maintenance() == maintenance));
+    }
     // Handed out in one call with the transfer: each its own active job, leased.
     let prune = Job::maintenance(g.id, "vm1", b.id, JobStep::Prune, json!({}), t0());
     let hold = Job::maintenance(g.id, "vm1", b.id, JobStep::Hold, json!({}), t0());
