@@ -144,17 +144,23 @@ pub const VERBS: &[VerbRule] = &[
     },
 ];
 
-/// The verbs each kind of job may use.
-fn verbs_of_kind(kind: &str) -> &'static [&'static str] {
-    match kind {
+/// The verbs each kind of job may use; `None` for a kind this agent does not know (the job
+/// is refused, never run).
+fn verbs_of_kind(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
         "rename" => &["rename"],
         "rollback" => &["rollback"],
         "destroy" => &["destroy"],
         "create" => &["create"],
         "prune" => &["destroy"],
-        // Transfers: full, incremental, resume, transfer, or no kind at all.
-        _ => &["send", "receive", "create", "hold", "release", "bookmark"],
-    }
+        "hold" => &["hold"],
+        "release" => &["release"],
+        "bookmark" => &["bookmark"],
+        "full" | "incremental" | "resume" | "transfer" => {
+            &["send", "receive", "create", "hold", "release", "bookmark"]
+        }
+        _ => return None,
+    })
 }
 
 /// A checked `zfs` command: its verb and the dataset names it touches.
@@ -395,10 +401,11 @@ pub fn check_pipeline(
     job: &Instruction,
 ) -> Result<Vec<StageCheck>, String> {
     let kind = job.kind.as_deref().unwrap_or("transfer");
+    let allowed = verbs_of_kind(kind)
+        .ok_or_else(|| format!("a job of kind {kind:?}, which this agent does not know"))?;
     if kind == "prune" {
         return check_prune(stages, job);
     }
-    let allowed = verbs_of_kind(kind);
     let peer = if job.is_pull() {
         job.source_ssh_hostname.as_deref()
     } else {
@@ -427,7 +434,43 @@ pub fn check_pipeline(
         out.push(checked);
     }
     check_shape(&out, job)?;
+    if job.is_maintenance() {
+        check_own_dataset(&out, job)?;
+    }
     Ok(out)
+}
+
+/// A maintenance job touches only its own dataset (`target_dataset_path`, which it must
+/// name) and its snapshots and bookmarks.
+fn check_own_dataset(stages: &[StageCheck], job: &Instruction) -> Result<(), String> {
+    let own = job
+        .target_dataset_path
+        .as_deref()
+        .ok_or("a maintenance job without its dataset (target_dataset_path)")?;
+    for s in stages {
+        if let Some(d) = s.zfs.datasets.iter().find(|d| *d != own) {
+            return Err(format!(
+                "zfs {} of {d:?}, not of the job's dataset {own:?}",
+                s.zfs.verb
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a failed maintenance command's error says its work is already done: a hold whose
+/// tag is already there, a release of a tag that is not (any more), a bookmark that exists,
+/// a prune whose snapshots are all gone. Such a command counts as succeeded (the witness
+/// may hand a job out again before it sees the host's new state).
+pub fn already_done(kind: Option<&str>, error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    match kind {
+        Some("hold") => e.contains("tag already exists"),
+        Some("release") => e.contains("no such tag"),
+        Some("bookmark") => e.contains("bookmark exists") || e.contains("already exists"),
+        Some("prune") => e.contains("could not find any snapshots to destroy"),
+        _ => false,
+    }
 }
 
 /// The pipeline's shape: a transfer sends the job's source dataset into its target dataset,
@@ -695,5 +738,92 @@ mod tests {
         ])]]);
         r.kind = Some("rename".into());
         assert!(check_job(&r).is_ok());
+    }
+
+    fn maintenance_job(kind: &str, argv: Vec<Vec<Vec<String>>>) -> Instruction {
+        serde_json::from_value(json!({
+            "job_id": "j",
+            "kind": kind,
+            "source_dataset_path": "tank/vm",
+            "target_dataset_path": "tank/vm",
+            "destructive": kind == "prune",
+            "argv": argv,
+        }))
+        .unwrap()
+    }
+
+    /// Hold, release and bookmark jobs run exactly their own verb, locally, on their own
+    /// dataset; unknown kinds are refused, never run as transfers.
+    #[test]
+    fn maintenance_jobs_run_their_own_verb_on_their_own_dataset() {
+        let tag = "zfs-sync:aaaaaaaa:22222222";
+        let hold = maintenance_job("hold", vec![vec![v(&["zfs", "hold", tag, "tank/vm@a"])]]);
+        assert!(check_job(&hold).is_ok());
+        assert!(!hold.is_transfer() && hold.is_maintenance());
+        let release = maintenance_job(
+            "release",
+            vec![vec![v(&["zfs", "release", tag, "tank/vm@a"])]],
+        );
+        assert!(check_job(&release).is_ok());
+        let mark = maintenance_job(
+            "bookmark",
+            vec![vec![v(&["zfs", "bookmark", "tank/vm@a", "tank/vm#a"])]],
+        );
+        assert!(check_job(&mark).is_ok());
+        let refused = |kind: &str, argv: Vec<&str>| {
+            let e = check_job(&maintenance_job(kind, vec![vec![v(&argv)]])).unwrap_err();
+            assert!(e.starts_with("refused"), "{e}");
+            e
+        };
+        // Another verb in a hold job, another dataset, a remote stage, a flag.
+        refused("hold", vec!["zfs", "destroy", "tank/vm@a"]);
+        refused("hold", vec!["zfs", "release", tag, "tank/vm@a"]);
+        let e = refused("hold", vec!["zfs", "hold", tag, "tank/other@a"]);
+        assert!(e.contains("not of the job's dataset"), "{e}");
+        refused("hold", vec!["zfs", "hold", "-r", tag, "tank/vm@a"]);
+        refused("release", vec!["zfs", "release", "-r", tag, "tank/vm@a"]);
+        refused("hold", vec!["zfs", "hold", "bad tag", "tank/vm@a"]);
+        refused(
+            "bookmark",
+            vec!["zfs", "bookmark", "tank/vm@a", "tank/other#a"],
+        );
+        refused("bookmark", vec!["zfs", "send", "tank/vm@a"]);
+        // A prune job's destroy: only of snapshots, no flags.
+        refused("prune", vec!["zfs", "destroy", "-r", "tank/vm@a"]);
+        refused("prune", vec!["zfs", "destroy", "tank/vm"]);
+        assert!(
+            check_job(&maintenance_job(
+                "prune",
+                vec![vec![v(&["zfs", "destroy", "tank/vm@a,b"])]]
+            ))
+            .is_ok()
+        );
+        // Unknown kinds: refused, whatever they run.
+        for kind in ["scrub", "snapshot", ""] {
+            let e = refused(kind, vec!["zfs", "hold", tag, "tank/vm@a"]);
+            assert!(e.contains("does not know"), "{e}");
+        }
+    }
+
+    #[test]
+    fn already_done_errors_of_maintenance_commands() {
+        assert!(already_done(
+            Some("hold"),
+            "cannot hold snapshot 'tank/vm@a': tag already exists on this dataset"
+        ));
+        assert!(already_done(
+            Some("release"),
+            "cannot release hold from snapshot 'tank/vm@a': no such tag on this dataset"
+        ));
+        assert!(already_done(
+            Some("prune"),
+            "could not find any snapshots to destroy; check snapshot names."
+        ));
+        assert!(!already_done(Some("hold"), "dataset does not exist"));
+        assert!(!already_done(
+            Some("incremental"),
+            "tag already exists on this dataset"
+        ));
+        assert!(!already_done(None, "no such tag"));
     }
 }

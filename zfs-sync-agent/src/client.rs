@@ -20,8 +20,9 @@ pub struct Client {
 }
 
 /// One entry of `GET /sync/instructions/{system_id}`: the fields the agent reads. Unknown
-/// fields are ignored; `kind` is the transfer kind (`full`, `incremental`, `resume`) or, for
-/// a resolution step, `rename`, `rollback`, `destroy` or `create`.
+/// fields are ignored; `kind` is the transfer kind (`full`, `incremental`, `resume`), for
+/// a resolution step `rename`, `rollback`, `destroy` or `create`, or for a maintenance job
+/// `prune`, `hold`, `release` or `bookmark`. Any other kind is refused, never run.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Instruction {
     pub job_id: Option<String>,
@@ -57,11 +58,20 @@ pub struct Instruction {
 }
 
 impl Instruction {
-    /// Whether this is a transfer (`send | receive`), as opposed to a resolution step.
+    /// Whether this is a transfer (`send | receive`), as opposed to a resolution step or a
+    /// maintenance job (or a kind this agent does not know).
     pub fn is_transfer(&self) -> bool {
-        !matches!(
+        matches!(
             self.kind.as_deref(),
-            Some("rename" | "rollback" | "destroy" | "create")
+            None | Some("full" | "incremental" | "resume" | "transfer")
+        )
+    }
+
+    /// Whether this is a maintenance job the host runs on its own dataset.
+    pub fn is_maintenance(&self) -> bool {
+        matches!(
+            self.kind.as_deref(),
+            Some("prune" | "hold" | "release" | "bookmark")
         )
     }
 
@@ -201,10 +211,11 @@ impl Client {
         )
     }
 
-    /// `GET /sync/instructions/{id}`; `dry_run` leases nothing.
+    /// `GET /sync/instructions/{id}`; `dry_run` leases nothing. Asks for the maintenance
+    /// jobs too (`maintenance=true`): this agent runs them.
     pub fn instructions(&self, system: &str, dry_run: bool) -> Result<Instructions, AgentError> {
         let path = format!(
-            "/sync/instructions/{}?include_diagnostics=true{}",
+            "/sync/instructions/{}?include_diagnostics=true&maintenance=true{}",
             segment(system),
             if dry_run { "&dry_run=true" } else { "" }
         );

@@ -321,6 +321,12 @@ impl<'a> Agent<'a> {
             let outcome = runner::run(stages, &limits, &mut started, &mut progress, kill);
             total += outcome.bytes;
             if let Some(reason) = outcome.reason(&limits) {
+                if matches!(outcome.failure, Some(runner::Failure::Exit(_)))
+                    && allow::already_done(job.kind.as_deref(), &reason)
+                {
+                    tracing::info!(job_id, command = i, reason, "already done");
+                    continue;
+                }
                 let resume_token = if job.is_pull() {
                     job.target_dataset_path
                         .as_deref()

@@ -106,12 +106,13 @@ async fn retention_is_validated_as_a_whole_and_stored() {
     );
 }
 
-/// The preview lists every snapshot of every host with its action and reason: the hub with
-/// `keep_last: 1` keeps the spoke's base (hour 3) and what the spoke lacks; the spoke keeps
-/// its base by the edge. A member's key may read it; nothing is written.
-#[tokio::test]
-async fn the_prune_preview_gives_a_reason_for_every_snapshot() {
-    let h = harness().await;
+/// A hub and a spoke (id, key) in a directional group keeping 1 snapshot on each side with a
+/// pending cap of 1 (and `prune`): the hub reported s1…s5, the spoke s1…s3. Returns them
+/// and the group id.
+async fn hub_and_spoke(
+    h: &support::Harness,
+    prune: bool,
+) -> ((uuid::Uuid, String), (uuid::Uuid, String), String) {
     let (hub, hub_key) = h.register("hub").await;
     let (spoke, spoke_key) = h.register("spoke").await;
     let gid = h
@@ -119,27 +120,26 @@ async fn the_prune_preview_gives_a_reason_for_every_snapshot() {
             json!({"name": "g", "directional": true, "hub_system_id": hub,
             "system_ids": [hub, spoke],
             "retention": {"source": {"keep_last": 1}, "target": {"keep_last": 1},
-                          "max_pending_snapshots": 1}}),
+                          "max_pending_snapshots": 1},
+            "prune": prune}),
         )
         .await;
-    h.report(
-        &hub_key,
-        json!(
-            (1..=5)
-                .map(|i| snap("tank", "vm1", &format!("s{i}"), i, i, i as u32))
-                .collect::<Vec<_>>()
-        ),
-    )
-    .await;
-    h.report(
-        &spoke_key,
-        json!(
-            (1..=3)
-                .map(|i| snap("tank", "vm1", &format!("s{i}"), i, i, i as u32))
-                .collect::<Vec<_>>()
-        ),
-    )
-    .await;
+    for (key, n) in [(&hub_key, 5), (&spoke_key, 3)] {
+        let snaps: Vec<_> = (1..=n)
+            .map(|i| snap("tank", "vm1", &format!("s{i}"), i, i, i as u32))
+            .collect();
+        h.report(key, json!(snaps)).await;
+    }
+    ((hub, hub_key), (spoke, spoke_key), gid)
+}
+
+/// The preview lists every snapshot of every host with its action and reason: the hub with
+/// `keep_last: 1` keeps the spoke's base (hour 3) and what the spoke lacks; the spoke keeps
+/// its base by the edge. A member's key may read it; nothing is written.
+#[tokio::test]
+async fn the_prune_preview_gives_a_reason_for_every_snapshot() {
+    let h = harness().await;
+    let ((hub, _), (spoke, spoke_key), gid) = hub_and_spoke(&h, false).await;
     let r = h
         .call(
             "GET",
@@ -211,4 +211,182 @@ async fn the_prune_preview_gives_a_reason_for_every_snapshot() {
         )
         .await;
     assert_eq!(r.status, 401, "{r:?}");
+}
+
+/// The preview's destroys of one host, as `dataset@a,b,…` per dataset (newest first).
+fn preview_destroys(preview: &serde_json::Value, system: uuid::Uuid) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in preview["datasets"].as_array().unwrap() {
+        for host in d["hosts"].as_array().unwrap() {
+            if host["system_id"] != json!(system) {
+                continue;
+            }
+            let gone: Vec<&str> = host["snapshots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["action"] == "destroy")
+                .map(|s| s["snapshot"].as_str().unwrap())
+                .collect();
+            if !gone.is_empty() {
+                out.push(format!(
+                    "{}@{}",
+                    host["dataset"].as_str().unwrap(),
+                    gone.join(",")
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The entries of an instructions answer as `kind: command; command` lines, sorted.
+fn entries(r: &support::Reply) -> Vec<String> {
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut out: Vec<String> = r.body["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let cmds: Vec<&str> = e["commands"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect();
+            format!(
+                "{} destructive={}: {}",
+                e["kind"].as_str().unwrap(),
+                e["destructive"],
+                cmds.join("; ")
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// With `prune: true`, a host that asks for maintenance jobs gets a hold on its base and a
+/// prune job destroying exactly what the preview says; a client that does not ask gets
+/// neither. Results recorded: the hold is not handed out again; the held snapshot stays
+/// held in the preview after its base moved, until its release; `prune: false` hands out
+/// no prune job.
+#[tokio::test]
+async fn prune_jobs_destroy_what_the_preview_says_and_holds_protect_the_base() {
+    let h = harness().await;
+    let ((hub, hub_key), (spoke, spoke_key), gid) = hub_and_spoke(&h, true).await;
+    let tag = format!(
+        "zfs-sync:{}:{}",
+        &uuid::Uuid::parse_str(&gid).unwrap().simple().to_string()[..8],
+        &spoke.simple().to_string()[..8]
+    );
+    let preview_path = format!("/api/v1/sync/groups/{gid}/prune-preview");
+    let preview = h.admin("GET", &preview_path, None).await;
+    assert_eq!(preview.status, 200, "{preview:?}");
+    assert_eq!(preview_destroys(&preview.body, spoke), ["tank/vm1@s2,s1"]);
+
+    // An old client (no `maintenance`) is never handed a maintenance job.
+    let r = h.instructions(spoke, "", &spoke_key).await;
+    assert_eq!(entries(&r), Vec::<String>::new());
+    // The spoke asks: its base is held, its destroys are the preview's.
+    let r = h.instructions(spoke, "?maintenance=true", &spoke_key).await;
+    assert_eq!(
+        entries(&r),
+        [
+            format!("hold destructive=false: zfs hold {tag} tank/vm1@s3"),
+            "prune destructive=true: zfs destroy tank/vm1@s2,s1".to_string(),
+        ]
+    );
+    let ids: Vec<(String, String)> = r.body["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["target_dataset_path"], "tank/vm1");
+            assert_eq!(e["target_system_id"], json!(spoke));
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["job_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // Asked again before any result: the same jobs (not started), not new ones.
+    let again = h.instructions(spoke, "?maintenance=true", &spoke_key).await;
+    let again_ids: Vec<String> = again.body["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["job_id"].as_str().unwrap().to_string())
+        .collect();
+    let mut first: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
+    first.sort();
+    let mut second = again_ids.clone();
+    second.sort();
+    assert_eq!(first, second);
+    for (_, id) in &ids {
+        let r = h
+            .call(
+                "POST",
+                &format!("/api/v1/sync/jobs/{id}/result"),
+                Some(&spoke_key),
+                Some(json!({"status": "succeeded"})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.body["status"], "succeeded", "{r:?}");
+    }
+    // The spoke's inventory after the prune: the hold is not handed out again, nor a prune.
+    let r = h
+        .call(
+            "PUT",
+            &format!("/api/v1/systems/{spoke}/snapshots"),
+            Some(&spoke_key),
+            Some(json!([snap("tank", "vm1", "s3", 3, 3, 3)])),
+        )
+        .await;
+    assert!(r.status < 300, "{r:?}");
+    let r = h.instructions(spoke, "?maintenance=true", &spoke_key).await;
+    assert_eq!(entries(&r), Vec::<String>::new());
+    // The spoke's state is not touched by its maintenance jobs.
+    let states = h
+        .admin("GET", &format!("/api/v1/sync/groups/{gid}/states"), None)
+        .await;
+    assert!(
+        states
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] != "syncing"),
+        "{states:?}"
+    );
+
+    // The hub: its transfer goes out with the hold of its base; while the transfer is out,
+    // nothing of the dataset is pruned there.
+    let r = h.instructions(hub, "?maintenance=true", &hub_key).await;
+    let got = entries(&r);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].starts_with(&format!(
+            "hold destructive=false: zfs hold {tag} tank/vm1@s3"
+        )),
+        "{got:?}"
+    );
+    assert!(got[1].starts_with("incremental"), "{got:?}");
+    let preview = h.admin("GET", &preview_path, None).await;
+    assert_eq!(preview_destroys(&preview.body, hub), Vec::<String>::new());
+
+    // prune: false → no prune job, holds still.
+    let r = h
+        .admin(
+            "PUT",
+            &format!("/api/v1/sync-groups/{gid}"),
+            Some(json!({"prune": false})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    h.report(&spoke_key, json!([snap("tank", "vm1", "s0", 100, 0, 0)]))
+        .await;
+    let r = h.instructions(spoke, "?maintenance=true", &spoke_key).await;
+    assert!(entries(&r).iter().all(|e| !e.starts_with("prune")), "{r:?}");
 }

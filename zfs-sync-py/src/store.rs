@@ -568,7 +568,7 @@ impl PyWitness {
         let store = self.store.clone();
         let out = block_on(py, async move {
             let id = systems::resolve(store.as_ref(), &r).await?;
-            sync.fetch_instructions(id, gid, take, now).await
+            sync.fetch_instructions(id, gid, take, false, now).await
         })?;
         to_py(py, &out)
     }

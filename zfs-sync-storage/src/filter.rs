@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use zfs_sync::model::{JobFilter, SnapshotQuery, SyncStateFilter};
+use zfs_sync::model::{JobFilter, JobStep, SnapshotQuery, SyncStateFilter};
 
 /// A query parameter of one backend.
 pub(crate) trait FilterValue {
@@ -96,14 +96,26 @@ pub(crate) fn job_filter<P: FilterValue>(filter: &JobFilter) -> Filter<P> {
         filter.status.map(|s| P::text(s.as_str().into())),
     );
     f.when("conflict_id =", filter.conflict_id.map(P::uuid));
+    if let Some(m) = filter.maintenance {
+        let kinds: Vec<String> = JobStep::MAINTENANCE
+            .iter()
+            .map(|k| format!("'{}'", k.as_str()))
+            .collect();
+        let not = if m { "" } else { "NOT " };
+        f.clauses
+            .push(format!("step {not}IN ({})", kinds.join(", ")));
+    }
     f
 }
 
-/// The condition "same slot as the job whose conflict and step position are bound to the
-/// parameters `conflict` and `index`" beyond (group, dataset, target): both ordinary, or the
-/// same step of one conflict (`IS` in SQLite, `IS NOT DISTINCT FROM` in PostgreSQL).
-pub(crate) fn same_step(null_safe_eq: &str, conflict: &str, index: &str) -> String {
-    format!("conflict_id {null_safe_eq} {conflict} AND step_index {null_safe_eq} {index}")
+/// The condition "same slot as the job whose conflict, step position and step are bound to
+/// the parameters `conflict`, `index` and `step`" beyond (group, dataset, target): both
+/// ordinary, or the same step of one conflict, and the same step kind (a maintenance job's
+/// slot is its kind) (`IS` in SQLite, `IS NOT DISTINCT FROM` in PostgreSQL).
+pub(crate) fn same_step(null_safe_eq: &str, conflict: &str, index: &str, step: &str) -> String {
+    format!(
+        "conflict_id {null_safe_eq} {conflict} AND step_index {null_safe_eq} {index} AND step = {step}"
+    )
 }
 
 /// Leased jobs whose lease ended at or before the time bound to the parameter `now`.

@@ -265,6 +265,7 @@ shift
 dir="{hosts}/$host"
 [ -d "$dir" ] || {{ echo "ssh: Could not resolve hostname $host" >&2; exit 255; }}
 [ $# -eq 1 ] || {{ echo "ssh stand-in: expected exactly one remote command line" >&2; exit 255; }}
+[ -e "$dir/down" ] && {{ echo "ssh: connect to host $host port 22: No route to host" >&2; exit 255; }}
 [ -e "$dir/stall" ] && exec sleep {stall}
 PATH="$dir/bin:$PATH" exec sh -c "$1"
 "#,

@@ -122,7 +122,7 @@ async fn take_active<C: GenericClient>(c: &C, j: &Job) -> Result<Option<Job>> {
         &format!(
             "SELECT {JOB_COLS} FROM jobs WHERE group_id = $1 AND dataset = $2 AND target_system_id = $3
              AND {} AND status IN ('pending', 'leased') FOR UPDATE",
-            same_step("IS NOT DISTINCT FROM", "$4", "$5")
+            same_step("IS NOT DISTINCT FROM", "$4", "$5", "$6")
         ),
         &[
             &j.group_id,
@@ -130,6 +130,7 @@ async fn take_active<C: GenericClient>(c: &C, j: &Job) -> Result<Option<Job>> {
             &j.target_system_id,
             &j.conflict_id,
             &j.step_index.map(i64::from),
+            &j.step.as_str(),
         ],
     )
     .await?;
@@ -259,16 +260,18 @@ impl JobStore for PostgresStore {
         // Every job of the slot, locked: the late-result rule reads and writes them.
         let key = format!(
             "group_id = $1 AND dataset = $2 AND target_system_id = $3 AND id <> $4 AND {}",
-            same_step("IS NOT DISTINCT FROM", "$5", "$6")
+            same_step("IS NOT DISTINCT FROM", "$5", "$6", "$7")
         );
         let step_index = job.step_index.map(i64::from);
-        let slot: [Param<'_>; 6] = [
+        let step = job.step.as_str();
+        let slot: [Param<'_>; 7] = [
             &job.group_id,
             &job.dataset,
             &job.target_system_id,
             &id,
             &job.conflict_id,
             &step_index,
+            &step,
         ];
         query(
             &tx,
@@ -284,7 +287,7 @@ impl JobStore for PostgresStore {
             && !exists(
                 &tx,
                 &format!(
-                    "SELECT 1 FROM jobs WHERE {key} AND status = 'succeeded' AND created_at >= $7"
+                    "SELECT 1 FROM jobs WHERE {key} AND status = 'succeeded' AND created_at >= $8"
                 ),
                 &[&slot[..], &[&job.created_at]].concat(),
             )
@@ -297,7 +300,7 @@ impl JobStore for PostgresStore {
             execute(
                 &tx,
                 &format!(
-                    "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = $7
+                    "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = $8
                      WHERE {key} AND status IN ('pending', 'leased')"
                 ),
                 &[&slot[..], &[&now]].concat(),

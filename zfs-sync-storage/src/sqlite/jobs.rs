@@ -50,14 +50,15 @@ pub(super) fn create_job_tx(tx: &Transaction<'_>, j: Job) -> Result<Job> {
         &format!(
             "SELECT {JOB_COLS} FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
              AND {} AND status IN ('pending', 'leased')",
-            same_step("IS", "?4", "?5")
+            same_step("IS", "?4", "?5", "?6")
         ),
         params![
             blob(&j.group_id),
             j.dataset,
             blob(&j.target_system_id),
             j.conflict_id.as_ref().map(blob),
-            j.step_index
+            j.step_index,
+            j.step.as_str()
         ],
         |r| job_row(r),
     )?;
@@ -250,7 +251,7 @@ impl JobStore for SqliteStore {
                     &format!(
                         "SELECT 1 FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
                          AND id <> ?4 AND status = 'succeeded' AND created_at >= ?5 AND {}",
-                        same_step("IS", "?6", "?7")
+                        same_step("IS", "?6", "?7", "?8")
                     ),
                     params![
                         blob(&job.group_id),
@@ -259,7 +260,8 @@ impl JobStore for SqliteStore {
                         blob(&id),
                         micros(job.created_at),
                         job.conflict_id.as_ref().map(blob),
-                        job.step_index
+                        job.step_index,
+                        job.step.as_str()
                     ],
                 )?;
             if !late {
@@ -271,7 +273,7 @@ impl JobStore for SqliteStore {
                     "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = ?5
                      WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3 AND id <> ?4
                      AND status IN ('pending', 'leased') AND {}",
-                    same_step("IS", "?6", "?7")
+                    same_step("IS", "?6", "?7", "?8")
                 ))
                 .map_err(map_err)?
                 .execute(params![
@@ -281,7 +283,8 @@ impl JobStore for SqliteStore {
                     blob(&id),
                     micros(now),
                     job.conflict_id.as_ref().map(blob),
-                    job.step_index
+                    job.step_index,
+                    job.step.as_str()
                 ])
                 .map_err(map_err)?;
             }

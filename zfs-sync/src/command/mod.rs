@@ -36,9 +36,10 @@ pub mod verify;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{SendFlags, System, TransferMode};
+use crate::model::{JobStep, SendFlags, System, TransferMode};
 use crate::names::{DatasetName, ShortName};
 use crate::plan::{SendStep, Transfer};
+use crate::retention::MaintenanceJob;
 pub use argv::send_flag_args;
 use argv::{SshDestination, create_parent_argv, receive_argv, send_argv, snapshot_arg};
 use shell::check_leaves;
@@ -204,6 +205,110 @@ pub fn prune_commands(dataset: &DatasetName, snapshots: &[ShortName]) -> Result<
             Ok(Command::pipeline(vec![argv]))
         })
         .collect()
+}
+
+/// The most bytes of a hold tag we generate or accept (ZFS allows 255).
+pub const MAX_TAG_LEN: usize = 64;
+
+/// Checks a hold tag: 1 to [`MAX_TAG_LEN`] bytes of `A-Z a-z 0-9 - _ . :`, not starting with
+/// `-` (it would read as a flag).
+pub fn check_tag(tag: &str) -> Result<()> {
+    let ok = !tag.is_empty()
+        && tag.len() <= MAX_TAG_LEN
+        && !tag.starts_with('-')
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "tag",
+            format!(
+                "{tag:?} is not a hold tag (1 to {MAX_TAG_LEN} bytes of letters, digits, - _ . :)"
+            ),
+        ))
+    }
+}
+
+fn tag_command(
+    verb: &str,
+    tag: &str,
+    dataset: &DatasetName,
+    snapshot: &ShortName,
+) -> Result<Command> {
+    check_tag(tag)?;
+    let snap = format!("{}@{}", dataset.as_str(), snapshot.as_str());
+    crate::names::SnapshotName::parse(&snap).map_err(|e| Error::invalid("snapshot", e))?;
+    let argv = vec!["zfs".into(), verb.into(), tag.to_string(), snap];
+    check_leaves(&argv)?;
+    Ok(Command::pipeline(vec![argv]))
+}
+
+/// `zfs hold TAG dataset@snapshot`, run on the host that holds `dataset`: ZFS then refuses
+/// to destroy the snapshot until the tag is released.
+pub fn hold_command(tag: &str, dataset: &DatasetName, snapshot: &ShortName) -> Result<Command> {
+    tag_command("hold", tag, dataset, snapshot)
+}
+
+/// `zfs release TAG dataset@snapshot`, run on the host that holds `dataset`.
+pub fn release_command(tag: &str, dataset: &DatasetName, snapshot: &ShortName) -> Result<Command> {
+    tag_command("release", tag, dataset, snapshot)
+}
+
+/// `zfs bookmark dataset@snapshot dataset#snapshot`, run on the source that holds `dataset`:
+/// the bookmark keeps the snapshot's GUID and createtxg, a `send -i` base once the snapshot
+/// is gone.
+pub fn bookmark_command(dataset: &DatasetName, snapshot: &ShortName) -> Result<Command> {
+    let snap = format!("{}@{}", dataset.as_str(), snapshot.as_str());
+    let mark = format!("{}#{}", dataset.as_str(), snapshot.as_str());
+    crate::names::SnapshotName::parse(&snap).map_err(|e| Error::invalid("snapshot", e))?;
+    crate::names::BookmarkName::parse(&mark).map_err(|e| Error::invalid("bookmark", e))?;
+    let argv = vec!["zfs".into(), "bookmark".into(), snap, mark];
+    check_leaves(&argv)?;
+    Ok(Command::pipeline(vec![argv]))
+}
+
+/// The commands of a maintenance job ([`MaintenanceJob`]) on the host that holds its
+/// dataset: one `zfs hold`/`zfs release`/`zfs bookmark` per item (a `zfs hold` of several
+/// snapshots fails whole when one of them already holds the tag, so each stands alone and
+/// the agent takes "tag already exists" as done), or the batched destroys of a prune.
+pub fn maintenance_commands(job: &MaintenanceJob) -> Result<Vec<Command>> {
+    let ds = DatasetName::parse(&job.host_dataset).map_err(|e| Error::invalid("dataset", e))?;
+    let short = |s: &str| ShortName::parse(s).map_err(|e| Error::invalid("snapshot", e));
+    let tag = |t: &Option<String>| {
+        t.clone()
+            .ok_or_else(|| Error::invalid("tag", "a hold or release needs a tag"))
+    };
+    match job.step {
+        JobStep::Hold => job
+            .items
+            .iter()
+            .map(|(t, s)| hold_command(&tag(t)?, &ds, &short(s)?))
+            .collect(),
+        JobStep::Release => job
+            .items
+            .iter()
+            .map(|(t, s)| release_command(&tag(t)?, &ds, &short(s)?))
+            .collect(),
+        JobStep::Bookmark => job
+            .items
+            .iter()
+            .map(|(_, s)| bookmark_command(&ds, &short(s)?))
+            .collect(),
+        JobStep::Prune => {
+            let names = job
+                .items
+                .iter()
+                .map(|(_, s)| short(s))
+                .collect::<Result<Vec<_>>>()?;
+            prune_commands(&ds, &names)
+        }
+        other => Err(Error::invalid(
+            "step",
+            format!("{} is not a maintenance kind", other.as_str()),
+        )),
+    }
 }
 
 /// `zfs rename from to`, run on the host that holds `from` (`keep_both` moves a losing

@@ -29,15 +29,15 @@ pub fn render_argv(argv: &[String]) -> String {
     argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
 }
 
-/// The characters an argument built from validated parts can hold (names, hosts, users, ports,
-/// tokens, flags, receive property values). Anything else means a validator let something through: refuse.
+/// The characters an argument built from validated parts can hold (names, bookmarks' `#`
+/// included, hosts, users, ports, tokens, flags, receive property values). Anything else means a validator let something through: refuse.
 pub(super) fn check_leaf(arg: &str) -> Result<()> {
     let ok = !arg.is_empty()
         && arg.bytes().all(|b| {
             b.is_ascii_alphanumeric()
                 || matches!(
                     b,
-                    b'-' | b'_' | b'.' | b':' | b'@' | b'/' | b'=' | b' ' | b',' | b'+'
+                    b'-' | b'_' | b'.' | b':' | b'@' | b'#' | b'/' | b'=' | b' ' | b',' | b'+'
                 )
         });
     if ok {

@@ -731,3 +731,53 @@ fn invalid_receive_options_are_refused() {
     let e = transfer_commands(&t, &src, &tgt, SendFlags::default()).unwrap_err();
     assert_field(&e, "transfer.receive_options.exclude");
 }
+
+#[test]
+fn maintenance_commands_render_one_command_per_hold_and_batched_prunes() {
+    use crate::model::JobStep;
+    use crate::retention::MaintenanceJob;
+    let job = |step, items: &[(Option<&str>, &str)]| MaintenanceJob {
+        step,
+        dataset: "vm".into(),
+        host_dataset: "tank/vm".into(),
+        destructive: step == JobStep::Prune,
+        items: items
+            .iter()
+            .map(|(t, s)| (t.map(Into::into), (*s).into()))
+            .collect(),
+    };
+    let shells = |j: &MaintenanceJob| -> Vec<String> {
+        super::maintenance_commands(j)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.shell)
+            .collect()
+    };
+    let tag = "zfs-sync:aaaaaaaa:22222222";
+    assert_eq!(
+        shells(&job(JobStep::Hold, &[(Some(tag), "d3"), (Some(tag), "d2")])),
+        [
+            "zfs hold zfs-sync:aaaaaaaa:22222222 tank/vm@d3",
+            "zfs hold zfs-sync:aaaaaaaa:22222222 tank/vm@d2"
+        ]
+    );
+    assert_eq!(
+        shells(&job(JobStep::Release, &[(Some(tag), "d1")])),
+        ["zfs release zfs-sync:aaaaaaaa:22222222 tank/vm@d1"]
+    );
+    assert_eq!(
+        shells(&job(JobStep::Bookmark, &[(None, "d3")])),
+        ["zfs bookmark tank/vm@d3 'tank/vm#d3'"]
+    );
+    assert_eq!(
+        shells(&job(JobStep::Prune, &[(None, "d1"), (None, "d0")])),
+        ["zfs destroy tank/vm@d1,d0"]
+    );
+    // Bad tags and names never reach a command.
+    for bad in ["-r", "a b", "x;rm", ""] {
+        assert!(super::maintenance_commands(&job(JobStep::Hold, &[(Some(bad), "d1")])).is_err());
+    }
+    assert!(super::maintenance_commands(&job(JobStep::Hold, &[(None, "d1")])).is_err());
+    assert!(super::maintenance_commands(&job(JobStep::Prune, &[(None, "d1,d2")])).is_err());
+    assert!(super::maintenance_commands(&job(JobStep::Rollback, &[(None, "d1")])).is_err());
+}

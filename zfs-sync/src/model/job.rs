@@ -16,8 +16,9 @@ string_enum! {
 }
 
 string_enum! {
-    /// What step a job is: an ordinary (or a resolution's) transfer, or a step of a conflict
-    /// resolution run on one host.
+    /// What step a job is: an ordinary (or a resolution's) transfer, a step of a conflict
+    /// resolution run on one host, or a maintenance job one host runs on its own dataset
+    /// (`prune`, `hold`, `release`, `bookmark`; see [`JobStep::is_maintenance`]).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub enum JobStep ("job step") {
         Transfer = "transfer",
@@ -25,6 +26,30 @@ string_enum! {
         Rollback = "rollback",
         Destroy = "destroy",
         Create = "create",
+        /// `zfs destroy pool/ds@a,b,c`: the retention's destroys (the group's `prune`).
+        Prune = "prune",
+        /// `zfs hold TAG pool/ds@snap`: protects an edge's incremental base.
+        Hold = "hold",
+        /// `zfs release TAG pool/ds@snap`: drops a superseded hold of ours.
+        Release = "release",
+        /// `zfs bookmark pool/ds@snap pool/ds#snap`: keeps a base sendable from.
+        Bookmark = "bookmark",
+    }
+}
+
+impl JobStep {
+    /// The maintenance kinds: run by one host on its own dataset, outside any sync state, at
+    /// most one active per (group, host, dataset, kind).
+    pub const MAINTENANCE: [JobStep; 4] = [
+        JobStep::Prune,
+        JobStep::Hold,
+        JobStep::Release,
+        JobStep::Bookmark,
+    ];
+
+    /// Whether this is a maintenance kind ([`JobStep::MAINTENANCE`]).
+    pub fn is_maintenance(self) -> bool {
+        Self::MAINTENANCE.contains(&self)
     }
 }
 
@@ -180,15 +205,43 @@ impl Job {
         job
     }
 
-    /// Whether `other` is a job for the same slot: the same (group, dataset, target) and the
-    /// same resolution step (both ordinary transfers, or the same step of one conflict). At
-    /// most one job per slot is active.
+    /// Whether `other` is a job for the same slot: the same (group, dataset, target), the
+    /// same resolution step (both ordinary transfers, or the same step of one conflict) and
+    /// the same [`JobStep`] (a maintenance job's slot is (group, host, dataset, kind), its
+    /// host being its target). At most one job per slot is active.
     pub fn same_slot(&self, other: &Job) -> bool {
         self.group_id == other.group_id
             && self.dataset == other.dataset
             && self.target_system_id == other.target_system_id
             && self.conflict_id == other.conflict_id
             && self.step_index == other.step_index
+            && self.step == other.step
+    }
+
+    /// A maintenance job (`step` one of [`JobStep::MAINTENANCE`]) that `host` runs on its own
+    /// copy of the logical `dataset`, pending. Its source, target and runner are all `host`.
+    pub fn maintenance(
+        group_id: Uuid,
+        dataset: impl Into<String>,
+        host: Uuid,
+        step: JobStep,
+        spec: Value,
+        now: DateTime<Utc>,
+    ) -> Job {
+        Job {
+            kind: None,
+            step,
+            ..Job::pending(
+                group_id,
+                dataset,
+                host,
+                host,
+                host,
+                TransferKind::Full,
+                spec,
+                now,
+            )
+        }
     }
 
     /// The text stored in a job's `kind` column: the transfer's kind, or the step's name.
@@ -223,4 +276,6 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     /// Only the steps of this conflict's resolution.
     pub conflict_id: Option<Uuid>,
+    /// `Some(true)`: only maintenance jobs ([`JobStep::MAINTENANCE`]); `Some(false)`: none.
+    pub maintenance: Option<bool>,
 }

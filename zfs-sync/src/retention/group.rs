@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    DatasetInput, Edge, EdgeRetention, HostDataset, Protection, ResumePoint, RetainedSnapshot,
-    Side, Verdict, plan_dataset,
+    DatasetInput, Edge, EdgeRetention, HeldTags, HostDataset, Protection, ResumePoint,
+    RetainedSnapshot, Side, Verdict, plan_dataset,
 };
 use crate::compare::FleetIndex;
 use crate::filter::SnapshotFilter;
@@ -71,12 +71,14 @@ impl GroupPrune {
 
 /// The group's prune plan from its members' inventories, the plan made from them (which
 /// names each dataset's source and targets) and the group's jobs: while a job of a dataset
-/// is leased, its source, target and runner keep every snapshot of that dataset.
+/// is leased, its source, target and runner keep every snapshot of that dataset. A snapshot
+/// that holds a tag in `held` counts as held (`userrefs`: at least its number of tags).
 pub fn prune_group(
     group: &SyncGroup,
     inventories: &[MemberInventory],
     plan: &GroupPlan,
     jobs: &[Job],
+    held: &HeldTags,
     now: DateTime<Utc>,
 ) -> GroupPrune {
     let filter = group
@@ -163,7 +165,10 @@ pub fn prune_group(
                             guid: s.guid(),
                             createtxg: s.createtxg(),
                             creation: s.snapshot.creation,
-                            userrefs: 0,
+                            // The merger of reported holds: max(reported userrefs, this).
+                            userrefs: held
+                                .get(&(h.system_id, h.dataset.to_string(), s.name().to_string()))
+                                .map_or(0, |t| u32::try_from(t.len()).unwrap_or(u32::MAX)),
                         })
                         .collect(),
                     bookmarks: Vec::new(),

@@ -27,10 +27,14 @@
 //! the hosts nor of their snapshots.
 
 mod group;
+pub mod maintenance;
 #[cfg(test)]
 mod tests;
 
 pub use group::{DatasetPrune, GroupPrune, HostPrune, prune_group};
+pub use maintenance::{
+    Bookmarks, HeldTags, HostAbilities, MaintenanceJob, hold_tag, is_group_tag, plan_maintenance,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 

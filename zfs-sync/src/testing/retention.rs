@@ -9,17 +9,50 @@
 //!   both sides, a live resume token's snapshots, leased endpoints), the newest snapshot of a
 //!   host, a held snapshot, or one the filter does not govern;
 //! * every edge that had a common snapshot before pruning has the same one after;
-//! * the plan does not depend on the order of hosts or snapshots.
+//! * the plan does not depend on the order of hosts or snapshots;
+//! * holds ([`crate::retention::plan_maintenance`]): each round the hosts run their hold and
+//!   release jobs, and crash between the steps of a cycle (a job not run, or run and its
+//!   result lost, so the witness's record lags ZFS); other tools destroy only unheld
+//!   snapshots. Only our group's tags are ever released, and once an edge's base held its
+//!   tag on both sides, the edge keeps a common snapshot holding its tag on both sides, in
+//!   every round, whatever other tools destroy.
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::filter::SnapshotFilter;
-use crate::model::{Retention, RetentionRules};
+use crate::model::{JobStep, Retention, RetentionRules};
 use crate::retention::{
-    Action, DatasetInput, Edge, HostDataset, Protection, ResumePoint, RetainedSnapshot,
-    plan_dataset,
+    Action, Bookmarks, DatasetInput, DatasetPrune, Edge, GroupPrune, HeldTags, HostAbilities,
+    HostDataset, HostPrune, Protection, ResumePoint, RetainedSnapshot, hold_tag, is_group_tag,
+    plan_dataset, plan_maintenance,
 };
+
+/// The group of the simulated fleet (its hold tags) and every host's dataset name.
+const GROUP: Uuid = Uuid::from_u128(0x5eed_0000_0000_0000_0000_0000_0000_0001);
+const DATASET: &str = "pool/vm";
+
+fn key(host: Uuid, snap: &str) -> (Uuid, String, String) {
+    (host, DATASET.to_string(), snap.to_string())
+}
+
+/// Whether the edge's two sides share a snapshot that holds the edge's tag on both (in ZFS).
+fn held_common(hosts: &[Host], e: &Edge, zfs: &HeldTags) -> bool {
+    let tag = hold_tag(GROUP, e.target);
+    let (Some(s), Some(t)) = (
+        hosts.iter().find(|h| h.id == e.source),
+        hosts.iter().find(|h| h.id == e.target),
+    ) else {
+        return false;
+    };
+    let holds = |h: &Host, name: &str| zfs.get(&key(h.id, name)).is_some_and(|x| x.contains(&tag));
+    s.snaps.iter().any(|x| {
+        holds(s, &x.name)
+            && t.snaps
+                .iter()
+                .any(|y| y.guid == x.guid && holds(t, &y.name))
+    })
+}
 
 /// Where the simulation takes its decisions: `choose(n)` is in `0..n` (`n` ≥ 1).
 pub trait Choices {
@@ -126,6 +159,10 @@ pub fn simulate(c: &mut dyn Choices) -> Result<usize, String> {
     let filter = c.chance(40).then(|| SnapshotFilter::parse("d*").unwrap());
     let governed = |name: &str| filter.as_ref().is_none_or(|f| f.matches(name));
     let mut now = DateTime::<Utc>::from_timestamp(1_767_000_000, 0).unwrap();
+    // Our tags as ZFS has them, and as the witness's record of succeeded jobs has them.
+    let mut zfs = HeldTags::new();
+    let mut record = HeldTags::new();
+    let mut protected_edges = vec![false; edges.len()];
     let rounds = 1 + c.choose(40);
     for round in 0..rounds {
         let txg = u64::from(round) + 1;
@@ -215,7 +252,7 @@ pub fn simulate(c: &mut dyn Choices) -> Result<usize, String> {
                 } else {
                     c.choose(n)
                 } as usize;
-                if h.snaps[i].userrefs == 0 {
+                if h.snaps[i].userrefs == 0 && !zfs.contains_key(&key(h.id, &h.snaps[i].name)) {
                     h.snaps.remove(i);
                 }
             }
@@ -223,6 +260,14 @@ pub fn simulate(c: &mut dyn Choices) -> Result<usize, String> {
                 if c.chance(2) {
                     s.userrefs = c.choose(2);
                 }
+            }
+        }
+        for (e, held) in edges.iter().zip(&protected_edges) {
+            if *held && !held_common(&hosts, e, &zfs) {
+                return Err(format!(
+                    "round {round}: edge {}→{} lost its held common snapshot to other tools",
+                    e.source, e.target
+                ));
             }
         }
         // Leased jobs pin some snapshots.
@@ -243,7 +288,16 @@ pub fn simulate(c: &mut dyn Choices) -> Result<usize, String> {
                 .iter()
                 .map(|h| HostDataset {
                     system_id: h.id,
-                    snapshots: h.snaps.clone(),
+                    // `userrefs` as a host reports it: other tools' holds and ours.
+                    snapshots: h
+                        .snaps
+                        .iter()
+                        .map(|s| RetainedSnapshot {
+                            userrefs: s.userrefs
+                                + zfs.get(&key(h.id, &s.name)).map_or(0, |t| t.len() as u32),
+                            ..s.clone()
+                        })
+                        .collect(),
                     bookmarks: Vec::new(),
                 })
                 .collect(),
@@ -326,6 +380,115 @@ pub fn simulate(c: &mut dyn Choices) -> Result<usize, String> {
                     e.source, e.target
                 ));
             }
+        }
+        // The hosts' hold and release jobs of this cycle, from the same plan.
+        let group = GroupPrune {
+            group_id: GROUP,
+            prune: false,
+            datasets: vec![DatasetPrune {
+                dataset: "vm".into(),
+                note: None,
+                hosts: plan
+                    .hosts
+                    .iter()
+                    .map(|hp| HostPrune {
+                        system_id: hp.system_id,
+                        dataset: DATASET.into(),
+                        side: hp.side,
+                        snapshots: hp.snapshots.clone(),
+                    })
+                    .collect(),
+                edges: plan.edges.clone(),
+            }],
+        };
+        // What the witness knows: its record of our tags, and other tools' holds as reported.
+        let mut known = record.clone();
+        for h in &hosts {
+            for s in h.snaps.iter().filter(|s| s.userrefs > 0) {
+                known
+                    .entry(key(h.id, &s.name))
+                    .or_default()
+                    .insert("sanoid".into());
+            }
+        }
+        for h in &hosts {
+            let jobs = plan_maintenance(
+                &group,
+                h.id,
+                &known,
+                &Bookmarks::new(),
+                HostAbilities::default(),
+            );
+            for job in jobs {
+                if job.step == JobStep::Release
+                    && let Some((tag, _)) = job
+                        .items
+                        .iter()
+                        .find(|(t, _)| !t.as_deref().is_some_and(|t| is_group_tag(t, GROUP)))
+                {
+                    return Err(format!(
+                        "round {round}: host {} releases a tag not ours: {tag:?}",
+                        h.id
+                    ));
+                }
+                // The witness counts a release handed out as run (its record is a lower bound
+                // of the holds), a hold only once it succeeded.
+                if job.step == JobStep::Release {
+                    for (tag, snap) in &job.items {
+                        let k = key(h.id, snap);
+                        if let Some(t) = record.get_mut(&k) {
+                            t.remove(tag.as_deref().unwrap_or_default());
+                            if t.is_empty() {
+                                record.remove(&k);
+                            }
+                        }
+                    }
+                }
+                // A crash before the job runs, or after it ran and before its result arrived.
+                if c.chance(15) {
+                    continue;
+                }
+                let mut ok = true;
+                for (tag, snap) in &job.items {
+                    let tag = tag.clone().unwrap_or_default();
+                    let k = key(h.id, snap);
+                    match job.step {
+                        JobStep::Hold if h.snaps.iter().any(|s| &s.name == snap) => {
+                            zfs.entry(k).or_default().insert(tag);
+                        }
+                        JobStep::Hold => ok = false,
+                        JobStep::Release => {
+                            if let Some(t) = zfs.get_mut(&k) {
+                                t.remove(&tag);
+                                if t.is_empty() {
+                                    zfs.remove(&k);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    if !ok {
+                        break;
+                    }
+                }
+                if !ok || c.chance(15) {
+                    continue;
+                }
+                for (tag, snap) in job.items.iter().filter(|_| job.step == JobStep::Hold) {
+                    let tag = tag.clone().unwrap_or_default();
+                    record.entry(key(h.id, snap)).or_default().insert(tag);
+                }
+            }
+        }
+        for (i, e) in edges.iter().enumerate() {
+            let held = held_common(&hosts, e, &zfs);
+            if protected_edges[i] && !held {
+                return Err(format!(
+                    "round {round}: edge {}→{} no longer shares a snapshot holding its tag",
+                    e.source, e.target
+                ));
+            }
+            protected_edges[i] |= held;
         }
     }
     Ok(destroyed)

@@ -90,18 +90,22 @@ pub struct InstructionOut {
     #[oai(nullable)]
     pub job_id: Option<Uuid>,
     /// `incremental`, `full` or `resume` for a transfer; for another step its name (`rename`,
-    /// `rollback`, `destroy`, `create`).
+    /// `rollback`, `destroy`, `create`), for a maintenance job its kind (`hold`, `release`,
+    /// `bookmark`, `prune`; only with `maintenance=true`).
     pub kind: String,
     /// `push` or `pull`; `null` for a step that is not a transfer.
     #[oai(nullable)]
     pub transfer: Option<String>,
-    /// What the entry is: `transfer` (ordinary transfers, and a resolution's transfer), or a
-    /// step of a conflict resolution: `rename`, `rollback`, `destroy`, `create`.
+    /// What the entry is: `transfer` (ordinary transfers, and a resolution's transfer), a
+    /// step of a conflict resolution: `rename`, `rollback`, `destroy`, `create`, or a
+    /// maintenance job the host runs on its own dataset: `hold`, `release`, `bookmark`,
+    /// `prune`.
     pub step: String,
     /// The conflict whose resolution this is a step of; `null` for ordinary transfers.
     #[oai(nullable)]
     pub conflict_id: Option<Uuid>,
-    /// The step destroys snapshots or discards writes (a resolution's rollback or destroy).
+    /// The step destroys snapshots or discards writes (a resolution's rollback or destroy, a
+    /// prune).
     pub destructive: bool,
     /// The logical dataset (path below each member's root).
     pub logical_dataset: String,

@@ -61,6 +61,7 @@ impl SyncApi {
         method = "get",
         operation_id = "sync_instructions"
     )]
+    #[allow(clippy::too_many_arguments)] // one argument per query parameter
     async fn instructions(
         &self,
         state: Data<&AppState>,
@@ -71,6 +72,10 @@ impl SyncApi {
         include_diagnostics: Query<Option<bool>>,
         /// Only look: lease nothing (always so with an admin key).
         dry_run: Query<Option<bool>>,
+        /// Include the maintenance jobs the system runs on its own datasets (`kind`
+        /// `hold`, `release`, `bookmark`, `prune`). Only a client that runs them asks: an
+        /// older client never receives them.
+        maintenance: Query<Option<bool>>,
     ) -> Answer<Json<InstructionsOut>, { LOOKUP }> {
         let system_id = key.system_ref(&state, &system_id).await?;
         let take = if dry_run.0.unwrap_or(false) || key.system() != Some(system_id) {
@@ -82,7 +87,13 @@ impl SyncApi {
         // a member of the group.
         let ins = state
             .sync
-            .fetch_instructions(system_id, sync_group_id.0, take, Utc::now())
+            .fetch_instructions(
+                system_id,
+                sync_group_id.0,
+                take,
+                maintenance.0.unwrap_or(false),
+                Utc::now(),
+            )
             .await?;
         if take == Take::Lease {
             state

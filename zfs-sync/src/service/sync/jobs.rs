@@ -29,7 +29,7 @@ impl SyncService {
         group_id: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<Instructions> {
-        self.fetch_instructions(system_id, group_id, Take::Lease, now)
+        self.fetch_instructions(system_id, group_id, Take::Lease, false, now)
             .await
     }
 
@@ -41,16 +41,20 @@ impl SyncService {
         group_id: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<Instructions> {
-        self.fetch_instructions(system_id, group_id, Take::Look, now)
+        self.fetch_instructions(system_id, group_id, Take::Look, false, now)
             .await
     }
 
     /// [`instructions`](Self::instructions) or [`preview_instructions`](Self::preview_instructions).
+    /// With `maintenance`, the entries include the maintenance jobs (`hold`, `release`,
+    /// `bookmark`, `prune`) the system runs on its own datasets: only a caller that runs
+    /// them asks for them (an older client would not know what they are).
     pub async fn fetch_instructions(
         &self,
         system_id: Uuid,
         group_id: Option<Uuid>,
         take: Take,
+        maintenance: bool,
         now: DateTime<Utc>,
     ) -> Result<Instructions> {
         // A system in a group exists (memberships go with their system): only a system
@@ -180,6 +184,21 @@ impl SyncService {
                 }
             }
             out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
+            if maintenance && let Some(host) = systems.get(&system_id) {
+                let handing: Vec<Job> = wanted.iter().map(|w| w.0.clone()).collect();
+                let jobs = self
+                    .maintenance_jobs(
+                        &ev.group,
+                        &ev.inventories,
+                        &ev.plan,
+                        host,
+                        &handing,
+                        now,
+                        &mut out.diagnostics,
+                    )
+                    .await?;
+                wanted.extend(jobs);
+            }
             if take == Take::Look {
                 out.instructions
                     .extend(wanted.into_iter().map(|(_, entry)| entry));
@@ -195,6 +214,10 @@ impl SyncService {
             let job_states: Vec<SyncState> = jobs
                 .iter()
                 .filter_map(|job| {
+                    if job.step.is_maintenance() {
+                        // Outside any sync state.
+                        return None;
+                    }
                     let key = (job.dataset.clone(), job.target_system_id);
                     if ev.unstarted.contains(&key) {
                         return None;
@@ -212,7 +235,29 @@ impl SyncService {
                 .store
                 .hand_out_jobs(&jobs, &job_states, now, until)
                 .await?;
+            let mut replan: Vec<(Job, Instruction)> = Vec::new();
             for ((job, entry), h) in wanted.into_iter().zip(handouts) {
+                if job.step.is_maintenance() {
+                    match h.leased.or(h.unstarted) {
+                        Some(leased) if leased.spec == job.spec => {
+                            let mut entry = entry;
+                            entry.job_id = Some(leased.id);
+                            out.instructions.push(entry);
+                        }
+                        // Planned from an older inventory: maintenance is planned afresh at
+                        // every hand-out, so the older job gives way to this one.
+                        Some(leased) => {
+                            match self.store.cancel_job(leased.id, now).await {
+                                Ok(_) | Err(Error::Conflict { .. }) => {}
+                                Err(e) => return Err(e),
+                            }
+                            replan.push((job, entry));
+                        }
+                        // Another caller holds it.
+                        None => {}
+                    }
+                    continue;
+                }
                 let Some(leased) = h.leased.or(h.unstarted) else {
                     // Another caller holds it: not ours to hand out.
                     handed.push((job.dataset, job.target_system_id, h.active_id));
@@ -229,6 +274,16 @@ impl SyncService {
                 entry.job_id = Some(leased.id);
                 handed.push((job.dataset, job.target_system_id, leased.id));
                 out.instructions.push(entry);
+            }
+            if !replan.is_empty() {
+                let jobs: Vec<Job> = replan.iter().map(|r| r.0.clone()).collect();
+                let handouts = self.store.hand_out_jobs(&jobs, &[], now, until).await?;
+                for ((job, mut entry), h) in replan.into_iter().zip(handouts) {
+                    if let Some(leased) = h.leased.filter(|l| l.spec == job.spec) {
+                        entry.job_id = Some(leased.id);
+                        out.instructions.push(entry);
+                    }
+                }
             }
             for (dataset, target, job_id) in handed {
                 let key = (dataset, target);
@@ -285,6 +340,22 @@ impl SyncService {
             }
             Err(e) => return Err(e),
         };
+        if job.step.is_maintenance() {
+            // Outside any sync state: a failure is an event, and holds the slot back
+            // (see `maintenance`).
+            if outcome.status == JobStatus::Failed {
+                let detail = serde_json::json!({
+                    "job_id": job.id,
+                    "kind": job.step.as_str(),
+                    "error": outcome.error,
+                    "runner_system_id": job.runner_system_id,
+                });
+                let event =
+                    crate::service::events::job_event(EventType::JobFailed, &job, detail, now);
+                self.store.append_events(&[event]).await?;
+            }
+            return Ok(job);
+        }
         let spec: Option<JobSpec> = JobSpec::deserialize(&job.spec).ok();
         if let (Some(token), Some(spec)) = (&outcome.resume_token, &spec) {
             let target = &spec.transfer.target.dataset;

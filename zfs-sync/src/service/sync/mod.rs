@@ -41,6 +41,7 @@ use crate::store::Store;
 mod auto;
 mod inventory;
 mod jobs;
+mod maintenance;
 mod prune;
 mod resolve;
 mod steps;
@@ -49,6 +50,7 @@ pub use auto::AutoResolution;
 use inventory::InventoryCache;
 pub use inventory::load_inventories;
 pub use jobs::{Take, job_outcome};
+pub use maintenance::{replay as replay_maintenance, supports_bookmarks};
 pub use resolve::{PlannedStep, ResolveRequest, StepSpec, loser_plan, loser_steps};
 use steps::Resolution;
 

@@ -6,25 +6,19 @@ use uuid::Uuid;
 
 use super::SyncService;
 use crate::error::Result;
-use crate::model::{JobFilter, JobStatus};
 use crate::plan::plan_group;
-use crate::retention::{GroupPrune, prune_group};
+use crate::retention::GroupPrune;
 
 impl SyncService {
     /// Every snapshot of every member of the group, per dataset, with `keep` or `destroy`
-    /// and the reason; each edge's base, pending count and flags. Writes nothing.
+    /// and the reason; each edge's base, pending count and flags. Writes nothing. With the
+    /// group's `prune`, the destroys are what `prune` jobs handed out now would destroy.
     pub async fn prune_preview(&self, group_id: Uuid, now: DateTime<Utc>) -> Result<GroupPrune> {
         let group = self.group(group_id).await?;
         let inventories = self.inventories(&group).await?;
         let plan = plan_group(&group, &inventories, now);
-        let leased = self
-            .store
-            .list_jobs(&JobFilter {
-                group_id: Some(group.id),
-                status: Some(JobStatus::Leased),
-                ..Default::default()
-            })
-            .await?;
-        Ok(prune_group(&group, &inventories, &plan, &leased, now))
+        let (_, held, _) = self.maintenance_record(group.id).await?;
+        self.current_prune(&group, &inventories, &plan, &held, &[], now)
+            .await
     }
 }

@@ -191,6 +191,10 @@ pub(super) fn next_attempt(job: &Job, now: DateTime<Utc>) -> Option<Job> {
 /// ordinary transfer's [`JobSpec`], or a resolution step's [`StepSpec`]. `None` when the
 /// spec does not read.
 pub(super) fn entry(job: &Job, source: &System, target: &System) -> Option<Instruction> {
+    if job.step.is_maintenance() {
+        let spec: StepSpec = serde_json::from_value(job.spec.clone()).ok()?;
+        return Some(super::maintenance::maintenance_entry(job, spec, target));
+    }
     if job.conflict_id.is_none() {
         let spec: JobSpec = serde_json::from_value(job.spec.clone()).ok()?;
         return Some(Instruction::transfer(

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::builders::*;
 use crate::error::Error;
 use crate::model::{
-    Job, JobFilter, JobOutcome, JobProgress, JobStatus, SyncState, SyncStatus, TransferKind,
+    Job, JobFilter, JobOutcome, JobProgress, JobStatus, JobStep, SyncState, SyncStatus,
+    TransferKind,
 };
 use crate::store::Store;
 
@@ -771,4 +772,95 @@ pub async fn hand_out_returns_unstarted_jobs_to_their_runner_and_writes_states(s
         (got[0].leased.is_none(), got[0].unstarted.is_none()),
         (true, true)
     );
+}
+
+/// Maintenance jobs (prune, hold, release, bookmark) have their own slot per (group, dataset,
+/// host, kind): beside the transfer into the host and each other, deduplicated per kind,
+/// handed out and completed like transfers; their kind reads back.
+pub async fn maintenance_jobs_have_a_slot_per_kind(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let transfer = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;
+    let mut ids = vec![transfer.id];
+    for step in JobStep::MAINTENANCE {
+        let m = Job::maintenance(g.id, "vm1", b.id, step, json!({"k": step.as_str()}), t0());
+        let got = store.create_job_if_absent(&m).await.unwrap();
+        assert_eq!(got, m, "{step:?} gets its own slot");
+        assert_eq!(
+            (got.step, got.kind, got.kind_text()),
+            (step, None, step.as_str())
+        );
+        ids.push(got.id);
+        // The same kind again: the pending one is updated.
+        let again = Job::maintenance(g.id, "vm1", b.id, step, json!({"again": true}), t0());
+        let got = store.create_job_if_absent(&again).await.unwrap();
+        assert_eq!((got.id, &got.spec), (m.id, &again.spec));
+    }
+    // Another host: another slot.
+    let other = Job::maintenance(g.id, "vm1", a.id, JobStep::Prune, json!({}), t0());
+    assert_eq!(store.create_job_if_absent(&other).await.unwrap(), other);
+    let listed: HashSet<Uuid> = store
+        .list_jobs(&JobFilter {
+            group_id: Some(g.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed.len(), 6);
+    // Listed by kind: only maintenance jobs, or none.
+    for (maintenance, n) in [(true, 5), (false, 1)] {
+        let got = store
+            .list_jobs(&JobFilter {
+                group_id: Some(g.id),
+                maintenance: Some(maintenance),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.len(), n);
+        assert!(got.iter().all(|j| j.step.is_maintenance() == maintenance));
+    }
+    // Handed out in one call with the transfer: each its own active job, leased.
+    let prune = Job::maintenance(g.id, "vm1", b.id, JobStep::Prune, json!({}), t0());
+    let hold = Job::maintenance(g.id, "vm1", b.id, JobStep::Hold, json!({}), t0());
+    let out = store
+        .hand_out_jobs(&[prune, hold], &[], t0(), t0() + secs(60))
+        .await
+        .unwrap();
+    assert_eq!(out[0].active_id, ids[1]);
+    assert_eq!(out[1].active_id, ids[2]);
+    let leased = out[0]
+        .leased
+        .clone()
+        .expect("the pending prune job is leased");
+    assert_eq!(
+        (leased.step, leased.status, leased.runner_system_id),
+        (JobStep::Prune, JobStatus::Leased, b.id)
+    );
+    // Completed: a new one of the kind may be created; the other kinds stay active.
+    let done = store
+        .complete_job(
+            leased.id,
+            &JobOutcome {
+                status: JobStatus::Succeeded,
+                error: None,
+                resume_token: None,
+                bytes: None,
+            },
+            t0() + secs(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.status, done.step),
+        (JobStatus::Succeeded, JobStep::Prune)
+    );
+    let next = Job::maintenance(g.id, "vm1", b.id, JobStep::Prune, json!({}), t0() + secs(2));
+    assert_eq!(store.create_job_if_absent(&next).await.unwrap(), next);
+    let hold_now = store.get_job(ids[2]).await.unwrap().unwrap();
+    assert_eq!(hold_now.status, JobStatus::Leased);
+    let transfer_now = store.get_job(transfer.id).await.unwrap().unwrap();
+    assert_eq!(transfer_now.status, JobStatus::Pending);
 }

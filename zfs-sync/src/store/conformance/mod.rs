@@ -187,6 +187,7 @@ macro_rules! for_each_conformance_behaviour {
             job_cancel_one,
             job_late_result,
             hand_out_returns_unstarted_jobs_to_their_runner_and_writes_states,
+            maintenance_jobs_have_a_slot_per_kind,
             // events.rs
             events_are_appended_in_order_and_listed_after_an_id,
             event_dedup_key_stores_once,

@@ -336,6 +336,9 @@ impl JobStore for InMemoryStore {
                     && filter.dataset.as_ref().is_none_or(|d| &j.dataset == d)
                     && filter.status.is_none_or(|s| j.status == s)
                     && filter.conflict_id.is_none_or(|c| j.conflict_id == Some(c))
+                    && filter
+                        .maintenance
+                        .is_none_or(|m| j.step.is_maintenance() == m)
             })
             .cloned()
             .collect();
