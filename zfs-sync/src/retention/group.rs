@@ -2,13 +2,15 @@
 //! dataset's source, which members are its targets) turned into one [`DatasetInput`] per
 //! logical dataset, then [`plan_dataset`].
 
+use std::collections::{BTreeSet, HashMap};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    DatasetInput, Edge, EdgeRetention, HostDataset, Protection, ResumePoint, RetainedSnapshot,
-    Side, Verdict, plan_dataset,
+    DatasetInput, Edge, EdgeRetention, HostDataset, Protection, ResumePoint, RetainedBookmark,
+    RetainedSnapshot, Side, Verdict, plan_dataset,
 };
 use crate::compare::FleetIndex;
 use crate::filter::SnapshotFilter;
@@ -66,6 +68,70 @@ impl GroupPrune {
             })
             .filter(|(_, d)| !d.is_empty())
             .collect()
+    }
+}
+
+/// A host's bookmarks of one dataset (its full name on the host), as retention sees them.
+fn bookmarks_of(
+    inventories: &[MemberInventory],
+    system_id: Uuid,
+    dataset: &str,
+) -> Vec<RetainedBookmark> {
+    inventories
+        .iter()
+        .filter(|i| i.system.id == system_id)
+        .flat_map(|i| &i.bookmarks)
+        .filter(|b| b.reported.dataset_name() == dataset)
+        .map(|b| RetainedBookmark {
+            name: b.reported.name.clone(),
+            guid: b.reported.guid,
+            createtxg: b.reported.createtxg,
+        })
+        .collect()
+}
+
+/// The hold tags hosts reported, per (system, full dataset name, snapshot): what the hold
+/// and release jobs compare against. Built once per group from its inventories.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportedHolds {
+    tags: HashMap<(Uuid, String, String), Option<BTreeSet<String>>>,
+}
+
+impl ReportedHolds {
+    /// The reported holds of every snapshot of `inventories`.
+    pub fn of(inventories: &[MemberInventory]) -> ReportedHolds {
+        let mut tags = HashMap::new();
+        for inv in inventories {
+            let listable = inv.system.effective_capabilities().holds;
+            for s in &inv.snapshots {
+                let t = s
+                    .holds
+                    .as_ref()
+                    .filter(|_| listable)
+                    .map(|h| h.iter().cloned().collect());
+                tags.insert((inv.system.id, s.dataset_name(), s.name.clone()), t);
+            }
+        }
+        ReportedHolds { tags }
+    }
+
+    /// The hold tags of `dataset@snapshot` (full dataset name) on `system_id`; `None` when
+    /// the host cannot list tags, did not report them, or the snapshot is unknown.
+    pub fn tags(
+        &self,
+        system_id: Uuid,
+        dataset: &str,
+        snapshot: &str,
+    ) -> Option<&BTreeSet<String>> {
+        self.tags
+            .get(&(system_id, dataset.to_string(), snapshot.to_string()))?
+            .as_ref()
+    }
+
+    /// Whether the snapshot carries `tag` (`None`: unknown, see [`ReportedHolds::tags`]).
+    pub fn has(&self, system_id: Uuid, dataset: &str, snapshot: &str, tag: &str) -> Option<bool> {
+        self.tags(system_id, dataset, snapshot)
+            .map(|t| t.contains(tag))
     }
 }
 
@@ -130,6 +196,7 @@ pub fn prune_group(
                     source,
                     target: o.target,
                     resume,
+                    hold_tag: Some(super::edge_hold_tag(group.id, o.target)),
                 }
             })
             .collect();
@@ -163,10 +230,11 @@ pub fn prune_group(
                             guid: s.guid(),
                             createtxg: s.createtxg(),
                             creation: s.snapshot.creation,
-                            userrefs: 0,
+                            userrefs: s.snapshot.hold_count(),
+                            holds: s.snapshot.holds.clone(),
                         })
                         .collect(),
-                    bookmarks: Vec::new(),
+                    bookmarks: bookmarks_of(inventories, h.system_id, h.dataset.as_str()),
                 })
                 .collect(),
             edges,

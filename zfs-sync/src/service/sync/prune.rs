@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::SyncService;
 use crate::error::Result;
-use crate::model::{JobFilter, JobStatus};
-use crate::plan::plan_group;
+use crate::model::{JobFilter, JobStatus, MemberInventory, SyncGroup};
+use crate::plan::{GroupPlan, plan_group};
 use crate::retention::{GroupPrune, prune_group};
 
 impl SyncService {
@@ -17,6 +17,18 @@ impl SyncService {
         let group = self.group(group_id).await?;
         let inventories = self.inventories(&group).await?;
         let plan = plan_group(&group, &inventories, now);
+        self.group_prune(&group, &inventories, &plan, now).await
+    }
+
+    /// The group's prune plan from its inventories and the plan made from them, with its
+    /// leased jobs loaded: the one retention view behind the prune preview and the edges.
+    pub(crate) async fn group_prune(
+        &self,
+        group: &SyncGroup,
+        inventories: &[MemberInventory],
+        plan: &GroupPlan,
+        now: DateTime<Utc>,
+    ) -> Result<GroupPrune> {
         let leased = self
             .store
             .list_jobs(&JobFilter {
@@ -25,6 +37,6 @@ impl SyncService {
                 ..Default::default()
             })
             .await?;
-        Ok(prune_group(&group, &inventories, &plan, &leased, now))
+        Ok(prune_group(group, inventories, plan, &leased, now))
     }
 }
