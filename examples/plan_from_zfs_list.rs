@@ -60,6 +60,7 @@ fn run(paths: &[PathBuf]) -> Result<(), Box<dyn Error>> {
             dataset_root: None,
         };
         inventories.push(MemberInventory {
+            bookmarks: Vec::new(),
             system,
             member,
             snapshots,
