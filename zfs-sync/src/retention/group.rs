@@ -267,3 +267,84 @@ pub fn prune_group(
         datasets,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Capabilities, Member};
+    use crate::testing::fixtures::{epoch, snapshot, system};
+
+    fn inventory(
+        id: u128,
+        caps: Option<Capabilities>,
+        snaps: Vec<crate::model::Snapshot>,
+    ) -> MemberInventory {
+        let mut sys = system(Uuid::from_u128(id), &format!("h{id}"));
+        sys.capabilities = caps;
+        MemberInventory {
+            system: sys,
+            member: Member {
+                system_id: Uuid::from_u128(id),
+                dataset_root: None,
+            },
+            snapshots: snaps,
+            resume_tokens: Vec::new(),
+            datasets: Vec::new(),
+            bookmarks: Vec::new(),
+        }
+    }
+
+    /// Tags are known only where the host lists them: a host whose capabilities say it
+    /// cannot (zfs-fuse) gives `None` even if tags were stored.
+    #[test]
+    fn reported_holds_are_per_system_dataset_and_snapshot() {
+        let snap = |id: u128, name: &str, holds: Option<Vec<&str>>| {
+            let mut s = snapshot(
+                Uuid::from_u128(id),
+                "tank",
+                "vm",
+                name,
+                Some(1),
+                Some(1),
+                epoch(),
+            );
+            s.holds = holds.map(|h| h.into_iter().map(String::from).collect());
+            s.userrefs = s.holds.as_ref().map(|h| h.len() as u32);
+            s
+        };
+        let fuse = Capabilities {
+            holds: false,
+            ..Capabilities::ALL
+        };
+        let invs = [
+            inventory(
+                1,
+                None,
+                vec![
+                    snap(1, "a", Some(vec!["zfs-sync:x:y", "other"])),
+                    snap(1, "b", Some(vec![])),
+                    snap(1, "c", None),
+                ],
+            ),
+            inventory(
+                2,
+                Some(fuse),
+                vec![snap(2, "a", Some(vec!["zfs-sync:x:y"]))],
+            ),
+        ];
+        let h = ReportedHolds::of(&invs);
+        let one = Uuid::from_u128(1);
+        let tags: Vec<&str> = h
+            .tags(one, "tank/vm", "a")
+            .unwrap()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(tags, ["other", "zfs-sync:x:y"]);
+        assert_eq!(h.has(one, "tank/vm", "a", "zfs-sync:x:y"), Some(true));
+        assert_eq!(h.has(one, "tank/vm", "b", "zfs-sync:x:y"), Some(false));
+        assert_eq!(h.tags(one, "tank/vm", "c"), None);
+        assert_eq!(h.tags(one, "tank/other", "a"), None);
+        assert_eq!(h.tags(Uuid::from_u128(2), "tank/vm", "a"), None);
+    }
+}
