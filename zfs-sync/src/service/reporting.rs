@@ -129,6 +129,7 @@ pub async fn report_snapshots(
 /// before anything is stored); sets the reported resume tokens and clears
 /// the stored ones within the scope that were not reported. `NotFound` when the system does
 /// not exist (and then nothing changes).
+#[allow(clippy::too_many_arguments)] // the parts of one report, each its own slice
 pub async fn replace_inventory(
     sync: &SyncService,
     system_id: Uuid,
