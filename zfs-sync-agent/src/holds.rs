@@ -7,13 +7,12 @@
 //! [`apply`] adds them to a parsed [`Inventory`]. Names are checked by the core.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 
 use zfs_sync::model::NewBookmark;
 use zfs_sync::names::BookmarkName;
 
 use crate::error::AgentError;
-use crate::zfs::{HostCaps, Inventory};
+use crate::zfs::{HostCaps, Inventory, run_text};
 
 /// At most this many snapshots per `zfs holds` run.
 const HOLDS_BATCH: usize = 500;
@@ -27,24 +26,6 @@ pub struct HoldsText {
     pub holds: Option<String>,
     /// `zfs list -H -p -t bookmark -o name,guid,createtxg,creation`; `None` without bookmarks.
     pub bookmarks: Option<String>,
-}
-
-fn run(argv: &[String]) -> Result<String, AgentError> {
-    let out = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| AgentError::Zfs(format!("cannot run zfs: {e}")))?;
-    if !out.status.success() {
-        return Err(AgentError::Zfs(format!(
-            "{} failed ({}): {}",
-            argv.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    String::from_utf8(out.stdout)
-        .map_err(|_| AgentError::Zfs(format!("{} printed bytes that are not UTF-8", argv[1])))
 }
 
 fn argv(words: &[&str]) -> Vec<String> {
@@ -93,7 +74,7 @@ pub fn bookmarks_argv() -> Vec<String> {
 /// Runs what the host supports: `userrefs` always, the tags of held snapshots where `zfs
 /// holds` exists, the bookmarks where the host has them.
 pub fn read(caps: &HostCaps) -> Result<HoldsText, AgentError> {
-    let userrefs = run(&userrefs_argv())?;
+    let userrefs = run_text(&userrefs_argv())?;
     let holds = if caps.list_holds {
         let counts = parse_userrefs(&userrefs);
         let held: Vec<&str> = counts
@@ -103,14 +84,14 @@ pub fn read(caps: &HostCaps) -> Result<HoldsText, AgentError> {
             .collect();
         let mut text = String::new();
         for a in holds_argvs(&held) {
-            text.push_str(&run(&a)?);
+            text.push_str(&run_text(&a)?);
         }
         Some(text)
     } else {
         None
     };
     let bookmarks = if caps.bookmarks && caps.list_parsable {
-        Some(run(&bookmarks_argv())?)
+        Some(run_text(&bookmarks_argv())?)
     } else {
         None
     };

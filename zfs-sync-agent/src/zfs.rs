@@ -309,7 +309,11 @@ pub fn parse_inventory(caps: &HostCaps, text: &str) -> Inventory {
 
 /// Runs the inventory listing and returns its raw text (parse it with [`parse_inventory`]).
 pub fn inventory_text(caps: &HostCaps) -> Result<String, AgentError> {
-    let argv = inventory_argv(caps);
+    run_text(&inventory_argv(caps))
+}
+
+/// Runs a `zfs` argv and returns what it printed (UTF-8), or the failure with its stderr.
+pub(crate) fn run_text(argv: &[String]) -> Result<String, AgentError> {
     let out = Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())

@@ -382,14 +382,20 @@ pub fn parse_time(field: impl std::fmt::Display, v: &Value) -> Result<DateTime<U
     }
 }
 
-fn parse_item(item: &dyn Fields, path: Path<'_>) -> Result<(NewSnapshot, Option<Uuid>), ApiError> {
+/// An item's (pool, dataset path, short name): `name` is the short name, or a full name with
+/// `delimiter` (`@` or `#`), which then must agree with `pool`/`dataset` if given.
+fn item_names(
+    item: &dyn Fields,
+    path: Path<'_>,
+    delimiter: char,
+    full_form: &str,
+) -> Result<(String, Option<String>, String), ApiError> {
     let name = str_field(item, "name", path)?
         .ok_or_else(|| ApiError::invalid(format!("{path}.name"), "is required"))?;
     let mut pool = str_field(item, "pool", path)?.map(str::to_string);
     let mut dataset = str_field(item, "dataset", path)?.map(str::to_string);
     let mut short = name.to_string();
-    if let Some((ds, snap)) = name.split_once('@') {
-        // A full `pool/dataset@snap`: split it, and check it agrees with pool/dataset if given.
+    if let Some((ds, snap)) = name.split_once(delimiter) {
         let (p, d) = ds.split_once('/').unwrap_or((ds, ""));
         if pool.as_deref().is_some_and(|x| x != p) || dataset.as_deref().is_some_and(|x| x != d) {
             return Err(ApiError::invalid(
@@ -406,15 +412,25 @@ fn parse_item(item: &dyn Fields, path: Path<'_>) -> Result<(NewSnapshot, Option<
     let pool = pool.ok_or_else(|| {
         ApiError::invalid(
             format!("{path}.pool"),
-            "is required (or give a full pool/dataset@snap name)",
+            format!("is required (or give a full {full_form} name)"),
         )
     })?;
+    Ok((pool, dataset, short))
+}
+
+/// An item's `timestamp` (alias `creation`), required.
+fn required_time(item: &dyn Fields, path: Path<'_>) -> Result<DateTime<Utc>, ApiError> {
     let time = item
         .field("timestamp")
         .filter(|v| !v.is_null())
         .or_else(|| item.field("creation").filter(|v| !v.is_null()))
         .ok_or_else(|| ApiError::invalid(format!("{path}.timestamp"), "is required"))?;
-    let creation = parse_time(FieldPath(path, "timestamp"), time)?;
+    parse_time(FieldPath(path, "timestamp"), time)
+}
+
+fn parse_item(item: &dyn Fields, path: Path<'_>) -> Result<(NewSnapshot, Option<Uuid>), ApiError> {
+    let (pool, dataset, short) = item_names(item, path, '@', "pool/dataset@snap")?;
+    let creation = required_time(item, path)?;
     let used = match u64_field(item, "used", path)? {
         Some(u) => Some(u),
         None => u64_field(item, "size", path)?,
@@ -617,36 +633,7 @@ fn item_kind(item: &dyn Fields, path: Path<'_>) -> Result<ItemKind, ApiError> {
 /// A bookmark item: `name` is the short name or a full `pool/dataset#mark`; `guid` and
 /// `timestamp` (the bookmarked snapshot's) are required.
 fn parse_bookmark_item(item: &dyn Fields, path: Path<'_>) -> Result<NewBookmark, ApiError> {
-    let name = str_field(item, "name", path)?
-        .ok_or_else(|| ApiError::invalid(format!("{path}.name"), "is required"))?;
-    let mut pool = str_field(item, "pool", path)?.map(str::to_string);
-    let mut dataset = str_field(item, "dataset", path)?.map(str::to_string);
-    let mut short = name.to_string();
-    if let Some((ds, mark)) = name.split_once('#') {
-        let (p, d) = ds.split_once('/').unwrap_or((ds, ""));
-        if pool.as_deref().is_some_and(|x| x != p) || dataset.as_deref().is_some_and(|x| x != d) {
-            return Err(ApiError::invalid(
-                format!("{path}.name"),
-                format!(
-                    "full name {name:?} names another dataset than pool {pool:?} / dataset {dataset:?}"
-                ),
-            ));
-        }
-        pool = Some(p.to_string());
-        dataset = Some(d.to_string());
-        short = mark.to_string();
-    }
-    let pool = pool.ok_or_else(|| {
-        ApiError::invalid(
-            format!("{path}.pool"),
-            "is required (or give a full pool/dataset#mark name)",
-        )
-    })?;
-    let time = item
-        .field("timestamp")
-        .filter(|v| !v.is_null())
-        .or_else(|| item.field("creation").filter(|v| !v.is_null()))
-        .ok_or_else(|| ApiError::invalid(format!("{path}.timestamp"), "is required"))?;
+    let (pool, dataset, short) = item_names(item, path, '#', "pool/dataset#mark")?;
     let bookmark = NewBookmark {
         pool,
         dataset: dataset.unwrap_or_default(),
@@ -658,7 +645,7 @@ fn parse_bookmark_item(item: &dyn Fields, path: Path<'_>) -> Result<NewBookmark,
             )
         })?,
         createtxg: u64_field(item, "createtxg", path)?,
-        creation: parse_time(FieldPath(path, "timestamp"), time)?,
+        creation: required_time(item, path)?,
     };
     bookmark
         .validate()
