@@ -290,6 +290,58 @@ async fn upsert_datasets<C: GenericClient>(
     Ok(())
 }
 
+/// Deletes the system's rows of `table` (`snapshots` or `bookmarks`: keyed by pool, dataset
+/// and name) within `scope` whose key is not among `keep`; returns how many.
+async fn delete_absent<'k, C: GenericClient>(
+    c: &C,
+    table: &str,
+    system_id: Uuid,
+    scope: &InventoryScope,
+    keep: impl Iterator<Item = (&'k str, &'k str, &'k str)>,
+) -> Result<u64> {
+    let (mut pools, mut datasets, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    for (p, d, n) in keep {
+        pools.push(p);
+        datasets.push(d);
+        names.push(n);
+    }
+    let absent = "NOT EXISTS (SELECT 1 FROM UNNEST($2::text[], $3::text[], $4::text[]) AS k(pool, dataset, name)
+                              WHERE k.pool = s.pool AND k.dataset = s.dataset AND k.name = s.name)";
+    match scope {
+        InventoryScope::All => {
+            execute(
+                c,
+                &format!("DELETE FROM {table} s WHERE s.system_id = $1 AND {absent}"),
+                &[&system_id, &pools, &datasets, &names],
+            )
+            .await
+        }
+        InventoryScope::Datasets(full) => {
+            let (scope_pools, scope_paths): (Vec<&str>, Vec<&str>) = full
+                .iter()
+                .map(|f| f.split_once('/').unwrap_or((f.as_str(), "")))
+                .unzip();
+            execute(
+                c,
+                &format!(
+                    "DELETE FROM {table} s WHERE s.system_id = $1
+                     AND (s.pool, s.dataset) IN (SELECT * FROM UNNEST($5::text[], $6::text[]))
+                     AND {absent}"
+                ),
+                &[
+                    &system_id,
+                    &pools,
+                    &datasets,
+                    &names,
+                    &scope_pools,
+                    &scope_paths,
+                ],
+            )
+            .await
+        }
+    }
+}
+
 #[async_trait]
 impl SnapshotStore for PostgresStore {
     async fn upsert_snapshots(
@@ -322,44 +374,16 @@ impl SnapshotStore for PostgresStore {
         let tx = client.transaction().await.map_err(map_err)?;
         // Locks the system's row: two concurrent replacements of one inventory serialize.
         let has_rows = bump_inventory(&tx, system_id).await?;
-        let pools: Vec<&str> = items.iter().map(|i| i.pool.as_str()).collect();
-        let datasets: Vec<&str> = items.iter().map(|i| i.dataset.as_str()).collect();
-        let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
-        let absent = "NOT EXISTS (SELECT 1 FROM UNNEST($2::text[], $3::text[], $4::text[]) AS k(pool, dataset, name)
-                                  WHERE k.pool = s.pool AND k.dataset = s.dataset AND k.name = s.name)";
-        let deleted = match scope {
-            InventoryScope::All => {
-                execute(
-                    &tx,
-                    &format!("DELETE FROM snapshots s WHERE s.system_id = $1 AND {absent}"),
-                    &[&system_id, &pools, &datasets, &names],
-                )
-                .await?
-            }
-            InventoryScope::Datasets(full) => {
-                let (scope_pools, scope_paths): (Vec<&str>, Vec<&str>) = full
-                    .iter()
-                    .map(|f| f.split_once('/').unwrap_or((f.as_str(), "")))
-                    .unzip();
-                execute(
-                    &tx,
-                    &format!(
-                        "DELETE FROM snapshots s WHERE s.system_id = $1
-                         AND (s.pool, s.dataset) IN (SELECT * FROM UNNEST($5::text[], $6::text[]))
-                         AND {absent}"
-                    ),
-                    &[
-                        &system_id,
-                        &pools,
-                        &datasets,
-                        &names,
-                        &scope_pools,
-                        &scope_paths,
-                    ],
-                )
-                .await?
-            }
-        };
+        let deleted = delete_absent(
+            &tx,
+            "snapshots",
+            system_id,
+            scope,
+            items
+                .iter()
+                .map(|i| (i.pool.as_str(), i.dataset.as_str(), i.name.as_str())),
+        )
+        .await?;
         let upserted = upsert_batch(&tx, system_id, &items, now, has_rows)
             .await?
             .len() as u64;
@@ -431,45 +455,24 @@ impl SnapshotStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         bump_inventory(&tx, system_id).await?;
-        let pools: Vec<&str> = bookmarks.iter().map(|b| b.pool.as_str()).collect();
-        let paths: Vec<&str> = bookmarks.iter().map(|b| b.dataset.as_str()).collect();
-        let names: Vec<&str> = bookmarks.iter().map(|b| b.name.as_str()).collect();
-        let absent = "NOT EXISTS (SELECT 1 FROM UNNEST($2::text[], $3::text[], $4::text[]) AS k(pool, dataset, name)
-                                  WHERE k.pool = b.pool AND k.dataset = b.dataset AND k.name = b.name)";
         let deleted = match replace {
             None => 0,
-            Some(InventoryScope::All) => {
-                execute(
+            Some(scope) => {
+                delete_absent(
                     &tx,
-                    &format!("DELETE FROM bookmarks b WHERE b.system_id = $1 AND {absent}"),
-                    &[&system_id, &pools, &paths, &names],
-                )
-                .await?
-            }
-            Some(InventoryScope::Datasets(full)) => {
-                let (scope_pools, scope_paths): (Vec<&str>, Vec<&str>) = full
-                    .iter()
-                    .map(|f| f.split_once('/').unwrap_or((f.as_str(), "")))
-                    .unzip();
-                execute(
-                    &tx,
-                    &format!(
-                        "DELETE FROM bookmarks b WHERE b.system_id = $1
-                         AND (b.pool, b.dataset) IN (SELECT * FROM UNNEST($5::text[], $6::text[]))
-                         AND {absent}"
-                    ),
-                    &[
-                        &system_id,
-                        &pools,
-                        &paths,
-                        &names,
-                        &scope_pools,
-                        &scope_paths,
-                    ],
+                    "bookmarks",
+                    system_id,
+                    scope,
+                    bookmarks
+                        .iter()
+                        .map(|b| (b.pool.as_str(), b.dataset.as_str(), b.name.as_str())),
                 )
                 .await?
             }
         };
+        let pools: Vec<&str> = bookmarks.iter().map(|b| b.pool.as_str()).collect();
+        let paths: Vec<&str> = bookmarks.iter().map(|b| b.dataset.as_str()).collect();
+        let names: Vec<&str> = bookmarks.iter().map(|b| b.name.as_str()).collect();
         if !bookmarks.is_empty() {
             let guids: Vec<i64> = bookmarks.iter().map(|b| i64_bits(b.guid)).collect();
             let txgs: Vec<Option<i64>> = bookmarks.iter().map(|b| opt_i64(b.createtxg)).collect();
