@@ -60,12 +60,12 @@ fn run(paths: &[PathBuf]) -> Result<(), Box<dyn Error>> {
             dataset_root: None,
         };
         inventories.push(MemberInventory {
-            bookmarks: Vec::new(),
             system,
             member,
             snapshots,
             resume_tokens: vec![],
             datasets: vec![],
+            bookmarks: vec![],
         });
     }
     let group = sync_group(&inventories, now);
