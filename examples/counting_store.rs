@@ -183,6 +183,27 @@ impl<S: Store> SnapshotStore for CountingStore<S> {
         self.inner.datasets_of_systems(system_ids).await
     }
 
+    async fn store_bookmarks(
+        &self,
+        system_id: Uuid,
+        replace: Option<&InventoryScope>,
+        bookmarks: &[zfs_sync::model::NewBookmark],
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64)> {
+        self.count("SnapshotStore", "store_bookmarks");
+        self.inner
+            .store_bookmarks(system_id, replace, bookmarks, now)
+            .await
+    }
+
+    async fn bookmarks_of_systems(
+        &self,
+        system_ids: &[Uuid],
+    ) -> Result<Vec<zfs_sync::model::Bookmark>> {
+        self.count("SnapshotStore", "bookmarks_of_systems");
+        self.inner.bookmarks_of_systems(system_ids).await
+    }
+
     async fn query_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>> {
         self.count("SnapshotStore", "query_snapshots");
         self.inner.query_snapshots(query).await

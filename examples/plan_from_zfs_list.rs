@@ -65,6 +65,7 @@ fn run(paths: &[PathBuf]) -> Result<(), Box<dyn Error>> {
             snapshots,
             resume_tokens: vec![],
             datasets: vec![],
+            bookmarks: vec![],
         });
     }
     let group = sync_group(&inventories, now);

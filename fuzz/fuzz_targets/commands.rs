@@ -112,6 +112,8 @@ fn caps(c: Option<[bool; 5]>) -> Option<Capabilities> {
         raw_send: c[2],
         large_blocks: c[3],
         embedded_data: c[4],
+        // Neither changes the transfer commands this target checks.
+        ..Capabilities::ALL
     })
 }
 

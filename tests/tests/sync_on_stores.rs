@@ -18,6 +18,8 @@ use zfs_sync_storage::{StoreOptions, open_store};
 fn history(pool: &str, n: u64) -> Vec<NewSnapshot> {
     (0..n)
         .map(|i| NewSnapshot {
+            holds: None,
+            userrefs: None,
             pool: pool.into(),
             dataset: "vm1".into(),
             name: format!("auto-{i}"),

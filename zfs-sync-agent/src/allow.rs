@@ -608,6 +608,29 @@ mod tests {
         assert!(check_job(&j).unwrap_err().contains("canonically"));
     }
 
+    /// A bookmark is a `send -i` origin only of the job's own source dataset, and never an
+    /// `-I` origin (ZFS refuses it; the planner chains `-i` steps instead).
+    #[test]
+    fn a_bookmark_base_is_allowed_only_for_the_jobs_source() {
+        let send = |origin: &str, flag: &str| {
+            vec![
+                v(&["zfs", "send", flag, origin, "tank/vm@b"]),
+                v(&[
+                    "ssh",
+                    "-o",
+                    "BatchMode=yes",
+                    "backup1",
+                    "zfs receive -s backup/vm",
+                ]),
+            ]
+        };
+        assert!(check_job(&push_job(vec![send("tank/vm#a", "-i")])).is_ok());
+        let other = check_job(&push_job(vec![send("tank/other#a", "-i")])).unwrap_err();
+        assert!(other.contains("other than the job's source"), "{other}");
+        assert!(check_job(&push_job(vec![send("tank/vm#a", "-I")])).is_err());
+        assert!(check_job(&push_job(vec![send("tank/vm#a;rm", "-i")])).is_err());
+    }
+
     #[test]
     fn hostile_shapes_are_refused() {
         let refuse = |argv: Vec<Vec<String>>, want: &str| {

@@ -165,9 +165,10 @@ impl<'a> Agent<'a> {
     /// scope), so an unchanged host neither parses nor serializes its inventory.
     pub fn report(&self) -> Result<bool, AgentError> {
         let text = zfs::inventory_text(&self.caps)?;
+        let holds = crate::holds::read(&self.caps)?;
         let digest = hex::encode(Sha256::digest(
             format!(
-                "{}\n{}\n{:?}\n{:?}\n{text}",
+                "{}\n{}\n{:?}\n{:?}\n{holds:?}\n{text}",
                 self.settings.api_base, self.me, self.settings.datasets, self.caps
             )
             .as_bytes(),
@@ -182,8 +183,9 @@ impl<'a> Agent<'a> {
             tracing::debug!("inventory unchanged; report skipped");
             return Ok(false);
         }
-        let inv = zfs::parse_inventory(&self.caps, &text);
+        let mut inv = zfs::parse_inventory(&self.caps, &text);
         drop(text);
+        crate::holds::apply(&mut inv, &holds);
         for s in &inv.skipped {
             tracing::warn!(line = %s, "inventory line skipped");
         }

@@ -17,6 +17,7 @@ pub mod client;
 pub mod cycle;
 pub mod enroll;
 pub mod error;
+pub mod holds;
 pub mod runner;
 pub mod settings;
 pub mod views;

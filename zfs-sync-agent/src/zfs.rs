@@ -27,7 +27,10 @@ pub struct HostCaps {
     pub large_blocks: bool,
     pub embedded_data: bool,
     pub bookmarks: bool,
+    /// `zfs hold` and `zfs release` (zfs-fuse has them too).
     pub holds: bool,
+    /// `zfs holds` lists hold tags (zfs-fuse cannot: it reports `userrefs` only).
+    pub list_holds: bool,
     /// `zfs receive -u` (zfs-fuse has no such flag).
     pub receive_unmounted: bool,
 }
@@ -41,6 +44,8 @@ impl HostCaps {
             raw_send: self.raw_send,
             large_blocks: self.large_blocks,
             embedded_data: self.embedded_data,
+            bookmarks: self.bookmarks,
+            holds: self.list_holds,
         }
     }
 
@@ -52,6 +57,8 @@ impl HostCaps {
             "raw_send": self.raw_send,
             "large_blocks": self.large_blocks,
             "embedded_data": self.embedded_data,
+            "bookmarks": self.bookmarks,
+            "holds": self.list_holds,
         })
     }
 }
@@ -91,6 +98,9 @@ pub fn parse_usage(usage: &str) -> HostCaps {
     let (list, _) = usage_flags(usage, "list");
     let (_, bookmarks) = usage_flags(usage, "bookmark");
     let (_, holds) = usage_flags(usage, "hold");
+    // zfs-fuse prints `holds [-r]` but runs it through a Python helper it does not ship:
+    // only a `zfs holds` with `-H` (OpenZFS) is used.
+    let (holds_flags, list_holds) = usage_flags(usage, "holds");
     HostCaps {
         list_parsable: list.contains('p'),
         resumable_receive: receive.contains('s') && send.contains('t'),
@@ -100,6 +110,7 @@ pub fn parse_usage(usage: &str) -> HostCaps {
         embedded_data: send.contains('e'),
         bookmarks,
         holds,
+        list_holds: list_holds && holds_flags.contains('H'),
         receive_unmounted: receive.contains('u'),
     }
 }
@@ -160,6 +171,8 @@ pub struct DatasetRow {
 pub struct Inventory {
     pub datasets: Vec<DatasetRow>,
     pub snapshots: Vec<NewSnapshot>,
+    /// The bookmarks (hosts that have them; see [`crate::holds`]).
+    pub bookmarks: Vec<zfs_sync::model::NewBookmark>,
     /// Lines that could not be read (reported in the log, never sent).
     pub skipped: Vec<String>,
 }
@@ -296,7 +309,11 @@ pub fn parse_inventory(caps: &HostCaps, text: &str) -> Inventory {
 
 /// Runs the inventory listing and returns its raw text (parse it with [`parse_inventory`]).
 pub fn inventory_text(caps: &HostCaps) -> Result<String, AgentError> {
-    let argv = inventory_argv(caps);
+    run_text(&inventory_argv(caps))
+}
+
+/// Runs a `zfs` argv and returns what it printed (UTF-8), or the failure with its stderr.
+pub(crate) fn run_text(argv: &[String]) -> Result<String, AgentError> {
     let out = Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
@@ -373,7 +390,29 @@ pub fn report_body(caps: &HostCaps, inv: &Inventory, keep: &dyn Fn(&str) -> bool
                     if let Some(t) = s.createtxg {
                         item["createtxg"] = json!(t);
                     }
+                    if let Some(n) = s.userrefs {
+                        item["userrefs"] = json!(n);
+                    }
+                    if let Some(h) = &s.holds {
+                        item["holds"] = json!(h);
+                    }
                     item
+                }),
+        )
+        .chain(
+            inv.bookmarks
+                .iter()
+                .filter(|b| keep(&b.dataset_name()))
+                .map(|b| {
+                    json!({
+                        "type": "bookmark",
+                        "pool": b.pool,
+                        "dataset": b.dataset,
+                        "name": b.name,
+                        "guid": b.guid.to_string(),
+                        "createtxg": b.createtxg,
+                        "timestamp": b.creation.timestamp(),
+                    })
                 }),
         )
         .collect();
@@ -405,13 +444,15 @@ mod tests {
         \tsend [-DnVvPe] -t <receive_resume_token>\n\
         \treceive [-FhMnsuv] [-o <property>=<value>] ... [-x <property>] ...\n\
         \tbookmark <snapshot|bookmark> <newbookmark>\n\
-        \thold [-r] <tag> <snapshot> ...\n";
+        \thold [-r] <tag> <snapshot> ...\n\
+        \tholds [-rHp] <snapshot> ...\n";
     const ZFS_FUSE: &str = "usage: zfs command args ...\n\
         \tlist [-rH][-d max] [-o property[,...]] [-t type[,...]] [-s property] ...\n\
         \tsend [-RDp] [-[iI] snapshot] <snapshot>\n\
         \treceive [-vnF] <filesystem|volume|snapshot>\n\
         \treceive [-vnF] -d <filesystem>\n\
-        \thold [-r] <tag> <snapshot> ...\n";
+        \thold [-r] <tag> <snapshot> ...\n\
+        \tholds [-r] <snapshot> ...\n";
 
     #[test]
     fn usage_of_openzfs_and_zfs_fuse() {
@@ -422,7 +463,8 @@ mod tests {
         let f = parse_usage(ZFS_FUSE);
         assert!(!f.list_parsable && !f.resumable_receive && !f.compressed_send);
         assert!(!f.raw_send && !f.large_blocks && !f.embedded_data && !f.bookmarks);
-        assert!(f.holds);
+        assert!(f.holds && !f.list_holds && o.list_holds);
+        assert!(!f.capabilities().holds && !f.capabilities().bookmarks);
         assert!(o.receive_unmounted && !f.receive_unmounted);
     }
 

@@ -11,7 +11,7 @@ use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, ParseResult, ToJSON, Type};
 use serde_json::{Map, Value};
 use uuid::Uuid;
-use zfs_sync::model::{DatasetKind, NewDataset, NewSnapshot};
+use zfs_sync::model::{DatasetKind, NewBookmark, NewDataset, NewSnapshot};
 
 use crate::error::ApiError;
 use crate::wire::metadata_of;
@@ -60,15 +60,17 @@ macro_rules! raw_json_body {
     };
 }
 
-/// One item of a report: a snapshot (the default), or a dataset (`"type": "filesystem"` or
-/// `"volume"`) with or without snapshots. A snapshot needs `name` and `timestamp`, and `pool`
+/// One item of a report: a snapshot (the default), a dataset (`"type": "filesystem"` or
+/// `"volume"`) with or without snapshots, or a bookmark (`"type": "bookmark"`: `name` is
+/// the short name after `#` or a full `pool/dataset#mark`; `guid` and `timestamp`, the
+/// bookmarked snapshot's, are required). A snapshot needs `name` and `timestamp`, and `pool`
 /// unless `name` is a full `pool/dataset@snap`. A dataset needs only `name`, its full name
 /// (`pool/path`, or `pool`); `timestamp`/`creation`, `guid`, `createtxg`, `used`,
 /// `referenced` and `receive_resume_token` are optional (report `used`: a target dataset
 /// of unknown size is never overwritten).
 #[derive(Debug, Object)]
 pub struct SnapshotReport {
-    /// `snapshot` (default), `filesystem` or `volume`.
+    /// `snapshot` (default), `filesystem`, `volume` or `bookmark`.
     #[oai(rename = "type", nullable)]
     pub kind: Option<String>,
     /// The short name after `@`, or a full `pool/dataset@snap` (then split); for a dataset,
@@ -106,6 +108,13 @@ pub struct SnapshotReport {
     /// A dataset's interrupted receive (`zfs get receive_resume_token`); `-` or empty: none.
     #[oai(nullable)]
     pub receive_resume_token: Option<String>,
+    /// A snapshot's hold count (`zfs get -Hp userrefs`), string or number; absent: unknown.
+    #[oai(nullable)]
+    pub userrefs: Option<Value>,
+    /// A snapshot's hold tags (`zfs holds -H`), each 1-255 bytes without NUL; absent: the host
+    /// cannot list them (zfs-fuse) or did not. A complete inventory replaces them.
+    #[oai(nullable)]
+    pub holds: Option<Vec<String>>,
 }
 
 /// A dataset's `receive_resume_token` (the target of an interrupted `zfs receive -s`).
@@ -168,6 +177,8 @@ pub struct ParsedReport {
     pub snapshots: Vec<NewSnapshot>,
     /// The items of type `filesystem` or `volume`.
     pub datasets: Vec<NewDataset>,
+    /// The items of type `bookmark`.
+    pub bookmarks: Vec<NewBookmark>,
     pub resume_tokens: Vec<(String, String, Option<String>)>,
     /// `(index, system_id)` of items that named a system.
     pub named_systems: Vec<(usize, Uuid)>,
@@ -207,6 +218,8 @@ pub struct ReportItem {
     extra_metadata: Option<Value>,
     metadata: Option<Value>,
     system_id: Option<Value>,
+    userrefs: Option<Value>,
+    holds: Option<Value>,
 }
 
 impl Fields for ReportItem {
@@ -227,6 +240,8 @@ impl Fields for ReportItem {
             "extra_metadata" => self.extra_metadata.as_ref(),
             "metadata" => self.metadata.as_ref(),
             "system_id" => self.system_id.as_ref(),
+            "userrefs" => self.userrefs.as_ref(),
+            "holds" => self.holds.as_ref(),
             _ => None,
         }
     }
@@ -367,14 +382,20 @@ pub fn parse_time(field: impl std::fmt::Display, v: &Value) -> Result<DateTime<U
     }
 }
 
-fn parse_item(item: &dyn Fields, path: Path<'_>) -> Result<(NewSnapshot, Option<Uuid>), ApiError> {
+/// An item's (pool, dataset path, short name): `name` is the short name, or a full name with
+/// `delimiter` (`@` or `#`), which then must agree with `pool`/`dataset` if given.
+fn item_names(
+    item: &dyn Fields,
+    path: Path<'_>,
+    delimiter: char,
+    full_form: &str,
+) -> Result<(String, Option<String>, String), ApiError> {
     let name = str_field(item, "name", path)?
         .ok_or_else(|| ApiError::invalid(format!("{path}.name"), "is required"))?;
     let mut pool = str_field(item, "pool", path)?.map(str::to_string);
     let mut dataset = str_field(item, "dataset", path)?.map(str::to_string);
     let mut short = name.to_string();
-    if let Some((ds, snap)) = name.split_once('@') {
-        // A full `pool/dataset@snap`: split it, and check it agrees with pool/dataset if given.
+    if let Some((ds, snap)) = name.split_once(delimiter) {
         let (p, d) = ds.split_once('/').unwrap_or((ds, ""));
         if pool.as_deref().is_some_and(|x| x != p) || dataset.as_deref().is_some_and(|x| x != d) {
             return Err(ApiError::invalid(
@@ -391,15 +412,25 @@ fn parse_item(item: &dyn Fields, path: Path<'_>) -> Result<(NewSnapshot, Option<
     let pool = pool.ok_or_else(|| {
         ApiError::invalid(
             format!("{path}.pool"),
-            "is required (or give a full pool/dataset@snap name)",
+            format!("is required (or give a full {full_form} name)"),
         )
     })?;
+    Ok((pool, dataset, short))
+}
+
+/// An item's `timestamp` (alias `creation`), required.
+fn required_time(item: &dyn Fields, path: Path<'_>) -> Result<DateTime<Utc>, ApiError> {
     let time = item
         .field("timestamp")
         .filter(|v| !v.is_null())
         .or_else(|| item.field("creation").filter(|v| !v.is_null()))
         .ok_or_else(|| ApiError::invalid(format!("{path}.timestamp"), "is required"))?;
-    let creation = parse_time(FieldPath(path, "timestamp"), time)?;
+    parse_time(FieldPath(path, "timestamp"), time)
+}
+
+fn parse_item(item: &dyn Fields, path: Path<'_>) -> Result<(NewSnapshot, Option<Uuid>), ApiError> {
+    let (pool, dataset, short) = item_names(item, path, '@', "pool/dataset@snap")?;
+    let creation = required_time(item, path)?;
     let used = match u64_field(item, "used", path)? {
         Some(u) => Some(u),
         None => u64_field(item, "size", path)?,
@@ -426,6 +457,31 @@ fn parse_item(item: &dyn Fields, path: Path<'_>) -> Result<(NewSnapshot, Option<
             ));
         }
     };
+    let userrefs = u64_field(item, "userrefs", path)?
+        .map(|n| {
+            u32::try_from(n)
+                .map_err(|_| ApiError::invalid(format!("{path}.userrefs"), "must be below 2^32"))
+        })
+        .transpose()?;
+    let holds = match item.field("holds") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(tags)) => Some(
+            tags.iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    t.as_str().map(str::to_string).ok_or_else(|| {
+                        ApiError::invalid(format!("{path}.holds[{i}]"), "must be a string")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                format!("{path}.holds"),
+                "must be an array of hold tags (strings)",
+            ));
+        }
+    };
     let snap = NewSnapshot {
         pool,
         dataset: dataset.unwrap_or_default(),
@@ -436,6 +492,8 @@ fn parse_item(item: &dyn Fields, path: Path<'_>) -> Result<(NewSnapshot, Option<
         used: used.unwrap_or(0),
         referenced: u64_field(item, "referenced", path)?.unwrap_or(0),
         extra_metadata: extra,
+        userrefs,
+        holds,
     };
     snap.validate()
         .map_err(|e| ApiError::from(e.in_field(&path.to_string())))?;
@@ -473,6 +531,7 @@ fn parse_tsv(text: &str, max_items: usize) -> Result<ParsedReport, ApiError> {
     Ok(ParsedReport {
         snapshots: parsed.snapshots,
         datasets: parsed.datasets,
+        bookmarks: Vec::new(),
         resume_tokens,
         named_systems: Vec::new(),
     })
@@ -546,19 +605,52 @@ fn parse_dataset_item(
     Ok((dataset, token.map(str::to_string)))
 }
 
-/// The type of an item: `None` for a snapshot (the default).
-fn item_kind(item: &dyn Fields, path: Path<'_>) -> Result<Option<DatasetKind>, ApiError> {
+/// What a report item is.
+enum ItemKind {
+    Snapshot,
+    Dataset(DatasetKind),
+    Bookmark,
+}
+
+/// The type of an item (a snapshot by default).
+fn item_kind(item: &dyn Fields, path: Path<'_>) -> Result<ItemKind, ApiError> {
     match str_field(item, "type", path)? {
-        None | Some("snapshot") => Ok(None),
+        None | Some("snapshot") => Ok(ItemKind::Snapshot),
+        Some("bookmark") => Ok(ItemKind::Bookmark),
         Some(other) => DatasetKind::parse(&format!("{path}.type"), other)
-            .map(Some)
+            .map(ItemKind::Dataset)
             .map_err(|_| {
                 ApiError::invalid(
                     format!("{path}.type"),
-                    format!("unknown type {other:?}; expected snapshot, filesystem or volume"),
+                    format!(
+                        "unknown type {other:?}; expected snapshot, filesystem, volume or bookmark"
+                    ),
                 )
             }),
     }
+}
+
+/// A bookmark item: `name` is the short name or a full `pool/dataset#mark`; `guid` and
+/// `timestamp` (the bookmarked snapshot's) are required.
+fn parse_bookmark_item(item: &dyn Fields, path: Path<'_>) -> Result<NewBookmark, ApiError> {
+    let (pool, dataset, short) = item_names(item, path, '#', "pool/dataset#mark")?;
+    let bookmark = NewBookmark {
+        pool,
+        dataset: dataset.unwrap_or_default(),
+        name: short,
+        guid: u64_field(item, "guid", path)?.ok_or_else(|| {
+            ApiError::invalid(
+                format!("{path}.guid"),
+                "is required for a bookmark (its snapshot's GUID)",
+            )
+        })?,
+        createtxg: u64_field(item, "createtxg", path)?,
+        creation: required_time(item, path)?,
+    };
+    bookmark
+        .validate()
+        .map_err(|e| ApiError::from(e.in_field(&path.to_string())))?;
+    Ok(bookmark)
 }
 
 fn parse_tree(body: Value, max_items: usize, allow_empty: bool) -> Result<ParsedReport, ApiError> {
@@ -617,10 +709,26 @@ fn parse_items<T>(
     };
     let mut item_tokens = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut seen_bookmarks = std::collections::HashSet::new();
     for (i, v) in items.iter().enumerate() {
         let path = ItemPath(i);
         let item = fields(v, &path)?;
-        if let Some(kind) = item_kind(item, &path)? {
+        let kind = match item_kind(item, &path)? {
+            ItemKind::Snapshot => None,
+            ItemKind::Dataset(kind) => Some(kind),
+            ItemKind::Bookmark => {
+                let b = parse_bookmark_item(item, &path)?;
+                if !seen_bookmarks.insert((b.pool.clone(), b.dataset.clone(), b.name.clone())) {
+                    return Err(ApiError::invalid(
+                        format!("{path}.name"),
+                        format!("the bookmark {} is reported twice", b.full_name()),
+                    ));
+                }
+                out.bookmarks.push(b);
+                continue;
+            }
+        };
+        if let Some(kind) = kind {
             let (dataset, token) = parse_dataset_item(item, kind, &path)?;
             if !seen.insert((dataset.pool.clone(), dataset.dataset.clone())) {
                 return Err(ApiError::invalid(

@@ -57,7 +57,7 @@ async fn a_tsv_inventory_replaces_snapshots_and_datasets_and_plans_a_missing_par
     expect_reply(
         &r,
         expect![[
-            r#"200 {"datasets":3,"deleted":0,"resume_tokens_cleared":0,"resume_tokens_set":1,"scope":null,"system_id":"<id>","upserted":2}"#
+            r#"200 {"bookmarks":0,"bookmarks_deleted":0,"datasets":3,"deleted":0,"resume_tokens_cleared":0,"resume_tokens_set":1,"scope":null,"system_id":"<id>","upserted":2}"#
         ]],
     );
     // The spoke holds its pool only: `backup/r` is not known to exist, so the full send
@@ -274,7 +274,7 @@ async fn json_items_report_datasets_and_an_empty_target_is_overwritten_only_when
         )
         .await,
         expect![[
-            r#"422 invalid_input [snapshots[0].type] snapshots[0].type: unknown type "dataset"; expected snapshot, filesystem or volume"#
+            r#"422 invalid_input [snapshots[0].type] snapshots[0].type: unknown type "dataset"; expected snapshot, filesystem, volume or bookmark"#
         ]],
     );
     let twice =

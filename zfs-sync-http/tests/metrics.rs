@@ -39,6 +39,8 @@ fn snap(pool: &str, dataset: &str, name: &str, guid: u64, minutes_ago: i64) -> N
         used: 1000,
         referenced: 5000,
         extra_metadata: Default::default(),
+        userrefs: None,
+        holds: None,
     }
 }
 

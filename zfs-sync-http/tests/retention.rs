@@ -361,18 +361,23 @@ async fn prune_jobs_destroy_what_the_preview_says_and_holds_protect_the_base() {
         "{states:?}"
     );
 
-    // The hub: its transfer goes out with the hold of its base; while the transfer is out,
-    // nothing of the dataset is pruned there.
+    // The hub: its transfer goes out with the hold of its base and, the hub reporting
+    // bookmark support, a bookmark of it; while the transfer is out, nothing of the dataset
+    // is pruned there.
     let r = h.instructions(hub, "?maintenance=true", &hub_key).await;
     let got = entries(&r);
-    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got.len(), 3, "{got:?}");
     assert!(
-        got[0].starts_with(&format!(
+        got[0].starts_with("bookmark destructive=false: zfs bookmark tank/vm1@s3 'tank/vm1#s3'"),
+        "{got:?}"
+    );
+    assert!(
+        got[1].starts_with(&format!(
             "hold destructive=false: zfs hold {tag} tank/vm1@s3"
         )),
         "{got:?}"
     );
-    assert!(got[1].starts_with("incremental"), "{got:?}");
+    assert!(got[2].starts_with("incremental"), "{got:?}");
     let preview = h.admin("GET", &preview_path, None).await;
     assert_eq!(preview_destroys(&preview.body, hub), Vec::<String>::new());
 

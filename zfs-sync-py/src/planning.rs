@@ -117,6 +117,7 @@ impl PyInventory {
             })
             .collect();
         Ok(MemberInventory {
+            bookmarks: Vec::new(),
             system: self.system.clone(),
             member: member.clone(),
             snapshots: self

@@ -216,7 +216,7 @@ impl PyWitness {
         let now = now_or(now)?;
         let sync = self.sync.clone();
         let reported = block_on(py, async move {
-            reporting::report_snapshots(&sync, id, &items, &[], &tokens, now).await
+            reporting::report_snapshots(&sync, id, &items, &[], &[], &tokens, now).await
         })?;
         let stored = reconciled(py, reported)?;
         Ok(stored.iter().map(PySnapshot::from_stored).collect())
@@ -246,7 +246,7 @@ impl PyWitness {
         let store = self.store.clone();
         let replaced = block_on(py, async move {
             let id = systems::resolve(store.as_ref(), &r).await?;
-            reporting::replace_inventory(&sync, id, &scope, &items, &[], &tokens, now).await
+            reporting::replace_inventory(&sync, id, &scope, &items, &[], &[], &tokens, now).await
         })?;
         let r = reconciled(py, replaced)?;
         Ok((r.upserted, r.deleted))
@@ -287,6 +287,7 @@ impl PyWitness {
                 &scope,
                 &parsed.snapshots,
                 &parsed.datasets,
+                &[],
                 &tokens,
                 now,
             )

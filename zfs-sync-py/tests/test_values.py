@@ -127,6 +127,21 @@ def test_snapshot_round_trip_keeps_64_bit_guids() -> None:
     assert Snapshot.from_dict(api) == s
 
 
+def test_snapshot_holds_round_trip_and_bad_tags_name_the_field() -> None:
+    s = Snapshot("tank/a@s", creation=T0, userrefs=2, holds=["zfs-sync:ab:cd", "keep me"])
+    assert (s.userrefs, s.holds) == (2, ["zfs-sync:ab:cd", "keep me"])
+    d = s.to_dict()
+    assert (d["userrefs"], d["holds"]) == (2, ["zfs-sync:ab:cd", "keep me"])
+    assert Snapshot.from_dict(d) == s
+    plain = Snapshot("tank/a@s", creation=T0)
+    assert (plain.userrefs, plain.holds) == (None, None)
+    with pytest.raises(ValidationError) as e:
+        Snapshot("tank/a@s", creation=T0, holds=["ok", "x" * 256])
+    assert e.value.field == "holds[1]"
+    caps = System("h", capabilities={"holds": False}).capabilities
+    assert caps is not None and caps["holds"] is False and caps["bookmarks"] is True
+
+
 def test_snapshot_root_dataset() -> None:
     s = Snapshot("tank@s", creation=T0)
     assert s.dataset == "" and s.dataset_name == "tank" and s.full_name == "tank@s"

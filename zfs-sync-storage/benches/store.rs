@@ -51,6 +51,8 @@ fn t0() -> DateTime<Utc> {
 fn inventory(n: usize) -> Vec<NewSnapshot> {
     (0..n)
         .map(|i| NewSnapshot {
+            holds: None,
+            userrefs: None,
             pool: "tank".into(),
             dataset: format!("vms/vm{:03}", i % 100),
             name: format!("autosnap_2026-11-{:02}_{:06}_hourly", 1 + i / 100 % 28, i),

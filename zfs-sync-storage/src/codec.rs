@@ -179,6 +179,8 @@ mod tests {
     #[test]
     fn key_order_is_the_sorted_order() {
         let snap = |pool: &str, dataset: &str, name: &str| NewSnapshot {
+            holds: None,
+            userrefs: None,
             pool: pool.into(),
             dataset: dataset.into(),
             name: name.into(),

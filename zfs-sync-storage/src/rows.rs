@@ -6,10 +6,10 @@ use serde_json::Value;
 use uuid::Uuid;
 use zfs_sync::Result;
 use zfs_sync::model::{
-    ApiKeyRecord, Capabilities, ConflictKind, ConflictRecord, ConflictStatus, ConflictStrategy,
-    Dataset, DatasetKind, Job, JobProgress, JobStatus, JobStep, Metadata, NewDataset, Policy,
-    ReceiveOptions, Retention, SendFlags, Snapshot, SyncGroup, SyncState, SyncStatus, System,
-    TransferKind,
+    ApiKeyRecord, Bookmark, Capabilities, ConflictKind, ConflictRecord, ConflictStatus,
+    ConflictStrategy, Dataset, DatasetKind, Job, JobProgress, JobStatus, JobStep, Metadata,
+    NewBookmark, NewDataset, Policy, ReceiveOptions, Retention, SendFlags, Snapshot, SyncGroup,
+    SyncState, SyncStatus, System, TransferKind,
 };
 
 use crate::codec::{
@@ -81,11 +81,11 @@ pub(crate) fn key_row(r: &impl Columns) -> Result<ApiKeyRecord> {
     })
 }
 
-pub(crate) const SNAPSHOT_COLS: &str = "system_id, id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported";
+pub(crate) const SNAPSHOT_COLS: &str = "system_id, id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported, userrefs, holds";
 
 /// [`SNAPSHOT_COLS`] without `system_id`, for reads of one system's inventory (which know it):
 /// one column less to decode per row.
-pub(crate) const INVENTORY_COLS: &str = "id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported";
+pub(crate) const INVENTORY_COLS: &str = "id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported, userrefs, holds";
 
 pub(crate) fn snapshot_row(r: &impl Columns) -> Result<Snapshot> {
     inventory_row(r, r.uuid(0)?, 1)
@@ -107,6 +107,39 @@ pub(crate) fn inventory_row(r: &impl Columns, system_id: Uuid, first: usize) -> 
         referenced: r.u64(c(8))?,
         extra_metadata: r.metadata(c(9))?,
         last_reported: r.time(c(10))?,
+        userrefs: r
+            .opt_i64(c(11))?
+            .map(|n| u32::try_from(n).map_err(|_| corrupt("userrefs", n)))
+            .transpose()?,
+        holds: parse_holds(r.opt_text(c(12))?)?,
+    })
+}
+
+/// A snapshot's hold tags as stored: a JSON array of strings, `NULL` when unknown.
+pub(crate) fn holds_text(holds: Option<&[String]>) -> Option<String> {
+    holds.map(|h| serde_json::to_string(h).unwrap_or_else(|_| "[]".into()))
+}
+
+fn parse_holds(text: Option<String>) -> Result<Option<Vec<String>>> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt("holds", e)))
+        .transpose()
+}
+
+pub(crate) const BOOKMARK_COLS: &str =
+    "system_id, pool, dataset, name, guid, createtxg, creation, last_reported";
+
+pub(crate) fn bookmark_row(r: &impl Columns) -> Result<Bookmark> {
+    Ok(Bookmark {
+        system_id: r.uuid(0)?,
+        reported: NewBookmark {
+            pool: r.text(1)?,
+            dataset: r.text(2)?,
+            name: r.text(3)?,
+            guid: r.u64(4)?,
+            createtxg: r.opt_u64(5)?,
+            creation: r.time(6)?,
+        },
+        last_reported: r.time(7)?,
     })
 }
 

@@ -46,6 +46,8 @@ where
     old.create_system(&b).await.unwrap();
     let snaps: Vec<NewSnapshot> = (0..50u64)
         .map(|i| NewSnapshot {
+            holds: None,
+            userrefs: None,
             pool: "tank".into(),
             dataset: "vm1".into(),
             name: format!("daily-{i}"),
@@ -137,6 +139,8 @@ fn v1_snapshots(system_id: Uuid, items: &[NewSnapshot], t: DateTime<Utc>) -> Vec
     items
         .iter()
         .map(|n| Snapshot {
+            holds: None,
+            userrefs: None,
             id: Uuid::new_v4(),
             system_id,
             pool: n.pool.clone(),

@@ -320,6 +320,8 @@ fn parse_snapshot_fields(
     let used = optional_u64("used", used)?.unwrap_or(0);
     let referenced = optional_u64("referenced", referenced)?.unwrap_or(0);
     let snapshot = NewSnapshot {
+        holds: None,
+        userrefs: None,
         pool: pool.to_string(),
         dataset: path.to_string(),
         name: short.to_string(),
@@ -836,7 +838,7 @@ mod tests {
             used in any::<u64>(),
             referenced in any::<u64>(),
         ) -> NewSnapshot {
-            NewSnapshot {
+            NewSnapshot { holds: None, userrefs: None,
                 pool,
                 dataset: path.join("/"),
                 name,

@@ -27,6 +27,8 @@ struct World {
 
 fn snap(pool: &str, name: &str, guid: u64, hours: i64) -> NewSnapshot {
     NewSnapshot {
+        holds: None,
+        userrefs: None,
         pool: pool.into(),
         dataset: "vm1".into(),
         name: name.into(),

@@ -25,6 +25,8 @@ struct World {
 
 fn snap(pool: &str, dataset: &str, name: &str, guid: u64, txg: u64, hours: i64) -> NewSnapshot {
     NewSnapshot {
+        holds: None,
+        userrefs: None,
         pool: pool.into(),
         dataset: dataset.into(),
         name: name.into(),

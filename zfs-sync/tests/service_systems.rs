@@ -168,6 +168,8 @@ async fn a_system_key_marks_its_system_seen_at_most_once_per_interval() {
 
 fn snap(pool: &str, dataset: &str, name: &str, hours: i64) -> NewSnapshot {
     NewSnapshot {
+        holds: None,
+        userrefs: None,
         pool: pool.into(),
         dataset: dataset.into(),
         name: name.into(),

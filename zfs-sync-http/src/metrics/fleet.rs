@@ -478,6 +478,10 @@ mod tests {
             next_attempt_at: None,
             job_id: None,
             job_bytes: None,
+            base_protection: None,
+            base_is_bookmark: false,
+            pending_snapshots: 0,
+            pending_cap_reached: false,
         }
     }
 

@@ -346,6 +346,8 @@ class Snapshot:
         used: Optional[int] = None,
         referenced: Optional[int] = None,
         extra_metadata: Optional[Mapping[str, _Json]] = None,
+        userrefs: Optional[int] = None,
+        holds: Optional[List[str]] = None,
         id: Optional[_UuidLike] = None,
         system_id: Optional[_UuidLike] = None,
         last_reported: Optional[_TimeLike] = None,
@@ -375,6 +377,12 @@ class Snapshot:
     def referenced(self) -> int: ...
     @property
     def extra_metadata(self) -> Dict[str, _Json]: ...
+    @property
+    def userrefs(self) -> Optional[int]:
+        """How many holds the snapshot has; ``None``: not reported."""
+    @property
+    def holds(self) -> Optional[List[str]]:
+        """Its hold tags; ``None``: the host cannot list them (zfs-fuse) or did not."""
     @property
     def id(self) -> Optional[UUID]: ...
     @property

@@ -34,6 +34,8 @@ const SNAPSHOT_FIELDS: &[&str] = &[
     "used",
     "referenced",
     "extra_metadata",
+    "userrefs",
+    "holds",
     "id",
     "system_id",
     "last_reported",
@@ -43,7 +45,7 @@ const SNAPSHOT_FIELDS: &[&str] = &[
 impl PySnapshot {
     /// `name` is the short name, or a full `pool/path@name` when `pool` is not given.
     #[new]
-    #[pyo3(signature = (name, *, creation, pool=None, dataset=None, guid=None, createtxg=None, used=None, referenced=None, extra_metadata=None, id=None, system_id=None, last_reported=None))]
+    #[pyo3(signature = (name, *, creation, pool=None, dataset=None, guid=None, createtxg=None, used=None, referenced=None, extra_metadata=None, userrefs=None, holds=None, id=None, system_id=None, last_reported=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         name: &Bound<'_, PyAny>,
@@ -55,6 +57,8 @@ impl PySnapshot {
         used: Option<&Bound<'_, PyAny>>,
         referenced: Option<&Bound<'_, PyAny>>,
         extra_metadata: Option<&Bound<'_, PyAny>>,
+        userrefs: Option<&Bound<'_, PyAny>>,
+        holds: Option<Vec<String>>,
         id: Option<&Bound<'_, PyAny>>,
         system_id: Option<&Bound<'_, PyAny>>,
         last_reported: Option<&Bound<'_, PyAny>>,
@@ -96,6 +100,10 @@ impl PySnapshot {
             used: opt_u64(used, "used")?.unwrap_or(0),
             referenced: opt_u64(referenced, "referenced")?.unwrap_or(0),
             extra_metadata: metadata(extra_metadata, "extra_metadata")?,
+            userrefs: opt_u64(userrefs, "userrefs")?
+                .map(|n| u32::try_from(n).map_err(|_| invalid("userrefs", "must be below 2^32")))
+                .transpose()?,
+            holds,
         };
         snap.validate().map_err(core)?;
         Ok(PySnapshot {
@@ -174,6 +182,16 @@ impl PySnapshot {
     fn extra_metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         json_to_py(py, &Value::Object(self.snap.extra_metadata.clone()))
     }
+    /// How many holds the snapshot has (`userrefs`); `None`: not reported.
+    #[getter]
+    fn userrefs(&self) -> Option<u32> {
+        self.snap.userrefs
+    }
+    /// Its hold tags; `None`: the host cannot list them (zfs-fuse) or did not report them.
+    #[getter]
+    fn holds(&self) -> Option<Vec<String>> {
+        self.snap.holds.clone()
+    }
     #[getter]
     fn id(&self) -> Option<Uuid> {
         self.id
@@ -210,6 +228,8 @@ impl PySnapshot {
                 used: s.used,
                 referenced: s.referenced,
                 extra_metadata: s.extra_metadata.clone(),
+                userrefs: s.userrefs,
+                holds: s.holds.clone(),
             },
             id: Some(s.id),
             system_id: Some(s.system_id),
@@ -251,6 +271,8 @@ impl PySnapshot {
             used: s.used,
             referenced: s.referenced,
             extra_metadata: s.extra_metadata.clone(),
+            userrefs: s.userrefs,
+            holds: s.holds.clone(),
             last_reported: self.last_reported.unwrap_or(now),
         }
     }
@@ -267,6 +289,8 @@ impl PySnapshot {
             "used": s.used,
             "referenced": s.referenced,
             "extra_metadata": Value::Object(s.extra_metadata.clone()),
+            "userrefs": s.userrefs,
+            "holds": s.holds,
             "id": optional_json(self.id.map(|u| u.to_string())),
             "system_id": optional_json(self.system_id.map(|u| u.to_string())),
             "last_reported": time_json(self.last_reported),

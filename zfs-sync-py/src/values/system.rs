@@ -22,6 +22,8 @@ fn capabilities_json(c: &Capabilities) -> Value {
         "raw_send": c.raw_send,
         "large_blocks": c.large_blocks,
         "embedded_data": c.embedded_data,
+        "bookmarks": c.bookmarks,
+        "holds": c.holds,
     })
 }
 
@@ -42,10 +44,12 @@ fn capabilities(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Capabilities>
             "raw_send" => &mut c.raw_send,
             "large_blocks" => &mut c.large_blocks,
             "embedded_data" => &mut c.embedded_data,
+            "bookmarks" => &mut c.bookmarks,
+            "holds" => &mut c.holds,
             other => {
                 return Err(invalid(
                     format!("{field}.{other}"),
-                    "is not a capability; expected resumable_receive, compressed_send, raw_send, large_blocks or embedded_data",
+                    "is not a capability; expected resumable_receive, compressed_send, raw_send, large_blocks, embedded_data, bookmarks or holds",
                 ));
             }
         };

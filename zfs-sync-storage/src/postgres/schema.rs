@@ -36,6 +36,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0010_group_recovery_point_objective.sql",
     "0011_event_log.sql",
     "0012_maintenance_jobs.sql",
+    "0013_holds_and_bookmarks.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

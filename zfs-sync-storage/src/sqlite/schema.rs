@@ -31,6 +31,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0009_group_recovery_point_objective.sql",
     "0010_event_log.sql",
     "0011_maintenance_jobs.sql",
+    "0012_holds_and_bookmarks.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

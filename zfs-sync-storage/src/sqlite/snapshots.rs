@@ -7,11 +7,12 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use uuid::Uuid;
 use zfs_sync::model::{
-    Dataset, InventoryScope, NewDataset, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery,
+    Bookmark, Dataset, InventoryScope, NewBookmark, NewDataset, NewSnapshot, ResumeToken, Snapshot,
+    SnapshotQuery,
 };
 use zfs_sync::store::{
-    SnapshotStore, check_dataset_batch, check_items_in_scope, check_resume_token_input,
-    prepare_snapshot_batch, scope_covers,
+    SnapshotStore, check_bookmarks_input, check_dataset_batch, check_items_in_scope,
+    check_resume_token_input, prepare_snapshot_batch, scope_covers,
 };
 use zfs_sync::{Error, Result};
 
@@ -20,7 +21,8 @@ use crate::batch::inventories;
 use crate::codec::{i64_bits, key_order, metadata_text, micros, new_ids};
 use crate::filter::snapshot_filter;
 use crate::rows::{
-    DATASET_COLS, INVENTORY_COLS, SNAPSHOT_COLS, dataset_row, inventory_row, snapshot_row,
+    BOOKMARK_COLS, DATASET_COLS, INVENTORY_COLS, SNAPSHOT_COLS, bookmark_row, dataset_row,
+    holds_text, inventory_row, snapshot_row,
 };
 
 use super::error::map_err;
@@ -74,8 +76,8 @@ fn upsert_batch(
     let mut insert = tx
         .prepare_cached(
             "INSERT INTO snapshots (system_id, pool, dataset, name, id, guid, createtxg, creation, used, referenced,
-                                    extra_metadata, last_reported)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                    extra_metadata, last_reported, userrefs, holds)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (system_id, pool, dataset, name) DO NOTHING",
         )
         .map_err(map_err)?;
@@ -88,7 +90,7 @@ fn upsert_batch(
         .prepare_cached(
             // The insert's parameters: ?5 (the new id) is bound but unused.
             "UPDATE snapshots SET guid = ?6, createtxg = ?7, creation = ?8, used = ?9, referenced = ?10,
-                                  extra_metadata = ?11, last_reported = ?12
+                                  extra_metadata = ?11, last_reported = ?12, userrefs = ?13, holds = ?14
              WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3 AND name = ?4",
         )
         .map_err(map_err)?;
@@ -108,6 +110,7 @@ fn upsert_batch(
         let meta_json =
             (!item.extra_metadata.is_empty()).then(|| metadata_text(&item.extra_metadata));
         let meta = meta_json.as_deref().unwrap_or("{}");
+        let holds = holds_text(item.holds.as_deref());
         let row = params![
             blob(&system_id),
             item.pool,
@@ -121,6 +124,8 @@ fn upsert_batch(
             i64_bits(item.referenced),
             meta,
             now_us,
+            item.userrefs,
+            holds,
         ];
         let mut insert_row = || insert.execute(row).map(|n| n == 1).map_err(map_err);
         let id = if let Existing::Refreshed(id) = found[k] {
@@ -199,7 +204,7 @@ fn existing_rows(
     let mut found = vec![Existing::Unscanned; order.len()];
     let mut scan = tx
         .prepare_cached(
-            "SELECT name, id, guid, createtxg, creation, used, referenced, extra_metadata FROM snapshots
+            "SELECT name, id, guid, createtxg, creation, used, referenced, extra_metadata, userrefs, holds FROM snapshots
              WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3 AND name BETWEEN ?4 AND ?5
              ORDER BY name",
         )
@@ -247,7 +252,9 @@ fn existing_rows(
                         text_at(r, 7)? == "{}"
                     } else {
                         text_at(r, 7)? == metadata_text(&item.extra_metadata)
-                    };
+                    }
+                    && get::<Option<i64>>(r, 8)? == item.userrefs.map(i64::from)
+                    && get::<Option<String>>(r, 9)? == holds_text(item.holds.as_deref());
                 found[k] = if same {
                     unchanged += 1;
                     Existing::Refreshed(id)
@@ -440,6 +447,89 @@ impl SnapshotStore for SqliteStore {
         .await
     }
 
+    async fn store_bookmarks(
+        &self,
+        system_id: Uuid,
+        replace: Option<&InventoryScope>,
+        bookmarks: &[NewBookmark],
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64)> {
+        check_bookmarks_input(replace, bookmarks)?;
+        let bookmarks = bookmarks.to_vec();
+        let replace = replace.cloned();
+        self.write(move |tx| {
+            bump_inventory(tx, system_id)?;
+            let mut deleted = 0u64;
+            if let Some(scope) = &replace {
+                let listed: HashSet<(&str, &str, &str)> = bookmarks
+                    .iter()
+                    .map(|b| (b.pool.as_str(), b.dataset.as_str(), b.name.as_str()))
+                    .collect();
+                let stored = collect(
+                    tx,
+                    "SELECT pool, dataset, name FROM bookmarks WHERE system_id = ?1",
+                    [blob(&system_id)],
+                    |r| Ok((get::<String>(r, 0)?, get::<String>(r, 1)?, get::<String>(r, 2)?)),
+                )?;
+                let mut delete = tx
+                    .prepare_cached(
+                        "DELETE FROM bookmarks WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3 AND name = ?4",
+                    )
+                    .map_err(map_err)?;
+                for (p, d, n) in &stored {
+                    if scope_covers(scope, p, d)
+                        && !listed.contains(&(p.as_str(), d.as_str(), n.as_str()))
+                    {
+                        deleted += delete
+                            .execute(params![blob(&system_id), p, d, n])
+                            .map_err(map_err)? as u64;
+                    }
+                }
+            }
+            let mut upsert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO bookmarks ({BOOKMARK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (system_id, pool, dataset, name) DO UPDATE SET guid = excluded.guid,
+                     createtxg = excluded.createtxg, creation = excluded.creation,
+                     last_reported = excluded.last_reported"
+                ))
+                .map_err(map_err)?;
+            for b in &bookmarks {
+                upsert
+                    .execute(params![
+                        blob(&system_id),
+                        b.pool,
+                        b.dataset,
+                        b.name,
+                        i64_bits(b.guid),
+                        opt_u64(b.createtxg),
+                        micros(b.creation),
+                        micros(now),
+                    ])
+                    .map_err(map_err)?;
+            }
+            Ok((bookmarks.len() as u64, deleted))
+        })
+        .await
+    }
+
+    async fn bookmarks_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Bookmark>> {
+        let ids = distinct(system_ids.iter().copied());
+        self.read(move |c| {
+            let mut out = Vec::new();
+            for id in ids {
+                out.extend(collect(
+                    c,
+                    &format!("SELECT {BOOKMARK_COLS} FROM bookmarks WHERE system_id = ?1"),
+                    [blob(&id)],
+                    |r| bookmark_row(r),
+                )?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn query_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>> {
         let (f, page) = snapshot_filter(query);
         let sql = format!(
@@ -512,7 +602,12 @@ impl SnapshotStore for SqliteStore {
                 .map_err(map_err)?
                 .execute([blob(&system_id)])
                 .map_err(map_err)?;
-            if n > 0 || datasets > 0 {
+            let bookmarks = tx
+                .prepare_cached("DELETE FROM bookmarks WHERE system_id = ?1")
+                .map_err(map_err)?
+                .execute([blob(&system_id)])
+                .map_err(map_err)?;
+            if n > 0 || datasets > 0 || bookmarks > 0 {
                 bump_inventory(tx, system_id)?;
             }
             Ok(n as u64)

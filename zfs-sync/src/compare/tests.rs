@@ -307,7 +307,7 @@ proptest::proptest! {
         let inventories: Vec<MemberInventory> = hosts
             .iter()
             .zip(&members)
-            .map(|(snaps, m)| MemberInventory {
+            .map(|(snaps, m)| MemberInventory { bookmarks: Vec::new(),
                 system: crate::testing::fixtures::system(m.system_id, "h"),
                 member: m.clone(),
                 snapshots: snaps
@@ -361,6 +361,7 @@ fn histories_of_an_index_take_the_fast_path() {
         },
     ];
     let inv = |m: &Member, names: &[&str]| MemberInventory {
+        bookmarks: Vec::new(),
         system: crate::testing::fixtures::system(m.system_id, "h"),
         member: m.clone(),
         snapshots: names

@@ -46,6 +46,24 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// What keeps an edge's incremental base from being destroyed, strongest first.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum BaseProtection ("base protection", expected) {
+        /// The source's base snapshot carries the edge's hold tag (or, on a host that cannot
+        /// list tags, some hold): no tool can destroy it.
+        Held = "held",
+        /// Only the must-keep set protects it: our pruning keeps it, another tool (or a
+        /// person) may still destroy it.
+        MustKeep = "must_keep",
+        /// The source no longer has the base snapshot, only a bookmark of it: incrementals
+        /// still work (`send -i pool/ds#bookmark`), but only while the target keeps its copy.
+        Bookmark = "bookmark",
+        /// No common snapshot or bookmark: the next transfer is a full send.
+        None = "none",
+    }
+}
+
 /// One (group, logical dataset, source, target).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Edge {
@@ -90,6 +108,16 @@ pub struct Edge {
     /// The job moving data to the target now, if any, and the bytes it reported.
     pub job_id: Option<Uuid>,
     pub job_bytes: Option<u64>,
+    /// What protects the edge's incremental base (the retention view of the edge, as in the
+    /// prune preview); `None` when the group's plan has no source for the dataset.
+    pub base_protection: Option<BaseProtection>,
+    /// The base is only a bookmark on the source.
+    pub base_is_bookmark: bool,
+    /// Source snapshots (governed by the filter) newer than the base that the target lacks.
+    pub pending_snapshots: u64,
+    /// More pending snapshots than the group's `max_pending_snapshots`: the oldest beyond the
+    /// cap are no longer protected from pruning.
+    pub pending_cap_reached: bool,
 }
 
 /// Which edges to list; `None` matches all.

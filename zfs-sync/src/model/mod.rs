@@ -65,6 +65,7 @@ macro_rules! string_enum {
     };
 }
 
+pub mod bookmark;
 pub mod conflict;
 pub mod dataset;
 pub mod edge;
@@ -79,6 +80,7 @@ pub mod state;
 pub mod system;
 pub mod text;
 
+pub use bookmark::*;
 pub use conflict::*;
 pub use dataset::*;
 pub use edge::*;
@@ -225,6 +227,8 @@ mod tests {
         let mut extra_metadata = Metadata::new();
         extra_metadata.insert("k".into(), Value::from(1));
         let new = NewSnapshot {
+            holds: None,
+            userrefs: None,
             pool: "tank".into(),
             dataset: "a/b".into(),
             name: "s1".into(),

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Dataset, Member, ResumeToken, Snapshot, System};
+use super::{Bookmark, Dataset, Member, ResumeToken, Snapshot, System};
 
 /// One member's inventory, as the planner takes it.
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub struct MemberInventory {
     /// to exist. Empty for a host that reports snapshots only (then only the datasets
     /// holding snapshots are known to exist).
     pub datasets: Vec<Dataset>,
+    /// The system's reported bookmarks (empty for a host that reports none).
+    pub bookmarks: Vec<Bookmark>,
 }
 
 string_enum! {

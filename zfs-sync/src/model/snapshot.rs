@@ -26,6 +26,14 @@ pub struct Snapshot {
     pub used: u64,
     pub referenced: u64,
     pub extra_metadata: Metadata,
+    /// `zfs get userrefs`: how many holds (of any tag) the snapshot has; `None` when the
+    /// host did not report it. A held snapshot cannot be destroyed.
+    #[serde(default)]
+    pub userrefs: Option<u32>,
+    /// The hold tags (`zfs holds`); `None` when the host cannot list them (zfs-fuse) or did
+    /// not report them.
+    #[serde(default)]
+    pub holds: Option<Vec<String>>,
     /// When a host last reported this snapshot.
     pub last_reported: DateTime<Utc>,
 }
@@ -49,6 +57,8 @@ impl Snapshot {
             used,
             referenced,
             extra_metadata,
+            userrefs,
+            holds,
         } = new;
         Snapshot {
             id,
@@ -62,8 +72,16 @@ impl Snapshot {
             used,
             referenced,
             extra_metadata,
+            userrefs,
+            holds,
             last_reported,
         }
+    }
+
+    /// How many holds the snapshot has: the reported `userrefs`, else the number of reported
+    /// tags, else 0.
+    pub fn hold_count(&self) -> u32 {
+        hold_count(self.userrefs, self.holds.as_deref())
     }
 
     /// `pool` or `pool/dataset`.
@@ -113,6 +131,49 @@ pub struct NewSnapshot {
     pub referenced: u64,
     #[serde(default)]
     pub extra_metadata: Metadata,
+    /// See [`Snapshot::userrefs`].
+    #[serde(default)]
+    pub userrefs: Option<u32>,
+    /// See [`Snapshot::holds`].
+    #[serde(default)]
+    pub holds: Option<Vec<String>>,
+}
+
+/// The longest hold tag ZFS accepts (`MAXNAMELEN` - 1).
+pub const MAX_HOLD_TAG_LEN: usize = 255;
+
+/// A snapshot's hold count from what its host reported.
+pub fn hold_count(userrefs: Option<u32>, holds: Option<&[String]>) -> u32 {
+    userrefs
+        .or_else(|| holds.map(|h| u32::try_from(h.len()).unwrap_or(u32::MAX)))
+        .unwrap_or(0)
+}
+
+/// Checks reported hold tags: each 1-255 bytes without NUL, none twice.
+pub fn check_hold_tags(tags: &[String]) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(tags.len());
+    for (i, t) in tags.iter().enumerate() {
+        let field = format!("holds[{i}]");
+        if t.is_empty() || t.len() > MAX_HOLD_TAG_LEN {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "a hold tag is 1 to {MAX_HOLD_TAG_LEN} bytes long (this one is {})",
+                    t.len()
+                ),
+            ));
+        }
+        if t.contains('\0') {
+            return Err(Error::invalid(field, "a hold tag must not contain NUL"));
+        }
+        if !seen.insert(t.as_str()) {
+            return Err(Error::invalid(
+                field,
+                format!("the tag {t:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl NewSnapshot {
@@ -138,6 +199,9 @@ impl NewSnapshot {
                     names::MAX_NAME_LEN
                 ),
             ));
+        }
+        if let Some(tags) = &self.holds {
+            check_hold_tags(tags)?;
         }
         Ok(())
     }

@@ -22,6 +22,11 @@ pub struct Capabilities {
     pub large_blocks: bool,
     /// `zfs send -e`.
     pub embedded_data: bool,
+    /// `zfs bookmark`, and `zfs send -i pool/ds#bookmark`.
+    pub bookmarks: bool,
+    /// `zfs holds` lists hold tags (zfs-fuse has `zfs hold`/`release` and `userrefs`, but
+    /// cannot list the tags).
+    pub holds: bool,
 }
 
 impl Default for Capabilities {
@@ -38,6 +43,8 @@ impl Capabilities {
         raw_send: true,
         large_blocks: true,
         embedded_data: true,
+        bookmarks: true,
+        holds: true,
     };
     /// A host that supports none of the optional features.
     pub const NONE: Capabilities = Capabilities {
@@ -46,6 +53,8 @@ impl Capabilities {
         raw_send: false,
         large_blocks: false,
         embedded_data: false,
+        bookmarks: false,
+        holds: false,
     };
 }
 

@@ -2,13 +2,15 @@
 //! dataset's source, which members are its targets) turned into one [`DatasetInput`] per
 //! logical dataset, then [`plan_dataset`].
 
+use std::collections::{BTreeSet, HashMap};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
     DatasetInput, Edge, EdgeRetention, HeldTags, HostDataset, Protection, ResumePoint,
-    RetainedSnapshot, Side, Verdict, plan_dataset,
+    RetainedBookmark, RetainedSnapshot, Side, Verdict, plan_dataset,
 };
 use crate::compare::FleetIndex;
 use crate::filter::SnapshotFilter;
@@ -66,6 +68,82 @@ impl GroupPrune {
             })
             .filter(|(_, d)| !d.is_empty())
             .collect()
+    }
+}
+
+/// A host's bookmarks of one dataset (its full name on the host), as retention sees them.
+fn bookmarks_of(
+    inventories: &[MemberInventory],
+    system_id: Uuid,
+    dataset: &str,
+) -> Vec<RetainedBookmark> {
+    inventories
+        .iter()
+        .filter(|i| i.system.id == system_id)
+        .flat_map(|i| &i.bookmarks)
+        .filter(|b| b.reported.dataset_name() == dataset)
+        .map(|b| RetainedBookmark {
+            name: b.reported.name.clone(),
+            guid: b.reported.guid,
+            createtxg: b.reported.createtxg,
+        })
+        .collect()
+}
+
+/// The hold tags hosts reported, per (system, full dataset name, snapshot): what the hold
+/// and release jobs compare against. Built once per group from its inventories.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportedHolds {
+    tags: HashMap<(Uuid, String, String), Option<BTreeSet<String>>>,
+}
+
+impl ReportedHolds {
+    /// The reported holds of every snapshot of `inventories`.
+    pub fn of(inventories: &[MemberInventory]) -> ReportedHolds {
+        let mut tags = HashMap::new();
+        for inv in inventories {
+            let listable = inv.system.effective_capabilities().holds;
+            for s in &inv.snapshots {
+                let t = s
+                    .holds
+                    .as_ref()
+                    .filter(|_| listable)
+                    .map(|h| h.iter().cloned().collect());
+                tags.insert((inv.system.id, s.dataset_name(), s.name.clone()), t);
+            }
+        }
+        ReportedHolds { tags }
+    }
+
+    /// The hold tags of `dataset@snapshot` (full dataset name) on `system_id`; `None` when
+    /// the host cannot list tags, did not report them, or the snapshot is unknown.
+    pub fn tags(
+        &self,
+        system_id: Uuid,
+        dataset: &str,
+        snapshot: &str,
+    ) -> Option<&BTreeSet<String>> {
+        self.tags
+            .get(&(system_id, dataset.to_string(), snapshot.to_string()))?
+            .as_ref()
+    }
+
+    /// Adds every reported tag to `held` (the record of our hold jobs): what the group's
+    /// hosts hold, as far as either source knows.
+    pub fn add_to(&self, held: &mut HeldTags) {
+        for (key, tags) in &self.tags {
+            if let Some(tags) = tags.as_ref().filter(|t| !t.is_empty()) {
+                held.entry(key.clone())
+                    .or_default()
+                    .extend(tags.iter().cloned());
+            }
+        }
+    }
+
+    /// Whether the snapshot carries `tag` (`None`: unknown, see [`ReportedHolds::tags`]).
+    pub fn has(&self, system_id: Uuid, dataset: &str, snapshot: &str, tag: &str) -> Option<bool> {
+        self.tags(system_id, dataset, snapshot)
+            .map(|t| t.contains(tag))
     }
 }
 
@@ -132,6 +210,7 @@ pub fn prune_group(
                     source,
                     target: o.target,
                     resume,
+                    hold_tag: Some(super::hold_tag(group.id, o.target)),
                 }
             })
             .collect();
@@ -165,13 +244,21 @@ pub fn prune_group(
                             guid: s.guid(),
                             createtxg: s.createtxg(),
                             creation: s.snapshot.creation,
-                            // The merger of reported holds: max(reported userrefs, this).
-                            userrefs: held
-                                .get(&(h.system_id, h.dataset.to_string(), s.name().to_string()))
+                            // Holds of any tag, as reported, and at least the tags our
+                            // record of succeeded hold jobs has placed (zfs-fuse and hosts
+                            // that cannot list tags report no tags; a report may lag).
+                            userrefs: s.snapshot.hold_count().max(
+                                held.get(&(
+                                    h.system_id,
+                                    h.dataset.to_string(),
+                                    s.name().to_string(),
+                                ))
                                 .map_or(0, |t| u32::try_from(t.len()).unwrap_or(u32::MAX)),
+                            ),
+                            holds: s.snapshot.holds.clone(),
                         })
                         .collect(),
-                    bookmarks: Vec::new(),
+                    bookmarks: bookmarks_of(inventories, h.system_id, h.dataset.as_str()),
                 })
                 .collect(),
             edges,
@@ -202,5 +289,86 @@ pub fn prune_group(
         group_id: group.id,
         prune: group.policy.prune,
         datasets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Capabilities, Member};
+    use crate::testing::fixtures::{epoch, snapshot, system};
+
+    fn inventory(
+        id: u128,
+        caps: Option<Capabilities>,
+        snaps: Vec<crate::model::Snapshot>,
+    ) -> MemberInventory {
+        let mut sys = system(Uuid::from_u128(id), &format!("h{id}"));
+        sys.capabilities = caps;
+        MemberInventory {
+            system: sys,
+            member: Member {
+                system_id: Uuid::from_u128(id),
+                dataset_root: None,
+            },
+            snapshots: snaps,
+            resume_tokens: Vec::new(),
+            datasets: Vec::new(),
+            bookmarks: Vec::new(),
+        }
+    }
+
+    /// Tags are known only where the host lists them: a host whose capabilities say it
+    /// cannot (zfs-fuse) gives `None` even if tags were stored.
+    #[test]
+    fn reported_holds_are_per_system_dataset_and_snapshot() {
+        let snap = |id: u128, name: &str, holds: Option<Vec<&str>>| {
+            let mut s = snapshot(
+                Uuid::from_u128(id),
+                "tank",
+                "vm",
+                name,
+                Some(1),
+                Some(1),
+                epoch(),
+            );
+            s.holds = holds.map(|h| h.into_iter().map(String::from).collect());
+            s.userrefs = s.holds.as_ref().map(|h| h.len() as u32);
+            s
+        };
+        let fuse = Capabilities {
+            holds: false,
+            ..Capabilities::ALL
+        };
+        let invs = [
+            inventory(
+                1,
+                None,
+                vec![
+                    snap(1, "a", Some(vec!["zfs-sync:x:y", "other"])),
+                    snap(1, "b", Some(vec![])),
+                    snap(1, "c", None),
+                ],
+            ),
+            inventory(
+                2,
+                Some(fuse),
+                vec![snap(2, "a", Some(vec!["zfs-sync:x:y"]))],
+            ),
+        ];
+        let h = ReportedHolds::of(&invs);
+        let one = Uuid::from_u128(1);
+        let tags: Vec<&str> = h
+            .tags(one, "tank/vm", "a")
+            .unwrap()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(tags, ["other", "zfs-sync:x:y"]);
+        assert_eq!(h.has(one, "tank/vm", "a", "zfs-sync:x:y"), Some(true));
+        assert_eq!(h.has(one, "tank/vm", "b", "zfs-sync:x:y"), Some(false));
+        assert_eq!(h.tags(one, "tank/vm", "c"), None);
+        assert_eq!(h.tags(one, "tank/other", "a"), None);
+        assert_eq!(h.tags(Uuid::from_u128(2), "tank/vm", "a"), None);
     }
 }

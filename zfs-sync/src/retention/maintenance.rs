@@ -25,6 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
+use super::short;
+
 use super::{Action, GroupPrune};
 use crate::model::JobStep;
 
@@ -37,10 +39,6 @@ pub type HeldTags = BTreeMap<(Uuid, String, String), BTreeSet<String>>;
 
 /// The bookmarks each host has, as (system, full dataset name, short bookmark name).
 pub type Bookmarks = BTreeSet<(Uuid, String, String)>;
-
-fn short(id: Uuid) -> String {
-    id.simple().to_string()[..8].to_string()
-}
 
 /// The hold tag of the edge of `group` into `target`: `zfs-sync:<8 hex>:<8 hex>` (26 bytes;
 /// ZFS allows 255).
@@ -222,6 +220,7 @@ mod tests {
             base_is_bookmark: false,
             pending: 0,
             pending_cap_reached: false,
+            base_protection: crate::model::BaseProtection::None,
         }
     }
 

@@ -31,7 +31,7 @@ pub mod maintenance;
 #[cfg(test)]
 mod tests;
 
-pub use group::{DatasetPrune, GroupPrune, HostPrune, prune_group};
+pub use group::{DatasetPrune, GroupPrune, HostPrune, ReportedHolds, prune_group};
 pub use maintenance::{
     Bookmarks, HeldTags, HostAbilities, MaintenanceJob, hold_tag, is_group_tag, plan_maintenance,
 };
@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::filter::SnapshotFilter;
-use crate::model::{Retention, RetentionRules};
+use crate::model::{BaseProtection, Retention, RetentionRules};
 
 /// A snapshot as retention sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +56,9 @@ pub struct RetainedSnapshot {
     /// `userrefs`: holds of any tag. A held snapshot cannot be destroyed.
     #[serde(default)]
     pub userrefs: u32,
+    /// The hold tags, when the host can list them (`None`: unknown, `userrefs` tells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holds: Option<Vec<String>>,
 }
 
 /// A bookmark (`pool/ds#name`): it keeps a snapshot's GUID after the snapshot is gone, so the
@@ -91,6 +94,10 @@ pub struct Edge {
     pub target: Uuid,
     /// The target's live resume token, if any.
     pub resume: Option<ResumePoint>,
+    /// The tag the edge holds its base with ([`hold_tag`]); `None` when the edge holds
+    /// nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_tag: Option<String>,
 }
 
 /// A snapshot something else needs (a leased job's endpoint), with why.
@@ -164,6 +171,8 @@ pub struct EdgeRetention {
     pub base: Option<String>,
     /// The source keeps only a bookmark of the base (the snapshot is gone there).
     pub base_is_bookmark: bool,
+    /// What protects the base.
+    pub base_protection: BaseProtection,
     /// Snapshots of the source (governed by the filter) the target lacks, newer than the base.
     pub pending: usize,
     /// More pending snapshots than `max_pending_snapshots`: the oldest beyond the cap are
@@ -182,8 +191,10 @@ pub struct DatasetPlan {
 }
 
 /// The must-keep set: per (host, snapshot name), why it must survive (one reason or more).
+/// A bookmark that is an edge's only base on its source is in it as `#name`.
 pub type MustKeep = BTreeMap<(Uuid, String), Vec<String>>;
 
+/// The first 8 hex digits of an id (hold tags, reasons).
 fn short(id: Uuid) -> String {
     id.simple().to_string()[..8].to_string()
 }
@@ -230,6 +241,7 @@ fn edge_facts(
         target: edge.target,
         base: None,
         base_is_bookmark: false,
+        base_protection: BaseProtection::None,
         pending: 0,
         pending_cap_reached: false,
     };
@@ -244,6 +256,16 @@ fn edge_facts(
     if let Some(i) = base_at {
         let base = src_sorted[i];
         state.base = Some(base.name.clone());
+        let held = match (&base.holds, &edge.hold_tag) {
+            (Some(tags), Some(ours)) => tags.contains(ours),
+            (Some(_), None) => false,
+            (None, _) => base.userrefs > 0,
+        };
+        state.base_protection = if held {
+            BaseProtection::Held
+        } else {
+            BaseProtection::MustKeep
+        };
         keeps.push((
             edge.source,
             base.name.clone(),
@@ -274,6 +296,13 @@ fn edge_facts(
     if let Some((t, b)) = bookmark_base {
         state.base = Some(b.name.clone());
         state.base_is_bookmark = true;
+        state.base_protection = BaseProtection::Bookmark;
+        // The bookmark is the only base left on the source: it must stay too.
+        keeps.push((
+            edge.source,
+            format!("#{}", b.name),
+            format!("incremental base of edge {label} (the only one left on the source)"),
+        ));
         keeps.push((
             edge.target,
             t.name.clone(),
@@ -478,7 +507,12 @@ pub fn plan_dataset(
                         return keep_for("the newest snapshot of the dataset".into());
                     }
                     if s.userrefs > 0 {
-                        return keep_for(format!("held ({} user holds)", s.userrefs));
+                        return keep_for(match s.holds.as_deref() {
+                            Some(tags) if !tags.is_empty() => {
+                                format!("held ({} user holds: {})", s.userrefs, tags.join(", "))
+                            }
+                            _ => format!("held ({} user holds)", s.userrefs),
+                        });
                     }
                     if s.creation > now {
                         return keep_for("created after now".into());

@@ -30,6 +30,7 @@ fn dataset(id: char, snaps: &[&str]) -> HostDataset {
                 let held = name.ends_with('!');
                 let name = name.trim_end_matches('!');
                 RetainedSnapshot {
+                    holds: None,
                     name: name.into(),
                     guid: Some(guid(name)),
                     createtxg: Some(10 + i as u64),
@@ -50,6 +51,7 @@ fn guid(name: &str) -> u64 {
 
 fn edge(s: char, t: char) -> Edge {
     Edge {
+        hold_tag: None,
         source: host(s),
         target: host(t),
         resume: None,
@@ -81,16 +83,16 @@ fn render(p: &DatasetPlan) -> String {
         }
     }
     for e in &p.edges {
+        assert_eq!(
+            e.base_is_bookmark,
+            e.base_protection == BaseProtection::Bookmark
+        );
         out.push_str(&format!(
-            "edge {}→{}: base {:?}{}, pending {}{}\n",
+            "edge {}→{}: base {:?} ({}), pending {}{}\n",
             name(e.source),
             name(e.target),
             e.base,
-            if e.base_is_bookmark {
-                " (bookmark)"
-            } else {
-                ""
-            },
+            e.base_protection.as_str(),
             e.pending,
             if e.pending_cap_reached {
                 " (cap reached)"
@@ -111,9 +113,21 @@ fn check(
 ) {
     let filter = filter.map(|f| SnapshotFilter::parse(f).unwrap());
     let plan = plan_dataset(input, filter.as_ref(), &retention, at(now));
-    expected.assert_eq(&render(&plan));
-    // Every destroy is outside the must-keep set, whatever the scenario.
     let keep = must_keep(input, filter.as_ref(), &retention);
+    let mut out = render(&plan);
+    // Bookmarks in the must-keep set (the only base left on a source).
+    for ((h, name), reasons) in &keep {
+        if name.starts_with('#') {
+            let c = (b'a'..=b'z').map(char::from).find(|&c| host(c) == *h);
+            out.push_str(&format!(
+                "must keep {}{name}: {}\n",
+                c.unwrap_or('?'),
+                reasons.join("; ")
+            ));
+        }
+    }
+    expected.assert_eq(&out);
+    // Every destroy is outside the must-keep set, whatever the scenario.
     for h in &plan.hosts {
         for d in h.destroys() {
             assert!(!keep.contains_key(&(h.system_id, d.to_string())), "{d}");
@@ -241,8 +255,8 @@ fn an_offline_target_keeps_its_base_and_what_it_lacks() {
               DESTROY d03        kept by no rule (keep_last 2)
               DESTROY d02        kept by no rule (keep_last 2)
               DESTROY d01        kept by no rule (keep_last 2)
-            edge a→b: base Some("d05"), pending 8
-            edge a→c: base Some("d13"), pending 0
+            edge a→b: base Some("d05") (must_keep), pending 8
+            edge a→c: base Some("d13") (must_keep), pending 0
         "#]],
     );
 }
@@ -281,7 +295,7 @@ fn the_pending_cap_lets_the_oldest_pending_snapshots_go_but_never_the_base() {
               keep    d03        must keep: incremental base of edge 0000000a→0000000b
               keep    d02        no retention rules for the target side
               keep    d01        no retention rules for the target side
-            edge a→b: base Some("d03"), pending 5 (cap reached)
+            edge a→b: base Some("d03") (must_keep), pending 5 (cap reached)
         "#]],
     );
 }
@@ -318,23 +332,23 @@ fn a_live_resume_token_keeps_its_snapshots() {
         Some("d*"),
         "2026-11-14 00:00",
         expect![[r#"
-        a (Source)
-          keep    d08        must keep: pending for edge 0000000a→0000000b
-          DESTROY d07        kept by no rule (keep_last 1)
-          keep    d06        must keep: snapshot of the resume token of edge 0000000a→0000000b
-          DESTROY d05        kept by no rule (keep_last 1)
-          keep    d04        must keep: base of the resume token of edge 0000000a→0000000b; incremental base of edge 0000000a→0000000b
-          DESTROY d03        kept by no rule (keep_last 1)
-          keep    manual-1   not governed by the snapshot filter
-          keep    d02        must keep: endpoint of leased job 1
-          DESTROY d01        kept by no rule (keep_last 1)
-        b (Target)
-          keep    d04        must keep: base of the resume token of edge 0000000a→0000000b; incremental base of edge 0000000a→0000000b
-          DESTROY d03        kept by no rule (keep_last 1)
-          DESTROY d02        kept by no rule (keep_last 1)
-          DESTROY d01        kept by no rule (keep_last 1)
-        edge a→b: base Some("d04"), pending 4 (cap reached)
-    "#]],
+            a (Source)
+              keep    d08        must keep: pending for edge 0000000a→0000000b
+              DESTROY d07        kept by no rule (keep_last 1)
+              keep    d06        must keep: snapshot of the resume token of edge 0000000a→0000000b
+              DESTROY d05        kept by no rule (keep_last 1)
+              keep    d04        must keep: base of the resume token of edge 0000000a→0000000b; incremental base of edge 0000000a→0000000b
+              DESTROY d03        kept by no rule (keep_last 1)
+              keep    manual-1   not governed by the snapshot filter
+              keep    d02        must keep: endpoint of leased job 1
+              DESTROY d01        kept by no rule (keep_last 1)
+            b (Target)
+              keep    d04        must keep: base of the resume token of edge 0000000a→0000000b; incremental base of edge 0000000a→0000000b
+              DESTROY d03        kept by no rule (keep_last 1)
+              DESTROY d02        kept by no rule (keep_last 1)
+              DESTROY d01        kept by no rule (keep_last 1)
+            edge a→b: base Some("d04") (must_keep), pending 4 (cap reached)
+        "#]],
     );
 }
 
@@ -356,6 +370,7 @@ fn a_bookmark_base_is_kept_on_the_target_and_flagged() {
     let mut b = dataset('b', &refs(&days(1, 5)));
     // A local snapshot outside the filter is the target's newest: d05 stays as the base.
     b.snapshots.push(RetainedSnapshot {
+        holds: None,
         name: "local".into(),
         guid: Some(1),
         createtxg: Some(99),
@@ -380,6 +395,7 @@ fn a_bookmark_base_is_kept_on_the_target_and_flagged() {
               DESTROY d02        kept by no rule (keep_last 1)
               DESTROY d01        kept by no rule (keep_last 1)
             edge a→b: base Some("d05") (bookmark), pending 3
+            must keep a#d05: incremental base of edge 0000000a→0000000b (the only one left on the source)
         "#]],
     );
 }
@@ -414,6 +430,60 @@ fn held_and_future_snapshots_stay() {
               keep    x3         created after now
               DESTROY x2         kept by no rule (keep_last 1)
               keep    x1         held (1 user holds)
+        "#]],
+    );
+}
+
+/// An edge's base held with the edge's own tag is `held`; a base held only by another tool's
+/// tag is protected by the must-keep set alone (a tag we did not create is not ours to
+/// count on). A snapshot held by any tag is never destroyed; the reason names the tags.
+#[test]
+fn a_base_held_with_our_tag_is_held_and_foreign_holds_still_block_destroys() {
+    let ours = hold_tag(host('g'), host('b'));
+    let mut a = dataset('a', &refs(&days(1, 6)));
+    let tag = |a: &mut HostDataset, name: &str, tags: &[&str]| {
+        let s = a.snapshots.iter_mut().find(|s| s.name == name).unwrap();
+        s.holds = Some(tags.iter().map(|t| t.to_string()).collect());
+        s.userrefs = tags.len() as u32;
+    };
+    tag(&mut a, "d01", &["backup-tool"]);
+    tag(&mut a, "d03", &[ours.as_str()]);
+    tag(&mut a, "d04", &["zfs-sync:00000000:0000000c"]);
+    let b = dataset('b', &refs(&days(1, 3)));
+    let c = dataset('c', &refs(&days(1, 4)));
+    let with_tag = |s: char, t: char| Edge {
+        hold_tag: Some(hold_tag(host('g'), host(t))),
+        ..edge(s, t)
+    };
+    let retention = Retention {
+        source: rules(|r| r.keep_last = 1),
+        target: rules(|r| r.keep_last = 1),
+        max_pending_snapshots: Some(1),
+    };
+    check(
+        &input(vec![a, b, c], vec![with_tag('a', 'b'), with_tag('a', 'c')]),
+        retention,
+        None,
+        "2026-11-14 00:00",
+        expect![[r#"
+            a (Source)
+              keep    d06        must keep: pending for edge 0000000a→0000000b; pending for edge 0000000a→0000000c
+              DESTROY d05        kept by no rule (keep_last 1)
+              keep    d04        must keep: incremental base of edge 0000000a→0000000c
+              keep    d03        must keep: incremental base of edge 0000000a→0000000b
+              DESTROY d02        kept by no rule (keep_last 1)
+              keep    d01        held (1 user holds: backup-tool)
+            b (Target)
+              keep    d03        must keep: incremental base of edge 0000000a→0000000b
+              DESTROY d02        kept by no rule (keep_last 1)
+              DESTROY d01        kept by no rule (keep_last 1)
+            c (Target)
+              keep    d04        must keep: incremental base of edge 0000000a→0000000c
+              DESTROY d03        kept by no rule (keep_last 1)
+              DESTROY d02        kept by no rule (keep_last 1)
+              DESTROY d01        kept by no rule (keep_last 1)
+            edge a→b: base Some("d03") (held), pending 3 (cap reached)
+            edge a→c: base Some("d04") (must_keep), pending 2 (cap reached)
         "#]],
     );
 }

@@ -25,6 +25,7 @@ use crate::model::{
 };
 use crate::names::DatasetName;
 use crate::plan::{GroupPlan, MemberInventory, Outcome, plan_group};
+use crate::retention::{EdgeRetention, GroupPrune};
 
 /// One member's snapshots of one logical dataset: (creation, used), any order.
 type Copies = HashMap<String, Vec<(DateTime<Utc>, u64)>>;
@@ -65,6 +66,9 @@ pub struct GroupFacts<'a> {
     pub conflicts: &'a [ConflictRecord],
     /// Where the states' jobs stand.
     pub jobs: &'a [JobProgress],
+    /// The group's retention view (the prune preview's): each edge's base protection and
+    /// pending snapshots. `None`: those fields stay empty.
+    pub retention: Option<&'a GroupPrune>,
 }
 
 /// The edges of one group at `now`, in no particular order.
@@ -169,7 +173,19 @@ pub fn group_edges(facts: GroupFacts<'_>, now: DateTime<Utc>) -> Vec<Edge> {
                 next_attempt_at: None,
                 job_id: job.map(|j| j.id),
                 job_bytes: job.and_then(|j| j.bytes),
+                base_protection: None,
+                base_is_bookmark: false,
+                pending_snapshots: 0,
+                pending_cap_reached: false,
             };
+            if let Some(r) =
+                source.and_then(|s| edge_retention(facts.retention, &dp.dataset, s, target))
+            {
+                edge.base_protection = Some(r.base_protection);
+                edge.base_is_bookmark = r.base_is_bookmark;
+                edge.pending_snapshots = r.pending as u64;
+                edge.pending_cap_reached = r.pending_cap_reached;
+            }
             match outcome {
                 Some(Outcome::Blocked { reason, .. }) => {
                     edge.blocked_by = Some(BlockedBy::Conflict);
@@ -222,6 +238,22 @@ pub fn group_edges(facts: GroupFacts<'_>, now: DateTime<Utc>) -> Vec<Edge> {
         }
     }
     edges
+}
+
+/// The retention view of one edge.
+fn edge_retention<'a>(
+    retention: Option<&'a GroupPrune>,
+    dataset: &str,
+    source: Uuid,
+    target: Uuid,
+) -> Option<&'a EdgeRetention> {
+    retention?
+        .datasets
+        .iter()
+        .find(|d| d.dataset == dataset)?
+        .edges
+        .iter()
+        .find(|e| e.source == source && e.target == target)
 }
 
 /// The stored conflict blocking `target` on `dataset`: one naming the target and the source
@@ -281,6 +313,7 @@ impl SyncService {
             } else {
                 store.job_progress(&job_ids).await?
             };
+            let retention = self.group_prune(&group, &inventories, &plan, now).await?;
             let facts = GroupFacts {
                 group: &group,
                 inventories: &inventories,
@@ -288,6 +321,7 @@ impl SyncService {
                 states: &states,
                 conflicts: &conflicts,
                 jobs: &jobs,
+                retention: Some(&retention),
             };
             edges.extend(
                 group_edges(facts, now)

@@ -520,6 +520,8 @@ mod tests {
     fn snap(system: Uuid, pool: &str, ds: &str, name: &str, day: u32, used: u64) -> Snapshot {
         let t = Utc.with_ymd_and_hms(2025, 11, day, 12, 0, 0).unwrap();
         Snapshot {
+            holds: None,
+            userrefs: None,
             id: Uuid::new_v4(),
             system_id: system,
             pool: pool.into(),

@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{InventoryScope, NewDataset, NewSnapshot, Snapshot};
+use crate::model::{InventoryScope, NewBookmark, NewDataset, NewSnapshot, Snapshot};
 use crate::names::NameError;
 use crate::service::sync::SyncService;
-use crate::store::{Store, check_dataset_batch, check_resume_token_input, scope_covers};
+use crate::store::{
+    Store, check_bookmarks_input, check_dataset_batch, check_resume_token_input, scope_covers,
+};
 
 /// Largest page of a snapshot query.
 pub const MAX_PAGE: u64 = 10_000;
@@ -52,6 +54,9 @@ pub struct InventoryReplaced {
     pub deleted: u64,
     /// The reported datasets now stored within the scope.
     pub datasets: u64,
+    /// The bookmarks now stored within the scope, and how many stored ones were deleted.
+    pub bookmarks: u64,
+    pub bookmarks_deleted: u64,
     pub resume_tokens_set: u64,
     pub resume_tokens_cleared: u64,
 }
@@ -79,22 +84,29 @@ pub fn page_limit(limit: i64) -> Result<u64> {
 }
 
 /// Upserts a system's reported snapshots (all or nothing; never deletes), then its reported
-/// datasets (checked before anything is stored), and sets or clears the reported resume
-/// tokens. Returns the snapshots as stored, in input order. `NotFound`
+/// datasets and bookmarks (checked before anything is stored), and sets or clears the
+/// reported resume tokens. Returns the snapshots as stored, in input order. `NotFound`
 /// when the system does not exist (and then nothing is stored).
 pub async fn report_snapshots(
     sync: &SyncService,
     system_id: Uuid,
     snapshots: &[NewSnapshot],
     datasets: &[NewDataset],
+    bookmarks: &[NewBookmark],
     resume_tokens: &[ResumeTokenItem],
     now: DateTime<Utc>,
 ) -> Result<Reported<Vec<Snapshot>>> {
     let store = sync.store().as_ref();
     check_dataset_batch(datasets)?;
+    check_bookmarks_input(None, bookmarks)?;
     let stored = store.upsert_snapshots(system_id, snapshots, now).await?;
     if !datasets.is_empty() {
         store.upsert_datasets(system_id, datasets, now).await?;
+    }
+    if !bookmarks.is_empty() {
+        store
+            .store_bookmarks(system_id, None, bookmarks, now)
+            .await?;
     }
     apply_resume_tokens(
         store,
@@ -113,21 +125,28 @@ pub async fn report_snapshots(
 
 /// A system's complete inventory within `scope`: atomically upserts `snapshots` and deletes
 /// the system's other snapshots within the scope, and makes its reported datasets within the
-/// scope exactly `datasets`; sets the reported resume tokens and clears
+/// scope exactly `datasets`, and its bookmarks within the scope exactly `bookmarks` (checked
+/// before anything is stored); sets the reported resume tokens and clears
 /// the stored ones within the scope that were not reported. `NotFound` when the system does
 /// not exist (and then nothing changes).
+#[allow(clippy::too_many_arguments)] // the parts of one report, each its own slice
 pub async fn replace_inventory(
     sync: &SyncService,
     system_id: Uuid,
     scope: &InventoryScope,
     snapshots: &[NewSnapshot],
     datasets: &[NewDataset],
+    bookmarks: &[NewBookmark],
     resume_tokens: &[ResumeTokenItem],
     now: DateTime<Utc>,
 ) -> Result<Reported<InventoryReplaced>> {
     let store = sync.store().as_ref();
+    check_bookmarks_input(Some(scope), bookmarks)?;
     let (upserted, deleted) = store
         .replace_inventory(system_id, scope, snapshots, datasets, now)
+        .await?;
+    let (_, bookmarks_deleted) = store
+        .store_bookmarks(system_id, Some(scope), bookmarks, now)
         .await?;
     let (set, cleared) =
         apply_resume_tokens(store, system_id, scope, resume_tokens, true, now).await?;
@@ -136,6 +155,8 @@ pub async fn replace_inventory(
             upserted,
             deleted,
             datasets: datasets.len() as u64,
+            bookmarks: bookmarks.len() as u64,
+            bookmarks_deleted,
             resume_tokens_set: set,
             resume_tokens_cleared: cleared,
         },
@@ -243,19 +264,19 @@ mod tests {
             token("tank", "vm1", Some("1-a")),
             token("tank", "vm2", Some("1-b")),
         ];
-        let r = report_snapshots(&sync, id, &[], &[], &tokens, now)
+        let r = report_snapshots(&sync, id, &[], &[], &[], &tokens, now)
             .await
             .unwrap();
         assert!(r.value.is_empty() && r.reconciled.is_ok());
         // A report never clears what it does not list.
-        let r = report_snapshots(&sync, id, &[], &[], &[], now)
+        let r = report_snapshots(&sync, id, &[], &[], &[], &[], now)
             .await
             .unwrap();
         assert!(r.reconciled.is_ok());
         assert_eq!(stored_tokens(&sync, id).await.len(), 2);
         // A replacement of vm1 only clears vm1's token; vm2 is out of its scope.
         let scope = inventory_scope(Some(vec!["tank/vm1".into()])).unwrap();
-        let r = replace_inventory(&sync, id, &scope, &[], &[], &[], now)
+        let r = replace_inventory(&sync, id, &scope, &[], &[], &[], &[], now)
             .await
             .unwrap();
         assert_eq!(
@@ -278,7 +299,7 @@ mod tests {
         let ghost = Uuid::from_u128(9);
         let e = set_resume_token(&sync, ghost, "tank", "vm1", Some("1-d"), now).await;
         assert!(matches!(e, Err(Error::NotFound { .. })));
-        let e = report_snapshots(&sync, ghost, &[], &[], &[], now).await;
+        let e = report_snapshots(&sync, ghost, &[], &[], &[], &[], now).await;
         assert!(matches!(e, Err(Error::NotFound { .. })));
     }
 

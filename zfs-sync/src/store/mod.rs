@@ -11,9 +11,10 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::{
-    ApiKeyRecord, ConflictRecord, Dataset, Event, EventQuery, EventType, InventoryScope, Job,
-    JobFilter, JobOutcome, JobProgress, Member, Metadata, NewDataset, NewEvent, NewSnapshot,
-    ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, System,
+    ApiKeyRecord, Bookmark, ConflictRecord, Dataset, Event, EventQuery, EventType, InventoryScope,
+    Job, JobFilter, JobOutcome, JobProgress, Member, Metadata, NewBookmark, NewDataset, NewEvent,
+    NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter,
+    System,
 };
 
 pub mod memory;
@@ -117,6 +118,21 @@ pub trait SnapshotStore: Send + Sync {
     ) -> Result<u64>;
     /// Every reported dataset of these systems, in no particular order: the planner's input.
     async fn datasets_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Dataset>>;
+    /// Stores reported bookmarks (checked by [`check_bookmark_batch`]), all or nothing:
+    /// inserts or updates each by (system, pool, dataset, name); with `replace`, also deletes
+    /// the system's other bookmarks within that scope (a complete inventory; items outside it
+    /// are an `InvalidInput` naming `bookmarks[i]`). `last_reported` becomes `now`; the
+    /// inventory version moves. Returns (stored, deleted). `NotFound` when the system does not
+    /// exist.
+    async fn store_bookmarks(
+        &self,
+        system_id: Uuid,
+        replace: Option<&InventoryScope>,
+        bookmarks: &[NewBookmark],
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64)>;
+    /// Every bookmark of these systems, in no particular order: the planner's input.
+    async fn bookmarks_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Bookmark>>;
     /// Snapshots matching the query, newest `creation` first (then pool, dataset, name), paged.
     async fn query_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>>;
     async fn get_snapshot(&self, id: Uuid) -> Result<Option<Snapshot>>;
@@ -127,8 +143,8 @@ pub trait SnapshotStore: Send + Sync {
     /// written in the same transaction as the change). Callers cache inventories and reload
     /// one only when its number moved.
     async fn inventory_versions(&self, system_ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>>;
-    /// Deletes every snapshot (and reported dataset) of the system; returns how many
-    /// snapshots.
+    /// Deletes every snapshot (and reported dataset and bookmark) of the system; returns how
+    /// many snapshots.
     async fn delete_snapshots_of_system(&self, system_id: Uuid) -> Result<u64>;
     /// Sets (`Some`) or clears (`None`) the `receive_resume_token` of a system's dataset.
     async fn set_resume_token(
@@ -440,7 +456,29 @@ pub fn check_items_in_scope(
     Ok(())
 }
 
-pub use crate::model::check_dataset_batch;
+pub use crate::model::{check_bookmark_batch, check_dataset_batch};
+
+/// Checks a bookmark batch for [`SnapshotStore::store_bookmarks`]: valid, and within `replace`.
+pub fn check_bookmarks_input(
+    replace: Option<&InventoryScope>,
+    bookmarks: &[NewBookmark],
+) -> Result<()> {
+    check_bookmark_batch(bookmarks)?;
+    if let Some(scope) = replace {
+        for (i, b) in bookmarks.iter().enumerate() {
+            if !scope_covers(scope, &b.pool, &b.dataset) {
+                return Err(crate::Error::invalid(
+                    format!("bookmarks[{i}]"),
+                    format!(
+                        "dataset {} is outside the inventory scope",
+                        b.dataset_name()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Checks the dataset a resume token is reported for and that a token is not empty.
 pub fn check_resume_token_input(pool: &str, dataset: &str, token: Option<&str>) -> Result<()> {

@@ -118,6 +118,7 @@ pub fn generate(spec: &BulkSpec) -> BulkFleet {
         .zip(&members)
         .enumerate()
         .map(|(i, (&h, m))| MemberInventory {
+            bookmarks: Vec::new(),
             system: fixtures::system(h, &format!("host{i}")),
             member: m.clone(),
             snapshots: Vec::with_capacity(spec.datasets * s),
@@ -169,6 +170,8 @@ pub fn generate(spec: &BulkSpec) -> BulkFleet {
                     (names[k].clone(), guids[k], time(k))
                 };
                 inv.snapshots.push(Snapshot {
+                    holds: None,
+                    userrefs: None,
                     id: Uuid::from_u128((u128::from(guid) << 32) ^ i as u128),
                     system_id: hosts[i],
                     pool: pool.clone(),

@@ -51,6 +51,8 @@ pub fn snapshot(
     creation: DateTime<Utc>,
 ) -> Snapshot {
     Snapshot {
+        holds: None,
+        userrefs: None,
         id: Uuid::from_u128(
             u128::from(guid.unwrap_or(0)) ^ (u128::from(createtxg.unwrap_or(0)) << 64),
         ),
@@ -221,6 +223,7 @@ impl Host {
 
     pub fn inventory(&self) -> MemberInventory {
         MemberInventory {
+            bookmarks: Vec::new(),
             system: self.system.clone(),
             member: self.member.clone(),
             snapshots: self.snapshots.clone(),

@@ -75,6 +75,7 @@ pub fn inventories(
         .members
         .iter()
         .map(|m| MemberInventory {
+            bookmarks: Vec::new(),
             system: super::fixtures::system(
                 m.system_id,
                 &format!("host-{}", m.system_id.as_u128()),

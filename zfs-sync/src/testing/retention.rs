@@ -144,6 +144,7 @@ pub fn simulate(c: &mut dyn Choices) -> Result<usize, String> {
                 source: hosts[s].id,
                 target: hosts[t].id,
                 resume: None,
+                hold_tag: None,
             }
         })
         .collect();
@@ -179,6 +180,7 @@ pub fn simulate(c: &mut dyn Choices) -> Result<usize, String> {
             createtxg: Some(txg),
             creation: now,
             userrefs: 0,
+            holds: None,
         });
         // Hosts go offline for long stretches.
         for h in hosts.iter_mut().skip(1) {

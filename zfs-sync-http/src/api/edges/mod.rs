@@ -73,6 +73,18 @@ pub struct EdgeOut {
     /// Bytes that job reported so far.
     #[oai(nullable)]
     pub job_bytes: Option<u64>,
+    /// What protects the edge's incremental base (as in the prune preview): `held`,
+    /// `must_keep`, `bookmark` or `none`; `null` when no member is the dataset's source.
+    #[oai(nullable)]
+    pub base_protection: Option<String>,
+    /// The base is only a bookmark on the source (flagged: it lasts only while the target
+    /// keeps its copy).
+    pub base_is_bookmark: bool,
+    /// Source snapshots newer than the base that the target lacks.
+    pub pending_snapshots: u64,
+    /// More pending snapshots than the group's `max_pending_snapshots` (flagged: the oldest
+    /// beyond the cap may be pruned before they reach the target).
+    pub pending_cap_reached: bool,
 }
 
 impl From<Edge> for EdgeOut {
@@ -98,6 +110,10 @@ impl From<Edge> for EdgeOut {
             blocked_reason: e.blocked_reason,
             conflict_id: e.conflict_id,
             next_attempt_at: e.next_attempt_at.map(Into::into),
+            base_protection: e.base_protection.map(|b| b.as_str().into()),
+            base_is_bookmark: e.base_is_bookmark,
+            pending_snapshots: e.pending_snapshots,
+            pending_cap_reached: e.pending_cap_reached,
             job_id: e.job_id,
             job_bytes: e.job_bytes,
         }

@@ -32,6 +32,12 @@ pub struct SnapshotOut {
     pub referenced: u64,
     pub extra_metadata: Value,
     pub last_reported: Timestamp,
+    /// How many holds the snapshot has (`userrefs`); `null`: not reported.
+    #[oai(nullable)]
+    pub userrefs: Option<u32>,
+    /// Its hold tags; `null`: the host cannot list them (zfs-fuse) or did not report them.
+    #[oai(nullable)]
+    pub holds: Option<Vec<String>>,
 }
 
 impl From<Snapshot> for SnapshotOut {
@@ -50,6 +56,8 @@ impl From<Snapshot> for SnapshotOut {
             size: s.used,
             referenced: s.referenced,
             extra_metadata: Value::Object(s.extra_metadata),
+            userrefs: s.userrefs,
+            holds: s.holds,
             last_reported: s.last_reported.into(),
         }
     }

@@ -160,6 +160,7 @@ impl SnapshotsApi {
             system_id,
             &report.snapshots,
             &report.datasets,
+            &report.bookmarks,
             &report.resume_tokens,
             Utc::now(),
         )
@@ -183,10 +184,10 @@ impl SnapshotsApi {
             1,
             false,
         )?;
-        if !report.datasets.is_empty() {
+        if !report.datasets.is_empty() || !report.bookmarks.is_empty() {
             return Err(ApiError::invalid(
                 "type",
-                "POST /snapshots takes one snapshot; report datasets with POST /snapshots/batch \
+                "POST /snapshots takes one snapshot; report datasets and bookmarks with POST /snapshots/batch \
                  or PUT /systems/{system_id}/snapshots",
             )
             .into());
@@ -197,6 +198,7 @@ impl SnapshotsApi {
             &state.sync,
             system_id,
             &report.snapshots,
+            &[],
             &[],
             &[],
             Utc::now(),

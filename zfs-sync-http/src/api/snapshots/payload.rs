@@ -124,6 +124,13 @@ fn write_snapshot(out: &mut Vec<u8>, scratch: &mut String, s: &Snapshot) {
         }
         None => out.extend_from_slice(b"null"),
     }
+    field(out, false, "holds");
+    match &s.holds {
+        Some(h) => {
+            let _ = serde_json::to_writer(&mut *out, h);
+        }
+        None => out.extend_from_slice(b"null"),
+    }
     field(out, false, "id");
     string(out, s.id.hyphenated().encode_lower(&mut uuid));
     field(out, false, "last_reported");
@@ -142,6 +149,11 @@ fn write_snapshot(out: &mut Vec<u8>, scratch: &mut String, s: &Snapshot) {
     time(out, &s.creation);
     field(out, false, "used");
     number(out, s.used);
+    field(out, false, "userrefs");
+    match s.userrefs {
+        Some(n) => number(out, u64::from(n)),
+        None => out.extend_from_slice(b"null"),
+    }
     out.push(b'}');
 }
 
@@ -163,6 +175,8 @@ mod tests {
         meta.insert("n".into(), json!([1, 2.5, null, {"k": true}]));
         vec![
             Snapshot {
+                holds: Some(vec!["zfs-sync:ab:cd".into(), "keep \"me\"".into()]),
+                userrefs: Some(2),
                 id: Uuid::new_v4(),
                 system_id: Uuid::new_v4(),
                 pool: "tank".into(),
@@ -177,6 +191,8 @@ mod tests {
                 last_reported: t + chrono::Duration::microseconds(123_456),
             },
             Snapshot {
+                holds: None,
+                userrefs: Some(0),
                 id: Uuid::nil(),
                 system_id: Uuid::max(),
                 pool: "backup".into(),

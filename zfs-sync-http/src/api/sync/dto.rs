@@ -462,6 +462,11 @@ pub struct PruneEdgeOut {
     #[oai(nullable)]
     pub base: Option<String>,
     pub base_is_bookmark: bool,
+    /// What protects the base: `held` (the source's base snapshot carries the edge's hold
+    /// tag, or some hold on a host that cannot list tags), `must_keep` (only our pruning
+    /// spares it), `bookmark` (only a bookmark is left on the source) or `none` (no base: the
+    /// next transfer is a full send).
+    pub base_protection: String,
     /// Snapshots of the source the target lacks, newer than the base.
     pub pending: u64,
     /// More pending than `retention.max_pending_snapshots`: the oldest beyond it may go.
@@ -512,6 +517,7 @@ impl From<zfs_sync::retention::GroupPrune> for PrunePreviewOut {
                             target_system_id: e.target,
                             base: e.base,
                             base_is_bookmark: e.base_is_bookmark,
+                            base_protection: e.base_protection.as_str().into(),
                             pending: e.pending as u64,
                             pending_cap_reached: e.pending_cap_reached,
                         })

@@ -98,6 +98,12 @@ pub struct CapabilitiesDto {
     /// `zfs send -e`.
     #[oai(nullable)]
     pub embedded_data: Option<bool>,
+    /// `zfs bookmark` and `zfs send -i pool/ds#bookmark`.
+    #[oai(nullable)]
+    pub bookmarks: Option<bool>,
+    /// `zfs holds` lists hold tags (zfs-fuse cannot; it reports `userrefs` only).
+    #[oai(nullable)]
+    pub holds: Option<bool>,
 }
 
 impl From<CapabilitiesDto> for Capabilities {
@@ -108,6 +114,8 @@ impl From<CapabilitiesDto> for Capabilities {
             raw_send: c.raw_send.unwrap_or(true),
             large_blocks: c.large_blocks.unwrap_or(true),
             embedded_data: c.embedded_data.unwrap_or(true),
+            bookmarks: c.bookmarks.unwrap_or(true),
+            holds: c.holds.unwrap_or(true),
         }
     }
 }
@@ -120,6 +128,8 @@ impl From<Capabilities> for CapabilitiesDto {
             raw_send: Some(c.raw_send),
             large_blocks: Some(c.large_blocks),
             embedded_data: Some(c.embedded_data),
+            bookmarks: Some(c.bookmarks),
+            holds: Some(c.holds),
         }
     }
 }
@@ -286,6 +296,10 @@ pub struct InventoryReplaced {
     pub deleted: u64,
     /// Filesystems and volumes reported (they replace the stored ones within the scope).
     pub datasets: u64,
+    /// Bookmarks reported (they replace the stored ones within the scope).
+    pub bookmarks: u64,
+    /// Stored bookmarks within the scope that were absent and are gone.
+    pub bookmarks_deleted: u64,
     /// `null`: every dataset of the system; else the full dataset names covered.
     #[oai(nullable)]
     pub scope: Option<Vec<String>>,

@@ -300,6 +300,7 @@ impl SystemsApi {
             &scope,
             &report.snapshots,
             &report.datasets,
+            &report.bookmarks,
             &report.resume_tokens,
             Utc::now(),
         )
@@ -310,6 +311,8 @@ impl SystemsApi {
             upserted: r.upserted,
             deleted: r.deleted,
             datasets: r.datasets,
+            bookmarks: r.bookmarks,
+            bookmarks_deleted: r.bookmarks_deleted,
             scope: match scope {
                 InventoryScope::All => None,
                 InventoryScope::Datasets(d) => Some(d),

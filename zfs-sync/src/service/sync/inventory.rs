@@ -6,7 +6,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::model::{Dataset, Member, ResumeToken, Snapshot, SyncGroup, System};
+use crate::model::{Bookmark, Dataset, Member, ResumeToken, Snapshot, SyncGroup, System};
 use crate::plan::MemberInventory;
 
 use super::SyncService;
@@ -87,13 +87,15 @@ pub async fn load_inventories(
 
 /// A member's inventory from the loaded parts (empty when nothing was loaded for it).
 fn member_inventory(member: Member, system: System, parts: &mut Parts) -> MemberInventory {
-    let (snapshots, resume_tokens, datasets) = parts.remove(&system.id).unwrap_or_default();
+    let (snapshots, resume_tokens, datasets, bookmarks) =
+        parts.remove(&system.id).unwrap_or_default();
     MemberInventory {
         system,
         member,
         snapshots,
         resume_tokens,
         datasets,
+        bookmarks,
     }
 }
 
@@ -114,10 +116,10 @@ async fn member_systems(store: &dyn Store, group: &SyncGroup) -> Result<Vec<(Mem
         .collect())
 }
 
-/// Snapshots, resume tokens and reported datasets, by system.
-type Parts = HashMap<Uuid, (Vec<Snapshot>, Vec<ResumeToken>, Vec<Dataset>)>;
+/// Snapshots, resume tokens, reported datasets and bookmarks, by system.
+type Parts = HashMap<Uuid, (Vec<Snapshot>, Vec<ResumeToken>, Vec<Dataset>, Vec<Bookmark>)>;
 
-/// The snapshots, resume tokens and reported datasets of these systems, by system.
+/// The snapshots, resume tokens, reported datasets and bookmarks of these systems, by system.
 async fn load_parts(store: &dyn Store, ids: &[Uuid]) -> Result<Parts> {
     let mut parts = Parts::new();
     if ids.is_empty() {
@@ -131,6 +133,9 @@ async fn load_parts(store: &dyn Store, ids: &[Uuid]) -> Result<Parts> {
     }
     for d in store.datasets_of_systems(ids).await? {
         parts.entry(d.system_id).or_default().2.push(d);
+    }
+    for b in store.bookmarks_of_systems(ids).await? {
+        parts.entry(b.system_id).or_default().3.push(b);
     }
     Ok(parts)
 }
@@ -182,7 +187,7 @@ impl InventoryCache {
     ) {
         let records: usize = inventories
             .iter()
-            .map(|i| i.snapshots.len() + i.datasets.len())
+            .map(|i| i.snapshots.len() + i.datasets.len() + i.bookmarks.len())
             .sum();
         if records > cap {
             return;

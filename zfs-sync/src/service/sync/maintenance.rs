@@ -4,8 +4,8 @@
 //!
 //! Which tags a host's snapshots hold, and which bookmarks it has, come from the witness's
 //! record of succeeded `hold`, `release` and `bookmark` jobs ([`replay`]): the only source on
-//! hosts without `zfs holds` (zfs-fuse). Reported holds and bookmarks, once inventories carry
-//! them, are merged in [`SyncService::maintenance_record`].
+//! hosts without `zfs holds` (zfs-fuse); joined with the tags and bookmarks hosts report in
+//! [`SyncService::maintenance_record`].
 //!
 //! A maintenance job's slot is (group, host, logical dataset, kind): at most one active. A
 //! kind whose latest job failed is held back like a failed transfer
@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::model::{Job, JobFilter, JobStatus, JobStep, SyncGroup, System};
 use crate::plan::{Diagnostic, GroupPlan, MemberInventory};
 use crate::retention::{
-    Bookmarks, GroupPrune, HeldTags, HostAbilities, plan_maintenance, prune_group,
+    Bookmarks, GroupPrune, HeldTags, HostAbilities, ReportedHolds, plan_maintenance, prune_group,
 };
 
 /// The hold tags and bookmarks the group's maintenance jobs created, replayed in order
@@ -86,10 +86,9 @@ pub fn replay(jobs: &[Job]) -> (HeldTags, Bookmarks) {
     (held, marks)
 }
 
-/// Whether `system` can create bookmarks. PLACEHOLDER until hosts report a `bookmarks`
-/// capability (the report side of issue 15 adds the flag): no host is asked to bookmark.
-pub fn supports_bookmarks(_system: &System) -> bool {
-    false
+/// Whether `system` can create bookmarks: its reported `bookmarks` capability.
+pub fn supports_bookmarks(system: &System) -> bool {
+    system.effective_capabilities().bookmarks
 }
 
 /// The slots (host, logical dataset, kind) held back after a failure: the latest job of the
@@ -123,12 +122,13 @@ fn backed_off(
 
 impl SyncService {
     /// The group's maintenance jobs (all statuses, oldest first) and the tags and bookmarks
-    /// they recorded. Where reported holds and bookmarks are merged, once inventories carry
-    /// them: union the reported tags of each snapshot (and the reported bookmarks) into
-    /// these.
+    /// the hosts have: the record of those jobs ([`replay`]) joined with what the hosts
+    /// report (hold tags where the host can list them, bookmarks). A tag our record placed is
+    /// counted until a release may have run, even when a report does not show it yet.
     pub(super) async fn maintenance_record(
         &self,
         group_id: Uuid,
+        inventories: &[MemberInventory],
     ) -> Result<(Vec<Job>, HeldTags, Bookmarks)> {
         let jobs: Vec<Job> = self
             .store
@@ -138,7 +138,17 @@ impl SyncService {
                 ..Default::default()
             })
             .await?;
-        let (held, marks) = replay(&jobs);
+        let (mut held, mut marks) = replay(&jobs);
+        ReportedHolds::of(inventories).add_to(&mut held);
+        for inv in inventories {
+            for b in &inv.bookmarks {
+                marks.insert((
+                    inv.system.id,
+                    b.reported.dataset_name(),
+                    b.reported.name.clone(),
+                ));
+            }
+        }
         Ok((jobs, held, marks))
     }
 
@@ -191,7 +201,7 @@ impl SyncService {
         now: DateTime<Utc>,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Result<Vec<(Job, Instruction)>> {
-        let (jobs, held, marks) = self.maintenance_record(group.id).await?;
+        let (jobs, held, marks) = self.maintenance_record(group.id, inventories).await?;
         let prune = self
             .current_prune(group, inventories, plan, &held, handing, now)
             .await?;

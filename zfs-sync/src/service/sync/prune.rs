@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use super::SyncService;
 use crate::error::Result;
-use crate::plan::plan_group;
+use crate::model::{MemberInventory, SyncGroup};
+use crate::plan::{GroupPlan, plan_group};
 use crate::retention::GroupPrune;
 
 impl SyncService {
@@ -17,8 +18,21 @@ impl SyncService {
         let group = self.group(group_id).await?;
         let inventories = self.inventories(&group).await?;
         let plan = plan_group(&group, &inventories, now);
-        let (_, held, _) = self.maintenance_record(group.id).await?;
-        self.current_prune(&group, &inventories, &plan, &held, &[], now)
+        self.group_prune(&group, &inventories, &plan, now).await
+    }
+
+    /// The group's prune plan from its inventories and the plan made from them, with its
+    /// leased jobs and the holds its hosts have (reported and recorded): the one retention
+    /// view behind the prune preview, the edges and the prune jobs.
+    pub(crate) async fn group_prune(
+        &self,
+        group: &SyncGroup,
+        inventories: &[MemberInventory],
+        plan: &GroupPlan,
+        now: DateTime<Utc>,
+    ) -> Result<GroupPrune> {
+        let (_, held, _) = self.maintenance_record(group.id, inventories).await?;
+        self.current_prune(group, inventories, plan, &held, &[], now)
             .await
     }
 }

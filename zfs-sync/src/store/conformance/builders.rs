@@ -42,6 +42,8 @@ pub(super) async fn new_system(store: &dyn Store) -> System {
 
 pub(super) fn snap(pool: &str, dataset: &str, name: &str, guid: u64) -> NewSnapshot {
     NewSnapshot {
+        holds: None,
+        userrefs: None,
         pool: pool.into(),
         dataset: dataset.into(),
         name: name.into(),

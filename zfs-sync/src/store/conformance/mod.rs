@@ -32,6 +32,7 @@ use futures::FutureExt;
 
 use super::Store;
 
+mod bookmarks;
 mod builders;
 mod conflicts;
 mod datasets;
@@ -44,6 +45,7 @@ mod snapshots;
 mod states;
 mod systems;
 
+pub use bookmarks::*;
 pub use conflicts::*;
 pub use datasets::*;
 pub use events::*;
@@ -156,6 +158,10 @@ macro_rules! for_each_conformance_behaviour {
             datasets_replaced_with_the_inventory,
             bad_datasets_fail_the_whole_inventory,
             datasets_upserted_and_deleted_with_the_system,
+            // bookmarks.rs
+            bookmarks_upserted_and_replaced_within_the_scope,
+            bad_bookmarks_fail_whole_and_go_with_the_system,
+            snapshot_holds_round_trip,
             // round_trips.rs
             u64_round_trips,
             utc_round_trips,

@@ -48,6 +48,8 @@ struct Inner {
     snapshot_ids: HashMap<Uuid, (Uuid, SnapKey)>,
     /// Per system, its reported datasets by (pool, dataset).
     datasets: HashMap<Uuid, BTreeMap<(String, String), Dataset>>,
+    /// Per system, its reported bookmarks by (pool, dataset, name).
+    bookmarks: HashMap<Uuid, BTreeMap<SnapKey, crate::model::Bookmark>>,
     /// (system, pool, dataset) → token.
     resume_tokens: BTreeMap<(Uuid, String, String), ResumeToken>,
     groups: HashMap<Uuid, SyncGroup>,

@@ -9,10 +9,12 @@ use uuid::Uuid;
 use super::{InMemoryStore, Inner, SnapKey};
 use crate::error::Result;
 use crate::model::{
-    Dataset, InventoryScope, NewDataset, NewSnapshot, ResumeToken, Snapshot, SnapshotQuery,
+    Bookmark, Dataset, InventoryScope, NewBookmark, NewDataset, NewSnapshot, ResumeToken, Snapshot,
+    SnapshotQuery,
 };
 use crate::store::{
-    SnapshotStore, check_dataset_batch, check_items_in_scope, prepare_snapshot_batch, scope_covers,
+    SnapshotStore, check_bookmarks_input, check_dataset_batch, check_items_in_scope,
+    prepare_snapshot_batch, scope_covers,
 };
 
 impl Inner {
@@ -54,6 +56,7 @@ impl Inner {
 
     pub(super) fn delete_snapshots(&mut self, system_id: Uuid) -> u64 {
         self.datasets.remove(&system_id);
+        self.bookmarks.remove(&system_id);
         let Some(map) = self.snapshots.remove(&system_id) else {
             return 0;
         };
@@ -66,6 +69,54 @@ impl Inner {
 
 #[async_trait]
 impl SnapshotStore for InMemoryStore {
+    async fn store_bookmarks(
+        &self,
+        system_id: Uuid,
+        replace: Option<&InventoryScope>,
+        bookmarks: &[NewBookmark],
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64)> {
+        check_bookmarks_input(replace, bookmarks)?;
+        let mut inner = self.write();
+        inner.require_system(system_id)?;
+        inner.bump_inventory(system_id);
+        let map = inner.bookmarks.entry(system_id).or_default();
+        let listed: HashSet<(&str, &str, &str)> = bookmarks
+            .iter()
+            .map(|b| (b.pool.as_str(), b.dataset.as_str(), b.name.as_str()))
+            .collect();
+        let mut deleted = 0;
+        if let Some(scope) = replace {
+            map.retain(|(p, d, n), _| {
+                let gone = scope_covers(scope, p, d)
+                    && !listed.contains(&(p.as_str(), d.as_str(), n.as_str()));
+                deleted += u64::from(gone);
+                !gone
+            });
+        }
+        for b in bookmarks {
+            map.insert(
+                (b.pool.clone(), b.dataset.clone(), b.name.clone()),
+                Bookmark {
+                    system_id,
+                    reported: b.clone(),
+                    last_reported: now,
+                },
+            );
+        }
+        let stored = bookmarks.len() as u64;
+        Ok((stored, deleted))
+    }
+
+    async fn bookmarks_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Bookmark>> {
+        let inner = self.read();
+        Ok(system_ids
+            .iter()
+            .filter_map(|id| inner.bookmarks.get(id))
+            .flat_map(|m| m.values().cloned())
+            .collect())
+    }
+
     async fn upsert_snapshots(
         &self,
         system_id: Uuid,

@@ -586,6 +586,8 @@ impl ZfsModel {
             let (pool, path) = ds.split_once('/').unwrap_or((ds, ""));
             for s in snaps {
                 out.push(Snapshot {
+                    holds: None,
+                    userrefs: None,
                     id: Uuid::from_u64_pair(s.guid, s.createtxg),
                     system_id: host,
                     pool: pool.to_string(),
@@ -617,6 +619,8 @@ impl ZfsModel {
             .inventory(host)
             .into_iter()
             .map(|s| crate::model::NewSnapshot {
+                holds: None,
+                userrefs: None,
                 pool: s.pool,
                 dataset: s.dataset,
                 name: s.name,
