@@ -35,6 +35,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0009_admin_key_names_and_sources.sql",
     "0010_group_recovery_point_objective.sql",
     "0011_event_log.sql",
+    "0012_webhooks.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

@@ -30,6 +30,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0008_admin_key_names_and_sources.sql",
     "0009_group_recovery_point_objective.sql",
     "0010_event_log.sql",
+    "0011_webhooks.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

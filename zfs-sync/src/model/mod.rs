@@ -78,6 +78,7 @@ pub mod snapshot;
 pub mod state;
 pub mod system;
 pub mod text;
+pub mod webhook;
 
 pub use conflict::*;
 pub use dataset::*;
@@ -91,6 +92,7 @@ pub use retention::*;
 pub use snapshot::*;
 pub use state::*;
 pub use system::*;
+pub use webhook::*;
 
 /// Free-form metadata attached to systems and snapshots.
 pub type Metadata = Map<String, Value>;
