@@ -49,7 +49,7 @@ pub async fn create_webhook(
         secret: input.secret.clone(),
         events,
         created_at: now,
-        cursor: newest_event_id(store).await?,
+        cursor: super::events::newest_event_id(store).await?,
         attempts: 0,
         next_attempt_at: None,
     };
@@ -73,25 +73,6 @@ pub async fn list_deliveries(
     query.validate()?;
     get_webhook(store, query.webhook_id).await?;
     store.list_deliveries(query).await
-}
-
-/// The id of the newest stored event (0 when there is none).
-pub async fn newest_event_id(store: &dyn Store) -> Result<i64> {
-    let mut after = 0;
-    loop {
-        let page = store
-            .list_events(&EventQuery {
-                after: Some(after),
-                limit: crate::model::MAX_EVENT_PAGE,
-                ..Default::default()
-            })
-            .await?;
-        match page.last() {
-            Some(e) if page.len() as u32 == crate::model::MAX_EVENT_PAGE => after = e.id,
-            Some(e) => return Ok(e.id),
-            None => return Ok(after),
-        }
-    }
 }
 
 /// How deliveries are retried.
