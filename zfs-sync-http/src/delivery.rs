@@ -105,7 +105,12 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
                     deliver_due(store.as_ref(), transport.as_ref(), &settings, &Utc::now).await
                 });
                 match round.await {
-                    Ok(Ok(attempts)) => log_attempts(&attempts),
+                    Ok(Ok(round)) => {
+                        log_attempts(&round.attempts);
+                        for (webhook_id, e) in &round.errors {
+                            tracing::error!(%webhook_id, error = %e, "webhook delivery stopped for this round");
+                        }
+                    }
                     Ok(Err(e)) => tracing::error!(error = %e, "webhook delivery round failed"),
                     Err(e) => tracing::error!(error = %e, "webhook delivery round panicked"),
                 }

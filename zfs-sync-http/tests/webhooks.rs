@@ -21,12 +21,14 @@ use zfs_sync_http::config::Settings;
 
 const SECRET: &str = "a-webhook-secret-of-some-length";
 
-/// What the receiver got: (headers by lower-case name, body).
+/// One POST the receiver got: (headers by lower-case name, body).
+type Received = (Vec<(String, String)>, String);
+
 #[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>);
+struct Inbox(Arc<Mutex<Vec<Received>>>);
 
 impl Inbox {
-    fn all(&self) -> Vec<(Vec<(String, String)>, String)> {
+    fn all(&self) -> Vec<Received> {
         self.0.lock().unwrap().clone()
     }
 }

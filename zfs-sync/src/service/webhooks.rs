@@ -258,30 +258,41 @@ async fn next_event(store: &dyn Store, webhook: &Webhook) -> Result<Option<Event
         .next())
 }
 
+/// What one [`deliver_due`] round did: the attempts logged, and the webhooks whose turn a
+/// store error cut short (the others had theirs).
+#[derive(Debug, Default)]
+pub struct DeliveryRound {
+    pub attempts: Vec<WebhookDelivery>,
+    pub errors: Vec<(Uuid, Error)>,
+}
+
 /// One round of delivery: for every webhook that is due and has a matching event after its
 /// cursor, posts its events in order (at most `settings.batch`), each under a lease, until
 /// one fails (it is retried after its backoff) or none is left. `clock` gives the time of
-/// each step. Returns the attempts logged. A webhook leased by another process is skipped;
-/// a store error on one webhook is returned only after the others had their turn.
+/// each step. A webhook leased by another process is skipped. Fails only when the webhooks
+/// cannot be listed.
 pub async fn deliver_due(
     store: &dyn Store,
     transport: &dyn WebhookTransport,
     settings: &DeliverySettings,
     clock: &(dyn Fn() -> DateTime<Utc> + Send + Sync),
-) -> Result<Vec<WebhookDelivery>> {
-    let mut logged = Vec::new();
-    let mut first_error = None;
+) -> Result<DeliveryRound> {
+    let mut round = DeliveryRound::default();
     for webhook in store.list_webhooks().await? {
-        if let Err(e) =
-            deliver_webhook(store, transport, settings, clock, webhook.id, &mut logged).await
+        if let Err(e) = deliver_webhook(
+            store,
+            transport,
+            settings,
+            clock,
+            webhook.id,
+            &mut round.attempts,
+        )
+        .await
         {
-            first_error.get_or_insert(e);
+            round.errors.push((webhook.id, e));
         }
     }
-    match first_error {
-        Some(e) if logged.is_empty() => Err(e),
-        _ => Ok(logged),
-    }
+    Ok(round)
 }
 
 async fn deliver_webhook(
@@ -365,6 +376,8 @@ mod tests {
 
     use std::sync::{Arc, Mutex};
 
+    use chrono::TimeZone;
+
     use crate::model::{EventType, NewEvent};
     use crate::store::WebhookStore;
     use crate::store::memory::InMemoryStore;
@@ -397,7 +410,7 @@ mod tests {
     fn event(t: EventType) -> NewEvent {
         NewEvent {
             event_type: t,
-            time: Utc::now(),
+            time: t0(),
             group_id: None,
             system_id: None,
             dataset: None,
@@ -405,6 +418,10 @@ mod tests {
             dedup_key: None,
             detail: serde_json::json!({}),
         }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
     }
 
     fn input(events: &[&str]) -> WebhookInput {
@@ -422,7 +439,7 @@ mod tests {
             .append_events(&[event(EventType::JobFailed)])
             .await
             .unwrap();
-        let t0 = Utc::now();
+        let t0 = t0();
         let w = create_webhook(store.as_ref(), &input(&["rpo_breached"]), t0)
             .await
             .unwrap();
@@ -449,7 +466,8 @@ mod tests {
         let transport = script(vec![Ok(500), Err("connection refused".into()), Ok(503)]);
         let got = deliver_due(store.as_ref(), &transport, &settings, &clock)
             .await
-            .unwrap();
+            .unwrap()
+            .attempts;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].delivery.outcome, DeliveryOutcome::Retrying);
         assert_eq!(got[0].delivery.status_code, Some(500));
@@ -462,12 +480,14 @@ mod tests {
             deliver_due(store.as_ref(), &transport, &settings, &clock)
                 .await
                 .unwrap()
+                .attempts
                 .is_empty()
         );
         *now.lock().unwrap() = t0 + Duration::seconds(10);
         let got = deliver_due(store.as_ref(), &transport, &settings, &clock)
             .await
-            .unwrap();
+            .unwrap()
+            .attempts;
         // Second attempt at the first breach fails (the last allowed): given up, then the
         // next matching event (the recovery is not subscribed) fails once (503).
         let summary: Vec<_> = got
@@ -485,7 +505,8 @@ mod tests {
         *now.lock().unwrap() = t0 + Duration::seconds(30);
         let got = deliver_due(store.as_ref(), &transport, &settings, &clock)
             .await
-            .unwrap();
+            .unwrap()
+            .attempts;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].delivery.outcome, DeliveryOutcome::Delivered);
         assert_eq!(got[0].delivery.status_code, Some(200));
@@ -495,7 +516,7 @@ mod tests {
             (stored[2].id, 0, None)
         );
 
-        let seen = transport.seen.lock().unwrap();
+        let seen = transport.seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 4);
         for r in seen.iter() {
             let header = |name: &str| {
@@ -556,7 +577,7 @@ mod tests {
             (input(&["job_failed", "nope"]), "events[1]"),
             (input(&[]), "events"),
         ] {
-            match create_webhook(&store, &bad, Utc::now()).await {
+            match create_webhook(&store, &bad, t0()).await {
                 Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, field),
                 other => panic!("{other:?}"),
             }
