@@ -1,5 +1,5 @@
 //! The webhook worker: every `webhook_poll_seconds` it runs one round of
-//! [`deliver_due`](zfs_sync::service::webhooks::deliver_due), posting new events to the
+//! [`deliver_due`], posting new events to the
 //! webhooks with a blocking HTTP(S) client (ureq, rustls) on the blocking pool, and writes a
 //! log line for each failed attempt. It stops with the scheduler, on the same signal.
 
