@@ -341,3 +341,133 @@ async fn only_admins_manage_webhooks() {
         "nothing changed"
     );
 }
+
+/// Answers 204 to every POST.
+#[handler]
+fn accept(req: &Request, body: String, inbox: Data<&Inbox>) -> StatusCode {
+    let id = req
+        .headers()
+        .get("x-zfs-sync-event-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    inbox
+        .0
+        .0
+        .lock()
+        .unwrap()
+        .push((vec![("x-zfs-sync-event-id".into(), id)], body));
+    StatusCode::NO_CONTENT
+}
+
+/// Two servers (each with its own store connection pool, as two processes have) deliver to
+/// one webhook from one PostgreSQL database: every event arrives once, in order.
+async fn two_servers_deliver_each_event_once(settings: Settings) {
+    let first = harness_with(settings.clone()).await;
+    let second = harness_with(settings).await;
+    let inbox = Inbox::default();
+    let port = free_port();
+    let receiver = Route::new().at("/hook", post(accept)).data(inbox.clone());
+    tokio::spawn(poem::Server::new(TcpListener::bind(format!("127.0.0.1:{port}"))).run(receiver));
+    let made = create(
+        &first,
+        json!({"url": format!("http://127.0.0.1:{port}/hook"), "secret": SECRET, "events": ["job_failed"]}),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let id = made.body["id"].as_str().unwrap().to_string();
+
+    let (stop, stopped) = watch::channel(false);
+    let workers = [&first, &second].map(|h| {
+        tokio::spawn(zfs_sync_http::delivery::run(
+            h.state.clone(),
+            stopped.clone(),
+        ))
+    });
+    let mut expected = Vec::new();
+    for n in 0..20 {
+        let e = zfs_sync::model::NewEvent {
+            event_type: zfs_sync::model::EventType::JobFailed,
+            time: Utc::now(),
+            group_id: None,
+            system_id: None,
+            dataset: Some("vm1".into()),
+            subject: None,
+            dedup_key: None,
+            detail: json!({"n": n}),
+        };
+        // Both servers write events, as both run the scheduler.
+        let h = if n % 2 == 0 { &first } else { &second };
+        expected.extend(
+            h.state
+                .store
+                .append_events(&[e])
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.id),
+        );
+        if n % 5 == 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    eventually("every event delivered", || {
+        let inbox = inbox.clone();
+        let n = expected.len();
+        async move { (inbox.all().len() >= n).then_some(()) }
+    })
+    .await;
+    // Stop both workers (each ends its round first), then look at everything that arrived.
+    let _ = stop.send(true);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let got: Vec<i64> = inbox
+        .all()
+        .iter()
+        .map(|(h, _)| header(h, "x-zfs-sync-event-id").parse().unwrap())
+        .collect();
+    assert_eq!(got, expected, "each event once, in order");
+    let log = first
+        .admin(
+            "GET",
+            &format!("/api/v1/webhooks/{id}/deliveries?limit=1000"),
+            None,
+        )
+        .await;
+    let log = log.body.as_array().unwrap();
+    assert_eq!(log.len(), expected.len(), "one attempt per event");
+    assert!(log.iter().all(|d| d["outcome"] == json!("delivered")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_on_postgres_deliver_each_event_once() {
+    let Some(url) = zfs_sync_storage::testing::postgres_test_url(
+        "two_servers_on_postgres_deliver_each_event_once",
+    ) else {
+        return;
+    };
+    let schema = zfs_sync_storage::testing::postgres_test_schema("webhooks_two");
+    let settings = Settings {
+        database_url: Some(url.clone()),
+        database_schema: Some(schema.clone()),
+        webhook_poll_seconds: 1,
+        ..Settings::default()
+    };
+    let outcome = tokio::spawn(two_servers_deliver_each_event_once(settings)).await;
+    zfs_sync_storage::testing::drop_postgres_schema(&url, &schema).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_on_sqlite_deliver_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    two_servers_deliver_each_event_once(Settings {
+        database_url: Some(format!("sqlite://{}", dir.path().join("two.db").display())),
+        webhook_poll_seconds: 1,
+        ..Settings::default()
+    })
+    .await;
+}
