@@ -27,3 +27,5 @@ CREATE TABLE webhook_deliveries (
     next_retry_at timestamptz
 );
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
+-- A webhook reads the log by the types it receives, after its cursor.
+CREATE INDEX events_by_type ON events (event_type, id);
