@@ -87,8 +87,13 @@ pub struct Settings {
     pub retry_base_seconds: u64,
     /// The longest a failed transfer is held back.
     pub retry_max_seconds: u64,
-    /// Whether `/metrics` is served without a key (otherwise it needs an admin key).
+    /// Whether `/metrics` is served without a key (otherwise it needs an admin key). Public
+    /// metrics carry no dataset names: their edge series are per group and host pair.
     pub metrics_public: bool,
+    /// Most series of the per-edge families (`zfs_sync_edge_*`) on `/metrics`; beyond it they
+    /// are aggregated per (source host, target host), then cut to the worst host pairs (see
+    /// [`crate::metrics`]). 0: none, only the counts per status.
+    pub metrics_max_edge_series: usize,
     /// How often the background scheduler wakes (groups are checked at their own interval).
     pub scheduler_tick_seconds: u64,
     /// Whether this server delivers events to webhooks (several servers on one database may
@@ -140,6 +145,7 @@ impl std::fmt::Debug for Settings {
             .field("retry_base_seconds", &self.retry_base_seconds)
             .field("retry_max_seconds", &self.retry_max_seconds)
             .field("metrics_public", &self.metrics_public)
+            .field("metrics_max_edge_series", &self.metrics_max_edge_series)
             .field("scheduler_tick_seconds", &self.scheduler_tick_seconds)
             .field("webhooks_enabled", &self.webhooks_enabled)
             .field("webhook_poll_seconds", &self.webhook_poll_seconds)
@@ -196,6 +202,7 @@ impl Default for Settings {
             retry_base_seconds: sync.retry_base_seconds,
             retry_max_seconds: sync.retry_max_seconds,
             metrics_public: true,
+            metrics_max_edge_series: crate::metrics::DEFAULT_MAX_EDGE_SERIES,
             scheduler_tick_seconds: 30,
             webhooks_enabled: true,
             webhook_poll_seconds: 5,
@@ -283,6 +290,7 @@ pub const ENV_KEYS: &[&str] = &[
     "retry_base_seconds",
     "retry_max_seconds",
     "metrics_public",
+    "metrics_max_edge_series",
     "scheduler_tick_seconds",
     "webhooks_enabled",
     "webhook_poll_seconds",
@@ -670,10 +678,12 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ZFS_SYNC_PORT", "9100");
             jail.set_env("ZFS_SYNC_METRICS_PUBLIC", "false");
+            jail.set_env("ZFS_SYNC_METRICS_MAX_EDGE_SERIES", "500");
             jail.set_env("ZFS_SYNC_TEST_POSTGRES_URL", "postgres://ignored");
             let (s, _) = Settings::load(Some(&file)).map_err(|e| e.to_string())?;
             assert_eq!(s.port, 9100);
             assert!(!s.metrics_public);
+            assert_eq!(s.metrics_max_edge_series, 500);
             jail.set_env("ZFS_SYNC_PORT", "eighty");
             let e = Settings::load(Some(&file)).unwrap_err().to_string();
             assert!(e.contains("ZFS_SYNC_PORT"), "{e}");

@@ -30,6 +30,7 @@ pub mod middleware;
 pub mod report;
 pub mod scheduler;
 pub mod store;
+pub mod ui;
 pub mod wire;
 
 use config::Settings;
@@ -63,6 +64,10 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
         let sync = SyncService::new(store.clone(), settings.sync_settings());
+        let rules = metrics::EdgeSeriesRules {
+            public: settings.metrics_public,
+            max_series: settings.metrics_max_edge_series,
+        };
         AppState {
             seen: Arc::new(SeenMarks::for_timeout(settings.heartbeat_timeout_seconds)),
             auth_throttle: Arc::new(zfs_sync::service::auth::AuthThrottle::new(
@@ -72,7 +77,7 @@ impl AppState {
             store,
             sync,
             settings: Arc::new(settings),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::new(rules)),
         }
     }
 
@@ -125,16 +130,17 @@ async fn metrics_endpoint(req: &Request, state: Data<&AppState>) -> Result<Respo
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let role = zfs_sync::service::auth::authenticate(state.store.as_ref(), key)
-            .await
-            .map_err(ApiError::from)?;
+        // Failed keys count against the client as on every other endpoint (429 when throttled).
+        let role = auth::authenticate_request(req, key).await?;
         zfs_sync::service::auth::authorize_admin(role).map_err(ApiError::from)?;
     }
     state
         .metrics
         .refresh(
-            state.store.as_ref(),
+            &state.sync,
             state.settings.heartbeat_timeout_seconds,
+            // A tick's view is replaced by the next one: two ticks leave it time to compute.
+            state.settings.scheduler_tick_seconds.saturating_mul(2),
         )
         .await
         .map_err(ApiError::from)?;
@@ -146,7 +152,7 @@ async fn metrics_endpoint(req: &Request, state: Data<&AppState>) -> Result<Respo
 }
 
 /// The whole HTTP application: the API under `/api/v1`, `/openapi.json`, `/docs`, `/metrics`,
-/// with JSON errors, request ids and logs, latency metrics, the body limit and (when
+/// the status page `/ui`, with JSON errors, request ids and logs, latency metrics, the body limit and (when
 /// configured) CORS.
 /// Headers a security review expects on every answer: no MIME sniffing, no framing (the
 /// Swagger UI cannot be clickjacked), no referrer, and `Cache-Control: no-store`, since
@@ -171,14 +177,21 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
 /// frame it.
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
-/// Sets [`DOCS_CSP`] on `/docs` and [`API_CSP`] on everything else.
+/// Sets [`DOCS_CSP`] on `/docs`, [`ui::UI_CSP`] on the status page (`/ui`) and [`API_CSP`]
+/// on everything else.
 async fn content_security_policy<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
-    let docs = req.uri().path() == "/docs" || req.uri().path().starts_with("/docs/");
+    let path = req.uri().path();
+    let policy = if path == "/docs" || path.starts_with("/docs/") {
+        DOCS_CSP
+    } else if ui::is_ui_path(path) {
+        ui::UI_CSP
+    } else {
+        API_CSP
+    };
     let mut resp = match ep.call(req).await {
         Ok(r) => r.into_response(),
         Err(e) => e.into_response(),
     };
-    let policy = if docs { DOCS_CSP } else { API_CSP };
     resp.headers_mut().insert(
         poem::http::header::CONTENT_SECURITY_POLICY,
         poem::http::HeaderValue::from_static(policy),
@@ -197,6 +210,7 @@ pub fn app(state: AppState) -> BoxEndpoint<'static> {
             make_sync(move |_| spec.clone().with_content_type("application/json")),
         )
         .nest("/docs", docs)
+        .nest("/ui", ui::routes())
         .at("/metrics", metrics_endpoint);
     let cors = (!state.settings.cors_origins.is_empty()).then(|| {
         let mut c = Cors::new()

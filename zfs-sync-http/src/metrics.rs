@@ -1,19 +1,52 @@
-//! Prometheus metrics. Fleet gauges (lag, missing snapshots, states, conflicts, systems) are
-//! recomputed from the store at each scrape, so every server process on a shared database
-//! reports the same truth; job and request counters are per process.
+//! Prometheus metrics.
+//!
+//! **Fleet gauges** come from the store, so every server process on a shared database
+//! reports the same truth: sync states, open conflicts and systems are recomputed at each
+//! scrape; the **edge series** and the **jobs in flight** come from the fleet view, the
+//! edges of [`SyncService::edges`] that the scheduler computes at each tick (the same
+//! computation that records the fleet's events). A scrape uses the view when it is younger
+//! than two ticks (`scheduler_tick_seconds`: a tick's view may take a while to compute),
+//! else computes it itself (then the next scrapes reuse that one); ages are advanced to the
+//! scrape's clock. Each view replaces the previous
+//! one whole: an edge that disappeared leaves no series behind.
+//!
+//! **Edge series** (`zfs_sync_edge_*`): one label set per edge (`group`, `dataset`,
+//! `source_host`, `target_host`); on public metrics (`metrics_public`) no dataset names,
+//! so one per (`group`, `source_host`, `target_host`), aggregating that pair's datasets. When
+//! these would make more than `metrics_max_edge_series` series, one label set per
+//! (`source_host`, `target_host`); when even those are too many, only the worst host pairs
+//! (worst status, then oldest recovery point) that fit. An aggregate holds the worst of its
+//! edges (the largest lag and ages, the sum of bytes, the oldest last success) and
+//! `zfs_sync_edge_status` counts its edges per status. `zfs_sync_edge_series{detail}` says
+//! which detail is in use and how many series it made; `zfs_sync_edges{status}` always counts
+//! every edge. Job events and request latencies are counted per process.
 
-use std::sync::atomic::AtomicU64;
+mod fleet;
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+use chrono::{DateTime, Utc};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use zfs_sync::model::{HealthStatus, SyncStateFilter, SyncStatus};
+use uuid::Uuid;
+use zfs_sync::model::{Edge, EdgeFilter, HealthStatus, SyncStateFilter, SyncStatus};
+use zfs_sync::service::sync::SyncService;
 use zfs_sync::store::Store;
 
+use fleet::FleetCollector;
+pub use fleet::{EdgeDetail, EdgeSeries, EdgeSeriesRules, FleetView};
+
 type Labels = Vec<(String, String)>;
+
+/// Default `metrics_max_edge_series`: 10,000 series, at least 1,250 edges in full detail (an
+/// edge makes at most 8 series).
+pub const DEFAULT_MAX_EDGE_SERIES: usize = 10_000;
 
 /// Label pairs with each value escaped for the text exposition format (the encoder writes
 /// values verbatim): see [`escape_label_value`].
@@ -49,24 +82,30 @@ fn latency_histogram() -> Histogram {
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
-    lag: Family<Labels, Gauge<i64, std::sync::atomic::AtomicI64>>,
-    missing: Family<Labels, Gauge<i64, std::sync::atomic::AtomicI64>>,
-    states: Family<Labels, Gauge<i64, std::sync::atomic::AtomicI64>>,
-    conflicts: Family<Labels, Gauge<i64, std::sync::atomic::AtomicI64>>,
-    systems: Family<Labels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    rules: EdgeSeriesRules,
+    fleet: FleetCollector,
+    /// One fleet view computed at a time by scrapes that found none fresh.
+    refreshing: tokio::sync::Mutex<()>,
+    states: Family<Labels, Gauge<i64, AtomicI64>>,
+    conflicts: Family<Labels, Gauge<i64, AtomicI64>>,
+    systems: Family<Labels, Gauge<i64, AtomicI64>>,
+    system_health: Family<Labels, Gauge<i64, AtomicI64>>,
+    events: Family<Labels, Counter<u64, AtomicU64>>,
     jobs: Family<Labels, Counter<u64, AtomicU64>>,
     requests: Family<Labels, Histogram, fn() -> Histogram>,
 }
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics").finish_non_exhaustive()
+        f.debug_struct("Metrics")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
     }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(EdgeSeriesRules::default())
     }
 }
 
@@ -82,28 +121,22 @@ pub enum JobEvent {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    /// The metrics, with edge series as `rules` allow.
+    pub fn new(rules: EdgeSeriesRules) -> Self {
         let mut registry = Registry::with_prefix("zfs_sync");
         let m = Metrics {
-            lag: Family::default(),
-            missing: Family::default(),
+            rules,
+            fleet: FleetCollector::default(),
+            refreshing: tokio::sync::Mutex::new(()),
             states: Family::default(),
             conflicts: Family::default(),
             systems: Family::default(),
+            system_health: Family::default(),
+            events: Family::default(),
             jobs: Family::default(),
             requests: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             registry: Registry::default(),
         };
-        registry.register(
-            "dataset_lag_seconds",
-            "Worst lag in seconds of any target of a group's logical dataset",
-            m.lag.clone(),
-        );
-        registry.register(
-            "dataset_missing_snapshots",
-            "Most snapshots any target of a group's logical dataset lacks",
-            m.missing.clone(),
-        );
         registry.register("sync_states", "Sync states per status", m.states.clone());
         registry.register(
             "open_conflicts",
@@ -111,6 +144,16 @@ impl Metrics {
             m.conflicts.clone(),
         );
         registry.register("systems", "Systems per health status", m.systems.clone());
+        registry.register(
+            "system_health",
+            "1 for each system's health status (online, offline, never_seen); the other statuses have no series",
+            m.system_health.clone(),
+        );
+        registry.register(
+            "events",
+            "Events written to the log by this process's scheduler, by type (every witness logs every event: take the max across witnesses, not the sum)",
+            m.events.clone(),
+        );
         registry.register(
             "jobs",
             "Transfer jobs handed out, succeeded, failed and expired (this process)",
@@ -121,6 +164,7 @@ impl Metrics {
             "Request latency by method, route template and OpenAPI operation",
             m.requests.clone(),
         );
+        registry.register_collector(Box::new(m.fleet.clone()));
         Metrics { registry, ..m }
     }
 
@@ -134,6 +178,13 @@ impl Metrics {
         self.jobs.get_or_create(&labels(&[("event", e)])).inc_by(n);
     }
 
+    /// One event of `event_type` written to the log.
+    pub fn event(&self, event_type: &str) {
+        self.events
+            .get_or_create(&labels(&[("type", event_type)]))
+            .inc();
+    }
+
     pub fn observe_request(&self, method: &str, route: &str, operation: &str, seconds: f64) {
         self.requests
             .get_or_create(&labels(&[
@@ -144,8 +195,60 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Recomputes the fleet gauges from the store.
-    pub async fn refresh(&self, store: &dyn Store, heartbeat_timeout: u64) -> zfs_sync::Result<()> {
+    /// Replaces the fleet view (edge series, jobs in flight) with `edges`, every edge of
+    /// the fleet at `now` ([`SyncService::edges`] with the default filter), and the jobs in
+    /// flight now.
+    pub async fn observe_edges(
+        &self,
+        sync: &SyncService,
+        edges: &[Edge],
+        now: DateTime<Utc>,
+    ) -> zfs_sync::Result<()> {
+        let in_flight = sync.jobs_in_flight().await?;
+        let hostnames: HashMap<Uuid, String> = sync
+            .store()
+            .list_systems()
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.hostname))
+            .collect();
+        self.fleet.set(FleetView::new(
+            edges, &in_flight, &hostnames, self.rules, now,
+        ));
+        Ok(())
+    }
+
+    /// The fleet view, computed now unless the current one is younger than
+    /// `max_age_seconds` (the scheduler refreshes it at each tick).
+    async fn fresh_fleet(&self, sync: &SyncService, max_age_seconds: u64) -> zfs_sync::Result<()> {
+        let fresh = |now: DateTime<Utc>| {
+            self.fleet.get().is_some_and(|v| {
+                (now - v.at).num_seconds() < i64::try_from(max_age_seconds).unwrap_or(i64::MAX)
+            })
+        };
+        if fresh(Utc::now()) {
+            return Ok(());
+        }
+        let _one_at_a_time = self.refreshing.lock().await;
+        let now = Utc::now();
+        if fresh(now) {
+            // Another scrape computed it meanwhile.
+            return Ok(());
+        }
+        let edges = sync.edges(&EdgeFilter::default(), now).await?;
+        self.observe_edges(sync, &edges, now).await
+    }
+
+    /// Brings the gauges up to date for a scrape: the fleet view when it is not younger
+    /// than `max_age_seconds`, the store's counts always.
+    pub async fn refresh(
+        &self,
+        sync: &SyncService,
+        heartbeat_timeout: u64,
+        max_age_seconds: u64,
+    ) -> zfs_sync::Result<()> {
+        self.fresh_fleet(sync, max_age_seconds).await?;
+        let store: &dyn Store = sync.store().as_ref();
         let groups = store.list_groups().await?;
         let states = store.list_states(&SyncStateFilter::default()).await?;
         let systems = store.list_systems().await?;
@@ -156,30 +259,16 @@ impl Metrics {
                 store.list_conflicts(g.id, false).await?.len() as i64,
             ));
         }
-        self.lag.clear();
-        self.missing.clear();
         self.states.clear();
         self.conflicts.clear();
         self.systems.clear();
+        self.system_health.clear();
         for st in SyncStatus::ALL {
             self.states
                 .get_or_create(&labels(&[("status", st.as_str())]))
                 .set(0);
         }
         for s in &states {
-            let group = groups
-                .iter()
-                .find(|g| g.id == s.group_id)
-                .map_or_else(|| s.group_id.to_string(), |g| g.name.clone());
-            let l = labels(&[("group", &group), ("dataset", &s.dataset)]);
-            let lag = self.lag.get_or_create(&l);
-            lag.set(lag.get().max(s.lag_seconds.min(i64::MAX as u64) as i64));
-            let missing = self.missing.get_or_create(&l);
-            missing.set(
-                missing
-                    .get()
-                    .max(s.missing_count.min(i64::MAX as u64) as i64),
-            );
             self.states
                 .get_or_create(&labels(&[("status", s.status.as_str())]))
                 .inc();
@@ -189,21 +278,36 @@ impl Metrics {
                 .get_or_create(&labels(&[("group", &name)]))
                 .set(n);
         }
-        let now = chrono::Utc::now();
-        for st in [
+        let now = Utc::now();
+        let mut per_status: BTreeMap<&str, i64> = [
             HealthStatus::Online,
             HealthStatus::Offline,
             HealthStatus::NeverSeen,
-        ] {
-            let n = systems
-                .iter()
-                .filter(|s| HealthStatus::judge(s.last_seen, now, heartbeat_timeout) == st)
-                .count();
+        ]
+        .iter()
+        .map(|s| (s.as_str(), 0))
+        .collect();
+        for s in &systems {
+            let status = HealthStatus::judge(s.last_seen, now, heartbeat_timeout);
+            *per_status.entry(status.as_str()).or_default() += 1;
+            self.system_health
+                .get_or_create(&labels(&[
+                    ("host", &s.hostname),
+                    ("status", status.as_str()),
+                ]))
+                .set(1);
+        }
+        for (status, n) in per_status {
             self.systems
-                .get_or_create(&labels(&[("status", st.as_str())]))
-                .set(n as i64);
+                .get_or_create(&labels(&[("status", status)]))
+                .set(n);
         }
         Ok(())
+    }
+
+    /// The current fleet view, if one was computed.
+    pub fn fleet_view(&self) -> Option<Arc<FleetView>> {
+        self.fleet.get()
     }
 
     /// The text exposition format.

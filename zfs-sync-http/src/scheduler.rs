@@ -1,8 +1,8 @@
 //! The background scheduler: checks each enabled group every `sync_interval_seconds` (and
 //! then applies its `conflict_strategy` where the plan destroys nothing), expires job leases,
-//! logs systems going online/offline, records the fleet's events
-//! ([`SyncService::observe_fleet`](zfs_sync::service::sync::SyncService::observe_fleet)) and
-//! writes each new event as a log line.
+//! logs systems going online/offline, computes the fleet's edges once to record its events
+//! ([`SyncService::observe_fleet_edges`](zfs_sync::service::sync::SyncService::observe_fleet_edges))
+//! and refresh the metrics' fleet view, and writes each new event as a log line.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use uuid::Uuid;
-use zfs_sync::model::{EventQuery, MAX_EVENT_PAGE};
+use zfs_sync::model::{EdgeFilter, EventQuery, MAX_EVENT_PAGE};
 use zfs_sync::service::health;
 
 use crate::AppState;
@@ -99,12 +99,21 @@ impl Scheduler {
             }
             Err(e) => tracing::error!(error = %e, "could not judge system health"),
         }
-        if let Err(e) = state
-            .sync
-            .observe_fleet(now, state.settings.heartbeat_timeout_seconds)
-            .await
-        {
-            tracing::error!(error = %e, "could not record the fleet's events");
+        // The fleet's edges, computed once for its events and the metrics' fleet view.
+        match state.sync.edges(&EdgeFilter::default(), now).await {
+            Ok(edges) => {
+                if let Err(e) = state
+                    .sync
+                    .observe_fleet_edges(&edges, now, state.settings.heartbeat_timeout_seconds)
+                    .await
+                {
+                    tracing::error!(error = %e, "could not record the fleet's events");
+                }
+                if let Err(e) = state.metrics.observe_edges(&state.sync, &edges, now).await {
+                    tracing::error!(error = %e, "could not refresh the fleet's metrics");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not compute the fleet's edges"),
         }
         self.log_events(state, true).await;
     }
@@ -134,6 +143,7 @@ impl Scheduler {
                 continue;
             }
             for e in &events {
+                state.metrics.event(e.event_type.as_str());
                 tracing::info!(
                     target: "zfs_sync::events",
                     event_id = e.id,

@@ -464,18 +464,23 @@ async fn fleet_on_sqlite() {
     server.wait_ready(&http).await;
     play_fleet(&http, std::slice::from_ref(&server.base)).await;
     // Metrics are public by default and show the group.
-    let text = http
-        .get(server.base.replace("/api/v1", "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_after_now(&http, &server.base).await;
     assert!(
         text.contains("zfs_sync_sync_states{status=\"in_sync\"} 9"),
         "{text}"
     );
+    // The edge series per group and host pair (public: no dataset names), from the real
+    // binary's scheduler or the scrape.
+    for target in ["t1", "t2"] {
+        assert!(
+            text.contains(&format!(
+                "zfs_sync_edge_lag_seconds{{group=\"fleet\",source_host=\"hub\",target_host=\"{target}\"}} "
+            )),
+            "{text}"
+        );
+    }
+    assert!(text.contains("zfs_sync_edges{status="), "{text}");
+    assert!(!text.contains("dataset="), "{text}");
     server.stop();
     // The data survives a restart.
     let mut again = Server::start(dir.path(), "server2", &url, None);
@@ -498,9 +503,54 @@ async fn fleet_on_postgres_with_two_servers() {
     on_two_postgres_servers(
         "fleet_on_postgres_with_two_servers",
         "e2e_fleet",
-        |http, bases| Box::pin(async move { play_fleet(&http, &bases).await }),
+        |http, bases| {
+            Box::pin(async move {
+                play_fleet(&http, &bases).await;
+                // Both servers compute the same edges from the shared database.
+                let statuses = |text: String| -> Vec<String> {
+                    text.lines()
+                        .filter(|l| {
+                            l.starts_with("zfs_sync_edge_status{")
+                                || l.starts_with("zfs_sync_edge_lag_")
+                        })
+                        .map(str::to_string)
+                        .collect()
+                };
+                let a = statuses(metrics_after_now(&http, &bases[0]).await);
+                let b = statuses(metrics_after_now(&http, &bases[1]).await);
+                assert!(a.len() >= 4, "{a:#?}");
+                assert_eq!(a, b);
+            })
+        },
     )
     .await;
+}
+
+/// `/metrics` of the server at `base` once its edge series come from a view computed after
+/// this call (a scrape serves a view younger than two scheduler ticks, one second each here).
+async fn metrics_after_now(http: &reqwest::Client, base: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = http
+            .get(base.replace("/api/v1", "/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let computed = text.lines().find_map(|l| {
+            l.strip_prefix("zfs_sync_edges_computed_timestamp_seconds ")?
+                .parse::<i64>()
+                .ok()
+        });
+        if computed.is_some_and(|t| t > now) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    text
 }
 
 /// Runs `play` against two server processes on one PostgreSQL database (a fresh schema,

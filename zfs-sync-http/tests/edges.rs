@@ -5,7 +5,7 @@ mod support;
 
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
-use support::{Harness, assert_error, harness};
+use support::{Harness, assert_error, harness, received_in};
 use uuid::Uuid;
 
 /// A snapshot of `pool/vm1` created `minutes_ago`.
@@ -52,16 +52,7 @@ async fn fleet(h: &Harness) -> Fleet {
         snap_ago("tank", "s3", 103, 30),
     ];
     h.report(&hub.1, json!(all)).await;
-    let on_backup = |n: usize| -> Value {
-        all[..n]
-            .iter()
-            .map(|s| {
-                let mut s = s.clone();
-                s["pool"] = json!("backup");
-                s
-            })
-            .collect()
-    };
+    let on_backup = |n: usize| received_in("backup", &all, n);
     h.report(&behind.1, on_backup(1)).await;
     h.report(&late.1, on_backup(2)).await;
     h.report(&current.1, on_backup(3)).await;

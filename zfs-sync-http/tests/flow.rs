@@ -418,7 +418,10 @@ async fn hub_and_spoke_round_trip() {
         .await
         .unwrap();
     assert!(
-        text.contains("zfs_sync_dataset_lag_seconds{group=\"fleet\",dataset=\"vm1\"} 0"),
+        // Public metrics: per group and host pair, no dataset names.
+        text.contains(
+            "zfs_sync_edge_lag_seconds{group=\"fleet\",source_host=\"hub\",target_host=\"t1\"} 0"
+        ),
         "{text}"
     );
     assert!(

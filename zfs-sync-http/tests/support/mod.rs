@@ -206,6 +206,19 @@ pub fn snap(pool: &str, dataset: &str, name: &str, guid: u64, txg: u64, hour: u3
     })
 }
 
+/// The first `n` of these snapshot report items, as the same snapshots in `pool` (what a
+/// backup that received them reports).
+pub fn received_in(pool: &str, items: &[Value], n: usize) -> Value {
+    items[..n]
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            s["pool"] = json!(pool);
+            s
+        })
+        .collect()
+}
+
 /// Asserts an error reply has the JSON error shape with this status.
 pub fn assert_error(r: &Reply, status: u16) {
     assert_eq!(r.status, status, "{r:?}");

@@ -4,8 +4,9 @@
 //! - **Actions** record their event where they happen, keyed by the entity so that a retry
 //!   records nothing twice: a failed job (`job_failed`, [`SyncService::report_job`]), a
 //!   lease that ran out (`job_stalled`), an applied destructive resolution.
-//! - **Conditions** are observed by [`SyncService::observe_fleet`], which the server's
-//!   scheduler runs at every tick: an edge past its RPO (`rpo_breached` / `rpo_recovered`),
+//! - **Conditions** are observed by [`SyncService::observe_fleet`] (the server's scheduler
+//!   runs [`SyncService::observe_fleet_edges`] at every tick, with the edges it also gives
+//!   the metrics): an edge past its RPO (`rpo_breached` / `rpo_recovered`),
 //!   a stale source (`source_stale` / `source_fresh`), a system offline (`system_offline` /
 //!   `system_online`), and the conflicts opened and resolved. A condition's event is written
 //!   only when its state differs from the subject's latest stored event, with the dedup key
@@ -21,7 +22,7 @@ use uuid::Uuid;
 use super::sync::SyncService;
 use crate::error::Result;
 use crate::model::{
-    ConflictStatus, EdgeFilter, EdgeStatus, Event, EventQuery, EventType, HealthStatus, Job,
+    ConflictStatus, Edge, EdgeFilter, EdgeStatus, Event, EventQuery, EventType, HealthStatus, Job,
     NewEvent,
 };
 
@@ -130,10 +131,24 @@ impl SyncService {
         now: DateTime<Utc>,
         heartbeat_timeout_seconds: u64,
     ) -> Result<Vec<Event>> {
+        let edges = self.edges(&EdgeFilter::default(), now).await?;
+        self.observe_fleet_edges(&edges, now, heartbeat_timeout_seconds)
+            .await
+    }
+
+    /// [`SyncService::observe_fleet`] with the fleet's edges at `now` already computed
+    /// (every edge, [`SyncService::edges`] with the default filter): the server's scheduler
+    /// computes them once per tick for the events and the metrics.
+    pub async fn observe_fleet_edges(
+        &self,
+        edges: &[Edge],
+        now: DateTime<Utc>,
+        heartbeat_timeout_seconds: u64,
+    ) -> Result<Vec<Event>> {
         let store = self.store();
         let mut observations = Vec::new();
         let mut sources = std::collections::HashSet::new();
-        for e in self.edges(&EdgeFilter::default(), now).await? {
+        for e in edges.iter().cloned() {
             let detail = json!({
                 "group_name": e.group_name,
                 "source_hostname": e.source_hostname,

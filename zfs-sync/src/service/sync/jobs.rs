@@ -400,6 +400,29 @@ impl SyncService {
         self.store.list_jobs(filter).await
     }
 
+    /// The jobs in flight (leased to their runners), oldest first, each with the bytes its
+    /// transfer is expected to move: the plan's estimate (a lower bound for incremental
+    /// streams), `None` for a resolution step that moves no data.
+    pub async fn jobs_in_flight(&self) -> Result<Vec<(Job, Option<u64>)>> {
+        let filter = JobFilter {
+            status: Some(JobStatus::Leased),
+            ..Default::default()
+        };
+        Ok(self
+            .store
+            .list_jobs(&filter)
+            .await?
+            .into_iter()
+            .map(|job| {
+                // A resolution's transfer step reads as a JobSpec too.
+                let expected = JobSpec::deserialize(&job.spec)
+                    .ok()
+                    .map(|s| s.transfer.estimated_bytes);
+                (job, expected)
+            })
+            .collect())
+    }
+
     /// When a lease taken (or extended) `now` ends.
     fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         now + Duration::seconds(
