@@ -1,7 +1,7 @@
 //! A custom [`Store`]: [`CountingStore`] wraps any store and counts the calls of each method,
 //! delegating every one of them. It implements each sub-trait ([`SystemStore`], [`KeyStore`],
 //! [`SnapshotStore`], [`GroupStore`], [`SyncStateStore`], [`ConflictStore`], [`JobStore`],
-//! [`EventStore`], [`HealthCheck`]); [`Store`] then comes with them. A store of your own (a cache in front of
+//! [`EventStore`], [`WebhookStore`], [`HealthCheck`]); [`Store`] then comes with them. A store of your own (a cache in front of
 //! another, one with metrics, a new backend) starts the same way and proves itself with the
 //! conformance suite: `examples/custom_store.rs` runs it once and prints the counts, and
 //! `examples/tests/counting_store.rs` runs it as one test per behaviour.
@@ -18,9 +18,10 @@ use zfs_sync::model::{
     JobFilter, JobOutcome, JobProgress, Member, Metadata, NewDataset, NewEvent, NewSnapshot,
     ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter, System,
 };
+use zfs_sync::model::{DeliveryQuery, NewDelivery, Webhook, WebhookDelivery, WebhookProgress};
 use zfs_sync::store::{
     ConflictStore, EventStore, GroupStore, HealthCheck, JobHandOut, JobStore, KeyStore,
-    SnapshotStore, Store, SyncStateStore, SystemStore,
+    SnapshotStore, Store, SyncStateStore, SystemStore, WebhookStore,
 };
 
 /// Calls per (sub-trait, method).
@@ -490,6 +491,55 @@ impl<S: Store> EventStore for CountingStore<S> {
     async fn latest_events_by_subject(&self, types: &[EventType]) -> Result<Vec<Event>> {
         self.count("EventStore", "latest_events_by_subject");
         self.inner.latest_events_by_subject(types).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> WebhookStore for CountingStore<S> {
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
+        self.count("WebhookStore", "create_webhook");
+        self.inner.create_webhook(webhook).await
+    }
+
+    async fn get_webhook(&self, id: Uuid) -> Result<Option<Webhook>> {
+        self.count("WebhookStore", "get_webhook");
+        self.inner.get_webhook(id).await
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
+        self.count("WebhookStore", "list_webhooks");
+        self.inner.list_webhooks().await
+    }
+
+    async fn delete_webhook(&self, id: Uuid) -> Result<()> {
+        self.count("WebhookStore", "delete_webhook");
+        self.inner.delete_webhook(id).await
+    }
+
+    async fn lease_webhook(
+        &self,
+        id: Uuid,
+        token: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Webhook>> {
+        self.count("WebhookStore", "lease_webhook");
+        self.inner.lease_webhook(id, token, now, until).await
+    }
+
+    async fn record_delivery(
+        &self,
+        token: Uuid,
+        delivery: &NewDelivery,
+        progress: &WebhookProgress,
+    ) -> Result<WebhookDelivery> {
+        self.count("WebhookStore", "record_delivery");
+        self.inner.record_delivery(token, delivery, progress).await
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<WebhookDelivery>> {
+        self.count("WebhookStore", "list_deliveries");
+        self.inner.list_deliveries(query).await
     }
 }
 

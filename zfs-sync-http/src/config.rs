@@ -96,6 +96,21 @@ pub struct Settings {
     pub metrics_max_edge_series: usize,
     /// How often the background scheduler wakes (groups are checked at their own interval).
     pub scheduler_tick_seconds: u64,
+    /// Whether this server delivers events to webhooks (several servers on one database may
+    /// all do so: each attempt is leased, so an event is not posted twice at once).
+    pub webhooks_enabled: bool,
+    /// How often the webhook worker looks for new events (a breach the scheduler records is
+    /// posted within `scheduler_tick_seconds` + this).
+    pub webhook_poll_seconds: u64,
+    /// Attempts at one event before a webhook gives it up (logged `failed`) and moves on.
+    pub webhook_max_attempts: u32,
+    /// How long one POST to a webhook may take (connect, send, answer).
+    pub webhook_timeout_seconds: u64,
+    /// After a failed POST the event is retried `webhook_retry_base_seconds · 2^(attempts−1)`
+    /// seconds later, ...
+    pub webhook_retry_base_seconds: u64,
+    /// ... at most this long.
+    pub webhook_retry_max_seconds: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -132,6 +147,15 @@ impl std::fmt::Debug for Settings {
             .field("metrics_public", &self.metrics_public)
             .field("metrics_max_edge_series", &self.metrics_max_edge_series)
             .field("scheduler_tick_seconds", &self.scheduler_tick_seconds)
+            .field("webhooks_enabled", &self.webhooks_enabled)
+            .field("webhook_poll_seconds", &self.webhook_poll_seconds)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("webhook_timeout_seconds", &self.webhook_timeout_seconds)
+            .field(
+                "webhook_retry_base_seconds",
+                &self.webhook_retry_base_seconds,
+            )
+            .field("webhook_retry_max_seconds", &self.webhook_retry_max_seconds)
             .finish()
     }
 }
@@ -150,6 +174,7 @@ pub fn redact_url(url: &str) -> String {
 impl Default for Settings {
     fn default() -> Self {
         let sync = zfs_sync::service::sync::SyncSettings::default();
+        let webhooks = zfs_sync::service::webhooks::DeliverySettings::default();
         Settings {
             database_url: None,
             database_schema: None,
@@ -179,6 +204,12 @@ impl Default for Settings {
             metrics_public: true,
             metrics_max_edge_series: crate::metrics::DEFAULT_MAX_EDGE_SERIES,
             scheduler_tick_seconds: 30,
+            webhooks_enabled: true,
+            webhook_poll_seconds: 5,
+            webhook_max_attempts: webhooks.max_attempts,
+            webhook_timeout_seconds: 10,
+            webhook_retry_base_seconds: webhooks.retry_base_seconds,
+            webhook_retry_max_seconds: webhooks.retry_max_seconds,
         }
     }
 }
@@ -261,6 +292,12 @@ pub const ENV_KEYS: &[&str] = &[
     "metrics_public",
     "metrics_max_edge_series",
     "scheduler_tick_seconds",
+    "webhooks_enabled",
+    "webhook_poll_seconds",
+    "webhook_max_attempts",
+    "webhook_timeout_seconds",
+    "webhook_retry_base_seconds",
+    "webhook_retry_max_seconds",
 ];
 
 /// Where a config file is looked for when none is named, in order.
@@ -337,6 +374,17 @@ impl Settings {
         }
     }
 
+    /// The settings of webhook delivery. An attempt's lease outlasts its POST's timeout.
+    pub fn delivery_settings(&self) -> zfs_sync::service::webhooks::DeliverySettings {
+        zfs_sync::service::webhooks::DeliverySettings {
+            max_attempts: self.webhook_max_attempts,
+            retry_base_seconds: self.webhook_retry_base_seconds,
+            retry_max_seconds: self.webhook_retry_max_seconds,
+            lease_seconds: self.webhook_timeout_seconds.saturating_add(30),
+            ..Default::default()
+        }
+    }
+
     /// Checks the values' ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, rule: &str| {
@@ -359,6 +407,20 @@ impl Settings {
         }
         if self.scheduler_tick_seconds == 0 {
             return bad("scheduler_tick_seconds", "must be at least 1");
+        }
+        if let Err(zfs_sync::Error::InvalidInput { field, reason }) =
+            self.delivery_settings().validate()
+        {
+            return bad(&field, &reason);
+        }
+        if !(1..=60).contains(&self.webhook_poll_seconds) {
+            return bad(
+                "webhook_poll_seconds",
+                "must be from 1 to 60 (events are delivered within a minute)",
+            );
+        }
+        if !(1..=300).contains(&self.webhook_timeout_seconds) {
+            return bad("webhook_timeout_seconds", "must be from 1 to 300");
         }
         for (key, seconds) in [
             ("idle_timeout_seconds", self.idle_timeout_seconds),
@@ -566,6 +628,29 @@ mod tests {
         let (s, _) = Settings::load_from(Some(&file), no_env()).unwrap();
         let sync = s.sync_settings();
         assert_eq!((sync.retry_base_seconds, sync.retry_max_seconds), (30, 600));
+
+        std::fs::write(&file, "webhook_max_attempts: 0\n").unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("webhook_max_attempts (ZFS_SYNC_WEBHOOK_MAX_ATTEMPTS)"),
+            "{e}"
+        );
+        std::fs::write(&file, "webhook_poll_seconds: 120\n").unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("webhook_poll_seconds"), "{e}");
+        std::fs::write(
+            &file,
+            "webhook_retry_base_seconds: 60\nwebhook_retry_max_seconds: 30\n",
+        )
+        .unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("webhook_retry_max_seconds"), "{e}");
 
         std::fs::write(&file, "no_such_setting: 1\n").unwrap();
         let e = Settings::load_from(Some(&file), no_env())

@@ -22,6 +22,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod listener;
 pub mod metrics;

@@ -13,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 use zfs_sync::service::auth;
 use zfs_sync_http::config::{LogFormat, Settings};
 use zfs_sync_http::listener::{GuardedAcceptor, Limits, tls_config};
-use zfs_sync_http::{AppState, app, scheduler, store};
+use zfs_sync_http::{AppState, app, delivery, scheduler, store};
 
 /// The zfs-sync witness server.
 #[derive(Debug, Parser)]
@@ -308,7 +308,10 @@ async fn serve(
     .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let state = AppState::new(store, settings.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sched = tokio::spawn(scheduler::run(state.clone(), stop_rx));
+    let sched = tokio::spawn(scheduler::run(state.clone(), stop_rx.clone()));
+    let webhooks = settings
+        .webhooks_enabled
+        .then(|| tokio::spawn(delivery::run(state.clone(), stop_rx)));
     tracing::info!(%addr, tls = tls.is_some(), max_connections, "listening");
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
@@ -320,6 +323,9 @@ async fn serve(
         .map_err(|e| format!("cannot serve on {addr}: {e}"));
     let _ = stop_tx.send(true);
     let _ = sched.await;
+    if let Some(w) = webhooks {
+        let _ = w.await;
+    }
     tracing::info!("stopped");
     result
 }

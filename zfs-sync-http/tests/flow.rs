@@ -916,6 +916,17 @@ async fn auth_matrix_covers_every_secured_operation() {
         .as_str()
         .unwrap()
         .to_string();
+    let hook = h
+        .admin(
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({"url": "https://hooks.example.org/m", "secret": "0123456789abcdef", "events": ["*"]})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // (method, path, body, who may, owner key: the owner's system key, or None for admin-only)
     let ops: Vec<(&str, String, Option<Value>, Who)> = vec![
@@ -1172,6 +1183,28 @@ async fn auth_matrix_covers_every_secured_operation() {
         (
             "DELETE",
             format!("/api/v1/admin/keys/{spare_key}"),
+            None,
+            Who::Admin,
+        ),
+        (
+            "POST",
+            "/api/v1/webhooks".into(),
+            Some(
+                json!({"url": "https://hooks.example.org/n", "secret": "0123456789abcdef", "events": ["job_failed"]}),
+            ),
+            Who::Admin,
+        ),
+        ("GET", "/api/v1/webhooks".into(), None, Who::Admin),
+        ("GET", format!("/api/v1/webhooks/{hook}"), None, Who::Admin),
+        (
+            "GET",
+            format!("/api/v1/webhooks/{hook}/deliveries"),
+            None,
+            Who::Admin,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/webhooks/{hook}"),
             None,
             Who::Admin,
         ),

@@ -14,7 +14,7 @@ use zfs_sync::service::reporting::{self};
 use zfs_sync::service::sync::{
     ResolveRequest, SyncService, SyncSettings, Take, job_outcome, load_inventories,
 };
-use zfs_sync::service::{auth, groups, health, systems};
+use zfs_sync::service::{auth, groups, health, systems, webhooks};
 use zfs_sync::store::Store;
 
 use crate::args::{
@@ -789,6 +789,67 @@ impl PyWitness {
         to_py(py, &events)
     }
 
+    /// Creates a webhook (what `POST /webhooks` does): matching events stored from now on are
+    /// POSTed to `url` (`["*"]`: every event) by a server on this database, signed with
+    /// `secret`. Returns it as a dict like the API's, never with the secret.
+    #[pyo3(signature = (url, secret, events, *, now=None))]
+    fn create_webhook<'py>(
+        &self,
+        py: Python<'py>,
+        url: &Bound<'py, PyAny>,
+        secret: &Bound<'py, PyAny>,
+        events: Vec<String>,
+        now: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let input = webhooks::WebhookInput {
+            url: string(url, "url")?,
+            secret: string(secret, "secret")?,
+            events,
+        };
+        let now = now_or(now)?;
+        let store = self.store.clone();
+        let w = block_on(py, async move {
+            webhooks::create_webhook(store.as_ref(), &input, now).await
+        })?;
+        to_py(py, &webhook_view(&w))
+    }
+
+    /// Every webhook, oldest first, as dicts (never the secret).
+    fn webhooks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        let all = block_on(py, async move { store.list_webhooks().await })?;
+        to_py(py, &all.iter().map(webhook_view).collect::<Vec<_>>())
+    }
+
+    /// Deletes a webhook with its delivery log. `NotFoundError`.
+    fn delete_webhook(&self, py: Python<'_>, webhook_id: &Bound<'_, PyAny>) -> PyResult<()> {
+        let id = uuid(webhook_id, "webhook_id")?;
+        let store = self.store.clone();
+        block_on(py, async move { store.delete_webhook(id).await })
+    }
+
+    /// A webhook's delivery log, newest first (before the delivery id `before`), at most
+    /// `limit` (1 to 1000). `NotFoundError` for an unknown webhook.
+    #[pyo3(signature = (webhook_id, *, before=None, limit=100))]
+    fn webhook_deliveries<'py>(
+        &self,
+        py: Python<'py>,
+        webhook_id: &Bound<'py, PyAny>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let query = zfs_sync::model::DeliveryQuery {
+            webhook_id: uuid(webhook_id, "webhook_id")?,
+            before,
+            limit,
+        };
+        let store = self.store.clone();
+        let log = block_on(py, async move {
+            webhooks::list_deliveries(store.as_ref(), &query).await
+        })?;
+        to_py(py, &log)
+    }
+
     /// A group's conflicts (open and resolving ones unless `include_closed`), as dicts.
     #[pyo3(signature = (group_id, *, include_closed=false))]
     fn conflicts<'py>(
@@ -887,4 +948,17 @@ impl PyWitness {
     fn __repr__(&self) -> &'static str {
         "Witness(...)"
     }
+}
+
+/// A webhook as the surfaces show it: the API's fields, never the secret.
+fn webhook_view(w: &zfs_sync::model::Webhook) -> serde_json::Value {
+    serde_json::json!({
+        "id": w.id,
+        "url": w.url,
+        "events": w.events.to_strings(),
+        "created_at": w.created_at,
+        "last_event_id": w.cursor,
+        "failed_attempts": w.attempts,
+        "next_attempt_at": w.next_attempt_at,
+    })
 }

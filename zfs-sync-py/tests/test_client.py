@@ -473,3 +473,89 @@ def test_events_are_read_by_the_admin(server: Server) -> None:
     host = register(server, "client-events", ssh_user="zfs")
     with pytest.raises(AuthError):
         host.events()
+
+
+class _Receiver:
+    """A local webhook receiver: records each POST (headers, raw body) and answers 204."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        received = self.received = []  # type: List[tuple]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the http.server name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_webhooks_are_managed_and_deliver_signed_events(server: Server) -> None:
+    import hashlib
+    import hmac
+    import json
+
+    admin = server.admin()
+    secret = secrets.token_hex(16)
+    receiver = _Receiver()
+    try:
+        hook = admin.create_webhook(receiver.url, secret, ["admin_key_created"])
+        assert hook["events"] == ["admin_key_created"] and secret not in json.dumps(hook)
+        assert hook["id"] in [h["id"] for h in admin.webhooks()]
+        assert admin.webhook(hook["id"])["url"] == receiver.url
+        assert secret not in json.dumps(admin.webhooks())
+
+        # An event of the subscribed type, caused here; the server's worker posts it.
+        made = admin.create_admin_key("made for the webhook test")
+        deadline = time.monotonic() + 60
+        while not any(d["outcome"] == "delivered" for d in admin.webhook_deliveries(hook["id"])):
+            assert time.monotonic() < deadline, "the event was not delivered within 60 s"
+            time.sleep(0.2)
+        [delivery] = admin.webhook_deliveries(hook["id"], limit=1)
+        assert delivery["attempt"] == 1 and delivery["status_code"] == 204
+
+        headers, body = receiver.received[0]
+        event = json.loads(body)
+        assert event["type"] == "admin_key_created" and event["detail"]["key_id"] == made["id"]
+        assert headers["x-zfs-sync-event-id"] == str(event["id"]) == str(delivery["event_id"])
+        assert admin.events(since=event["id"] - 1, limit=1) == [event]
+        timestamp = headers["x-zfs-sync-timestamp"]
+        # The signature, recomputed with Python's own HMAC.
+        expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["x-zfs-sync-signature"], "sha256=" + expected)
+        admin.revoke_admin_key(made["id"])
+
+        with pytest.raises(ValidationError) as bad:
+            admin.create_webhook(receiver.url, "short", ["*"])
+        assert bad.value.field == "secret"
+        with pytest.raises(ValidationError) as bad:
+            admin.create_webhook("ftp://x/", secret, ["*"])
+        assert bad.value.field == "url"
+        with pytest.raises(ValidationError) as bad:
+            admin.create_webhook(receiver.url, secret, ["rpo_late"])
+        assert bad.value.field == "events[0]"
+        host = register(server, "client-webhooks", ssh_user="zfs")
+        with pytest.raises(AuthError):
+            host.webhooks()
+
+        admin.delete_webhook(hook["id"])
+        with pytest.raises(NotFoundError):
+            admin.webhook(hook["id"])
+        with pytest.raises(NotFoundError):
+            admin.webhook_deliveries(hook["id"])
+    finally:
+        receiver.close()

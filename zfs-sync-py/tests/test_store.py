@@ -761,3 +761,31 @@ def test_fleet_changes_are_recorded_once_as_events(witness: Witness) -> None:
     with pytest.raises(ValidationError) as info:
         witness.events(limit=0)
     assert info.value.field == "limit"
+
+
+def test_webhooks_are_managed_like_over_http(witness: Witness) -> None:
+    secret = "0123456789abcdef-witness"
+    hook = witness.create_webhook("https://hooks.example.org/zfs", secret, ["rpo_breached", "job_failed"])
+    assert hook["events"] == ["rpo_breached", "job_failed"]
+    assert hook["failed_attempts"] == 0 and hook["next_attempt_at"] is None
+    assert "secret" not in hook and secret not in repr(witness.webhooks())
+    assert [h["id"] for h in witness.webhooks()] == [hook["id"]]
+    assert witness.webhook_deliveries(hook["id"]) == []
+    for args, field in [
+        (("ftp://x/", secret, ["*"]), "url"),
+        (("https://x.example/", "short", ["*"]), "secret"),
+        (("https://x.example/", secret, ["*", "job_failed"]), "events"),
+        (("https://x.example/", secret, ["job_failed", "rpo_late"]), "events[1]"),
+    ]:
+        with pytest.raises(ValidationError) as info:
+            witness.create_webhook(*args)
+        assert info.value.field == field
+    with pytest.raises(ValidationError) as info:
+        witness.webhook_deliveries(hook["id"], limit=0)
+    assert info.value.field == "limit"
+    witness.delete_webhook(hook["id"])
+    assert witness.webhooks() == []
+    with pytest.raises(NotFoundError):
+        witness.delete_webhook(hook["id"])
+    with pytest.raises(NotFoundError):
+        witness.webhook_deliveries(hook["id"])

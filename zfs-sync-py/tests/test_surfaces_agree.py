@@ -33,6 +33,7 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 # A system id that names nothing (it sorts last, so its index is the same in the native
 # group's member list, which is kept in id order, as in the request).
 GHOST = str(uuid.UUID(int=(1 << 128) - 1))
+WEBHOOK_SECRET = "0123456789abcdef-surfaces"
 
 # Most specific first: the class a case is reported as.
 CLASSES = [MissingReferenceError, AlreadyExistsError, ValidationError, NotFoundError, ConflictError, AuthError]
@@ -113,6 +114,14 @@ def native_world() -> World:
         ),
         "prune preview": lambda: w.prune_preview(idg),
         "prune preview: group does not exist": lambda: w.prune_preview(GHOST),
+        "webhook: bad url": lambda: w.create_webhook("ftp://x/", WEBHOOK_SECRET, ["*"]),
+        "webhook: short secret": lambda: w.create_webhook("https://x.example/", "short", ["*"]),
+        "webhook: unknown event type": lambda: w.create_webhook("https://x.example/", WEBHOOK_SECRET, ["*", "x"]),
+        "webhook: unknown event type in a list": lambda: w.create_webhook(
+            "https://x.example/", WEBHOOK_SECRET, ["job_failed", "rpo_late"]
+        ),
+        "webhook deliveries: webhook does not exist": lambda: w.webhook_deliveries(GHOST),
+        "delete webhook: does not exist": lambda: w.delete_webhook(GHOST),
     }
     return World(ida, idb, idg, run)
 
@@ -259,6 +268,16 @@ def http_world(server: Server) -> World:  # noqa: F811
         ),
         "prune preview": lambda: admin.prune_preview(g),
         "prune preview: group does not exist": lambda: admin.prune_preview(GHOST),
+        "webhook: bad url": lambda: admin.create_webhook("ftp://x/", WEBHOOK_SECRET, ["*"]),
+        "webhook: short secret": lambda: admin.create_webhook("https://x.example/", "short", ["*"]),
+        "webhook: unknown event type": lambda: admin.create_webhook(
+            "https://x.example/", WEBHOOK_SECRET, ["*", "x"]
+        ),
+        "webhook: unknown event type in a list": lambda: admin.create_webhook(
+            "https://x.example/", WEBHOOK_SECRET, ["job_failed", "rpo_late"]
+        ),
+        "webhook deliveries: webhook does not exist": lambda: admin.webhook_deliveries(GHOST),
+        "delete webhook: does not exist": lambda: admin.delete_webhook(GHOST),
     }
     return World(a, b, g, run)
 
@@ -305,6 +324,13 @@ CASES: Dict[str, Tuple[str, Optional[str]]] = {
     "create group: prune without retention": ("ValidationError", "prune"),
     "prune preview": ("ok", None),
     "prune preview: group does not exist": ("NotFoundError", None),
+    # Webhooks (issue 16).
+    "webhook: bad url": ("ValidationError", "url"),
+    "webhook: short secret": ("ValidationError", "secret"),
+    "webhook: unknown event type": ("ValidationError", "events"),
+    "webhook: unknown event type in a list": ("ValidationError", "events[1]"),
+    "webhook deliveries: webhook does not exist": ("NotFoundError", None),
+    "delete webhook: does not exist": ("NotFoundError", None),
 }
 
 

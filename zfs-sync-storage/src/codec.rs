@@ -98,6 +98,16 @@ pub(crate) fn parse_json(column: &str, text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| corrupt(column, e))
 }
 
+/// A webhook's event selection as stored: a JSON array of type names, or `["*"]`.
+pub(crate) fn selection_text(s: &zfs_sync::model::EventSelection) -> String {
+    serde_json::Value::from(s.to_strings()).to_string()
+}
+
+pub(crate) fn parse_selection(text: &str) -> Result<zfs_sync::model::EventSelection> {
+    let items: Vec<String> = serde_json::from_str(text).map_err(|e| corrupt("events", e))?;
+    zfs_sync::model::EventSelection::parse("events", &items).map_err(|e| corrupt("events", e))
+}
+
 #[cfg(feature = "sqlite")]
 /// Microseconds since the epoch (the precision both backends keep).
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {

@@ -46,6 +46,7 @@ pub mod plan;
 pub mod resume;
 pub mod retention;
 pub mod service;
+pub mod signature;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -1,6 +1,6 @@
 //! The core's modules form a strict order, lowest first; no module uses one later in it:
 //!
-//! `error` → `names` → `filter`, `resume` → `model` → `inventory` → `compare` → `plan` →
+//! `error` → `names` → `filter`, `resume`, `signature` → `model` → `inventory` → `compare` → `plan` →
 //! `conflict`, `retention` → `command` → `store` → `service`
 //!
 //! (`testing`, the test support, sits above all of them.) This test reads the crate's sources
@@ -12,7 +12,7 @@ use std::path::Path;
 const ORDER: &[&[&str]] = &[
     &["error"],
     &["names"],
-    &["filter", "resume"],
+    &["filter", "resume", "signature"],
     &["model"],
     &["inventory"],
     &["compare"],

@@ -11,6 +11,7 @@ pub mod health;
 pub mod snapshots;
 pub mod sync;
 pub mod systems;
+pub mod webhooks;
 
 /// OpenAPI tags.
 #[derive(Debug, Tags)]
@@ -31,6 +32,8 @@ pub enum ApiTags {
     Admin,
     /// The event log: what changed in the fleet, paged or as a stream.
     Events,
+    /// Webhooks: events POSTed to your URLs, signed, with a delivery log.
+    Webhooks,
 }
 
 /// An empty success.
@@ -52,6 +55,7 @@ pub type Api = (
     admin::AdminApi,
     edges::EdgesApi,
     events::EventsApi,
+    webhooks::WebhooksApi,
 );
 
 /// An instance of [`Api`].
@@ -66,5 +70,6 @@ pub fn api() -> Api {
         admin::AdminApi,
         edges::EdgesApi,
         events::EventsApi,
+        webhooks::WebhooksApi,
     )
 }

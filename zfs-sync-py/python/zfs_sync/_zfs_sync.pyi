@@ -158,6 +158,26 @@ class _EventDict(TypedDict):
     subject: Optional[str]
     detail: Dict[str, _Json]
 
+class _WebhookDict(TypedDict):
+    id: str
+    url: str
+    events: List[str]
+    created_at: str
+    last_event_id: int
+    failed_attempts: int
+    next_attempt_at: Optional[str]
+
+class _DeliveryDict(TypedDict):
+    id: int
+    webhook_id: str
+    event_id: int
+    attempt: int
+    time: str
+    status_code: Optional[int]
+    error: Optional[str]
+    outcome: Literal["delivered", "retrying", "failed"]
+    next_retry_at: Optional[str]
+
 class _JobDict(TypedDict):
     id: str
     group_id: str
@@ -825,6 +845,14 @@ class Witness:
     def observe_fleet(
         self, *, now: Optional[_TimeLike] = None, heartbeat_timeout_seconds: int = 300
     ) -> List[_EventDict]: ...
+    def create_webhook(
+        self, url: str, secret: str, events: List[str], *, now: Optional[_TimeLike] = None
+    ) -> _WebhookDict: ...
+    def webhooks(self) -> List[_WebhookDict]: ...
+    def delete_webhook(self, webhook_id: _UuidLike) -> None: ...
+    def webhook_deliveries(
+        self, webhook_id: _UuidLike, *, before: Optional[int] = None, limit: int = 100
+    ) -> List[_DeliveryDict]: ...
     def conflicts(self, group_id: _GroupRef, *, include_closed: bool = False) -> List[_ConflictRecordDict]: ...
     def resolve_conflict(
         self,

@@ -387,6 +387,46 @@ class Client:
         result: List[JsonDict] = self.request("GET", "/events", query=query)
         return result
 
+    def create_webhook(self, url: str, secret: str, events: Sequence[str]) -> JsonDict:
+        """``POST /webhooks`` (admin): matching events stored from now on are POSTed to
+        ``url`` (``["*"]``: every event), signed with ``secret`` (16 to 512 characters, never
+        shown again): ``X-Zfs-Sync-Signature: sha256=<hex HMAC-SHA256 of
+        "<X-Zfs-Sync-Timestamp>.<body>">``. ``ValidationError`` names ``url``, ``secret``,
+        ``events`` or ``events[i]``."""
+        body = {"url": url, "secret": secret, "events": list(events)}
+        result: JsonDict = self.request("POST", "/webhooks", body)
+        return result
+
+    def webhooks(self) -> List[JsonDict]:
+        """``GET /webhooks`` (admin): every webhook, oldest first, never its secret."""
+        result: List[JsonDict] = self.request("GET", "/webhooks")
+        return result
+
+    def webhook(self, webhook_id: Union[str, UUID]) -> JsonDict:
+        """``GET /webhooks/{webhook_id}`` (admin). ``NotFoundError`` for an unknown id."""
+        result: JsonDict = self.request("GET", f"/webhooks/{UUID(str(webhook_id))}")
+        return result
+
+    def delete_webhook(self, webhook_id: Union[str, UUID]) -> None:
+        """``DELETE /webhooks/{webhook_id}`` (admin), with its delivery log."""
+        self.request("DELETE", f"/webhooks/{UUID(str(webhook_id))}")
+
+    def webhook_deliveries(
+        self,
+        webhook_id: Union[str, UUID],
+        *,
+        before: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> List[JsonDict]:
+        """``GET /webhooks/{webhook_id}/deliveries`` (admin): one entry per attempt, newest
+        first (``event_id``, ``attempt``, ``status_code``, ``error``, ``outcome``,
+        ``next_retry_at``); page back with ``before`` = the smallest ``id`` seen."""
+        query = _filters(before=before, limit=limit)
+        result: List[JsonDict] = self.request(
+            "GET", f"/webhooks/{UUID(str(webhook_id))}/deliveries", query=query
+        )
+        return result
+
     def job(self, job_id: Union[str, UUID]) -> JsonDict:
         """``GET /sync/jobs/{job_id}``."""
         result: JsonDict = self.request("GET", f"/sync/jobs/{UUID(str(job_id))}")

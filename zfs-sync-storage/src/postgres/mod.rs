@@ -24,6 +24,7 @@ pub(crate) mod schema;
 mod snapshots;
 mod states;
 mod systems;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

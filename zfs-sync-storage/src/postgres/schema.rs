@@ -37,6 +37,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0011_event_log.sql",
     "0012_maintenance_jobs.sql",
     "0013_holds_and_bookmarks.sql",
+    "0014_webhooks.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

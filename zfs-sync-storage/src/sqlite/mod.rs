@@ -18,6 +18,7 @@ pub(crate) mod schema;
 mod snapshots;
 mod states;
 mod systems;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};

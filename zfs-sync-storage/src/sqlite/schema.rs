@@ -32,6 +32,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0010_event_log.sql",
     "0011_maintenance_jobs.sql",
     "0012_holds_and_bookmarks.sql",
+    "0013_webhooks.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

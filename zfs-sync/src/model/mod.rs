@@ -79,6 +79,7 @@ pub mod snapshot;
 pub mod state;
 pub mod system;
 pub mod text;
+pub mod webhook;
 
 pub use bookmark::*;
 pub use conflict::*;
@@ -93,6 +94,7 @@ pub use retention::*;
 pub use snapshot::*;
 pub use state::*;
 pub use system::*;
+pub use webhook::*;
 
 /// Free-form metadata attached to systems and snapshots.
 pub type Metadata = Map<String, Value>;

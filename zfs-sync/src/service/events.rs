@@ -22,7 +22,8 @@ use uuid::Uuid;
 use super::sync::SyncService;
 use crate::error::Result;
 use crate::model::{
-    ConflictStatus, Edge, EdgeFilter, EdgeStatus, Event, EventType, HealthStatus, Job, NewEvent,
+    ConflictStatus, Edge, EdgeFilter, EdgeStatus, Event, EventQuery, EventType, HealthStatus, Job,
+    NewEvent,
 };
 
 /// A tracked condition of one subject, as observed now.
@@ -98,6 +99,25 @@ pub fn job_event(
         subject: Some(format!("job:{}", job.id)),
         dedup_key: Some(format!("{}:{}", event_type.as_str(), job.id)),
         detail,
+    }
+}
+
+/// The id of the newest stored event (0 when there is none).
+pub async fn newest_event_id(store: &dyn crate::store::Store) -> Result<i64> {
+    let mut after = 0;
+    loop {
+        let page = store
+            .list_events(&EventQuery {
+                after: Some(after),
+                limit: crate::model::MAX_EVENT_PAGE,
+                ..Default::default()
+            })
+            .await?;
+        match page.last() {
+            Some(e) if page.len() as u32 == crate::model::MAX_EVENT_PAGE => after = e.id,
+            Some(e) => return Ok(e.id),
+            None => return Ok(after),
+        }
     }
 }
 

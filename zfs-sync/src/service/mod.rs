@@ -8,6 +8,7 @@
 //! - [`groups`]: group creation and changes validated as a whole, membership.
 //! - [`sync`]: plans, instructions (leased jobs), job results, conflict resolution.
 //! - [`health`], [`history`]: heartbeats and fleet health; snapshot history and statistics.
+//! - [`events`], [`webhooks`]: the event log and its delivery to webhooks.
 
 pub mod auth;
 pub mod edges;
@@ -18,3 +19,4 @@ pub mod history;
 pub mod reporting;
 pub mod sync;
 pub mod systems;
+pub mod webhooks;

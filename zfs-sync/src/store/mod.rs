@@ -16,6 +16,7 @@ use crate::model::{
     NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter,
     System,
 };
+use crate::model::{DeliveryQuery, NewDelivery, Webhook, WebhookDelivery, WebhookProgress};
 
 pub mod memory;
 
@@ -360,6 +361,54 @@ pub trait EventStore: Send + Sync {
     async fn latest_events_by_subject(&self, types: &[EventType]) -> Result<Vec<Event>>;
 }
 
+/// Webhooks and their delivery log. A webhook's secret is stored as given (it signs every
+/// delivery): backends keep it in the database and never log it.
+///
+/// Delivery is leased: a process leases a webhook for one attempt ([`lease_webhook`]), posts,
+/// then records the attempt with its lease token ([`record_delivery`]). The lease is a
+/// compare-and-set on the webhook's row, so processes sharing a database do not deliver the
+/// same event twice at once; a lease that runs out (a process died mid-attempt) lets another
+/// process try again: delivery is at least once.
+///
+/// [`lease_webhook`]: WebhookStore::lease_webhook
+/// [`record_delivery`]: WebhookStore::record_delivery
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Stores a new webhook. `AlreadyExists` when the id is taken.
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<()>;
+    async fn get_webhook(&self, id: Uuid) -> Result<Option<Webhook>>;
+    /// All webhooks, oldest first (then by id).
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>>;
+    /// Deletes the webhook with its delivery log. `NotFound`.
+    async fn delete_webhook(&self, id: Uuid) -> Result<()>;
+    /// Leases the webhook under `token` until `until` when it is due (`next_attempt_at` is
+    /// none or not after `now`) and not leased (or its lease ran out by `now`). Returns it as
+    /// stored, or `None` when it is leased by another caller, not due, or gone: one caller at
+    /// a time, across processes.
+    async fn lease_webhook(
+        &self,
+        id: Uuid,
+        token: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Webhook>>;
+    /// Records an attempt made under the lease `token`, in one transaction: appends
+    /// `delivery` to the webhook's log, sets its cursor, attempts and `next_attempt_at` to
+    /// `progress`, and ends the lease. Returns the logged entry. `NotFound` when the webhook
+    /// is gone; `Conflict` when its lease is no longer `token` (it ran out and another caller
+    /// took it): then nothing is written.
+    async fn record_delivery(
+        &self,
+        token: Uuid,
+        delivery: &NewDelivery,
+        progress: &WebhookProgress,
+    ) -> Result<WebhookDelivery>;
+    /// The webhook's logged attempts matching the query, newest first, at most `limit`
+    /// (`InvalidInput` naming `limit` outside 1 to
+    /// [`MAX_DELIVERY_PAGE`](crate::model::MAX_DELIVERY_PAGE)).
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<WebhookDelivery>>;
+}
+
 /// Whether the backend answers (for readiness checks).
 #[async_trait]
 pub trait HealthCheck: Send + Sync {
@@ -376,6 +425,7 @@ pub trait Store:
     + ConflictStore
     + JobStore
     + EventStore
+    + WebhookStore
     + HealthCheck
 {
 }
@@ -389,6 +439,7 @@ impl<T> Store for T where
         + ConflictStore
         + JobStore
         + EventStore
+        + WebhookStore
         + HealthCheck
 {
 }

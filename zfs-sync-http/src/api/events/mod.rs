@@ -176,7 +176,8 @@ impl EventsApi {
         };
         if query.after.is_none() {
             // From now on: after the newest stored event.
-            query.after = Some(newest_event_id(state.store.as_ref()).await?);
+            query.after =
+                Some(zfs_sync::service::events::newest_event_id(state.store.as_ref()).await?);
         }
         let stream = tail(state.store.clone(), query);
         Ok(EventStream::new(stream)
@@ -186,24 +187,5 @@ impl EventsApi {
                     .id(e.id.to_string())
                     .event_type(e.event_type.clone())
             }))
-    }
-}
-
-/// The id of the newest stored event (0 when there is none).
-async fn newest_event_id(store: &dyn Store) -> ApiResult<i64> {
-    let mut after = 0;
-    loop {
-        let page = store
-            .list_events(&EventQuery {
-                after: Some(after),
-                limit: zfs_sync::model::MAX_EVENT_PAGE,
-                ..Default::default()
-            })
-            .await?;
-        match page.last() {
-            Some(e) if page.len() as u32 == zfs_sync::model::MAX_EVENT_PAGE => after = e.id,
-            Some(e) => return Ok(e.id),
-            None => return Ok(after),
-        }
     }
 }

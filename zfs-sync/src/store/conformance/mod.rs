@@ -44,6 +44,7 @@ mod round_trips;
 mod snapshots;
 mod states;
 mod systems;
+mod webhooks;
 
 pub use bookmarks::*;
 pub use conflicts::*;
@@ -56,6 +57,7 @@ pub use round_trips::*;
 pub use snapshots::*;
 pub use states::*;
 pub use systems::*;
+pub use webhooks::*;
 
 /// Cleanup run after a test (dropping a schema, ...).
 pub type Teardown = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -198,6 +200,10 @@ macro_rules! for_each_conformance_behaviour {
             events_are_appended_in_order_and_listed_after_an_id,
             event_dedup_key_stores_once,
             latest_event_per_subject,
+            // webhooks.rs
+            webhook_crud,
+            webhook_lease_exactly_once,
+            webhook_deliveries_logged_newest_first,
         }
     };
 }

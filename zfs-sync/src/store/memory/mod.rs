@@ -6,7 +6,7 @@
 //!
 //! This file holds the store, its state and its lock; each `Store` sub-trait is implemented
 //! in the file of the same name (`systems.rs`, `keys.rs`, `snapshots.rs`, `groups.rs`,
-//! `states.rs`, `conflicts.rs`, `jobs.rs`), beside the helpers on the state only it uses.
+//! `states.rs`, `conflicts.rs`, `jobs.rs`, `events.rs`, `webhooks.rs`), beside the helpers on the state only it uses.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -28,6 +28,7 @@ mod keys;
 mod snapshots;
 mod states;
 mod systems;
+mod webhooks;
 
 /// (pool, dataset, name): a snapshot's key within its system.
 type SnapKey = (String, String, String);
@@ -61,6 +62,9 @@ struct Inner {
     /// The event log, by id order, and the dedup keys stored.
     events: Vec<crate::model::Event>,
     event_keys: std::collections::HashSet<String>,
+    webhooks: HashMap<Uuid, webhooks::StoredWebhook>,
+    /// The delivery log, by id order.
+    deliveries: Vec<crate::model::WebhookDelivery>,
 }
 
 impl InMemoryStore {
