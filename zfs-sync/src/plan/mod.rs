@@ -49,6 +49,10 @@ pub enum SendStep {
     Incremental { from: ShortName, to: ShortName },
     /// `zfs send -I src@from src@to` (every snapshot between, in one stream package).
     Range { from: ShortName, to: ShortName },
+    /// `zfs send -i src#bookmark src@to`: an incremental from a bookmark of the base (the
+    /// base snapshot is gone on the source, the target still holds it). Only `-i`: OpenZFS
+    /// refuses `-I` from a bookmark, so later snapshots follow in their own steps.
+    FromBookmark { bookmark: ShortName, to: ShortName },
     /// `zfs send -t token` (resume an interrupted receive).
     Resume { token: String },
 }
