@@ -556,6 +556,7 @@ fn arb_step() -> impl Strategy<Value = SendStep> {
         s().prop_map(|snapshot| SendStep::Full { snapshot }),
         (s(), s()).prop_map(|(from, to)| SendStep::Incremental { from, to }),
         (s(), s()).prop_map(|(from, to)| SendStep::Range { from, to }),
+        (s(), s()).prop_map(|(bookmark, to)| SendStep::FromBookmark { bookmark, to }),
         "[0-9a-f-]{1,80}".prop_map(|token| SendStep::Resume { token }),
     ]
 }
@@ -603,6 +604,12 @@ proptest! {
                 SendStep::Incremental { from, to } | SendStep::Range { from, to } => {
                     let n = send.len();
                     prop_assert_eq!(&send[n - 2], &format!("{src_ds}@{from}"));
+                    prop_assert_eq!(&send[n - 1], &format!("{src_ds}@{to}"));
+                }
+                SendStep::FromBookmark { bookmark, to } => {
+                    let n = send.len();
+                    prop_assert_eq!(&send[n - 3], "-i");
+                    prop_assert_eq!(&send[n - 2], &format!("{src_ds}#{bookmark}"));
                     prop_assert_eq!(&send[n - 1], &format!("{src_ds}@{to}"));
                 }
             }

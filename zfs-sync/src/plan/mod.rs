@@ -67,7 +67,9 @@ pub struct Transfer {
     pub mode: TransferMode,
     pub source: Endpoint,
     pub target: Endpoint,
-    /// The incremental base (the newest common snapshot), `None` for a full send.
+    /// The incremental base (the newest common snapshot, or the source's bookmark of it when
+    /// the first step is [`SendStep::FromBookmark`]: then `name` is the bookmark's), `None`
+    /// for a full send.
     pub base: Option<SnapshotRef>,
     /// The `zfs send` steps, in order; each is piped into one `zfs receive`.
     pub steps: Vec<SendStep>,

@@ -6,18 +6,23 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::pair::{names_json, pair_blocker, pair_conflict};
+use super::pair::{gap_conflict, pair_blocker, pair_conflict};
 use super::transfer::{Start, build_transfer};
 use super::wanted::Wanted;
 use super::{
-    DatasetPlan, Deletion, DetectedConflict, Endpoint, Gap, GroupPlan, Outcome, TargetOutcome,
+    DatasetPlan, Deletion, DetectedConflict, Endpoint, Gap, GroupPlan, Outcome, SnapshotRef,
+    TargetOutcome,
 };
 use crate::compare::{Comparison, FleetIndex, History, compare};
 use crate::model::{
-    ConflictKind, Diagnostic, EMPTY_DATASET_MAX_USED, MemberInventory, ResumeToken, SyncGroup,
-    Topology,
+    ConflictKind, Diagnostic, EMPTY_DATASET_MAX_USED, MatchMethod, MemberInventory, NewBookmark,
+    ResumeToken, SyncGroup, Topology,
 };
-use crate::names::DatasetName;
+use crate::names::{DatasetName, ShortName};
+
+/// The bookmarks a source may send from, by (system, full dataset name): only those of hosts
+/// whose capabilities say `bookmarks`.
+type SourceBookmarks<'a> = HashMap<(Uuid, String), Vec<&'a NewBookmark>>;
 
 /// The reason of a pair blocked because its target exists and cannot be overwritten.
 pub(crate) const TARGET_EXISTS: &str = "target_exists";
@@ -49,6 +54,7 @@ struct DatasetPlanner<'p, 'a> {
     logical: &'a str,
     slots: &'p [Option<History<'a>>],
     flags: &'p [Vec<bool>],
+    bookmarks: &'p SourceBookmarks<'a>,
     cmps: HashMap<(usize, usize), Comparison>,
     diagnostics: &'p mut Vec<Diagnostic>,
 }
@@ -216,6 +222,56 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 matched_by,
             };
 
+            if cmp.base.is_none()
+                && ht.len() > 0
+                && let Some((mark, first)) = self.bookmark_base(hs, ht, &cmp)
+            {
+                // The source lost the base snapshot but keeps a bookmark of it: an
+                // incremental from the bookmark (`send -i ds#mark`), never from before it.
+                outcome.matched_by = Some(MatchMethod::Guid);
+                let lag = newest_wanted.map_or(0, |last| {
+                    hs.at(last)
+                        .creation
+                        .saturating_sub(mark.creation.timestamp())
+                        .max(0) as u64
+                });
+                outcome.lag_seconds = lag;
+                let gap: Vec<u32> = (0..first).filter(|&i| ws[i as usize]).collect();
+                if !gap.is_empty() {
+                    let base = format!("#{}", mark.name);
+                    let (c, g) = gap_conflict(self.logical, hs, ht, &cmp, target_id, &base, &gap);
+                    out.conflicts.push(c);
+                    out.gap = Some(g);
+                }
+                let mut to_send: Vec<u32> = (first..hs.len() as u32)
+                    .filter(|&i| ws[i as usize] && within(i))
+                    .collect();
+                trim(&mut to_send);
+                if to_send.is_empty() {
+                    out.outcome = Some(outcome);
+                    break 'compared out;
+                }
+                if lag > 0 && lag <= policy.lag_threshold_seconds {
+                    outcome.outcome = Outcome::WithinLag;
+                    out.outcome = Some(outcome);
+                    break 'compared out;
+                }
+                let resume = self.resume_match(t, hs, token, Some(mark.guid), &to_send);
+                let target = Endpoint {
+                    system_id: target_id,
+                    dataset: ht.dataset.clone(),
+                };
+                outcome.outcome = Outcome::Transfer(build_transfer(
+                    self.group,
+                    self.logical,
+                    hs,
+                    target,
+                    Start::Bookmark { mark, resume },
+                    &to_send,
+                ));
+                out.outcome = Some(outcome);
+                break 'compared out;
+            }
             if let Some((kind, reason)) = pair_blocker(&cmp, ht.len()) {
                 out.conflicts
                     .push(pair_conflict(self.logical, hs, ht, &cmp, kind, reason));
@@ -235,26 +291,10 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 .filter(|&i| ws[i as usize])
                 .collect();
             if !gap.is_empty() {
-                let mut c = pair_conflict(
-                    self.logical,
-                    hs,
-                    ht,
-                    &cmp,
-                    ConflictKind::Missing,
-                    "unfillable_gap",
-                );
-                c.details = serde_json::json!({
-                    "source": hs.system_id,
-                    "target": target_id,
-                    "base": hs.at(base.source).name(),
-                    "snapshots": names_json(hs, &gap),
-                    "count": gap.len(),
-                });
+                let base = hs.at(base.source).name();
+                let (c, g) = gap_conflict(self.logical, hs, ht, &cmp, target_id, base, &gap);
                 out.conflicts.push(c);
-                out.gap = Some(Gap {
-                    target: target_id,
-                    snapshots: gap.iter().map(|&i| hs.at(i).short_name()).collect(),
-                });
+                out.gap = Some(g);
             }
 
             if policy.mirror_deletions {
@@ -333,6 +373,49 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
         out
     }
 
+    /// The bookmark of the target's newest snapshot that the source keeps, when the source's
+    /// host supports bookmarks and no common snapshot exists (the source lost the base):
+    /// the bookmark (the lowest name among several) and the index of the source's oldest
+    /// snapshot newer than it by createtxg. `None` when a source snapshot lacks a createtxg
+    /// (the order to the bookmark is unknown) or a snapshot to send clashes with a target
+    /// name.
+    fn bookmark_base(
+        &self,
+        hs: &History<'_>,
+        ht: &History<'_>,
+        cmp: &Comparison,
+    ) -> Option<(SnapshotRef, u32)> {
+        if self.bookmarks.is_empty() {
+            return None;
+        }
+        let marks = self
+            .bookmarks
+            .get(&(hs.system_id, hs.dataset.as_str().to_string()))?;
+        let guid = ht.snapshots.last()?.guid()?;
+        let mark = marks
+            .iter()
+            .filter(|b| b.guid == guid && b.createtxg.is_some())
+            .min_by(|a, b| a.name.cmp(&b.name))?;
+        let txg = mark.createtxg?;
+        if hs.snapshots.iter().any(|s| s.createtxg().is_none()) {
+            return None;
+        }
+        // The history is ordered by createtxg (every snapshot has one).
+        let first =
+            hs.snapshots
+                .partition_point(|s| s.createtxg().is_some_and(|x| x <= txg)) as u32;
+        if cmp.clashes.iter().any(|c| c.source >= first) {
+            return None;
+        }
+        let mark_ref = SnapshotRef {
+            name: ShortName::parse(&mark.name).ok()?,
+            guid: Some(mark.guid),
+            createtxg: Some(txg),
+            creation: mark.creation,
+        };
+        Some((mark_ref, first))
+    }
+
     /// A resume of the target's interrupted receive, when its token fits this transfer: the
     /// source holds `toguid` among the snapshots to send and `fromguid` is the base.
     fn resume_start<'t>(
@@ -343,6 +426,23 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
         base: Option<u32>,
         to_send: &[u32],
     ) -> Option<Start<'t>> {
+        let from = base.map(|b| hs.at(b).guid());
+        let (token, to) = self.resume_match(t, hs, token, from, to_send)?;
+        Some(Start::Resume { token, base, to })
+    }
+
+    /// The token and the source snapshot it continues, when the target's token fits this
+    /// transfer: `toguid` is among the snapshots to send and `fromguid` is the base's GUID
+    /// `from` (`None`: a full stream; `Some(None)`: a base without a GUID, which no token
+    /// continues); otherwise a diagnostic.
+    fn resume_match<'t>(
+        &mut self,
+        t: usize,
+        hs: &History<'_>,
+        token: Option<&'t ResumeToken>,
+        from: Option<Option<u64>>,
+        to_send: &[u32],
+    ) -> Option<(&'t str, u32)> {
         let token = token?;
         let target_id = self.fleet.members[t].system_id;
         let info = match crate::resume::decode_token(&token.token) {
@@ -356,17 +456,13 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
             }
         };
         let to = info.toguid.and_then(|g| hs.find_guid(g));
-        let from_ok = match (base, info.fromguid) {
+        let from_ok = match (from, info.fromguid) {
             (None, None) => true,
-            (Some(b), Some(g)) => hs.at(b).guid() == Some(g),
+            (Some(base), Some(g)) => base == Some(g),
             _ => false,
         };
         match to {
-            Some(to) if from_ok && to_send.contains(&to) => Some(Start::Resume {
-                token: &token.token,
-                base,
-                to,
-            }),
+            Some(to) if from_ok && to_send.contains(&to) => Some((&token.token, to)),
             _ => {
                 self.diag(
                     Some(target_id),
@@ -711,6 +807,17 @@ pub fn plan_group(
         }
     };
     let fleet = FleetIndex::build(&group.members, inventories);
+    let mut bookmarks = SourceBookmarks::new();
+    for inv in inventories {
+        if inv.system.effective_capabilities().bookmarks {
+            for b in &inv.bookmarks {
+                bookmarks
+                    .entry((inv.system.id, b.reported.dataset_name()))
+                    .or_default()
+                    .push(&b.reported);
+            }
+        }
+    }
     let mut diagnostics = fleet.diagnostics.clone();
     let hub = match group.topology {
         Topology::Bidirectional => None,
@@ -746,6 +853,7 @@ pub fn plan_group(
             logical,
             slots,
             flags: &flags,
+            bookmarks: &bookmarks,
             cmps: HashMap::new(),
             diagnostics: &mut diagnostics,
         };
