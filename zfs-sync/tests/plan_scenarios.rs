@@ -926,3 +926,27 @@ fn bookmark_newer_than_the_target_is_not_a_base() {
         "#]],
     );
 }
+
+/// Bidirectional: the member that lost the base but keeps its bookmark still extends the
+/// other member's history, so it is the source and sends from the bookmark.
+#[test]
+fn bidirectional_source_with_a_bookmark_base() {
+    let a = Host::new(1, "A")
+        .snaps("tank/vm1", &[("b", 2), ("c", 3), ("d", 4)])
+        .bookmark("tank/vm1@b")
+        .destroy("tank/vm1@b");
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("a", 1), ("b", 2)]);
+    check(
+        Topology::Bidirectional,
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: incremental A:tank/vm1 -> B:tank/vm1 base=b bytes=200 (lag=7200 missing=2 matched_by=Some(Guid))
+                   send -i #b c
+                   send -i c d
+                   creates c d
+        "#]],
+    );
+}

@@ -223,7 +223,6 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
             };
 
             if cmp.base.is_none()
-                && ht.len() > 0
                 && let Some((mark, first)) = self.bookmark_base(hs, ht, &cmp)
             {
                 // The source lost the base snapshot but keeps a bookmark of it: an
@@ -601,7 +600,16 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
             for &j in &holders {
                 if i != j {
                     let lj = len(self, j);
-                    let e = self.cmp(i, j).source_extends_target(lj);
+                    self.cmp(i, j);
+                    let c = &self.cmps[&(i, j)];
+                    // A source that lost the base but keeps its bookmark of j's newest
+                    // snapshot extends j too (an incremental from the bookmark).
+                    let e = c.source_extends_target(lj)
+                        || (c.base.is_none()
+                            && matches!(
+                                (self.history(i), self.history(j)),
+                                (Some(hi), Some(hj)) if self.bookmark_base(hi, hj, c).is_some()
+                            ));
                     extends.insert((i, j), e);
                 }
             }
