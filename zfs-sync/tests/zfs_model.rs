@@ -940,3 +940,61 @@ fn bookmark_base_plan_runs_on_the_model() {
         "{again:?}"
     );
 }
+
+/// An interrupted receive of an incremental from a bookmark (its token's `fromguid` is the
+/// bookmark's GUID) is resumed, then the rest follows; the transfer's base is the bookmark.
+#[test]
+fn bookmark_base_resume_runs_on_the_model() {
+    use zfs_sync::resume::encode::{Encoding, encode_token};
+    use zfs_sync::resume::{ResumeFlags, ResumeTokenInfo};
+    let (mut m, _) = fleet();
+    for (i, n) in ["s1", "s2", "s3", "s4"].iter().enumerate() {
+        m.snapshot(A, "tank/vm1", n, 11 + i as u64, hours(i as i64))
+            .unwrap();
+    }
+    let step = zfs_sync::plan::SendStep::Full {
+        snapshot: "s1".parse().unwrap(),
+    };
+    m.send_receive((A, "tank/vm1"), (B, "backup/vm1"), &step)
+        .unwrap();
+    m.bookmark(A, "tank/vm1", "s1", "s1").unwrap();
+    m.destroy(A, "tank/vm1", "s1").unwrap();
+    let info = ResumeTokenInfo {
+        version: 1,
+        fromguid: Some(11),
+        toguid: Some(12),
+        toname: Some("tank/vm1@s2".into()),
+        object: 3,
+        offset: 4096,
+        bytes: 8192,
+        flags: ResumeFlags::default(),
+    };
+    m.interrupt(
+        B,
+        "backup/vm1",
+        &encode_token(&info, Encoding::NativeLittle),
+    );
+    let members = vec![
+        Member {
+            system_id: A,
+            dataset_root: None,
+        },
+        Member {
+            system_id: B,
+            dataset_root: Some("backup".into()),
+        },
+    ];
+    let g = group(Topology::HubAndSpoke { hub: A }, members, Policy::default());
+    let plan = plan_group(&g, &inventories(&g, &m, hours(10)), hours(10));
+    assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+    let t = plan.transfers().next().expect("a transfer");
+    assert_eq!(t.kind, zfs_sync::model::TransferKind::Resume);
+    assert_eq!(t.base.as_ref().and_then(|b| b.guid), Some(11));
+    assert!(
+        matches!(t.steps[0], zfs_sync::plan::SendStep::Resume { .. }),
+        "{:?}",
+        t.steps
+    );
+    assert_eq!(m.apply_transfer(t).unwrap(), ["s2", "s3", "s4"]);
+    assert_eq!(state(&m, B), "backup:\nbackup/vm1: s1 s2 s3 s4\n");
+}
