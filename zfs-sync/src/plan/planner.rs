@@ -205,15 +205,25 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 .chain(&cmp.gap)
                 .filter(|&&i| ws[i as usize])
                 .count() as u64;
-            let lag = match (cmp.base, newest_wanted) {
-                (Some(b), Some(last)) => hs
-                    .at(last)
-                    .creation
-                    .saturating_sub(hs.at(b.source).creation)
-                    .max(0) as u64,
+            // No common snapshot left, but the source keeps a bookmark of the target's newest
+            // snapshot: the transfer starts from the bookmark (`send -i ds#mark`).
+            let bookmark = match cmp.base {
+                None => self.bookmark_base(hs, ht, &cmp),
+                Some(_) => None,
+            };
+            let base_creation = match (&bookmark, cmp.base) {
+                (Some((mark, _)), _) => Some(mark.creation.timestamp()),
+                (None, Some(b)) => Some(hs.at(b.source).creation),
+                (None, None) => None,
+            };
+            let lag = match (base_creation, newest_wanted) {
+                (Some(b), Some(last)) => hs.at(last).creation.saturating_sub(b).max(0) as u64,
                 _ => 0,
             };
-            let matched_by = cmp.base.map(|b| b.method);
+            let matched_by = match &bookmark {
+                Some(_) => Some(MatchMethod::Guid),
+                None => cmp.base.map(|b| b.method),
+            };
             let mut outcome = TargetOutcome {
                 target: target_id,
                 outcome: Outcome::InSync,
@@ -222,56 +232,9 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 matched_by,
             };
 
-            if cmp.base.is_none()
-                && let Some((mark, first)) = self.bookmark_base(hs, ht, &cmp)
+            if bookmark.is_none()
+                && let Some((kind, reason)) = pair_blocker(&cmp, ht.len())
             {
-                // The source lost the base snapshot but keeps a bookmark of it: an
-                // incremental from the bookmark (`send -i ds#mark`), never from before it.
-                outcome.matched_by = Some(MatchMethod::Guid);
-                let lag = newest_wanted.map_or(0, |last| {
-                    hs.at(last)
-                        .creation
-                        .saturating_sub(mark.creation.timestamp())
-                        .max(0) as u64
-                });
-                outcome.lag_seconds = lag;
-                let gap: Vec<u32> = (0..first).filter(|&i| ws[i as usize]).collect();
-                if !gap.is_empty() {
-                    let base = format!("#{}", mark.name);
-                    let (c, g) = gap_conflict(self.logical, hs, ht, &cmp, target_id, &base, &gap);
-                    out.conflicts.push(c);
-                    out.gap = Some(g);
-                }
-                let mut to_send: Vec<u32> = (first..hs.len() as u32)
-                    .filter(|&i| ws[i as usize] && within(i))
-                    .collect();
-                trim(&mut to_send);
-                if to_send.is_empty() {
-                    out.outcome = Some(outcome);
-                    break 'compared out;
-                }
-                if lag > 0 && lag <= policy.lag_threshold_seconds {
-                    outcome.outcome = Outcome::WithinLag;
-                    out.outcome = Some(outcome);
-                    break 'compared out;
-                }
-                let resume = self.resume_match(t, hs, token, Some(mark.guid), &to_send);
-                let target = Endpoint {
-                    system_id: target_id,
-                    dataset: ht.dataset.clone(),
-                };
-                outcome.outcome = Outcome::Transfer(build_transfer(
-                    self.group,
-                    self.logical,
-                    hs,
-                    target,
-                    Start::Bookmark { mark, resume },
-                    &to_send,
-                ));
-                out.outcome = Some(outcome);
-                break 'compared out;
-            }
-            if let Some((kind, reason)) = pair_blocker(&cmp, ht.len()) {
                 out.conflicts
                     .push(pair_conflict(self.logical, hs, ht, &cmp, kind, reason));
                 outcome.outcome = Outcome::Blocked {
@@ -281,22 +244,35 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 out.outcome = Some(outcome);
                 break 'compared out;
             }
-            let base = cmp.base.expect("a pair without a base is blocked");
 
-            let gap: Vec<u32> = cmp
-                .gap
-                .iter()
-                .copied()
-                .filter(|&i| ws[i as usize])
-                .collect();
+            // The source snapshots that may be sent (newer than the base or the bookmark) and
+            // the wanted ones older than it that the target lacks (an unfillable gap).
+            let (candidates, gap, base_name): (Vec<u32>, Vec<u32>, String) = match &bookmark {
+                Some((mark, first)) => (
+                    (*first..hs.len() as u32).collect(),
+                    (0..*first).filter(|&i| ws[i as usize]).collect(),
+                    format!("#{}", mark.name),
+                ),
+                None => {
+                    let base = cmp.base.expect("a pair without a base is blocked");
+                    (
+                        cmp.fillable.clone(),
+                        cmp.gap
+                            .iter()
+                            .copied()
+                            .filter(|&i| ws[i as usize])
+                            .collect(),
+                        hs.at(base.source).name().to_string(),
+                    )
+                }
+            };
             if !gap.is_empty() {
-                let base = hs.at(base.source).name();
-                let (c, g) = gap_conflict(self.logical, hs, ht, &cmp, target_id, base, &gap);
+                let (c, g) = gap_conflict(self.logical, hs, ht, &cmp, target_id, &base_name, &gap);
                 out.conflicts.push(c);
                 out.gap = Some(g);
             }
 
-            if policy.mirror_deletions {
+            if policy.mirror_deletions && bookmark.is_none() {
                 // In bidirectional mode the source is only the member that happens to be newest:
                 // a snapshot missing in the middle of its history may be one it never received
                 // (an `-i` chain skips), so only what is older than everything it shares with the
@@ -334,10 +310,8 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 }
             }
 
-            let mut to_send: Vec<u32> = cmp
-                .fillable
-                .iter()
-                .copied()
+            let mut to_send: Vec<u32> = candidates
+                .into_iter()
                 .filter(|&i| ws[i as usize] && within(i))
                 .collect();
             trim(&mut to_send);
@@ -350,9 +324,16 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 out.outcome = Some(outcome);
                 break 'compared out;
             }
-            let start = self
-                .resume_start(t, hs, token, Some(base.source), &to_send)
-                .unwrap_or(Start::Base(base.source));
+            let start = match (bookmark, cmp.base) {
+                (Some((mark, _)), _) => {
+                    let resume = self.resume_match(t, hs, token, Some(mark.guid), &to_send);
+                    Start::Bookmark { mark, resume }
+                }
+                (None, Some(base)) => self
+                    .resume_start(t, hs, token, Some(base.source), &to_send)
+                    .unwrap_or(Start::Base(base.source)),
+                (None, None) => unreachable!("a pair without a base or bookmark is blocked"),
+            };
             let target = Endpoint {
                 system_id: target_id,
                 dataset: ht.dataset.clone(),
@@ -783,6 +764,13 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
 ///   old are wanted; a lag of at most `lag_threshold_seconds` is `WithinLag` (full sends are
 ///   never held back). A run of consecutive wanted snapshots is one `-I` range; unwanted
 ///   snapshots in between are skipped with `-i` steps.
+/// - **Bookmark base.** When a target shares no snapshot with the source but its newest
+///   snapshot's GUID is that of a bookmark the source keeps of the same dataset, and the
+///   source's capabilities say `bookmarks`: an incremental from the bookmark, `-i ds#bm` to
+///   the oldest wanted snapshot newer than it (by createtxg; every source snapshot needs
+///   one), then the usual chain (`-I` cannot start at a bookmark). Wanted source snapshots
+///   older than the bookmark are an unfillable gap. Not when a snapshot to send clashes with
+///   a target name.
 /// - **Resume.** A target's reported resume token is used when its `toguid` is a snapshot
 ///   the transfer sends and its `fromguid` is the base; otherwise a diagnostic says the
 ///   partial receive must be aborted.
