@@ -513,6 +513,21 @@ fn rename_keeps_identity() {
     );
 }
 
+/// A group with hub `A` (no root) replicating into `B`'s `backup`.
+fn hub_a_to_backup_b() -> zfs_sync::model::SyncGroup {
+    let members = vec![
+        Member {
+            system_id: A,
+            dataset_root: None,
+        },
+        Member {
+            system_id: B,
+            dataset_root: Some("backup".into()),
+        },
+    ];
+    group(Topology::HubAndSpoke { hub: A }, members, Policy::default())
+}
+
 /// Commands rendered by `zfs_sync::command` (a planned transfer, a rollback, destroys) run on
 /// the model as they would on the hosts.
 #[test]
@@ -525,17 +540,7 @@ fn rendered_commands_run_on_the_model() {
     let (sa, sb) = (system(A, "host-a"), system(B, "host-b"));
     let hosts: BTreeMap<String, Uuid> =
         [("host-a".to_string(), A), ("host-b".to_string(), B)].into();
-    let members = vec![
-        Member {
-            system_id: A,
-            dataset_root: None,
-        },
-        Member {
-            system_id: B,
-            dataset_root: Some("backup".into()),
-        },
-    ];
-    let g = group(Topology::HubAndSpoke { hub: A }, members, Policy::default());
+    let g = hub_a_to_backup_b();
     let plan = plan_group(&g, &inventories(&g, &m, hours(10)), hours(10));
     let t = plan.transfers().next().expect("a transfer");
     let mut made = Vec::new();
@@ -890,17 +895,7 @@ fn bookmark_base_plan_runs_on_the_model() {
     m.destroy(A, "tank/vm1", "s1").unwrap();
     m.destroy(A, "tank/vm1", "s2").unwrap();
     let (sa, sb) = (system(A, "a"), system(B, "b"));
-    let members = vec![
-        Member {
-            system_id: A,
-            dataset_root: None,
-        },
-        Member {
-            system_id: B,
-            dataset_root: Some("backup".into()),
-        },
-    ];
-    let g = group(Topology::HubAndSpoke { hub: A }, members, Policy::default());
+    let g = hub_a_to_backup_b();
     let plan = plan_group(&g, &inventories(&g, &m, hours(10)), hours(10));
     let t = plan
         .transfers()
@@ -974,17 +969,7 @@ fn bookmark_base_resume_runs_on_the_model() {
         "backup/vm1",
         &encode_token(&info, Encoding::NativeLittle),
     );
-    let members = vec![
-        Member {
-            system_id: A,
-            dataset_root: None,
-        },
-        Member {
-            system_id: B,
-            dataset_root: Some("backup".into()),
-        },
-    ];
-    let g = group(Topology::HubAndSpoke { hub: A }, members, Policy::default());
+    let g = hub_a_to_backup_b();
     let plan = plan_group(&g, &inventories(&g, &m, hours(10)), hours(10));
     assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
     let t = plan.transfers().next().expect("a transfer");

@@ -332,7 +332,11 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 (None, Some(base)) => self
                     .resume_start(t, hs, token, Some(base.source), &to_send)
                     .unwrap_or(Start::Base(base.source)),
-                (None, None) => unreachable!("a pair without a base or bookmark is blocked"),
+                // Cannot happen: a pair without a base or bookmark is blocked above.
+                (None, None) => {
+                    out.outcome = Some(outcome);
+                    break 'compared out;
+                }
             };
             let target = Endpoint {
                 system_id: target_id,
