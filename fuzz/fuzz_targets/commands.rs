@@ -169,6 +169,7 @@ fuzz_target!(|input: Input| {
                 match kind {
                     0 => SendStep::Full { snapshot: a },
                     1 => SendStep::Incremental { from: a, to: b },
+                    4 => SendStep::FromBookmark { bookmark: a, to: b },
                     _ => SendStep::Range { from: a, to: b },
                 }
             }

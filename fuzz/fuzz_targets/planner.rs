@@ -264,11 +264,19 @@ fn check_transfer(f: &Fleet, t: &Transfer) {
                 }
                 prev = Some(to.to_string());
             }
+            SendStep::FromBookmark { bookmark, to } => {
+                assert_eq!(k, 0, "a bookmark origin comes first: {t:?}");
+                assert_eq!(prev.as_deref(), Some(bookmark.as_str()), "broken chain: {t:?}");
+                pos(to.as_str()).expect("to");
+                prev = Some(to.to_string());
+            }
         }
         let made = match step {
             SendStep::Resume { .. } => None,
             SendStep::Full { snapshot } => Some(snapshot),
-            SendStep::Incremental { to, .. } | SendStep::Range { to, .. } => Some(to),
+            SendStep::Incremental { to, .. }
+            | SendStep::Range { to, .. }
+            | SendStep::FromBookmark { to, .. } => Some(to),
         };
         if let Some(m) = made {
             assert!(t.snapshots.contains(m), "step target {m} not listed: {t:?}");

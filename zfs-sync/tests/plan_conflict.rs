@@ -49,6 +49,7 @@ fn render(r: &Resolution, hosts: &[&Host]) -> String {
                     SendStep::Full { snapshot } => format!("full {snapshot}"),
                     SendStep::Incremental { from, to } => format!("-i {from} {to}"),
                     SendStep::Range { from, to } => format!("-I {from} {to}"),
+                    SendStep::FromBookmark { bookmark, to } => format!("-i #{bookmark} {to}"),
                     SendStep::Resume { token } => format!("-t {token}"),
                 })
                 .collect();

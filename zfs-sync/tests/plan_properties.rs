@@ -787,3 +787,83 @@ fn fleets_exercise_parents_and_existing_datasets() {
         "{parents} {overwrites} {blocked}"
     );
 }
+
+/// Hosts that bookmark every snapshot and then lose some of them (another tool pruning; never
+/// the newest): every planned transfer, rendered and run on the model, is accepted and creates
+/// exactly the snapshots it lists; a transfer from a bookmark starts at a bookmark whose GUID
+/// is the target's newest snapshot's and is older than what it sends. Over many fleets some
+/// transfers do start at a bookmark (the check is not vacuous).
+#[test]
+fn bookmark_bases_run_on_the_model() {
+    use zfs_sync::plan::SendStep;
+    let mut from_bookmark = 0;
+    for seed in 0..(cases() as u64 * 4) {
+        let fleet = generate(&spec(
+            seed,
+            2 + (seed % 3) as usize,
+            2,
+            3 + (seed % 8) as usize,
+        ));
+        let mut model = fleet.model.clone();
+        let mut rng = SplitMix64::new(seed ^ 0x5eed);
+        // A partial receive's token names its snapshots: destroying them is another story.
+        let any_partial = model.hosts.values().any(|h| !h.partial.is_empty());
+        for (&h, host) in &fleet.model.hosts {
+            if !host.reports_guids {
+                continue;
+            }
+            for (ds, snaps) in &host.datasets {
+                for s in snaps {
+                    model.bookmark(h, ds, &s.name, &s.name).unwrap();
+                }
+                if any_partial {
+                    continue;
+                }
+                for s in snaps.iter().rev().skip(1) {
+                    if rng.below(2) == 0 {
+                        let _ = model.destroy(h, ds, &s.name);
+                    }
+                }
+            }
+        }
+        let inv = inventories(&fleet.group, &model, fleet.now);
+        let plan = plan_group(&fleet.group, &inv, fleet.now);
+        let hosts: BTreeMap<String, Uuid> = inv
+            .iter()
+            .map(|i| (i.system.hostname.clone(), i.system.id))
+            .collect();
+        let ctx = || format!("seed {seed}\n{}", render_plan(&plan, &[]));
+        let before = model.clone();
+        for t in plan.transfers() {
+            if let Some(SendStep::FromBookmark { bookmark, to }) = t.steps.first() {
+                from_bookmark += 1;
+                let (src, tgt) = (t.source.dataset.as_str(), t.target.dataset.as_str());
+                let mark = before
+                    .bookmarks(t.source.system_id, src)
+                    .iter()
+                    .find(|b| b.name == bookmark.as_str())
+                    .unwrap_or_else(|| panic!("no bookmark {bookmark}\n{}", ctx()));
+                let newest = before
+                    .snapshots(t.target.system_id, tgt)
+                    .last()
+                    .map(|s| s.guid);
+                assert_eq!(newest, Some(mark.guid), "{}", ctx());
+                let to = before
+                    .snapshots(t.source.system_id, src)
+                    .iter()
+                    .find(|s| s.name == to.as_str())
+                    .unwrap();
+                assert!(mark.createtxg < to.createtxg, "{}", ctx());
+            }
+            let made = run_transfer(&mut model, t, &inv, &hosts)
+                .unwrap_or_else(|e| panic!("{e}\n{}", ctx()));
+            let want: Vec<String> = t.snapshots.iter().map(|s| s.to_string()).collect();
+            assert_eq!(made, want, "{}", ctx());
+        }
+    }
+    assert!(
+        from_bookmark > 0,
+        "no fleet planned a transfer from a bookmark"
+    );
+    eprintln!("{from_bookmark} transfers from a bookmark");
+}

@@ -830,3 +830,123 @@ fn receive_options_go_into_every_transfer() {
         "#]],
     );
 }
+
+/// The hub lost the base snapshot (b) but keeps its bookmark: an incremental from the
+/// bookmark (`-i #b` to the oldest snapshot after it, then `-I`); the hub's snapshot older
+/// than the bookmark that B lacks is an unfillable gap.
+#[test]
+fn incremental_from_a_bookmark_of_the_lost_base() {
+    let a = Host::new(1, "A")
+        .snaps(
+            "tank/vm1",
+            &[("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5)],
+        )
+        .bookmark("tank/vm1@b")
+        .destroy("tank/vm1@b");
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("b", 2)]);
+    check(
+        hub(&a),
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: incremental A:tank/vm1 -> B:tank/vm1 base=b bytes=300 (lag=10800 missing=4 matched_by=Some(Guid))
+                   send -i #b c
+                   send -I c e
+                   creates c d e
+              conflict missing unfillable_gap A<->B fork=-
+              gap B: [a]
+        "#]],
+    );
+}
+
+/// The same without the `bookmarks` capability on the hub: as before, orphaned.
+#[test]
+fn no_bookmark_base_without_the_capability() {
+    let caps = zfs_sync::model::Capabilities {
+        bookmarks: false,
+        ..zfs_sync::model::Capabilities::ALL
+    };
+    let a = Host::new(1, "A")
+        .snaps("tank/vm1", &[("b", 2), ("c", 3)])
+        .bookmark("tank/vm1@b")
+        .destroy("tank/vm1@b")
+        .capabilities(caps);
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("b", 2)]);
+    check(
+        hub(&a),
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: blocked orphaned no_common_snapshot (lag=0 missing=1 matched_by=None)
+              conflict orphaned no_common_snapshot A<->B fork=-
+        "#]],
+    );
+}
+
+/// A bookmark is used only when it is of the target's newest snapshot: a bookmark of a
+/// snapshot newer than the target's (c, never received) is not a base, nor is a bookmark of
+/// an older one when the target advanced past it.
+#[test]
+fn bookmark_newer_than_the_target_is_not_a_base() {
+    let a = Host::new(1, "A")
+        .snaps("tank/vm1", &[("b", 2), ("c", 3), ("d", 4)])
+        .bookmark("tank/vm1@c")
+        .destroy("tank/vm1@b")
+        .destroy("tank/vm1@c");
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("b", 2)]);
+    check(
+        hub(&a),
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: blocked orphaned no_common_snapshot (lag=0 missing=1 matched_by=None)
+              conflict orphaned no_common_snapshot A<->B fork=-
+        "#]],
+    );
+    let a = Host::new(1, "A")
+        .snaps("tank/vm1", &[("b", 2), ("d", 4)])
+        .bookmark("tank/vm1@b")
+        .destroy("tank/vm1@b");
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("b", 2), ("x", 9)]);
+    check(
+        hub(&a),
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: blocked orphaned no_common_snapshot (lag=0 missing=1 matched_by=None)
+              conflict orphaned no_common_snapshot A<->B fork=-
+        "#]],
+    );
+}
+
+/// Bidirectional: the member that lost the base but keeps its bookmark still extends the
+/// other member's history, so it is the source and sends from the bookmark.
+#[test]
+fn bidirectional_source_with_a_bookmark_base() {
+    let a = Host::new(1, "A")
+        .snaps("tank/vm1", &[("b", 2), ("c", 3), ("d", 4)])
+        .bookmark("tank/vm1@b")
+        .destroy("tank/vm1@b");
+    let b = Host::new(2, "B").snaps("tank/vm1", &[("a", 1), ("b", 2)]);
+    check(
+        Topology::Bidirectional,
+        &[&a, &b],
+        Policy::default(),
+        hours(100),
+        expect![[r#"
+            dataset "vm1" source=A
+              -> B: incremental A:tank/vm1 -> B:tank/vm1 base=b bytes=200 (lag=7200 missing=2 matched_by=Some(Guid))
+                   send -i #b c
+                   send -i c d
+                   creates c d
+        "#]],
+    );
+}

@@ -1334,3 +1334,47 @@ async fn a_lost_answer_strands_nothing() {
     assert_eq!(ids(&third), ids(&first));
     assert_eq!(status_of(&w, w.a).await, SyncStatus::Syncing);
 }
+
+/// The hub destroyed target B's base (s1) but keeps its bookmark: the instructions send from
+/// the bookmark (`zfs send -i 'tank/vm1#s1' tank/vm1@s2`), then `-I` to the newest.
+#[tokio::test]
+async fn a_bookmark_base_is_sent_from() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    w.store.delete_snapshots_of_system(w.hub).await.unwrap();
+    let kept: Vec<NewSnapshot> = history("tank", 6).into_iter().skip(2).collect();
+    w.store
+        .upsert_snapshots(w.hub, &kept, epoch())
+        .await
+        .unwrap();
+    let mark = zfs_sync::model::NewBookmark {
+        pool: "tank".into(),
+        dataset: "vm1".into(),
+        name: "s1".into(),
+        guid: 1001,
+        createtxg: Some(11),
+        creation: epoch() + Duration::hours(1),
+    };
+    w.store
+        .store_bookmarks(w.hub, None, &[mark], epoch())
+        .await
+        .unwrap();
+    let ins = w.sync.instructions(w.hub, None, now()).await.unwrap();
+    let to_b = ins
+        .instructions
+        .iter()
+        .find(|i| i.target.id == w.b)
+        .expect("a transfer to B");
+    let t = to_b.transfer.as_ref().unwrap();
+    assert_eq!(t.kind, TransferKind::Incremental);
+    assert_eq!(t.base.as_ref().unwrap().name.as_str(), "s1");
+    let shells: Vec<&str> = to_b.commands.iter().map(|c| c.shell.as_str()).collect();
+    assert_eq!(shells.len(), 2, "{shells:?}");
+    assert!(
+        shells[0].starts_with("zfs send -i 'tank/vm1#s1' tank/vm1@s2 | ssh"),
+        "{shells:?}"
+    );
+    assert!(
+        shells[1].starts_with("zfs send -I tank/vm1@s2 tank/vm1@s5 | ssh"),
+        "{shells:?}"
+    );
+}

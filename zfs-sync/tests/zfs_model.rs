@@ -513,6 +513,21 @@ fn rename_keeps_identity() {
     );
 }
 
+/// A group with hub `A` (no root) replicating into `B`'s `backup`.
+fn hub_a_to_backup_b() -> zfs_sync::model::SyncGroup {
+    let members = vec![
+        Member {
+            system_id: A,
+            dataset_root: None,
+        },
+        Member {
+            system_id: B,
+            dataset_root: Some("backup".into()),
+        },
+    ];
+    group(Topology::HubAndSpoke { hub: A }, members, Policy::default())
+}
+
 /// Commands rendered by `zfs_sync::command` (a planned transfer, a rollback, destroys) run on
 /// the model as they would on the hosts.
 #[test]
@@ -525,17 +540,7 @@ fn rendered_commands_run_on_the_model() {
     let (sa, sb) = (system(A, "host-a"), system(B, "host-b"));
     let hosts: BTreeMap<String, Uuid> =
         [("host-a".to_string(), A), ("host-b".to_string(), B)].into();
-    let members = vec![
-        Member {
-            system_id: A,
-            dataset_root: None,
-        },
-        Member {
-            system_id: B,
-            dataset_root: Some("backup".into()),
-        },
-    ];
-    let g = group(Topology::HubAndSpoke { hub: A }, members, Policy::default());
+    let g = hub_a_to_backup_b();
     let plan = plan_group(&g, &inventories(&g, &m, hours(10)), hours(10));
     let t = plan.transfers().next().expect("a transfer");
     let mut made = Vec::new();
@@ -775,4 +780,206 @@ proptest! {
             prop_assert_eq!(run.inventory(*h), applied.inventory(*h));
         }
     }
+}
+
+/// Bookmarks as OpenZFS has them: `zfs bookmark` keeps the snapshot's GUID and createtxg
+/// after it is destroyed; `send -i ds#bm` works into a target whose newest snapshot has that
+/// GUID; `-I` from a bookmark, a bookmark not older than the snapshot sent, a missing
+/// bookmark and a second bookmark of one name are refused.
+#[test]
+fn bookmarks_are_send_origins_for_i_only() {
+    let (mut m, hosts) = fleet();
+    for line in SRC {
+        assert_eq!(sh(&mut m, &hosts, line), "ok", "{line}");
+    }
+    assert_eq!(
+        sh(
+            &mut m,
+            &hosts,
+            "zfs send tank/x@s1 | ssh b 'zfs receive -s -u backup/x'"
+        ),
+        "ok s1"
+    );
+    assert_eq!(
+        sh(&mut m, &hosts, "zfs bookmark tank/x@s1 'tank/x#s1'"),
+        "ok"
+    );
+    assert_eq!(
+        sh(&mut m, &hosts, "zfs bookmark tank/x@s1 'tank/x#s1'"),
+        "error: cannot create bookmark 'tank/x#s1': bookmark exists"
+    );
+    assert_eq!(
+        sh(&mut m, &hosts, "zfs bookmark tank/x@s1 'tank/y#s1'"),
+        "error: cannot bookmark 'tank/y#s1': a bookmark must be in the snapshot's dataset"
+    );
+    assert_eq!(sh(&mut m, &hosts, "zfs destroy tank/x@s1"), "ok s1");
+    let mark = &m.bookmarks(A, "tank/x")[0];
+    let s1_on_b = &m.snapshots(B, "backup/x")[0];
+    assert_eq!(mark.guid, s1_on_b.guid, "the bookmark keeps the GUID");
+    assert_eq!(
+        sh(
+            &mut m,
+            &hosts,
+            "zfs send -I 'tank/x#s1' tank/x@s3 | ssh b 'zfs receive -s -u backup/x'"
+        ),
+        "error: tank/x#s1: -I cannot start at a bookmark (use -i)"
+    );
+    assert_eq!(
+        sh(
+            &mut m,
+            &hosts,
+            "zfs send -i 'tank/x#nope' tank/x@s3 | ssh b 'zfs receive -s -u backup/x'"
+        ),
+        "error: cannot open 'tank/x#nope': bookmark does not exist"
+    );
+    assert_eq!(
+        sh(
+            &mut m,
+            &hosts,
+            "zfs send -i 'tank/x#s1' tank/x@s2 | ssh b 'zfs receive -s -u backup/x'"
+        ),
+        "ok s2"
+    );
+    assert_eq!(state(&m, B), "backup:\nbackup/x: s1 s2\n");
+    assert_eq!(
+        m.snapshots(B, "backup/x")[1].guid,
+        m.snapshots(A, "tank/x")[0].guid,
+        "the received s2 has the source's GUID"
+    );
+    // A bookmark made after the snapshot sent is not an origin for it.
+    assert_eq!(
+        sh(&mut m, &hosts, "zfs bookmark tank/x@s3 'tank/x#s3'"),
+        "ok"
+    );
+    assert_eq!(
+        sh(
+            &mut m,
+            &hosts,
+            "zfs send -i 'tank/x#s3' tank/x@s2 | ssh b 'zfs receive -s -u backup/x'"
+        ),
+        "error: tank/x: incremental source #s3 is not older than s2"
+    );
+    // The target's newest snapshot (s2) is not the bookmark's (s1): no base.
+    assert_eq!(
+        sh(
+            &mut m,
+            &hosts,
+            "zfs send -i 'tank/x#s1' tank/x@s3 | ssh b 'zfs receive -s -u backup/x'"
+        ),
+        "error: cannot receive incremental stream: destination backup/x has been modified since most recent snapshot (s2 is newer than the base)"
+    );
+}
+
+/// The source lost the base snapshot but kept its bookmark: the planner plans `send -i
+/// ds#bm` to the oldest snapshot after it, then `-I` from there; the rendered commands run on
+/// the model and the target ends with every snapshot, each with the source's GUID.
+#[test]
+fn bookmark_base_plan_runs_on_the_model() {
+    let (mut m, hosts) = fleet();
+    for (i, n) in ["s1", "s2", "s3", "s4", "s5"].iter().enumerate() {
+        m.snapshot(A, "tank/vm1", n, 11 + i as u64, hours(i as i64))
+            .unwrap();
+    }
+    let step = zfs_sync::plan::SendStep::Full {
+        snapshot: "s1".parse().unwrap(),
+    };
+    m.send_receive((A, "tank/vm1"), (B, "backup/vm1"), &step)
+        .unwrap();
+    let step = zfs_sync::plan::SendStep::Incremental {
+        from: "s1".parse().unwrap(),
+        to: "s2".parse().unwrap(),
+    };
+    m.send_receive((A, "tank/vm1"), (B, "backup/vm1"), &step)
+        .unwrap();
+    m.bookmark(A, "tank/vm1", "s2", "s2").unwrap();
+    m.destroy(A, "tank/vm1", "s1").unwrap();
+    m.destroy(A, "tank/vm1", "s2").unwrap();
+    let (sa, sb) = (system(A, "a"), system(B, "b"));
+    let g = hub_a_to_backup_b();
+    let plan = plan_group(&g, &inventories(&g, &m, hours(10)), hours(10));
+    let t = plan
+        .transfers()
+        .next()
+        .expect("a transfer from the bookmark");
+    assert_eq!(t.base.as_ref().map(|b| b.name.as_str()), Some("s2"));
+    let cmds = transfer_commands(t, &sa, &sb, SendFlags::default()).unwrap();
+    let shells: Vec<&str> = cmds.iter().map(|c| c.shell.as_str()).collect();
+    assert_eq!(
+        shells,
+        [
+            "zfs send -i 'tank/vm1#s2' tank/vm1@s3 | ssh -o BatchMode=yes b 'zfs receive -s -u backup/vm1'",
+            "zfs send -I tank/vm1@s3 tank/vm1@s5 | ssh -o BatchMode=yes b 'zfs receive -s -u backup/vm1'",
+        ]
+    );
+    let mut made = Vec::new();
+    for c in &cmds {
+        made.extend(
+            m.run_command(A, c, &hosts)
+                .unwrap_or_else(|e| panic!("{}: {e}", c.shell)),
+        );
+    }
+    assert_eq!(made, ["s3", "s4", "s5"]);
+    assert_eq!(state(&m, B), "backup:\nbackup/vm1: s1 s2 s3 s4 s5\n");
+    let src: Vec<u64> = m.snapshots(A, "tank/vm1").iter().map(|s| s.guid).collect();
+    let dst: Vec<u64> = m.snapshots(B, "backup/vm1")[2..]
+        .iter()
+        .map(|s| s.guid)
+        .collect();
+    assert_eq!(src, dst, "the target holds the source's snapshots by GUID");
+    let again = plan_group(&g, &inventories(&g, &m, hours(10)), hours(10));
+    assert!(
+        matches!(
+            again.datasets[0].outcomes[0].outcome,
+            zfs_sync::plan::Outcome::InSync
+        ),
+        "{again:?}"
+    );
+}
+
+/// An interrupted receive of an incremental from a bookmark (its token's `fromguid` is the
+/// bookmark's GUID) is resumed, then the rest follows; the transfer's base is the bookmark.
+#[test]
+fn bookmark_base_resume_runs_on_the_model() {
+    use zfs_sync::resume::encode::{Encoding, encode_token};
+    use zfs_sync::resume::{ResumeFlags, ResumeTokenInfo};
+    let (mut m, _) = fleet();
+    for (i, n) in ["s1", "s2", "s3", "s4"].iter().enumerate() {
+        m.snapshot(A, "tank/vm1", n, 11 + i as u64, hours(i as i64))
+            .unwrap();
+    }
+    let step = zfs_sync::plan::SendStep::Full {
+        snapshot: "s1".parse().unwrap(),
+    };
+    m.send_receive((A, "tank/vm1"), (B, "backup/vm1"), &step)
+        .unwrap();
+    m.bookmark(A, "tank/vm1", "s1", "s1").unwrap();
+    m.destroy(A, "tank/vm1", "s1").unwrap();
+    let info = ResumeTokenInfo {
+        version: 1,
+        fromguid: Some(11),
+        toguid: Some(12),
+        toname: Some("tank/vm1@s2".into()),
+        object: 3,
+        offset: 4096,
+        bytes: 8192,
+        flags: ResumeFlags::default(),
+    };
+    m.interrupt(
+        B,
+        "backup/vm1",
+        &encode_token(&info, Encoding::NativeLittle),
+    );
+    let g = hub_a_to_backup_b();
+    let plan = plan_group(&g, &inventories(&g, &m, hours(10)), hours(10));
+    assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+    let t = plan.transfers().next().expect("a transfer");
+    assert_eq!(t.kind, zfs_sync::model::TransferKind::Resume);
+    assert_eq!(t.base.as_ref().and_then(|b| b.guid), Some(11));
+    assert!(
+        matches!(t.steps[0], zfs_sync::plan::SendStep::Resume { .. }),
+        "{:?}",
+        t.steps
+    );
+    assert_eq!(m.apply_transfer(t).unwrap(), ["s2", "s3", "s4"]);
+    assert_eq!(state(&m, B), "backup:\nbackup/vm1: s1 s2 s3 s4\n");
 }

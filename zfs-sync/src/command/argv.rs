@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::{
     Capabilities, ReceiveOptions, SendFlags, System, validate_host, validate_ssh_user,
 };
-use crate::names::{DatasetName, ShortName, SnapshotName};
+use crate::names::{BookmarkName, DatasetName, ShortName, SnapshotName};
 use crate::plan::SendStep;
 use crate::resume::validate_token_chars;
 
@@ -110,6 +110,17 @@ pub(super) fn snapshot_arg(
         .map_err(|e| e.into_error(field))
 }
 
+/// `dataset#bookmark`, validated as a full bookmark name.
+pub(super) fn bookmark_arg(
+    dataset: &DatasetName,
+    bookmark: &ShortName,
+    field: &str,
+) -> Result<String> {
+    let full = format!("{dataset}#{bookmark}");
+    BookmarkName::parse(&full).map_err(|e| e.into_error(field))?;
+    Ok(full)
+}
+
 pub(super) fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_string()).collect()
 }
@@ -145,6 +156,12 @@ pub(super) fn send_argv(
                 .into(),
             );
             argv.push(snapshot_arg(dataset, from, &field("from"))?);
+            argv.push(snapshot_arg(dataset, to, &field("to"))?);
+        }
+        SendStep::FromBookmark { bookmark, to } => {
+            argv.extend(strings(flags));
+            argv.push("-i".into());
+            argv.push(bookmark_arg(dataset, bookmark, &field("bookmark"))?);
             argv.push(snapshot_arg(dataset, to, &field("to"))?);
         }
     }

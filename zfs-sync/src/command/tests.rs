@@ -556,6 +556,7 @@ fn arb_step() -> impl Strategy<Value = SendStep> {
         s().prop_map(|snapshot| SendStep::Full { snapshot }),
         (s(), s()).prop_map(|(from, to)| SendStep::Incremental { from, to }),
         (s(), s()).prop_map(|(from, to)| SendStep::Range { from, to }),
+        (s(), s()).prop_map(|(bookmark, to)| SendStep::FromBookmark { bookmark, to }),
         "[0-9a-f-]{1,80}".prop_map(|token| SendStep::Resume { token }),
     ]
 }
@@ -603,6 +604,12 @@ proptest! {
                 SendStep::Incremental { from, to } | SendStep::Range { from, to } => {
                     let n = send.len();
                     prop_assert_eq!(&send[n - 2], &format!("{src_ds}@{from}"));
+                    prop_assert_eq!(&send[n - 1], &format!("{src_ds}@{to}"));
+                }
+                SendStep::FromBookmark { bookmark, to } => {
+                    let n = send.len();
+                    prop_assert_eq!(&send[n - 3], "-i");
+                    prop_assert_eq!(&send[n - 2], &format!("{src_ds}#{bookmark}"));
                     prop_assert_eq!(&send[n - 1], &format!("{src_ds}@{to}"));
                 }
             }
@@ -780,4 +787,34 @@ fn maintenance_commands_render_one_command_per_hold_and_batched_prunes() {
     assert!(super::maintenance_commands(&job(JobStep::Hold, &[(None, "d1")])).is_err());
     assert!(super::maintenance_commands(&job(JobStep::Prune, &[(None, "d1,d2")])).is_err());
     assert!(super::maintenance_commands(&job(JobStep::Rollback, &[(None, "d1")])).is_err());
+}
+
+/// A bookmark origin is rendered `-i ds#bm` once per shell level; a name with shell or ZFS
+/// delimiters is no short name at all, and a combined name over 255 bytes is refused with
+/// the step's field, never rendered.
+#[test]
+fn bookmark_origin_is_validated_and_quoted() {
+    let src = system(1, "src", None, 22, None);
+    let tgt = system(2, "tgt", None, 22, None);
+    let step = |bookmark: &str| SendStep::FromBookmark {
+        bookmark: sn(bookmark),
+        to: ShortName::parse("s 2").unwrap(),
+    };
+    let t = transfer(TransferMode::Push, "tank/a", "tank/b", vec![step("b 1")]);
+    let cmds = transfer_commands(&t, &src, &tgt, SendFlags::default()).unwrap();
+    assert_eq!(
+        cmds[0].shell,
+        "zfs send -i 'tank/a#b 1' 'tank/a@s 2' | ssh -o BatchMode=yes tgt 'zfs receive -s -u tank/b'"
+    );
+    check_command(&cmds[0]).unwrap();
+    for bad in ["b;rm -rf /", "b#c", "b@c", "b'x", "b/c"] {
+        assert!(ShortName::parse(bad).is_err(), "{bad}");
+    }
+    let long = "x".repeat(250);
+    let t = transfer(TransferMode::Push, "tank/a", "tank/b", vec![step(&long)]);
+    let e = transfer_commands(&t, &src, &tgt, SendFlags::default()).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidInput { field, .. } if field == "steps[0].bookmark"),
+        "{e:?}"
+    );
 }

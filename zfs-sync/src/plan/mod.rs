@@ -49,6 +49,10 @@ pub enum SendStep {
     Incremental { from: ShortName, to: ShortName },
     /// `zfs send -I src@from src@to` (every snapshot between, in one stream package).
     Range { from: ShortName, to: ShortName },
+    /// `zfs send -i src#bookmark src@to`: an incremental from a bookmark of the base (the
+    /// base snapshot is gone on the source, the target still holds it). Only `-i`: OpenZFS
+    /// refuses `-I` from a bookmark, so later snapshots follow in their own steps.
+    FromBookmark { bookmark: ShortName, to: ShortName },
     /// `zfs send -t token` (resume an interrupted receive).
     Resume { token: String },
 }
@@ -63,7 +67,9 @@ pub struct Transfer {
     pub mode: TransferMode,
     pub source: Endpoint,
     pub target: Endpoint,
-    /// The incremental base (the newest common snapshot), `None` for a full send.
+    /// The incremental base (the newest common snapshot, or the source's bookmark of it when
+    /// the first step is [`SendStep::FromBookmark`]: then `name` is the bookmark's), `None`
+    /// for a full send.
     pub base: Option<SnapshotRef>,
     /// The `zfs send` steps, in order; each is piped into one `zfs receive`.
     pub steps: Vec<SendStep>,

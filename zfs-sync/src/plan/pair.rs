@@ -1,7 +1,9 @@
 //! What stands between a source and a target that a plain transfer cannot cross
 //! ([`pair_blocker`]), and the conflict it makes, with its evidence ([`pair_conflict`]).
 
-use super::DetectedConflict;
+use uuid::Uuid;
+
+use super::{DetectedConflict, Gap};
 use crate::compare::{Comparison, History};
 use crate::model::ConflictKind;
 
@@ -92,6 +94,40 @@ pub(crate) fn pair_conflict(
             "clashes": clashes,
         }),
     }
+}
+
+/// The informational `missing` conflict (`unfillable_gap`) and the [`Gap`] of the wanted
+/// source snapshots `gap` (indices) the target lacks, older than its base (`base`: the base's
+/// name, `#name` for a bookmark).
+pub(crate) fn gap_conflict(
+    logical: &str,
+    source: &History<'_>,
+    target: &History<'_>,
+    cmp: &Comparison,
+    target_id: Uuid,
+    base: &str,
+    gap: &[u32],
+) -> (DetectedConflict, Gap) {
+    let mut c = pair_conflict(
+        logical,
+        source,
+        target,
+        cmp,
+        ConflictKind::Missing,
+        "unfillable_gap",
+    );
+    c.details = serde_json::json!({
+        "source": source.system_id,
+        "target": target_id,
+        "base": base,
+        "snapshots": names_json(source, gap),
+        "count": gap.len(),
+    });
+    let g = Gap {
+        target: target_id,
+        snapshots: gap.iter().map(|&i| source.at(i).short_name()).collect(),
+    };
+    (c, g)
 }
 
 /// Why a pair of histories cannot be synced by a plain transfer, if it cannot.

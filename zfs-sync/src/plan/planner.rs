@@ -6,18 +6,23 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::pair::{names_json, pair_blocker, pair_conflict};
+use super::pair::{gap_conflict, pair_blocker, pair_conflict};
 use super::transfer::{Start, build_transfer};
 use super::wanted::Wanted;
 use super::{
-    DatasetPlan, Deletion, DetectedConflict, Endpoint, Gap, GroupPlan, Outcome, TargetOutcome,
+    DatasetPlan, Deletion, DetectedConflict, Endpoint, Gap, GroupPlan, Outcome, SnapshotRef,
+    TargetOutcome,
 };
 use crate::compare::{Comparison, FleetIndex, History, compare};
 use crate::model::{
-    ConflictKind, Diagnostic, EMPTY_DATASET_MAX_USED, MemberInventory, ResumeToken, SyncGroup,
-    Topology,
+    ConflictKind, Diagnostic, EMPTY_DATASET_MAX_USED, MatchMethod, MemberInventory, NewBookmark,
+    ResumeToken, SyncGroup, Topology,
 };
-use crate::names::DatasetName;
+use crate::names::{DatasetName, ShortName};
+
+/// The bookmarks a source may send from, by (system, full dataset name): only those of hosts
+/// whose capabilities say `bookmarks`.
+type SourceBookmarks<'a> = HashMap<(Uuid, String), Vec<&'a NewBookmark>>;
 
 /// The reason of a pair blocked because its target exists and cannot be overwritten.
 pub(crate) const TARGET_EXISTS: &str = "target_exists";
@@ -49,6 +54,7 @@ struct DatasetPlanner<'p, 'a> {
     logical: &'a str,
     slots: &'p [Option<History<'a>>],
     flags: &'p [Vec<bool>],
+    bookmarks: &'p SourceBookmarks<'a>,
     cmps: HashMap<(usize, usize), Comparison>,
     diagnostics: &'p mut Vec<Diagnostic>,
 }
@@ -199,15 +205,25 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 .chain(&cmp.gap)
                 .filter(|&&i| ws[i as usize])
                 .count() as u64;
-            let lag = match (cmp.base, newest_wanted) {
-                (Some(b), Some(last)) => hs
-                    .at(last)
-                    .creation
-                    .saturating_sub(hs.at(b.source).creation)
-                    .max(0) as u64,
+            // No common snapshot left, but the source keeps a bookmark of the target's newest
+            // snapshot: the transfer starts from the bookmark (`send -i ds#mark`).
+            let bookmark = match cmp.base {
+                None => self.bookmark_base(hs, ht, &cmp),
+                Some(_) => None,
+            };
+            let base_creation = match (&bookmark, cmp.base) {
+                (Some((mark, _)), _) => Some(mark.creation.timestamp()),
+                (None, Some(b)) => Some(hs.at(b.source).creation),
+                (None, None) => None,
+            };
+            let lag = match (base_creation, newest_wanted) {
+                (Some(b), Some(last)) => hs.at(last).creation.saturating_sub(b).max(0) as u64,
                 _ => 0,
             };
-            let matched_by = cmp.base.map(|b| b.method);
+            let matched_by = match &bookmark {
+                Some(_) => Some(MatchMethod::Guid),
+                None => cmp.base.map(|b| b.method),
+            };
             let mut outcome = TargetOutcome {
                 target: target_id,
                 outcome: Outcome::InSync,
@@ -216,7 +232,9 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 matched_by,
             };
 
-            if let Some((kind, reason)) = pair_blocker(&cmp, ht.len()) {
+            if bookmark.is_none()
+                && let Some((kind, reason)) = pair_blocker(&cmp, ht.len())
+            {
                 out.conflicts
                     .push(pair_conflict(self.logical, hs, ht, &cmp, kind, reason));
                 outcome.outcome = Outcome::Blocked {
@@ -226,38 +244,35 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 out.outcome = Some(outcome);
                 break 'compared out;
             }
-            let base = cmp.base.expect("a pair without a base is blocked");
 
-            let gap: Vec<u32> = cmp
-                .gap
-                .iter()
-                .copied()
-                .filter(|&i| ws[i as usize])
-                .collect();
+            // The source snapshots that may be sent (newer than the base or the bookmark) and
+            // the wanted ones older than it that the target lacks (an unfillable gap).
+            let (candidates, gap, base_name): (Vec<u32>, Vec<u32>, String) = match &bookmark {
+                Some((mark, first)) => (
+                    (*first..hs.len() as u32).collect(),
+                    (0..*first).filter(|&i| ws[i as usize]).collect(),
+                    format!("#{}", mark.name),
+                ),
+                None => {
+                    let base = cmp.base.expect("a pair without a base is blocked");
+                    (
+                        cmp.fillable.clone(),
+                        cmp.gap
+                            .iter()
+                            .copied()
+                            .filter(|&i| ws[i as usize])
+                            .collect(),
+                        hs.at(base.source).name().to_string(),
+                    )
+                }
+            };
             if !gap.is_empty() {
-                let mut c = pair_conflict(
-                    self.logical,
-                    hs,
-                    ht,
-                    &cmp,
-                    ConflictKind::Missing,
-                    "unfillable_gap",
-                );
-                c.details = serde_json::json!({
-                    "source": hs.system_id,
-                    "target": target_id,
-                    "base": hs.at(base.source).name(),
-                    "snapshots": names_json(hs, &gap),
-                    "count": gap.len(),
-                });
+                let (c, g) = gap_conflict(self.logical, hs, ht, &cmp, target_id, &base_name, &gap);
                 out.conflicts.push(c);
-                out.gap = Some(Gap {
-                    target: target_id,
-                    snapshots: gap.iter().map(|&i| hs.at(i).short_name()).collect(),
-                });
+                out.gap = Some(g);
             }
 
-            if policy.mirror_deletions {
+            if policy.mirror_deletions && bookmark.is_none() {
                 // In bidirectional mode the source is only the member that happens to be newest:
                 // a snapshot missing in the middle of its history may be one it never received
                 // (an `-i` chain skips), so only what is older than everything it shares with the
@@ -295,10 +310,8 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 }
             }
 
-            let mut to_send: Vec<u32> = cmp
-                .fillable
-                .iter()
-                .copied()
+            let mut to_send: Vec<u32> = candidates
+                .into_iter()
                 .filter(|&i| ws[i as usize] && within(i))
                 .collect();
             trim(&mut to_send);
@@ -311,9 +324,20 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
                 out.outcome = Some(outcome);
                 break 'compared out;
             }
-            let start = self
-                .resume_start(t, hs, token, Some(base.source), &to_send)
-                .unwrap_or(Start::Base(base.source));
+            let start = match (bookmark, cmp.base) {
+                (Some((mark, _)), _) => {
+                    let resume = self.resume_match(t, hs, token, Some(mark.guid), &to_send);
+                    Start::Bookmark { mark, resume }
+                }
+                (None, Some(base)) => self
+                    .resume_start(t, hs, token, Some(base.source), &to_send)
+                    .unwrap_or(Start::Base(base.source)),
+                // Cannot happen: a pair without a base or bookmark is blocked above.
+                (None, None) => {
+                    out.outcome = Some(outcome);
+                    break 'compared out;
+                }
+            };
             let target = Endpoint {
                 system_id: target_id,
                 dataset: ht.dataset.clone(),
@@ -333,6 +357,49 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
         out
     }
 
+    /// The bookmark of the target's newest snapshot that the source keeps, when the source's
+    /// host supports bookmarks and no common snapshot exists (the source lost the base):
+    /// the bookmark (the lowest name among several) and the index of the source's oldest
+    /// snapshot newer than it by createtxg. `None` when a source snapshot lacks a createtxg
+    /// (the order to the bookmark is unknown) or a snapshot to send clashes with a target
+    /// name.
+    fn bookmark_base(
+        &self,
+        hs: &History<'_>,
+        ht: &History<'_>,
+        cmp: &Comparison,
+    ) -> Option<(SnapshotRef, u32)> {
+        if self.bookmarks.is_empty() {
+            return None;
+        }
+        let marks = self
+            .bookmarks
+            .get(&(hs.system_id, hs.dataset.as_str().to_string()))?;
+        let guid = ht.snapshots.last()?.guid()?;
+        let mark = marks
+            .iter()
+            .filter(|b| b.guid == guid && b.createtxg.is_some())
+            .min_by(|a, b| a.name.cmp(&b.name))?;
+        let txg = mark.createtxg?;
+        if hs.snapshots.iter().any(|s| s.createtxg().is_none()) {
+            return None;
+        }
+        // The history is ordered by createtxg (every snapshot has one).
+        let first =
+            hs.snapshots
+                .partition_point(|s| s.createtxg().is_some_and(|x| x <= txg)) as u32;
+        if cmp.clashes.iter().any(|c| c.source >= first) {
+            return None;
+        }
+        let mark_ref = SnapshotRef {
+            name: ShortName::parse(&mark.name).ok()?,
+            guid: Some(mark.guid),
+            createtxg: Some(txg),
+            creation: mark.creation,
+        };
+        Some((mark_ref, first))
+    }
+
     /// A resume of the target's interrupted receive, when its token fits this transfer: the
     /// source holds `toguid` among the snapshots to send and `fromguid` is the base.
     fn resume_start<'t>(
@@ -343,6 +410,23 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
         base: Option<u32>,
         to_send: &[u32],
     ) -> Option<Start<'t>> {
+        let from = base.map(|b| hs.at(b).guid());
+        let (token, to) = self.resume_match(t, hs, token, from, to_send)?;
+        Some(Start::Resume { token, base, to })
+    }
+
+    /// The token and the source snapshot it continues, when the target's token fits this
+    /// transfer: `toguid` is among the snapshots to send and `fromguid` is the base's GUID
+    /// `from` (`None`: a full stream; `Some(None)`: a base without a GUID, which no token
+    /// continues); otherwise a diagnostic.
+    fn resume_match<'t>(
+        &mut self,
+        t: usize,
+        hs: &History<'_>,
+        token: Option<&'t ResumeToken>,
+        from: Option<Option<u64>>,
+        to_send: &[u32],
+    ) -> Option<(&'t str, u32)> {
         let token = token?;
         let target_id = self.fleet.members[t].system_id;
         let info = match crate::resume::decode_token(&token.token) {
@@ -356,17 +440,13 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
             }
         };
         let to = info.toguid.and_then(|g| hs.find_guid(g));
-        let from_ok = match (base, info.fromguid) {
+        let from_ok = match (from, info.fromguid) {
             (None, None) => true,
-            (Some(b), Some(g)) => hs.at(b).guid() == Some(g),
+            (Some(base), Some(g)) => base == Some(g),
             _ => false,
         };
         match to {
-            Some(to) if from_ok && to_send.contains(&to) => Some(Start::Resume {
-                token: &token.token,
-                base,
-                to,
-            }),
+            Some(to) if from_ok && to_send.contains(&to) => Some((&token.token, to)),
             _ => {
                 self.diag(
                     Some(target_id),
@@ -505,7 +585,16 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
             for &j in &holders {
                 if i != j {
                     let lj = len(self, j);
-                    let e = self.cmp(i, j).source_extends_target(lj);
+                    self.cmp(i, j);
+                    let c = &self.cmps[&(i, j)];
+                    // A source that lost the base but keeps its bookmark of j's newest
+                    // snapshot extends j too (an incremental from the bookmark).
+                    let e = c.source_extends_target(lj)
+                        || (c.base.is_none()
+                            && matches!(
+                                (self.history(i), self.history(j)),
+                                (Some(hi), Some(hj)) if self.bookmark_base(hi, hj, c).is_some()
+                            ));
                     extends.insert((i, j), e);
                 }
             }
@@ -679,6 +768,13 @@ impl<'p, 'a> DatasetPlanner<'p, 'a> {
 ///   old are wanted; a lag of at most `lag_threshold_seconds` is `WithinLag` (full sends are
 ///   never held back). A run of consecutive wanted snapshots is one `-I` range; unwanted
 ///   snapshots in between are skipped with `-i` steps.
+/// - **Bookmark base.** When a target shares no snapshot with the source but its newest
+///   snapshot's GUID is that of a bookmark the source keeps of the same dataset, and the
+///   source's capabilities say `bookmarks`: an incremental from the bookmark, `-i ds#bm` to
+///   the oldest wanted snapshot newer than it (by createtxg; every source snapshot needs
+///   one), then the usual chain (`-I` cannot start at a bookmark). Wanted source snapshots
+///   older than the bookmark are an unfillable gap. Not when a snapshot to send clashes with
+///   a target name.
 /// - **Resume.** A target's reported resume token is used when its `toguid` is a snapshot
 ///   the transfer sends and its `fromguid` is the base; otherwise a diagnostic says the
 ///   partial receive must be aborted.
@@ -711,6 +807,17 @@ pub fn plan_group(
         }
     };
     let fleet = FleetIndex::build(&group.members, inventories);
+    let mut bookmarks = SourceBookmarks::new();
+    for inv in inventories {
+        if inv.system.effective_capabilities().bookmarks {
+            for b in &inv.bookmarks {
+                bookmarks
+                    .entry((inv.system.id, b.reported.dataset_name()))
+                    .or_default()
+                    .push(&b.reported);
+            }
+        }
+    }
     let mut diagnostics = fleet.diagnostics.clone();
     let hub = match group.topology {
         Topology::Bidirectional => None,
@@ -746,6 +853,7 @@ pub fn plan_group(
             logical,
             slots,
             flags: &flags,
+            bookmarks: &bookmarks,
             cmps: HashMap::new(),
             diagnostics: &mut diagnostics,
         };

@@ -87,6 +87,13 @@ pub(crate) enum Start<'t> {
         base: Option<u32>,
         to: u32,
     },
+    /// An incremental from a bookmark of the base (`zfs send -i ds#mark`): the source lost
+    /// the base snapshot, the target holds it. With `resume`, the token continuing the
+    /// interrupted receive of source snapshot `.1` (its `fromguid` is the bookmark's).
+    Bookmark {
+        mark: SnapshotRef,
+        resume: Option<(&'t str, u32)>,
+    },
 }
 
 /// Builds a transfer creating `to_send` (source indices, ascending, all newer than the start).
@@ -98,7 +105,17 @@ pub(crate) fn build_transfer(
     start: Start<'_>,
     to_send: &[u32],
 ) -> Transfer {
-    let (kind, base, steps, created): (TransferKind, Option<u32>, Vec<SendStep>, Vec<u32>) =
+    let resume = |token: &str, to: u32| {
+        let rest: Vec<u32> = to_send.iter().copied().filter(|&x| x > to).collect();
+        let mut steps = vec![SendStep::Resume {
+            token: token.to_string(),
+        }];
+        steps.extend(chain_steps(source, Some(to), &rest));
+        let mut created = vec![to];
+        created.extend(rest);
+        (steps, created)
+    };
+    let (kind, base, steps, created): (TransferKind, Option<SnapshotRef>, Vec<SendStep>, Vec<u32>) =
         match start {
             Start::Empty => (
                 TransferKind::Full,
@@ -108,19 +125,43 @@ pub(crate) fn build_transfer(
             ),
             Start::Base(b) => (
                 TransferKind::Incremental,
-                Some(b),
+                Some(snapshot_ref(source, b)),
                 chain_steps(source, Some(b), to_send),
                 to_send.to_vec(),
             ),
             Start::Resume { token, base, to } => {
-                let rest: Vec<u32> = to_send.iter().copied().filter(|&x| x > to).collect();
-                let mut steps = vec![SendStep::Resume {
-                    token: token.to_string(),
-                }];
-                steps.extend(chain_steps(source, Some(to), &rest));
-                let mut created = vec![to];
-                created.extend(rest);
-                (TransferKind::Resume, base, steps, created)
+                let (steps, created) = resume(token, to);
+                (
+                    TransferKind::Resume,
+                    base.map(|b| snapshot_ref(source, b)),
+                    steps,
+                    created,
+                )
+            }
+            Start::Bookmark {
+                mark,
+                resume: Some((token, to)),
+            } => {
+                let (steps, created) = resume(token, to);
+                (TransferKind::Resume, Some(mark), steps, created)
+            }
+            Start::Bookmark { mark, resume: None } => {
+                // `-I` cannot start at a bookmark: one `-i` from it to the oldest snapshot to
+                // send, then the usual chain from that snapshot.
+                let mut steps = Vec::new();
+                if let Some((&first, rest)) = to_send.split_first() {
+                    steps.push(SendStep::FromBookmark {
+                        bookmark: mark.name.clone(),
+                        to: source.at(first).short_name(),
+                    });
+                    steps.extend(chain_steps(source, Some(first), rest));
+                }
+                (
+                    TransferKind::Incremental,
+                    Some(mark),
+                    steps,
+                    to_send.to_vec(),
+                )
             }
         };
     let estimated_bytes = created
@@ -145,7 +186,7 @@ pub(crate) fn build_transfer(
             dataset: source.dataset.clone(),
         },
         target,
-        base: base.map(|b| snapshot_ref(source, b)),
+        base,
         steps,
         snapshots: created.iter().map(|&i| source.at(i).short_name()).collect(),
         estimated_bytes,

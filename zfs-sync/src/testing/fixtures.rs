@@ -4,8 +4,8 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use uuid::Uuid;
 
 use crate::model::{
-    Dataset, DatasetKind, Member, Metadata, NewDataset, Policy, ResumeToken, Snapshot, SyncGroup,
-    System, Topology,
+    Bookmark, Dataset, DatasetKind, Member, Metadata, NewBookmark, NewDataset, Policy, ResumeToken,
+    Snapshot, SyncGroup, System, Topology,
 };
 use crate::plan::MemberInventory;
 
@@ -98,6 +98,7 @@ pub struct Host {
     pub resume_tokens: Vec<ResumeToken>,
     /// The filesystems it reports (with or without snapshots).
     pub datasets: Vec<Dataset>,
+    pub bookmarks: Vec<Bookmark>,
     next_txg: u64,
     report_guids: bool,
 }
@@ -115,6 +116,7 @@ impl Host {
             snapshots: Vec::new(),
             resume_tokens: Vec::new(),
             datasets: Vec::new(),
+            bookmarks: Vec::new(),
             next_txg: 100,
             report_guids: true,
         }
@@ -192,6 +194,46 @@ impl Host {
         self
     }
 
+    /// `zfs bookmark ds@name ds#name` of a snapshot added before (a full snapshot name): the
+    /// bookmark keeps its GUID, createtxg and creation.
+    pub fn bookmark(mut self, full: &str) -> Self {
+        let (ds, name) = full.split_once('@').expect("a snapshot name");
+        let (pool, path) = ds.split_once('/').unwrap_or((ds, ""));
+        let s = self
+            .snapshots
+            .iter()
+            .find(|s| s.pool == pool && s.dataset == path && s.name == name)
+            .expect("bookmark of a snapshot the host has");
+        self.bookmarks.push(Bookmark {
+            system_id: self.id(),
+            reported: NewBookmark {
+                pool: pool.to_string(),
+                dataset: path.to_string(),
+                name: name.to_string(),
+                guid: s.guid.expect("a bookmark needs the snapshot's GUID"),
+                createtxg: s.createtxg,
+                creation: s.creation,
+            },
+            last_reported: epoch(),
+        });
+        self
+    }
+
+    /// `zfs destroy` of a snapshot (a full name); its bookmarks stay.
+    pub fn destroy(mut self, full: &str) -> Self {
+        let (ds, name) = full.split_once('@').expect("a snapshot name");
+        let (pool, path) = ds.split_once('/').unwrap_or((ds, ""));
+        self.snapshots
+            .retain(|s| !(s.pool == pool && s.dataset == path && s.name == name));
+        self
+    }
+
+    /// Sets the host's reported capabilities.
+    pub fn capabilities(mut self, caps: crate::model::Capabilities) -> Self {
+        self.system.capabilities = Some(caps);
+        self
+    }
+
     /// Reports a `receive_resume_token` on a dataset (full name).
     pub fn token(mut self, dataset: &str, token: &str) -> Self {
         let (pool, path) = dataset.split_once('/').unwrap_or((dataset, ""));
@@ -223,7 +265,7 @@ impl Host {
 
     pub fn inventory(&self) -> MemberInventory {
         MemberInventory {
-            bookmarks: Vec::new(),
+            bookmarks: self.bookmarks.clone(),
             system: self.system.clone(),
             member: self.member.clone(),
             snapshots: self.snapshots.clone(),

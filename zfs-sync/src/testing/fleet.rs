@@ -75,7 +75,7 @@ pub fn inventories(
         .members
         .iter()
         .map(|m| MemberInventory {
-            bookmarks: Vec::new(),
+            bookmarks: model.reported_bookmarks(m.system_id),
             system: super::fixtures::system(
                 m.system_id,
                 &format!("host-{}", m.system_id.as_u128()),

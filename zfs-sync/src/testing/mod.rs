@@ -128,6 +128,9 @@ pub fn render_plan(plan: &GroupPlan, labels: &[(Uuid, &str)]) -> String {
                             SendStep::Full { snapshot } => format!("full {snapshot}"),
                             SendStep::Incremental { from, to } => format!("-i {from} {to}"),
                             SendStep::Range { from, to } => format!("-I {from} {to}"),
+                            SendStep::FromBookmark { bookmark, to } => {
+                                format!("-i #{bookmark} {to}")
+                            }
                             SendStep::Resume { token } => {
                                 format!("-t {}…", &token[..token.len().min(12)])
                             }

@@ -27,6 +27,18 @@ fn snapshot_arg<'a>(verb: &'static str, arg: &'a str) -> Result<(&'a str, &'a st
     Ok((ds, snap))
 }
 
+/// Splits `ds#mark` (checked as ZFS would).
+fn bookmark_arg<'a>(verb: &'static str, arg: &'a str) -> Result<(&'a str, &'a str), ZfsError> {
+    let (ds, mark) = arg.split_once('#').ok_or_else(|| ZfsError::InvalidName {
+        verb,
+        name: arg.to_string(),
+        reason: "not a bookmark name (dataset#bookmark)".into(),
+    })?;
+    check_dataset(verb, ds)?;
+    check_short(verb, ds, mark)?;
+    Ok((ds, mark))
+}
+
 /// Options among `known` (each a separate argument, as zfs-sync renders them; `-o`/`-x`
 /// take a value) up to the first operand; returns the flags seen and the operands.
 fn options<'a>(
@@ -65,6 +77,7 @@ impl ZfsModel {
     /// runs `LINE` (split as a POSIX shell would) on the host `hosts` maps `host` to.
     ///
     /// Verbs: `create [-p] ds`, `snapshot ds@s` (GUID and creation time made up),
+    /// `bookmark ds@s ds#b`, `send [flags] -i ds#b ds@s` (never `-I` from a bookmark),
     /// `hold TAG ds@s`, `release TAG ds@s`, `rollback [-r] ds@s`, `rename [-p] ds new`,
     /// `destroy [-r] ds`, `destroy ds@a,b`, `send [-w -c -L -e] [-i|-I from] ds@s`,
     /// `send -t TOKEN`, `receive|recv [-s -u -F -o P=V -x P] ds`. Anything else is refused
@@ -111,6 +124,18 @@ impl ZfsModel {
                 let creation = DateTime::from_timestamp(1_700_000_000 + txg as i64, 0)
                     .ok_or_else(|| unsupported(argv))?;
                 none(Self::take_snapshot(h, ds, snap, guid, creation))
+            }
+            ("bookmark", (f, ops)) if f.is_empty() && ops.len() == 2 => {
+                let (ds, snap) = snapshot_arg("bookmark", ops[0])?;
+                let (bds, mark) = bookmark_arg("bookmark", ops[1])?;
+                if bds != ds {
+                    return Err(ZfsError::InvalidName {
+                        verb: "bookmark",
+                        name: ops[1].to_string(),
+                        reason: "a bookmark must be in the snapshot's dataset".into(),
+                    });
+                }
+                none(self.bookmark(host, ds, snap, mark))
             }
             ("hold" | "release", (f, ops)) if f.is_empty() && ops.len() == 2 => {
                 let (ds, snap) = snapshot_arg("hold", ops[1])?;
@@ -171,6 +196,23 @@ impl ZfsModel {
         };
         let (ds, to) = snapshot_arg("send", to)?;
         let from = f.iter().position(|a| *a == "-i" || *a == "-I");
+        if let Some((flag, from)) = from.map(|k| (f[k], f[k + 1]))
+            && from.contains('#')
+        {
+            // `-i #b` or `-i ds#b` (the same dataset); never `-I`.
+            let (bds, mark) = match from.split_once('#') {
+                Some(("", m)) => (ds, m),
+                _ => bookmark_arg("send", from)?,
+            };
+            if flag == "-I" {
+                return Err(ZfsError::RangeFromBookmark(from.to_string()));
+            }
+            if bds != ds {
+                return Err(unsupported(argv));
+            }
+            check_short("send", ds, mark)?;
+            return self.send_from_bookmark(host, ds, mark, to);
+        }
         let from = match from.map(|k| (f[k], f[k + 1])) {
             None => None,
             Some((flag, from)) => {

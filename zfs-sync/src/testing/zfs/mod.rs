@@ -12,7 +12,12 @@
 //! - [`ZfsModel::run`] (`argv.rs`): applies an argv, or a pipeline as rendered by
 //!   [`crate::command`], to the model of a host, refusing anything it does not know.
 //!
-//! Not modelled: clones (so `rollback -r` has none to destroy), bookmarks, volumes, data
+//! Bookmarks: `zfs bookmark ds@s ds#b` keeps the snapshot's GUID, createtxg and creation
+//! after the snapshot is destroyed; `zfs send -i ds#b ds@x` sends from it when it is older
+//! (createtxg) than `@x`, and the receive finds its base by that GUID; `-I` from a bookmark is
+//! refused, as OpenZFS does. Bookmarks do not follow `rename` or `destroy -r` in the model.
+//!
+//! Not modelled: clones (so `rollback -r` has none to destroy), volumes, data
 //! written between snapshots (`receive` without `-F` of a target modified since its newest
 //! snapshot), properties (`receive -o`/`-x` are accepted and change nothing). A refused verb changes nothing (ZFS can fail half-way through
 //! `destroy -r`; the model is all or nothing).
@@ -52,9 +57,20 @@ impl ModelSnapshot {
     }
 }
 
+/// A bookmark in the model: what it keeps of its snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelBookmark {
+    pub name: String,
+    pub guid: u64,
+    pub createtxg: u64,
+    pub creation: DateTime<Utc>,
+}
+
 /// One host's pools.
 #[derive(Debug, Clone, Default)]
 pub struct ModelHost {
+    /// Bookmarks by dataset (`zfs bookmark`), in creation order.
+    pub bookmarks: BTreeMap<String, Vec<ModelBookmark>>,
     /// Every dataset that exists (pool roots included) → its snapshots, oldest (lowest
     /// createtxg) first; a dataset without snapshots maps to an empty list.
     pub datasets: BTreeMap<String, Vec<ModelSnapshot>>,
@@ -147,6 +163,12 @@ pub enum ZfsError {
     TagExists(String),
     #[error("cannot release hold from snapshot '{0}': no such tag on this dataset")]
     NoTag(String),
+    #[error("cannot open '{0}': bookmark does not exist")]
+    NoBookmark(String),
+    #[error("cannot create bookmark '{0}': bookmark exists")]
+    BookmarkExists(String),
+    #[error("{0}: -I cannot start at a bookmark (use -i)")]
+    RangeFromBookmark(String),
     #[error("the model does not know this command: {0}")]
     Unsupported(String),
 }
@@ -290,6 +312,7 @@ impl ZfsModel {
         self.hosts.insert(
             id,
             ModelHost {
+                bookmarks: BTreeMap::new(),
                 datasets: BTreeMap::new(),
                 partial: BTreeMap::new(),
                 reports_guids,
@@ -372,6 +395,67 @@ impl ZfsModel {
             holds: BTreeSet::new(),
         });
         Ok(())
+    }
+
+    /// `zfs bookmark dataset@snapshot dataset#mark`: the bookmark keeps the snapshot's GUID,
+    /// createtxg and creation.
+    pub fn bookmark(
+        &mut self,
+        host: Uuid,
+        dataset: &str,
+        snapshot: &str,
+        mark: &str,
+    ) -> Result<(), ZfsError> {
+        let s = self.snapshot_mut(host, dataset, snapshot)?.clone();
+        let marks = self
+            .host(host)
+            .bookmarks
+            .entry(dataset.to_string())
+            .or_default();
+        if marks.iter().any(|b| b.name == mark) {
+            return Err(ZfsError::BookmarkExists(format!("{dataset}#{mark}")));
+        }
+        marks.push(ModelBookmark {
+            name: mark.to_string(),
+            guid: s.guid,
+            createtxg: s.createtxg,
+            creation: s.creation,
+        });
+        Ok(())
+    }
+
+    /// The bookmarks of a dataset (empty when none).
+    pub fn bookmarks(&self, host: Uuid, dataset: &str) -> &[ModelBookmark] {
+        self.hosts
+            .get(&host)
+            .and_then(|h| h.bookmarks.get(dataset))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The host's bookmarks as it would report them (with GUIDs and txgs only when the host
+    /// reports them: a host that cannot is never asked to send from a bookmark).
+    pub fn reported_bookmarks(&self, host: Uuid) -> Vec<crate::model::Bookmark> {
+        let Some(h) = self.hosts.get(&host).filter(|h| h.reports_guids) else {
+            return Vec::new();
+        };
+        h.bookmarks
+            .iter()
+            .flat_map(|(ds, marks)| {
+                let (pool, path) = ds.split_once('/').unwrap_or((ds, ""));
+                marks.iter().map(move |b| crate::model::Bookmark {
+                    system_id: host,
+                    reported: crate::model::NewBookmark {
+                        pool: pool.to_string(),
+                        dataset: path.to_string(),
+                        name: b.name.clone(),
+                        guid: b.guid,
+                        createtxg: Some(b.createtxg),
+                        creation: b.creation,
+                    },
+                    last_reported: b.creation,
+                })
+            })
+            .collect()
     }
 
     /// Records an interrupted `zfs receive -s` on a dataset; its parents exist (the receive

@@ -170,6 +170,38 @@ impl ZfsModel {
         })
     }
 
+    /// `zfs send -i dataset#bookmark dataset@to`: one incremental from the bookmark's GUID.
+    /// ZFS does not check that the bookmark is older than `to` by itself; the model refuses
+    /// it as a stream that no receive could use (createtxg(bookmark) < createtxg(to)).
+    pub fn send_from_bookmark(
+        &self,
+        host: Uuid,
+        dataset: &str,
+        bookmark: &str,
+        to: &str,
+    ) -> Result<Stream, ZfsError> {
+        if !self.exists(host, dataset) {
+            return Err(ZfsError::NoDataset(dataset.to_string()));
+        }
+        let (_, t) = find(self.snapshots(host, dataset), dataset, to)?;
+        let b = self
+            .bookmarks(host, dataset)
+            .iter()
+            .find(|b| b.name == bookmark)
+            .ok_or_else(|| ZfsError::NoBookmark(format!("{dataset}#{bookmark}")))?;
+        if b.createtxg >= t.createtxg {
+            return Err(ZfsError::NotOlder {
+                dataset: dataset.to_string(),
+                from: format!("#{bookmark}"),
+                to: t.name.clone(),
+            });
+        }
+        Ok(Stream::Incremental {
+            base: b.guid,
+            chain: vec![t.clone()],
+        })
+    }
+
     /// `zfs send -t TOKEN`: the snapshot named by the token's `toguid`, looked up in `dataset`
     /// (default: the dataset of the token's `toname`).
     pub fn send_resume(
@@ -290,6 +322,9 @@ impl ZfsModel {
                 to.as_str(),
                 matches!(step, SendStep::Range { .. }),
             )?,
+            SendStep::FromBookmark { bookmark, to } => {
+                self.send_from_bookmark(source.0, sds, bookmark.as_str(), to.as_str())?
+            }
             SendStep::Resume { token } => {
                 let partial = self.hosts.get(&target.0).and_then(|h| h.partial.get(tds));
                 if partial != Some(token) {
