@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::dataset_full_name;
+use super::{check_reported_place, dataset_full_name};
 use crate::error::{Error, Result};
 use crate::names::{self, BookmarkName, ShortName};
 
@@ -30,14 +30,8 @@ impl NewBookmark {
     /// Checks the names by the ZFS rules (no `%`: a bookmark is never on a temporary receive
     /// dataset).
     pub fn validate(&self) -> Result<()> {
-        names::PoolName::parse(&self.pool).map_err(|e| e.into_error("pool"))?;
-        if self.dataset.starts_with('/') || self.dataset.ends_with('/') {
-            return Err(Error::invalid(
-                "dataset",
-                "must be a path below the pool without leading or trailing '/'",
-            ));
-        }
-        names::DatasetName::parse(&self.dataset_name()).map_err(|e| e.into_error("dataset"))?;
+        let full = check_reported_place(&self.pool, &self.dataset)?;
+        names::DatasetName::parse(&full).map_err(|e| e.into_error("dataset"))?;
         ShortName::parse(&self.name).map_err(|e| e.into_error("name"))?;
         BookmarkName::parse(&self.full_name()).map_err(|e| e.into_error("name"))?;
         Ok(())

@@ -6,9 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::dataset_full_name;
+use super::{check_reported_place, dataset_full_name};
 use crate::error::{Error, Result};
-use crate::names;
 
 string_enum! {
     /// What kind of dataset a report item is.
@@ -37,15 +36,7 @@ pub struct NewDataset {
 impl NewDataset {
     /// Checks the name by the ZFS rules (`%` accepted, as for snapshots).
     pub fn validate(&self) -> Result<()> {
-        names::PoolName::parse(&self.pool).map_err(|e| e.into_error("pool"))?;
-        if self.dataset.starts_with('/') || self.dataset.ends_with('/') {
-            return Err(Error::invalid(
-                "dataset",
-                "must be a path below the pool without leading or trailing '/'",
-            ));
-        }
-        names::check_reported_dataset(&dataset_full_name(&self.pool, &self.dataset))
-            .map_err(|e| e.into_error("dataset"))
+        check_reported_place(&self.pool, &self.dataset).map(|_| ())
     }
 
     /// The full name, `pool` or `pool/path`.

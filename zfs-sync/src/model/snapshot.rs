@@ -118,6 +118,21 @@ pub fn dataset_full_name(pool: &str, path: &str) -> String {
     }
 }
 
+/// Checks a reported place (pool, path below it) by the ZFS rules, `%` accepted (ZFS's
+/// temporary receive datasets), errors naming `pool` or `dataset`; returns `pool/path`.
+pub fn check_reported_place(pool: &str, dataset: &str) -> Result<String> {
+    names::PoolName::parse(pool).map_err(|e| e.into_error("pool"))?;
+    if dataset.starts_with('/') || dataset.ends_with('/') {
+        return Err(Error::invalid(
+            "dataset",
+            "must be a path below the pool without leading or trailing '/'",
+        ));
+    }
+    let full = dataset_full_name(pool, dataset);
+    names::check_reported_dataset(&full).map_err(|e| e.into_error("dataset"))?;
+    Ok(full)
+}
+
 /// A snapshot as a host reports it, validated by [`NewSnapshot::validate`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewSnapshot {
@@ -180,15 +195,7 @@ impl NewSnapshot {
     /// Checks the names by the ZFS rules. `%` is accepted in dataset paths (ZFS's temporary
     /// receive datasets); such snapshots are stored but never planned.
     pub fn validate(&self) -> Result<()> {
-        names::PoolName::parse(&self.pool).map_err(|e| e.into_error("pool"))?;
-        let full = dataset_full_name(&self.pool, &self.dataset);
-        if self.dataset.starts_with('/') || self.dataset.ends_with('/') {
-            return Err(Error::invalid(
-                "dataset",
-                "must be a path below the pool without leading or trailing '/'",
-            ));
-        }
-        names::check_reported_dataset(&full).map_err(|e| e.into_error("dataset"))?;
+        let full = check_reported_place(&self.pool, &self.dataset)?;
         ShortName::parse(&self.name).map_err(|e| e.into_error("name"))?;
         let len = full.len() + 1 + self.name.len();
         if len > names::MAX_NAME_LEN {

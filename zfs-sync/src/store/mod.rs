@@ -533,15 +533,7 @@ pub fn check_bookmarks_input(
 
 /// Checks the dataset a resume token is reported for and that a token is not empty.
 pub fn check_resume_token_input(pool: &str, dataset: &str, token: Option<&str>) -> Result<()> {
-    crate::names::PoolName::parse(pool).map_err(|e| e.into_error("pool"))?;
-    if dataset.starts_with('/') || dataset.ends_with('/') {
-        return Err(crate::Error::invalid(
-            "dataset",
-            "must be a path below the pool without leading or trailing '/'",
-        ));
-    }
-    crate::names::check_reported_dataset(&crate::model::dataset_full_name(pool, dataset))
-        .map_err(|e| e.into_error("dataset"))?;
+    crate::model::check_reported_place(pool, dataset)?;
     if token.is_some_and(|t| t.is_empty()) {
         return Err(crate::Error::invalid(
             "token",
