@@ -71,6 +71,9 @@ pub struct Settings {
     /// Most request bodies over 1 MiB (or of undeclared length) read at once; further ones
     /// wait. Bounds the memory that large uploads take together.
     pub large_bodies_at_once: usize,
+    /// SQLite page cache of all connections together (half for the writer, half shared by
+    /// the readers); PostgreSQL ignores it.
+    pub sqlite_cache_bytes: usize,
     /// Serve HTTPS with this PEM certificate chain (needs `tls_key`).
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
@@ -136,6 +139,7 @@ impl std::fmt::Debug for Settings {
             .field("body_timeout_seconds", &self.body_timeout_seconds)
             .field("max_connections", &self.max_connections)
             .field("large_bodies_at_once", &self.large_bodies_at_once)
+            .field("sqlite_cache_bytes", &self.sqlite_cache_bytes)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("create_database", &self.create_database)
@@ -193,6 +197,7 @@ impl Default for Settings {
             body_timeout_seconds: 300,
             max_connections: None,
             large_bodies_at_once: 4,
+            sqlite_cache_bytes: zfs_sync_storage::DEFAULT_SQLITE_CACHE_BYTES,
             tls_cert: None,
             tls_key: None,
             create_database: true,
@@ -281,6 +286,7 @@ pub const ENV_KEYS: &[&str] = &[
     "body_timeout_seconds",
     "max_connections",
     "large_bodies_at_once",
+    "sqlite_cache_bytes",
     "tls_cert",
     "tls_key",
     "create_database",
@@ -436,6 +442,15 @@ impl Settings {
         }
         if self.large_bodies_at_once == 0 {
             return bad("large_bodies_at_once", "must be at least 1");
+        }
+        if self.sqlite_cache_bytes < zfs_sync_storage::MIN_SQLITE_CACHE_BYTES {
+            return bad(
+                "sqlite_cache_bytes",
+                &format!(
+                    "must be at least {} (1 MiB)",
+                    zfs_sync_storage::MIN_SQLITE_CACHE_BYTES
+                ),
+            );
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => return bad("tls_key", "must be set when tls_cert is"),
@@ -651,6 +666,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("webhook_retry_max_seconds"), "{e}");
+
+        std::fs::write(&file, "sqlite_cache_bytes: 65536\n").unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sqlite_cache_bytes (ZFS_SYNC_SQLITE_CACHE_BYTES) must be at least 1048576"),
+            "{e}"
+        );
+        std::fs::write(&file, "sqlite_cache_bytes: 33554432\n").unwrap();
+        let (s, _) = Settings::load_from(Some(&file), no_env()).unwrap();
+        assert_eq!(s.sqlite_cache_bytes, 32 * 1024 * 1024);
 
         std::fs::write(&file, "no_such_setting: 1\n").unwrap();
         let e = Settings::load_from(Some(&file), no_env())

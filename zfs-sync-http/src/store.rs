@@ -27,6 +27,7 @@ pub async fn open_reporting(settings: &Settings) -> zfs_sync::Result<Opened> {
     let options = StoreOptions {
         schema: settings.database_schema.clone(),
         create_schema: settings.create_database,
+        sqlite_cache_bytes: settings.sqlite_cache_bytes,
         ..StoreOptions::default()
     };
     zfs_sync_storage::open_store_reporting(&url, &options).await

@@ -63,7 +63,16 @@ pub struct StoreOptions {
     /// to open it, naming `create_database` (false). (A SQLite file's creation is the
     /// caller's: the server checks the file before opening it.)
     pub create_schema: bool,
+    /// SQLite page cache of all its connections together, in bytes (see
+    /// `sqlite::SqliteConfig::cache_bytes`); PostgreSQL ignores it.
+    pub sqlite_cache_bytes: usize,
 }
+
+/// Default [`StoreOptions::sqlite_cache_bytes`].
+pub const DEFAULT_SQLITE_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The smallest [`StoreOptions::sqlite_cache_bytes`] accepted.
+pub const MIN_SQLITE_CACHE_BYTES: usize = 1024 * 1024;
 
 /// A store as opened.
 pub struct Opened {
@@ -87,6 +96,7 @@ impl Default for StoreOptions {
             timeout: Duration::from_secs(30),
             schema: None,
             create_schema: true,
+            sqlite_cache_bytes: DEFAULT_SQLITE_CACHE_BYTES,
         }
     }
 }
@@ -115,6 +125,7 @@ async fn open_sqlite(url: &str, options: &StoreOptions) -> Result<Opened> {
     let mut config = sqlite::SqliteConfig::from_url(url)?;
     config.busy_timeout = options.timeout;
     config.max_readers = options.max_connections;
+    config.cache_bytes = options.sqlite_cache_bytes;
     Ok(Opened {
         store: Arc::new(sqlite::SqliteStore::open(config).await?),
         created: false,

@@ -56,6 +56,11 @@ pub struct SqliteConfig {
     /// Read connections (file databases only): at most this many reads run at once, each
     /// on a pooled connection kept open between reads.
     pub max_readers: usize,
+    /// SQLite page cache of all connections together, in bytes: half for the writer (a
+    /// large report's dirty pages stay in it instead of spilling to the WAL mid-transaction),
+    /// the other half shared by the `max_readers` read connections. Each connection's cache
+    /// grows only as pages are read, up to its share.
+    pub cache_bytes: usize,
 }
 
 impl SqliteConfig {
@@ -65,6 +70,7 @@ impl SqliteConfig {
             location: SqliteLocation::File(path.into()),
             busy_timeout: Duration::from_secs(30),
             max_readers: 4,
+            cache_bytes: crate::DEFAULT_SQLITE_CACHE_BYTES,
         }
     }
 
@@ -102,6 +108,15 @@ impl SqliteConfig {
             ));
         }
         Ok(SqliteConfig::file(path))
+    }
+
+    /// The writer's and each reader's `cache_size` in KiB (the pragma's negative form).
+    fn cache_kib(&self) -> (i64, i64) {
+        let total = self.cache_bytes.max(crate::MIN_SQLITE_CACHE_BYTES) as u64 / 1024;
+        let writer = total / 2;
+        let reader = (total - writer) / self.max_readers.max(1) as u64;
+        let kib = |n: u64| i64::try_from(n.max(64)).unwrap_or(i64::MAX);
+        (kib(writer), kib(reader))
     }
 }
 
@@ -166,13 +181,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn configure(conn: &Connection, config: &SqliteConfig) -> Result<()> {
+/// Which connection [`configure`] sets up.
+#[derive(Clone, Copy)]
+enum Role {
+    Writer,
+    Reader,
+}
+
+fn configure(conn: &Connection, config: &SqliteConfig, role: Role) -> Result<()> {
     conn.busy_timeout(config.busy_timeout).map_err(map_err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(map_err)?;
-    // A 100,000-snapshot batch must fit the page cache, or SQLite spills dirty pages to the
-    // WAL in the middle of the transaction (64 MiB; the default is 2 MiB).
-    conn.pragma_update(None, "cache_size", -65536)
+    // The writer's share should hold a large report's dirty pages, or SQLite spills them to
+    // the WAL in the middle of the transaction; a reader's holds what one plan reads.
+    let (writer_kib, reader_kib) = config.cache_kib();
+    let kib = match role {
+        Role::Writer => writer_kib,
+        Role::Reader => reader_kib,
+    };
+    conn.pragma_update(None, "cache_size", -kib)
         .map_err(map_err)?;
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(map_err)?;
@@ -187,7 +214,7 @@ impl Db {
             SqliteLocation::Memory => Connection::open_in_memory(),
         }
         .map_err(map_err)?;
-        configure(&conn, config)?;
+        configure(&conn, config, Role::Writer)?;
         if let SqliteLocation::File(_) = config.location {
             let mode: String = conn
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -225,7 +252,7 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(map_err)?;
-        configure(&conn, &self.config)?;
+        configure(&conn, &self.config, Role::Reader)?;
         Ok(conn)
     }
 }
@@ -520,5 +547,38 @@ impl HealthCheck for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_size(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// The page cache budget is split: half for the writer, the rest shared by the readers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cache_budget_is_split_between_writer_and_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig {
+            cache_bytes: 8 * 1024 * 1024,
+            max_readers: 4,
+            ..SqliteConfig::file(dir.path().join("cache.db"))
+        };
+        let store = SqliteStore::open(config).await.unwrap();
+        let writer = store.write(|tx| Ok(cache_size(tx))).await.unwrap();
+        let reader = store.read(|conn| Ok(cache_size(conn))).await.unwrap();
+        assert_eq!((writer, reader), (-4096, -1024));
+
+        // Below the floor, the floor is used.
+        let tiny = SqliteConfig {
+            cache_bytes: 0,
+            max_readers: 1,
+            ..SqliteConfig::file(dir.path().join("tiny.db"))
+        };
+        assert_eq!(tiny.cache_kib(), (512, 512));
     }
 }
