@@ -299,7 +299,7 @@ fn report_json(bytes: Vec<u8>) -> Result<ReportJson, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(body_required());
     }
-    if let Some(fast) = ReportJson::fast(&bytes) {
+    if let Some(fast) = ReportJson::fast(&bytes, crate::api::snapshots::MAX_BATCH_ITEMS) {
         return Ok(fast);
     }
     Ok(ReportJson::Tree(parse_json(&bytes)?))

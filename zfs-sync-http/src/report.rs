@@ -247,43 +247,42 @@ impl Fields for ReportItem {
     }
 }
 
-/// A report body: parsed straight into [`ReportItem`]s when it has the usual shape (an
-/// array of objects, or an object with `snapshots`), else kept as the JSON tree, whose
-/// parsing names what is wrong. Both give the same result for the same body.
+/// A report body: read straight into checked items when it has the usual shape (an array
+/// of objects, or an object with `snapshots`), else kept as the JSON tree, whose parsing
+/// names what is wrong. Both give the same result for the same body.
 #[derive(Debug)]
 pub enum ReportJson {
     Tree(Value),
     /// A `text/tab-separated-values` body: the text of `zfs list -H -p` (parsed by
     /// [`zfs_sync::inventory::parse_inventory_list`]).
     Tsv(String),
+    /// The direct parse: each item converted and checked as it was read.
     Items {
-        items: Vec<ReportItem>,
+        items: Box<ReportBuilder>,
         resume_tokens: Option<Value>,
     },
 }
 
 impl ReportJson {
-    /// The direct parse, or `None` when the body has another shape (or is not JSON).
-    pub fn fast(bytes: &[u8]) -> Option<ReportJson> {
-        #[derive(serde::Deserialize)]
-        struct Object {
-            snapshots: Option<Vec<ReportItem>>,
-            resume_tokens: Option<Value>,
-        }
-        match bytes.iter().find(|b| !b.is_ascii_whitespace())? {
-            b'[' => Some(ReportJson::Items {
-                items: serde_json::from_slice(bytes).ok()?,
-                resume_tokens: None,
-            }),
-            b'{' => {
-                let o: Object = serde_json::from_slice(bytes).ok()?;
-                Some(ReportJson::Items {
-                    items: o.snapshots?,
-                    resume_tokens: o.resume_tokens,
-                })
+    /// The direct parse (items past `cap` only counted), or `None` when the body has another
+    /// shape (or is not JSON).
+    pub fn fast(bytes: &[u8], cap: usize) -> Option<ReportJson> {
+        use serde::de::DeserializeSeed;
+        let mut items = ReportBuilder::new(cap);
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let resume_tokens = match bytes.iter().find(|b| !b.is_ascii_whitespace())? {
+            b'[' => {
+                ItemsSeed(&mut items).deserialize(&mut de).ok()?;
+                None
             }
-            _ => None,
-        }
+            b'{' => ObjectSeed(&mut items).deserialize(&mut de).ok()??,
+            _ => return None,
+        };
+        de.end().ok()?;
+        Some(ReportJson::Items {
+            items: Box::new(items),
+            resume_tokens,
+        })
     }
 }
 
@@ -511,7 +510,7 @@ pub fn parse_report(
         ReportJson::Items {
             items,
             resume_tokens,
-        } => parse_items(&items, resume_tokens, max_items, allow_empty, item_fields),
+        } => items.finish(resume_tokens, max_items, allow_empty),
         ReportJson::Tree(body) => parse_tree(body, max_items, allow_empty),
         ReportJson::Tsv(text) => parse_tsv(&text, max_items),
     }
@@ -676,102 +675,247 @@ fn parse_tree(body: Value, max_items: usize, allow_empty: bool) -> Result<Parsed
             ));
         }
     };
-    parse_items(&items, tokens, max_items, allow_empty, value_fields)
-}
-
-fn item_fields<'a>(item: &'a ReportItem, _path: Path<'_>) -> Result<&'a dyn Fields, ApiError> {
-    Ok(item)
-}
-
-fn value_fields<'a>(v: &'a Value, path: Path<'_>) -> Result<&'a dyn Fields, ApiError> {
-    v.as_object()
-        .map(|o| o as &dyn Fields)
-        .ok_or_else(|| ApiError::invalid(path.to_string(), "must be a JSON object"))
-}
-
-/// The items and resume tokens of a report, each item reached through `fields`.
-fn parse_items<T>(
-    items: &[T],
-    tokens: Option<Value>,
-    max_items: usize,
-    allow_empty: bool,
-    fields: impl for<'a> Fn(&'a T, Path<'_>) -> Result<&'a dyn Fields, ApiError>,
-) -> Result<ParsedReport, ApiError> {
-    if items.is_empty() && !allow_empty {
-        return Err(ApiError::invalid("snapshots", "must not be empty"));
+    let mut report = ReportBuilder::new(max_items);
+    for v in &items {
+        match v.as_object() {
+            Some(o) => report.push(o),
+            None => {
+                report.refuse(|path| ApiError::invalid(path.to_string(), "must be a JSON object"))
+            }
+        }
     }
-    if items.len() > max_items {
-        return Err(too_many(items.len(), max_items));
+    drop(items);
+    report.finish(tokens, max_items, allow_empty)
+}
+
+/// A report's items, converted one by one as they are read (the direct parse converts each
+/// item as it leaves the deserializer, so the body is never held as items of JSON values).
+/// The first bad item is remembered and later items are only counted, so that the checks of
+/// [`ReportBuilder::finish`] come in the same order whichever way the body was read: empty,
+/// too many, the first bad item, the resume tokens.
+#[derive(Debug)]
+pub struct ReportBuilder {
+    out: ParsedReport,
+    item_tokens: Vec<(String, String, Option<String>)>,
+    seen: std::collections::HashSet<(String, String)>,
+    seen_bookmarks: std::collections::HashSet<(String, String, String)>,
+    /// Items read so far.
+    count: usize,
+    /// Items past this count are only counted (the report is refused as too large).
+    cap: usize,
+    error: Option<ApiError>,
+}
+
+impl ReportBuilder {
+    pub fn new(cap: usize) -> ReportBuilder {
+        ReportBuilder {
+            out: ParsedReport::default(),
+            item_tokens: Vec::new(),
+            seen: Default::default(),
+            seen_bookmarks: Default::default(),
+            count: 0,
+            cap,
+            error: None,
+        }
     }
-    let mut out = ParsedReport {
-        snapshots: Vec::with_capacity(items.len()),
-        ..Default::default()
-    };
-    let mut item_tokens = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut seen_bookmarks = std::collections::HashSet::new();
-    for (i, v) in items.iter().enumerate() {
+
+    /// Whether the next item is converted (else only counted).
+    fn wants_items(&self) -> bool {
+        self.error.is_none() && self.count < self.cap
+    }
+
+    /// Counts an item that is not converted.
+    fn skip(&mut self) {
+        self.count += 1;
+    }
+
+    /// Counts an item that is refused as a whole (`error` given its path).
+    fn refuse(&mut self, error: impl FnOnce(&ItemPath) -> ApiError) {
+        if self.wants_items() {
+            self.error = Some(error(&ItemPath(self.count)));
+        }
+        self.count += 1;
+    }
+
+    /// Converts and checks the next item (only counts it when the report already failed).
+    fn push(&mut self, item: &dyn Fields) {
+        if self.wants_items()
+            && let Err(e) = self.convert(item)
+        {
+            self.error = Some(e);
+        }
+        self.count += 1;
+    }
+
+    fn convert(&mut self, item: &dyn Fields) -> Result<(), ApiError> {
+        let i = self.count;
         let path = ItemPath(i);
-        let item = fields(v, &path)?;
-        let kind = match item_kind(item, &path)? {
-            ItemKind::Snapshot => None,
-            ItemKind::Dataset(kind) => Some(kind),
+        let path = &path;
+        let out = &mut self.out;
+        match item_kind(item, path)? {
+            ItemKind::Snapshot => {
+                let (snap, sys) = parse_item(item, path)?;
+                out.snapshots.push(snap);
+                if let Some(s) = sys {
+                    out.named_systems.push((i, s));
+                }
+            }
+            ItemKind::Dataset(kind) => {
+                let (dataset, token) = parse_dataset_item(item, kind, path)?;
+                if !self
+                    .seen
+                    .insert((dataset.pool.clone(), dataset.dataset.clone()))
+                {
+                    return Err(ApiError::invalid(
+                        format!("{path}.name"),
+                        format!("the dataset {} is reported twice", dataset.full_name()),
+                    ));
+                }
+                if let Some(t) = token {
+                    self.item_tokens
+                        .push((dataset.pool.clone(), dataset.dataset.clone(), Some(t)));
+                }
+                out.datasets.push(dataset);
+            }
             ItemKind::Bookmark => {
-                let b = parse_bookmark_item(item, &path)?;
-                if !seen_bookmarks.insert((b.pool.clone(), b.dataset.clone(), b.name.clone())) {
+                let b = parse_bookmark_item(item, path)?;
+                if !self
+                    .seen_bookmarks
+                    .insert((b.pool.clone(), b.dataset.clone(), b.name.clone()))
+                {
                     return Err(ApiError::invalid(
                         format!("{path}.name"),
                         format!("the bookmark {} is reported twice", b.full_name()),
                     ));
                 }
                 out.bookmarks.push(b);
-                continue;
             }
-        };
-        if let Some(kind) = kind {
-            let (dataset, token) = parse_dataset_item(item, kind, &path)?;
-            if !seen.insert((dataset.pool.clone(), dataset.dataset.clone())) {
-                return Err(ApiError::invalid(
-                    format!("{path}.name"),
-                    format!("the dataset {} is reported twice", dataset.full_name()),
-                ));
-            }
-            if let Some(t) = token {
-                item_tokens.push((dataset.pool.clone(), dataset.dataset.clone(), Some(t)));
-            }
-            out.datasets.push(dataset);
-            continue;
         }
-        let (snap, sys) = parse_item(item, &path)?;
-        out.snapshots.push(snap);
-        if let Some(s) = sys {
-            out.named_systems.push((i, s));
+        Ok(())
+    }
+
+    /// The report: the checks in order (empty, too many, the first bad item), then the
+    /// resume tokens (`tokens`, the body's `resume_tokens`).
+    pub fn finish(
+        self,
+        tokens: Option<Value>,
+        max_items: usize,
+        allow_empty: bool,
+    ) -> Result<ParsedReport, ApiError> {
+        if self.count == 0 && !allow_empty {
+            return Err(ApiError::invalid("snapshots", "must not be empty"));
+        }
+        if self.count > max_items {
+            return Err(too_many(self.count, max_items));
+        }
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut out = self.out;
+        out.resume_tokens = self.item_tokens;
+        match tokens {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(ts)) => {
+                for (i, t) in ts.iter().enumerate() {
+                    let path = format!("resume_tokens[{i}]");
+                    let o = t
+                        .as_object()
+                        .ok_or_else(|| ApiError::invalid(&path, "must be an object"))?;
+                    let pool = str_field(o, "pool", &path)?
+                        .ok_or_else(|| ApiError::invalid(format!("{path}.pool"), "is required"))?;
+                    let dataset = str_field(o, "dataset", &path)?.unwrap_or("");
+                    let token = str_field(o, "token", &path)?
+                        .filter(|t| !t.trim().is_empty())
+                        .map(|t| t.trim().to_string());
+                    zfs_sync::store::check_resume_token_input(pool, dataset, token.as_deref())
+                        .map_err(|e| ApiError::from(e.in_field(&path)))?;
+                    out.resume_tokens
+                        .push((pool.to_string(), dataset.to_string(), token));
+                }
+            }
+            Some(_) => return Err(ApiError::invalid("resume_tokens", "must be an array")),
+        }
+        Ok(out)
+    }
+}
+
+/// Reads the items of a JSON array into a [`ReportBuilder`], one at a time.
+struct ItemsSeed<'b>(&'b mut ReportBuilder);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ItemsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of report items")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            if self.0.wants_items() {
+                let Some(item) = seq.next_element::<ReportItem>()? else {
+                    return Ok(());
+                };
+                self.0.push(&item);
+            } else {
+                let Some(serde::de::IgnoredAny) = seq.next_element()? else {
+                    return Ok(());
+                };
+                self.0.skip();
+            }
         }
     }
-    out.resume_tokens = item_tokens;
-    match tokens {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(ts)) => {
-            for (i, t) in ts.iter().enumerate() {
-                let path = format!("resume_tokens[{i}]");
-                let o = t
-                    .as_object()
-                    .ok_or_else(|| ApiError::invalid(&path, "must be an object"))?;
-                let pool = str_field(o, "pool", &path)?
-                    .ok_or_else(|| ApiError::invalid(format!("{path}.pool"), "is required"))?;
-                let dataset = str_field(o, "dataset", &path)?.unwrap_or("");
-                let token = str_field(o, "token", &path)?
-                    .filter(|t| !t.trim().is_empty())
-                    .map(|t| t.trim().to_string());
-                zfs_sync::store::check_resume_token_input(pool, dataset, token.as_deref())
-                    .map_err(|e| ApiError::from(e.in_field(&path)))?;
-                out.resume_tokens
-                    .push((pool.to_string(), dataset.to_string(), token));
+}
+
+/// The object form `{"snapshots": [...], "resume_tokens": ...}` read into a
+/// [`ReportBuilder`]: the resume tokens (as JSON), or `None` without `snapshots`.
+struct ObjectSeed<'b>(&'b mut ReportBuilder);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ObjectSeed<'_> {
+    type Value = Option<Option<Value>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ObjectSeed<'_> {
+    type Value = Option<Option<Value>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a report object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut snapshots, mut tokens) = (false, None);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                // A repeated key: the tree's reading (the last one wins) decides.
+                "snapshots" | "resume_tokens"
+                    if (key == "snapshots" && snapshots)
+                        || (key == "resume_tokens" && tokens.is_some()) =>
+                {
+                    return Err(serde::de::Error::custom("repeated key"));
+                }
+                "snapshots" => {
+                    map.next_value_seed(ItemsSeed(&mut *self.0))?;
+                    snapshots = true;
+                }
+                "resume_tokens" => tokens = Some(map.next_value::<Value>()?),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
             }
         }
-        Some(_) => return Err(ApiError::invalid("resume_tokens", "must be an array")),
+        Ok(snapshots.then_some(tokens))
     }
-    Ok(out)
 }
 
 /// `POST /snapshots`: one snapshot report (parsed like a batch item).
@@ -801,7 +945,7 @@ mod tests {
             "{:?}",
             parse_report(ReportJson::Tree(body.clone()), 10, false)
         );
-        if let Some(fast) = ReportJson::fast(&bytes) {
+        if let Some(fast) = ReportJson::fast(&bytes, 10) {
             assert!(matches!(fast, ReportJson::Items { .. }));
             let direct = format!("{:?}", parse_report(fast, 10, false));
             assert_eq!(direct, tree, "body {body}");
@@ -849,6 +993,18 @@ mod tests {
             json!(7),
             json!([]),
             serde_json::Value::Array(vec![json!({"pool": "t", "name": "a", "timestamp": 1}); 11]),
+            // A bad item, then one that is not an object: the first error wins.
+            json!([{"pool": "tank", "name": "a"}, 5]),
+            // A bad item in a report that is also too large: too large wins.
+            serde_json::Value::Array(
+                std::iter::once(json!({"pool": "t", "name": "a"}))
+                    .chain(std::iter::repeat_n(
+                        json!({"pool": "t", "name": "a", "timestamp": 1}),
+                        11,
+                    ))
+                    .collect(),
+            ),
+            json!({"resume_tokens": [], "snapshots": [{"pool": "tank", "name": "a", "timestamp": 1, "type": "bookmark"}]}),
         ];
         for body in &bad {
             let out = both_ways(body);
@@ -856,7 +1012,7 @@ mod tests {
         }
         // The shapes the direct parse leaves to the tree.
         for body in [json!(7), json!({"snapshots": "x"}), json!([5])] {
-            assert!(ReportJson::fast(&serde_json::to_vec(&body).unwrap()).is_none());
+            assert!(ReportJson::fast(&serde_json::to_vec(&body).unwrap(), 10).is_none());
         }
     }
 

@@ -83,6 +83,11 @@ struct Args {
     /// Requests in flight in the `batch` scenario.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// `batch` scenario: snapshots of other hosts stored before the clock starts (100,000
+    /// per host, in requests of 10,000), so that the measured reports go into a database
+    /// of that size.
+    #[arg(long, default_value_t = 0)]
+    prefill_rows: usize,
     /// Requests of the `instructions` scenario.
     #[arg(long, default_value_t = 50)]
     requests: usize,
@@ -556,6 +561,7 @@ async fn scenario_batch(
 ) -> Outcome<Duration> {
     let host = register_hosts(&api, admin, run, 1).await?.remove(0);
     let per_dataset = args.snapshots.max(1);
+    prefill(&api, admin, run, args.prefill_rows, per_dataset).await?;
     let datasets = args.batch_snapshots.div_ceil(per_dataset);
     let mut items = inventory(0, datasets, per_dataset, |_| 0);
     items.truncate(args.batch_snapshots);
@@ -599,6 +605,42 @@ async fn scenario_batch(
         n as f64 / wall.as_secs_f64()
     );
     Ok(wall)
+}
+
+/// Stores `rows` snapshots of other hosts (100,000 per host, in requests of 10,000).
+async fn prefill(
+    api: &Arc<Api>,
+    admin: &str,
+    run: &str,
+    rows: usize,
+    per_dataset: usize,
+) -> Outcome<()> {
+    const PER_HOST: usize = 100_000;
+    if rows == 0 {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let hosts = register_hosts(
+        api,
+        admin,
+        &format!("{run}-prefill"),
+        rows.div_ceil(PER_HOST),
+    )
+    .await?;
+    for (h, host) in hosts.iter().enumerate() {
+        let n = PER_HOST.min(rows - h * PER_HOST);
+        let mut items = inventory(h + 1, n.div_ceil(per_dataset), per_dataset, |_| 0);
+        items.truncate(n);
+        for chunk in chunks(items, 10_000) {
+            api.report(host, &chunk).await?;
+        }
+    }
+    eprintln!(
+        "prefilled {rows} snapshots of {} other host(s) in {:.1} s",
+        hosts.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn scenario_instructions(

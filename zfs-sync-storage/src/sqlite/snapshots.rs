@@ -8,11 +8,11 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use uuid::Uuid;
 use zfs_sync::model::{
     Bookmark, Dataset, InventoryScope, NewBookmark, NewDataset, NewSnapshot, ResumeToken, Snapshot,
-    SnapshotQuery,
+    SnapshotQuery, StoredBatch,
 };
 use zfs_sync::store::{
     SnapshotStore, check_bookmarks_input, check_dataset_batch, check_items_in_scope,
-    check_resume_token_input, prepare_snapshot_batch, scope_covers,
+    check_resume_token_input, prepare_snapshot_batch, prepare_snapshot_batch_owned, scope_covers,
 };
 use zfs_sync::{Error, Result};
 
@@ -45,7 +45,8 @@ fn bump_inventory(conn: &Connection, id: Uuid) -> Result<()> {
     }
 }
 
-/// Upserts a validated batch in the open transaction; returns the stored rows in input order.
+/// Upserts a validated batch in the open transaction; returns the stored rows' ids in input
+/// order.
 ///
 /// Each row is written by plain single-row statements without `RETURNING`: SQLite runs a
 /// `RETURNING` clause through an ephemeral table and a statement journal that it opens and
@@ -70,9 +71,9 @@ fn bump_inventory(conn: &Connection, id: Uuid) -> Result<()> {
 fn upsert_batch(
     tx: &Transaction<'_>,
     system_id: Uuid,
-    items: Vec<NewSnapshot>,
+    items: &[NewSnapshot],
     now: DateTime<Utc>,
-) -> Result<Vec<Snapshot>> {
+) -> Result<Vec<Uuid>> {
     let mut insert = tx
         .prepare_cached(
             "INSERT INTO snapshots (system_id, pool, dataset, name, id, guid, createtxg, creation, used, referenced,
@@ -100,7 +101,7 @@ fn upsert_batch(
     // same for all): each write lands next to the previous one, on a page already in cache,
     // instead of at a random place in the tree. The result keeps the input order.
     let order = key_order(&items.iter().collect::<Vec<_>>());
-    let found = existing_rows(tx, system_id, &items, &order, now_us)?;
+    let found = existing_rows(tx, system_id, items, &order, now_us)?;
     let mut ids = vec![Uuid::nil(); items.len()];
     let mut expect_new = true;
     // New ids ascend in write order, so the `id` index grows at its right edge.
@@ -168,11 +169,7 @@ fn upsert_batch(
         };
         ids[i] = id;
     }
-    Ok(items
-        .into_iter()
-        .zip(ids)
-        .map(|(item, id)| Snapshot::from_new(id, system_id, item, now))
-        .collect())
+    Ok(ids)
 }
 
 /// Datasets with fewer rows in a batch are not scanned (their rows are looked up one by one).
@@ -352,10 +349,28 @@ impl SnapshotStore for SqliteStore {
         items: &[NewSnapshot],
         now: DateTime<Utc>,
     ) -> Result<Vec<Snapshot>> {
-        let items = prepared_owned(items)?;
+        Ok(self
+            .upsert_snapshot_batch(system_id, items.to_vec(), now)
+            .await?
+            .into_snapshots())
+    }
+
+    async fn upsert_snapshot_batch(
+        &self,
+        system_id: Uuid,
+        items: Vec<NewSnapshot>,
+        now: DateTime<Utc>,
+    ) -> Result<StoredBatch> {
+        let items = prepare_snapshot_batch_owned(items)?;
         self.write(move |tx| {
             bump_inventory(tx, system_id)?;
-            upsert_batch(tx, system_id, items, now)
+            let ids = upsert_batch(tx, system_id, &items, now)?;
+            Ok(StoredBatch {
+                system_id,
+                last_reported: now,
+                items,
+                ids,
+            })
         })
         .await
     }
@@ -408,7 +423,7 @@ impl SnapshotStore for SqliteStore {
                 }
             }
             drop(keep);
-            let upserted = upsert_batch(tx, system_id, items, now)?.len() as u64;
+            let upserted = upsert_batch(tx, system_id, &items, now)?.len() as u64;
             Ok((upserted, deleted))
         })
         .await

@@ -99,13 +99,93 @@ impl Snapshot {
 
     /// Appends `pool/dataset@name` to `out` (no allocation when it has room).
     pub fn push_full_name(&self, out: &mut String) {
-        out.push_str(&self.pool);
-        if !self.dataset.is_empty() {
-            out.push('/');
-            out.push_str(&self.dataset);
+        push_snapshot_full_name(out, &self.pool, &self.dataset, &self.name);
+    }
+
+    /// The reported fields (without the id, system and `last_reported`).
+    pub fn into_new(self) -> NewSnapshot {
+        let Snapshot {
+            pool,
+            dataset,
+            name,
+            guid,
+            createtxg,
+            creation,
+            used,
+            referenced,
+            extra_metadata,
+            userrefs,
+            holds,
+            ..
+        } = self;
+        NewSnapshot {
+            pool,
+            dataset,
+            name,
+            guid,
+            createtxg,
+            creation,
+            used,
+            referenced,
+            extra_metadata,
+            userrefs,
+            holds,
         }
-        out.push('@');
-        out.push_str(&self.name);
+    }
+}
+
+/// Appends `pool/dataset@name` (`pool@name` for the root dataset) to `out`.
+pub fn push_snapshot_full_name(out: &mut String, pool: &str, dataset: &str, name: &str) {
+    out.push_str(pool);
+    if !dataset.is_empty() {
+        out.push('/');
+        out.push_str(dataset);
+    }
+    out.push('@');
+    out.push_str(name);
+}
+
+/// A stored report of one system, compactly: the items as reported (duplicates collapsed)
+/// and the id each is stored under, all reported at `last_reported`. The same rows as
+/// [`StoredBatch::into_snapshots`] without a [`Snapshot`] record per row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredBatch {
+    pub system_id: Uuid,
+    pub last_reported: DateTime<Utc>,
+    pub items: Vec<NewSnapshot>,
+    /// `ids[i]` is the id of `items[i]`.
+    pub ids: Vec<Uuid>,
+}
+
+impl StoredBatch {
+    /// The batch of stored `rows` of `system_id`, reported at `last_reported`.
+    pub fn from_snapshots(
+        system_id: Uuid,
+        last_reported: DateTime<Utc>,
+        rows: Vec<Snapshot>,
+    ) -> StoredBatch {
+        let (ids, items) = rows.into_iter().map(|s| (s.id, s.into_new())).unzip();
+        StoredBatch {
+            system_id,
+            last_reported,
+            items,
+            ids,
+        }
+    }
+
+    /// The stored records, in order.
+    pub fn into_snapshots(self) -> Vec<Snapshot> {
+        let StoredBatch {
+            system_id,
+            last_reported,
+            items,
+            ids,
+        } = self;
+        items
+            .into_iter()
+            .zip(ids)
+            .map(|(item, id)| Snapshot::from_new(id, system_id, item, last_reported))
+            .collect()
     }
 }
 

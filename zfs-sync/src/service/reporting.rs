@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{InventoryScope, NewBookmark, NewDataset, NewSnapshot, Snapshot};
+use crate::model::{InventoryScope, NewBookmark, NewDataset, NewSnapshot, Snapshot, StoredBatch};
 use crate::names::NameError;
 use crate::service::sync::SyncService;
 use crate::store::{
@@ -96,10 +96,39 @@ pub async fn report_snapshots(
     resume_tokens: &[ResumeTokenItem],
     now: DateTime<Utc>,
 ) -> Result<Reported<Vec<Snapshot>>> {
+    let reported = report_snapshot_batch(
+        sync,
+        system_id,
+        snapshots.to_vec(),
+        datasets,
+        bookmarks,
+        resume_tokens,
+        now,
+    )
+    .await?;
+    Ok(Reported {
+        value: reported.value.into_snapshots(),
+        reconciled: reported.reconciled,
+    })
+}
+
+/// [`report_snapshots`] taking the snapshots by value and answering compactly
+/// ([`crate::store::SnapshotStore::upsert_snapshot_batch`]): for large reports.
+pub async fn report_snapshot_batch(
+    sync: &SyncService,
+    system_id: Uuid,
+    snapshots: Vec<NewSnapshot>,
+    datasets: &[NewDataset],
+    bookmarks: &[NewBookmark],
+    resume_tokens: &[ResumeTokenItem],
+    now: DateTime<Utc>,
+) -> Result<Reported<StoredBatch>> {
     let store = sync.store().as_ref();
     check_dataset_batch(datasets)?;
     check_bookmarks_input(None, bookmarks)?;
-    let stored = store.upsert_snapshots(system_id, snapshots, now).await?;
+    let stored = store
+        .upsert_snapshot_batch(system_id, snapshots, now)
+        .await?;
     if !datasets.is_empty() {
         store.upsert_datasets(system_id, datasets, now).await?;
     }

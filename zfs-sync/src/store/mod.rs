@@ -13,8 +13,8 @@ use crate::error::Result;
 use crate::model::{
     ApiKeyRecord, Bookmark, ConflictRecord, Dataset, Event, EventQuery, EventType, InventoryScope,
     Job, JobFilter, JobOutcome, JobProgress, Member, Metadata, NewBookmark, NewDataset, NewEvent,
-    NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, SyncGroup, SyncState, SyncStateFilter,
-    System,
+    NewSnapshot, ResumeToken, Snapshot, SnapshotQuery, StoredBatch, SyncGroup, SyncState,
+    SyncStateFilter, System,
 };
 use crate::model::{DeliveryQuery, NewDelivery, Webhook, WebhookDelivery, WebhookProgress};
 
@@ -94,6 +94,20 @@ pub trait SnapshotStore: Send + Sync {
         items: &[NewSnapshot],
         now: DateTime<Utc>,
     ) -> Result<Vec<Snapshot>>;
+    /// [`SnapshotStore::upsert_snapshots`] taking the items by value and answering compactly
+    /// (the items with duplicates collapsed, and their ids): a large report is neither copied
+    /// nor turned into a [`Snapshot`] record per row. The default goes through
+    /// `upsert_snapshots`.
+    async fn upsert_snapshot_batch(
+        &self,
+        system_id: Uuid,
+        items: Vec<NewSnapshot>,
+        now: DateTime<Utc>,
+    ) -> Result<StoredBatch> {
+        let rows = self.upsert_snapshots(system_id, &items, now).await?;
+        drop(items);
+        Ok(StoredBatch::from_snapshots(system_id, now, rows))
+    }
     /// Atomically makes the stored inventory of `system_id` within `scope` equal to `items`
     /// and `datasets`: upserts the snapshots as [`SnapshotStore::upsert_snapshots`] does and
     /// deletes stored snapshots within the scope that are absent; makes the stored datasets
@@ -449,7 +463,29 @@ impl<T> Store for T where
 /// wins, at the position of the key's first occurrence. Every store calls this before it
 /// writes anything, so a batch with one bad item stores nothing.
 pub fn prepare_snapshot_batch(items: &[NewSnapshot]) -> Result<Vec<&NewSnapshot>> {
-    let mut out: Vec<&NewSnapshot> = Vec::with_capacity(items.len());
+    Ok(batch_positions(items)?
+        .into_iter()
+        .map(|i| &items[i])
+        .collect())
+}
+
+/// [`prepare_snapshot_batch`] of an owned batch: the items themselves, moved (a batch
+/// without duplicates is returned as it is).
+pub fn prepare_snapshot_batch_owned(items: Vec<NewSnapshot>) -> Result<Vec<NewSnapshot>> {
+    let keep = batch_positions(&items)?;
+    if keep.len() == items.len() {
+        // No duplicate: item i is kept at position i.
+        return Ok(items);
+    }
+    let mut slots: Vec<Option<NewSnapshot>> = items.into_iter().map(Some).collect();
+    // Each index is kept at most once, so every `take` finds its item.
+    Ok(keep.into_iter().filter_map(|i| slots[i].take()).collect())
+}
+
+/// The checks of [`prepare_snapshot_batch`]: for each position of the collapsed batch, the
+/// index of the item kept there.
+fn batch_positions(items: &[NewSnapshot]) -> Result<Vec<usize>> {
+    let mut out: Vec<usize> = Vec::with_capacity(items.len());
     let mut index: std::collections::HashMap<(&str, &str, &str), usize> =
         std::collections::HashMap::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -460,10 +496,10 @@ pub fn prepare_snapshot_batch(items: &[NewSnapshot]) -> Result<Vec<&NewSnapshot>
             item.dataset.as_str(),
             item.name.as_str(),
         )) {
-            std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = item,
+            std::collections::hash_map::Entry::Occupied(e) => out[*e.get()] = i,
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(out.len());
-                out.push(item);
+                out.push(i);
             }
         }
     }

@@ -155,19 +155,19 @@ impl SnapshotsApi {
         let report = parse_report(body.0, state.max_batch_items(), false)?;
         let system_id = reporting_system(&key, system_id.0, &report.named_systems)?;
         // The upsert says when the system does not exist (and then stores nothing).
-        let reported = reporting::report_snapshots(
+        let reported = reporting::report_snapshot_batch(
             &state.sync,
             system_id,
-            &report.snapshots,
+            report.snapshots,
             &report.datasets,
             &report.bookmarks,
             &report.resume_tokens,
             Utc::now(),
         )
         .await?;
-        Ok(Stored::Created(SnapshotList(
-            state.reconciled(system_id, reported),
-        )))
+        Ok(Stored::Created(
+            state.reconciled(system_id, reported).into(),
+        ))
     }
 
     /// Report one snapshot (own key); upserts like the batch.
@@ -242,7 +242,7 @@ impl SnapshotsApi {
             skip,
             limit,
         };
-        Ok(SnapshotList(state.store.query_snapshots(&q).await?))
+        Ok(state.store.query_snapshots(&q).await?.into())
     }
 
     /// Snapshot history: snapshots created per day over `days` (default 30). `system_id`
