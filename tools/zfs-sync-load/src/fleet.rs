@@ -506,7 +506,7 @@ pub(crate) async fn run(args: &Args) -> Outcome<u64> {
             while Instant::now() < deadline {
                 let snapshot_now = hosts[i].hub
                     && args.snapshot_every > 0
-                    && (n + hosts[i].group) % args.snapshot_every == 0;
+                    && (n + hosts[i].group).is_multiple_of(args.snapshot_every);
                 cycle(&hosts, &by_id, i, snapshot_now, &args, &stats).await;
                 n += 1;
                 crate::pace(&mut next, interval).await;
