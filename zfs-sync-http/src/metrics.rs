@@ -35,7 +35,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use uuid::Uuid;
-use zfs_sync::model::{Edge, EdgeFilter, HealthStatus, SyncStateFilter, SyncStatus};
+use zfs_sync::model::{Edge, HealthStatus, SyncStateFilter, SyncStatus};
 use zfs_sync::service::sync::SyncService;
 use zfs_sync::store::Store;
 
@@ -235,7 +235,7 @@ impl Metrics {
             // Another scrape computed it meanwhile.
             return Ok(());
         }
-        let edges = sync.edges(&EdgeFilter::default(), now).await?;
+        let edges = sync.fleet_edges(now).await?;
         self.observe_edges(sync, &edges, now).await
     }
 

@@ -1,6 +1,8 @@
 //! The background scheduler: checks each enabled group every `sync_interval_seconds` (and
 //! then applies its `conflict_strategy` where the plan destroys nothing), expires job leases,
-//! logs systems going online/offline, computes the fleet's edges once to record its events
+//! logs systems going online/offline, computes the fleet's edges once
+//! ([`SyncService::fleet_edges`](zfs_sync::service::sync::SyncService::fleet_edges): unchanged
+//! groups from their cached basis) to record its events
 //! ([`SyncService::observe_fleet_edges`](zfs_sync::service::sync::SyncService::observe_fleet_edges))
 //! and refresh the metrics' fleet view, and writes each new event as a log line.
 
@@ -10,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use uuid::Uuid;
-use zfs_sync::model::{EdgeFilter, EventQuery, MAX_EVENT_PAGE};
+use zfs_sync::model::{EventQuery, MAX_EVENT_PAGE};
 use zfs_sync::service::health;
 
 use crate::AppState;
@@ -99,8 +101,9 @@ impl Scheduler {
             }
             Err(e) => tracing::error!(error = %e, "could not judge system health"),
         }
-        // The fleet's edges, computed once for its events and the metrics' fleet view.
-        match state.sync.edges(&EdgeFilter::default(), now).await {
+        // The fleet's edges, computed once for its events and the metrics' fleet view; a group
+        // whose inventories are unchanged since the last tick is not planned again.
+        match state.sync.fleet_edges(now).await {
             Ok(edges) => {
                 if let Err(e) = state
                     .sync

@@ -108,8 +108,14 @@ fn out_of_space() -> JobOutcome {
     }
 }
 
+/// Every edge at `now`; checks on the way that [`SyncService::fleet_edges`] (a cached basis
+/// per group when its inventories are unchanged) gives the same edges without the retention
+/// view.
 async fn edges(w: &World, now: DateTime<Utc>) -> Vec<Edge> {
-    w.sync.edges(&EdgeFilter::default(), now).await.unwrap()
+    let all = w.sync.edges(&EdgeFilter::default(), now).await.unwrap();
+    let fleet = w.sync.fleet_edges(now).await.unwrap();
+    assert_eq!(fleet, without_retention(&all), "fleet_edges at {now}");
+    all
 }
 
 fn edge_to(edges: &[Edge], target: Uuid) -> &Edge {
@@ -430,4 +436,69 @@ async fn a_failed_job_and_a_conflict_are_events() {
             .all(|e| e.event_type != ConflictOpened),
         "an open conflict is announced once"
     );
+}
+
+/// Every edge without the retention view: what [`SyncService::fleet_edges`] answers.
+fn without_retention(edges: &[Edge]) -> Vec<Edge> {
+    edges
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            e.base_protection = None;
+            e.base_is_bookmark = false;
+            e.pending_snapshots = 0;
+            e.pending_cap_reached = false;
+            e
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn fleet_edges_follow_reports_and_group_edits_and_ignore_heartbeats() {
+    let w = world(4, 2, 24 * HOUR, &[]).await;
+    let now = at_hours(6);
+    let first = edges(&w, now).await;
+    assert_eq!(edge_to(&first, w.b).lag_snapshots, 4);
+    assert_eq!(
+        edge_to(&first, w.b).recovery_point_age_seconds,
+        Some(5 * HOUR)
+    );
+
+    // A heartbeat moves nothing in the edges; hours later only the ages move.
+    w.store
+        .touch_system(w.b, now, &Default::default())
+        .await
+        .unwrap();
+    let later = edges(&w, now + Duration::hours(3)).await;
+    let b = edge_to(&later, w.b);
+    assert_eq!(b.recovery_point_age_seconds, Some(8 * HOUR));
+    assert_eq!(b.source_newest_age_seconds, Some(4 * HOUR));
+    assert_eq!(b.lag_snapshots, 4);
+
+    // b receives everything: its next report shows in the fleet's edges at once.
+    w.store
+        .upsert_snapshots(w.b, &history("backup", 6), now)
+        .await
+        .unwrap();
+    let b = edge_to(&edges(&w, now).await, w.b).clone();
+    assert_eq!(b.lag_snapshots, 0);
+    assert_eq!(b.recovery_point_age_seconds, Some(HOUR));
+
+    // A tighter RPO and a renamed target are edits the edges follow too.
+    let mut g = w.store.get_group(w.group_id).await.unwrap().unwrap();
+    g.policy.rpo_seconds = HOUR / 2;
+    w.store.update_group(&g).await.unwrap();
+    let mut sys = w.store.get_system(w.a).await.unwrap().unwrap();
+    sys.hostname = "renamed-a".into();
+    w.store.update_system(&sys).await.unwrap();
+    let got = edges(&w, now).await;
+    assert_eq!(edge_to(&got, w.b).status, EdgeStatus::Breached);
+    assert_eq!(edge_to(&got, w.a).target_hostname, "renamed-a");
+
+    // A group that waits for snapshots to age plans with the clock at every call.
+    g.policy.min_snapshot_age_seconds = 2 * HOUR;
+    w.store.update_group(&g).await.unwrap();
+    for h in [6, 7, 9] {
+        edges(&w, at_hours(h)).await;
+    }
 }

@@ -16,6 +16,9 @@
 //!   (`--concurrency` requests in flight): snapshots per second end to end.
 //! - `instructions`: a group of `--group-size` hosts × `--datasets` × `--snapshots` (the
 //!   replicas lag), then `--requests` sequential `GET /sync/instructions/{hub}`.
+//! - `fleet`: a generated fleet on `--servers` server processes sharing one database, every
+//!   host cycling like the agent (heartbeat, report changes, instructions, job results); the
+//!   servers' RSS sampled throughout and their CPU time per request (see `fleet.rs`).
 //!
 //! Every request loop is bounded (by time or count) and the tool stops by itself.
 
@@ -31,12 +34,13 @@ use reqwest::{Client, StatusCode, Url};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+mod fleet;
 mod stats;
 
 use stats::{Shared, record, report};
 
 /// Drives a zfs-sync server with simulated hosts and reports latency and throughput.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "zfs-sync-load", about)]
 struct Args {
     /// What to measure.
@@ -80,7 +84,7 @@ struct Args {
     /// Snapshots reported in the `batch` scenario.
     #[arg(long, default_value_t = 100_000)]
     batch_snapshots: usize,
-    /// Requests in flight in the `batch` scenario.
+    /// Requests in flight in the `batch` scenario (and the `fleet` scenario's setup).
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
     /// `batch` scenario: snapshots of other hosts stored before the clock starts (100,000
@@ -94,6 +98,32 @@ struct Args {
     /// Per-request timeout, seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// Server processes started on the one database (scenario `fleet`; above 1 needs
+    /// PostgreSQL). Host `i` talks to server `i mod n`.
+    #[arg(long, default_value_t = 1)]
+    servers: usize,
+    /// A hub takes a new snapshot of its datasets once per this many of its cycles (scenario
+    /// `fleet`; hubs staggered; 0: never, so a cycle changes nothing).
+    #[arg(long, default_value_t = 60)]
+    snapshot_every: usize,
+    /// Datasets a hub's new snapshot round covers (scenario `fleet`; the first ones).
+    #[arg(long, default_value_t = usize::MAX)]
+    changed_datasets: usize,
+    /// How often the servers' VmRSS is sampled, milliseconds (scenario `fleet`).
+    #[arg(long, default_value_t = 5000)]
+    sample_ms: u64,
+    /// How the `fleet` scenario writes its initial inventories.
+    #[arg(long, value_enum, default_value_t = Generate::Api)]
+    generate: Generate,
+}
+
+/// How the `fleet` scenario writes its initial inventories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Generate {
+    /// `POST /snapshots/batch` in chunks of `--chunk`, `--concurrency` in flight.
+    Api,
+    /// One `INSERT … SELECT` by `psql` into the `--database postgres://…` (needs `psql`).
+    Sql,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,6 +131,7 @@ enum Scenario {
     Hosts,
     Batch,
     Instructions,
+    Fleet,
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -536,13 +567,7 @@ async fn scenario_hosts(
                 let t = Instant::now();
                 let r = api.instructions(&host).await;
                 record(&stats, "GET /sync/instructions/{id}", t.elapsed(), &r);
-                next += interval;
-                let now = Instant::now();
-                if next > now {
-                    tokio::time::sleep_until(next.into()).await;
-                } else {
-                    next = now;
-                }
+                pace(&mut next, interval).await;
             }
         }));
     }
@@ -550,6 +575,18 @@ async fn scenario_hosts(
         t.await?;
     }
     Ok(started.elapsed())
+}
+
+/// Sleeps until one `interval` after `next` (the next cycle's start), or not at all when that
+/// has passed (a late cycle starts at once and the schedule moves on from now).
+async fn pace(next: &mut Instant, interval: Duration) {
+    *next += interval;
+    let now = Instant::now();
+    if *next > now {
+        tokio::time::sleep_until((*next).into()).await;
+    } else {
+        *next = now;
+    }
 }
 
 async fn scenario_batch(
@@ -689,6 +726,9 @@ async fn run(args: Args) -> Outcome<u64> {
     if args.chunk == 0 || args.group_size == 0 {
         return Err(fail("--chunk and --group-size must be at least 1"));
     }
+    if args.scenario == Scenario::Fleet {
+        return fleet::run(&args).await;
+    }
     let (server, base, admin) = match &args.url {
         Some(url) => {
             check_loopback(url)?;
@@ -724,6 +764,7 @@ async fn run(args: Args) -> Outcome<u64> {
             scenario_instructions(api, &args, &admin, &run, &stats).await?,
             "entries/s",
         ),
+        Scenario::Fleet => return Err(fail("the fleet scenario runs on its own (fleet::run)")),
     };
     println!("wall time {:.2} s", wall.as_secs_f64());
     let errors = report(&stats, wall, label);

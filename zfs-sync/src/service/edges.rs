@@ -12,16 +12,17 @@
 //! (and the edge says `source_stale`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::sync::SyncService;
+use super::sync::{SyncService, planned_part};
 use crate::compare::logical_path;
 use crate::error::{Error, Result};
 use crate::model::{
     BlockedBy, ConflictRecord, ConflictStatus, Edge, EdgeFilter, EdgeStatus, JobProgress,
-    SyncGroup, SyncState, SyncStateFilter, edge_order,
+    SyncGroup, SyncState, SyncStateFilter, System, edge_order,
 };
 use crate::names::DatasetName;
 use crate::plan::{GroupPlan, MemberInventory, Outcome, plan_group};
@@ -73,97 +74,199 @@ pub struct GroupFacts<'a> {
 
 /// The edges of one group at `now`, in no particular order.
 pub fn group_edges(facts: GroupFacts<'_>, now: DateTime<Utc>) -> Vec<Edge> {
-    let group = facts.group;
-    let rpo = group.policy.rpo_seconds;
-    let hostnames: HashMap<Uuid, &str> = facts
-        .inventories
-        .iter()
-        .map(|i| (i.system.id, i.system.hostname.as_str()))
-        .collect();
-    let copies: HashMap<Uuid, Copies> = facts
-        .inventories
-        .iter()
-        .map(|i| (i.system.id, copies_of(i)))
-        .collect();
-    let states: HashMap<(&str, Uuid), &SyncState> = facts
-        .states
-        .iter()
-        .map(|s| ((s.dataset.as_str(), s.system_id), s))
-        .collect();
-    let jobs: HashMap<Uuid, &JobProgress> = facts.jobs.iter().map(|j| (j.id, j)).collect();
-    let snapshots_of = |system: Uuid, dataset: &str| {
-        copies
-            .get(&system)
-            .and_then(|c| c.get(dataset))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    };
-    let newest = |v: &[(DateTime<Utc>, u64)]| v.iter().map(|(t, _)| *t).max();
+    EdgeBasis::new(facts.group, facts.inventories, facts.plan).edges_at(
+        facts.group,
+        EdgeFacts {
+            states: facts.states,
+            conflicts: facts.conflicts,
+            jobs: facts.jobs,
+            retention: facts.retention,
+        },
+        now,
+    )
+}
 
-    let mut edges = Vec::new();
-    for dp in &facts.plan.datasets {
-        let mut targets: Vec<(Uuid, Option<&Outcome>, u64, u64)> = dp
-            .outcomes
+/// What a group's edges take besides its [`EdgeBasis`]: the store's current records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EdgeFacts<'a> {
+    pub(crate) states: &'a [SyncState],
+    pub(crate) conflicts: &'a [ConflictRecord],
+    pub(crate) jobs: &'a [JobProgress],
+    pub(crate) retention: Option<&'a GroupPrune>,
+}
+
+/// The part of a group's edges that follows from its definition, its members' inventories
+/// and their plan alone: no clock, states, conflicts or jobs (those are applied by
+/// [`EdgeBasis::edges_at`]). A few hundred bytes per edge, so it can be kept while the
+/// inventories are unchanged ([`SyncService::fleet_edges`]) instead of the inventories.
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeBasis {
+    rows: Vec<BasisRow>,
+}
+
+#[derive(Debug, Clone)]
+struct BasisRow {
+    dataset: String,
+    source: Option<Uuid>,
+    source_hostname: Option<String>,
+    target: Uuid,
+    target_hostname: String,
+    outcome: BasisOutcome,
+    lag_seconds: u64,
+    lag_snapshots: u64,
+    lag_bytes: u64,
+    /// The source's newest snapshot of the dataset.
+    source_newest: Option<DateTime<Utc>>,
+    /// The target's newest snapshot of the dataset.
+    recovery_point: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+enum BasisOutcome {
+    Settled,
+    Transfer,
+    Blocked(String),
+    /// The planner gave no outcome: no place to receive; why.
+    NoPlace(String),
+}
+
+impl EdgeBasis {
+    pub(crate) fn new(
+        group: &SyncGroup,
+        inventories: &[MemberInventory],
+        plan: &GroupPlan,
+    ) -> EdgeBasis {
+        let hostnames: HashMap<Uuid, &str> = inventories
             .iter()
-            .map(|o| (o.target, Some(&o.outcome), o.lag_seconds, o.missing_count))
+            .map(|i| (i.system.id, i.system.hostname.as_str()))
             .collect();
-        // A member the planner could not give an outcome (no place to receive): still an edge.
-        if let Some(source) = dp.source {
-            for m in &group.members {
-                if m.system_id != source && !targets.iter().any(|t| t.0 == m.system_id) {
-                    targets.push((m.system_id, None, 0, 0));
+        let copies: HashMap<Uuid, Copies> = inventories
+            .iter()
+            .map(|i| (i.system.id, copies_of(i)))
+            .collect();
+        let snapshots_of = |system: Uuid, dataset: &str| {
+            copies
+                .get(&system)
+                .and_then(|c| c.get(dataset))
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+        };
+        let newest = |v: &[(DateTime<Utc>, u64)]| v.iter().map(|(t, _)| *t).max();
+
+        let mut rows = Vec::new();
+        for dp in &plan.datasets {
+            let mut targets: Vec<(Uuid, Option<&Outcome>, u64, u64)> = dp
+                .outcomes
+                .iter()
+                .map(|o| (o.target, Some(&o.outcome), o.lag_seconds, o.missing_count))
+                .collect();
+            // A member the planner could not give an outcome (no place to receive): still an
+            // edge.
+            if let Some(source) = dp.source {
+                for m in &group.members {
+                    if m.system_id != source && !targets.iter().any(|t| t.0 == m.system_id) {
+                        targets.push((m.system_id, None, 0, 0));
+                    }
                 }
             }
+            for (target, outcome, lag_seconds, lag_snapshots) in targets {
+                let source = match (dp.source, outcome) {
+                    (Some(s), _) => Some(s),
+                    (None, Some(Outcome::Transfer(t))) => Some(t.source.system_id),
+                    (None, _) => dp.conflicts.iter().find_map(|c| {
+                        match (c.system_a == target, c.system_b == target) {
+                            (true, _) => Some(c.system_b),
+                            (_, true) => Some(c.system_a),
+                            _ => None,
+                        }
+                    }),
+                };
+                let source_snaps = source.map(|s| snapshots_of(s, &dp.dataset)).unwrap_or(&[]);
+                let recovery_point = newest(snapshots_of(target, &dp.dataset));
+                let lag_bytes = match outcome {
+                    Some(Outcome::InSync) => 0,
+                    Some(Outcome::Transfer(t)) => t.estimated_bytes,
+                    _ => source_snaps
+                        .iter()
+                        .filter(|(t, _)| recovery_point.is_none_or(|rp| *t > rp))
+                        .map(|(_, used)| *used)
+                        .sum(),
+                };
+                let outcome = match outcome {
+                    Some(Outcome::Blocked { reason, .. }) => BasisOutcome::Blocked(reason.clone()),
+                    Some(Outcome::Transfer(_)) => BasisOutcome::Transfer,
+                    Some(Outcome::InSync | Outcome::WithinLag) => BasisOutcome::Settled,
+                    None => BasisOutcome::NoPlace(
+                        plan.diagnostics
+                            .iter()
+                            .find(|d| d.system_id == Some(target))
+                            .map(|d| d.message.clone())
+                            .unwrap_or_else(|| {
+                                "no place to receive the dataset; set the member's dataset_root"
+                                    .to_string()
+                            }),
+                    ),
+                };
+                rows.push(BasisRow {
+                    dataset: dp.dataset.clone(),
+                    source,
+                    source_hostname: source
+                        .and_then(|s| hostnames.get(&s))
+                        .map(|h| h.to_string()),
+                    target,
+                    target_hostname: hostnames
+                        .get(&target)
+                        .copied()
+                        .unwrap_or_default()
+                        .to_string(),
+                    outcome,
+                    lag_seconds,
+                    lag_snapshots,
+                    lag_bytes,
+                    source_newest: newest(source_snaps),
+                    recovery_point,
+                });
+            }
         }
-        for (target, outcome, lag_seconds, lag_snapshots) in targets {
-            let source = match (dp.source, outcome) {
-                (Some(s), _) => Some(s),
-                (None, Some(Outcome::Transfer(t))) => Some(t.source.system_id),
-                (None, _) => dp.conflicts.iter().find_map(|c| {
-                    match (c.system_a == target, c.system_b == target) {
-                        (true, _) => Some(c.system_b),
-                        (_, true) => Some(c.system_a),
-                        _ => None,
-                    }
-                }),
-            };
-            let source_snaps = source.map(|s| snapshots_of(s, &dp.dataset)).unwrap_or(&[]);
-            let source_newest = newest(source_snaps);
-            let recovery_point = newest(snapshots_of(target, &dp.dataset));
-            let state = states.get(&(dp.dataset.as_str(), target)).copied();
+        EdgeBasis { rows }
+    }
+
+    /// The group's edges at `now` with the store's current states, conflicts and jobs.
+    pub(crate) fn edges_at(
+        &self,
+        group: &SyncGroup,
+        facts: EdgeFacts<'_>,
+        now: DateTime<Utc>,
+    ) -> Vec<Edge> {
+        let rpo = group.policy.rpo_seconds;
+        let states: HashMap<(&str, Uuid), &SyncState> = facts
+            .states
+            .iter()
+            .map(|s| ((s.dataset.as_str(), s.system_id), s))
+            .collect();
+        let jobs: HashMap<Uuid, &JobProgress> = facts.jobs.iter().map(|j| (j.id, j)).collect();
+        let mut edges = Vec::with_capacity(self.rows.len());
+        for row in &self.rows {
+            let (source, target) = (row.source, row.target);
+            let state = states.get(&(row.dataset.as_str(), target)).copied();
             let job = state
                 .and_then(|s| s.job_id)
                 .and_then(|id| jobs.get(&id))
                 .filter(|j| j.status.is_active());
-            let lag_bytes = match outcome {
-                Some(Outcome::InSync) => 0,
-                Some(Outcome::Transfer(t)) => t.estimated_bytes,
-                _ => source_snaps
-                    .iter()
-                    .filter(|(t, _)| recovery_point.is_none_or(|rp| *t > rp))
-                    .map(|(_, used)| *used)
-                    .sum(),
-            };
             let mut edge = Edge {
                 group_id: group.id,
                 group_name: group.name.clone(),
-                dataset: dp.dataset.clone(),
+                dataset: row.dataset.clone(),
                 source_system_id: source,
-                source_hostname: source
-                    .and_then(|s| hostnames.get(&s))
-                    .map(|h| h.to_string()),
+                source_hostname: row.source_hostname.clone(),
                 target_system_id: target,
-                target_hostname: hostnames
-                    .get(&target)
-                    .copied()
-                    .unwrap_or_default()
-                    .to_string(),
-                lag_seconds,
-                lag_snapshots,
-                lag_bytes,
-                source_newest_age_seconds: source_newest.map(|t| age(now, t)),
-                source_stale: source_newest.is_some_and(|t| age(now, t) > rpo),
-                recovery_point_age_seconds: recovery_point.map(|t| age(now, t)),
+                target_hostname: row.target_hostname.clone(),
+                lag_seconds: row.lag_seconds,
+                lag_snapshots: row.lag_snapshots,
+                lag_bytes: row.lag_bytes,
+                source_newest_age_seconds: row.source_newest.map(|t| age(now, t)),
+                source_stale: row.source_newest.is_some_and(|t| age(now, t) > rpo),
+                recovery_point_age_seconds: row.recovery_point.map(|t| age(now, t)),
                 last_success: state.and_then(|s| s.last_sync),
                 rpo_seconds: rpo,
                 status: EdgeStatus::Ok,
@@ -179,20 +282,20 @@ pub fn group_edges(facts: GroupFacts<'_>, now: DateTime<Utc>) -> Vec<Edge> {
                 pending_cap_reached: false,
             };
             if let Some(r) =
-                source.and_then(|s| edge_retention(facts.retention, &dp.dataset, s, target))
+                source.and_then(|s| edge_retention(facts.retention, &row.dataset, s, target))
             {
                 edge.base_protection = Some(r.base_protection);
                 edge.base_is_bookmark = r.base_is_bookmark;
                 edge.pending_snapshots = r.pending as u64;
                 edge.pending_cap_reached = r.pending_cap_reached;
             }
-            match outcome {
-                Some(Outcome::Blocked { reason, .. }) => {
+            match &row.outcome {
+                BasisOutcome::Blocked(reason) => {
                     edge.blocked_by = Some(BlockedBy::Conflict);
                     edge.blocked_reason = Some(reason.clone());
-                    edge.conflict_id = conflict_of(facts.conflicts, &dp.dataset, target, source);
+                    edge.conflict_id = conflict_of(facts.conflicts, &row.dataset, target, source);
                 }
-                Some(Outcome::Transfer(_)) => {
+                BasisOutcome::Transfer => {
                     if let Some(st) = state
                         && edge.job_id.is_none()
                         && let Some(at) = st.next_attempt_at.filter(|at| *at > now)
@@ -207,21 +310,10 @@ pub fn group_edges(facts: GroupFacts<'_>, now: DateTime<Utc>) -> Vec<Edge> {
                         ));
                     }
                 }
-                Some(Outcome::InSync | Outcome::WithinLag) => {}
-                None => {
+                BasisOutcome::Settled => {}
+                BasisOutcome::NoPlace(why) => {
                     edge.blocked_by = Some(BlockedBy::MissingDatasetRoot);
-                    edge.blocked_reason = Some(
-                        facts
-                            .plan
-                            .diagnostics
-                            .iter()
-                            .find(|d| d.system_id == Some(target))
-                            .map(|d| d.message.clone())
-                            .unwrap_or_else(|| {
-                                "no place to receive the dataset; set the member's dataset_root"
-                                    .to_string()
-                            }),
-                    );
+                    edge.blocked_reason = Some(why.clone());
                 }
             }
             edge.status = if edge.blocked_by.is_some() {
@@ -236,8 +328,8 @@ pub fn group_edges(facts: GroupFacts<'_>, now: DateTime<Utc>) -> Vec<Edge> {
             };
             edges.push(edge);
         }
+        edges
     }
-    edges
 }
 
 /// The retention view of one edge.
@@ -300,19 +392,7 @@ impl SyncService {
         for group in groups.into_iter().filter(visible) {
             let inventories = self.inventories(&group).await?;
             let plan = plan_group(&group, &inventories, now);
-            let states = store
-                .list_states(&SyncStateFilter {
-                    group_id: Some(group.id),
-                    ..Default::default()
-                })
-                .await?;
-            let conflicts = store.list_conflicts(group.id, false).await?;
-            let job_ids: Vec<Uuid> = states.iter().filter_map(|s| s.job_id).collect();
-            let jobs = if job_ids.is_empty() {
-                Vec::new()
-            } else {
-                store.job_progress(&job_ids).await?
-            };
+            let (states, conflicts, jobs) = self.edge_records(&group).await?;
             let retention = self.group_prune(&group, &inventories, &plan, now).await?;
             let facts = GroupFacts {
                 group: &group,
@@ -332,4 +412,123 @@ impl SyncService {
         edges.sort_by(edge_order);
         Ok(edges)
     }
+
+    /// The group's stored sync states, open and resolving conflicts, and where the states'
+    /// jobs stand: what its edges take besides the inventories.
+    async fn edge_records(
+        &self,
+        group: &SyncGroup,
+    ) -> Result<(Vec<SyncState>, Vec<ConflictRecord>, Vec<JobProgress>)> {
+        let store = self.store();
+        let states = store
+            .list_states(&SyncStateFilter {
+                group_id: Some(group.id),
+                ..Default::default()
+            })
+            .await?;
+        let conflicts = store.list_conflicts(group.id, false).await?;
+        let job_ids: Vec<Uuid> = states.iter().filter_map(|s| s.job_id).collect();
+        let jobs = if job_ids.is_empty() {
+            Vec::new()
+        } else {
+            store.job_progress(&job_ids).await?
+        };
+        Ok((states, conflicts, jobs))
+    }
+
+    /// Every edge of every enabled group at `now`, worst first, without the retention view
+    /// (`base_protection` `None`, `pending_snapshots` 0): what the scheduler's events and the
+    /// metrics' fleet view read. The same edges as [`SyncService::edges`] otherwise, but a
+    /// group whose definition, members' systems and inventory versions are unchanged since
+    /// its last call reuses its [`EdgeBasis`] (no inventory loaded, nothing planned): its
+    /// cost is a version read and its states, conflicts and jobs, whatever its inventories'
+    /// size. Ages and statuses are computed at `now` from the basis' timestamps. A group
+    /// whose policy has a `min_snapshot_age_seconds` plans afresh every call (its plan moves
+    /// with the clock).
+    pub async fn fleet_edges(&self, now: DateTime<Utc>) -> Result<Vec<Edge>> {
+        let groups: Vec<SyncGroup> = self
+            .store()
+            .list_groups()
+            .await?
+            .into_iter()
+            .filter(|g| g.enabled)
+            .collect();
+        self.edge_bases()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|id, _| groups.iter().any(|g| g.id == *id));
+        let mut edges = Vec::new();
+        for group in &groups {
+            let basis = self.edge_basis(group, now).await?;
+            let (states, conflicts, jobs) = self.edge_records(group).await?;
+            let facts = EdgeFacts {
+                states: &states,
+                conflicts: &conflicts,
+                jobs: &jobs,
+                retention: None,
+            };
+            edges.extend(basis.edges_at(group, facts, now));
+        }
+        edges.sort_by(edge_order);
+        Ok(edges)
+    }
+
+    /// The group's [`EdgeBasis`]: the cached one while its key holds, else planned now.
+    async fn edge_basis(&self, group: &SyncGroup, now: DateTime<Utc>) -> Result<Arc<EdgeBasis>> {
+        let store = self.store();
+        let ids: Vec<Uuid> = group.members.iter().map(|m| m.system_id).collect();
+        // Read before the inventories the basis is planned from: a report in between makes
+        // the key older than the basis, so the next call plans again (never the reverse).
+        let mut versions = store.inventory_versions(&ids).await?;
+        versions.sort_unstable();
+        let mut systems: Vec<System> = store
+            .get_systems(&ids)
+            .await?
+            .iter()
+            .map(planned_part)
+            .collect();
+        systems.sort_by_key(|s| s.id);
+        let key = BasisKey {
+            group: group.clone(),
+            versions,
+            systems,
+        };
+        let cacheable = group.policy.min_snapshot_age_seconds == 0;
+        if cacheable
+            && let Some((k, basis)) = self
+                .edge_bases()
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&group.id)
+            && *k == key
+        {
+            return Ok(basis.clone());
+        }
+        let inventories = self.inventories(group).await?;
+        let plan = plan_group(group, &inventories, now);
+        let basis = Arc::new(EdgeBasis::new(group, &inventories, &plan));
+        let mut cache = self
+            .edge_bases()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cacheable {
+            cache.insert(group.id, (key, basis.clone()));
+        } else {
+            cache.remove(&group.id);
+        }
+        Ok(basis)
+    }
 }
+
+/// What an [`EdgeBasis`] was planned from: it is reused while all of it is equal.
+#[derive(Debug, PartialEq)]
+pub(crate) struct BasisKey {
+    group: SyncGroup,
+    /// (system, inventory version), sorted.
+    versions: Vec<(Uuid, i64)>,
+    /// The members' systems without `last_seen` and `updated_at`, sorted by id.
+    systems: Vec<System>,
+}
+
+/// Each group's last [`EdgeBasis`] with its key ([`SyncService::fleet_edges`]).
+pub(crate) type EdgeBasisCache = std::sync::Mutex<HashMap<Uuid, (BasisKey, Arc<EdgeBasis>)>>;

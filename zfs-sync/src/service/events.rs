@@ -22,8 +22,7 @@ use uuid::Uuid;
 use super::sync::SyncService;
 use crate::error::Result;
 use crate::model::{
-    ConflictStatus, Edge, EdgeFilter, EdgeStatus, Event, EventQuery, EventType, HealthStatus, Job,
-    NewEvent,
+    ConflictStatus, Edge, EdgeStatus, Event, EventQuery, EventType, HealthStatus, Job, NewEvent,
 };
 
 /// A tracked condition of one subject, as observed now.
@@ -131,13 +130,13 @@ impl SyncService {
         now: DateTime<Utc>,
         heartbeat_timeout_seconds: u64,
     ) -> Result<Vec<Event>> {
-        let edges = self.edges(&EdgeFilter::default(), now).await?;
+        let edges = self.fleet_edges(now).await?;
         self.observe_fleet_edges(&edges, now, heartbeat_timeout_seconds)
             .await
     }
 
     /// [`SyncService::observe_fleet`] with the fleet's edges at `now` already computed
-    /// (every edge, [`SyncService::edges`] with the default filter): the server's scheduler
+    /// (every edge, [`SyncService::fleet_edges`]): the server's scheduler
     /// computes them once per tick for the events and the metrics.
     pub async fn observe_fleet_edges(
         &self,

@@ -35,12 +35,17 @@ impl SyncService {
         let mut reusable: HashMap<Uuid, MemberInventory> = HashMap::new();
         if let Some(cached) = self.cache.take(group.id) {
             let invs = Arc::try_unwrap(cached.inventories).unwrap_or_else(|a| (*a).clone());
-            for (inv, version) in invs.into_iter().zip(cached.versions) {
+            for (mut inv, version) in invs.into_iter().zip(cached.versions) {
                 let id = inv.system.id;
-                let current = members
-                    .iter()
-                    .any(|(m, s)| *s == inv.system && *m == inv.member);
-                if current && versions.get(&id) == Some(&version) {
+                // A heartbeat moves the system's `last_seen`: the inventory stays good (and
+                // takes the current record).
+                let current = members.iter().find(|(m, s)| {
+                    *m == inv.member && planned_part(s) == planned_part(&inv.system)
+                });
+                if let Some((_, system)) = current
+                    && versions.get(&id) == Some(&version)
+                {
+                    inv.system = system.clone();
                     reusable.insert(id, inv);
                 }
             }
@@ -96,6 +101,16 @@ fn member_inventory(member: Member, system: System, parts: &mut Parts) -> Member
         resume_tokens,
         datasets,
         bookmarks,
+    }
+}
+
+/// A system's record without what a heartbeat moves (`last_seen`, `updated_at`): neither is
+/// in a plan or an edge, so two records equal here plan alike.
+pub(crate) fn planned_part(system: &System) -> System {
+    System {
+        last_seen: None,
+        updated_at: system.created_at,
+        ..system.clone()
     }
 }
 

@@ -49,6 +49,7 @@ mod steps;
 pub use auto::AutoResolution;
 use inventory::InventoryCache;
 pub use inventory::load_inventories;
+pub(crate) use inventory::planned_part;
 pub use jobs::{Take, job_outcome};
 pub use maintenance::{replay as replay_maintenance, supports_bookmarks};
 pub use resolve::{PlannedStep, ResolveRequest, StepSpec, loser_plan, loser_steps};
@@ -256,6 +257,8 @@ pub struct SyncService {
     store: Arc<dyn Store>,
     settings: SyncSettings,
     cache: Arc<InventoryCache>,
+    /// Each group's edges without the clock, for [`SyncService::fleet_edges`].
+    edge_bases: Arc<crate::service::edges::EdgeBasisCache>,
 }
 
 impl std::fmt::Debug for SyncService {
@@ -297,7 +300,12 @@ impl SyncService {
             store,
             settings,
             cache: Arc::default(),
+            edge_bases: Arc::default(),
         }
+    }
+
+    pub(crate) fn edge_bases(&self) -> &crate::service::edges::EdgeBasisCache {
+        &self.edge_bases
     }
 
     /// The store this service works on.
