@@ -21,7 +21,7 @@ use tokio::runtime::Runtime;
 use uuid::Uuid;
 use zfs_sync::model::{Member, Metadata, NewSnapshot, Policy, SyncGroup, System, Topology};
 use zfs_sync::service::sync::{SyncService, SyncSettings};
-use zfs_sync::store::Store;
+use zfs_sync::store::{GroupStore, SnapshotStore, SystemStore};
 use zfs_sync_storage::sqlite::{SqliteConfig, SqliteStore};
 
 const HOSTS: usize = 5;
