@@ -1,12 +1,13 @@
 //! Batch bookkeeping both backends share: each id once, the last of duplicate sync states,
-//! the distinct references of a batch of jobs, per-system reads run in parallel, and the
-//! stored form of an upserted snapshot.
+//! the distinct references of a batch of jobs, a new job as handed out leased, per-system
+//! reads run in parallel, and the stored form of an upserted snapshot.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use zfs_sync::model::{Job, Snapshot, SyncState};
+use zfs_sync::model::{Job, JobStatus, Snapshot, SyncState};
 use zfs_sync::{Error, Result};
 
 use crate::rows::concat;
@@ -48,6 +49,23 @@ pub(crate) fn distinct_job_refs(jobs: &[Job]) -> impl Iterator<Item = &Job> {
             j.runner_system_id,
         ))
     })
+}
+
+/// A new job as creating it and then leasing it until `until` at `now` leave it: leased, one
+/// more attempt, updated at `now`. `JobStore::hand_out_jobs` inserts a job that has no active
+/// job of its transfer (or step) in this form at once, in one statement.
+/// Times are cut to the microseconds both stores keep, so the job equals the stored one.
+pub(crate) fn leased_new(job: &Job, now: DateTime<Utc>, until: DateTime<Utc>) -> Job {
+    let stored =
+        |t: DateTime<Utc>| DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t);
+    Job {
+        status: JobStatus::Leased,
+        lease_expires_at: Some(stored(until)),
+        attempts: job.attempts + 1,
+        created_at: stored(job.created_at),
+        updated_at: stored(now),
+        ..job.clone()
+    }
 }
 
 /// The inventories of some systems, each system's read by `read` as a task of its own (on

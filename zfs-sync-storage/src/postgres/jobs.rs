@@ -1,5 +1,7 @@
 //! [`JobStore`] on PostgreSQL: jobs and their leases.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -11,7 +13,7 @@ use zfs_sync::store::{
 };
 use zfs_sync::{Error, Result};
 
-use crate::batch::distinct_job_refs;
+use crate::batch::{distinct_job_refs, leased_new};
 use crate::checks::check_job_active;
 use crate::filter::{expired_lease, job_filter, leasable, same_step};
 use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_row};
@@ -152,6 +154,70 @@ async fn take_active<C: GenericClient>(c: &C, j: &Job) -> Result<Option<Job>> {
     row.map(|r| job_row(&r)).transpose()
 }
 
+/// Inserts in one statement the ordinary jobs among `jobs` (each the first of its transfer and
+/// of its id in the batch) that no uniqueness rule stops: their id is free and their transfer
+/// has no active job (the `jobs_active` index covers exactly the active job
+/// [`create_job_tx`] looks for). Returns the ids inserted; the others are left to
+/// [`create_job_tx`], which sees the inserted ones.
+async fn insert_free<C: GenericClient>(c: &C, jobs: &[Job]) -> Result<HashSet<Uuid>> {
+    let mut keys = HashSet::new();
+    let mut ids = HashSet::new();
+    let rows: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| j.conflict_id.is_none())
+        .filter(|j| {
+            let first_of_transfer =
+                keys.insert((j.group_id, j.dataset.as_str(), j.target_system_id, j.step));
+            let first_of_id = ids.insert(j.id);
+            first_of_transfer && first_of_id
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let uuids = |f: fn(&Job) -> Uuid| rows.iter().map(|j| f(j)).collect::<Vec<Uuid>>();
+    let (id, group, source, target, runner) = (
+        uuids(|j| j.id),
+        uuids(|j| j.group_id),
+        uuids(|j| j.source_system_id),
+        uuids(|j| j.target_system_id),
+        uuids(|j| j.runner_system_id),
+    );
+    let dataset: Vec<&str> = rows.iter().map(|j| j.dataset.as_str()).collect();
+    let kind: Vec<&str> = rows.iter().map(|j| j.kind_text()).collect();
+    let spec: Vec<&serde_json::Value> = rows.iter().map(|j| &j.spec).collect();
+    let status: Vec<&str> = rows.iter().map(|j| j.status.as_str()).collect();
+    let lease: Vec<Option<DateTime<Utc>>> = rows.iter().map(|j| j.lease_expires_at).collect();
+    let attempts: Vec<i64> = rows.iter().map(|j| i64::from(j.attempts)).collect();
+    let error: Vec<Option<&str>> = rows.iter().map(|j| j.error.as_deref()).collect();
+    let bytes: Vec<Option<i64>> = rows.iter().map(|j| opt_i64(j.bytes)).collect();
+    let token: Vec<Option<&str>> = rows.iter().map(|j| j.resume_token.as_deref()).collect();
+    let created: Vec<DateTime<Utc>> = rows.iter().map(|j| j.created_at).collect();
+    let updated: Vec<DateTime<Utc>> = rows.iter().map(|j| j.updated_at).collect();
+    let step: Vec<&str> = rows.iter().map(|j| j.step.as_str()).collect();
+    let conflict: Vec<Option<Uuid>> = rows.iter().map(|j| j.conflict_id).collect();
+    let index: Vec<Option<i64>> = rows.iter().map(|j| j.step_index.map(i64::from)).collect();
+    query(
+        c,
+        &format!(
+            "INSERT INTO jobs ({JOB_COLS})
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[],
+                 $6::uuid[], $7::text[], $8::jsonb[], $9::text[], $10::timestamptz[], $11::int8[],
+                 $12::text[], $13::int8[], $14::text[], $15::timestamptz[], $16::timestamptz[],
+                 $17::text[], $18::uuid[], $19::int8[])
+             ON CONFLICT DO NOTHING RETURNING id"
+        ),
+        &[
+            &id, &group, &dataset, &source, &target, &runner, &kind, &spec, &status, &lease,
+            &attempts, &error, &bytes, &token, &created, &updated, &step, &conflict, &index,
+        ],
+    )
+    .await?
+    .iter()
+    .map(|r| super::col::<Uuid>(r, 0))
+    .collect()
+}
+
 impl PostgresStore {
     /// The jobs an `UPDATE … RETURNING` changed, in list order.
     async fn changed_jobs(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Job>> {
@@ -203,8 +269,21 @@ impl JobStore for PostgresStore {
         for j in distinct_job_refs(jobs) {
             require_job_refs(&tx, j).await?;
         }
+        // Usually nothing is active for the transfers yet: those jobs go in already leased
+        // (what creating and then leasing them leave), in one statement.
+        let fresh: Vec<Job> = jobs.iter().map(|j| leased_new(j, now, until)).collect();
+        let inserted = insert_free(&tx, &fresh).await?;
         let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
+        for (j, fresh) in jobs.iter().zip(fresh) {
+            if inserted.contains(&fresh.id) {
+                out.push(JobHandOut {
+                    active_id: fresh.id,
+                    leased: Some(fresh),
+                    unstarted: None,
+                });
+                continue;
+            }
+            // An active job, a taken id, a transfer twice in the batch: one by one.
             let active = create_job_tx(&tx, j).await?;
             let leased = lease_existing(&tx, active.id, now, until).await?;
             let unstarted = match leased {

@@ -13,7 +13,7 @@ use zfs_sync::store::{
 };
 use zfs_sync::{Error, Result};
 
-use crate::batch::distinct_job_refs;
+use crate::batch::{distinct_job_refs, leased_new};
 use crate::checks::check_job_active;
 use crate::codec::micros;
 use crate::filter::{expired_lease, job_filter, leasable, same_step};
@@ -89,33 +89,48 @@ pub(super) fn create_job_tx(tx: &Transaction<'_>, j: Job) -> Result<Job> {
     if load_job(tx, j.id)?.is_some() {
         return Err(Error::already_exists("job", j.id));
     }
-    tx.prepare_cached(&format!(
-        "INSERT INTO jobs ({JOB_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-    ))
-    .map_err(map_err)?
-    .execute(params![
-        blob(&j.id),
-        blob(&j.group_id),
-        j.dataset,
-        blob(&j.source_system_id),
-        blob(&j.target_system_id),
-        blob(&j.runner_system_id),
-        j.kind_text(),
-        j.spec.to_string(),
-        j.status.as_str(),
-        opt_time(j.lease_expires_at),
-        j.attempts,
-        j.error,
-        opt_u64(j.bytes),
-        j.resume_token,
-        micros(j.created_at),
-        micros(j.updated_at),
-        j.step.as_str(),
-        j.conflict_id.as_ref().map(blob),
-        j.step_index,
-    ])
-    .map_err(map_err)?;
+    insert_job(tx, &j, false)?;
     Ok(j)
+}
+
+/// Inserts `j`. With `if_free`, a job that a uniqueness rule stops (its id is taken, or its
+/// transfer or step already has an active job: the `jobs_active` and `jobs_active_step`
+/// indexes, which cover exactly the active job [`create_job_tx`] looks for) is left out
+/// instead of failing. Returns whether it was inserted.
+fn insert_job(tx: &Transaction<'_>, j: &Job, if_free: bool) -> Result<bool> {
+    let or_not = if if_free {
+        " ON CONFLICT DO NOTHING"
+    } else {
+        ""
+    };
+    let n = tx
+        .prepare_cached(&format!(
+            "INSERT INTO jobs ({JOB_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19){or_not}"
+        ))
+        .map_err(map_err)?
+        .execute(params![
+            blob(&j.id),
+            blob(&j.group_id),
+            j.dataset,
+            blob(&j.source_system_id),
+            blob(&j.target_system_id),
+            blob(&j.runner_system_id),
+            j.kind_text(),
+            j.spec.to_string(),
+            j.status.as_str(),
+            opt_time(j.lease_expires_at),
+            j.attempts,
+            j.error,
+            opt_u64(j.bytes),
+            j.resume_token,
+            micros(j.created_at),
+            micros(j.updated_at),
+            j.step.as_str(),
+            j.conflict_id.as_ref().map(blob),
+            j.step_index,
+        ])
+        .map_err(map_err)?;
+    Ok(n == 1)
 }
 
 /// [`JobStore::lease_job`] inside a transaction: `NotFound` for an unknown job.
@@ -189,6 +204,17 @@ impl JobStore for SqliteStore {
             }
             let mut out = Vec::with_capacity(jobs.len());
             for j in &jobs {
+                // Usually nothing is active for the transfer yet: the job goes in already
+                // leased, one statement (what creating and then leasing it leave).
+                let fresh = leased_new(j, now, until);
+                if insert_job(tx, &fresh, true)? {
+                    out.push(JobHandOut {
+                        active_id: fresh.id,
+                        leased: Some(fresh),
+                        unstarted: None,
+                    });
+                    continue;
+                }
                 let active = create_job_tx(tx, j.clone())?;
                 let leased = lease_existing(tx, active.id, now, until)?;
                 let unstarted = match leased {

@@ -28,11 +28,19 @@ pub(super) fn put_states(
     if let Some(g) = replace_group {
         require_group(tx, g)?;
     }
+    // Each reference checked once (a group's states share their group and systems), in
+    // state order: the first state naming something missing is the error.
+    let (mut groups, mut systems, mut jobs) = (HashSet::new(), HashSet::new(), HashSet::new());
     for (i, s) in states.iter().enumerate() {
         check_replaced_group(i, s, replace_group)?;
-        require_group(tx, s.group_id)?;
-        require_system(tx, s.system_id)?;
+        if groups.insert(s.group_id) {
+            require_group(tx, s.group_id)?;
+        }
+        if systems.insert(s.system_id) {
+            require_system(tx, s.system_id)?;
+        }
         if let Some(job) = s.job_id
+            && jobs.insert(job)
             && !exists(tx, "SELECT 1 FROM jobs WHERE id = ?1", [blob(&job)])?
         {
             return Err(Error::not_found("job", job));

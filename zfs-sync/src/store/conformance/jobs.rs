@@ -475,6 +475,44 @@ pub async fn jobs_handed_out_in_one_call(store: &dyn Store) {
     assert_eq!(leased, want, "each job is leased exactly once");
 }
 
+/// One hand-out naming a transfer twice: the first job is leased, the second names it and
+/// gets it back as its runner's unstarted job; what is returned is what is stored, also at a
+/// `now` finer than a microsecond. A job whose id is taken fails the call (`AlreadyExists`)
+/// and leaves the job holding the id alone.
+pub async fn hand_out_names_a_transfer_twice_and_refuses_a_taken_id(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let now = t0() + chrono::Duration::nanoseconds(1_234_567_891);
+    let until = now + secs(60);
+    let first = job(g.id, "vm1", a.id, b.id, now);
+    let second = job(g.id, "vm1", a.id, b.id, now);
+    let got = store
+        .hand_out_jobs(&[first.clone(), second.clone()], &[], now, until)
+        .await
+        .unwrap();
+    let leased = got[0].leased.clone().expect("the first job is leased");
+    assert_eq!((got[0].active_id, leased.attempts), (first.id, 1));
+    assert_eq!(store.get_job(first.id).await.unwrap(), Some(leased.clone()));
+    assert_eq!(
+        (
+            got[1].active_id,
+            got[1].leased.as_ref(),
+            got[1].unstarted.as_ref()
+        ),
+        (first.id, None, Some(&leased))
+    );
+    assert_eq!(store.get_job(second.id).await.unwrap(), None);
+    let other = job(g.id, "vm2", a.id, b.id, now);
+    let taken = Job {
+        id: first.id,
+        ..job(g.id, "vm3", a.id, b.id, now)
+    };
+    let r = store
+        .hand_out_jobs(&[other.clone(), taken], &[], now, until)
+        .await;
+    assert!(matches!(r, Err(Error::AlreadyExists { .. })), "{r:?}");
+    assert_eq!(store.get_job(first.id).await.unwrap(), Some(leased));
+}
+
 pub async fn job_progress_by_ids(store: &dyn Store) {
     let (a, b, g) = pair(store).await;
     let j1 = stored_job(store, job(g.id, "vm1", a.id, b.id, t0())).await;

@@ -190,6 +190,7 @@ macro_rules! for_each_conformance_behaviour {
             job_complete,
             job_cancel_and_list,
             jobs_handed_out_in_one_call,
+            hand_out_names_a_transfer_twice_and_refuses_a_taken_id,
             job_progress_by_ids,
             job_progress_extends_the_lease,
             job_cancel_one,
