@@ -6,10 +6,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 use zfs_sync::model::{
-    ConflictKind, ConflictStrategy, JobOutcome, JobStatus, Member, NewSnapshot, Policy,
-    SyncStateFilter, SyncStatus, Topology, TransferKind, TransferMode,
+    ConflictKind, ConflictStrategy, DatasetKind, InventoryScope, JobOutcome, JobStatus, Member,
+    NewBookmark, NewDataset, NewSnapshot, Policy, SyncGroup, SyncStateFilter, SyncStatus, Topology,
+    TransferKind, TransferMode,
 };
-use zfs_sync::service::sync::{Instructions, ResolveRequest, SyncService, SyncSettings};
+use zfs_sync::service::sync::{
+    Instructions, ResolveRequest, SyncService, SyncSettings, load_inventories,
+};
 use zfs_sync::store::Store;
 use zfs_sync::store::memory::InMemoryStore;
 use zfs_sync::testing::fixtures::{epoch, group, system};
@@ -733,26 +736,35 @@ async fn keep_both_applies_without_confirm() {
     assert_eq!(loser.commands[0].system_id, w.b);
 }
 
-/// The service keeps inventories between plans; every change a plan depends on (a report,
-/// a resume token, a system's SSH address, a membership) must show in the next plan exactly
-/// as an uncached service sees it.
+/// The service keeps inventories between plans (in their compact form); every change a plan
+/// depends on (a report, holds and metadata, bookmarks, datasets, a resume token, a system's
+/// SSH address, a membership, a deletion) must show in the next plan exactly as an uncached
+/// service sees it, and the inventories it plans with are exactly the stored ones.
 #[tokio::test]
 async fn cached_inventories_follow_every_change() {
     let w = world(TransferMode::Push, Policy::default()).await;
     let uncached = SyncService::new(
         w.store.clone(),
         SyncSettings {
-            inventory_cache_records: 0,
+            inventory_cache_bytes: 0,
             ..SyncSettings::default()
         },
     );
     let same_plan = |label: &'static str| {
         let (cached, fresh) = (w.sync.clone(), uncached.clone());
-        let group = w.group_id;
+        let (group, store) = (w.group_id, w.store.clone());
         async move {
             let a = cached.check_group(group, now()).await.unwrap().plan;
             let b = fresh.check_group(group, now()).await.unwrap().plan;
             assert_eq!(a, b, "{label}: the cached plan differs from a fresh one");
+            let g = store.get_group(group).await.unwrap().unwrap();
+            let stored = load_inventories(store.as_ref(), &g).await.unwrap();
+            let seen = cached.group_inventories(group).await.unwrap();
+            assert!(
+                *seen == stored,
+                "{label}: the cached inventories differ from the stored ones"
+            );
+            assert_eq!(cached.inventory_cache_usage().groups, 1, "{label}");
             a
         }
     };
@@ -769,6 +781,61 @@ async fn cached_inventories_follow_every_change() {
     let plan = same_plan("after a report").await;
     let targets: Vec<Uuid> = plan.transfers().map(|t| t.target.system_id).collect();
     assert_eq!(targets, [w.b]);
+
+    // Holds, hold tags, metadata, a sub-second creation, no GUID or txg: the records the
+    // compact rows do not hold, kept whole.
+    let mut odd = history("tank", 8);
+    odd[0].holds = Some(vec!["keep".into(), "zfs-sync".into()]);
+    odd[0].userrefs = Some(2);
+    odd[1].holds = Some(Vec::new());
+    odd[1].userrefs = Some(0);
+    odd[2]
+        .extra_metadata
+        .insert("origin".into(), serde_json::json!("vm-host-7"));
+    odd[6].creation += Duration::milliseconds(250);
+    odd[7].guid = None;
+    odd[7].createtxg = None;
+    w.store
+        .upsert_snapshots(w.hub, &odd, now() + Duration::microseconds(17))
+        .await
+        .unwrap();
+    same_plan("after holds and metadata").await;
+
+    // Bookmarks and reported datasets.
+    let bookmark = NewBookmark {
+        pool: "tank".into(),
+        dataset: "vm1".into(),
+        name: "s5".into(),
+        guid: 1005,
+        createtxg: Some(15),
+        creation: epoch() + Duration::hours(5),
+    };
+    w.store
+        .store_bookmarks(w.hub, None, &[bookmark], now())
+        .await
+        .unwrap();
+    same_plan("after a bookmark").await;
+    let dataset = NewDataset {
+        pool: "backup".into(),
+        dataset: "vm1".into(),
+        kind: DatasetKind::Filesystem,
+        guid: Some(77),
+        createtxg: Some(3),
+        creation: Some(epoch()),
+        used: Some(4096),
+        referenced: None,
+    };
+    w.store
+        .replace_inventory(
+            w.a,
+            &InventoryScope::All,
+            &history("backup", 6),
+            &[dataset],
+            now(),
+        )
+        .await
+        .unwrap();
+    same_plan("after a complete inventory with datasets").await;
 
     // A resume token on b (a malformed one here) shows in the plan's diagnostics.
     w.store
@@ -792,13 +859,17 @@ async fn cached_inventories_follow_every_change() {
     sys_b.ssh_hostname = Some("b.example.net".into());
     w.store.update_system(&sys_b).await.unwrap();
     let ins = w.sync.instructions(w.hub, None, now()).await.unwrap();
-    let argv = &ins.instructions[0].commands[0].argv;
+    let argv: Vec<_> = ins
+        .instructions
+        .iter()
+        .flat_map(|i| &i.commands)
+        .flat_map(|c| c.argv.iter().flatten())
+        .collect();
     assert!(
-        argv.iter()
-            .flatten()
-            .any(|arg| arg.contains("b.example.net")),
+        argv.iter().any(|arg| arg.contains("b.example.net")),
         "{argv:?}"
     );
+    same_plan("after an SSH address change").await;
 
     // b's membership moves below another root: the plan follows.
     w.store
@@ -821,6 +892,84 @@ async fn cached_inventories_follow_every_change() {
     // Its snapshots deleted: a full transfer again.
     w.store.delete_snapshots_of_system(w.b).await.unwrap();
     same_plan("after a deletion").await;
+}
+
+/// The cache is bounded by bytes: a budget that holds one group keeps the group planned last
+/// and evicts the other; a budget smaller than a group keeps nothing; the bytes it accounts
+/// stay within the budget.
+#[tokio::test]
+async fn the_cache_budget_evicts_the_least_recently_planned_group() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    // A second group over the same systems.
+    let members = [w.hub, w.a]
+        .map(|system_id| Member {
+            system_id,
+            dataset_root: None,
+        })
+        .to_vec();
+    let other = SyncGroup {
+        id: Uuid::from_u128(0x6771),
+        name: "other".into(),
+        ..group(
+            Topology::HubAndSpoke { hub: w.hub },
+            members,
+            Policy::default(),
+        )
+    };
+    w.store.create_group(&other).await.unwrap();
+
+    let measure = SyncService::new(w.store.clone(), SyncSettings::default());
+    measure.check_group(w.group_id, now()).await.unwrap();
+    let one = measure.inventory_cache_usage();
+    assert_eq!(one.groups, 1);
+    assert_eq!(one.records, 6 + 4 + 2);
+    assert!(one.bytes > 0);
+    measure.check_group(other.id, now()).await.unwrap();
+    let both = measure.inventory_cache_usage();
+    assert_eq!(both.groups, 2);
+    assert!(both.bytes > one.bytes);
+
+    // Room for the first group and not for both: planning the second evicts the first.
+    let budget = one.bytes.max(both.bytes - one.bytes);
+    let small = SyncService::new(
+        w.store.clone(),
+        SyncSettings {
+            inventory_cache_bytes: budget,
+            ..SyncSettings::default()
+        },
+    );
+    small.check_group(w.group_id, now()).await.unwrap();
+    assert_eq!(small.inventory_cache_usage(), one);
+    small.check_group(other.id, now()).await.unwrap();
+    let after = small.inventory_cache_usage();
+    assert_eq!(after.groups, 1, "{after:?}");
+    assert_eq!(after.bytes, both.bytes - one.bytes);
+    assert!(after.bytes <= budget);
+    // Planning the evicted group again still gives the uncached plan.
+    let again = small.check_group(w.group_id, now()).await.unwrap().plan;
+    let fresh = SyncService::new(
+        w.store.clone(),
+        SyncSettings {
+            inventory_cache_bytes: 0,
+            ..SyncSettings::default()
+        },
+    );
+    assert_eq!(
+        again,
+        fresh.check_group(w.group_id, now()).await.unwrap().plan
+    );
+    assert_eq!(fresh.inventory_cache_usage(), Default::default());
+
+    // A budget smaller than one group keeps nothing.
+    let tiny = SyncService::new(
+        w.store.clone(),
+        SyncSettings {
+            inventory_cache_bytes: one.bytes - 1,
+            ..SyncSettings::default()
+        },
+    );
+    tiny.check_group(w.group_id, now()).await.unwrap();
+    assert_eq!(tiny.inventory_cache_usage().groups, 0);
 }
 
 /// Hosts polling for instructions do not rewrite unchanged states on every call: a state

@@ -1,6 +1,7 @@
 //! Loading the members' inventories a plan needs, and the cache that keeps them between plans.
 
 use std::collections::HashMap;
+use std::mem::size_of;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -10,16 +11,25 @@ use crate::model::{Bookmark, Dataset, Member, ResumeToken, Snapshot, SyncGroup, 
 use crate::plan::MemberInventory;
 
 use super::SyncService;
+use super::compact::CompactInventory;
 use crate::store::Store;
 
 impl SyncService {
+    /// The group's members' inventories as the planner sees them: through the cache (see
+    /// [`SyncService::inventory_cache_usage`]), exactly what [`load_inventories`] gives.
+    pub async fn group_inventories(&self, group_id: Uuid) -> Result<Arc<Vec<MemberInventory>>> {
+        let group = self.group(group_id).await?;
+        self.inventories(&group).await
+    }
+
     /// The group's inventories: from the cache for members whose inventory version, system
     /// record and membership are unchanged since they were loaded, from the store for the
     /// rest. Versions are read before the inventories they describe, so a cached inventory is
-    /// never older than its version.
+    /// never older than its version. The cache keeps each member's inventory in its compact
+    /// form ([`CompactInventory`]); a cached member is expanded here, for this plan only.
     pub(crate) async fn inventories(&self, group: &SyncGroup) -> Result<Arc<Vec<MemberInventory>>> {
-        let cap = self.settings.inventory_cache_records;
-        if cap == 0 {
+        let budget = self.settings.inventory_cache_bytes;
+        if budget == 0 {
             return Ok(Arc::new(
                 load_inventories(self.store.as_ref(), group).await?,
             ));
@@ -32,14 +42,13 @@ impl SyncService {
             .into_iter()
             .collect();
         let members = member_systems(self.store.as_ref(), group).await?;
-        let mut reusable: HashMap<Uuid, MemberInventory> = HashMap::new();
+        let mut reusable: HashMap<Uuid, CompactInventory> = HashMap::new();
         if let Some(cached) = self.cache.take(group.id) {
-            let invs = Arc::try_unwrap(cached.inventories).unwrap_or_else(|a| (*a).clone());
-            for (inv, version) in invs.into_iter().zip(cached.versions) {
-                let id = inv.system.id;
+            for (inv, version) in cached.members.into_iter().zip(cached.versions) {
+                let id = inv.system().id;
                 let current = members
                     .iter()
-                    .any(|(m, s)| *s == inv.system && *m == inv.member);
+                    .any(|(m, s)| s == inv.system() && m == inv.member());
                 if current && versions.get(&id) == Some(&version) {
                     reusable.insert(id, inv);
                 }
@@ -52,21 +61,25 @@ impl SyncService {
             .collect();
         let mut loaded = load_parts(self.store.as_ref(), &missing).await?;
         let mut out = Vec::with_capacity(members.len());
+        let mut compact = Vec::with_capacity(members.len());
         let mut out_versions = Vec::with_capacity(members.len());
         for (member, system) in members {
             let id = system.id;
-            let inv = match reusable.remove(&id) {
-                Some(inv) => inv,
-                None => member_inventory(member, system, &mut loaded),
+            let (inv, kept) = match reusable.remove(&id) {
+                Some(kept) => (kept.expand(), kept),
+                None => {
+                    let inv = member_inventory(member, system, &mut loaded);
+                    let kept = CompactInventory::encode(&inv);
+                    (inv, kept)
+                }
             };
             // A system deleted since the versions were read has none: never reused.
             out_versions.push(versions.get(&id).copied().unwrap_or(i64::MIN));
             out.push(inv);
+            compact.push(kept);
         }
-        let inventories = Arc::new(out);
-        self.cache
-            .put(group.id, inventories.clone(), out_versions, cap);
-        Ok(inventories)
+        self.cache.put(group.id, compact, out_versions, budget);
+        Ok(Arc::new(out))
     }
 }
 
@@ -140,8 +153,8 @@ async fn load_parts(store: &dyn Store, ids: &[Uuid]) -> Result<Parts> {
     Ok(parts)
 }
 
-/// The inventories of the groups planned last, bounded by their number of snapshot records
-/// (the least recently used group goes first).
+/// The compact inventories of the groups planned last, bounded by the bytes they take (the
+/// least recently used group goes first).
 #[derive(Default)]
 pub(super) struct InventoryCache {
     groups: std::sync::Mutex<InventoryCacheInner>,
@@ -150,16 +163,27 @@ pub(super) struct InventoryCache {
 #[derive(Default)]
 pub(super) struct InventoryCacheInner {
     entries: HashMap<Uuid, CachedInventories>,
-    records: usize,
+    bytes: usize,
     clock: u64,
 }
 
 struct CachedInventories {
-    inventories: Arc<Vec<MemberInventory>>,
+    members: Vec<CompactInventory>,
     /// Each member's inventory version when it was loaded.
     versions: Vec<i64>,
-    records: usize,
+    bytes: usize,
     used: u64,
+}
+
+/// What the cache holds, for tests and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheUsage {
+    /// Groups cached.
+    pub groups: usize,
+    /// Snapshot, bookmark and dataset records cached.
+    pub records: usize,
+    /// The bytes accounted for them ([`CompactInventory::heap_bytes`] and the entry).
+    pub bytes: usize,
 }
 
 impl InventoryCache {
@@ -174,31 +198,35 @@ impl InventoryCache {
     fn take(&self, group_id: Uuid) -> Option<CachedInventories> {
         let mut inner = self.lock();
         let entry = inner.entries.remove(&group_id)?;
-        inner.records -= entry.records;
+        inner.bytes -= entry.bytes;
         Some(entry)
     }
 
+    /// Files a group's inventories, evicting the least recently used groups until the
+    /// budget holds them; a group larger than the whole budget is not kept.
     fn put(
         &self,
         group_id: Uuid,
-        inventories: Arc<Vec<MemberInventory>>,
+        members: Vec<CompactInventory>,
         versions: Vec<i64>,
-        cap: usize,
+        budget: usize,
     ) {
-        let records: usize = inventories
-            .iter()
-            .map(|i| i.snapshots.len() + i.datasets.len() + i.bookmarks.len())
-            .sum();
-        if records > cap {
+        let bytes = size_of::<CachedInventories>()
+            + versions.len() * size_of::<i64>()
+            + members
+                .iter()
+                .map(CompactInventory::heap_bytes)
+                .sum::<usize>();
+        if bytes > budget {
             return;
         }
         let mut inner = self.lock();
         inner.clock += 1;
         let used = inner.clock;
         if let Some(old) = inner.entries.remove(&group_id) {
-            inner.records -= old.records;
+            inner.bytes -= old.bytes;
         }
-        while inner.records + records > cap {
+        while inner.bytes + bytes > budget {
             let Some(oldest) = inner
                 .entries
                 .iter()
@@ -208,18 +236,33 @@ impl InventoryCache {
                 break;
             };
             if let Some(e) = inner.entries.remove(&oldest) {
-                inner.records -= e.records;
+                inner.bytes -= e.bytes;
             }
         }
-        inner.records += records;
+        inner.bytes += bytes;
         inner.entries.insert(
             group_id,
             CachedInventories {
-                inventories,
+                members,
                 versions,
-                records,
+                bytes,
                 used,
             },
         );
+    }
+
+    /// What the cache holds now.
+    pub(super) fn usage(&self) -> CacheUsage {
+        let inner = self.lock();
+        CacheUsage {
+            groups: inner.entries.len(),
+            records: inner
+                .entries
+                .values()
+                .flat_map(|e| &e.members)
+                .map(CompactInventory::records)
+                .sum(),
+            bytes: inner.bytes,
+        }
     }
 }
