@@ -736,6 +736,17 @@ async fn keep_both_applies_without_confirm() {
     assert_eq!(loser.commands[0].system_id, w.b);
 }
 
+/// A sync service with its own inventory cache of `bytes`.
+fn with_cache_budget(store: &Arc<dyn Store>, bytes: usize) -> SyncService {
+    SyncService::new(
+        store.clone(),
+        SyncSettings {
+            inventory_cache_bytes: bytes,
+            ..SyncSettings::default()
+        },
+    )
+}
+
 /// The service keeps inventories between plans (in their compact form); every change a plan
 /// depends on (a report, holds and metadata, bookmarks, datasets, a resume token, a system's
 /// SSH address, a membership, a deletion) must show in the next plan exactly as an uncached
@@ -743,13 +754,8 @@ async fn keep_both_applies_without_confirm() {
 #[tokio::test]
 async fn cached_inventories_follow_every_change() {
     let w = world(TransferMode::Push, Policy::default()).await;
-    let uncached = SyncService::new(
-        w.store.clone(),
-        SyncSettings {
-            inventory_cache_bytes: 0,
-            ..SyncSettings::default()
-        },
-    );
+    let with_budget = |bytes: usize| with_cache_budget(&w.store, bytes);
+    let uncached = with_budget(0);
     let same_plan = |label: &'static str| {
         let (cached, fresh) = (w.sync.clone(), uncached.clone());
         let (group, store) = (w.group_id, w.store.clone());
@@ -757,14 +763,33 @@ async fn cached_inventories_follow_every_change() {
             let a = cached.check_group(group, now()).await.unwrap().plan;
             let b = fresh.check_group(group, now()).await.unwrap().plan;
             assert_eq!(a, b, "{label}: the cached plan differs from a fresh one");
+            let kept = cached.inventory_cache_usage();
+            assert!(
+                kept.expanded_records > 0 && kept.groups == 0,
+                "{label}: {kept:?}"
+            );
+            // A budget one byte short of the expanded group: kept compact, expanded per plan.
+            let compact = with_cache_budget(&store, kept.expanded_bytes - 1);
+            compact.check_group(group, now()).await.unwrap();
+            let kept = compact.inventory_cache_usage();
+            assert!(
+                kept.expanded_records == 0 && kept.groups == 1,
+                "{label}: {kept:?}"
+            );
+            let c = compact.check_group(group, now()).await.unwrap().plan;
+            assert_eq!(
+                c, b,
+                "{label}: the compact cache's plan differs from a fresh one"
+            );
             let g = store.get_group(group).await.unwrap().unwrap();
             let stored = load_inventories(store.as_ref(), &g).await.unwrap();
-            let seen = cached.group_inventories(group).await.unwrap();
-            assert!(
-                *seen == stored,
-                "{label}: the cached inventories differ from the stored ones"
-            );
-            assert_eq!(cached.inventory_cache_usage().groups, 1, "{label}");
+            for service in [&cached, &compact] {
+                let seen = service.group_inventories(group).await.unwrap();
+                assert!(
+                    *seen == stored,
+                    "{label}: the cached inventories differ from the stored ones"
+                );
+            }
             a
         }
     };
@@ -894,82 +919,77 @@ async fn cached_inventories_follow_every_change() {
     same_plan("after a deletion").await;
 }
 
-/// The cache is bounded by bytes: a budget that holds one group keeps the group planned last
-/// and evicts the other; a budget smaller than a group keeps nothing; the bytes it accounts
-/// stay within the budget.
+/// The cache is bounded by bytes: the group planned last stays expanded, the groups before
+/// it compact, and the least recently planned compact group is evicted first when the
+/// budget is short; a budget smaller than a group keeps nothing. Plans from each kind of
+/// entry are the uncached ones.
 #[tokio::test]
 async fn the_cache_budget_evicts_the_least_recently_planned_group() {
     let w = world(TransferMode::Push, Policy::default()).await;
-    // A second group over the same systems.
-    let members = [w.hub, w.a]
-        .map(|system_id| Member {
-            system_id,
-            dataset_root: None,
-        })
-        .to_vec();
-    let other = SyncGroup {
-        id: Uuid::from_u128(0x6771),
-        name: "other".into(),
+    // Two more groups over the same systems.
+    let other = |n: u128, members: &[Uuid]| SyncGroup {
+        id: Uuid::from_u128(0x6770 + n),
+        name: format!("other-{n}"),
         ..group(
             Topology::HubAndSpoke { hub: w.hub },
-            members,
+            members
+                .iter()
+                .map(|&system_id| Member {
+                    system_id,
+                    dataset_root: None,
+                })
+                .collect(),
             Policy::default(),
         )
     };
-    w.store.create_group(&other).await.unwrap();
+    let (g1, g2, g3) = (w.group_id, other(1, &[w.hub, w.a]), other(2, &[w.hub, w.b]));
+    for g in [&g2, &g3] {
+        w.store.create_group(g).await.unwrap();
+    }
+    let (g2, g3) = (g2.id, g3.id);
+    let with_budget = |bytes: usize| with_cache_budget(&w.store, bytes);
+    let fresh = with_budget(0);
+    let same_plan = |service: SyncService, group: Uuid| {
+        let fresh = fresh.clone();
+        async move {
+            let a = service.check_group(group, now()).await.unwrap().plan;
+            assert_eq!(a, fresh.check_group(group, now()).await.unwrap().plan);
+        }
+    };
 
-    let measure = SyncService::new(w.store.clone(), SyncSettings::default());
-    measure.check_group(w.group_id, now()).await.unwrap();
-    let one = measure.inventory_cache_usage();
-    assert_eq!(one.groups, 1);
-    assert_eq!(one.records, 6 + 4 + 2);
-    assert!(one.bytes > 0);
-    measure.check_group(other.id, now()).await.unwrap();
-    let both = measure.inventory_cache_usage();
-    assert_eq!(both.groups, 2);
-    assert!(both.bytes > one.bytes);
-
-    // Room for the first group and not for both: planning the second evicts the first.
-    let budget = one.bytes.max(both.bytes - one.bytes);
-    let small = SyncService::new(
-        w.store.clone(),
-        SyncSettings {
-            inventory_cache_bytes: budget,
-            ..SyncSettings::default()
-        },
-    );
-    small.check_group(w.group_id, now()).await.unwrap();
-    assert_eq!(small.inventory_cache_usage(), one);
-    small.check_group(other.id, now()).await.unwrap();
-    let after = small.inventory_cache_usage();
-    assert_eq!(after.groups, 1, "{after:?}");
-    assert_eq!(after.bytes, both.bytes - one.bytes);
-    assert!(after.bytes <= budget);
-    // Planning the evicted group again still gives the uncached plan.
-    let again = small.check_group(w.group_id, now()).await.unwrap().plan;
-    let fresh = SyncService::new(
-        w.store.clone(),
-        SyncSettings {
-            inventory_cache_bytes: 0,
-            ..SyncSettings::default()
-        },
-    );
-    assert_eq!(
-        again,
-        fresh.check_group(w.group_id, now()).await.unwrap().plan
-    );
+    // The default budget keeps every group: the last expanded, the others compact.
+    let measure = with_budget(SyncSettings::default().inventory_cache_bytes);
+    same_plan(measure.clone(), g2).await;
+    same_plan(measure.clone(), g3).await;
+    let two = measure.inventory_cache_usage();
+    assert_eq!((two.groups, two.records), (1, 6 + 4), "{two:?}");
+    assert_eq!(two.expanded_records, 6 + 2);
+    // g2 again: from its compact form; g3 becomes compact.
+    same_plan(measure.clone(), g2).await;
+    let swapped = measure.inventory_cache_usage();
+    assert_eq!((swapped.groups, swapped.records), (1, 6 + 2));
+    assert_eq!(swapped.expanded_records, 6 + 4);
+    same_plan(measure.clone(), g1).await;
+    assert_eq!(measure.inventory_cache_usage().groups, 2);
     assert_eq!(fresh.inventory_cache_usage(), Default::default());
 
-    // A budget smaller than one group keeps nothing.
-    let tiny = SyncService::new(
-        w.store.clone(),
-        SyncSettings {
-            inventory_cache_bytes: one.bytes - 1,
-            ..SyncSettings::default()
-        },
-    );
-    tiny.check_group(w.group_id, now()).await.unwrap();
-    assert_eq!(tiny.inventory_cache_usage().groups, 0);
+    // Room for g3 expanded and g2 compact, not for g1 compact too: planning g1, g2, g3
+    // evicts g1, the least recently planned.
+    let budget = two.bytes + two.expanded_bytes;
+    let small = with_budget(budget);
+    for g in [g1, g2, g3] {
+        same_plan(small.clone(), g).await;
+    }
+    let kept = small.inventory_cache_usage();
+    assert_eq!(kept, two, "only g2 compact and g3 expanded are left");
+    assert!(kept.bytes + kept.expanded_bytes <= budget);
+    same_plan(small.clone(), g1).await;
+
+    // A budget smaller than any group keeps nothing.
+    let tiny = with_budget(64);
+    same_plan(tiny.clone(), g1).await;
+    same_plan(tiny.clone(), g2).await;
+    assert_eq!(tiny.inventory_cache_usage(), Default::default());
 }
 
 /// Hosts polling for instructions do not rewrite unchanged states on every call: a state

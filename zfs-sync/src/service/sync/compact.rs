@@ -67,6 +67,8 @@ struct Builder<'a> {
     time_ids: HashMap<DateTime<Utc>, u32>,
     /// The last place looked up (rows come sorted by dataset: most lookups hit it).
     last_place: Option<(&'a str, &'a str, u32)>,
+    /// The last time looked up (a report's rows share one).
+    last_time: Option<(DateTime<Utc>, u32)>,
 }
 
 impl<'a> Builder<'a> {
@@ -99,11 +101,17 @@ impl<'a> Builder<'a> {
     }
 
     fn time(&mut self, t: DateTime<Utc>) -> u32 {
+        if let Some((last, id)) = self.last_time
+            && last == t
+        {
+            return id;
+        }
         let next = to_u32(self.times.len());
         let id = *self.time_ids.entry(t).or_insert(next);
         if id == next {
             self.times.push(t);
         }
+        self.last_time = Some((t, id));
         id
     }
 }
@@ -169,6 +177,30 @@ impl Reader<'_> {
         self.at += 8;
         u64::from_le_bytes(b)
     }
+}
+
+/// `count` records: those of `odd` at their positions, the others decoded from `rows` by
+/// `row` (given the reader, the row's flags and the running txg and creation).
+fn decode_rows<T: Clone>(
+    count: u32,
+    odd: &[(u32, T)],
+    rows: &[u8],
+    mut row: impl FnMut(&mut Reader<'_>, u8, &mut i64, &mut i64) -> T,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(count as usize);
+    let mut odd = odd.iter().peekable();
+    let mut r = Reader { bytes: rows, at: 0 };
+    let (mut txg, mut creation) = (0i64, 0i64);
+    for i in 0..count {
+        match odd.next_if(|(at, _)| *at == i) {
+            Some((_, whole)) => out.push(whole.clone()),
+            None => {
+                let flags = r.byte();
+                out.push(row(&mut r, flags, &mut txg, &mut creation));
+            }
+        }
+    }
+    out
 }
 
 /// A whole second, as the rows keep times.
@@ -295,79 +327,62 @@ impl CompactInventory {
     /// The inventory this was encoded from, exactly.
     pub fn expand(&self) -> MemberInventory {
         let own = self.system.id;
-        let mut snapshots = Vec::with_capacity(self.snapshot_count as usize);
-        let mut odd = self.odd_snapshots.iter().peekable();
         let mut ids = self.snapshot_ids.iter();
-        let mut r = Reader {
-            bytes: &self.snapshot_rows,
-            at: 0,
-        };
-        let (mut txg, mut creation) = (0i64, 0i64);
-        for i in 0..self.snapshot_count {
-            if let Some((_, s)) = odd.next_if(|(at, _)| *at == i) {
-                snapshots.push(s.clone());
-                continue;
-            }
-            let flags = r.byte();
-            let (pool, dataset) = self.place(r.index());
-            let name = self.string(r.index());
-            let guid = (flags & GUID != 0).then(|| r.u64_le());
-            let createtxg = (flags & TXG != 0).then(|| r.delta(&mut txg) as u64);
-            let created = at_second(r.delta(&mut creation));
-            let used = r.varint();
-            let referenced = r.varint();
-            let userrefs = (flags & USERREFS != 0).then(|| r.varint() as u32);
-            let last_reported = self.times[r.index()];
-            snapshots.push(Snapshot {
-                id: *ids.next().expect("an id per row"),
-                system_id: own,
-                pool: pool.to_string(),
-                dataset: dataset.to_string(),
-                name: name.to_string(),
-                guid,
-                createtxg,
-                creation: created,
-                used,
-                referenced,
-                extra_metadata: Default::default(),
-                userrefs,
-                holds: (flags & NO_HOLDS != 0).then(Vec::new),
-                last_reported,
-            });
-        }
-
-        let mut bookmarks = Vec::with_capacity(self.bookmark_count as usize);
-        let mut odd = self.odd_bookmarks.iter().peekable();
-        let mut r = Reader {
-            bytes: &self.bookmark_rows,
-            at: 0,
-        };
-        let (mut txg, mut creation) = (0i64, 0i64);
-        for i in 0..self.bookmark_count {
-            if let Some((_, bm)) = odd.next_if(|(at, _)| *at == i) {
-                bookmarks.push(bm.clone());
-                continue;
-            }
-            let flags = r.byte();
-            let (pool, dataset) = self.place(r.index());
-            let name = self.string(r.index());
-            let guid = r.u64_le();
-            let createtxg = (flags & TXG != 0).then(|| r.delta(&mut txg) as u64);
-            let created = at_second(r.delta(&mut creation));
-            let last_reported = self.times[r.index()];
-            bookmarks.push(Bookmark {
-                system_id: own,
-                reported: NewBookmark {
+        let snapshots = decode_rows(
+            self.snapshot_count,
+            &self.odd_snapshots,
+            &self.snapshot_rows,
+            |r, flags, txg, creation| {
+                let (pool, dataset) = self.place(r.index());
+                let name = self.string(r.index());
+                let guid = (flags & GUID != 0).then(|| r.u64_le());
+                let createtxg = (flags & TXG != 0).then(|| r.delta(txg) as u64);
+                let created = at_second(r.delta(creation));
+                let used = r.varint();
+                let referenced = r.varint();
+                let userrefs = (flags & USERREFS != 0).then(|| r.varint() as u32);
+                Snapshot {
+                    id: *ids.next().expect("an id per row"),
+                    system_id: own,
                     pool: pool.to_string(),
                     dataset: dataset.to_string(),
                     name: name.to_string(),
                     guid,
                     createtxg,
                     creation: created,
-                },
-                last_reported,
-            });
-        }
+                    used,
+                    referenced,
+                    extra_metadata: Default::default(),
+                    userrefs,
+                    holds: (flags & NO_HOLDS != 0).then(Vec::new),
+                    last_reported: self.times[r.index()],
+                }
+            },
+        );
+        let bookmarks = decode_rows(
+            self.bookmark_count,
+            &self.odd_bookmarks,
+            &self.bookmark_rows,
+            |r, flags, txg, creation| {
+                let (pool, dataset) = self.place(r.index());
+                let name = self.string(r.index());
+                let guid = r.u64_le();
+                let createtxg = (flags & TXG != 0).then(|| r.delta(txg) as u64);
+                let created = at_second(r.delta(creation));
+                Bookmark {
+                    system_id: own,
+                    reported: NewBookmark {
+                        pool: pool.to_string(),
+                        dataset: dataset.to_string(),
+                        name: name.to_string(),
+                        guid,
+                        createtxg,
+                        creation: created,
+                    },
+                    last_reported: self.times[r.index()],
+                }
+            },
+        );
 
         MemberInventory {
             system: self.system.clone(),
@@ -396,46 +411,47 @@ impl CompactInventory {
             + self.times.len() * size_of::<DateTime<Utc>>()
             + self.snapshot_ids.len() * size_of::<Uuid>()
             + self.snapshot_rows.len()
-            + self
-                .odd_snapshots
-                .iter()
-                .map(|(_, s)| size_of::<(u32, Snapshot)>() + snapshot_heap(s))
-                .sum::<usize>()
+            + records_heap(&self.odd_snapshots, self.odd_snapshots.len(), |(_, s)| {
+                snapshot_heap(s)
+            })
             + self.bookmark_rows.len()
-            + self
-                .odd_bookmarks
-                .iter()
-                .map(|(_, b)| {
-                    size_of::<(u32, Bookmark)>()
-                        + b.reported.pool.capacity()
-                        + b.reported.dataset.capacity()
-                        + b.reported.name.capacity()
-                })
-                .sum::<usize>()
-            + self
-                .datasets
-                .iter()
-                .map(|d| {
-                    size_of::<Dataset>()
-                        + d.reported.pool.capacity()
-                        + d.reported.dataset.capacity()
-                })
-                .sum::<usize>()
-            + self
-                .resume_tokens
-                .iter()
-                .map(|t| {
-                    size_of::<ResumeToken>()
-                        + t.pool.capacity()
-                        + t.dataset.capacity()
-                        + t.token.capacity()
-                })
-                .sum::<usize>()
+            + records_heap(&self.odd_bookmarks, self.odd_bookmarks.len(), |(_, b)| {
+                bookmark_heap(b)
+            })
+            + records_heap(&self.datasets, self.datasets.len(), dataset_heap)
+            + records_heap(&self.resume_tokens, self.resume_tokens.len(), token_heap)
     }
 }
 
+/// The heap an expanded inventory takes (its records with their strings; the struct itself
+/// counted as if on the heap, as in a vector).
+pub fn full_bytes(inv: &MemberInventory) -> usize {
+    size_of::<MemberInventory>()
+        + records_heap(&inv.snapshots, inv.snapshots.capacity(), snapshot_heap)
+        + records_heap(&inv.bookmarks, inv.bookmarks.capacity(), bookmark_heap)
+        + records_heap(&inv.datasets, inv.datasets.capacity(), dataset_heap)
+        + records_heap(&inv.resume_tokens, inv.resume_tokens.capacity(), token_heap)
+}
+
+/// `slots` records' room plus what `heap` says each record holds.
+fn records_heap<T>(items: &[T], slots: usize, heap: impl Fn(&T) -> usize) -> usize {
+    slots * size_of::<T>() + items.iter().map(heap).sum::<usize>()
+}
+
+fn bookmark_heap(b: &Bookmark) -> usize {
+    b.reported.pool.capacity() + b.reported.dataset.capacity() + b.reported.name.capacity()
+}
+
+fn dataset_heap(d: &Dataset) -> usize {
+    d.reported.pool.capacity() + d.reported.dataset.capacity()
+}
+
+fn token_heap(t: &ResumeToken) -> usize {
+    t.pool.capacity() + t.dataset.capacity() + t.token.capacity()
+}
+
 /// The heap a snapshot's strings, holds and metadata take (an estimate for the metadata).
-pub fn snapshot_heap(s: &Snapshot) -> usize {
+fn snapshot_heap(s: &Snapshot) -> usize {
     s.pool.capacity()
         + s.dataset.capacity()
         + s.name.capacity()
