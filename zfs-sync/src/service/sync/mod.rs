@@ -67,8 +67,9 @@ pub struct SyncSettings {
     /// Most bytes of heap the service keeps between calls for the inventories of the groups
     /// it planned last (reused while no member's inventory changed), in their compact form
     /// (at most [`CACHE_BYTES_PER_RECORD`] bytes per snapshot, bookmark or dataset record;
-    /// about 40 for a typical one); 0 turns the cache off. The least recently planned group
-    /// is evicted first; a group larger than the whole budget is not cached.
+    /// about 40 for a typical one), except the group planned last, kept as the planner takes
+    /// it (about 290 bytes per record) while it fits; 0 turns the cache off. The least
+    /// recently planned group is evicted first; a group larger than the budget is not cached.
     pub inventory_cache_bytes: usize,
     /// When a host fetches its instructions, a sync state whose only change is its
     /// `last_check` is written only when the stored `last_check` is at least this old (0:
