@@ -80,8 +80,12 @@ pub struct Settings {
     pub tls_key: Option<PathBuf>,
     /// How long a handed-out job stays leased without a result.
     pub job_lease_seconds: u64,
-    /// Most snapshot records kept in memory between plans (0: no cache).
-    pub inventory_cache_records: usize,
+    /// Most bytes of heap the inventories cached between plans take (0: no cache).
+    pub inventory_cache_bytes: usize,
+    /// Deprecated: the cache's size as a record count, taken as
+    /// `inventory_cache_records × CACHE_BYTES_PER_RECORD` (64) bytes. Refused together with
+    /// an `inventory_cache_bytes` other than the default.
+    pub inventory_cache_records: Option<usize>,
     /// How old a sync state's stored `last_check` may grow before a host's instructions
     /// fetch rewrites an otherwise unchanged state (0: every fetch).
     pub state_touch_seconds: u64,
@@ -144,6 +148,7 @@ impl std::fmt::Debug for Settings {
             .field("tls_key", &self.tls_key)
             .field("create_database", &self.create_database)
             .field("job_lease_seconds", &self.job_lease_seconds)
+            .field("inventory_cache_bytes", &self.inventory_cache_bytes)
             .field("inventory_cache_records", &self.inventory_cache_records)
             .field("state_touch_seconds", &self.state_touch_seconds)
             .field("retry_base_seconds", &self.retry_base_seconds)
@@ -202,7 +207,8 @@ impl Default for Settings {
             tls_key: None,
             create_database: true,
             job_lease_seconds: sync.job_lease_seconds,
-            inventory_cache_records: sync.inventory_cache_records,
+            inventory_cache_bytes: sync.inventory_cache_bytes,
+            inventory_cache_records: None,
             state_touch_seconds: sync.state_touch_seconds,
             retry_base_seconds: sync.retry_base_seconds,
             retry_max_seconds: sync.retry_max_seconds,
@@ -291,6 +297,7 @@ pub const ENV_KEYS: &[&str] = &[
     "tls_key",
     "create_database",
     "job_lease_seconds",
+    "inventory_cache_bytes",
     "inventory_cache_records",
     "state_touch_seconds",
     "retry_base_seconds",
@@ -373,10 +380,23 @@ impl Settings {
     pub fn sync_settings(&self) -> zfs_sync::service::sync::SyncSettings {
         zfs_sync::service::sync::SyncSettings {
             job_lease_seconds: self.job_lease_seconds,
-            inventory_cache_records: self.inventory_cache_records,
+            inventory_cache_bytes: self.inventory_cache_bytes(),
             state_touch_seconds: self.state_touch_seconds,
             retry_base_seconds: self.retry_base_seconds,
             retry_max_seconds: self.retry_max_seconds,
+        }
+    }
+
+    /// The inventory cache's budget: `inventory_cache_bytes`, or the deprecated
+    /// `inventory_cache_records` at [`CACHE_BYTES_PER_RECORD`] bytes each.
+    ///
+    /// [`CACHE_BYTES_PER_RECORD`]: zfs_sync::service::sync::CACHE_BYTES_PER_RECORD
+    pub fn inventory_cache_bytes(&self) -> usize {
+        match self.inventory_cache_records {
+            Some(records) => {
+                records.saturating_mul(zfs_sync::service::sync::CACHE_BYTES_PER_RECORD)
+            }
+            None => self.inventory_cache_bytes,
         }
     }
 
@@ -404,6 +424,14 @@ impl Settings {
         }
         if self.heartbeat_timeout_seconds == 0 {
             return bad("heartbeat_timeout_seconds", "must be at least 1");
+        }
+        if self.inventory_cache_records.is_some()
+            && self.inventory_cache_bytes != zfs_sync::service::sync::DEFAULT_INVENTORY_CACHE_BYTES
+        {
+            return bad(
+                "inventory_cache_records",
+                "is deprecated and must not be set with inventory_cache_bytes (set only inventory_cache_bytes)",
+            );
         }
         // The sync service's own settings are checked by the service.
         if let Err(zfs_sync::Error::InvalidInput { field, reason }) =
@@ -694,6 +722,45 @@ mod tests {
 
         let missing = dir.path().join("nope.yaml");
         assert!(Settings::load_from(Some(&missing), no_env()).is_err());
+    }
+
+    #[test]
+    fn the_inventory_cache_takes_bytes_or_the_deprecated_record_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("zfs_sync.yaml");
+        let (s, _) = Settings::load_from(None, no_env()).unwrap();
+        assert_eq!(s.sync_settings().inventory_cache_bytes, 64 << 20);
+
+        std::fs::write(&file, "inventory_cache_bytes: 1048576\n").unwrap();
+        let (s, _) = Settings::load_from(Some(&file), no_env()).unwrap();
+        assert_eq!(s.sync_settings().inventory_cache_bytes, 1 << 20);
+
+        // The old setting still works: a record is 64 bytes of budget.
+        std::fs::write(&file, "inventory_cache_records: 1000\n").unwrap();
+        let (s, _) = Settings::load_from(Some(&file), no_env()).unwrap();
+        assert_eq!(s.sync_settings().inventory_cache_bytes, 64_000);
+        std::fs::write(&file, "inventory_cache_records: 0\n").unwrap();
+        let (s, _) = Settings::load_from(Some(&file), no_env()).unwrap();
+        assert_eq!(s.sync_settings().inventory_cache_bytes, 0);
+
+        std::fs::write(
+            &file,
+            "inventory_cache_records: 1000\ninventory_cache_bytes: 1048576\n",
+        )
+        .unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("inventory_cache_records (ZFS_SYNC_INVENTORY_CACHE_RECORDS)")
+                && e.contains("deprecated"),
+            "{e}"
+        );
+        std::fs::write(&file, "inventory_cache_bytes: -1\n").unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inventory_cache_bytes"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,8 @@ use zfs_sync::model::{
 };
 use zfs_sync::service::reporting::{self};
 use zfs_sync::service::sync::{
-    ResolveRequest, SyncService, SyncSettings, Take, job_outcome, load_inventories,
+    CACHE_BYTES_PER_RECORD, ResolveRequest, SyncService, SyncSettings, Take, job_outcome,
+    load_inventories,
 };
 use zfs_sync::service::{auth, groups, health, systems, webhooks};
 use zfs_sync::store::Store;
@@ -48,17 +49,19 @@ impl std::fmt::Debug for PyWitness {
 #[pymethods]
 impl PyWitness {
     /// `job_lease_seconds`: how long a handed-out job stays leased without a result.
-    /// `inventory_cache_records`: most snapshot records kept in memory between plans (0: no
-    /// cache). `state_touch_seconds`: how old a sync state's stored `last_check` may grow
+    /// `inventory_cache_bytes`: most bytes of heap the inventories kept between plans take
+    /// (0: no cache); `inventory_cache_records` (deprecated, not with `inventory_cache_bytes`):
+    /// the same as a record count, 64 bytes each. `state_touch_seconds`: how old a sync state's stored `last_check` may grow
     /// before `instructions` rewrites an otherwise unchanged state (0: every call).
     /// `retry_base_seconds` and `retry_max_seconds`: a failed transfer is held back
     /// `min(base · 2^(attempts−1), max)` seconds (base 0: no backoff). `None`: the server's
-    /// defaults (1,000,000, 30, 60 and 3600).
+    /// defaults (64 MiB, 30, 60 and 3600).
     #[new]
     #[pyo3(signature = (
         store,
         *,
         job_lease_seconds=3600,
+        inventory_cache_bytes=None,
         inventory_cache_records=None,
         state_touch_seconds=None,
         retry_base_seconds=None,
@@ -67,6 +70,7 @@ impl PyWitness {
     fn new(
         store: &Bound<'_, PyAny>,
         job_lease_seconds: u64,
+        inventory_cache_bytes: Option<usize>,
         inventory_cache_records: Option<usize>,
         state_touch_seconds: Option<u64>,
         retry_base_seconds: Option<u64>,
@@ -82,8 +86,17 @@ impl PyWitness {
         let defaults = SyncSettings::default();
         let settings = SyncSettings {
             job_lease_seconds,
-            inventory_cache_records: inventory_cache_records
-                .unwrap_or(defaults.inventory_cache_records),
+            inventory_cache_bytes: match (inventory_cache_bytes, inventory_cache_records) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "inventory_cache_records",
+                        "is deprecated and must not be given with inventory_cache_bytes",
+                    ));
+                }
+                (Some(bytes), None) => bytes,
+                (None, Some(records)) => records.saturating_mul(CACHE_BYTES_PER_RECORD),
+                (None, None) => defaults.inventory_cache_bytes,
+            },
             state_touch_seconds: state_touch_seconds.unwrap_or(defaults.state_touch_seconds),
             retry_base_seconds: retry_base_seconds.unwrap_or(defaults.retry_base_seconds),
             retry_max_seconds: retry_max_seconds.unwrap_or(defaults.retry_max_seconds),

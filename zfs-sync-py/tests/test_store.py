@@ -350,7 +350,7 @@ def test_failed_transfers_back_off_until_retried(tmp_path: Path) -> None:
 def test_witness_settings_reach_the_service(tmp_path: Path) -> None:
     path = tmp_path / "settings.db"
     cached = Witness(SqliteStore(path))
-    uncached = Witness(SqliteStore(path), inventory_cache_records=0, state_touch_seconds=0)
+    uncached = Witness(SqliteStore(path), inventory_cache_bytes=0, state_touch_seconds=0)
     a, b, g = _lagging_pair(cached)
 
     def planned(w: Witness) -> tuple:
@@ -367,7 +367,14 @@ def test_witness_settings_reach_the_service(tmp_path: Path) -> None:
     assert after == planned(uncached)
     assert after[1] == ["in_sync", "in_sync"]
     assert cached.instructions(a, now=NOW)["instructions"] == []
+    # The deprecated record count is still accepted, but not together with the bytes.
+    Witness(SqliteStore(":memory:"), inventory_cache_records=1000)
+    with pytest.raises(ValidationError) as info:
+        Witness(SqliteStore(":memory:"), inventory_cache_bytes=1, inventory_cache_records=1)
+    assert info.value.field == "inventory_cache_records"
     for bad in (-1, "many"):
+        with pytest.raises((TypeError, OverflowError)):
+            Witness(SqliteStore(":memory:"), inventory_cache_bytes=bad)  # type: ignore[arg-type]
         with pytest.raises((TypeError, OverflowError)):
             Witness(SqliteStore(":memory:"), inventory_cache_records=bad)  # type: ignore[arg-type]
         with pytest.raises((TypeError, OverflowError)):

@@ -1,6 +1,7 @@
 //! Throughput of the core at fleet scale: grouping inventories by logical dataset
 //! (`index`), comparing the hub's history with every replica's (`compare`), planning a whole
-//! group (`plan`), and rendering the planned transfers' shell pipelines (`commands`).
+//! group (`plan`), encoding inventories into the inventory cache's compact form and expanding
+//! them back (`cache_encode`, `cache_expand`), and rendering the planned transfers' shell pipelines (`commands`).
 //!
 //! Fleets come from [`zfs_sync::testing::bulk`]: 20 hosts (a hub and 19 replicas), each
 //! holding every dataset with the same number of snapshots, so a size is exactly the number
@@ -20,6 +21,7 @@ use zfs_sync::command::transfer_commands;
 use zfs_sync::compare::{FleetIndex, compare};
 use zfs_sync::model::SendFlags;
 use zfs_sync::plan::plan_group;
+use zfs_sync::service::sync::CompactInventory;
 use zfs_sync::testing::bulk::{BulkFleet, BulkSpec, generate};
 
 mod support;
@@ -90,6 +92,41 @@ fn core(c: &mut Criterion<BenchClock>) {
         group.bench_function(records.to_string(), |b| {
             let f = fleet();
             b.iter(|| plan_group(&f.group, black_box(&f.inventories), f.now));
+        });
+        group.finish();
+
+        // The inventory cache: encoding the loaded inventories (a miss) and expanding the
+        // cached ones for a plan (a hit), next to `plan` above.
+        if records > 1_000_000 {
+            continue;
+        }
+        let mut group = c.benchmark_group("cache_encode");
+        configure(&mut group, records);
+        group.bench_function(records.to_string(), |b| {
+            let f = fleet();
+            b.iter(|| {
+                let encoded: Vec<CompactInventory> = black_box(&f.inventories)
+                    .iter()
+                    .map(CompactInventory::encode)
+                    .collect();
+                encoded
+            });
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group("cache_expand");
+        configure(&mut group, records);
+        group.bench_function(records.to_string(), |b| {
+            let f = fleet();
+            let compact: Vec<CompactInventory> =
+                f.inventories.iter().map(CompactInventory::encode).collect();
+            b.iter(|| {
+                let expanded: Vec<_> = black_box(&compact)
+                    .iter()
+                    .map(CompactInventory::expand)
+                    .collect();
+                expanded
+            });
         });
         group.finish();
     }

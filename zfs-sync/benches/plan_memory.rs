@@ -35,14 +35,7 @@ fn inventory_bytes(inventories: &[MemberInventory]) -> usize {
 }
 
 fn main() {
-    // Cargo passes `--bench`; anything numeric is a size.
-    let mut sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.replace(['_', ','], "").parse().ok())
-        .collect();
-    if sizes.is_empty() {
-        sizes = vec![1_000, 100_000, 1_000_000, 10_000_000];
-    }
+    let sizes = support::sizes_from_args(&[1_000, 100_000, 1_000_000, 10_000_000]);
     let clock = BenchClock::from_env();
     println!("plan time: {}", clock.name());
     println!(

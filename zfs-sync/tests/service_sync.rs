@@ -6,10 +6,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 use zfs_sync::model::{
-    ConflictKind, ConflictStrategy, JobOutcome, JobStatus, Member, NewSnapshot, Policy,
-    SyncStateFilter, SyncStatus, Topology, TransferKind, TransferMode,
+    ConflictKind, ConflictStrategy, DatasetKind, InventoryScope, JobOutcome, JobStatus, Member,
+    NewBookmark, NewDataset, NewSnapshot, Policy, SyncGroup, SyncStateFilter, SyncStatus, Topology,
+    TransferKind, TransferMode,
 };
-use zfs_sync::service::sync::{Instructions, ResolveRequest, SyncService, SyncSettings};
+use zfs_sync::service::sync::{
+    Instructions, ResolveRequest, SyncService, SyncSettings, load_inventories,
+};
 use zfs_sync::store::Store;
 use zfs_sync::store::memory::InMemoryStore;
 use zfs_sync::testing::fixtures::{epoch, group, system};
@@ -733,26 +736,60 @@ async fn keep_both_applies_without_confirm() {
     assert_eq!(loser.commands[0].system_id, w.b);
 }
 
-/// The service keeps inventories between plans; every change a plan depends on (a report,
-/// a resume token, a system's SSH address, a membership) must show in the next plan exactly
-/// as an uncached service sees it.
+/// A sync service with its own inventory cache of `bytes`.
+fn with_cache_budget(store: &Arc<dyn Store>, bytes: usize) -> SyncService {
+    SyncService::new(
+        store.clone(),
+        SyncSettings {
+            inventory_cache_bytes: bytes,
+            ..SyncSettings::default()
+        },
+    )
+}
+
+/// The service keeps inventories between plans (in their compact form); every change a plan
+/// depends on (a report, holds and metadata, bookmarks, datasets, a resume token, a system's
+/// SSH address, a membership, a deletion) must show in the next plan exactly as an uncached
+/// service sees it, and the inventories it plans with are exactly the stored ones.
 #[tokio::test]
 async fn cached_inventories_follow_every_change() {
     let w = world(TransferMode::Push, Policy::default()).await;
-    let uncached = SyncService::new(
-        w.store.clone(),
-        SyncSettings {
-            inventory_cache_records: 0,
-            ..SyncSettings::default()
-        },
-    );
+    let with_budget = |bytes: usize| with_cache_budget(&w.store, bytes);
+    let uncached = with_budget(0);
     let same_plan = |label: &'static str| {
         let (cached, fresh) = (w.sync.clone(), uncached.clone());
-        let group = w.group_id;
+        let (group, store) = (w.group_id, w.store.clone());
         async move {
             let a = cached.check_group(group, now()).await.unwrap().plan;
             let b = fresh.check_group(group, now()).await.unwrap().plan;
             assert_eq!(a, b, "{label}: the cached plan differs from a fresh one");
+            let kept = cached.inventory_cache_usage();
+            assert!(
+                kept.expanded_records > 0 && kept.groups == 0,
+                "{label}: {kept:?}"
+            );
+            // A budget one byte short of the expanded group: kept compact, expanded per plan.
+            let compact = with_cache_budget(&store, kept.expanded_bytes - 1);
+            compact.check_group(group, now()).await.unwrap();
+            let kept = compact.inventory_cache_usage();
+            assert!(
+                kept.expanded_records == 0 && kept.groups == 1,
+                "{label}: {kept:?}"
+            );
+            let c = compact.check_group(group, now()).await.unwrap().plan;
+            assert_eq!(
+                c, b,
+                "{label}: the compact cache's plan differs from a fresh one"
+            );
+            let g = store.get_group(group).await.unwrap().unwrap();
+            let stored = load_inventories(store.as_ref(), &g).await.unwrap();
+            for service in [&cached, &compact] {
+                let seen = service.group_inventories(group).await.unwrap();
+                assert!(
+                    *seen == stored,
+                    "{label}: the cached inventories differ from the stored ones"
+                );
+            }
             a
         }
     };
@@ -769,6 +806,61 @@ async fn cached_inventories_follow_every_change() {
     let plan = same_plan("after a report").await;
     let targets: Vec<Uuid> = plan.transfers().map(|t| t.target.system_id).collect();
     assert_eq!(targets, [w.b]);
+
+    // Holds, hold tags, metadata, a sub-second creation, no GUID or txg: the records the
+    // compact rows do not hold, kept whole.
+    let mut odd = history("tank", 8);
+    odd[0].holds = Some(vec!["keep".into(), "zfs-sync".into()]);
+    odd[0].userrefs = Some(2);
+    odd[1].holds = Some(Vec::new());
+    odd[1].userrefs = Some(0);
+    odd[2]
+        .extra_metadata
+        .insert("origin".into(), serde_json::json!("vm-host-7"));
+    odd[6].creation += Duration::milliseconds(250);
+    odd[7].guid = None;
+    odd[7].createtxg = None;
+    w.store
+        .upsert_snapshots(w.hub, &odd, now() + Duration::microseconds(17))
+        .await
+        .unwrap();
+    same_plan("after holds and metadata").await;
+
+    // Bookmarks and reported datasets.
+    let bookmark = NewBookmark {
+        pool: "tank".into(),
+        dataset: "vm1".into(),
+        name: "s5".into(),
+        guid: 1005,
+        createtxg: Some(15),
+        creation: epoch() + Duration::hours(5),
+    };
+    w.store
+        .store_bookmarks(w.hub, None, &[bookmark], now())
+        .await
+        .unwrap();
+    same_plan("after a bookmark").await;
+    let dataset = NewDataset {
+        pool: "backup".into(),
+        dataset: "vm1".into(),
+        kind: DatasetKind::Filesystem,
+        guid: Some(77),
+        createtxg: Some(3),
+        creation: Some(epoch()),
+        used: Some(4096),
+        referenced: None,
+    };
+    w.store
+        .replace_inventory(
+            w.a,
+            &InventoryScope::All,
+            &history("backup", 6),
+            &[dataset],
+            now(),
+        )
+        .await
+        .unwrap();
+    same_plan("after a complete inventory with datasets").await;
 
     // A resume token on b (a malformed one here) shows in the plan's diagnostics.
     w.store
@@ -792,13 +884,17 @@ async fn cached_inventories_follow_every_change() {
     sys_b.ssh_hostname = Some("b.example.net".into());
     w.store.update_system(&sys_b).await.unwrap();
     let ins = w.sync.instructions(w.hub, None, now()).await.unwrap();
-    let argv = &ins.instructions[0].commands[0].argv;
+    let argv: Vec<_> = ins
+        .instructions
+        .iter()
+        .flat_map(|i| &i.commands)
+        .flat_map(|c| c.argv.iter().flatten())
+        .collect();
     assert!(
-        argv.iter()
-            .flatten()
-            .any(|arg| arg.contains("b.example.net")),
+        argv.iter().any(|arg| arg.contains("b.example.net")),
         "{argv:?}"
     );
+    same_plan("after an SSH address change").await;
 
     // b's membership moves below another root: the plan follows.
     w.store
@@ -821,6 +917,79 @@ async fn cached_inventories_follow_every_change() {
     // Its snapshots deleted: a full transfer again.
     w.store.delete_snapshots_of_system(w.b).await.unwrap();
     same_plan("after a deletion").await;
+}
+
+/// The cache is bounded by bytes: the group planned last stays expanded, the groups before
+/// it compact, and the least recently planned compact group is evicted first when the
+/// budget is short; a budget smaller than a group keeps nothing. Plans from each kind of
+/// entry are the uncached ones.
+#[tokio::test]
+async fn the_cache_budget_evicts_the_least_recently_planned_group() {
+    let w = world(TransferMode::Push, Policy::default()).await;
+    // Two more groups over the same systems.
+    let other = |n: u128, members: &[Uuid]| SyncGroup {
+        id: Uuid::from_u128(0x6770 + n),
+        name: format!("other-{n}"),
+        ..group(
+            Topology::HubAndSpoke { hub: w.hub },
+            members
+                .iter()
+                .map(|&system_id| Member {
+                    system_id,
+                    dataset_root: None,
+                })
+                .collect(),
+            Policy::default(),
+        )
+    };
+    let (g1, g2, g3) = (w.group_id, other(1, &[w.hub, w.a]), other(2, &[w.hub, w.b]));
+    for g in [&g2, &g3] {
+        w.store.create_group(g).await.unwrap();
+    }
+    let (g2, g3) = (g2.id, g3.id);
+    let with_budget = |bytes: usize| with_cache_budget(&w.store, bytes);
+    let fresh = with_budget(0);
+    let same_plan = |service: SyncService, group: Uuid| {
+        let fresh = fresh.clone();
+        async move {
+            let a = service.check_group(group, now()).await.unwrap().plan;
+            assert_eq!(a, fresh.check_group(group, now()).await.unwrap().plan);
+        }
+    };
+
+    // The default budget keeps every group: the last expanded, the others compact.
+    let measure = with_budget(SyncSettings::default().inventory_cache_bytes);
+    same_plan(measure.clone(), g2).await;
+    same_plan(measure.clone(), g3).await;
+    let two = measure.inventory_cache_usage();
+    assert_eq!((two.groups, two.records), (1, 6 + 4), "{two:?}");
+    assert_eq!(two.expanded_records, 6 + 2);
+    // g2 again: from its compact form; g3 becomes compact.
+    same_plan(measure.clone(), g2).await;
+    let swapped = measure.inventory_cache_usage();
+    assert_eq!((swapped.groups, swapped.records), (1, 6 + 2));
+    assert_eq!(swapped.expanded_records, 6 + 4);
+    same_plan(measure.clone(), g1).await;
+    assert_eq!(measure.inventory_cache_usage().groups, 2);
+    assert_eq!(fresh.inventory_cache_usage(), Default::default());
+
+    // Room for g3 expanded and g2 compact, not for g1 compact too: planning g1, g2, g3
+    // evicts g1, the least recently planned.
+    let budget = two.bytes + two.expanded_bytes;
+    let small = with_budget(budget);
+    for g in [g1, g2, g3] {
+        same_plan(small.clone(), g).await;
+    }
+    let kept = small.inventory_cache_usage();
+    assert_eq!(kept, two, "only g2 compact and g3 expanded are left");
+    assert!(kept.bytes + kept.expanded_bytes <= budget);
+    same_plan(small.clone(), g1).await;
+
+    // A budget smaller than any group keeps nothing.
+    let tiny = with_budget(64);
+    same_plan(tiny.clone(), g1).await;
+    same_plan(tiny.clone(), g2).await;
+    assert_eq!(tiny.inventory_cache_usage(), Default::default());
 }
 
 /// Hosts polling for instructions do not rewrite unchanged states on every call: a state

@@ -710,6 +710,7 @@ class Witness:
         store: Union[SqliteStore, PostgresStore],
         *,
         job_lease_seconds: int = 3600,
+        inventory_cache_bytes: Optional[int] = None,
         inventory_cache_records: Optional[int] = None,
         state_touch_seconds: Optional[int] = None,
         retry_base_seconds: Optional[int] = None,

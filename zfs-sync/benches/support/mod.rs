@@ -14,6 +14,20 @@ use cpu_time::ThreadTime;
 use criterion::Throughput;
 use criterion::measurement::{Measurement, ValueFormatter};
 
+/// The sizes given on the command line (Cargo passes `--bench`; anything numeric is a
+/// size, `_` and `,` allowed), else `default`.
+pub fn sizes_from_args(default: &[usize]) -> Vec<usize> {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.replace(['_', ','], "").parse().ok())
+        .collect();
+    if sizes.is_empty() {
+        default.to_vec()
+    } else {
+        sizes
+    }
+}
+
 /// CPU time of the current thread, or wall time with `ZFS_SYNC_BENCH_CLOCK=wall`.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchClock {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{Bookmark, Dataset, Member, ResumeToken, Snapshot, System};
 
 /// One member's inventory, as the planner takes it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemberInventory {
     pub system: System,
     pub member: Member,

@@ -1,6 +1,7 @@
 //! Loading the members' inventories a plan needs, and the cache that keeps them between plans.
 
 use std::collections::HashMap;
+use std::mem::size_of;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -10,16 +11,26 @@ use crate::model::{Bookmark, Dataset, Member, ResumeToken, Snapshot, SyncGroup, 
 use crate::plan::MemberInventory;
 
 use super::SyncService;
+use super::compact::{CompactInventory, full_bytes};
 use crate::store::Store;
 
 impl SyncService {
+    /// The group's members' inventories as the planner sees them: through the cache (see
+    /// [`SyncService::inventory_cache_usage`]), exactly what [`load_inventories`] gives.
+    pub async fn group_inventories(&self, group_id: Uuid) -> Result<Arc<Vec<MemberInventory>>> {
+        let group = self.group(group_id).await?;
+        self.inventories(&group).await
+    }
+
     /// The group's inventories: from the cache for members whose inventory version, system
     /// record and membership are unchanged since they were loaded, from the store for the
     /// rest. Versions are read before the inventories they describe, so a cached inventory is
-    /// never older than its version.
+    /// never older than its version. The group planned last stays expanded (the planner's
+    /// form): planned again unchanged, it is handed out as it is; the others are kept in the
+    /// compact form ([`CompactInventory`]) and expanded here, for this plan only.
     pub(crate) async fn inventories(&self, group: &SyncGroup) -> Result<Arc<Vec<MemberInventory>>> {
-        let cap = self.settings.inventory_cache_records;
-        if cap == 0 {
+        let budget = self.settings.inventory_cache_bytes;
+        if budget == 0 {
             return Ok(Arc::new(
                 load_inventories(self.store.as_ref(), group).await?,
             ));
@@ -32,23 +43,60 @@ impl SyncService {
             .into_iter()
             .collect();
         let members = member_systems(self.store.as_ref(), group).await?;
-        let mut reusable: HashMap<Uuid, MemberInventory> = HashMap::new();
-        if let Some(cached) = self.cache.take(group.id) {
-            let invs = Arc::try_unwrap(cached.inventories).unwrap_or_else(|a| (*a).clone());
-            for (mut inv, version) in invs.into_iter().zip(cached.versions) {
-                let id = inv.system.id;
-                // A heartbeat moves the system's `last_seen`: the inventory stays good (and
-                // takes the current record).
-                let current = members.iter().find(|(m, s)| {
-                    *m == inv.member && planned_part(s) == planned_part(&inv.system)
-                });
-                if let Some((_, system)) = current
-                    && versions.get(&id) == Some(&version)
-                {
-                    inv.system = system.clone();
-                    reusable.insert(id, inv);
+        // A heartbeat moves the system's `last_seen`: the inventory stays good (and takes
+        // the current record below).
+        let current = |system: &System, member: &Member, version: i64| {
+            let planned = planned_part(system);
+            versions.get(&system.id) == Some(&version)
+                && members
+                    .iter()
+                    .any(|(m, s)| m == member && planned_part(s) == planned)
+        };
+        let mut reusable: HashMap<Uuid, Reusable> = HashMap::new();
+        match self.cache.take(group.id) {
+            Some(Cached::Hot(mut hot)) => {
+                let unchanged = hot.inventories.len() == members.len()
+                    && hot.inventories.iter().zip(&hot.versions).zip(&members).all(
+                        |((inv, v), (m, s))| {
+                            inv.member == *m && current(&inv.system, m, *v) && inv.system.id == s.id
+                        },
+                    );
+                // Only heartbeats since: the current system records go in place, unless a
+                // plan still holds the inventories (then they are rebuilt below).
+                let in_place = unchanged
+                    && match Arc::get_mut(&mut hot.inventories) {
+                        Some(invs) => {
+                            for (inv, (_, s)) in invs.iter_mut().zip(&members) {
+                                inv.system = s.clone();
+                            }
+                            true
+                        }
+                        None => hot
+                            .inventories
+                            .iter()
+                            .zip(&members)
+                            .all(|(inv, (_, s))| inv.system == *s),
+                    };
+                if in_place {
+                    let inventories = hot.inventories.clone();
+                    self.cache.put(group.id, hot, budget);
+                    return Ok(inventories);
+                }
+                let invs = Arc::try_unwrap(hot.inventories).unwrap_or_else(|a| (*a).clone());
+                for (inv, version) in invs.into_iter().zip(hot.versions) {
+                    if current(&inv.system, &inv.member, version) {
+                        reusable.insert(inv.system.id, Reusable::Full(inv));
+                    }
                 }
             }
+            Some(Cached::Compact(cached)) => {
+                for (inv, version) in cached.members.into_iter().zip(cached.versions) {
+                    if current(inv.system(), inv.member(), version) {
+                        reusable.insert(inv.system().id, Reusable::Compact(inv));
+                    }
+                }
+            }
+            None => {}
         }
         let missing: Vec<Uuid> = members
             .iter()
@@ -60,19 +108,36 @@ impl SyncService {
         let mut out_versions = Vec::with_capacity(members.len());
         for (member, system) in members {
             let id = system.id;
-            let inv = match reusable.remove(&id) {
-                Some(inv) => inv,
+            out.push(match reusable.remove(&id) {
+                Some(reused) => {
+                    let mut inv = match reused {
+                        Reusable::Full(inv) => inv,
+                        Reusable::Compact(c) => c.expand(),
+                    };
+                    inv.system = system;
+                    inv
+                }
                 None => member_inventory(member, system, &mut loaded),
-            };
+            });
             // A system deleted since the versions were read has none: never reused.
             out_versions.push(versions.get(&id).copied().unwrap_or(i64::MIN));
-            out.push(inv);
         }
         let inventories = Arc::new(out);
-        self.cache
-            .put(group.id, inventories.clone(), out_versions, cap);
+        let bytes = inventories.iter().map(full_bytes).sum::<usize>();
+        let hot = Hot {
+            inventories: inventories.clone(),
+            versions: out_versions,
+            bytes,
+        };
+        self.cache.put(group.id, hot, budget);
         Ok(inventories)
     }
+}
+
+/// A cached member's inventory, as it was kept.
+enum Reusable {
+    Full(MemberInventory),
+    Compact(CompactInventory),
 }
 
 /// Everything the planner needs of one group: its members' systems, snapshots, resume
@@ -155,8 +220,10 @@ async fn load_parts(store: &dyn Store, ids: &[Uuid]) -> Result<Parts> {
     Ok(parts)
 }
 
-/// The inventories of the groups planned last, bounded by their number of snapshot records
-/// (the least recently used group goes first).
+/// The inventories of the groups planned last, bounded by the bytes they take: the group
+/// planned last as the planner takes it (expanded), the others in the compact form (the
+/// least recently used group goes first). A group replaced as the expanded one is encoded
+/// then, outside the lock.
 #[derive(Default)]
 pub(super) struct InventoryCache {
     groups: std::sync::Mutex<InventoryCacheInner>,
@@ -165,16 +232,47 @@ pub(super) struct InventoryCache {
 #[derive(Default)]
 pub(super) struct InventoryCacheInner {
     entries: HashMap<Uuid, CachedInventories>,
-    records: usize,
+    /// The bytes of `entries`.
+    bytes: usize,
+    /// The group planned last, expanded.
+    hot: Option<(Uuid, Hot)>,
     clock: u64,
 }
 
-struct CachedInventories {
+/// A group's inventories as the planner takes them, with each member's inventory version.
+pub(super) struct Hot {
     inventories: Arc<Vec<MemberInventory>>,
+    versions: Vec<i64>,
+    /// Their heap ([`full_bytes`]).
+    bytes: usize,
+}
+
+struct CachedInventories {
+    members: Vec<CompactInventory>,
     /// Each member's inventory version when it was loaded.
     versions: Vec<i64>,
-    records: usize,
+    bytes: usize,
     used: u64,
+}
+
+enum Cached {
+    Hot(Hot),
+    Compact(CachedInventories),
+}
+
+/// What the cache holds, for tests and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheUsage {
+    /// Groups cached in the compact form.
+    pub groups: usize,
+    /// Snapshot, bookmark and dataset records cached in the compact form.
+    pub records: usize,
+    /// The bytes accounted for them ([`CompactInventory::heap_bytes`] and the entry).
+    pub bytes: usize,
+    /// Records of the group planned last, kept expanded.
+    pub expanded_records: usize,
+    /// The bytes accounted for them.
+    pub expanded_bytes: usize,
 }
 
 impl InventoryCache {
@@ -186,35 +284,117 @@ impl InventoryCache {
     }
 
     /// Removes and returns a group's entry (a concurrent evaluation of the group loads its own).
-    fn take(&self, group_id: Uuid) -> Option<CachedInventories> {
+    fn take(&self, group_id: Uuid) -> Option<Cached> {
         let mut inner = self.lock();
+        if inner.hot.as_ref().is_some_and(|(id, _)| *id == group_id) {
+            return inner.hot.take().map(|(_, hot)| Cached::Hot(hot));
+        }
         let entry = inner.entries.remove(&group_id)?;
-        inner.records -= entry.records;
-        Some(entry)
+        inner.bytes -= entry.bytes;
+        Some(Cached::Compact(entry))
     }
 
-    fn put(
-        &self,
-        group_id: Uuid,
-        inventories: Arc<Vec<MemberInventory>>,
-        versions: Vec<i64>,
-        cap: usize,
-    ) {
-        let records: usize = inventories
-            .iter()
-            .map(|i| i.snapshots.len() + i.datasets.len() + i.bookmarks.len())
-            .sum();
-        if records > cap {
+    /// Files a group's inventories as the expanded one; the group it replaces there is
+    /// encoded and filed compact. A group whose expanded form exceeds the budget is filed
+    /// compact at once.
+    fn put(&self, group_id: Uuid, hot: Hot, budget: usize) {
+        if hot.bytes > budget {
+            self.put_compact(group_id, &hot.inventories, hot.versions, budget);
             return;
         }
+        let replaced = {
+            let mut inner = self.lock();
+            if let Some(old) = inner.entries.remove(&group_id) {
+                inner.bytes -= old.bytes;
+            }
+            let replaced = inner.hot.replace((group_id, hot));
+            inner.evict(budget);
+            replaced
+        };
+        if let Some((id, old)) = replaced
+            && id != group_id
+        {
+            self.put_compact(id, &old.inventories, old.versions, budget);
+        }
+    }
+
+    /// Files a group's inventories in the compact form, evicting the least recently used
+    /// groups until the budget holds them; a group larger than the room the budget leaves
+    /// next to the expanded group is not kept.
+    fn put_compact(
+        &self,
+        group_id: Uuid,
+        inventories: &[MemberInventory],
+        versions: Vec<i64>,
+        budget: usize,
+    ) {
+        let members: Vec<CompactInventory> =
+            inventories.iter().map(CompactInventory::encode).collect();
+        let bytes = size_of::<CachedInventories>()
+            + versions.len() * size_of::<i64>()
+            + members
+                .iter()
+                .map(CompactInventory::heap_bytes)
+                .sum::<usize>();
         let mut inner = self.lock();
+        let room = budget.saturating_sub(inner.hot_bytes());
+        if bytes > room || inner.hot.as_ref().is_some_and(|(id, _)| *id == group_id) {
+            return;
+        }
         inner.clock += 1;
         let used = inner.clock;
         if let Some(old) = inner.entries.remove(&group_id) {
-            inner.records -= old.records;
+            inner.bytes -= old.bytes;
         }
-        while inner.records + records > cap {
-            let Some(oldest) = inner
+        inner.bytes += bytes;
+        inner.entries.insert(
+            group_id,
+            CachedInventories {
+                members,
+                versions,
+                bytes,
+                used,
+            },
+        );
+        // Evicts others first: the entry just filed is the most recently used.
+        inner.evict(budget);
+    }
+
+    /// What the cache holds now.
+    pub(super) fn usage(&self) -> CacheUsage {
+        let inner = self.lock();
+        let (expanded_records, expanded_bytes) = inner.hot.as_ref().map_or((0, 0), |(_, h)| {
+            let records = h
+                .inventories
+                .iter()
+                .map(|i| i.snapshots.len() + i.bookmarks.len() + i.datasets.len())
+                .sum();
+            (records, h.bytes)
+        });
+        CacheUsage {
+            groups: inner.entries.len(),
+            records: inner
+                .entries
+                .values()
+                .flat_map(|e| &e.members)
+                .map(CompactInventory::records)
+                .sum(),
+            bytes: inner.bytes,
+            expanded_records,
+            expanded_bytes,
+        }
+    }
+}
+
+impl InventoryCacheInner {
+    fn hot_bytes(&self) -> usize {
+        self.hot.as_ref().map_or(0, |(_, h)| h.bytes)
+    }
+
+    /// Drops the least recently used compact groups until everything fits the budget.
+    fn evict(&mut self, budget: usize) {
+        while self.bytes + self.hot_bytes() > budget {
+            let Some(oldest) = self
                 .entries
                 .iter()
                 .min_by_key(|(_, e)| e.used)
@@ -222,19 +402,9 @@ impl InventoryCache {
             else {
                 break;
             };
-            if let Some(e) = inner.entries.remove(&oldest) {
-                inner.records -= e.records;
+            if let Some(e) = self.entries.remove(&oldest) {
+                self.bytes -= e.bytes;
             }
         }
-        inner.records += records;
-        inner.entries.insert(
-            group_id,
-            CachedInventories {
-                inventories,
-                versions,
-                records,
-                used,
-            },
-        );
     }
 }

@@ -39,6 +39,7 @@ use crate::plan::{Diagnostic, GroupPlan, MemberInventory, Outcome, Transfer, pla
 use crate::store::Store;
 
 mod auto;
+mod compact;
 mod inventory;
 mod jobs;
 mod maintenance;
@@ -47,9 +48,13 @@ mod resolve;
 mod steps;
 
 pub use auto::AutoResolution;
+pub use compact::{CACHE_BYTES_PER_RECORD, CompactInventory};
 use inventory::InventoryCache;
-pub use inventory::load_inventories;
 pub(crate) use inventory::planned_part;
+pub use inventory::{CacheUsage, load_inventories};
+
+/// The default [`SyncSettings::inventory_cache_bytes`]: 64 MiB, about 1.5 million records.
+pub const DEFAULT_INVENTORY_CACHE_BYTES: usize = 64 << 20;
 pub use jobs::{Take, job_outcome};
 pub use maintenance::{replay as replay_maintenance, supports_bookmarks};
 pub use resolve::{PlannedStep, ResolveRequest, StepSpec, loser_plan, loser_steps};
@@ -60,10 +65,13 @@ use steps::Resolution;
 pub struct SyncSettings {
     /// How long a handed-out job stays leased to its runner without a result.
     pub job_lease_seconds: u64,
-    /// Most snapshot records the service keeps in memory between calls (the inventories of
-    /// the groups it planned last, reused while no member's inventory changed); 0 turns the
-    /// cache off. A record takes about 260 bytes.
-    pub inventory_cache_records: usize,
+    /// Most bytes of heap the service keeps between calls for the inventories of the groups
+    /// it planned last (reused while no member's inventory changed), in their compact form
+    /// (at most [`CACHE_BYTES_PER_RECORD`] bytes per snapshot, bookmark or dataset record;
+    /// about 40 for a typical one), except the group planned last, kept as the planner takes
+    /// it (about 290 bytes per record) while it fits; 0 turns the cache off. The least
+    /// recently planned group is evicted first; a group larger than the budget is not cached.
+    pub inventory_cache_bytes: usize,
     /// When a host fetches its instructions, a sync state whose only change is its
     /// `last_check` is written only when the stored `last_check` is at least this old (0:
     /// every time). Any other change is written at once, and explicit group checks always
@@ -112,7 +120,7 @@ impl Default for SyncSettings {
     fn default() -> Self {
         SyncSettings {
             job_lease_seconds: 3600,
-            inventory_cache_records: 1_000_000,
+            inventory_cache_bytes: DEFAULT_INVENTORY_CACHE_BYTES,
             state_touch_seconds: 30,
             retry_base_seconds: 60,
             retry_max_seconds: 3600,
@@ -311,6 +319,11 @@ impl SyncService {
     /// The store this service works on.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// What the inventory cache holds now (shared by the service's clones).
+    pub fn inventory_cache_usage(&self) -> CacheUsage {
+        self.cache.usage()
     }
 
     async fn group(&self, group_id: Uuid) -> Result<SyncGroup> {
