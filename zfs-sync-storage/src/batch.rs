@@ -69,22 +69,32 @@ pub(crate) fn leased_new(job: &Job, now: DateTime<Utc>, until: DateTime<Utc>) ->
 }
 
 /// The inventories of some systems, each system's read by `read` as a task of its own (on
-/// a connection of its own), run in parallel.
-pub(crate) async fn inventories<F, Fut>(system_ids: &[Uuid], read: F) -> Result<Vec<Snapshot>>
+/// a connection of its own), run in parallel; each system's rows as read, trimmed to their
+/// length (no combined copy: a group's inventory is the largest thing a plan reads).
+pub(crate) async fn inventories<F, Fut>(
+    system_ids: &[Uuid],
+    read: F,
+) -> Result<Vec<(Uuid, Vec<Snapshot>)>>
 where
     F: Fn(Uuid) -> Fut,
     Fut: Future<Output = Result<Vec<Snapshot>>> + Send + 'static,
 {
     let tasks: Vec<_> = distinct(system_ids.iter().copied())
         .into_iter()
-        .map(|id| tokio::spawn(read(id)))
+        .map(|id| (id, tokio::spawn(read(id))))
         .collect();
     let mut parts = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        parts.push(
-            t.await
-                .map_err(|e| Error::backend_msg(format!("inventory read failed: {e}")))??,
-        );
+    for (id, t) in tasks {
+        let mut rows = t
+            .await
+            .map_err(|e| Error::backend_msg(format!("inventory read failed: {e}")))??;
+        rows.shrink_to_fit();
+        parts.push((id, rows));
     }
-    Ok(concat(parts))
+    Ok(parts)
+}
+
+/// The rows of [`inventories`] in one list.
+pub(crate) fn inventory_rows(parts: Vec<(Uuid, Vec<Snapshot>)>) -> Vec<Snapshot> {
+    concat(parts.into_iter().map(|(_, rows)| rows).collect())
 }

@@ -25,10 +25,15 @@ pub(super) async fn require_group<C: GenericClient>(c: &C, id: Uuid) -> Result<(
 }
 
 /// Locks a group's row for the transaction: whole-group reconciliations never interleave.
+/// `FOR NO KEY UPDATE` strength: rows that merely reference the group (a job, a conflict, a
+/// state: their foreign-key checks take `FOR KEY SHARE`) are still written meanwhile. With
+/// `FOR UPDATE`, a server reconciling the group's conflicts (group locked, then the conflict's
+/// row) and another applying a resolution (conflict's row locked, then its steps' jobs
+/// inserted) deadlocked.
 pub(super) async fn lock_group<C: GenericClient>(c: &C, id: Uuid) -> Result<()> {
     if exists(
         c,
-        "SELECT 1 FROM sync_groups WHERE id = $1 FOR UPDATE",
+        "SELECT 1 FROM sync_groups WHERE id = $1 FOR NO KEY UPDATE",
         &[&id],
     )
     .await?
@@ -256,5 +261,75 @@ impl GroupStore for PostgresStore {
         )
         .await?;
         tx.commit().await.map_err(map_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use serde_json::json;
+    use uuid::Uuid;
+    use zfs_sync::model::{Job, Member, Policy, Topology, TransferKind};
+    use zfs_sync::store::{GroupStore, JobStore, SystemStore};
+    use zfs_sync::testing::fixtures;
+
+    use super::lock_group;
+    use crate::postgres::{PostgresConfig, PostgresStore};
+    use crate::testing::{drop_postgres_schema, postgres_test_schema, postgres_test_url};
+
+    /// While one transaction holds a group's lock, another inserts a job of that group (as a
+    /// resolution's steps are inserted while their conflict's row is locked): the insert
+    /// does not wait for the group lock, so the two cannot deadlock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_group_lock_lets_rows_referencing_the_group_be_written() {
+        let test = "the_group_lock_lets_rows_referencing_the_group_be_written";
+        let Some(url) = postgres_test_url(test) else {
+            return;
+        };
+        let schema = postgres_test_schema("group_lock");
+        let config = PostgresConfig::from_url(&url).unwrap().with_schema(&schema);
+        let store = PostgresStore::open(config).await.unwrap();
+        let (a, b) = (
+            fixtures::system(Uuid::new_v4(), "a"),
+            fixtures::system(Uuid::new_v4(), "b"),
+        );
+        store.create_system(&a).await.unwrap();
+        store.create_system(&b).await.unwrap();
+        let members = [a.id, b.id]
+            .map(|system_id| Member {
+                system_id,
+                dataset_root: None,
+            })
+            .to_vec();
+        let group = fixtures::group(
+            Topology::HubAndSpoke { hub: a.id },
+            members,
+            Policy::default(),
+        );
+        store.create_group(&group).await.unwrap();
+
+        let mut client = store.client().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        lock_group(&tx, group.id).await.unwrap();
+        let job = Job::pending(
+            group.id,
+            "vm1",
+            a.id,
+            b.id,
+            a.id,
+            TransferKind::Full,
+            json!({}),
+            Utc::now(),
+        );
+        let created =
+            tokio::time::timeout(Duration::from_secs(20), store.create_job_if_absent(&job)).await;
+        tx.rollback().await.unwrap();
+        drop(client);
+        drop(store);
+        drop_postgres_schema(&url, &schema).await;
+        let created = created.expect("the job's insert waited for the group lock");
+        assert_eq!(created.unwrap().id, job.id);
     }
 }

@@ -15,7 +15,7 @@ use zfs_sync::store::{
 };
 use zfs_sync::{Error, Result};
 
-use crate::batch::inventories;
+use crate::batch::{inventories, inventory_rows};
 use crate::codec::{corrupt, i64_bits, key_order, metadata_text, new_ids};
 use crate::filter::snapshot_filter;
 use crate::rows::{
@@ -535,6 +535,10 @@ impl SnapshotStore for PostgresStore {
     }
 
     async fn snapshots_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Snapshot>> {
+        Ok(inventory_rows(self.snapshots_by_system(system_ids).await?))
+    }
+
+    async fn snapshots_by_system(&self, system_ids: &[Uuid]) -> Result<Vec<(Uuid, Vec<Snapshot>)>> {
         // One query per system, in parallel on separate pooled connections; each converts
         // its rows as they arrive instead of buffering them all first.
         inventories(system_ids, |id| {

@@ -17,7 +17,7 @@ use zfs_sync::store::{
 use zfs_sync::{Error, Result};
 
 use crate::batch::distinct;
-use crate::batch::inventories;
+use crate::batch::{inventories, inventory_rows};
 use crate::codec::{i64_bits, key_order, metadata_text, micros, new_ids};
 use crate::filter::snapshot_filter;
 use crate::rows::{
@@ -567,6 +567,10 @@ impl SnapshotStore for SqliteStore {
     }
 
     async fn snapshots_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Snapshot>> {
+        Ok(inventory_rows(self.snapshots_by_system(system_ids).await?))
+    }
+
+    async fn snapshots_by_system(&self, system_ids: &[Uuid]) -> Result<Vec<(Uuid, Vec<Snapshot>)>> {
         // One read per system, in parallel on separate read connections.
         inventories(system_ids, |id| {
             let store = self.clone();

@@ -153,6 +153,19 @@ pub trait SnapshotStore: Send + Sync {
     async fn get_snapshot(&self, id: Uuid) -> Result<Option<Snapshot>>;
     /// Every snapshot of these systems, in no particular order: the planner's input.
     async fn snapshots_of_systems(&self, system_ids: &[Uuid]) -> Result<Vec<Snapshot>>;
+    /// [`SnapshotStore::snapshots_of_systems`] by system: each system among `system_ids` at
+    /// most once, with its snapshots (one without any may be left out), in no particular
+    /// order. The planner
+    /// reads inventories this way; a store overrides it to hand over each system's rows as
+    /// read, without a combined copy.
+    async fn snapshots_by_system(&self, system_ids: &[Uuid]) -> Result<Vec<(Uuid, Vec<Snapshot>)>> {
+        let mut by_system: std::collections::HashMap<Uuid, Vec<Snapshot>> =
+            std::collections::HashMap::new();
+        for s in self.snapshots_of_systems(system_ids).await? {
+            by_system.entry(s.system_id).or_default().push(s);
+        }
+        Ok(by_system.into_iter().collect())
+    }
     /// For each existing system among `system_ids`, a number that changes with every change
     /// to its snapshots or resume tokens, made by any process sharing the store (it is
     /// written in the same transaction as the change). Callers cache inventories and reload

@@ -73,7 +73,7 @@ impl ApiResponse for SnapshotList {
 const CHUNK_ROWS: usize = 1024;
 
 impl IntoResponse for SnapshotList {
-    /// Up to [`CHUNK_ROWS`] rows in one piece; more are streamed a piece at a time, so the
+    /// Up to `CHUNK_ROWS` (1,024) rows in one piece; more are streamed a piece at a time, so the
     /// answer to a 100,000-item report is never held as one document.
     fn into_response(self) -> Response {
         let n = self.len();

@@ -205,8 +205,14 @@ async fn load_parts(store: &dyn Store, ids: &[Uuid]) -> Result<Parts> {
     if ids.is_empty() {
         return Ok(parts);
     }
-    for s in store.snapshots_of_systems(ids).await? {
-        parts.entry(s.system_id).or_default().0.push(s);
+    // Each system's rows as the store read them: never a second copy of the group's.
+    for (id, snapshots) in store.snapshots_by_system(ids).await? {
+        let part = &mut parts.entry(id).or_default().0;
+        if part.is_empty() {
+            *part = snapshots;
+        } else {
+            part.extend(snapshots);
+        }
     }
     for t in store.resume_tokens_of_systems(ids).await? {
         parts.entry(t.system_id).or_default().1.push(t);

@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::builders::*;
-use crate::model::{InventoryScope, NewSnapshot, SnapshotQuery};
+use crate::model::{InventoryScope, NewSnapshot, Snapshot, SnapshotQuery};
 use crate::store::Store;
 
 pub async fn snapshot_upsert_keeps_ids(store: &dyn Store) {
@@ -358,6 +358,24 @@ pub async fn snapshots_of_systems_and_delete(store: &dyn Store) {
     let ids: HashSet<Uuid> = rows.iter().map(|r| r.system_id).collect();
     assert_eq!(ids, [a.id, b.id].into_iter().collect());
     assert!(store.snapshots_of_systems(&[]).await.unwrap().is_empty());
+    // By system: the same rows, each under its own system, each system once.
+    let by_system = store
+        .snapshots_by_system(&[a.id, b.id, a.id])
+        .await
+        .unwrap();
+    let mut seen = HashSet::new();
+    let mut regrouped: Vec<Snapshot> = Vec::new();
+    for (id, snapshots) in by_system {
+        assert!(seen.insert(id), "{id} twice");
+        assert!(snapshots.iter().all(|s| s.system_id == id));
+        regrouped.extend(snapshots);
+    }
+    let key = |s: &Snapshot| (s.system_id, s.name.clone());
+    let (mut regrouped, mut rows) = (regrouped, rows);
+    regrouped.sort_by_key(key);
+    rows.sort_by_key(key);
+    assert_eq!(regrouped, rows);
+    assert!(store.snapshots_by_system(&[]).await.unwrap().is_empty());
     assert_eq!(store.delete_snapshots_of_system(b.id).await.unwrap(), 5);
     assert_eq!(store.delete_snapshots_of_system(b.id).await.unwrap(), 0);
     assert_eq!(
