@@ -440,7 +440,7 @@ impl SyncService {
     /// (`base_protection` `None`, `pending_snapshots` 0): what the scheduler's events and the
     /// metrics' fleet view read. The same edges as [`SyncService::edges`] otherwise, but a
     /// group whose definition, members' systems and inventory versions are unchanged since
-    /// its last call reuses its [`EdgeBasis`] (no inventory loaded, nothing planned): its
+    /// its last call reuses its `EdgeBasis` (no inventory loaded, nothing planned): its
     /// cost is a version read and its states, conflicts and jobs, whatever its inventories'
     /// size. Ages and statuses are computed at `now` from the basis' timestamps. A group
     /// whose policy has a `min_snapshot_age_seconds` plans afresh every call (its plan moves
