@@ -46,11 +46,10 @@ impl SyncService {
         // A heartbeat moves the system's `last_seen`: the inventory stays good (and takes
         // the current record below).
         let current = |system: &System, member: &Member, version: i64| {
-            let planned = planned_part(system);
             versions.get(&system.id) == Some(&version)
                 && members
                     .iter()
-                    .any(|(m, s)| m == member && planned_part(s) == planned)
+                    .any(|(m, s)| m == member && same_planned(s, system))
         };
         let mut reusable: HashMap<Uuid, Reusable> = HashMap::new();
         match self.cache.take(group.id) {
@@ -177,6 +176,33 @@ pub(crate) fn planned_part(system: &System) -> System {
         updated_at: system.created_at,
         ..system.clone()
     }
+}
+
+/// Whether two records of a system plan alike: equal but for `last_seen` and `updated_at`
+/// (what [`planned_part`] clears), compared without a copy: it runs on every plan.
+fn same_planned(a: &System, b: &System) -> bool {
+    let System {
+        id,
+        hostname,
+        platform,
+        ssh_hostname,
+        ssh_user,
+        ssh_port,
+        capabilities,
+        extra_metadata,
+        last_seen: _,
+        created_at,
+        updated_at: _,
+    } = a;
+    *id == b.id
+        && *hostname == b.hostname
+        && *platform == b.platform
+        && *ssh_hostname == b.ssh_hostname
+        && *ssh_user == b.ssh_user
+        && *ssh_port == b.ssh_port
+        && *capabilities == b.capabilities
+        && *extra_metadata == b.extra_metadata
+        && *created_at == b.created_at
 }
 
 /// The group's members with their systems, in member order.
