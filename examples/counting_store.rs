@@ -281,9 +281,9 @@ impl<S: Store> GroupStore for CountingStore<S> {
         self.inner.groups_of_system(system_id).await
     }
 
-    async fn update_group(&self, group: &SyncGroup) -> Result<()> {
+    async fn update_group(&self, group: &SyncGroup, events: &[NewEvent]) -> Result<()> {
         self.count("GroupStore", "update_group");
-        self.inner.update_group(group).await
+        self.inner.update_group(group, events).await
     }
 
     async fn delete_group(&self, id: Uuid) -> Result<()> {

@@ -487,7 +487,7 @@ async fn fleet_edges_follow_reports_and_group_edits_and_ignore_heartbeats() {
     // A tighter RPO and a renamed target are edits the edges follow too.
     let mut g = w.store.get_group(w.group_id).await.unwrap().unwrap();
     g.policy.rpo_seconds = HOUR / 2;
-    w.store.update_group(&g).await.unwrap();
+    w.store.update_group(&g, &[]).await.unwrap();
     let mut sys = w.store.get_system(w.a).await.unwrap().unwrap();
     sys.hostname = "renamed-a".into();
     w.store.update_system(&sys).await.unwrap();
@@ -497,7 +497,7 @@ async fn fleet_edges_follow_reports_and_group_edits_and_ignore_heartbeats() {
 
     // A group that waits for snapshots to age plans with the clock at every call.
     g.policy.min_snapshot_age_seconds = 2 * HOUR;
-    w.store.update_group(&g).await.unwrap();
+    w.store.update_group(&g, &[]).await.unwrap();
     for h in [6, 7, 9] {
         edges(&w, at_hours(h)).await;
     }

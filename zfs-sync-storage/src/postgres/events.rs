@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 use zfs_sync::Result;
@@ -28,38 +29,51 @@ fn event_row(r: &Row) -> Result<Event> {
     })
 }
 
+/// Appends the events whose dedup key is new, inside the caller's transaction (which then
+/// holds the events table until it ends); returns them as stored.
+pub(super) async fn insert_events<C: GenericClient>(
+    tx: &C,
+    events: &[NewEvent],
+) -> Result<Vec<Event>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Appends take turns, so ids become visible in increasing order: a reader that
+    // resumes after id N never misses an event committed later with a smaller id.
+    execute(tx, "LOCK TABLE events IN EXCLUSIVE MODE", &[]).await?;
+    let mut out = Vec::new();
+    for e in events {
+        let detail = e.detail.to_string();
+        let rows = query(
+            tx,
+            "INSERT INTO events (event_type, time, group_id, system_id, dataset, subject, dedup_key, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+            &[
+                &e.event_type.as_str(),
+                &e.time,
+                &e.group_id,
+                &e.system_id,
+                &e.dataset,
+                &e.subject,
+                &e.dedup_key,
+                &detail,
+            ],
+        )
+        .await?;
+        if let Some(r) = rows.first() {
+            out.push(e.stored(col(r, 0)?));
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl EventStore for PostgresStore {
     async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        // Appends take turns, so ids become visible in increasing order: a reader that
-        // resumes after id N never misses an event committed later with a smaller id.
-        execute(&tx, "LOCK TABLE events IN EXCLUSIVE MODE", &[]).await?;
-        let mut out = Vec::new();
-        for e in events {
-            let detail = e.detail.to_string();
-            let rows = query(
-                &tx,
-                "INSERT INTO events (event_type, time, group_id, system_id, dataset, subject, dedup_key, detail)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-                &[
-                    &e.event_type.as_str(),
-                    &e.time,
-                    &e.group_id,
-                    &e.system_id,
-                    &e.dataset,
-                    &e.subject,
-                    &e.dedup_key,
-                    &detail,
-                ],
-            )
-            .await?;
-            if let Some(r) = rows.first() {
-                out.push(e.stored(col(r, 0)?));
-            }
-        }
+        let out = insert_events(&tx, events).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(out)
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
-use zfs_sync::model::{Member, SyncGroup};
+use zfs_sync::model::{Member, NewEvent, SyncGroup};
 use zfs_sync::store::GroupStore;
 use zfs_sync::{Error, Result};
 
@@ -13,6 +13,7 @@ use crate::codec::{i64_bits, topology_cols};
 use crate::rows::{GROUP_COLS, group_row, receive_options_text, retention_text};
 
 use super::error::map_err;
+use super::events::insert_events;
 use super::systems::require_system;
 use super::{Param, PostgresStore, col, execute, exists, query};
 
@@ -200,7 +201,7 @@ impl GroupStore for PostgresStore {
         .await
     }
 
-    async fn update_group(&self, g: &SyncGroup) -> Result<()> {
+    async fn update_group(&self, g: &SyncGroup, events: &[NewEvent]) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         lock_group(&tx, g.id).await?;
@@ -214,6 +215,7 @@ impl GroupStore for PostgresStore {
             &[&g.id],
         )
         .await?;
+        insert_events(&tx, events).await?;
         tx.commit().await.map_err(map_err)
     }
 

@@ -1,7 +1,7 @@
 //! [`EventStore`] on SQLite: the event log.
 
 use async_trait::async_trait;
-use rusqlite::{Row, params, params_from_iter};
+use rusqlite::{Row, Transaction, params, params_from_iter};
 use zfs_sync::Result;
 use zfs_sync::model::{Event, EventQuery, EventType, NewEvent};
 use zfs_sync::store::EventStore;
@@ -26,39 +26,42 @@ fn event_row(r: &Row<'_>) -> Result<Event> {
     })
 }
 
+/// Appends the events whose dedup key is new, inside the caller's transaction; returns them
+/// as stored.
+pub(super) fn insert_events(tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Vec<Event>> {
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO events (event_type, time, group_id, system_id, dataset, subject, dedup_key, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        )
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    for e in events {
+        let mut rows = insert
+            .query(params![
+                e.event_type.as_str(),
+                micros(e.time),
+                e.group_id.map(|g| g.as_bytes().to_vec()),
+                e.system_id.map(|s| s.as_bytes().to_vec()),
+                e.dataset,
+                e.subject,
+                e.dedup_key,
+                e.detail.to_string(),
+            ])
+            .map_err(map_err)?;
+        if let Some(r) = rows.next().map_err(map_err)? {
+            out.push(e.stored(get(r, 0)?));
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>> {
         let events = events.to_vec();
-        self.write(move |tx| {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO events (event_type, time, group_id, system_id, dataset, subject, dedup_key, detail)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-                )
-                .map_err(map_err)?;
-            let mut out = Vec::new();
-            for e in &events {
-                let mut rows = insert
-                    .query(params![
-                        e.event_type.as_str(),
-                        micros(e.time),
-                        e.group_id.map(|g| g.as_bytes().to_vec()),
-                        e.system_id.map(|s| s.as_bytes().to_vec()),
-                        e.dataset,
-                        e.subject,
-                        e.dedup_key,
-                        e.detail.to_string(),
-                    ])
-                    .map_err(map_err)?;
-                if let Some(r) = rows.next().map_err(map_err)? {
-                    out.push(e.stored(get(r, 0)?));
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.write(move |tx| insert_events(tx, &events)).await
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, Transaction, params};
 use uuid::Uuid;
-use zfs_sync::model::{Member, SyncGroup};
+use zfs_sync::model::{Member, NewEvent, SyncGroup};
 use zfs_sync::store::GroupStore;
 use zfs_sync::{Error, Result};
 
@@ -11,6 +11,7 @@ use crate::codec::{i64_bits, micros, topology_cols};
 use crate::rows::{GROUP_COLS, group_row, receive_options_text, retention_text};
 
 use super::error::map_err;
+use super::events::insert_events;
 use super::systems::require_system;
 use super::{SqliteStore, blob, collect, exists, get, uuid_at};
 
@@ -177,8 +178,9 @@ impl GroupStore for SqliteStore {
         .await
     }
 
-    async fn update_group(&self, group: &SyncGroup) -> Result<()> {
+    async fn update_group(&self, group: &SyncGroup, events: &[NewEvent]) -> Result<()> {
         let g = group.clone();
+        let events = events.to_vec();
         self.write(move |tx| {
             require_group(tx, g.id)?;
             check_group(tx, &g)?;
@@ -191,6 +193,7 @@ impl GroupStore for SqliteStore {
             .map_err(map_err)?
             .execute([blob(&g.id)])
             .map_err(map_err)?;
+            insert_events(tx, &events)?;
             Ok(())
         })
         .await

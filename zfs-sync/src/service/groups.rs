@@ -44,9 +44,8 @@ pub async fn create(store: &dyn Store, group: &SyncGroup) -> Result<()> {
 pub async fn update(store: &dyn Store, group: &SyncGroup, who: &str) -> Result<()> {
     check(store, group).await?;
     let before = get(store, group.id).await?;
-    store.update_group(group).await?;
-    if let Some((was, now)) = changed_settings(&before, group) {
-        let event = crate::model::NewEvent {
+    let events: Vec<crate::model::NewEvent> = changed_settings(&before, group)
+        .map(|(was, now)| crate::model::NewEvent {
             event_type: crate::model::EventType::PolicyChanged,
             time: group.updated_at,
             group_id: Some(group.id),
@@ -60,10 +59,11 @@ pub async fn update(store: &dyn Store, group: &SyncGroup, who: &str) -> Result<(
                 "before": was,
                 "after": now,
             }),
-        };
-        store.append_events(&[event]).await?;
-    }
-    Ok(())
+        })
+        .into_iter()
+        .collect();
+    // The group and its event in one transaction: no change without its record.
+    store.update_group(group, &events).await
 }
 
 /// The settings of a group as one JSON object (policy fields flattened).

@@ -205,9 +205,10 @@ pub trait GroupStore: Send + Sync {
     async fn list_groups(&self) -> Result<Vec<SyncGroup>>;
     /// Groups that have `system_id` as a member, ordered by name.
     async fn groups_of_system(&self, system_id: Uuid) -> Result<Vec<SyncGroup>>;
-    /// Replaces the group's fields and its member list. `NotFound`; `AlreadyExists` on a
-    /// taken name.
-    async fn update_group(&self, group: &SyncGroup) -> Result<()>;
+    /// Replaces the group's fields and its member list and appends `events` (as
+    /// [`EventStore::append_events`] does), all in one transaction: when the update fails,
+    /// no event is stored. `NotFound`; `AlreadyExists` on a taken name.
+    async fn update_group(&self, group: &SyncGroup, events: &[NewEvent]) -> Result<()>;
     /// Deletes the group with its sync states, conflicts and jobs. `NotFound`.
     async fn delete_group(&self, id: Uuid) -> Result<()>;
     /// Adds or updates (its `dataset_root`) a member. `NotFound` for the group or system.

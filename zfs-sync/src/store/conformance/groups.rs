@@ -4,8 +4,8 @@ use uuid::Uuid;
 
 use super::builders::*;
 use crate::model::{
-    ConflictKind, ConflictStrategy, Policy, ReceiveOptions, Retention, RetentionRules, SendFlags,
-    SyncGroup, SyncStatus, Topology, TransferMode,
+    ConflictKind, ConflictStrategy, EventQuery, EventType, NewEvent, Policy, ReceiveOptions,
+    Retention, RetentionRules, SendFlags, SyncGroup, SyncStatus, Topology, TransferMode,
 };
 use crate::store::Store;
 
@@ -81,7 +81,7 @@ pub async fn group_crud(store: &dyn Store) {
         u.members.retain(|m| m.system_id != c.id);
         u.updated_at = t0() + secs(9);
         u.created_at = t0() + secs(99); // ignored
-        store.update_group(&u).await.unwrap();
+        store.update_group(&u, &[]).await.unwrap();
         assert_eq!(
             store.get_group(g.id).await.unwrap().unwrap(),
             SyncGroup {
@@ -126,7 +126,7 @@ pub async fn group_crud(store: &dyn Store) {
     store.delete_group(g2.id).await.unwrap();
     assert_eq!(store.get_group(g2.id).await.unwrap(), None);
     assert_not_found(store.delete_group(g2.id).await);
-    assert_not_found(store.update_group(&g2).await);
+    assert_not_found(store.update_group(&g2, &[]).await);
 }
 
 pub async fn group_unique_name_and_members_exist(store: &dyn Store) {
@@ -143,10 +143,13 @@ pub async fn group_unique_name_and_members_exist(store: &dyn Store) {
     );
     assert_exists(
         store
-            .update_group(&SyncGroup {
-                name: g1.name.clone(),
-                ..g2.clone()
-            })
+            .update_group(
+                &SyncGroup {
+                    name: g1.name.clone(),
+                    ..g2.clone()
+                },
+                &[],
+            )
             .await,
     );
     assert_eq!(store.get_group(g2.id).await.unwrap(), Some(g2.clone()));
@@ -156,16 +159,83 @@ pub async fn group_unique_name_and_members_exist(store: &dyn Store) {
     assert_eq!(store.get_group(bad.id).await.unwrap(), None);
     assert_not_found(
         store
-            .update_group(&SyncGroup {
-                members: bad.members.clone(),
-                ..g2.clone()
-            })
+            .update_group(
+                &SyncGroup {
+                    members: bad.members.clone(),
+                    ..g2.clone()
+                },
+                &[],
+            )
             .await,
     );
     assert_eq!(store.get_group(g2.id).await.unwrap(), Some(g2.clone()));
     let mut twice = group(&[a.id, a.id]);
     twice.name = unique("twice");
     assert_invalid(store.create_group(&twice).await, "system_ids");
+}
+
+/// A group update and the events that record it are stored together or not at all.
+pub async fn group_update_and_its_events_are_one(store: &dyn Store) {
+    let a = new_system(store).await;
+    let g1 = new_group(store, &[a.id]).await;
+    let g2 = new_group(store, &[a.id]).await;
+    let event = |n: u32| NewEvent {
+        event_type: EventType::PolicyChanged,
+        time: t0() + secs(n.into()),
+        group_id: Some(g2.id),
+        system_id: None,
+        dataset: None,
+        subject: Some(format!("group:{}", g2.id)),
+        dedup_key: None,
+        detail: serde_json::json!({ "n": n }),
+    };
+    let logged = || async {
+        store
+            .list_events(&EventQuery {
+                group_id: Some(g2.id),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.detail["n"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // Refused (a taken name, a member that does not exist): neither the change nor its event.
+    assert_exists(
+        store
+            .update_group(
+                &SyncGroup {
+                    name: g1.name.clone(),
+                    ..g2.clone()
+                },
+                &[event(1)],
+            )
+            .await,
+    );
+    assert_not_found(
+        store
+            .update_group(
+                &SyncGroup {
+                    members: group(&[a.id, Uuid::new_v4()]).members,
+                    ..g2.clone()
+                },
+                &[event(2)],
+            )
+            .await,
+    );
+    assert_eq!(logged().await, Vec::<u64>::new());
+    assert_eq!(store.get_group(g2.id).await.unwrap(), Some(g2.clone()));
+    let renamed = SyncGroup {
+        name: unique("renamed"),
+        ..g2.clone()
+    };
+    store
+        .update_group(&renamed, &[event(3), event(4)])
+        .await
+        .unwrap();
+    assert_eq!(logged().await, vec![3, 4]);
+    assert_eq!(store.get_group(g2.id).await.unwrap(), Some(renamed));
 }
 
 pub async fn members_put_and_remove(store: &dyn Store) {

@@ -170,6 +170,7 @@ macro_rules! for_each_conformance_behaviour {
             // groups.rs
             group_crud,
             group_unique_name_and_members_exist,
+            group_update_and_its_events_are_one,
             members_put_and_remove,
             delete_group_cascades,
             // states.rs

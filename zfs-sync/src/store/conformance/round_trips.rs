@@ -63,7 +63,7 @@ pub async fn u64_round_trips(store: &dyn Store) {
     g.policy.lag_threshold_seconds = u64::MAX;
     g.policy.min_snapshot_age_seconds = 1 << 63;
     g.sync_interval_seconds = (1 << 32) + 5;
-    store.update_group(&g).await.unwrap();
+    store.update_group(&g, &[]).await.unwrap();
     let got = store.get_group(g.id).await.unwrap().unwrap();
     assert_eq!(
         (

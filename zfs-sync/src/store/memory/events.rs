@@ -2,28 +2,34 @@
 
 use async_trait::async_trait;
 
-use super::InMemoryStore;
+use super::{InMemoryStore, Inner};
 use crate::error::Result;
 use crate::model::{Event, EventQuery, EventType, NewEvent};
 use crate::store::EventStore;
 
-#[async_trait]
-impl EventStore for InMemoryStore {
-    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>> {
-        let mut inner = self.write();
+impl Inner {
+    /// Appends the events whose dedup key is new; returns them as stored.
+    pub(super) fn append_events(&mut self, events: &[NewEvent]) -> Vec<Event> {
         let mut out = Vec::new();
         for e in events {
             if let Some(k) = &e.dedup_key
-                && !inner.event_keys.insert(k.clone())
+                && !self.event_keys.insert(k.clone())
             {
                 continue;
             }
-            let id = inner.events.last().map_or(1, |l| l.id + 1);
+            let id = self.events.last().map_or(1, |l| l.id + 1);
             let stored = e.stored(id);
-            inner.events.push(stored.clone());
+            self.events.push(stored.clone());
             out.push(stored);
         }
-        Ok(out)
+        out
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryStore {
+    async fn append_events(&self, events: &[NewEvent]) -> Result<Vec<Event>> {
+        Ok(self.write().append_events(events))
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {

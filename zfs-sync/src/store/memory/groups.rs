@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{InMemoryStore, Inner};
 use crate::error::{Error, Result};
-use crate::model::{Member, SyncGroup};
+use crate::model::{Member, NewEvent, SyncGroup};
 use crate::store::GroupStore;
 
 impl Inner {
@@ -70,7 +70,7 @@ impl GroupStore for InMemoryStore {
         Ok(v)
     }
 
-    async fn update_group(&self, group: &SyncGroup) -> Result<()> {
+    async fn update_group(&self, group: &SyncGroup, events: &[NewEvent]) -> Result<()> {
         let mut inner = self.write();
         let Some(old) = inner.groups.get(&group.id) else {
             return Err(Error::not_found("group", group.id));
@@ -87,6 +87,7 @@ impl GroupStore for InMemoryStore {
             .states
             .retain(|_, s| s.group_id != g.id || members.contains(&s.system_id));
         inner.groups.insert(g.id, g);
+        inner.append_events(events);
         Ok(())
     }
 
