@@ -70,10 +70,12 @@ impl KeyStore for PostgresStore {
     async fn replace_system_keys(&self, system_id: Uuid, k: &ApiKeyRecord) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        // Lock the system: concurrent rotations of one system serialize.
+        // Lock the system: concurrent rotations of one system serialize. `FOR NO KEY UPDATE`
+        // (as the group lock): rows that only reference the system (its snapshots, jobs,
+        // states) are still written meanwhile.
         if !exists(
             &tx,
-            "SELECT 1 FROM systems WHERE id = $1 FOR UPDATE",
+            "SELECT 1 FROM systems WHERE id = $1 FOR NO KEY UPDATE",
             &[&system_id],
         )
         .await?
