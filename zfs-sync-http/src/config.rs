@@ -728,6 +728,19 @@ mod tests {
         let (s, _) = Settings::load_from(Some(&file), no_env()).unwrap();
         assert_eq!(s.sqlite_cache_bytes, 32 * 1024 * 1024);
 
+        std::fs::write(&file, "instructions_at_once: 0\n").unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("instructions_at_once (ZFS_SYNC_INSTRUCTIONS_AT_ONCE) must be at least 1"),
+            "{e}"
+        );
+        std::fs::write(&file, "instructions_at_once: 3\n").unwrap();
+        let (s, _) = Settings::load_from(Some(&file), no_env()).unwrap();
+        assert_eq!(s.instructions_slots(), 3);
+        assert!(Settings::default().instructions_slots() >= 1);
+
         std::fs::write(&file, "no_such_setting: 1\n").unwrap();
         let e = Settings::load_from(Some(&file), no_env())
             .unwrap_err()
