@@ -158,7 +158,10 @@ async fn report_inventory(sim: &SimHost) -> Outcome<u64> {
         .send(
             sim.api
                 .client
-                .put(sim.api.url(&format!("/systems/{}/snapshots", sim.host.id))?)
+                .put(
+                    sim.api
+                        .url(&format!("/systems/{}/snapshots", sim.host.id))?,
+                )
                 .header("X-API-Key", &sim.host.key)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(serde_json::to_vec(&values)?),
