@@ -71,6 +71,13 @@ pub struct Settings {
     /// Most request bodies over 1 MiB (or of undeclared length) read at once; further ones
     /// wait. Bounds the memory that large uploads take together.
     pub large_bodies_at_once: usize,
+    /// Most instructions calls (`GET /sync/instructions/{id}`) planned at once by this
+    /// process; further ones wait for a slot, holding nothing. Each call loads and plans its
+    /// groups (a group of 5 hosts × 20,000 snapshots is ~100,000 records in memory while it
+    /// is planned): unbounded, a burst of agents on a busy server held one such copy per
+    /// waiting call and the process' memory grew with the queue. Default: the number of
+    /// cores (planning is CPU-bound; more at once only interleave).
+    pub instructions_at_once: Option<usize>,
     /// SQLite page cache of all connections together (half for the writer, half shared by
     /// the readers); PostgreSQL ignores it.
     pub sqlite_cache_bytes: usize,
@@ -143,6 +150,7 @@ impl std::fmt::Debug for Settings {
             .field("body_timeout_seconds", &self.body_timeout_seconds)
             .field("max_connections", &self.max_connections)
             .field("large_bodies_at_once", &self.large_bodies_at_once)
+            .field("instructions_at_once", &self.instructions_at_once)
             .field("sqlite_cache_bytes", &self.sqlite_cache_bytes)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
@@ -202,6 +210,7 @@ impl Default for Settings {
             body_timeout_seconds: 300,
             max_connections: None,
             large_bodies_at_once: 4,
+            instructions_at_once: None,
             sqlite_cache_bytes: zfs_sync_storage::DEFAULT_SQLITE_CACHE_BYTES,
             tls_cert: None,
             tls_key: None,
@@ -292,6 +301,7 @@ pub const ENV_KEYS: &[&str] = &[
     "body_timeout_seconds",
     "max_connections",
     "large_bodies_at_once",
+    "instructions_at_once",
     "sqlite_cache_bytes",
     "tls_cert",
     "tls_key",
@@ -471,6 +481,9 @@ impl Settings {
         if self.large_bodies_at_once == 0 {
             return bad("large_bodies_at_once", "must be at least 1");
         }
+        if self.instructions_at_once == Some(0) {
+            return bad("instructions_at_once", "must be at least 1");
+        }
         if self.sqlite_cache_bytes < zfs_sync_storage::MIN_SQLITE_CACHE_BYTES {
             return bad(
                 "sqlite_cache_bytes",
@@ -523,6 +536,14 @@ impl Settings {
     pub fn connection_cap(&self) -> usize {
         self.max_connections
             .unwrap_or_else(|| open_file_limit().map_or(768, |n| (n / 4 * 3).max(16)))
+    }
+
+    /// The instructions calls planned at once: `instructions_at_once`, or the number of
+    /// cores.
+    pub fn instructions_slots(&self) -> usize {
+        self.instructions_at_once.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        })
     }
 
     /// The database URL to open: the configured one, or a SQLite file in the data directory.
@@ -706,6 +727,19 @@ mod tests {
         std::fs::write(&file, "sqlite_cache_bytes: 33554432\n").unwrap();
         let (s, _) = Settings::load_from(Some(&file), no_env()).unwrap();
         assert_eq!(s.sqlite_cache_bytes, 32 * 1024 * 1024);
+
+        std::fs::write(&file, "instructions_at_once: 0\n").unwrap();
+        let e = Settings::load_from(Some(&file), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("instructions_at_once (ZFS_SYNC_INSTRUCTIONS_AT_ONCE) must be at least 1"),
+            "{e}"
+        );
+        std::fs::write(&file, "instructions_at_once: 3\n").unwrap();
+        let (s, _) = Settings::load_from(Some(&file), no_env()).unwrap();
+        assert_eq!(s.instructions_slots(), 3);
+        assert!(Settings::default().instructions_slots() >= 1);
 
         std::fs::write(&file, "no_such_setting: 1\n").unwrap();
         let e = Settings::load_from(Some(&file), no_env())

@@ -51,6 +51,8 @@ pub struct AppState {
     pub seen: Arc<SeenMarks>,
     /// Failed authentications per client address.
     pub auth_throttle: Arc<zfs_sync::service::auth::AuthThrottle>,
+    /// One permit per instructions call being planned (`instructions_at_once`).
+    pub instructions_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -69,6 +71,9 @@ impl AppState {
             max_series: settings.metrics_max_edge_series,
         };
         AppState {
+            instructions_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.instructions_slots(),
+            )),
             seen: Arc::new(SeenMarks::for_timeout(settings.heartbeat_timeout_seconds)),
             auth_throttle: Arc::new(zfs_sync::service::auth::AuthThrottle::new(
                 settings.auth_failures_per_minute,

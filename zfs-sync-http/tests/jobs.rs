@@ -282,3 +282,39 @@ async fn a_late_success_is_accepted_and_supersedes_the_reissued_job() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+/// `instructions_at_once` bounds the instructions calls planned at once: while the only slot
+/// is taken, a call waits (it cannot answer), and it answers once the slot is free.
+#[tokio::test]
+async fn an_instructions_call_waits_for_a_free_slot() {
+    let h = harness_with(Settings {
+        database_url: Some("memory:".into()),
+        instructions_at_once: Some(1),
+        ..Settings::default()
+    })
+    .await;
+    let f = hub_and_target(&h).await;
+    let slot = h
+        .state
+        .instructions_slots
+        .clone()
+        .try_acquire_owned()
+        .expect("the one slot is free");
+    let call = h.instructions(f.hub.0, "", &f.hub.1);
+    tokio::pin!(call);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), &mut call)
+            .await
+            .is_err(),
+        "answered while the only planning slot was taken"
+    );
+    drop(slot);
+    let r = call.await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.body["datasets"].as_array().map(Vec::len),
+        Some(1),
+        "{r:?}"
+    );
+    assert_eq!(h.state.instructions_slots.available_permits(), 1);
+}

@@ -9,9 +9,11 @@
 //! takes most of an hour on a loaded machine); replicas start in sync with their hub. Then one
 //! unmeasured cycle of every host.
 //!
-//! A cycle of one host, like the agent's: heartbeat; report what changed since its last report
-//! (a hub's new snapshots, a replica's received ones: `POST /snapshots/batch` with only those
-//! items, where the agent sends its complete inventory with `PUT`); fetch its instructions
+//! A cycle of one host, like the agent's: heartbeat; when its inventory changed since its last
+//! report (a hub's new snapshots, a replica's received ones), report it: its complete
+//! inventory with `PUT /systems/{id}/snapshots` as the agent does (`--report put`, the
+//! default), or only the new items with `POST /snapshots/batch` (`--report post`); an
+//! unchanged host reports nothing, as the agent skips an unchanged report; fetch its instructions
 //! (`maintenance=true&include_diagnostics=true`, as the agent asks); report a result for every
 //! leased job (`succeeded`, with the estimate as bytes). A completed transfer hands its
 //! snapshots to the target host, which reports them in its next cycle. A hub takes a new
@@ -112,13 +114,23 @@ async fn start_servers(args: &Args, admin: &str) -> Outcome<Servers> {
     Ok(Servers { apis, procs })
 }
 
+/// A generated snapshot of the fleet: [`snapshot_item`] with the GUID `--generate sql` writes
+/// (`group << 40 | dataset << 20 | index`), so that a complete inventory reported later
+/// matches the rows either way of generating wrote.
+fn fleet_item(group: usize, d: usize, k: usize) -> Value {
+    let mut item = snapshot_item(group, d, k);
+    let guid = ((group as u64) << 40) + ((d as u64) << 20) + k as u64;
+    item["guid"] = Value::String(guid.to_string());
+    item
+}
+
 /// Reports `items` (dataset, index) of `sim` in chunks; returns the snapshots stored.
 async fn report_items(sim: &SimHost, items: &[(usize, usize)], chunk: usize) -> Outcome<u64> {
     let mut stored = 0;
     for part in items.chunks(chunk.max(1)) {
         let values: Vec<Value> = part
             .iter()
-            .map(|&(d, k)| snapshot_item(sim.group, d, k))
+            .map(|&(d, k)| fleet_item(sim.group, d, k))
             .collect();
         let body = crate::Chunk {
             items: values.len() as u64,
@@ -127,6 +139,42 @@ async fn report_items(sim: &SimHost, items: &[(usize, usize)], chunk: usize) -> 
         stored += sim.api.report(&sim.host, &body).await?;
     }
     Ok(stored)
+}
+
+/// Reports the complete inventory of `sim` (every snapshot it holds) with `PUT
+/// /systems/{id}/snapshots`, as the agent does when its inventory changed; returns the
+/// snapshots listed.
+async fn report_inventory(sim: &SimHost) -> Outcome<u64> {
+    let what = "PUT /systems/{id}/snapshots";
+    let held: Vec<usize> = sim.held.lock().expect("held lock").clone();
+    let values: Vec<Value> = held
+        .iter()
+        .enumerate()
+        .flat_map(|(d, &n)| (0..n).map(move |k| fleet_item(sim.group, d, k)))
+        .collect();
+    let items = values.len() as u64;
+    let answer = sim
+        .api
+        .send(
+            sim.api
+                .client
+                .put(
+                    sim.api
+                        .url(&format!("/systems/{}/snapshots", sim.host.id))?,
+                )
+                .header("X-API-Key", &sim.host.key)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(&values)?),
+            what,
+        )
+        .await?;
+    let upserted = answer["upserted"].as_u64();
+    if upserted != Some(items) {
+        return Err(fail(format!(
+            "{what}: upserted {upserted:?} of {items} listed"
+        )));
+    }
+    Ok(items)
 }
 
 /// The fleet's initial inventories, `--concurrency` requests in flight; returns the rows.
@@ -272,8 +320,14 @@ async fn cycle(
     let pending = std::mem::take(&mut *sim.pending.lock().expect("pending lock"));
     if !pending.is_empty() {
         let t = Instant::now();
-        let r = report_items(sim, &pending, args.chunk).await;
-        record(stats, "POST /snapshots/batch", t.elapsed(), &r);
+        let (what, r) = match args.report {
+            crate::FleetReport::Put => ("PUT /systems/{id}/snapshots", report_inventory(sim).await),
+            crate::FleetReport::Post => (
+                "POST /snapshots/batch",
+                report_items(sim, &pending, args.chunk).await,
+            ),
+        };
+        record(stats, what, t.elapsed(), &r);
         if r.is_err() {
             // Sent again next cycle, as the agent would.
             sim.pending.lock().expect("pending lock").extend(pending);

@@ -115,6 +115,19 @@ struct Args {
     /// How the `fleet` scenario writes its initial inventories.
     #[arg(long, value_enum, default_value_t = Generate::Api)]
     generate: Generate,
+    /// How a `fleet` host reports a changed inventory.
+    #[arg(long, value_enum, default_value_t = FleetReport::Put)]
+    report: FleetReport,
+}
+
+/// How a `fleet` host reports a changed inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FleetReport {
+    /// `PUT /systems/{id}/snapshots` of its complete inventory, as `zfs-sync-agent` does
+    /// (only in a cycle where it changed).
+    Put,
+    /// `POST /snapshots/batch` of the new snapshots only, in chunks of `--chunk`.
+    Post,
 }
 
 /// How the `fleet` scenario writes its initial inventories.

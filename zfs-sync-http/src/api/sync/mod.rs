@@ -83,6 +83,10 @@ impl SyncApi {
         } else {
             Take::Lease
         };
+        // Planning is CPU-bound and holds the groups' inventories: at most
+        // `instructions_at_once` calls plan at once, the others wait here holding nothing.
+        // (The semaphore is never closed: `None` cannot happen.)
+        let _slot = state.instructions_slots.acquire().await.ok();
         // The service says when the system or the group does not exist, or the system is not
         // a member of the group.
         let ins = state

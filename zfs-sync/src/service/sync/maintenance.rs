@@ -139,7 +139,7 @@ impl SyncService {
             })
             .await?;
         let (mut held, mut marks) = replay(&jobs);
-        ReportedHolds::of(inventories).add_to(&mut held);
+        ReportedHolds::add_reported(inventories, &mut held);
         for inv in inventories {
             for b in &inv.bookmarks {
                 marks.insert((
