@@ -135,7 +135,8 @@ pub async fn snapshot_batch_by_value_answers_the_stored_ids(store: &dyn Store) {
     let mut answered = first.clone().into_snapshots();
     answered.sort_by(|x, y| x.name.cmp(&y.name));
     assert_eq!(answered, stored, "the answer is the stored rows");
-    let mut changed = batch[1..].to_vec();
+    // b (changed) and c again: a re-report of two of the rows.
+    let mut changed = vec![batch[1].clone(), batch[3].clone()];
     changed[0].guid = Some(22);
     let second = store
         .upsert_snapshot_batch(s.id, changed, t0() + secs(60))
