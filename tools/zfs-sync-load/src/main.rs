@@ -652,7 +652,7 @@ async fn scenario_batch(
     let mut items = inventory(0, datasets, per_dataset, |_| 0);
     items.truncate(args.batch_snapshots);
     let n = items.len();
-    if args.put && args.chunk < n && args.chunk % per_dataset != 0 {
+    if args.put && args.chunk < n && !args.chunk.is_multiple_of(per_dataset) {
         return Err(fail(
             "--put: each dataset must fit in one request (--chunk a multiple of --snapshots)",
         ));
