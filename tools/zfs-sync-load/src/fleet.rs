@@ -135,6 +135,8 @@ async fn report_items(sim: &SimHost, items: &[(usize, usize)], chunk: usize) -> 
         let body = crate::Chunk {
             items: values.len() as u64,
             body: serde_json::to_vec(&values)?,
+            // Only reported by POST: no scope.
+            datasets: Vec::new(),
         };
         stored += sim.api.report(&sim.host, &body).await?;
     }

@@ -92,6 +92,12 @@ struct Args {
     /// of that size.
     #[arg(long, default_value_t = 0)]
     prefill_rows: usize,
+    /// `batch` scenario: send each request as the complete inventory of the datasets it
+    /// holds (`PUT /systems/{id}/snapshots?dataset=…`, the agent's report) instead of
+    /// `POST /snapshots/batch`. Each dataset must fit in one request (`--chunk` a multiple of
+    /// `--snapshots`, or one request).
+    #[arg(long)]
+    put: bool,
     /// Requests of the `instructions` scenario.
     #[arg(long, default_value_t = 50)]
     requests: usize,
@@ -420,6 +426,32 @@ impl Api {
         Ok(chunk.items)
     }
 
+    /// `PUT /systems/{id}/snapshots` of a chunk, scoped to its datasets; checks that every
+    /// item was upserted.
+    async fn replace(&self, host: &Host, chunk: &Chunk) -> Outcome<u64> {
+        let what = "PUT /systems/{id}/snapshots";
+        let mut url = self.url(&format!("/systems/{}/snapshots", host.id))?;
+        url.query_pairs_mut()
+            .append_pair("dataset", &chunk.datasets.join(","));
+        let v = self
+            .send(
+                self.client
+                    .put(url)
+                    .header("X-API-Key", &host.key)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(chunk.body.clone()),
+                what,
+            )
+            .await?;
+        if v["upserted"].as_u64() != Some(chunk.items) {
+            return Err(fail(format!(
+                "{what}: {} upserted of {} sent",
+                v["upserted"], chunk.items
+            )));
+        }
+        Ok(chunk.items)
+    }
+
     /// Fetches instructions; returns the number of entries.
     async fn instructions(&self, host: &Host) -> Outcome<u64> {
         let v = self
@@ -493,14 +525,31 @@ fn mix(x: u64) -> u64 {
 struct Chunk {
     items: u64,
     body: Vec<u8>,
+    /// The full names of the datasets of its items (in order, each once): the scope of a
+    /// complete inventory.
+    datasets: Vec<String>,
 }
 
 fn chunks(items: Vec<Value>, size: usize) -> Vec<Chunk> {
     items
         .chunks(size.max(1))
-        .map(|c| Chunk {
-            items: c.len() as u64,
-            body: serde_json::to_vec(c).expect("a JSON value serializes"),
+        .map(|c| {
+            let mut datasets: Vec<String> = Vec::new();
+            for item in c {
+                let full = format!(
+                    "{}/{}",
+                    item["pool"].as_str().unwrap_or(""),
+                    item["dataset"].as_str().unwrap_or("")
+                );
+                if datasets.last() != Some(&full) {
+                    datasets.push(full);
+                }
+            }
+            Chunk {
+                items: c.len() as u64,
+                body: serde_json::to_vec(c).expect("a JSON value serializes"),
+                datasets,
+            }
         })
         .collect()
 }
@@ -616,7 +665,17 @@ async fn scenario_batch(
     let mut items = inventory(0, datasets, per_dataset, |_| 0);
     items.truncate(args.batch_snapshots);
     let n = items.len();
+    if args.put && args.chunk < n && !args.chunk.is_multiple_of(per_dataset) {
+        return Err(fail(
+            "--put: each dataset must fit in one request (--chunk a multiple of --snapshots)",
+        ));
+    }
     let bodies = chunks(items, args.chunk);
+    let (put, what) = if args.put {
+        (true, "PUT /systems/{id}/snapshots")
+    } else {
+        (false, "POST /snapshots/batch")
+    };
     eprintln!(
         "reporting {n} snapshots ({datasets} datasets) in {} request(s) of up to {}, {} in flight",
         bodies.len(),
@@ -640,8 +699,12 @@ async fn scenario_batch(
                 let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(body) = bodies.get(k) else { break };
                 let t = Instant::now();
-                let r = api.report(&host, body).await;
-                record(&stats, "POST /snapshots/batch", t.elapsed(), &r);
+                let r = if put {
+                    api.replace(&host, body).await
+                } else {
+                    api.report(&host, body).await
+                };
+                record(&stats, what, t.elapsed(), &r);
             }
         }));
     }

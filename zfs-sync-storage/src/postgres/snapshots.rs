@@ -7,11 +7,11 @@ use futures::TryStreamExt;
 use uuid::Uuid;
 use zfs_sync::model::{
     Bookmark, Dataset, InventoryScope, NewBookmark, NewDataset, NewSnapshot, ResumeToken, Snapshot,
-    SnapshotQuery,
+    SnapshotQuery, StoredBatch,
 };
 use zfs_sync::store::{
     SnapshotStore, check_bookmarks_input, check_dataset_batch, check_items_in_scope,
-    check_resume_token_input, prepare_snapshot_batch,
+    check_resume_token_input, prepare_snapshot_batch, prepare_snapshot_batch_owned,
 };
 use zfs_sync::{Error, Result};
 
@@ -169,14 +169,14 @@ const INSERT_SNAPSHOTS: &str = "INSERT INTO snapshots (system_id, pool, dataset,
 /// `RETURNING`: their ids are the ones generated here). When the system had no snapshot
 /// (`has_rows` from [`bump_inventory`]: a first report) the join is skipped. Should an insert
 /// meet a key anyway (a writer that did not take the lock), the rows not inserted are updated
-/// in a second round.
+/// in a second round. Returns the stored ids in batch order.
 async fn upsert_batch<C: GenericClient>(
     c: &C,
     system_id: Uuid,
     items: &[&NewSnapshot],
     now: DateTime<Utc>,
     has_rows: bool,
-) -> Result<Vec<Snapshot>> {
+) -> Result<Vec<Uuid>> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
@@ -233,13 +233,9 @@ async fn upsert_batch<C: GenericClient>(
             "snapshots of this system kept changing under the batch (a writer without the lock)",
         ));
     }
-    items
-        .iter()
-        .zip(stored)
-        .map(|(item, id)| {
-            let id = id.ok_or_else(|| Error::backend_msg("an upserted snapshot has no id"))?;
-            Ok(Snapshot::from_new(id, system_id, (*item).clone(), now))
-        })
+    stored
+        .into_iter()
+        .map(|id| id.ok_or_else(|| Error::backend_msg("an upserted snapshot has no id")))
         .collect()
 }
 
@@ -354,9 +350,41 @@ impl SnapshotStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         let has_rows = bump_inventory(&tx, system_id).await?;
-        let out = upsert_batch(&tx, system_id, &items, now, has_rows).await?;
+        let ids = upsert_batch(&tx, system_id, &items, now, has_rows).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(out)
+        Ok(items
+            .into_iter()
+            .zip(ids)
+            .map(|(item, id)| Snapshot::from_new(id, system_id, item.clone(), now))
+            .collect())
+    }
+
+    /// The batch is moved, not copied, and answered as ids (no [`Snapshot`] per row).
+    async fn upsert_snapshot_batch(
+        &self,
+        system_id: Uuid,
+        items: Vec<NewSnapshot>,
+        now: DateTime<Utc>,
+    ) -> Result<StoredBatch> {
+        let items = prepare_snapshot_batch_owned(items)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let has_rows = bump_inventory(&tx, system_id).await?;
+        let ids = upsert_batch(
+            &tx,
+            system_id,
+            &items.iter().collect::<Vec<_>>(),
+            now,
+            has_rows,
+        )
+        .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(StoredBatch {
+            system_id,
+            last_reported: now,
+            items,
+            ids,
+        })
     }
 
     async fn replace_inventory(

@@ -145,6 +145,7 @@ macro_rules! for_each_conformance_behaviour {
             snapshot_batch_with_bad_item_stores_nothing,
             snapshot_batch_duplicate_key_keeps_last,
             snapshot_upsert_unknown_system,
+            snapshot_batch_by_value_answers_the_stored_ids,
             inventory_replace_all,
             inventory_replace_scoped,
             snapshot_query_filters_and_pages,

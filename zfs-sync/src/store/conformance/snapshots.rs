@@ -106,6 +106,71 @@ pub async fn snapshot_batch_duplicate_key_keeps_last(store: &dyn Store) {
     assert_eq!(stored.guid, Some(3));
 }
 
+/// `upsert_snapshot_batch` (the batch by value, answered as ids) stores what
+/// `upsert_snapshots` stores: duplicates collapsed (the last wins), ids kept on a re-report,
+/// the ids those of the stored rows; a bad item or an unknown system stores nothing.
+pub async fn snapshot_batch_by_value_answers_the_stored_ids(store: &dyn Store) {
+    let s = new_system(store).await;
+    let mut a1 = snap("tank", "vm1", "a", 1);
+    a1.used = 1;
+    let mut a2 = snap("tank", "vm1", "a", 3);
+    a2.used = 2;
+    let batch = vec![
+        a1,
+        snap("tank", "vm1", "b", 2),
+        a2,
+        snap("tank", "", "c", 4),
+    ];
+    let first = store
+        .upsert_snapshot_batch(s.id, batch.clone(), t0())
+        .await
+        .unwrap();
+    assert_eq!((first.system_id, first.last_reported), (s.id, t0()));
+    let names: Vec<&str> = first.items.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"], "duplicates collapse");
+    assert_eq!(first.items[0].used, 2, "the last duplicate wins");
+    assert_eq!(first.ids.len(), 3);
+    let mut stored = store.snapshots_of_systems(&[s.id]).await.unwrap();
+    stored.sort_by(|x, y| x.name.cmp(&y.name));
+    let mut answered = first.clone().into_snapshots();
+    answered.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(answered, stored, "the answer is the stored rows");
+    // b (changed) and c again: a re-report of two of the rows.
+    let mut changed = vec![batch[1].clone(), batch[3].clone()];
+    changed[0].guid = Some(22);
+    let second = store
+        .upsert_snapshot_batch(s.id, changed, t0() + secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.ids,
+        first.ids[1..],
+        "re-reported rows keep their ids"
+    );
+    let b = store.get_snapshot(first.ids[1]).await.unwrap().unwrap();
+    assert_eq!((b.guid, b.last_reported), (Some(22), t0() + secs(60)));
+    let before = store.snapshots_of_systems(&[s.id]).await.unwrap();
+    let bad = vec![
+        snap("tank", "vm1", "d", 5),
+        snap("tank", "vm1", "bad*name", 6),
+    ];
+    assert_invalid(
+        store
+            .upsert_snapshot_batch(s.id, bad, t0() + secs(120))
+            .await,
+        "snapshots[1].name",
+    );
+    assert_eq!(
+        store.snapshots_of_systems(&[s.id]).await.unwrap(),
+        before,
+        "a rejected batch changes nothing"
+    );
+    let ghost = Uuid::new_v4();
+    assert_not_found(store.upsert_snapshot_batch(ghost, Vec::new(), t0()).await);
+    assert_not_found(store.upsert_snapshot_batch(ghost, batch, t0()).await);
+    assert!(inventory(store, ghost).await.is_empty());
+}
+
 pub async fn snapshot_upsert_unknown_system(store: &dyn Store) {
     let ghost = Uuid::new_v4();
     // Even an empty batch says so (the HTTP report relies on it).
