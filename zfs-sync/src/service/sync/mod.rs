@@ -40,6 +40,7 @@ use crate::store::Store;
 
 mod auto;
 mod compact;
+mod fed;
 mod inventory;
 mod jobs;
 mod maintenance;
@@ -49,6 +50,7 @@ mod steps;
 
 pub use auto::AutoResolution;
 pub use compact::{CACHE_BYTES_PER_RECORD, CompactInventory};
+pub use fed::{BeforeReport, FedUsage};
 use inventory::InventoryCache;
 pub(crate) use inventory::planned_part;
 pub use inventory::{CacheUsage, load_inventories};
@@ -265,6 +267,8 @@ pub struct SyncService {
     store: Arc<dyn Store>,
     settings: SyncSettings,
     cache: Arc<InventoryCache>,
+    /// Inventories known from the reports this process stored ([`SyncService::fed_usage`]).
+    fed: Arc<fed::FedInventories>,
     /// Each group's edges without the clock, for [`SyncService::fleet_edges`].
     edge_bases: Arc<crate::service::edges::EdgeBasisCache>,
 }
@@ -308,6 +312,7 @@ impl SyncService {
             store,
             settings,
             cache: Arc::default(),
+            fed: Arc::default(),
             edge_bases: Arc::default(),
         }
     }
@@ -324,6 +329,12 @@ impl SyncService {
     /// What the inventory cache holds now (shared by the service's clones).
     pub fn inventory_cache_usage(&self) -> CacheUsage {
         self.cache.usage()
+    }
+
+    /// What the inventories known from this process's reports hold now (shared by the
+    /// service's clones): systems whose reports were applied and no plan took yet.
+    pub fn fed_usage(&self) -> FedUsage {
+        self.fed.usage()
     }
 
     async fn group(&self, group_id: Uuid) -> Result<SyncGroup> {
