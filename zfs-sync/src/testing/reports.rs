@@ -85,7 +85,7 @@ async fn post(sync: &SyncService, system_id: Uuid, items: Vec<NewSnapshot>, at: 
 
 async fn new_system(store: &dyn Store, name: &str) -> Uuid {
     let id = Uuid::new_v4();
-    let mut s = System::new(id, &format!("{name}-{}", id.simple()), epoch());
+    let mut s = System::new(id, format!("{name}-{}", id.simple()), epoch());
     s.ssh_hostname = Some(format!("{name}.example.net"));
     store.create_system(&s).await.unwrap();
     id
