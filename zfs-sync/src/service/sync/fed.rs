@@ -154,10 +154,14 @@ impl FedInventories {
         inner.systems.insert(system_id, fed);
     }
 
-    /// The system's snapshots when the entry is at `version` (the entry leaves); an entry at
-    /// another version is dropped.
+    /// The system's snapshots when the entry is at `version` (the entry leaves); an older
+    /// entry is dropped, a newer one (a report applied since the plan read `version`;
+    /// versions only grow) is kept for the next plan.
     pub(super) fn take(&self, system_id: Uuid, version: i64) -> Option<Vec<Snapshot>> {
         let mut inner = self.lock();
+        if inner.systems.get(&system_id)?.version > version {
+            return None;
+        }
         let fed = inner.systems.remove(&system_id)?;
         inner.bytes -= fed.bytes;
         (fed.version == version).then_some(fed.snapshots)
@@ -250,5 +254,69 @@ impl SyncService {
             ),
             _ => self.fed.drop_system(before.system_id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::fixtures::epoch;
+
+    fn batch(system_id: Uuid, names: &[&str]) -> StoredBatch {
+        let items = names
+            .iter()
+            .map(|n| crate::model::NewSnapshot {
+                holds: None,
+                userrefs: None,
+                pool: "tank".into(),
+                dataset: "vm1".into(),
+                name: (*n).into(),
+                guid: Some(1),
+                createtxg: Some(1),
+                creation: epoch(),
+                used: 1,
+                referenced: 1,
+                extra_metadata: Default::default(),
+            })
+            .collect::<Vec<_>>();
+        let ids = items.iter().map(|_| Uuid::new_v4()).collect();
+        StoredBatch {
+            system_id,
+            last_reported: epoch(),
+            items,
+            ids,
+        }
+    }
+
+    #[test]
+    fn entries_follow_exact_versions_only() {
+        let fed = FedInventories::default();
+        let id = Uuid::from_u128(1);
+        // No entry and not known empty: nothing kept.
+        fed.apply(&batch(id, &["a"]), 3, false, usize::MAX);
+        assert!(!fed.holds(id));
+        fed.apply(&batch(id, &["a", "b"]), 0, true, usize::MAX);
+        fed.apply(&batch(id, &["b", "c"]), 1, false, usize::MAX);
+        assert_eq!((fed.usage().systems, fed.usage().records), (1, 3));
+        // A plan that read an older version leaves the newer entry; a newer plan drops an
+        // older one; the exact version takes it.
+        assert!(fed.take(id, 1).is_none() && fed.holds(id));
+        let names: Vec<String> = fed
+            .take(id, 2)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(fed.usage(), FedUsage::default());
+        fed.apply(&batch(id, &["a"]), 0, true, usize::MAX);
+        assert!(fed.take(id, 5).is_none() && !fed.holds(id));
+        // A batch applied to another version than the entry's drops it.
+        fed.apply(&batch(id, &["a"]), 0, true, usize::MAX);
+        fed.apply(&batch(id, &["b"]), 4, false, usize::MAX);
+        assert!(!fed.holds(id));
+        // Past the budget: dropped.
+        fed.apply(&batch(id, &["a", "b"]), 0, true, 100);
+        assert_eq!(fed.usage(), FedUsage::default());
     }
 }
