@@ -176,3 +176,19 @@ async fn a_new_database_is_reported_and_refused_when_the_setting_says_so() {
         "create_schema: false opens an existing schema"
     );
 }
+
+/// Two servers on one database: the inventories one knows from the reports it stored equal
+/// the stored ones, and a report through the other is never missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reports_feed_exact_inventories() {
+    let Some(url) = postgres_test_url("reports_feed_exact_inventories") else {
+        return;
+    };
+    let schema = schema_name("reports_feed");
+    let a: Arc<dyn Store> = Arc::new(open(&url, &schema).await);
+    let b: Arc<dyn Store> = Arc::new(open(&url, &schema).await);
+    let fixture = Fixture::with_teardown(a.clone(), Box::pin(drop_schema(url, schema)));
+    fixture
+        .run(|a| async move { zfs_sync::testing::reports::reports_feed_exact_inventories(a, b).await })
+        .await;
+}

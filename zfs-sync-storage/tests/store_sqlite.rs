@@ -118,3 +118,14 @@ async fn readiness_tells_a_vanished_replaced_or_read_only_file() {
     let e = ready.unwrap_err().to_string();
     assert!(e.contains("read-only") || e.contains("readonly"), "{e}");
 }
+
+/// Two servers on one file: the inventories one knows from the reports it stored equal the
+/// stored ones, and a report through the other is never missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_feed_exact_inventories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fed.db");
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::file(&path)).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::file(&path)).await.unwrap());
+    zfs_sync::testing::reports::reports_feed_exact_inventories(a, b).await;
+}

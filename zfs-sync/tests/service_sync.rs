@@ -1547,3 +1547,11 @@ async fn a_bookmark_base_is_sent_from() {
         "{shells:?}"
     );
 }
+
+/// The inventories a service knows from the reports it stored equal the stored ones (two
+/// services on one in-memory store: two server processes).
+#[tokio::test]
+async fn reports_feed_exact_inventories() {
+    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    zfs_sync::testing::reports::reports_feed_exact_inventories(store.clone(), store).await;
+}

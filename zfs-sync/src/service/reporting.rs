@@ -126,9 +126,13 @@ pub async fn report_snapshot_batch(
     let store = sync.store().as_ref();
     check_dataset_batch(datasets)?;
     check_bookmarks_input(None, bookmarks)?;
+    // The inventory this process knows of the system follows the report (snapshots only).
+    let snapshots_only = datasets.is_empty() && bookmarks.is_empty() && resume_tokens.is_empty();
+    let before = sync.before_report(system_id, snapshots_only).await;
     let stored = store
         .upsert_snapshot_batch(system_id, snapshots, now)
         .await?;
+    sync.reported(before, &stored).await;
     if !datasets.is_empty() {
         store.upsert_datasets(system_id, datasets, now).await?;
     }

@@ -97,7 +97,9 @@ pub trait SnapshotStore: Send + Sync {
     /// [`SnapshotStore::upsert_snapshots`] taking the items by value and answering compactly
     /// (the items with duplicates collapsed, and their ids): a large report is neither copied
     /// nor turned into a [`Snapshot`] record per row. The default goes through
-    /// `upsert_snapshots`.
+    /// `upsert_snapshots`. Moves the system's inventory version by exactly one (in the same
+    /// transaction), whatever the batch changes: a server that reads the version before and
+    /// after its report knows whether anything else changed the inventory in between.
     async fn upsert_snapshot_batch(
         &self,
         system_id: Uuid,

@@ -7,11 +7,14 @@
 //! - [`retention`]: a fleet lived through many rounds of snapshots, outages, failed and
 //!   resumed transfers, other tools' destroys and prune plans, checking retention's guarantees.
 //! - [`fleet`]: a deterministic, seeded generator of fleets (hosts, datasets, histories).
+//! - [`reports`]: the inventories a server knows from the reports it stored, checked
+//!   against any store.
 //! - [`bulk`]: a lean generator of fleet-scale inventories (millions of records) for benchmarks.
 
 pub mod bulk;
 pub mod fixtures;
 pub mod fleet;
+pub mod reports;
 pub mod retention;
 pub mod zfs;
 

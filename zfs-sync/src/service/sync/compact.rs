@@ -451,7 +451,7 @@ fn token_heap(t: &ResumeToken) -> usize {
 }
 
 /// The heap a snapshot's strings, holds and metadata take (an estimate for the metadata).
-fn snapshot_heap(s: &Snapshot) -> usize {
+pub(super) fn snapshot_heap(s: &Snapshot) -> usize {
     s.pool.capacity()
         + s.dataset.capacity()
         + s.name.capacity()

@@ -97,6 +97,18 @@ impl SyncService {
             }
             None => {}
         }
+        // Members known from the reports this process stored, at the version just read.
+        for (_, s) in &members {
+            if reusable.contains_key(&s.id) {
+                continue;
+            }
+            let Some(&version) = versions.get(&s.id) else {
+                continue;
+            };
+            if let Some(snapshots) = self.fed.take(s.id, version) {
+                reusable.insert(s.id, Reusable::Reported(snapshots));
+            }
+        }
         let missing: Vec<Uuid> = members
             .iter()
             .map(|(_, s)| s.id)
@@ -112,6 +124,14 @@ impl SyncService {
                     let mut inv = match reused {
                         Reusable::Full(inv) => inv,
                         Reusable::Compact(c) => c.expand(),
+                        Reusable::Reported(snapshots) => MemberInventory {
+                            system: system.clone(),
+                            member,
+                            snapshots,
+                            resume_tokens: Vec::new(),
+                            datasets: Vec::new(),
+                            bookmarks: Vec::new(),
+                        },
                     };
                     inv.system = system;
                     inv
@@ -137,6 +157,8 @@ impl SyncService {
 enum Reusable {
     Full(MemberInventory),
     Compact(CompactInventory),
+    /// Fed from reports ([`super::fed`]): only snapshots (no datasets, bookmarks or tokens).
+    Reported(Vec<Snapshot>),
 }
 
 /// Everything the planner needs of one group: its members' systems, snapshots, resume

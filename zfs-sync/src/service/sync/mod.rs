@@ -40,6 +40,7 @@ use crate::store::Store;
 
 mod auto;
 mod compact;
+mod fed;
 mod inventory;
 mod jobs;
 mod maintenance;
@@ -49,6 +50,7 @@ mod steps;
 
 pub use auto::AutoResolution;
 pub use compact::{CACHE_BYTES_PER_RECORD, CompactInventory};
+pub use fed::{BeforeReport, FedUsage};
 use inventory::InventoryCache;
 pub(crate) use inventory::planned_part;
 pub use inventory::{CacheUsage, load_inventories};
@@ -71,6 +73,9 @@ pub struct SyncSettings {
     /// about 40 for a typical one), except the group planned last, kept as the planner takes
     /// it (about 290 bytes per record) while it fits; 0 turns the cache off. The least
     /// recently planned group is evicted first; a group larger than the budget is not cached.
+    /// The inventories known from the reports this process stored and no plan took yet
+    /// (see [`SyncService::fed_usage`]) take up to as many bytes again, expanded; 0 turns
+    /// them off too.
     pub inventory_cache_bytes: usize,
     /// When a host fetches its instructions, a sync state whose only change is its
     /// `last_check` is written only when the stored `last_check` is at least this old (0:
@@ -265,6 +270,8 @@ pub struct SyncService {
     store: Arc<dyn Store>,
     settings: SyncSettings,
     cache: Arc<InventoryCache>,
+    /// Inventories known from the reports this process stored ([`SyncService::fed_usage`]).
+    fed: Arc<fed::FedInventories>,
     /// Each group's edges without the clock, for [`SyncService::fleet_edges`].
     edge_bases: Arc<crate::service::edges::EdgeBasisCache>,
 }
@@ -308,6 +315,7 @@ impl SyncService {
             store,
             settings,
             cache: Arc::default(),
+            fed: Arc::default(),
             edge_bases: Arc::default(),
         }
     }
@@ -324,6 +332,12 @@ impl SyncService {
     /// What the inventory cache holds now (shared by the service's clones).
     pub fn inventory_cache_usage(&self) -> CacheUsage {
         self.cache.usage()
+    }
+
+    /// What the inventories known from this process's reports hold now (shared by the
+    /// service's clones): systems whose reports were applied and no plan took yet.
+    pub fn fed_usage(&self) -> FedUsage {
+        self.fed.usage()
     }
 
     async fn group(&self, group_id: Uuid) -> Result<SyncGroup> {

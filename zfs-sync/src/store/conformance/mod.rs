@@ -156,6 +156,7 @@ macro_rules! for_each_conformance_behaviour {
             upsert_refreshes_exactly_the_reported_rows,
             large_batch_upserts_and_keeps_ids,
             inventory_versions_move_with_every_change,
+            a_snapshot_batch_moves_the_version_by_exactly_one,
             snapshot_names_of_some_datasets,
             // datasets.rs
             datasets_replaced_with_the_inventory,

@@ -831,3 +831,40 @@ pub async fn snapshot_names_of_some_datasets(store: &dyn Store) {
             .is_empty()
     );
 }
+
+/// A snapshot batch moves the system's inventory version by exactly one, whatever it changes
+/// (new rows, changed rows, an unchanged re-report, an empty batch): a server that read the
+/// version before its report and finds it one further after knows nothing else changed in
+/// between, and applies the batch's stored rows to the inventory it knew.
+pub async fn a_snapshot_batch_moves_the_version_by_exactly_one(store: &dyn Store) {
+    let s = new_system(store).await;
+    let version = || async {
+        let v = store.inventory_versions(&[s.id]).await.unwrap();
+        v[0].1
+    };
+    let items = vec![snap("tank", "vm1", "s1", 1), snap("tank", "vm1", "s2", 2)];
+    let mut changed = items.clone();
+    changed[1].used += 1;
+    changed.push(snap("tank", "vm2", "s3", 3));
+    for (what, batch) in [
+        ("first report", items.clone()),
+        ("re-report", items),
+        ("changed and new rows", changed),
+        ("empty batch", Vec::new()),
+    ] {
+        let before = version().await;
+        let stored = store
+            .upsert_snapshot_batch(s.id, batch, t0() + secs(before))
+            .await
+            .unwrap();
+        assert_eq!(version().await, before + 1, "{what}");
+        // The batch's answer is what is stored.
+        for row in stored.into_snapshots() {
+            assert_eq!(
+                store.get_snapshot(row.id).await.unwrap(),
+                Some(row),
+                "{what}"
+            );
+        }
+    }
+}
