@@ -134,8 +134,71 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// WAL pages (4 KiB each) past which the checkpoint thread copies the WAL back into the
+/// database: 8,192 pages, 32 MiB (SQLite's default is 1,000: a report rewrites the same index
+/// pages over and over, and each checkpoint copies them back once).
+const CHECKPOINT_PAGES: i32 = if cfg!(test) { 64 } else { 8192 };
+
+/// WAL pages past which the committing writer checkpoints itself (PASSIVE), as SQLite's
+/// automatic checkpoint would: the checkpoint thread has fallen behind (readers holding old
+/// pages, a slow disk), and the WAL must not grow without bound.
+const CHECKPOINT_BACKSTOP_PAGES: i32 = 4 * CHECKPOINT_PAGES;
+
+thread_local! {
+    /// The WAL's size in pages after this thread's last commit on the writer connection
+    /// (`note_wal_pages` runs inside the commit, on the committing thread); -1 when unknown.
+    static WAL_PAGES: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
+}
+
+/// The writer connection's WAL hook: SQLite calls it after each commit with the WAL's size.
+fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.with(|p| p.set(pages));
+    Ok(())
+}
+
+/// Checkpoints the WAL on its own thread and connection, so no request waits for one: the
+/// writer signals it after a commit that left the WAL past [`CHECKPOINT_PAGES`]. PASSIVE:
+/// it never blocks the writer or the readers. The thread ends when the store is dropped
+/// (its sender goes with the `Db`).
+struct Checkpointer {
+    wake: std::sync::mpsc::SyncSender<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &std::path::Path, busy_timeout: Duration) -> Result<Self> {
+        let conn = Connection::open(path).map_err(map_err)?;
+        conn.busy_timeout(busy_timeout).map_err(map_err)?;
+        let (wake, asleep) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("zfs-sync-sqlite-checkpoint".into())
+            .spawn(move || {
+                while asleep.recv().is_ok() {
+                    // A failed checkpoint (a reader still on old pages) is retried at the
+                    // next signal; the backstop in `write` bounds the WAL meanwhile.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .map_err(|e| Error::backend_msg(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Checkpointer { wake })
+    }
+
+    /// After a commit on the writer connection, on the committing thread: wakes the thread
+    /// when the WAL passed [`CHECKPOINT_PAGES`]; checkpoints here past the backstop.
+    fn after_commit(&self, writer: &Connection) {
+        let pages = WAL_PAGES.with(|p| p.replace(-1));
+        if pages >= CHECKPOINT_BACKSTOP_PAGES {
+            let _ = writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        } else if pages >= CHECKPOINT_PAGES {
+            // Full: a wake-up is already pending.
+            let _ = self.wake.try_send(());
+        }
+    }
+}
+
 struct Db {
     config: SqliteConfig,
+    /// The WAL's checkpoint thread (file databases only).
+    checkpointer: Option<Checkpointer>,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// The database file's identity (device, inode) when it was opened: readiness checks it
@@ -149,20 +212,24 @@ struct Db {
 }
 
 impl Db {
-    fn new(config: SqliteConfig, writer: Connection) -> Self {
+    fn new(config: SqliteConfig, writer: Connection) -> Result<Self> {
         let readers = config.max_readers.max(1);
-        let file_id = match &config.location {
-            SqliteLocation::File(path) => file_identity(path),
-            SqliteLocation::Memory => None,
+        let (file_id, checkpointer) = match &config.location {
+            SqliteLocation::File(path) => (
+                file_identity(path),
+                Some(Checkpointer::start(path, config.busy_timeout)?),
+            ),
+            SqliteLocation::Memory => (None, None),
         };
-        Db {
+        Ok(Db {
             config,
+            checkpointer,
             file_id,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             writer_slot: Arc::new(tokio::sync::Semaphore::new(1)),
             reader_slots: Arc::new(tokio::sync::Semaphore::new(readers)),
-        }
+        })
     }
 }
 
@@ -229,11 +296,12 @@ impl Db {
             // the last commits before a power loss (not a process crash) may be rolled back.
             conn.pragma_update(None, "synchronous", "NORMAL")
                 .map_err(map_err)?;
-            // Checkpoint every 8,192 pages (32 MiB of WAL) instead of SQLite's 1,000: a
-            // report rewrites the same index pages over and over, and each checkpoint copies
-            // them back once, on the committing writer's time.
-            conn.pragma_update(None, "wal_autocheckpoint", 8192)
-                .map_err(map_err)?;
+            // No checkpoint on the committing writer's time (SQLite's automatic one runs
+            // inside the commit that crosses its limit): the WAL's size after each commit is
+            // noted here, and the checkpoint thread copies the WAL back once it passes
+            // CHECKPOINT_PAGES (see `Checkpointer`). Registering the hook turns
+            // `wal_autocheckpoint` off.
+            conn.wal_hook(Some(note_wal_pages));
         }
         schema::migrate(&mut conn, migrate_to)?;
         Ok(conn)
@@ -291,7 +359,7 @@ impl SqliteStore {
         blocking(move || {
             let writer = Db::open_writer(&config, version)?;
             Ok(SqliteStore {
-                db: Arc::new(Db::new(config, writer)),
+                db: Arc::new(Db::new(config, writer)?),
             })
         })
         .await
@@ -319,6 +387,9 @@ impl SqliteStore {
                 .map_err(map_err)?;
             let out = f(&tx)?;
             tx.commit().map_err(map_err)?;
+            if let Some(c) = &db.checkpointer {
+                c.after_commit(&conn);
+            }
             Ok(out)
         })
         .await
@@ -580,5 +651,41 @@ mod tests {
             ..SqliteConfig::file(dir.path().join("tiny.db"))
         };
         assert_eq!(tiny.cache_kib(), (512, 512));
+    }
+
+    /// A commit that leaves the WAL past the limit wakes the checkpoint thread: the WAL is
+    /// copied back without the writer (SQLite's automatic checkpoint is off, so nothing
+    /// else would copy it before the backstop).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_checkpointed_off_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.db");
+        let store = SqliteStore::open(SqliteConfig::file(&path)).await.unwrap();
+        let db_len = || std::fs::metadata(&path).unwrap().len();
+        let before = db_len();
+        // About 320 KB of rows in one commit: with the migrations still in the WAL, past
+        // CHECKPOINT_PAGES (64 under test), below the backstop (256, the writer checkpoints).
+        store
+            .write(|tx| {
+                tx.execute_batch("CREATE TABLE filler (b BLOB)")
+                    .map_err(map_err)?;
+                for _ in 0..20 {
+                    tx.execute("INSERT INTO filler VALUES (zeroblob(16000))", [])
+                        .map_err(map_err)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        // The thread copies the pages into the database file; wait for it (bounded).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while db_len() < before + 300_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            db_len() >= before + 300_000,
+            "the WAL was not checkpointed: database file {} bytes (was {before})",
+            db_len()
+        );
     }
 }
