@@ -168,8 +168,9 @@ async fn take_active<C: GenericClient>(c: &C, j: &Job) -> Result<Option<Job>> {
 /// The hand-outs of the ordinary jobs among `jobs` whose transfer's active job is leased at
 /// `now`, so that handing them out leaves it as it is: the job back when it is the runner's
 /// unstarted one ([`hands_back`]), else nothing. By index in `jobs`; one statement, the active
-/// jobs locked. A stored spec is decoded only where it differs from the job's (compared as
-/// `jsonb`). The other jobs are created or leased as usual.
+/// jobs locked (a lateral join: one `jobs_active` lookup per job; a plain join let the planner
+/// hash every active job of the database). A stored spec is decoded only where it differs from
+/// the job's (compared as `jsonb`). The other jobs are created or leased as usual.
 async fn held_hand_outs<C: GenericClient>(
     c: &C,
     jobs: &[Job],
@@ -196,12 +197,13 @@ async fn held_hand_outs<C: GenericClient>(
     let found = query(
         c,
         &format!(
-            "SELECT {}, u.i FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::uuid[], $5::int8[],
+            "SELECT h.*, u.i FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::uuid[], $5::int8[],
                  $6::text[], $7::jsonb[]) AS u(i, g, d, t, si, st, sp)
-             JOIN jobs ON group_id = u.g AND dataset = u.d AND target_system_id = u.t
+             CROSS JOIN LATERAL (SELECT {} FROM jobs
+                 WHERE group_id = u.g AND dataset = u.d AND target_system_id = u.t
                  AND conflict_id IS NULL AND step_index IS NOT DISTINCT FROM u.si AND step = u.st
                  AND status IN ('pending', 'leased') AND status = 'leased' AND lease_expires_at > $8
-             FOR UPDATE OF jobs",
+                 FOR UPDATE) h",
             job_cols_unless_spec("u.sp")
         ),
         &[
