@@ -9,6 +9,10 @@
 //! The store is a SQLite file filled once; every iteration copies it, opens it, and makes
 //! the hub's first `instructions` call on a new `SyncService`: only the call is timed.
 //!
+//! `repeat_instructions_…` is the hub asking again with every job still leased and unstarted
+//! (an agent that lost the answer, or runs a few transfers at a time): each call hands back
+//! the same jobs. One store and service serve every iteration.
+//!
 //! `cargo bench -p zfs-sync-storage --bench handout`
 
 use std::path::{Path, PathBuf};
@@ -163,6 +167,23 @@ fn first_hand_out(c: &mut Criterion, rt: &Runtime) {
             },
             BatchSize::PerIteration,
         );
+    });
+    // The hub asks again: the same jobs back (leased by the first call, unstarted).
+    copy_db(&filled, &work);
+    let store = rt
+        .block_on(SqliteStore::open(SqliteConfig::file(&work)))
+        .unwrap();
+    let service = SyncService::new(Arc::new(store), SyncSettings::default());
+    let first = rt.block_on(service.instructions(hub, None, now)).unwrap();
+    let ids: Vec<_> = first.instructions.iter().map(|i| i.job_id).collect();
+    let later = now + chrono::Duration::seconds(1);
+    g.bench_function(format!("repeat_instructions_{rows}_rows"), |b| {
+        b.iter(|| {
+            let out = rt.block_on(service.instructions(hub, None, later)).unwrap();
+            let again: Vec<_> = out.instructions.iter().map(|i| i.job_id).collect();
+            assert_eq!(again, ids, "the same jobs handed back");
+            out
+        });
     });
     g.finish();
 }

@@ -112,10 +112,26 @@ pub(crate) fn job_filter<P: FilterValue>(filter: &JobFilter) -> Filter<P> {
 /// the parameters `conflict`, `index` and `step`" beyond (group, dataset, target): both
 /// ordinary, or the same step of one conflict, and the same step kind (a maintenance job's
 /// slot is its kind) (`IS` in SQLite, `IS NOT DISTINCT FROM` in PostgreSQL).
-pub(crate) fn same_step(null_safe_eq: &str, conflict: &str, index: &str, step: &str) -> String {
-    format!(
-        "conflict_id {null_safe_eq} {conflict} AND step_index {null_safe_eq} {index} AND step = {step}"
-    )
+///
+/// `ordinary` says whether that job has no conflict (its bound `conflict` is NULL): the
+/// condition then names `conflict_id IS NULL` and otherwise `conflict_id = …`, so that the
+/// slot's partial unique index (`jobs_active`, `jobs_active_step`) applies; a null-safe
+/// comparison with a parameter matches neither index's predicate, and the query then walks
+/// every job of the target. `conflict` is still referenced (PostgreSQL wants every
+/// parameter's type: pass it with a cast there).
+pub(crate) fn same_step(
+    null_safe_eq: &str,
+    ordinary: bool,
+    conflict: &str,
+    index: &str,
+    step: &str,
+) -> String {
+    let conflict = if ordinary {
+        format!("conflict_id IS NULL AND {conflict} IS NULL")
+    } else {
+        format!("conflict_id = {conflict}")
+    };
+    format!("{conflict} AND step_index {null_safe_eq} {index} AND step = {step}")
 }
 
 /// Leased jobs whose lease ended at or before the time bound to the parameter `now`.

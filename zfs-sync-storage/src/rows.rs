@@ -302,7 +302,29 @@ pub(crate) const JOB_COLS: &str = "id, group_id, dataset, source_system_id, targ
                                    spec, status, lease_expires_at, attempts, error, bytes, resume_token, created_at, \
                                    updated_at, step, conflict_id, step_index";
 
+/// [`JOB_COLS`] with the spec column read as NULL where it equals the spec bound to the
+/// parameter `spec` (text in SQLite, `jsonb` in PostgreSQL): a caller that already holds the
+/// spec does not decode the stored one ([`job_row_or`]).
+pub(crate) fn job_cols_unless_spec(spec: &str) -> String {
+    JOB_COLS.replacen(
+        "spec,",
+        &format!("CASE WHEN spec = {spec} THEN NULL ELSE spec END,"),
+        1,
+    )
+}
+
 pub(crate) fn job_row(r: &impl Columns) -> Result<Job> {
+    job_row_or(r, None)
+}
+
+/// A job read with [`job_cols_unless_spec`]: a NULL spec is `spec` (the one the query compared
+/// the stored spec with).
+pub(crate) fn job_row_or(r: &impl Columns, spec: Option<&Value>) -> Result<Job> {
+    let spec = match (r.opt_json(7)?, spec) {
+        (Some(stored), _) => stored,
+        (None, Some(same)) => same.clone(),
+        (None, None) => return Err(corrupt("json", "NULL")),
+    };
     let step = JobStep::parse("step", &r.text(16)?).map_err(|e| corrupt("step", e))?;
     // A step that is not a transfer stores its own name as its kind.
     let kind = match step {
@@ -325,7 +347,7 @@ pub(crate) fn job_row(r: &impl Columns) -> Result<Job> {
             .opt_i64(18)?
             .map(|i| u32::try_from(i).map_err(|e| corrupt("step_index", e)))
             .transpose()?,
-        spec: r.json(7)?,
+        spec,
         status: JobStatus::parse("status", &r.text(8)?).map_err(|e| corrupt("status", e))?,
         lease_expires_at: r.opt_time(9)?,
         attempts: u32::try_from(r.i64(10)?).map_err(|e| corrupt("attempts", e))?,

@@ -1,6 +1,6 @@
 //! [`JobStore`] on PostgreSQL: jobs and their leases.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -8,7 +8,7 @@ use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus, SyncState};
 use zfs_sync::store::{
-    JobHandOut, JobStore, check_job_outcome, check_job_progress, check_new_job,
+    JobHandOut, JobStore, check_job_outcome, check_job_progress, check_new_job, hands_back,
     states_after_hand_out, unstarted_hand_out,
 };
 use zfs_sync::{Error, Result};
@@ -16,7 +16,10 @@ use zfs_sync::{Error, Result};
 use crate::batch::{distinct_job_refs, leased_new};
 use crate::checks::check_job_active;
 use crate::filter::{expired_lease, job_filter, leasable, same_step};
-use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_row};
+use crate::rows::{
+    JOB_COLS, JOB_PROGRESS_COLS, job_cols_unless_spec, job_order, job_progress_row, job_row,
+    job_row_or,
+};
 
 use super::error::map_err;
 use super::groups::require_group;
@@ -112,7 +115,9 @@ async fn lease_existing<C: GenericClient>(
     .await?;
     match row {
         Some(r) => Ok(Some(job_row(&r)?)),
-        None if load_job(c, id).await?.is_none() => Err(Error::not_found("job", id)),
+        None if !exists(c, "SELECT 1 FROM jobs WHERE id = $1", &[&id]).await? => {
+            Err(Error::not_found("job", id))
+        }
         None => Ok(None),
     }
 }
@@ -124,7 +129,13 @@ async fn take_active<C: GenericClient>(c: &C, j: &Job) -> Result<Option<Job>> {
         &format!(
             "SELECT {JOB_COLS} FROM jobs WHERE group_id = $1 AND dataset = $2 AND target_system_id = $3
              AND {} AND status IN ('pending', 'leased') FOR UPDATE",
-            same_step("IS NOT DISTINCT FROM", "$4", "$5", "$6")
+            same_step(
+                "IS NOT DISTINCT FROM",
+                j.conflict_id.is_none(),
+                "$4::uuid",
+                "$5",
+                "$6"
+            )
         ),
         &[
             &j.group_id,
@@ -152,6 +163,77 @@ async fn take_active<C: GenericClient>(c: &C, j: &Job) -> Result<Option<Job>> {
     )
     .await?;
     row.map(|r| job_row(&r)).transpose()
+}
+
+/// The hand-outs of the ordinary jobs among `jobs` whose transfer's active job is leased at
+/// `now`, so that handing them out leaves it as it is: the job back when it is the runner's
+/// unstarted one ([`hands_back`]), else nothing. By index in `jobs`; one statement, the active
+/// jobs locked (a lateral join: one `jobs_active` lookup per job; a plain join let the planner
+/// hash every active job of the database). A stored spec is decoded only where it differs from
+/// the job's (compared as `jsonb`). The other jobs are created or leased as usual.
+async fn held_hand_outs<C: GenericClient>(
+    c: &C,
+    jobs: &[Job],
+    now: DateTime<Utc>,
+) -> Result<HashMap<usize, JobHandOut>> {
+    let rows: Vec<(usize, &Job)> = jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, j)| j.conflict_id.is_none())
+        .collect();
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let index: Vec<i64> = rows.iter().map(|(i, _)| *i as i64).collect();
+    let group: Vec<Uuid> = rows.iter().map(|(_, j)| j.group_id).collect();
+    let dataset: Vec<&str> = rows.iter().map(|(_, j)| j.dataset.as_str()).collect();
+    let target: Vec<Uuid> = rows.iter().map(|(_, j)| j.target_system_id).collect();
+    let step_index: Vec<Option<i64>> = rows
+        .iter()
+        .map(|(_, j)| j.step_index.map(i64::from))
+        .collect();
+    let step: Vec<&str> = rows.iter().map(|(_, j)| j.step.as_str()).collect();
+    let spec: Vec<&serde_json::Value> = rows.iter().map(|(_, j)| &j.spec).collect();
+    let found = query(
+        c,
+        &format!(
+            "SELECT h.*, u.i FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::uuid[], $5::int8[],
+                 $6::text[], $7::jsonb[]) AS u(i, g, d, t, si, st, sp)
+             CROSS JOIN LATERAL (SELECT {} FROM jobs
+                 WHERE group_id = u.g AND dataset = u.d AND target_system_id = u.t
+                 AND conflict_id IS NULL AND step_index IS NOT DISTINCT FROM u.si AND step = u.st
+                 AND status IN ('pending', 'leased') AND status = 'leased' AND lease_expires_at > $8
+                 FOR UPDATE) h",
+            job_cols_unless_spec("u.sp")
+        ),
+        &[
+            &index,
+            &group,
+            &dataset,
+            &target,
+            &step_index,
+            &step,
+            &spec,
+            &now,
+        ],
+    )
+    .await?;
+    let mut out = HashMap::with_capacity(found.len());
+    for r in &found {
+        let i = usize::try_from(super::col::<i64>(r, 19)?)
+            .map_err(|e| Error::backend_msg(e.to_string()))?;
+        let j = &jobs[i];
+        let active = job_row_or(r, Some(&j.spec))?;
+        out.insert(
+            i,
+            JobHandOut {
+                active_id: active.id,
+                leased: None,
+                unstarted: hands_back(&active, j, now).then_some(active),
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// Inserts in one statement the ordinary jobs among `jobs` (each the first of its transfer and
@@ -269,12 +351,24 @@ impl JobStore for PostgresStore {
         for j in distinct_job_refs(jobs) {
             require_job_refs(&tx, j).await?;
         }
-        // Usually nothing is active for the transfers yet: those jobs go in already leased
-        // (what creating and then leasing them leave), in one statement.
-        let fresh: Vec<Job> = jobs.iter().map(|j| leased_new(j, now, until)).collect();
-        let inserted = insert_free(&tx, &fresh).await?;
+        // A runner that asks again while its jobs are out gets them back as they are (or
+        // nothing): read in one statement, without writing.
+        let mut held = held_hand_outs(&tx, jobs, now).await?;
+        // Usually nothing is active for the other transfers yet: those jobs go in already
+        // leased (what creating and then leasing them leave), in one statement.
+        let fresh: Vec<Option<Job>> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (!held.contains_key(&i)).then(|| leased_new(j, now, until)))
+            .collect();
+        let free: Vec<Job> = fresh.iter().flatten().cloned().collect();
+        let inserted = insert_free(&tx, &free).await?;
         let mut out = Vec::with_capacity(jobs.len());
-        for (j, fresh) in jobs.iter().zip(fresh) {
+        for (i, (j, fresh)) in jobs.iter().zip(fresh).enumerate() {
+            let Some(fresh) = fresh else {
+                out.extend(held.remove(&i));
+                continue;
+            };
             if inserted.contains(&fresh.id) {
                 out.push(JobHandOut {
                     active_id: fresh.id,
@@ -339,7 +433,13 @@ impl JobStore for PostgresStore {
         // Every job of the slot, locked: the late-result rule reads and writes them.
         let key = format!(
             "group_id = $1 AND dataset = $2 AND target_system_id = $3 AND id <> $4 AND {}",
-            same_step("IS NOT DISTINCT FROM", "$5", "$6", "$7")
+            same_step(
+                "IS NOT DISTINCT FROM",
+                job.conflict_id.is_none(),
+                "$5::uuid",
+                "$6",
+                "$7"
+            )
         );
         let step_index = job.step_index.map(i64::from);
         let step = job.step.as_str();

@@ -8,7 +8,7 @@ use rusqlite::{Connection, Transaction, params};
 use uuid::Uuid;
 use zfs_sync::model::{Job, JobFilter, JobOutcome, JobProgress, JobStatus, SyncState};
 use zfs_sync::store::{
-    JobHandOut, JobStore, check_job_outcome, check_job_progress, check_new_job,
+    JobHandOut, JobStore, check_job_outcome, check_job_progress, check_new_job, hands_back,
     states_after_hand_out, unstarted_hand_out,
 };
 use zfs_sync::{Error, Result};
@@ -17,7 +17,10 @@ use crate::batch::{distinct_job_refs, leased_new};
 use crate::checks::check_job_active;
 use crate::codec::micros;
 use crate::filter::{expired_lease, job_filter, leasable, same_step};
-use crate::rows::{JOB_COLS, JOB_PROGRESS_COLS, job_order, job_progress_row, job_row};
+use crate::rows::{
+    JOB_COLS, JOB_PROGRESS_COLS, job_cols_unless_spec, job_order, job_progress_row, job_row,
+    job_row_or,
+};
 
 use super::error::map_err;
 use super::groups::require_group;
@@ -50,7 +53,7 @@ pub(super) fn create_job_tx(tx: &Transaction<'_>, j: Job) -> Result<Job> {
         &format!(
             "SELECT {JOB_COLS} FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
              AND {} AND status IN ('pending', 'leased')",
-            same_step("IS", "?4", "?5", "?6")
+            same_step("IS", j.conflict_id.is_none(), "?4", "?5", "?6")
         ),
         params![
             blob(&j.group_id),
@@ -142,9 +145,49 @@ fn lease_existing(
 ) -> Result<Option<Job>> {
     match lease_one(tx, id, now, until)? {
         Some(j) => Ok(Some(j)),
-        None if load_job(tx, id)?.is_none() => Err(Error::not_found("job", id)),
+        None if !exists(tx, "SELECT 1 FROM jobs WHERE id = ?1", [blob(&id)])? => {
+            Err(Error::not_found("job", id))
+        }
         None => Ok(None),
     }
+}
+
+/// The hand-out of `j` when the active job of its transfer (or step) is leased at `now`, so
+/// that handing `j` out leaves it as it is: the job back when it is the runner's unstarted one
+/// ([`hands_back`]), else nothing. `None` when no active job is leased at `now` (the job is
+/// created or leased as usual). `spec` is `j`'s spec as stored text: the stored spec is
+/// decoded only when it differs.
+fn held_hand_out(
+    tx: &Transaction<'_>,
+    j: &Job,
+    spec: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<JobHandOut>> {
+    let held = one(
+        tx,
+        &format!(
+            "SELECT {} FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
+             AND {} AND status IN ('pending', 'leased') AND status = 'leased' AND lease_expires_at > ?7",
+            job_cols_unless_spec("?8"),
+            same_step("IS", j.conflict_id.is_none(), "?4", "?5", "?6")
+        ),
+        params![
+            blob(&j.group_id),
+            j.dataset,
+            blob(&j.target_system_id),
+            j.conflict_id.as_ref().map(blob),
+            j.step_index,
+            j.step.as_str(),
+            micros(now),
+            spec,
+        ],
+        |r| job_row_or(r, Some(&j.spec)),
+    )?;
+    Ok(held.map(|active| JobHandOut {
+        active_id: active.id,
+        leased: None,
+        unstarted: hands_back(&active, j, now).then_some(active),
+    }))
 }
 
 /// Leases one job when it is leasable; `None` otherwise.
@@ -204,6 +247,12 @@ impl JobStore for SqliteStore {
             }
             let mut out = Vec::with_capacity(jobs.len());
             for j in &jobs {
+                // A runner that asks again while its jobs are out gets them back as they
+                // are (or nothing): read without writing, nor decoding a spec it holds.
+                if let Some(h) = held_hand_out(tx, j, &j.spec.to_string(), now)? {
+                    out.push(h);
+                    continue;
+                }
                 // Usually nothing is active for the transfer yet: the job goes in already
                 // leased, one statement (what creating and then leasing it leave).
                 let fresh = leased_new(j, now, until);
@@ -277,7 +326,7 @@ impl JobStore for SqliteStore {
                     &format!(
                         "SELECT 1 FROM jobs WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3
                          AND id <> ?4 AND status = 'succeeded' AND created_at >= ?5 AND {}",
-                        same_step("IS", "?6", "?7", "?8")
+                        same_step("IS", job.conflict_id.is_none(), "?6", "?7", "?8")
                     ),
                     params![
                         blob(&job.group_id),
@@ -299,7 +348,7 @@ impl JobStore for SqliteStore {
                     "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = ?5
                      WHERE group_id = ?1 AND dataset = ?2 AND target_system_id = ?3 AND id <> ?4
                      AND status IN ('pending', 'leased') AND {}",
-                    same_step("IS", "?6", "?7", "?8")
+                    same_step("IS", job.conflict_id.is_none(), "?6", "?7", "?8")
                 ))
                 .map_err(map_err)?
                 .execute(params![

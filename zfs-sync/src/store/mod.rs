@@ -618,10 +618,15 @@ pub fn check_job_outcome(outcome: &JobOutcome) -> Result<()> {
 /// [`JobHandOut::unstarted`] for a job handed out whose active job is `active` and was not
 /// leased by this call.
 pub fn unstarted_hand_out(active: &Job, job: &Job, now: DateTime<Utc>) -> Option<Job> {
-    (active.is_unstarted()
+    hands_back(active, job, now).then(|| active.clone())
+}
+
+/// Whether handing out `job`, whose active job is `active` and was not leased by this call,
+/// gives `active` back ([`unstarted_hand_out`]).
+pub fn hands_back(active: &Job, job: &Job, now: DateTime<Utc>) -> bool {
+    active.is_unstarted()
         && active.runner_system_id == job.runner_system_id
-        && active.lease_expires_at.is_some_and(|t| t > now))
-    .then(|| active.clone())
+        && active.lease_expires_at.is_some_and(|t| t > now)
 }
 
 /// The states [`JobStore::hand_out_jobs`] writes: `states`, each whose `job_id` names one of

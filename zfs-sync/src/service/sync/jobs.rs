@@ -184,30 +184,32 @@ impl SyncService {
                 }
             }
             out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
+            // The jobs apart from their entries: handed to the store without a copy.
+            let (mut jobs, mut entries): (Vec<Job>, Vec<Instruction>) = wanted.into_iter().unzip();
             if maintenance && let Some(host) = systems.get(&system_id) {
-                let handing: Vec<Job> = wanted.iter().map(|w| w.0.clone()).collect();
-                let jobs = self
+                let more = self
                     .maintenance_jobs(
                         &ev.group,
                         &ev.inventories,
                         &ev.plan,
                         host,
-                        &handing,
+                        &jobs,
                         now,
                         &mut out.diagnostics,
                     )
                     .await?;
-                wanted.extend(jobs);
+                for (job, entry) in more {
+                    jobs.push(job);
+                    entries.push(entry);
+                }
             }
             if take == Take::Look {
-                out.instructions
-                    .extend(wanted.into_iter().map(|(_, entry)| entry));
+                out.instructions.extend(entries);
                 continue;
             }
             // Every job of the group, and its target's state (`syncing`, naming the job the
             // store finds active), in one store transaction: a crash after it leaves no leased
             // job without its state.
-            let jobs: Vec<Job> = wanted.iter().map(|w| w.0.clone()).collect();
             // A state that already names the job (handed back unstarted) is left to `persist`,
             // which rewrites an unchanged state only once it is `touch` old.
             let mut written: HashSet<(String, Uuid)> = HashSet::new();
@@ -236,7 +238,7 @@ impl SyncService {
                 .hand_out_jobs(&jobs, &job_states, now, until)
                 .await?;
             let mut replan: Vec<(Job, Instruction)> = Vec::new();
-            for ((job, entry), h) in wanted.into_iter().zip(handouts) {
+            for ((job, entry), h) in jobs.into_iter().zip(entries).zip(handouts) {
                 if job.step.is_maintenance() {
                     match h.leased.or(h.unstarted) {
                         Some(leased) if leased.spec == job.spec => {

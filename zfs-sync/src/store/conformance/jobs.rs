@@ -812,6 +812,44 @@ pub async fn hand_out_returns_unstarted_jobs_to_their_runner_and_writes_states(s
     );
 }
 
+/// A runner's unstarted job is handed back as stored, whatever spec the job handed out names:
+/// the stored spec when it names another (planned from a newer inventory), the same job when
+/// it names the same; lease, attempts and updated_at unchanged.
+pub async fn hand_out_gives_back_the_stored_job_whatever_spec_is_named(store: &dyn Store) {
+    let (a, b, g) = pair(store).await;
+    let until = t0() + secs(60);
+    let first = Job {
+        spec: json!({"snapshots": ["s1"], "n": 1}),
+        ..job(g.id, "vm1", a.id, b.id, t0())
+    };
+    let got = store
+        .hand_out_jobs(std::slice::from_ref(&first), &[], t0(), until)
+        .await
+        .unwrap();
+    let leased = got[0].leased.clone().expect("leased by the first call");
+    let later = t0() + secs(5);
+    let newer = Job {
+        spec: json!({"snapshots": ["s1", "s2"], "n": 2}),
+        ..job(g.id, "vm1", a.id, b.id, later)
+    };
+    let same = Job {
+        spec: first.spec.clone(),
+        ..job(g.id, "vm1", a.id, b.id, later)
+    };
+    let got = store
+        .hand_out_jobs(&[newer, same], &[], later, until + secs(5))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    for h in &got {
+        assert_eq!(
+            (h.active_id, h.leased.as_ref(), h.unstarted.as_ref()),
+            (first.id, None, Some(&leased))
+        );
+    }
+    assert_eq!(store.get_job(first.id).await.unwrap(), Some(leased));
+}
+
 /// Maintenance jobs (prune, hold, release, bookmark) have their own slot per (group, dataset,
 /// host, kind): beside the transfer into the host and each other, deduplicated per kind,
 /// handed out and completed like transfers; their kind reads back.

@@ -199,6 +199,7 @@ macro_rules! for_each_conformance_behaviour {
             job_cancel_one,
             job_late_result,
             hand_out_returns_unstarted_jobs_to_their_runner_and_writes_states,
+            hand_out_gives_back_the_stored_job_whatever_spec_is_named,
             maintenance_jobs_have_a_slot_per_kind,
             // events.rs
             events_are_appended_in_order_and_listed_after_an_id,
