@@ -12,8 +12,9 @@
 //! needs it, as without this feed. An entry is handed to a plan only at the exact version the
 //! plan reads, and then leaves this store (the plan's cache keeps it).
 //!
-//! Only snapshots are fed: a report that also carries datasets, bookmarks or resume tokens,
-//! and a complete inventory (`PUT`), drop the system's entry.
+//! Only systems in an enabled group are fed (no other is planned), and only snapshots: a
+//! report that also carries datasets, bookmarks or resume tokens, and a complete inventory
+//! (`PUT`), drop the system's entry.
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
@@ -213,6 +214,12 @@ impl SyncService {
             return None;
         }
         let store = self.store.as_ref();
+        // A system in no enabled group is never planned: nothing to keep for it (a large
+        // report of an ungrouped system would only hold memory).
+        let groups = store.groups_of_system(system_id).await.ok()?;
+        if !groups.iter().any(|g| g.enabled) {
+            return None;
+        }
         let (_, version) = *store.inventory_versions(&[system_id]).await.ok()?.first()?;
         // Version 0 is a system whose inventory never changed, unless it was stored before
         // versions were: looked at (cheap for an empty one), read after the version.
