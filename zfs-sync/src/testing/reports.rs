@@ -119,7 +119,11 @@ pub async fn reports_feed_exact_inventories(a: Arc<dyn Store>, b: Arc<dyn Store>
     // A system in no group is never planned: its reports are not kept.
     let alone = new_system(a.as_ref(), "alone").await;
     post(&sa, alone, snaps("vm1", 0, 5), t(0)).await;
-    assert_eq!(fed(&sa), Default::default(), "an ungrouped system is not fed");
+    assert_eq!(
+        fed(&sa),
+        Default::default(),
+        "an ungrouped system is not fed"
+    );
 
     // First reports, in chunks: known without reading them back.
     let r = report_snapshot_batch(&sa, hub, snaps("vm1", 0, 10), &[], &[], &[], t(0)).await;
