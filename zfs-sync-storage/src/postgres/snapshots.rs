@@ -346,17 +346,11 @@ impl SnapshotStore for PostgresStore {
         items: &[NewSnapshot],
         now: DateTime<Utc>,
     ) -> Result<Vec<Snapshot>> {
-        let items = prepare_snapshot_batch(items)?;
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_err)?;
-        let has_rows = bump_inventory(&tx, system_id).await?;
-        let ids = upsert_batch(&tx, system_id, &items, now, has_rows).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(items
-            .into_iter()
-            .zip(ids)
-            .map(|(item, id)| Snapshot::from_new(id, system_id, item.clone(), now))
-            .collect())
+        // One copy of the items either way (here, or building each `Snapshot`).
+        Ok(self
+            .upsert_snapshot_batch(system_id, items.to_vec(), now)
+            .await?
+            .into_snapshots())
     }
 
     /// The batch is moved, not copied, and answered as ids (no [`Snapshot`] per row).
