@@ -197,7 +197,7 @@ async fn held_hand_outs<C: GenericClient>(
     let found = query(
         c,
         &format!(
-            "SELECT h.*, u.i FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::uuid[], $5::int8[],
+            "SELECT h.*, u.i AS hand_out_index FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::uuid[], $5::int8[],
                  $6::text[], $7::jsonb[]) AS u(i, g, d, t, si, st, sp)
              CROSS JOIN LATERAL (SELECT {} FROM jobs
                  WHERE group_id = u.g AND dataset = u.d AND target_system_id = u.t
@@ -220,9 +220,11 @@ async fn held_hand_outs<C: GenericClient>(
     .await?;
     let mut out = HashMap::with_capacity(found.len());
     for r in &found {
-        let i = usize::try_from(super::col::<i64>(r, 19)?)
+        let i = usize::try_from(r.try_get::<_, i64>("hand_out_index").map_err(map_err)?)
             .map_err(|e| Error::backend_msg(e.to_string()))?;
-        let j = &jobs[i];
+        let j = jobs
+            .get(i)
+            .ok_or_else(|| Error::backend_msg("a held job answered for no job of the call"))?;
         let active = job_row_or(r, Some(&j.spec))?;
         out.insert(
             i,
@@ -241,11 +243,13 @@ async fn held_hand_outs<C: GenericClient>(
 /// has no active job (the `jobs_active` index covers exactly the active job
 /// [`create_job_tx`] looks for). Returns the ids inserted; the others are left to
 /// [`create_job_tx`], which sees the inserted ones.
-async fn insert_free<C: GenericClient>(c: &C, jobs: &[Job]) -> Result<HashSet<Uuid>> {
+async fn insert_free<'a, C: GenericClient>(
+    c: &C,
+    jobs: impl Iterator<Item = &'a Job>,
+) -> Result<HashSet<Uuid>> {
     let mut keys = HashSet::new();
     let mut ids = HashSet::new();
     let rows: Vec<&Job> = jobs
-        .iter()
         .filter(|j| j.conflict_id.is_none())
         .filter(|j| {
             let first_of_transfer =
@@ -361,8 +365,7 @@ impl JobStore for PostgresStore {
             .enumerate()
             .map(|(i, j)| (!held.contains_key(&i)).then(|| leased_new(j, now, until)))
             .collect();
-        let free: Vec<Job> = fresh.iter().flatten().cloned().collect();
-        let inserted = insert_free(&tx, &free).await?;
+        let inserted = insert_free(&tx, fresh.iter().flatten()).await?;
         let mut out = Vec::with_capacity(jobs.len());
         for (i, (j, fresh)) in jobs.iter().zip(fresh).enumerate() {
             let Some(fresh) = fresh else {
