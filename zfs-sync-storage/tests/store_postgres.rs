@@ -192,3 +192,21 @@ async fn reports_feed_exact_inventories() {
         .run(|a| async move { zfs_sync::testing::reports::reports_feed_exact_inventories(a, b).await })
         .await;
 }
+
+/// Two servers on one database: the maintenance plans one keeps equal fresh ones after
+/// every kind of input change, those made through the other included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kept_maintenance_plans_equal_fresh() {
+    let Some(url) = postgres_test_url("kept_maintenance_plans_equal_fresh") else {
+        return;
+    };
+    let schema = schema_name("kept_plans");
+    let a: Arc<dyn Store> = Arc::new(open(&url, &schema).await);
+    let b: Arc<dyn Store> = Arc::new(open(&url, &schema).await);
+    let fixture = Fixture::with_teardown(a.clone(), Box::pin(drop_schema(url, schema)));
+    fixture
+        .run(|a| async move {
+            zfs_sync::testing::maintenance_plans::kept_plans_equal_fresh(a, b).await
+        })
+        .await;
+}

@@ -129,3 +129,14 @@ async fn reports_feed_exact_inventories() {
     let b: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::file(&path)).await.unwrap());
     zfs_sync::testing::reports::reports_feed_exact_inventories(a, b).await;
 }
+
+/// Two servers on one file: the maintenance plans one keeps equal fresh ones after every
+/// kind of input change, those made through the other included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_maintenance_plans_equal_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kept.db");
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::file(&path)).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::file(&path)).await.unwrap());
+    zfs_sync::testing::maintenance_plans::kept_plans_equal_fresh(a, b).await;
+}

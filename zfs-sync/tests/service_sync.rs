@@ -1555,3 +1555,11 @@ async fn reports_feed_exact_inventories() {
     let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
     zfs_sync::testing::reports::reports_feed_exact_inventories(store.clone(), store).await;
 }
+
+/// The maintenance plans a service keeps equal fresh ones after every kind of input change
+/// (two services on one in-memory store: two server processes).
+#[tokio::test]
+async fn kept_maintenance_plans_equal_fresh() {
+    let store: Arc<dyn Store> = Arc::new(InMemoryStore::new());
+    zfs_sync::testing::maintenance_plans::kept_plans_equal_fresh(store.clone(), store).await;
+}

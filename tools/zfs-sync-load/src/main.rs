@@ -15,7 +15,8 @@
 //! - `batch`: one host reports `--batch-snapshots` snapshots in chunks of `--chunk`
 //!   (`--concurrency` requests in flight): snapshots per second end to end.
 //! - `instructions`: a group of `--group-size` hosts × `--datasets` × `--snapshots` (the
-//!   replicas lag), then `--requests` sequential `GET /sync/instructions/{hub}`.
+//!   replicas lag), then `--requests` sequential `GET /sync/instructions/{hub}` (with
+//!   `--maintenance`, as the agent asks).
 //! - `fleet`: a generated fleet on `--servers` server processes sharing one database, every
 //!   host cycling like the agent (heartbeat, report changes, instructions, job results); the
 //!   servers' RSS sampled throughout and their CPU time per request (see `fleet.rs`).
@@ -101,6 +102,10 @@ struct Args {
     /// Requests of the `instructions` scenario.
     #[arg(long, default_value_t = 50)]
     requests: usize,
+    /// `instructions` scenario: ask as `zfs-sync-agent` does
+    /// (`?include_diagnostics=true&maintenance=true`: the hub's maintenance jobs too).
+    #[arg(long)]
+    maintenance: bool,
     /// Per-request timeout, seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -452,12 +457,18 @@ impl Api {
         Ok(chunk.items)
     }
 
-    /// Fetches instructions; returns the number of entries.
-    async fn instructions(&self, host: &Host) -> Outcome<u64> {
+    /// Fetches instructions (with `maintenance`, as the agent asks); returns the number of
+    /// entries.
+    async fn instructions(&self, host: &Host, maintenance: bool) -> Outcome<u64> {
+        let query = if maintenance {
+            "?include_diagnostics=true&maintenance=true"
+        } else {
+            ""
+        };
         let v = self
             .send(
                 self.client
-                    .get(self.url(&format!("/sync/instructions/{}", host.id))?)
+                    .get(self.url(&format!("/sync/instructions/{}{query}", host.id))?)
                     .header("X-API-Key", &host.key),
                 "GET /sync/instructions",
             )
@@ -627,7 +638,7 @@ async fn scenario_hosts(
                     record(&stats, "POST /snapshots/batch", t.elapsed(), &r);
                 }
                 let t = Instant::now();
-                let r = api.instructions(&host).await;
+                let r = api.instructions(&host, false).await;
                 record(&stats, "GET /sync/instructions/{id}", t.elapsed(), &r);
                 pace(&mut next, interval).await;
             }
@@ -792,7 +803,7 @@ async fn scenario_instructions(
     let started = Instant::now();
     for _ in 0..args.requests {
         let t = Instant::now();
-        let r = api.instructions(hub).await;
+        let r = api.instructions(hub, args.maintenance).await;
         record(stats, "GET /sync/instructions/{hub}", t.elapsed(), &r);
     }
     Ok(started.elapsed())

@@ -475,25 +475,10 @@ impl SyncService {
 
     /// The group's [`EdgeBasis`]: the cached one while its key holds, else planned now.
     async fn edge_basis(&self, group: &SyncGroup, now: DateTime<Utc>) -> Result<Arc<EdgeBasis>> {
-        let store = self.store();
-        let ids: Vec<Uuid> = group.members.iter().map(|m| m.system_id).collect();
         // Read before the inventories the basis is planned from: a report in between makes
         // the key older than the basis, so the next call plans again (never the reverse).
-        let mut versions = store.inventory_versions(&ids).await?;
-        versions.sort_unstable();
-        let mut systems: Vec<System> = store
-            .get_systems(&ids)
-            .await?
-            .iter()
-            .map(planned_part)
-            .collect();
-        systems.sort_by_key(|s| s.id);
-        let key = BasisKey {
-            group: group.clone(),
-            versions,
-            systems,
-        };
-        let cacheable = group.policy.min_snapshot_age_seconds == 0;
+        let key = BasisKey::read(self, group).await?;
+        let cacheable = key.clock_free();
         if cacheable
             && let Some((k, basis)) = self
                 .edge_bases()
@@ -520,7 +505,10 @@ impl SyncService {
     }
 }
 
-/// What an [`EdgeBasis`] was planned from: it is reused while all of it is equal.
+/// What a group's plan is made from besides the clock: its definition, its members'
+/// systems and their inventory versions. A result derived from the group's inventories and
+/// plan (an [`EdgeBasis`], a host's maintenance plan) is reused while all of it is equal.
+/// Versions come from the store, so a report stored by another server process changes it.
 #[derive(Debug, PartialEq)]
 pub(crate) struct BasisKey {
     group: SyncGroup,
@@ -528,6 +516,52 @@ pub(crate) struct BasisKey {
     versions: Vec<(Uuid, i64)>,
     /// The members' systems without `last_seen` and `updated_at`, sorted by id.
     systems: Vec<System>,
+}
+
+impl BasisKey {
+    /// The group's key as the store has it now. Read it **before** the inventories a result
+    /// is derived from: a report in between then makes the key older than the result, so
+    /// the next call derives again (never the reverse).
+    pub(crate) async fn read(service: &SyncService, group: &SyncGroup) -> Result<BasisKey> {
+        let store = service.store();
+        let ids: Vec<Uuid> = group.members.iter().map(|m| m.system_id).collect();
+        let mut versions = store.inventory_versions(&ids).await?;
+        versions.sort_unstable();
+        let mut systems: Vec<System> = store
+            .get_systems(&ids)
+            .await?
+            .iter()
+            .map(planned_part)
+            .collect();
+        systems.sort_by_key(|s| s.id);
+        Ok(BasisKey {
+            group: group.clone(),
+            versions,
+            systems,
+        })
+    }
+
+    /// Whether the group's plan is the same at every instant (no `min_snapshot_age_seconds`:
+    /// otherwise which snapshots are sent moves with the clock, and results are derived per
+    /// call).
+    pub(crate) fn clock_free(&self) -> bool {
+        self.group.policy.min_snapshot_age_seconds == 0
+    }
+
+    pub(crate) fn group_id(&self) -> Uuid {
+        self.group.id
+    }
+
+    /// Heap bytes the key holds, roughly (for a cache's byte budget).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let per_system = std::mem::size_of::<System>() + 64;
+        let per_member = std::mem::size_of::<crate::model::Member>() + 64;
+        std::mem::size_of::<Self>()
+            + self.group.name.len()
+            + self.group.members.len() * per_member
+            + self.versions.len() * std::mem::size_of::<(Uuid, i64)>()
+            + self.systems.len() * per_system
+    }
 }
 
 /// Each group's last [`EdgeBasis`] with its key ([`SyncService::fleet_edges`]).

@@ -7,6 +7,8 @@
 //! - [`retention`]: a fleet lived through many rounds of snapshots, outages, failed and
 //!   resumed transfers, other tools' destroys and prune plans, checking retention's guarantees.
 //! - [`fleet`]: a deterministic, seeded generator of fleets (hosts, datasets, histories).
+//! - [`maintenance_plans`]: the maintenance plans a service keeps, checked against fresh
+//!   ones on any store.
 //! - [`reports`]: the inventories a server knows from the reports it stored, checked
 //!   against any store.
 //! - [`bulk`]: a lean generator of fleet-scale inventories (millions of records) for benchmarks.
@@ -14,6 +16,7 @@
 pub mod bulk;
 pub mod fixtures;
 pub mod fleet;
+pub mod maintenance_plans;
 pub mod reports;
 pub mod retention;
 pub mod zfs;

@@ -18,7 +18,8 @@ use crate::service::sync::{SyncService, SyncSettings, load_inventories};
 use crate::store::Store;
 use crate::testing::fixtures::{epoch, group};
 
-fn snap(dataset: &str, i: u64) -> NewSnapshot {
+/// `tank/{dataset}@s{i}`, created `i` hours after the epoch.
+pub(crate) fn snap(dataset: &str, i: u64) -> NewSnapshot {
     NewSnapshot {
         holds: None,
         userrefs: None,
@@ -35,7 +36,7 @@ fn snap(dataset: &str, i: u64) -> NewSnapshot {
 }
 
 /// `n` snapshots `s{from}..` of `tank/{dataset}`.
-fn snaps(dataset: &str, from: u64, n: u64) -> Vec<NewSnapshot> {
+pub(crate) fn snaps(dataset: &str, from: u64, n: u64) -> Vec<NewSnapshot> {
     (from..from + n).map(|i| snap(dataset, i)).collect()
 }
 
@@ -78,12 +79,18 @@ async fn same_as_stored(sync: &SyncService, store: &Arc<dyn Store>, g: &SyncGrou
 }
 
 /// A report of snapshots only (`POST /snapshots/batch`).
-async fn post(sync: &SyncService, system_id: Uuid, items: Vec<NewSnapshot>, at: DateTime<Utc>) {
+pub(crate) async fn post(
+    sync: &SyncService,
+    system_id: Uuid,
+    items: Vec<NewSnapshot>,
+    at: DateTime<Utc>,
+) {
     let r = report_snapshot_batch(sync, system_id, items, &[], &[], &[], at).await;
     assert!(r.unwrap().reconciled.is_ok());
 }
 
-async fn new_system(store: &dyn Store, name: &str) -> Uuid {
+/// A system named `name-<id>` reached at `name.example.net`.
+pub(crate) async fn new_system(store: &dyn Store, name: &str) -> Uuid {
     let id = Uuid::new_v4();
     let mut s = System::new(id, format!("{name}-{}", id.simple()), epoch());
     s.ssh_hostname = Some(format!("{name}.example.net"));

@@ -15,6 +15,7 @@ use crate::model::{
 use crate::plan::Diagnostic;
 
 use super::{Instruction, Instructions, JobSpec, SyncService, base_state, steps};
+use crate::service::edges::BasisKey;
 
 impl SyncService {
     /// Plans every enabled group of the system (or only `group_id`), turns the transfers this
@@ -87,6 +88,12 @@ impl SyncService {
             diagnostics: Vec::new(),
         };
         for group in groups.into_iter().filter(|g| g.enabled) {
+            // Read before the evaluation loads the inventories (see `BasisKey::read`).
+            let basis = if maintenance {
+                Some(BasisKey::read(self, &group).await?)
+            } else {
+                None
+            };
             let mut ev = self.evaluate(group, now).await?;
             let systems: HashMap<Uuid, &System> = ev
                 .inventories
@@ -189,6 +196,7 @@ impl SyncService {
             if maintenance && let Some(host) = systems.get(&system_id) {
                 let more = self
                     .maintenance_jobs(
+                        basis,
                         &ev.group,
                         &ev.inventories,
                         &ev.plan,
@@ -246,8 +254,8 @@ impl SyncService {
                             entry.job_id = Some(leased.id);
                             out.instructions.push(entry);
                         }
-                        // Planned from an older inventory: maintenance is planned afresh at
-                        // every hand-out, so the older job gives way to this one.
+                        // Planned from older inputs: maintenance follows the current plan,
+                        // so the older job gives way to this one.
                         Some(leased) => {
                             match self.store.cancel_job(leased.id, now).await {
                                 Ok(_) | Err(Error::Conflict { .. }) => {}

@@ -1,6 +1,7 @@
 //! Maintenance jobs in the instructions: holds, releases, bookmarks and prunes a host runs on
-//! its own datasets ([`crate::retention::maintenance`]), planned afresh at every hand-out from
-//! the current inventories.
+//! its own datasets ([`crate::retention::maintenance`]), planned at a hand-out from the current
+//! inventories, or kept from an earlier one while every input of the plan is unchanged
+//! ([`plan_cache`](super::plan_cache)).
 //!
 //! Which tags a host's snapshots hold, and which bookmarks it has, come from the witness's
 //! record of succeeded `hold`, `release` and `bookmark` jobs ([`replay`]): the only source on
@@ -13,17 +14,21 @@
 //! failures of the slot).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::plan_cache::{MaintenanceKey, Window};
 use super::{Instruction, StepSpec, SyncService};
 use crate::error::{Error, Result};
 use crate::model::{Job, JobFilter, JobStatus, JobStep, SyncGroup, System};
 use crate::plan::{Diagnostic, GroupPlan, MemberInventory};
 use crate::retention::{
-    Bookmarks, GroupPrune, HeldTags, HostAbilities, ReportedHolds, plan_maintenance, prune_group,
+    Bookmarks, GroupPrune, HeldTags, HostAbilities, MaintenanceJob, ReportedHolds,
+    plan_maintenance, prune_group,
 };
+use crate::service::edges::BasisKey;
 
 /// The hold tags and bookmarks the group's maintenance jobs created, replayed in order
 /// (`jobs` oldest first), as a lower bound of what the hosts hold: a succeeded hold adds its
@@ -153,9 +158,7 @@ impl SyncService {
     }
 
     /// The group's prune plan now, with the tags its record says are held: the plan the
-    /// preview shows and prune jobs are cut from. Leased transfers and steps (and `handing`,
-    /// those being handed out with it) protect their dataset's snapshots; maintenance jobs
-    /// do not.
+    /// preview shows and prune jobs are cut from.
     pub(super) async fn current_prune(
         &self,
         group: &SyncGroup,
@@ -165,6 +168,13 @@ impl SyncService {
         handing: &[Job],
         now: DateTime<Utc>,
     ) -> Result<GroupPrune> {
+        let leased = self.protecting_jobs(group, handing).await?;
+        Ok(prune_group(group, inventories, plan, &leased, held, now))
+    }
+
+    /// The jobs whose datasets' snapshots the prune plan keeps: leased transfers and steps
+    /// (and `handing`, those being handed out with it); maintenance jobs do not protect.
+    async fn protecting_jobs(&self, group: &SyncGroup, handing: &[Job]) -> Result<Vec<Job>> {
         let mut leased: Vec<Job> = self
             .store
             .list_jobs(&JobFilter {
@@ -183,7 +193,49 @@ impl SyncService {
                     ..j.clone()
                 }),
         );
-        Ok(prune_group(group, inventories, plan, &leased, held, now))
+        Ok(leased)
+    }
+
+    /// `host`'s maintenance plan now: the one kept from an earlier call while its inputs
+    /// are unchanged ([`plan_cache`](super::plan_cache)), else made from the group's prune
+    /// plan. `basis` is the group's key read before `inventories`; `None` plans afresh.
+    #[allow(clippy::too_many_arguments)] // the evaluation's parts, the host and the answer's
+    async fn host_maintenance(
+        &self,
+        basis: Option<BasisKey>,
+        group: &SyncGroup,
+        inventories: &[MemberInventory],
+        plan: &GroupPlan,
+        host: &System,
+        handing: &[Job],
+        (held, marks): (HeldTags, Bookmarks),
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Vec<MaintenanceJob>>> {
+        let leased = self.protecting_jobs(group, handing).await?;
+        let abilities = HostAbilities {
+            bookmarks: supports_bookmarks(host),
+        };
+        let make = |held: &HeldTags, marks: &Bookmarks| {
+            let prune = prune_group(group, inventories, plan, &leased, held, now);
+            plan_maintenance(&prune, host.id, held, marks, abilities)
+        };
+        let Some(basis) = basis.filter(BasisKey::clock_free) else {
+            self.maintenance_plans.remove(group.id, host.id);
+            return Ok(Arc::new(make(&held, &marks)));
+        };
+        let key = MaintenanceKey {
+            basis,
+            host: host.id,
+            protecting: MaintenanceKey::protecting(&leased),
+            held,
+            marks,
+        };
+        if let Some(kept) = self.maintenance_plans.get(&key, now) {
+            return Ok(kept);
+        }
+        let planned = make(&key.held, &key.marks);
+        let window = Window::around(inventories, now);
+        Ok(self.maintenance_plans.insert(key, window, planned))
     }
 
     /// The maintenance jobs `host` should run now in the group (pending, not handed out) with
@@ -193,6 +245,7 @@ impl SyncService {
     #[allow(clippy::too_many_arguments)] // the evaluation's parts, the host and the answer's
     pub(super) async fn maintenance_jobs(
         &self,
+        basis: Option<BasisKey>,
         group: &SyncGroup,
         inventories: &[MemberInventory],
         plan: &GroupPlan,
@@ -202,16 +255,21 @@ impl SyncService {
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Result<Vec<(Job, Instruction)>> {
         let (jobs, held, marks) = self.maintenance_record(group.id, inventories).await?;
-        let prune = self
-            .current_prune(group, inventories, plan, &held, handing, now)
+        let planned = self
+            .host_maintenance(
+                basis,
+                group,
+                inventories,
+                plan,
+                host,
+                handing,
+                (held, marks),
+                now,
+            )
             .await?;
-        let abilities = HostAbilities {
-            bookmarks: supports_bookmarks(host),
-        };
-        let planned = plan_maintenance(&prune, host.id, &held, &marks, abilities);
         let backoff = backed_off(&jobs, &self.settings, now);
         let mut out = Vec::new();
-        for m in planned {
+        for m in planned.iter() {
             if let Some(until) = backoff.get(&(host.id, m.dataset.clone(), m.step)) {
                 diagnostics.push(Diagnostic {
                     system_id: Some(host.id),
@@ -224,7 +282,7 @@ impl SyncService {
                 });
                 continue;
             }
-            let commands = match crate::command::maintenance_commands(&m) {
+            let commands = match crate::command::maintenance_commands(m) {
                 Ok(c) => c,
                 Err(e) => {
                     diagnostics.push(Diagnostic {
@@ -238,12 +296,12 @@ impl SyncService {
             let spec = StepSpec {
                 transfer: None,
                 commands,
-                dataset: m.host_dataset,
+                dataset: m.host_dataset.clone(),
                 destructive: m.destructive,
             };
             let value =
                 serde_json::to_value(&spec).map_err(|e| Error::backend_msg(e.to_string()))?;
-            let job = Job::maintenance(group.id, m.dataset, host.id, m.step, value, now);
+            let job = Job::maintenance(group.id, m.dataset.clone(), host.id, m.step, value, now);
             let entry = maintenance_entry(&job, spec, host);
             out.push((job, entry));
         }

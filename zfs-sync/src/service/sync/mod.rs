@@ -44,6 +44,7 @@ mod fed;
 mod inventory;
 mod jobs;
 mod maintenance;
+mod plan_cache;
 mod prune;
 mod resolve;
 mod steps;
@@ -59,6 +60,7 @@ pub use inventory::{CacheUsage, load_inventories};
 pub const DEFAULT_INVENTORY_CACHE_BYTES: usize = 64 << 20;
 pub use jobs::{Take, job_outcome};
 pub use maintenance::{replay as replay_maintenance, supports_bookmarks};
+pub use plan_cache::{MAINTENANCE_PLAN_BYTES, MaintenancePlanUsage};
 pub use resolve::{PlannedStep, ResolveRequest, StepSpec, loser_plan, loser_steps};
 use steps::Resolution;
 
@@ -274,6 +276,8 @@ pub struct SyncService {
     fed: Arc<fed::FedInventories>,
     /// Each group's edges without the clock, for [`SyncService::fleet_edges`].
     edge_bases: Arc<crate::service::edges::EdgeBasisCache>,
+    /// Each host's maintenance plan while its inputs are unchanged.
+    maintenance_plans: Arc<plan_cache::MaintenancePlans>,
 }
 
 impl std::fmt::Debug for SyncService {
@@ -311,7 +315,14 @@ struct Evaluation {
 
 impl SyncService {
     pub fn new(store: Arc<dyn Store>, settings: SyncSettings) -> Self {
+        // Off with the inventory cache: "the caches off" means planning every call afresh.
+        let plan_bytes = if settings.inventory_cache_bytes == 0 {
+            0
+        } else {
+            MAINTENANCE_PLAN_BYTES
+        };
         SyncService {
+            maintenance_plans: Arc::new(plan_cache::MaintenancePlans::new(plan_bytes)),
             store,
             settings,
             cache: Arc::default(),
@@ -332,6 +343,11 @@ impl SyncService {
     /// What the inventory cache holds now (shared by the service's clones).
     pub fn inventory_cache_usage(&self) -> CacheUsage {
         self.cache.usage()
+    }
+
+    /// What the kept maintenance plans hold now (shared by the service's clones).
+    pub fn maintenance_plan_usage(&self) -> MaintenancePlanUsage {
+        self.maintenance_plans.usage()
     }
 
     /// What the inventories known from this process's reports hold now (shared by the
