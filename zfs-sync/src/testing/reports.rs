@@ -157,6 +157,15 @@ pub async fn reports_feed_exact_inventories(a: Arc<dyn Store>, b: Arc<dyn Store>
     // An unchanged re-report moves `last_reported` only.
     post(&sa, hub, snaps("vm1", 0, 3), t(2)).await;
     assert_eq!(fed(&sa).records, 14);
+    // The held snapshot re-reported without holds, one with an empty hold list, another
+    // dataset: kept in place, whole or not as each needs.
+    let mut more = snaps("vm1", 8, 1);
+    let mut listed = snaps("vm2", 0, 2);
+    listed[0].holds = Some(Vec::new());
+    listed[0].userrefs = Some(0);
+    more.append(&mut listed);
+    post(&sa, hub, more, t(2)).await;
+    assert_eq!(fed(&sa).records, 16);
     post(&sa, r1, snaps("vm1", 0, 4), t(3)).await;
     // r2 reports through both servers: the second server's report moves the version past
     // what the first knows.

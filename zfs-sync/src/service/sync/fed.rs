@@ -12,19 +12,22 @@
 //! needs it, as without this feed. An entry is handed to a plan only at the exact version the
 //! plan reads, and then leaves this store (the plan's cache keeps it).
 //!
+//! The entries are kept in a compact form (fixed-width rows over interned names, about 100
+//! bytes a snapshot) and expanded when a plan takes them, so that the reports of a large fleet
+//! fit the budget.
+//!
 //! Only systems in an enabled group are fed (no other is planned), and only snapshots: a
 //! report that also carries datasets, bookmarks or resume tokens, and a complete inventory
 //! (`PUT`), drop the system's entry.
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::mem::size_of;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::model::{Snapshot, SnapshotQuery, StoredBatch};
+use crate::model::{NewSnapshot, Snapshot, SnapshotQuery, StoredBatch};
 
 use super::SyncService;
 
@@ -47,11 +50,58 @@ struct FedInner {
 /// A system's snapshots at `version` (it has no datasets, bookmarks or resume tokens then).
 struct Fed {
     version: i64,
-    snapshots: Vec<Snapshot>,
-    /// The position of each snapshot by the hash of its key (pool, dataset, name).
-    index: HashMap<u64, u32>,
-    bytes: usize,
+    rows: FedRows,
 }
+
+/// A system's snapshots as fixed-width rows over interned strings (~100 bytes a snapshot
+/// with its index entry, instead of ~300 expanded), so that a report's rows update them in
+/// place: the snapshot at a key keeps its position, a new key is appended.
+#[derive(Default)]
+struct FedRows {
+    /// The interned pools, dataset paths and short names, by number.
+    strings: Vec<Box<str>>,
+    string_ids: HashMap<Box<str>, u32>,
+    /// The bytes of `strings` (each held twice: in `strings` and `string_ids`).
+    string_bytes: usize,
+    /// The distinct `last_reported` times (a report's rows share one).
+    times: Vec<DateTime<Utc>>,
+    /// The snapshots' ids, in order.
+    ids: Vec<Uuid>,
+    rows: Vec<Row>,
+    /// The position of each snapshot by its key (pool, dataset, name as string numbers).
+    index: HashMap<(u32, u32, u32), u32>,
+    /// Snapshots a row cannot hold exactly (metadata, hold tags, a sub-second creation time),
+    /// kept whole by position; their row holds only the key.
+    whole: HashMap<u32, Snapshot>,
+    /// The accounted bytes of `whole`.
+    whole_bytes: usize,
+}
+
+/// One snapshot; which optional fields it has is in `flags`.
+#[derive(Clone, Copy)]
+struct Row {
+    guid: u64,
+    createtxg: u64,
+    /// Whole seconds.
+    creation: i64,
+    used: u64,
+    referenced: u64,
+    pool: u32,
+    dataset: u32,
+    name: u32,
+    /// Index into `times`.
+    last_reported: u32,
+    userrefs: u32,
+    flags: u8,
+}
+
+const GUID: u8 = 1;
+const TXG: u8 = 2;
+const USERREFS: u8 = 4;
+/// `holds: Some(vec![])` (a host that lists holds, none on this snapshot).
+const NO_HOLDS: u8 = 8;
+/// Kept whole in [`FedRows::whole`].
+const WHOLE: u8 = 16;
 
 /// What the feed holds, for tests and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,15 +114,147 @@ pub struct FedUsage {
     pub bytes: usize,
 }
 
-fn key_hash(pool: &str, dataset: &str, name: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    (pool, dataset, name).hash(&mut h);
-    h.finish()
+impl FedRows {
+    fn string(&mut self, s: &str) -> Option<u32> {
+        if let Some(&id) = self.string_ids.get(s) {
+            return Some(id);
+        }
+        let id = u32::try_from(self.strings.len()).ok()?;
+        self.strings.push(s.into());
+        self.string_bytes += 2 * s.len();
+        self.string_ids.insert(s.into(), id);
+        Some(id)
+    }
+
+    fn time(&mut self, t: DateTime<Utc>) -> Option<u32> {
+        if self.times.last() != Some(&t) {
+            self.times.push(t);
+        }
+        u32::try_from(self.times.len() - 1).ok()
+    }
+
+    /// Applies one stored snapshot (`id` is the stored row's); `None` when the numbers no
+    /// longer fit a row (2^32 records or strings).
+    fn apply(
+        &mut self,
+        system_id: Uuid,
+        id: Uuid,
+        s: &NewSnapshot,
+        last_reported: DateTime<Utc>,
+    ) -> Option<()> {
+        let key = (
+            self.string(&s.pool)?,
+            self.string(&s.dataset)?,
+            self.string(&s.name)?,
+        );
+        let plain = s.extra_metadata.is_empty()
+            && s.holds.as_ref().is_none_or(Vec::is_empty)
+            && s.creation.timestamp_subsec_nanos() == 0;
+        let flags = if plain {
+            s.guid.map_or(0, |_| GUID)
+                | s.createtxg.map_or(0, |_| TXG)
+                | s.userrefs.map_or(0, |_| USERREFS)
+                | s.holds.as_ref().map_or(0, |_| NO_HOLDS)
+        } else {
+            WHOLE
+        };
+        let row = Row {
+            guid: s.guid.unwrap_or(0),
+            createtxg: s.createtxg.unwrap_or(0),
+            creation: s.creation.timestamp(),
+            used: s.used,
+            referenced: s.referenced,
+            pool: key.0,
+            dataset: key.1,
+            name: key.2,
+            last_reported: self.time(last_reported)?,
+            userrefs: s.userrefs.unwrap_or(0),
+            flags,
+        };
+        let at = match self.index.get(&key) {
+            Some(&at) => {
+                self.ids[at as usize] = id;
+                self.rows[at as usize] = row;
+                if let Some(old) = self.whole.remove(&at) {
+                    self.whole_bytes -= whole_bytes(&old);
+                }
+                at
+            }
+            None => {
+                let at = u32::try_from(self.rows.len()).ok()?;
+                self.index.insert(key, at);
+                self.ids.push(id);
+                self.rows.push(row);
+                at
+            }
+        };
+        if !plain {
+            let whole = Snapshot::from_new(id, system_id, s.clone(), last_reported);
+            self.whole_bytes += whole_bytes(&whole);
+            self.whole.insert(at, whole);
+        }
+        Some(())
+    }
+
+    /// The snapshots, exactly as they were applied, in order.
+    fn into_snapshots(mut self, system_id: Uuid) -> Vec<Snapshot> {
+        let mut out = Vec::with_capacity(self.rows.len());
+        for (at, (row, id)) in self.rows.iter().zip(&self.ids).enumerate() {
+            if row.flags & WHOLE != 0 {
+                let at = u32::try_from(at).expect("rows are numbered by u32");
+                out.push(
+                    self.whole
+                        .remove(&at)
+                        .expect("a whole snapshot per such row"),
+                );
+                continue;
+            }
+            let text = |n: u32| self.strings[n as usize].to_string();
+            out.push(Snapshot {
+                id: *id,
+                system_id,
+                pool: text(row.pool),
+                dataset: text(row.dataset),
+                name: text(row.name),
+                guid: (row.flags & GUID != 0).then_some(row.guid),
+                createtxg: (row.flags & TXG != 0).then_some(row.createtxg),
+                creation: DateTime::from_timestamp(row.creation, 0)
+                    .expect("a time that was read from a valid one"),
+                used: row.used,
+                referenced: row.referenced,
+                extra_metadata: Default::default(),
+                userrefs: (row.flags & USERREFS != 0).then_some(row.userrefs),
+                holds: (row.flags & NO_HOLDS != 0).then(Vec::new),
+                last_reported: self.times[row.last_reported as usize],
+            });
+        }
+        out
+    }
+
+    /// The heap this takes (reserved room included; the whole snapshots estimated).
+    fn bytes(&self) -> usize {
+        size_of::<Fed>()
+            + self.string_bytes
+            + self.strings.capacity() * size_of::<Box<str>>()
+            + hash_bytes::<(Box<str>, u32)>(self.string_ids.capacity())
+            + self.times.capacity() * size_of::<DateTime<Utc>>()
+            + self.ids.capacity() * size_of::<Uuid>()
+            + self.rows.capacity() * size_of::<Row>()
+            + hash_bytes::<((u32, u32, u32), u32)>(self.index.capacity())
+            + hash_bytes::<(u32, Snapshot)>(self.whole.capacity())
+            + self.whole_bytes
+    }
 }
 
-/// Bytes one fed snapshot is accounted for: the record, its heap and its index entry.
-fn record_bytes(s: &Snapshot) -> usize {
-    size_of::<Snapshot>() + snapshot_heap(s) + 2 * size_of::<(u64, u32)>()
+/// A hash table's room for `capacity` entries: a slot and a control byte each, at the
+/// table's 7/8 load.
+fn hash_bytes<T>(capacity: usize) -> usize {
+    capacity * 8 / 7 * (size_of::<T>() + 1)
+}
+
+/// The heap a snapshot kept whole takes besides its slot.
+fn whole_bytes(s: &Snapshot) -> usize {
+    snapshot_heap(s)
 }
 
 impl FedInventories {
@@ -90,14 +272,14 @@ impl FedInventories {
     pub(super) fn drop_system(&self, system_id: Uuid) {
         let mut inner = self.lock();
         if let Some(old) = inner.systems.remove(&system_id) {
-            inner.bytes -= old.bytes;
+            inner.bytes -= old.rows.bytes();
         }
     }
 
     /// Applies a stored batch of the system that moved its inventory from `before` to
     /// `before + 1`: to the entry at `before`, or, with `empty_before`, to the empty
-    /// inventory. Anything else (no entry at `before`, a key hash shared by two names, the
-    /// budget exceeded) drops the system's entry.
+    /// inventory. Anything else (no entry at `before`, the budget exceeded) drops the
+    /// system's entry.
     pub(super) fn apply(
         &self,
         batch: &StoredBatch,
@@ -109,7 +291,7 @@ impl FedInventories {
         let mut inner = self.lock();
         let mut fed = match inner.systems.remove(&system_id) {
             Some(fed) => {
-                inner.bytes -= fed.bytes;
+                inner.bytes -= fed.rows.bytes();
                 if fed.version != before {
                     return;
                 }
@@ -117,41 +299,25 @@ impl FedInventories {
             }
             None if empty_before => Fed {
                 version: before,
-                snapshots: Vec::with_capacity(batch.items.len()),
-                index: HashMap::with_capacity(batch.items.len()),
-                bytes: size_of::<Fed>(),
+                rows: FedRows::default(),
             },
             None => return,
         };
         for (item, id) in batch.items.iter().zip(&batch.ids) {
-            let s = Snapshot::from_new(*id, system_id, item.clone(), batch.last_reported);
-            let hash = key_hash(&s.pool, &s.dataset, &s.name);
-            let added = record_bytes(&s);
-            match fed.index.get(&hash) {
-                Some(&at) => {
-                    let old = &mut fed.snapshots[at as usize];
-                    if (&old.pool, &old.dataset, &old.name) != (&s.pool, &s.dataset, &s.name) {
-                        // Two keys share a hash: not worth an exact index.
-                        return;
-                    }
-                    fed.bytes = fed.bytes - record_bytes(old) + added;
-                    *old = s;
-                }
-                None => {
-                    let Ok(at) = u32::try_from(fed.snapshots.len()) else {
-                        return;
-                    };
-                    fed.index.insert(hash, at);
-                    fed.snapshots.push(s);
-                    fed.bytes += added;
-                }
+            if fed
+                .rows
+                .apply(system_id, *id, item, batch.last_reported)
+                .is_none()
+            {
+                return;
             }
         }
-        if inner.bytes + fed.bytes > budget {
+        let bytes = fed.rows.bytes();
+        if inner.bytes + bytes > budget {
             return;
         }
         fed.version = before + 1;
-        inner.bytes += fed.bytes;
+        inner.bytes += bytes;
         inner.systems.insert(system_id, fed);
     }
 
@@ -159,13 +325,17 @@ impl FedInventories {
     /// entry is dropped, a newer one (a report applied since the plan read `version`;
     /// versions only grow) is kept for the next plan.
     pub(super) fn take(&self, system_id: Uuid, version: i64) -> Option<Vec<Snapshot>> {
-        let mut inner = self.lock();
-        if inner.systems.get(&system_id)?.version > version {
-            return None;
-        }
-        let fed = inner.systems.remove(&system_id)?;
-        inner.bytes -= fed.bytes;
-        (fed.version == version).then_some(fed.snapshots)
+        let fed = {
+            let mut inner = self.lock();
+            if inner.systems.get(&system_id)?.version > version {
+                return None;
+            }
+            let fed = inner.systems.remove(&system_id)?;
+            inner.bytes -= fed.rows.bytes();
+            fed
+        };
+        // Expanded outside the lock: reports of other systems go on meanwhile.
+        (fed.version == version).then(|| fed.rows.into_snapshots(system_id))
     }
 
     /// What the feed holds now.
@@ -173,7 +343,7 @@ impl FedInventories {
         let inner = self.lock();
         FedUsage {
             systems: inner.systems.len(),
-            records: inner.systems.values().map(|f| f.snapshots.len()).sum(),
+            records: inner.systems.values().map(|f| f.rows.rows.len()).sum(),
             bytes: inner.bytes,
         }
     }
@@ -325,5 +495,74 @@ mod tests {
         // Past the budget: dropped.
         fed.apply(&batch(id, &["a", "b"]), 0, true, 100);
         assert_eq!(fed.usage(), FedUsage::default());
+    }
+
+    /// The snapshots a batch into an empty inventory stands for, by hand.
+    fn expected(b: &StoredBatch) -> Vec<Snapshot> {
+        b.items
+            .iter()
+            .zip(&b.ids)
+            .map(|(n, id)| Snapshot::from_new(*id, b.system_id, n.clone(), b.last_reported))
+            .collect()
+    }
+
+    #[test]
+    fn rows_give_back_every_field() {
+        let fed = FedInventories::default();
+        let id = Uuid::from_u128(2);
+        let mut b = batch(id, &["a", "b", "c", "d", "e", "f"]);
+        b.items[0].holds = Some(vec!["keep".into()]);
+        b.items[1]
+            .extra_metadata
+            .insert("origin".into(), serde_json::json!("host-7"));
+        b.items[2].creation += chrono::Duration::milliseconds(250);
+        b.items[3].guid = None;
+        b.items[3].createtxg = None;
+        b.items[4].holds = Some(Vec::new());
+        b.items[4].userrefs = Some(0);
+        b.items[5].dataset = "vm2".into();
+        b.items[5].used = u64::MAX;
+        b.items[5].creation = epoch() - chrono::Duration::days(400);
+        fed.apply(&b, 0, true, usize::MAX);
+        let mut want = expected(&b);
+        // The next report: a whole snapshot becomes plain, a plain one whole, one is new,
+        // at a later time; positions are kept.
+        let mut next = batch(id, &["a", "d", "g"]);
+        next.last_reported = epoch() + chrono::Duration::seconds(1);
+        next.items[1]
+            .extra_metadata
+            .insert("k".into(), serde_json::json!(1));
+        fed.apply(&next, 1, false, usize::MAX);
+        let now = expected(&next);
+        want[0] = now[0].clone();
+        want[3] = now[1].clone();
+        want.push(now[2].clone());
+        assert_eq!(fed.take(id, 2).unwrap(), want);
+    }
+
+    #[test]
+    fn rows_take_a_third_of_expanded_snapshots() {
+        let fed = FedInventories::default();
+        let id = Uuid::from_u128(3);
+        for chunk in 0..20 {
+            let names: Vec<String> = (0..1000).map(|i| format!("s{}", i % 200)).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut b = batch(id, &names);
+            for (i, item) in b.items.iter_mut().enumerate() {
+                item.dataset = format!("vm{}", (chunk * 1000 + i) / 200);
+                item.guid = Some(rand_like(i as u64));
+            }
+            fed.apply(&b, chunk as i64, chunk == 0, usize::MAX);
+        }
+        let usage = fed.usage();
+        assert_eq!(usage.records, 20_000);
+        // 80 bytes a row and its id, ~20 of index, and the room the vectors and the index
+        // reserved as they grew (1.6× at 20,000; expanded snapshots take ~300 bytes).
+        let per_record = usage.bytes / usage.records;
+        assert!(per_record <= 170, "{per_record} bytes a snapshot");
+    }
+
+    fn rand_like(i: u64) -> u64 {
+        i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 }

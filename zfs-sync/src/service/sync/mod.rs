@@ -76,8 +76,8 @@ pub struct SyncSettings {
     /// it (about 290 bytes per record) while it fits; 0 turns the cache off. The least
     /// recently planned group is evicted first; a group larger than the budget is not cached.
     /// The inventories known from the reports this process stored and no plan took yet
-    /// (see [`SyncService::fed_usage`]) take up to as many bytes again, expanded; 0 turns
-    /// them off too.
+    /// (see [`SyncService::fed_usage`]) take up to as many bytes again (about 100 bytes per
+    /// snapshot, more while their vectors grow); 0 turns them off too.
     pub inventory_cache_bytes: usize,
     /// When a host fetches its instructions, a sync state whose only change is its
     /// `last_check` is written only when the stored `last_check` is at least this old (0:
