@@ -10,7 +10,7 @@ use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use crate::error::ApiError;
-use crate::report::{ReportJson, SnapshotBatch};
+use crate::report::{ReportJson, SnapshotBatch, invalid_json};
 
 /// A JSON request body (documented as `application/json`). `JsonBody<Option<T>>` makes it
 /// optional.
@@ -48,20 +48,7 @@ fn parse_body(bytes: &[u8]) -> Result<Option<serde_json::Value>, ApiError> {
 /// into a `Vec`, held a 20 MB report two to three times over.
 async fn read_bytes(req: &Request, body: &mut RequestBody) -> Result<Vec<u8>, ApiError> {
     use futures::StreamExt;
-    let unreadable = |e: &dyn std::fmt::Display| {
-        ApiError::new(
-            400,
-            format!("body: could not be read: {e}"),
-            Some("body".into()),
-            None,
-        )
-    };
-    let declared = req
-        .headers()
-        .get(poem::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
+    let declared = declared_length(req);
     let body = body.take().map_err(|e| unreadable(&e))?;
     let mut out = Vec::with_capacity(declared.min(MAX_RESERVE_BYTES));
     let mut frames = std::pin::pin!(body.into_bytes_stream());
@@ -71,19 +58,31 @@ async fn read_bytes(req: &Request, body: &mut RequestBody) -> Result<Vec<u8>, Ap
     Ok(out)
 }
 
+/// The body's `Content-Length` (0 when not given).
+fn declared_length(req: &Request) -> usize {
+    req.headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+}
+
+/// 400: the body could not be read (the connection failed).
+pub(crate) fn unreadable(e: &dyn std::fmt::Display) -> ApiError {
+    ApiError::new(
+        400,
+        format!("body: could not be read: {e}"),
+        Some("body".into()),
+        None,
+    )
+}
+
 /// The most a declared `Content-Length` reserves up front (a larger body grows the buffer).
 const MAX_RESERVE_BYTES: usize = crate::config::DEFAULT_BODY_LIMIT_BYTES;
 
 /// The body as a JSON tree; 400 naming the syntax error.
 fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            400,
-            format!("body: is not valid JSON: {e}"),
-            Some("body".into()),
-            Some("invalid_json"),
-        )
-    })
+    serde_json::from_slice(bytes).map_err(|e| invalid_json(&e))
 }
 
 impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
@@ -297,21 +296,102 @@ impl<'a> ApiExtractor<'a> for ReportBody {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        report_json(read_bytes(req, body).await?)
+        report_json(req, body)
+            .await
             .map(ReportBody)
             .map_err(Into::into)
     }
 }
 
-/// A report body as JSON: the direct parse when it has the usual shape, else the tree.
-fn report_json(bytes: Vec<u8>) -> Result<ReportJson, ApiError> {
+/// A JSON report body, read into checked items: a large one (over
+/// [`LARGE_BODY_BYTES`](crate::middleware::LARGE_BODY_BYTES) by `Content-Length`) as it
+/// arrives, so that its bytes are never held whole next to its items (a 100,000-item report
+/// is ~20 MB of text); a smaller one from its bytes (a slice parses faster than a stream).
+async fn report_json(req: &Request, body: &mut RequestBody) -> Result<ReportJson, ApiError> {
+    let cap = crate::api::snapshots::MAX_BATCH_ITEMS;
+    if declared_length(req) > crate::middleware::LARGE_BODY_BYTES as usize {
+        return stream_report(body, cap).await;
+    }
+    let bytes = read_bytes(req, body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(body_required());
     }
-    if let Some(fast) = ReportJson::fast(&bytes, crate::api::snapshots::MAX_BATCH_ITEMS) {
-        return Ok(fast);
+    ReportJson::read(serde_json::de::SliceRead::new(&bytes), cap)
+}
+
+/// Frames of a body handed from the connection to the parser at most this many at a time
+/// (the connection waits while the parser is behind).
+const FRAMES_IN_FLIGHT: usize = 8;
+
+/// Reads a report from the body's frames as they arrive: the parser runs on a blocking thread
+/// and reads through [`Frames`]; a parser that stops early (text that is not JSON) ends the
+/// read.
+async fn stream_report(body: &mut RequestBody, cap: usize) -> Result<ReportJson, ApiError> {
+    use futures::StreamExt;
+    let body = body.take().map_err(|e| unreadable(&e))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(FRAMES_IN_FLIGHT);
+    let parse = tokio::task::spawn_blocking(move || {
+        let mut frames = Frames {
+            rx,
+            frame: None,
+            at: 0,
+            content: false,
+        };
+        let read = std::io::BufReader::with_capacity(READ_BUFFER_BYTES, &mut frames);
+        let report = ReportJson::read(serde_json::de::IoRead::new(read), cap);
+        if !frames.content {
+            return Err(body_required());
+        }
+        report
+    });
+    let mut stream = std::pin::pin!(body.into_bytes_stream());
+    while let Some(frame) = stream.next().await {
+        if tx.send(frame).await.is_err() {
+            break;
+        }
     }
-    Ok(ReportJson::Tree(parse_json(&bytes)?))
+    drop(tx);
+    parse
+        .await
+        .map_err(|e| ApiError::new(500, format!("reading the report failed: {e}"), None, None))?
+}
+
+/// The parser's read buffer over the frames.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A body's frames as a [`std::io::Read`], received from the connection's task.
+struct Frames<B> {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<B>>,
+    frame: Option<B>,
+    /// How much of `frame` was read.
+    at: usize,
+    /// Whether a byte other than whitespace arrived (else the body is "absent").
+    content: bool,
+}
+
+impl<B: AsRef<[u8]>> std::io::Read for Frames<B> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(rest) = self.frame.as_ref().map(|f| &f.as_ref()[self.at..])
+                && !rest.is_empty()
+            {
+                let n = rest.len().min(buf.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                self.at += n;
+                return Ok(n);
+            }
+            match self.rx.blocking_recv() {
+                Some(Ok(frame)) => {
+                    self.content =
+                        self.content || !frame.as_ref().iter().all(u8::is_ascii_whitespace);
+                    self.frame = Some(frame);
+                    self.at = 0;
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+    }
 }
 
 /// The media type of a raw `zfs list -H -p` inventory.
@@ -350,10 +430,10 @@ impl<'a> ApiExtractor<'a> for InventoryBody {
         let tsv = req
             .content_type()
             .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with(TSV));
-        let bytes = read_bytes(req, body).await?;
         if !tsv {
-            return Ok(InventoryBody(report_json(bytes)?));
+            return Ok(InventoryBody(report_json(req, body).await?));
         }
+        let bytes = read_bytes(req, body).await?;
         let text = String::from_utf8(bytes).map_err(|e| {
             ApiError::new(
                 400,

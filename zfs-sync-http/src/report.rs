@@ -196,54 +196,41 @@ impl Fields for Map<String, Value> {
     }
 }
 
-/// A report item deserialized straight from the body (no JSON map per item): the fields
-/// `parse_item` reads, each as the JSON value given. Other keys are ignored, as they are
-/// in a map.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct ReportItem {
-    #[serde(rename = "type")]
-    kind: Option<Value>,
-    receive_resume_token: Option<Value>,
-    name: Option<Value>,
-    pool: Option<Value>,
-    dataset: Option<Value>,
-    timestamp: Option<Value>,
-    creation: Option<Value>,
-    used: Option<Value>,
-    size: Option<Value>,
-    referenced: Option<Value>,
-    guid: Option<Value>,
-    createtxg: Option<Value>,
-    extra_metadata: Option<Value>,
-    metadata: Option<Value>,
-    system_id: Option<Value>,
-    userrefs: Option<Value>,
-    holds: Option<Value>,
+/// A report item read straight from the body (no JSON map per item): the fields
+/// `parse_item` reads ([`ITEM_KEYS`]), each as the JSON value given. Other keys are ignored,
+/// as they are in a map, and a repeated key keeps its last value, as a map does.
+#[derive(Debug, Default)]
+pub struct ReportItem([Option<Value>; ITEM_KEYS.len()]);
+
+/// The keys of a report item that the parser reads.
+const ITEM_KEYS: [&str; 17] = [
+    "type",
+    "receive_resume_token",
+    "name",
+    "pool",
+    "dataset",
+    "timestamp",
+    "creation",
+    "used",
+    "size",
+    "referenced",
+    "guid",
+    "createtxg",
+    "extra_metadata",
+    "metadata",
+    "system_id",
+    "userrefs",
+    "holds",
+];
+
+/// The position of `key` in [`ITEM_KEYS`].
+fn item_key(key: &str) -> Option<usize> {
+    ITEM_KEYS.iter().position(|k| *k == key)
 }
 
 impl Fields for ReportItem {
     fn field(&self, key: &str) -> Option<&Value> {
-        match key {
-            "type" => self.kind.as_ref(),
-            "receive_resume_token" => self.receive_resume_token.as_ref(),
-            "name" => self.name.as_ref(),
-            "pool" => self.pool.as_ref(),
-            "dataset" => self.dataset.as_ref(),
-            "timestamp" => self.timestamp.as_ref(),
-            "creation" => self.creation.as_ref(),
-            "used" => self.used.as_ref(),
-            "size" => self.size.as_ref(),
-            "referenced" => self.referenced.as_ref(),
-            "guid" => self.guid.as_ref(),
-            "createtxg" => self.createtxg.as_ref(),
-            "extra_metadata" => self.extra_metadata.as_ref(),
-            "metadata" => self.metadata.as_ref(),
-            "system_id" => self.system_id.as_ref(),
-            "userrefs" => self.userrefs.as_ref(),
-            "holds" => self.holds.as_ref(),
-            _ => None,
-        }
+        self.0[item_key(key)?].as_ref()
     }
 }
 
@@ -264,26 +251,46 @@ pub enum ReportJson {
 }
 
 impl ReportJson {
-    /// The direct parse (items past `cap` only counted), or `None` when the body has another
-    /// shape (or is not JSON).
-    pub fn fast(bytes: &[u8], cap: usize) -> Option<ReportJson> {
+    /// Reads a JSON report (items past `cap` only counted) from `read`: a slice, or the body
+    /// as it arrives ([`serde_json::de::IoRead`]), so that a large report is never held whole
+    /// as bytes. Every shape is read here, with the same result or error as the JSON tree
+    /// ([`ReportJson::Tree`]); text that is not JSON is 400 whatever its shape.
+    pub fn read<'de, R: serde_json::de::Read<'de>>(
+        read: R,
+        cap: usize,
+    ) -> Result<ReportJson, ApiError> {
         use serde::de::DeserializeSeed;
-        let mut items = ReportBuilder::new(cap);
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let resume_tokens = match bytes.iter().find(|b| !b.is_ascii_whitespace())? {
-            b'[' => {
-                ItemsSeed(&mut items).deserialize(&mut de).ok()?;
-                None
-            }
-            b'{' => ObjectSeed(&mut items).deserialize(&mut de).ok()??,
-            _ => return None,
+        let mut report = ReportRead {
+            items: ReportBuilder::new(cap),
+            tokens: None,
+            shape: None,
         };
-        de.end().ok()?;
-        Some(ReportJson::Items {
-            items: Box::new(items),
-            resume_tokens,
+        let mut de = serde_json::Deserializer::new(read);
+        (&mut report)
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| invalid_json(&e))?;
+        if let Some(e) = report.shape {
+            return Err(e);
+        }
+        Ok(ReportJson::Items {
+            items: Box::new(report.items),
+            resume_tokens: report.tokens,
         })
     }
+}
+
+/// 400 for a body that is not JSON (or could not be read), naming the syntax error.
+pub fn invalid_json(e: &serde_json::Error) -> ApiError {
+    if e.is_io() {
+        return crate::body::unreadable(e);
+    }
+    ApiError::new(
+        400,
+        format!("body: is not valid JSON: {e}"),
+        Some("body".into()),
+        Some("invalid_json"),
+    )
 }
 
 /// Where a field is, for error messages: formatted only when an error names it (a report
@@ -812,6 +819,9 @@ impl ReportBuilder {
             return Err(e);
         }
         let mut out = self.out;
+        // The list grew by doubling: a 100,000-item report left ~6 MB unused, held through
+        // the store's write (the report's peak of memory).
+        out.snapshots.shrink_to_fit();
         out.resume_tokens = self.item_tokens;
         match tokens {
             None | Some(Value::Null) => {}
@@ -839,34 +849,150 @@ impl ReportBuilder {
     }
 }
 
-/// Reads the items of a JSON array into a [`ReportBuilder`], one at a time.
-struct ItemsSeed<'b>(&'b mut ReportBuilder);
+/// A report being read: its items, its `resume_tokens` and what is wrong with its shape
+/// (reported only when the whole body is JSON, as the tree reports it).
+struct ReportRead {
+    items: ReportBuilder,
+    tokens: Option<Value>,
+    shape: Option<ApiError>,
+}
 
-impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed<'_> {
+/// Implements a visitor's scalar methods (`null`, booleans, numbers, strings) as one.
+macro_rules! scalars {
+    ($on:ident) => {
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(self.$on())
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(self.$on())
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(self.$on())
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(self.$on())
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(self.$on())
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(self.$on())
+        }
+    };
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &mut ReportRead {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
+        d.deserialize_any(self)
+    }
+}
+
+impl ReportRead {
+    fn not_a_report(&mut self) {
+        self.shape = Some(ApiError::invalid(
+            "body",
+            "must be a JSON array of snapshots or an object with `snapshots`",
+        ));
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut ReportRead {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a report")
+    }
+
+    scalars!(not_a_report);
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        ItemsSeed(&mut self.items).visit_seq(seq).map(drop)
+    }
+
+    /// The object form `{"snapshots": [...], "resume_tokens": ...}`; a repeated key keeps
+    /// its last value, as the tree does.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut snapshots = None;
+        while let Some(key) = map.next_key_seed(KeySeed(|k| match k {
+            "snapshots" => Some(0),
+            "resume_tokens" => Some(1),
+            _ => None,
+        }))? {
+            match key {
+                Some(0) => {
+                    self.items = ReportBuilder::new(self.items.cap);
+                    snapshots = Some(map.next_value_seed(ItemsSeed(&mut self.items))?);
+                }
+                Some(_) => self.tokens = Some(map.next_value::<Value>()?),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        self.shape = match snapshots {
+            Some(true) => None,
+            Some(false) => Some(ApiError::invalid("snapshots", "must be an array")),
+            None => Some(ApiError::invalid(
+                "snapshots",
+                "is required (or send a bare JSON array)",
+            )),
+        };
+        Ok(())
+    }
+}
+
+/// Reads the items of a JSON array into a [`ReportBuilder`], one at a time; `false` when the
+/// value is not an array.
+struct ItemsSeed<'b>(&'b mut ReportBuilder);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl ItemsSeed<'_> {
+    fn not_an_array(self) -> bool {
+        false
     }
 }
 
 impl<'de> serde::de::Visitor<'de> for ItemsSeed<'_> {
-    type Value = ();
+    type Value = bool;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an array of report items")
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    scalars!(not_an_array);
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(false)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         loop {
             if self.0.wants_items() {
-                let Some(item) = seq.next_element::<ReportItem>()? else {
-                    return Ok(());
+                let Some(item) = seq.next_element_seed(ItemSeed)? else {
+                    return Ok(true);
                 };
-                self.0.push(&item);
+                match item {
+                    Some(item) => self.0.push(&item),
+                    None => self.0.refuse(|path| {
+                        ApiError::invalid(path.to_string(), "must be a JSON object")
+                    }),
+                }
             } else {
                 let Some(serde::de::IgnoredAny) = seq.next_element()? else {
-                    return Ok(());
+                    return Ok(true);
                 };
                 self.0.skip();
             }
@@ -874,47 +1000,72 @@ impl<'de> serde::de::Visitor<'de> for ItemsSeed<'_> {
     }
 }
 
-/// The object form `{"snapshots": [...], "resume_tokens": ...}` read into a
-/// [`ReportBuilder`]: the resume tokens (as JSON), or `None` without `snapshots`.
-struct ObjectSeed<'b>(&'b mut ReportBuilder);
+/// Reads one report item: `None` when it is not a JSON object.
+struct ItemSeed;
 
-impl<'de> serde::de::DeserializeSeed<'de> for ObjectSeed<'_> {
-    type Value = Option<Option<Value>>;
+impl<'de> serde::de::DeserializeSeed<'de> for ItemSeed {
+    type Value = Option<ReportItem>;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
+        d.deserialize_any(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for ObjectSeed<'_> {
-    type Value = Option<Option<Value>>;
+impl ItemSeed {
+    fn not_an_object(self) -> Option<ReportItem> {
+        None
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ItemSeed {
+    type Value = Option<ReportItem>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a report object")
+        f.write_str("a report item")
+    }
+
+    scalars!(not_an_object);
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut snapshots, mut tokens) = (false, None);
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match key.as_ref() {
-                // A repeated key: the tree's reading (the last one wins) decides.
-                "snapshots" | "resume_tokens"
-                    if (key == "snapshots" && snapshots)
-                        || (key == "resume_tokens" && tokens.is_some()) =>
-                {
-                    return Err(serde::de::Error::custom("repeated key"));
-                }
-                "snapshots" => {
-                    map.next_value_seed(ItemsSeed(&mut *self.0))?;
-                    snapshots = true;
-                }
-                "resume_tokens" => tokens = Some(map.next_value::<Value>()?),
-                _ => {
+        let mut item = ReportItem::default();
+        while let Some(key) = map.next_key_seed(KeySeed(item_key))? {
+            match key {
+                Some(i) => item.0[i] = Some(map.next_value()?),
+                None => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
             }
         }
-        Ok(snapshots.then_some(tokens))
+        Ok(Some(item))
+    }
+}
+
+/// Reads an object key as its position in a list of known keys (`None`: another key),
+/// without allocating it.
+struct KeySeed(fn(&str) -> Option<usize>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
+    type Value = Option<usize>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeySeed {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok((self.0)(key))
     }
 }
 
@@ -937,20 +1088,32 @@ mod tests {
 
     use super::{ReportJson, parse_report};
 
-    /// What the report parser makes of `body` through the JSON tree and, when the body has
-    /// the usual shape, through the direct parse: the same result or the same error.
+    /// What the report parser makes of `body` through the JSON tree, through the direct
+    /// read of its bytes and through the read of a stream of them (the same result or the
+    /// same error each way).
     fn both_ways(body: &serde_json::Value) -> String {
         let bytes = serde_json::to_vec(body).unwrap();
         let tree = format!(
             "{:?}",
             parse_report(ReportJson::Tree(body.clone()), 10, false)
         );
-        if let Some(fast) = ReportJson::fast(&bytes, 10) {
-            assert!(matches!(fast, ReportJson::Items { .. }));
-            let direct = format!("{:?}", parse_report(fast, 10, false));
+        for direct in [direct(&bytes), streamed(&bytes)] {
             assert_eq!(direct, tree, "body {body}");
         }
         tree
+    }
+
+    /// The direct read of `bytes` (from a slice), as [`both_ways`] prints it.
+    fn direct(bytes: &[u8]) -> String {
+        let read = ReportJson::read(serde_json::de::SliceRead::new(bytes), 10);
+        format!("{:?}", read.and_then(|r| parse_report(r, 10, false)))
+    }
+
+    /// The read of `bytes` as a stream, a few bytes at a time.
+    fn streamed(bytes: &[u8]) -> String {
+        let chunks = std::io::BufReader::with_capacity(3, bytes);
+        let read = ReportJson::read(serde_json::de::IoRead::new(chunks), 10);
+        format!("{:?}", read.and_then(|r| parse_report(r, 10, false)))
     }
 
     #[test]
@@ -1010,9 +1173,40 @@ mod tests {
             let out = both_ways(body);
             assert!(out.starts_with("Err("), "{body}: {out}");
         }
-        // The shapes the direct parse leaves to the tree.
-        for body in [json!(7), json!({"snapshots": "x"}), json!([5])] {
-            assert!(ReportJson::fast(&serde_json::to_vec(&body).unwrap(), 10).is_none());
+    }
+
+    /// Bodies whose text the JSON tree reads in its own way: repeated keys (the last wins),
+    /// items that are arrays, shapes that are wrong in a body that is not JSON either (not
+    /// JSON wins). The direct read, from a slice or a stream, agrees with the tree's.
+    #[test]
+    fn direct_read_agrees_with_the_tree_on_raw_text() {
+        let item = r#"{"pool": "tank", "name": "a", "timestamp": 1}"#;
+        let texts = [
+            format!(r#"{{"snapshots": "x", "snapshots": [{item}]}}"#),
+            format!(r#"{{"snapshots": [{item}], "snapshots": {{"a": [1]}}}}"#),
+            format!(r#"{{"snapshots": [{item}, 5], "snapshots": [{item}]}}"#),
+            format!(
+                r#"{{"resume_tokens": 1, "snapshots": [{item}], "resume_tokens": [{{"pool": "tank", "token": "1-a"}}]}}"#
+            ),
+            r#"[{"pool": "tank", "name": "a", "timestamp": "x", "timestamp": 1}]"#.into(),
+            r#"[{"pool": "tank", "name": "a", "timestamp": 1, "timestamp": "x"}]"#.into(),
+            r#"[["tank", "a", 1]]"#.into(),
+            r#"[null]"#.into(),
+            format!(
+                r#"[{item}, {{"pool": "tank", "name": "b", "timestamp": 1, "guid": 12345678901234567890123}}]"#
+            ),
+            r#"{"snapshots": "x", "other": [}"#.into(),
+            r#"7 8"#.into(),
+            format!("[{item}] x"),
+            r#"{"snapshots": [{"pool": "t\u00e9", "name": "a\"b", "timestamp": 1}]}"#.into(),
+        ];
+        for text in &texts {
+            let tree = match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(body) => format!("{:?}", parse_report(ReportJson::Tree(body), 10, false)),
+                Err(e) => format!("{:?}", Err::<(), _>(super::invalid_json(&e))),
+            };
+            assert_eq!(direct(text.as_bytes()), tree, "{text}");
+            assert_eq!(streamed(text.as_bytes()), tree, "{text}");
         }
     }
 

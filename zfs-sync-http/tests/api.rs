@@ -653,6 +653,71 @@ async fn oversized_bodies_are_413() {
     resp.assert_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// A report over 1 MiB (by `Content-Length`) is read as it arrives, not held whole: it is
+/// stored like a small one, and its errors are the same: the bad item and field named,
+/// nothing stored; text that is not JSON 400; only whitespace "absent".
+#[tokio::test]
+async fn a_large_report_is_read_as_it_arrives_with_the_same_answers() {
+    let h = harness().await;
+    let (id, key) = h.register("a").await;
+    let items: Vec<Value> = (0..10_000)
+        .map(|i| snap("tank", "vm1", &format!("snap-{i}"), i + 1, i + 1, 1))
+        .collect();
+    let send = |body: String| {
+        assert!(body.len() > 1024 * 1024, "a large body: {}", body.len());
+        h.cli
+            .post("/api/v1/snapshots/batch")
+            .header("X-API-Key", &key)
+            .header("content-type", "application/json")
+            .header("content-length", body.len().to_string())
+            .body(poem::Body::from_async_read(futures_util_stream(
+                body.into_bytes(),
+            )))
+            .send()
+    };
+    let render = |status: u16, text: &str| {
+        let v: Value = serde_json::from_str(text).unwrap();
+        format!("{status} {} {}", v["field"], v["detail"])
+    };
+    let mut bad = items.clone();
+    bad[7_000] = json!({"pool": "tank", "dataset": "vm1", "name": "x"});
+    let bad = Value::Array(bad).to_string();
+    let resp = send(bad).await;
+    let status = resp.0.status().as_u16();
+    let text = resp.0.into_body().into_string().await.unwrap();
+    expect![[r#"422 "snapshots[7000].timestamp" "snapshots[7000].timestamp: is required""#]]
+        .assert_eq(&render(status, &text));
+    let mut truncated = Value::Array(items.clone()).to_string();
+    truncated.pop();
+    let resp = send(truncated).await;
+    let status = resp.0.status().as_u16();
+    let text = resp.0.into_body().into_string().await.unwrap();
+    expect![[
+        r#"400 "body" "body: is not valid JSON: EOF while parsing a list at line 1 column 1466678""#
+    ]]
+    .assert_eq(&render(status, &text));
+    let resp = send(" ".repeat(1024 * 1024 + 1)).await;
+    let status = resp.0.status().as_u16();
+    let text = resp.0.into_body().into_string().await.unwrap();
+    expect![[r#"422 "body" "body: a JSON body is required""#]].assert_eq(&render(status, &text));
+    let all = h
+        .call(
+            "GET",
+            &format!("/api/v1/snapshots?system_id={id}&limit=1"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(all.body, json!([]), "nothing stored");
+    let resp = send(Value::Array(items).to_string()).await;
+    let status = resp.0.status().as_u16();
+    let text = resp.0.into_body().into_string().await.unwrap();
+    assert_eq!(status, 201, "{}", &text[..text.len().min(300)]);
+    let stored: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(stored.len(), 10_000);
+    assert_eq!(stored[9_999]["name"], "snap-9999");
+}
+
 fn futures_util_stream(bytes: Vec<u8>) -> impl tokio::io::AsyncRead + Send + 'static {
     std::io::Cursor::new(bytes)
 }
