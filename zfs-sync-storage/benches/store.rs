@@ -135,6 +135,28 @@ fn bench_store(c: &mut Criterion, rt: &Runtime, name: &str, store: Arc<dyn Store
                 .unwrap()
         })
     });
+    // A complete report of a host between two cycles: each dataset's oldest snapshot pruned
+    // and a new one taken (1 % of the rows), alternately one way and back.
+    let next: Vec<NewSnapshot> = items[batch.min(100)..]
+        .iter()
+        .cloned()
+        .chain(items[..batch.min(100)].iter().map(|s| NewSnapshot {
+            name: format!("{}-next", s.name),
+            ..s.clone()
+        }))
+        .collect();
+    g.bench_function(
+        format!("replace_inventory_{batch}_one_per_dataset_changed"),
+        |b| {
+            b.iter(|| {
+                round += 1;
+                let now = t0() + chrono::Duration::seconds(round);
+                let report = if round % 2 == 0 { &items } else { &next };
+                rt.block_on(store.replace_inventory(sys, &InventoryScope::All, report, &[], now))
+                    .unwrap()
+            })
+        },
+    );
     rt.block_on(store.delete_system(sys)).unwrap();
 
     // A group of 4 members holding `rows` snapshots in all, loaded for planning.

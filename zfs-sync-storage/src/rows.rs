@@ -81,11 +81,20 @@ pub(crate) fn key_row(r: &impl Columns) -> Result<ApiKeyRecord> {
     })
 }
 
-pub(crate) const SNAPSHOT_COLS: &str = "system_id, id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported, userrefs, holds";
+/// What snapshots are read from (with [`SNAPSHOT_COLS`] or [`INVENTORY_COLS`]): each row beside
+/// its system's last complete report, `r.reported_at` (`systems.snapshots_reported_at`). Every
+/// snapshot stored at that report was in it, so a row's observable `last_reported` is the
+/// later of its own and that ([`inventory_row`]), and a complete report leaves its unchanged
+/// rows unwritten. The joined columns are named apart from the snapshot's, so filters and
+/// orders name the snapshot's columns unqualified.
+pub(crate) const SNAPSHOTS_FROM: &str = "snapshots LEFT JOIN (SELECT id AS reported_system, snapshots_reported_at AS reported_at FROM systems) r ON r.reported_system = snapshots.system_id";
+
+/// A snapshot's columns, read from [`SNAPSHOTS_FROM`].
+pub(crate) const SNAPSHOT_COLS: &str = "system_id, id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported, userrefs, holds, r.reported_at";
 
 /// [`SNAPSHOT_COLS`] without `system_id`, for reads of one system's inventory (which know it):
 /// one column less to decode per row.
-pub(crate) const INVENTORY_COLS: &str = "id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported, userrefs, holds";
+pub(crate) const INVENTORY_COLS: &str = "id, pool, dataset, name, guid, createtxg, creation, used, referenced, extra_metadata, last_reported, userrefs, holds, r.reported_at";
 
 pub(crate) fn snapshot_row(r: &impl Columns) -> Result<Snapshot> {
     inventory_row(r, r.uuid(0)?, 1)
@@ -106,7 +115,10 @@ pub(crate) fn inventory_row(r: &impl Columns, system_id: Uuid, first: usize) -> 
         used: r.u64(c(7))?,
         referenced: r.u64(c(8))?,
         extra_metadata: r.metadata(c(9))?,
-        last_reported: r.time(c(10))?,
+        last_reported: {
+            let row = r.time(c(10))?;
+            r.opt_time(c(13))?.map_or(row, |complete| complete.max(row))
+        },
         userrefs: r
             .opt_i64(c(11))?
             .map(|n| u32::try_from(n).map_err(|_| corrupt("userrefs", n)))

@@ -210,3 +210,38 @@ async fn kept_maintenance_plans_equal_fresh() {
         })
         .await;
 }
+
+/// A complete inventory writes only the rows that changed, counted by a trigger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_inventory_writes_only_changed_rows() {
+    let Some(url) = postgres_test_url("complete_inventory_writes_only_changed_rows") else {
+        return;
+    };
+    let schema = schema_name("complete_writes");
+    let store = open(&url, &schema).await;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {schema}.row_writes (n int);
+             CREATE FUNCTION {schema}.count_write() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN INSERT INTO {schema}.row_writes VALUES (1); RETURN NULL; END $$;
+             CREATE TRIGGER count_writes AFTER INSERT OR UPDATE OR DELETE ON {schema}.snapshots
+                 FOR EACH ROW EXECUTE FUNCTION {schema}.count_write();"
+        ))
+        .await
+        .unwrap();
+    let count = format!("SELECT count(*) FROM {schema}.row_writes");
+    let fixture = Fixture::with_teardown(Arc::new(store), Box::pin(drop_schema(url, schema)));
+    fixture
+        .run(|store| async move {
+            common::complete_inventory_writes_only_changed_rows(&*store, || async {
+                let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+                n as u64
+            })
+            .await
+        })
+        .await;
+}

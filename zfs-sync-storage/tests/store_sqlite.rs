@@ -140,3 +140,29 @@ async fn kept_maintenance_plans_equal_fresh() {
     let b: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::file(&path)).await.unwrap());
     zfs_sync::testing::maintenance_plans::kept_plans_equal_fresh(a, b).await;
 }
+
+/// A complete inventory writes only the rows that changed, counted by triggers on the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_inventory_writes_only_changed_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("writes.db");
+    let store = SqliteStore::open(SqliteConfig::file(&path)).await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE row_writes (n INTEGER);
+         CREATE TRIGGER count_inserts AFTER INSERT ON snapshots BEGIN INSERT INTO row_writes VALUES (1); END;
+         CREATE TRIGGER count_updates AFTER UPDATE ON snapshots BEGIN INSERT INTO row_writes VALUES (1); END;
+         CREATE TRIGGER count_deletes AFTER DELETE ON snapshots BEGIN INSERT INTO row_writes VALUES (1); END;",
+    )
+    .unwrap();
+    let conn = std::sync::Mutex::new(conn);
+    common::complete_inventory_writes_only_changed_rows(&store, || {
+        let n: i64 = conn
+            .lock()
+            .unwrap()
+            .query_row("SELECT count(*) FROM row_writes", [], |r| r.get(0))
+            .unwrap();
+        async move { n as u64 }
+    })
+    .await;
+}

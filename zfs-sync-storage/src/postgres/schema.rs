@@ -38,6 +38,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0012_maintenance_jobs.sql",
     "0013_holds_and_bookmarks.sql",
     "0014_webhooks.sql",
+    "0015_complete_inventory_report_time.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

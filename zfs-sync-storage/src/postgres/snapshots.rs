@@ -19,8 +19,8 @@ use crate::batch::{inventories, inventory_rows};
 use crate::codec::{corrupt, i64_bits, key_order, metadata_text, new_ids};
 use crate::filter::snapshot_filter;
 use crate::rows::{
-    BOOKMARK_COLS, DATASET_COLS, INVENTORY_COLS, SNAPSHOT_COLS, bookmark_row, dataset_row,
-    holds_text, inventory_row, snapshot_row,
+    BOOKMARK_COLS, DATASET_COLS, INVENTORY_COLS, SNAPSHOT_COLS, SNAPSHOTS_FROM, bookmark_row,
+    dataset_row, holds_text, inventory_row, snapshot_row,
 };
 
 use super::error::map_err;
@@ -103,15 +103,11 @@ impl<'a> SnapshotArrays<'a> {
         a
     }
 
-    /// The statements' parameters: the system, the report time, then the arrays (the new
-    /// ids only for the insert).
-    fn params<'s>(
-        &'s self,
-        system_id: &'s Uuid,
-        now: &'s DateTime<Utc>,
-        with_ids: bool,
-    ) -> Vec<Param<'s>> {
-        let mut p: Vec<Param<'s>> = vec![system_id, now, &self.pools, &self.datasets, &self.names];
+    /// The statements' parameters: `lead` (the system, and the report time for a write),
+    /// then the arrays (the new ids only for the insert).
+    fn params<'s>(&'s self, lead: &[Param<'s>], with_ids: bool) -> Vec<Param<'s>> {
+        let mut p: Vec<Param<'s>> = lead.to_vec();
+        p.extend([&self.pools as Param<'s>, &self.datasets, &self.names]);
         if with_ids {
             p.push(&self.ids);
         }
@@ -160,6 +156,59 @@ const INSERT_SNAPSHOTS: &str = "INSERT INTO snapshots (system_id, pool, dataset,
                   unnest($13::int8[]) AS userrefs, unnest($14::text[]) AS holds) i
      ON CONFLICT (system_id, pool, dataset, name) DO NOTHING";
 
+/// Gives a join that hashes a batch of `rows` the memory to do so in one pass (`SET LOCAL`
+/// lasts until the transaction ends). About 0.5 KiB per row, from the default 4 MiB to
+/// 256 MiB.
+async fn batch_work_mem<C: GenericClient>(c: &C, rows: usize) -> Result<()> {
+    if rows > 8_192 {
+        let kib = (rows / 2).min(256 * 1024);
+        c.batch_execute(&format!("SET LOCAL work_mem = '{kib}kB'"))
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// The 1-based positions of the batch's rows that are not stored as reported (new, or a
+/// value differs), by one join with the system's rows; writes nothing. The arrays are those
+/// of [`UPDATE_SNAPSHOTS`], without the report time.
+const CHANGED_SNAPSHOTS: &str = "SELECT i.ord
+     FROM (SELECT unnest($2::text[]) AS pool, unnest($3::text[]) AS dataset, unnest($4::text[]) AS name,
+                  unnest($5::int8[]) AS guid, unnest($6::int8[]) AS createtxg, unnest($7::timestamptz[]) AS creation,
+                  unnest($8::int8[]) AS used, unnest($9::int8[]) AS referenced, unnest($10::text[]) AS meta,
+                  unnest($11::int8[]) AS userrefs, unnest($12::text[]) AS holds,
+                  generate_series(1::int8, cardinality($2::text[])) AS ord) i
+     LEFT JOIN snapshots s ON s.system_id = $1 AND s.pool = i.pool AND s.dataset = i.dataset AND s.name = i.name
+     WHERE s.system_id IS NULL
+        OR (s.guid, s.createtxg, s.creation, s.used, s.referenced, s.extra_metadata, s.userrefs, s.holds)
+           IS DISTINCT FROM (i.guid, i.createtxg, i.creation, i.used, i.referenced,
+                             COALESCE(i.meta::jsonb, '{}'::jsonb), i.userrefs, i.holds)";
+
+/// The items of a complete inventory that are not stored as reported (see
+/// [`CHANGED_SNAPSHOTS`]), in batch order: the only rows the report has to write.
+async fn changed_items<'i, C: GenericClient>(
+    c: &C,
+    system_id: Uuid,
+    items: &[&'i NewSnapshot],
+) -> Result<Vec<&'i NewSnapshot>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    batch_work_mem(c, items.len()).await?;
+    let a = SnapshotArrays::of(items.iter().map(|&i| (i, Uuid::nil())));
+    let rows = query(c, CHANGED_SNAPSHOTS, &a.params(&[&system_id], false)).await?;
+    let mut changed = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let ord: i64 = col(r, 0)?;
+        let item = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|k| items.get(k))
+            .ok_or_else(|| corrupt("ord", ord))?;
+        changed.push(*item);
+    }
+    Ok(changed)
+}
+
 /// Upserts a validated, duplicate-free batch of the system whose row the caller locked (see
 /// [`bump_inventory`]); returns the stored rows in batch order.
 ///
@@ -185,14 +234,7 @@ async fn upsert_batch<C: GenericClient>(
     // Stored ids by batch position; `pending` holds positions in `order` still to write.
     let mut stored: Vec<Option<Uuid>> = vec![None; items.len()];
     let mut pending: Vec<usize> = (0..items.len()).collect();
-    // The join hashes the batch: give it the memory to do so in one pass (`SET LOCAL` lasts
-    // until the transaction ends). About 0.5 KiB per row, from the default 4 MiB to 256 MiB.
-    if items.len() > 8_192 {
-        let kib = (items.len() / 2).min(256 * 1024);
-        c.batch_execute(&format!("SET LOCAL work_mem = '{kib}kB'"))
-            .await
-            .map_err(map_err)?;
-    }
+    batch_work_mem(c, items.len()).await?;
     // A system without snapshots has nothing to update: insert straight away.
     let mut update_first = has_rows;
     for _round in 0..3 {
@@ -201,7 +243,7 @@ async fn upsert_batch<C: GenericClient>(
         };
         if update_first {
             let a = rows(&pending);
-            let updated = query(c, UPDATE_SNAPSHOTS, &a.params(&system_id, &now, false)).await?;
+            let updated = query(c, UPDATE_SNAPSHOTS, &a.params(&[&system_id, &now], false)).await?;
             for r in &updated {
                 let ord: i64 = col(r, 0)?;
                 let k = usize::try_from(ord - 1)
@@ -216,7 +258,7 @@ async fn upsert_batch<C: GenericClient>(
             break;
         }
         let a = rows(&pending);
-        let inserted = execute(c, INSERT_SNAPSHOTS, &a.params(&system_id, &now, true)).await?;
+        let inserted = execute(c, INSERT_SNAPSHOTS, &a.params(&[&system_id, &now], true)).await?;
         if inserted == pending.len() as u64 {
             for &k in &pending {
                 stored[order[k]] = Some(new[k]);
@@ -406,9 +448,27 @@ impl SnapshotStore for PostgresStore {
                 .map(|i| (i.pool.as_str(), i.dataset.as_str(), i.name.as_str())),
         )
         .await?;
-        let upserted = upsert_batch(&tx, system_id, &items, now, has_rows)
-            .await?
-            .len() as u64;
+        let upserted = items.len() as u64;
+        let write = match scope {
+            // Every snapshot left is in this report: its time on the system row is their
+            // `last_reported` (see `SNAPSHOTS_FROM`), so only new and changed rows are written.
+            InventoryScope::All => {
+                execute(
+                    &tx,
+                    "UPDATE systems SET snapshots_reported_at = $2 WHERE id = $1",
+                    &[&system_id, &now],
+                )
+                .await?;
+                if has_rows {
+                    changed_items(&tx, system_id, &items).await?
+                } else {
+                    items
+                }
+            }
+            // Within a scope each reported row's own `last_reported` moves: all are written.
+            InventoryScope::Datasets(_) => items,
+        };
+        upsert_batch(&tx, system_id, &write, now, has_rows).await?;
         match scope {
             InventoryScope::All => {
                 execute(
@@ -537,7 +597,7 @@ impl SnapshotStore for PostgresStore {
     async fn query_snapshots(&self, q: &SnapshotQuery) -> Result<Vec<Snapshot>> {
         let (f, page) = snapshot_filter(q);
         let sql = format!(
-            "SELECT {SNAPSHOT_COLS} FROM snapshots {} ORDER BY creation DESC, pool COLLATE \"C\", dataset COLLATE \"C\",
+            "SELECT {SNAPSHOT_COLS} FROM {SNAPSHOTS_FROM} {} ORDER BY creation DESC, pool COLLATE \"C\", dataset COLLATE \"C\",
              name COLLATE \"C\", system_id {page}",
             f.sql()
         );
@@ -548,7 +608,7 @@ impl SnapshotStore for PostgresStore {
         let c = self.client().await?;
         query_opt(
             &c,
-            &format!("SELECT {SNAPSHOT_COLS} FROM snapshots WHERE id = $1"),
+            &format!("SELECT {SNAPSHOT_COLS} FROM {SNAPSHOTS_FROM} WHERE id = $1"),
             &[&id],
         )
         .await?
@@ -569,7 +629,7 @@ impl SnapshotStore for PostgresStore {
                 let c = store.client().await?;
                 let st = c
                     .prepare_cached(&format!(
-                        "SELECT {INVENTORY_COLS} FROM snapshots WHERE system_id = $1"
+                        "SELECT {INVENTORY_COLS} FROM {SNAPSHOTS_FROM} WHERE system_id = $1"
                     ))
                     .await
                     .map_err(map_err)?;

@@ -33,6 +33,7 @@ pub(crate) const MIGRATIONS: &[Migration] = migrations![
     "0011_maintenance_jobs.sql",
     "0012_holds_and_bookmarks.sql",
     "0013_webhooks.sql",
+    "0014_complete_inventory_report_time.sql",
 ];
 
 /// The version this build creates and expects: the number of its migrations (the `.sql`

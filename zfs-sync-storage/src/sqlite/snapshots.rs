@@ -1,10 +1,10 @@
 //! [`SnapshotStore`] on SQLite: snapshots, inventories and resume tokens.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use uuid::Uuid;
 use zfs_sync::model::{
     Bookmark, Dataset, InventoryScope, NewBookmark, NewDataset, NewSnapshot, ResumeToken, Snapshot,
@@ -21,8 +21,8 @@ use crate::batch::{inventories, inventory_rows};
 use crate::codec::{i64_bits, key_order, metadata_text, micros, new_ids};
 use crate::filter::snapshot_filter;
 use crate::rows::{
-    BOOKMARK_COLS, DATASET_COLS, INVENTORY_COLS, SNAPSHOT_COLS, bookmark_row, dataset_row,
-    holds_text, inventory_row, snapshot_row,
+    BOOKMARK_COLS, DATASET_COLS, INVENTORY_COLS, SNAPSHOT_COLS, SNAPSHOTS_FROM, bookmark_row,
+    dataset_row, holds_text, inventory_row, snapshot_row,
 };
 
 use super::error::map_err;
@@ -200,11 +200,11 @@ fn existing_rows(
 ) -> Result<Vec<Existing>> {
     let mut found = vec![Existing::Unscanned; order.len()];
     let mut scan = tx
-        .prepare_cached(
-            "SELECT name, id, guid, createtxg, creation, used, referenced, extra_metadata, userrefs, holds FROM snapshots
+        .prepare_cached(&format!(
+            "SELECT name, id, {REPORTED_COLS} FROM snapshots
              WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3 AND name BETWEEN ?4 AND ?5
-             ORDER BY name",
-        )
+             ORDER BY name"
+        ))
         .map_err(map_err)?;
     let mut start = 0;
     while start < order.len() {
@@ -238,21 +238,8 @@ fn existing_rows(
                 k += 1;
             }
             if k < end && items[order[k]].name == name {
-                let item = &items[order[k]];
                 let id = uuid_at(r, 1)?;
-                let same = get::<Option<i64>>(r, 2)? == opt_u64(item.guid)
-                    && get::<Option<i64>>(r, 3)? == opt_u64(item.createtxg)
-                    && get::<i64>(r, 4)? == micros(item.creation)
-                    && get::<i64>(r, 5)? == i64_bits(item.used)
-                    && get::<i64>(r, 6)? == i64_bits(item.referenced)
-                    && if item.extra_metadata.is_empty() {
-                        text_at(r, 7)? == "{}"
-                    } else {
-                        text_at(r, 7)? == metadata_text(&item.extra_metadata)
-                    }
-                    && get::<Option<i64>>(r, 8)? == item.userrefs.map(i64::from)
-                    && get::<Option<String>>(r, 9)? == holds_text(item.holds.as_deref());
-                found[k] = if same {
+                found[k] = if stored_as_reported(r, 2, &items[order[k]])? {
                     unchanged += 1;
                     Existing::Refreshed(id)
                 } else {
@@ -299,6 +286,91 @@ fn existing_rows(
         start = end;
     }
     Ok(found)
+}
+
+/// The stored values of a row, [`REPORTED_COLS`] from column `first` on, are `item`'s.
+fn stored_as_reported(r: &Row<'_>, first: usize, item: &NewSnapshot) -> Result<bool> {
+    let c = |i: usize| first + i;
+    Ok(get::<Option<i64>>(r, c(0))? == opt_u64(item.guid)
+        && get::<Option<i64>>(r, c(1))? == opt_u64(item.createtxg)
+        && get::<i64>(r, c(2))? == micros(item.creation)
+        && get::<i64>(r, c(3))? == i64_bits(item.used)
+        && get::<i64>(r, c(4))? == i64_bits(item.referenced)
+        && if item.extra_metadata.is_empty() {
+            text_at(r, c(5))? == "{}"
+        } else {
+            text_at(r, c(5))? == metadata_text(&item.extra_metadata)
+        }
+        && get::<Option<i64>>(r, c(6))? == item.userrefs.map(i64::from)
+        && get::<Option<String>>(r, c(7))? == holds_text(item.holds.as_deref()))
+}
+
+/// The reported values of a snapshot row, as [`stored_as_reported`] compares them.
+const REPORTED_COLS: &str =
+    "guid, createtxg, creation, used, referenced, extra_metadata, userrefs, holds";
+
+/// A complete inventory within `scope` against the system's stored rows, in the open
+/// transaction: deletes the stored rows within the scope that are not reported and returns
+/// the items to write. Without a scope (`All`), the items stored as reported are left out:
+/// the complete report's time on the system row (`snapshots_reported_at`, set here) is their
+/// `last_reported` (see [`crate::rows::SNAPSHOTS_FROM`]), so they are not rewritten. Within a
+/// scope every item is written, so that its own `last_reported` moves.
+fn replace_snapshots(
+    tx: &Transaction<'_>,
+    system_id: Uuid,
+    scope: &InventoryScope,
+    items: Vec<NewSnapshot>,
+    now: DateTime<Utc>,
+) -> Result<(Vec<NewSnapshot>, u64)> {
+    let complete = matches!(scope, InventoryScope::All);
+    if complete {
+        tx.prepare_cached("UPDATE systems SET snapshots_reported_at = ?2 WHERE id = ?1")
+            .map_err(map_err)?
+            .execute(params![blob(&system_id), micros(now)])
+            .map_err(map_err)?;
+    }
+    let index: HashMap<(&str, &str, &str), usize> = items
+        .iter()
+        .enumerate()
+        .map(|(k, i)| ((i.pool.as_str(), i.dataset.as_str(), i.name.as_str()), k))
+        .collect();
+    let mut unchanged = vec![false; items.len()];
+    // Deleted once the scan is over (a table is not changed under its own scan).
+    let mut absent = Vec::new();
+    let mut stored = tx
+        .prepare_cached(&format!(
+            "SELECT pool, dataset, name, {REPORTED_COLS} FROM snapshots WHERE system_id = ?1"
+        ))
+        .map_err(map_err)?;
+    let mut rows = stored.query([blob(&system_id)]).map_err(map_err)?;
+    while let Some(r) = rows.next().map_err(map_err)? {
+        let (p, d, n) = (text_at(r, 0)?, text_at(r, 1)?, text_at(r, 2)?);
+        match index.get(&(p, d, n)) {
+            Some(&k) => unchanged[k] = complete && stored_as_reported(r, 3, &items[k])?,
+            None if scope_covers(scope, p, d) => {
+                absent.push((p.to_string(), d.to_string(), n.to_string()));
+            }
+            None => {}
+        }
+    }
+    drop((rows, index));
+    let mut delete = tx
+        .prepare_cached(
+            "DELETE FROM snapshots WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3 AND name = ?4",
+        )
+        .map_err(map_err)?;
+    let mut deleted = 0;
+    for (p, d, n) in &absent {
+        deleted += delete
+            .execute(params![blob(&system_id), p, d, n])
+            .map_err(map_err)? as u64;
+    }
+    let write = items
+        .into_iter()
+        .zip(unchanged)
+        .filter_map(|(item, same)| (!same).then_some(item))
+        .collect();
+    Ok((write, deleted))
 }
 
 /// Upserts reported datasets in the open transaction.
@@ -408,22 +480,9 @@ impl SnapshotStore for SqliteStore {
                 }
             }
             upsert_datasets(tx, system_id, &datasets, now)?;
-            let keep: HashSet<(&str, &str, &str)> =
-                items.iter().map(|i| (i.pool.as_str(), i.dataset.as_str(), i.name.as_str())).collect();
-            let stored = collect(tx, "SELECT pool, dataset, name FROM snapshots WHERE system_id = ?1", [blob(&system_id)], |r| {
-                Ok((get::<String>(r, 0)?, get::<String>(r, 1)?, get::<String>(r, 2)?))
-            })?;
-            let mut delete = tx
-                .prepare_cached("DELETE FROM snapshots WHERE system_id = ?1 AND pool = ?2 AND dataset = ?3 AND name = ?4")
-                .map_err(map_err)?;
-            let mut deleted = 0;
-            for (p, d, n) in &stored {
-                if scope_covers(&scope, p, d) && !keep.contains(&(p.as_str(), d.as_str(), n.as_str())) {
-                    deleted += delete.execute(params![blob(&system_id), p, d, n]).map_err(map_err)? as u64;
-                }
-            }
-            drop(keep);
-            let upserted = upsert_batch(tx, system_id, &items, now)?.len() as u64;
+            let upserted = items.len() as u64;
+            let (write, deleted) = replace_snapshots(tx, system_id, &scope, items, now)?;
+            upsert_batch(tx, system_id, &write, now)?;
             Ok((upserted, deleted))
         })
         .await
@@ -548,7 +607,7 @@ impl SnapshotStore for SqliteStore {
     async fn query_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>> {
         let (f, page) = snapshot_filter(query);
         let sql = format!(
-            "SELECT {SNAPSHOT_COLS} FROM snapshots {} ORDER BY creation DESC, pool, dataset, name, system_id {page}",
+            "SELECT {SNAPSHOT_COLS} FROM {SNAPSHOTS_FROM} {} ORDER BY creation DESC, pool, dataset, name, system_id {page}",
             f.sql()
         );
         self.select(sql, f, |r| snapshot_row(r)).await
@@ -558,7 +617,7 @@ impl SnapshotStore for SqliteStore {
         self.read(move |c| {
             one(
                 c,
-                &format!("SELECT {SNAPSHOT_COLS} FROM snapshots WHERE id = ?1"),
+                &format!("SELECT {SNAPSHOT_COLS} FROM {SNAPSHOTS_FROM} WHERE id = ?1"),
                 [blob(&id)],
                 |r| snapshot_row(r),
             )
@@ -579,7 +638,9 @@ impl SnapshotStore for SqliteStore {
                     .read(move |c| {
                         collect(
                             c,
-                            &format!("SELECT {INVENTORY_COLS} FROM snapshots WHERE system_id = ?1"),
+                            &format!(
+                                "SELECT {INVENTORY_COLS} FROM {SNAPSHOTS_FROM} WHERE system_id = ?1"
+                            ),
                             [blob(&id)],
                             |r| inventory_row(r, id, 0),
                         )

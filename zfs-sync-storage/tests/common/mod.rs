@@ -115,3 +115,62 @@ pub async fn lease_each_job_once(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         assert_eq!((j.status, j.attempts), (JobStatus::Leased, 1), "job {id}");
     }
 }
+
+/// A complete inventory writes only the snapshot rows that change (the conformance suite's
+/// `complete_inventory_refreshes_last_reported` shows what every read answers): none when
+/// nothing changed, one per changed, new or pruned snapshot otherwise. `writes` answers how
+/// many rows of `snapshots` were inserted, updated or deleted so far (counted by a trigger the
+/// backend's test installs).
+pub async fn complete_inventory_writes_only_changed_rows<F, Fut>(store: &dyn Store, writes: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = u64>,
+{
+    use zfs_sync::model::{InventoryScope, NewSnapshot};
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 26, 5, 0, 0).unwrap();
+    let system = System::new(Uuid::new_v4(), format!("h-{}", Uuid::new_v4().simple()), t0);
+    store.create_system(&system).await.unwrap();
+    let item = |d: usize, i: usize| NewSnapshot {
+        pool: "tank".into(),
+        dataset: format!("vm{d}"),
+        name: format!("s{i:03}"),
+        guid: Some((1000 * d + i) as u64),
+        createtxg: Some(i as u64),
+        creation: t0 + Duration::seconds(i as i64),
+        used: 1,
+        referenced: 2,
+        extra_metadata: Default::default(),
+        userrefs: None,
+        holds: None,
+    };
+    let mut items: Vec<NewSnapshot> = (0..3)
+        .flat_map(|d| (0..40).map(move |i| item(d, i)))
+        .collect();
+    let report = |items: Vec<NewSnapshot>, hours: i64| async move {
+        store
+            .replace_inventory(
+                system.id,
+                &InventoryScope::All,
+                &items,
+                &[],
+                t0 + Duration::hours(hours),
+            )
+            .await
+            .unwrap()
+    };
+    assert_eq!(report(items.clone(), 1).await, (120, 0));
+    let before = writes().await;
+    assert!(before >= 120, "the trigger counts the first report's rows");
+    assert_eq!(report(items.clone(), 2).await, (120, 0));
+    assert_eq!(
+        writes().await,
+        before,
+        "an unchanged inventory writes no row"
+    );
+    // One changed, one pruned, one new.
+    items[0].used = 5;
+    items.remove(50);
+    items.push(item(2, 40));
+    assert_eq!(report(items, 3).await, (120, 1));
+    assert_eq!(writes().await, before + 3);
+}

@@ -115,7 +115,10 @@ pub trait SnapshotStore: Send + Sync {
     /// deletes stored snapshots within the scope that are absent; makes the stored datasets
     /// within the scope exactly `datasets` (checked by [`check_dataset_batch`]; `last_reported`
     /// becomes `now`). Items outside the scope are an `InvalidInput`. Returns the snapshots
-    /// (upserted, deleted).
+    /// (upserted, deleted). Every listed snapshot reads back with `last_reported` = `now`,
+    /// changed or not, and the inventory version moves; a store may get there without
+    /// rewriting unchanged rows (the SQL stores keep the time of the last complete report per
+    /// system and answer the later of it and the row's).
     async fn replace_inventory(
         &self,
         system_id: Uuid,

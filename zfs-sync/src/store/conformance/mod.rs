@@ -154,6 +154,7 @@ macro_rules! for_each_conformance_behaviour {
             concurrent_writers_lose_nothing,
             mixed_batch_keeps_input_order_and_ids,
             upsert_refreshes_exactly_the_reported_rows,
+            complete_inventory_refreshes_last_reported,
             large_batch_upserts_and_keeps_ids,
             inventory_versions_move_with_every_change,
             a_snapshot_batch_moves_the_version_by_exactly_one,

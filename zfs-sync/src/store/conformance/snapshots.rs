@@ -679,6 +679,140 @@ pub async fn upsert_refreshes_exactly_the_reported_rows(store: &dyn Store) {
     }
 }
 
+/// A complete inventory refreshes the `last_reported` of every snapshot it lists, changed or
+/// not (a store may keep the report's time once per system rather than rewriting unchanged
+/// rows), and every read answers the same: the later of the row's own report and the last
+/// complete one. Ids are kept, changed values updated, absent rows deleted; a scoped report
+/// refreshes only its datasets; the inventory version moves with every report.
+pub async fn complete_inventory_refreshes_last_reported(store: &dyn Store) {
+    let a = new_system(store).await;
+    let t = |h: i64| t0() + secs(h * 3600);
+    let item = |d: usize, i: usize| NewSnapshot {
+        createtxg: Some(i as u64),
+        used: 1,
+        ..snap(
+            "tank",
+            &format!("vm{d}"),
+            &format!("s{d}-{i:02}"),
+            (100 * d + i) as u64,
+        )
+    };
+    let all = InventoryScope::All;
+    let mut items: Vec<NewSnapshot> = (0..2)
+        .flat_map(|d| (0..20).map(move |i| item(d, i)))
+        .collect();
+    let version = || async { store.inventory_versions(&[a.id]).await.unwrap()[0].1 };
+    // The rows by name, after checking that every read answers them alike.
+    async fn reads_agree(store: &dyn Store, id: Uuid) -> Vec<Snapshot> {
+        let rows = rows_by_name(store, id).await;
+        let mut listed = store
+            .query_snapshots(&SnapshotQuery {
+                system_id: Some(id),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        listed.sort_by(|x, y| x.name.cmp(&y.name));
+        assert_eq!(
+            listed, rows,
+            "query_snapshots answers as snapshots_of_systems"
+        );
+        for r in &rows {
+            assert_eq!(store.get_snapshot(r.id).await.unwrap().as_ref(), Some(r));
+        }
+        rows
+    }
+
+    store
+        .replace_inventory(a.id, &all, &items, &[], t(1))
+        .await
+        .unwrap();
+    let first = reads_agree(store, a.id).await;
+    assert!(first.iter().all(|s| s.last_reported == t(1)));
+    let v1 = version().await;
+
+    // Nothing changed: ids and values kept, every row reported at t(2), the version moved.
+    assert_eq!(
+        store
+            .replace_inventory(a.id, &all, &items, &[], t(2))
+            .await
+            .unwrap(),
+        (40, 0)
+    );
+    let second = reads_agree(store, a.id).await;
+    for (s, f) in second.iter().zip(&first) {
+        assert_eq!(s.last_reported, t(2), "{}", s.name);
+        assert_eq!(
+            Snapshot {
+                last_reported: f.last_reported,
+                ..s.clone()
+            },
+            *f
+        );
+    }
+    let v2 = version().await;
+    assert_ne!(
+        v2, v1,
+        "an unchanged complete report still moves the version"
+    );
+
+    // A batch of one row later: that row at t(3), the others still at t(2).
+    let mut one = items[5].clone();
+    one.used = 7;
+    store.upsert_snapshots(a.id, &[one], t(3)).await.unwrap();
+    for s in reads_agree(store, a.id).await {
+        let (when, used) = if s.name == "s0-05" {
+            (t(3), 7)
+        } else {
+            (t(2), 1)
+        };
+        assert_eq!((s.last_reported, s.used), (when, used), "{}", s.name);
+    }
+
+    // One changed, one pruned, one new: every listed row at t(4), ids kept.
+    items[0].used = 9;
+    let pruned = items.remove(1);
+    items.push(item(1, 20));
+    assert_eq!(
+        store
+            .replace_inventory(a.id, &all, &items, &[], t(4))
+            .await
+            .unwrap(),
+        (40, 1)
+    );
+    let fourth = reads_agree(store, a.id).await;
+    assert_eq!(fourth.len(), 40);
+    assert!(fourth.iter().all(|s| s.name != pruned.name));
+    for s in &fourth {
+        assert_eq!(s.last_reported, t(4), "{}", s.name);
+        let used = match s.name.as_str() {
+            "s0-00" => 9,
+            _ => 1,
+        };
+        assert_eq!(s.used, used, "{}", s.name);
+        match first.iter().find(|f| f.name == s.name) {
+            Some(f) => assert_eq!(s.id, f.id, "{} keeps its id", s.name),
+            None => assert!(first.iter().all(|f| f.id != s.id), "{} is new", s.name),
+        }
+    }
+
+    // A report scoped to vm0 refreshes vm0 only.
+    let vm0: Vec<NewSnapshot> = items
+        .iter()
+        .filter(|i| i.dataset == "vm0")
+        .cloned()
+        .collect();
+    let scope = InventoryScope::Datasets(vec!["tank/vm0".into()]);
+    store
+        .replace_inventory(a.id, &scope, &vm0, &[], t(5))
+        .await
+        .unwrap();
+    for s in reads_agree(store, a.id).await {
+        let when = if s.dataset == "vm0" { t(5) } else { t(4) };
+        assert_eq!(s.last_reported, when, "{}", s.name);
+    }
+}
+
 /// A batch of 10,000 snapshots (large enough for a store to need more working memory):
 /// inserted, then updated in place, ids kept and rows returned in input order.
 pub async fn large_batch_upserts_and_keeps_ids(store: &dyn Store) {
