@@ -509,7 +509,7 @@ impl SyncService {
 /// systems and their inventory versions. A result derived from the group's inventories and
 /// plan (an [`EdgeBasis`], a host's maintenance plan) is reused while all of it is equal.
 /// Versions come from the store, so a report stored by another server process changes it.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct BasisKey {
     group: SyncGroup,
     /// (system, inventory version), sorted.
@@ -523,22 +523,27 @@ impl BasisKey {
     /// is derived from: a report in between then makes the key older than the result, so
     /// the next call derives again (never the reverse).
     pub(crate) async fn read(service: &SyncService, group: &SyncGroup) -> Result<BasisKey> {
+        Ok(Self::read_with_systems(service, group).await?.0)
+    }
+
+    /// [`read`](Self::read), with the members' system records as they are now (`last_seen`
+    /// included), sorted by id.
+    pub(crate) async fn read_with_systems(
+        service: &SyncService,
+        group: &SyncGroup,
+    ) -> Result<(BasisKey, Vec<System>)> {
         let store = service.store();
         let ids: Vec<Uuid> = group.members.iter().map(|m| m.system_id).collect();
         let mut versions = store.inventory_versions(&ids).await?;
         versions.sort_unstable();
-        let mut systems: Vec<System> = store
-            .get_systems(&ids)
-            .await?
-            .iter()
-            .map(planned_part)
-            .collect();
-        systems.sort_by_key(|s| s.id);
-        Ok(BasisKey {
+        let mut current = store.get_systems(&ids).await?;
+        current.sort_by_key(|s| s.id);
+        let key = BasisKey {
             group: group.clone(),
             versions,
-            systems,
-        })
+            systems: current.iter().map(planned_part).collect(),
+        };
+        Ok((key, current))
     }
 
     /// Whether the group's plan is the same at every instant (no `min_snapshot_age_seconds`:

@@ -24,6 +24,16 @@ fn snap_at(dataset: &str, i: u64, creation: DateTime<Utc>) -> NewSnapshot {
     }
 }
 
+/// A job's success.
+fn ok() -> JobOutcome {
+    JobOutcome {
+        status: JobStatus::Succeeded,
+        error: None,
+        resume_token: None,
+        bytes: None,
+    }
+}
+
 /// What `sync` would hand `host` now with its maintenance jobs, taking nothing.
 async fn look(sync: &SyncService, host: Uuid, at: DateTime<Utc>) -> Instructions {
     sync.fetch_instructions(host, None, Take::Look, true, at)
@@ -116,11 +126,50 @@ pub async fn kept_plans_equal_fresh(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     assert_eq!(kept.entries, 3, "one plan per host");
     assert!(kept.bytes > 0 && kept.bytes <= kept.budget, "{kept:?}");
     let hits = kept.hits;
+    let bases = sa.group_basis_usage();
+    assert_eq!(bases.entries, 1, "the group's basis is kept: {bases:?}");
+    assert!(bases.bytes > 0 && bases.bytes <= bases.budget, "{bases:?}");
+    assert_eq!(fresh.group_basis_usage().budget, 0, "off with the caches");
+    let records = sa.inventory_cache_usage();
     same_as_fresh(services, &hosts, t(1), "unchanged").await;
     assert_eq!(
         sa.maintenance_plan_usage().hits,
         hits + 3,
         "an unchanged call is answered from the kept plan"
+    );
+    assert_eq!(
+        sa.group_basis_usage().hits,
+        bases.hits + 3,
+        "an unchanged call is evaluated from the kept basis"
+    );
+    assert_eq!(
+        sa.inventory_cache_usage(),
+        records,
+        "no inventory was loaded"
+    );
+
+    // A heartbeat (through the other service's store) moves only `last_seen`: the basis
+    // holds, and the entries carry the system as it is now.
+    b.touch_system(r1, t(1) + Duration::minutes(5), &Default::default())
+        .await
+        .unwrap();
+    let bases = sa.group_basis_usage();
+    same_as_fresh(services, &hosts, t(1), "after a heartbeat").await;
+    assert_eq!(
+        sa.group_basis_usage().hits,
+        bases.hits + 3,
+        "a heartbeat keeps the basis"
+    );
+    // A system's SSH address is planned: a new basis.
+    let mut sys = a.get_system(r2).await.unwrap().unwrap();
+    sys.ssh_port = 2222;
+    b.update_system(&sys).await.unwrap();
+    let bases = sa.group_basis_usage();
+    same_as_fresh(services, &hosts, t(1), "after an address change").await;
+    assert_eq!(
+        sa.group_basis_usage().hits,
+        bases.hits + 2,
+        "planned again on the first call, kept for the next two"
     );
 
     // A report through the other service: the version read from the store moves.
@@ -144,18 +193,35 @@ pub async fn kept_plans_equal_fresh(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         "the hub pushes to r1 and r2"
     );
     same_as_fresh(services, &hosts, t(4), "after transfers were leased").await;
+    // One of them succeeds: trusted (not handed out again) until its target reports; a
+    // report without its snapshots hands it out again.
+    let pushed = &leased.instructions[0];
+    let target = pushed.target.id;
+    fresh
+        .report_job(pushed.job_id.unwrap(), &ok(), t(4))
+        .await
+        .unwrap();
+    same_as_fresh(services, &hosts, t(4), "after a transfer succeeded").await;
+    // What the target holds already, reported again.
+    let unchanged = if target == r1 {
+        snaps("vm1", 0, 8)
+    } else {
+        snaps("vm1", 0, 9)
+    };
+    post(&sb, target, unchanged, t(4) + Duration::minutes(30)).await;
+    same_as_fresh(
+        services,
+        &hosts,
+        t(4),
+        "after its target reported without them",
+    )
+    .await;
 
     // The hub's maintenance jobs handed out and succeeded: the tags they placed are held.
     let handed = fresh
         .fetch_instructions(hub, None, Take::Lease, true, t(5))
         .await
         .unwrap();
-    let ok = JobOutcome {
-        status: JobStatus::Succeeded,
-        error: None,
-        resume_token: None,
-        bytes: None,
-    };
     let mut finished = 0;
     for e in handed
         .instructions
@@ -163,7 +229,7 @@ pub async fn kept_plans_equal_fresh(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         .filter(|e| e.kind.is_maintenance())
     {
         fresh
-            .report_job(e.job_id.unwrap(), &ok, t(5))
+            .report_job(e.job_id.unwrap(), &ok(), t(5))
             .await
             .unwrap();
         finished += 1;

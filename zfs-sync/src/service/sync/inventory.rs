@@ -448,17 +448,10 @@ impl InventoryCacheInner {
     /// Drops the least recently used compact groups until everything fits the budget.
     fn evict(&mut self, budget: usize) {
         while self.bytes + self.hot_bytes() > budget {
-            let Some(oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.used)
-                .map(|(id, _)| *id)
-            else {
+            let Some(e) = super::kept::remove_least_recent(&mut self.entries, |e| e.used) else {
                 break;
             };
-            if let Some(e) = self.entries.remove(&oldest) {
-                self.bytes -= e.bytes;
-            }
+            self.bytes -= e.bytes;
         }
     }
 }

@@ -15,7 +15,6 @@ use crate::model::{
 use crate::plan::Diagnostic;
 
 use super::{Instruction, Instructions, JobSpec, SyncService, base_state, steps};
-use crate::service::edges::BasisKey;
 
 impl SyncService {
     /// Plans every enabled group of the system (or only `group_id`), turns the transfers this
@@ -88,21 +87,12 @@ impl SyncService {
             diagnostics: Vec::new(),
         };
         for group in groups.into_iter().filter(|g| g.enabled) {
-            // Read before the evaluation loads the inventories (see `BasisKey::read`).
-            let basis = if maintenance {
-                Some(BasisKey::read(self, &group).await?)
-            } else {
-                None
-            };
             let mut ev = self.evaluate(group, now).await?;
-            let systems: HashMap<Uuid, &System> = ev
-                .inventories
-                .iter()
-                .map(|i| (i.system.id, &i.system))
-                .collect();
+            let systems: HashMap<Uuid, &System> =
+                ev.planned.systems.iter().map(|s| (s.id, s)).collect();
             let mut handed: Vec<(String, Uuid, Uuid)> = Vec::new();
             let mut wanted: Vec<(Job, Instruction)> = Vec::new();
-            for t in ev.plan.transfers() {
+            for t in ev.plan().transfers() {
                 let runner = match t.mode {
                     TransferMode::Push => t.source.system_id,
                     TransferMode::Pull => t.target.system_id,
@@ -190,16 +180,15 @@ impl SyncService {
                     wanted.push((job, entry));
                 }
             }
-            out.diagnostics.extend(ev.plan.diagnostics.iter().cloned());
+            out.diagnostics
+                .extend(ev.plan().diagnostics.iter().cloned());
             // The jobs apart from their entries: handed to the store without a copy.
             let (mut jobs, mut entries): (Vec<Job>, Vec<Instruction>) = wanted.into_iter().unzip();
             if maintenance && let Some(host) = systems.get(&system_id) {
                 let more = self
                     .maintenance_jobs(
-                        basis,
                         &ev.group,
-                        &ev.inventories,
-                        &ev.plan,
+                        &ev.planned,
                         host,
                         &jobs,
                         now,

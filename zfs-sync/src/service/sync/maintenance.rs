@@ -19,16 +19,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::basis::{Planned, Reported};
 use super::plan_cache::{MaintenanceKey, Window};
 use super::{Instruction, StepSpec, SyncService};
 use crate::error::{Error, Result};
 use crate::model::{Job, JobFilter, JobStatus, JobStep, SyncGroup, System};
-use crate::plan::{Diagnostic, GroupPlan, MemberInventory};
+use crate::plan::{Diagnostic, GroupPlan, MemberInventory, plan_group};
 use crate::retention::{
-    Bookmarks, GroupPrune, HeldTags, HostAbilities, MaintenanceJob, ReportedHolds,
-    plan_maintenance, prune_group,
+    Bookmarks, GroupPrune, HeldTags, HostAbilities, MaintenanceJob, plan_maintenance, prune_group,
 };
-use crate::service::edges::BasisKey;
 
 /// The hold tags and bookmarks the group's maintenance jobs created, replayed in order
 /// (`jobs` oldest first), as a lower bound of what the hosts hold: a succeeded hold adds its
@@ -133,7 +132,7 @@ impl SyncService {
     pub(super) async fn maintenance_record(
         &self,
         group_id: Uuid,
-        inventories: &[MemberInventory],
+        reported: &Reported,
     ) -> Result<(Vec<Job>, HeldTags, Bookmarks)> {
         let jobs: Vec<Job> = self
             .store
@@ -144,16 +143,7 @@ impl SyncService {
             })
             .await?;
         let (mut held, mut marks) = replay(&jobs);
-        ReportedHolds::add_reported(inventories, &mut held);
-        for inv in inventories {
-            for b in &inv.bookmarks {
-                marks.insert((
-                    inv.system.id,
-                    b.reported.dataset_name(),
-                    b.reported.name.clone(),
-                ));
-            }
-        }
+        reported.add_to(&mut held, &mut marks);
         Ok((jobs, held, marks))
     }
 
@@ -198,14 +188,14 @@ impl SyncService {
 
     /// `host`'s maintenance plan now: the one kept from an earlier call while its inputs
     /// are unchanged ([`plan_cache`](super::plan_cache)), else made from the group's prune
-    /// plan. `basis` is the group's key read before `inventories`; `None` plans afresh.
-    #[allow(clippy::too_many_arguments)] // the evaluation's parts, the host and the answer's
+    /// plan: from the evaluation's inventories, or, when its basis was kept (no inventory
+    /// loaded), from the inventories and a plan made now (the kept plan is keyed by the
+    /// group's key read before either, so a report in between only makes the next call
+    /// plan again).
     async fn host_maintenance(
         &self,
-        basis: Option<BasisKey>,
         group: &SyncGroup,
-        inventories: &[MemberInventory],
-        plan: &GroupPlan,
+        planned: &Planned,
         host: &System,
         handing: &[Job],
         (held, marks): (HeldTags, Bookmarks),
@@ -215,27 +205,36 @@ impl SyncService {
         let abilities = HostAbilities {
             bookmarks: supports_bookmarks(host),
         };
-        let make = |held: &HeldTags, marks: &Bookmarks| {
-            let prune = prune_group(group, inventories, plan, &leased, held, now);
-            plan_maintenance(&prune, host.id, held, marks, abilities)
-        };
-        let Some(basis) = basis.filter(BasisKey::clock_free) else {
-            self.maintenance_plans.remove(group.id, host.id);
-            return Ok(Arc::new(make(&held, &marks)));
-        };
         let key = MaintenanceKey {
-            basis,
+            basis: planned.key.clone(),
             host: host.id,
             protecting: MaintenanceKey::protecting(&leased),
             held,
             marks,
         };
-        if let Some(kept) = self.maintenance_plans.get(&key, now) {
+        // A group whose plan moves with the clock is planned per call.
+        let keep = key.basis.clock_free();
+        if !keep {
+            self.maintenance_plans.remove(group.id, host.id);
+        } else if let Some(kept) = self.maintenance_plans.get(&key, now) {
             return Ok(kept);
         }
-        let planned = make(&key.held, &key.marks);
+        let (inventories, fresh);
+        let (inventories, plan) = match &planned.inventories {
+            Some(inventories) => (inventories, &planned.basis.plan),
+            None => {
+                inventories = self.inventories(group).await?;
+                fresh = plan_group(group, &inventories, now);
+                (&inventories, &fresh)
+            }
+        };
+        let prune = prune_group(group, inventories, plan, &leased, &key.held, now);
+        let made = plan_maintenance(&prune, host.id, &key.held, &key.marks, abilities);
+        if !keep {
+            return Ok(Arc::new(made));
+        }
         let window = Window::around(inventories, now);
-        Ok(self.maintenance_plans.insert(key, window, planned))
+        Ok(self.maintenance_plans.insert(key, window, made))
     }
 
     /// The maintenance jobs `host` should run now in the group (pending, not handed out) with
@@ -245,27 +244,18 @@ impl SyncService {
     #[allow(clippy::too_many_arguments)] // the evaluation's parts, the host and the answer's
     pub(super) async fn maintenance_jobs(
         &self,
-        basis: Option<BasisKey>,
         group: &SyncGroup,
-        inventories: &[MemberInventory],
-        plan: &GroupPlan,
+        planned: &Planned,
         host: &System,
         handing: &[Job],
         now: DateTime<Utc>,
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Result<Vec<(Job, Instruction)>> {
-        let (jobs, held, marks) = self.maintenance_record(group.id, inventories).await?;
+        let (jobs, held, marks) = self
+            .maintenance_record(group.id, &planned.basis.reported)
+            .await?;
         let planned = self
-            .host_maintenance(
-                basis,
-                group,
-                inventories,
-                plan,
-                host,
-                handing,
-                (held, marks),
-                now,
-            )
+            .host_maintenance(group, planned, host, handing, (held, marks), now)
             .await?;
         let backoff = backed_off(&jobs, &self.settings, now);
         let mut out = Vec::new();

@@ -35,14 +35,16 @@ use crate::model::{
     ConflictRecord, ConflictStatus, ConflictStrategy, JobProgress, JobStatus, JobStep, SyncGroup,
     SyncState, SyncStateFilter, SyncStatus, System,
 };
-use crate::plan::{Diagnostic, GroupPlan, MemberInventory, Outcome, Transfer, plan_group};
+use crate::plan::{Diagnostic, GroupPlan, Outcome, Transfer};
 use crate::store::Store;
 
 mod auto;
+mod basis;
 mod compact;
 mod fed;
 mod inventory;
 mod jobs;
+mod kept;
 mod maintenance;
 mod plan_cache;
 mod prune;
@@ -50,6 +52,7 @@ mod resolve;
 mod steps;
 
 pub use auto::AutoResolution;
+pub use basis::{GROUP_BASIS_BYTES, GroupBasisUsage};
 pub use compact::{CACHE_BYTES_PER_RECORD, CompactInventory};
 pub use fed::{BeforeReport, FedUsage};
 use inventory::InventoryCache;
@@ -77,7 +80,9 @@ pub struct SyncSettings {
     /// recently planned group is evicted first; a group larger than the budget is not cached.
     /// The inventories known from the reports this process stored and no plan took yet
     /// (see [`SyncService::fed_usage`]) take up to as many bytes again (about 100 bytes per
-    /// snapshot, more while their vectors grow); 0 turns them off too.
+    /// snapshot, more while their vectors grow); 0 turns them off too, and the kept group
+    /// plans ([`SyncService::group_basis_usage`], [`GROUP_BASIS_BYTES`]) and maintenance
+    /// plans ([`SyncService::maintenance_plan_usage`]): every call plans afresh.
     pub inventory_cache_bytes: usize,
     /// When a host fetches its instructions, a sync state whose only change is its
     /// `last_check` is written only when the stored `last_check` is at least this old (0:
@@ -278,6 +283,9 @@ pub struct SyncService {
     edge_bases: Arc<crate::service::edges::EdgeBasisCache>,
     /// Each host's maintenance plan while its inputs are unchanged.
     maintenance_plans: Arc<plan_cache::MaintenancePlans>,
+    /// Each group's plan and what else its evaluation takes from the inventories, while the
+    /// group's inputs are unchanged.
+    group_bases: Arc<basis::GroupBases>,
 }
 
 impl std::fmt::Debug for SyncService {
@@ -291,8 +299,8 @@ impl std::fmt::Debug for SyncService {
 /// A group planned now, with the states and conflicts that follow from it.
 struct Evaluation {
     group: SyncGroup,
-    inventories: Arc<Vec<MemberInventory>>,
-    plan: GroupPlan,
+    /// The plan and its inventories' facts (kept from an earlier call, or made now).
+    planned: basis::Planned,
     /// Keyed by (logical dataset, system).
     states: HashMap<(String, Uuid), SyncState>,
     /// The stored states the evaluation started from, by the same key.
@@ -313,16 +321,22 @@ struct Evaluation {
     resolutions: Vec<Resolution>,
 }
 
+impl Evaluation {
+    fn plan(&self) -> &GroupPlan {
+        &self.planned.basis.plan
+    }
+}
+
 impl SyncService {
     pub fn new(store: Arc<dyn Store>, settings: SyncSettings) -> Self {
         // Off with the inventory cache: "the caches off" means planning every call afresh.
-        let plan_bytes = if settings.inventory_cache_bytes == 0 {
-            0
-        } else {
-            MAINTENANCE_PLAN_BYTES
-        };
+        let off = settings.inventory_cache_bytes == 0;
+        let budget = |bytes: usize| if off { 0 } else { bytes };
         SyncService {
-            maintenance_plans: Arc::new(plan_cache::MaintenancePlans::new(plan_bytes)),
+            maintenance_plans: Arc::new(plan_cache::MaintenancePlans::new(budget(
+                MAINTENANCE_PLAN_BYTES,
+            ))),
+            group_bases: Arc::new(basis::GroupBases::new(budget(GROUP_BASIS_BYTES))),
             store,
             settings,
             cache: Arc::default(),
@@ -350,6 +364,12 @@ impl SyncService {
         self.maintenance_plans.usage()
     }
 
+    /// What the kept group bases hold now (shared by the service's clones): groups whose
+    /// plan is kept while their inputs are unchanged, and the evaluations made from them.
+    pub fn group_basis_usage(&self) -> GroupBasisUsage {
+        self.group_bases.usage().into()
+    }
+
     /// What the inventories known from this process's reports hold now (shared by the
     /// service's clones): systems whose reports were applied and no plan took yet.
     pub fn fed_usage(&self) -> FedUsage {
@@ -365,8 +385,8 @@ impl SyncService {
 
     /// Plans the group and derives every member's state from the plan and the jobs.
     async fn evaluate(&self, group: SyncGroup, now: DateTime<Utc>) -> Result<Evaluation> {
-        let inventories = self.inventories(&group).await?;
-        let plan = plan_group(&group, &inventories, now);
+        let planned = self.planned(&group, now).await?;
+        let plan = &planned.basis.plan;
         let previous: HashMap<(String, Uuid), SyncState> = self
             .store
             .list_states(&SyncStateFilter {
@@ -384,7 +404,6 @@ impl SyncService {
             let found = self.store.job_progress(&job_ids).await?;
             found.into_iter().map(|j| (j.id, j)).collect()
         };
-        let mut reports = LastReports::default();
 
         let mut states = HashMap::new();
         let mut hold = HashSet::new();
@@ -442,8 +461,9 @@ impl SyncService {
                                     }
                                 }
                                 JobStatus::Succeeded
-                                    if reports
-                                        .get(&inventories, t)
+                                    if planned
+                                        .basis
+                                        .last_report(t)
                                         .is_none_or(|r| r < job.updated_at) =>
                                 {
                                     // Trust the result until the target reports again.
@@ -508,8 +528,7 @@ impl SyncService {
         let resolutions = self.resolutions(group.id).await?;
         let mut ev = Evaluation {
             group,
-            inventories,
-            plan,
+            planned,
             states,
             previous,
             conflicts,
@@ -574,63 +593,15 @@ impl SyncService {
         self.store.cancel_pending_jobs(group_id, &keep, now).await?;
         let mut states: Vec<SyncState> = ev.states.into_values().collect();
         states.sort_by(|a, b| (&a.dataset, a.system_id).cmp(&(&b.dataset, b.system_id)));
+        let plan = GroupPlan {
+            now,
+            ..ev.planned.basis.plan.clone()
+        };
         Ok(GroupCheck {
-            plan: ev.plan,
+            plan,
             states,
             conflicts,
         })
-    }
-}
-
-/// When each system last reported any snapshot of each of its datasets: built on first use,
-/// in one pass over the inventories, and only when a plan needs it.
-#[derive(Default)]
-struct LastReports(Option<HashMap<(Uuid, String, String), DateTime<Utc>>>);
-
-impl LastReports {
-    /// When the target last reported any snapshot of the transfer's target dataset.
-    fn get(&mut self, inventories: &[MemberInventory], t: &Transfer) -> Option<DateTime<Utc>> {
-        let map = self.0.get_or_insert_with(|| {
-            type Key = (Uuid, String, String);
-            fn flush(
-                map: &mut HashMap<Key, DateTime<Utc>>,
-                id: Uuid,
-                run: (&str, &str, DateTime<Utc>),
-            ) {
-                let e = map
-                    .entry((id, run.0.to_string(), run.1.to_string()))
-                    .or_insert(run.2);
-                *e = (*e).max(run.2);
-            }
-            let mut map = HashMap::new();
-            for inv in inventories {
-                // Inventories arrive grouped by dataset: one map entry per run of them.
-                let mut run: Option<(&str, &str, DateTime<Utc>)> = None;
-                for s in &inv.snapshots {
-                    match &mut run {
-                        Some((pool, path, at)) if *pool == s.pool && *path == s.dataset => {
-                            *at = (*at).max(s.last_reported);
-                        }
-                        _ => {
-                            if let Some(done) = run.take() {
-                                flush(&mut map, inv.system.id, done);
-                            }
-                            run = Some((&s.pool, &s.dataset, s.last_reported));
-                        }
-                    }
-                }
-                if let Some(done) = run {
-                    flush(&mut map, inv.system.id, done);
-                }
-            }
-            map
-        });
-        map.get(&(
-            t.target.system_id,
-            t.target.dataset.pool().to_string(),
-            t.target.dataset.path().to_string(),
-        ))
-        .copied()
     }
 }
 

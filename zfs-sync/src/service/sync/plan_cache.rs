@@ -15,8 +15,8 @@
 //! Bounded by a byte budget ([`MAINTENANCE_PLAN_BYTES`]), counted per entry (key and plan);
 //! the least recently used entry goes first; off when the inventory cache is off.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -24,6 +24,9 @@ use uuid::Uuid;
 use crate::model::{Job, JobStatus, MemberInventory};
 use crate::retention::{Bookmarks, HeldTags, MaintenanceJob};
 use crate::service::edges::BasisKey;
+
+use super::basis::{btree_entry, tags_bytes};
+use super::kept::Kept;
 
 /// Most bytes the kept maintenance plans take with their keys: 16 MiB, about 500 hosts in
 /// groups of 5 with 100 datasets each (the key's protections dominate: ~60 bytes per leased
@@ -62,29 +65,13 @@ impl MaintenanceKey {
     }
 
     fn heap_bytes(&self) -> usize {
-        // A B-tree entry: the key inline plus about a third of a node's slack.
-        let entry = |inline: usize| inline + inline / 3;
         self.basis.heap_bytes()
             + self
                 .protecting
                 .iter()
-                .map(|p| entry(std::mem::size_of_val(p)) + p.0.len())
+                .map(|p| btree_entry(std::mem::size_of_val(p)) + p.0.len())
                 .sum::<usize>()
-            + self
-                .held
-                .iter()
-                .map(|(k, tags)| {
-                    entry(std::mem::size_of_val(k) + std::mem::size_of_val(tags))
-                        + k.1.len()
-                        + k.2.len()
-                        + tags.iter().map(|t| entry(24) + t.len()).sum::<usize>()
-                })
-                .sum::<usize>()
-            + self
-                .marks
-                .iter()
-                .map(|m| entry(std::mem::size_of_val(m)) + m.1.len() + m.2.len())
-                .sum::<usize>()
+            + tags_bytes(&self.held, &self.marks)
     }
 }
 
@@ -125,23 +112,10 @@ struct Entry {
     key: MaintenanceKey,
     window: Window,
     plan: Arc<Vec<MaintenanceJob>>,
-    bytes: usize,
-    used: u64,
-}
-
-#[derive(Default)]
-struct Plans {
-    entries: HashMap<(Uuid, Uuid), Entry>,
-    bytes: usize,
-    tick: u64,
-    hits: u64,
 }
 
 /// The kept plans, by (group, host), shared by a service's clones.
-pub(super) struct MaintenancePlans {
-    budget: usize,
-    plans: Mutex<Plans>,
-}
+pub(super) struct MaintenancePlans(Kept<(Uuid, Uuid), Entry>);
 
 /// What the kept maintenance plans hold now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,10 +131,7 @@ pub struct MaintenancePlanUsage {
 
 impl MaintenancePlans {
     pub(super) fn new(budget: usize) -> Self {
-        MaintenancePlans {
-            budget,
-            plans: Mutex::default(),
-        }
+        MaintenancePlans(Kept::new(budget))
     }
 
     /// The plan kept for the key's (group, host), if it was made from the same inputs and
@@ -170,17 +141,9 @@ impl MaintenancePlans {
         key: &MaintenanceKey,
         now: DateTime<Utc>,
     ) -> Option<Arc<Vec<MaintenanceJob>>> {
-        let mut plans = self.plans.lock().unwrap_or_else(PoisonError::into_inner);
-        plans.tick += 1;
-        let tick = plans.tick;
-        let e = plans.entries.get_mut(&(key.basis_group(), key.host))?;
-        if e.key != *key || !e.window.contains(now) {
-            return None;
-        }
-        e.used = tick;
-        let plan = e.plan.clone();
-        plans.hits += 1;
-        Some(plan)
+        self.0.get((key.basis_group(), key.host), |e| {
+            (e.key == *key && e.window.contains(now)).then(|| e.plan.clone())
+        })
     }
 
     /// Keeps `plan` for the key's (group, host) (replacing what was kept), evicting the least
@@ -193,61 +156,29 @@ impl MaintenancePlans {
         plan: Vec<MaintenanceJob>,
     ) -> Arc<Vec<MaintenanceJob>> {
         let plan = Arc::new(plan);
-        let bytes = std::mem::size_of::<Entry>()
-            + key.heap_bytes()
-            + plan.iter().map(job_bytes).sum::<usize>();
-        let mut plans = self.plans.lock().unwrap_or_else(PoisonError::into_inner);
+        let bytes = key.heap_bytes() + plan.iter().map(job_bytes).sum::<usize>();
         let id = (key.basis_group(), key.host);
-        if let Some(old) = plans.entries.remove(&id) {
-            plans.bytes -= old.bytes;
-        }
-        if bytes > self.budget {
-            return plan;
-        }
-        while plans.bytes + bytes > self.budget {
-            let Some(oldest) = plans
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.used)
-                .map(|(id, _)| *id)
-            else {
-                break;
-            };
-            if let Some(e) = plans.entries.remove(&oldest) {
-                plans.bytes -= e.bytes;
-            }
-        }
-        plans.tick += 1;
-        let used = plans.tick;
-        plans.bytes += bytes;
-        plans.entries.insert(
-            id,
-            Entry {
-                key,
-                window,
-                plan: plan.clone(),
-                bytes,
-                used,
-            },
-        );
+        let entry = Entry {
+            key,
+            window,
+            plan: plan.clone(),
+        };
+        self.0.insert(id, entry, bytes);
         plan
     }
 
     /// Drops the plan kept for (group, host): its inputs make it per call now.
     pub(super) fn remove(&self, group: Uuid, host: Uuid) {
-        let mut plans = self.plans.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = plans.entries.remove(&(group, host)) {
-            plans.bytes -= e.bytes;
-        }
+        self.0.remove((group, host));
     }
 
     pub(super) fn usage(&self) -> MaintenancePlanUsage {
-        let plans = self.plans.lock().unwrap_or_else(PoisonError::into_inner);
+        let u = self.0.usage();
         MaintenancePlanUsage {
-            entries: plans.entries.len(),
-            bytes: plans.bytes,
-            budget: self.budget,
-            hits: plans.hits,
+            entries: u.entries,
+            bytes: u.bytes,
+            budget: u.budget,
+            hits: u.hits,
         }
     }
 }

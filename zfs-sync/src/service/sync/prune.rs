@@ -31,7 +31,8 @@ impl SyncService {
         plan: &GroupPlan,
         now: DateTime<Utc>,
     ) -> Result<GroupPrune> {
-        let (_, held, _) = self.maintenance_record(group.id, inventories).await?;
+        let reported = super::basis::Reported::of(inventories);
+        let (_, held, _) = self.maintenance_record(group.id, &reported).await?;
         self.current_prune(group, inventories, plan, &held, &[], now)
             .await
     }

@@ -1,0 +1,296 @@
+//! What a group's evaluation takes from its members' inventories, kept between calls while
+//! the group's [`BasisKey`] holds: the plan, when each member last reported each dataset, and
+//! the hold tags and bookmarks the hosts report. A call that finds the key unchanged (no
+//! member reported, no system or group changed since) loads no inventory and plans nothing:
+//! its cost is the key's reads and the group's states and jobs, whatever the inventories'
+//! size. An agent whose inventory is unchanged skips its report, so this is its steady
+//! state.
+//!
+//! A plan depends on the clock only through `min_snapshot_age_seconds` (which snapshots are
+//! old enough to send): a group that sets it is planned per call, as for
+//! [`EdgeBasis`](crate::service::edges). Bounded by [`GROUP_BASIS_BYTES`], least recently
+//! used first; off when the inventory cache is off.
+
+use std::collections::HashMap;
+use std::mem::size_of;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::SyncService;
+use super::kept::{Kept, KeptUsage};
+use crate::error::Result;
+use crate::model::{SyncGroup, System};
+use crate::plan::{GroupPlan, MemberInventory, Outcome, Transfer, plan_group};
+use crate::retention::{Bookmarks, HeldTags, ReportedHolds};
+use crate::service::edges::BasisKey;
+
+/// Most bytes the kept group bases take with their keys: 16 MiB (a group of 5 hosts × 100
+/// datasets in sync takes ~100 KB; a first hand-out's plan, every snapshot listed once per
+/// transfer, a few MB).
+pub const GROUP_BASIS_BYTES: usize = 16 << 20;
+
+/// The hold tags and bookmarks the hosts of a group report (tags only where the host can
+/// list them): what the maintenance record joins with its own.
+#[derive(Debug, Default)]
+pub(super) struct Reported {
+    pub(super) held: HeldTags,
+    pub(super) marks: Bookmarks,
+}
+
+impl Reported {
+    pub(super) fn of(inventories: &[MemberInventory]) -> Reported {
+        let mut held = HeldTags::new();
+        ReportedHolds::add_reported(inventories, &mut held);
+        let mut marks = Bookmarks::new();
+        for inv in inventories {
+            for b in &inv.bookmarks {
+                marks.insert((
+                    inv.system.id,
+                    b.reported.dataset_name(),
+                    b.reported.name.clone(),
+                ));
+            }
+        }
+        Reported { held, marks }
+    }
+
+    /// Adds these tags and bookmarks to `held` and `marks`.
+    pub(super) fn add_to(&self, held: &mut HeldTags, marks: &mut Bookmarks) {
+        for (k, tags) in &self.held {
+            held.entry(k.clone())
+                .or_default()
+                .extend(tags.iter().cloned());
+        }
+        marks.extend(self.marks.iter().cloned());
+    }
+
+    fn heap_bytes(&self) -> usize {
+        tags_bytes(&self.held, &self.marks)
+    }
+}
+
+/// A B-tree entry's bytes: the entry inline plus about a third of a node's slack.
+pub(super) fn btree_entry(inline: usize) -> usize {
+    inline + inline / 3
+}
+
+/// Heap bytes of hold tags and bookmarks, roughly (for a byte budget).
+pub(super) fn tags_bytes(held: &HeldTags, marks: &Bookmarks) -> usize {
+    held.iter()
+        .map(|(k, tags)| {
+            btree_entry(size_of_val(k) + size_of_val(tags))
+                + k.1.len()
+                + k.2.len()
+                + tags
+                    .iter()
+                    .map(|t| btree_entry(24) + t.len())
+                    .sum::<usize>()
+        })
+        .sum::<usize>()
+        + marks
+            .iter()
+            .map(|m| btree_entry(size_of_val(m)) + m.1.len() + m.2.len())
+            .sum::<usize>()
+}
+
+/// (system, pool, dataset path) → when that system last reported any snapshot of it.
+type LastReports = HashMap<(Uuid, String, String), DateTime<Utc>>;
+
+/// The part of a group's evaluation that follows from its inventories alone.
+#[derive(Debug)]
+pub(super) struct GroupBasis {
+    pub(super) plan: GroupPlan,
+    last_reports: LastReports,
+    pub(super) reported: Reported,
+}
+
+impl GroupBasis {
+    pub(super) fn new(inventories: &[MemberInventory], plan: GroupPlan) -> GroupBasis {
+        GroupBasis {
+            plan,
+            last_reports: last_reports(inventories),
+            reported: Reported::of(inventories),
+        }
+    }
+
+    /// When the target last reported any snapshot of the transfer's target dataset.
+    pub(super) fn last_report(&self, t: &Transfer) -> Option<DateTime<Utc>> {
+        self.last_reports
+            .get(&(
+                t.target.system_id,
+                t.target.dataset.pool().to_string(),
+                t.target.dataset.path().to_string(),
+            ))
+            .copied()
+    }
+
+    /// Heap bytes, roughly (for the byte budget).
+    fn heap_bytes(&self) -> usize {
+        let string = |s: &str| size_of::<String>() + s.len();
+        let plan: usize = self
+            .plan
+            .datasets
+            .iter()
+            .map(|d| {
+                size_of_val(d)
+                    + d.dataset.len()
+                    + d.outcomes
+                        .iter()
+                        .map(|o| {
+                            size_of_val(o)
+                                + match &o.outcome {
+                                    Outcome::Transfer(t) => {
+                                        t.dataset.len()
+                                            + 2 * 64
+                                            + t.steps.len() * 96
+                                            + t.snapshots
+                                                .iter()
+                                                .map(|s| string(s.as_str()))
+                                                .sum::<usize>()
+                                    }
+                                    Outcome::Blocked { reason, .. } => reason.len() + 64,
+                                    _ => 0,
+                                }
+                        })
+                        .sum::<usize>()
+                    + (d.conflicts.len() + d.gaps.len() + d.deletions.len()) * 256
+            })
+            .sum::<usize>()
+            + self
+                .plan
+                .diagnostics
+                .iter()
+                .map(|g| size_of_val(g) + g.message.len() + 64)
+                .sum::<usize>();
+        let reports: usize = self
+            .last_reports
+            .keys()
+            .map(|k| {
+                size_of::<((Uuid, String, String), DateTime<Utc>)>() + 1 + k.1.len() + k.2.len()
+            })
+            .sum();
+        size_of::<Self>() + plan + reports + self.reported.heap_bytes()
+    }
+}
+
+/// When each system last reported any snapshot of each of its datasets, in one pass over the
+/// inventories.
+fn last_reports(inventories: &[MemberInventory]) -> LastReports {
+    fn flush(map: &mut LastReports, id: Uuid, run: (&str, &str, DateTime<Utc>)) {
+        let e = map
+            .entry((id, run.0.to_string(), run.1.to_string()))
+            .or_insert(run.2);
+        *e = (*e).max(run.2);
+    }
+    let mut map = HashMap::new();
+    for inv in inventories {
+        // Inventories arrive grouped by dataset: one map entry per run of them.
+        let mut run: Option<(&str, &str, DateTime<Utc>)> = None;
+        for s in &inv.snapshots {
+            match &mut run {
+                Some((pool, path, at)) if *pool == s.pool && *path == s.dataset => {
+                    *at = (*at).max(s.last_reported);
+                }
+                _ => {
+                    if let Some(done) = run.take() {
+                        flush(&mut map, inv.system.id, done);
+                    }
+                    run = Some((&s.pool, &s.dataset, s.last_reported));
+                }
+            }
+        }
+        if let Some(done) = run {
+            flush(&mut map, inv.system.id, done);
+        }
+    }
+    map
+}
+
+/// A group's basis with the key it was made under.
+pub(super) struct KeptBasis {
+    key: BasisKey,
+    basis: Arc<GroupBasis>,
+}
+
+/// The kept bases, by group.
+pub(super) type GroupBases = Kept<Uuid, KeptBasis>;
+
+/// What the group bases hold now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupBasisUsage {
+    /// Groups whose basis is kept.
+    pub entries: usize,
+    /// Their counted bytes, keys included; at most the budget.
+    pub bytes: usize,
+    pub budget: usize,
+    /// Evaluations made from a kept basis (no inventory loaded), since the service started.
+    pub hits: u64,
+}
+
+impl From<KeptUsage> for GroupBasisUsage {
+    fn from(u: KeptUsage) -> Self {
+        GroupBasisUsage {
+            entries: u.entries,
+            bytes: u.bytes,
+            budget: u.budget,
+            hits: u.hits,
+        }
+    }
+}
+
+/// A group's basis now, with what it was made from.
+pub(super) struct Planned {
+    pub(super) basis: Arc<GroupBasis>,
+    /// The group's key, read before the inventories.
+    pub(super) key: BasisKey,
+    /// The members' systems as they are now.
+    pub(super) systems: Vec<System>,
+    /// The inventories the basis was made from, when it was made by this call (`None`: kept).
+    pub(super) inventories: Option<Arc<Vec<MemberInventory>>>,
+}
+
+impl SyncService {
+    /// The group's basis at `now`: the kept one while the group's key is unchanged (and its
+    /// plan does not move with the clock), else planned from the inventories now.
+    pub(super) async fn planned(&self, group: &SyncGroup, now: DateTime<Utc>) -> Result<Planned> {
+        // Read before the inventories: a report in between makes the key older than the
+        // basis, so the next call plans again (never the reverse).
+        let (key, systems) = BasisKey::read_with_systems(self, group).await?;
+        let cacheable = key.clock_free();
+        if cacheable
+            && let Some(basis) = self
+                .group_bases
+                .get(group.id, |k| (k.key == key).then(|| k.basis.clone()))
+        {
+            return Ok(Planned {
+                basis,
+                key,
+                systems,
+                inventories: None,
+            });
+        }
+        let inventories = self.inventories(group).await?;
+        let plan = plan_group(group, &inventories, now);
+        let basis = Arc::new(GroupBasis::new(&inventories, plan));
+        if cacheable {
+            let bytes = basis.heap_bytes() + key.heap_bytes();
+            let kept = KeptBasis {
+                key: key.clone(),
+                basis: basis.clone(),
+            };
+            self.group_bases.insert(group.id, kept, bytes);
+        } else {
+            self.group_bases.remove(group.id);
+        }
+        // The records the inventories were loaded with (the plan's).
+        let systems = inventories.iter().map(|i| i.system.clone()).collect();
+        Ok(Planned {
+            basis,
+            key,
+            systems,
+            inventories: Some(inventories),
+        })
+    }
+}
