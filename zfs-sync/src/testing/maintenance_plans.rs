@@ -120,6 +120,17 @@ pub async fn kept_plans_equal_fresh(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     post(&sa, hub, snaps("vm1", 0, 10), t(0)).await;
     post(&sa, r1, snaps("vm1", 0, 8), t(0)).await;
     post(&sa, r2, snaps("vm1", 0, 5), t(0)).await;
+    // Two calls at once on a service that kept nothing: one plans the group, the other
+    // waits for it and takes its basis (on a store whose reads suspend the call).
+    let sc = SyncService::new(a.clone(), SyncSettings::default());
+    let (x, y) = futures::join!(look(&sc, hub, t(1)), look(&sc, r1, t(1)));
+    assert_eq!(
+        (sc.group_basis_usage().entries, sc.group_basis_usage().hits),
+        (1, 1),
+        "one of two concurrent calls planned"
+    );
+    assert_eq!(x, look(&fresh, hub, t(1)).await);
+    assert_eq!(y, look(&fresh, r1, t(1)).await);
     let n = same_as_fresh(services, &hosts, t(1), "first plans").await;
     assert!(n > 0, "the hub has maintenance jobs (holds, prunes)");
     let kept = sa.maintenance_plan_usage();

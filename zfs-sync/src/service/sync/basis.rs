@@ -251,39 +251,89 @@ pub(super) struct Planned {
     pub(super) inventories: Option<Arc<Vec<MemberInventory>>>,
 }
 
+/// One planner per group at a time: a call that finds no kept basis waits for the one
+/// planning the group, then takes what it kept (two concurrent first calls, or a scheduled
+/// check beside a host's call, would otherwise each load and expand the group's inventories).
+#[derive(Default)]
+pub(super) struct Flights(std::sync::Mutex<HashMap<Uuid, Arc<futures::lock::Mutex<()>>>>);
+
+impl Flights {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<futures::lock::Mutex<()>>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The group's turn, shared by every caller that waits for it.
+    fn turn(&self, group: Uuid) -> Arc<futures::lock::Mutex<()>> {
+        self.lock().entry(group).or_default().clone()
+    }
+
+    /// Forgets the turns nobody holds or waits for.
+    fn tidy(&self) {
+        self.lock().retain(|_, turn| Arc::strong_count(turn) > 1);
+    }
+}
+
 impl SyncService {
+    /// The group's kept basis, if it was made under `key`.
+    fn kept_basis(&self, group: Uuid, key: &BasisKey) -> Option<Arc<GroupBasis>> {
+        self.group_bases
+            .get(group, |k| (k.key == *key).then(|| k.basis.clone()))
+    }
+
     /// The group's basis at `now`: the kept one while the group's key is unchanged (and its
-    /// plan does not move with the clock), else planned from the inventories now.
+    /// plan does not move with the clock), else planned from the inventories now, by one
+    /// caller at a time ([`Flights`]).
     pub(super) async fn planned(&self, group: &SyncGroup, now: DateTime<Utc>) -> Result<Planned> {
         // Read before the inventories: a report in between makes the key older than the
         // basis, so the next call plans again (never the reverse).
         let (key, systems) = BasisKey::read_with_systems(self, group).await?;
-        let cacheable = key.clock_free();
-        if cacheable
-            && let Some(basis) = self
-                .group_bases
-                .get(group.id, |k| (k.key == key).then(|| k.basis.clone()))
-        {
-            return Ok(Planned {
-                basis,
-                key,
-                systems,
-                inventories: None,
-            });
+        let cacheable = key.clock_free() && self.group_bases.usage().budget > 0;
+        let kept = |basis| Planned {
+            basis,
+            key: key.clone(),
+            systems: systems.clone(),
+            inventories: None,
+        };
+        if !cacheable {
+            self.group_bases.remove(group.id);
+            return self.plan_now(group, key, now).await;
         }
+        if let Some(basis) = self.kept_basis(group.id, &key) {
+            return Ok(kept(basis));
+        }
+        let turn = self.flights.turn(group.id);
+        let planned = {
+            let _turn = turn.lock().await;
+            // Planned by the caller this one waited for, under the same key.
+            match self.kept_basis(group.id, &key) {
+                Some(basis) => Ok(kept(basis)),
+                None => self.plan_now(group, key.clone(), now).await.inspect(|p| {
+                    let bytes = p.basis.heap_bytes() + key.heap_bytes();
+                    let entry = KeptBasis {
+                        key: key.clone(),
+                        basis: p.basis.clone(),
+                    };
+                    self.group_bases.insert(group.id, entry, bytes);
+                }),
+            }
+        };
+        drop(turn);
+        self.flights.tidy();
+        planned
+    }
+
+    /// The group planned now from its inventories.
+    async fn plan_now(
+        &self,
+        group: &SyncGroup,
+        key: BasisKey,
+        now: DateTime<Utc>,
+    ) -> Result<Planned> {
         let inventories = self.inventories(group).await?;
         let plan = plan_group(group, &inventories, now);
         let basis = Arc::new(GroupBasis::new(&inventories, plan));
-        if cacheable {
-            let bytes = basis.heap_bytes() + key.heap_bytes();
-            let kept = KeptBasis {
-                key: key.clone(),
-                basis: basis.clone(),
-            };
-            self.group_bases.insert(group.id, kept, bytes);
-        } else {
-            self.group_bases.remove(group.id);
-        }
         // The records the inventories were loaded with (the plan's).
         let systems = inventories.iter().map(|i| i.system.clone()).collect();
         Ok(Planned {

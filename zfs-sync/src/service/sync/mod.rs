@@ -286,6 +286,8 @@ pub struct SyncService {
     /// Each group's plan and what else its evaluation takes from the inventories, while the
     /// group's inputs are unchanged.
     group_bases: Arc<basis::GroupBases>,
+    /// Whose turn it is to plan each group.
+    flights: Arc<basis::Flights>,
 }
 
 impl std::fmt::Debug for SyncService {
@@ -337,6 +339,7 @@ impl SyncService {
                 MAINTENANCE_PLAN_BYTES,
             ))),
             group_bases: Arc::new(basis::GroupBases::new(budget(GROUP_BASIS_BYTES))),
+            flights: Arc::default(),
             store,
             settings,
             cache: Arc::default(),
