@@ -197,7 +197,7 @@ impl Fields for Map<String, Value> {
 }
 
 /// A report item read straight from the body (no JSON map per item): the fields
-/// `parse_item` reads ([`ITEM_KEYS`]), each as the JSON value given. Other keys are ignored,
+/// `parse_item` reads (`ITEM_KEYS`), each as the JSON value given. Other keys are ignored,
 /// as they are in a map, and a repeated key keeps its last value, as a map does.
 #[derive(Debug, Default)]
 pub struct ReportItem([Option<Value>; ITEM_KEYS.len()]);
