@@ -12,9 +12,10 @@
 //! needs it, as without this feed. An entry is handed to a plan only at the exact version the
 //! plan reads, and then leaves this store (the plan's cache keeps it).
 //!
-//! The entries are kept in a compact form (fixed-width rows over interned names, about 100
-//! bytes a snapshot) and expanded when a plan takes them, so that the reports of a large fleet
-//! fit the budget.
+//! An entry is kept expanded (the planner's form, ~300 bytes a snapshot) while the feed fits
+//! its budget so, and a plan takes it as it is; when the budget is short, entries are turned
+//! into a compact form (fixed-width rows over interned names, about 100 bytes a snapshot),
+//! expanded when a plan takes them, so that the reports of a large fleet fit the budget.
 //!
 //! Only systems in an enabled group are fed (no other is planned), and only snapshots: a
 //! report that also carries datasets, bookmarks or resume tokens, and a complete inventory
@@ -75,6 +76,13 @@ struct FedRows {
     whole: HashMap<u32, Snapshot>,
     /// The accounted bytes of `whole`.
     whole_bytes: usize,
+    /// The snapshots expanded (the planner's form) instead of as rows, by the same
+    /// positions, while the feed fits its budget so: a plan then takes them without a copy
+    /// (100,000 snapshots expanded at the first plan took ~20 ms). [`FedRows::compact`] turns
+    /// them into rows when the budget is short.
+    expanded: Option<Vec<Snapshot>>,
+    /// The heap of `expanded` besides its slots.
+    expanded_heap: usize,
 }
 
 /// One snapshot; which optional fields it has is in `flags`.
@@ -115,6 +123,37 @@ pub struct FedUsage {
 }
 
 impl FedRows {
+    /// An empty inventory kept expanded.
+    fn expanded() -> FedRows {
+        FedRows {
+            expanded: Some(Vec::new()),
+            ..FedRows::default()
+        }
+    }
+
+    fn is_expanded(&self) -> bool {
+        self.expanded.is_some()
+    }
+
+    /// How many snapshots.
+    fn len(&self) -> usize {
+        self.expanded.as_ref().map_or(self.rows.len(), Vec::len)
+    }
+
+    /// The same snapshots as rows; `None` when they do not fit rows (2^32 records).
+    fn compact(&mut self, system_id: Uuid) -> Option<()> {
+        let Some(snapshots) = self.expanded.take() else {
+            return Some(());
+        };
+        let mut rows = FedRows::default();
+        for s in snapshots {
+            let (id, last_reported) = (s.id, s.last_reported);
+            rows.apply(system_id, id, &reported_part(s), last_reported)?;
+        }
+        *self = rows;
+        Some(())
+    }
+
     fn string(&mut self, s: &str) -> Option<u32> {
         if let Some(&id) = self.string_ids.get(s) {
             return Some(id);
@@ -147,6 +186,22 @@ impl FedRows {
             self.string(&s.dataset)?,
             self.string(&s.name)?,
         );
+        if let Some(expanded) = &mut self.expanded {
+            let snapshot = Snapshot::from_new(id, system_id, s.clone(), last_reported);
+            self.expanded_heap += snapshot_heap(&snapshot);
+            match self.index.get(&key) {
+                Some(&at) => {
+                    let old = std::mem::replace(&mut expanded[at as usize], snapshot);
+                    self.expanded_heap -= snapshot_heap(&old);
+                }
+                None => {
+                    let at = u32::try_from(expanded.len()).ok()?;
+                    self.index.insert(key, at);
+                    expanded.push(snapshot);
+                }
+            }
+            return Some(());
+        }
         let plain = s.extra_metadata.is_empty()
             && s.holds.as_ref().is_none_or(Vec::is_empty)
             && s.creation.timestamp_subsec_nanos() == 0;
@@ -198,6 +253,9 @@ impl FedRows {
 
     /// The snapshots, exactly as they were applied, in order.
     fn into_snapshots(mut self, system_id: Uuid) -> Vec<Snapshot> {
+        if let Some(expanded) = self.expanded {
+            return expanded;
+        }
         let mut out = Vec::with_capacity(self.rows.len());
         for (at, (row, id)) in self.rows.iter().zip(&self.ids).enumerate() {
             if row.flags & WHOLE != 0 {
@@ -243,6 +301,11 @@ impl FedRows {
             + hash_bytes::<((u32, u32, u32), u32)>(self.index.capacity())
             + hash_bytes::<(u32, Snapshot)>(self.whole.capacity())
             + self.whole_bytes
+            + self
+                .expanded
+                .as_ref()
+                .map_or(0, |e| e.capacity() * size_of::<Snapshot>())
+            + self.expanded_heap
     }
 }
 
@@ -250,6 +313,39 @@ impl FedRows {
 /// table's 7/8 load.
 fn hash_bytes<T>(capacity: usize) -> usize {
     capacity * 8 / 7 * (size_of::<T>() + 1)
+}
+
+/// A stored snapshot's reported fields (moved, not copied).
+fn reported_part(s: Snapshot) -> NewSnapshot {
+    let Snapshot {
+        id: _,
+        system_id: _,
+        pool,
+        dataset,
+        name,
+        guid,
+        createtxg,
+        creation,
+        used,
+        referenced,
+        extra_metadata,
+        userrefs,
+        holds,
+        last_reported: _,
+    } = s;
+    NewSnapshot {
+        pool,
+        dataset,
+        name,
+        guid,
+        createtxg,
+        creation,
+        used,
+        referenced,
+        extra_metadata,
+        userrefs,
+        holds,
+    }
 }
 
 /// The heap a snapshot kept whole takes besides its slot.
@@ -299,7 +395,7 @@ impl FedInventories {
             }
             None if empty_before => Fed {
                 version: before,
-                rows: FedRows::default(),
+                rows: FedRows::expanded(),
             },
             None => return,
         };
@@ -312,7 +408,35 @@ impl FedInventories {
                 return;
             }
         }
-        let bytes = fed.rows.bytes();
+        let mut bytes = fed.rows.bytes();
+        // Short of room: this entry as rows, then the others kept expanded, largest first.
+        if inner.bytes + bytes > budget && fed.rows.is_expanded() {
+            if fed.rows.compact(system_id).is_none() {
+                return;
+            }
+            bytes = fed.rows.bytes();
+        }
+        while inner.bytes + bytes > budget {
+            let Some((&other, _)) = inner
+                .systems
+                .iter()
+                .filter(|(_, f)| f.rows.is_expanded())
+                .max_by_key(|(_, f)| f.rows.bytes())
+            else {
+                break;
+            };
+            let Some(entry) = inner.systems.get_mut(&other) else {
+                return;
+            };
+            let was = entry.rows.bytes();
+            if entry.rows.compact(other).is_none() {
+                inner.systems.remove(&other);
+                inner.bytes -= was;
+                continue;
+            }
+            let now = entry.rows.bytes();
+            inner.bytes = inner.bytes - was + now;
+        }
         if inner.bytes + bytes > budget {
             return;
         }
@@ -343,7 +467,7 @@ impl FedInventories {
         let inner = self.lock();
         FedUsage {
             systems: inner.systems.len(),
-            records: inner.systems.values().map(|f| f.rows.rows.len()).sum(),
+            records: inner.systems.values().map(|f| f.rows.len()).sum(),
             bytes: inner.bytes,
         }
     }
@@ -506,9 +630,10 @@ mod tests {
             .collect()
     }
 
+    /// Both forms (and an entry turned into rows between reports, or at the end) give back
+    /// exactly the snapshots applied, every field, in order.
     #[test]
-    fn rows_give_back_every_field() {
-        let fed = FedInventories::default();
+    fn both_forms_give_back_every_field() {
         let id = Uuid::from_u128(2);
         let mut b = batch(id, &["a", "b", "c", "d", "e", "f"]);
         b.items[0].holds = Some(vec!["keep".into()]);
@@ -523,7 +648,6 @@ mod tests {
         b.items[5].dataset = "vm2".into();
         b.items[5].used = u64::MAX;
         b.items[5].creation = epoch() - chrono::Duration::days(400);
-        fed.apply(&b, 0, true, usize::MAX);
         let mut want = expected(&b);
         // The next report: a whole snapshot becomes plain, a plain one whole, one is new,
         // at a later time; positions are kept.
@@ -532,34 +656,110 @@ mod tests {
         next.items[1]
             .extra_metadata
             .insert("k".into(), serde_json::json!(1));
-        fed.apply(&next, 1, false, usize::MAX);
         let now = expected(&next);
         want[0] = now[0].clone();
         want[3] = now[1].clone();
         want.push(now[2].clone());
-        assert_eq!(fed.take(id, 2).unwrap(), want);
+        let apply = |rows: &mut FedRows, b: &StoredBatch| {
+            for (item, sid) in b.items.iter().zip(&b.ids) {
+                rows.apply(id, *sid, item, b.last_reported).unwrap();
+            }
+        };
+        for (start, compact_at) in [
+            (FedRows::default as fn() -> FedRows, None),
+            (FedRows::expanded, None),
+            (FedRows::expanded, Some(1)),
+            (FedRows::expanded, Some(2)),
+        ] {
+            let mut rows = start();
+            for (k, b) in [&b, &next].into_iter().enumerate() {
+                apply(&mut rows, b);
+                if compact_at == Some(k + 1) {
+                    rows.compact(id).unwrap();
+                    assert!(!rows.is_expanded());
+                }
+            }
+            assert_eq!(rows.len(), want.len());
+            assert_eq!(
+                rows.into_snapshots(id),
+                want,
+                "compacted after {compact_at:?}"
+            );
+        }
+    }
+
+    /// A report of `n` snapshots, 200 per dataset.
+    fn big_batch(id: Uuid, n: usize) -> StoredBatch {
+        let names: Vec<String> = (0..n).map(|i| format!("s{}", i % 200)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut b = batch(id, &names);
+        for (i, item) in b.items.iter_mut().enumerate() {
+            item.dataset = format!("vm{}", i / 200);
+            item.guid = Some(rand_like(i as u64));
+        }
+        b
     }
 
     #[test]
     fn rows_take_a_third_of_expanded_snapshots() {
-        let fed = FedInventories::default();
         let id = Uuid::from_u128(3);
+        let (mut rows, mut expanded) = (FedRows::default(), FedRows::expanded());
         for chunk in 0..20 {
-            let names: Vec<String> = (0..1000).map(|i| format!("s{}", i % 200)).collect();
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let mut b = batch(id, &names);
-            for (i, item) in b.items.iter_mut().enumerate() {
-                item.dataset = format!("vm{}", (chunk * 1000 + i) / 200);
-                item.guid = Some(rand_like(i as u64));
+            let mut b = big_batch(id, 1000);
+            for item in &mut b.items {
+                item.dataset = format!("{}-{chunk}", item.dataset);
             }
-            fed.apply(&b, chunk as i64, chunk == 0, usize::MAX);
+            for (item, sid) in b.items.iter().zip(&b.ids) {
+                rows.apply(id, *sid, item, b.last_reported).unwrap();
+                expanded.apply(id, *sid, item, b.last_reported).unwrap();
+            }
         }
-        let usage = fed.usage();
-        assert_eq!(usage.records, 20_000);
+        assert_eq!((rows.len(), expanded.len()), (20_000, 20_000));
         // 80 bytes a row and its id, ~20 of index, and the room the vectors and the index
-        // reserved as they grew (1.6× at 20,000; expanded snapshots take ~300 bytes).
-        let per_record = usage.bytes / usage.records;
-        assert!(per_record <= 170, "{per_record} bytes a snapshot");
+        // reserved as they grew (1.6× at 20,000); expanded snapshots take ~300 bytes.
+        let per_row = rows.bytes() / 20_000;
+        let per_expanded = expanded.bytes() / 20_000;
+        assert!(per_row <= 170, "{per_row} bytes a snapshot");
+        assert!(per_expanded >= 2 * per_row, "{per_expanded} vs {per_row}");
+    }
+
+    /// Entries stay expanded while the feed fits the budget; past it the new entry and then
+    /// the largest expanded ones become rows, and every entry gives back its exact snapshots.
+    #[test]
+    fn a_short_budget_turns_entries_into_rows() {
+        let (a, b, c) = (Uuid::from_u128(4), Uuid::from_u128(5), Uuid::from_u128(6));
+        let batches: Vec<StoredBatch> = [a, b, c].iter().map(|&id| big_batch(id, 2_000)).collect();
+        let measure = FedInventories::default();
+        measure.apply(&batches[0], 0, true, usize::MAX);
+        let expanded = measure.usage().bytes;
+        let mut rows = FedRows::default();
+        for (item, sid) in batches[0].items.iter().zip(&batches[0].ids) {
+            rows.apply(a, *sid, item, batches[0].last_reported).unwrap();
+        }
+        let compact = rows.bytes();
+        assert!(3 * compact <= expanded + compact, "{compact} vs {expanded}");
+
+        let fed = FedInventories::default();
+        let budget = expanded + compact + compact / 2;
+        fed.apply(&batches[0], 0, true, budget);
+        fed.apply(&batches[1], 0, true, budget);
+        let expanded_now = |id| fed.lock().systems.get(&id).map(|f| f.rows.is_expanded());
+        assert_eq!(
+            (expanded_now(a), expanded_now(b)),
+            (Some(true), Some(false))
+        );
+        fed.apply(&batches[2], 0, true, budget);
+        assert_eq!(
+            [a, b, c].map(expanded_now),
+            [Some(false), Some(false), Some(false)],
+            "all three as rows"
+        );
+        let usage = fed.usage();
+        assert_eq!((usage.systems, usage.records), (3, 6_000));
+        assert!(usage.bytes <= budget, "{usage:?}");
+        for (id, b) in [a, b, c].into_iter().zip(&batches) {
+            assert_eq!(fed.take(id, 1).unwrap(), expected(b));
+        }
     }
 
     fn rand_like(i: u64) -> u64 {

@@ -79,8 +79,8 @@ pub struct SyncSettings {
     /// it (about 290 bytes per record) while it fits; 0 turns the cache off. The least
     /// recently planned group is evicted first; a group larger than the budget is not cached.
     /// The inventories known from the reports this process stored and no plan took yet
-    /// (see [`SyncService::fed_usage`]) take up to as many bytes again (about 100 bytes per
-    /// snapshot, more while their vectors grow); 0 turns them off too, and the kept group
+    /// (see [`SyncService::fed_usage`]) take up to as many bytes again (expanded, about 300 bytes
+    /// per snapshot, while they fit; then as rows of about 100); 0 turns them off too, and the kept group
     /// plans ([`SyncService::group_basis_usage`], [`GROUP_BASIS_BYTES`]) and maintenance
     /// plans ([`SyncService::maintenance_plan_usage`]): every call plans afresh.
     pub inventory_cache_bytes: usize,
