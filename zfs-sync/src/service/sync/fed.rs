@@ -148,7 +148,7 @@ impl FedRows {
         let mut rows = FedRows::default();
         for s in snapshots {
             let (id, last_reported) = (s.id, s.last_reported);
-            rows.apply(system_id, id, &reported_part(s), last_reported)?;
+            rows.apply(system_id, id, &s.into_new(), last_reported)?;
         }
         *self = rows;
         Some(())
@@ -313,39 +313,6 @@ impl FedRows {
 /// table's 7/8 load.
 fn hash_bytes<T>(capacity: usize) -> usize {
     capacity * 8 / 7 * (size_of::<T>() + 1)
-}
-
-/// A stored snapshot's reported fields (moved, not copied).
-fn reported_part(s: Snapshot) -> NewSnapshot {
-    let Snapshot {
-        id: _,
-        system_id: _,
-        pool,
-        dataset,
-        name,
-        guid,
-        createtxg,
-        creation,
-        used,
-        referenced,
-        extra_metadata,
-        userrefs,
-        holds,
-        last_reported: _,
-    } = s;
-    NewSnapshot {
-        pool,
-        dataset,
-        name,
-        guid,
-        createtxg,
-        creation,
-        used,
-        referenced,
-        extra_metadata,
-        userrefs,
-        holds,
-    }
 }
 
 /// The heap a snapshot kept whole takes besides its slot.
