@@ -464,12 +464,18 @@ async fn fleet_edges_follow_reports_and_group_edits_and_ignore_heartbeats() {
         Some(5 * HOUR)
     );
 
-    // A heartbeat moves nothing in the edges; hours later only the ages move.
+    // A heartbeat moves nothing in the edges; hours later only the ages move, from the
+    // group's kept plan (nothing planned again).
     w.store
         .touch_system(w.b, now, &Default::default())
         .await
         .unwrap();
+    let hits = w.sync.group_basis_usage().hits;
     let later = edges(&w, now + Duration::hours(3)).await;
+    assert!(
+        w.sync.group_basis_usage().hits > hits,
+        "the kept plan answered"
+    );
     let b = edge_to(&later, w.b);
     assert_eq!(b.recovery_point_age_seconds, Some(8 * HOUR));
     assert_eq!(b.source_newest_age_seconds, Some(4 * HOUR));

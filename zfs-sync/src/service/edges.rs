@@ -12,7 +12,6 @@
 //! (and the edge says `source_stale`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -42,9 +41,13 @@ fn copies_of(inv: &MemberInventory) -> Copies {
     let mut out: Copies = HashMap::new();
     for s in &inv.snapshots {
         if let Some(logical) = logical_path(root.as_ref(), &s.pool, &s.dataset) {
-            out.entry(logical.to_string())
-                .or_default()
-                .push((s.creation, s.used));
+            // A dataset's name is allocated once, not per snapshot.
+            match out.get_mut(logical) {
+                Some(v) => v.push((s.creation, s.used)),
+                None => {
+                    out.insert(logical.to_string(), vec![(s.creation, s.used)]);
+                }
+            }
         }
     }
     out
@@ -131,6 +134,23 @@ enum BasisOutcome {
 }
 
 impl EdgeBasis {
+    /// Heap bytes, roughly (for a cache's byte budget).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.rows
+            .iter()
+            .map(|r| {
+                std::mem::size_of::<BasisRow>()
+                    + r.dataset.len()
+                    + r.source_hostname.as_ref().map_or(0, String::len)
+                    + r.target_hostname.len()
+                    + match &r.outcome {
+                        BasisOutcome::Blocked(m) | BasisOutcome::NoPlace(m) => m.len(),
+                        _ => 0,
+                    }
+            })
+            .sum()
+    }
+
     pub(crate) fn new(
         group: &SyncGroup,
         inventories: &[MemberInventory],
@@ -440,7 +460,8 @@ impl SyncService {
     /// (`base_protection` `None`, `pending_snapshots` 0): what the scheduler's events and the
     /// metrics' fleet view read. The same edges as [`SyncService::edges`] otherwise, but a
     /// group whose definition, members' systems and inventory versions are unchanged since
-    /// its last call reuses its `EdgeBasis` (no inventory loaded, nothing planned): its
+    /// its last call reuses its `EdgeBasis`, kept with the group's plan (no inventory loaded,
+    /// nothing planned; see `service::sync::basis`): its
     /// cost is a version read and its states, conflicts and jobs, whatever its inventories'
     /// size. Ages and statuses are computed at `now` from the basis' timestamps. A group
     /// whose policy has a `min_snapshot_age_seconds` plans afresh every call (its plan moves
@@ -453,13 +474,9 @@ impl SyncService {
             .into_iter()
             .filter(|g| g.enabled)
             .collect();
-        self.edge_bases()
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|id, _| groups.iter().any(|g| g.id == *id));
         let mut edges = Vec::new();
         for group in &groups {
-            let basis = self.edge_basis(group, now).await?;
+            let basis = self.kept_plan(group, now).await?;
             let (states, conflicts, jobs) = self.edge_records(group).await?;
             let facts = EdgeFacts {
                 states: &states,
@@ -467,41 +484,10 @@ impl SyncService {
                 jobs: &jobs,
                 retention: None,
             };
-            edges.extend(basis.edges_at(group, facts, now));
+            edges.extend(basis.edges.edges_at(group, facts, now));
         }
         edges.sort_by(edge_order);
         Ok(edges)
-    }
-
-    /// The group's [`EdgeBasis`]: the cached one while its key holds, else planned now.
-    async fn edge_basis(&self, group: &SyncGroup, now: DateTime<Utc>) -> Result<Arc<EdgeBasis>> {
-        // Read before the inventories the basis is planned from: a report in between makes
-        // the key older than the basis, so the next call plans again (never the reverse).
-        let key = BasisKey::read(self, group).await?;
-        let cacheable = key.clock_free();
-        if cacheable
-            && let Some((k, basis)) = self
-                .edge_bases()
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&group.id)
-            && *k == key
-        {
-            return Ok(basis.clone());
-        }
-        let inventories = self.inventories(group).await?;
-        let plan = plan_group(group, &inventories, now);
-        let basis = Arc::new(EdgeBasis::new(group, &inventories, &plan));
-        let mut cache = self
-            .edge_bases()
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cacheable {
-            cache.insert(group.id, (key, basis.clone()));
-        } else {
-            cache.remove(&group.id);
-        }
-        Ok(basis)
     }
 }
 
@@ -519,16 +505,11 @@ pub(crate) struct BasisKey {
 }
 
 impl BasisKey {
-    /// The group's key as the store has it now. Read it **before** the inventories a result
-    /// is derived from: a report in between then makes the key older than the result, so
-    /// the next call derives again (never the reverse).
-    pub(crate) async fn read(service: &SyncService, group: &SyncGroup) -> Result<BasisKey> {
-        Ok(Self::read_with_systems(service, group).await?.0)
-    }
-
-    /// [`read`](Self::read), with the members' system records as they are now (`last_seen`
-    /// included), sorted by id.
-    pub(crate) async fn read_with_systems(
+    /// The group's key as the store has it now, with the members' system records as they
+    /// are now (`last_seen` included), sorted by id. Read it **before** the inventories a
+    /// result is derived from: a report in between then makes the key older than the
+    /// result, so the next call derives again (never the reverse).
+    pub(crate) async fn read(
         service: &SyncService,
         group: &SyncGroup,
     ) -> Result<(BasisKey, Vec<System>)> {
@@ -568,6 +549,3 @@ impl BasisKey {
             + self.systems.len() * per_system
     }
 }
-
-/// Each group's last [`EdgeBasis`] with its key ([`SyncService::fleet_edges`]).
-pub(crate) type EdgeBasisCache = std::sync::Mutex<HashMap<Uuid, (BasisKey, Arc<EdgeBasis>)>>;

@@ -6,10 +6,12 @@
 //! size. An agent whose inventory is unchanged skips its report, so this is its steady
 //! state.
 //!
+//! The group's edges without the clock ([`EdgeBasis`]) are kept with it, so the scheduler's
+//! fleet view and the hosts' calls plan a changed group once.
+//!
 //! A plan depends on the clock only through `min_snapshot_age_seconds` (which snapshots are
-//! old enough to send): a group that sets it is planned per call, as for
-//! [`EdgeBasis`](crate::service::edges). Bounded by [`GROUP_BASIS_BYTES`], least recently
-//! used first; off when the inventory cache is off.
+//! old enough to send): a group that sets it is planned per call. Bounded by
+//! [`GROUP_BASIS_BYTES`], least recently used first; off when the inventory cache is off.
 
 use std::collections::HashMap;
 use std::mem::size_of;
@@ -24,7 +26,7 @@ use crate::error::Result;
 use crate::model::{SyncGroup, System};
 use crate::plan::{GroupPlan, MemberInventory, Outcome, Transfer, plan_group};
 use crate::retention::{Bookmarks, HeldTags, ReportedHolds};
-use crate::service::edges::BasisKey;
+use crate::service::edges::{BasisKey, EdgeBasis};
 
 /// Most bytes the kept group bases take with their keys: 16 MiB (a group of 5 hosts × 100
 /// datasets in sync takes ~100 KB; a first hand-out's plan, every snapshot listed once per
@@ -98,17 +100,25 @@ pub(super) fn tags_bytes(held: &HeldTags, marks: &Bookmarks) -> usize {
 /// (system, pool, dataset path) → when that system last reported any snapshot of it.
 type LastReports = HashMap<(Uuid, String, String), DateTime<Utc>>;
 
-/// The part of a group's evaluation that follows from its inventories alone.
+/// The part of a group's evaluation, and of its edges, that follows from its inventories
+/// alone.
 #[derive(Debug)]
-pub(super) struct GroupBasis {
+pub(crate) struct GroupBasis {
     pub(super) plan: GroupPlan,
     last_reports: LastReports,
     pub(super) reported: Reported,
+    /// The group's edges without the clock ([`SyncService::fleet_edges`]).
+    pub(crate) edges: EdgeBasis,
 }
 
 impl GroupBasis {
-    pub(super) fn new(inventories: &[MemberInventory], plan: GroupPlan) -> GroupBasis {
+    pub(super) fn new(
+        group: &SyncGroup,
+        inventories: &[MemberInventory],
+        plan: GroupPlan,
+    ) -> GroupBasis {
         GroupBasis {
+            edges: EdgeBasis::new(group, inventories, &plan),
             plan,
             last_reports: last_reports(inventories),
             reported: Reported::of(inventories),
@@ -171,7 +181,7 @@ impl GroupBasis {
                 size_of::<((Uuid, String, String), DateTime<Utc>)>() + 1 + k.1.len() + k.2.len()
             })
             .sum();
-        size_of::<Self>() + plan + reports + self.reported.heap_bytes()
+        size_of::<Self>() + plan + reports + self.reported.heap_bytes() + self.edges.heap_bytes()
     }
 }
 
@@ -282,13 +292,23 @@ impl SyncService {
             .get(group, |k| (k.key == *key).then(|| k.basis.clone()))
     }
 
+    /// The group's plan and the facts taken from its inventories at `now` (see
+    /// [`planned`](Self::planned)).
+    pub(crate) async fn kept_plan(
+        &self,
+        group: &SyncGroup,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<GroupBasis>> {
+        Ok(self.planned(group, now).await?.basis)
+    }
+
     /// The group's basis at `now`: the kept one while the group's key is unchanged (and its
     /// plan does not move with the clock), else planned from the inventories now, by one
     /// caller at a time ([`Flights`]).
     pub(super) async fn planned(&self, group: &SyncGroup, now: DateTime<Utc>) -> Result<Planned> {
         // Read before the inventories: a report in between makes the key older than the
         // basis, so the next call plans again (never the reverse).
-        let (key, systems) = BasisKey::read_with_systems(self, group).await?;
+        let (key, systems) = BasisKey::read(self, group).await?;
         let cacheable = key.clock_free() && self.group_bases.usage().budget > 0;
         let kept = |basis| Planned {
             basis,
@@ -333,7 +353,7 @@ impl SyncService {
     ) -> Result<Planned> {
         let inventories = self.inventories(group).await?;
         let plan = plan_group(group, &inventories, now);
-        let basis = Arc::new(GroupBasis::new(&inventories, plan));
+        let basis = Arc::new(GroupBasis::new(group, &inventories, plan));
         // The records the inventories were loaded with (the plan's).
         let systems = inventories.iter().map(|i| i.system.clone()).collect();
         Ok(Planned {

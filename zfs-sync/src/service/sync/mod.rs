@@ -279,8 +279,6 @@ pub struct SyncService {
     cache: Arc<InventoryCache>,
     /// Inventories known from the reports this process stored ([`SyncService::fed_usage`]).
     fed: Arc<fed::FedInventories>,
-    /// Each group's edges without the clock, for [`SyncService::fleet_edges`].
-    edge_bases: Arc<crate::service::edges::EdgeBasisCache>,
     /// Each host's maintenance plan while its inputs are unchanged.
     maintenance_plans: Arc<plan_cache::MaintenancePlans>,
     /// Each group's plan and what else its evaluation takes from the inventories, while the
@@ -344,12 +342,7 @@ impl SyncService {
             settings,
             cache: Arc::default(),
             fed: Arc::default(),
-            edge_bases: Arc::default(),
         }
-    }
-
-    pub(crate) fn edge_bases(&self) -> &crate::service::edges::EdgeBasisCache {
-        &self.edge_bases
     }
 
     /// The store this service works on.
