@@ -457,7 +457,16 @@ fn without_retention(edges: &[Edge]) -> Vec<Edge> {
 async fn fleet_edges_follow_reports_and_group_edits_and_ignore_heartbeats() {
     let w = world(4, 2, 24 * HOUR, &[]).await;
     let now = at_hours(6);
+    // A group check plans the group first: the fleet view makes its edges from the kept
+    // plan and the inventories as they are.
+    w.sync.check_group(w.group_id, now).await.unwrap();
+    let hits = w.sync.group_basis_usage().hits;
     let first = edges(&w, now).await;
+    assert_eq!(
+        w.sync.group_basis_usage().hits,
+        hits + 1,
+        "not planned again"
+    );
     assert_eq!(edge_to(&first, w.b).lag_snapshots, 4);
     assert_eq!(
         edge_to(&first, w.b).recovery_point_age_seconds,

@@ -134,23 +134,6 @@ enum BasisOutcome {
 }
 
 impl EdgeBasis {
-    /// Heap bytes, roughly (for a cache's byte budget).
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.rows
-            .iter()
-            .map(|r| {
-                std::mem::size_of::<BasisRow>()
-                    + r.dataset.len()
-                    + r.source_hostname.as_ref().map_or(0, String::len)
-                    + r.target_hostname.len()
-                    + match &r.outcome {
-                        BasisOutcome::Blocked(m) | BasisOutcome::NoPlace(m) => m.len(),
-                        _ => 0,
-                    }
-            })
-            .sum()
-    }
-
     pub(crate) fn new(
         group: &SyncGroup,
         inventories: &[MemberInventory],
@@ -476,7 +459,7 @@ impl SyncService {
             .collect();
         let mut edges = Vec::new();
         for group in &groups {
-            let basis = self.kept_plan(group, now).await?;
+            let basis = self.edge_basis(group, now).await?;
             let (states, conflicts, jobs) = self.edge_records(group).await?;
             let facts = EdgeFacts {
                 states: &states,
@@ -484,7 +467,7 @@ impl SyncService {
                 jobs: &jobs,
                 retention: None,
             };
-            edges.extend(basis.edges.edges_at(group, facts, now));
+            edges.extend(basis.edges_at(group, facts, now));
         }
         edges.sort_by(edge_order);
         Ok(edges)

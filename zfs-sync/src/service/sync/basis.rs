@@ -103,22 +103,19 @@ type LastReports = HashMap<(Uuid, String, String), DateTime<Utc>>;
 /// The part of a group's evaluation, and of its edges, that follows from its inventories
 /// alone.
 #[derive(Debug)]
-pub(crate) struct GroupBasis {
+pub(super) struct GroupBasis {
     pub(super) plan: GroupPlan,
     last_reports: LastReports,
     pub(super) reported: Reported,
-    /// The group's edges without the clock ([`SyncService::fleet_edges`]).
-    pub(crate) edges: EdgeBasis,
+    /// The group's edges without the clock ([`SyncService::fleet_edges`]), made when first
+    /// asked for (a host's call does not need them).
+    edges: std::sync::OnceLock<Arc<EdgeBasis>>,
 }
 
 impl GroupBasis {
-    pub(super) fn new(
-        group: &SyncGroup,
-        inventories: &[MemberInventory],
-        plan: GroupPlan,
-    ) -> GroupBasis {
+    pub(super) fn new(inventories: &[MemberInventory], plan: GroupPlan) -> GroupBasis {
         GroupBasis {
-            edges: EdgeBasis::new(group, inventories, &plan),
+            edges: std::sync::OnceLock::new(),
             plan,
             last_reports: last_reports(inventories),
             reported: Reported::of(inventories),
@@ -181,7 +178,15 @@ impl GroupBasis {
                 size_of::<((Uuid, String, String), DateTime<Utc>)>() + 1 + k.1.len() + k.2.len()
             })
             .sum();
-        size_of::<Self>() + plan + reports + self.reported.heap_bytes() + self.edges.heap_bytes()
+        // The edges, made later, are counted as an estimate: a few hundred bytes per edge.
+        let edges = self
+            .plan
+            .datasets
+            .iter()
+            .map(|d| d.outcomes.len() + 1)
+            .sum::<usize>()
+            * 256;
+        size_of::<Self>() + plan + reports + self.reported.heap_bytes() + edges
     }
 }
 
@@ -292,14 +297,33 @@ impl SyncService {
             .get(group, |k| (k.key == *key).then(|| k.basis.clone()))
     }
 
-    /// The group's plan and the facts taken from its inventories at `now` (see
-    /// [`planned`](Self::planned)).
-    pub(crate) async fn kept_plan(
+    /// The group's edges without the clock at `now`, from its kept plan: made with the plan
+    /// when this call planned; else from the inventories loaded now when they are the plan's
+    /// (the group's key read again after them is unchanged: versions only grow), and then
+    /// kept with the plan; else from those inventories planned afresh.
+    pub(crate) async fn edge_basis(
         &self,
         group: &SyncGroup,
         now: DateTime<Utc>,
-    ) -> Result<Arc<GroupBasis>> {
-        Ok(self.planned(group, now).await?.basis)
+    ) -> Result<Arc<EdgeBasis>> {
+        let planned = self.planned(group, now).await?;
+        if let Some(edges) = planned.basis.edges.get() {
+            return Ok(edges.clone());
+        }
+        let (inventories, same) = match &planned.inventories {
+            Some(inventories) => (inventories.clone(), true),
+            None => {
+                let inventories = self.inventories(group).await?;
+                let same = BasisKey::read(self, group).await?.0 == planned.key;
+                (inventories, same)
+            }
+        };
+        if same {
+            let edges = Arc::new(EdgeBasis::new(group, &inventories, &planned.basis.plan));
+            return Ok(planned.basis.edges.get_or_init(|| edges).clone());
+        }
+        let plan = plan_group(group, &inventories, now);
+        Ok(Arc::new(EdgeBasis::new(group, &inventories, &plan)))
     }
 
     /// The group's basis at `now`: the kept one while the group's key is unchanged (and its
@@ -353,7 +377,7 @@ impl SyncService {
     ) -> Result<Planned> {
         let inventories = self.inventories(group).await?;
         let plan = plan_group(group, &inventories, now);
-        let basis = Arc::new(GroupBasis::new(group, &inventories, plan));
+        let basis = Arc::new(GroupBasis::new(&inventories, plan));
         // The records the inventories were loaded with (the plan's).
         let systems = inventories.iter().map(|i| i.system.clone()).collect();
         Ok(Planned {
